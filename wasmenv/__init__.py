@@ -1,0 +1,55 @@
+"""wasmenv: decode WebAssembly modules into the metadata a runtime needs.
+
+Pure Python; never imports :mod:`runtime`.
+"""
+from __future__ import annotations
+
+import mmap as _mmap
+
+from .constexpr import ConstExpr
+from .errors import ArtifactError, DecodeError, UnsupportedFeature, WasmEnvError
+from .init import (InitMemory, MemoryInitialization, MemoryInitializer, StaticMemoryInitializer,
+                   TableInitialization, TableInitializer, init_memory)
+from .module import ElementSegment, FunctionType, Global, Initializer, Module, ModuleType
+from .plans import MemoryPlan, MemoryStyle, TablePlan, TableStyle
+from .translation import MAX_FUNC_TABLE_SIZE, MAX_IMAGE_SIZE_ALWAYS_ALLOWED, ModuleTranslation
+from .tunables import Tunables
+from .types import (WASM_PAGE_SIZE, EntityIndex, ExternKind, FuncType, GlobalType, MemoryType,
+                    TableType, TagType, ValType)
+
+__all__ = [
+    "translate", "compile", "host_page_size",
+    "WasmEnvError", "DecodeError", "UnsupportedFeature", "ArtifactError",
+    "Tunables", "Module", "ModuleTranslation", "ModuleType", "FunctionType", "Global",
+    "Initializer", "ElementSegment", "ConstExpr",
+    "MemoryPlan", "MemoryStyle", "TablePlan", "TableStyle",
+    "MemoryInitializer", "StaticMemoryInitializer", "MemoryInitialization", "InitMemory",
+    "init_memory", "TableInitializer", "TableInitialization",
+    "ValType", "ExternKind", "EntityIndex", "FuncType", "MemoryType", "TableType",
+    "GlobalType", "TagType", "WASM_PAGE_SIZE", "MAX_FUNC_TABLE_SIZE",
+    "MAX_IMAGE_SIZE_ALWAYS_ALLOWED",
+]
+
+
+def host_page_size() -> int:
+    """The host's virtual-memory page size in bytes."""
+    return _mmap.PAGESIZE
+
+
+def translate(data, tunables: Tunables = None) -> ModuleTranslation:
+    """Decode and check a binary module (code bodies skipped); initializers stay Segmented.
+
+    Raises:
+        DecodeError: malformed or invalid at module level (``.offset`` says where).
+        UnsupportedFeature: the module uses a proposal wasmenv does not decode.
+    """
+    from .decode import decode_module
+    return decode_module(data, tunables if tunables is not None else Tunables())
+
+
+def compile(data, tunables: Tunables = None) -> ModuleTranslation:  # noqa: A001 - API name
+    """``translate``, then static memory images and FuncTable folding where possible."""
+    translation = translate(data, tunables)
+    translation.try_static_init(host_page_size(), MAX_IMAGE_SIZE_ALWAYS_ALLOWED)
+    translation.try_func_table_init()
+    return translation
