@@ -1,0 +1,3 @@
+#include <unistd.h>
+#include "wenv_native.h"
+long wenv_page_size(void) { return sysconf(_SC_PAGESIZE); }
