@@ -1,0 +1,23 @@
+"""runtime: instantiate wasmenv modules on real mmap-backed memories.
+
+Linear memories are reserved with guard regions, static images are mapped
+copy-on-write, segmented data is copied at instantiation, and out-of-bounds accesses
+caught by guard pages become :class:`Trap`.
+"""
+from .allocator import OnDemandAllocator
+from .engine import Engine
+from .errors import AllocationError, LinkError, WasmRuntimeError
+from .func import ExecutionUnsupported, Func
+from .globals import Global
+from .instance import Instance
+from .memory import Memory
+from .module import Module
+from .table import Table
+from .tag import Tag
+from .traps import Trap, TrapCode
+
+__all__ = [
+    "Engine", "Module", "Instance", "Memory", "Table", "Global", "Func", "Tag",
+    "OnDemandAllocator", "Trap", "TrapCode", "WasmRuntimeError", "LinkError",
+    "AllocationError", "ExecutionUnsupported",
+]

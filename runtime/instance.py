@@ -1,0 +1,228 @@
+"""Instance: instantiation in spec order, and the instance's exports."""
+from __future__ import annotations
+
+import weakref
+from typing import Dict, List, Optional
+
+from wasmenv import ConstExpr, ExternKind, InitMemory, TableInitialization, ValType
+
+from .func import Func
+from .globals import Global
+from .linking import lookup_imports
+from .module import Module
+from .table import Table
+from .tag import Tag
+from .traps import Trap, TrapCode
+from .values import as_u64
+
+
+class Instance:
+    """An instantiated module: imports linked, globals, tables and memories created and
+    initialized in spec order. Start functions are reported (``start_func``), not run.
+
+    Args:
+        module: a :class:`runtime.Module`.
+        imports: mapping ``(module_name, field) -> extern`` or a sequence in import order;
+            externs are Memory, Table, Global, Func, Tag or a bare callable for a function.
+
+    Raises:
+        LinkError: an import is missing or mistyped (nothing was allocated).
+        Trap: a data or element segment is out of bounds (earlier writes to imported
+            memories/tables stay, as the spec says; everything this instance allocated is
+            released).
+        AllocationError: a memory could not be reserved (nothing is left behind).
+    """
+
+    def __init__(self, module: Module, imports=None):
+        if module.closed:
+            raise ValueError("module is closed")
+        env = module.env
+        externs = lookup_imports(env, imports)
+        self.module = module
+        self._funcs: Dict[int, Func] = {}
+        self.functions: List[Optional[Func]] = [None] * len(env.functions)
+        self.globals: List[Global] = []
+        self.tables: List[Table] = []
+        self.memories: List[object] = []
+        self.tags: List[Tag] = []
+        self._owned: List[object] = []  # defined memories and tables, released on close
+        for imp, ext in zip(env.initializers, externs):
+            kind = imp.index.kind
+            if kind is ExternKind.FUNC:
+                self.functions[imp.index.index] = ext
+            elif kind is ExternKind.GLOBAL:
+                self.globals.append(ext)
+            elif kind is ExternKind.TABLE:
+                self.tables.append(ext)
+            elif kind is ExternKind.MEMORY:
+                self.memories.append(ext)
+            else:
+                self.tags.append(ext)
+        self._finalizer = weakref.finalize(self, _release, self._owned)
+        try:
+            self._instantiate()
+        except BaseException:
+            self._finalizer()
+            raise
+        self.exports = Exports(self)
+
+    # -- instantiation -------------------------------------------------------------------
+    def _instantiate(self):
+        env = self.module.env
+        for g in env.globals[env.num_imported_globals:]:
+            self.globals.append(Global(g.type, self._eval(g.init)))
+        for t in env.tags[env.num_imported_tags:]:
+            self.tags.append(Tag(t.func_type))
+
+        tinit = env.table_initialization
+        lazy = tinit.tables if isinstance(tinit, TableInitialization.FuncTable) else ()
+        for index in range(env.num_imported_tables, len(env.table_plans)):
+            arr = lazy[index] if index < len(lazy) else None
+            table = Table._for_plan(env.table_plans[index], arr, self._func_ref)
+            self._owned.append(table)
+            self.tables.append(table)
+
+        allocator = self.module.engine.allocator
+        images = self.module.images
+        for index in range(env.num_imported_memories, len(env.memory_plans)):
+            memory = allocator.allocate_memory(env.memory_plans[index], images[index])
+            self._owned.append(memory)
+            self.memories.append(memory)
+
+        # Element segments (eager ones), then data segments, each in order; stop at the
+        # first out-of-bounds segment with earlier writes kept.
+        for seg in tinit.segments:
+            table = self.tables[seg.table_index]
+            start = seg.start(self._global_u64)
+            if start + len(seg.elements) > table.size:
+                raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS,
+                           f"element segment out of bounds: [{start}, {start + len(seg.elements)}) "
+                           f"in table {seg.table_index} of size {table.size}")
+            table._write_elements(start, [self._element(e) for e in seg.elements])
+
+        minit = env.memory_initialization
+        if minit.is_segmented():
+            data = self.module.translation.data
+            state = InitMemory.Runtime(lambda i: self.memories[i].size_pages, self._global_u64)
+
+            def write(memory_index, init):
+                self.memories[memory_index].write(init.offset, data.view(init.data))
+                return True
+
+            if not minit.init_memory(state, write):
+                raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, "data segment out of bounds")
+        # Static images were mapped when the memories were allocated.
+
+        # Active and declarative segments are dropped; passive ones stay until data.drop.
+        self._passive_data = dict(env.passive_data_map)
+        self._passive_elements = dict(env.passive_elements)
+
+    def _global_u64(self, index: int) -> int:
+        return self.globals[index].as_u64()
+
+    def _func_ref(self, index: int) -> Func:
+        f = self.functions[index]
+        if f is None:
+            env = self.module.env
+            f = self.functions[index] = Func._wasm(env.type_of((ExternKind.FUNC, index)), self, index)
+        return f
+
+    def _eval(self, expr: ConstExpr):
+        return expr.evaluate(lambda i: self.globals[i].bits, self._func_ref)
+
+    def _element(self, item):
+        if item is None:
+            return None
+        if isinstance(item, int):
+            return self._func_ref(item)
+        return self._eval(item)
+
+    # -- public --------------------------------------------------------------------------
+    @property
+    def start_func(self) -> Optional[int]:
+        """The start function's index (not run: this runtime does not execute wasm)."""
+        return self.module.env.start_func
+
+    def memory(self, index: int = 0):
+        return self.memories[index]
+
+    def passive_data(self, data_index: int) -> memoryview:
+        """Bytes of a passive data segment (empty once dropped, or if it was active)."""
+        r = self._passive_data.get(data_index)
+        if r is None:
+            if not 0 <= data_index < self.module.env.num_data_segments:
+                raise IndexError(f"no data segment {data_index}")
+            return memoryview(b"")
+        return self.module.translation.passive_data.view(r)
+
+    def data_drop(self, data_index: int):
+        self._passive_data.pop(data_index, None)
+
+    def memory_init(self, memory_index: int, addr: int, data_index: int, offset: int, n: int):
+        """memory.init: copy ``n`` bytes of passive segment ``data_index`` from ``offset``."""
+        self.memories[memory_index]._init_bytes(addr, self.passive_data(data_index), offset, n)
+
+    def close(self):
+        """Release the memories and tables this instance defined."""
+        self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"<Instance of {self.module.env.name or 'module'}: {len(self.memories)} memories>"
+
+
+def _release(owned):
+    for r in reversed(owned):
+        r.close()
+    owned.clear()
+
+
+class Exports:
+    """``instance.exports[name]`` -> Func, Table, Memory, Global or Tag; in declaration order."""
+
+    def __init__(self, instance: Instance):
+        self._instance = instance
+        self._names = list(instance.module.env.exports)
+
+    def __getitem__(self, name):
+        if isinstance(name, int):
+            name = self._names[name]
+        inst = self._instance
+        idx = inst.module.env.exports[name]
+        kind = idx.kind
+        if kind is ExternKind.FUNC:
+            return inst._func_ref(idx.index)
+        if kind is ExternKind.MEMORY:
+            return inst.memories[idx.index]
+        if kind is ExternKind.TABLE:
+            return inst.tables[idx.index]
+        if kind is ExternKind.GLOBAL:
+            return inst.globals[idx.index]
+        return inst.tags[idx.index]
+
+    def get(self, name, default=None):
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def __contains__(self, name):
+        return name in self._instance.module.env.exports
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
+
+    def items(self):
+        return [(n, self[n]) for n in self._names]

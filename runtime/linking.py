@@ -1,0 +1,83 @@
+"""Import resolution and type checking (link errors)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from wasmenv import FuncType, GlobalType, MemoryType, TableType, TagType
+
+from .errors import LinkError
+from .func import Func
+from .globals import Global
+from .table import Table
+
+
+def lookup_imports(module_env, imports) -> list:
+    """Match ``imports`` (mapping ``(module, field) -> extern`` or a sequence in import order)
+    against the module's imports and check each type. Returns externs in import order.
+
+    Raises:
+        LinkError: an import is missing or has the wrong type.
+    """
+    wanted = list(module_env.imports())
+    if imports is None:
+        imports = {}
+    if isinstance(imports, Mapping):
+        found = []
+        for mod, field, ty in wanted:
+            if (mod, field) not in imports:
+                raise LinkError(f"unknown import: {mod}::{field} has not been defined")
+            found.append(imports[(mod, field)])
+    else:
+        found = list(imports)
+        if len(found) != len(wanted):
+            raise LinkError(f"expected {len(wanted)} imports, found {len(found)}")
+    return [check_import(mod, field, ty, ext) for (mod, field, ty), ext in zip(wanted, found)]
+
+
+def check_import(mod, field, ty, ext):
+    """Check one extern against the imported type; a bare callable becomes a Func."""
+    where = f"incompatible import type for `{mod}::{field}`"
+    if isinstance(ty, FuncType):
+        if isinstance(ext, Func):
+            if ext.ty != ty:
+                raise LinkError(f"{where}: function types differ: expected {ty}, found {ext.ty}")
+            return ext
+        if callable(ext) and not isinstance(ext, (Global, Table)) and not hasattr(ext, "size_pages"):
+            return Func(ty, ext)
+        raise LinkError(f"{where}: expected a function, found {type(ext).__name__}")
+    if isinstance(ty, MemoryType):
+        if not hasattr(ext, "size_pages") or not hasattr(ext, "ty"):
+            raise LinkError(f"{where}: expected a memory, found {type(ext).__name__}")
+        actual = ext.ty
+        if actual.shared != ty.shared:
+            raise LinkError(f"{where}: memory types differ: shared mismatch")
+        if actual.memory64 != ty.memory64:
+            raise LinkError(f"{where}: memory types differ: index type mismatch")
+        _check_limits(where, "memory", ext.size_pages, actual.maximum, ty.minimum, ty.maximum)
+        return ext
+    if isinstance(ty, TableType):
+        if not isinstance(ext, Table):
+            raise LinkError(f"{where}: expected a table, found {type(ext).__name__}")
+        if ext.ty.element != ty.element or ext.ty.table64 != ty.table64:
+            raise LinkError(f"{where}: table types differ: {ext.ty.element} vs {ty.element}")
+        _check_limits(where, "table", ext.size, ext.ty.maximum, ty.minimum, ty.maximum)
+        return ext
+    if isinstance(ty, GlobalType):
+        if not isinstance(ext, Global):
+            raise LinkError(f"{where}: expected a global, found {type(ext).__name__}")
+        if ext.ty != ty:
+            raise LinkError(f"{where}: global types differ: expected {ty}, found {ext.ty}")
+        return ext
+    if isinstance(ty, TagType):
+        from .tag import Tag
+        if not isinstance(ext, Tag) or ext.ty != ty.func_type:
+            raise LinkError(f"{where}: expected a tag of type {ty.func_type}")
+        return ext
+    raise LinkError(f"{where}: unknown import kind")
+
+
+def _check_limits(where, what, actual_min, actual_max, want_min, want_max):
+    if actual_min < want_min:
+        raise LinkError(f"{where}: {what} types incompatible: minimum {actual_min} < {want_min}")
+    if want_max is not None and (actual_max is None or actual_max > want_max):
+        raise LinkError(f"{where}: {what} types incompatible: maximum {actual_max} exceeds {want_max}")
