@@ -1,0 +1,219 @@
+"""Differential harness: instantiate the same module with the same imports in wasmtime-py
+and in our runtime, and reduce each side to a comparable Outcome."""
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import NamedTuple, Optional, Tuple
+
+import wasmtime as wt
+
+import runtime
+import wasmenv
+from wasmenv import FuncType, GlobalType, MemoryType, TableType, TagType, ValType
+
+#: Memories bigger than this are compared by size and a digest of their first pages only.
+FULL_COMPARE_BYTES = 64 << 20
+
+
+def wasmtime_engine(cow: bool = True, guard_bytes: Optional[int] = None,
+                    reservation_bytes: Optional[int] = None) -> wt.Engine:
+    cfg = wt.Config()
+    for feature in ("wasm_multi_memory", "wasm_memory64", "wasm_threads", "wasm_reference_types",
+                    "wasm_bulk_memory", "wasm_multi_value", "wasm_exceptions"):
+        setattr(cfg, feature, True)
+    cfg.memory_init_cow = cow
+    if guard_bytes is not None:
+        cfg.memory_guard_size = guard_bytes
+    if reservation_bytes is not None:
+        cfg.memory_reservation = reservation_bytes
+    return wt.Engine(cfg)
+
+
+class Outcome(NamedTuple):
+    kind: str  # "ok" | "link" | "trap" | "invalid"
+    detail: str = ""
+    memories: Tuple = ()
+    globals: Tuple = ()
+    tables: Tuple = ()
+
+    def comparable(self):
+        return (self.kind, self.memories, self.globals, self.tables)
+
+
+def _digest(size_bytes: int, data: bytes) -> tuple:
+    return (size_bytes, hashlib.blake2b(data, digest_size=16).hexdigest())
+
+
+def _global_key(content: str, value):
+    if content in ("f32", "f64"):
+        return ("nan",) if isinstance(value, float) and math.isnan(value) else float(value)
+    if content in ("funcref", "externref", "exnref"):
+        return value is not None
+    if content == "v128":
+        return int(value) if isinstance(value, int) else None
+    return int(value)
+
+
+# -- import recipes: plain data describing one host value per import -----------------------
+def recipes_for(wasm: bytes):
+    """One recipe per import, derived from our decoder's view of the module's import types."""
+    tr = wasmenv.translate(wasm)
+    out = []
+    for k, (mod, field, ty) in enumerate(tr.module.imports()):
+        out.append((mod, field, ty, k))
+    return out
+
+
+def _global_value(content: ValType, k: int):
+    if content in (ValType.I32, ValType.I64):
+        return 8 * k
+    if content in (ValType.F32, ValType.F64):
+        return float(k) + 0.5
+    return None
+
+
+def _wt_valtype(v: ValType):
+    return {ValType.I32: wt.ValType.i32, ValType.I64: wt.ValType.i64, ValType.F32: wt.ValType.f32,
+            ValType.F64: wt.ValType.f64, ValType.FUNCREF: wt.ValType.funcref,
+            ValType.EXTERNREF: wt.ValType.externref}[v]()
+
+
+def _wt_val(v: ValType, value):
+    if v is ValType.I32:
+        return wt.Val.i32(value)
+    if v is ValType.I64:
+        return wt.Val.i64(value)
+    if v is ValType.F32:
+        return wt.Val.f32(value)
+    if v is ValType.F64:
+        return wt.Val.f64(value)
+    if v is ValType.FUNCREF:
+        return wt.Val.funcref(None)
+    return wt.Val.externref(None)
+
+
+def wasmtime_externs(store, recipes):
+    """Build wasmtime host objects for ``recipes``; raises Unsupported for what it cannot make."""
+    out = []
+    for mod, field, ty, k in recipes:
+        if isinstance(ty, FuncType):
+            ft = wt.FuncType([_wt_valtype(p) for p in ty.params], [_wt_valtype(r) for r in ty.results])
+            out.append(wt.Func(store, ft, lambda *a: None))
+        elif isinstance(ty, GlobalType):
+            gt = wt.GlobalType(_wt_valtype(ty.content), ty.mutable)
+            out.append(wt.Global(store, gt, _wt_val(ty.content, _global_value(ty.content, k))))
+        elif isinstance(ty, MemoryType):
+            lim = wt.Limits(ty.minimum, ty.maximum)
+            mt = wt.MemoryType(lim, is_64=ty.memory64, shared=ty.shared)
+            if ty.shared:
+                out.append(wt.SharedMemory(store.engine, mt))
+            else:
+                out.append(wt.Memory(store, mt))
+        elif isinstance(ty, TableType):
+            tt = wt.TableType(_wt_valtype(ty.element), wt.Limits(ty.minimum, ty.maximum))
+            out.append(wt.Table(store, tt, None))
+        elif isinstance(ty, TagType):
+            raise NotImplementedError("tag imports")
+    return out
+
+
+def our_externs(engine, recipes):
+    out = {}
+    for mod, field, ty, k in recipes:
+        if isinstance(ty, FuncType):
+            ext = runtime.Func(ty, lambda *a: None)
+        elif isinstance(ty, GlobalType):
+            ext = runtime.Global.new(engine, ty.content, _global_value(ty.content, k), mutable=ty.mutable)
+        elif isinstance(ty, MemoryType):
+            ext = runtime.Memory.new(engine, ty.minimum, ty.maximum, shared=ty.shared, memory64=ty.memory64)
+        elif isinstance(ty, TableType):
+            ext = runtime.Table.new(engine, ty.element, ty.minimum, ty.maximum, table64=ty.table64)
+        else:
+            ext = runtime.Tag(ty.func_type)
+        out[(mod, field)] = ext
+    return out
+
+
+# -- outcomes ------------------------------------------------------------------------------
+def wasmtime_outcome(engine: wt.Engine, wasm: bytes, recipes) -> Outcome:
+    store = wt.Store(engine)
+    try:
+        module = wt.Module(engine, wasm)
+    except wt.WasmtimeError as exc:
+        return Outcome("invalid", str(exc).splitlines()[0])
+    externs = wasmtime_externs(store, recipes)
+    try:
+        instance = wt.Instance(store, module, externs)
+    except wt.Trap as exc:
+        return _wt_state(store, None, externs, "trap", str(exc))
+    except wt.WasmtimeError as exc:
+        text = str(exc)
+        kind = "link" if "import" in text else "trap"
+        return Outcome(kind, text.splitlines()[0])
+    return _wt_state(store, instance, externs, "ok", "")
+
+
+def _wt_state(store, instance, externs, kind, detail):
+    items = list(externs)
+    if instance is not None:
+        exports = instance.exports(store)
+        items += [exports[name] for name in _export_names(instance, store)]
+    mems, globs, tabs = [], [], []
+    for ext in items:
+        if isinstance(ext, (wt.Memory, wt.SharedMemory)):
+            size = ext.data_len(store) if isinstance(ext, wt.Memory) else ext.data_len()
+            n = min(size, FULL_COMPARE_BYTES)
+            if isinstance(ext, wt.Memory):
+                data = bytes(ext.read(store, 0, n)) if n else b""
+            else:
+                import ctypes
+                data = ctypes.string_at(ext.data_ptr(), n) if n else b""
+            mems.append(_digest(size, data))
+        elif isinstance(ext, wt.Global):
+            ty = ext.type(store)
+            globs.append(_global_key(str(ty.content), ext.value(store)))
+        elif isinstance(ext, wt.Table):
+            size = ext.size(store)
+            tabs.append((size, tuple(ext.get(store, i) is not None for i in range(min(size, 4096)))))
+    return Outcome(kind, detail, tuple(mems), tuple(globs), tuple(tabs))
+
+
+def _export_names(instance, store):
+    return [name for name in instance.exports(store)]
+
+
+def our_outcome(engine, wasm: bytes, recipes) -> Outcome:
+    try:
+        module = runtime.Module(engine, wasm)
+    except wasmenv.DecodeError as exc:
+        return Outcome("invalid", str(exc))
+    externs = our_externs(engine, recipes)
+    try:
+        instance = runtime.Instance(module, externs)
+    except runtime.Trap as exc:
+        return _our_state(None, externs, "trap", str(exc))
+    except runtime.LinkError as exc:
+        return Outcome("link", str(exc))
+    try:
+        return _our_state(instance, externs, "ok", "")
+    finally:
+        instance.close()
+
+
+def _our_state(instance, externs, kind, detail):
+    items = list(externs.values())
+    if instance is not None:
+        items += [instance.exports[name] for name in instance.exports]
+    mems, globs, tabs = [], [], []
+    for ext in items:
+        if isinstance(ext, runtime.Memory):
+            size = ext.byte_len
+            n = min(size, FULL_COMPARE_BYTES)
+            mems.append(_digest(size, ext.read(0, n) if n else b""))
+        elif isinstance(ext, runtime.Global):
+            globs.append(_global_key(str(ext.ty.content), ext.value))
+        elif isinstance(ext, runtime.Table):
+            size = ext.size
+            tabs.append((size, tuple(ext.get(i) is not None for i in range(min(size, 4096)))))
+    return Outcome(kind, detail, tuple(mems), tuple(globs), tuple(tabs))

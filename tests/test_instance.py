@@ -1,0 +1,185 @@
+"""Instantiation in spec order: linking, globals, tables, memories, segments, traps."""
+import os
+
+import pytest
+import wasmtime
+
+import runtime
+from runtime import (Engine, Func, Global, Instance, LinkError, Memory, Module, Table, Trap,
+                     TrapCode)
+from wasmenv import FuncType, ValType
+
+
+def wat(text):
+    return wasmtime.wat2wasm(text)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Engine()
+
+
+def inst(engine, text, imports=None):
+    return Instance(Module(engine, wat(text)), imports)
+
+
+def maps_and_fds():
+    with open("/proc/self/maps") as f:
+        maps = sum(1 for _ in f)
+    return maps, len(os.listdir("/proc/self/fd"))
+
+
+def test_static_image_data_globals_and_exports(engine):
+    i = inst(engine, """(module
+      (memory (export "m") 1) (data (i32.const 5) "hello")
+      (global (export "g") (mut i64) (i64.const -7))
+      (global (export "f") f32 (f32.const 1.5))
+      (func (export "fn") (param i32) (result i32) local.get 0))""")
+    m = i.exports["m"]
+    assert isinstance(m, Memory) and m.size_pages == 1 and m.byte_len == 65536
+    assert m.read(0, 12) == b"\0" * 5 + b"hello" + b"\0\0"
+    assert i.exports["g"].value == -7 and i.exports["g"].ty.mutable
+    assert i.exports["f"].value == 1.5
+    fn = i.exports["fn"]
+    assert isinstance(fn, Func) and fn.ty == FuncType((ValType.I32,), (ValType.I32,))
+    with pytest.raises(runtime.ExecutionUnsupported):
+        fn(1)
+    assert list(i.exports) == ["m", "g", "f", "fn"]
+    i.close()
+
+
+def test_segmented_init_reads_imported_globals(engine):
+    base = Global.new(engine, "i32", 100)
+    i = inst(engine, """(module
+      (import "env" "base" (global $b i32))
+      (memory (export "m") 1)
+      (data (global.get $b) "abc")
+      (data (offset (i32.add (global.get $b) (i32.const 10))) "xyz"))""", {("env", "base"): base})
+    assert i.module.env.memory_initialization.is_segmented()
+    assert i.exports["m"].read(100, 3) == b"abc"
+    assert i.exports["m"].read(110, 3) == b"xyz"
+
+
+def test_imported_memory_receives_data_and_trap_keeps_earlier_writes(engine):
+    mem = Memory.new(engine, 1)
+    text = """(module (import "env" "mem" (memory 1))
+      (data (i32.const 0) "first") (data (i32.const 65535) "xx") (data (i32.const 8) "never"))"""
+    with pytest.raises(Trap) as info:
+        inst(engine, text, {("env", "mem"): mem})
+    assert info.value.code == TrapCode.MEMORY_OUT_OF_BOUNDS
+    assert mem.read(0, 5) == b"first"
+    assert mem.read(8, 5) == b"\0" * 5
+    mem.close()
+
+
+def test_element_segment_trap_skips_data(engine):
+    mem = Memory.new(engine, 1)
+    table = Table.new(engine, "funcref", 2)
+    text = """(module (import "env" "mem" (memory 1)) (import "env" "t" (table 2 funcref))
+      (func $f) (elem (i32.const 0) $f) (elem (i32.const 1) $f $f) (data (i32.const 0) "data"))"""
+    with pytest.raises(Trap) as info:
+        inst(engine, text, {("env", "mem"): mem, ("env", "t"): table})
+    assert info.value.code == TrapCode.TABLE_OUT_OF_BOUNDS
+    assert table.get(0) is not None and table.get(1) is None
+    assert mem.read(0, 4) == b"\0" * 4
+
+
+def test_link_errors(engine):
+    text = """(module (import "env" "g" (global i32)) (import "env" "m" (memory 2 3)))"""
+    with pytest.raises(LinkError, match="unknown import"):
+        inst(engine, text, {})
+    g64 = Global.new(engine, "i64", 1)
+    with pytest.raises(LinkError, match="global"):
+        inst(engine, text, {("env", "g"): g64, ("env", "m"): Memory.new(engine, 2, 3)})
+    g = Global.new(engine, "i32", 1)
+    with pytest.raises(LinkError, match="minimum"):
+        inst(engine, text, {("env", "g"): g, ("env", "m"): Memory.new(engine, 1, 3)})
+    with pytest.raises(LinkError, match="maximum"):
+        inst(engine, text, {("env", "g"): g, ("env", "m"): Memory.new(engine, 2)})
+    with pytest.raises(LinkError, match="memory"):
+        inst(engine, text, {("env", "g"): g, ("env", "m"): g})
+
+
+def test_bare_callable_and_func_imports(engine):
+    text = """(module (import "env" "f" (func $f (param i32) (result i32)))
+      (table (export "t") 1 funcref) (elem (i32.const 0) $f) (export "f2" (func $f)))"""
+    i = inst(engine, text, {("env", "f"): lambda x: x + 1})
+    assert i.exports["t"].get(0)(41) == 42
+    assert i.exports["f2"] is i.exports["t"].get(0)
+    bad = Func(FuncType((), ()), lambda: None)
+    with pytest.raises(LinkError, match="function types differ"):
+        inst(engine, text, {("env", "f"): bad})
+
+
+def test_functable_lazy_and_leftovers(engine):
+    g = Global.new(engine, "i32", 3)
+    i = inst(engine, """(module (import "env" "g" (global $g i32))
+      (table (export "t") 6 funcref) (func $a) (func $b)
+      (elem (i32.const 0) $a $b) (elem (global.get $g) $b) (elem (i32.const 5) $a))""",
+             {("env", "g"): g})
+    init = i.module.env.table_initialization
+    assert len(init.segments) == 2  # the global-based one and everything after it
+    t = i.exports["t"]
+    assert [t.get(k) is not None for k in range(6)] == [True, True, False, True, False, True]
+    assert t.get(0).wasm_index == 0 and t.get(3).wasm_index == 1 and t.get(3) is t.get(1)
+
+
+def test_failed_instantiation_leaves_nothing(engine):
+    text = """(module (memory 1) (memory 2) (data (memory 1) (i32.const 0) "ok")
+      (data (memory 0) (i32.const 70000) "oob") (table 1 funcref))"""
+    module = Module(engine, wat(text))
+    # Warm up (lazy imports, signal handler installation) before counting.
+    with pytest.raises(Trap):
+        Instance(module)
+    before = maps_and_fds()
+    for _ in range(20):
+        with pytest.raises(Trap):
+            Instance(module)
+    assert maps_and_fds() == before
+
+
+def test_failed_allocation_leaves_nothing(engine):
+    huge = Engine(engine.tunables.replace(static_memory_offset_guard_size=1 << 46))
+    module = Module(huge, wat("(module (memory 1) (memory 1) (memory 1) (memory 1) (memory 1))"))
+    with pytest.raises(runtime.AllocationError):
+        Instance(module)
+    before = maps_and_fds()
+    with pytest.raises(runtime.AllocationError):
+        Instance(module)
+    assert maps_and_fds() == before
+
+
+def test_start_func_reported_not_run(engine):
+    i = inst(engine, """(module (func $s unreachable) (start $s))""")
+    assert i.start_func == 0
+
+
+def test_passive_data_memory_init_and_drop(engine):
+    i = inst(engine, """(module (memory (export "m") 1)
+      (data $p "passive") (data (i32.const 0) "active"))""")
+    m = i.exports["m"]
+    i.memory_init(0, 100, 0, 1, 3)
+    assert m.read(100, 3) == b"ass"
+    assert bytes(i.passive_data(1)) == b""  # active segments are dropped
+    i.data_drop(0)
+    with pytest.raises(Trap):
+        i.memory_init(0, 0, 0, 0, 1)
+    i.memory_init(0, 0, 0, 0, 0)  # n=0 from a dropped segment is fine
+
+
+def test_shared_memory_import(engine):
+    shared = Memory.new(engine, 1, 2, shared=True)
+    text = """(module (import "env" "m" (memory 1 2 shared)) (data (i32.const 0) "s"))"""
+    a = inst(engine, text, {("env", "m"): shared})
+    b = inst(engine, text, {("env", "m"): shared})
+    assert a.memory(0) is b.memory(0) is shared
+    with pytest.raises(LinkError, match="shared"):
+        inst(engine, text, {("env", "m"): Memory.new(engine, 1, 2)})
+
+
+def test_close_releases_and_context_manager(engine):
+    module = Module(engine, wat('(module (memory (export "m") 1) (data (i32.const 0) "x"))'))
+    module_maps = maps_and_fds()
+    with Instance(module) as i:
+        assert i.exports["m"].read(0, 1) == b"x"
+    assert maps_and_fds() == module_maps
