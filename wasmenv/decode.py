@@ -1,0 +1,843 @@
+"""The binary decoder: a WebAssembly module (bytes) -> :class:`ModuleTranslation`.
+
+Sections are decoded in one pass over a zero-copy :class:`~wasmenv.reader.Reader`; code
+bodies are bounds-checked and skipped. Module-level validation follows what Wasmtime 50
+(wasmparser) accepts with bulk memory, reference types, multi-value, multi-memory,
+memory64/table64, threads, extended-const, SIMD value types and exception tags enabled,
+and with its default GC setting for constant expressions (``global.get`` of any earlier
+immutable global). Other proposals raise :class:`UnsupportedFeature`.
+
+Every malformed or invalid input raises :class:`DecodeError` (offset and section set).
+"""
+from __future__ import annotations
+
+from .constexpr import MASK32, MASK64, ConstExpr
+from .errors import DecodeError, UnsupportedFeature
+from .init import MemoryInitialization, MemoryInitializer, TableInitialization, TableInitializer
+from .module import ElementSegment, FunctionType, Global, Initializer, Module, ModuleType
+from .plans import MemoryPlan, TablePlan
+from .reader import Reader, as_byte_view
+from .translation import ModuleTranslation
+from .tunables import Tunables
+from .types import (WASM32_MAX_PAGES, WASM64_MAX_PAGES, EntityIndex, ExternKind, FuncType,
+                    GlobalType, MemoryType, TableType, TagType, ValType)
+
+__all__ = ["decode_module", "SECTION_NAMES"]
+
+# -- limits (wasmparser's limits.rs, as enforced by Wasmtime) -----------------------------
+MAX_TYPES = 1_000_000
+MAX_FUNCTIONS = 1_000_000
+MAX_IMPORTS = 1_000_000
+MAX_EXPORTS = 1_000_000
+MAX_GLOBALS = 1_000_000
+MAX_TAGS = 1_000_000
+MAX_ELEMENT_SEGMENTS = 100_000
+MAX_DATA_SEGMENTS = 100_000
+MAX_FUNCTION_SIZE = 7_654_321
+MAX_FUNCTION_PARAMS = 1000
+MAX_FUNCTION_RETURNS = 1000
+MAX_TABLE_ENTRIES = 10_000_000  # items in one element segment
+MAX_TABLES = 100
+MAX_MEMORIES = 100
+MAX_TYPE_SIZE = 1_000_000  # "effective type size" of all imports + exports
+
+SECTION_NAMES = {
+    0: "custom", 1: "type", 2: "import", 3: "function", 4: "table", 5: "memory",
+    6: "global", 7: "export", 8: "start", 9: "element", 10: "code", 11: "data",
+    12: "data count", 13: "tag",
+}
+#: Section id -> position in the required order (tag sits between memory and global).
+_ORDER = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
+
+I32, I64, F32, F64, V128 = ValType.I32, ValType.I64, ValType.F32, ValType.F64, ValType.V128
+FUNCREF, EXTERNREF, EXNREF = ValType.FUNCREF, ValType.EXTERNREF, ValType.EXNREF
+
+_NUM_TYPES = {0x7F: I32, 0x7E: I64, 0x7D: F32, 0x7C: F64, 0x7B: V128}
+_REF_TYPES = {0x70: FUNCREF, 0x6F: EXTERNREF, 0x69: EXNREF}
+_VAL_TYPES = {**_NUM_TYPES, **_REF_TYPES}
+#: Abstract heap types of the GC proposal (and their short reference-type forms).
+_GC_HEAP = {0x6E: "anyref", 0x6D: "eqref", 0x6C: "i31ref", 0x6B: "structref", 0x6A: "arrayref",
+            0x71: "nullref", 0x72: "nullexternref", 0x73: "nullfuncref", 0x74: "nullexnref"}
+_CONT_HEAP = {0x68: "contref", 0x75: "nullcontref"}
+
+_KIND_NAMES = {0: "function", 1: "table", 2: "memory", 3: "global", 4: "tag"}
+
+
+def _unsupported_ref_byte(r: Reader, byte: int, pos: int):
+    """Raise UnsupportedFeature if ``byte`` starts a reference type of another proposal."""
+    if byte in (0x63, 0x64):
+        raise UnsupportedFeature("function references", pos, r.section,
+                                 "typed reference (ref null? $t)")
+    if byte in _GC_HEAP:
+        raise UnsupportedFeature("gc", pos, r.section, _GC_HEAP[byte])
+    if byte in _CONT_HEAP:
+        raise UnsupportedFeature("stack switching", pos, r.section, _CONT_HEAP[byte])
+    if byte == 0x65:
+        raise UnsupportedFeature("shared-everything threads", pos, r.section, "shared reference type")
+    if byte == 0x62:
+        raise UnsupportedFeature("custom descriptors", pos, r.section, "exact reference type")
+
+
+def read_val_type(r: Reader) -> ValType:
+    pos = r.pos
+    byte = r.u8()
+    t = _VAL_TYPES.get(byte)
+    if t is not None:
+        return t
+    _unsupported_ref_byte(r, byte, pos)
+    raise r.error(f"invalid value type {byte:#04x}", pos)
+
+
+def read_ref_type(r: Reader) -> ValType:
+    pos = r.pos
+    byte = r.u8()
+    t = _REF_TYPES.get(byte)
+    if t is not None:
+        return t
+    _unsupported_ref_byte(r, byte, pos)
+    raise r.error(f"malformed reference type {byte:#04x}", pos)
+
+
+def read_heap_type(r: Reader) -> ValType:
+    """The heap type of ``ref.null``, as the nullable reference ValType it produces."""
+    pos = r.pos
+    byte = r.peek()
+    t = _REF_TYPES.get(byte)
+    if t is not None:
+        r.pos += 1
+        return t
+    _unsupported_ref_byte(r, byte, pos)
+    value = r.s33()
+    if value >= 0:
+        raise UnsupportedFeature("function references", pos, r.section,
+                                 f"concrete heap type {value}")
+    raise r.error(f"invalid heap type {byte:#04x}", pos)
+
+
+class _Decoder:
+    """State of one decode: the module's index spaces as they are built up."""
+
+    def __init__(self, data, tunables: Tunables):
+        self.view = as_byte_view(data)
+        self.tunables = tunables
+        self.module = Module()
+        self.translation = ModuleTranslation(self.module, wasm=self.view)
+        self.types = []            # FuncType per type index
+        self.func_types = []       # type index per function index (imports first)
+        self.tables = []           # TableType
+        self.memories = []         # MemoryType
+        self.globals = []          # GlobalType
+        self.global_inits = []     # ConstExpr or None (imports)
+        self.tags = []             # TagType
+        self.escaped = {}          # func index -> anyfunc index, in first-escape order
+        self.exports = {}
+        self.type_size = 1
+        self.num_defined_funcs = None  # function section count (None: absent)
+        self.code_count = None
+        self.data_count = None
+        self.data_seen = None
+        self.table_inits = []
+        self.memory_inits = []
+        self.dropped_elements = []
+        self.passive_elements = {}
+        self.passive_data_map = {}
+
+    # -- helpers ----------------------------------------------------------------------------
+    def escape(self, func_index: int) -> None:
+        escaped = self.escaped
+        if func_index not in escaped:
+            escaped[func_index] = len(escaped)
+
+    def add_type_size(self, size: int, r: Reader, pos: int) -> None:
+        self.type_size += size
+        if self.type_size >= MAX_TYPE_SIZE:
+            raise r.error(f"effective type size exceeds the limit of {MAX_TYPE_SIZE}", pos)
+
+    def func_type_at(self, r: Reader, index: int, pos: int) -> FuncType:
+        if index >= len(self.types):
+            raise r.error(f"unknown type {index}: type index out of bounds", pos)
+        return self.types[index]
+
+    def check_func_index(self, r: Reader, index: int, pos: int) -> None:
+        if index >= len(self.func_types):
+            raise r.error(f"unknown function {index}: func index out of bounds", pos)
+
+    @staticmethod
+    def check_max(r: Reader, current: int, added: int, limit: int, what: str, pos: int) -> None:
+        if current + added > limit:
+            if limit == 1:
+                raise r.error(f"multiple {what}", pos)
+            raise r.error(f"{what} count exceeds limit of {limit}", pos)
+
+    # -- entity types ---------------------------------------------------------------------------
+    def read_table_type(self, r: Reader) -> TableType:
+        element = read_ref_type(r)
+        pos = r.pos
+        flags = r.u8()
+        if flags & ~0x07:
+            raise r.error(f"malformed limits flags {flags:#04x}", pos)
+        if flags & 0x02:
+            raise UnsupportedFeature("shared-everything threads", pos, r.section, "shared table")
+        table64 = bool(flags & 0x04)
+        minimum = r.u64()
+        maximum = r.u64() if flags & 0x01 else None
+        if maximum is not None and minimum > maximum:
+            raise r.error("size minimum must not be greater than maximum", pos)
+        cap = MASK64 if table64 else MASK32
+        if minimum > cap or (maximum is not None and maximum > cap):
+            raise r.error(f"table size must be at most {cap:#x} entries", pos)
+        return TableType(element, minimum, maximum, table64)
+
+    def read_memory_type(self, r: Reader) -> MemoryType:
+        pos = r.pos
+        flags = r.u8()
+        if flags & ~0x0F:
+            raise r.error(f"malformed limits flags {flags:#04x}", pos)
+        if flags & 0x08:
+            raise UnsupportedFeature("custom page sizes", pos, r.section)
+        shared = bool(flags & 0x02)
+        memory64 = bool(flags & 0x04)
+        minimum = r.u64()
+        maximum = r.u64() if flags & 0x01 else None
+        if maximum is not None and minimum > maximum:
+            raise r.error("size minimum must not be greater than maximum", pos)
+        if memory64:
+            if minimum > WASM64_MAX_PAGES or (maximum is not None and maximum > WASM64_MAX_PAGES):
+                raise r.error("memory size must be at most 2**48 pages", pos)
+        elif minimum > WASM32_MAX_PAGES or (maximum is not None and maximum > WASM32_MAX_PAGES):
+            raise r.error("memory size must be at most 65536 pages (4GiB)", pos)
+        if shared and maximum is None:
+            raise r.error("shared memory must have maximum size", pos)
+        return MemoryType(minimum, maximum, shared, memory64)
+
+    def read_global_type(self, r: Reader) -> GlobalType:
+        content = read_val_type(r)
+        pos = r.pos
+        flags = r.u8()
+        if flags > 0x03:
+            raise r.error(f"malformed mutability {flags:#04x}", pos)
+        if flags & 0x02:
+            raise UnsupportedFeature("shared-everything threads", pos, r.section, "shared global")
+        return GlobalType(content, bool(flags & 0x01))
+
+    def read_tag_type(self, r: Reader) -> TagType:
+        pos = r.pos
+        attribute = r.u8()
+        if attribute != 0:
+            raise r.error(f"invalid tag attributes {attribute:#04x}", pos)
+        pos = r.pos
+        index = r.u32()
+        ft = self.func_type_at(r, index, pos)
+        if ft.results:
+            raise r.error("invalid exception type: non-empty tag result type", pos)
+        return TagType(index, ft)
+
+    # -- constant expressions -----------------------------------------------------------------
+    def read_const_expr(self, r: Reader, expected: ValType, num_globals: int = None):
+        """Decode and type-check a constant expression producing ``expected``.
+
+        ``num_globals`` bounds ``global.get`` (globals declared so far). Returns a
+        :class:`ConstExpr`. ``ref.func`` marks the function as escaping.
+        """
+        if num_globals is None:
+            num_globals = len(self.globals)
+        start = r.pos
+        ops = []
+        stack = []
+        while True:
+            pos = r.pos
+            op = r.u8()
+            if op == 0x0B:  # end
+                break
+            if op == 0x41:
+                ops.append(("i32.const", r.s32() & MASK32))
+                stack.append(I32)
+            elif op == 0x42:
+                ops.append(("i64.const", r.s64() & MASK64))
+                stack.append(I64)
+            elif op == 0x23:
+                index = r.u32()
+                if index >= num_globals:
+                    raise r.error(f"unknown global {index}: global index out of bounds", pos)
+                gt = self.globals[index]
+                if gt.mutable:
+                    raise r.error("constant expression required: global.get of mutable global", pos)
+                ops.append(("global.get", index))
+                stack.append(gt.content)
+            elif op in _ARITH_OPS:
+                name, t = _ARITH_OPS[op]
+                if len(stack) < 2 or stack[-1] is not t or stack[-2] is not t:
+                    found = ", ".join(str(s) for s in stack[-2:]) or "nothing"
+                    raise r.error(f"type mismatch: {name} expected two {t} operands, found {found}",
+                                  pos)
+                stack.pop()
+                ops.append((name, None))
+            elif op == 0x43:
+                ops.append(("f32.const", int.from_bytes(r.bytes(4), "little")))
+                stack.append(F32)
+            elif op == 0x44:
+                ops.append(("f64.const", int.from_bytes(r.bytes(8), "little")))
+                stack.append(F64)
+            elif op == 0xD0:
+                t = read_heap_type(r)
+                ops.append(("ref.null", t))
+                stack.append(t)
+            elif op == 0xD2:
+                index = r.u32()
+                self.check_func_index(r, index, pos)
+                self.escape(index)
+                ops.append(("ref.func", index))
+                stack.append(FUNCREF)
+            elif op == 0xFD:
+                sub = r.u32()
+                if sub != 12:
+                    raise r.error(f"constant expression required: non-constant operator "
+                                  f"0xfd {sub}", pos)
+                ops.append(("v128.const", bytes(r.bytes(16))))
+                stack.append(V128)
+            elif op == 0xFB:
+                raise UnsupportedFeature("gc", pos, r.section, "GC instruction in a constant expression")
+            else:
+                raise r.error(f"constant expression required: non-constant operator {op:#04x}", pos)
+        if len(stack) != 1 or stack[0] is not expected:
+            found = " ".join(str(s) for s in stack) or "nothing"
+            raise r.error(f"type mismatch: constant expression must produce [{expected}], "
+                          f"found [{found}]", start)
+        return ConstExpr(tuple(ops))
+
+    # -- sections -------------------------------------------------------------------------------
+    def type_section(self, r: Reader) -> None:
+        pos = r.pos
+        n = r.count(3, "types")
+        self.check_max(r, len(self.types), n, MAX_TYPES, "types", pos)
+        types = self.types
+        for _ in range(n):
+            pos = r.pos
+            form = r.u8()
+            if form != 0x60:
+                if form in (0x4E, 0x50, 0x4F, 0x5F, 0x5E):
+                    raise UnsupportedFeature("gc", pos, r.section,
+                                             f"type form {form:#04x} (rec/sub/struct/array)")
+                if form == 0x5D:
+                    raise UnsupportedFeature("stack switching", pos, r.section, "continuation type")
+                if form == 0x65:
+                    raise UnsupportedFeature("shared-everything threads", pos, r.section, "shared type")
+                if form in (0x4C, 0x4D):
+                    raise UnsupportedFeature("custom descriptors", pos, r.section)
+                raise r.error(f"invalid leading byte {form:#04x} for type definition", pos)
+            p = r.pos
+            np_ = r.count(1, "params")
+            if np_ > MAX_FUNCTION_PARAMS:
+                raise r.error("function params size is out of bounds", p)
+            params = tuple(read_val_type(r) for _ in range(np_))
+            p = r.pos
+            nr = r.count(1, "results")
+            if nr > MAX_FUNCTION_RETURNS:
+                raise r.error("function returns size is out of bounds", p)
+            results = tuple(read_val_type(r) for _ in range(nr))
+            types.append(FuncType(params, results))
+        self.end_of_section(r)
+
+    def import_section(self, r: Reader) -> None:
+        pos = r.pos
+        n = r.count(4, "imports")
+        self.check_max(r, 0, n, MAX_IMPORTS, "imports", pos)
+        module = self.module
+        inits = module.initializers
+        for _ in range(n):
+            pos = r.pos
+            mod_name = r.name()
+            field = r.name()
+            kpos = r.pos
+            kind = r.u8()
+            if field == "" and kind in (0x7E, 0x7F):
+                raise UnsupportedFeature("compact imports", kpos, r.section)
+            if kind == 0x00:
+                p = r.pos
+                index = r.u32()
+                ft = self.func_type_at(r, index, p)
+                entity = EntityIndex(ExternKind.FUNC, len(self.func_types))
+                self.func_types.append(index)
+                module.num_imported_funcs += 1
+                self.check_max(r, len(self.func_types), 0, MAX_FUNCTIONS, "functions", pos)
+                self.add_type_size(2 + len(ft.params) + len(ft.results), r, pos)
+            elif kind == 0x01:
+                t = self.read_table_type(r)
+                entity = EntityIndex(ExternKind.TABLE, len(self.tables))
+                self.tables.append(t)
+                module.num_imported_tables += 1
+                self.check_max(r, len(self.tables), 0, MAX_TABLES, "tables", pos)
+                self.add_type_size(1, r, pos)
+            elif kind == 0x02:
+                t = self.read_memory_type(r)
+                entity = EntityIndex(ExternKind.MEMORY, len(self.memories))
+                self.memories.append(t)
+                module.num_imported_memories += 1
+                self.check_max(r, len(self.memories), 0, MAX_MEMORIES, "memories", pos)
+                self.add_type_size(1, r, pos)
+            elif kind == 0x03:
+                t = self.read_global_type(r)
+                entity = EntityIndex(ExternKind.GLOBAL, len(self.globals))
+                self.globals.append(t)
+                self.global_inits.append(None)
+                module.num_imported_globals += 1
+                self.check_max(r, len(self.globals), 0, MAX_GLOBALS, "globals", pos)
+                self.add_type_size(1, r, pos)
+            elif kind == 0x04:
+                t = self.read_tag_type(r)
+                entity = EntityIndex(ExternKind.TAG, len(self.tags))
+                self.tags.append(t)
+                module.num_imported_tags += 1
+                self.check_max(r, len(self.tags), 0, MAX_TAGS, "tags", pos)
+                ft = t.func_type
+                self.add_type_size(2 + len(ft.params) + len(ft.results), r, pos)
+            elif kind == 0x20:
+                raise UnsupportedFeature("custom descriptors", kpos, r.section, "exact function import")
+            else:
+                raise r.error(f"malformed import kind {kind:#04x}", kpos)
+            inits.append(Initializer.Import(mod_name, field, entity))
+        self.end_of_section(r)
+
+    def function_section(self, r: Reader) -> None:
+        pos = r.pos
+        n = r.count(1, "functions")
+        self.check_max(r, len(self.func_types), n, MAX_FUNCTIONS, "functions", pos)
+        func_types = self.func_types
+        ntypes = len(self.types)
+        u32 = r.u32
+        for _ in range(n):
+            p = r.pos
+            index = u32()
+            if index >= ntypes:
+                raise r.error(f"unknown type {index}: type index out of bounds", p)
+            func_types.append(index)
+        self.num_defined_funcs = n
+        self.end_of_section(r)
+
+    def table_section(self, r: Reader) -> None:
+        pos = r.pos
+        n = r.count(3, "tables")
+        self.check_max(r, len(self.tables), n, MAX_TABLES, "tables", pos)
+        for _ in range(n):
+            p = r.pos
+            if r.peek() == 0x40:
+                r.u8()
+                if r.u8() != 0x00:
+                    raise r.error("invalid table encoding", p)
+                raise UnsupportedFeature("function references", p, r.section,
+                                         "table with an initializer expression")
+            self.tables.append(self.read_table_type(r))
+        self.end_of_section(r)
+
+    def memory_section(self, r: Reader) -> None:
+        pos = r.pos
+        n = r.count(2, "memories")
+        self.check_max(r, len(self.memories), n, MAX_MEMORIES, "memories", pos)
+        for _ in range(n):
+            self.memories.append(self.read_memory_type(r))
+        self.end_of_section(r)
+
+    def tag_section(self, r: Reader) -> None:
+        pos = r.pos
+        n = r.count(2, "tags")
+        self.check_max(r, len(self.tags), n, MAX_TAGS, "tags", pos)
+        for _ in range(n):
+            self.tags.append(self.read_tag_type(r))
+        self.end_of_section(r)
+
+    def global_section(self, r: Reader) -> None:
+        pos = r.pos
+        n = r.count(3, "globals")
+        self.check_max(r, len(self.globals), n, MAX_GLOBALS, "globals", pos)
+        for _ in range(n):
+            t = self.read_global_type(r)
+            init = self.read_const_expr(r, t.content, len(self.globals))
+            self.globals.append(t)
+            self.global_inits.append(init)
+        self.end_of_section(r)
+
+    def export_section(self, r: Reader) -> None:
+        pos = r.pos
+        n = r.count(3, "exports")
+        self.check_max(r, len(self.exports), n, MAX_EXPORTS, "exports", pos)
+        exports = self.exports
+        spaces = {0: self.func_types, 1: self.tables, 2: self.memories, 3: self.globals,
+                  4: self.tags}
+        for _ in range(n):
+            pos = r.pos
+            name = r.name()
+            kpos = r.pos
+            kind = r.u8()
+            space = spaces.get(kind)
+            if space is None:
+                if kind == 0x20:
+                    raise r.error("Exact type is not allowed in the exports", kpos)
+                raise r.error(f"malformed export kind {kind:#04x}", kpos)
+            index = r.u32()
+            if index >= len(space):
+                what = _KIND_NAMES[kind]
+                raise r.error(f"unknown {what} {index}: exported {what} index out of bounds", kpos)
+            if kind == 0:
+                self.escape(index)
+                ft = self.types[self.func_types[index]]
+                size = 2 + len(ft.params) + len(ft.results)
+            elif kind == 4:
+                ft = self.tags[index].func_type
+                size = 2 + len(ft.params) + len(ft.results)
+            else:
+                size = 1
+            self.add_type_size(size, r, pos)
+            if name in exports:
+                raise r.error(f"duplicate export name `{name}` already defined", pos)
+            exports[name] = EntityIndex(ExternKind(kind), index)
+        self.end_of_section(r)
+
+    def start_section(self, r: Reader) -> None:
+        pos = r.pos
+        index = r.u32()
+        self.check_func_index(r, index, pos)
+        ft = self.types[self.func_types[index]]
+        if ft.params or ft.results:
+            raise r.error("invalid start function type", pos)
+        if not r.eof():
+            raise r.error("unexpected content in the start section")
+        self.module.start_func = index
+
+    def element_section(self, r: Reader) -> None:
+        pos = r.pos
+        n = r.count(2, "element segments")
+        self.check_max(r, 0, n, MAX_ELEMENT_SEGMENTS, "element segments", pos)
+        nfuncs = len(self.func_types)
+        escaped = self.escaped
+        for elem_index in range(n):
+            seg_pos = r.pos
+            flags = r.u32()
+            if flags > 7:
+                raise r.error(f"malformed elements segment kind (flags {flags})", seg_pos)
+            active = not flags & 0x01
+            table_index = 0
+            offset_expr = None
+            table = None
+            if active:
+                if flags & 0x02:
+                    p = r.pos
+                    table_index = r.u32()
+                else:
+                    p = seg_pos
+                if table_index >= len(self.tables):
+                    raise r.error(f"unknown table {table_index}: table index out of bounds", p)
+                table = self.tables[table_index]
+                offset_expr = self.read_const_expr(r, I64 if table.table64 else I32)
+            exprs = bool(flags & 0x04)
+            if flags & 0x03:
+                if exprs:
+                    element = read_ref_type(r)
+                else:
+                    p = r.pos
+                    kind = r.u8()
+                    if kind != 0x00:
+                        raise r.error(f"malformed element kind {kind:#04x}: only the function "
+                                      f"external type is supported in elem segment", p)
+                    element = FUNCREF
+            else:
+                element = FUNCREF
+            if table is not None and table.element is not element:
+                raise r.error(f"type mismatch: invalid element type `{element}` for table type "
+                              f"`{table.element}`", seg_pos)
+            p = r.pos
+            count = r.count(1, "elements")
+            if count > MAX_TABLE_ENTRIES:
+                raise r.error("number of elements is out of bounds", p)
+            if exprs:
+                items = []
+                for _ in range(count):
+                    e = self.read_const_expr(r, element)
+                    ops = e.ops
+                    if len(ops) == 1:
+                        op, imm = ops[0]
+                        if op == "ref.func":
+                            items.append(imm)
+                            continue
+                        if op == "ref.null":
+                            items.append(None)
+                            continue
+                    items.append(e)
+                items = tuple(items)
+            else:
+                u32 = r.u32
+                lst = []
+                append = lst.append
+                for _ in range(count):
+                    p = r.pos
+                    f = u32()
+                    if f >= nfuncs:
+                        raise r.error(f"unknown function {f}: func index out of bounds", p)
+                    if f not in escaped:
+                        escaped[f] = len(escaped)
+                    append(f)
+                items = tuple(lst)
+            if active:
+                base, offset, expr = _split_offset(offset_expr)
+                self.table_inits.append(TableInitializer(table_index, base, offset, items, expr,
+                                                         table.table64))
+                self.dropped_elements.append(elem_index)
+            elif flags & 0x02:  # declarative
+                self.dropped_elements.append(elem_index)
+            else:
+                self.passive_elements[elem_index] = ElementSegment("passive", element, items)
+        self.module.num_elem_segments = n
+        self.end_of_section(r)
+
+    def data_count_section(self, r: Reader) -> None:
+        pos = r.pos
+        count = r.u32()
+        if count > MAX_DATA_SEGMENTS:
+            raise r.error("data count section specifies too many data segments", pos)
+        if not r.eof():
+            raise r.error("unexpected content in the data count section")
+        self.data_count = count
+
+    def code_section(self, r: Reader) -> None:
+        pos = r.pos
+        n = r.count(1, "function bodies")
+        defined = self.num_defined_funcs or 0
+        if n != defined:
+            raise r.error(f"function and code section have inconsistent lengths "
+                          f"({defined} functions, {n} bodies)", pos)
+        u32 = r.u32
+        for _ in range(n):
+            p = r.pos
+            size = u32()
+            if size > r.end - r.pos:
+                raise r.error(f"function body size {size} out of bounds (unexpected end)", p)
+            if size > MAX_FUNCTION_SIZE:
+                raise r.error(f"function body size count exceeds limit of {MAX_FUNCTION_SIZE}", p)
+            r.pos += size
+        self.code_count = n
+        self.end_of_section(r)
+
+    def data_section(self, r: Reader) -> None:
+        pos = r.pos
+        n = r.count(2, "data segments")
+        self.check_max(r, 0, n, MAX_DATA_SEGMENTS, "data segments", pos)
+        self.data_seen = n
+        if self.data_count is not None and self.data_count != n:
+            raise r.error(f"data count and data section have inconsistent lengths "
+                          f"(data count {self.data_count}, {n} segments)", pos)
+        memories = self.memories
+        nmem = len(memories)
+        mem0_64 = memories[0].memory64 if nmem else False
+        buf = r.buf
+        end = r.end
+        push = self.translation.data.push
+        inits = self.memory_inits
+        append = inits.append
+        passive_map = self.passive_data_map
+        passive_push = self.translation.passive_data.push
+        read_expr = self.read_const_expr
+        MI = MemoryInitializer
+        for data_index in range(n):
+            seg_pos = pos = r.pos
+            # Fast path: flags 0, `i32.const N end` with a 1..3-byte N, 1..4-byte length.
+            if pos + 4 < end and buf[pos] == 0 and buf[pos + 1] == 0x41 and not mem0_64:
+                p = pos + 2
+                byte = buf[p]
+                value = byte & 0x7F
+                shift = 7
+                p += 1
+                while byte & 0x80 and shift < 21 and p < end:
+                    byte = buf[p]
+                    value |= (byte & 0x7F) << shift
+                    shift += 7
+                    p += 1
+                if not byte & 0x80 and p < end and buf[p] == 0x0B:
+                    if byte & 0x40:
+                        value -= 1 << shift
+                    value &= MASK32
+                    p += 1
+                    # length
+                    if p < end:
+                        byte = buf[p]
+                        length = byte & 0x7F
+                        shift = 7
+                        p += 1
+                        while byte & 0x80 and shift < 28 and p < end:
+                            byte = buf[p]
+                            length |= (byte & 0x7F) << shift
+                            shift += 7
+                            p += 1
+                        if not byte & 0x80 and length <= end - p:
+                            if nmem == 0:
+                                raise r.error("unknown memory 0: memory index out of bounds",
+                                              seg_pos)
+                            stop = p + length
+                            append(MI(0, None, value, push(buf[p:stop]), None, False))
+                            r.pos = stop
+                            continue
+                # fall through to the general path on anything unusual
+            flags = r.u32()
+            if flags == 1:
+                passive_map[data_index] = passive_push(r.byte_vec())
+                continue
+            if flags == 0:
+                memory_index = 0
+                p = seg_pos
+            elif flags == 2:
+                p = r.pos
+                memory_index = r.u32()
+            else:
+                raise r.error(f"malformed data segment kind (flags {flags})", seg_pos)
+            if memory_index >= nmem:
+                raise r.error(f"unknown memory {memory_index}: memory index out of bounds", p)
+            mem64 = memories[memory_index].memory64
+            expr = read_expr(r, I64 if mem64 else I32)
+            base, offset, expr = _split_offset(expr)
+            append(MI(memory_index, base, offset, push(r.byte_vec()), expr, mem64))
+        self.end_of_section(r)
+
+    def custom_section(self, r: Reader) -> None:
+        name = r.name()
+        if name == "name":
+            try:
+                self.name_section(r)
+            except DecodeError:
+                pass  # Wasmtime ignores a malformed name section
+
+    def name_section(self, r: Reader) -> None:
+        while not r.eof():
+            sub_id = r.u8()
+            size = r.u32()
+            sub = r.sub(size)
+            if sub_id == 0:
+                name = sub.name()
+                if not sub.eof():
+                    raise sub.error("trailing bytes in the module name subsection")
+                self.module.name = name
+
+    @staticmethod
+    def end_of_section(r: Reader) -> None:
+        if r.pos != r.end:
+            raise r.error("section size mismatch: unexpected data at the end of the section")
+
+    # -- driver ---------------------------------------------------------------------------------
+    def run(self) -> ModuleTranslation:
+        view = self.view
+        total = len(view)
+        if total < 4 or view[:4] != b"\0asm":
+            raise DecodeError("magic header not detected", 0)
+        if total < 8:
+            raise DecodeError("unexpected end: incomplete version", 4)
+        num = view[4] | view[5] << 8
+        layer = view[6] | view[7] << 8
+        if layer == 1:
+            raise UnsupportedFeature("component model", 4, None,
+                                     f"a component (layer 1, version {num:#x}), not a core module")
+        if num != 1 or layer != 0:
+            raise DecodeError(f"unknown binary version: {num | layer << 16:#010x}", 4)
+        r = Reader(view, 8, total)
+        last_order = 0
+        last_id = None
+        handlers = {
+            1: self.type_section, 2: self.import_section, 3: self.function_section,
+            4: self.table_section, 5: self.memory_section, 6: self.global_section,
+            7: self.export_section, 8: self.start_section, 9: self.element_section,
+            10: self.code_section, 11: self.data_section, 12: self.data_count_section,
+            13: self.tag_section,
+        }
+        while r.pos < total:
+            id_pos = r.pos
+            sid = r.u8()
+            if sid not in SECTION_NAMES:
+                raise DecodeError(f"malformed section id {sid}", id_pos)
+            sname = SECTION_NAMES[sid]
+            r.section = sname
+            size_pos = r.pos
+            size = r.u32()
+            if size > total - r.pos:
+                raise DecodeError(f"section size mismatch: {sname} section of {size} bytes "
+                                  f"goes past the end of the module (unexpected end)",
+                                  size_pos, sname)
+            body = Reader(view, r.pos, r.pos + size, sname)
+            r.pos += size
+            r.section = None
+            if sid == 0:
+                self.custom_section(body)
+                continue
+            order = _ORDER[sid]
+            if order <= last_order:
+                if sid == last_id:
+                    raise DecodeError(f"duplicate {sname} section (unexpected content after "
+                                      f"last section)", id_pos, sname)
+                raise DecodeError(f"section out of order: {sname} section after "
+                                  f"{SECTION_NAMES[last_id]} section (unexpected content after "
+                                  f"last section)", id_pos, sname)
+            last_order = order
+            last_id = sid
+            handlers[sid](body)
+        return self.finish(total)
+
+    def finish(self, offset: int) -> ModuleTranslation:
+        defined = self.num_defined_funcs or 0
+        if defined and self.code_count is None:
+            raise DecodeError("function and code section have inconsistent lengths "
+                              "(function section has non-zero count but code section is absent)",
+                              offset)
+        if self.data_count and self.data_seen is None:
+            raise DecodeError("data count and data section have inconsistent lengths "
+                              "(data count is non-zero but data section is absent)", offset)
+        module = self.module
+        tunables = self.tunables
+        escaped = self.escaped
+        module.types = [ModuleType(t) for t in self.types]
+        module.functions = [FunctionType(sig, escaped.get(i))
+                            for i, sig in enumerate(self.func_types)]
+        module.num_escaped_funcs = len(escaped)
+        module.table_plans = [TablePlan.for_table(t, tunables) for t in self.tables]
+        module.memory_plans = [MemoryPlan.for_memory(m, tunables) for m in self.memories]
+        module.globals = [Global(t, init) for t, init in zip(self.globals, self.global_inits)]
+        module.tags = list(self.tags)
+        module.exports = self.exports
+        module.passive_elements = self.passive_elements
+        module.dropped_elements = tuple(self.dropped_elements)
+        module.passive_data_map = self.passive_data_map
+        module.num_data_segments = self.data_seen or 0
+        module.memory_initialization = MemoryInitialization.Segmented(tuple(self.memory_inits))
+        module.table_initialization = TableInitialization.Segments(tuple(self.table_inits))
+        return self.translation
+
+
+_ARITH_OPS = {
+    0x6A: ("i32.add", I32), 0x6B: ("i32.sub", I32), 0x6C: ("i32.mul", I32),
+    0x7C: ("i64.add", I64), 0x7D: ("i64.sub", I64), 0x7E: ("i64.mul", I64),
+}
+
+
+def _split_offset(expr: ConstExpr):
+    """(base, offset, expr) for a segment offset: constant, lone global.get, or kept expr."""
+    ops = expr.ops
+    if len(ops) == 1:
+        op, imm = ops[0]
+        if op == "global.get":
+            return imm, 0, None
+        return None, imm, None  # i32.const / i64.const, already unsigned
+    if not any(op == "global.get" for op, _ in ops):
+        return None, expr.evaluate(_no_global), None
+    return None, 0, expr
+
+
+def _no_global(index):  # pragma: no cover - only called for expressions without globals
+    raise AssertionError("constant expression unexpectedly reads a global")
+
+
+def decode_module(data, tunables: Tunables = None) -> ModuleTranslation:
+    """Decode a binary module into a :class:`ModuleTranslation` (Segmented initializers).
+
+    ``data`` may be bytes, bytearray, memoryview or mmap; data segment bytes in the result
+    are zero-copy views of it.
+
+    Raises:
+        DecodeError: malformed, or invalid at module level (``offset``/``section`` say where).
+        UnsupportedFeature: the module uses a proposal wasmenv does not decode.
+        TypeError: ``data`` is not a bytes-like object.
+    """
+    return _Decoder(data, tunables if tunables is not None else Tunables()).run()
