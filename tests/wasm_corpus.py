@@ -256,3 +256,111 @@ def _generate(tool: str, flags: List[str], n: int, seed: int, seed_bytes: int, t
                 produced += 1
             if attempt > 20 * n + 100:
                 raise RuntimeError("wasm-tools smith keeps failing to generate modules")
+
+
+# -- hand-crafted binaries -------------------------------------------------------------------
+MAGIC_VERSION = b"\0asm\x01\0\0\0"
+
+
+def uleb(value: int) -> bytes:
+    """Unsigned LEB128 (minimal)."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def sleb(value: int) -> bytes:
+    """Signed LEB128 (minimal)."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40):
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def name(text: str) -> bytes:
+    raw = text.encode()
+    return uleb(len(raw)) + raw
+
+
+def vec(items) -> bytes:
+    items = list(items)
+    return uleb(len(items)) + b"".join(items)
+
+
+def section(sid: int, body: bytes) -> bytes:
+    return bytes([sid]) + uleb(len(body)) + body
+
+
+def module(*sections: bytes) -> bytes:
+    """``\\0asm`` + version 1 + the given (already framed) sections."""
+    return MAGIC_VERSION + b"".join(sections)
+
+
+def section_spans(wasm: bytes):
+    """``(id, start, end)`` of every section (start = the id byte, end = past its body).
+
+    A minimal independent walker for tests; raises ValueError on a malformed frame.
+    """
+    spans = []
+    pos = 8
+    while pos < len(wasm):
+        start = pos
+        sid = wasm[pos]
+        pos += 1
+        size = shift = 0
+        while True:
+            if pos >= len(wasm):
+                raise ValueError("truncated section size")
+            b = wasm[pos]
+            pos += 1
+            size |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                break
+        if pos + size > len(wasm):
+            raise ValueError("section past the end")
+        pos += size
+        spans.append((sid, start, pos))
+    return spans
+
+
+def stub_code_bodies(wasm: bytes) -> bytes:
+    """The module with every code body replaced by ``unreachable; end`` (no locals).
+
+    Valid for any signature, so module-level validity is unchanged while body-level
+    errors disappear. Raises ValueError if the code section cannot be framed.
+    """
+    out = bytearray(wasm[:8])
+    for sid, start, end in section_spans(wasm):
+        if sid != 10:
+            out += wasm[start:end]
+            continue
+        # skip id and size to the body, read the function count
+        pos = start + 1
+        while wasm[pos] & 0x80:
+            pos += 1
+        pos += 1
+        count = shift = 0
+        while True:
+            if pos >= end:
+                raise ValueError("truncated code count")
+            b = wasm[pos]
+            pos += 1
+            count |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                break
+        if count > end - pos:
+            raise ValueError("code count larger than the section")
+        out += section(10, uleb(count) + b"\x03\x00\x00\x0b" * count)
+    return bytes(out)

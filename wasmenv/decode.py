@@ -317,7 +317,7 @@ class _Decoder:
     # -- sections -------------------------------------------------------------------------------
     def type_section(self, r: Reader) -> None:
         pos = r.pos
-        n = r.count(3, "types")
+        n = r.count(2, "types")
         self.check_max(r, len(self.types), n, MAX_TYPES, "types", pos)
         types = self.types
         for _ in range(n):
