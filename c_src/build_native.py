@@ -13,7 +13,8 @@ ffibuilder.set_source(
     '#include "wenv_native.h"',
     sources=[os.path.join("c_src", "wenv_native.c")],
     include_dirs=[HERE],
-    extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    extra_compile_args=["-O2", "-std=gnu11", "-pthread", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    extra_link_args=["-pthread"],
 )
 
 if __name__ == "__main__":

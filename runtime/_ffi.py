@@ -1,0 +1,212 @@
+"""The one module that touches the compiled extension (``runtime._native``: ``lib``/``ffi``).
+
+C reports facts (-1 + errno, or a status code); this module turns errno into domain
+errors (``raise AllocationError(...) from OSError(errno, ...)``) and hands the hot
+accessor entry points to :mod:`runtime.memory` as plain callables.
+"""
+from __future__ import annotations
+
+import errno as _errno
+import os
+import sys
+
+from ._native import ffi, lib
+from .errors import AllocationError, WasmRuntimeError
+
+IS_LINUX = sys.platform.startswith("linux")
+IS_MACOS = sys.platform == "darwin"
+PAGE_SIZE = lib.wenv_page_size()
+
+# Accessor status codes (c_src/wenv_native.h).
+OK = lib.WENV_OK
+OOB = lib.WENV_OOB
+OOB_GUARD = lib.WENV_OOB_GUARD
+FAULT = lib.WENV_FAULT
+BADARG = lib.WENV_BADARG
+CLOSED = lib.WENV_CLOSED
+# wenv_memory.flags
+MEM_STATIC = lib.WENV_MEM_STATIC
+MEM_64 = lib.WENV_MEM_64
+
+#: An ENOMEM is blamed on vm.max_map_count when the process is this close to it.
+MAP_COUNT_MARGIN = 16
+_MAX_LEN = 1 << 64
+
+
+# ---- errno -> domain errors ----------------------------------------------------------
+
+def mapping_count() -> int:
+    """Number of mappings (VMAs) of this process, or -1 where /proc is not available."""
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            return f.read().count(b"\n")
+    except OSError:
+        return -1
+
+
+def max_map_count() -> int:
+    """The kernel's per-process mapping limit (``vm.max_map_count``), or -1 if unknown."""
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return -1
+
+
+def enomem_limit() -> str:
+    """Which limit an ENOMEM from mmap/mprotect/munmap most likely hit."""
+    limit = max_map_count()
+    if limit > 0 and mapping_count() >= limit - MAP_COUNT_MARGIN:
+        return "vm.max_map_count"
+    return "address space"
+
+
+def _raise_errno(what: str):
+    err = ffi.errno
+    cause = OSError(err, f"{what}: {os.strerror(err)}")
+    if err == _errno.ENOMEM:
+        limit = enomem_limit()
+        raise AllocationError(f"{what} failed: {os.strerror(err)}", limit) from cause
+    raise WasmRuntimeError(f"{what} failed: {os.strerror(err)}") from cause
+
+
+def _check_len(what: str, byte_len: int):
+    if byte_len <= 0 or byte_len >= _MAX_LEN:
+        if byte_len >= _MAX_LEN:
+            raise AllocationError(f"{what}: {byte_len} bytes cannot be addressed", "address space")
+        raise ValueError(f"{what}: byte_len must be positive, got {byte_len}")
+
+
+# ---- reservations --------------------------------------------------------------------
+
+def reserve(byte_len: int) -> int:
+    """Reserve ``byte_len`` bytes PROT_NONE (MAP_NORESERVE); return the start address."""
+    _check_len("reserve", byte_len)
+    out = ffi.new("uint64_t *")
+    if lib.wenv_reserve(byte_len, out) != 0:
+        _raise_errno(f"mmap reservation of {byte_len:#x} bytes")
+    return out[0]
+
+
+def release(addr: int, byte_len: int) -> None:
+    if lib.wenv_release(addr, byte_len) != 0:
+        _raise_errno(f"munmap of {byte_len:#x} bytes at {addr:#x}")
+
+
+def protect(addr: int, byte_len: int, writable: bool) -> None:
+    """mprotect to PROT_READ|PROT_WRITE (``writable``) or PROT_NONE."""
+    if lib.wenv_protect(addr, byte_len, 1 if writable else 0) != 0:
+        what = "read/write" if writable else "none"
+        _raise_errno(f"mprotect({what}) of {byte_len:#x} bytes at {addr:#x}")
+
+
+def map_fd_fixed(addr: int, byte_len: int, fd: int, file_offset: int) -> None:
+    """Map ``fd`` at ``file_offset`` over [addr, addr + byte_len): MAP_PRIVATE|MAP_FIXED, R/W (CoW)."""
+    if lib.wenv_map_fd_fixed(addr, byte_len, fd, file_offset) != 0:
+        _raise_errno(f"mmap of fd {fd} at file offset {file_offset:#x} ({byte_len:#x} bytes) at {addr:#x}")
+
+
+def map_anon_fixed(addr: int, byte_len: int, writable: bool) -> None:
+    """Replace [addr, addr + byte_len) by fresh zero pages (R/W or PROT_NONE)."""
+    if lib.wenv_map_anon_fixed(addr, byte_len, 1 if writable else 0) != 0:
+        _raise_errno(f"mmap of fresh pages ({byte_len:#x} bytes) at {addr:#x}")
+
+
+def decommit(addr: int, byte_len: int) -> None:
+    """Give back the pages of a R/W range; afterwards anonymous pages read as zero.
+
+    Linux: ``madvise(MADV_DONTNEED)`` (private file pages revert to the file's contents).
+    macOS: ``MADV_DONTNEED`` does not zero there, so the range is replaced by fresh
+    anonymous pages (file-backed image pages become zeros: re-map the image if needed).
+    """
+    if IS_MACOS:
+        map_anon_fixed(addr, byte_len, True)
+    elif lib.wenv_madvise_dontneed(addr, byte_len) != 0:
+        _raise_errno(f"madvise(MADV_DONTNEED) of {byte_len:#x} bytes at {addr:#x}")
+
+
+copy_raw = lib.wenv_copy_raw  # (dst_addr, src_addr, byte_len): memmove, no checks
+
+
+# ---- memory descriptors --------------------------------------------------------------
+
+def new_memory_desc():
+    """A zeroed ``wenv_memory`` (freed with the returned cdata)."""
+    return ffi.new("wenv_memory *")
+
+
+memory_init = lib.wenv_memory_init            # (desc, base, byte_len, bound, guard, start, end, flags)
+memory_set_byte_len = lib.wenv_memory_set_byte_len
+memory_close = lib.wenv_memory_close
+access_is_raw = lib.wenv_access_is_raw        # (desc, offset, width) -> 0/1
+
+# ---- the fault handler ---------------------------------------------------------------
+
+
+def install_trap_handler() -> None:
+    """Install the SIGSEGV/SIGBUS handler, or put it back on top if something covered it."""
+    if lib.wenv_trap_handler_install() != 0:
+        err = ffi.errno
+        raise WasmRuntimeError("could not install the guard-page fault handler") from OSError(
+            err, os.strerror(err))
+
+
+def trap_handler_on_top() -> int:
+    """1: our handler is installed for SIGSEGV and SIGBUS; 0: covered by another; -1: never installed."""
+    return lib.wenv_trap_handler_on_top()
+
+
+last_status = lib.wenv_last_status
+last_fault_address = lib.wenv_last_fault_address
+last_fault_signal = lib.wenv_last_fault_signal
+
+# ---- accessors -----------------------------------------------------------------------
+
+#: C loads by result kind; each is (desc, addr, offset) -> value or sentinel.
+LOAD = {
+    "i32": lib.wenv_load_i32, "i64": lib.wenv_load_i64, "u64": lib.wenv_load_u64,
+    "f32": lib.wenv_load_f32, "f64": lib.wenv_load_f64,
+    "s8": lib.wenv_load_s8, "u8": lib.wenv_load_u8, "s16": lib.wenv_load_s16,
+    "u16": lib.wenv_load_u16, "u32": lib.wenv_load_u32,
+}
+#: C stores by wasm op; each is (desc, addr, offset, value) -> status.
+STORE = {
+    "i32": lib.wenv_store_i32, "i32_8": lib.wenv_store_i32_8, "i32_16": lib.wenv_store_i32_16,
+    "i64": lib.wenv_store_i64, "i64_8": lib.wenv_store_i64_8, "i64_16": lib.wenv_store_i64_16,
+    "i64_32": lib.wenv_store_i64_32, "f32": lib.wenv_store_f32, "f64": lib.wenv_store_f64,
+}
+INT64_MIN = -(1 << 63)
+U64_SENTINEL = 1 << 63
+
+
+def read(desc, addr: int, byte_len: int):
+    """(status, bytes) of [addr, addr + byte_len)."""
+    if byte_len == 0:
+        return lib.wenv_read(desc, addr, ffi.NULL, 0), b""
+    buf = bytearray(byte_len)
+    status = lib.wenv_read(desc, addr, ffi.from_buffer(buf), byte_len)
+    return status, bytes(buf) if status == OK else b""
+
+
+def write(desc, addr: int, data) -> int:
+    view = memoryview(data)
+    if not view.contiguous:
+        view = memoryview(view.tobytes())
+    return lib.wenv_write(desc, addr, ffi.from_buffer(view), view.nbytes)
+
+
+def init(desc, addr: int, src, src_offset: int, byte_len: int) -> int:
+    view = memoryview(src)
+    if not view.contiguous:
+        view = memoryview(view.tobytes())
+    return lib.wenv_init(desc, addr, ffi.from_buffer(view), view.nbytes, src_offset, byte_len)
+
+
+fill = lib.wenv_fill   # (desc, addr, value, byte_len) -> status
+copy = lib.wenv_copy   # (desc, dst, src, byte_len) -> status
+
+# ---- benchmarks ----------------------------------------------------------------------
+
+bench_trap_roundtrip = lib.wenv_bench_trap_roundtrip   # (iterations) -> ns per trap in C
+bench_jmp_roundtrip = lib.wenv_bench_jmp_roundtrip     # (iterations, savemask) -> ns
+bench_load_i32 = lib.wenv_bench_load_i32               # (iterations) -> ns per raw C call

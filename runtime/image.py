@@ -1,0 +1,176 @@
+"""MemoryImage: the initial contents of a linear memory, as a file every instance maps CoW.
+
+One image is created per module memory (from the Static initialization bytes) and
+shared by all instances of the module: each maps it ``MAP_PRIVATE|MAP_FIXED`` over
+``[linear_offset, linear_offset + byte_len)`` of its accessible bytes, so pages stay
+shared until an instance writes them.
+
+Backing file: a sealed memfd on Linux (``memfd_create`` + ``F_ADD_SEALS`` write, grow,
+shrink and seal seals: nobody can change the bytes under the mappings), an unlinked
+temporary file elsewhere (macOS has no memfd), or an existing file at a page-aligned
+offset (compiled artifacts map their data section with no copy).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import tempfile
+import weakref
+
+from . import _ffi
+from .errors import AllocationError
+
+__all__ = ["MemoryImage"]
+
+_SEALS = 0
+if sys.platform.startswith("linux"):
+    import fcntl
+    _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+
+
+def _round_up(n: int, align: int) -> int:
+    return (n + align - 1) // align * align
+
+
+def _allocation_error(what: str, exc: OSError) -> AllocationError:
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        limit = "file descriptors"
+    elif exc.errno in (errno.ENOMEM, errno.ENOSPC, errno.EFBIG):
+        limit = "memory"
+    else:
+        limit = None
+    return AllocationError(f"{what}: {exc.strerror}", limit)
+
+
+def _new_file(name: str):
+    """A fresh, empty, close-on-exec file descriptor: (fd, sealable, source)."""
+    if _SEALS and hasattr(os, "memfd_create"):
+        try:
+            return os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING), True, "memfd"
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSYS, errno.EINVAL, errno.EPERM):
+                raise _allocation_error("memfd_create", exc) from exc
+    try:
+        fd, path = tempfile.mkstemp(prefix=f"{name}-")  # non-inheritable (PEP 446)
+    except OSError as exc:
+        raise _allocation_error("temporary image file", exc) from exc
+    os.unlink(path)
+    return fd, False, "tempfile"
+
+
+def _write_all(fd: int, view: memoryview, file_offset: int):
+    done = 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:], file_offset + done)
+
+
+class MemoryImage:
+    """An initialization image: ``byte_len`` bytes of file ``fd`` at ``file_offset``, to be
+    mapped at ``linear_offset`` of a linear memory. All three are host-page aligned.
+
+    Owns its file descriptor: ``close()``, context manager, and a finalizer as backstop.
+    Mappings made from it stay valid after ``close()`` (they hold their own reference).
+    """
+
+    __slots__ = ("_fd", "file_offset", "byte_len", "linear_offset", "sealed", "source", "_finalizer",
+                 "__weakref__")
+
+    def __init__(self, fd: int, file_offset: int, byte_len: int, linear_offset: int, *,
+                 sealed: bool = False, source: str = "fd"):
+        """Take ownership of ``fd`` (closed by :meth:`close`). Prefer the ``from_*`` constructors."""
+        page = _ffi.PAGE_SIZE
+        for name, value in (("file_offset", file_offset), ("byte_len", byte_len),
+                            ("linear_offset", linear_offset)):
+            if not isinstance(value, int) or value < 0 or value % page:
+                raise ValueError(f"MemoryImage.{name} must be a non-negative multiple of {page}, got {value!r}")
+        self._fd = fd
+        self.file_offset = file_offset
+        self.byte_len = byte_len
+        self.linear_offset = linear_offset
+        self.sealed = sealed
+        self.source = source
+        self._finalizer = weakref.finalize(self, os.close, fd)
+
+    @classmethod
+    def from_bytes(cls, data, linear_offset: int = 0, *, name: str = "wenv-image") -> "MemoryImage":
+        """An image holding ``data`` (zero-padded to whole pages) for ``linear_offset``.
+
+        Raises:
+            AllocationError: no file could be created or filled (limit: file descriptors, memory).
+            ValueError: ``linear_offset`` is not page-aligned.
+        """
+        if not isinstance(linear_offset, int) or linear_offset < 0 or linear_offset % _ffi.PAGE_SIZE:
+            raise ValueError(f"linear_offset must be a non-negative multiple of {_ffi.PAGE_SIZE}")
+        view = memoryview(data).cast("B") if not isinstance(data, memoryview) or data.format != "B" \
+            else data
+        byte_len = _round_up(len(view), _ffi.PAGE_SIZE)
+        fd, sealable, source = _new_file(name)
+        try:
+            try:
+                os.ftruncate(fd, byte_len)
+                _write_all(fd, view, 0)
+                if sealable:
+                    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+            except OSError as exc:
+                raise _allocation_error("filling the image file", exc) from exc
+            return cls(fd, 0, byte_len, linear_offset, sealed=sealable, source=source)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @classmethod
+    def from_file(cls, path, file_offset: int, byte_len: int, linear_offset: int = 0) -> "MemoryImage":
+        """An image of ``byte_len`` bytes of an existing file at ``file_offset`` (no copy).
+
+        The file is opened read-only; mappings are private, so instances never write it.
+        It must not shrink while mapped (a page past its end would fault with SIGBUS).
+
+        Raises:
+            ValueError: an offset or length is not page-aligned, or the file is too short.
+            OSError: the file cannot be opened.
+        """
+        fd = os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            size = os.fstat(fd).st_size
+            if file_offset + byte_len > size:
+                raise ValueError(f"{path}: image [{file_offset:#x}, {file_offset + byte_len:#x}) "
+                                 f"extends past the end of the file ({size:#x} bytes)")
+            return cls(fd, file_offset, byte_len, linear_offset, source="file")
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @property
+    def fd(self) -> int:
+        if not self._finalizer.alive:
+            raise ValueError("MemoryImage is closed")
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
+    def read(self) -> bytes:
+        """The image bytes (a copy, from the file)."""
+        out = bytearray()
+        while len(out) < self.byte_len:
+            chunk = os.pread(self.fd, self.byte_len - len(out), self.file_offset + len(out))
+            if not chunk:
+                raise ValueError("image file is shorter than the image")
+            out += chunk
+        return bytes(out)
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        state = "closed" if self.closed else f"fd={self._fd}"
+        return (f"<MemoryImage {self.source} {state} file_offset={self.file_offset:#x} "
+                f"byte_len={self.byte_len:#x} linear_offset={self.linear_offset:#x}>")

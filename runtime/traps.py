@@ -1,0 +1,73 @@
+"""Traps: a WebAssembly execution stopped by the spec (not a runtime failure).
+
+``Trap`` is deliberately *not* a :class:`runtime.errors.WasmRuntimeError`: a trap is a
+wasm outcome (as in the spec's ``assert_trap``), while ``WasmRuntimeError`` means the
+runtime itself could not do something (link errors, allocation failures).
+"""
+from __future__ import annotations
+
+import enum
+from typing import Optional
+
+__all__ = ["Trap", "TrapCode"]
+
+
+class TrapCode(enum.Enum):
+    """Why wasm trapped. Each value is the spec test suite's ``assert_trap`` text."""
+
+    MEMORY_OUT_OF_BOUNDS = "out of bounds memory access"
+    TABLE_OUT_OF_BOUNDS = "out of bounds table access"
+    INDIRECT_CALL_TO_NULL = "uninitialized element"
+    BAD_SIGNATURE = "indirect call type mismatch"
+    INTEGER_OVERFLOW = "integer overflow"
+    INTEGER_DIVISION_BY_ZERO = "integer divide by zero"
+    BAD_CONVERSION_TO_INTEGER = "invalid conversion to integer"
+    UNREACHABLE = "unreachable"
+    STACK_OVERFLOW = "call stack exhausted"
+    HEAP_MISALIGNED = "unaligned atomic"
+    OUT_OF_FUEL = "all fuel consumed by WebAssembly"
+    NULL_REFERENCE = "null reference"
+    ATOMIC_WAIT_NON_SHARED = "atomic wait on non-shared memory"
+
+    @property
+    def message(self) -> str:
+        return self.value
+
+    def __str__(self):
+        return self.value
+
+
+class Trap(Exception):
+    """A WebAssembly trap.
+
+    Args:
+        code: the :class:`TrapCode`.
+        message: details; defaults to the code's spec text (plus the address, if any).
+        address: for memory traps, the wasm (effective) address of the access, else None.
+        guard_fault: True when the trap was detected by a fault on a guard page (the
+            access ran with no bounds check), False when an explicit check found it.
+
+    Picklable: every field survives ``pickle`` (``__reduce__``).
+    """
+
+    def __init__(self, code: TrapCode, message: Optional[str] = None, *, address: Optional[int] = None,
+                 guard_fault: bool = False):
+        if not isinstance(code, TrapCode):
+            raise TypeError(f"code must be a TrapCode, got {code!r}")
+        if message is None:
+            message = code.value if address is None else f"{code.value} at wasm address {address:#x}"
+        self.code = code
+        self.message = message
+        self.address = address
+        self.guard_fault = bool(guard_fault)
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (_rebuild_trap, (self.code, self.message, self.address, self.guard_fault))
+
+    def __repr__(self):
+        return f"Trap({self.code.name}, {self.message!r}, address={self.address!r})"
+
+
+def _rebuild_trap(code, message, address, guard_fault):
+    return Trap(code, message, address=address, guard_fault=guard_fault)
