@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import mmap as _mmap
 
+from .artifact import load_artifact, save_artifact
 from .constexpr import ConstExpr
 from .errors import ArtifactError, DecodeError, UnsupportedFeature, WasmEnvError
 from .init import (InitMemory, MemoryInitialization, MemoryInitializer, StaticMemoryInitializer,
@@ -18,7 +19,7 @@ from .types import (WASM_PAGE_SIZE, EntityIndex, ExternKind, FuncType, GlobalTyp
                     TableType, TagType, ValType)
 
 __all__ = [
-    "translate", "compile", "host_page_size",
+    "translate", "compile", "host_page_size", "save_artifact", "load_artifact",
     "WasmEnvError", "DecodeError", "UnsupportedFeature", "ArtifactError",
     "Tunables", "Module", "ModuleTranslation", "ModuleType", "FunctionType", "Global",
     "Initializer", "ElementSegment", "ConstExpr",

@@ -21,6 +21,15 @@ def _inspect(args) -> int:
     return 0
 
 
+def _compile(args) -> int:
+    from .artifact import save_artifact
+    with open(args.file, "rb") as f:
+        data = f.read()
+    out = save_artifact(compile_module(data), args.output, overwrite=args.force)
+    print(f"wasmenv: wrote artifact {out}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="wasmenv", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -28,6 +37,12 @@ def main(argv=None) -> int:
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="stable JSON instead of tables")
     p.set_defaults(run=_inspect)
+    p = sub.add_parser("compile", help="compile a module to an artifact directory (mapped zero-copy "
+                                       "by load_artifact)")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", required=True, help="artifact directory to create")
+    p.add_argument("--force", action="store_true", help="replace an existing artifact at OUTPUT")
+    p.set_defaults(run=_compile)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
