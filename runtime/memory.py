@@ -44,8 +44,8 @@ from .traps import Trap, TrapCode
 
 __all__ = ["Memory", "MemorySlot", "ReservedSlot", "Reservation"]
 
-_U32_MAX = (1 << 32) - 1
 _U64_LIMIT = 1 << 64
+_OOB = TrapCode.MEMORY_OUT_OF_BOUNDS
 
 
 class Reservation:
@@ -346,22 +346,21 @@ class Memory:
 
     # ---- bulk access -----------------------------------------------------------------
 
-    def _raise(self, status: int, address: int, what: str):
+    def _error(self, status: int, op: str, width: int, addr: int, offset: int = 0) -> Exception:
+        """The exception for a failed access (a Trap for out of bounds)."""
         if status == _ffi.OOB or status == _ffi.OOB_GUARD:
-            guard = status == _ffi.OOB_GUARD
-            raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS,
-                       f"out of bounds memory access: {what} at wasm address {address:#x} in a memory of "
-                       f"{self.byte_len:#x} bytes ({'guard page fault' if guard else 'bounds check'})",
-                       address=address, guard_fault=guard)
+            return Trap(_OOB, address=addr + offset, guard_fault=status == _ffi.OOB_GUARD,
+                        _context=(op, width, addr, offset, self._size_pages * WASM_PAGE_SIZE))
         if status == _ffi.CLOSED:
-            raise ValueError("memory is closed")
+            return ValueError("memory is closed")
         if status == _ffi.BADARG:
-            raise ValueError(f"{what}: an argument is outside its wasm type's range")
+            return ValueError(f"{op}: an argument is outside its wasm type's range "
+                              f"(addr {addr:#x}, offset {offset:#x})")
         if status == _ffi.FAULT:
-            raise WasmRuntimeError(
-                f"{what} at wasm address {address:#x}: memory fault inside the accessible bytes "
+            return WasmRuntimeError(
+                f"{op} at wasm address {addr + offset:#x}: memory fault inside the accessible bytes "
                 f"(host address {_ffi.last_fault_address():#x}; was an image file truncated?)")
-        raise WasmRuntimeError(f"{what}: unexpected accessor status {status}")
+        return WasmRuntimeError(f"{op}: unexpected accessor status {status}")
 
     @staticmethod
     def _check_nonneg(**values):
@@ -374,7 +373,7 @@ class Memory:
         self._check_nonneg(addr=addr, n=n)
         status, data = _ffi.read(self._desc, addr, n)
         if status:
-            self._raise(status, addr, f"read of {n} bytes")
+            raise self._error(status, "read", n, addr)
         return data
 
     def write(self, addr: int, data) -> None:
@@ -382,21 +381,21 @@ class Memory:
         self._check_nonneg(addr=addr)
         status = _ffi.write(self._desc, addr, data)
         if status:
-            self._raise(status, addr, f"write of {memoryview(data).nbytes} bytes")
+            raise self._error(status, "write", memoryview(data).nbytes, addr)
 
     def fill(self, addr: int, value: int, n: int) -> None:
         """memory.fill: ``n`` bytes of ``value & 0xff`` at ``addr`` (checked before writing)."""
         self._check_nonneg(addr=addr, n=n)
         status = _ffi.fill(self._desc, addr, value, n)
         if status:
-            self._raise(status, addr, f"fill of {n} bytes")
+            raise self._error(status, "fill", n, addr)
 
     def copy(self, dst: int, src: int, n: int) -> None:
         """memory.copy: memmove semantics; trap before writing if either range is out of bounds."""
         self._check_nonneg(dst=dst, src=src, n=n)
         status = _ffi.copy(self._desc, dst, src, n)
         if status:
-            self._raise(status, dst if dst + n > self.byte_len else src, f"copy of {n} bytes")
+            raise self._error(status, "copy", n, dst if dst + n > self.byte_len else src)
 
     def _init_bytes(self, addr: int, src, src_offset: int, n: int) -> None:
         """memory.init: copy ``src[src_offset:src_offset + n]`` to ``addr``; trap (writing
@@ -404,7 +403,7 @@ class Memory:
         self._check_nonneg(addr=addr, src_offset=src_offset, n=n)
         status = _ffi.init(self._desc, addr, src, src_offset, n)
         if status:
-            self._raise(status, addr, f"memory.init of {n} bytes from offset {src_offset}")
+            raise self._error(status, "memory.init", n, addr)
 
     # ---- lifetime --------------------------------------------------------------------
 
@@ -431,12 +430,6 @@ class Memory:
 # Generated once per op; each is a thin wrapper over one C call. Loads return the value
 # or a sentinel (then the thread's status says whether it trapped); stores return a status.
 
-def _fail(self, status, addr, offset, width, op):
-    if status:
-        ea = addr + offset if isinstance(addr, int) and isinstance(offset, int) else addr
-        self._raise(status, ea, f"{op} ({width} bytes, addr {addr:#x} + offset {offset:#x})")
-
-
 def _int_load(op, cfn, width):
     sentinel = _ffi.INT64_MIN
     last_status = _ffi.last_status
@@ -444,7 +437,9 @@ def _int_load(op, cfn, width):
     def load(self, addr, offset=0):
         value = cfn(self._desc, addr, offset)
         if value == sentinel:
-            _fail(self, last_status(), addr, offset, width, op)
+            status = last_status()
+            if status:
+                raise self._error(status, op, width, addr, offset)
         return value
     return load
 
@@ -456,7 +451,9 @@ def _u64_load(op, cfn, width):
     def load(self, addr, offset=0):
         value = cfn(self._desc, addr, offset)
         if value == sentinel:
-            _fail(self, last_status(), addr, offset, width, op)
+            status = last_status()
+            if status:
+                raise self._error(status, op, width, addr, offset)
         return value
     return load
 
@@ -467,7 +464,9 @@ def _float_load(op, cfn, width):
     def load(self, addr, offset=0):
         value = cfn(self._desc, addr, offset)
         if value != value:  # NaN: the sentinel, or a NaN in memory
-            _fail(self, last_status(), addr, offset, width, op)
+            status = last_status()
+            if status:
+                raise self._error(status, op, width, addr, offset)
         return value
     return load
 
@@ -476,7 +475,7 @@ def _store(op, cfn, width):
     def store(self, addr, value, offset=0):
         status = cfn(self._desc, addr, offset, value)
         if status:
-            _fail(self, status, addr, offset, width, op)
+            raise self._error(status, op, width, addr, offset)
     return store
 
 
@@ -487,7 +486,7 @@ def _store_i64(op, cfn, width):
         except OverflowError:  # an unsigned i64 in [2^63, 2^64), or a bad addr/offset
             status = cfn(self._desc, addr, offset, _i64_from_u64(value))
         if status:
-            _fail(self, status, addr, offset, width, op)
+            raise self._error(status, op, width, addr, offset)
     return store
 
 

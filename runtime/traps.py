@@ -47,20 +47,38 @@ class Trap(Exception):
         guard_fault: True when the trap was detected by a fault on a guard page (the
             access ran with no bounds check), False when an explicit check found it.
 
-    Picklable: every field survives ``pickle`` (``__reduce__``).
+    ``str(trap)`` is the message. Picklable: every field survives ``pickle``.
     """
 
+    # Built on the trap path of every guarded access: keep construction cheap (no
+    # super().__init__, message formatted only when someone reads it).
     def __init__(self, code: TrapCode, message: Optional[str] = None, *, address: Optional[int] = None,
-                 guard_fault: bool = False):
-        if not isinstance(code, TrapCode):
+                 guard_fault: bool = False, _context=None):
+        if code.__class__ is not TrapCode:
             raise TypeError(f"code must be a TrapCode, got {code!r}")
-        if message is None:
-            message = code.value if address is None else f"{code.value} at wasm address {address:#x}"
         self.code = code
-        self.message = message
+        self._message = message
+        self._context = _context
         self.address = address
-        self.guard_fault = bool(guard_fault)
-        super().__init__(message)
+        self.guard_fault = guard_fault
+
+    @property
+    def message(self) -> str:
+        if self._message is None:
+            if self._context is not None:
+                op, width, addr, offset, memory_bytes = self._context
+                self._message = (
+                    f"{self.code.value}: {op} of {width} bytes at wasm address {self.address:#x} "
+                    f"(addr {addr:#x} + offset {offset:#x}) in a memory of {memory_bytes:#x} bytes "
+                    f"({'guard page fault' if self.guard_fault else 'bounds check'})")
+            elif self.address is not None:
+                self._message = f"{self.code.value} at wasm address {self.address:#x}"
+            else:
+                self._message = self.code.value
+        return self._message
+
+    def __str__(self):
+        return self.message
 
     def __reduce__(self):
         return (_rebuild_trap, (self.code, self.message, self.address, self.guard_fault))
