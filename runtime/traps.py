@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from typing import Optional
 
-__all__ = ["Trap", "TrapCode"]
+__all__ = ["Trap", "TrapCode", "install_trap_handler", "trap_handler_on_top"]
 
 
 class TrapCode(enum.Enum):
@@ -89,3 +89,23 @@ class Trap(Exception):
 
 def _rebuild_trap(code, message, address, guard_fault):
     return Trap(code, message, address=address, guard_fault=guard_fault)
+
+
+def install_trap_handler() -> None:
+    """Install the guard-page SIGSEGV/SIGBUS handler, or put it back on top.
+
+    Creating a Memory does this already. Call it again if something installed its own
+    SIGSEGV/SIGBUS handler afterwards without chaining to ours first -- e.g.
+    ``faulthandler.enable()`` after memories exist: Python's faulthandler treats every
+    fault as fatal, so while it is on top a guard-page fault kills the process instead
+    of becoming a Trap. Re-installing keeps the covered handler in the chain: faults
+    that are not ours still reach it (and faulthandler still prints its traceback).
+    """
+    from . import _ffi
+    _ffi.install_trap_handler()
+
+
+def trap_handler_on_top() -> bool:
+    """True if the guard-page handler is the installed SIGSEGV and SIGBUS handler."""
+    from . import _ffi
+    return _ffi.trap_handler_on_top() == 1
