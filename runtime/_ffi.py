@@ -36,10 +36,20 @@ _MAX_LEN = 1 << 64
 # ---- errno -> domain errors ----------------------------------------------------------
 
 def mapping_count() -> int:
-    """Number of mappings (VMAs) of this process, or -1 where /proc is not available."""
+    """Number of mappings (VMAs) of this process, or -1 where /proc is not available.
+
+    Reads through one small buffer: near vm.max_map_count a large allocation would need
+    a new mapping itself and fail.
+    """
+    count = 0
+    buf = bytearray(16384)
     try:
-        with open("/proc/self/maps", "rb") as f:
-            return f.read().count(b"\n")
+        with open("/proc/self/maps", "rb", buffering=0) as f:
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    return count
+                count += buf.count(b"\n", 0, n)
     except OSError:
         return -1
 
@@ -56,7 +66,10 @@ def max_map_count() -> int:
 def enomem_limit() -> str:
     """Which limit an ENOMEM from mmap/mprotect/munmap most likely hit."""
     limit = max_map_count()
-    if limit > 0 and mapping_count() >= limit - MAP_COUNT_MARGIN:
+    try:
+        if limit > 0 and mapping_count() >= limit - MAP_COUNT_MARGIN:
+            return "vm.max_map_count"
+    except MemoryError:  # even malloc could not map memory: out of mappings
         return "vm.max_map_count"
     return "address space"
 

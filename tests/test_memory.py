@@ -1,0 +1,530 @@
+"""Memory: layout from outside (/proc/self/maps), grow, bulk access, images, failures."""
+import gc
+import threading
+from types import SimpleNamespace
+
+import pytest
+
+from runtime import _ffi
+from runtime.allocator import InstanceAllocator, OnDemandAllocator
+from runtime.errors import AllocationError, WasmRuntimeError
+from runtime.image import MemoryImage
+from runtime.memory import Memory, MemorySlot, ReservedSlot
+from runtime.traps import Trap, TrapCode
+from tests.test_native import (expected_layout, layout, open_fd_count, parse_maps, run_child,
+                               smaps_usage)
+from wasmenv import MemoryPlan, MemoryStyle, MemoryType, Tunables
+
+PAGE = _ffi.PAGE_SIZE
+WASM_PAGE = 65536
+KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
+
+
+def engine(**tunables):
+    return SimpleNamespace(tunables=Tunables(**tunables), allocator=OnDemandAllocator())
+
+
+def assert_layout(mem):
+    start, end = mem.reservation_range
+    assert layout(start, end) == expected_layout(start, mem.base_address, mem.byte_len, end)
+
+
+# ---- layout ---------------------------------------------------------------------------
+
+def test_static_layout_before_and_after_grow():
+    eng = engine()
+    with Memory.new(eng, 1, 10) as m:
+        plan = m.plan
+        assert plan.style == MemoryStyle.Static(65536)
+        start, end = m.reservation_range
+        assert end - start == plan.reservation_bytes() == 2 * GIB + 4 * GIB + 2 * GIB
+        assert m.base_address == start + plan.pre_guard_size == start + 2 * GIB
+        assert_layout(m)
+        assert m.grow(3) == 1
+        assert m.reservation_range == (start, end) and m.base_address == start + 2 * GIB
+        assert_layout(m)
+        assert layout(m.base_address, m.base_address + 4 * WASM_PAGE) == [
+            (m.base_address, m.base_address + 4 * WASM_PAGE, "rw-p")]
+
+
+@pytest.mark.parametrize("guard", [0, 64 * KIB, 32 * MIB])
+def test_static_layout_small_guards_and_no_pre_guard(guard):
+    for before in (True, False):
+        eng = engine(static_memory_offset_guard_size=guard, guard_before_linear_memory=before,
+                     static_memory_bound=16)
+        with Memory.new(eng, 2, 16) as m:
+            start, end = m.reservation_range
+            assert m.base_address - start == (guard if before else 0)
+            assert end - m.base_address == 16 * WASM_PAGE + guard
+            assert_layout(m)
+            m.grow(14)
+            assert_layout(m)
+            assert m.grow(1) == -1
+
+
+def test_dynamic_layout_grows_in_place_inside_its_reserve():
+    eng = engine(static_memory_bound=16, dynamic_memory_growth_reserve=4 * WASM_PAGE,
+                 dynamic_memory_offset_guard_size=64 * KIB)
+    with Memory.new(eng, 2) as m:
+        plan = m.plan
+        assert plan.style == MemoryStyle.Dynamic(4 * WASM_PAGE)
+        start, end = m.reservation_range
+        assert end - start == plan.reservation_bytes(2) == 64 * KIB + 6 * WASM_PAGE + 64 * KIB
+        assert_layout(m)
+        base = m.base_address
+        assert m.grow(4) == 2  # exactly fills the reserve
+        assert m.base_address == base and m.reservation_range == (start, end)
+        assert_layout(m)
+
+
+def test_dynamic_move_new_reservation_copy_and_old_one_released():
+    eng = engine(static_memory_bound=16, dynamic_memory_growth_reserve=2 * WASM_PAGE,
+                 dynamic_memory_offset_guard_size=64 * KIB)
+    with Memory.new(eng, 1) as m:
+        m.write(0, b"first")
+        m.store_i64(WASM_PAGE - 8, -2)
+        old_start, old_end = m.reservation_range
+        assert m.grow(3) == 1  # 4 pages > 1 + 2 reserve: moves
+        start, end = m.reservation_range
+        assert (start, end) != (old_start, old_end)
+        assert end - start == m.plan.reservation_bytes(4)
+        assert_layout(m)
+        assert layout(old_start, old_end) == [(old_start, old_end, None)]  # unmapped
+        assert m.read(0, 5) == b"first" and m.load_i64(WASM_PAGE - 8) == -2
+        assert m.read(WASM_PAGE, 3 * WASM_PAGE) == bytes(3 * WASM_PAGE)
+        m.store_i32(4 * WASM_PAGE - 4, 7)
+        assert m.load_i32(4 * WASM_PAGE - 4) == 7
+        with pytest.raises(Trap):
+            m.load_i32(4 * WASM_PAGE - 3)
+
+
+def test_reservation_is_noreserve():
+    from tests.test_native import vm_flags
+    with Memory.new(engine(), 1) as m:
+        assert "nr" in vm_flags(m.reservation_range[0])
+        assert "nr" in vm_flags(m.base_address)
+
+
+# ---- grow semantics -------------------------------------------------------------------
+
+def test_grow_returns_old_size_and_minus_one_past_maximum():
+    with Memory.new(engine(), 1, 3) as m:
+        assert m.grow(0) == 1
+        assert m.grow(1) == 1
+        assert m.grow(1) == 2
+        assert m.grow(1) == -1
+        assert m.size_pages == 3 and m.byte_len == 3 * WASM_PAGE
+        assert m.grow(0) == 3
+        with pytest.raises(ValueError):
+            m.grow(-1)
+
+
+def test_grow_without_declared_maximum_stops_at_index_maximum():
+    with Memory.new(engine(static_memory_offset_guard_size=64 * KIB), 0) as m:
+        assert m.maximum_pages == 65536
+        assert m.grow(65537) == -1
+        assert m.grow(65536) == 0  # the full 4 GiB (reserved, not touched)
+        assert m.byte_len == 4 * GIB
+        assert m.load_i32(4 * GIB - 4) == 0
+        assert m.grow(1) == -1
+
+
+def test_static_bound_is_maximum_caps_growth():
+    eng = engine(static_memory_bound=8, static_memory_bound_is_maximum=True)
+    with Memory.new(eng, 1, 100) as m:
+        assert m.plan.is_static and m.maximum_pages == 8
+        assert m.grow(7) == 1 and m.grow(1) == -1
+
+
+def test_memory64_grows():
+    with Memory.new(engine(), 1, memory64=True) as m:
+        assert not m.plan.is_static
+        assert m.maximum_pages == 1 << 48
+        assert m.grow(2) == 1
+        m.store_i64(3 * WASM_PAGE - 8, 1 << 62)
+        assert m.load_i64(3 * WASM_PAGE - 8) == 1 << 62
+        assert m.grow(1 << 40) == -1  # 64 PiB: the OS refuses
+
+
+def test_shared_memory_grow_is_thread_safe_and_never_moves():
+    eng = engine(static_memory_bound=16, dynamic_memory_growth_reserve=64 * WASM_PAGE)
+    with Memory.new(eng, 1, 1000, shared=True) as m:
+        assert m.shared and not m.plan.is_static
+        base = m.base_address
+        results = []
+        lock = threading.Lock()
+
+        def worker():
+            for _ in range(8):
+                r = m.grow(1)
+                with lock:
+                    results.append(r)
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        got = sorted(r for r in results if r != -1)
+        assert got == list(range(1, 65))  # every old size seen exactly once
+        assert m.size_pages == 65 and m.base_address == base
+        assert m.grow(1) == -1  # past the reserve: a shared memory never moves
+        assert_layout(m)
+
+
+def test_shared_memory_needs_a_maximum():
+    with pytest.raises(ValueError):
+        Memory.new(engine(), 1, shared=True)
+
+
+def test_invalid_types():
+    with pytest.raises(ValueError):
+        Memory.new(engine(), 2, 1)
+    with pytest.raises(ValueError):
+        Memory.new(engine(), 65537)
+
+
+# ---- bulk access ----------------------------------------------------------------------
+
+@pytest.fixture
+def mem():
+    with Memory.new(engine(), 1, 2) as m:
+        yield m
+
+
+def test_read_write_round_trip_and_bounds(mem):
+    mem.write(100, b"hello")
+    assert mem.read(100, 5) == b"hello"
+    mem.write(WASM_PAGE - 3, bytearray(b"xyz"))
+    assert mem.read(WASM_PAGE - 3, 3) == b"xyz"
+    assert mem.read(WASM_PAGE, 0) == b""
+    with pytest.raises(Trap) as info:
+        mem.write(WASM_PAGE - 2, b"xyz")
+    assert info.value.code is TrapCode.MEMORY_OUT_OF_BOUNDS and info.value.address == WASM_PAGE - 2
+    assert mem.read(WASM_PAGE - 3, 3) == b"xyz"  # nothing written
+    with pytest.raises(Trap):
+        mem.read(WASM_PAGE - 2, 3)
+    with pytest.raises(Trap):
+        mem.read(WASM_PAGE + 1, 0)
+    with pytest.raises(ValueError):
+        mem.read(-1, 1)
+    mem.write(0, memoryview(b"abcdef")[1:4])
+    assert mem.read(0, 3) == b"bcd"
+
+
+def test_fill_semantics(mem):
+    mem.fill(10, 0x1FF, 5)  # low byte
+    assert mem.read(9, 7) == b"\x00" + b"\xff" * 5 + b"\x00"
+    mem.fill(WASM_PAGE, 1, 0)  # n == 0 at the end: fine
+    with pytest.raises(Trap):
+        mem.fill(WASM_PAGE + 1, 1, 0)  # n == 0 past the end: traps
+    with pytest.raises(Trap):
+        mem.fill(WASM_PAGE - 4, 7, 5)
+    assert mem.read(WASM_PAGE - 4, 4) == bytes(4)  # nothing written
+
+
+def test_copy_is_memmove_and_checks_first(mem):
+    mem.write(0, bytes(range(10)))
+    mem.copy(2, 0, 8)  # overlapping forward
+    assert mem.read(0, 10) == bytes([0, 1, 0, 1, 2, 3, 4, 5, 6, 7])
+    mem.copy(0, 2, 8)  # overlapping backward
+    assert mem.read(0, 8) == bytes([0, 1, 2, 3, 4, 5, 6, 7])
+    before = mem.read(0, 16)
+    with pytest.raises(Trap):
+        mem.copy(0, WASM_PAGE - 4, 8)  # source out of bounds
+    with pytest.raises(Trap):
+        mem.copy(WASM_PAGE - 4, 0, 8)  # destination out of bounds
+    assert mem.read(0, 16) == before and mem.read(WASM_PAGE - 4, 4) == bytes(4)
+    mem.copy(WASM_PAGE, 0, 0)
+    with pytest.raises(Trap):
+        mem.copy(0, WASM_PAGE + 1, 0)
+
+
+def test_init_bytes_semantics(mem):
+    src = memoryview(b"0123456789")
+    mem._init_bytes(5, src, 2, 4)
+    assert mem.read(5, 4) == b"2345"
+    mem._init_bytes(WASM_PAGE, src, 10, 0)  # both at their ends, n == 0
+    with pytest.raises(Trap):
+        mem._init_bytes(0, src, 8, 3)  # past the segment
+    with pytest.raises(Trap):
+        mem._init_bytes(0, src, 11, 0)
+    with pytest.raises(Trap):
+        mem._init_bytes(WASM_PAGE - 2, src, 0, 3)  # past the memory
+    assert mem.read(WASM_PAGE - 2, 2) == b"\x00\x00" and mem.read(0, 3) == b"\x00\x00\x00"
+
+
+# ---- lifetime -------------------------------------------------------------------------
+
+def test_close_unmaps_and_blocks_access():
+    m = Memory.new(engine(), 1)
+    start, end = m.reservation_range
+    m.close()
+    m.close()
+    assert m.closed and layout(start, end) == [(start, end, None)]
+    with pytest.raises(ValueError):
+        m.load_i32(0)
+    with pytest.raises(ValueError):
+        m.store_i32(0, 1)
+    with pytest.raises(ValueError):
+        m.read(0, 1)
+    with pytest.raises(ValueError):
+        m.base_address
+    assert "closed" in repr(m)
+
+
+def test_grow_after_close_raises():
+    m = Memory.new(engine(), 1, 4)
+    m.close()
+    with pytest.raises(ValueError):
+        m.grow(1)
+
+
+def test_finalizer_unmaps_an_unreferenced_memory():
+    m = Memory.new(engine(), 1)
+    start, end = m.reservation_range
+    del m
+    gc.collect()
+    assert layout(start, end) == [(start, end, None)]
+
+
+# ---- images ---------------------------------------------------------------------------
+
+def test_image_is_mapped_copy_on_write_and_shared():
+    data = b"IMG!" * (PAGE // 4) + b"second page"
+    eng = engine()
+    plan = MemoryPlan.for_memory(MemoryType(2, 4), eng.tunables)
+    with MemoryImage.from_bytes(data, 4 * PAGE) as img:
+        a = eng.allocator.allocate_memory(plan, img)
+        b = eng.allocator.allocate_memory(plan, img)
+        with a, b:
+            assert a.image is img
+            for m in (a, b):
+                assert m.read(4 * PAGE, len(data)) == data
+                assert m.read(0, 4 * PAGE) == bytes(4 * PAGE)
+                assert m.read(4 * PAGE + len(data), 64) == bytes(64)
+                lo = m.base_address + 4 * PAGE
+                maps = [x for x in parse_maps() if x[0] <= lo < x[1]]
+                assert maps[0][2] == "rw-p" and maps[0][4].startswith("/memfd:wenv-image")
+                assert maps[0][0] == lo and maps[0][1] == lo + img.byte_len
+                assert_layout(m)  # permissions: still one R/W run
+            a.write(4 * PAGE, b"mine")
+            assert a.read(4 * PAGE, 4) == b"mine"
+            assert b.read(4 * PAGE, 4) == b"IMG!"  # private copy
+            assert img.read()[:4] == b"IMG!"  # the file is untouched
+            c = eng.allocator.allocate_memory(plan, img)
+            with c:
+                assert c.read(4 * PAGE, 4) == b"IMG!"
+
+
+def test_image_outlives_its_fd_and_grow_keeps_it():
+    eng = engine()
+    plan = MemoryPlan.for_memory(MemoryType(1, 4), eng.tunables)
+    img = MemoryImage.from_bytes(b"kept", 0)
+    with eng.allocator.allocate_memory(plan, img) as m:
+        img.close()
+        assert m.read(0, 4) == b"kept"
+        assert m.grow(2) == 1
+        assert m.read(0, 4) == b"kept" and m.image is img
+
+
+def test_dynamic_move_drops_the_image_mapping():
+    eng = engine(static_memory_bound=16, dynamic_memory_growth_reserve=WASM_PAGE)
+    plan = MemoryPlan.for_memory(MemoryType(1), eng.tunables)
+    with MemoryImage.from_bytes(b"moved" * 100, 0) as img, eng.allocator.allocate_memory(plan, img) as m:
+        assert m.image is img
+        assert m.grow(5) == 1
+        assert m.image is None
+        assert m.read(0, 500) == b"moved" * 100
+        start, end = m.reservation_range
+        assert not [x for x in parse_maps() if x[0] < end and x[1] > start and "memfd" in x[4]]
+
+
+def test_image_must_fit_and_be_open():
+    eng = engine()
+    plan = MemoryPlan.for_memory(MemoryType(1), eng.tunables)
+    with MemoryImage.from_bytes(bytes(PAGE), WASM_PAGE) as img:
+        with pytest.raises(ValueError):
+            Memory(plan, img)
+    img = MemoryImage.from_bytes(b"x")
+    img.close()
+    with pytest.raises(ValueError):
+        Memory(plan, img)
+
+
+def test_untouched_1mib_image_instance_has_no_private_dirty_pages():
+    data = bytes(range(256)) * 4096  # 1 MiB, no zero pages to trim
+    eng = engine()
+    plan = MemoryPlan.for_memory(MemoryType(16), eng.tunables)
+    with MemoryImage.from_bytes(data, 0) as img, eng.allocator.allocate_memory(plan, img) as a, \
+            eng.allocator.allocate_memory(plan, img) as b:
+        for m in (a, b):
+            usage = smaps_usage(*m.reservation_range)
+            assert usage.get("Rss", 0) <= 2 * PAGE
+            assert usage.get("Private_Dirty", 0) == 0
+            assert usage.get("Anonymous", 0) == 0
+        # Reading maps the image's own pages: no copies. (memfd pages are shmem, which
+        # the kernel always counts as dirty; mapped by both instances they are shared.)
+        assert a.read(0, len(data)) == data and b.read(0, len(data)) == data
+        for m in (a, b):
+            usage = smaps_usage(*m.reservation_range)
+            assert usage["Rss"] >= len(data)
+            assert usage.get("Anonymous", 0) == 0
+            assert usage.get("Private_Dirty", 0) == 0 and usage.get("Shared_Dirty", 0) >= len(data)
+        a.store_i32(5 * PAGE, 1)  # one written page -> one private (anonymous) copy
+        usage = smaps_usage(*a.reservation_range)
+        assert usage.get("Anonymous", 0) == PAGE and usage.get("Private_Dirty", 0) == PAGE
+        assert smaps_usage(*b.reservation_range).get("Anonymous", 0) == 0
+
+
+# ---- failures leave nothing behind ----------------------------------------------------
+
+def _footprint():
+    return len(parse_maps()), open_fd_count()
+
+
+def test_plan_too_big_for_the_address_space():
+    eng = engine()
+    before = _footprint()
+    with pytest.raises(AllocationError) as info:
+        Memory.new(eng, 1 << 33, memory64=True)  # 512 TiB
+    assert info.value.limit == "address space"
+    assert isinstance(info.value.__cause__, OSError)
+    assert _footprint() == before
+
+
+def test_failure_after_reserving_releases_the_reservation(monkeypatch):
+    eng = engine()
+    plan = MemoryPlan.for_memory(MemoryType(2), eng.tunables)
+    reserved = []
+    real_reserve = _ffi.reserve
+
+    def spy_reserve(n):
+        reserved.append((real_reserve(n), n))
+        return reserved[-1][0]
+
+    def fail_map(*args):
+        raise AllocationError("injected", "address space")
+
+    with MemoryImage.from_bytes(b"data", 0) as img:
+        monkeypatch.setattr(_ffi, "reserve", spy_reserve)
+        monkeypatch.setattr(_ffi, "map_fd_fixed", fail_map)
+        before = _footprint()
+        with pytest.raises(AllocationError):
+            Memory(plan, img)
+        assert _footprint() == before
+        (start, n), = reserved
+        assert layout(start, start + n) == [(start, start + n, None)]
+
+
+def test_address_space_limit_in_a_child():
+    code = """
+        import resource, psutil
+        from types import SimpleNamespace
+        from runtime import Memory, OnDemandAllocator, AllocationError
+        from tests.test_native import parse_maps, open_fd_count
+        from wasmenv import Tunables
+        def footprint():
+            return len(parse_maps()), open_fd_count()
+        eng = SimpleNamespace(tunables=Tunables(), allocator=OnDemandAllocator())
+        small = SimpleNamespace(tunables=Tunables(static_memory_bound=16, dynamic_memory_growth_reserve=65536,
+                                                  dynamic_memory_offset_guard_size=65536),
+                                allocator=OnDemandAllocator())
+        grower = Memory.new(small, 1)
+        grower.store_i32(0, 42)
+        vms = psutil.Process().memory_info().vms
+        resource.setrlimit(resource.RLIMIT_AS, (vms + (1 << 30), resource.RLIM_INFINITY))
+        before = footprint()
+        try:
+            Memory.new(eng, 1)  # 8 GiB reservation
+            print("allocated")
+        except AllocationError as e:
+            print("limit:", e.limit)
+        print("same footprint:", footprint() == before)
+        print("grow:", grower.grow(30000))  # needs a ~2 GiB move: refused
+        print("still:", grower.size_pages, grower.load_i32(0))
+        print("grow small:", grower.grow(1))
+    """
+    proc = run_child(code)
+    assert proc.returncode == 0, proc.stderr
+    assert "limit: address space" in proc.stdout
+    assert "same footprint: True" in proc.stdout
+    assert "grow: -1" in proc.stdout and "still: 1 42" in proc.stdout
+    assert "grow small: 1" in proc.stdout
+
+
+def test_max_map_count_limit_in_a_child():
+    """Exhaust vm.max_map_count with small memories: a clear AllocationError naming the
+    limit, and repeated failures leave no mapping behind."""
+    code = """
+        from types import SimpleNamespace
+        from runtime import Memory, OnDemandAllocator, AllocationError, _ffi
+        from wasmenv import Tunables
+        eng = SimpleNamespace(tunables=Tunables(static_memory_bound=1, static_memory_offset_guard_size=65536),
+                              allocator=OnDemandAllocator())
+        mems = []
+        try:
+            while len(mems) < 200000:
+                mems.append(Memory.new(eng, 1, 1))
+        except AllocationError as e:
+            print("limit:", e.limit, "after", len(mems))
+        counts = set()
+        for _ in range(5):
+            try:
+                Memory.new(eng, 1, 1)
+            except AllocationError:
+                pass
+            counts.add(_ffi.mapping_count())
+        print("stable:", len(counts) == 1, "near max:", max(counts) >= _ffi.max_map_count() - 16)
+        for m in mems[:100]:
+            m.close()
+        Memory.new(eng, 1, 1).close()
+        print("recovered")
+    """
+    proc = run_child(code, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "limit: vm.max_map_count" in proc.stdout, proc.stdout
+    assert "stable: True near max: True" in proc.stdout
+    assert "recovered" in proc.stdout
+
+
+# ---- allocator interface --------------------------------------------------------------
+
+class RecordingSlot(ReservedSlot):
+    """A test slot: counts releases, refuses to move (like a pool slot)."""
+    released = 0
+
+    def relocated(self, byte_len):
+        return None
+
+    def release(self):
+        type(self).released += 1
+        super().release()
+
+
+def test_custom_slot_factory_is_owned_and_released_once():
+    RecordingSlot.released = 0
+    eng = engine(static_memory_bound=16, dynamic_memory_growth_reserve=WASM_PAGE)
+    plan = MemoryPlan.for_memory(MemoryType(1), eng.tunables)
+    m = Memory(plan, slot_factory=RecordingSlot)
+    assert isinstance(m._state.slot, MemorySlot)
+    assert m.grow(1) == 1
+    assert m.grow(1) == -1  # needs a move; this slot kind cannot
+    m.close()
+    m.close()
+    assert RecordingSlot.released == 1
+
+
+def test_allocators():
+    assert isinstance(OnDemandAllocator(), InstanceAllocator)
+    with pytest.raises(NotImplementedError):
+        InstanceAllocator().allocate_memory(None)
+    with OnDemandAllocator() as alloc:
+        eng = SimpleNamespace(tunables=Tunables(), allocator=alloc)
+        with Memory.new(eng, 1) as m:
+            assert isinstance(m, Memory)
+
+
+def test_runtime_errors_hierarchy():
+    assert issubclass(AllocationError, WasmRuntimeError)
+    assert not issubclass(Trap, WasmRuntimeError)
