@@ -12,6 +12,8 @@ import runtime
 import wasmenv
 from wasmenv import FuncType, GlobalType, MemoryType, TableType, TagType, ValType
 
+#: Value types whose values wasmtime-py can read without aborting the process.
+READABLE = ("i32", "i64", "f32", "f64", "funcref", "externref")
 #: Memories bigger than this are compared by size and a digest of their first pages only.
 FULL_COMPARE_BYTES = 64 << 20
 
@@ -22,6 +24,7 @@ def wasmtime_engine(cow: bool = True, guard_bytes: Optional[int] = None,
     for feature in ("wasm_multi_memory", "wasm_memory64", "wasm_threads", "wasm_reference_types",
                     "wasm_bulk_memory", "wasm_multi_value", "wasm_exceptions"):
         setattr(cfg, feature, True)
+    cfg.shared_memory = True
     cfg.memory_init_cow = cow
     if guard_bytes is not None:
         cfg.memory_guard_size = guard_bytes
@@ -73,10 +76,17 @@ def _global_value(content: ValType, k: int):
     return None
 
 
+class Unexpressible(Exception):
+    """wasmtime-py's API cannot build a host value of this type (v128, exnref)."""
+
+
 def _wt_valtype(v: ValType):
-    return {ValType.I32: wt.ValType.i32, ValType.I64: wt.ValType.i64, ValType.F32: wt.ValType.f32,
+    make = {ValType.I32: wt.ValType.i32, ValType.I64: wt.ValType.i64, ValType.F32: wt.ValType.f32,
             ValType.F64: wt.ValType.f64, ValType.FUNCREF: wt.ValType.funcref,
-            ValType.EXTERNREF: wt.ValType.externref}[v]()
+            ValType.EXTERNREF: wt.ValType.externref}.get(v)
+    if make is None:
+        raise Unexpressible(f"wasmtime-py has no host {v} values")
+    return make()
 
 
 def _wt_val(v: ValType, value):
@@ -106,20 +116,24 @@ def wasmtime_externs(store, recipes):
         elif isinstance(ty, MemoryType):
             lim = wt.Limits(ty.minimum, ty.maximum)
             mt = wt.MemoryType(lim, is_64=ty.memory64, shared=ty.shared)
-            if ty.shared:
-                out.append(wt.SharedMemory(store.engine, mt))
-            else:
-                out.append(wt.Memory(store, mt))
+            if ty.shared:  # wasmtime-py 50 cannot pass a SharedMemory as an import (TypeError)
+                raise Unexpressible("wasmtime-py cannot import shared memories")
+            out.append(wt.Memory(store, mt))
         elif isinstance(ty, TableType):
+            if ty.table64:  # wasmtime-py 50's TableType has no 64-bit index flag
+                raise Unexpressible("wasmtime-py cannot make 64-bit tables")
             tt = wt.TableType(_wt_valtype(ty.element), wt.Limits(ty.minimum, ty.maximum))
             out.append(wt.Table(store, tt, None))
         elif isinstance(ty, TagType):
-            raise NotImplementedError("tag imports")
+            ft = ty.func_type
+            wft = wt.FuncType([_wt_valtype(p) for p in ft.params], [])
+            out.append(wt.Tag(store, wt.TagType(wft)))
     return out
 
 
 def our_externs(engine, recipes):
-    out = {}
+    """Our host objects for ``recipes``, in import order (duplicate names are legal)."""
+    out = []
     for mod, field, ty, k in recipes:
         if isinstance(ty, FuncType):
             ext = runtime.Func(ty, lambda *a: None)
@@ -131,7 +145,7 @@ def our_externs(engine, recipes):
             ext = runtime.Table.new(engine, ty.element, ty.minimum, ty.maximum, table64=ty.table64)
         else:
             ext = runtime.Tag(ty.func_type)
-        out[(mod, field)] = ext
+        out.append(ext)
     return out
 
 
@@ -155,12 +169,16 @@ def wasmtime_outcome(engine: wt.Engine, wasm: bytes, recipes) -> Outcome:
 
 
 def _wt_state(store, instance, externs, kind, detail):
-    items = list(externs)
+    items = [(None, e) for e in externs]
     if instance is not None:
-        exports = instance.exports(store)
-        items += [exports[name] for name in _export_names(instance, store)]
+        items += list(instance.exports(store).items())
+    return Outcome(kind, detail, *_wt_state_items(store, items))
+
+
+def _wt_state_items(store, items):
+    """(memories, globals, tables) of wasmtime externs, in the order given."""
     mems, globs, tabs = [], [], []
-    for ext in items:
+    for _, ext in items:
         if isinstance(ext, (wt.Memory, wt.SharedMemory)):
             size = ext.data_len(store) if isinstance(ext, wt.Memory) else ext.data_len()
             n = min(size, FULL_COMPARE_BYTES)
@@ -171,16 +189,27 @@ def _wt_state(store, instance, externs, kind, detail):
                 data = ctypes.string_at(ext.data_ptr(), n) if n else b""
             mems.append(_digest(size, data))
         elif isinstance(ext, wt.Global):
-            ty = ext.type(store)
-            globs.append(_global_key(str(ty.content), ext.value(store)))
+            content = _wt_name(ext.type(store).content)
+            # wasmtime's C API aborts the process reading other kinds (exnref, v128).
+            globs.append(_global_key(content, _unwrap(ext.value(store))) if content in READABLE else content)
         elif isinstance(ext, wt.Table):
+            element = _wt_name(ext.type(store).element)
+            if element not in READABLE:
+                tabs.append(element)
+                continue
             size = ext.size(store)
-            tabs.append((size, tuple(ext.get(store, i) is not None for i in range(min(size, 4096)))))
-    return Outcome(kind, detail, tuple(mems), tuple(globs), tuple(tabs))
+            tabs.append((size, tuple(_unwrap(ext.get(store, i)) is not None for i in range(min(size, 4096)))))
+    return tuple(mems), tuple(globs), tuple(tabs)
 
 
-def _export_names(instance, store):
-    return [name for name in instance.exports(store)]
+def _wt_name(valtype) -> str:
+    name = str(valtype)
+    return "externref" if name == "anyref" else name  # wasmtime-py prints externref as anyref
+
+
+def _unwrap(value):
+    """wasmtime-py hands back reference values (null included) wrapped in a Val."""
+    return value.value if isinstance(value, wt.Val) else value
 
 
 def our_outcome(engine, wasm: bytes, recipes) -> Outcome:
@@ -202,18 +231,28 @@ def our_outcome(engine, wasm: bytes, recipes) -> Outcome:
 
 
 def _our_state(instance, externs, kind, detail):
-    items = list(externs.values())
+    items = [(None, e) for e in externs]
     if instance is not None:
-        items += [instance.exports[name] for name in instance.exports]
+        items += [(name, instance.exports[name]) for name in instance.exports]
+    return Outcome(kind, detail, *_our_state_items(items))
+
+
+def _our_state_items(items):
+    """(memories, globals, tables) of our externs, in the order given."""
     mems, globs, tabs = [], [], []
-    for ext in items:
+    for _, ext in items:
         if isinstance(ext, runtime.Memory):
             size = ext.byte_len
             n = min(size, FULL_COMPARE_BYTES)
             mems.append(_digest(size, ext.read(0, n) if n else b""))
         elif isinstance(ext, runtime.Global):
-            globs.append(_global_key(str(ext.ty.content), ext.value))
+            content = str(ext.ty.content)
+            globs.append(_global_key(content, ext.value) if content in READABLE else content)
         elif isinstance(ext, runtime.Table):
+            element = str(ext.ty.element)
+            if element not in READABLE:
+                tabs.append(element)
+                continue
             size = ext.size
             tabs.append((size, tuple(ext.get(i) is not None for i in range(min(size, 4096)))))
-    return Outcome(kind, detail, tuple(mems), tuple(globs), tuple(tabs))
+    return tuple(mems), tuple(globs), tuple(tabs)

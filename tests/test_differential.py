@@ -1,0 +1,199 @@
+"""Differential tests against wasmtime-py: same module, same imports -> same outcome,
+memory bytes, global values, table sizes and null patterns (issue: runtime acceptance)."""
+import collections
+
+import pytest
+import wasmtime as wt
+
+import runtime
+from tests import oracle
+from tests.wasm_corpus import SUPPORTED_SMITH_ARGS, smith_modules, spec_wasm_modules
+
+pytestmark = pytest.mark.oracle
+
+SMITH_COUNT = 620
+SMITH_ARGS = dict(SUPPORTED_SMITH_ARGS, allow_start_export=False, export_everything=True,
+                  max_memory32_bytes=16 << 20, max_memory64_bytes=16 << 20,
+                  max_table_elements=10_000, simd_enabled=False,
+                  # wasmtime-py aborts the process on exnref values: no exceptions here.
+                  exceptions_enabled=False)
+
+
+@pytest.fixture(scope="module")
+def smith_corpus():
+    return smith_modules(SMITH_COUNT, seed=3, **SMITH_ARGS)
+
+
+def compare_one(wt_engine, engine, wasm):
+    """Returns (category, ours, theirs)."""
+    try:
+        recipes = oracle.recipes_for(wasm)
+    except Exception as exc:  # our decoder rejected it: wasmtime must too
+        theirs = oracle.wasmtime_outcome(wt_engine, wasm, [])
+        return ("rejected-both" if theirs.kind == "invalid" else "DISAGREE"), str(exc), theirs
+    try:
+        theirs = oracle.wasmtime_outcome(wt_engine, wasm, recipes)
+    except oracle.Unexpressible:
+        return "oracle-cannot-import", None, None
+    ours = oracle.our_outcome(engine, wasm, recipes)
+    if ours.comparable() == theirs.comparable():
+        return ours.kind, ours, theirs
+    return "DISAGREE", ours, theirs
+
+
+@pytest.mark.parametrize("allocator", ["ondemand"])
+def test_smith_modules_agree_with_wasmtime(smith_corpus, allocator):
+    engine = runtime.Engine()
+    wt_engine = oracle.wasmtime_engine()
+    counts = collections.Counter()
+    disagreements = []
+    for k, wasm in enumerate(smith_corpus):
+        cat, ours, theirs = compare_one(wt_engine, engine, wasm)
+        counts[cat] += 1
+        if cat == "DISAGREE":
+            disagreements.append((k, ours, theirs))
+    print(dict(counts))
+    assert not disagreements, disagreements[:3]
+    assert counts["ok"] + counts["trap"] + counts["link"] >= 500, counts
+
+
+def _spec_modules():
+    out = []
+    for cmd in spec_wasm_modules():
+        if cmd.type in ("module", "assert_uninstantiable", "assert_unlinkable") and cmd.wasm:
+            out.append(cmd)
+    return out
+
+
+def test_spec_modules_agree_with_wasmtime():
+    """Every spec module (with spectest imports, registered instances, and the file's
+    earlier modules) instantiates to the same state in both runtimes. Modules with a start
+    function are left out: wasmtime runs it, we do not execute code."""
+    counts = collections.Counter()
+    disagreements = []
+    by_file = collections.defaultdict(list)
+    for cmd in spec_wasm_modules():
+        by_file[cmd.wast].append(cmd)
+    for wast, cmds in sorted(by_file.items()):
+        side = SpecPair()
+        try:
+            for cmd in cmds:
+                res = side.command(cmd)
+                if res is not None:
+                    counts[res[0]] += 1
+                    if res[0] == "DISAGREE":
+                        disagreements.append((cmd.where, res[1], res[2]))
+        finally:
+            side.close()
+    print(dict(counts))
+    assert not disagreements, disagreements[:5]
+    assert counts["ok"] > 300
+
+
+class SpecPair:
+    """Both runtimes walking one spec file's module commands side by side."""
+
+    def __init__(self):
+        self.engine = runtime.Engine()
+        self.wt_engine = oracle.wasmtime_engine()
+        self.store = wt.Store(self.wt_engine)
+        self.linker = wt.Linker(self.wt_engine)
+        self.linker.allow_shadowing = True
+        from runtime.spectest import spectest_externs
+        self.ours_spectest = spectest_externs(self.engine)
+        self.registry = {"spectest": self.ours_spectest}
+        self.theirs_spectest = self._wt_spectest()
+        for name, ext in self.theirs_spectest.items():
+            self.linker.define(self.store, "spectest", name, ext)
+        self.named = {}
+        self.current = None
+        self.instances = []
+
+    def _wt_spectest(self):
+        s = self.store
+        i32, i64, f32, f64 = wt.ValType.i32(), wt.ValType.i64(), wt.ValType.f32(), wt.ValType.f64()
+        out = {}
+        for name, params in (("print", []), ("print_i32", [i32]), ("print_i64", [i64]),
+                             ("print_f32", [f32]), ("print_f64", [f64]),
+                             ("print_i32_f32", [i32, f32]), ("print_f64_f64", [f64, f64])):
+            out[name] = wt.Func(s, wt.FuncType(params, []), lambda *a: None)
+        out["global_i32"] = wt.Global(s, wt.GlobalType(i32, False), wt.Val.i32(666))
+        out["global_i64"] = wt.Global(s, wt.GlobalType(i64, False), wt.Val.i64(666))
+        out["global_f32"] = wt.Global(s, wt.GlobalType(f32, False), wt.Val.f32(666.6))
+        out["global_f64"] = wt.Global(s, wt.GlobalType(f64, False), wt.Val.f64(666.6))
+        out["table"] = wt.Table(s, wt.TableType(wt.ValType.funcref(), wt.Limits(10, 20)), None)
+        out["memory"] = wt.Memory(s, wt.MemoryType(wt.Limits(1, 2)))
+        # No shared_memory: wasmtime-py 50 cannot pass a SharedMemory as an import.
+        return out
+
+    def command(self, cmd):
+        if cmd.type == "register":
+            ours = self.named.get(cmd.name) if cmd.name else self.current
+            if ours is not None:
+                self.registry[cmd.raw["as"]] = {n: ours[0].exports[n] for n in ours[0].exports}
+                self.linker.define_instance(self.store, cmd.raw["as"], ours[1])
+            return None
+        if cmd.type not in ("module", "assert_uninstantiable", "assert_unlinkable") or not cmd.wasm:
+            return None
+        try:
+            module = runtime.Module(self.engine, cmd.wasm)
+        except Exception as exc:
+            return ("decode-failed", str(exc), None)  # counted; test_spec covers decoding
+        if module.start_func is not None:
+            return ("start-function", None, None)
+        if any(m == "spectest" and n not in self.theirs_spectest for m, n, _ in module.env.imports()):
+            return ("oracle-cannot-import", None, None)
+        imports = {}
+        for mod, name, _ in module.env.imports():
+            ext = self.registry.get(mod, {}).get(name)
+            if ext is not None:
+                imports[(mod, name)] = ext
+        ours_inst = None
+        try:
+            ours_inst = runtime.Instance(module, imports)
+            ours_kind = "ok"
+        except runtime.LinkError:
+            ours_kind = "link"
+        except runtime.Trap:
+            ours_kind = "trap"
+        theirs_inst = None
+        try:
+            theirs_inst = self.linker.instantiate(self.store, wt.Module(self.wt_engine, cmd.wasm))
+            theirs_kind = "ok"
+        except wt.Trap:
+            theirs_kind = "trap"
+        except wt.WasmtimeError as exc:
+            theirs_kind = "link" if "import" in str(exc) else "trap"
+        ours_state = self._ours_state(ours_inst)
+        theirs_state = self._theirs_state(theirs_inst)
+        if ours_inst is not None:
+            self.instances.append(ours_inst)
+            if cmd.type == "module":
+                self.current = (ours_inst, theirs_inst)
+                if cmd.name:
+                    self.named[cmd.name] = self.current
+        if (ours_kind, ours_state) != (theirs_kind, theirs_state):
+            return ("DISAGREE", (ours_kind, ours_state), (theirs_kind, theirs_state))
+        return (ours_kind, None, None)
+
+    def _ours_state(self, inst):
+        exports = {}
+        if inst is not None:
+            exports = {n: inst.exports[n] for n in inst.exports}
+        # Only the spectest externs both sides have (wasmtime-py lacks shared/64-bit ones).
+        items = [(n, e) for n, e in self.ours_spectest.items() if n in self.theirs_spectest]
+        return oracle._our_state_items(items + list(exports.items()))
+
+    def _theirs_state(self, inst):
+        exports = {}
+        if inst is not None:
+            exports = dict(inst.exports(self.store))
+        items = list(self.theirs_spectest.items()) + list(exports.items())
+        return oracle._wt_state_items(self.store, items)
+
+    def close(self):
+        for inst in self.instances:
+            inst.close()
+        for ext in self.ours_spectest.values():
+            if hasattr(ext, "close"):
+                ext.close()
