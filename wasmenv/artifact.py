@@ -254,6 +254,8 @@ def load_artifact(path, tunables: Tunables = None, *, verify: bool = False) -> M
             offsets not aligned for this host, ``tunables`` differing from the stored ones,
             or (``verify``) data bytes that changed.
     """
+    if tunables is not None and not isinstance(tunables, Tunables):
+        raise TypeError("tunables must be a wasmenv.Tunables")
     where = os.fspath(path) if isinstance(path, (str, bytes, os.PathLike)) else repr(path)
     try:
         return _load(path, tunables, verify)
@@ -1322,12 +1324,7 @@ def _file_size(path: str) -> int:
 
 def _check_numpy_dir(d: str, dtype: str, shape: Tuple[int, ...], itemsize: int,
                      kind: Optional[bytes]):
-    """Check an mmap-ninja numpy directory's side files and data size."""
-    _expect_file(os.path.join(d, "dtype.ninja"), dtype.encode(), "dtype")
-    _expect_file(os.path.join(d, "order.ninja"), b"C", "order")
-    _expect_file(os.path.join(d, "shape.ninja"), b"".join(struct.pack("<Q", n) for n in shape), "shape")
-    if kind is not None:
-        _expect_file(os.path.join(d, "type.ninja"), kind, "type")
+    """Check an mmap-ninja numpy directory's data size and side files."""
     want = itemsize
     for n in shape:
         want *= n
@@ -1335,6 +1332,11 @@ def _check_numpy_dir(d: str, dtype: str, shape: Tuple[int, ...], itemsize: int,
     if got != want:
         raise ArtifactError(f"store file {os.path.join(d, 'data.ninja')} has {got} bytes, "
                             f"the metadata says {want} (truncated or replaced?)")
+    _expect_file(os.path.join(d, "dtype.ninja"), dtype.encode(), "dtype")
+    _expect_file(os.path.join(d, "order.ninja"), b"C", "order")
+    _expect_file(os.path.join(d, "shape.ninja"), b"".join(struct.pack("<Q", n) for n in shape), "shape")
+    if kind is not None:
+        _expect_file(os.path.join(d, "type.ninja"), kind, "type")
 
 
 def _read_int64s(path: str, n: int) -> List[int]:
@@ -1379,8 +1381,6 @@ def _chunk_entries(v, where, file_size: int, items: int):
 
 
 def _load(path, tunables: Optional[Tunables], verify: bool) -> ModuleTranslation:
-    if tunables is not None and not isinstance(tunables, Tunables):
-        raise TypeError("tunables must be a wasmenv.Tunables")
     directory = os.path.abspath(os.fspath(path))
     if isinstance(directory, bytes):
         directory = os.fsdecode(directory)
