@@ -5,10 +5,11 @@ import bisect
 from dataclasses import dataclass, field
 from typing import List, Optional, Union
 
-from .init import (InitMemory, MemoryInitialization, StaticMemoryInitializer,
+from .init import (MemoryInitialization, StaticMemoryInitializer,
                    TableInitialization)
+from .init import U64_MAX
 from .module import Module
-from .types import ValType
+from .types import WASM_PAGE_SIZE, ValType
 
 Chunk = Union[memoryview, bytes, bytearray]
 
@@ -18,26 +19,40 @@ MAX_FUNC_TABLE_SIZE = 1024 * 1024
 MAX_IMAGE_SIZE_ALWAYS_ALLOWED = 16 << 20
 
 
+_ZERO_PAGES = {}
+
+
+def _nonzero(view: memoryview) -> bool:
+    zeros = _ZERO_PAGES.get(len(view))
+    if zeros is None:
+        zeros = _ZERO_PAGES[len(view)] = bytes(len(view)) if len(view) <= 1 << 16 else None
+    return view != (zeros if zeros is not None else bytes(len(view)))
+
+
 class _DataStore:
     """Chunks addressed by ranges into their concatenation (each range within one chunk)."""
 
     def __init__(self):
         self.chunks: List[Chunk] = []
         self._starts: List[int] = []
+        self._index = {}  # chunk start -> chunk number (ranges usually start a chunk)
         self.byte_len = 0
 
     def push(self, chunk: Chunk) -> range:
         start = self.byte_len
+        self._index[start] = len(self.chunks)
         self.chunks.append(chunk)
         self._starts.append(start)
-        self.byte_len += len(chunk)
-        return range(start, self.byte_len)
+        self.byte_len = end = start + len(chunk)
+        return range(start, end)
 
     def view(self, r: range) -> memoryview:
         """Zero-copy view of the bytes of ``r``."""
-        if len(r) == 0:
+        if not r:
             return memoryview(b"")
-        i = bisect.bisect_right(self._starts, r.start) - 1
+        i = self._index.get(r.start)
+        if i is None:
+            i = bisect.bisect_right(self._starts, r.start) - 1
         base = self._starts[i]
         chunk = memoryview(self.chunks[i])
         if r.stop - base > len(chunk):
@@ -83,64 +98,81 @@ class ModuleTranslation:
             return False
         if page_size <= 0 or page_size & (page_size - 1):
             raise ValueError(f"page_size must be a power of two, got {page_size}")
-        n = len(module.memory_plans)
-        data_size = [0] * n
-        min_addr = [None] * n
-        max_addr = [0] * n
-        segments = [[] for _ in range(n)]
-
-        def dry_run(memory_index, init: StaticMemoryInitializer) -> bool:
-            if module.defined_memory_index(memory_index) is None:
-                return False
-            length = len(init.data)
-            if length:
-                data_size[memory_index] += length
-                lo = min_addr[memory_index]
-                min_addr[memory_index] = init.offset if lo is None else min(lo, init.offset)
-                max_addr[memory_index] = max(max_addr[memory_index], init.offset + length)
-                segments[memory_index].append(init)
-            return True
-
-        if not module.memory_initialization.init_memory(InitMemory.CompileTime(module), dry_run):
+        per_memory = self._dry_run()
+        if per_memory is None:
             return False
-        for i in range(n):
-            if data_size[i] == 0:
+        for segs in per_memory:
+            if not segs:
                 continue
-            span = max_addr[i] - min_addr[i]
-            if span < 2 * data_size[i] or span < max_image_size_always_allowed:
+            data_size = sum(len(r) for _, r in segs)
+            span = max(o + len(r) for o, r in segs) - min(o for o, _ in segs)
+            if span < 2 * data_size or span < max_image_size_always_allowed:
                 continue
             return False  # one sparse memory keeps the whole module Segmented
 
         images = _DataStore()
         static_map = []
-        for i in range(n):
-            if not segments[i]:
-                static_map.append(None)
-                continue
-            base = min_addr[i]
-            image = bytearray(max_addr[i] - base)
-            for init in segments[i]:  # in order: later segments win
-                off = init.offset - base
-                image[off:off + len(init.data)] = self.data.view(init.data)
-            last = len(image.rstrip(b"\0"))
-            first = len(image) - len(image.lstrip(b"\0")) if last else 0
-            if last == 0:
-                static_map.append(None)  # all zeros: nothing to map
-                continue
-            start = base + first
-            front = start % page_size
-            start -= front
-            length = front + (last - first)
-            back = -length % page_size
-            if front == 0 and back == 0 and first == 0 and last == len(image):
-                padded = image
+        for segs in per_memory:
+            image = self._build_image(segs, page_size) if segs else None
+            if image is None:
+                static_map.append(None)  # no data, or all zeros: nothing to map
             else:
-                padded = bytearray(front) + image[first:last] + bytearray(back)
-            static_map.append(StaticMemoryInitializer(start, images.push(padded)))
+                offset, chunk = image
+                static_map.append(StaticMemoryInitializer(offset, images.push(chunk)))
         self.data = images
         self.data_align = page_size
         module.memory_initialization = MemoryInitialization.Static(tuple(static_map))
         return True
+
+    def _dry_run(self):
+        """Compile-time application of every segment (the CompileTime rule of init_memory,
+        inlined for speed): per memory, the non-empty ``(offset, data range)`` in order,
+        or None if static init is impossible (imported memory, global base, overflow or
+        out of bounds of the minimum)."""
+        module = self.module
+        sizes = [p.memory.minimum * WASM_PAGE_SIZE for p in module.memory_plans]
+        per_memory = [[] for _ in sizes]
+        appenders = [segs.append for segs in per_memory]
+        imported = module.num_imported_memories
+        for init in module.memory_initialization.initializers:
+            index = init.memory_index
+            if init.base is not None or init.expr is not None or index < imported:
+                return None
+            offset, data = init.offset, init.data
+            end = offset + len(data)
+            size_bytes = sizes[index]
+            if end > U64_MAX or (size_bytes <= U64_MAX and end > size_bytes):
+                return None
+            if data:
+                appenders[index]((offset, data))
+        return per_memory
+
+    def _build_image(self, segs, page_size):
+        """``(offset, chunk)`` of the page-aligned image of ``segs`` (later segments win),
+        trimmed to the pages holding non-zero bytes; None if it is all zeros."""
+        if len(segs) == 1:
+            offset, r = segs[0]
+            view = self.data.view(r)
+            if offset % page_size == 0 and len(view) % page_size == 0 and \
+                    _nonzero(view[:page_size]) and _nonzero(view[-page_size:]):
+                return offset, view  # already an aligned, trimmed image: zero-copy
+        base = min(o for o, _ in segs) // page_size * page_size
+        top = -(-max(o + len(r) for o, r in segs) // page_size) * page_size
+        image = bytearray(top - base)
+        view_of = self.data.view
+        for offset, r in segs:
+            at = offset - base
+            image[at:at + len(r)] = view_of(r)
+        view = memoryview(image)
+        pages = len(image) // page_size
+        first = next((p for p in range(pages) if _nonzero(view[p * page_size:(p + 1) * page_size])), None)
+        if first is None:
+            return None
+        last = next(p for p in range(pages - 1, first - 1, -1)
+                    if _nonzero(view[p * page_size:(p + 1) * page_size]))
+        if first == 0 and last == pages - 1:
+            return base, image
+        return base + first * page_size, view[first * page_size:(last + 1) * page_size]
 
     # -- tables: Segments -> FuncTable ----------------------------------------------------
     def try_func_table_init(self) -> bool:
