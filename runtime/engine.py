@@ -12,9 +12,13 @@ class Engine:
     Args:
         tunables: memory layout knobs (default: Wasmtime 5's 64-bit defaults).
         allocator: where instance memories come from (default: an OnDemandAllocator).
+        memory_init_cow: map static images copy-on-write (default). False copies each
+            image into every instance at instantiation (the "copy" strategy).
     """
 
-    def __init__(self, tunables: Optional[Tunables] = None, allocator=None):
+    def __init__(self, tunables: Optional[Tunables] = None, allocator=None, *,
+                 memory_init_cow: bool = True):
+        self.memory_init_cow = bool(memory_init_cow)
         if tunables is not None and not isinstance(tunables, Tunables):
             raise TypeError("tunables must be a wasmenv.Tunables")
         self.tunables = tunables if tunables is not None else Tunables()
@@ -24,4 +28,5 @@ class Engine:
         self.allocator = allocator
 
     def __repr__(self):
-        return f"<Engine {type(self.allocator).__name__} {self.tunables}>"
+        cow = "cow" if self.memory_init_cow else "copy"
+        return f"<Engine {type(self.allocator).__name__} {cow} {self.tunables}>"

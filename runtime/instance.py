@@ -101,8 +101,8 @@ class Instance:
             table._write_elements(start, [self._element(e) for e in seg.elements])
 
         minit = env.memory_initialization
+        data = self.module.translation.data
         if minit.is_segmented():
-            data = self.module.translation.data
             state = InitMemory.Runtime(lambda i: self.memories[i].size_pages, self._global_u64)
 
             def write(memory_index, init):
@@ -111,7 +111,10 @@ class Instance:
 
             if not minit.init_memory(state, write):
                 raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, "data segment out of bounds")
-        # Static images were mapped when the memories were allocated.
+        else:  # Static: images were mapped at allocation, unless copy-on-write is off
+            for index, static in enumerate(minit.map):
+                if static is not None and images[index] is None:
+                    self.memories[index].write(static.offset, data.view(static.data))
 
         # Active and declarative segments are dropped; passive ones stay until data.drop.
         self._passive_data = dict(env.passive_data_map)

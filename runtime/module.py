@@ -39,7 +39,8 @@ class Module:
         self.translation = translation
         self.env = translation.module
         if images is None:
-            images = _build_images(translation)
+            images = (_build_images(translation) if engine.memory_init_cow
+                      else [None] * len(translation.module.memory_plans))
         self._images: List[Optional[object]] = images
         self._finalizer = weakref.finalize(self, _close_all, list(images))
 

@@ -183,3 +183,13 @@ def test_close_releases_and_context_manager(engine):
     with Instance(module) as i:
         assert i.exports["m"].read(0, 1) == b"x"
     assert maps_and_fds() == module_maps
+
+
+def test_copy_strategy_writes_image_eagerly():
+    cow_engine, copy_engine = Engine(), Engine(memory_init_cow=False)
+    text = '(module (memory (export "m") 2) (data (i32.const 70000) "image bytes"))'
+    cow, copy = Module(cow_engine, wat(text)), Module(copy_engine, wat(text))
+    assert cow.images[0] is not None and copy.images[0] is None
+    with Instance(cow) as a, Instance(copy) as b:
+        assert a.exports["m"].read(0, 131072) == b.exports["m"].read(0, 131072)
+        assert b.exports["m"].read(70000, 11) == b"image bytes"
