@@ -68,7 +68,7 @@ def assert_zero_copy(loaded):
             assert isinstance(c, memoryview)
             if len(c):
                 assert c.readonly
-                assert c.obj is info.mapping  # a view of the mmap-ninja memmap, not a copy
+                assert c.obj is info.mapping  # a view of the read-only mmap, not a copy
 
 
 def roundtrip(tr, path, **kw):
@@ -642,6 +642,17 @@ def test_verify_reads_and_checks_the_data(saved):
     assert bytes(loaded.data.chunks[0][12:13]) != b"l"
     del loaded
     assert_bad(saved, "verify=True", verify=True)
+
+
+def test_load_in_fresh_process_does_not_import_numpy(saved):
+    import subprocess
+    import sys
+    code = ("import sys, wasmenv; tr = wasmenv.load_artifact(sys.argv[1]); "
+            "assert bytes(tr.passive_data_view(1)) == b'hello'; "
+            "print('numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(saved)], check=True,
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_load_rejects_non_tunables(saved):

@@ -21,10 +21,11 @@ records, per chunk, its length, its file offset and its mmap-ninja item index.
 Loading (:func:`load_artifact`) never executes code (JSON only, no pickle or eval), checks
 the checksum, validates every field (types, ranges, indices, data ranges against the chunk
 layout, image alignment, plans against the stored tunables) and the sizes of every store
-file *before* mapping anything, then maps the data file read-only: the translation's
-chunks are memoryviews over that mapping. It does not read the data bytes (load time does
-not depend on their size) unless ``verify=True``, which hashes the data file against the
-blake2b recorded at save time. Any problem is an :class:`~wasmenv.ArtifactError`.
+file *before* mapping anything, then maps the data file read-only (stdlib ``mmap``, so
+loading never imports numpy): the translation's chunks are memoryviews over that mapping.
+It does not read the data bytes (load time does not depend on their size) unless
+``verify=True``, which hashes the data file against the blake2b recorded at save time.
+Any problem is an :class:`~wasmenv.ArtifactError`.
 
 Tunables: the artifact stores the tunables its memory plans were computed with.
 ``load_artifact(path, tunables)`` raises ArtifactError if they differ from the stored
@@ -113,7 +114,7 @@ class ArtifactInfo:
     passive_offsets: Tuple[int, ...]
     file_align: int
     tunables: Tunables
-    #: The read-only mapping (an mmap-ninja / numpy memmap) the chunks are views of.
+    #: The read-only ``mmap.mmap`` of ``data_file`` that the chunks are memoryviews of.
     mapping: object = field(default=None, compare=False, repr=False)
     _data_store: object = field(default=None, compare=False, repr=False)
     _data_starts: Tuple[int, ...] = field(default=(), compare=False, repr=False)
@@ -1527,11 +1528,8 @@ def _load(path, tunables: Optional[Tunables], verify: bool) -> ModuleTranslation
     mapping = None
     base = None
     if store is not None:
-        from mmap_ninja import np_open_existing
-        mapping = np_open_existing(store_dir, mode="r")
-        if mapping.shape != (file_size,) or mapping.dtype.itemsize != 1:  # pragma: no cover
-            raise ArtifactError(f"artifact {directory}: mmap-ninja mapped {mapping.shape}")
-        base = memoryview(mapping).cast("B")
+        mapping = _map_readonly(data_file, file_size, fail)
+        base = memoryview(mapping)
 
     def view(length, offset):
         return base[offset:offset + length] if length else memoryview(b"")
@@ -1552,6 +1550,22 @@ def _load(path, tunables: Optional[Tunables], verify: bool) -> ModuleTranslation
     translation.artifact = info
     translation.tunables = stored_tunables
     return translation
+
+
+def _map_readonly(path: str, size: int, fail):
+    """Map mmap-ninja's data file read-only (what ``np_open_existing(mode="r")`` does).
+
+    The stdlib mmap is used instead of numpy's memmap so that loading does not import
+    numpy (hundreds of milliseconds in a fresh process); the bytes and layout are the same.
+    The size is checked again on the opened descriptor, which is closed before returning
+    (the mapping keeps its own duplicate, as numpy's does).
+    """
+    import mmap
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            fail(f"data file {path} changed while loading ({st.st_size} bytes, expected {size})")
+        return mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
 
 
 # =====================================================================================

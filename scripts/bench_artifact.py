@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Artifact load time vs compile time, by size of the module's data image.
+
+For each size (MiB of non-zero data in one active segment, so the module gets one static
+image of that size) it builds the wasm bytes, then reports medians of:
+
+  compile 1seg   wasmenv.compile of a one-segment module (the image can alias the input)
+  compile 64K    wasmenv.compile of the same data in 64 KiB segments (image built by copying)
+  save           save_artifact(translation, dir)         (once)
+  load           load_artifact(dir)                      (in this process, warm page cache)
+  load (fresh)   load_artifact(dir) in a new process     (timed after imports)
+  verify         load_artifact(dir, verify=True)         (hashes the data file)
+
+and, when the runtime has ``Module.from_artifact`` (runtime/module.py), the time to get a
+first Instance in a fresh process: from the artifact vs from the wasm bytes.
+
+Usage: .venv/bin/python scripts/bench_artifact.py [--sizes 1,16,64,256] [--repeat 15]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import wasmenv  # noqa: E402
+from wasmenv import load_artifact, save_artifact  # noqa: E402
+
+MIB = 1 << 20
+
+
+def leb_u32(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def section(sid: int, body: bytes) -> bytes:
+    return bytes([sid]) + leb_u32(len(body)) + body
+
+
+def wasm_with_image(n_bytes: int, segment: int = 0, gap: int = 64) -> bytes:
+    """A module with one memory holding ``n_bytes`` of non-zero data from address 0.
+
+    ``segment`` 0: one active segment (the decoder may then use the input bytes as the
+    image, zero-copy). Otherwise segments of ``segment`` bytes separated by ``gap`` zero
+    bytes, so that compile has to build (copy) the image, as for a typical linker output.
+    """
+    pattern = bytes(range(1, 256))
+    data = (pattern * (n_bytes // len(pattern) + 1))[:n_bytes]
+    segments = []
+    if segment == 0:
+        segments.append((0, data))
+    else:
+        for i, start in enumerate(range(0, n_bytes, segment)):
+            segments.append((start + i * gap, data[start:start + segment]))
+    top = segments[-1][0] + len(segments[-1][1])
+    pages = top // 65536 + 1
+    memory = leb_u32(1) + b"\x00" + leb_u32(pages)
+    body = bytearray(leb_u32(len(segments)))
+    for addr, chunk in segments:
+        body += b"\x00\x41" + sleb(addr) + b"\x0b" + leb_u32(len(chunk)) + chunk
+    export = leb_u32(1) + leb_u32(6) + b"memory" + b"\x02" + leb_u32(0)
+    return (b"\0asm\x01\0\0\0" + section(5, memory) + section(7, export)
+            + section(11, bytes(body)))
+
+
+def sleb(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if (n == 0 and not b & 0x40) or (n == -1 and b & 0x40):
+            out.append(b)
+            return bytes(out)
+        out.append(b | 0x80)
+
+
+def median_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+FRESH_LOAD = r"""
+import sys, time
+sys.path.insert(0, {root!r})
+import wasmenv
+t0 = time.perf_counter()
+tr = wasmenv.load_artifact({path!r})
+print(time.perf_counter() - t0)
+"""
+
+FRESH_INSTANTIATE = r"""
+import sys, time
+sys.path.insert(0, {root!r})
+import wasmenv
+from runtime.engine import Engine
+from runtime.module import Module
+from runtime.instance import Instance
+engine = Engine()
+source = {source!r}
+t0 = time.perf_counter()
+if {artifact!r}:
+    module = Module.from_artifact(engine, source)
+else:
+    with open(source, "rb") as f:
+        module = Module(engine, f.read())
+instance = Instance(module)
+print(time.perf_counter() - t0)
+"""
+
+
+def fresh(code: str, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+        times.append(float(out.stdout.strip().splitlines()[-1]))
+    return statistics.median(times)
+
+
+def has_from_artifact() -> bool:
+    try:
+        from runtime.module import Module
+    except Exception:  # noqa: BLE001 - the runtime may not be built
+        return False
+    return hasattr(Module, "from_artifact")
+
+
+def ms(x: float) -> str:
+    return f"{x * 1e3:.2f}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1,16,64,256", help="MiB of image data, comma-separated")
+    ap.add_argument("--repeat", type=int, default=15, help="runs per median (in-process load)")
+    ap.add_argument("--fresh", type=int, default=5, help="processes per fresh-process median")
+    ap.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
+    args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    work = args.dir or tempfile.mkdtemp(prefix="bench_artifact.")
+    os.makedirs(work, exist_ok=True)
+    instantiate = has_from_artifact()
+    rows = []
+    try:
+        for mib in sizes:
+            one = wasm_with_image(mib * MIB)
+            wasm = wasm_with_image(mib * MIB, segment=64 * 1024)
+            wasm_path = os.path.join(work, f"m{mib}.wasm")
+            with open(wasm_path, "wb") as f:
+                f.write(wasm)
+            compile_repeat = max(3, min(args.repeat, 64 // mib if mib else args.repeat))
+            t_compile_one = median_time(lambda: wasmenv.compile(one), compile_repeat)
+            t_compile = median_time(lambda: wasmenv.compile(wasm), compile_repeat)
+            del one
+            tr = wasmenv.compile(wasm)
+            mi = tr.module.memory_initialization
+            assert not mi.is_segmented() and len(mi.map[0].data) >= mib * MIB, "expected one image"
+            out = os.path.join(work, f"a{mib}")
+            t0 = time.perf_counter()
+            save_artifact(tr, out, overwrite=True)
+            t_save = time.perf_counter() - t0
+            del tr
+            load_artifact(out)  # warm up
+            t_load = median_time(lambda: load_artifact(out), args.repeat)
+            t_fresh = fresh(FRESH_LOAD.format(root=root, path=out), args.fresh)
+            t_verify = median_time(lambda: load_artifact(out, verify=True), 3)
+            row = [mib, t_compile_one, t_compile, t_save, t_load, t_fresh, t_verify]
+            if instantiate:
+                row.append(fresh(FRESH_INSTANTIATE.format(root=root, source=out, artifact=True), args.fresh))
+                row.append(fresh(FRESH_INSTANTIATE.format(root=root, source=wasm_path, artifact=False),
+                                 args.fresh))
+            rows.append(row)
+            print(f"  {mib} MiB done", file=sys.stderr)
+    finally:
+        if args.dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+    head = ["image MiB", "compile 1seg", "compile 64K", "save", "load", "load fresh", "verify"]
+    if instantiate:
+        head += ["inst artifact", "inst wasm"]
+    print(f"medians in ms; python {sys.version.split()[0]}, page {wasmenv.host_page_size()}, "
+          f"in-process repeat {args.repeat}, fresh processes {args.fresh}")
+    print("compile 1seg: wasmenv.compile of a one-segment module; compile 64K: of the same data "
+          "in 64 KiB segments (the artifact's source); load fresh: in a new process, after "
+          "'import wasmenv'")
+    print(" | ".join(f"{h:>13}" for h in head))
+    for row in rows:
+        print(" | ".join([f"{row[0]:>13}"] + [f"{ms(x):>13}" for x in row[1:]]))
+    if not instantiate:
+        print("(instantiate-from-artifact column skipped: runtime.module.Module.from_artifact "
+              "does not exist yet)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
