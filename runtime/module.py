@@ -13,20 +13,37 @@ from .engine import Engine
 class Module:
     """A compiled module, ready to instantiate many times.
 
-    ``source`` is wasm bytes (bytes, bytearray, memoryview, mmap) or a path to a ``.wasm``
-    file. Static initialization images are created once here (a sealed memfd on Linux, an
-    unlinked temporary file elsewhere) and mapped copy-on-write by every instance.
+    ``source`` is wasm bytes (bytes, bytearray, memoryview, mmap), a path to a ``.wasm``
+    file, or a path to a compiled artifact directory (see :meth:`from_artifact`). Static
+    initialization images are created once here (a sealed memfd on Linux, an unlinked
+    temporary file elsewhere) and mapped copy-on-write by every instance.
 
     Raises:
         wasmenv.DecodeError: the bytes are not a valid module.
+        wasmenv.ArtifactError: the artifact directory is missing pieces or corrupt.
     """
 
     def __init__(self, engine: Engine, source):
         if isinstance(source, (str, os.PathLike)):
+            if os.path.isdir(source):
+                translation = wasmenv.load_artifact(source, engine.tunables)
+                self._setup(engine, translation, _artifact_images(engine, translation))
+                return
             with open(source, "rb") as f:
                 source = f.read()
         translation = wasmenv.compile(source, engine.tunables)
         self._setup(engine, translation)
+
+    @classmethod
+    def from_artifact(cls, engine: Engine, path) -> "Module":
+        """Load a compiled artifact (``python -m wasmenv compile``): images are mapped
+        ``MAP_PRIVATE`` straight from the artifact's data file (page cache, no copy, no memfd).
+
+        Raises:
+            wasmenv.ArtifactError: missing, corrupt, other format version or other tunables.
+        """
+        translation = wasmenv.load_artifact(os.fspath(path), engine.tunables)
+        return cls._from_translation(engine, translation, _artifact_images(engine, translation))
 
     @classmethod
     def _from_translation(cls, engine: Engine, translation, images=None) -> "Module":
@@ -88,6 +105,30 @@ def _build_images(translation) -> list:
         for index, static in enumerate(init.map):
             if static is not None and not module.is_imported_memory(index):
                 img = MemoryImage.from_bytes(translation.data_view(static.data), static.offset)
+                made.append(img)
+                images[index] = img
+    except BaseException:
+        _close_all(made)
+        raise
+    return images
+
+
+def _artifact_images(engine, translation) -> list:
+    """Images backed by the artifact's data file (or copies, when copy-on-write is off)."""
+    from wasmenv.artifact import image_file_location
+
+    from .image import MemoryImage
+    images = [None] * len(translation.module.memory_plans)
+    if not engine.memory_init_cow:
+        return images
+    init = translation.module.memory_initialization
+    made = []
+    try:
+        for index in range(len(images)):
+            where = image_file_location(translation, index)
+            if where is not None:
+                path, file_offset, byte_len = where
+                img = MemoryImage.from_file(path, file_offset, byte_len, init.map[index].offset)
                 made.append(img)
                 images[index] = img
     except BaseException:
