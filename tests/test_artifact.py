@@ -29,7 +29,7 @@ FUNCREF, EXTERNREF = ValType.FUNCREF, ValType.EXTERNREF
 
 # -- helpers -------------------------------------------------------------------------------
 def fd_count():
-    return len(os.listdir("/proc/self/fd"))
+    return len(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
 
 
 def meta_path(path):
@@ -626,6 +626,7 @@ def test_not_an_artifact(tmp_path):
     (b'{"format": "wasmenv-artifact", "format": "x"}', "duplicate key"),
     (b'{"format": "wasmenv-artifact", "version": NaN}', "NaN is not allowed"),
     (b'{"format": "wasmenv-artifact", "version": 1, "checksum": 5}', "checksum mismatch"),
+    (b'{"format": "wasmenv-artifact", "version": 1, "x": "\\ud800"}', "cannot be checksummed"),
 ])
 def test_metadata_garbage(saved, content, match):
     with open(meta_path(saved), "wb") as f:

@@ -1014,12 +1014,24 @@ def _item(v, where):
     return _expr(_obj(v, where, ("expr",))["expr"], f"{where}.expr")
 
 
+def _is_index(v) -> bool:
+    return type(v) is int and v >= 0
+
+
+def _items(v, where) -> tuple:
+    """Element items: ints and nulls checked in one pass, expressions one by one."""
+    v = _lst(v, where)
+    if all(x is None or (type(x) is int and x >= 0) for x in v):
+        return tuple(v)
+    return tuple(_item(x, f"{where}[{j}]") for j, x in enumerate(v))
+
+
 def _table_init(v, where) -> TableInitializer:
     o = _obj(v, where, ("table", "base", "offset", "expr", "table64", "elements"))
     return TableInitializer(
         _int(o["table"], f"{where}.table"), _opt_int(o["base"], f"{where}.base"),
         _int(o["offset"], f"{where}.offset", 0, U64),
-        tuple(_item(x, f"{where}.elements[{j}]") for j, x in enumerate(_lst(o["elements"], f"{where}.elements"))),
+        _items(o["elements"], f"{where}.elements"),
         _opt_expr(o["expr"], f"{where}.expr"), _bool(o["table64"], f"{where}.table64"))
 
 
@@ -1058,6 +1070,9 @@ def _module_from_json(v) -> Module:
     m.initializers = imports
     functions = []
     for i, f in enumerate(_lst(o["functions"], f"{w}.functions")):
+        if type(f) is list and len(f) == 2 and _is_index(f[0]) and (f[1] is None or _is_index(f[1])):
+            functions.append(FunctionType(f[0], f[1]))  # the common case, checked in one go
+            continue
         fw = f"{w}.functions[{i}]"
         sig, anyfunc = _lst(f, fw, 2)
         functions.append(FunctionType(_int(sig, f"{fw}[0]"), _opt_int(anyfunc, f"{fw}[1]")))
@@ -1157,7 +1172,11 @@ def _module_from_json(v) -> Module:
             if arr is None:
                 arrays.append(None)
                 continue
-            arrays.append(tuple(_opt_int(f, f"{aw}[{j}]") for j, f in enumerate(_lst(arr, aw))))
+            arr = _lst(arr, aw)
+            if not all(f is None or (type(f) is int and f >= 0) for f in arr):
+                for j, f in enumerate(arr):
+                    _opt_int(f, f"{aw}[{j}]")
+            arrays.append(tuple(arr))
         segs = tuple(_table_init(s, f"{tw}.segments[{k}]") for k, s in enumerate(_lst(ti["segments"], f"{tw}.segments")))
         m.table_initialization = TableInitialization.FuncTable(tuple(arrays), segs)
     elif kind == "segments":
@@ -1177,8 +1196,8 @@ def _module_from_json(v) -> Module:
         mode = s["mode"]
         if mode not in ("passive", "declarative"):
             _err(f"{sw}.mode", f"unknown mode {mode!r}")
-        passive_elements[idx] = ElementSegment(mode, _valtype(s["element"], f"{sw}.element"), tuple(
-            _item(x, f"{sw}.items[{j}]") for j, x in enumerate(_lst(s["items"], f"{sw}.items"))))
+        passive_elements[idx] = ElementSegment(mode, _valtype(s["element"], f"{sw}.element"),
+                                               _items(s["items"], f"{sw}.items"))
     m.passive_elements = passive_elements
     m.dropped_elements = tuple(_int(x, f"{w}.dropped_elements[{j}]")
                                for j, x in enumerate(_lst(o["dropped_elements"], f"{w}.dropped_elements")))
