@@ -847,3 +847,34 @@ def test_load_does_not_read_image_bytes(tmp_path):
     before = read_chars()
     load_artifact(paths[64], verify=True)
     assert read_chars() - before >= 64 * MIB
+
+
+# =====================================================================================
+# End to end with the runtime (images mapped from the artifact's data file)
+# =====================================================================================
+def _runtime():
+    try:
+        from runtime.engine import Engine
+        from runtime.instance import Instance
+        from runtime.module import Module as RtModule
+    except Exception as exc:  # noqa: BLE001 - the native part may not be built
+        pytest.skip(f"runtime unavailable: {exc}")
+    if not hasattr(RtModule, "from_artifact"):
+        pytest.skip("runtime.Module.from_artifact does not exist yet")
+    return Engine, Instance, RtModule
+
+
+def test_runtime_instantiates_from_artifact(tmp_path):
+    Engine, Instance, RtModule = _runtime()
+    wasm = wasmtime.wat2wasm(WAT_STATIC)
+    save_artifact(wasmenv.compile(wasm), tmp_path / "a")
+    engine = Engine()
+    with RtModule.from_artifact(engine, tmp_path / "a") as module:
+        with Instance(module) as inst:
+            mem = inst.memory(0)
+            assert mem.read(100, 5) == b"hello" and mem.read(70000, 5) == b"world"
+            mem.write(100, b"HELLO")  # private copy-on-write: the file does not change
+            assert mem.read(100, 5) == b"HELLO"
+            assert bytes(inst.passive_data(2)) == b"passive bytes"
+    assert b"hello" in (tmp_path / "a" / "data" / "data.ninja").read_bytes()
+    assert b"HELLO" not in (tmp_path / "a" / "data" / "data.ninja").read_bytes()
