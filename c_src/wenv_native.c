@@ -109,11 +109,16 @@ int wenv_map_anon_fixed(uint64_t addr, uint64_t byte_len, int writable)
     return p == MAP_FAILED ? -1 : 0;
 }
 
-int wenv_madvise_dontneed(uint64_t addr, uint64_t byte_len)
+int wenv_decommit(uint64_t addr, uint64_t byte_len)
 {
     if (!wenv_range_ok(addr, byte_len))
         return -1;
+#ifdef __APPLE__
+    /* MADV_DONTNEED only marks the pages reusable on macOS; their contents survive. */
+    return wenv_map_anon_fixed(addr, byte_len, 1);
+#else
     return madvise((void *)(uintptr_t)addr, (size_t)byte_len, MADV_DONTNEED);
+#endif
 }
 
 void wenv_copy_raw(uint64_t dst_addr, uint64_t src_addr, uint64_t byte_len)

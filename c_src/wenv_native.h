@@ -50,7 +50,10 @@ int wenv_release(uint64_t addr, uint64_t byte_len);         /* munmap */
 int wenv_protect(uint64_t addr, uint64_t byte_len, int writable);   /* PROT_READ|PROT_WRITE or PROT_NONE */
 int wenv_map_fd_fixed(uint64_t addr, uint64_t byte_len, int fd, uint64_t file_offset);  /* MAP_PRIVATE|MAP_FIXED, R/W */
 int wenv_map_anon_fixed(uint64_t addr, uint64_t byte_len, int writable);  /* fresh zero pages over a range */
-int wenv_madvise_dontneed(uint64_t addr, uint64_t byte_len);
+/* Give back the pages of a R/W range. Linux: madvise(MADV_DONTNEED) (anonymous pages
+ * read as zero, private file pages revert to the file). macOS, where MADV_DONTNEED does
+ * not zero: fresh anonymous R/W pages are mapped over the range (everything reads zero). */
+int wenv_decommit(uint64_t addr, uint64_t byte_len);
 void wenv_copy_raw(uint64_t dst_addr, uint64_t src_addr, uint64_t byte_len);  /* memmove, no checks */
 
 /* ---- memory descriptors ---- */

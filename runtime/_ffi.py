@@ -126,16 +126,15 @@ def map_anon_fixed(addr: int, byte_len: int, writable: bool) -> None:
 
 
 def decommit(addr: int, byte_len: int) -> None:
-    """Give back the pages of a R/W range; afterwards anonymous pages read as zero.
+    """Give back the pages of a R/W range.
 
-    Linux: ``madvise(MADV_DONTNEED)`` (private file pages revert to the file's contents).
-    macOS: ``MADV_DONTNEED`` does not zero there, so the range is replaced by fresh
-    anonymous pages (file-backed image pages become zeros: re-map the image if needed).
+    Linux: ``madvise(MADV_DONTNEED)``: anonymous pages read as zero afterwards, private
+    file (image) pages revert to the file's contents. macOS: ``MADV_DONTNEED`` does not
+    zero there, so fresh anonymous pages replace the range: everything reads as zero
+    (re-map an image afterwards if its contents are wanted).
     """
-    if IS_MACOS:
-        map_anon_fixed(addr, byte_len, True)
-    elif lib.wenv_madvise_dontneed(addr, byte_len) != 0:
-        _raise_errno(f"madvise(MADV_DONTNEED) of {byte_len:#x} bytes at {addr:#x}")
+    if lib.wenv_decommit(addr, byte_len) != 0:
+        _raise_errno(f"decommit of {byte_len:#x} bytes at {addr:#x}")
 
 
 copy_raw = lib.wenv_copy_raw  # (dst_addr, src_addr, byte_len): memmove, no checks

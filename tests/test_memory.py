@@ -206,6 +206,8 @@ def test_read_write_round_trip_and_bounds(mem):
         mem.read(WASM_PAGE - 2, 3)
     with pytest.raises(Trap):
         mem.read(WASM_PAGE + 1, 0)
+    with pytest.raises(Trap):
+        mem.read(0, 1 << 50)  # checked before any buffer is allocated
     with pytest.raises(ValueError):
         mem.read(-1, 1)
     mem.write(0, memoryview(b"abcdef")[1:4])
