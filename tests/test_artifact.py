@@ -493,6 +493,53 @@ def test_cli_compile(tmp_path, capsys):
     assert not (tmp_path / "o2").exists()
 
 
+def test_typed_references_roundtrip(tmp_path):
+    """Function-references types (RefType, table initializers) where wasmenv models them."""
+    import dataclasses
+
+    from wasmenv import types as wt
+    RefType = getattr(wt, "RefType", None)
+    if RefType is None:
+        pytest.skip("this wasmenv has no typed references")
+    ft0 = FuncType((), ())
+    ft1 = FuncType((RefType(False, ft0), FUNCREF), (RefType(False, "extern"),))
+    ref0 = RefType(False, ft0)
+    m = Module()
+    m.types = [ModuleType(ft0), ModuleType(ft1)]
+    m.functions = [FunctionType(0, 0), FunctionType(1)]
+    m.num_escaped_funcs = 1
+    m.globals = [Global(GlobalType(ref0), ConstExpr((("ref.func", 0),))),
+                 Global(GlobalType(RefType(True, ft0)), ConstExpr((("ref.null", RefType(True, ft0)),))),
+                 Global(GlobalType(FUNCREF), ConstExpr((("global.get", 0),)))]
+    table_kw = {}
+    if "init" in {f.name for f in dataclasses.fields(TableType)}:
+        table_kw["init"] = ConstExpr((("ref.func", 0),))
+        m.table_plans = [TablePlan.for_table(TableType(ref0, 4, **table_kw), T)]
+    else:
+        m.table_plans = [TablePlan.for_table(TableType(RefType(True, ft0), 4), T)]
+    m.table_initialization = TableInitialization.Segments(
+        (TableInitializer(0, None, 1, (0, ConstExpr((("global.get", 0),)))),))
+    m.passive_elements = {1: ElementSegment("passive", ref0, (0,))}
+    m.dropped_elements = (0,)
+    m.num_elem_segments = 2
+    tr = ModuleTranslation(m)
+    loaded = roundtrip(tr, tmp_path / "a")
+    assert loaded.module.types[1].func.params[0] == ref0
+    doc = read_doc(tmp_path / "a")
+    assert doc["module"]["globals"][0]["type"] == {"ref": {"params": [], "results": []}, "nullable": False}
+    # (ref null func) has one spelling, "funcref": the other one is refused
+    doc["module"]["globals"][2]["type"] = {"ref": "func", "nullable": True}
+    write_doc(tmp_path / "a", doc)
+    assert_bad(tmp_path / "a", "ValType|normalize")
+    # a function of the wrong type in a typed segment
+    m.types.append(ModuleType(FuncType((I32,), ())))
+    m.functions.append(FunctionType(2, 1))
+    m.num_escaped_funcs = 2
+    m.passive_elements = {1: ElementSegment("passive", ref0, (2,))}
+    with pytest.raises(ArtifactError, match="function index in a"):
+        save_artifact(tr, tmp_path / "b")
+
+
 # =====================================================================================
 # Bad artifacts: a clear ArtifactError before anything is mapped, and no fd leaked
 # =====================================================================================

@@ -84,6 +84,33 @@ _BACKSTOP = True
 U32 = 1 << 32
 U64 = 1 << 64
 
+# Typed references (function-references proposal) where this wasmenv models them.
+from . import types as _types  # noqa: E402
+_RefType = getattr(_types, "RefType", None)
+_is_subtype = getattr(_types, "is_subtype", None)
+#: Nesting limit for value types inside value types (RefType -> FuncType -> RefType ...).
+MAX_TYPE_DEPTH = 32
+
+#: Fields of every stored dataclass; save refuses to drop a field it does not know.
+_KNOWN_FIELDS = {
+    TableType: {"element", "minimum", "maximum", "table64", "init"},
+    MemoryType: {"minimum", "maximum", "shared", "memory64"},
+    GlobalType: {"content", "mutable"},
+    FuncType: {"params", "results"},
+    TagType: {"type_index", "func_type"},
+    MemoryPlan: {"memory", "style", "pre_guard_size", "offset_guard_size"},
+    TablePlan: {"table", "style"},
+    Global: {"type", "init"},
+    FunctionType: {"signature", "anyfunc"},
+    ModuleType: {"func"},
+    ElementSegment: {"mode", "element", "items"},
+    MemoryInitializer: {"memory_index", "base", "offset", "data", "expr", "memory64"},
+    StaticMemoryInitializer: {"offset", "data"},
+    TableInitializer: {"table_index", "base", "offset", "elements", "expr", "table64"},
+    ConstExpr: {"ops"},
+}
+_TABLE_HAS_INIT = "init" in {f.name for f in dataclasses.fields(TableType)}
+
 _MODULE_FIELDS = frozenset({
     "name", "initializers", "exports", "start_func", "table_initialization",
     "memory_initialization", "passive_elements", "dropped_elements", "passive_data_map",
@@ -196,6 +223,11 @@ def save_artifact(translation: ModuleTranslation, path, *, tunables: Tunables = 
         raise ArtifactError(f"cannot save artifact: Module fields changed "
                             f"(new: {sorted(names - _MODULE_FIELDS)}, gone: "
                             f"{sorted(_MODULE_FIELDS - names)}); update wasmenv/artifact.py")
+    for cls, known in _KNOWN_FIELDS.items():
+        new = {f.name for f in dataclasses.fields(cls)} - known
+        if new:  # pragma: no cover - guards future model changes
+            raise ArtifactError(f"cannot save artifact: {cls.__name__} has fields the format does "
+                                f"not store ({sorted(new)}); update wasmenv/artifact.py")
     try:
         validate_translation(translation, tunables)
     except ArtifactError as exc:
@@ -369,6 +401,7 @@ class _Ctx:
 
     def __init__(self, module: Module):
         self.module = module
+        self._item_ok = {}  # (signature, element type) -> is ref.func of it a subtype
         self.nfuncs = len(module.functions)
         self.globals = module.globals
         self.spaces = {
@@ -407,14 +440,13 @@ class _Ctx:
                     _err(w, f"global.get {imm} of a mutable global in a constant expression")
                 stack.append(g.type.content)
             elif op == "ref.null":
-                if not isinstance(imm, ValType) or not imm.is_ref:
-                    _err(w, f"ref.null needs a reference type, got {imm!r}")
+                _check_valtype(imm, w, ref=True)
+                if _is_nonnullable(imm):
+                    _err(w, "ref.null of a non-nullable type")
                 stack.append(imm)
             elif op == "ref.func":
-                _check_int(imm, w)
-                if imm >= self.nfuncs:
-                    _err(w, f"ref.func {imm} out of range ({self.nfuncs} functions)")
-                stack.append(ValType.FUNCREF)
+                self.func(imm, w)
+                stack.append(self.func_ref_type(imm))
             elif op in _ARITH:
                 if imm is not None:
                     _err(w, f"{op} takes no immediate")
@@ -424,7 +456,7 @@ class _Ctx:
                 stack.pop()
             else:
                 _err(w, f"unknown constant operator {op!r}")
-        if len(stack) != 1 or stack[0] is not expected:
+        if len(stack) != 1 or not _subtype(stack[0], expected):
             found = " ".join(str(s) for s in stack) or "nothing"
             _err(where, f"constant expression must produce [{expected}], produces [{found}]")
 
@@ -433,12 +465,46 @@ class _Ctx:
         if v is None:
             return
         if _is_int(v):
-            if element is not ValType.FUNCREF:
-                _err(where, f"function index in a {element} segment")
             if not 0 <= v < self.nfuncs:
                 _err(where, f"function {v} out of range ({self.nfuncs} functions)")
+            key = (self.module.functions[v].signature, element)
+            ok = self._item_ok.get(key)
+            if ok is None:
+                ok = self._item_ok[key] = _subtype(self.func_ref_type(v), element)
+            if not ok:
+                _err(where, f"function index in a {element} segment")
             return
         self.expr(v, element, where)
+
+    def items(self, items: tuple, element: ValType, where: str) -> None:
+        """Check every item; plain function indices in one pass (segments can be huge)."""
+        funcs = [v for v in items if type(v) is int]
+        if funcs and min(funcs) >= 0 and max(funcs) < self.nfuncs:
+            functions = self.module.functions
+            for sig in {functions[v].signature for v in funcs}:
+                key = (sig, element)
+                ok = self._item_ok.get(key)
+                if ok is None:
+                    ok = self._item_ok[key] = _subtype(self.func_ref_type_of_sig(sig), element)
+                if not ok:
+                    break
+            else:
+                funcs = None  # all fine
+        for j, v in enumerate(items):
+            if v is None or (funcs is None and type(v) is int):
+                continue
+            self.item(v, element, f"{where}[{j}]")
+
+    def func_ref_type_of_sig(self, sig: int):
+        if _RefType is None:
+            return ValType.FUNCREF
+        return _RefType(False, self.module.types[sig].func)
+
+    def func_ref_type(self, f: int):
+        """The type of ``ref.func f``: ``(ref $sig)`` with typed references, else funcref."""
+        if _RefType is None:
+            return ValType.FUNCREF
+        return _RefType(False, self.module.types[self.module.functions[f].signature].func)
 
     def base_global(self, g, want: ValType, where: str) -> None:
         if g is None:
@@ -451,7 +517,7 @@ class _Ctx:
             _err(where, f"base global {g} must be an immutable {want}")
 
     def func(self, f, where) -> None:
-        _check_int(f, where)
+        _check_int(f, where, 0, U64)
         if f >= self.nfuncs:
             _err(where, f"function {f} out of range ({self.nfuncs} functions)")
 
@@ -461,11 +527,45 @@ _CONST_TYPES = {"i32.const": ValType.I32, "i64.const": ValType.I64,
                 "f32.const": ValType.F32, "f64.const": ValType.F64}
 
 
-def _check_valtype(v, where, ref=False):
-    if not isinstance(v, ValType):
+def _check_valtype(v, where, ref=False, depth=0):
+    """A ValType, or (where wasmenv models typed references) a RefType."""
+    if isinstance(v, ValType):
+        if ref and not v.is_ref:
+            _err(where, f"expected a reference type, got {v}")
+        return
+    if _RefType is None or type(v) is not _RefType:
         _err(where, f"expected a value type, got {v!r}")
-    if ref and not v.is_ref:
-        _err(where, f"expected a reference type, got {v}")
+    if depth >= MAX_TYPE_DEPTH:
+        _err(where, "value types nested too deeply")
+    if type(v.nullable) is not bool:
+        _err(where, "RefType.nullable must be a bool")
+    if isinstance(v.heap, str):
+        if v.heap not in getattr(_types, "ABSTRACT_HEAP_TYPES", ()):
+            _err(where, f"unknown heap type {v.heap!r}")
+    else:
+        _check_functype(v.heap, f"{where}.heap", depth + 1)
+
+
+def _check_functype(ft, where, depth=0):
+    if type(ft) is not FuncType:
+        _err(where, f"expected a FuncType, got {ft!r}")
+    for part in ("params", "results"):
+        vals = getattr(ft, part)
+        if type(vals) is not tuple:
+            _err(f"{where}.{part}", "expected a tuple")
+        for k, v in enumerate(vals):
+            _check_valtype(v, f"{where}.{part}[{k}]", depth=depth)
+
+
+def _subtype(a, b) -> bool:
+    """``a <: b`` (plain equality where wasmenv has no typed references)."""
+    if a == b:
+        return True
+    return _is_subtype is not None and bool(_is_subtype(a, b))
+
+
+def _is_nonnullable(t) -> bool:
+    return _RefType is not None and type(t) is _RefType and not t.nullable
 
 
 def _check_str(v, where, optional=False):
@@ -507,14 +607,9 @@ def _validate(module: Module, data_align, data_lengths: Sequence[int],
     # -- types -------------------------------------------------------------------------
     for i, t in enumerate(m.types):
         w = f"module.types[{i}]"
-        if type(t) is not ModuleType or type(t.func) is not FuncType:
+        if type(t) is not ModuleType:
             _err(w, f"expected a ModuleType(FuncType), got {t!r}")
-        for part in ("params", "results"):
-            vals = getattr(t.func, part)
-            if type(vals) is not tuple:
-                _err(f"{w}.{part}", "expected a tuple")
-            for k, v in enumerate(vals):
-                _check_valtype(v, f"{w}.{part}[{k}]")
+        _check_functype(t.func, w)
     ntypes = len(m.types)
 
     # -- index spaces: counts of imports ------------------------------------------------
@@ -596,6 +691,17 @@ def _validate(module: Module, data_align, data_lengths: Sequence[int],
                 _err(w, "an imported global has no initializer")
         else:
             ctx.expr(g.init, g.type.content, w, num_globals=i)
+
+    for i, p in enumerate(m.table_plans):
+        init = getattr(p.table, "init", None)
+        w = f"module.table_plans[{i}].init"
+        if init is not None:
+            if i < m.num_imported_tables:
+                _err(w, "an imported table has no initializer")
+            # the table section precedes the global section: only imported globals are visible
+            ctx.expr(init, p.table.element, w, num_globals=m.num_imported_globals)
+        elif i >= m.num_imported_tables and _is_nonnullable(p.table.element):
+            _err(w, "a defined table of a non-nullable type needs an initializer")
 
     # -- tags ------------------------------------------------------------------------------
     for i, t in enumerate(m.tags):
@@ -742,8 +848,7 @@ def _validate(module: Module, data_align, data_lengths: Sequence[int],
             ctx.expr(seg.expr, want, f"{w}.expr")
         if type(seg.elements) is not tuple:
             _err(f"{w}.elements", "expected a tuple")
-        for j, item in enumerate(seg.elements):
-            ctx.item(item, t.element, f"{w}.elements[{j}]")
+        ctx.items(seg.elements, t.element, f"{w}.elements")
 
     # -- element and data segments -----------------------------------------------------------
     if type(m.passive_elements) is not dict:
@@ -758,8 +863,7 @@ def _validate(module: Module, data_align, data_lengths: Sequence[int],
         _check_valtype(seg.element, f"{w}.element", ref=True)
         if type(seg.items) is not tuple:
             _err(f"{w}.items", "expected a tuple")
-        for j, item in enumerate(seg.items):
-            ctx.item(item, seg.element, f"{w}.items[{j}]")
+        ctx.items(seg.items, seg.element, f"{w}.items")
     if type(m.dropped_elements) is not tuple:
         _err("module.dropped_elements", "expected a tuple")
     prev = -1
@@ -794,6 +898,19 @@ def _range_json(r: range) -> list:
     return [r.start, r.stop]
 
 
+def _vt_json(t):
+    """A value type: its name, or ``{"ref": heap, "nullable": bool}`` for a typed reference
+    (heap: an abstract heap type name, or a function type ``{"params", "results"}``)."""
+    if isinstance(t, ValType):
+        return t.value
+    heap = t.heap if isinstance(t.heap, str) else _functype_json(t.heap)
+    return {"ref": heap, "nullable": t.nullable}
+
+
+def _functype_json(ft: FuncType) -> dict:
+    return {"params": [_vt_json(v) for v in ft.params], "results": [_vt_json(v) for v in ft.results]}
+
+
 def _expr_json(e: Optional[ConstExpr]):
     if e is None:
         return None
@@ -802,7 +919,7 @@ def _expr_json(e: Optional[ConstExpr]):
         if op == "v128.const":
             imm = bytes(imm).hex()
         elif op == "ref.null":
-            imm = imm.value
+            imm = _vt_json(imm)
         out.append([op, imm])
     return out
 
@@ -838,8 +955,7 @@ def _module_to_json(m: Module) -> dict:
         table_init = {"kind": "segments", "segments": [_table_init_json(s) for s in ti.segments]}
     return {
         "name": m.name,
-        "types": [{"params": [v.value for v in t.func.params],
-                   "results": [v.value for v in t.func.results]} for t in m.types],
+        "types": [_functype_json(t.func) for t in m.types],
         "num_imported": {"funcs": m.num_imported_funcs, "tables": m.num_imported_tables,
                          "memories": m.num_imported_memories, "globals": m.num_imported_globals,
                          "tags": m.num_imported_tags},
@@ -847,8 +963,9 @@ def _module_to_json(m: Module) -> dict:
                      "index": i.index.index} for i in m.initializers],
         "functions": [[f.signature, f.anyfunc] for f in m.functions],
         "num_escaped_funcs": m.num_escaped_funcs,
-        "tables": [{"element": p.table.element.value, "minimum": p.table.minimum,
+        "tables": [{"element": _vt_json(p.table.element), "minimum": p.table.minimum,
                     "maximum": p.table.maximum, "table64": p.table.table64,
+                    "init": _expr_json(getattr(p.table, "init", None)),
                     "style": "caller-checks-signature"} for p in m.table_plans],
         "memories": [{"minimum": p.memory.minimum, "maximum": p.memory.maximum,
                       "shared": p.memory.shared, "memory64": p.memory.memory64,
@@ -857,7 +974,7 @@ def _module_to_json(m: Module) -> dict:
                                 else {"kind": "dynamic", "reserve_bytes": p.style.reserve_bytes}),
                       "pre_guard_size": p.pre_guard_size,
                       "offset_guard_size": p.offset_guard_size} for p in m.memory_plans],
-        "globals": [{"type": g.type.content.value, "mutable": g.type.mutable,
+        "globals": [{"type": _vt_json(g.type.content), "mutable": g.type.mutable,
                      "init": _expr_json(g.init)} for g in m.globals],
         "tags": [{"type_index": t.type_index} for t in m.tags],
         "exports": [{"name": name, "kind": str(idx.kind), "index": idx.index}
@@ -865,7 +982,7 @@ def _module_to_json(m: Module) -> dict:
         "start_func": m.start_func,
         "memory_initialization": memory_init,
         "table_initialization": table_init,
-        "passive_elements": [{"index": i, "mode": s.mode, "element": s.element.value,
+        "passive_elements": [{"index": i, "mode": s.mode, "element": _vt_json(s.element),
                               "items": [_item_json(v) for v in s.items]}
                              for i, s in m.passive_elements.items()],
         "dropped_elements": list(m.dropped_elements),
@@ -959,6 +1076,34 @@ def _valtype(v, where) -> ValType:
     return t
 
 
+def _vt(v, where, depth=0):
+    """A value type from JSON (see :func:`_vt_json`)."""
+    if type(v) is str:
+        return _valtype(v, where)
+    if type(v) is not dict:
+        _err(where, f"unknown value type {v!r}")
+    if _RefType is None:
+        _err(where, "typed references are not supported by this wasmenv")
+    if depth >= MAX_TYPE_DEPTH:
+        _err(where, "value types nested too deeply")
+    o = _obj(v, where, ("ref", "nullable"))
+    nullable = _bool(o["nullable"], f"{where}.nullable")
+    heap = o["ref"]
+    if type(heap) is not str:
+        heap = _functype(heap, f"{where}.ref", depth + 1)
+    try:
+        return _RefType(nullable, heap)  # rejects unknown heaps and non-canonical forms
+    except (ValueError, TypeError) as exc:
+        _err(where, str(exc))
+
+
+def _functype(v, where, depth=0) -> FuncType:
+    o = _obj(v, where, ("params", "results"))
+    return FuncType(
+        tuple(_vt(x, f"{where}.params[{k}]", depth) for k, x in enumerate(_lst(o["params"], f"{where}.params"))),
+        tuple(_vt(x, f"{where}.results[{k}]", depth) for k, x in enumerate(_lst(o["results"], f"{where}.results"))))
+
+
 def _kind(v, where) -> ExternKind:
     k = _KINDS.get(v) if type(v) is str else None
     if k is None:
@@ -988,7 +1133,7 @@ def _expr(v, where) -> ConstExpr:
             except ValueError:
                 _err(w, "v128.const needs 32 hex digits")
         elif op == "ref.null":
-            imm = _valtype(imm, w)
+            imm = _vt(imm, w)
         elif op in _ARITH:
             if imm is not None:
                 _err(w, f"{op} takes no immediate")
@@ -1049,10 +1194,7 @@ def _module_from_json(v) -> Module:
     types = []
     for i, t in enumerate(_lst(o["types"], f"{w}.types")):
         tw = f"{w}.types[{i}]"
-        t = _obj(t, tw, ("params", "results"))
-        types.append(ModuleType(FuncType(
-            tuple(_valtype(x, f"{tw}.params[{k}]") for k, x in enumerate(_lst(t["params"], f"{tw}.params"))),
-            tuple(_valtype(x, f"{tw}.results[{k}]") for k, x in enumerate(_lst(t["results"], f"{tw}.results"))))))
+        types.append(ModuleType(_functype(t, tw)))
     m.types = types
     ni = _obj(o["num_imported"], f"{w}.num_imported", ("funcs", "tables", "memories", "globals", "tags"))
     m.num_imported_funcs = _int(ni["funcs"], f"{w}.num_imported.funcs")
@@ -1081,11 +1223,18 @@ def _module_from_json(v) -> Module:
     tables = []
     for i, t in enumerate(_lst(o["tables"], f"{w}.tables")):
         tw = f"{w}.tables[{i}]"
-        t = _obj(t, tw, ("element", "minimum", "maximum", "table64", "style"))
+        t = _obj(t, tw, ("element", "minimum", "maximum", "table64", "init", "style"))
         if t["style"] != "caller-checks-signature":
             _err(f"{tw}.style", f"unknown table style {t['style']!r}")
-        tt = TableType(_valtype(t["element"], f"{tw}.element"), _int(t["minimum"], f"{tw}.minimum", 0, U64),
-                       _opt_int(t["maximum"], f"{tw}.maximum", 0, U64), _bool(t["table64"], f"{tw}.table64"))
+        args = (_vt(t["element"], f"{tw}.element"), _int(t["minimum"], f"{tw}.minimum", 0, U64),
+                _opt_int(t["maximum"], f"{tw}.maximum", 0, U64), _bool(t["table64"], f"{tw}.table64"))
+        init = _opt_expr(t["init"], f"{tw}.init")
+        if _TABLE_HAS_INIT:
+            tt = TableType(*args, init=init)
+        elif init is None:
+            tt = TableType(*args)
+        else:
+            _err(f"{tw}.init", "table initializers are not supported by this wasmenv")
         tables.append(TablePlan(tt, TableStyle.CallerChecksSignature))
     m.table_plans = tables
     memories = []
@@ -1112,7 +1261,7 @@ def _module_from_json(v) -> Module:
     for i, g in enumerate(_lst(o["globals"], f"{w}.globals")):
         gw = f"{w}.globals[{i}]"
         g = _obj(g, gw, ("type", "mutable", "init"))
-        globals_.append(Global(GlobalType(_valtype(g["type"], f"{gw}.type"), _bool(g["mutable"], f"{gw}.mutable")),
+        globals_.append(Global(GlobalType(_vt(g["type"], f"{gw}.type"), _bool(g["mutable"], f"{gw}.mutable")),
                                _opt_expr(g["init"], f"{gw}.init")))
     m.globals = globals_
     tags = []
@@ -1196,7 +1345,7 @@ def _module_from_json(v) -> Module:
         mode = s["mode"]
         if mode not in ("passive", "declarative"):
             _err(f"{sw}.mode", f"unknown mode {mode!r}")
-        passive_elements[idx] = ElementSegment(mode, _valtype(s["element"], f"{sw}.element"),
+        passive_elements[idx] = ElementSegment(mode, _vt(s["element"], f"{sw}.element"),
                                                _items(s["items"], f"{sw}.items"))
     m.passive_elements = passive_elements
     m.dropped_elements = tuple(_int(x, f"{w}.dropped_elements[{j}]")
