@@ -346,11 +346,8 @@ int wenv_trap_handler_install(void)
         if (wenv_is_ours(&cur))
             continue;
         int n = wenv_nprev[i];
-        if (n == WENV_MAX_PREV) {
-            errno = EOVERFLOW;
-            rc = -1;
-            break;
-        }
+        if (n == WENV_MAX_PREV)
+            n--; /* history full: the newest link is the one that matters most */
         wenv_prev[i][n] = cur;
         __atomic_store_n(&wenv_nprev[i], n + 1, __ATOMIC_SEQ_CST);
         struct sigaction sa;

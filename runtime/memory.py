@@ -226,15 +226,19 @@ class Memory:
                                  f"does not fit in the memory's {byte_len:#x} bytes")
         _ffi.install_trap_handler()  # idempotent; puts ours back on top if covered
         slot = (slot_factory or ReservedSlot)(plan, ty.minimum, image)
-        self._plan = plan
-        self._size_pages = ty.minimum
-        self._max_pages = max_pages
-        self._image = image if image is not None and image.byte_len else None
-        self._lock = threading.Lock()
-        self._desc = _ffi.new_memory_desc()
+        try:
+            self._plan = plan
+            self._size_pages = ty.minimum
+            self._max_pages = max_pages
+            self._image = image if image is not None and image.byte_len else None
+            self._lock = threading.Lock()
+            self._desc = _ffi.new_memory_desc()
+            self._describe(slot, byte_len)
+        except BaseException:
+            slot.release()
+            raise
         self._state = _State(self._desc, slot)
         self._finalizer = weakref.finalize(self, self._state.close)
-        self._describe(slot, byte_len)
 
     def _describe(self, slot: MemorySlot, byte_len: int):
         flags = (_ffi.MEM_STATIC if self._plan.is_static else 0) | (_ffi.MEM_64 if self._plan.memory.memory64 else 0)
@@ -338,11 +342,12 @@ class Memory:
                     self._state.slot = new_slot
                     self._describe(new_slot, old_len)
                     self._image = None  # the copy is private; the old mapping goes with the old slot
-                    slot.release()
             except (AllocationError, WasmRuntimeError):
                 return -1
             _ffi.memory_set_byte_len(self._desc, new_len)
             self._size_pages = new_pages
+            if self._state.slot is not slot:
+                slot.release()
             return old_pages
 
     # ---- bulk access -----------------------------------------------------------------

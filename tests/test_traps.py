@@ -570,6 +570,25 @@ crash()
     _assert_crashed(proc, traceback=False)
 
 
+def test_many_cover_and_reinstall_cycles():
+    """More re-installations than the handler history holds (32): still works."""
+    proc = run_child(CHILD_PRELUDE + """
+m = Memory.new(eng, 1)
+for _ in range(40):
+    faulthandler.enable()      # covers ours
+    assert not trap_handler_on_top()
+    install_trap_handler()     # ours on top again
+    trap_once(m)
+    faulthandler.disable()     # restores what it covered (ours)
+    assert trap_handler_on_top()
+faulthandler.enable()
+install_trap_handler()
+crash()
+""")
+    assert proc.stdout.count("trapped") == 40
+    _assert_crashed(proc, traceback=True)
+
+
 def test_sent_sigsegv_is_not_swallowed():
     proc = run_child(CHILD_PRELUDE + """
 import os, signal
