@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from wasmenv import GlobalType
 
-from .values import as_u64, from_bits, to_bits, valtype
+from .values import as_u64, check_ref, from_bits, to_bits, valtype
 
 
 class Global:
@@ -17,8 +17,13 @@ class Global:
 
     @classmethod
     def new(cls, engine, content, value, *, mutable: bool = False) -> "Global":
-        """A host global of type ``content`` (``"i32"``, ``ValType.F64``, ...)."""
+        """A host global of type ``content`` (``"i32"``, ``ValType.F64``, a RefType, ...).
+
+        Reference values: None (null, nullable types only), a Func for function
+        references (of exactly ``$t`` for ``(ref null? $t)``), any object for externref.
+        """
         ty = GlobalType(valtype(content), bool(mutable))
+        check_ref(ty.content, value)
         return cls(ty, to_bits(ty.content, value))
 
     @property
@@ -29,6 +34,7 @@ class Global:
     def value(self, new):
         if not self.ty.mutable:
             raise AttributeError("global is immutable")
+        check_ref(self.ty.content, new)
         self._bits = to_bits(self.ty.content, new)
 
     @property

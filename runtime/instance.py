@@ -78,7 +78,9 @@ class Instance:
         lazy = tinit.tables if isinstance(tinit, TableInitialization.FuncTable) else ()
         for index in range(env.num_imported_tables, len(env.table_plans)):
             arr = lazy[index] if index < len(lazy) else None
-            table = Table._for_plan(env.table_plans[index], arr, self._func_ref)
+            plan = env.table_plans[index]
+            init = None if plan.table.init is None else self._eval(plan.table.init)
+            table = Table._for_plan(plan, arr, self._func_ref, init)
             self._owned.append(table)
             self.tables.append(table)
 

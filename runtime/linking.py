@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from wasmenv import FuncType, GlobalType, MemoryType, TableType, TagType
+from wasmenv import FuncType, GlobalType, MemoryType, TableType, TagType, is_subtype
 
 from .errors import LinkError
 from .func import Func
@@ -35,7 +35,13 @@ def lookup_imports(module_env, imports) -> list:
 
 
 def check_import(mod, field, ty, ext):
-    """Check one extern against the imported type; a bare callable becomes a Func."""
+    """Check one extern against the imported type; a bare callable becomes a Func.
+
+    Matching (Wasm 3.0 without GC): functions by exact type; tables by exact element
+    type (invariant) and limits; immutable globals covariantly (the extern's declared
+    type must be a subtype of the imported one, e.g. ``(ref $t)`` satisfies ``funcref``);
+    mutable globals by exact type.
+    """
     where = f"incompatible import type for `{mod}::{field}`"
     if isinstance(ty, FuncType):
         if isinstance(ext, Func):
@@ -65,8 +71,14 @@ def check_import(mod, field, ty, ext):
     if isinstance(ty, GlobalType):
         if not isinstance(ext, Global):
             raise LinkError(f"{where}: expected a global, found {type(ext).__name__}")
-        if ext.ty != ty:
-            raise LinkError(f"{where}: global types differ: expected {ty}, found {ext.ty}")
+        actual = ext.ty
+        if actual.mutable != ty.mutable:
+            raise LinkError(f"{where}: global types differ: mutability mismatch: expected "
+                            f"{_global_str(ty)}, found {_global_str(actual)}")
+        ok = (actual.content == ty.content) if ty.mutable else is_subtype(actual.content, ty.content)
+        if not ok:
+            raise LinkError(f"{where}: global types differ: expected {_global_str(ty)}, "
+                            f"found {_global_str(actual)}")
         return ext
     if isinstance(ty, TagType):
         from .tag import Tag
@@ -74,6 +86,10 @@ def check_import(mod, field, ty, ext):
             raise LinkError(f"{where}: expected a tag of type {ty.func_type}")
         return ext
     raise LinkError(f"{where}: unknown import kind")
+
+
+def _global_str(ty: GlobalType) -> str:
+    return f"(mut {ty.content})" if ty.mutable else str(ty.content)
 
 
 def _check_limits(where, what, actual_min, actual_max, want_min, want_max):

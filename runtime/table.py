@@ -5,11 +5,10 @@ import bisect
 import threading
 from typing import Optional, Sequence
 
-from wasmenv import TablePlan, TableType, ValType
+from wasmenv import TablePlan, TableType
 
-from .func import Func
 from .traps import Trap, TrapCode
-from .values import valtype
+from .values import check_ref, valtype
 
 U32_MAX = (1 << 32) - 1
 U64_MAX = (1 << 64) - 1
@@ -41,19 +40,23 @@ class Table:
     @classmethod
     def new(cls, engine, element, minimum: int, maximum: Optional[int] = None, init=None,
             *, table64: bool = False) -> "Table":
-        """A host table of ``element`` references (``"funcref"`` / ``"externref"``)."""
+        """A host table of ``element`` references (``"funcref"``, ``"externref"``, a RefType
+        such as ``RefType(False, "func")``); every element starts as ``init``, which a
+        non-nullable element type requires (TypeError otherwise)."""
         el = valtype(element)
         if not el.is_ref:
             raise TypeError(f"table element type must be a reference type, got {el}")
         limit = U64_MAX if table64 else U32_MAX
         if not 0 <= minimum <= limit or (maximum is not None and not minimum <= maximum <= limit):
             raise ValueError(f"bad table limits {minimum}..{maximum}")
-        _check_ref(el, init)
+        check_ref(el, init)
         return cls(TableType(el, minimum, maximum, table64), init)
 
     @classmethod
-    def _for_plan(cls, plan: TablePlan, lazy=None, make_func=None) -> "Table":
-        return cls(plan.table, None, lazy=lazy, make_func=make_func)
+    def _for_plan(cls, plan: TablePlan, lazy=None, make_func=None, init=None) -> "Table":
+        """A defined table; ``init`` is the value of its initializer expression (None: null)."""
+        check_ref(plan.table.element, init)
+        return cls(plan.table, init, lazy=lazy, make_func=make_func)
 
     @property
     def size(self) -> int:
@@ -80,14 +83,16 @@ class Table:
         return self._fill_values[i]
 
     def set(self, index: int, value):
-        """Store ``value`` (a Func, an extern object, or None). Raises Trap if out of bounds."""
-        _check_ref(self.ty.element, value)
+        """Store ``value`` (a Func, an extern object, or None). Raises Trap if out of bounds,
+        TypeError if the value does not fit the element type (e.g. null in a ``(ref func)``
+        table, or a Func of another type in a ``(ref $t)`` table)."""
+        check_ref(self.ty.element, value)
         self._check(index, 1)
         self._set[index] = value
 
     def grow(self, delta: int, init=None) -> int:
         """Grow by ``delta`` elements filled with ``init``; the old size, or -1 if not allowed."""
-        _check_ref(self.ty.element, init)
+        check_ref(self.ty.element, init)
         if delta < 0:
             raise ValueError("delta must be >= 0")
         with self._lock:
@@ -105,7 +110,7 @@ class Table:
 
     def fill(self, index: int, value, n: int):
         """table.fill: bounds-checked before writing anything."""
-        _check_ref(self.ty.element, value)
+        check_ref(self.ty.element, value)
         self._check(index, n)
         for i in range(index, index + n):
             self._set[i] = value
@@ -142,9 +147,3 @@ class Table:
     def __repr__(self):
         return f"<Table {self.ty.element} size={self._size} max={self.ty.maximum}>"
 
-
-def _check_ref(element: ValType, value):
-    if value is None:
-        return
-    if element is ValType.FUNCREF and not isinstance(value, Func):
-        raise TypeError(f"a funcref table holds Func or None, got {type(value).__name__}")

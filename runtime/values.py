@@ -2,22 +2,63 @@
 from __future__ import annotations
 
 import math
+import re
 import struct
 
-from wasmenv import ValType
+from wasmenv import FuncType, RefType, ValType
+from wasmenv.types import ABSTRACT_HEAP_TYPES, ref_parts
 
 MASK32 = (1 << 32) - 1
 MASK64 = (1 << 64) - 1
 
 
-def valtype(v) -> ValType:
-    """Accept a :class:`wasmenv.ValType`, its text name (``"i32"``) or a wasmtime ValType."""
-    if isinstance(v, ValType):
+_REF_TEXT = re.compile(r"\(\s*ref\s+(null\s+)?(\w+)\s*\)")
+_SHORT_REFS = {"nullexnref": RefType(True, "noexn")}
+
+
+def valtype(v):
+    """Accept a :class:`wasmenv.ValType` or :class:`wasmenv.RefType`, a text name
+    (``"i32"``, ``"funcref"``, ``"(ref func)"``, ``"(ref null extern)"``) or a wasmtime
+    ValType. Typed references to concrete function types need a RefType object."""
+    if isinstance(v, (ValType, RefType)):
         return v
+    text = str(v).strip()
     try:
-        return ValType(str(v))
+        return ValType(text)
     except ValueError:
-        raise TypeError(f"not a value type: {v!r}") from None
+        pass
+    if text in _SHORT_REFS:
+        return _SHORT_REFS[text]
+    m = _REF_TEXT.fullmatch(text)
+    if m and m.group(2) in ABSTRACT_HEAP_TYPES:
+        return RefType.of(m.group(1) is not None, m.group(2))
+    raise TypeError(f"not a value type: {v!r}")
+
+
+def check_ref(ty, value) -> None:
+    """Raise TypeError unless ``value`` is a valid Python value of reference type ``ty``.
+
+    None is null (only for nullable types); function references (``funcref``,
+    ``(ref func)``, ``(ref null? $t)``) hold :class:`runtime.Func` objects, and a concrete
+    ``$t`` needs a Func of exactly that type; ``externref``/``exnref`` hold any object;
+    ``noexn`` holds only null. Non-reference types are not checked here.
+    """
+    parts = ref_parts(ty)
+    if parts is None:
+        return
+    nullable, heap = parts
+    if value is None:
+        if not nullable:
+            raise TypeError(f"null is not a value of the non-nullable type {ty}")
+        return
+    if heap == "func" or isinstance(heap, FuncType):
+        from .func import Func
+        if not isinstance(value, Func):
+            raise TypeError(f"a {ty} holds Func or None, got {type(value).__name__}")
+        if isinstance(heap, FuncType) and value.ty != heap:
+            raise TypeError(f"a {ty} needs a function of type {heap}, got one of type {value.ty}")
+    elif heap == "noexn":
+        raise TypeError(f"{ty} holds only null, got {type(value).__name__}")
 
 
 def to_bits(ty: ValType, value):

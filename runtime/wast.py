@@ -5,7 +5,10 @@ A ``.wast`` is converted to JSON + binaries with ``wasm-tools json-from-wast`` (
 segment traps, globals). Commands that need wasm code to run are counted as
 "needs execution"; invalid/malformed modules whose fault is inside a function body are
 counted as "needs code validation" (bodies are skipped by design); text-format
-``assert_malformed`` cases as "text format". Nothing is dropped silently.
+``assert_malformed`` cases as "text format". Modules the decoder rejects with
+``UnsupportedFeature("gc")`` (GC types: rec/sub/struct/array, any/eq/i31/none heap types)
+are counted as "unsupported" -- and so is a ``register`` or global ``get`` of such a
+module; any other rejection of a valid module is a failure. Nothing is dropped silently.
 """
 from __future__ import annotations
 
@@ -27,7 +30,15 @@ from .module import Module
 from .spectest import spectest_externs
 from .traps import Trap
 
-CATEGORIES = ("passed", "failed", "needs_execution", "needs_code_validation", "text_format")
+CATEGORIES = ("passed", "failed", "unsupported", "needs_execution", "needs_code_validation",
+              "text_format")
+#: The only UnsupportedFeature.feature that is counted as "unsupported" rather than "failed".
+UNSUPPORTED_FEATURES = frozenset({"gc"})
+
+
+def is_unsupported(exc: BaseException) -> bool:
+    """True if ``exc`` is the decoder declining a feature in :data:`UNSUPPORTED_FEATURES`."""
+    return isinstance(exc, wasmenv.UnsupportedFeature) and exc.feature in UNSUPPORTED_FEATURES
 
 
 def tool(name: str) -> Optional[str]:
@@ -125,11 +136,14 @@ class FileResult:
     name: str
     counts: Dict[str, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
     failures: List[str] = field(default_factory=list)
+    unsupported: List[str] = field(default_factory=list)
 
     def add(self, category: str, line=None, why: str = ""):
         self.counts[category] += 1
         if category == "failed":
             self.failures.append(f"{self.name}:{line}: {why}")
+        elif category == "unsupported":
+            self.unsupported.append(f"{self.name}:{line}: {why}")
 
 
 class WastRunner:
@@ -151,6 +165,8 @@ class WastRunner:
         # grown tables/memories) may differ from the script's: disagreements after that
         # point are attributed to the skipped code, not counted as failures.
         self._diverged = False
+        # Names of modules (and None for an unnamed current one) rejected as unsupported.
+        self._unsupported_modules = set()
         current = None
         try:
             for cmd in script["commands"]:
@@ -168,10 +184,16 @@ class WastRunner:
         line = cmd.get("line")
         if kind in ("module", "module_definition"):
             wasm = self._read(base, cmd)
+            self._unsupported_modules.discard(None)  # None: the current module
+            self._unsupported_modules.discard(cmd.get("name"))
             try:
                 module = Module(self.engine, wasm)
             except wasmenv.DecodeError as exc:
-                result.add("failed", line, f"valid module rejected: {exc}")
+                if is_unsupported(exc):
+                    self._unsupported_modules.update({None, cmd.get("name")})
+                    result.add("unsupported", line, str(exc))
+                else:
+                    result.add("failed", line, f"valid module rejected: {exc}")
                 return None
             if kind == "module_definition":
                 result.add("passed")
@@ -192,7 +214,9 @@ class WastRunner:
             return inst
         if kind == "register":
             inst = named.get(cmd.get("name")) if cmd.get("name") else current
-            if inst is None:
+            if inst is None and cmd.get("name") in self._unsupported_modules:
+                result.add("unsupported", line, "register of a module using an unsupported feature")
+            elif inst is None:
                 result.add(self._failure(), line, "register of a module that did not instantiate")
             else:
                 registry[cmd["as"]] = {n: inst.exports[n] for n in inst.exports}
@@ -205,8 +229,11 @@ class WastRunner:
             wasm = self._read(base, cmd)
             try:
                 wasmenv.translate(wasm)
-            except wasmenv.DecodeError:
-                result.add("passed")
+            except wasmenv.DecodeError as exc:
+                if is_unsupported(exc):  # rejected, but not necessarily for the right reason
+                    result.add("unsupported", line, f"{kind}: {exc}")
+                else:
+                    result.add("passed")
                 return current
             if module_level_valid(wasm):
                 result.add("needs_code_validation")
@@ -227,7 +254,10 @@ class WastRunner:
                 result.add("passed" if ok else self._failure(), line, "trap, expected a link error")
                 return current
             except wasmenv.DecodeError as exc:
-                result.add("failed", line, f"valid module rejected: {exc}")
+                if is_unsupported(exc):
+                    result.add("unsupported", line, f"{kind}: {exc}")
+                else:
+                    result.add("failed", line, f"valid module rejected: {exc}")
                 return current
             self._owned.append(inst)
             if kind == "assert_uninstantiable" and inst.start_func is not None:
@@ -249,7 +279,10 @@ class WastRunner:
         inst = named.get(action["module"]) if action.get("module") else current
         if action["type"] == "get" and cmd["type"] == "assert_return":
             if inst is None:
-                result.add(self._failure(), line, "get on a module that did not instantiate")
+                if action.get("module") in self._unsupported_modules:
+                    result.add("unsupported", line, "get on a module using an unsupported feature")
+                else:
+                    result.add(self._failure(), line, "get on a module that did not instantiate")
                 return
             glob = inst.exports[action["field"]]
             expected = cmd["expected"][0]

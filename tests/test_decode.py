@@ -182,8 +182,10 @@ def test_gc_type_forms_unsupported(form, feature):
 
 
 @pytest.mark.parametrize("vt,feature", [
-    (b"\x63\x00", "function references"), (b"\x64\x70", "function references"),
-    (b"\x6e", "gc"), (b"\x6d", "gc"), (b"\x6c", "gc"), (b"\x71", "gc"), (b"\x74", "nullexnref"),
+    (b"\x63\x00", "gc"),  # type 0 referring to itself: needs GC's recursion groups
+    (b"\x64\x73", "gc"), (b"\x63\x72", "gc"), (b"\x63\x6e", "gc"),  # nofunc, noextern, any
+    (b"\x6e", "gc"), (b"\x6d", "gc"), (b"\x6c", "gc"), (b"\x71", "gc"), (b"\x73", "gc"),
+    (b"\x68", "stack switching"), (b"\x63\x68", "stack switching"),
 ])
 def test_unsupported_value_types(vt, feature):
     e = rejects(module(section(1, vec([b"\x60\x01" + vt + b"\x00"]))), cls=UnsupportedFeature)
@@ -322,8 +324,10 @@ def test_tables():
     (b"\x70\x08\x00", "malformed limits flags", DecodeError),
     (b"\x7f\x00\x00", "malformed reference type", DecodeError),
     (b"\x70\x03\x01\x02", "shared-everything", UnsupportedFeature),
-    (b"\x40\x00\x70\x00\x01\xd0\x70\x0b", "function references", UnsupportedFeature),
     (b"\x40\x01\x70\x00\x01", "invalid table encoding", DecodeError),
+    (b"\x64\x70\x00\x01", "non-defaultable element type", DecodeError),  # (ref func), no init
+    (b"\x40\x00\x70\x00\x01\xd0\x6f\x0b", "type mismatch", DecodeError),  # init externref
+    (b"\x40\x00\x64\x70\x00\x01\xd0\x70\x0b", "type mismatch", DecodeError),  # null in (ref func)
 ])
 def test_table_errors(entry, match, cls):
     rejects(module(section(4, vec([entry]))), match, cls)
@@ -409,8 +413,9 @@ def test_global_get_rules():
 def test_gc_const_ops_unsupported():
     e = rejects(module(glob(b"\x7f", b"\xfb\x1c\x0b")), cls=UnsupportedFeature)
     assert e.feature == "gc"
-    e = rejects(module(glob(b"\x70", b"\xd0\x00\x0b")), cls=UnsupportedFeature)  # ref.null $t
-    assert e.feature == "function references"
+    rejects(module(glob(b"\x70", b"\xd0\x00\x0b")), "unknown type 0")  # ref.null $0, no types
+    e = rejects(module(glob(b"\x70", b"\xd0\x73\x0b")), cls=UnsupportedFeature)  # ref.null nofunc
+    assert e.feature == "gc"
 
 
 # -- exports and start ----------------------------------------------------------------------

@@ -28,7 +28,10 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC_DIR = Path(os.environ.get("WASMENV_SPEC_DIR", "/work/shared/spec-testsuite"))
+#: The spec suite: ``shared/spec-testsuite`` beside the clone (``<clone>/../shared``),
+#: or ``$WASMENV_SPEC_DIR``.
+SPEC_DIR = Path(os.environ.get("WASMENV_SPEC_DIR")
+                or Path(__file__).resolve().parents[2] / "shared" / "spec-testsuite")
 SPEC_CACHE = ROOT / "build" / "spec-cache"
 SMITH_CACHE = ROOT / "build" / "smith-cache"
 
@@ -117,8 +120,11 @@ class WastCommand:
         return f"{self.wast}:{self.line}"
 
 
-def _convert_wast(path: Path, cache: Path) -> Path:
-    """Directory holding ``<stem>.json`` and the module files of ``path`` (cached)."""
+def convert_wast(path: Path, cache: Path = None) -> Path:
+    """Directory holding ``<stem>.json`` and the module files of ``path`` (cached under
+    ``cache``, default :data:`SPEC_CACHE`). The one .wast converter of the project:
+    ``scripts/spec.py`` uses it too."""
+    cache = Path(cache) if cache is not None else SPEC_CACHE
     content = path.read_bytes()
     tool = wasm_tools()
     converter = "wasm-tools" if tool else "wast2json"
@@ -147,6 +153,9 @@ def _convert_wast(path: Path, cache: Path) -> Path:
     return final
 
 
+_convert_wast = convert_wast  # old name
+
+
 def spec_wast_files(spec_dir: Path = None) -> List[Path]:
     return sorted(Path(spec_dir or SPEC_DIR).glob("*.wast"))
 
@@ -164,7 +173,7 @@ def spec_wasm_modules(spec_dir: Path = None, files: Iterable[str] = None,
     for path in spec_wast_files(spec_dir):
         if wanted is not None and path.stem not in wanted:
             continue
-        out = _convert_wast(path, Path(cache or SPEC_CACHE))
+        out = convert_wast(path, Path(cache or SPEC_CACHE))
         doc = json.loads((out / f"{path.stem}.json").read_text())
         for cmd in doc.get("commands", []):
             wasm = None

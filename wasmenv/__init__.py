@@ -16,7 +16,7 @@ from .plans import MemoryPlan, MemoryStyle, TablePlan, TableStyle
 from .translation import MAX_FUNC_TABLE_SIZE, MAX_IMAGE_SIZE_ALWAYS_ALLOWED, ModuleTranslation
 from .tunables import Tunables
 from .types import (WASM_PAGE_SIZE, EntityIndex, ExternKind, FuncType, GlobalType, MemoryType,
-                    TableType, TagType, ValType)
+                    RefType, TableType, TagType, ValType, is_subtype)
 
 __all__ = [
     "translate", "compile", "host_page_size", "save_artifact", "load_artifact",
@@ -26,7 +26,7 @@ __all__ = [
     "MemoryPlan", "MemoryStyle", "TablePlan", "TableStyle",
     "MemoryInitializer", "StaticMemoryInitializer", "MemoryInitialization", "InitMemory",
     "init_memory", "TableInitializer", "TableInitialization",
-    "ValType", "ExternKind", "EntityIndex", "FuncType", "MemoryType", "TableType",
+    "ValType", "RefType", "is_subtype", "ExternKind", "EntityIndex", "FuncType", "MemoryType", "TableType",
     "GlobalType", "TagType", "WASM_PAGE_SIZE", "MAX_FUNC_TABLE_SIZE",
     "MAX_IMAGE_SIZE_ALWAYS_ALLOWED",
 ]

@@ -3,15 +3,20 @@
 Sections are decoded in one pass over a zero-copy :class:`~wasmenv.reader.Reader`; code
 bodies are bounds-checked and skipped. Module-level validation follows what Wasmtime 50
 (wasmparser) accepts with bulk memory, reference types, multi-value, multi-memory,
-memory64/table64, threads, extended-const, SIMD value types and exception tags enabled,
+memory64/table64, threads, extended-const, SIMD value types, exception tags and typed
+function references enabled (GC off: ``(ref null? $t)`` of function types, ``(ref func)``,
+``(ref extern)``, ``(ref null? exn)``, ``nullexnref``, tables with initializer expressions),
 and with its default GC setting for constant expressions (``global.get`` of any earlier
-immutable global). Other proposals raise :class:`UnsupportedFeature`.
+immutable global). Other proposals raise :class:`UnsupportedFeature`; GC types (rec/sub/
+struct/array, any/eq/i31/none/nofunc/noextern heap types, self-referential function
+types) raise it with ``feature == "gc"``.
 
 Every malformed or invalid input raises :class:`DecodeError` (offset and section set).
 """
 from __future__ import annotations
 
 import gc
+from dataclasses import replace
 
 from .constexpr import MASK32, MASK64, ConstExpr
 from .errors import DecodeError, UnsupportedFeature
@@ -22,7 +27,8 @@ from .reader import Reader, as_byte_view
 from .translation import ModuleTranslation
 from .tunables import Tunables
 from .types import (WASM32_MAX_PAGES, WASM64_MAX_PAGES, EntityIndex, ExternKind, FuncType,
-                    GlobalType, MemoryType, TableType, TagType, ValType)
+                    GlobalType, MemoryType, RefType, TableType, TagType, ValType, is_defaultable,
+                    is_subtype)
 
 __all__ = ["decode_module", "SECTION_NAMES"]
 
@@ -58,69 +64,94 @@ I32, I64, F32, F64, V128 = ValType.I32, ValType.I64, ValType.F32, ValType.F64, V
 FUNCREF, EXTERNREF, EXNREF = ValType.FUNCREF, ValType.EXTERNREF, ValType.EXNREF
 
 _NUM_TYPES = {0x7F: I32, 0x7E: I64, 0x7D: F32, 0x7C: F64, 0x7B: V128}
-_REF_TYPES = {0x70: FUNCREF, 0x6F: EXTERNREF, 0x69: EXNREF}
+#: Short reference types (``funcref`` = ``(ref null func)``, ...).
+_REF_TYPES = {0x70: FUNCREF, 0x6F: EXTERNREF, 0x69: EXNREF, 0x74: RefType(True, "noexn")}
 _VAL_TYPES = {**_NUM_TYPES, **_REF_TYPES}
-#: Abstract heap types of the GC proposal (and their short reference-type forms).
-_GC_HEAP = {0x6E: "anyref", 0x6D: "eqref", 0x6C: "i31ref", 0x6B: "structref", 0x6A: "arrayref",
-            0x71: "nullref", 0x72: "nullexternref", 0x73: "nullfuncref"}
-_CONT_HEAP = {0x68: "contref", 0x75: "nullcontref"}
+#: Abstract heap types of function references + exception handling (single s33 bytes).
+_ABSTRACT_HEAP = {0x70: "func", 0x6F: "extern", 0x69: "exn", 0x74: "noexn"}
+#: Abstract heap types of the GC proposal (their short reference types: ``anyref``, ...).
+_GC_HEAP = {0x6E: "any", 0x6D: "eq", 0x6C: "i31", 0x6B: "struct", 0x6A: "array",
+            0x71: "none", 0x72: "noextern", 0x73: "nofunc"}
+_CONT_HEAP = {0x68: "cont", 0x75: "nocont"}
+#: Type-index prefix of reference value types: nullable ``(ref null ht)``, ``(ref ht)``.
+_REF_NULL, _REF = 0x63, 0x64
 
 _KIND_NAMES = {0: "function", 1: "table", 2: "memory", 3: "global", 4: "tag"}
+_REF_FUNC = RefType(False, "func")
 
 
-def _unsupported_ref_byte(r: Reader, byte: int, pos: int):
-    """Raise UnsupportedFeature if ``byte`` starts a reference type of another proposal."""
-    if byte in (0x63, 0x64):
-        raise UnsupportedFeature("function references", pos, r.section,
-                                 "typed reference (ref null? $t)")
-    if byte == 0x74:
-        # Valid with exception handling alone in Wasmtime, but the model has no ValType for it.
-        raise UnsupportedFeature("nullexnref", pos, r.section,
-                                 "(ref null noexn) has no ValType in the model")
+def _unsupported_heap_byte(r: Reader, byte: int, pos: int, short: bool):
+    """Raise UnsupportedFeature if ``byte`` starts a heap type (or, with ``short``, a short
+    reference type such as ``anyref``) of a proposal wasmenv does not decode."""
     if byte in _GC_HEAP:
-        raise UnsupportedFeature("gc", pos, r.section, _GC_HEAP[byte])
+        what = f"{_GC_HEAP[byte]}ref" if short else f"heap type {_GC_HEAP[byte]}"
+        if short and byte >= 0x71:
+            what = {0x71: "nullref", 0x72: "nullexternref", 0x73: "nullfuncref"}[byte]
+        raise UnsupportedFeature("gc", pos, r.section, what)
     if byte in _CONT_HEAP:
-        raise UnsupportedFeature("stack switching", pos, r.section, _CONT_HEAP[byte])
+        what = f"{_CONT_HEAP[byte]}ref" if short else f"heap type {_CONT_HEAP[byte]}"
+        if short and byte == 0x75:
+            what = "nullcontref"
+        raise UnsupportedFeature("stack switching", pos, r.section, what)
     if byte == 0x65:
         raise UnsupportedFeature("shared-everything threads", pos, r.section, "shared reference type")
     if byte == 0x62:
         raise UnsupportedFeature("custom descriptors", pos, r.section, "exact reference type")
 
 
-def read_val_type(r: Reader) -> ValType:
+def read_heap_type_of(r: Reader, types=(), defining: bool = False):
+    """A heap type: an abstract name (``"func"``, ``"extern"``, ``"exn"``, ``"noexn"``) or
+    the :class:`FuncType` of a type index (``types`` are those defined so far).
+
+    ``defining``: inside the type section, where index ``len(types)`` is the type being
+    defined -- a self-reference needs GC's recursion groups.
+    """
+    pos = r.pos
+    byte = r.peek()
+    heap = _ABSTRACT_HEAP.get(byte)
+    if heap is not None:
+        r.pos += 1
+        return heap
+    _unsupported_heap_byte(r, byte, pos, short=False)
+    value = r.s33()
+    if value < 0:
+        raise r.error(f"invalid heap type {byte:#04x} (invalid indexed ref heap type)", pos)
+    if value >= len(types):
+        if defining and value == len(types):
+            raise UnsupportedFeature("gc", pos, r.section,
+                                     f"type {value} refers to itself (recursive types need GC)")
+        raise r.error(f"unknown type {value}: type index out of bounds", pos)
+    return types[value]
+
+
+def read_val_type(r: Reader, types=(), defining: bool = False):
+    """A value type: a :class:`ValType`, or a :class:`RefType` for typed references."""
     pos = r.pos
     byte = r.u8()
     t = _VAL_TYPES.get(byte)
     if t is not None:
         return t
-    _unsupported_ref_byte(r, byte, pos)
+    if byte == _REF_NULL or byte == _REF:
+        return RefType.of(byte == _REF_NULL, read_heap_type_of(r, types, defining))
+    _unsupported_heap_byte(r, byte, pos, short=True)
     raise r.error(f"invalid value type {byte:#04x}", pos)
 
 
-def read_ref_type(r: Reader) -> ValType:
+def read_ref_type(r: Reader, types=()):
     pos = r.pos
     byte = r.u8()
     t = _REF_TYPES.get(byte)
     if t is not None:
         return t
-    _unsupported_ref_byte(r, byte, pos)
+    if byte == _REF_NULL or byte == _REF:
+        return RefType.of(byte == _REF_NULL, read_heap_type_of(r, types))
+    _unsupported_heap_byte(r, byte, pos, short=True)
     raise r.error(f"malformed reference type {byte:#04x}", pos)
 
 
-def read_heap_type(r: Reader) -> ValType:
-    """The heap type of ``ref.null``, as the nullable reference ValType it produces."""
-    pos = r.pos
-    byte = r.peek()
-    t = _REF_TYPES.get(byte)
-    if t is not None:
-        r.pos += 1
-        return t
-    _unsupported_ref_byte(r, byte, pos)
-    value = r.s33()
-    if value >= 0:
-        raise UnsupportedFeature("function references", pos, r.section,
-                                 f"concrete heap type {value}")
-    raise r.error(f"invalid heap type {byte:#04x}", pos)
+def read_heap_type(r: Reader, types=()):
+    """The heap type of ``ref.null``, as the nullable reference type it produces."""
+    return RefType.of(True, read_heap_type_of(r, types))
 
 
 class _Decoder:
@@ -180,7 +211,7 @@ class _Decoder:
 
     # -- entity types ---------------------------------------------------------------------------
     def read_table_type(self, r: Reader) -> TableType:
-        element = read_ref_type(r)
+        element = read_ref_type(r, self.types)
         pos = r.pos
         flags = r.u8()
         if flags & ~0x07:
@@ -220,7 +251,7 @@ class _Decoder:
         return MemoryType(minimum, maximum, shared, memory64)
 
     def read_global_type(self, r: Reader) -> GlobalType:
-        content = read_val_type(r)
+        content = read_val_type(r, self.types)
         pos = r.pos
         flags = r.u8()
         if flags > 0x03:
@@ -242,8 +273,8 @@ class _Decoder:
         return TagType(index, ft)
 
     # -- constant expressions -----------------------------------------------------------------
-    def read_const_expr(self, r: Reader, expected: ValType, num_globals: int = None):
-        """Decode and type-check a constant expression producing ``expected``.
+    def read_const_expr(self, r: Reader, expected, num_globals: int = None):
+        """Decode and type-check a constant expression producing a subtype of ``expected``.
 
         ``num_globals`` bounds ``global.get`` (globals declared so far). Returns a
         :class:`ConstExpr`. ``ref.func`` marks the function as escaping.
@@ -288,7 +319,7 @@ class _Decoder:
                 ops.append(("f64.const", int.from_bytes(r.bytes(8), "little")))
                 stack.append(F64)
             elif op == 0xD0:
-                t = read_heap_type(r)
+                t = read_heap_type(r, self.types)
                 ops.append(("ref.null", t))
                 stack.append(t)
             elif op == 0xD2:
@@ -296,7 +327,7 @@ class _Decoder:
                 self.check_func_index(r, index, pos)
                 self.escape(index)
                 ops.append(("ref.func", index))
-                stack.append(FUNCREF)
+                stack.append(RefType(False, self.types[self.func_types[index]]))
             elif op == 0xFD:
                 sub = r.u32()
                 if sub != 12:
@@ -308,7 +339,7 @@ class _Decoder:
                 raise UnsupportedFeature("gc", pos, r.section, "GC instruction in a constant expression")
             else:
                 raise r.error(f"constant expression required: non-constant operator {op:#04x}", pos)
-        if len(stack) != 1 or stack[0] is not expected:
+        if len(stack) != 1 or (stack[0] is not expected and not is_subtype(stack[0], expected)):
             found = " ".join(str(s) for s in stack) or "nothing"
             raise r.error(f"type mismatch: constant expression must produce [{expected}], "
                           f"found [{found}]", start)
@@ -338,12 +369,12 @@ class _Decoder:
             np_ = r.count(1, "params")
             if np_ > MAX_FUNCTION_PARAMS:
                 raise r.error("function params size is out of bounds", p)
-            params = tuple(read_val_type(r) for _ in range(np_))
+            params = tuple(read_val_type(r, types, True) for _ in range(np_))
             p = r.pos
             nr = r.count(1, "results")
             if nr > MAX_FUNCTION_RETURNS:
                 raise r.error("function returns size is out of bounds", p)
-            results = tuple(read_val_type(r) for _ in range(nr))
+            results = tuple(read_val_type(r, types, True) for _ in range(nr))
             types.append(FuncType(params, results))
         self.end_of_section(r)
 
@@ -429,13 +460,17 @@ class _Decoder:
         self.check_max(r, len(self.tables), n, MAX_TABLES, "tables", pos)
         for _ in range(n):
             p = r.pos
-            if r.peek() == 0x40:
+            if r.peek() == 0x40:  # 0x40 0x00 tabletype expr: a table with an initializer
                 r.u8()
                 if r.u8() != 0x00:
                     raise r.error("invalid table encoding", p)
-                raise UnsupportedFeature("function references", p, r.section,
-                                         "table with an initializer expression")
-            self.tables.append(self.read_table_type(r))
+                t = self.read_table_type(r)
+                t = replace(t, init=self.read_const_expr(r, t.element))
+            else:
+                t = self.read_table_type(r)
+                if not is_defaultable(t.element):
+                    raise r.error("type mismatch: non-defaultable element type", p)
+            self.tables.append(t)
         self.end_of_section(r)
 
     def memory_section(self, r: Reader) -> None:
@@ -540,7 +575,7 @@ class _Decoder:
             exprs = bool(flags & 0x04)
             if flags & 0x03:
                 if exprs:
-                    element = read_ref_type(r)
+                    element = read_ref_type(r, self.types)
                 else:
                     p = r.pos
                     kind = r.u8()
@@ -550,8 +585,12 @@ class _Decoder:
                     element = FUNCREF
             else:
                 element = FUNCREF
-            if table is not None and table.element is not element:
-                raise r.error(f"type mismatch: invalid element type `{element}` for table type "
+            # Function-index segments have type (ref func) for validation (their items are
+            # never null); the model keeps recording them as funcref segments.
+            seg_type = element if exprs else _REF_FUNC
+            if table is not None and seg_type is not table.element \
+                    and not is_subtype(seg_type, table.element):
+                raise r.error(f"type mismatch: invalid element type `{seg_type}` for table type "
                               f"`{table.element}`", seg_pos)
             p = r.pos
             count = r.count(1, "elements")

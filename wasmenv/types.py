@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import NamedTuple, Optional, Tuple, Union
+from typing import TYPE_CHECKING, NamedTuple, Optional, Tuple, Union
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .constexpr import ConstExpr
 
 WASM_PAGE_SIZE = 65536
 #: Largest page count of a 32-bit memory (4 GiB) and of a 64-bit one (2^64 bytes).
@@ -46,15 +49,133 @@ class ExternKind(enum.Enum):
 
 @dataclass(frozen=True)
 class FuncType:
-    """A function signature."""
+    """A function signature (value types may be :class:`RefType`)."""
 
-    params: Tuple[ValType, ...]
-    results: Tuple[ValType, ...]
+    params: Tuple["ValRefType", ...]
+    results: Tuple["ValRefType", ...]
 
     def __str__(self):
         p = " ".join(map(str, self.params))
         r = " ".join(map(str, self.results))
         return f"(func (param {p}) (result {r}))"
+
+
+#: Abstract heap types a :class:`RefType` may name (the GC proposal's any/eq/i31/struct/
+#: array/none/nofunc/noextern are not modelled: the decoder reports them as "gc").
+ABSTRACT_HEAP_TYPES = ("func", "extern", "exn", "noexn")
+#: Nullable abstract references that are plain :class:`ValType` members.
+_NULLABLE_VALTYPES = {"func": ValType.FUNCREF, "extern": ValType.EXTERNREF, "exn": ValType.EXNREF}
+_VALTYPE_HEAPS = {v: k for k, v in _NULLABLE_VALTYPES.items()}
+#: Bottom heap type -> the top of its hierarchy.
+_BOTTOMS = {"noexn": "exn"}
+
+
+@dataclass(frozen=True)
+class RefType:
+    """A typed reference of the function-references proposal: ``(ref null? heap)``.
+
+    ``heap`` is an abstract heap type (``"func"``, ``"extern"``, ``"exn"``, ``"noexn"``)
+    or a concrete function type, resolved to the :class:`FuncType` itself so that equality
+    across modules is structural (Wasm's type canonicalization, without rec groups).
+
+    ``(ref null func)``, ``(ref null extern)`` and ``(ref null exn)`` are *not* RefTypes:
+    they are ``ValType.FUNCREF`` / ``EXTERNREF`` / ``EXNREF``, so one type has one
+    representation. Constructing them here raises ValueError; :meth:`of` normalizes.
+    """
+
+    nullable: bool
+    heap: Union[str, FuncType]
+
+    def __post_init__(self):
+        if not isinstance(self.nullable, bool):
+            raise TypeError(f"RefType.nullable must be a bool, got {self.nullable!r}")
+        if isinstance(self.heap, str):
+            if self.heap not in ABSTRACT_HEAP_TYPES:
+                raise ValueError(f"unknown heap type {self.heap!r} (expected one of "
+                                 f"{', '.join(ABSTRACT_HEAP_TYPES)} or a FuncType)")
+            if self.nullable and self.heap in _NULLABLE_VALTYPES:
+                raise ValueError(f"(ref null {self.heap}) is ValType.{_NULLABLE_VALTYPES[self.heap].name}; "
+                                 f"use RefType.of() to normalize")
+        elif not isinstance(self.heap, FuncType):
+            raise TypeError(f"RefType.heap must be an abstract heap type name or a FuncType, "
+                            f"got {type(self.heap).__name__}")
+
+    @staticmethod
+    def of(nullable: bool, heap) -> "ValRefType":
+        """``(ref null? heap)`` in its one representation (a ValType when there is one)."""
+        if nullable and isinstance(heap, str) and heap in _NULLABLE_VALTYPES:
+            return _NULLABLE_VALTYPES[heap]
+        return RefType(bool(nullable), heap)
+
+    @property
+    def is_ref(self) -> bool:
+        return True
+
+    def __str__(self):
+        null = "null " if self.nullable else ""
+        return f"(ref {null}{self.heap})"
+
+
+#: Any value type: a :class:`ValType` or a typed :class:`RefType`.
+ValRefType = Union[ValType, RefType]
+
+
+def ref_parts(t) -> Optional[Tuple[bool, Union[str, FuncType]]]:
+    """``(nullable, heap)`` of a reference type, None for numeric and vector types."""
+    if isinstance(t, RefType):
+        return t.nullable, t.heap
+    heap = _VALTYPE_HEAPS.get(t)
+    return None if heap is None else (True, heap)
+
+
+def _heap_top(heap) -> str:
+    if isinstance(heap, FuncType):
+        return "func"
+    return _BOTTOMS.get(heap, heap)
+
+
+def is_heap_subtype(a, b) -> bool:
+    """Heap-type subtyping without GC: a concrete function type <: func; noexn <: exn (and
+    <: itself); otherwise only equal heap types (function types compare structurally)."""
+    if a == b:
+        return True
+    if isinstance(b, FuncType):
+        return False  # no declared subtypes among function types without GC
+    if b in _BOTTOMS:
+        return False
+    if a in _BOTTOMS:
+        return _BOTTOMS[a] == b
+    return isinstance(a, FuncType) and b == "func"
+
+
+def is_subtype(a, b) -> bool:
+    """Value-type subtyping ``a <: b``.
+
+    Numeric and vector types only match themselves. A reference ``(ref null? ha)`` is a
+    subtype of ``(ref null? hb)`` iff nullability does not widen (non-null <: nullable)
+    and ``ha`` is a heap subtype of ``hb`` (see :func:`is_heap_subtype`).
+    """
+    if a == b:
+        return True
+    pa = ref_parts(a)
+    pb = ref_parts(b)
+    if pa is None or pb is None:
+        return False
+    if pa[0] and not pb[0]:
+        return False
+    return is_heap_subtype(pa[1], pb[1])
+
+
+def is_defaultable(t) -> bool:
+    """True if the type has a default value (numbers, vectors, nullable references)."""
+    parts = ref_parts(t)
+    return parts is None or parts[0]
+
+
+def same_hierarchy(a, b) -> bool:
+    """True if two reference types belong to the same hierarchy (func, extern or exn)."""
+    pa, pb = ref_parts(a), ref_parts(b)
+    return pa is not None and pb is not None and _heap_top(pa[1]) == _heap_top(pb[1])
 
 
 @dataclass(frozen=True)
@@ -73,19 +194,25 @@ class MemoryType:
 
 @dataclass(frozen=True)
 class TableType:
-    """A table's element type and limits, in elements."""
+    """A table's element type and limits, in elements.
 
-    element: ValType
+    ``init`` is the table's initializer expression (function references' ``0x40 0x00``
+    table encoding): every element starts as its value. None means null (and is required
+    for nullable element types; a defined non-nullable table always has one).
+    """
+
+    element: "ValRefType"
     minimum: int
     maximum: Optional[int] = None
     table64: bool = False
+    init: Optional["ConstExpr"] = None
 
 
 @dataclass(frozen=True)
 class GlobalType:
     """A global's value type and mutability."""
 
-    content: ValType
+    content: "ValRefType"
     mutable: bool = False
 
 
