@@ -1,0 +1,96 @@
+"""Instances mapped from compiled artifacts: file-backed, shared across processes."""
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import psutil
+import pytest
+
+import runtime
+import wasmenv
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    wasm = (ROOT / "examples" / "build" / "image_1mib.wasm").read_bytes()
+    out = tmp_path_factory.mktemp("art") / "image_1mib"
+    wasmenv.save_artifact(wasmenv.compile(wasm), out)
+    return out
+
+
+def image_maps(data_file):
+    """(start, end, perms) of this process's mappings of ``data_file``."""
+    out = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            if line.rstrip().endswith(str(data_file)):
+                lo, hi = line.split()[0].split("-")
+                out.append((int(lo, 16), int(hi, 16), line.split()[1]))
+    return out
+
+
+def test_image_mappings_are_backed_by_the_artifact_data_file(artifact):
+    engine = runtime.Engine()
+    module = runtime.Module(engine, artifact)
+    data_file = module.translation.artifact.data_file
+    with runtime.Instance(module) as a, runtime.Instance(module) as b:
+        private = [m for m in image_maps(data_file) if m[2] == "rw-p"]
+        for inst in (a, b):
+            base = inst.memory(0).base_address
+            assert (base, base + (1 << 20), "rw-p") in private
+        # Copy-on-write: a write stays in its instance, the file is untouched.
+        before = pathlib.Path(data_file).read_bytes()[:16]
+        a.memory(0).write(0, b"\xff" * 16)
+        assert b.memory(0).read(0, 16) == before
+        assert pathlib.Path(data_file).read_bytes()[:16] == before
+    assert not any(m[2] == "rw-p" for m in image_maps(data_file))
+
+
+HOLDER = """
+import sys, time, runtime
+engine = runtime.Engine()
+module = runtime.Module(engine, sys.argv[1])
+instances = [runtime.Instance(module) for _ in range(500)]
+for inst in instances:                       # read every image page: make them resident
+    mem = inst.memory(0)
+    for page in range(0, 1 << 20, 4096):
+        mem.load_i32(page)
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_two_processes_share_image_pages(artifact):
+    """500 instances in each of two processes: the image pages are the page cache's,
+    shared: each process's Pss of the image mappings is half of one image's Rss, and
+    nothing is private dirty (no process holds a copy until it writes)."""
+    procs = [subprocess.Popen([sys.executable, "-c", HOLDER, str(artifact)], cwd=ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        data_file = str(next(pathlib.Path(artifact).rglob("data.ninja")))
+        for p in procs:
+            maps = [m for m in psutil.Process(p.pid).memory_maps(grouped=False)
+                    if m.path == data_file and m.perms.startswith("rw")]
+            assert len(maps) == 500
+            rss = sum(m.rss for m in maps)
+            pss = sum(m.pss for m in maps)
+            dirty = sum(m.private_dirty for m in maps)
+            assert rss == 500 * (1 << 20)
+            assert dirty == 0
+            # Every mapping shows the whole image resident (Rss), but the pages exist once,
+            # in the page cache, mapped 1,000 times by two processes: each process's
+            # proportional share of its 500 mappings is half of one image.
+            image = 1 << 20
+            assert 0.45 * image <= pss <= 0.55 * image, (pss, rss)
+    finally:
+        for p in procs:
+            p.stdin.write("\n")
+            p.stdin.flush()
+            p.wait(timeout=60)
