@@ -12,12 +12,13 @@ from .globals import Global
 from .instance import Instance
 from .memory import Memory
 from .module import Module
+from .pooling import PoolingAllocator
 from .table import Table
 from .tag import Tag
 from .traps import Trap, TrapCode
 
 __all__ = [
     "Engine", "Module", "Instance", "Memory", "Table", "Global", "Func", "Tag",
-    "OnDemandAllocator", "Trap", "TrapCode", "WasmRuntimeError", "LinkError",
+    "OnDemandAllocator", "PoolingAllocator", "Trap", "TrapCode", "WasmRuntimeError", "LinkError",
     "AllocationError", "ExecutionUnsupported",
 ]

@@ -6,6 +6,7 @@ from typing import Dict, List, Optional
 
 from wasmenv import ConstExpr, ExternKind, InitMemory, TableInitialization, ValType
 
+from .allocator import begin_instance
 from .func import Func
 from .globals import Global
 from .linking import lookup_imports
@@ -58,7 +59,10 @@ class Instance:
                 self.memories.append(ext)
             else:
                 self.tags.append(ext)
-        self._finalizer = weakref.finalize(self, _release, self._owned)
+        # Counted by the allocator from here (a pool may refuse: AllocationError); ended by
+        # the finalizer once every owned memory and table is closed.
+        self._alloc = begin_instance(module.engine.allocator, module)
+        self._finalizer = weakref.finalize(self, _release, self._owned, self._alloc)
         try:
             self._instantiate()
         except BaseException:
@@ -80,14 +84,14 @@ class Instance:
             arr = lazy[index] if index < len(lazy) else None
             plan = env.table_plans[index]
             init = None if plan.table.init is None else self._eval(plan.table.init)
-            table = Table._for_plan(plan, arr, self._func_ref, init)
+            table = self._alloc.allocate_table(plan, arr, self._func_ref, init)
             self._owned.append(table)
             self.tables.append(table)
 
-        allocator = self.module.engine.allocator
+        alloc = self._alloc
         images = self.module.images
         for index in range(env.num_imported_memories, len(env.memory_plans)):
-            memory = allocator.allocate_memory(env.memory_plans[index], images[index])
+            memory = alloc.allocate_memory(env.memory_plans[index], images[index])
             self._owned.append(memory)
             self.memories.append(memory)
 
@@ -185,10 +189,13 @@ class Instance:
         return f"<Instance of {self.module.env.name or 'module'}: {len(self.memories)} memories>"
 
 
-def _release(owned):
-    for r in reversed(owned):
-        r.close()
-    owned.clear()
+def _release(owned, alloc):
+    try:
+        for r in reversed(owned):
+            r.close()
+        owned.clear()
+    finally:
+        alloc.end()
 
 
 class Exports:

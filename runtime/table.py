@@ -23,13 +23,18 @@ class Table:
     the module's compile-time folding) supplies lazily created function references, and
     everything else is the fill value of the range it was created or grown with. A
     10-million-element table therefore costs nothing until it is written.
+
+    ``slot`` (from a pooling allocator): an object with ``elements`` (an empty dict this
+    table stores into), ``max_elements`` (a cap on ``grow``) and ``release()`` (called
+    once by :meth:`close`, which first drops every element).
     """
 
     def __init__(self, ty: TableType, init=None, *, lazy: Optional[Sequence[Optional[int]]] = None,
-                 make_func=None):
+                 make_func=None, slot=None):
         self.ty = ty
         self._size = ty.minimum
-        self._set = {}
+        self._slot = slot
+        self._set = {} if slot is None else slot.elements
         self._fill_starts = [0]
         self._fill_values = [init]
         self._lazy = lazy or ()
@@ -53,10 +58,10 @@ class Table:
         return cls(TableType(el, minimum, maximum, table64), init)
 
     @classmethod
-    def _for_plan(cls, plan: TablePlan, lazy=None, make_func=None, init=None) -> "Table":
+    def _for_plan(cls, plan: TablePlan, lazy=None, make_func=None, init=None, slot=None) -> "Table":
         """A defined table; ``init`` is the value of its initializer expression (None: null)."""
         check_ref(plan.table.element, init)
-        return cls(plan.table, init, lazy=lazy, make_func=make_func)
+        return cls(plan.table, init, lazy=lazy, make_func=make_func, slot=slot)
 
     @property
     def size(self) -> int:
@@ -100,7 +105,7 @@ class Table:
             new = old + delta
             limit = self.ty.maximum if self.ty.maximum is not None else (
                 U64_MAX if self.ty.table64 else U32_MAX)
-            if new > limit:
+            if new > limit or (self._slot is not None and new > self._slot.max_elements):
                 return -1
             if delta:
                 self._fill_starts.append(old)
@@ -137,6 +142,9 @@ class Table:
         self._set = {}
         self._lazy = ()
         self._make_func = None
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            slot.release()
 
     def __enter__(self):
         return self

@@ -1,0 +1,535 @@
+"""PoolingAllocator: instance memories and tables from pre-reserved, reused slots.
+
+DESIGN.md "Allocators". One reservation holds every memory slot of the pool::
+
+    [pre-guard][slot 0: bound | guard][slot 1: bound | guard] ... [slot S-1: bound | guard]
+               ^base_0                 ^base_1 = base_0 + stride
+
+``bound`` = ``max_memory_pages`` x 64 KiB (a host-page multiple), ``guard`` = the offset
+guard (rounded to the host page), ``stride`` = bound + guard and S = max_instances x
+max_memories_per_instance. A slot's trailing guard is the next slot's pre-guard; the
+first slot gets its own pre-guard when guards before linear memory are on. Nothing of
+the pool is ever unmapped until the pool itself is released.
+
+A memory in a slot never moves: it grows with mprotect up to ``max_memory_pages`` (past
+that, ``grow`` returns -1). Its C descriptor says bound = the slot's bound and guard =
+the slot's guard, so accessors skip bounds checks only when
+``0xFFFFFFFF + offset + width <= bound + guard`` (with small slots: explicit checks).
+
+Slot state (what the pool knows about each slot's pages)
+-------------------------------------------------------
+* ``accessible``: bytes from the slot's base that are R/W; everything above is PROT_NONE.
+* ``image``: which MemoryImage is mapped (MAP_PRIVATE) over which range, if any; it
+  always lies inside ``[0, accessible)``.
+* every R/W byte outside the image range is zero and every image byte equals the
+  image file, whenever the slot is free (the reset below makes it so), and every
+  PROT_NONE byte of the bound reads as zero once made accessible.
+* ``poisoned``: a reset step failed, so nothing above holds; the slot is replaced by
+  fresh PROT_NONE anonymous memory (``mmap(MAP_FIXED)``) before anybody gets it.
+
+Release (Memory.close -> slot.release): reset the contents of ``[0, accessible)``: the
+first ``keep_resident`` bytes (rounded up to a host page) are zeroed with memset and stay
+resident, except the image range; the image range and everything above keep_resident
+are decommitted (Linux: ``madvise(MADV_DONTNEED)``: image pages revert to the file, the
+rest to zero; macOS: fresh anonymous pages, which also drops the image mapping). If any
+step fails the slot is remapped PROT_NONE anonymous now, or marked poisoned if even that
+fails. The protection is left as it is; the slot goes back on the free list (LIFO, so a
+module instantiated in a loop gets the slot it just released).
+
+Acquire (an Instance allocates a memory of ``minimum`` pages with image I or None):
+poisoned -> remap the slot; a different image (or none wanted) -> the old image range is
+replaced by fresh anonymous zero pages; then exactly ``[0, minimum)`` is made R/W
+(mprotect the difference: R/W below, PROT_NONE above); then I is mapped if the slot does
+not hold it already. The same module instantiated again in the same slot costs no
+syscall at acquire and one madvise at release.
+
+Tables: max_instances x max_tables_per_instance table slots. Table storage is a sparse
+dict, so a table slot is accounting plus a dict reused across tenants and cleared on
+release; ``max_table_elements`` caps a table's minimum (AllocationError at
+instantiation) and its growth (``grow`` returns -1).
+
+Instances: ``begin_instance`` counts live instances (at most ``max_instances``) and
+checks a module against the limits before anything is allocated; the count drops when
+the instance's memories and tables have all been returned. Host memories
+(``Memory.new(engine, ...)``) do not come from the pool: they are allocated on demand,
+like Wasmtime does for host-created memories.
+
+Closing the pool with live instances is deferred: ``close()`` refuses new instances at
+once (ValueError) and the reservation is unmapped when the last live memory slot is
+returned. The finalizer does the same (it can only run once no slot is in use).
+
+Threads: slot and instance bookkeeping is under one lock; the syscalls that prepare or
+reset a slot run outside it, on a slot nobody else can see.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Optional
+
+from wasmenv import WASM_PAGE_SIZE, MemoryPlan
+
+from . import _ffi
+from .allocator import InstanceAllocation, InstanceAllocator
+from .errors import AllocationError
+from .memory import Memory, MemorySlot, Reservation, ReservedSlot
+from .table import Table
+
+__all__ = ["PoolingAllocator"]
+
+
+def _round_up(n: int, align: int) -> int:
+    return (n + align - 1) // align * align
+
+
+def _check_count(name: str, value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"PoolingAllocator.{name} must be a non-negative int, got {value!r}")
+    return value
+
+
+class PoolMemorySlot(MemorySlot):
+    """One memory slot of a pool (reused: one object per slot for the pool's lifetime)."""
+
+    __slots__ = ("_core", "index", "base_address", "reservation_range", "capacity_bytes",
+                 "guard_bytes", "accessible", "image", "image_range", "poisoned", "in_use")
+
+    def __init__(self, core: "_PoolCore", index: int, base: int):
+        self._core = core
+        self.index = index
+        self.base_address = base
+        self.capacity_bytes = core.bound_bytes
+        self.guard_bytes = core.guard_bytes
+        self.reservation_range = (base, base + core.stride)
+        self.accessible = 0
+        self.image = None         # weakref to the mapped MemoryImage, or None
+        self.image_range = (0, 0)
+        self.poisoned = False
+        self.in_use = False
+
+    def make_accessible(self, old_byte_len: int, new_byte_len: int) -> None:
+        if new_byte_len > self.capacity_bytes:
+            raise ValueError("growth past the slot's capacity")
+        if new_byte_len > self.accessible:
+            _ffi.protect(self.base_address + self.accessible, new_byte_len - self.accessible, True)
+            self.accessible = new_byte_len
+
+    def relocated(self, byte_len: int) -> None:
+        return None  # slots never move: growth stops at max_memory_pages
+
+    def release(self) -> None:
+        self._core.release_memory_slot(self)
+
+    def __repr__(self):
+        return (f"<PoolMemorySlot {self.index} at {self.base_address:#x} accessible={self.accessible:#x}"
+                f"{' image' if self.image is not None else ''}{' poisoned' if self.poisoned else ''}>")
+
+
+class PoolTableSlot:
+    """One table slot: the element dict a pooled Table stores into, and its cap."""
+
+    __slots__ = ("_core", "index", "elements", "max_elements", "in_use")
+
+    def __init__(self, core: "_PoolCore", index: int):
+        self._core = core
+        self.index = index
+        self.elements = {}
+        self.max_elements = core.max_table_elements
+        self.in_use = False
+
+    def release(self) -> None:
+        self.elements.clear()  # reset: nothing of this tenant reaches the next one
+        self._core.release_table_slot(self)
+
+
+class _PoolCore:
+    """The pool's state; what slots and the finalizer hold (never the PoolingAllocator)."""
+
+    def __init__(self, limits: dict, keep_resident: int):
+        self.__dict__.update(limits)
+        self.keep_bytes = _round_up(keep_resident, _ffi.PAGE_SIZE)
+        self.memset = None
+        if self.keep_bytes:
+            # Imported only when needed: importing ctypes maps libraries and moves malloc's
+            # arenas, which tests that count mappings around a failure would notice.
+            import ctypes
+            self.memset = ctypes.memset  # (addr, value, n): a C call that releases the GIL
+        self.lock = threading.Lock()
+        self.closed = False
+        self.reservation: Optional[Reservation] = None
+        self.guard_bytes = self.pre_guard_bytes = self.stride = 0
+        self.bound_bytes = _round_up(self.max_memory_pages * WASM_PAGE_SIZE, _ffi.PAGE_SIZE)
+        self.memory_slot_count = self.max_instances * self.max_memories_per_instance
+        self.table_slot_count = self.max_instances * self.max_tables_per_instance
+        self.first_base = 0
+        self.reserved = False
+        self.guard_option: Optional[int] = None
+        self.guard_before_option: Optional[bool] = None
+        self.free_memory = []       # LIFO of PoolMemorySlot
+        self.memory_created = 0     # slots [0, memory_created) have objects
+        self.free_tables = []
+        self.tables_created = 0
+        self.live_instances = 0
+        self.live_memories = 0
+        self.live_tables = 0
+
+    # ---- the reservation -------------------------------------------------------------
+
+    def reserve(self, guard_bytes: int, guard_before: bool) -> None:
+        """Reserve every memory slot (under the lock, once)."""
+        page = _ffi.PAGE_SIZE
+        guard = _round_up(guard_bytes, page)
+        if self.bound_bytes + guard == 0:
+            guard = page  # zero-page slots still get distinct addresses and a guard
+        self.guard_bytes = guard
+        self.pre_guard_bytes = guard if guard_before else 0
+        self.stride = self.bound_bytes + guard
+        total = self.pre_guard_bytes + self.memory_slot_count * self.stride
+        if self.memory_slot_count:
+            try:
+                self.reservation = Reservation(total)
+            except AllocationError as exc:
+                raise AllocationError(
+                    f"PoolingAllocator: reserving {self.memory_slot_count} memory slots of "
+                    f"{self.stride:#x} bytes ({total:#x} bytes) failed: {exc.message}", exc.limit) from exc
+            self.first_base = self.reservation.start + self.pre_guard_bytes
+        self.reserved = True
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            if self.live_memories == 0:
+                self._unmap()
+
+    def _unmap(self) -> None:
+        if self.reservation is not None:
+            self.reservation.close()
+        self.free_memory.clear()
+
+    # ---- instances -------------------------------------------------------------------
+
+    def begin_instance(self, tunables) -> None:
+        with self.lock:
+            if self.closed:
+                raise ValueError("the PoolingAllocator is closed")
+            if not self.reserved:
+                self.reserve(tunables.static_memory_offset_guard_size if self.guard_option is None
+                             else self.guard_option,
+                             tunables.guard_before_linear_memory if self.guard_before_option is None
+                             else self.guard_before_option)
+            if self.live_instances >= self.max_instances:
+                raise AllocationError(f"the pool already hosts {self.live_instances} instances "
+                                      f"(max_instances={self.max_instances})", "max_instances")
+            self.live_instances += 1
+
+    def end_instance(self) -> None:
+        with self.lock:
+            self.live_instances -= 1
+
+    # ---- memory slots ----------------------------------------------------------------
+
+    def take_memory_slot(self, plan: MemoryPlan, size_pages: int, image) -> PoolMemorySlot:
+        """slot_factory for Memory: a free slot prepared for ``size_pages`` and ``image``."""
+        if size_pages > self.max_memory_pages:
+            raise AllocationError(f"memory minimum of {size_pages} pages exceeds the pool's "
+                                  f"max_memory_pages={self.max_memory_pages}", "max_memory_pages")
+        with self.lock:
+            if self.closed:
+                raise ValueError("the PoolingAllocator is closed")
+            if self.free_memory:
+                slot = self.free_memory.pop()
+            elif self.memory_created < self.memory_slot_count:
+                index = self.memory_created
+                slot = PoolMemorySlot(self, index, self.first_base + index * self.stride)
+                self.memory_created += 1
+            else:  # unreachable while instances respect max_memories_per_instance
+                raise AllocationError(f"all {self.memory_slot_count} memory slots are in use",
+                                      "max_memories_per_instance")
+            if slot.in_use:
+                raise AssertionError(f"pool memory slot {slot.index} handed out twice")
+            slot.in_use = True
+            self.live_memories += 1
+        try:
+            self._prepare(slot, size_pages * WASM_PAGE_SIZE, image)
+        except BaseException:
+            slot.poisoned = True
+            self._put_back(slot)
+            raise
+        return slot
+
+    def _prepare(self, slot: PoolMemorySlot, min_bytes: int, image) -> None:
+        base = slot.base_address
+        if slot.poisoned:
+            self._wipe(slot)
+            slot.poisoned = False
+        want = image if image is not None and image.byte_len else None
+        if slot.image is not None and (want is None or slot.image() is not want):
+            off, length = slot.image_range  # inside [0, accessible): replace by zeros, R/W
+            _ffi.map_anon_fixed(base + off, length, True)
+            slot.image = None
+        accessible = slot.accessible
+        if accessible < min_bytes:
+            _ffi.protect(base + accessible, min_bytes - accessible, True)
+        elif accessible > min_bytes:
+            _ffi.protect(base + min_bytes, accessible - min_bytes, False)
+        slot.accessible = min_bytes
+        if want is not None and slot.image is None:
+            slot.image_range = (want.linear_offset, want.byte_len)
+            _ffi.map_fd_fixed(base + want.linear_offset, want.byte_len, want.fd, want.file_offset)
+            slot.image = weakref.ref(want)
+
+    def _wipe(self, slot: PoolMemorySlot) -> None:
+        """Replace the whole slot body by fresh PROT_NONE anonymous memory."""
+        slot.image = None
+        slot.accessible = 0
+        if self.bound_bytes:
+            _ffi.map_anon_fixed(slot.base_address, self.bound_bytes, False)
+
+    def release_memory_slot(self, slot: PoolMemorySlot) -> None:
+        try:
+            self._reset(slot)
+        except Exception:
+            try:
+                self._wipe(slot)
+            except Exception:
+                slot.poisoned = True  # wiped again before anybody gets it
+        self._put_back(slot)
+
+    def _reset(self, slot: PoolMemorySlot) -> None:
+        accessible = slot.accessible
+        if not accessible:
+            return
+        base = slot.base_address
+        keep = min(self.keep_bytes, accessible)
+        # Zero [0, keep) outside the image [a, b) with memset; decommit [a, b) and
+        # [keep, accessible) (the image lies inside [0, accessible)).
+        if slot.image is not None:
+            a, length = slot.image_range
+            b = a + length
+        else:
+            a = b = keep  # no image: an empty range that splits nothing
+        if a > 0 and keep > 0:
+            self.memset(base, 0, min(keep, a))
+        if b < keep:
+            self.memset(base + b, 0, keep - b)
+        if a <= keep <= b:
+            decommit = [(a, accessible)]
+        elif b < keep:
+            decommit = [(a, b), (keep, accessible)]
+        else:  # the image lies above keep
+            decommit = [(keep, accessible)]
+        for start, end in decommit:
+            if end > start:
+                _ffi.decommit(base + start, end - start)
+        if _ffi.IS_MACOS:
+            slot.image = None  # decommit mapped anonymous zeros over the image
+
+    def _put_back(self, slot: PoolMemorySlot) -> None:
+        with self.lock:
+            slot.in_use = False
+            self.live_memories -= 1
+            if self.closed:
+                if self.live_memories == 0:
+                    self._unmap()
+            else:
+                self.free_memory.append(slot)
+
+    # ---- table slots -----------------------------------------------------------------
+
+    def take_table_slot(self) -> PoolTableSlot:
+        with self.lock:
+            if self.free_tables:
+                slot = self.free_tables.pop()
+            elif self.tables_created < self.table_slot_count:
+                slot = PoolTableSlot(self, self.tables_created)
+                self.tables_created += 1
+            else:  # unreachable while instances respect max_tables_per_instance
+                raise AllocationError(f"all {self.table_slot_count} table slots are in use",
+                                      "max_tables_per_instance")
+            if slot.in_use or slot.elements:
+                raise AssertionError(f"pool table slot {slot.index} handed out twice or not reset")
+            slot.in_use = True
+            self.live_tables += 1
+        return slot
+
+    def release_table_slot(self, slot: PoolTableSlot) -> None:
+        with self.lock:
+            slot.in_use = False
+            self.live_tables -= 1
+            self.free_tables.append(slot)
+
+
+class _PoolInstance(InstanceAllocation):
+    """One live instance's share of the pool."""
+
+    __slots__ = ("_core", "_memories", "_tables", "_ended")
+
+    def __init__(self, allocator, core: _PoolCore):
+        super().__init__(allocator)
+        self._core = core
+        self._memories = 0
+        self._tables = 0
+        self._ended = False
+
+    def allocate_memory(self, plan: MemoryPlan, image=None) -> Memory:
+        core = self._core
+        if self._memories >= core.max_memories_per_instance:
+            raise AllocationError(f"more than {core.max_memories_per_instance} memories in one instance",
+                                  "max_memories_per_instance")
+        self._memories += 1
+        return Memory(plan, image, slot_factory=core.take_memory_slot)
+
+    def allocate_table(self, plan, lazy=None, make_func=None, init=None) -> Table:
+        core = self._core
+        if self._tables >= core.max_tables_per_instance:
+            raise AllocationError(f"more than {core.max_tables_per_instance} tables in one instance",
+                                  "max_tables_per_instance")
+        if plan.table.minimum > core.max_table_elements:
+            raise AllocationError(f"table minimum of {plan.table.minimum} elements exceeds the pool's "
+                                  f"max_table_elements={core.max_table_elements}", "max_table_elements")
+        self._tables += 1
+        slot = core.take_table_slot()
+        try:
+            return Table._for_plan(plan, lazy, make_func, init, slot=slot)
+        except BaseException:
+            slot.release()
+            raise
+
+    def end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._core.end_instance()
+
+
+class PoolingAllocator(InstanceAllocator):
+    """Instance memories and tables from a fixed pool of reused slots (see the module doc).
+
+    Args:
+        max_instances: live instances at once.
+        max_memories_per_instance: defined memories per instance.
+        max_memory_pages: the size of every memory slot, in wasm pages: a memory's minimum
+            must fit (AllocationError) and it grows no further (``grow`` returns -1).
+        max_tables_per_instance: defined tables per instance.
+        max_table_elements: a table's minimum must fit (AllocationError) and it grows no
+            further (``grow`` returns -1).
+        keep_resident: bytes at the start of each memory slot reset with memset (kept
+            resident) instead of being decommitted; rounded up to a host page.
+        guard_bytes: the PROT_NONE guard after each slot (rounded up to a host page).
+            Default: the static offset guard of the Engine that first instantiates with
+            the pool, which is also when the pool is reserved; given explicitly, the
+            pool is reserved here.
+        guard_before: a guard before the first slot (default: the Engine's
+            ``guard_before_linear_memory``).
+
+    Raises (construction, or the first instantiation when reserved lazily):
+        AllocationError: the reservation failed; ``limit`` is "address space" or
+            "vm.max_map_count".
+
+    Instantiation raises AllocationError with ``limit`` naming the exhausted limit:
+    "max_instances", "max_memories_per_instance", "max_memory_pages",
+    "max_tables_per_instance" or "max_table_elements"; nothing is left taken.
+    """
+
+    _LIMITS = ("max_instances", "max_memories_per_instance", "max_memory_pages",
+               "max_tables_per_instance", "max_table_elements")
+
+    def __init__(self, max_instances: int, max_memories_per_instance: int, max_memory_pages: int,
+                 max_tables_per_instance: int, max_table_elements: int, keep_resident: int = 0, *,
+                 guard_bytes: Optional[int] = None, guard_before: Optional[bool] = None):
+        limits = {name: _check_count(name, value) for name, value in zip(self._LIMITS, (
+            max_instances, max_memories_per_instance, max_memory_pages, max_tables_per_instance,
+            max_table_elements))}
+        self.keep_resident = _check_count("keep_resident", keep_resident)
+        if guard_bytes is not None:
+            _check_count("guard_bytes", guard_bytes)
+        core = _PoolCore(limits, keep_resident)
+        core.guard_option = guard_bytes
+        core.guard_before_option = None if guard_before is None else bool(guard_before)
+        for name, value in limits.items():
+            setattr(self, name, value)
+        self._core = core
+        self._finalizer = weakref.finalize(self, core.close)
+        if guard_bytes is not None:
+            with core.lock:
+                core.reserve(guard_bytes, True if guard_before is None else bool(guard_before))
+
+    # ---- the allocator interface -----------------------------------------------------
+
+    def begin_instance(self, module) -> InstanceAllocation:
+        core = self._core
+        self.check_module(module)
+        core.begin_instance(module.engine.tunables)
+        return _PoolInstance(self, core)
+
+    def check_module(self, module) -> None:
+        """Raise AllocationError if an instance of ``module`` could never fit this pool."""
+        core = self._core
+        env = module.env
+        memories = env.memory_plans[env.num_imported_memories:]
+        tables = env.table_plans[env.num_imported_tables:]
+        if len(memories) > core.max_memories_per_instance:
+            raise AllocationError(f"the module defines {len(memories)} memories "
+                                  f"(max_memories_per_instance={core.max_memories_per_instance})",
+                                  "max_memories_per_instance")
+        if len(tables) > core.max_tables_per_instance:
+            raise AllocationError(f"the module defines {len(tables)} tables "
+                                  f"(max_tables_per_instance={core.max_tables_per_instance})",
+                                  "max_tables_per_instance")
+        for i, plan in enumerate(memories):
+            if plan.memory.minimum > core.max_memory_pages:
+                raise AllocationError(f"defined memory {i} needs {plan.memory.minimum} pages "
+                                      f"(max_memory_pages={core.max_memory_pages})", "max_memory_pages")
+        for i, plan in enumerate(tables):
+            if plan.table.minimum > core.max_table_elements:
+                raise AllocationError(f"defined table {i} needs {plan.table.minimum} elements "
+                                      f"(max_table_elements={core.max_table_elements})", "max_table_elements")
+
+    def allocate_memory(self, plan: MemoryPlan, image=None) -> Memory:
+        """A host memory (not part of an instance): allocated on demand, not from the pool."""
+        return Memory(plan, image, slot_factory=ReservedSlot)
+
+    # ---- introspection ---------------------------------------------------------------
+
+    @property
+    def live_instances(self) -> int:
+        return self._core.live_instances
+
+    @property
+    def live_memories(self) -> int:
+        return self._core.live_memories
+
+    @property
+    def live_tables(self) -> int:
+        return self._core.live_tables
+
+    @property
+    def reservation_range(self):
+        """(start, end) of the pool's reservation (guards included), or None before it is
+        made (lazily, at the first instantiation) and after it was released."""
+        res = self._core.reservation
+        return None if res is None or res.closed else (res.start, res.end)
+
+    @property
+    def slot_bytes(self) -> int:
+        """Distance between two memory slots: bound + guard (0 before the reservation)."""
+        return self._core.stride
+
+    @property
+    def guard_bytes(self) -> int:
+        return self._core.guard_bytes
+
+    @property
+    def closed(self) -> bool:
+        return self._core.closed
+
+    # ---- lifetime --------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Refuse new instances; unmap the pool now, or when the last live memory is closed."""
+        self._finalizer()
+
+    def __repr__(self):
+        core = self._core
+        state = "closed" if core.closed else f"{core.live_instances}/{core.max_instances} instances"
+        return (f"<PoolingAllocator {state}, {core.max_memories_per_instance} x {core.max_memory_pages} pages"
+                f" memories, {core.max_tables_per_instance} x {core.max_table_elements} table elements>")
