@@ -1,12 +1,13 @@
 """Instantiation in spec order: linking, globals, tables, memories, segments, traps."""
+import gc
 import os
 
 import pytest
 import wasmtime
 
 import runtime
-from runtime import (Engine, Func, Global, Instance, LinkError, Memory, Module, Table, Trap,
-                     TrapCode)
+from runtime import (Engine, Func, Global, Instance, LinkError, Memory, Module, PoolingAllocator,
+                     Table, Trap, TrapCode)
 from wasmenv import FuncType, ValType
 
 
@@ -14,9 +15,18 @@ def wat(text):
     return wasmtime.wat2wasm(text)
 
 
-@pytest.fixture(scope="module")
-def engine():
-    return Engine()
+@pytest.fixture(scope="module", params=["on-demand", "pooling"])
+def engine(request):
+    """Every test runs with the default allocator and with a pool (lazily reserved with
+    the engine's default tunables; host memories stay on-demand)."""
+    if request.param == "on-demand":
+        yield Engine()
+        return
+    pool = PoolingAllocator(max_instances=64, max_memories_per_instance=8, max_memory_pages=160,
+                            max_tables_per_instance=8, max_table_elements=100_000)
+    yield Engine(allocator=pool)
+    gc.collect()
+    pool.close()
 
 
 def inst(engine, text, imports=None):
@@ -139,7 +149,11 @@ def test_failed_instantiation_leaves_nothing(engine):
 
 
 def test_failed_allocation_leaves_nothing(engine):
-    huge = Engine(engine.tunables.replace(static_memory_offset_guard_size=1 << 46))
+    tunables = engine.tunables.replace(static_memory_offset_guard_size=1 << 46)
+    allocator = None
+    if isinstance(engine.allocator, PoolingAllocator):  # reserved (and refused) at first use
+        allocator = PoolingAllocator(64, 8, 160, 8, 100_000)
+    huge = Engine(tunables, allocator=allocator)
     module = Module(huge, wat("(module (memory 1) (memory 1) (memory 1) (memory 1) (memory 1))"))
     with pytest.raises(runtime.AllocationError):
         Instance(module)
@@ -179,6 +193,7 @@ def test_shared_memory_import(engine):
 
 def test_close_releases_and_context_manager(engine):
     module = Module(engine, wat('(module (memory (export "m") 1) (data (i32.const 0) "x"))'))
+    Instance(module).close()  # warm up (a pool slot keeps this module's layout once used)
     module_maps = maps_and_fds()
     with Instance(module) as i:
         assert i.exports["m"].read(0, 1) == b"x"
