@@ -25,9 +25,10 @@ unsigned ints and round-trip every NaN payload.
 
 Threads: the C accessors release the GIL (cffi API mode always does; holding it would
 save ~40 ns of a ~190 ns call, measured, at the price of patching the generated module)
-and keep their trap state per thread, so threads can access shared memories in parallel. A *shared* memory never moves (a Dynamic
-one grows only inside its reserve) and grows under a lock with an atomic length update,
-so accesses from other threads during ``grow`` are safe. A non-shared memory belongs to
+and keep their trap state per thread, so threads can access shared memories in
+parallel. A *shared* memory never moves (a Dynamic one grows only inside its reserve)
+and grows under a lock with an atomic length update, so accesses from other threads
+during ``grow`` are safe. A non-shared memory belongs to
 one thread at a time, as in Wasmtime: growing it (which may move it) while another
 thread accesses it is not supported. ``close()`` must not race with accesses either.
 """
@@ -90,6 +91,10 @@ class MemorySlot:
     size and an optional image (accessible prefix R/W, image mapped). The Memory that
     receives it owns it and calls :meth:`release` exactly once. A pooling allocator
     returns its slots to the pool there; :class:`ReservedSlot` unmaps its reservation.
+
+    Contract the guard-page accessors rely on (Static plans): every byte of
+    ``[base_address + byte_len, base_address + capacity_bytes + guard_bytes)`` lies inside
+    ``reservation_range`` and faults on access.
     """
 
     #: Host address of wasm byte 0.
