@@ -81,6 +81,8 @@ class Unexpressible(Exception):
 
 
 def _wt_valtype(v: ValType):
+    if not isinstance(v, ValType):  # a wasmenv.RefType: wasmtime-py 50 aborts on typed refs
+        raise Unexpressible(f"wasmtime-py has no typed reference types ({v})")
     make = {ValType.I32: wt.ValType.i32, ValType.I64: wt.ValType.i64, ValType.F32: wt.ValType.f32,
             ValType.F64: wt.ValType.f64, ValType.FUNCREF: wt.ValType.funcref,
             ValType.EXTERNREF: wt.ValType.externref}.get(v)

@@ -9,7 +9,8 @@ from .types import FuncType, GlobalType, MemoryType, TableType, TagType
 
 
 def describe_type(ty) -> dict:
-    """JSON-able description of an entity type."""
+    """JSON-able description of an entity type (value types as text: ``"i32"``,
+    ``"funcref"``, ``"(ref func)"``, ``"(ref null (func (param i32) (result )))"``)."""
     if isinstance(ty, FuncType):
         return {"kind": "func", "params": [str(p) for p in ty.params],
                 "results": [str(r) for r in ty.results]}
@@ -18,7 +19,8 @@ def describe_type(ty) -> dict:
                 "shared": ty.shared, "memory64": ty.memory64}
     if isinstance(ty, TableType):
         return {"kind": "table", "element": str(ty.element), "minimum": ty.minimum,
-                "maximum": ty.maximum, "table64": ty.table64}
+                "maximum": ty.maximum, "table64": ty.table64,
+                "init": None if ty.init is None else str(ty.init)}
     if isinstance(ty, GlobalType):
         return {"kind": "global", "content": str(ty.content), "mutable": ty.mutable}
     if isinstance(ty, TagType):
@@ -142,7 +144,8 @@ def render_text(s: dict) -> str:
         out.append("  (none)")
     for t in s["tables"]:
         lim = f"{t['minimum']}..{t['maximum'] if t['maximum'] is not None else ''}"
-        out.append(f"  [{t['index']}] {t['element']} {lim}{' imported' if t['imported'] else ''}")
+        init = f" init {t['init']}" if t.get("init") else ""
+        out.append(f"  [{t['index']}] {t['element']} {lim}{' imported' if t['imported'] else ''}{init}")
     ti = s["table_initialization"]
     if ti["kind"] == "functable":
         folded = sum(t["non_null"] for t in ti["tables"] if t)
