@@ -34,6 +34,7 @@ ADDR = 4096
 
 
 def median_ns(fn, number, repeat):
+    timeit.timeit(fn, number=number)  # warm-up, untimed
     runs = timeit.repeat(fn, number=number, repeat=repeat)
     return statistics.median(runs) / number * 1e9
 
