@@ -8,8 +8,9 @@ except in these (counted, reported) categories:
   every code body replaced by ``unreachable`` -- the reason is inside a function body,
   which wasmenv skips by design;
 * **unsupported feature**: wasmtime (GC and function references on by default in 50.x)
-  accepts, we raise UnsupportedFeature, and wasmtime with GC/function-references off
-  rejects too (or the feature is one the model cannot represent, e.g. ``nullexnref``).
+  accepts, we raise UnsupportedFeature, and wasmtime with GC off (function references
+  on: wasmenv decodes typed function references) rejects too, or the feature is one the
+  model cannot represent.
 
 Any other disagreement fails: a module wasmtime accepts that we reject with a plain
 DecodeError, or a module-level rejection we miss. For modules both accept, imports,
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.oracle
 
 REPORT = ROOT / "build" / "oracle_decode_report.json"
 #: Features wasmtime accepts with only our proposals enabled but the model cannot represent.
-KNOWN_UNMODELLED = {"nullexnref"}
+KNOWN_UNMODELLED = set()
 N_SMITH = 500
 N_MUTANTS = 20000
 
@@ -52,9 +53,10 @@ def make_engine(gc: bool = None) -> "wasmtime.Engine":
     config = wasmtime.Config()
     for feature in FEATURES:
         setattr(config, feature, True)
+    if hasattr(config, "wasm_function_references"):
+        config.wasm_function_references = True  # wasmenv decodes typed function references
     if gc is not None:
         config.wasm_gc = gc
-        config.wasm_function_references = gc
     config.cranelift_opt_level = "none"
     return wasmtime.Engine(config)
 
@@ -82,14 +84,16 @@ def _vt(v) -> str:
 
 
 def _introspectable(ty) -> bool:
-    """wasmtime-py aborts the process on v128/exnref in type accessors: skip those."""
-    bad = (ValType.V128, ValType.EXNREF)
+    """wasmtime-py aborts the process on v128/exnref and on typed references ((ref $t),
+    (ref func), nullexnref: any wasmenv.RefType) in type accessors: skip those."""
+    def ok(t):
+        return isinstance(t, ValType) and t not in (ValType.V128, ValType.EXNREF)
     if isinstance(ty, FuncType):
-        return not any(t in bad for t in ty.params + ty.results)
+        return all(ok(t) for t in ty.params + ty.results)
     if isinstance(ty, GlobalType):
-        return ty.content not in bad
+        return ok(ty.content)
     if isinstance(ty, TableType):
-        return ty.element not in bad
+        return ok(ty.element)
     return True
 
 
@@ -364,3 +368,116 @@ def test_kinds_cover_the_feature_set(smith_corpus):
         seen["exported memories"] += any(k.kind is ExternKind.MEMORY for k in m.exports.values())
     for feature, n in seen.items():
         assert n > 0, f"smith corpus never uses {feature}: {dict(seen)}"
+
+
+# -- typed function references --------------------------------------------------------------
+#: Modules exercising the function-references proposal at module level (valid and invalid),
+#: compared with wasmtime configured as wasmenv decodes: function references on, GC off.
+FUNCREF_WATS = [
+    "(module (type $t (func)) (global (ref null $t) (ref.null $t)))",
+    "(module (type $t (func)) (func $f (type $t)) (global (ref $t) (ref.func $f)))",
+    "(module (type $t (func)) (type $u (func (param i32))) (func $f (type $t))"
+    " (global (ref $u) (ref.func $f)))",
+    "(module (func $f) (global (ref func) (ref.func $f)) (global funcref (ref.func $f)))",
+    "(module (global (ref func) (ref.null func)))",
+    "(module (global funcref (ref.null extern)))",
+    "(module (global (ref null exn) (ref.null exn)) (global exnref (ref.null noexn)))",
+    "(module (global nullexnref (ref.null noexn)))",
+    "(module (global (ref null noexn) (ref.null exn)))",
+    "(module (type $t (func)) (global funcref (ref.null $t)))",
+    "(module (type $t (func)) (global externref (ref.null $t)))",
+    "(module (type $t (func (param (ref $t)))))",
+    "(module (type $t (func (param (ref $u)))) (type $u (func)))",
+    "(module (type $u (func)) (type $t (func (param (ref $u)) (result (ref null $u)))))",
+    "(module (global (ref null nofunc) (ref.null nofunc)))",
+    "(module (global (ref null noextern) (ref.null noextern)))",
+    "(module (global (ref null any) (ref.null any)))",
+    "(module (global (ref null 5) (ref.null 5)))",
+    "(module (table 1 (ref func)))",
+    "(module (func $f) (table 1 (ref func) (ref.func $f)))",
+    "(module (func $f) (table 3 funcref (ref.func $f)))",
+    "(module (table 1 funcref (ref.null extern)))",
+    "(module (global $g funcref (ref.null func)) (table 1 funcref (global.get $g)))",
+    "(module (import \"a\" \"g\" (global $g (ref func))) (table 1 (ref func) (global.get $g)))",
+    "(module (import \"a\" \"g\" (global $g funcref)) (table 1 (ref func) (global.get $g)))",
+    "(module (type $t (func)) (func $f (type $t)) (table 1 (ref null $t) (ref.func $f)))",
+    "(module (type $t (func)) (type $u (func (param i32))) (func $f (type $t))"
+    " (table 1 (ref null $u) (ref.func $f)))",
+    "(module (func $f) (table i64 1 (ref func) (ref.func $f)))",
+    "(module (import \"a\" \"t\" (table 1 (ref func))))",
+    "(module (type $t (func)) (import \"a\" \"t\" (table 1 (ref null $t))))",
+    "(module (type $t (func)) (import \"a\" \"f\" (func (param (ref $t)) (result (ref null func)))))",
+    "(module (type $t (func)) (tag (param (ref $t))))",
+    "(module (type $t (func)) (func $f (type $t)) (table 1 (ref null $t))"
+    " (elem (table 0) (i32.const 0) (ref $t) (ref.func $f)))",
+    "(module (type $t (func)) (func $f (type $t)) (table 1 (ref null $t))"
+    " (elem (table 0) (i32.const 0) funcref (ref.func $f)))",
+    "(module (type $t (func)) (func $f (type $t)) (table 1 (ref null $t)) (elem (i32.const 0) $f))",
+    "(module (func $f) (table 1 (ref func) (ref.func $f)) (elem (i32.const 0) func $f))",
+    "(module (func $f) (table 1 (ref func) (ref.func $f)) (elem (i32.const 0) funcref (ref.func $f)))",
+    "(module (func $f) (table 1 (ref func) (ref.func $f))"
+    " (elem (table 0) (i32.const 0) (ref func) (ref.func $f)))",
+    "(module (type $t (func)) (elem (ref $t) (ref.null $t)))",
+    "(module (type $t (func)) (func $f (type $t)) (elem declare (ref $t) (ref.func $f)))",
+    "(module (func $f) (elem (ref func) (ref.func $f)) (elem (ref null func) (ref.null func)))",
+    "(module (table 1 externref) (elem (i32.const 0) (ref extern)))",
+    "(module (import \"a\" \"g\" (global $g (ref extern))) (global externref (global.get $g)))",
+    "(module (import \"a\" \"g\" (global $g (ref exn))) (global (ref null exn) (global.get $g)))",
+    "(module (import \"a\" \"g\" (global $g externref)) (global (ref extern) (global.get $g)))",
+    "(module (type $t (func)) (func $f (type $t)) (global $a (ref $t) (ref.func $f))"
+    " (global funcref (global.get $a)))",
+    "(module (type $t (func)) (type $u (func)) (func $f (type $t)) (global (ref $u) (ref.func $f)))",
+    "(module (type $a (func (param i32))) (type $b (func (param (ref $a))))"
+    " (type $c (func (param (ref $a)))) (func $f (type $c)) (global (ref null $b) (ref.func $f)))",
+]
+
+
+def test_function_references_against_wasmtime(engines, capsys):
+    """Hand-written function-references modules: exact agreement with wasmtime (function
+    references on, GC off), except UnsupportedFeature("gc") where wasmtime needs GC for
+    the module too, and global.get of a defined global (wasmtime's default GC rule)."""
+    t0 = time.perf_counter()
+    engine, nogc = engines
+    tally = Tally("function-references")
+    for i, text in enumerate(FUNCREF_WATS):
+        wasm = bytes(wasmtime.wat2wasm(text))
+        where = f"funcref[{i}] {text}"
+        try:
+            wasmenv.translate(wasm)
+            ours = None
+        except DecodeError as e:
+            ours = e
+        fr, gc_on = wt_error(nogc, wasm), wt_error(engine, wasm)
+        if ours is None:
+            if fr is None or (gc_on is None and "locally defined global" in fr):
+                tally.add("agree: accepted", where)
+                classify(engines, tally, wasm, where)  # structure, as far as wasmtime-py shows
+            else:
+                tally.add("FAIL: we accept", where, fr)
+                tally.fail(where, f"we accept, wasmtime rejects: {fr}")
+        elif isinstance(ours, UnsupportedFeature) and ours.feature == "gc":
+            if fr is not None and gc_on is None:
+                tally.add("agree: needs gc", where, str(ours))
+            else:
+                tally.add("FAIL: gc claim", where, f"{ours} | {fr} | {gc_on}")
+                tally.fail(where, f"UnsupportedFeature(gc) but wasmtime without gc: {fr}, with: {gc_on}")
+        elif fr is not None and gc_on is not None:
+            tally.add("agree: rejected", where, f"{ours} | wasmtime: {fr}")
+        else:
+            tally.add("FAIL: we reject", where, str(ours))
+            tally.fail(where, f"we reject ({ours}), wasmtime accepts")
+    assert tally.counts["agree: accepted"] >= 20 and tally.counts["agree: rejected"] >= 12
+    assert tally.counts["agree: needs gc"] >= 4
+    # Mutants of the accepted ones go through the general classification.
+    seeds = []
+    for text in FUNCREF_WATS:
+        wasm = bytes(wasmtime.wat2wasm(text))
+        try:
+            wasmenv.translate(wasm)
+            seeds.append(wasm)
+        except DecodeError:
+            pass
+    rng = random.Random(20261126)
+    for i in range(3000):
+        classify(engines, tally, mutate(rng, rng.choice(seeds)), f"funcref-mutant[{i}]")
+    finish(tally, t0, capsys)
