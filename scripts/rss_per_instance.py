@@ -59,6 +59,8 @@ def worker(path, strategy, n, touch_pages, guard_bytes):
         "touched_rss": (touched.rss - before.rss) / n, "touched_uss": (touched.uss - before.uss) / n,
         "range_rss": None if ranges is None else ranges.rss / n,
         "range_mappings": None if ranges is None else ranges.mappings / n,
+        "range_anonymous": None if ranges is None else ranges.anonymous / n,
+        "range_touched_anonymous": None if ranges_touched is None else ranges_touched.anonymous / n,
         "range_touched_rss": None if ranges_touched is None else ranges_touched.rss / n,
     }
     for inst in instances:

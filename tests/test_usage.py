@@ -46,7 +46,7 @@ def test_thousand_cow_instances_cost_under_16_kib_each(image_wasm):
         rss = sum(u.rss for u in per)
         per_instance = (rss + python_bytes) / len(instances)
         assert per_instance < 16 * KIB, (rss, python_bytes)
-        assert all(u.private_dirty == 0 for u in per)
+        assert all(u.private_dirty == 0 and u.anonymous == 0 for u in per)
         # The bytes are really there, shared with the image.
         assert instances[-1].memory(0).read(0, 16) == module.translation.data_view(
             module.env.memory_initialization.map[0].data)[:16].tobytes()
@@ -62,6 +62,7 @@ def test_writing_one_byte_costs_one_page(image_wasm):
         before = usage.instance_usage(inst)
         inst.memory(0).write(5000, b"\x01")
         after = usage.instance_usage(inst)
+        assert after.anonymous - before.anonymous == PAGE  # exactly one copied page
         assert after.private_dirty - before.private_dirty == PAGE
         assert after.rss - before.rss <= PAGE
 
@@ -74,6 +75,7 @@ def test_copy_path_costs_the_image_per_instance(image_wasm):
         per = usage.instances_usage(instances)
         for u in per:
             assert (1 << 20) <= u.private_dirty <= (1 << 20) + 16 * PAGE
+            assert (1 << 20) <= u.anonymous <= (1 << 20) + 16 * PAGE
     finally:
         for i in instances:
             i.close()
