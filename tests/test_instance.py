@@ -8,7 +8,7 @@ import wasmtime
 import runtime
 from runtime import (Engine, Func, Global, Instance, LinkError, Memory, Module, PoolingAllocator,
                      Table, Trap, TrapCode)
-from wasmenv import FuncType, ValType
+from wasmenv import FuncType, RefType, ValType
 
 
 def wat(text):
@@ -208,3 +208,44 @@ def test_copy_strategy_writes_image_eagerly():
     with Instance(cow) as a, Instance(copy) as b:
         assert a.exports["m"].read(0, 131072) == b.exports["m"].read(0, 131072)
         assert b.exports["m"].read(70000, 11) == b"image bytes"
+
+
+def test_table_initializer_expressions(engine):
+    """Defined tables start filled with their initializer's value (evaluated after the
+    globals, so an imported global works), then element segments write over it."""
+    t0 = FuncType((), ())
+    host = Func(t0, lambda: None)
+    i = inst(engine, """(module (type $t (func))
+      (import "env" "g" (global $g (ref $t)))
+      (func $f (type $t)) (func $h)
+      (table (export "a") 4 (ref $t) (ref.func $f))
+      (table (export "b") 3 (ref null $t) (global.get $g))
+      (table (export "c") 2 funcref)
+      (elem (table 0) (i32.const 2) (ref $t) (ref.func $h)))""",
+             {("env", "g"): Global.new(engine, RefType(False, t0), host)})
+    a, b, c = i.exports["a"], i.exports["b"], i.exports["c"]
+    assert [a.get(k).wasm_index for k in range(4)] == [0, 0, 1, 0]
+    assert [b.get(k) for k in range(3)] == [host] * 3
+    assert [c.get(k) for k in range(2)] == [None, None]
+    with pytest.raises(TypeError, match="non-nullable"):
+        a.set(0, None)
+    with pytest.raises(TypeError, match="needs a function of type"):
+        b.set(0, Func(FuncType((ValType.I32,), ()), lambda x: None))
+    b.set(0, None)
+    assert b.get(0) is None and a.grow(1, host) == 4 and a.get(4) is host
+    i.close()
+
+
+def test_typed_global_import_subtyping(engine):
+    t0 = FuncType((), ())
+    exporter = inst(engine, """(module (type $t (func)) (func $f (type $t))
+      (global (export "r") (ref $t) (ref.func $f)) (global (export "n") funcref (ref.null func)))""")
+    text = """(module (type $t (func)) (import "m" "g" (global {})))"""
+    ok = inst(engine, text.format("funcref"), {("m", "g"): exporter.exports["r"]})
+    with pytest.raises(LinkError, match="incompatible import type"):
+        inst(engine, text.format("(ref $t)"), {("m", "g"): exporter.exports["n"]})
+    with pytest.raises(LinkError, match="incompatible import type"):
+        inst(engine, text.format("(mut funcref)"), {("m", "g"): exporter.exports["n"]})
+    assert exporter.exports["r"].value.ty == t0
+    ok.close()
+    exporter.close()
