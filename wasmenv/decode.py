@@ -587,11 +587,13 @@ class _Decoder:
                 element = FUNCREF
             # Function-index segments have type (ref func) for validation (their items are
             # never null); the model keeps recording them as funcref segments.
-            seg_type = element if exprs else _REF_FUNC
-            if table is not None and seg_type is not table.element \
-                    and not is_subtype(seg_type, table.element):
-                raise r.error(f"type mismatch: invalid element type `{seg_type}` for table type "
-                              f"`{table.element}`", seg_pos)
+            if table is not None:
+                te = table.element
+                seg_type = element if exprs else _REF_FUNC
+                if not (te is FUNCREF if not exprs else element is te) \
+                        and not is_subtype(seg_type, te):
+                    raise r.error(f"type mismatch: invalid element type `{seg_type}` for table "
+                                  f"type `{te}`", seg_pos)
             p = r.pos
             count = r.count(1, "elements")
             if count > MAX_TABLE_ENTRIES:
