@@ -128,12 +128,6 @@ def ref_parts(t) -> Optional[Tuple[bool, Union[str, FuncType]]]:
     return None if heap is None else (True, heap)
 
 
-def _heap_top(heap) -> str:
-    if isinstance(heap, FuncType):
-        return "func"
-    return _BOTTOMS.get(heap, heap)
-
-
 def is_heap_subtype(a, b) -> bool:
     """Heap-type subtyping without GC: a concrete function type <: func; noexn <: exn (and
     <: itself); otherwise only equal heap types (function types compare structurally)."""
@@ -171,11 +165,6 @@ def is_defaultable(t) -> bool:
     parts = ref_parts(t)
     return parts is None or parts[0]
 
-
-def same_hierarchy(a, b) -> bool:
-    """True if two reference types belong to the same hierarchy (func, extern or exn)."""
-    pa, pb = ref_parts(a), ref_parts(b)
-    return pa is not None and pb is not None and _heap_top(pa[1]) == _heap_top(pb[1])
 
 
 @dataclass(frozen=True)
