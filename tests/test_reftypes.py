@@ -343,9 +343,6 @@ def test_defined_table_filled_with_init_value(engine):
             c.set(0, h)  # (func (param i32)) is not $t
 
 
-@pytest.mark.xfail(strict=True, reason="FuncTable folding (translation.try_func_table_init) "
-                   "stores 'unset' and an explicit null both as None: a folded ref.null item "
-                   "in a table with a non-null initializer reads back as the init value")
 def test_folded_null_item_in_table_with_initializer(engine):
     m = runtime.Module(engine, wat("""(module (func $f)
         (table (export "t") 3 funcref (ref.func $f))

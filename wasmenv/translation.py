@@ -190,8 +190,12 @@ class ModuleTranslation:
         folded = 0
         for seg in segments:
             plan = module.table_plans[seg.table_index].table
+            # A FuncTable array cannot tell "unset" from an explicit null: tables whose
+            # initializer is not null keep their segments eager.
+            non_null_init = getattr(plan, "init", None) is not None and not plan.init.is_null()
             if (module.is_imported_table(seg.table_index) or plan.element is not ValType.FUNCREF
-                    or seg.base is not None or seg.expr is not None or not seg.is_foldable_items):
+                    or non_null_init or seg.base is not None or seg.expr is not None
+                    or not seg.is_foldable_items):
                 break
             top = seg.offset + len(seg.elements)
             if top > plan.minimum or top > MAX_FUNC_TABLE_SIZE:
