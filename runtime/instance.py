@@ -38,7 +38,7 @@ class Instance:
         if module.closed:
             raise ValueError("module is closed")
         env = module.env
-        externs = lookup_imports(env, imports)
+        externs = [] if imports is None and not env.initializers else lookup_imports(env, imports)
         self.module = module
         self._funcs: Dict[int, Func] = {}
         self.functions: List[Optional[Func]] = [None] * len(env.functions)
@@ -46,7 +46,11 @@ class Instance:
         self.tables: List[Table] = []
         self.memories: List[object] = []
         self.tags: List[Tag] = []
-        self._owned: List[object] = []  # defined memories and tables, released on close
+        # What the finalizer releases: defined memories and pooled table slots, never an
+        # object that references this instance (tables do, through their functions: held
+        # by the finalizer they would keep the instance alive forever).
+        self._owned: List[object] = []
+        self._defined_tables: List[Table] = []
         for imp, ext in zip(env.initializers, externs):
             kind = imp.index.kind
             if kind is ExternKind.FUNC:
@@ -66,7 +70,7 @@ class Instance:
         try:
             self._instantiate()
         except BaseException:
-            self._finalizer()
+            self.close()
             raise
         self.exports = Exports(self)
 
@@ -85,7 +89,9 @@ class Instance:
             plan = env.table_plans[index]
             init = None if plan.table.init is None else self._eval(plan.table.init)
             table = self._alloc.allocate_table(plan, arr, self._func_ref, init)
-            self._owned.append(table)
+            self._defined_tables.append(table)
+            if table._slot is not None:
+                self._owned.append(table._slot)
             self.tables.append(table)
 
         alloc = self._alloc
@@ -173,6 +179,8 @@ class Instance:
 
     def close(self):
         """Release the memories and tables this instance defined."""
+        for table in reversed(self._defined_tables):
+            table.close()
         self._finalizer()
 
     @property
@@ -190,6 +198,7 @@ class Instance:
 
 
 def _release(owned, alloc):
+    """Close memories, release pooled table slots (idempotent), then end the allocation."""
     try:
         for r in reversed(owned):
             r.close()

@@ -44,13 +44,16 @@ not hold it already. The same module instantiated again in the same slot costs n
 syscall at acquire and one madvise at release.
 
 Tables: max_instances x max_tables_per_instance table slots. Table storage is a sparse
-dict, so a table slot is accounting plus a dict reused across tenants and cleared on
-release; ``max_table_elements`` caps a table's minimum (AllocationError at
-instantiation) and its growth (``grow`` returns -1).
+dict owned by each Table (dropped at close), so a table slot is accounting:
+``max_table_elements`` caps a table's minimum (AllocationError at instantiation) and its
+growth (``grow`` returns -1); the slot returns to the pool when the table is closed or
+its instance is finalized.
 
 Instances: ``begin_instance`` counts live instances (at most ``max_instances``) and
 checks a module against the limits before anything is allocated; the count drops when
-the instance's memories and tables have all been returned. Host memories
+the instance's memories and tables have all been returned. At the instance limit it
+runs the cyclic GC (at most every 0.5 s) before refusing: instances dropped without
+``close()`` are reference cycles that hold their slots until the next collection. Host memories
 (``Memory.new(engine, ...)``) do not come from the pool: they are allocated on demand,
 like Wasmtime does for host-created memories.
 
@@ -63,7 +66,9 @@ reset a slot run outside it, on a slot nobody else can see.
 """
 from __future__ import annotations
 
+import gc
 import threading
+import time
 import weakref
 from typing import Optional
 
@@ -76,6 +81,9 @@ from .memory import Memory, MemorySlot, Reservation, ReservedSlot
 from .table import Table
 
 __all__ = ["PoolingAllocator"]
+
+#: Seconds between two garbage collections forced by a refused instance.
+_COLLECT_INTERVAL = 0.5
 
 
 def _round_up(n: int, align: int) -> int:
@@ -126,20 +134,35 @@ class PoolMemorySlot(MemorySlot):
 
 
 class PoolTableSlot:
-    """One table slot: the element dict a pooled Table stores into, and its cap."""
+    """One table slot (accounting: a pooled Table stores its elements in its own dict,
+    dropped when it is closed, so nothing of a tenant can reach the next one)."""
 
-    __slots__ = ("_core", "index", "elements", "max_elements", "in_use")
+    __slots__ = ("_core", "index", "max_elements", "in_use")
 
     def __init__(self, core: "_PoolCore", index: int):
         self._core = core
         self.index = index
-        self.elements = {}
         self.max_elements = core.max_table_elements
         self.in_use = False
 
+
+class _TableLease:
+    """One tenancy of a table slot: what a pooled Table and its instance's finalizer get.
+    It references no element (the finalizer must not reach the instance through a
+    function stored in the table). ``release()`` is idempotent."""
+
+    __slots__ = ("_slot", "max_elements")
+
+    def __init__(self, slot: PoolTableSlot):
+        self._slot = slot
+        self.max_elements = slot.max_elements
+
     def release(self) -> None:
-        self.elements.clear()  # reset: nothing of this tenant reaches the next one
-        self._core.release_table_slot(self)
+        slot, self._slot = self._slot, None
+        if slot is not None:
+            slot._core.release_table_slot(slot)
+
+    close = release  # what Instance's finalizer calls on what it owns
 
 
 class _PoolCore:
@@ -236,6 +259,8 @@ class _PoolCore:
         with self.lock:
             if self.closed:
                 raise ValueError("the PoolingAllocator is closed")
+            if not self.reserved:  # only begin_instance reserves; never compute from address 0
+                raise ValueError("the pool is not reserved yet: allocate through begin_instance")
             if self.free_memory:
                 slot = self.free_memory.pop()
             elif self.memory_created < self.memory_slot_count:
@@ -300,6 +325,11 @@ class _PoolCore:
         if not accessible:
             return
         base = slot.base_address
+        if not self.keep_bytes:  # the image lies inside [0, accessible): one call
+            _ffi.decommit(base, accessible)
+            if _ffi.IS_MACOS:
+                slot.image = None  # decommit mapped anonymous zeros over the image
+            return
         keep = min(self.keep_bytes, accessible)
         # Zero [0, keep) outside the image [a, b) with memset; decommit [a, b) and
         # [keep, accessible) (the image lies inside [0, accessible)).
@@ -336,7 +366,7 @@ class _PoolCore:
 
     # ---- table slots -----------------------------------------------------------------
 
-    def take_table_slot(self) -> PoolTableSlot:
+    def take_table_slot(self) -> "_TableLease":
         with self.lock:
             if self.free_tables:
                 slot = self.free_tables.pop()
@@ -346,11 +376,11 @@ class _PoolCore:
             else:  # unreachable while instances respect max_tables_per_instance
                 raise AllocationError(f"all {self.table_slot_count} table slots are in use",
                                       "max_tables_per_instance")
-            if slot.in_use or slot.elements:
-                raise AssertionError(f"pool table slot {slot.index} handed out twice or not reset")
+            if slot.in_use:
+                raise AssertionError(f"pool table slot {slot.index} handed out twice")
             slot.in_use = True
             self.live_tables += 1
-        return slot
+        return _TableLease(slot)
 
     def release_table_slot(self, slot: PoolTableSlot) -> None:
         with self.lock:
@@ -448,6 +478,8 @@ class PoolingAllocator(InstanceAllocator):
         for name, value in limits.items():
             setattr(self, name, value)
         self._core = core
+        self._last_collect = -_COLLECT_INTERVAL
+        self._fits = weakref.WeakSet()  # modules check_module accepted (the limits never change)
         self._finalizer = weakref.finalize(self, core.close)
         if guard_bytes is not None:
             with core.lock:
@@ -457,8 +489,21 @@ class PoolingAllocator(InstanceAllocator):
 
     def begin_instance(self, module) -> InstanceAllocation:
         core = self._core
-        self.check_module(module)
-        core.begin_instance(module.engine.tunables)
+        if module not in self._fits:
+            self.check_module(module)
+            self._fits.add(module)
+        try:
+            core.begin_instance(module.engine.tunables)
+        except AllocationError as exc:
+            now = time.monotonic()
+            if exc.limit != "max_instances" or now - self._last_collect < _COLLECT_INTERVAL:
+                raise
+            # Instances are reference cycles: ones dropped without close() hold their
+            # slots until the cyclic GC finds them. Find them now (at most once per
+            # _COLLECT_INTERVAL: a full collection is slow), then try once more.
+            self._last_collect = now
+            gc.collect()
+            core.begin_instance(module.engine.tunables)
         return _PoolInstance(self, core)
 
     def check_module(self, module) -> None:

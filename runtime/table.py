@@ -24,9 +24,8 @@ class Table:
     everything else is the fill value of the range it was created or grown with. A
     10-million-element table therefore costs nothing until it is written.
 
-    ``slot`` (from a pooling allocator): an object with ``elements`` (an empty dict this
-    table stores into), ``max_elements`` (a cap on ``grow``) and ``release()`` (called
-    once by :meth:`close`, which first drops every element).
+    ``slot`` (from a pooling allocator): an object with ``max_elements`` (a cap on
+    ``grow``) and ``release()`` (called by :meth:`close`, after every element was dropped).
     """
 
     def __init__(self, ty: TableType, init=None, *, lazy: Optional[Sequence[Optional[int]]] = None,
@@ -34,7 +33,7 @@ class Table:
         self.ty = ty
         self._size = ty.minimum
         self._slot = slot
-        self._set = {} if slot is None else slot.elements
+        self._set = {}
         self._fill_starts = [0]
         self._fill_values = [init]
         self._lazy = lazy or ()

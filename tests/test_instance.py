@@ -34,6 +34,7 @@ def inst(engine, text, imports=None):
 
 
 def maps_and_fds():
+    gc.collect()  # instances dropped by earlier tests unmap their memories when collected
     with open("/proc/self/maps") as f:
         maps = sum(1 for _ in f)
     return maps, len(os.listdir("/proc/self/fd"))
@@ -249,3 +250,24 @@ def test_typed_global_import_subtyping(engine):
     assert exporter.exports["r"].value.ty == t0
     ok.close()
     exporter.close()
+
+
+def test_dropped_instance_with_self_referencing_table_is_collected(engine):
+    """A table holding the instance's own functions makes a reference cycle; the
+    instance's finalizer must not be part of it, or dropped instances never release
+    their memories."""
+    import weakref
+    module = Module(engine, wat("""(module (memory (export "m") 1) (table (export "t") 2 funcref)
+      (func $f (export "f")) (elem (i32.const 0) $f))"""))
+    i = Instance(module)
+    i.exports["t"].set(1, i.exports["f"])
+    assert i.exports["t"].get(0) is i.exports["f"]
+    ref, base = weakref.ref(i), i.exports["m"].base_address
+    del i
+    gc.collect()
+    assert ref() is None
+    if isinstance(engine.allocator, PoolingAllocator):
+        assert engine.allocator.live_instances == 0  # its slots are back in the pool
+    else:
+        with open("/proc/self/maps") as f:
+            assert not [line for line in f if line.startswith(f"{base:x}-")]  # unmapped

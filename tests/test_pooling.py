@@ -705,3 +705,36 @@ def test_threads_contend_for_fewer_instances_than_threads():
 @pytest.mark.slow
 def test_threads_instantiate_and_release_concurrently_long():
     _hammer(10.0)
+
+
+def test_dropped_unclosed_instances_are_collected_at_the_limit(monkeypatch):
+    """Instances are reference cycles; dropped without close() they hold their slots
+    until the cyclic GC runs, which the pool forces (rate-limited) at max_instances."""
+    monkeypatch.setattr(runtime.pooling, "_COLLECT_INTERVAL", 0.0)
+    with make_pool(max_instances=2) as pool:
+        mod = compile_all(Engine(allocator=pool), ["img_a"])["img_a"]
+        gc.disable()
+        try:
+            for _ in range(10):  # never closed, only dropped
+                inst = Instance(mod)
+                dirty(inst)
+            del inst
+        finally:
+            gc.enable()
+        with Instance(mod) as a, Instance(mod) as b:
+            check_clean(a, "img_a")
+            check_clean(b, "img_a")
+            with pytest.raises(AllocationError):
+                Instance(mod)
+        # Rate-limited: right after a forced collection, a refusal does not collect again.
+        monkeypatch.setattr(runtime.pooling, "_COLLECT_INTERVAL", 3600.0)
+        gc.disable()
+        try:
+            Instance(mod)
+            Instance(mod)  # both garbage now, but...
+            with pytest.raises(AllocationError):
+                Instance(mod)  # ...the last forced collection was just now
+        finally:
+            gc.enable()
+        gc.collect()
+        assert pool.live_instances == 0
