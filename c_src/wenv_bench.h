@@ -1,0 +1,37 @@
+/*
+ * wenv_bench: C floors for the instantiation benchmarks (scripts/bench_instantiate.py).
+ *
+ * Each floor runs the syscalls one instantiation + release of a strategy needs, with
+ * nothing else, `iterations` times, and writes the nanoseconds of every iteration
+ * (CLOCK_MONOTONIC) to out_ns[0..iterations). Returns 0, or -1 with errno set (the
+ * mappings made so far are released).
+ *
+ * Everything between CDEF-BEGIN and CDEF-END is also the cffi cdef (c_src/build_native.py).
+ */
+#ifndef WENV_BENCH_H
+#define WENV_BENCH_H
+#include <stddef.h>
+#include <stdint.h>
+/* CDEF-BEGIN */
+
+/* On-demand + CoW image: mmap reserve PROT_NONE (reserve_len) + mmap the image
+ * MAP_PRIVATE|MAP_FIXED from fd at base + image_offset + mprotect R/W the rest of
+ * [base, base + accessible) + munmap. base = start + pre_guard. */
+int wenv_floor_cow(uint64_t reserve_len, uint64_t pre_guard, uint64_t accessible, int fd,
+                   uint64_t file_offset, uint64_t image_offset, uint64_t image_len,
+                   long iterations, double *out_ns);
+
+/* On-demand + copy: reserve + mprotect R/W [base, base + accessible) + memcpy the image
+ * bytes to base + image_offset + munmap. */
+int wenv_floor_copy(uint64_t reserve_len, uint64_t pre_guard, uint64_t accessible,
+                    const char *image, uint64_t image_offset, uint64_t image_len,
+                    long iterations, double *out_ns);
+
+/* Pooling, same module reused: one slot prepared once (accessible R/W, image mapped);
+ * each iteration resets it with madvise(MADV_DONTNEED) over [base, base + accessible)
+ * and re-protects the wasm page above it (mprotect PROT_NONE). */
+int wenv_floor_pool(uint64_t slot_len, uint64_t accessible, int fd, uint64_t file_offset,
+                    uint64_t image_offset, uint64_t image_len, long iterations, double *out_ns);
+
+/* CDEF-END */
+#endif

@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""Instantiate + release cost per strategy, next to its C syscall floor and wasmtime-py.
+
+    .venv/bin/python scripts/bench_instantiate.py [MODULE.wasm] [-n 2000] [--rounds 5]
+        [--quick] [--json [PATH]] [--no-wasmtime]
+
+MODULE defaults to examples/build/image_1mib.wasm (built with scripts/build_examples.py
+if missing). One sample = one ``Instance(module)`` + ``close()``; rows give the median
+and spread (p10/p90) in microseconds over -n samples, taken in --rounds interleaved
+rounds so drift hits every strategy alike. Python's cyclic GC stays on (its cost is part
+of the Python path).
+
+Ours:
+  cow      on-demand allocator, image mapped copy-on-write (the default Engine)
+  copy     Engine(memory_init_cow=False): the image is copied into every instance
+  pooling  PoolingAllocator, the same module instantiated again (its slot keeps the image)
+C floors (the same run, c_src/wenv_bench.c, same geometry as the module's first memory):
+  floor-cow      mmap reserve PROT_NONE + mmap image MAP_PRIVATE|MAP_FIXED from the same
+                 memfd + mprotect the rest of the accessible part + munmap
+  floor-copy     reserve + mprotect + memcpy the image + munmap
+  floor-pooling  madvise(MADV_DONTNEED) reset of the accessible part + mprotect
+wasmtime-py (a fresh wasmtime.Store per instance, dropped to release it: wasmtime frees
+instances with their Store; no pooling in wasmtime-py, so pooling is compared with
+wasmtime-cow):
+  wasmtime-cow / wasmtime-copy   Config.memory_init_cow on / off
+
+Targets: cow <= 1.5 x floor-cow and <= 0.5 x wasmtime-cow; pooling <= 2 x floor-pooling.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import pathlib
+import statistics
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _strategies import ROOT, our_engine  # noqa: E402
+
+DEFAULT_MODULE = ROOT / "examples" / "build" / "image_1mib.wasm"
+OURS = ("cow", "copy", "pooling")
+FLOORS = {"cow": "floor-cow", "copy": "floor-copy", "pooling": "floor-pooling"}
+THEIRS = {"cow": "wasmtime-cow", "copy": "wasmtime-copy", "pooling": "wasmtime-cow"}
+#: strategy -> (max ours/floor, max ours/wasmtime); None: no target
+TARGETS = {"cow": (1.5, 0.5), "copy": (None, None), "pooling": (2.0, None)}
+
+
+def percentile(sorted_values, q):
+    if not sorted_values:
+        return float("nan")
+    k = (len(sorted_values) - 1) * q
+    lo = int(k)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
+
+
+def summary(samples_ns):
+    s = sorted(samples_ns)
+    return {"median_us": statistics.median(s) / 1e3, "p10_us": percentile(s, 0.10) / 1e3,
+            "p90_us": percentile(s, 0.90) / 1e3, "samples": len(s)}
+
+
+# ---- the measured things -----------------------------------------------------------------
+
+class OurStrategy:
+    def __init__(self, strategy, wasm):
+        import runtime
+        self.runtime = runtime
+        self.engine = our_engine(strategy, max_instances=4)
+        self.module = runtime.Module(self.engine, wasm)
+
+    def run(self, n):
+        Instance = self.runtime.Instance
+        module = self.module
+        clock = time.perf_counter_ns
+        out = []
+        for _ in range(n):
+            t0 = clock()
+            Instance(module).close()
+            out.append(clock() - t0)
+        return out
+
+    def close(self):
+        self.module.close()
+        self.engine.allocator.close()
+
+
+class WasmtimeStrategy:
+    def __init__(self, strategy, wasm):
+        import wasmtime as wt
+        self.wt = wt
+        cfg = wt.Config()
+        cfg.memory_init_cow = strategy == "wasmtime-cow"
+        for feature in ("wasm_multi_memory", "wasm_memory64", "wasm_threads"):
+            setattr(cfg, feature, True)
+        self.engine = wt.Engine(cfg)
+        self.module = wt.Module(self.engine, wasm)
+
+    def run(self, n):
+        Store, Instance = self.wt.Store, self.wt.Instance
+        engine, module = self.engine, self.module
+        clock = time.perf_counter_ns
+        out = []
+        for _ in range(n):
+            t0 = clock()
+            store = Store(engine)
+            inst = Instance(store, module, [])
+            del inst, store  # frees the instance and its memory
+            out.append(clock() - t0)
+        return out
+
+    def close(self):
+        pass
+
+
+class Floor:
+    """The C floors, with the geometry of the module's first defined memory."""
+
+    def __init__(self, strategy, wasm):
+        import runtime
+        from runtime._native import ffi, lib
+        self.ffi, self.lib, self.kind = ffi, lib, strategy
+        self.engine = runtime.Engine()
+        self.module = runtime.Module(self.engine, wasm)
+        env = self.module.env
+        index = env.num_imported_memories
+        if index >= len(env.memory_plans):
+            raise SystemExit("the module defines no memory: nothing to instantiate")
+        plan = env.memory_plans[index]
+        self.reserve_len = plan.reservation_bytes()
+        self.pre_guard = plan.pre_guard_size
+        self.accessible = plan.memory.minimum * 65536
+        image = self.module.images[index]
+        if image is not None:
+            self.fd, self.file_offset = image.fd, image.file_offset
+            self.image_offset, self.image_len = image.linear_offset, image.byte_len
+            self.image_bytes = image.read()
+        else:
+            self.fd, self.file_offset, self.image_offset, self.image_len = -1, 0, 0, 0
+            self.image_bytes = b""
+        pool_pages = our_engine("pooling").allocator.max_memory_pages
+        self.slot_len = max(pool_pages * 65536, self.accessible + 65536)
+
+    def run(self, n):
+        out = self.ffi.new("double[]", n)
+        lib = self.lib
+        if self.kind == "floor-cow":
+            rc = lib.wenv_floor_cow(self.reserve_len, self.pre_guard, self.accessible, self.fd,
+                                    self.file_offset, self.image_offset, self.image_len, n, out)
+        elif self.kind == "floor-copy":
+            rc = lib.wenv_floor_copy(self.reserve_len, self.pre_guard, self.accessible, self.image_bytes,
+                                     self.image_offset, self.image_len, n, out)
+        else:
+            rc = lib.wenv_floor_pool(self.slot_len, self.accessible, self.fd, self.file_offset,
+                                     self.image_offset, self.image_len, n, out)
+        if rc != 0:
+            err = self.ffi.errno
+            raise OSError(err, f"{self.kind}: {os.strerror(err)}")
+        return list(out)
+
+    def close(self):
+        self.module.close()
+
+
+def make(name, wasm):
+    if name in OURS:
+        return OurStrategy(name, wasm)
+    if name.startswith("floor-"):
+        return Floor(name, wasm)
+    return WasmtimeStrategy(name, wasm)
+
+
+# ---- the report --------------------------------------------------------------------------
+
+def measure(wasm, names, n, rounds, warmup):
+    runners = {name: make(name, wasm) for name in names}
+    samples = {name: [] for name in names}
+    try:
+        for name, r in runners.items():
+            r.run(warmup)  # one-time costs (handler install, pool reservation, caches)
+        per_round = max(1, n // rounds)
+        for _ in range(rounds):
+            for name, r in runners.items():
+                gc.collect()
+                samples[name] += r.run(per_round)
+    finally:
+        for r in runners.values():
+            r.close()
+    return {name: summary(s) for name, s in samples.items()}
+
+
+def compare(rows):
+    out = {}
+    for strategy in OURS:
+        if strategy not in rows:
+            continue
+        ours = rows[strategy]["median_us"]
+        floor = rows.get(FLOORS[strategy], {}).get("median_us")
+        theirs_name = THEIRS[strategy]
+        theirs = rows.get(theirs_name, {}).get("median_us")
+        floor_target, theirs_target = TARGETS[strategy]
+        c = {"ours_us": ours, "floor": FLOORS[strategy], "floor_us": floor,
+             "ours_over_floor": ours / floor if floor else None, "floor_target": floor_target,
+             "wasmtime": theirs_name, "wasmtime_us": theirs,
+             "ours_over_wasmtime": ours / theirs if theirs else None, "wasmtime_target": theirs_target}
+        c["floor_ok"] = None if floor_target is None or c["ours_over_floor"] is None else \
+            c["ours_over_floor"] <= floor_target
+        c["wasmtime_ok"] = None if theirs_target is None or c["ours_over_wasmtime"] is None else \
+            c["ours_over_wasmtime"] <= theirs_target
+        out[strategy] = c
+    return out
+
+
+def _fmt(x, spec=".1f"):
+    return "-" if x is None else format(x, spec)
+
+
+def _verdict(ratio, target, ok):
+    if ratio is None:
+        return "-"
+    if target is None:
+        return f"{ratio:.2f}x"
+    return f"{ratio:.2f}x (<= {target:g}x {'ok' if ok else 'MISSED'})"
+
+
+def print_table(path, rows, comparison, n):
+    print(f"instantiate + release, {path.name}: median and p10/p90 over {n} samples (us)")
+    print(f"{'strategy':<15} {'median':>9} {'p10':>9} {'p90':>9}")
+    for name, r in rows.items():
+        print(f"{name:<15} {r['median_us']:>9.1f} {r['p10_us']:>9.1f} {r['p90_us']:>9.1f}")
+    print()
+    head = (f"{'ours':<8} {'median':>8}  {'C floor':<22} {'ours/floor':<26} {'wasmtime-py':<22} "
+            f"{'ours/wasmtime':<26}")
+    print(head)
+    for strategy, c in comparison.items():
+        floor = f"{_fmt(c['floor_us']):>8} {c['floor']}"
+        theirs = f"{_fmt(c['wasmtime_us']):>8} {c['wasmtime']}"
+        print(f"{strategy:<8} {c['ours_us']:>8.1f}  {floor:<22} "
+              f"{_verdict(c['ours_over_floor'], c['floor_target'], c['floor_ok']):<26} {theirs:<22} "
+              f"{_verdict(c['ours_over_wasmtime'], c['wasmtime_target'], c['wasmtime_ok']):<26}")
+    print("wasmtime-py: a Store per instance; pooling is compared with wasmtime-cow (wasmtime-py "
+          "has no pooling allocator)")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("module", nargs="?", default=str(DEFAULT_MODULE))
+    ap.add_argument("-n", "--iterations", type=int, default=2000, help="samples per row")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--quick", action="store_true", help="smoke run: 40 samples, 2 rounds")
+    ap.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                    help="write the results as JSON to PATH ('-' or no PATH: stdout, no table)")
+    ap.add_argument("--no-wasmtime", action="store_true", help="skip the wasmtime-py rows")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.iterations, args.rounds, args.warmup = 40, 2, 5
+    path = pathlib.Path(args.module)
+    if not path.exists() and path.resolve() == DEFAULT_MODULE.resolve():
+        import build_examples
+        build_examples.main()
+    wasm = path.read_bytes()
+
+    names = list(OURS) + ["floor-cow", "floor-copy", "floor-pooling"]
+    if not args.no_wasmtime:
+        names += ["wasmtime-cow", "wasmtime-copy"]
+    rows = measure(wasm, names, args.iterations, args.rounds, args.warmup)
+    comparison = compare(rows)
+    result = {"module": str(path), "iterations": args.iterations, "rounds": args.rounds,
+              "unit": "us", "wasmtime_store": "per instance", "rows": rows, "comparison": comparison}
+    if args.json is not None:
+        text = json.dumps(result, indent=2)
+        if args.json == "-":
+            print(text)
+            return 0
+        pathlib.Path(args.json).write_text(text + "\n")
+    print_table(path, rows, comparison, args.iterations)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
