@@ -76,34 +76,29 @@ class Instance:
 
     # -- instantiation -------------------------------------------------------------------
     def _instantiate(self):
-        env = self.module.env
-        for g in env.globals[env.num_imported_globals:]:
-            self.globals.append(Global(g.type, self._eval(g.init)))
-        for t in env.tags[env.num_imported_tags:]:
-            self.tags.append(Tag(t.func_type))
+        layout = _layout(self.module)
+        for ty, init in layout.globals:
+            self.globals.append(Global(ty, self._eval(init)))
+        for func_type in layout.tags:
+            self.tags.append(Tag(func_type))
 
-        tinit = env.table_initialization
-        lazy = tinit.tables if isinstance(tinit, TableInitialization.FuncTable) else ()
-        for index in range(env.num_imported_tables, len(env.table_plans)):
-            arr = lazy[index] if index < len(lazy) else None
-            plan = env.table_plans[index]
+        alloc = self._alloc
+        for plan, arr in layout.tables:
             init = None if plan.table.init is None else self._eval(plan.table.init)
-            table = self._alloc.allocate_table(plan, arr, self._func_ref, init)
+            table = alloc.allocate_table(plan, arr, self._func_ref, init)
             self._defined_tables.append(table)
             if table._slot is not None:
                 self._owned.append(table._slot)
             self.tables.append(table)
 
-        alloc = self._alloc
-        images = self.module.images
-        for index in range(env.num_imported_memories, len(env.memory_plans)):
-            memory = alloc.allocate_memory(env.memory_plans[index], images[index])
+        for plan, image in layout.memories:
+            memory = alloc.allocate_memory(plan, image)
             self._owned.append(memory)
             self.memories.append(memory)
 
         # Element segments (eager ones), then data segments, each in order; stop at the
         # first out-of-bounds segment with earlier writes kept.
-        for seg in tinit.segments:
+        for seg in layout.element_segments:
             table = self.tables[seg.table_index]
             start = seg.start(self._global_u64)
             if start + len(seg.elements) > table.size:
@@ -112,25 +107,23 @@ class Instance:
                            f"in table {seg.table_index} of size {table.size}")
             table._write_elements(start, [self._element(e) for e in seg.elements])
 
-        minit = env.memory_initialization
-        data = self.module.translation.data
-        if minit.is_segmented():
+        if layout.segmented:
+            data = self.module.translation.data
             state = InitMemory.Runtime(lambda i: self.memories[i].size_pages, self._global_u64)
 
             def write(memory_index, init):
                 self.memories[memory_index].write(init.offset, data.view(init.data))
                 return True
 
-            if not minit.init_memory(state, write):
+            if not layout.segmented.init_memory(state, write):
                 raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, "data segment out of bounds")
         else:  # Static: images were mapped at allocation, unless copy-on-write is off
-            for index, static in enumerate(minit.map):
-                if static is not None and images[index] is None:
-                    self.memories[index].write(static.offset, data.view(static.data))
+            for index, offset, view in layout.copies:
+                self.memories[index].write(offset, view)
 
         # Active and declarative segments are dropped; passive ones stay until data.drop.
-        self._passive_data = dict(env.passive_data_map)
-        self._passive_elements = dict(env.passive_elements)
+        self._passive_data = dict(layout.passive_data)
+        self._passive_elements = dict(layout.passive_elements)
 
     def _global_u64(self, index: int) -> int:
         return self.globals[index].as_u64()
@@ -197,6 +190,45 @@ class Instance:
         return f"<Instance of {self.module.env.name or 'module'}: {len(self.memories)} memories>"
 
 
+class _Layout:
+    """What instantiating a module needs that does not depend on the instance, computed
+    once per Module (``Module._instance_layout``): defined globals, tags, tables and
+    memories with their plans and images, element segments, the data to copy when an
+    image is not mapped, passive segments, export names."""
+
+    __slots__ = ("globals", "tags", "tables", "memories", "element_segments", "segmented",
+                 "copies", "passive_data", "passive_elements", "export_names")
+
+    def __init__(self, module: Module):
+        env = module.env
+        self.globals = tuple((g.type, g.init) for g in env.globals[env.num_imported_globals:])
+        self.tags = tuple(t.func_type for t in env.tags[env.num_imported_tags:])
+        tinit = env.table_initialization
+        lazy = tinit.tables if isinstance(tinit, TableInitialization.FuncTable) else ()
+        self.tables = tuple((env.table_plans[i], lazy[i] if i < len(lazy) else None)
+                            for i in range(env.num_imported_tables, len(env.table_plans)))
+        images = module.images
+        self.memories = tuple((env.memory_plans[i], images[i])
+                              for i in range(env.num_imported_memories, len(env.memory_plans)))
+        self.element_segments = tuple(tinit.segments)
+        minit = env.memory_initialization
+        self.segmented = minit if minit.is_segmented() else None
+        data = module.translation.data
+        self.copies = () if self.segmented else tuple(
+            (index, static.offset, data.view(static.data))
+            for index, static in enumerate(minit.map) if static is not None and images[index] is None)
+        self.passive_data = env.passive_data_map
+        self.passive_elements = env.passive_elements
+        self.export_names = tuple(env.exports)
+
+
+def _layout(module: Module) -> _Layout:
+    layout = module._instance_layout
+    if layout is None:
+        layout = module._instance_layout = _Layout(module)
+    return layout
+
+
 def _release(owned, alloc):
     """Close memories, release pooled table slots (idempotent), then end the allocation."""
     try:
@@ -212,7 +244,7 @@ class Exports:
 
     def __init__(self, instance: Instance):
         self._instance = instance
-        self._names = list(instance.module.env.exports)
+        self._names = _layout(instance.module).export_names
 
     def __getitem__(self, name):
         if isinstance(name, int):

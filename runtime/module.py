@@ -59,6 +59,7 @@ class Module:
             images = (_build_images(translation) if engine.memory_init_cow
                       else [None] * len(translation.module.memory_plans))
         self._images: List[Optional[object]] = images
+        self._instance_layout = None  # runtime.instance caches per-module instantiation work here
         self._finalizer = weakref.finalize(self, _close_all, list(images))
 
     @property

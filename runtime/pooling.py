@@ -395,7 +395,7 @@ class _PoolInstance(InstanceAllocation):
     __slots__ = ("_core", "_memories", "_tables", "_ended")
 
     def __init__(self, allocator, core: _PoolCore):
-        super().__init__(allocator)
+        self.allocator = allocator
         self._core = core
         self._memories = 0
         self._tables = 0
