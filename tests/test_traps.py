@@ -123,12 +123,14 @@ def same_value(a, b):
 class Model:
     """Wasm semantics for one memory: an access traps iff addr + offset + width > size."""
 
-    def __init__(self, mem):
+    def __init__(self, mem, bound=None, guard=None):
+        """``bound``/``guard``: the memory's slot when it is not laid out by its plan (a
+        pooling allocator's slot); default: the plan's."""
         self.mem = mem
         plan = mem.plan
         self.memory64 = plan.memory.memory64
-        self.bound = plan.style.bound_bytes if plan.is_static else None
-        self.guard = plan.offset_guard_size
+        self.bound = bound if bound is not None else plan.style.bound_bytes if plan.is_static else None
+        self.guard = guard if guard is not None else plan.offset_guard_size
         self.bytes = bytearray(mem.read(0, mem.byte_len))
 
     def sync_size(self):
@@ -251,6 +253,40 @@ def test_boundary_matrix_against_model(style, guard, memory64):
         assert mem.read(0, WASM_PAGE) == bytes(model.bytes[:WASM_PAGE])
         problems += run_matrix(mem, model, memory64)
         assert problems == [], problems[:20]
+
+
+@pytest.mark.parametrize("memory64", [False, True], ids=["m32", "m64"])
+@pytest.mark.parametrize("guard", GUARDS, ids=["g0", "g64k", "g32m", "g2g"])
+@pytest.mark.parametrize("pool_pages", [4, 65536], ids=["slot4p", "slot4g"])
+def test_boundary_matrix_pooled_after_reuse(pool_pages, guard, memory64):
+    """The same matrix on a memory in a PoolingAllocator slot, in the slot's second
+    tenancy (the first filled it and grew to its maximum): the slot's bound and guard
+    decide the access mode, and every out-of-bounds access traps."""
+    import wasmtime
+
+    import runtime
+    pool = runtime.PoolingAllocator(1, 1, pool_pages, 0, 0, guard_bytes=guard)
+    with pool:
+        eng = runtime.Engine(allocator=pool)
+        index = "i64 " if memory64 else ""
+        module = runtime.Module(eng, wasmtime.wat2wasm(f'(module (memory (export "m") {index}1 3))'))
+        with runtime.Instance(module) as first:
+            m = first.exports["m"]
+            assert m.grow(2) == 1
+            m.fill(0, 0xFE, m.byte_len)
+        with runtime.Instance(module) as inst:
+            mem = inst.exports["m"]
+            assert mem.read(0, mem.byte_len) == bytes(mem.byte_len)
+            rnd = random.Random(guard ^ pool_pages)
+            mem.write(0, rnd.randbytes(mem.byte_len))
+            model = Model(mem, bound=pool_pages * WASM_PAGE, guard=pool.guard_bytes)
+            if pool_pages == 65536 and guard == 2 * GIB and not memory64:
+                assert mem._access_mode(0, 4) == "guard"
+            problems = run_matrix(mem, model, memory64)
+            assert mem.grow(2) == 1
+            model.sync_size()
+            problems += run_matrix(mem, model, memory64)
+            assert problems == [], problems[:20]
 
 
 def test_matrix_exercises_the_guard_path():
