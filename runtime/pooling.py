@@ -8,13 +8,17 @@ DESIGN.md "Allocators". One reservation holds every memory slot of the pool::
 ``bound`` = ``max_memory_pages`` x 64 KiB (a host-page multiple), ``guard`` = the offset
 guard (rounded to the host page), ``stride`` = bound + guard and S = max_instances x
 max_memories_per_instance. A slot's trailing guard is the next slot's pre-guard; the
-first slot gets its own pre-guard when guards before linear memory are on. Nothing of
-the pool is ever unmapped until the pool itself is released.
+first slot gets its own pre-guard when guards before linear memory are on. The guard
+size is ``guard_bytes`` if given (the pool is then reserved at construction), else the
+static offset guard of the Engine that first instantiates through the pool (reserved
+then). Nothing of the pool is unmapped until the pool itself is released.
 
 A memory in a slot never moves: it grows with mprotect up to ``max_memory_pages`` (past
 that, ``grow`` returns -1). Its C descriptor says bound = the slot's bound and guard =
 the slot's guard, so accessors skip bounds checks only when
-``0xFFFFFFFF + offset + width <= bound + guard`` (with small slots: explicit checks).
+``0xFFFFFFFF + offset + width <= bound + guard`` (with small slots: explicit checks;
+memory64 and Dynamic-plan memories: always explicit checks). A memory whose minimum
+exceeds ``max_memory_pages`` is refused (AllocationError, limit "max_memory_pages").
 
 Slot state (what the pool knows about each slot's pages)
 -------------------------------------------------------
@@ -53,9 +57,9 @@ Instances: ``begin_instance`` counts live instances (at most ``max_instances``) 
 checks a module against the limits before anything is allocated; the count drops when
 the instance's memories and tables have all been returned. At the instance limit it
 runs the cyclic GC (at most every 0.5 s) before refusing: instances dropped without
-``close()`` are reference cycles that hold their slots until the next collection. Host memories
-(``Memory.new(engine, ...)``) do not come from the pool: they are allocated on demand,
-like Wasmtime does for host-created memories.
+``close()`` are reference cycles that hold their slots until the next collection.
+Host memories (``Memory.new(engine, ...)``) do not come from the pool: they are
+allocated on demand.
 
 Closing the pool with live instances is deferred: ``close()`` refuses new instances at
 once (ValueError) and the reservation is unmapped when the last live memory slot is
