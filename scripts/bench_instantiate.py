@@ -13,7 +13,8 @@ of the Python path).
 Ours:
   cow      on-demand allocator, image mapped copy-on-write (the default Engine)
   copy     Engine(memory_init_cow=False): the image is copied into every instance
-  pooling  PoolingAllocator, the same module instantiated again (its slot keeps the image)
+  pooling  PoolingAllocator (160-page slots or the module's largest minimum), the same
+           module instantiated again (its slot keeps the image)
 C floors (the same run, c_src/wenv_bench.c, same geometry as the module's first memory):
   floor-cow      mmap reserve PROT_NONE + mmap image MAP_PRIVATE|MAP_FIXED from the same
                  memfd + mprotect the rest of the accessible part + munmap
@@ -65,11 +66,28 @@ def summary(samples_ns):
 
 # ---- the measured things -----------------------------------------------------------------
 
+def pool_for(wasm):
+    """A PoolingAllocator the module fits (scripts/_strategies' limits, raised if needed)."""
+    import runtime
+    import wasmenv
+    env = wasmenv.compile(wasm).module
+    memories = env.memory_plans[env.num_imported_memories:]
+    tables = env.table_plans[env.num_imported_tables:]
+    pages = max([160] + [p.memory.minimum for p in memories])
+    elements = max([10_000] + [p.table.minimum for p in tables])
+    return runtime.PoolingAllocator(max_instances=4, max_memories_per_instance=max(1, len(memories)),
+                                    max_memory_pages=pages, max_tables_per_instance=max(1, len(tables)),
+                                    max_table_elements=elements)
+
+
 class OurStrategy:
     def __init__(self, strategy, wasm):
         import runtime
         self.runtime = runtime
-        self.engine = our_engine(strategy, max_instances=4)
+        if strategy == "pooling":
+            self.engine = runtime.Engine(allocator=pool_for(wasm))
+        else:
+            self.engine = our_engine(strategy)
         self.module = runtime.Module(self.engine, wasm)
 
     def run(self, n):
@@ -141,8 +159,7 @@ class Floor:
         else:
             self.fd, self.file_offset, self.image_offset, self.image_len = -1, 0, 0, 0
             self.image_bytes = b""
-        pool_pages = our_engine("pooling").allocator.max_memory_pages
-        self.slot_len = max(pool_pages * 65536, self.accessible + 65536)
+        self.slot_len = max(160 * 65536, self.accessible + 65536)
 
     def run(self, n):
         out = self.ffi.new("double[]", n)
@@ -226,7 +243,7 @@ def _verdict(ratio, target, ok):
     return f"{ratio:.2f}x (<= {target:g}x {'ok' if ok else 'MISSED'})"
 
 
-def print_table(path, rows, comparison, n):
+def print_table(path, rows, comparison, n, defined_memories=1):
     print(f"instantiate + release, {path.name}: median and p10/p90 over {n} samples (us)")
     print(f"{'strategy':<15} {'median':>9} {'p10':>9} {'p90':>9}")
     for name, r in rows.items():
@@ -243,6 +260,8 @@ def print_table(path, rows, comparison, n):
               f"{_verdict(c['ours_over_wasmtime'], c['wasmtime_target'], c['wasmtime_ok']):<26}")
     print("wasmtime-py: a Store per instance; pooling is compared with wasmtime-cow (wasmtime-py "
           "has no pooling allocator)")
+    if defined_memories != 1:
+        print(f"note: the module defines {defined_memories} memories; the C floors cover the first only")
 
 
 def main(argv=None):
@@ -269,7 +288,11 @@ def main(argv=None):
         names += ["wasmtime-cow", "wasmtime-copy"]
     rows = measure(wasm, names, args.iterations, args.rounds, args.warmup)
     comparison = compare(rows)
+    import wasmenv
+    env = wasmenv.compile(wasm).module
+    defined_memories = len(env.memory_plans) - env.num_imported_memories
     result = {"module": str(path), "iterations": args.iterations, "rounds": args.rounds,
+              "defined_memories": defined_memories,
               "unit": "us", "wasmtime_store": "per instance", "rows": rows, "comparison": comparison}
     if args.json is not None:
         text = json.dumps(result, indent=2)
@@ -277,7 +300,7 @@ def main(argv=None):
             print(text)
             return 0
         pathlib.Path(args.json).write_text(text + "\n")
-    print_table(path, rows, comparison, args.iterations)
+    print_table(path, rows, comparison, args.iterations, defined_memories)
     return 0
 
 
