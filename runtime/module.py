@@ -95,45 +95,45 @@ class Module:
 
 
 def _build_images(translation) -> list:
+    """One sealed-memfd (or temp file) image per defined memory with a static image."""
     from .image import MemoryImage
-    module = translation.module
-    init = module.memory_initialization
-    images = [None] * len(module.memory_plans)
-    if init.is_segmented():
-        return images
-    made = []
-    try:
-        for index, static in enumerate(init.map):
-            if static is not None and not module.is_imported_memory(index):
-                img = MemoryImage.from_bytes(translation.data_view(static.data), static.offset)
-                made.append(img)
-                images[index] = img
-    except BaseException:
-        _close_all(made)
-        raise
-    return images
+    init = translation.module.memory_initialization
+
+    def make(index):
+        static = init.map[index]
+        if static is None or translation.module.is_imported_memory(index):
+            return None
+        return MemoryImage.from_bytes(translation.data_view(static.data), static.offset)
+
+    return _images(translation, make)
 
 
 def _artifact_images(engine, translation) -> list:
-    """Images backed by the artifact's data file (or copies, when copy-on-write is off)."""
+    """Images backed by the artifact's data file (or none, when copy-on-write is off)."""
     from wasmenv.artifact import image_file_location
 
     from .image import MemoryImage
-    images = [None] * len(translation.module.memory_plans)
     if not engine.memory_init_cow:
-        return images
+        return [None] * len(translation.module.memory_plans)
     init = translation.module.memory_initialization
-    made = []
+
+    def make(index):
+        where = image_file_location(translation, index)
+        return None if where is None else MemoryImage.from_file(*where, init.map[index].offset)
+
+    return _images(translation, make)
+
+
+def _images(translation, make) -> list:
+    """``make(index)`` for every memory of a Static module; all or nothing."""
+    images = [None] * len(translation.module.memory_plans)
+    if translation.module.memory_initialization.is_segmented():
+        return images
     try:
         for index in range(len(images)):
-            where = image_file_location(translation, index)
-            if where is not None:
-                path, file_offset, byte_len = where
-                img = MemoryImage.from_file(path, file_offset, byte_len, init.map[index].offset)
-                made.append(img)
-                images[index] = img
+            images[index] = make(index)
     except BaseException:
-        _close_all(made)
+        _close_all(images)
         raise
     return images
 
