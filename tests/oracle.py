@@ -226,6 +226,10 @@ def our_outcome(engine, wasm: bytes, recipes) -> Outcome:
         return _our_state(None, externs, "trap", str(exc))
     except runtime.LinkError as exc:
         return Outcome("link", str(exc))
+    except runtime.AllocationError as exc:
+        if exc.limit and exc.limit.startswith("max_"):  # a pooling limit, not a wasm outcome
+            return Outcome("pool-limit", str(exc))
+        raise
     try:
         return _our_state(instance, externs, "ok", "")
     finally:

@@ -36,14 +36,23 @@ def compare_one(wt_engine, engine, wasm):
     except oracle.Unexpressible:
         return "oracle-cannot-import", None, None
     ours = oracle.our_outcome(engine, wasm, recipes)
+    if ours.kind == "pool-limit":
+        return "pool-limit", ours, theirs
     if ours.comparable() == theirs.comparable():
         return ours.kind, ours, theirs
     return "DISAGREE", ours, theirs
 
 
-@pytest.mark.parametrize("allocator", ["ondemand"])
+def make_engine(allocator: str, max_instances: int = 4) -> runtime.Engine:
+    if allocator == "pooling":
+        return runtime.Engine(allocator=runtime.PoolingAllocator(
+            max_instances, 8, 65536, 8, 10_000_000, guard_bytes=64 << 10))
+    return runtime.Engine()
+
+
+@pytest.mark.parametrize("allocator", ["ondemand", "pooling"])
 def test_smith_modules_agree_with_wasmtime(smith_corpus, allocator):
-    engine = runtime.Engine()
+    engine = make_engine(allocator)
     wt_engine = oracle.wasmtime_engine()
     counts = collections.Counter()
     disagreements = []
@@ -55,6 +64,7 @@ def test_smith_modules_agree_with_wasmtime(smith_corpus, allocator):
     print(dict(counts))
     assert not disagreements, disagreements[:3]
     assert counts["ok"] + counts["trap"] + counts["link"] >= 500, counts
+    assert counts["pool-limit"] <= 5, counts
 
 
 def _spec_modules():
@@ -65,7 +75,8 @@ def _spec_modules():
     return out
 
 
-def test_spec_modules_agree_with_wasmtime():
+@pytest.mark.parametrize("allocator", ["ondemand", "pooling"])
+def test_spec_modules_agree_with_wasmtime(allocator):
     """Every spec module (with spectest imports, registered instances, and the file's
     earlier modules) instantiates to the same state in both runtimes. Modules with a start
     function are left out: wasmtime runs it, we do not execute code."""
@@ -75,7 +86,7 @@ def test_spec_modules_agree_with_wasmtime():
     for cmd in spec_wasm_modules():
         by_file[cmd.wast].append(cmd)
     for wast, cmds in sorted(by_file.items()):
-        side = SpecPair()
+        side = SpecPair(make_engine(allocator, max_instances=200))
         try:
             for cmd in cmds:
                 res = side.command(cmd)
@@ -103,8 +114,8 @@ def _typed_ref_entity(ty) -> bool:
 class SpecPair:
     """Both runtimes walking one spec file's module commands side by side."""
 
-    def __init__(self):
-        self.engine = runtime.Engine()
+    def __init__(self, engine):
+        self.engine = engine
         self.wt_engine = oracle.wasmtime_engine()
         self.store = wt.Store(self.wt_engine)
         self.linker = wt.Linker(self.wt_engine)
@@ -162,6 +173,10 @@ class SpecPair:
         try:
             ours_inst = runtime.Instance(module, imports)
             ours_kind = "ok"
+        except runtime.AllocationError as exc:
+            if not (exc.limit or "").startswith("max_"):
+                raise
+            return ("pool-limit", None, None)
         except runtime.LinkError:
             ours_kind = "link"
         except runtime.Trap:
@@ -210,3 +225,4 @@ class SpecPair:
         for ext in self.ours_spectest.values():
             if hasattr(ext, "close"):
                 ext.close()
+        self.engine.allocator.close()
