@@ -17,6 +17,7 @@ import os
 import sys
 import tempfile
 import weakref
+from typing import Optional
 
 from . import _ffi
 from .errors import AllocationError
@@ -93,23 +94,37 @@ class MemoryImage:
         self._finalizer = weakref.finalize(self, os.close, fd)
 
     @classmethod
-    def from_bytes(cls, data, linear_offset: int = 0, *, name: str = "wenv-image") -> "MemoryImage":
+    def from_bytes(cls, data, linear_offset: int = 0, *, name: str = "wenv-image",
+                   cover_byte_len: Optional[int] = None) -> "MemoryImage":
         """An image holding ``data`` (zero-padded to whole pages) for ``linear_offset``.
+
+        With ``cover_byte_len``, the image instead covers linear bytes
+        ``[0, cover_byte_len)`` with ``data`` at ``linear_offset`` inside it: the file is
+        sparse (holes cost nothing until read; a read hole becomes one shared page-cache
+        page per module), and the memory's whole accessible part is then one mapping
+        instead of three (image, zero pages around it), which is what lets ~30,000
+        memories fit under vm.max_map_count.
 
         Raises:
             AllocationError: no file could be created or filled (limit: file descriptors, memory).
-            ValueError: ``linear_offset`` is not page-aligned.
+            ValueError: ``linear_offset`` is not page-aligned, or ``data`` does not fit the cover.
         """
         if not isinstance(linear_offset, int) or linear_offset < 0 or linear_offset % _ffi.PAGE_SIZE:
             raise ValueError(f"linear_offset must be a non-negative multiple of {_ffi.PAGE_SIZE}")
         view = memoryview(data).cast("B") if not isinstance(data, memoryview) or data.format != "B" \
             else data
         byte_len = _round_up(len(view), _ffi.PAGE_SIZE)
+        data_at = 0
+        if cover_byte_len is not None:
+            cover = _round_up(cover_byte_len, _ffi.PAGE_SIZE)
+            if linear_offset + byte_len > cover:
+                raise ValueError(f"image [{linear_offset:#x}, +{byte_len:#x}) does not fit a cover of {cover:#x}")
+            data_at, linear_offset, byte_len = linear_offset, 0, cover
         fd, sealable, source = _new_file(name)
         try:
             try:
                 os.ftruncate(fd, byte_len)
-                _write_all(fd, view, 0)
+                _write_all(fd, view, data_at)
                 if sealable:
                     fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
             except OSError as exc:

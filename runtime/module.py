@@ -6,6 +6,7 @@ import weakref
 from typing import List, Optional
 
 import wasmenv
+from wasmenv import WASM_PAGE_SIZE
 
 from .engine import Engine
 
@@ -94,6 +95,12 @@ class Module:
         self.close()
 
 
+#: Memories up to this minimum size get an image covering their whole initial size
+#: (one mapping instead of three; see MemoryImage.from_bytes). Larger ones map the image
+#: alone, so that reading their zero pages costs no page cache.
+COVER_MAX_BYTES = 16 << 20
+
+
 def _build_images(translation) -> list:
     """One sealed-memfd (or temp file) image per defined memory with a static image."""
     from .image import MemoryImage
@@ -103,7 +110,10 @@ def _build_images(translation) -> list:
         static = init.map[index]
         if static is None or translation.module.is_imported_memory(index):
             return None
-        return MemoryImage.from_bytes(translation.data_view(static.data), static.offset)
+        min_bytes = translation.module.memory_plans[index].memory.minimum * WASM_PAGE_SIZE
+        cover = min_bytes if min_bytes <= COVER_MAX_BYTES else None
+        return MemoryImage.from_bytes(translation.data_view(static.data), static.offset,
+                                      cover_byte_len=cover)
 
     return _images(translation, make)
 

@@ -8,7 +8,9 @@ DESIGN.md "Allocators". One reservation holds every memory slot of the pool::
 ``bound`` = ``max_memory_pages`` x 64 KiB (a host-page multiple), ``guard`` = the offset
 guard (rounded to the host page), ``stride`` = bound + guard and S = max_instances x
 max_memories_per_instance. A slot's trailing guard is the next slot's pre-guard; the
-first slot gets its own pre-guard when guards before linear memory are on. The guard
+first slot gets its own pre-guard when guards before linear memory are on. A pool larger
+than ``MAX_CHUNK_BYTES`` (16 TiB) is reserved in chunks of whole slots, each with its own
+pre-guard: no single gap of a 47-bit address space holds 30,000 x 4 GiB. The guard
 size is ``guard_bytes`` if given (the pool is then reserved at construction), else the
 static offset guard of the Engine that first instantiates through the pool (reserved
 then). Nothing of the pool is unmapped until the pool itself is released.
@@ -74,7 +76,7 @@ import gc
 import threading
 import time
 import weakref
-from typing import Optional
+from typing import List, Optional
 
 from wasmenv import WASM_PAGE_SIZE, MemoryPlan
 
@@ -88,6 +90,10 @@ __all__ = ["PoolingAllocator"]
 
 #: Seconds between two garbage collections forced by a refused instance.
 _COLLECT_INTERVAL = 0.5
+
+
+#: Largest single reservation of the pool: 16 TiB fits the gaps of a 47-bit address space.
+MAX_CHUNK_BYTES = 16 << 40
 
 
 def _round_up(n: int, align: int) -> int:
@@ -183,7 +189,10 @@ class _PoolCore:
             self.memset = ctypes.memset  # (addr, value, n): a C call that releases the GIL
         self.lock = threading.Lock()
         self.closed = False
-        self.reservation: Optional[Reservation] = None
+        self.reservation: Optional[Reservation] = None  # the first chunk
+        self.chunks: List[Reservation] = []
+        self.chunk_bases: List[int] = []   # base of the first slot of each chunk
+        self.slots_per_chunk = 1
         self.guard_bytes = self.pre_guard_bytes = self.stride = 0
         self.bound_bytes = _round_up(self.max_memory_pages * WASM_PAGE_SIZE, _ffi.PAGE_SIZE)
         self.memory_slot_count = self.max_instances * self.max_memories_per_instance
@@ -211,16 +220,32 @@ class _PoolCore:
         self.guard_bytes = guard
         self.pre_guard_bytes = guard if guard_before else 0
         self.stride = self.bound_bytes + guard
-        total = self.pre_guard_bytes + self.memory_slot_count * self.stride
-        if self.memory_slot_count:
-            try:
-                self.reservation = Reservation(total)
-            except AllocationError as exc:
-                raise AllocationError(
-                    f"PoolingAllocator: reserving {self.memory_slot_count} memory slots of "
-                    f"{self.stride:#x} bytes ({total:#x} bytes) failed: {exc.message}", exc.limit) from exc
-            self.first_base = self.reservation.start + self.pre_guard_bytes
+        count = self.memory_slot_count
+        # No single gap of a 47-bit address space holds e.g. 30,000 x 4 GiB slots (the
+        # executable and the mmap base split it): reserve chunks of at most MAX_CHUNK_BYTES,
+        # each with its own pre-guard. Usually that is one chunk.
+        self.slots_per_chunk = max(1, min(count, MAX_CHUNK_BYTES // self.stride)) if count else 1
+        try:
+            for first in range(0, count, self.slots_per_chunk):
+                n = min(self.slots_per_chunk, count - first)
+                chunk = Reservation(self.pre_guard_bytes + n * self.stride)
+                self.chunks.append(chunk)
+                self.chunk_bases.append(chunk.start + self.pre_guard_bytes)
+        except AllocationError as exc:
+            self._unmap()
+            total = self.pre_guard_bytes + count * self.stride
+            raise AllocationError(
+                f"PoolingAllocator: reserving {count} memory slots of {self.stride:#x} bytes "
+                f"({total:#x} bytes in chunks of up to {MAX_CHUNK_BYTES:#x}) failed: {exc.message}",
+                exc.limit) from exc
+        if self.chunks:
+            self.reservation = self.chunks[0]
+            self.first_base = self.chunk_bases[0]
         self.reserved = True
+
+    def slot_base(self, index: int) -> int:
+        chunk, within = divmod(index, self.slots_per_chunk)
+        return self.chunk_bases[chunk] + within * self.stride
 
     def close(self) -> None:
         with self.lock:
@@ -229,8 +254,10 @@ class _PoolCore:
                 self._unmap()
 
     def _unmap(self) -> None:
-        if self.reservation is not None:
-            self.reservation.close()
+        for chunk in self.chunks:
+            chunk.close()
+        self.chunks.clear()
+        self.chunk_bases.clear()
         self.free_memory.clear()
 
     # ---- instances -------------------------------------------------------------------
@@ -269,7 +296,7 @@ class _PoolCore:
                 slot = self.free_memory.pop()
             elif self.memory_created < self.memory_slot_count:
                 index = self.memory_created
-                slot = PoolMemorySlot(self, index, self.first_base + index * self.stride)
+                slot = PoolMemorySlot(self, index, self.slot_base(index))
                 self.memory_created += 1
             else:  # unreachable while instances respect max_memories_per_instance
                 raise AllocationError(f"all {self.memory_slot_count} memory slots are in use",
@@ -552,9 +579,15 @@ class PoolingAllocator(InstanceAllocator):
         return self._core.live_tables
 
     @property
+    def reservation_ranges(self):
+        """(start, end) of every chunk of the pool's reservation (one unless the pool is
+        larger than MAX_CHUNK_BYTES); empty before it is made and after it was released."""
+        return [(c.start, c.end) for c in self._core.chunks if not c.closed]
+
+    @property
     def reservation_range(self):
-        """(start, end) of the pool's reservation (guards included), or None before it is
-        made (lazily, at the first instantiation) and after it was released."""
+        """(start, end) of the pool's (first) reservation (guards included), or None before
+        it is made (lazily, at the first instantiation) and after it was released."""
         res = self._core.reservation
         return None if res is None or res.closed else (res.start, res.end)
 

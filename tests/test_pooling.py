@@ -410,11 +410,12 @@ def maps_and_fds():
 def test_max_instances_exhaustion_and_recovery():
     with make_pool(max_instances=3) as pool:
         mod = compile_all(Engine(allocator=pool), ["img_a"])["img_a"]
-        for _ in range(2):  # warm up: every slot used once, lazy imports done
+        for _ in range(2):  # warm up: every slot used (and grown) once, lazy imports done
             live = [Instance(mod) for _ in range(3)]
             with pytest.raises(AllocationError) as info:
                 Instance(mod)
             for i in live:
+                dirty(i)  # a released slot keeps its grown pages' protection until reuse
                 i.close()
         before = maps_and_fds()
         for rep in range(10):
