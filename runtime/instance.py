@@ -1,7 +1,6 @@
 """Instance: instantiation in spec order, and the instance's exports."""
 from __future__ import annotations
 
-import weakref
 from typing import Dict, List, Optional
 
 from wasmenv import ConstExpr, ExternKind, InitMemory, TableInitialization, ValType
@@ -34,23 +33,30 @@ class Instance:
         AllocationError: a memory could not be reserved (nothing is left behind).
     """
 
+    __slots__ = ("module", "functions", "globals", "tables", "memories", "tags", "_owned",
+                 "_defined_tables", "_alloc", "_closed", "_passive_data", "_exports",
+                 "__weakref__")
+
     def __init__(self, module: Module, imports=None):
         if module.closed:
             raise ValueError("module is closed")
         env = module.env
         externs = [] if imports is None and not env.initializers else lookup_imports(env, imports)
         self.module = module
-        self._funcs: Dict[int, Func] = {}
-        self.functions: List[Optional[Func]] = [None] * len(env.functions)
-        self.globals: List[Global] = []
-        self.tables: List[Table] = []
-        self.memories: List[object] = []
-        self.tags: List[Tag] = []
-        # What the finalizer releases: defined memories and pooled table slots, never an
-        # object that references this instance (tables do, through their functions: held
-        # by the finalizer they would keep the instance alive forever).
-        self._owned: List[object] = []
-        self._defined_tables: List[Table] = []
+        self._closed = True  # nothing to release until the allocation begins
+        self._exports = None
+        # Containers only for what the module has (a shared empty tuple otherwise): an
+        # instance should cost little more than its memories.
+        self.functions: List[Optional[Func]] = [None] * len(env.functions) if env.num_imported_funcs else None
+        self.globals: List[Global] = [] if env.globals else _NONE
+        self.tables: List[Table] = [] if env.table_plans else _NONE
+        self.memories: List[object] = [] if env.memory_plans else _NONE
+        self.tags: List[Tag] = [] if env.tags else _NONE
+        # What close() releases: defined memories and pooled table slots, never an object
+        # that references this instance.
+        self._owned: List[object] = [] if len(env.memory_plans) > env.num_imported_memories or \
+            len(env.table_plans) > env.num_imported_tables else _NONE
+        self._defined_tables: List[Table] = _NONE
         for imp, ext in zip(env.initializers, externs):
             kind = imp.index.kind
             if kind is ExternKind.FUNC:
@@ -64,15 +70,14 @@ class Instance:
             else:
                 self.tags.append(ext)
         # Counted by the allocator from here (a pool may refuse: AllocationError); ended by
-        # the finalizer once every owned memory and table is closed.
+        # close() (or __del__, the backstop) once every owned memory and table is closed.
         self._alloc = begin_instance(module.engine.allocator, module)
-        self._finalizer = weakref.finalize(self, _release, self._owned, self._alloc)
+        self._closed = False
         try:
             self._instantiate()
         except BaseException:
             self.close()
             raise
-        self.exports = Exports(self)
 
     # -- instantiation -------------------------------------------------------------------
     def _instantiate(self):
@@ -83,6 +88,8 @@ class Instance:
             self.tags.append(Tag(func_type))
 
         alloc = self._alloc
+        if layout.tables:
+            self._defined_tables = []
         for plan, arr in layout.tables:
             init = None if plan.table.init is None else self._eval(plan.table.init)
             table = alloc.allocate_table(plan, arr, self._func_ref, init)
@@ -121,14 +128,16 @@ class Instance:
             for index, offset, view in layout.copies:
                 self.memories[index].write(offset, view)
 
-        # Active and declarative segments are dropped; passive ones stay until data.drop.
-        self._passive_data = dict(layout.passive_data)
-        self._passive_elements = dict(layout.passive_elements)
+        # Active and declarative segments are dropped; passive ones stay until data.drop
+        # (the layout's mapping is shared until this instance drops one).
+        self._passive_data = layout.passive_data
 
     def _global_u64(self, index: int) -> int:
         return self.globals[index].as_u64()
 
     def _func_ref(self, index: int) -> Func:
+        if self.functions is None:
+            self.functions = [None] * len(self.module.env.functions)
         f = self.functions[index]
         if f is None:
             env = self.module.env
@@ -164,21 +173,41 @@ class Instance:
         return self.module.translation.passive_data.view(r)
 
     def data_drop(self, data_index: int):
-        self._passive_data.pop(data_index, None)
+        if data_index in self._passive_data:
+            kept = dict(self._passive_data)
+            del kept[data_index]
+            self._passive_data = kept
 
     def memory_init(self, memory_index: int, addr: int, data_index: int, offset: int, n: int):
         """memory.init: copy ``n`` bytes of passive segment ``data_index`` from ``offset``."""
         self.memories[memory_index]._init_bytes(addr, self.passive_data(data_index), offset, n)
 
+    @property
+    def exports(self) -> "Exports":
+        """``exports[name]`` -> Func, Table, Memory, Global or Tag (made on first use)."""
+        if self._exports is None:
+            self._exports = Exports(self)
+        return self._exports
+
     def close(self):
-        """Release the memories and tables this instance defined."""
+        """Release the memories and tables this instance defined (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
         for table in reversed(self._defined_tables):
             table.close()
-        self._finalizer()
+        _release(self._owned, self._alloc)
+
+    def __del__(self):  # the backstop; a method costs nothing per instance
+        if not getattr(self, "_closed", True):
+            try:
+                self.close()
+            except Exception:  # interpreter shutdown
+                pass
 
     @property
     def closed(self) -> bool:
-        return not self._finalizer.alive
+        return self._closed
 
     def __enter__(self):
         return self
@@ -188,6 +217,9 @@ class Instance:
 
     def __repr__(self):
         return f"<Instance of {self.module.env.name or 'module'}: {len(self.memories)} memories>"
+
+
+_NONE = ()  # shared by every instance for the kinds its module does not have
 
 
 class _Layout:
@@ -234,7 +266,8 @@ def _release(owned, alloc):
     try:
         for r in reversed(owned):
             r.close()
-        owned.clear()
+        if owned:
+            owned.clear()
     finally:
         alloc.end()
 

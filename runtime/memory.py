@@ -35,7 +35,6 @@ thread accesses it is not supported. ``close()`` must not race with accesses eit
 from __future__ import annotations
 
 import threading
-import weakref
 from typing import Optional, Tuple
 
 from wasmenv import WASM_PAGE_SIZE, MemoryPlan, MemoryType
@@ -53,26 +52,32 @@ _OOB = TrapCode.MEMORY_OUT_OF_BOUNDS
 class Reservation:
     """Owner of one mapping ``[start, start + byte_len)``, reserved PROT_NONE with MAP_NORESERVE.
 
-    ``close()`` unmaps it (idempotent); a finalizer does the same as a backstop.
+    ``close()`` unmaps it (idempotent); ``__del__`` does the same as a backstop (a
+    method, not a weakref.finalize object: nothing extra per reservation).
     """
 
-    __slots__ = ("start", "byte_len", "_finalizer", "__weakref__")
+    __slots__ = ("start", "byte_len", "closed", "__weakref__")
 
     def __init__(self, byte_len: int):
+        self.closed = True  # until the mapping exists
         self.start = _ffi.reserve(byte_len)
         self.byte_len = byte_len
-        self._finalizer = weakref.finalize(self, _ffi.release, self.start, byte_len)
+        self.closed = False
 
     @property
     def end(self) -> int:
         return self.start + self.byte_len
 
-    @property
-    def closed(self) -> bool:
-        return not self._finalizer.alive
-
     def close(self) -> None:
-        self._finalizer()
+        if not self.closed:
+            self.closed = True
+            _ffi.release(self.start, self.byte_len)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown or an already torn-down module
+            pass
 
     def __enter__(self):
         return self
@@ -166,15 +171,19 @@ class ReservedSlot(MemorySlot):
 
 
 class _State:
-    """What the finalizer needs: the C descriptor and the current slot (never the Memory)."""
+    """The C descriptor and the current slot; closed once (by close() or __del__)."""
 
-    __slots__ = ("desc", "slot")
+    __slots__ = ("desc", "slot", "closed")
 
     def __init__(self, desc, slot):
         self.desc = desc
         self.slot = slot
+        self.closed = False
 
     def close(self):
+        if self.closed:
+            return
+        self.closed = True
         _ffi.memory_close(self.desc)
         slot, self.slot = self.slot, None
         if slot is not None:
@@ -205,7 +214,7 @@ class Memory:
         ValueError: the plan's memory type is invalid, or the image does not fit.
     """
 
-    __slots__ = ("_plan", "_state", "_desc", "_finalizer", "_lock", "_size_pages", "_max_pages",
+    __slots__ = ("_plan", "_state", "_desc", "_lock", "_size_pages", "_max_pages",
                  "_image", "__weakref__")
 
     def __init__(self, plan: MemoryPlan, image=None, *, slot_factory=None):
@@ -243,7 +252,6 @@ class Memory:
             slot.release()
             raise
         self._state = _State(self._desc, slot)
-        self._finalizer = weakref.finalize(self, self._state.close)
 
     def _describe(self, slot: MemorySlot, byte_len: int):
         flags = (_ffi.MEM_STATIC if self._plan.is_static else 0) | (_ffi.MEM_64 if self._plan.memory.memory64 else 0)
@@ -311,7 +319,7 @@ class Memory:
 
     @property
     def closed(self) -> bool:
-        return not self._finalizer.alive
+        return self._state.closed
 
     def _access_mode(self, offset: int, width: int) -> str:
         """"guard" if an access of ``width`` bytes at static ``offset`` relies on the guard
@@ -422,7 +430,15 @@ class Memory:
 
     def close(self) -> None:
         """Release the reservation (idempotent). Accessors then raise ValueError."""
-        self._finalizer()
+        self._state.close()
+
+    def __del__(self):  # the backstop: a method costs nothing per memory, a finalize object does
+        state = getattr(self, "_state", None)
+        if state is not None:
+            try:
+                state.close()
+            except Exception:  # interpreter shutdown
+                pass
 
     def __enter__(self):
         return self

@@ -72,6 +72,9 @@ class Theirs:
             cfg.memory_guard_size = guard_bytes
         self.engine = wt.Engine(cfg)
         self.store = wt.Store(self.engine)
+        # A Store allows 10,000 instances/memories by default: lift that for N = 10,000+.
+        big = 10 * max(n, 1000)
+        self.store.set_limits(instances=big, tables=big, memories=big)
         self.module = wt.Module(self.engine, wasm)
 
     def instantiate(self):
