@@ -38,3 +38,50 @@ def test_bench_instantiate_json():
     assert set(data["comparison"]) == {"cow", "copy", "pooling"}
     assert data["comparison"]["cow"]["ours_over_floor"] > 0
     assert data["wasmtime_store"] == "per instance"
+
+
+IMAGE = os.path.join(ROOT, "examples", "build", "image_1mib.wasm")
+
+
+def test_rss_per_instance_quick_against_independent_figures(tmp_path):
+    """The copy strategy's per-instance cost must be the image (1 MiB, a number that
+    does not come from our accounting), CoW's own range must hold nothing, and the
+    script's figures must agree with psutil's process totals it is derived from."""
+    plot = tmp_path / "rss.png"
+    rows = json.loads(run_script("scripts/rss_per_instance.py", IMAGE, "--quick", "--json",
+                                 "--strategy", "all", "--plot", str(plot)))
+    by = {(r["strategy"], r["n"]): r for r in rows}
+    assert {s for s, _ in by} == {"cow", "copy", "pooling", "wasmtime-cow", "wasmtime-copy"}
+    for (strategy, n), r in by.items():
+        assert "error" not in r, r
+    copy = by[("copy", 50)]
+    assert (1 << 20) <= copy["range_anonymous"] <= (1 << 20) + 64 * 1024
+    assert 0.9 * (1 << 20) <= copy["uss"] <= 1.2 * (1 << 20)
+    for strategy in ("cow", "pooling"):
+        r = by[(strategy, 50)]
+        assert r["range_anonymous"] == 0
+        assert r["uss"] < 64 * 1024
+    assert plot.exists() and plot.stat().st_size > 10_000
+
+
+def test_scale_small_run_hits_a_named_limit():
+    out = json.loads(run_script("scripts/scale.py", "--configs", "pooling:64k", "cow:64k",
+                                "--max", "300", "--json"))
+    pool, cow = out
+    assert pool["instances"] == 300 and pool["maps_per_memory"] <= 2.0
+    assert cow["instances"] == 300
+
+
+def test_spec_script_on_one_file():
+    spec_dir = os.environ.get("WASMENV_SPEC_DIR",
+                              os.path.join(os.path.dirname(ROOT), "shared", "spec-testsuite"))
+    out = run_script("scripts/spec.py", spec_dir, "--only", "data", "memory_grow")
+    last = out.strip().splitlines()[-1]
+    assert last.endswith("needs-execution") and " 0 failed" in last, out
+
+
+def test_main_job_quick():
+    out = run_script("scripts/main_job.py", "--quick")
+    assert "Trap(MEMORY_OUT_OF_BOUNDS)" in out
+    assert "inspect examples/build/hello.wasm" in out
+    assert "plot written to" in out
