@@ -141,12 +141,15 @@ class ReservedSlot(MemorySlot):
         self.capacity_bytes = capacity
         self.guard_bytes = plan.offset_guard_size
         try:
-            byte_len = size_pages * WASM_PAGE_SIZE
-            if byte_len:
-                _ffi.protect(self.base_address, byte_len, True)
+            base, byte_len = self.base_address, size_pages * WASM_PAGE_SIZE
+            lo = hi = 0  # the image's range: mapped R/W by the mmap itself, no mprotect
             if image is not None and image.byte_len:
-                _ffi.map_fd_fixed(self.base_address + image.linear_offset, image.byte_len, image.fd,
-                                  image.file_offset)
+                lo, hi = image.linear_offset, image.linear_offset + image.byte_len
+                _ffi.map_fd_fixed(base + lo, image.byte_len, image.fd, image.file_offset)
+            if lo > 0:
+                _ffi.protect(base, lo, True)
+            if byte_len > hi:
+                _ffi.protect(base + hi, byte_len - hi, True)
         except BaseException:
             self._reservation.close()
             raise
