@@ -31,24 +31,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import wasmenv  # noqa: E402
 from wasmenv import load_artifact, save_artifact  # noqa: E402
+from wasmenv.encode import section, sleb, uleb  # noqa: E402
 
 MIB = 1 << 20
-
-
-def leb_u32(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def section(sid: int, body: bytes) -> bytes:
-    return bytes([sid]) + leb_u32(len(body)) + body
 
 
 def wasm_with_image(n_bytes: int, segment: int = 0, gap: int = 64) -> bytes:
@@ -68,24 +53,13 @@ def wasm_with_image(n_bytes: int, segment: int = 0, gap: int = 64) -> bytes:
             segments.append((start + i * gap, data[start:start + segment]))
     top = segments[-1][0] + len(segments[-1][1])
     pages = top // 65536 + 1
-    memory = leb_u32(1) + b"\x00" + leb_u32(pages)
-    body = bytearray(leb_u32(len(segments)))
+    memory = uleb(1) + b"\x00" + uleb(pages)
+    body = bytearray(uleb(len(segments)))
     for addr, chunk in segments:
-        body += b"\x00\x41" + sleb(addr) + b"\x0b" + leb_u32(len(chunk)) + chunk
-    export = leb_u32(1) + leb_u32(6) + b"memory" + b"\x02" + leb_u32(0)
+        body += b"\x00\x41" + sleb(addr) + b"\x0b" + uleb(len(chunk)) + chunk
+    export = uleb(1) + uleb(6) + b"memory" + b"\x02" + uleb(0)
     return (b"\0asm\x01\0\0\0" + section(5, memory) + section(7, export)
             + section(11, bytes(body)))
-
-
-def sleb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if (n == 0 and not b & 0x40) or (n == -1 and b & 0x40):
-            out.append(b)
-            return bytes(out)
-        out.append(b | 0x80)
 
 
 def median_time(fn, repeat: int) -> float:

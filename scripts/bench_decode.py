@@ -20,35 +20,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import wasmenv  # noqa: E402
+from wasmenv.encode import section, sleb, uleb  # noqa: E402
 
 MIB = 1 << 20
-
-
-def uleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def sleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40):
-            out.append(byte)
-            return bytes(out)
-        out.append(byte | 0x80)
-
-
-def section(sid: int, body: bytes) -> bytes:
-    return bytes([sid]) + uleb(len(body)) + body
 
 
 def data_module(total_bytes: int, segments: int, fill: int = 0xA5) -> bytes:
