@@ -2,9 +2,10 @@
 
     python scripts/spec.py ../shared/spec-testsuite [--only NAME ...] [--json]
 
-Ends with ``N passed, N failed, N unsupported, N needs-execution`` (unsupported: modules
-using GC types, which the decoder declines; needs-execution counts everything the
-runtime cannot answer without running or validating code; the table breaks it down).
+Ends with ``N passed, N failed, N needs-execution``; needs-execution counts everything
+the runtime cannot answer, broken down on the line above it (unsupported: modules
+using GC types, which the decoder declines with an explicit error; the rest need code
+to run or function bodies to be validated; the table breaks it down per file).
 Exit status 1 on any failure.
 """
 import argparse
@@ -55,9 +56,12 @@ def main(argv=None) -> int:
         for r in results:
             for what in r.unsupported:
                 print("UNSUPPORTED", what)
-    unanswered = total["needs_execution"] + total["needs_code_validation"] + total["text_format"]
-    print(f"{total['passed']} passed, {total['failed']} failed, {total['unsupported']} unsupported, "
-          f"{unanswered} needs-execution")
+    unanswered = (total["needs_execution"] + total["needs_code_validation"] + total["text_format"]
+                  + total["unsupported"])
+    print(f"not answered: {total['needs_execution']} need execution, {total['needs_code_validation']} "
+          f"need code validation, {total['text_format']} text format, {total['unsupported']} "
+          f"unsupported proposal (gc)")
+    print(f"{total['passed']} passed, {total['failed']} failed, {unanswered} needs-execution")
     return 1 if total["failed"] else 0
 
 
