@@ -116,7 +116,8 @@ def plot(rows, path):
     for strategy in dict.fromkeys(r["strategy"] for r in rows):
         pts = [(r["n"], r["uss"] / 1024) for r in rows if r["strategy"] == strategy and "error" not in r]
         if pts:
-            ax.plot([p[0] for p in pts], [max(p[1], 0.01) for p in pts], marker="o", label=strategy)
+            ax.plot([p[0] for p in pts], [max(p[1], 0.01) for p in pts], marker="o", label=strategy,
+                    linestyle="--" if strategy.startswith("wasmtime") else "-")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("live instances (N)")
