@@ -94,3 +94,21 @@ def test_two_processes_share_image_pages(artifact):
             p.stdin.write("\n")
             p.stdin.flush()
             p.wait(timeout=60)
+
+
+def test_data_file_truncated_while_mapped_is_reported_as_a_fault_not_a_trap(tmp_path):
+    """A page past the end of a truncated file raises SIGBUS: the runtime reports a
+    WasmRuntimeError naming the fault, never a wasm Trap, and the process survives."""
+    wasm = (ROOT / "examples" / "build" / "image_1mib.wasm").read_bytes()
+    out = tmp_path / "art"
+    wasmenv.save_artifact(wasmenv.compile(wasm), out)
+    module = runtime.Module(runtime.Engine(), out)
+    data_file = module.translation.artifact.data_file
+    with runtime.Instance(module) as inst:
+        mem = inst.memory(0)
+        first = mem.load_i32(0)
+        os.truncate(data_file, 4096)
+        with pytest.raises(runtime.WasmRuntimeError, match="fault inside the accessible bytes") as info:
+            mem.load_i32(512 * 1024)
+        assert not isinstance(info.value, runtime.Trap)
+        assert mem.load_i32(0) == first  # the page that is still in the file
