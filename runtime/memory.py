@@ -462,22 +462,8 @@ class Memory:
 # Generated once per op; each is a thin wrapper over one C call. Loads return the value
 # or a sentinel (then the thread's status says whether it trapped); stores return a status.
 
-def _int_load(op, cfn, width):
-    sentinel = _ffi.INT64_MIN
-    last_status = _ffi.last_status
-
-    def load(self, addr, offset=0):
-        value = cfn(self._desc, addr, offset)
-        if value == sentinel:
-            status = last_status()
-            if status:
-                raise self._error(status, op, width, addr, offset)
-        return value
-    return load
-
-
-def _u64_load(op, cfn, width):
-    sentinel = _ffi.U64_SENTINEL
+def _int_load(op, cfn, width, sentinel=_ffi.INT64_MIN):
+    """A load returning an int; ``sentinel`` is the C function's maybe-trapped value."""
     last_status = _ffi.last_status
 
     def load(self, addr, offset=0):
@@ -520,6 +506,10 @@ def _store_i64(op, cfn, width):
         if status:
             raise self._error(status, op, width, addr, offset)
     return store
+
+
+def _u64_load(op, cfn, width):
+    return _int_load(op, cfn, width, sentinel=_ffi.U64_SENTINEL)
 
 
 _LOADS = [
