@@ -64,7 +64,7 @@ def test_rss_per_instance_quick_against_independent_figures(tmp_path):
     assert plot.exists() and plot.stat().st_size > 10_000
 
 
-def test_scale_small_run_hits_a_named_limit():
+def test_scale_small_run_reaches_its_max_with_two_mappings_per_pooled_memory():
     out = json.loads(run_script("scripts/scale.py", "--configs", "pooling:64k", "cow:64k",
                                 "--max", "300", "--json"))
     pool, cow = out
