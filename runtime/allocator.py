@@ -16,7 +16,6 @@ takes slots out of one big reservation and returns them to the pool (reset) on r
 """
 from __future__ import annotations
 
-from typing import Optional
 
 from wasmenv import MemoryPlan
 

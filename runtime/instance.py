@@ -1,9 +1,9 @@
 """Instance: instantiation in spec order, and the instance's exports."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import List, Optional
 
-from wasmenv import ConstExpr, ExternKind, InitMemory, TableInitialization, ValType
+from wasmenv import ConstExpr, ExternKind, InitMemory, TableInitialization
 
 from .allocator import begin_instance
 from .func import Func
@@ -13,7 +13,6 @@ from .module import Module
 from .table import Table
 from .tag import Tag
 from .traps import Trap, TrapCode
-from .values import as_u64
 
 
 class Instance:
@@ -226,10 +225,10 @@ class _Layout:
     """What instantiating a module needs that does not depend on the instance, computed
     once per Module (``Module._instance_layout``): defined globals, tags, tables and
     memories with their plans and images, element segments, the data to copy when an
-    image is not mapped, passive segments, export names."""
+    image is not mapped, passive data segments, export names."""
 
     __slots__ = ("globals", "tags", "tables", "memories", "element_segments", "segmented",
-                 "copies", "passive_data", "passive_elements", "export_names")
+                 "copies", "passive_data", "export_names")
 
     def __init__(self, module: Module):
         env = module.env
@@ -250,7 +249,6 @@ class _Layout:
             (index, static.offset, data.view(static.data))
             for index, static in enumerate(minit.map) if static is not None and images[index] is None)
         self.passive_data = env.passive_data_map
-        self.passive_elements = env.passive_elements
         self.export_names = tuple(env.exports)
 
 

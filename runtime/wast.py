@@ -13,10 +13,8 @@ module; any other rejection of a valid module is a failure. Nothing is dropped s
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
-import struct
 import subprocess
 import sys
 from dataclasses import dataclass, field

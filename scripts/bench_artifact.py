@@ -141,7 +141,7 @@ def main(argv=None) -> int:
             with open(wasm_path, "wb") as f:
                 f.write(wasm)
             compile_repeat = max(3, min(args.repeat, 64 // mib if mib else args.repeat))
-            t_compile_one = median_time(lambda: wasmenv.compile(one), compile_repeat)
+            t_compile_one = median_time(lambda one=one: wasmenv.compile(one), compile_repeat)
             t_compile = median_time(lambda: wasmenv.compile(wasm), compile_repeat)
             del one
             tr = wasmenv.compile(wasm)

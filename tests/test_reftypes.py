@@ -14,7 +14,7 @@ from wasmenv import (ConstExpr, DecodeError, FuncType, GlobalType, RefType, Tabl
 from wasmenv.report import describe_type, render_text, summarize
 from wasmenv.types import is_defaultable
 
-from .wasm_corpus import module, section, sleb, uleb, vec, wat
+from .wasm_corpus import module, section, vec, wat
 
 I32, I64 = ValType.I32, ValType.I64
 FUNCREF, EXTERNREF, EXNREF = ValType.FUNCREF, ValType.EXTERNREF, ValType.EXNREF

@@ -19,7 +19,7 @@ from runtime.allocator import OnDemandAllocator
 from runtime.errors import WasmRuntimeError
 from runtime.image import MemoryImage
 from runtime.memory import Memory
-from runtime.traps import Trap, TrapCode, install_trap_handler, trap_handler_on_top
+from runtime.traps import Trap, TrapCode
 from tests.test_native import layout, open_fd_count, parse_maps, run_child
 from wasmenv import MemoryPlan, MemoryType, Tunables
 

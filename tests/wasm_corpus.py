@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
+from wasmenv.encode import MAGIC_VERSION, module, name, section, sleb, uleb, vec  # noqa: F401 (re-exported)
+
 ROOT = Path(__file__).resolve().parent.parent
 #: The spec suite: ``shared/spec-testsuite`` beside the clone (``<clone>/../shared``),
 #: or ``$WASMENV_SPEC_DIR``.
@@ -65,12 +67,12 @@ SUPPORTED_SMITH_ARGS: Dict[str, object] = {
 }
 
 
-def find_tool(name: str) -> Optional[str]:
-    """``name`` next to the running interpreter (the venv's bin), else on PATH."""
-    candidate = Path(sys.executable).parent / name
+def find_tool(tool: str) -> Optional[str]:
+    """``tool`` next to the running interpreter (the venv's bin), else on PATH."""
+    candidate = Path(sys.executable).parent / tool
     if candidate.exists() and os.access(candidate, os.X_OK):
         return str(candidate)
-    return shutil.which(name)
+    return shutil.which(tool)
 
 
 def wasm_tools() -> Optional[str]:
@@ -267,8 +269,7 @@ def _generate(tool: str, flags: List[str], n: int, seed: int, seed_bytes: int, t
                 raise RuntimeError("wasm-tools smith keeps failing to generate modules")
 
 
-# -- hand-crafted binaries -------------------------------------------------------------------
-from wasmenv.encode import MAGIC_VERSION, module, name, section, sleb, uleb, vec  # noqa: E402,F401
+# -- hand-crafted binaries: wasmenv.encode's MAGIC_VERSION, module, name, section, sleb, uleb, vec
 
 
 def section_spans(wasm: bytes):

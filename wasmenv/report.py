@@ -1,7 +1,6 @@
 """A plain-data summary of a compiled module (what ``inspect`` prints)."""
 from __future__ import annotations
 
-from .constexpr import ConstExpr
 from .init import TableInitialization
 from .plans import MemoryStyle
 from .translation import ModuleTranslation
