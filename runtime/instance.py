@@ -97,8 +97,10 @@ class Instance:
                 self._owned.append(table._slot)
             self.tables.append(table)
 
+        passive, store = layout.passive_data, self.module.translation.passive_data
         for plan, image in layout.memories:
             memory = alloc.allocate_memory(plan, image)
+            memory._passive_map, memory._passive_store = passive, store
             self._owned.append(memory)
             self.memories.append(memory)
 
@@ -172,10 +174,13 @@ class Instance:
         return self.module.translation.passive_data.view(r)
 
     def data_drop(self, data_index: int):
+        """data.drop: the segment becomes empty for this instance and its memories' init()."""
         if data_index in self._passive_data:
             kept = dict(self._passive_data)
             del kept[data_index]
             self._passive_data = kept
+            for memory in self.memories[self.module.env.num_imported_memories:]:
+                memory._passive_map = kept
 
     def memory_init(self, memory_index: int, addr: int, data_index: int, offset: int, n: int):
         """memory.init: copy ``n`` bytes of passive segment ``data_index`` from ``offset``."""

@@ -271,3 +271,33 @@ def test_dropped_instance_with_self_referencing_table_is_collected(engine):
     else:
         with open("/proc/self/maps") as f:
             assert not [line for line in f if line.startswith(f"{base:x}-")]  # unmapped
+
+
+def test_memory_init_from_passive_segments(engine):
+    i = inst(engine, """(module (memory (export "m") 1)
+      (data $p "passive") (data (i32.const 0) "active"))""")
+    m = i.exports["m"]
+    m.init(200, 0, 2, 4)
+    assert m.read(200, 4) == b"ssiv"
+    with pytest.raises(Trap) as info:
+        m.init(65535, 0, 0, 2)  # destination out of bounds: nothing written
+    assert info.value.code == TrapCode.MEMORY_OUT_OF_BOUNDS and m.read(65535, 1) == b"\0"
+    with pytest.raises(Trap):
+        m.init(0, 0, 5, 3)      # source range past the segment's 7 bytes
+    with pytest.raises(Trap):
+        m.init(0, 1, 0, 1)      # active segments are dropped after instantiation
+    m.init(0, 1, 0, 0)
+    i.data_drop(0)
+    with pytest.raises(Trap):
+        m.init(0, 0, 0, 1)      # trapping after data.drop
+    m.init(0, 0, 0, 0)
+
+
+def test_memory_init_on_a_host_memory_names_the_instance(engine):
+    host = Memory.new(engine, 1)
+    i = inst(engine, '(module (import "env" "m" (memory 1)) (data "seg"))', {("env", "m"): host})
+    with pytest.raises(ValueError, match="instance="):
+        host.init(0, 0, 0, 3)
+    host.init(10, 0, 0, 3, instance=i)
+    assert host.read(10, 3) == b"seg"
+    host.close()
