@@ -301,3 +301,23 @@ def test_memory_init_on_a_host_memory_names_the_instance(engine):
     host.init(10, 0, 0, 3, instance=i)
     assert host.read(10, 3) == b"seg"
     host.close()
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_imported_memory_traps_the_same_from_every_instance(engine, shared):
+    host = Memory.new(engine, 1, 4, shared=shared)
+    kind = "(memory 1 4 shared)" if shared else "(memory 1 4)"
+    text = f'(module (import "env" "m" {kind}) (export "mem" (memory 0)))'
+    a = inst(engine, text, {("env", "m"): host})
+    b = inst(engine, text, {("env", "m"): host})
+    for mem in (a.exports["mem"], b.exports["mem"], host):
+        with pytest.raises(Trap) as info:
+            mem.load_i32(65534)
+        assert info.value.code == TrapCode.MEMORY_OUT_OF_BOUNDS
+    assert a.exports["mem"].grow(1) == 1
+    b.exports["mem"].store_i32(65536 + 100, 7)       # in bounds for everyone after the grow
+    assert host.load_i32(65536 + 100) == 7
+    for mem in (a.exports["mem"], b.exports["mem"]):
+        with pytest.raises(Trap):
+            mem.store_i64(2 * 65536 - 4, 1)
+    host.close()
