@@ -40,12 +40,17 @@ def child(strategy, guard, limit):
     with open("/proc/self/maps") as f:
         maps_before = sum(1 for _ in f)
     live, wall, message = [], None, ""
+    from tqdm import tqdm
+    bar = tqdm(total=limit, desc=f"{strategy} guard {guard >> 20} MiB", file=sys.stderr, leave=False,
+               mininterval=0.5)
     t0 = time.perf_counter()
     try:
         while len(live) < limit:
             live.append(runtime.Instance(module))
+            bar.update(1)
     except runtime.AllocationError as exc:
         wall, message = exc.limit, str(exc)
+    bar.close()
     took = time.perf_counter() - t0
     with open("/proc/self/maps") as f:
         maps_after = sum(1 for _ in f)

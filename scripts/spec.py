@@ -26,6 +26,16 @@ def converted(wast: pathlib.Path) -> str:
     return str(convert_wast(wast) / f"{wast.stem}.json")
 
 
+def _progress(files):
+    """A tqdm bar on stderr when there is more than one file (a full run takes ~40 s)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return files
+    return tqdm(files, desc="wast files", unit="file", file=sys.stderr, leave=False,
+                disable=len(files) < 2)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("directory")
@@ -36,7 +46,7 @@ def main(argv=None) -> int:
     if args.only:
         files = [f for f in files if f.stem in args.only]
     engine = runtime.Engine()
-    results = [WastRunner(engine).run_file(converted(f)) for f in files]
+    results = [WastRunner(engine).run_file(converted(f)) for f in _progress(files)]
     total = dict.fromkeys(CATEGORIES, 0)
     for r in results:
         for k, v in r.counts.items():
