@@ -37,12 +37,13 @@ def child(strategy, guard, limit):
     else:
         engine = runtime.Engine(tunables, memory_init_cow=strategy == "cow")
     module = runtime.Module(engine, wasmtime.wat2wasm(WAT))
+    from tqdm import tqdm
+    tqdm.monitor_interval = 0  # no monitor thread: its stack would count as mappings
+    bar = tqdm(total=limit, desc=f"{strategy} guard {guard >> 20} MiB", file=sys.stderr, leave=False,
+               mininterval=0.5)
     with open("/proc/self/maps") as f:
         maps_before = sum(1 for _ in f)
     live, wall, message = [], None, ""
-    from tqdm import tqdm
-    bar = tqdm(total=limit, desc=f"{strategy} guard {guard >> 20} MiB", file=sys.stderr, leave=False,
-               mininterval=0.5)
     t0 = time.perf_counter()
     try:
         while len(live) < limit:
