@@ -77,6 +77,44 @@ int wenv_reserve(uint64_t byte_len, uint64_t *out_addr)
     return 0;
 }
 
+int wenv_reserve_memory(uint64_t byte_len, uint64_t pre_guard, uint64_t accessible, int fd,
+                        uint64_t file_offset, uint64_t image_offset, uint64_t image_len,
+                        uint64_t *out_addr)
+{
+    /* One call for an on-demand memory: reserve PROT_NONE, map the image (its mmap makes
+     * its own range R/W), mprotect the rest of the accessible bytes. All or nothing. */
+    if (!wenv_range_ok(0, byte_len) || pre_guard > byte_len || accessible > byte_len - pre_guard
+        || image_offset > accessible || image_len > accessible - image_offset) {
+        errno = EINVAL;
+        return -1;
+    }
+    char *start = mmap(NULL, (size_t)byte_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (start == MAP_FAILED)
+        return -1;
+    char *base = start + pre_guard;
+    uint64_t lo = 0, hi = 0;
+    if (image_len) {
+        lo = image_offset;
+        hi = image_offset + image_len;
+        if (mmap(base + lo, (size_t)image_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd,
+                 (off_t)file_offset) == MAP_FAILED)
+            goto fail;
+    }
+    if (lo > 0 && mprotect(base, (size_t)lo, PROT_READ | PROT_WRITE) != 0)
+        goto fail;
+    if (accessible > hi && mprotect(base + hi, (size_t)(accessible - hi), PROT_READ | PROT_WRITE) != 0)
+        goto fail;
+    *out_addr = (uint64_t)(uintptr_t)start;
+    return 0;
+fail:
+    {
+        int err = errno;
+        munmap(start, (size_t)byte_len);
+        errno = err;
+        return -1;
+    }
+}
+
 int wenv_release(uint64_t addr, uint64_t byte_len)
 {
     if (!wenv_range_ok(addr, byte_len))

@@ -46,6 +46,11 @@ long wenv_page_size(void);
 
 /* ---- reservations: each returns 0, or -1 with errno set ---- */
 int wenv_reserve(uint64_t byte_len, uint64_t *out_addr);    /* PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE */
+/* reserve + map an image (fd < 0 or image_len 0: none) + mprotect the rest of `accessible`
+ * R/W, all or nothing; *out_addr = the reservation's start. */
+int wenv_reserve_memory(uint64_t byte_len, uint64_t pre_guard, uint64_t accessible, int fd,
+                        uint64_t file_offset, uint64_t image_offset, uint64_t image_len,
+                        uint64_t *out_addr);
 int wenv_release(uint64_t addr, uint64_t byte_len);         /* munmap */
 int wenv_protect(uint64_t addr, uint64_t byte_len, int writable);   /* PROT_READ|PROT_WRITE or PROT_NONE */
 int wenv_map_fd_fixed(uint64_t addr, uint64_t byte_len, int fd, uint64_t file_offset);  /* MAP_PRIVATE|MAP_FIXED, R/W */

@@ -101,6 +101,22 @@ def reserve(byte_len: int) -> int:
     return out[0]
 
 
+def reserve_memory(byte_len: int, pre_guard: int, accessible: int, image=None) -> int:
+    """Reserve ``byte_len`` bytes, map ``image`` (a MemoryImage or None) at
+    ``pre_guard + image.linear_offset`` and make ``accessible`` bytes after the pre-guard
+    R/W, in one C call (all or nothing). Returns the reservation's start."""
+    _check_len("reserve", byte_len)
+    out = ffi.new("uint64_t *")
+    if image is not None and image.byte_len:
+        rc = lib.wenv_reserve_memory(byte_len, pre_guard, accessible, image.fd, image.file_offset,
+                                     image.linear_offset, image.byte_len, out)
+    else:
+        rc = lib.wenv_reserve_memory(byte_len, pre_guard, accessible, -1, 0, 0, 0, out)
+    if rc != 0:
+        _raise_errno(f"mmap reservation of {byte_len:#x} bytes (with its image)")
+    return out[0]
+
+
 def release(addr: int, byte_len: int) -> None:
     if lib.wenv_release(addr, byte_len) != 0:
         _raise_errno(f"munmap of {byte_len:#x} bytes at {addr:#x}")

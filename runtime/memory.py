@@ -64,6 +64,13 @@ class Reservation:
         self.byte_len = byte_len
         self.closed = False
 
+    @classmethod
+    def _adopt(cls, start: int, byte_len: int) -> "Reservation":
+        """Own a mapping the C layer already made (see ``_ffi.reserve_memory``)."""
+        self = cls.__new__(cls)
+        self.start, self.byte_len, self.closed = start, byte_len, False
+        return self
+
     @property
     def end(self) -> int:
         return self.start + self.byte_len
@@ -136,23 +143,13 @@ class ReservedSlot(MemorySlot):
         else:
             capacity = size_pages * WASM_PAGE_SIZE + plan.style.reserve_bytes
         total = plan.pre_guard_size + capacity + plan.offset_guard_size
-        self._reservation = Reservation(total)
-        self.base_address = self._reservation.start + plan.pre_guard_size
+        # One C call: reserve, map the image (R/W by its own mmap), mprotect the rest of
+        # the accessible bytes; all or nothing.
+        start = _ffi.reserve_memory(total, plan.pre_guard_size, size_pages * WASM_PAGE_SIZE, image)
+        self._reservation = Reservation._adopt(start, total)
+        self.base_address = start + plan.pre_guard_size
         self.capacity_bytes = capacity
         self.guard_bytes = plan.offset_guard_size
-        try:
-            base, byte_len = self.base_address, size_pages * WASM_PAGE_SIZE
-            lo = hi = 0  # the image's range: mapped R/W by the mmap itself, no mprotect
-            if image is not None and image.byte_len:
-                lo, hi = image.linear_offset, image.linear_offset + image.byte_len
-                _ffi.map_fd_fixed(base + lo, image.byte_len, image.fd, image.file_offset)
-            if lo > 0:
-                _ffi.protect(base, lo, True)
-            if byte_len > hi:
-                _ffi.protect(base + hi, byte_len - hi, True)
-        except BaseException:
-            self._reservation.close()
-            raise
 
     @property
     def reservation_range(self) -> Tuple[int, int]:
