@@ -5,6 +5,7 @@ from typing import List, Optional
 
 from wasmenv import ConstExpr, ExternKind, InitMemory, TableInitialization
 
+from ._owner import Owner
 from .allocator import begin_instance
 from .func import Func
 from .globals import Global
@@ -15,7 +16,7 @@ from .tag import Tag
 from .traps import Trap, TrapCode
 
 
-class Instance:
+class Instance(Owner):
     """An instantiated module: imports linked, globals, tables and memories created and
     initialized in spec order. Start functions are reported (``start_func``), not run.
 
@@ -202,22 +203,9 @@ class Instance:
             table.close()
         _release(self._owned, self._alloc)
 
-    def __del__(self):  # the backstop; a method costs nothing per instance
-        if not getattr(self, "_closed", True):
-            try:
-                self.close()
-            except Exception:  # interpreter shutdown
-                pass
-
     @property
     def closed(self) -> bool:
         return self._closed
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         return f"<Instance of {self.module.env.name or 'module'}: {len(self.memories)} memories>"

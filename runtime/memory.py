@@ -40,6 +40,7 @@ from typing import Optional, Tuple
 from wasmenv import WASM_PAGE_SIZE, MemoryPlan, MemoryType
 
 from . import _ffi
+from ._owner import Owner
 from .errors import AllocationError, WasmRuntimeError
 from .traps import Trap, TrapCode
 
@@ -49,11 +50,10 @@ _U64_LIMIT = 1 << 64
 _OOB = TrapCode.MEMORY_OUT_OF_BOUNDS
 
 
-class Reservation:
+class Reservation(Owner):
     """Owner of one mapping ``[start, start + byte_len)``, reserved PROT_NONE with MAP_NORESERVE.
 
-    ``close()`` unmaps it (idempotent); ``__del__`` does the same as a backstop (a
-    method, not a weakref.finalize object: nothing extra per reservation).
+    ``close()`` unmaps it (idempotent); ``__del__`` does the same as a backstop (Owner).
     """
 
     __slots__ = ("start", "byte_len", "closed", "__weakref__")
@@ -79,18 +79,6 @@ class Reservation:
         if not self.closed:
             self.closed = True
             _ffi.release(self.start, self.byte_len)
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown or an already torn-down module
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         return f"<Reservation [{self.start:#x}, {self.end:#x}){' closed' if self.closed else ''}>"
@@ -196,7 +184,7 @@ def _i64_from_u64(value):
     return value
 
 
-class Memory:
+class Memory(Owner):
     """A WebAssembly linear memory backed by an mmap reservation with guard regions.
 
     Create with :meth:`Memory.new`, or let an allocator do it
@@ -451,20 +439,6 @@ class Memory:
     def close(self) -> None:
         """Release the reservation (idempotent). Accessors then raise ValueError."""
         self._state.close()
-
-    def __del__(self):  # the backstop: a method costs nothing per memory, a finalize object does
-        state = getattr(self, "_state", None)
-        if state is not None:
-            try:
-                state.close()
-            except Exception:  # interpreter shutdown
-                pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         if self.closed:
