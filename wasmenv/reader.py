@@ -113,7 +113,11 @@ class Reader:
 
     # -- LEB128 ---------------------------------------------------------------------------
     def u32(self) -> int:
-        """Unsigned LEB128, at most 5 bytes, value < 2^32."""
+        """Unsigned LEB128, at most 5 bytes, value < 2^32.
+
+        Deliberately not shared with :meth:`u64`: it reads every index and count of a
+        module, so it has a one-byte fast path and its own bound checks.
+        """
         buf = self.buf
         pos = self.pos
         end = self.end
