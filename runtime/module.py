@@ -27,8 +27,7 @@ class Module:
     def __init__(self, engine: Engine, source):
         if isinstance(source, (str, os.PathLike)):
             if os.path.isdir(source):
-                translation = wasmenv.load_artifact(source, engine.tunables)
-                self._setup(engine, translation, _artifact_images(engine, translation))
+                self._setup(engine, *_load_artifact(engine, source))
                 return
             with open(source, "rb") as f:
                 source = f.read()
@@ -43,8 +42,7 @@ class Module:
         Raises:
             wasmenv.ArtifactError: missing, corrupt, other format version or other tunables.
         """
-        translation = wasmenv.load_artifact(os.fspath(path), engine.tunables)
-        return cls._from_translation(engine, translation, _artifact_images(engine, translation))
+        return cls._from_translation(engine, *_load_artifact(engine, path))
 
     @classmethod
     def _from_translation(cls, engine: Engine, translation, images=None) -> "Module":
@@ -116,6 +114,12 @@ def _build_images(translation) -> list:
                                       cover_byte_len=cover)
 
     return _images(translation, make)
+
+
+def _load_artifact(engine, path):
+    """(translation, images) of a compiled artifact directory."""
+    translation = wasmenv.load_artifact(os.fspath(path), engine.tunables)
+    return translation, _artifact_images(engine, translation)
 
 
 def _artifact_images(engine, translation) -> list:

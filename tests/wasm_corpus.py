@@ -20,13 +20,13 @@ import os
 import random
 import shutil
 import subprocess
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
+import runtime.wast
 from wasmenv.encode import MAGIC_VERSION, module, name, section, sleb, uleb, vec  # noqa: F401 (re-exported)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,10 +69,7 @@ SUPPORTED_SMITH_ARGS: Dict[str, object] = {
 
 def find_tool(tool: str) -> Optional[str]:
     """``tool`` next to the running interpreter (the venv's bin), else on PATH."""
-    candidate = Path(sys.executable).parent / tool
-    if candidate.exists() and os.access(candidate, os.X_OK):
-        return str(candidate)
-    return shutil.which(tool)
+    return runtime.wast.tool(tool)
 
 
 def wasm_tools() -> Optional[str]:
@@ -301,32 +298,9 @@ def section_spans(wasm: bytes):
 
 
 def stub_code_bodies(wasm: bytes) -> bytes:
-    """The module with every code body replaced by ``unreachable; end`` (no locals).
-
-    Valid for any signature, so module-level validity is unchanged while body-level
-    errors disappear. Raises ValueError if the code section cannot be framed.
-    """
-    out = bytearray(wasm[:8])
-    for sid, start, end in section_spans(wasm):
-        if sid != 10:
-            out += wasm[start:end]
-            continue
-        # skip id and size to the body, read the function count
-        pos = start + 1
-        while wasm[pos] & 0x80:
-            pos += 1
-        pos += 1
-        count = shift = 0
-        while True:
-            if pos >= end:
-                raise ValueError("truncated code count")
-            b = wasm[pos]
-            pos += 1
-            count |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                break
-        if count > end - pos:
-            raise ValueError("code count larger than the section")
-        out += section(10, uleb(count) + b"\x03\x00\x00\x0b" * count)
-    return bytes(out)
+    """The module with every code body replaced by ``unreachable; end`` (no locals):
+    runtime.wast.strip_code_bodies. Raises ValueError if the sections cannot be framed."""
+    stubbed = runtime.wast.strip_code_bodies(wasm)
+    if stubbed is None:
+        raise ValueError("the module's sections or code bodies cannot be framed")
+    return stubbed
