@@ -41,16 +41,14 @@ def worker(path, strategy, n, touch_pages, guard_bytes):
     elapsed = time.perf_counter() - start
     gc.collect()
     live = usage.process_usage()
-    ranges = None
-    if strategy in OURS:
-        ranges = usage.usage_of_ranges([sum((usage.instance_ranges(i) for i in instances), [])])[0]
+    # Our instances' own address ranges, gathered once, read before and after touching.
+    own = [r for i in instances for r in usage.instance_ranges(i)] if strategy in OURS else None
+    ranges = None if own is None else usage.usage_of_ranges([own])[0]
     for inst in instances:
         for page in range(touch_pages):
             d.touch(inst, page)
     touched = usage.process_usage()
-    ranges_touched = None
-    if strategy in OURS:
-        ranges_touched = usage.usage_of_ranges([sum((usage.instance_ranges(i) for i in instances), [])])[0]
+    ranges_touched = None if own is None else usage.usage_of_ranges([own])[0]
     out = {
         "strategy": strategy, "n": n, "touch_pages": touch_pages,
         "instantiate_us": elapsed / n * 1e6,
