@@ -1,7 +1,6 @@
 """Conversions between Python values and wasm value bit patterns."""
 from __future__ import annotations
 
-import math
 import re
 import struct
 
@@ -106,7 +105,3 @@ def _check_int(value, width):
         raise TypeError(f"expected an int for i{width}, got {type(value).__name__}")
     if not -(1 << (width - 1)) <= value < (1 << width):
         raise ValueError(f"{value} does not fit in i{width}")
-
-
-def same_float_bits(a: float, b: float) -> bool:
-    return a == b or (math.isnan(a) and math.isnan(b))
