@@ -125,10 +125,6 @@ class Table:
         for i, v in enumerate(values):
             self._set[start + i] = v
 
-    def non_null_pattern(self):
-        """A list of booleans, True where the element is not null (for comparisons)."""
-        return [self._get(i) is not None for i in range(self._size)]
-
     def _check(self, index: int, n: int):
         if self._closed:
             raise ValueError("table is closed")

@@ -54,12 +54,6 @@ class ConstExpr:
     def is_null(self) -> bool:
         return len(self.ops) == 1 and self.ops[0][0] == "ref.null"
 
-    def globals_used(self):
-        return [imm for op, imm in self.ops if op == "global.get"]
-
-    def funcs_used(self):
-        return [imm for op, imm in self.ops if op == "ref.func"]
-
     def evaluate(self, get_global: Callable[[int], object],
                  ref_func: Callable[[int], object] = lambda i: ("func", i)):
         """Evaluate with ``get_global(index)`` and ``ref_func(index)`` callbacks.

@@ -59,8 +59,7 @@ class _DataStore:
             raise IndexError(f"range {r} spans more than one data chunk")
         return chunk[r.start - base:r.stop - base]
 
-    def clear(self):
-        self.__init__()
+
 
 
 @dataclass
