@@ -60,8 +60,6 @@ class _DataStore:
         return chunk[r.start - base:r.stop - base]
 
 
-
-
 @dataclass
 class ModuleTranslation:
     """The result of decoding: the module and the bytes its initializers refer to.
