@@ -7,8 +7,9 @@ import os
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-#: (header, source): wenv_native is the runtime; wenv_bench holds benchmark floors.
-UNITS = [("wenv_native.h", "wenv_native.c"), ("wenv_bench.h", "wenv_bench.c")]
+#: (header, source): wenv_native is the runtime, wenv_pool the pooling allocator's slots;
+#: wenv_bench holds benchmark floors.
+UNITS = [("wenv_native.h", "wenv_native.c"), ("wenv_pool.h", "wenv_pool.c"), ("wenv_bench.h", "wenv_bench.c")]
 
 
 def _cdef_block(header):

@@ -115,6 +115,18 @@ fail:
     }
 }
 
+uint64_t wenv_memory_open(const wenv_memory_spec *spec)
+{
+    uint64_t start = 0;
+    int has_image = spec->image_fd >= 0 && spec->image_len > 0;
+    if (wenv_reserve_memory(spec->reserve_bytes, spec->pre_guard, spec->accessible,
+                            has_image ? (int)spec->image_fd : -1, spec->image_file_offset,
+                            has_image ? spec->image_offset : 0, has_image ? spec->image_len : 0,
+                            &start) != 0)
+        return 0;
+    return start;
+}
+
 int wenv_release(uint64_t addr, uint64_t byte_len)
 {
     if (!wenv_range_ok(addr, byte_len))

@@ -52,6 +52,20 @@ int wenv_reserve_memory(uint64_t byte_len, uint64_t pre_guard, uint64_t accessib
                         uint64_t file_offset, uint64_t image_offset, uint64_t image_len,
                         uint64_t *out_addr);
 int wenv_release(uint64_t addr, uint64_t byte_len);         /* munmap */
+/* What instantiating one defined memory needs; computed once per module (runtime.instance)
+ * and read by wenv_memory_open and the pool (wenv_pool.h). */
+typedef struct wenv_memory_spec {
+    uint64_t reserve_bytes;     /* on-demand: the whole reservation, guards included */
+    uint64_t pre_guard;         /* on-demand: bytes before wasm byte 0 */
+    uint64_t accessible;        /* the initial size in bytes: R/W from the start */
+    int64_t image_fd;           /* < 0: no image */
+    uint64_t image_file_offset;
+    uint64_t image_offset;      /* where the image goes, from wasm byte 0 */
+    uint64_t image_len;         /* 0: no image */
+    uint64_t image_key;         /* the image's identity, never reused (a pool slot's affinity) */
+} wenv_memory_spec;
+/* wenv_reserve_memory for a spec: the reservation's start, or 0 with errno set. */
+uint64_t wenv_memory_open(const wenv_memory_spec *spec);
 int wenv_protect(uint64_t addr, uint64_t byte_len, int writable);   /* PROT_READ|PROT_WRITE or PROT_NONE */
 int wenv_map_fd_fixed(uint64_t addr, uint64_t byte_len, int fd, uint64_t file_offset);  /* MAP_PRIVATE|MAP_FIXED, R/W */
 int wenv_map_anon_fixed(uint64_t addr, uint64_t byte_len, int writable);  /* fresh zero pages over a range */

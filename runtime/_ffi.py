@@ -117,6 +117,22 @@ def reserve_memory(byte_len: int, pre_guard: int, accessible: int, image=None) -
     return out[0]
 
 
+def new_memory_specs(count: int):
+    """A zeroed ``wenv_memory_spec[count]`` (what instantiating each defined memory needs)."""
+    return ffi.new("wenv_memory_spec[]", count)
+
+
+def memory_open(spec) -> int:
+    """Reserve a memory as ``spec`` says (one C call, all or nothing); its start address."""
+    if spec[0].reserve_bytes == _MAX_LEN - 1:  # the layout's mark for 2^64 bytes or more
+        raise AllocationError("reserve: the memory needs 2^64 bytes or more: it cannot be addressed",
+                              "address space")
+    start = lib.wenv_memory_open(spec)
+    if start == 0:
+        _raise_errno(f"mmap reservation of {spec[0].reserve_bytes:#x} bytes (with its image)")
+    return start
+
+
 def release(addr: int, byte_len: int) -> None:
     if lib.wenv_release(addr, byte_len) != 0:
         _raise_errno(f"munmap of {byte_len:#x} bytes at {addr:#x}")
@@ -154,6 +170,69 @@ def decommit(addr: int, byte_len: int) -> None:
 
 
 copy_raw = lib.wenv_copy_raw  # (dst_addr, src_addr, byte_len): memmove, no checks
+
+
+# ---- pool slots (c_src/wenv_pool.h) ---------------------------------------------------
+
+POOL_MAX_INSTANCES = lib.WENV_POOL_MAX_INSTANCES
+POOL_NO_SLOT = lib.WENV_POOL_NO_SLOT
+POOL_CLOSED = lib.WENV_POOL_CLOSED
+#: Step name -> WENV_POOL_FAIL_* bit, for pool_inject_failures (tests).
+POOL_FAIL = {"decommit": lib.WENV_POOL_FAIL_DECOMMIT, "map_anon": lib.WENV_POOL_FAIL_MAP_ANON,
+             "protect": lib.WENV_POOL_FAIL_PROTECT, "map_image": lib.WENV_POOL_FAIL_MAP_IMAGE}
+
+
+def pool_new(slot_count: int, slots_per_chunk: int, chunk_bases, stride: int, bound_bytes: int,
+             keep_bytes: int, max_instances: int):
+    """The C side of a pool (freed with pool_free)."""
+    bases = ffi.new("uint64_t[]", list(chunk_bases) or [0])
+    pool = lib.wenv_pool_new(slot_count, slots_per_chunk, bases, len(chunk_bases), stride, bound_bytes,
+                             keep_bytes, max_instances)
+    if pool == ffi.NULL:
+        _raise_errno("creating the pool's slot table")
+    return pool
+
+
+pool_free = lib.wenv_pool_free
+pool_begin = lib.wenv_pool_begin      # (pool) -> 0 or POOL_* code
+pool_take = lib.wenv_pool_take        # (pool, spec, count_instance) -> slot, -1 (errno) or POOL_* code
+pool_put = lib.wenv_pool_put          # (pool, slot, end_instance) -> 1 if closed and unused
+pool_end = lib.wenv_pool_end          # (pool) -> 1 if closed and unused
+pool_close = lib.wenv_pool_close      # (pool) -> 1 if unused
+pool_slot_base = lib.wenv_pool_slot_base
+
+
+def pool_failed(what: str):
+    """Raise the domain error for a -1 (errno) from a pool call."""
+    _raise_errno(what)
+
+
+def pool_grow(pool, slot: int, new_bytes: int) -> None:
+    if lib.wenv_pool_grow(pool, slot, new_bytes) != 0:
+        _raise_errno(f"mprotect(read/write) growing pool slot {slot} to {new_bytes:#x} bytes")
+
+
+def pool_stats(pool) -> tuple:
+    """(live_instances, live_memories, slots ever used, free slots, in-use slots on the free list)."""
+    out = ffi.new("uint64_t[5]")
+    lib.wenv_pool_stats(pool, out)
+    return tuple(out)
+
+
+def pool_slot_state(pool, slot: int) -> dict:
+    out = ffi.new("uint64_t[6]")
+    if lib.wenv_pool_slot_state(pool, slot, out) != 0:
+        raise IndexError(f"no pool slot {slot}")
+    keys = ("in_use", "poisoned", "accessible", "image_key", "image_offset", "image_len")
+    return dict(zip(keys, out))
+
+
+def pool_inject_failures(pool, steps) -> None:
+    """Make the named pool steps (POOL_FAIL keys) fail with EIO until called with ()."""
+    mask = 0
+    for step in steps:
+        mask |= POOL_FAIL[step]
+    lib.wenv_pool_inject_failures(pool, mask)
 
 
 # ---- memory descriptors --------------------------------------------------------------

@@ -6,19 +6,33 @@ prepared for the plan (accessible prefix R/W, image mapped); the Memory owns the
 calls its ``release()`` once when closed. :class:`OnDemandAllocator` uses one fresh
 reservation per memory (:class:`runtime.memory.ReservedSlot`).
 
-An Instance goes through ``begin_instance(module) -> InstanceAllocation``: once, after
-linking and before anything is allocated (a pooling allocator counts instances there and
-may refuse with AllocationError); then ``allocate_memory`` / ``allocate_table`` on the
-returned object for each defined memory and table; then ``end()`` once, after every
-memory and table it handed out was closed (also when instantiation failed half-way).
-The on-demand allocator does no per-instance work. :class:`runtime.pooling.PoolingAllocator`
-takes slots out of one big reservation and returns them to the pool (reset) on release.
+An Instance goes through ``begin_instance(module) -> InstanceAllocation`` (one object
+may serve every instance of an allocator), then, with the module's instantiation layout
+(``runtime.instance._Layout``):
+
+* ``begin(module, layout) -> handles``: counts the instance (a pooling allocator may
+  refuse with AllocationError) and opens one memory per ``layout.memories`` entry, all
+  or nothing. A handle is whatever the allocation needs to find that memory again (a
+  reservation's start, a pool slot, or a Memory).
+* ``memory(layout, index, handle) -> Memory``: the Memory object of an opened memory,
+  made only when somebody asks for it (an instance that is never looked at costs no
+  Memory object); from then on the Memory owns the memory and ``close()`` releases it.
+* ``allocate_table(...)`` for each defined table;
+* ``finish(layout, handles, made)``: release every memory whose Memory was never made
+  (``made`` is None, or a list with None at those indices), after the instance closed
+  the ones that were; then the instance no longer counts.
+
+:class:`OnDemandAllocator` opens each memory with one C call (reserve, map the image,
+mprotect the rest) and releases it with munmap.
+:class:`runtime.pooling.PoolingAllocator` takes slots out of one big reservation and
+returns them to the pool (reset) on release, one C call each way.
 """
 from __future__ import annotations
 
 
 from wasmenv import MemoryPlan
 
+from . import _ffi
 from .memory import Memory, ReservedSlot
 from .table import Table
 
@@ -26,11 +40,8 @@ __all__ = ["InstanceAllocator", "InstanceAllocation", "OnDemandAllocator", "begi
 
 
 class InstanceAllocation:
-    """What one Instance takes from an allocator (the default: no per-instance state).
-
-    ``allocate_memory`` / ``allocate_table`` create the instance's defined memories and
-    tables; ``end()`` is called once after all of them were closed.
-    """
+    """What instances take from an allocator that only implements ``allocate_memory``:
+    every memory is made eagerly and is its own handle (see the module docstring)."""
 
     __slots__ = ("allocator",)
 
@@ -40,11 +51,30 @@ class InstanceAllocation:
     def allocate_memory(self, plan: MemoryPlan, image=None) -> Memory:
         return self.allocator.allocate_memory(plan, image)
 
+    def begin(self, module, layout) -> list:
+        memories = []
+        try:
+            for plan, image in layout.memories:
+                memories.append(self.allocate_memory(plan, image))
+        except BaseException:
+            for memory in reversed(memories):
+                memory.close()
+            raise
+        return memories
+
+    def memory(self, layout, index: int, handle) -> Memory:
+        return handle
+
+    def range(self, layout, index: int, handle) -> tuple:
+        """(start, end) of an opened memory's reservation, guards included."""
+        return handle.reservation_range
+
     def allocate_table(self, plan, lazy=None, make_func=None, init=None) -> Table:
         return Table._for_plan(plan, lazy, make_func, init)
 
-    def end(self) -> None:
-        pass
+    def finish(self, layout, handles, made) -> None:
+        for memory in reversed(handles):
+            memory.close()
 
 
 def begin_instance(allocator, module) -> InstanceAllocation:
@@ -83,14 +113,48 @@ class InstanceAllocator:
         self.close()
 
 
+class _OnDemandAllocation(InstanceAllocation):
+    """Handles are reservation starts from ``_ffi.memory_open`` (one C call per memory)."""
+
+    __slots__ = ()
+
+    def begin(self, module, layout) -> list:
+        specs = layout.specs
+        if layout.memory_count == 1:
+            return [_ffi.memory_open(specs)]
+        starts = []
+        try:
+            for index in range(layout.memory_count):
+                starts.append(_ffi.memory_open(specs + index))
+        except BaseException:
+            self.finish(layout, starts, None)
+            raise
+        return starts
+
+    def memory(self, layout, index: int, start: int) -> Memory:
+        plan, image = layout.memories[index]
+        _ffi.install_trap_handler()  # idempotent; puts ours back on top if covered
+        slot = ReservedSlot._adopt(plan, plan.memory.minimum, start)
+        return Memory._adopt(plan, image, slot, layout.max_pages[index])
+
+    def range(self, layout, index: int, start: int) -> tuple:
+        return (start, start + layout.reserve_bytes[index])
+
+    def finish(self, layout, starts, made) -> None:
+        totals = layout.reserve_bytes
+        for index in range(len(starts) - 1, -1, -1):
+            if made is None or made[index] is None:
+                _ffi.release(starts[index], totals[index])
+
+
 class OnDemandAllocator(InstanceAllocator):
     """One reservation per memory, sized by the plan (DESIGN.md "Allocators")."""
 
+    def __init__(self):
+        self._shared = _OnDemandAllocation(self)  # stateless: serves every instance
+
     def begin_instance(self, module) -> InstanceAllocation:
-        shared = self.__dict__.get("_shared")
-        if shared is None:  # stateless: one object serves every instance
-            shared = self.__dict__["_shared"] = InstanceAllocation(self)
-        return shared
+        return self._shared
 
     def allocate_memory(self, plan: MemoryPlan, image=None) -> Memory:
         return Memory(plan, image, slot_factory=ReservedSlot)

@@ -13,6 +13,7 @@ offset (compiled artifacts map their data section with no copy).
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import sys
 import tempfile
@@ -28,6 +29,9 @@ _SEALS = 0
 if sys.platform.startswith("linux"):
     import fcntl
     _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+
+
+_KEYS = itertools.count(1)
 
 
 def _round_up(n: int, align: int) -> int:
@@ -75,7 +79,7 @@ class MemoryImage:
     """
 
     __slots__ = ("_fd", "file_offset", "byte_len", "linear_offset", "sealed", "source", "_finalizer",
-                 "__weakref__")
+                 "key", "__weakref__")
 
     def __init__(self, fd: int, file_offset: int, byte_len: int, linear_offset: int, *,
                  sealed: bool = False, source: str = "fd"):
@@ -91,6 +95,7 @@ class MemoryImage:
         self.linear_offset = linear_offset
         self.sealed = sealed
         self.source = source
+        self.key = next(_KEYS)  # identity for a pool slot's image affinity (never reused)
         self._finalizer = weakref.finalize(self, os.close, fd)
 
     @classmethod

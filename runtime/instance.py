@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from wasmenv import ConstExpr, ExternKind, InitMemory, TableInitialization
+from wasmenv import WASM_PAGE_SIZE, ConstExpr, ExternKind, InitMemory, TableInitialization
 
 from ._owner import Owner
+from . import _ffi
 from .allocator import begin_instance
+from .memory import Memory, reservation_geometry
 from .func import Func
 from .globals import Global
 from .linking import lookup_imports
@@ -33,30 +35,41 @@ class Instance(Owner):
         AllocationError: a memory could not be reserved (nothing is left behind).
     """
 
-    __slots__ = ("module", "functions", "globals", "tables", "memories", "tags", "_owned",
-                 "_defined_tables", "_alloc", "_closed", "_passive_data", "_exports",
-                 "__weakref__")
+    __slots__ = ("module", "functions", "globals", "tables", "tags", "_imported_memories",
+                 "_handles", "_made", "_owned", "_defined_tables", "_alloc", "_closed",
+                 "_passive_data", "_exports", "__weakref__")
 
     def __init__(self, module: Module, imports=None):
-        if module.closed:
+        layout = module._instance_layout
+        if layout is None:
+            if module.closed:
+                raise ValueError("module is closed")
+            layout = _layout(module)
+        elif module._closed:
             raise ValueError("module is closed")
-        env = module.env
-        externs = [] if imports is None and not env.initializers else lookup_imports(env, imports)
         self.module = module
         self._closed = True  # nothing to release until the allocation begins
-        self._exports = None
+        self._exports = self._made = None
+        self._passive_data = layout.passive_data
+        self._defined_tables = self._owned = _NONE
+        if layout.memories_only and not imports:
+            # The common case (no imports, globals, tables, tags or segments to apply):
+            # the memories are all there is, opened by one allocator call.
+            self.functions = None
+            self.globals = self.tables = self.tags = self._imported_memories = _NONE
+            alloc = self._alloc = begin_instance(module.engine.allocator, module)
+            self._handles = alloc.begin(module, layout)
+            self._closed = False
+            return
+        env = module.env
+        externs = [] if imports is None and not env.initializers else lookup_imports(env, imports)
         # Containers only for what the module has (a shared empty tuple otherwise): an
         # instance should cost little more than its memories.
         self.functions: List[Optional[Func]] = [None] * len(env.functions) if env.num_imported_funcs else None
         self.globals: List[Global] = [] if env.globals else _NONE
         self.tables: List[Table] = [] if env.table_plans else _NONE
-        self.memories: List[object] = [] if env.memory_plans else _NONE
+        self._imported_memories: List[object] = [] if env.num_imported_memories else _NONE
         self.tags: List[Tag] = [] if env.tags else _NONE
-        # What close() releases: defined memories and pooled table slots, never an object
-        # that references this instance.
-        self._owned: List[object] = [] if len(env.memory_plans) > env.num_imported_memories or \
-            len(env.table_plans) > env.num_imported_tables else _NONE
-        self._defined_tables: List[Table] = _NONE
         for imp, ext in zip(env.initializers, externs):
             kind = imp.index.kind
             if kind is ExternKind.FUNC:
@@ -66,22 +79,22 @@ class Instance(Owner):
             elif kind is ExternKind.TABLE:
                 self.tables.append(ext)
             elif kind is ExternKind.MEMORY:
-                self.memories.append(ext)
+                self._imported_memories.append(ext)
             else:
                 self.tags.append(ext)
         # Counted by the allocator from here (a pool may refuse: AllocationError); ended by
-        # close() (or __del__, the backstop) once every owned memory and table is closed.
-        self._alloc = begin_instance(module.engine.allocator, module)
+        # close() (or __del__, the backstop) once every memory and table is released.
+        alloc = self._alloc = begin_instance(module.engine.allocator, module)
+        self._handles = alloc.begin(module, layout)
         self._closed = False
         try:
-            self._instantiate()
+            self._instantiate(layout)
         except BaseException:
             self.close()
             raise
 
     # -- instantiation -------------------------------------------------------------------
-    def _instantiate(self):
-        layout = _layout(self.module)
+    def _instantiate(self, layout):
         for ty, init in layout.globals:
             self.globals.append(Global(ty, self._eval(init)))
         for func_type in layout.tags:
@@ -90,6 +103,7 @@ class Instance(Owner):
         alloc = self._alloc
         if layout.tables:
             self._defined_tables = []
+            self._owned = []  # pooled table slots
         for plan, arr in layout.tables:
             init = None if plan.table.init is None else self._eval(plan.table.init)
             table = alloc.allocate_table(plan, arr, self._func_ref, init)
@@ -97,13 +111,6 @@ class Instance(Owner):
             if table._slot is not None:
                 self._owned.append(table._slot)
             self.tables.append(table)
-
-        passive, store = layout.passive_data, self.module.translation.passive_data
-        for plan, image in layout.memories:
-            memory = alloc.allocate_memory(plan, image)
-            memory._passive_map, memory._passive_store = passive, store
-            self._owned.append(memory)
-            self.memories.append(memory)
 
         # Element segments (eager ones), then data segments, each in order; stop at the
         # first out-of-bounds segment with earlier writes kept.
@@ -118,21 +125,19 @@ class Instance(Owner):
 
         if layout.segmented:
             data = self.module.translation.data
-            state = InitMemory.Runtime(lambda i: self.memories[i].size_pages, self._global_u64)
+            state = InitMemory.Runtime(lambda i: self.memory(i).size_pages, self._global_u64)
 
             def write(memory_index, init):
-                self.memories[memory_index].write(init.offset, data.view(init.data))
+                self.memory(memory_index).write(init.offset, data.view(init.data))
                 return True
 
             if not layout.segmented.init_memory(state, write):
                 raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, "data segment out of bounds")
         else:  # Static: images were mapped at allocation, unless copy-on-write is off
             for index, offset, view in layout.copies:
-                self.memories[index].write(offset, view)
-
+                self.memory(index).write(offset, view)
         # Active and declarative segments are dropped; passive ones stay until data.drop
-        # (the layout's mapping is shared until this instance drops one).
-        self._passive_data = layout.passive_data
+        # (self._passive_data: the layout's mapping, shared until this instance drops one).
 
     def _global_u64(self, index: int) -> int:
         return self.globals[index].as_u64()
@@ -163,7 +168,38 @@ class Instance(Owner):
         return self.module.env.start_func
 
     def memory(self, index: int = 0):
-        return self.memories[index]
+        """Memory ``index`` (imported ones first); a defined one's object is made on first use."""
+        imported = self._imported_memories
+        if index < len(imported):
+            return imported[index] if index >= 0 else self.memories[index]
+        made = self._made
+        defined = index - len(imported)
+        if made is not None and defined < len(made) and made[defined] is not None:
+            return made[defined]
+        if self._closed:
+            raise ValueError("instance is closed")
+        handles = self._handles
+        if made is None:
+            made = self._made = [None] * len(handles)
+        memory = made[defined] = self._alloc.memory(_layout(self.module), defined, handles[defined])
+        memory._passive_map, memory._passive_store = self._passive_data, self.module.translation.passive_data
+        return memory
+
+    @property
+    def memories(self) -> list:
+        """Every memory of the instance, imported ones first (made on first use)."""
+        count = len(self._imported_memories) + len(self._handles)
+        return [self.memory(i) for i in range(count)]
+
+    def reservation_ranges(self) -> list:
+        """(start, end) of each defined memory's reservation, guards included, without
+        making Memory objects for the ones nobody looked at."""
+        layout = _layout(self.module)
+        alloc, made, out = self._alloc, self._made, []
+        for index, handle in enumerate(self._handles):
+            memory = made[index] if made is not None else None
+            out.append(memory.reservation_range if memory is not None else alloc.range(layout, index, handle))
+        return out
 
     def passive_data(self, data_index: int) -> memoryview:
         """Bytes of a passive data segment (empty once dropped, or if it was active)."""
@@ -180,12 +216,13 @@ class Instance(Owner):
             kept = dict(self._passive_data)
             del kept[data_index]
             self._passive_data = kept
-            for memory in self.memories[self.module.env.num_imported_memories:]:
-                memory._passive_map = kept
+            for memory in self._made or ():
+                if memory is not None:
+                    memory._passive_map = kept
 
     def memory_init(self, memory_index: int, addr: int, data_index: int, offset: int, n: int):
         """memory.init: copy ``n`` bytes of passive segment ``data_index`` from ``offset``."""
-        self.memories[memory_index]._init_bytes(addr, self.passive_data(data_index), offset, n)
+        self.memory(memory_index)._init_bytes(addr, self.passive_data(data_index), offset, n)
 
     @property
     def exports(self) -> "Exports":
@@ -199,18 +236,29 @@ class Instance(Owner):
         if self._closed:
             return
         self._closed = True
-        for table in reversed(self._defined_tables):
-            table.close()
-        _release(self._owned, self._alloc)
+        try:
+            for table in reversed(self._defined_tables):
+                table.close()
+            for lease in reversed(self._owned):
+                lease.close()
+            made = self._made
+            if made is not None:
+                for memory in reversed(made):
+                    if memory is not None:
+                        memory.close()
+        finally:
+            self._alloc.finish(_layout(self.module), self._handles, self._made)
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     def __repr__(self):
-        return f"<Instance of {self.module.env.name or 'module'}: {len(self.memories)} memories>"
+        count = len(self._imported_memories) + len(self._handles)
+        return f"<Instance of {self.module.env.name or 'module'}: {count} memories>"
 
 
+_U64_MAX = (1 << 64) - 1
 _NONE = ()  # shared by every instance for the kinds its module does not have
 
 
@@ -221,7 +269,8 @@ class _Layout:
     image is not mapped, passive data segments, export names."""
 
     __slots__ = ("globals", "tags", "tables", "memories", "element_segments", "segmented",
-                 "copies", "passive_data", "export_names")
+                 "copies", "passive_data", "export_names", "memory_count", "max_pages",
+                 "reserve_bytes", "specs", "memories_only")
 
     def __init__(self, module: Module):
         env = module.env
@@ -243,6 +292,26 @@ class _Layout:
             for index, static in enumerate(minit.map) if static is not None and images[index] is None)
         self.passive_data = env.passive_data_map
         self.export_names = tuple(env.exports)
+        # Per defined memory: validated once here, and the C spec allocators open it from.
+        self.memory_count = len(self.memories)
+        self.max_pages = tuple(Memory.check_plan(plan, image) for plan, image in self.memories)
+        self.reserve_bytes = tuple(reservation_geometry(plan, plan.memory.minimum)[0]
+                                   for plan, _ in self.memories)
+        self.specs = _ffi.new_memory_specs(max(1, self.memory_count))
+        for spec, (plan, image), total in zip(self.specs, self.memories, self.reserve_bytes):
+            # Sizes of 2^64 or more (memory64) become 2^64 - 1: _ffi.memory_open refuses them.
+            spec.reserve_bytes = min(total, _U64_MAX)
+            spec.pre_guard = plan.pre_guard_size
+            spec.accessible = min(plan.memory.minimum * WASM_PAGE_SIZE, _U64_MAX)
+            spec.image_fd = -1
+            if image is not None and image.byte_len:
+                spec.image_fd = image.fd
+                spec.image_file_offset = image.file_offset
+                spec.image_offset = image.linear_offset
+                spec.image_len = image.byte_len
+                spec.image_key = image.key
+        self.memories_only = not (env.initializers or self.globals or self.tags or env.table_plans
+                                  or self.element_segments or self.segmented or self.copies)
 
 
 def _layout(module: Module) -> _Layout:
@@ -250,17 +319,6 @@ def _layout(module: Module) -> _Layout:
     if layout is None:
         layout = module._instance_layout = _Layout(module)
     return layout
-
-
-def _release(owned, alloc):
-    """Close memories, release pooled table slots (idempotent), then end the allocation."""
-    try:
-        for r in reversed(owned):
-            r.close()
-        if owned:
-            owned.clear()
-    finally:
-        alloc.end()
 
 
 class Exports:

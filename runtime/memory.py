@@ -44,7 +44,7 @@ from ._owner import Owner
 from .errors import AllocationError, WasmRuntimeError
 from .traps import Trap, TrapCode
 
-__all__ = ["Memory", "MemorySlot", "ReservedSlot", "Reservation"]
+__all__ = ["Memory", "MemorySlot", "ReservedSlot", "Reservation", "reservation_geometry"]
 
 _U64_LIMIT = 1 << 64
 _OOB = TrapCode.MEMORY_OUT_OF_BOUNDS
@@ -119,21 +119,38 @@ class MemorySlot:
         raise NotImplementedError
 
 
+def reservation_geometry(plan: MemoryPlan, size_pages: int) -> Tuple[int, int]:
+    """(total bytes reserved, capacity bytes after the base) of an on-demand memory of
+    ``size_pages``: Static plans reserve their bound, Dynamic ones size + growth reserve."""
+    if plan.is_static:
+        capacity = plan.style.bound_bytes
+    else:
+        capacity = size_pages * WASM_PAGE_SIZE + plan.style.reserve_bytes
+    return plan.pre_guard_size + capacity + plan.offset_guard_size, capacity
+
+
 class ReservedSlot(MemorySlot):
     """On-demand slot: one reservation of ``plan.reservation_bytes(size_pages)`` per memory."""
 
     __slots__ = ("plan", "_reservation", "base_address", "capacity_bytes", "guard_bytes")
 
     def __init__(self, plan: MemoryPlan, size_pages: int, image=None):
-        self.plan = plan
-        if plan.is_static:
-            capacity = plan.style.bound_bytes
-        else:
-            capacity = size_pages * WASM_PAGE_SIZE + plan.style.reserve_bytes
-        total = plan.pre_guard_size + capacity + plan.offset_guard_size
+        total, capacity = reservation_geometry(plan, size_pages)
         # One C call: reserve, map the image (R/W by its own mmap), mprotect the rest of
         # the accessible bytes; all or nothing.
         start = _ffi.reserve_memory(total, plan.pre_guard_size, size_pages * WASM_PAGE_SIZE, image)
+        self._set(plan, start, total, capacity)
+
+    @classmethod
+    def _adopt(cls, plan: MemoryPlan, size_pages: int, start: int) -> "ReservedSlot":
+        """Own a reservation ``_ffi.memory_open`` made for ``plan`` and ``size_pages``."""
+        self = cls.__new__(cls)
+        total, capacity = reservation_geometry(plan, size_pages)
+        self._set(plan, start, total, capacity)
+        return self
+
+    def _set(self, plan, start, total, capacity):
+        self.plan = plan
         self._reservation = Reservation._adopt(start, total)
         self.base_address = start + plan.pre_guard_size
         self.capacity_bytes = capacity
@@ -206,6 +223,19 @@ class Memory(Owner):
                  "_image", "_passive_map", "_passive_store", "__weakref__")
 
     def __init__(self, plan: MemoryPlan, image=None, *, slot_factory=None):
+        max_pages = self.check_plan(plan, image)
+        _ffi.install_trap_handler()  # idempotent; puts ours back on top if covered
+        slot = (slot_factory or ReservedSlot)(plan, plan.memory.minimum, image)
+        self._take(plan, image, slot, max_pages)
+
+    @staticmethod
+    def check_plan(plan: MemoryPlan, image=None) -> int:
+        """Validate a plan (and the image it would map); return the effective maximum pages.
+
+        Raises:
+            ValueError: the memory type is invalid, exceeds a Static bound, or the image
+                is closed or does not fit the minimum size.
+        """
         ty = plan.memory
         absolute = ty.absolute_max_pages
         if ty.minimum < 0 or ty.minimum > absolute:
@@ -226,16 +256,26 @@ class Memory(Owner):
             if image.linear_offset + image.byte_len > byte_len:
                 raise ValueError(f"image [{image.linear_offset:#x}, {image.linear_offset + image.byte_len:#x}) "
                                  f"does not fit in the memory's {byte_len:#x} bytes")
-        _ffi.install_trap_handler()  # idempotent; puts ours back on top if covered
-        slot = (slot_factory or ReservedSlot)(plan, ty.minimum, image)
+        return max_pages
+
+    @classmethod
+    def _adopt(cls, plan: MemoryPlan, image, slot: MemorySlot, max_pages: int) -> "Memory":
+        """A Memory owning ``slot``, already prepared for ``plan`` (size: the minimum) and
+        ``image``; ``max_pages`` from :meth:`check_plan`. An allocator's fast path: the
+        instance layout validated the plan once per module."""
+        self = cls.__new__(cls)
+        self._take(plan, image, slot, max_pages)
+        return self
+
+    def _take(self, plan, image, slot, max_pages):
         try:
             self._plan = plan
-            self._size_pages = ty.minimum
+            self._size_pages = plan.memory.minimum
             self._max_pages = max_pages
             self._image = image if image is not None and image.byte_len else None
             self._lock = threading.Lock()
             self._desc = _ffi.new_memory_desc()
-            self._describe(slot, byte_len)
+            self._describe(slot, plan.memory.minimum * WASM_PAGE_SIZE)
         except BaseException:
             slot.release()
             raise

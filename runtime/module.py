@@ -59,6 +59,7 @@ class Module:
                       else [None] * len(translation.module.memory_plans))
         self._images: List[Optional[object]] = images
         self._instance_layout = None  # runtime.instance caches per-module instantiation work here
+        self._closed = False
         self._finalizer = weakref.finalize(self, _close_all, list(images))
 
     @property
@@ -80,6 +81,7 @@ class Module:
 
     def close(self):
         """Release the images (instances still mapping them keep their pages)."""
+        self._closed = True
         self._finalizer()
 
     @property

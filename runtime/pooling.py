@@ -67,11 +67,16 @@ Closing the pool with live instances is deferred: ``close()`` refuses new instan
 once (ValueError) and the reservation is unmapped when the last live memory slot is
 returned. The finalizer does the same (it can only run once no slot is in use).
 
-Threads: slot and instance bookkeeping is under one lock; the syscalls that prepare or
-reset a slot run outside it, on a slot nobody else can see.
+Where it runs: the per-instance work above (count the instance, pop a slot, prepare it;
+reset it, push it back) is C (c_src/wenv_pool.c), one call each way, so that a pooled
+instantiation costs little more than its syscalls. Python reserves the pool, checks a
+module against the limits once, and keeps the table slots. Threads: slot and instance
+bookkeeping is under one mutex; the syscalls that prepare or reset a slot run outside
+it, on a slot nobody else can see.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import time
@@ -107,40 +112,40 @@ def _check_count(name: str, value) -> int:
 
 
 class PoolMemorySlot(MemorySlot):
-    """One memory slot of a pool (reused: one object per slot for the pool's lifetime)."""
+    """The slot of a pooled memory whose Memory object was made (its state lives in C)."""
 
     __slots__ = ("_core", "index", "base_address", "reservation_range", "capacity_bytes",
-                 "guard_bytes", "accessible", "image", "image_range", "poisoned", "in_use")
+                 "guard_bytes", "_released")
 
-    def __init__(self, core: "_PoolCore", index: int, base: int):
+    def __init__(self, core: "_PoolCore", index: int):
         self._core = core
         self.index = index
-        self.base_address = base
+        self.base_address = base = _ffi.pool_slot_base(core.native, index)
         self.capacity_bytes = core.bound_bytes
         self.guard_bytes = core.guard_bytes
         self.reservation_range = (base, base + core.stride)
-        self.accessible = 0
-        self.image = None         # weakref to the mapped MemoryImage, or None
-        self.image_range = (0, 0)
-        self.poisoned = False
-        self.in_use = False
+        self._released = False
 
     def make_accessible(self, old_byte_len: int, new_byte_len: int) -> None:
         if new_byte_len > self.capacity_bytes:
             raise ValueError("growth past the slot's capacity")
-        if new_byte_len > self.accessible:
-            _ffi.protect(self.base_address + self.accessible, new_byte_len - self.accessible, True)
-            self.accessible = new_byte_len
+        _ffi.pool_grow(self._core.native, self.index, new_byte_len)
 
     def relocated(self, byte_len: int) -> None:
         return None  # slots never move: growth stops at max_memory_pages
 
     def release(self) -> None:
-        self._core.release_memory_slot(self)
+        if not self._released:
+            self._released = True
+            self._core.put(self.index, False)
+
+    @property
+    def state(self) -> dict:
+        """The C slot state (in_use, poisoned, accessible, image_key, image_offset, image_len)."""
+        return _ffi.pool_slot_state(self._core.native, self.index)
 
     def __repr__(self):
-        return (f"<PoolMemorySlot {self.index} at {self.base_address:#x} accessible={self.accessible:#x}"
-                f"{' image' if self.image is not None else ''}{' poisoned' if self.poisoned else ''}>")
+        return f"<PoolMemorySlot {self.index} at {self.base_address:#x}>"
 
 
 class PoolTableSlot:
@@ -181,14 +186,9 @@ class _PoolCore:
     def __init__(self, limits: dict, keep_resident: int):
         self.__dict__.update(limits)
         self.keep_bytes = _round_up(keep_resident, _ffi.PAGE_SIZE)
-        self.memset = None
-        if self.keep_bytes:
-            # Imported only when needed: importing ctypes maps libraries and moves malloc's
-            # arenas, which tests that count mappings around a failure would notice.
-            import ctypes
-            self.memset = ctypes.memset  # (addr, value, n): a C call that releases the GIL
         self.lock = threading.Lock()
         self.closed = False
+        self.native = None          # the C pool (c_src/wenv_pool.h), once reserved
         self.reservation: Optional[Reservation] = None  # the first chunk
         self.chunks: List[Reservation] = []
         self.chunk_bases: List[int] = []   # base of the first slot of each chunk
@@ -201,12 +201,8 @@ class _PoolCore:
         self.reserved = False
         self.guard_option: Optional[int] = None
         self.guard_before_option: Optional[bool] = None
-        self.free_memory = []       # LIFO of PoolMemorySlot
-        self.memory_created = 0     # slots [0, memory_created) have objects
         self.free_tables = []
         self.tables_created = 0
-        self.live_instances = 0
-        self.live_memories = 0
         self.live_tables = 0
 
     # ---- the reservation -------------------------------------------------------------
@@ -231,6 +227,8 @@ class _PoolCore:
                 chunk = Reservation(self.pre_guard_bytes + n * self.stride)
                 self.chunks.append(chunk)
                 self.chunk_bases.append(chunk.start + self.pre_guard_bytes)
+            self.native = _ffi.pool_new(count, self.slots_per_chunk, self.chunk_bases, self.stride,
+                                        self.bound_bytes, self.keep_bytes, self.max_instances)
         except AllocationError as exc:
             self._unmap()
             total = self.pre_guard_bytes + count * self.stride
@@ -243,26 +241,37 @@ class _PoolCore:
             self.first_base = self.chunk_bases[0]
         self.reserved = True
 
-    def slot_base(self, index: int) -> int:
-        chunk, within = divmod(index, self.slots_per_chunk)
-        return self.chunk_bases[chunk] + within * self.stride
-
     def close(self) -> None:
         with self.lock:
             self.closed = True
-            if self.live_memories == 0:
+            if self.native is None or _ffi.pool_close(self.native):
                 self._unmap()
 
     def _unmap(self) -> None:
+        """Release the reservation and the C pool (under the lock, once nothing is in use)."""
         for chunk in self.chunks:
             chunk.close()
         self.chunks.clear()
         self.chunk_bases.clear()
-        self.free_memory.clear()
+        native, self.native = self.native, None
+        if native is not None:
+            _ffi.pool_free(native)
 
-    # ---- instances -------------------------------------------------------------------
+    def _unmap_if_closed(self) -> None:
+        with self.lock:
+            if self.closed and self.native is not None:
+                self._unmap()
 
-    def begin_instance(self, tunables) -> None:
+    def stats(self) -> tuple:
+        """(live_instances, live_memories, slots ever used, free slots, bad free slots)."""
+        native = self.native
+        return _ffi.pool_stats(native) if native is not None else (0, 0, 0, 0, 0)
+
+    # ---- instances and memory slots -------------------------------------------------
+
+    def ensure_reserved(self, tunables) -> None:
+        if self.reserved:
+            return
         with self.lock:
             if self.closed:
                 raise ValueError("the PoolingAllocator is closed")
@@ -271,129 +280,31 @@ class _PoolCore:
                              else self.guard_option,
                              tunables.guard_before_linear_memory if self.guard_before_option is None
                              else self.guard_before_option)
-            if self.live_instances >= self.max_instances:
-                raise AllocationError(f"the pool already hosts {self.live_instances} instances "
-                                      f"(max_instances={self.max_instances})", "max_instances")
-            self.live_instances += 1
 
-    def end_instance(self) -> None:
-        with self.lock:
-            self.live_instances -= 1
-
-    # ---- memory slots ----------------------------------------------------------------
-
-    def take_memory_slot(self, plan: MemoryPlan, size_pages: int, image) -> PoolMemorySlot:
-        """slot_factory for Memory: a free slot prepared for ``size_pages`` and ``image``."""
-        if size_pages > self.max_memory_pages:
-            raise AllocationError(f"memory minimum of {size_pages} pages exceeds the pool's "
-                                  f"max_memory_pages={self.max_memory_pages}", "max_memory_pages")
-        with self.lock:
-            if self.closed:
-                raise ValueError("the PoolingAllocator is closed")
-            if not self.reserved:  # only begin_instance reserves; never compute from address 0
-                raise ValueError("the pool is not reserved yet: allocate through begin_instance")
-            if self.free_memory:
-                slot = self.free_memory.pop()
-            elif self.memory_created < self.memory_slot_count:
-                index = self.memory_created
-                slot = PoolMemorySlot(self, index, self.slot_base(index))
-                self.memory_created += 1
-            else:  # unreachable while instances respect max_memories_per_instance
-                raise AllocationError(f"all {self.memory_slot_count} memory slots are in use",
-                                      "max_memories_per_instance")
-            if slot.in_use:
-                raise AssertionError(f"pool memory slot {slot.index} handed out twice")
-            slot.in_use = True
-            self.live_memories += 1
+    def refused(self, code: int, what: str):
+        """The exception for a negative result of a pool call."""
+        if code == _ffi.POOL_MAX_INSTANCES:
+            return AllocationError(f"the pool already hosts {self.max_instances} instances "
+                                   f"(max_instances={self.max_instances})", "max_instances")
+        if code == _ffi.POOL_NO_SLOT:
+            return AllocationError(f"all {self.memory_slot_count} memory slots are in use",
+                                   "max_memories_per_instance")
+        if code == _ffi.POOL_CLOSED:
+            return ValueError("the PoolingAllocator is closed")
         try:
-            self._prepare(slot, size_pages * WASM_PAGE_SIZE, image)
-        except BaseException:
-            slot.poisoned = True
-            self._put_back(slot)
-            raise
-        return slot
+            _ffi.pool_failed(what)
+        except Exception as exc:
+            return exc
+        raise AssertionError("pool_failed returned")
 
-    def _prepare(self, slot: PoolMemorySlot, min_bytes: int, image) -> None:
-        base = slot.base_address
-        if slot.poisoned:
-            self._wipe(slot)
-            slot.poisoned = False
-        want = image if image is not None and image.byte_len else None
-        if slot.image is not None and (want is None or slot.image() is not want):
-            off, length = slot.image_range  # inside [0, accessible): replace by zeros, R/W
-            _ffi.map_anon_fixed(base + off, length, True)
-            slot.image = None
-        accessible = slot.accessible
-        if accessible < min_bytes:
-            _ffi.protect(base + accessible, min_bytes - accessible, True)
-        elif accessible > min_bytes:
-            _ffi.protect(base + min_bytes, accessible - min_bytes, False)
-        slot.accessible = min_bytes
-        if want is not None and slot.image is None:
-            slot.image_range = (want.linear_offset, want.byte_len)
-            _ffi.map_fd_fixed(base + want.linear_offset, want.byte_len, want.fd, want.file_offset)
-            slot.image = weakref.ref(want)
+    def put(self, index: int, end_instance: bool) -> None:
+        """Reset slot ``index`` and make it free (C: wenv_pool_put)."""
+        if _ffi.pool_put(self.native, index, end_instance):
+            self._unmap_if_closed()
 
-    def _wipe(self, slot: PoolMemorySlot) -> None:
-        """Replace the whole slot body by fresh PROT_NONE anonymous memory."""
-        slot.image = None
-        slot.accessible = 0
-        if self.bound_bytes:
-            _ffi.map_anon_fixed(slot.base_address, self.bound_bytes, False)
-
-    def release_memory_slot(self, slot: PoolMemorySlot) -> None:
-        try:
-            self._reset(slot)
-        except Exception:
-            try:
-                self._wipe(slot)
-            except Exception:
-                slot.poisoned = True  # wiped again before anybody gets it
-        self._put_back(slot)
-
-    def _reset(self, slot: PoolMemorySlot) -> None:
-        accessible = slot.accessible
-        if not accessible:
-            return
-        base = slot.base_address
-        if not self.keep_bytes:  # the image lies inside [0, accessible): one call
-            _ffi.decommit(base, accessible)
-            if _ffi.IS_MACOS:
-                slot.image = None  # decommit mapped anonymous zeros over the image
-            return
-        keep = min(self.keep_bytes, accessible)
-        # Zero [0, keep) outside the image [a, b) with memset; decommit [a, b) and
-        # [keep, accessible) (the image lies inside [0, accessible)).
-        if slot.image is not None:
-            a, length = slot.image_range
-            b = a + length
-        else:
-            a = b = keep  # no image: an empty range that splits nothing
-        if a > 0 and keep > 0:
-            self.memset(base, 0, min(keep, a))
-        if b < keep:
-            self.memset(base + b, 0, keep - b)
-        if a <= keep <= b:
-            decommit = [(a, accessible)]
-        elif b < keep:
-            decommit = [(a, b), (keep, accessible)]
-        else:  # the image lies above keep
-            decommit = [(keep, accessible)]
-        for start, end in decommit:
-            if end > start:
-                _ffi.decommit(base + start, end - start)
-        if _ffi.IS_MACOS:
-            slot.image = None  # decommit mapped anonymous zeros over the image
-
-    def _put_back(self, slot: PoolMemorySlot) -> None:
-        with self.lock:
-            slot.in_use = False
-            self.live_memories -= 1
-            if self.closed:
-                if self.live_memories == 0:
-                    self._unmap()
-            else:
-                self.free_memory.append(slot)
+    def end(self) -> None:
+        if _ffi.pool_end(self.native):
+            self._unmap_if_closed()
 
     # ---- table slots -----------------------------------------------------------------
 
@@ -420,35 +331,78 @@ class _PoolCore:
             self.free_tables.append(slot)
 
 
-class _PoolInstance(InstanceAllocation):
-    """One live instance's share of the pool."""
+class _PoolAllocation(InstanceAllocation):
+    """What every instance of a pool goes through; handles are slot indices (the slot
+    state lives in C). One object per pool: it keeps no per-instance state."""
 
-    __slots__ = ("_core", "_memories", "_tables", "_ended")
+    __slots__ = ("_core",)
 
     def __init__(self, allocator, core: _PoolCore):
         self.allocator = allocator
         self._core = core
-        self._memories = 0
-        self._tables = 0
-        self._ended = False
 
-    def allocate_memory(self, plan: MemoryPlan, image=None) -> Memory:
+    def begin(self, module, layout) -> list:
         core = self._core
-        if self._memories >= core.max_memories_per_instance:
-            raise AllocationError(f"more than {core.max_memories_per_instance} memories in one instance",
-                                  "max_memories_per_instance")
-        self._memories += 1
-        return Memory(plan, image, slot_factory=core.take_memory_slot)
+        if not core.reserved:
+            core.ensure_reserved(module.engine.tunables)
+        native = core.native
+        if native is None:
+            raise ValueError("the PoolingAllocator is closed")
+        if layout.memory_count == 1:  # the common case: one call
+            slot = _ffi.pool_take(native, layout.specs, 1)
+            if slot < 0:
+                slot = self._retry(slot, lambda: _ffi.pool_take(native, layout.specs, 1))
+            return [slot]
+        if layout.memory_count == 0:
+            code = _ffi.pool_begin(native)
+            if code:
+                self._retry(code, lambda: _ffi.pool_begin(native) or 0)
+            return []
+        slots = []
+        try:
+            for index in range(layout.memory_count):
+                slot = _ffi.pool_take(native, layout.specs + index, 0 if slots else 1)
+                if slot < 0:
+                    slot = self._retry(slot, lambda: _ffi.pool_take(native, layout.specs + index,
+                                                                     0 if slots else 1))
+                slots.append(slot)
+        except BaseException:
+            if slots:
+                self.finish(layout, slots, None)
+            raise
+        return slots
+
+    def _retry(self, code: int, again):
+        """Raise for a refused call; at max_instances, collect dropped instances first."""
+        if code == _ffi.POOL_MAX_INSTANCES:
+            allocator = self.allocator
+            now = time.monotonic()
+            if now - allocator._last_collect >= _COLLECT_INTERVAL:
+                # Instances are reference cycles: ones dropped without close() hold their
+                # slots until the cyclic GC finds them. Find them now (at most once per
+                # _COLLECT_INTERVAL: a full collection is slow), then try once more.
+                allocator._last_collect = now
+                gc.collect()
+                code = again()
+                if code >= 0:
+                    return code
+        raise self._core.refused(code, "preparing a pool memory slot")
+
+    def memory(self, layout, index: int, slot: int) -> Memory:
+        plan, image = layout.memories[index]
+        _ffi.install_trap_handler()  # idempotent; puts ours back on top if covered
+        return Memory._adopt(plan, image, PoolMemorySlot(self._core, slot), layout.max_pages[index])
+
+    def range(self, layout, index: int, slot: int) -> tuple:
+        core = self._core
+        base = _ffi.pool_slot_base(core.native, slot)
+        return (base, base + core.stride)
 
     def allocate_table(self, plan, lazy=None, make_func=None, init=None) -> Table:
         core = self._core
-        if self._tables >= core.max_tables_per_instance:
-            raise AllocationError(f"more than {core.max_tables_per_instance} tables in one instance",
-                                  "max_tables_per_instance")
         if plan.table.minimum > core.max_table_elements:
             raise AllocationError(f"table minimum of {plan.table.minimum} elements exceeds the pool's "
                                   f"max_table_elements={core.max_table_elements}", "max_table_elements")
-        self._tables += 1
         slot = core.take_table_slot()
         try:
             return Table._for_plan(plan, lazy, make_func, init, slot=slot)
@@ -456,10 +410,15 @@ class _PoolInstance(InstanceAllocation):
             slot.release()
             raise
 
-    def end(self) -> None:
-        if not self._ended:
-            self._ended = True
-            self._core.end_instance()
+    def finish(self, layout, slots, made) -> None:
+        core = self._core
+        pending = [slot for index, slot in enumerate(slots) if made is None or made[index] is None]
+        for slot in pending[:-1]:
+            core.put(slot, False)
+        if pending:
+            core.put(pending[-1], True)
+        else:
+            core.end()
 
 
 class PoolingAllocator(InstanceAllocator):
@@ -509,6 +468,7 @@ class PoolingAllocator(InstanceAllocator):
         for name, value in limits.items():
             setattr(self, name, value)
         self._core = core
+        self._allocation = _PoolAllocation(self, core)
         self._last_collect = -_COLLECT_INTERVAL
         self._fits = weakref.WeakSet()  # modules check_module accepted (the limits never change)
         self._finalizer = weakref.finalize(self, core.close)
@@ -519,23 +479,10 @@ class PoolingAllocator(InstanceAllocator):
     # ---- the allocator interface -----------------------------------------------------
 
     def begin_instance(self, module) -> InstanceAllocation:
-        core = self._core
         if module not in self._fits:
             self.check_module(module)
             self._fits.add(module)
-        try:
-            core.begin_instance(module.engine.tunables)
-        except AllocationError as exc:
-            now = time.monotonic()
-            if exc.limit != "max_instances" or now - self._last_collect < _COLLECT_INTERVAL:
-                raise
-            # Instances are reference cycles: ones dropped without close() hold their
-            # slots until the cyclic GC finds them. Find them now (at most once per
-            # _COLLECT_INTERVAL: a full collection is slow), then try once more.
-            self._last_collect = now
-            gc.collect()
-            core.begin_instance(module.engine.tunables)
-        return _PoolInstance(self, core)
+        return self._allocation
 
     def check_module(self, module) -> None:
         """Raise AllocationError if an instance of ``module`` could never fit this pool."""
@@ -568,11 +515,11 @@ class PoolingAllocator(InstanceAllocator):
 
     @property
     def live_instances(self) -> int:
-        return self._core.live_instances
+        return self._core.stats()[0]
 
     @property
     def live_memories(self) -> int:
-        return self._core.live_memories
+        return self._core.stats()[1]
 
     @property
     def live_tables(self) -> int:
@@ -604,6 +551,17 @@ class PoolingAllocator(InstanceAllocator):
     def closed(self) -> bool:
         return self._core.closed
 
+    @contextlib.contextmanager
+    def _failing(self, *steps):
+        """Tests: inside the block, the named slot steps ("decommit", "map_anon",
+        "protect", "map_image") fail with EIO, as a failing kernel would make them."""
+        native = self._core.native
+        _ffi.pool_inject_failures(native, steps)
+        try:
+            yield
+        finally:
+            _ffi.pool_inject_failures(native, ())
+
     # ---- lifetime --------------------------------------------------------------------
 
     def close(self) -> None:
@@ -612,6 +570,6 @@ class PoolingAllocator(InstanceAllocator):
 
     def __repr__(self):
         core = self._core
-        state = "closed" if core.closed else f"{core.live_instances}/{core.max_instances} instances"
+        state = "closed" if core.closed else f"{self.live_instances}/{core.max_instances} instances"
         return (f"<PoolingAllocator {state}, {core.max_memories_per_instance} x {core.max_memory_pages} pages"
                 f" memories, {core.max_tables_per_instance} x {core.max_table_elements} table elements>")

@@ -82,8 +82,7 @@ def usage_of_ranges(groups: Sequence[Iterable[Range]]) -> List[RangeUsage]:
 
 def instance_ranges(instance) -> List[Range]:
     """Address ranges (guards included) of the memories an instance defined."""
-    env = instance.module.env
-    return [m.reservation_range for m in instance.memories[env.num_imported_memories:]]
+    return instance.reservation_ranges()
 
 
 def instance_usage(instance) -> RangeUsage:

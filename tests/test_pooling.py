@@ -338,21 +338,15 @@ def test_keep_resident_prefix_is_zeroed_and_stays_resident():
 
 # ---- failing reset steps (GHSA-6wgr-89rj-399p) ----------------------------------------
 
-def _fail(*args):
-    raise WasmRuntimeError("injected failure")
-
-
 @pytest.mark.parametrize("name", ["plain", "img_a"])
-def test_ghsa_6wgr_89rj_399p_failed_decommit_never_leaks(monkeypatch, pool, name):
+def test_ghsa_6wgr_89rj_399p_failed_decommit_never_leaks(pool, name):
     mods = compile_all(Engine(allocator=pool), ["plain", "img_a"])
     for rep in range(6):
         with Instance(mods[name]) as inst:
             check_clean(inst, name)
             dirty(inst)
-            with monkeypatch.context() as m:
-                m.setattr(_ffi, "decommit", _fail)
-                if rep % 2:  # the fallback remap fails too: the slot is poisoned
-                    m.setattr(_ffi, "map_anon_fixed", _fail)
+            # the fallback remap fails too on odd reps: the slot is poisoned
+            with pool._failing("decommit", *(("map_anon",) if rep % 2 else ())):
                 inst.close()
         other = "img_a" if name == "plain" else "plain"
         with Instance(mods[other if rep % 3 == 0 else name]) as inst:
@@ -361,17 +355,15 @@ def test_ghsa_6wgr_89rj_399p_failed_decommit_never_leaks(monkeypatch, pool, name
             dirty(inst)
 
 
-def test_failed_wipe_of_a_poisoned_slot_fails_instantiation_then_recovers(monkeypatch, pool):
+def test_failed_wipe_of_a_poisoned_slot_fails_instantiation_then_recovers(pool):
     eng = Engine(allocator=pool)
     mod = Module(eng, wat(module_text(2, [(0, b"img")])))
     inst = Instance(mod)
     dirty(inst)
-    with monkeypatch.context() as m:
-        m.setattr(_ffi, "decommit", _fail)
-        m.setattr(_ffi, "map_anon_fixed", _fail)
+    with pool._failing("decommit", "map_anon"):
         inst.close()
         for _ in range(3):
-            with pytest.raises(WasmRuntimeError, match="injected"):
+            with pytest.raises(WasmRuntimeError, match="Input/output error"):
                 Instance(mod)
             assert pool.live_instances == pool.live_memories == pool.live_tables == 0
     with Instance(mod) as inst:
@@ -380,20 +372,23 @@ def test_failed_wipe_of_a_poisoned_slot_fails_instantiation_then_recovers(monkey
         assert check.read(4, check.byte_len - 4) == bytes(check.byte_len - 4)
 
 
-def test_failed_mprotect_at_acquire_poisons_and_recovers(monkeypatch, pool):
+@pytest.mark.parametrize("step", ["protect", "map_image"])
+def test_failed_prepare_step_poisons_and_recovers(pool, step):
     eng = Engine(allocator=pool)
-    small, big = Module(eng, wat(module_text(1))), Module(eng, wat(module_text(6)))
+    small, big = Module(eng, wat(module_text(1))), Module(eng, wat(module_text(6, [(0, b"big")])))
     with Instance(small) as inst:
         dirty(inst)
-    with monkeypatch.context() as m:
-        m.setattr(_ffi, "protect", _fail)
+    with pool._failing(step):
         with pytest.raises(WasmRuntimeError):
             Instance(big)
-    assert pool.live_memories == 0
+    assert pool.live_memories == pool.live_instances == 0
     for mod, pages in ((big, 6), (small, 1)):
         with Instance(mod) as inst:
             mem = inst.exports["m"]
-            assert mem.size_pages == pages and mem.read(0, mem.byte_len) == bytes(mem.byte_len)
+            expect = bytearray(mem.byte_len)
+            if mod is big:
+                expect[:3] = b"big"
+            assert mem.size_pages == pages and mem.read(0, mem.byte_len) == bytes(expect)
             with pytest.raises(Trap):
                 mem.load_i32_8u(mem.byte_len)
 
@@ -687,9 +682,9 @@ def _hammer(seconds, threads=8, max_instances=8):
             raise errors[0]
         assert handed[0] > 100
         assert pool.live_instances == pool.live_memories == pool.live_tables == 0
-        core = pool._core
-        assert not any(s.in_use for s in core.free_memory)
-        assert len(core.free_memory) == core.memory_created <= max_instances
+        live_instances, live_memories, created, free, in_use_but_free = pool._core.stats()
+        assert in_use_but_free == 0
+        assert free == created <= max_instances
         return handed[0], refused[0]
 
 

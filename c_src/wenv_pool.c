@@ -1,0 +1,371 @@
+/*
+ * wenv_pool.c — memory slots of the pooling allocator: take, prepare, reset, put back.
+ * The slot invariants are those of runtime/pooling.py's module docstring.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "wenv_pool.h"
+
+#ifndef MAP_ANONYMOUS
+#define MAP_ANONYMOUS MAP_ANON
+#endif
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
+#endif
+
+typedef struct wenv_slot {
+    uint64_t accessible;    /* bytes from the base that are R/W; PROT_NONE above */
+    uint64_t image_key;     /* image mapped over [image_offset, + image_len), 0: none */
+    uint64_t image_offset;
+    uint64_t image_len;
+    uint8_t in_use;
+    uint8_t poisoned;       /* a reset step failed: wipe before anybody gets it */
+} wenv_slot;
+
+struct wenv_pool {
+    pthread_mutex_t lock;
+    uint64_t stride, bound_bytes, keep_bytes;
+    uint32_t slot_count, slots_per_chunk, chunk_count, max_instances;
+    uint64_t *chunk_bases;
+    wenv_slot *slots;
+    uint32_t *free_list;    /* LIFO: a module instantiated in a loop gets its slot back */
+    uint32_t free_count, created;
+    uint64_t live_instances, live_memories;
+    int closed;
+    uint32_t fail_mask;     /* WENV_POOL_FAIL_* (tests) */
+};
+
+wenv_pool *wenv_pool_new(uint32_t slot_count, uint32_t slots_per_chunk, const uint64_t *chunk_bases,
+                         uint32_t chunk_count, uint64_t stride, uint64_t bound_bytes,
+                         uint64_t keep_bytes, uint32_t max_instances)
+{
+    if (slots_per_chunk == 0 || (slot_count && (uint64_t)chunk_count * slots_per_chunk < slot_count)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    wenv_pool *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    p->chunk_bases = calloc(chunk_count ? chunk_count : 1, sizeof *p->chunk_bases);
+    p->slots = calloc(slot_count ? slot_count : 1, sizeof *p->slots);
+    p->free_list = calloc(slot_count ? slot_count : 1, sizeof *p->free_list);
+    if (p->chunk_bases == NULL || p->slots == NULL || p->free_list == NULL) {
+        wenv_pool_free(p);
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (chunk_count)
+        memcpy(p->chunk_bases, chunk_bases, chunk_count * sizeof *chunk_bases);
+    pthread_mutex_init(&p->lock, NULL);
+    p->stride = stride;
+    p->bound_bytes = bound_bytes;
+    p->keep_bytes = keep_bytes;
+    p->slot_count = slot_count;
+    p->slots_per_chunk = slots_per_chunk;
+    p->chunk_count = chunk_count;
+    p->max_instances = max_instances;
+    return p;
+}
+
+void wenv_pool_free(wenv_pool *p)
+{
+    if (p == NULL)
+        return;
+    if (p->slots != NULL && p->free_list != NULL && p->chunk_bases != NULL)
+        pthread_mutex_destroy(&p->lock);
+    free(p->chunk_bases);
+    free(p->slots);
+    free(p->free_list);
+    free(p);
+}
+
+uint64_t wenv_pool_slot_base(const wenv_pool *p, uint32_t slot)
+{
+    return p->chunk_bases[slot / p->slots_per_chunk] + (uint64_t)(slot % p->slots_per_chunk) * p->stride;
+}
+
+/* ---- the syscalls, each with its injected failure ---------------------------------- */
+
+static int wenv_fail(const wenv_pool *p, uint32_t bit)
+{
+    if (__atomic_load_n(&p->fail_mask, __ATOMIC_RELAXED) & bit) {
+        errno = EIO;
+        return 1;
+    }
+    return 0;
+}
+
+static int pool_protect(wenv_pool *p, uint64_t addr, uint64_t len, int writable)
+{
+    if (wenv_fail(p, WENV_POOL_FAIL_PROTECT))
+        return -1;
+    return mprotect((void *)(uintptr_t)addr, (size_t)len, writable ? PROT_READ | PROT_WRITE : PROT_NONE);
+}
+
+static int pool_map_anon(wenv_pool *p, uint64_t addr, uint64_t len, int writable)
+{
+    if (wenv_fail(p, WENV_POOL_FAIL_MAP_ANON))
+        return -1;
+    void *r = mmap((void *)(uintptr_t)addr, (size_t)len, writable ? PROT_READ | PROT_WRITE : PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    return r == MAP_FAILED ? -1 : 0;
+}
+
+static int pool_decommit(wenv_pool *p, uint64_t addr, uint64_t len)
+{
+    if (len == 0)
+        return 0;
+    if (wenv_fail(p, WENV_POOL_FAIL_DECOMMIT))
+        return -1;
+#ifdef __APPLE__
+    /* MADV_DONTNEED does not zero on macOS: map fresh zero pages instead. */
+    void *r = mmap((void *)(uintptr_t)addr, (size_t)len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    return r == MAP_FAILED ? -1 : 0;
+#else
+    return madvise((void *)(uintptr_t)addr, (size_t)len, MADV_DONTNEED);
+#endif
+}
+
+/* ---- prepare (take) and reset (put) ------------------------------------------------ */
+
+static int wenv_wipe(wenv_pool *p, wenv_slot *s, uint64_t base)
+{
+    /* The whole slot body becomes fresh PROT_NONE anonymous memory. */
+    s->image_key = 0;
+    s->accessible = 0;
+    return p->bound_bytes ? pool_map_anon(p, base, p->bound_bytes, 0) : 0;
+}
+
+static int wenv_prepare(wenv_pool *p, wenv_slot *s, uint64_t base, const wenv_memory_spec *spec)
+{
+    if (s->poisoned) {
+        if (wenv_wipe(p, s, base) != 0)
+            return -1;
+        s->poisoned = 0;
+    }
+    uint64_t want = spec->image_fd >= 0 && spec->image_len ? spec->image_key : 0;
+    if (s->image_key != 0 && s->image_key != want) {
+        /* another module's image (inside [0, accessible)): replaced by zeros, R/W */
+        if (pool_map_anon(p, base + s->image_offset, s->image_len, 1) != 0)
+            return -1;
+        s->image_key = 0;
+    }
+    uint64_t min = spec->accessible;
+    if (s->accessible < min) {
+        if (pool_protect(p, base + s->accessible, min - s->accessible, 1) != 0)
+            return -1;
+    } else if (s->accessible > min) {
+        if (pool_protect(p, base + min, s->accessible - min, 0) != 0)
+            return -1;
+    }
+    s->accessible = min;
+    if (want && s->image_key == 0) {
+        if (wenv_fail(p, WENV_POOL_FAIL_MAP_IMAGE))
+            return -1;
+        if (mmap((void *)(uintptr_t)(base + spec->image_offset), (size_t)spec->image_len,
+                 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, (int)spec->image_fd,
+                 (off_t)spec->image_file_offset) == MAP_FAILED)
+            return -1;
+        s->image_key = want;
+        s->image_offset = spec->image_offset;
+        s->image_len = spec->image_len;
+    }
+    return 0;
+}
+
+static int wenv_reset(wenv_pool *p, wenv_slot *s, uint64_t base)
+{
+    uint64_t accessible = s->accessible;
+    if (accessible == 0)
+        return 0;
+    uint64_t keep = p->keep_bytes < accessible ? p->keep_bytes : accessible;
+    if (keep == 0) { /* the image lies inside [0, accessible): one call */
+        if (pool_decommit(p, base, accessible) != 0)
+            return -1;
+    } else {
+        /* memset [0, keep) outside the image [a, b); decommit [a, b) and [keep, accessible) */
+        uint64_t a = keep, b = keep; /* no image: an empty range that splits nothing */
+        if (s->image_key) {
+            a = s->image_offset;
+            b = a + s->image_len;
+        }
+        if (a > 0)
+            memset((void *)(uintptr_t)base, 0, (size_t)(a < keep ? a : keep));
+        if (b < keep)
+            memset((void *)(uintptr_t)(base + b), 0, (size_t)(keep - b));
+        if (a <= keep && keep <= b) {
+            if (pool_decommit(p, base + a, accessible - a) != 0)
+                return -1;
+        } else {
+            if (b < keep && pool_decommit(p, base + a, b - a) != 0)
+                return -1;
+            if (pool_decommit(p, base + keep, accessible - keep) != 0)
+                return -1;
+        }
+    }
+#ifdef __APPLE__
+    s->image_key = 0; /* decommit mapped anonymous zeros over the image */
+#endif
+    return 0;
+}
+
+/* ---- bookkeeping ------------------------------------------------------------------- */
+
+int wenv_pool_begin(wenv_pool *p)
+{
+    int rc = 0;
+    pthread_mutex_lock(&p->lock);
+    if (p->closed)
+        rc = WENV_POOL_CLOSED;
+    else if (p->live_instances >= p->max_instances)
+        rc = WENV_POOL_MAX_INSTANCES;
+    else
+        p->live_instances++;
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+/* Under the lock: the slot goes back; 1 if the pool is closed and now unused (no slot,
+ * no instance). */
+static int wenv_put_locked(wenv_pool *p, uint32_t index, int end_instance)
+{
+    p->slots[index].in_use = 0;
+    p->live_memories--;
+    if (end_instance)
+        p->live_instances--;
+    if (!p->closed)
+        p->free_list[p->free_count++] = index;
+    return p->closed && p->live_memories == 0 && p->live_instances == 0;
+}
+
+int64_t wenv_pool_take(wenv_pool *p, const wenv_memory_spec *spec, int count_instance)
+{
+    uint32_t index;
+    pthread_mutex_lock(&p->lock);
+    if (p->closed) {
+        pthread_mutex_unlock(&p->lock);
+        return WENV_POOL_CLOSED;
+    }
+    if (count_instance && p->live_instances >= p->max_instances) {
+        pthread_mutex_unlock(&p->lock);
+        return WENV_POOL_MAX_INSTANCES;
+    }
+    if (p->free_count)
+        index = p->free_list[--p->free_count];
+    else if (p->created < p->slot_count)
+        index = p->created++;
+    else {
+        pthread_mutex_unlock(&p->lock);
+        return WENV_POOL_NO_SLOT;
+    }
+    wenv_slot *s = &p->slots[index];
+    if (s->in_use)
+        abort(); /* a slot handed out twice: the pool's state is corrupt */
+    s->in_use = 1;
+    p->live_memories++;
+    if (count_instance)
+        p->live_instances++;
+    pthread_mutex_unlock(&p->lock);
+
+    if (wenv_prepare(p, s, wenv_pool_slot_base(p, index), spec) != 0) {
+        int err = errno;
+        s->poisoned = 1;
+        pthread_mutex_lock(&p->lock);
+        wenv_put_locked(p, index, count_instance);
+        pthread_mutex_unlock(&p->lock);
+        errno = err;
+        return -1;
+    }
+    return index;
+}
+
+int wenv_pool_put(wenv_pool *p, uint32_t index, int end_instance)
+{
+    if (index >= p->created)
+        abort();
+    wenv_slot *s = &p->slots[index];
+    uint64_t base = wenv_pool_slot_base(p, index);
+    if (wenv_reset(p, s, base) != 0 && wenv_wipe(p, s, base) != 0)
+        s->poisoned = 1; /* wiped again before anybody gets it */
+    pthread_mutex_lock(&p->lock);
+    int rc = wenv_put_locked(p, index, end_instance);
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+int wenv_pool_end(wenv_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->live_instances--;
+    int rc = p->closed && p->live_memories == 0 && p->live_instances == 0;
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+int wenv_pool_grow(wenv_pool *p, uint32_t index, uint64_t new_bytes)
+{
+    wenv_slot *s = &p->slots[index];
+    if (new_bytes > p->bound_bytes) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (new_bytes > s->accessible) {
+        if (pool_protect(p, wenv_pool_slot_base(p, index) + s->accessible, new_bytes - s->accessible, 1) != 0)
+            return -1;
+        s->accessible = new_bytes;
+    }
+    return 0;
+}
+
+int wenv_pool_close(wenv_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->closed = 1;
+    p->free_count = 0;
+    int rc = p->live_memories == 0 && p->live_instances == 0;
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+void wenv_pool_stats(wenv_pool *p, uint64_t out[5])
+{
+    pthread_mutex_lock(&p->lock);
+    out[0] = p->live_instances;
+    out[1] = p->live_memories;
+    out[2] = p->created;
+    out[3] = p->free_count;
+    uint64_t bad = 0;
+    for (uint32_t i = 0; i < p->free_count; i++)
+        bad += p->slots[p->free_list[i]].in_use;
+    out[4] = bad;
+    pthread_mutex_unlock(&p->lock);
+}
+
+int wenv_pool_slot_state(wenv_pool *p, uint32_t index, uint64_t out[6])
+{
+    if (index >= p->slot_count)
+        return -1;
+    pthread_mutex_lock(&p->lock);
+    const wenv_slot *s = &p->slots[index];
+    out[0] = s->in_use;
+    out[1] = s->poisoned;
+    out[2] = s->accessible;
+    out[3] = s->image_key;
+    out[4] = s->image_offset;
+    out[5] = s->image_len;
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+void wenv_pool_inject_failures(wenv_pool *p, uint32_t mask)
+{
+    __atomic_store_n(&p->fail_mask, mask, __ATOMIC_RELAXED);
+}
