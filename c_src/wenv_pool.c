@@ -369,3 +369,21 @@ void wenv_pool_inject_failures(wenv_pool *p, uint32_t mask)
 {
     __atomic_store_n(&p->fail_mask, mask, __ATOMIC_RELAXED);
 }
+
+/* ---- one-memory instances ---------------------------------------------------------- */
+
+int64_t wenv_instance_open(wenv_pool *pool, const wenv_memory_spec *spec)
+{
+    if (pool == NULL) {
+        uint64_t start = wenv_memory_open(spec);
+        return start ? (int64_t)start : -1;
+    }
+    return wenv_pool_take(pool, spec, 1);
+}
+
+int wenv_instance_close(wenv_pool *pool, const wenv_memory_spec *spec, int64_t handle)
+{
+    if (pool == NULL)
+        return wenv_release((uint64_t)handle, spec->reserve_bytes);
+    return wenv_pool_put(pool, (uint32_t)handle, 1);
+}

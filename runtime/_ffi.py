@@ -124,13 +124,29 @@ def new_memory_specs(count: int):
 
 def memory_open(spec) -> int:
     """Reserve a memory as ``spec`` says (one C call, all or nothing); its start address."""
+    start = memory_open_raw(spec)
+    if start == 0:
+        memory_open_failed(spec)
+    return start
+
+
+memory_open_raw = lib.wenv_memory_open  # (spec) -> start, or 0 with errno (hot path)
+
+
+def memory_open_failed(spec):
+    """Raise the domain error for a 0 from memory_open_raw (errno still set)."""
     if spec[0].reserve_bytes == _MAX_LEN - 1:  # the layout's mark for 2^64 bytes or more
         raise AllocationError("reserve: the memory needs 2^64 bytes or more: it cannot be addressed",
                               "address space")
-    start = lib.wenv_memory_open(spec)
-    if start == 0:
-        _raise_errno(f"mmap reservation of {spec[0].reserve_bytes:#x} bytes (with its image)")
-    return start
+    _raise_errno(f"mmap reservation of {spec[0].reserve_bytes:#x} bytes (with its image)")
+
+
+release_raw = lib.wenv_release  # (addr, byte_len) -> 0, or -1 with errno (hot path)
+
+
+def release_failed(addr: int, byte_len: int):
+    """Raise the domain error for a -1 from release_raw (errno still set)."""
+    _raise_errno(f"munmap of {byte_len:#x} bytes at {addr:#x}")
 
 
 def release(addr: int, byte_len: int) -> None:
@@ -184,16 +200,19 @@ POOL_FAIL = {"decommit": lib.WENV_POOL_FAIL_DECOMMIT, "map_anon": lib.WENV_POOL_
 
 def pool_new(slot_count: int, slots_per_chunk: int, chunk_bases, stride: int, bound_bytes: int,
              keep_bytes: int, max_instances: int):
-    """The C side of a pool (freed with pool_free)."""
+    """The C side of a pool (freed by the garbage collector with the returned cdata)."""
     bases = ffi.new("uint64_t[]", list(chunk_bases) or [0])
     pool = lib.wenv_pool_new(slot_count, slots_per_chunk, bases, len(chunk_bases), stride, bound_bytes,
                              keep_bytes, max_instances)
     if pool == ffi.NULL:
         _raise_errno("creating the pool's slot table")
-    return pool
+    # Freed when the last reference goes: whoever can still call into it keeps it alive.
+    return ffi.gc(pool, lib.wenv_pool_free)
 
 
-pool_free = lib.wenv_pool_free
+NULL = ffi.NULL
+instance_open = lib.wenv_instance_open    # (pool or NULL, spec) -> handle, or < 0
+instance_close = lib.wenv_instance_close  # (pool or NULL, spec, handle) -> 0, -1 (errno) or 1 (pool unused)
 pool_begin = lib.wenv_pool_begin      # (pool) -> 0 or POOL_* code
 pool_take = lib.wenv_pool_take        # (pool, spec, count_instance) -> slot, -1 (errno) or POOL_* code
 pool_put = lib.wenv_pool_put          # (pool, slot, end_instance) -> 1 if closed and unused

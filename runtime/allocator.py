@@ -6,8 +6,10 @@ prepared for the plan (accessible prefix R/W, image mapped); the Memory owns the
 calls its ``release()`` once when closed. :class:`OnDemandAllocator` uses one fresh
 reservation per memory (:class:`runtime.memory.ReservedSlot`).
 
-An Instance goes through ``begin_instance(module) -> InstanceAllocation`` (one object
-may serve every instance of an allocator), then, with the module's instantiation layout
+``begin_instance(module) -> InstanceAllocation`` is asked once per module (the first
+instantiation; it may refuse with AllocationError, and is asked again next time then):
+the object it returns serves every instance of that module, so it keeps no per-instance
+state. Each Instance then goes through it, with the module's instantiation layout
 (``runtime.instance._Layout``):
 
 * ``begin(module, layout) -> handles``: counts the instance (a pooling allocator may
@@ -65,6 +67,12 @@ class InstanceAllocation:
     def memory(self, layout, index: int, handle) -> Memory:
         return handle
 
+    def fast_context(self, layout):
+        """What ``_ffi.instance_open`` / ``instance_close`` take as their pool argument to
+        open and release this layout's only memory in one C call each (NULL: on demand),
+        or None when instances must go through begin() / finish()."""
+        return None
+
     def range(self, layout, index: int, handle) -> tuple:
         """(start, end) of an opened memory's reservation, guards included."""
         return handle.reservation_range
@@ -96,10 +104,11 @@ class InstanceAllocator:
         raise NotImplementedError
 
     def begin_instance(self, module) -> InstanceAllocation:
-        """Start allocating for one instance of ``module`` (see the module docstring).
+        """What instances of ``module`` allocate through; asked once per module, and the
+        object serves every instance of it (see the module docstring).
 
         Raises:
-            AllocationError: the allocator cannot host another instance of this module.
+            AllocationError: the allocator cannot host an instance of this module.
         """
         return InstanceAllocation(self)
 
@@ -120,8 +129,11 @@ class _OnDemandAllocation(InstanceAllocation):
 
     def begin(self, module, layout) -> list:
         specs = layout.specs
-        if layout.memory_count == 1:
-            return [_ffi.memory_open(specs)]
+        if layout.memory_count == 1:  # the common case, kept short: it is most of the cost
+            start = _open(specs)
+            if not start:
+                _ffi.memory_open_failed(specs)
+            return [start]
         starts = []
         try:
             for index in range(layout.memory_count):
@@ -130,6 +142,15 @@ class _OnDemandAllocation(InstanceAllocation):
             self.finish(layout, starts, None)
             raise
         return starts
+
+    def fast_context(self, layout):
+        return _ffi.NULL if layout.memory_count == 1 else None
+
+    def open_failed(self, layout, code: int) -> int:
+        _ffi.memory_open_failed(layout.specs)
+
+    def close_failed(self, layout, start: int, rc: int) -> None:
+        _ffi.release_failed(start, layout.reserve_bytes[0])
 
     def memory(self, layout, index: int, start: int) -> Memory:
         plan, image = layout.memories[index]
@@ -142,9 +163,16 @@ class _OnDemandAllocation(InstanceAllocation):
 
     def finish(self, layout, starts, made) -> None:
         totals = layout.reserve_bytes
+        if made is None and len(starts) == 1:
+            if _release(starts[0], totals[0]) != 0:
+                _ffi.release_failed(starts[0], totals[0])
+            return
         for index in range(len(starts) - 1, -1, -1):
             if made is None or made[index] is None:
                 _ffi.release(starts[index], totals[index])
+
+
+_open, _release = _ffi.memory_open_raw, _ffi.release_raw
 
 
 class OnDemandAllocator(InstanceAllocator):

@@ -36,19 +36,19 @@ class Instance(Owner):
     """
 
     __slots__ = ("module", "functions", "globals", "tables", "tags", "_imported_memories",
-                 "_handles", "_made", "_owned", "_defined_tables", "_alloc", "_closed",
+                 "_handles", "_made", "_owned", "_defined_tables", "_alloc", "_closed", "_layout",
                  "_passive_data", "_exports", "__weakref__")
 
     def __init__(self, module: Module, imports=None):
         layout = module._instance_layout
-        if layout is None:
+        if layout is None or module._closed:
             if module.closed:
                 raise ValueError("module is closed")
             layout = _layout(module)
-        elif module._closed:
-            raise ValueError("module is closed")
+        # _closed stays unset until the allocation began: close() (and __del__, which
+        # swallows the AttributeError) has nothing to release before that.
         self.module = module
-        self._closed = True  # nothing to release until the allocation begins
+        self._layout = layout
         self._exports = self._made = None
         self._passive_data = layout.passive_data
         self._defined_tables = self._owned = _NONE
@@ -57,8 +57,16 @@ class Instance(Owner):
             # the memories are all there is, opened by one allocator call.
             self.functions = None
             self.globals = self.tables = self.tags = self._imported_memories = _NONE
-            alloc = self._alloc = begin_instance(module.engine.allocator, module)
-            self._handles = alloc.begin(module, layout)
+            alloc = self._alloc = layout.allocation or _allocation(module, layout)
+            fast = layout.fast
+            if fast is not None:  # one memory: one C call (a reservation, or a pool slot)
+                handle = _open(fast, layout.specs)
+                if handle < 0:
+                    handle = alloc.open_failed(layout, handle)
+                self._handles = [handle]
+            else:
+                self._handles = alloc.begin(module, layout)
+                layout.fast = alloc.fast_context(layout)
             self._closed = False
             return
         env = module.env
@@ -84,7 +92,7 @@ class Instance(Owner):
                 self.tags.append(ext)
         # Counted by the allocator from here (a pool may refuse: AllocationError); ended by
         # close() (or __del__, the backstop) once every memory and table is released.
-        alloc = self._alloc = begin_instance(module.engine.allocator, module)
+        alloc = self._alloc = layout.allocation or _allocation(module, layout)
         self._handles = alloc.begin(module, layout)
         self._closed = False
         try:
@@ -181,7 +189,7 @@ class Instance(Owner):
         handles = self._handles
         if made is None:
             made = self._made = [None] * len(handles)
-        memory = made[defined] = self._alloc.memory(_layout(self.module), defined, handles[defined])
+        memory = made[defined] = self._alloc.memory(self._layout, defined, handles[defined])
         memory._passive_map, memory._passive_store = self._passive_data, self.module.translation.passive_data
         return memory
 
@@ -194,7 +202,7 @@ class Instance(Owner):
     def reservation_ranges(self) -> list:
         """(start, end) of each defined memory's reservation, guards included, without
         making Memory objects for the ones nobody looked at."""
-        layout = _layout(self.module)
+        layout = self._layout
         alloc, made, out = self._alloc, self._made, []
         for index, handle in enumerate(self._handles):
             memory = made[index] if made is not None else None
@@ -236,6 +244,17 @@ class Instance(Owner):
         if self._closed:
             return
         self._closed = True
+        if self._made is None and self._defined_tables is _NONE:  # memories only, never looked at
+            layout = self._layout
+            fast = layout.fast
+            if fast is None:
+                self._alloc.finish(layout, self._handles, None)
+                return
+            handle = self._handles[0]
+            rc = _close(fast, layout.specs, handle)
+            if rc:
+                self._alloc.close_failed(layout, handle, rc)
+            return
         try:
             for table in reversed(self._defined_tables):
                 table.close()
@@ -247,7 +266,7 @@ class Instance(Owner):
                     if memory is not None:
                         memory.close()
         finally:
-            self._alloc.finish(_layout(self.module), self._handles, self._made)
+            self._alloc.finish(self._layout, self._handles, self._made)
 
     @property
     def closed(self) -> bool:
@@ -259,6 +278,7 @@ class Instance(Owner):
 
 
 _U64_MAX = (1 << 64) - 1
+_open, _close = _ffi.instance_open, _ffi.instance_close
 _NONE = ()  # shared by every instance for the kinds its module does not have
 
 
@@ -270,7 +290,7 @@ class _Layout:
 
     __slots__ = ("globals", "tags", "tables", "memories", "element_segments", "segmented",
                  "copies", "passive_data", "export_names", "memory_count", "max_pages",
-                 "reserve_bytes", "specs", "memories_only")
+                 "reserve_bytes", "specs", "memories_only", "allocation", "fast")
 
     def __init__(self, module: Module):
         env = module.env
@@ -310,8 +330,17 @@ class _Layout:
                 spec.image_offset = image.linear_offset
                 spec.image_len = image.byte_len
                 spec.image_key = image.key
+        self.allocation = None  # the engine allocator's begin_instance(module), once it accepted it
+        self.fast = None        # its fast_context(self), once an instance began (see Instance)
         self.memories_only = not (env.initializers or self.globals or self.tags or env.table_plans
                                   or self.element_segments or self.segmented or self.copies)
+
+
+def _allocation(module: Module, layout: _Layout):
+    """What the engine's allocator gives instances of ``module`` (asked once per module:
+    a pooling allocator checks the module against its limits there, and may refuse)."""
+    layout.allocation = begin_instance(module.engine.allocator, module)
+    return layout.allocation
 
 
 def _layout(module: Module) -> _Layout:

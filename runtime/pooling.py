@@ -248,18 +248,16 @@ class _PoolCore:
                 self._unmap()
 
     def _unmap(self) -> None:
-        """Release the reservation and the C pool (under the lock, once nothing is in use)."""
+        """Release the reservation (under the lock, once nothing is in use). The C pool
+        stays (closed: it refuses every take) until the last reference to it goes."""
         for chunk in self.chunks:
             chunk.close()
         self.chunks.clear()
         self.chunk_bases.clear()
-        native, self.native = self.native, None
-        if native is not None:
-            _ffi.pool_free(native)
 
     def _unmap_if_closed(self) -> None:
         with self.lock:
-            if self.closed and self.native is not None:
+            if self.closed:
                 self._unmap()
 
     def stats(self) -> tuple:
@@ -331,6 +329,9 @@ class _PoolCore:
             self.free_tables.append(slot)
 
 
+_take, _put = _ffi.pool_take, _ffi.pool_put
+
+
 class _PoolAllocation(InstanceAllocation):
     """What every instance of a pool goes through; handles are slot indices (the slot
     state lives in C). One object per pool: it keeps no per-instance state."""
@@ -349,7 +350,7 @@ class _PoolAllocation(InstanceAllocation):
         if native is None:
             raise ValueError("the PoolingAllocator is closed")
         if layout.memory_count == 1:  # the common case: one call
-            slot = _ffi.pool_take(native, layout.specs, 1)
+            slot = _take(native, layout.specs, 1)
             if slot < 0:
                 slot = self._retry(slot, lambda: _ffi.pool_take(native, layout.specs, 1))
             return [slot]
@@ -388,6 +389,19 @@ class _PoolAllocation(InstanceAllocation):
                     return code
         raise self._core.refused(code, "preparing a pool memory slot")
 
+    def fast_context(self, layout):
+        """The pool for _ffi.instance_open when the module has one memory, else None."""
+        return self._core.native if layout.memory_count == 1 else None
+
+    def open_failed(self, layout, code: int) -> int:
+        """After a refused _ffi.instance_open: its slot after one collection, or raise."""
+        native = self._core.native
+        return self._retry(code, lambda: _take(native, layout.specs, 1))
+
+    def close_failed(self, layout, slot: int, rc: int) -> None:
+        """After _ffi.instance_close returned ``rc`` != 0: the closed pool is unused."""
+        self._core._unmap_if_closed()
+
     def memory(self, layout, index: int, slot: int) -> Memory:
         plan, image = layout.memories[index]
         _ffi.install_trap_handler()  # idempotent; puts ours back on top if covered
@@ -412,6 +426,10 @@ class _PoolAllocation(InstanceAllocation):
 
     def finish(self, layout, slots, made) -> None:
         core = self._core
+        if made is None and len(slots) == 1:  # the common case: one call
+            if _put(core.native, slots[0], 1):
+                core._unmap_if_closed()
+            return
         pending = [slot for index, slot in enumerate(slots) if made is None or made[index] is None]
         for slot in pending[:-1]:
             core.put(slot, False)
