@@ -133,3 +133,16 @@ out:;
     errno = err;
     return rc;
 }
+
+int wenv_bench_pool_cycle(const wenv_memory_spec *spec, long iterations, double *out_ns)
+{
+    for (long i = 0; i < iterations; i++) {
+        double t0 = wenv_now_ns();
+        int64_t slot = wenv_instance_open(spec);
+        if (slot < 0)
+            return -1;
+        wenv_instance_close(spec, slot);
+        out_ns[i] = wenv_now_ns() - t0;
+    }
+    return 0;
+}

@@ -12,6 +12,7 @@
 #define WENV_BENCH_H
 #include <stddef.h>
 #include <stdint.h>
+#include "wenv_pool.h"
 /* CDEF-BEGIN */
 
 /* On-demand + CoW image: mmap reserve PROT_NONE (reserve_len) + mmap the image
@@ -32,6 +33,10 @@ int wenv_floor_copy(uint64_t reserve_len, uint64_t pre_guard, uint64_t accessibl
  * and re-protects the wasm page above it (mprotect PROT_NONE). */
 int wenv_floor_pool(uint64_t slot_len, uint64_t accessible, int fd, uint64_t file_offset,
                     uint64_t image_offset, uint64_t image_len, long iterations, double *out_ns);
+
+/* Our cycle without Python: wenv_instance_open + wenv_instance_close of spec (the C
+ * that Instance(module).close() runs for a one-memory module), timed like the floors. */
+int wenv_bench_pool_cycle(const wenv_memory_spec *spec, long iterations, double *out_ns);
 
 /* CDEF-END */
 #endif

@@ -63,6 +63,7 @@ typedef struct wenv_memory_spec {
     uint64_t image_offset;      /* where the image goes, from wasm byte 0 */
     uint64_t image_len;         /* 0: no image */
     uint64_t image_key;         /* the image's identity, never reused (a pool slot's affinity) */
+    struct wenv_pool *pool;     /* wenv_instance_open/close: the pool, or NULL for on-demand */
 } wenv_memory_spec;
 /* wenv_reserve_memory for a spec: the reservation's start, or 0 with errno set. */
 uint64_t wenv_memory_open(const wenv_memory_spec *spec);

@@ -372,18 +372,18 @@ void wenv_pool_inject_failures(wenv_pool *p, uint32_t mask)
 
 /* ---- one-memory instances ---------------------------------------------------------- */
 
-int64_t wenv_instance_open(wenv_pool *pool, const wenv_memory_spec *spec)
+int64_t wenv_instance_open(const wenv_memory_spec *spec)
 {
-    if (pool == NULL) {
+    if (spec->pool == NULL) {
         uint64_t start = wenv_memory_open(spec);
         return start ? (int64_t)start : -1;
     }
-    return wenv_pool_take(pool, spec, 1);
+    return wenv_pool_take(spec->pool, spec, 1);
 }
 
-int wenv_instance_close(wenv_pool *pool, const wenv_memory_spec *spec, int64_t handle)
+int wenv_instance_close(const wenv_memory_spec *spec, int64_t handle)
 {
-    if (pool == NULL)
+    if (spec->pool == NULL)
         return wenv_release((uint64_t)handle, spec->reserve_bytes);
-    return wenv_pool_put(pool, (uint32_t)handle, 1);
+    return wenv_pool_put(spec->pool, (uint32_t)handle, 1);
 }

@@ -57,14 +57,15 @@ int wenv_pool_grow(wenv_pool *p, uint32_t slot, uint64_t new_bytes);
 /* Refuse new instances. Returns 1 when no slot or instance is live (the caller may unmap). */
 int wenv_pool_close(wenv_pool *p);
 
-/* An instance's only memory in one call each way, for both allocators. pool NULL:
+/* An instance's only memory in one call each way, for both allocators (one argument
+ * less to convert than the calls above: this is the hot path). spec->pool NULL:
  * on-demand (wenv_memory_open; the handle is the reservation's start); otherwise
  * wenv_pool_take counting the instance (the handle is the slot). Returns the handle,
  * or < 0: -1 with errno, or a WENV_POOL_* code. */
-int64_t wenv_instance_open(wenv_pool *pool, const wenv_memory_spec *spec);
-/* Release what wenv_instance_open returned (ending the instance). pool NULL: munmap,
- * 0 or -1 with errno; otherwise wenv_pool_put's result. */
-int wenv_instance_close(wenv_pool *pool, const wenv_memory_spec *spec, int64_t handle);
+int64_t wenv_instance_open(const wenv_memory_spec *spec);
+/* Release what wenv_instance_open returned (ending the instance). On-demand: munmap,
+ * 0 or -1 with errno; pool: wenv_pool_put's result. */
+int wenv_instance_close(const wenv_memory_spec *spec, int64_t handle);
 
 uint64_t wenv_pool_slot_base(const wenv_pool *p, uint32_t slot);
 /* out: live_instances, live_memories, slots ever handed out, free slots, slots in use

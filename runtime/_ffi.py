@@ -211,8 +211,8 @@ def pool_new(slot_count: int, slots_per_chunk: int, chunk_bases, stride: int, bo
 
 
 NULL = ffi.NULL
-instance_open = lib.wenv_instance_open    # (pool or NULL, spec) -> handle, or < 0
-instance_close = lib.wenv_instance_close  # (pool or NULL, spec, handle) -> 0, -1 (errno) or 1 (pool unused)
+instance_open = lib.wenv_instance_open    # (spec) -> handle, or < 0 (spec.pool: NULL or a pool)
+instance_close = lib.wenv_instance_close  # (spec, handle) -> 0, -1 (errno) or 1 (pool unused)
 pool_begin = lib.wenv_pool_begin      # (pool) -> 0 or POOL_* code
 pool_take = lib.wenv_pool_take        # (pool, spec, count_instance) -> slot, -1 (errno) or POOL_* code
 pool_put = lib.wenv_pool_put          # (pool, slot, end_instance) -> 1 if closed and unused

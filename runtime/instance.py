@@ -35,9 +35,20 @@ class Instance(Owner):
         AllocationError: a memory could not be reserved (nothing is left behind).
     """
 
-    __slots__ = ("module", "functions", "globals", "tables", "tags", "_imported_memories",
-                 "_handles", "_made", "_owned", "_defined_tables", "_alloc", "_closed", "_layout",
-                 "_passive_data", "_exports", "__weakref__")
+    # What every instance sets lives in slots; the rest has a class-level default and is
+    # set (in the instance's __dict__, made on first store) only by modules that need it:
+    # an instance of a memories-only module costs five stores and no dict.
+    __slots__ = ("module", "_handles", "_alloc", "_closed", "_layout", "__dict__", "__weakref__")
+    functions: Optional[List[Optional[Func]]] = None  # made on first reference when None
+    globals: List[Global] = ()
+    tables: List[Table] = ()
+    tags: List[Tag] = ()
+    _imported_memories: List[object] = ()
+    _defined_tables: List[Table] = ()
+    _owned: List[object] = ()    # pooled table slots
+    _made: Optional[List[Optional[Memory]]] = None  # Memory objects of defined memories, once made
+    _exports: Optional["Exports"] = None
+    _dropped_data = None         # passive segments left after a data.drop (else the layout's)
 
     def __init__(self, module: Module, imports=None):
         layout = module._instance_layout
@@ -49,35 +60,33 @@ class Instance(Owner):
         # swallows the AttributeError) has nothing to release before that.
         self.module = module
         self._layout = layout
-        self._exports = self._made = None
-        self._passive_data = layout.passive_data
-        self._defined_tables = self._owned = _NONE
         if layout.memories_only and not imports:
             # The common case (no imports, globals, tables, tags or segments to apply):
             # the memories are all there is, opened by one allocator call.
-            self.functions = None
-            self.globals = self.tables = self.tags = self._imported_memories = _NONE
             alloc = self._alloc = layout.allocation or _allocation(module, layout)
-            fast = layout.fast
-            if fast is not None:  # one memory: one C call (a reservation, or a pool slot)
-                handle = _open(fast, layout.specs)
+            if layout.fast:  # one memory: one C call (a reservation, or a pool slot)
+                handle = _open(layout.specs)
                 if handle < 0:
                     handle = alloc.open_failed(layout, handle)
                 self._handles = [handle]
             else:
                 self._handles = alloc.begin(module, layout)
-                layout.fast = alloc.fast_context(layout)
+                layout.set_fast(alloc.fast_context(layout))
             self._closed = False
             return
         env = module.env
         externs = [] if imports is None and not env.initializers else lookup_imports(env, imports)
-        # Containers only for what the module has (a shared empty tuple otherwise): an
-        # instance should cost little more than its memories.
-        self.functions: List[Optional[Func]] = [None] * len(env.functions) if env.num_imported_funcs else None
-        self.globals: List[Global] = [] if env.globals else _NONE
-        self.tables: List[Table] = [] if env.table_plans else _NONE
-        self._imported_memories: List[object] = [] if env.num_imported_memories else _NONE
-        self.tags: List[Tag] = [] if env.tags else _NONE
+        # Containers only for what the module has (the class's empty defaults otherwise).
+        if env.num_imported_funcs:
+            self.functions = [None] * len(env.functions)
+        if env.globals:
+            self.globals = []
+        if env.table_plans:
+            self.tables = []
+        if env.num_imported_memories:
+            self._imported_memories = []
+        if env.tags:
+            self.tags = []
         for imp, ext in zip(env.initializers, externs):
             kind = imp.index.kind
             if kind is ExternKind.FUNC:
@@ -145,7 +154,13 @@ class Instance(Owner):
             for index, offset, view in layout.copies:
                 self.memory(index).write(offset, view)
         # Active and declarative segments are dropped; passive ones stay until data.drop
-        # (self._passive_data: the layout's mapping, shared until this instance drops one).
+        # (the layout's mapping is shared until this instance drops one: _dropped_data).
+
+    @property
+    def _passive_data(self) -> dict:
+        """data index -> range of this instance's passive segments (not dropped)."""
+        dropped = self._dropped_data
+        return self._layout.passive_data if dropped is None else dropped
 
     def _global_u64(self, index: int) -> int:
         return self.globals[index].as_u64()
@@ -223,7 +238,7 @@ class Instance(Owner):
         if data_index in self._passive_data:
             kept = dict(self._passive_data)
             del kept[data_index]
-            self._passive_data = kept
+            self._dropped_data = kept
             for memory in self._made or ():
                 if memory is not None:
                     memory._passive_map = kept
@@ -239,19 +254,25 @@ class Instance(Owner):
             self._exports = Exports(self)
         return self._exports
 
+    def __del__(self):  # the backstop (Owner's, minus a call when already closed)
+        try:
+            if not self._closed:
+                self.close()
+        except Exception:  # a half-built instance, or interpreter shutdown
+            pass
+
     def close(self):
         """Release the memories and tables this instance defined (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        if self._made is None and self._defined_tables is _NONE:  # memories only, never looked at
+        if self._made is None and not self._defined_tables:  # memories only, never looked at
             layout = self._layout
-            fast = layout.fast
-            if fast is None:
+            if not layout.fast:
                 self._alloc.finish(layout, self._handles, None)
                 return
             handle = self._handles[0]
-            rc = _close(fast, layout.specs, handle)
+            rc = _close(layout.specs, handle)
             if rc:
                 self._alloc.close_failed(layout, handle, rc)
             return
@@ -279,7 +300,6 @@ class Instance(Owner):
 
 _U64_MAX = (1 << 64) - 1
 _open, _close = _ffi.instance_open, _ffi.instance_close
-_NONE = ()  # shared by every instance for the kinds its module does not have
 
 
 class _Layout:
@@ -331,9 +351,17 @@ class _Layout:
                 spec.image_len = image.byte_len
                 spec.image_key = image.key
         self.allocation = None  # the engine allocator's begin_instance(module), once it accepted it
-        self.fast = None        # its fast_context(self), once an instance began (see Instance)
+        self.fast = False       # specs[0].pool is set: instances use _ffi.instance_open/close
         self.memories_only = not (env.initializers or self.globals or self.tags or env.table_plans
                                   or self.element_segments or self.segmented or self.copies)
+
+
+    def set_fast(self, context) -> None:
+        """Use the one-call path with ``context`` (an allocation's fast_context: NULL or
+        a pool), or not (None)."""
+        if context is not None:
+            self.specs[0].pool = context
+            self.fast = True
 
 
 def _allocation(module: Module, layout: _Layout):
