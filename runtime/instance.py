@@ -38,7 +38,7 @@ class Instance(Owner):
     # What every instance sets lives in slots; the rest has a class-level default and is
     # set (in the instance's __dict__, made on first store) only by modules that need it:
     # an instance of a memories-only module costs five stores and no dict.
-    __slots__ = ("module", "_handles", "_alloc", "_closed", "_layout", "__dict__", "__weakref__")
+    __slots__ = ("module", "_handles", "_layout", "__dict__", "__weakref__")
     functions: Optional[List[Optional[Func]]] = None  # made on first reference when None
     globals: List[Global] = ()
     tables: List[Table] = ()
@@ -52,27 +52,28 @@ class Instance(Owner):
 
     def __init__(self, module: Module, imports=None):
         layout = module._instance_layout
-        if layout is None or module._closed:
-            if module.closed:
-                raise ValueError("module is closed")
-            layout = _layout(module)
-        # _closed stays unset until the allocation began: close() (and __del__, which
-        # swallows the AttributeError) has nothing to release before that.
+        if layout is not None and layout.fast and not imports and not module._closed:
+            # The common case, kept short: a module with one memory and nothing else to
+            # link or initialize, after its first instance: one C call (a reservation and
+            # its image, or a prepared pool slot). The instance is live once _handles is set.
+            self.module = module
+            self._layout = layout
+            handle = _open(layout.specs)
+            if handle < 0:
+                handle = layout.allocation.open_failed(layout, handle)
+            self._handles = [handle]
+            return
+        if module.closed:
+            raise ValueError("module is closed")
+        layout = _layout(module)
+        # _handles stays unset until the allocation began: close() (and __del__, which
+        # swallows the AttributeError) has nothing to release before that; None once closed.
         self.module = module
         self._layout = layout
         if layout.memories_only and not imports:
-            # The common case (no imports, globals, tables, tags or segments to apply):
-            # the memories are all there is, opened by one allocator call.
-            alloc = self._alloc = layout.allocation or _allocation(module, layout)
-            if layout.fast:  # one memory: one C call (a reservation, or a pool slot)
-                handle = _open(layout.specs)
-                if handle < 0:
-                    handle = alloc.open_failed(layout, handle)
-                self._handles = [handle]
-            else:
-                self._handles = alloc.begin(module, layout)
-                layout.set_fast(alloc.fast_context(layout))
-            self._closed = False
+            alloc = layout.allocation or _allocation(module, layout)
+            self._handles = alloc.begin(module, layout)
+            layout.set_fast(alloc.fast_context(layout))
             return
         env = module.env
         externs = [] if imports is None and not env.initializers else lookup_imports(env, imports)
@@ -101,9 +102,8 @@ class Instance(Owner):
                 self.tags.append(ext)
         # Counted by the allocator from here (a pool may refuse: AllocationError); ended by
         # close() (or __del__, the backstop) once every memory and table is released.
-        alloc = self._alloc = layout.allocation or _allocation(module, layout)
+        alloc = layout.allocation or _allocation(module, layout)
         self._handles = alloc.begin(module, layout)
-        self._closed = False
         try:
             self._instantiate(layout)
         except BaseException:
@@ -117,7 +117,7 @@ class Instance(Owner):
         for func_type in layout.tags:
             self.tags.append(Tag(func_type))
 
-        alloc = self._alloc
+        alloc = self._layout.allocation
         if layout.tables:
             self._defined_tables = []
             self._owned = []  # pooled table slots
@@ -199,26 +199,28 @@ class Instance(Owner):
         defined = index - len(imported)
         if made is not None and defined < len(made) and made[defined] is not None:
             return made[defined]
-        if self._closed:
-            raise ValueError("instance is closed")
         handles = self._handles
+        if handles is None:
+            raise ValueError("instance is closed")
         if made is None:
             made = self._made = [None] * len(handles)
-        memory = made[defined] = self._alloc.memory(self._layout, defined, handles[defined])
+        memory = made[defined] = self._layout.allocation.memory(self._layout, defined, handles[defined])
         memory._passive_map, memory._passive_store = self._passive_data, self.module.translation.passive_data
         return memory
 
     @property
     def memories(self) -> list:
         """Every memory of the instance, imported ones first (made on first use)."""
-        count = len(self._imported_memories) + len(self._handles)
+        count = len(self._imported_memories) + self._layout.memory_count
         return [self.memory(i) for i in range(count)]
 
     def reservation_ranges(self) -> list:
         """(start, end) of each defined memory's reservation, guards included, without
         making Memory objects for the ones nobody looked at."""
         layout = self._layout
-        alloc, made, out = self._alloc, self._made, []
+        alloc, made, out = layout.allocation, self._made, []
+        if self._handles is None:
+            raise ValueError("instance is closed")
         for index, handle in enumerate(self._handles):
             memory = made[index] if made is not None else None
             out.append(memory.reservation_range if memory is not None else alloc.range(layout, index, handle))
@@ -256,25 +258,22 @@ class Instance(Owner):
 
     def __del__(self):  # the backstop (Owner's, minus a call when already closed)
         try:
-            if not self._closed:
+            if self._handles is not None:
                 self.close()
         except Exception:  # a half-built instance, or interpreter shutdown
             pass
 
     def close(self):
         """Release the memories and tables this instance defined (idempotent)."""
-        if self._closed:
+        handles = self._handles
+        if handles is None:
             return
-        self._closed = True
-        if self._made is None and not self._defined_tables:  # memories only, never looked at
-            layout = self._layout
-            if not layout.fast:
-                self._alloc.finish(layout, self._handles, None)
-                return
-            handle = self._handles[0]
-            rc = _close(layout.specs, handle)
+        self._handles = None
+        layout = self._layout
+        if layout.fast and self._made is None:  # one memory (and nothing else), never looked at
+            rc = _close(layout.specs, handles[0])
             if rc:
-                self._alloc.close_failed(layout, handle, rc)
+                layout.allocation.close_failed(layout, handles[0], rc)
             return
         try:
             for table in reversed(self._defined_tables):
@@ -287,14 +286,14 @@ class Instance(Owner):
                     if memory is not None:
                         memory.close()
         finally:
-            self._alloc.finish(self._layout, self._handles, self._made)
+            layout.allocation.finish(layout, handles, self._made)
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._handles is None
 
     def __repr__(self):
-        count = len(self._imported_memories) + len(self._handles)
+        count = len(self._imported_memories) + self._layout.memory_count
         return f"<Instance of {self.module.env.name or 'module'}: {count} memories>"
 
 
