@@ -47,64 +47,101 @@ static int wenv_protect_rest(char *base, uint64_t accessible, uint64_t image_off
     return 0;
 }
 
+/* One on-demand CoW cycle: reserve, map the image, mprotect the rest, unmap. */
+static int floor_cow_once(uint64_t reserve_len, uint64_t pre_guard, uint64_t accessible, int fd,
+                          uint64_t file_offset, uint64_t image_offset, uint64_t image_len)
+{
+    char *start = wenv_bench_reserve(reserve_len);
+    if (start == NULL)
+        return -1;
+    char *base = start + pre_guard;
+    if ((image_len && mmap(base + image_offset, (size_t)image_len, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_FIXED, fd, (off_t)file_offset) == MAP_FAILED)
+        || wenv_protect_rest(base, accessible, image_offset, image_len) != 0) {
+        int err = errno;
+        munmap(start, (size_t)reserve_len);
+        errno = err;
+        return -1;
+    }
+    return munmap(start, (size_t)reserve_len);
+}
+
+/* One on-demand copy cycle: reserve, mprotect, memcpy the image, unmap. */
+static int floor_copy_once(uint64_t reserve_len, uint64_t pre_guard, uint64_t accessible,
+                           const char *image, uint64_t image_offset, uint64_t image_len)
+{
+    char *start = wenv_bench_reserve(reserve_len);
+    if (start == NULL)
+        return -1;
+    char *base = start + pre_guard;
+    if (accessible && mprotect(base, (size_t)accessible, PROT_READ | PROT_WRITE) != 0) {
+        int err = errno;
+        munmap(start, (size_t)reserve_len);
+        errno = err;
+        return -1;
+    }
+    memcpy(base + image_offset, image, (size_t)image_len);
+    __asm__ __volatile__("" ::: "memory"); /* the copy must happen before the unmap */
+    return munmap(start, (size_t)reserve_len);
+}
+
+/* Time `samples` samples of `batch` calls of ONCE each (mean ns per call). */
+#define WENV_TIMED(ONCE)                                                  \
+    for (long s = 0; s < samples; s++) {                                  \
+        double t0 = wenv_now_ns();                                        \
+        for (long b = 0; b < batch; b++)                                  \
+            if ((ONCE) != 0)                                              \
+                return -1;                                                \
+        out_ns[s] = (wenv_now_ns() - t0) / (double)batch;                 \
+    }
+
+static int wenv_batch_ok(long batch)
+{
+    if (batch < 1) {
+        errno = EINVAL;
+        return 0;
+    }
+    return 1;
+}
+
 int wenv_floor_cow(uint64_t reserve_len, uint64_t pre_guard, uint64_t accessible, int fd,
                    uint64_t file_offset, uint64_t image_offset, uint64_t image_len,
-                   long iterations, double *out_ns)
+                   long samples, long batch, double *out_ns)
 {
-    for (long i = 0; i < iterations; i++) {
-        double t0 = wenv_now_ns();
-        char *start = wenv_bench_reserve(reserve_len);
-        if (start == NULL)
-            return -1;
-        char *base = start + pre_guard;
-        if (image_len && mmap(base + image_offset, (size_t)image_len, PROT_READ | PROT_WRITE,
-                              MAP_PRIVATE | MAP_FIXED, fd, (off_t)file_offset) == MAP_FAILED) {
-            int err = errno;
-            munmap(start, (size_t)reserve_len);
-            errno = err;
-            return -1;
-        }
-        if (wenv_protect_rest(base, accessible, image_offset, image_len) != 0) {
-            int err = errno;
-            munmap(start, (size_t)reserve_len);
-            errno = err;
-            return -1;
-        }
-        if (munmap(start, (size_t)reserve_len) != 0)
-            return -1;
-        out_ns[i] = wenv_now_ns() - t0;
-    }
+    if (!wenv_batch_ok(batch))
+        return -1;
+    WENV_TIMED(floor_cow_once(reserve_len, pre_guard, accessible, fd, file_offset, image_offset, image_len));
     return 0;
 }
 
 int wenv_floor_copy(uint64_t reserve_len, uint64_t pre_guard, uint64_t accessible,
                     const char *image, uint64_t image_offset, uint64_t image_len,
-                    long iterations, double *out_ns)
+                    long samples, long batch, double *out_ns)
 {
-    for (long i = 0; i < iterations; i++) {
-        double t0 = wenv_now_ns();
-        char *start = wenv_bench_reserve(reserve_len);
-        if (start == NULL)
-            return -1;
-        char *base = start + pre_guard;
-        if (accessible && mprotect(base, (size_t)accessible, PROT_READ | PROT_WRITE) != 0) {
-            int err = errno;
-            munmap(start, (size_t)reserve_len);
-            errno = err;
-            return -1;
-        }
-        memcpy(base + image_offset, image, (size_t)image_len);
-        __asm__ __volatile__("" ::: "memory"); /* the copy must happen before the unmap */
-        if (munmap(start, (size_t)reserve_len) != 0)
-            return -1;
-        out_ns[i] = wenv_now_ns() - t0;
-    }
+    if (!wenv_batch_ok(batch))
+        return -1;
+    WENV_TIMED(floor_copy_once(reserve_len, pre_guard, accessible, image, image_offset, image_len));
+    return 0;
+}
+
+static int floor_pool_once(char *base, uint64_t accessible)
+{
+    if (accessible && madvise(base, (size_t)accessible, MADV_DONTNEED) != 0)
+        return -1;
+    return mprotect(base + accessible, WENV_WASM_PAGE, PROT_NONE);
+}
+
+static int floor_pool_timed(char *base, uint64_t accessible, long samples, long batch, double *out_ns)
+{
+    WENV_TIMED(floor_pool_once(base, accessible));
     return 0;
 }
 
 int wenv_floor_pool(uint64_t slot_len, uint64_t accessible, int fd, uint64_t file_offset,
-                    uint64_t image_offset, uint64_t image_len, long iterations, double *out_ns)
+                    uint64_t image_offset, uint64_t image_len, long samples, long batch, double *out_ns)
 {
+    if (!wenv_batch_ok(batch))
+        return -1;
     if (accessible + WENV_WASM_PAGE > slot_len) {
         errno = EINVAL;
         return -1;
@@ -118,15 +155,7 @@ int wenv_floor_pool(uint64_t slot_len, uint64_t accessible, int fd, uint64_t fil
     if (image_len && mmap(base + image_offset, (size_t)image_len, PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_FIXED, fd, (off_t)file_offset) == MAP_FAILED)
         goto out;
-    for (long i = 0; i < iterations; i++) {
-        double t0 = wenv_now_ns();
-        if (accessible && madvise(base, (size_t)accessible, MADV_DONTNEED) != 0)
-            goto out;
-        if (mprotect(base + accessible, WENV_WASM_PAGE, PROT_NONE) != 0)
-            goto out;
-        out_ns[i] = wenv_now_ns() - t0;
-    }
-    rc = 0;
+    rc = floor_pool_timed(base, accessible, samples, batch, out_ns);
 out:;
     int err = errno;
     munmap(base, (size_t)slot_len);
@@ -134,15 +163,18 @@ out:;
     return rc;
 }
 
-int wenv_bench_pool_cycle(const wenv_memory_spec *spec, long iterations, double *out_ns)
+static int instance_cycle_once(const wenv_memory_spec *spec)
 {
-    for (long i = 0; i < iterations; i++) {
-        double t0 = wenv_now_ns();
-        int64_t slot = wenv_instance_open(spec);
-        if (slot < 0)
-            return -1;
-        wenv_instance_close(spec, slot);
-        out_ns[i] = wenv_now_ns() - t0;
-    }
+    int64_t handle = wenv_instance_open(spec);
+    if (handle < 0)
+        return -1;
+    return wenv_instance_close(spec, handle) < 0 ? -1 : 0;
+}
+
+int wenv_bench_instance_cycle(const wenv_memory_spec *spec, long samples, long batch, double *out_ns)
+{
+    if (!wenv_batch_ok(batch))
+        return -1;
+    WENV_TIMED(instance_cycle_once(spec));
     return 0;
 }

@@ -2,9 +2,9 @@
  * wenv_bench: C floors for the instantiation benchmarks (scripts/bench_instantiate.py).
  *
  * Each floor runs the syscalls one instantiation + release of a strategy needs, with
- * nothing else, `iterations` times, and writes the nanoseconds of every iteration
- * (CLOCK_MONOTONIC) to out_ns[0..iterations). Returns 0, or -1 with errno set (the
- * mappings made so far are released).
+ * nothing else, samples x batch times, and writes the mean nanoseconds per iteration of
+ * each batch (CLOCK_MONOTONIC around the batch) to out_ns[0..samples). Returns 0, or -1
+ * with errno set (the mappings made so far are released).
  *
  * Everything between CDEF-BEGIN and CDEF-END is also the cffi cdef (c_src/build_native.py).
  */
@@ -20,23 +20,23 @@
  * [base, base + accessible) + munmap. base = start + pre_guard. */
 int wenv_floor_cow(uint64_t reserve_len, uint64_t pre_guard, uint64_t accessible, int fd,
                    uint64_t file_offset, uint64_t image_offset, uint64_t image_len,
-                   long iterations, double *out_ns);
+                   long samples, long batch, double *out_ns);
 
 /* On-demand + copy: reserve + mprotect R/W [base, base + accessible) + memcpy the image
  * bytes to base + image_offset + munmap. */
 int wenv_floor_copy(uint64_t reserve_len, uint64_t pre_guard, uint64_t accessible,
                     const char *image, uint64_t image_offset, uint64_t image_len,
-                    long iterations, double *out_ns);
+                    long samples, long batch, double *out_ns);
 
 /* Pooling, same module reused: one slot prepared once (accessible R/W, image mapped);
  * each iteration resets it with madvise(MADV_DONTNEED) over [base, base + accessible)
  * and re-protects the wasm page above it (mprotect PROT_NONE). */
 int wenv_floor_pool(uint64_t slot_len, uint64_t accessible, int fd, uint64_t file_offset,
-                    uint64_t image_offset, uint64_t image_len, long iterations, double *out_ns);
+                    uint64_t image_offset, uint64_t image_len, long samples, long batch, double *out_ns);
 
 /* Our cycle without Python: wenv_instance_open + wenv_instance_close of spec (the C
  * that Instance(module).close() runs for a one-memory module), timed like the floors. */
-int wenv_bench_pool_cycle(const wenv_memory_spec *spec, long iterations, double *out_ns);
+int wenv_bench_instance_cycle(const wenv_memory_spec *spec, long samples, long batch, double *out_ns);
 
 /* CDEF-END */
 #endif

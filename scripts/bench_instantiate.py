@@ -1,20 +1,26 @@
 #!/usr/bin/env python3
 """Instantiate + release cost per strategy, next to its C syscall floor and wasmtime-py.
 
-    .venv/bin/python scripts/bench_instantiate.py [MODULE.wasm] [-n 2000] [--rounds 5]
-        [--quick] [--json [PATH]] [--no-wasmtime]
+    .venv/bin/python scripts/bench_instantiate.py [MODULE.wasm] [-n 2000] [--rounds 10]
+        [--batch 10] [--quick] [--json [PATH]] [--no-wasmtime]
 
 MODULE defaults to examples/build/image_1mib.wasm (built with scripts/build_examples.py
-if missing). One sample = one ``Instance(module)`` + ``close()``; rows give the median
-and spread (p10/p90) in microseconds over -n samples, taken in --rounds interleaved
-rounds so drift hits every strategy alike. Python's cyclic GC stays on (its cost is part
-of the Python path).
+if missing). One sample = --batch consecutive ``Instance(module).close()`` timed
+together, divided by the batch (the same for every row, the C floors included: at the
+one-microsecond scale, a clock read per call would cost Python ~0.1 us and C ~0.02 us of
+pure timing; --batch 1 times every call alone). Rows give the median and spread
+(p10/p90) in microseconds per instantiation over -n samples, taken in --rounds
+interleaved rounds so drift hits every strategy alike. Python's cyclic GC stays on (its
+cost is part of the Python path).
 
 Ours:
   cow      on-demand allocator, image mapped copy-on-write (the default Engine)
   copy     Engine(memory_init_cow=False): the image is copied into every instance
   pooling  PoolingAllocator (160-page slots or the module's largest minimum), the same
            module instantiated again (its slot keeps the image)
+Our C alone (c_src/wenv_bench.c: wenv_instance_open + wenv_instance_close, the C that
+one Instance(module).close() runs for a one-memory module, with no Python around it):
+  cow-c / pooling-c
 C floors (the same run, c_src/wenv_bench.c, same geometry as the module's first memory):
   floor-cow      mmap reserve PROT_NONE + mmap image MAP_PRIVATE|MAP_FIXED from the same
                  memfd + mprotect the rest of the accessible part + munmap
@@ -90,15 +96,17 @@ class OurStrategy:
             self.engine = our_engine(strategy)
         self.module = runtime.Module(self.engine, wasm)
 
-    def run(self, n):
+    def run(self, n, batch):
         Instance = self.runtime.Instance
         module = self.module
         clock = time.perf_counter_ns
+        inner = range(batch)
         out = []
         for _ in range(n):
             t0 = clock()
-            Instance(module).close()
-            out.append(clock() - t0)
+            for _ in inner:
+                Instance(module).close()
+            out.append((clock() - t0) / batch)
         return out
 
     def close(self):
@@ -117,17 +125,19 @@ class WasmtimeStrategy:
         self.engine = wt.Engine(cfg)
         self.module = wt.Module(self.engine, wasm)
 
-    def run(self, n):
+    def run(self, n, batch):
         Store, Instance = self.wt.Store, self.wt.Instance
         engine, module = self.engine, self.module
         clock = time.perf_counter_ns
+        inner = range(batch)
         out = []
         for _ in range(n):
             t0 = clock()
-            store = Store(engine)
-            inst = Instance(store, module, [])
-            del inst, store  # frees the instance and its memory
-            out.append(clock() - t0)
+            for _ in inner:
+                store = Store(engine)
+                inst = Instance(store, module, [])
+                del inst, store  # frees the instance and its memory
+            out.append((clock() - t0) / batch)
         return out
 
     def close(self):
@@ -161,18 +171,18 @@ class Floor:
             self.image_bytes = b""
         self.slot_len = max(160 * 65536, self.accessible + 65536)
 
-    def run(self, n):
+    def run(self, n, batch):
         out = self.ffi.new("double[]", n)
         lib = self.lib
         if self.kind == "floor-cow":
             rc = lib.wenv_floor_cow(self.reserve_len, self.pre_guard, self.accessible, self.fd,
-                                    self.file_offset, self.image_offset, self.image_len, n, out)
+                                    self.file_offset, self.image_offset, self.image_len, n, batch, out)
         elif self.kind == "floor-copy":
             rc = lib.wenv_floor_copy(self.reserve_len, self.pre_guard, self.accessible, self.image_bytes,
-                                     self.image_offset, self.image_len, n, out)
+                                     self.image_offset, self.image_len, n, batch, out)
         else:
             rc = lib.wenv_floor_pool(self.slot_len, self.accessible, self.fd, self.file_offset,
-                                     self.image_offset, self.image_len, n, out)
+                                     self.image_offset, self.image_len, n, batch, out)
         if rc != 0:
             err = self.ffi.errno
             raise OSError(err, f"{self.kind}: {os.strerror(err)}")
@@ -182,9 +192,30 @@ class Floor:
         self.module.close()
 
 
+class OurC(OurStrategy):
+    """Our instantiation's C part alone: the module's one-call spec, driven from C."""
+
+    def __init__(self, strategy, wasm):
+        super().__init__(strategy[:-2], wasm)
+        self.ffi, self.lib = self.runtime._ffi.ffi, self.runtime._ffi.lib
+        self.runtime.Instance(self.module).close()  # sets up the module's one-call spec
+        self.layout = self.module._instance_layout
+        if not self.layout.fast:
+            raise SystemExit(f"{strategy}: the module is not a one-memory module: no C cycle to time")
+
+    def run(self, n, batch):
+        out = self.ffi.new("double[]", n)
+        if self.lib.wenv_bench_instance_cycle(self.layout.specs, n, batch, out) != 0:
+            err = self.ffi.errno
+            raise OSError(err, f"C cycle: {os.strerror(err)}")
+        return list(out)
+
+
 def make(name, wasm):
     if name in OURS:
         return OurStrategy(name, wasm)
+    if name.endswith("-c"):
+        return OurC(name, wasm)
     if name.startswith("floor-"):
         return Floor(name, wasm)
     return WasmtimeStrategy(name, wasm)
@@ -192,17 +223,17 @@ def make(name, wasm):
 
 # ---- the report --------------------------------------------------------------------------
 
-def measure(wasm, names, n, rounds, warmup):
+def measure(wasm, names, n, rounds, warmup, batch=1):
     runners = {name: make(name, wasm) for name in names}
     samples = {name: [] for name in names}
     try:
         for name, r in runners.items():
-            r.run(warmup)  # one-time costs (handler install, pool reservation, caches)
+            r.run(warmup, 1)  # one-time costs (handler install, pool reservation, caches)
         per_round = max(1, n // rounds)
         for _ in range(rounds):
             for name, r in runners.items():
                 gc.collect()
-                samples[name] += r.run(per_round)
+                samples[name] += r.run(per_round, batch)
     finally:
         for r in runners.values():
             r.close()
@@ -243,8 +274,9 @@ def _verdict(ratio, target, ok):
     return f"{ratio:.2f}x (<= {target:g}x {'ok' if ok else 'MISSED'})"
 
 
-def print_table(path, rows, comparison, n, defined_memories=1):
-    print(f"instantiate + release, {path.name}: median and p10/p90 over {n} samples (us)")
+def print_table(path, rows, comparison, n, defined_memories=1, batch=1):
+    print(f"instantiate + release, {path.name}: median and p10/p90 over {n} samples of {batch} "
+          f"(us per instantiation)")
     print(f"{'strategy':<15} {'median':>9} {'p10':>9} {'p90':>9}")
     for name, r in rows.items():
         print(f"{name:<15} {r['median_us']:>9.1f} {r['p10_us']:>9.1f} {r['p90_us']:>9.1f}")
@@ -268,7 +300,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("module", nargs="?", default=str(DEFAULT_MODULE))
     ap.add_argument("-n", "--iterations", type=int, default=2000, help="samples per row")
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds")
+    ap.add_argument("--batch", type=int, default=10, help="instantiations timed together per sample")
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--quick", action="store_true", help="smoke run: 40 samples, 2 rounds")
     ap.add_argument("--json", nargs="?", const="-", metavar="PATH",
@@ -276,22 +309,24 @@ def main(argv=None):
     ap.add_argument("--no-wasmtime", action="store_true", help="skip the wasmtime-py rows")
     args = ap.parse_args(argv)
     if args.quick:
-        args.iterations, args.rounds, args.warmup = 40, 2, 5
+        args.iterations, args.rounds, args.warmup, args.batch = 40, 2, 5, 2
     path = pathlib.Path(args.module)
     if not path.exists() and path.resolve() == DEFAULT_MODULE.resolve():
         import build_examples
         build_examples.main()
     wasm = path.read_bytes()
 
-    names = list(OURS) + ["floor-cow", "floor-copy", "floor-pooling"]
+    if args.batch < 1:
+        ap.error("--batch must be at least 1")
+    names = list(OURS) + ["cow-c", "pooling-c", "floor-cow", "floor-copy", "floor-pooling"]
     if not args.no_wasmtime:
         names += ["wasmtime-cow", "wasmtime-copy"]
-    rows = measure(wasm, names, args.iterations, args.rounds, args.warmup)
+    rows = measure(wasm, names, args.iterations, args.rounds, args.warmup, args.batch)
     comparison = compare(rows)
     import wasmenv
     env = wasmenv.compile(wasm).module
     defined_memories = len(env.memory_plans) - env.num_imported_memories
-    result = {"module": str(path), "iterations": args.iterations, "rounds": args.rounds,
+    result = {"module": str(path), "iterations": args.iterations, "rounds": args.rounds, "batch": args.batch,
               "defined_memories": defined_memories,
               "unit": "us", "wasmtime_store": "per instance", "rows": rows, "comparison": comparison}
     if args.json is not None:
@@ -300,7 +335,7 @@ def main(argv=None):
             print(text)
             return 0
         pathlib.Path(args.json).write_text(text + "\n")
-    print_table(path, rows, comparison, args.iterations, defined_memories)
+    print_table(path, rows, comparison, args.iterations, defined_memories, args.batch)
     return 0
 
 

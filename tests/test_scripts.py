@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH_ROWS = ("cow", "copy", "pooling", "floor-cow", "floor-copy", "floor-pooling",
+BENCH_ROWS = ("cow", "copy", "pooling", "cow-c", "pooling-c", "floor-cow", "floor-copy", "floor-pooling",
               "wasmtime-cow", "wasmtime-copy")
 
 
