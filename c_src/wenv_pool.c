@@ -289,8 +289,12 @@ int64_t wenv_pool_take(wenv_pool *p, const wenv_memory_spec *spec, int count_ins
 
 int wenv_pool_put(wenv_pool *p, uint32_t index, int end_instance)
 {
-    if (index >= p->created)
-        abort();
+    /* Only the holder of a slot puts it back, once: anything else is a caller's bug,
+     * refused before it can corrupt the free list. */
+    if (index >= __atomic_load_n(&p->created, __ATOMIC_ACQUIRE) || !p->slots[index].in_use) {
+        errno = EINVAL;
+        return -1;
+    }
     wenv_slot *s = &p->slots[index];
     uint64_t base = wenv_pool_slot_base(p, index);
     if (wenv_reset(p, s, base) != 0 && wenv_wipe(p, s, base) != 0)

@@ -48,7 +48,8 @@ int wenv_pool_begin(wenv_pool *p);
 int64_t wenv_pool_take(wenv_pool *p, const wenv_memory_spec *spec, int count_instance);
 /* Reset slot and make it free (a failed reset wipes the slot, or poisons it for the next
  * take); with end_instance, also count one live instance less. Returns 1 when the pool
- * is closed and no slot or instance is live any more (the caller may unmap it), else 0. */
+ * is closed and no slot or instance is live any more (the caller may unmap it), else 0;
+ * -1 with EINVAL for a slot that is not in use (nothing is changed). */
 int wenv_pool_put(wenv_pool *p, uint32_t slot, int end_instance);
 /* Count one live instance less. Same return as wenv_pool_put. */
 int wenv_pool_end(wenv_pool *p);

@@ -87,7 +87,7 @@ from wasmenv import WASM_PAGE_SIZE, MemoryPlan
 
 from . import _ffi
 from .allocator import InstanceAllocation, InstanceAllocator
-from .errors import AllocationError
+from .errors import AllocationError, WasmRuntimeError
 from .memory import Memory, MemorySlot, Reservation, ReservedSlot
 from .table import Table
 
@@ -297,8 +297,14 @@ class _PoolCore:
 
     def put(self, index: int, end_instance: bool) -> None:
         """Reset slot ``index`` and make it free (C: wenv_pool_put)."""
-        if _ffi.pool_put(self.native, index, end_instance):
+        self.after_put(_ffi.pool_put(self.native, index, end_instance), index)
+
+    def after_put(self, rc: int, index: int) -> None:
+        """Act on wenv_pool_put's result: unmap a closed, unused pool; refuse a double put."""
+        if rc == 1:
             self._unmap_if_closed()
+        elif rc < 0:
+            raise WasmRuntimeError(f"pool memory slot {index} was released but is not in use")
 
     def end(self) -> None:
         if _ffi.pool_end(self.native):
@@ -399,8 +405,8 @@ class _PoolAllocation(InstanceAllocation):
         return self._retry(code, lambda: _take(native, layout.specs, 1))
 
     def close_failed(self, layout, slot: int, rc: int) -> None:
-        """After _ffi.instance_close returned ``rc`` != 0: the closed pool is unused."""
-        self._core._unmap_if_closed()
+        """After _ffi.instance_close returned ``rc`` != 0 (wenv_pool_put's result)."""
+        self._core.after_put(rc, slot)
 
     def memory(self, layout, index: int, slot: int) -> Memory:
         plan, image = layout.memories[index]
@@ -427,8 +433,9 @@ class _PoolAllocation(InstanceAllocation):
     def finish(self, layout, slots, made) -> None:
         core = self._core
         if made is None and len(slots) == 1:  # the common case: one call
-            if _put(core.native, slots[0], 1):
-                core._unmap_if_closed()
+            rc = _put(core.native, slots[0], 1)
+            if rc:
+                core.after_put(rc, slots[0])
             return
         pending = [slot for index, slot in enumerate(slots) if made is None or made[index] is None]
         for slot in pending[:-1]:

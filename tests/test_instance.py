@@ -321,3 +321,91 @@ def test_imported_memory_traps_the_same_from_every_instance(engine, shared):
         with pytest.raises(Trap):
             mem.store_i64(2 * 65536 - 4, 1)
     host.close()
+
+
+# ---- the one-call path and Memory objects made on first use ----------------------------
+
+ONE_MEMORY = '(module (memory (export "m") 2 5) (data (i32.const 70000) "late") (data (i32.const 0) "head"))'
+
+
+def test_one_memory_module_takes_the_one_call_path_after_its_first_instance(engine):
+    module = Module(engine, wat(ONE_MEMORY))
+    first = Instance(module)
+    layout = module._instance_layout
+    assert layout.fast and layout.memories_only and layout.memory_count == 1
+    second = Instance(module)  # opened by one C call
+    for i in (first, second):
+        m = i.exports["m"]
+        assert m.read(0, 4) == b"head" and m.read(70000, 4) == b"late" and m.size_pages == 2
+    assert first.memory(0).base_address != second.memory(0).base_address
+    first.close()
+    second.close()
+    spec = layout.specs[0]
+    pooled = isinstance(engine.allocator, PoolingAllocator)
+    assert (spec.pool != runtime._ffi.NULL) == pooled  # which allocator the one call goes to
+    assert spec.image_len == module.images[0].byte_len and spec.accessible == 2 * 65536
+
+
+def test_memory_objects_are_made_on_first_use_and_only_once(engine):
+    i = Instance(Module(engine, wat(ONE_MEMORY)))
+    assert i._made is None  # nobody looked yet
+    ranges = i.reservation_ranges()  # no Memory object needed for this
+    assert i._made is None
+    m = i.memory(0)
+    assert i.exports["m"] is m and i.memories == [m] and i._made == [m]
+    assert m.reservation_range == ranges[0]
+    i.close()
+    assert m.closed and i.closed
+    with pytest.raises(ValueError, match="closed"):
+        m.read(0, 1)
+    assert i.memory(0) is m  # the closed object, not a new one
+
+
+def test_a_memory_never_looked_at_is_released_by_close_and_by_the_backstop(engine):
+    module = Module(engine, wat(ONE_MEMORY))
+    Instance(module).close()  # the first instance sets up the one-call path
+    gc.collect()
+    before = maps_and_fds()
+    for _ in range(50):
+        Instance(module).close()
+    for _ in range(50):
+        Instance(module)  # dropped unclosed: __del__ releases it
+    assert maps_and_fds() == before
+    if isinstance(engine.allocator, PoolingAllocator):
+        assert engine.allocator.live_instances == engine.allocator.live_memories == 0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/self/maps")
+def test_reservation_ranges_of_unmade_memories_match_the_process_mappings(engine):
+    from tests.test_native import layout
+    module = Module(engine, wat(ONE_MEMORY))
+    Instance(module).close()
+    i = Instance(module)
+    (start, end), = i.reservation_ranges()
+    plan = module.env.memory_plans[0]
+    perms = [p for _, _, p in layout(start, end)]
+    assert "rw-p" in perms and perms[0] in ("---p", "rw-p")
+    if not isinstance(engine.allocator, PoolingAllocator):
+        assert end - start == plan.reservation_bytes()
+        assert perms[0] == "---p" and perms[-1] == "---p"  # pre-guard and offset guard
+    i.close()
+    with pytest.raises(ValueError, match="closed"):
+        i.reservation_ranges()
+    with pytest.raises(ValueError, match="closed"):
+        i.memory(0)
+
+
+def test_instances_of_a_closed_module_are_refused_on_the_one_call_path(engine):
+    module = Module(engine, wat(ONE_MEMORY))
+    Instance(module).close()
+    assert module._instance_layout.fast
+    module.close()
+    with pytest.raises(ValueError, match="module is closed"):
+        Instance(module)
+
+
+def test_passing_imports_to_a_module_without_imports_takes_the_general_path(engine):
+    module = Module(engine, wat(ONE_MEMORY))
+    Instance(module).close()
+    with Instance(module, {}) as i, Instance(module, []) as j:
+        assert i.exports["m"].read(0, 4) == j.exports["m"].read(0, 4) == b"head"

@@ -734,3 +734,59 @@ def test_dropped_unclosed_instances_are_collected_at_the_limit(monkeypatch):
             gc.enable()
         gc.collect()
         assert pool.live_instances == 0
+
+
+# ---- the C slot table (c_src/wenv_pool.c) -----------------------------------------------
+
+def _memory_only(pages, data=()):
+    segs = " ".join(f'(data (i32.const {off}) "{_escape(payload)}")' for off, payload in data)
+    return wat(f'(module (memory (export "m") {pages} 40) {segs})')
+
+
+def test_slot_keeps_its_image_for_the_same_module_and_drops_it_for_another(pool):
+    eng = Engine(allocator=pool)
+    a, b = Module(eng, _memory_only(2, [(0, b"AAAA")])), Module(eng, _memory_only(2, [(0, b"BBBB")]))
+    for _ in range(3):  # the one-call path from the second instance on
+        with Instance(a) as inst:
+            slot = inst.memory(0)._state.slot
+            assert slot.state["image_key"] == a.images[0].key and slot.state["in_use"] == 1
+            assert inst.memory(0).read(0, 4) == b"AAAA"
+            inst.memory(0).write(0, b"dirt")
+    assert slot.state["in_use"] == 0 and slot.state["image_key"] == a.images[0].key  # affinity
+    with Instance(b) as inst:
+        assert inst.memory(0)._state.slot.index == slot.index  # LIFO: the same slot
+        assert slot.state["image_key"] == b.images[0].key
+        assert inst.memory(0).read(0, 8) == b"BBBB\0\0\0\0"
+
+
+def test_a_slot_released_twice_is_refused_without_corrupting_the_pool():
+    with make_pool(max_instances=2) as pool:
+        mod = Module(Engine(allocator=pool), _memory_only(1))
+        inst = Instance(mod)
+        slot = inst.memory(0)._state.slot
+        inst.close()
+        with pytest.raises(WasmRuntimeError, match="not in use"):
+            pool._core.put(slot.index, False)
+        live_instances, live_memories, created, free, bad = pool._core.stats()
+        assert (live_instances, live_memories, bad) == (0, 0, 0) and free == created
+        a, b = Instance(mod), Instance(mod)  # both slots still handed out exactly once
+        assert a.memory(0).base_address != b.memory(0).base_address
+        a.close()
+        b.close()
+
+
+def test_one_call_instances_count_against_max_instances_and_come_back():
+    with make_pool(max_instances=3) as pool:
+        mod = Module(Engine(allocator=pool), _memory_only(1, [(0, b"x")]))
+        Instance(mod).close()
+        assert mod._instance_layout.fast
+        for _ in range(20):
+            live = [Instance(mod) for _ in range(3)]
+            with pytest.raises(AllocationError) as info:
+                Instance(mod)
+            assert info.value.limit == "max_instances"
+            assert pool.live_instances == pool.live_memories == 3
+            for i in live:
+                i.close()
+        assert pool.live_instances == pool.live_memories == 0
+        assert pool._core.stats()[4] == 0  # no in-use slot on the free list
