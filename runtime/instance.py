@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from wasmenv import WASM_PAGE_SIZE, ConstExpr, ExternKind, InitMemory, TableInitialization
+from wasmenv import ConstExpr, ExternKind, InitMemory
 
-from ._owner import Owner
 from . import _ffi
-from .allocator import begin_instance
-from .memory import Memory, reservation_geometry
+from ._owner import Owner
 from .func import Func
 from .globals import Global
+from .layout import allocation_of, layout_of
 from .linking import lookup_imports
+from .memory import Memory
 from .module import Module
 from .table import Table
 from .tag import Tag
@@ -21,6 +21,12 @@ from .traps import Trap, TrapCode
 class Instance(Owner):
     """An instantiated module: imports linked, globals, tables and memories created and
     initialized in spec order. Start functions are reported (``start_func``), not run.
+
+    A defined memory is opened by its allocator in C (reserved and its image mapped, or a
+    pool slot prepared); its :class:`runtime.Memory` object is made the first time it is
+    asked for (``memory(i)``, ``memories``, ``exports``), so an instance nobody looks
+    into costs one C call to open and one to release when its module has one memory
+    and nothing else to link or initialize (see ``runtime.layout``).
 
     Args:
         module: a :class:`runtime.Module`.
@@ -37,7 +43,7 @@ class Instance(Owner):
 
     # What every instance sets lives in slots; the rest has a class-level default and is
     # set (in the instance's __dict__, made on first store) only by modules that need it:
-    # an instance of a memories-only module costs five stores and no dict.
+    # an instance of a memories-only module costs three stores and no dict.
     __slots__ = ("module", "_handles", "_layout", "__dict__", "__weakref__")
     functions: Optional[List[Optional[Func]]] = None  # made on first reference when None
     globals: List[Global] = ()
@@ -65,13 +71,13 @@ class Instance(Owner):
             return
         if module.closed:
             raise ValueError("module is closed")
-        layout = _layout(module)
+        layout = layout_of(module)
         # _handles stays unset until the allocation began: close() (and __del__, which
         # swallows the AttributeError) has nothing to release before that; None once closed.
         self.module = module
         self._layout = layout
         if layout.memories_only and not imports:
-            alloc = layout.allocation or _allocation(module, layout)
+            alloc = layout.allocation or allocation_of(module, layout)
             self._handles = alloc.begin(module, layout)
             layout.set_fast(alloc.fast_context(layout))
             return
@@ -102,7 +108,7 @@ class Instance(Owner):
                 self.tags.append(ext)
         # Counted by the allocator from here (a pool may refuse: AllocationError); ended by
         # close() (or __del__, the backstop) once every memory and table is released.
-        alloc = layout.allocation or _allocation(module, layout)
+        alloc = layout.allocation or allocation_of(module, layout)
         self._handles = alloc.begin(module, layout)
         try:
             self._instantiate(layout)
@@ -297,84 +303,7 @@ class Instance(Owner):
         return f"<Instance of {self.module.env.name or 'module'}: {count} memories>"
 
 
-_U64_MAX = (1 << 64) - 1
 _open, _close = _ffi.instance_open, _ffi.instance_close
-
-
-class _Layout:
-    """What instantiating a module needs that does not depend on the instance, computed
-    once per Module (``Module._instance_layout``): defined globals, tags, tables and
-    memories with their plans and images, element segments, the data to copy when an
-    image is not mapped, passive data segments, export names."""
-
-    __slots__ = ("globals", "tags", "tables", "memories", "element_segments", "segmented",
-                 "copies", "passive_data", "export_names", "memory_count", "max_pages",
-                 "reserve_bytes", "specs", "memories_only", "allocation", "fast")
-
-    def __init__(self, module: Module):
-        env = module.env
-        self.globals = tuple((g.type, g.init) for g in env.globals[env.num_imported_globals:])
-        self.tags = tuple(t.func_type for t in env.tags[env.num_imported_tags:])
-        tinit = env.table_initialization
-        lazy = tinit.tables if isinstance(tinit, TableInitialization.FuncTable) else ()
-        self.tables = tuple((env.table_plans[i], lazy[i] if i < len(lazy) else None)
-                            for i in range(env.num_imported_tables, len(env.table_plans)))
-        images = module.images
-        self.memories = tuple((env.memory_plans[i], images[i])
-                              for i in range(env.num_imported_memories, len(env.memory_plans)))
-        self.element_segments = tuple(tinit.segments)
-        minit = env.memory_initialization
-        self.segmented = minit if minit.is_segmented() else None
-        data = module.translation.data
-        self.copies = () if self.segmented else tuple(
-            (index, static.offset, data.view(static.data))
-            for index, static in enumerate(minit.map) if static is not None and images[index] is None)
-        self.passive_data = env.passive_data_map
-        self.export_names = tuple(env.exports)
-        # Per defined memory: validated once here, and the C spec allocators open it from.
-        self.memory_count = len(self.memories)
-        self.max_pages = tuple(Memory.check_plan(plan, image) for plan, image in self.memories)
-        self.reserve_bytes = tuple(reservation_geometry(plan, plan.memory.minimum)[0]
-                                   for plan, _ in self.memories)
-        self.specs = _ffi.new_memory_specs(max(1, self.memory_count))
-        for spec, (plan, image), total in zip(self.specs, self.memories, self.reserve_bytes):
-            # Sizes of 2^64 or more (memory64) become 2^64 - 1: _ffi.memory_open refuses them.
-            spec.reserve_bytes = min(total, _U64_MAX)
-            spec.pre_guard = plan.pre_guard_size
-            spec.accessible = min(plan.memory.minimum * WASM_PAGE_SIZE, _U64_MAX)
-            spec.image_fd = -1
-            if image is not None and image.byte_len:
-                spec.image_fd = image.fd
-                spec.image_file_offset = image.file_offset
-                spec.image_offset = image.linear_offset
-                spec.image_len = image.byte_len
-                spec.image_key = image.key
-        self.allocation = None  # the engine allocator's begin_instance(module), once it accepted it
-        self.fast = False       # specs[0].pool is set: instances use _ffi.instance_open/close
-        self.memories_only = not (env.initializers or self.globals or self.tags or env.table_plans
-                                  or self.element_segments or self.segmented or self.copies)
-
-
-    def set_fast(self, context) -> None:
-        """Use the one-call path with ``context`` (an allocation's fast_context: NULL or
-        a pool), or not (None)."""
-        if context is not None:
-            self.specs[0].pool = context
-            self.fast = True
-
-
-def _allocation(module: Module, layout: _Layout):
-    """What the engine's allocator gives instances of ``module`` (asked once per module:
-    a pooling allocator checks the module against its limits there, and may refuse)."""
-    layout.allocation = begin_instance(module.engine.allocator, module)
-    return layout.allocation
-
-
-def _layout(module: Module) -> _Layout:
-    layout = module._instance_layout
-    if layout is None:
-        layout = module._instance_layout = _Layout(module)
-    return layout
 
 
 class Exports:
@@ -382,7 +311,7 @@ class Exports:
 
     def __init__(self, instance: Instance):
         self._instance = instance
-        self._names = _layout(instance.module).export_names
+        self._names = layout_of(instance.module).export_names
 
     def __getitem__(self, name):
         if isinstance(name, int):

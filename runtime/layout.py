@@ -1,0 +1,97 @@
+"""InstanceLayout: what instantiating a module needs that does not depend on the instance.
+
+Computed once per Module (cached as ``Module._instance_layout``) by :func:`layout_of`:
+defined globals, tags and tables with their initializers, defined memories with their
+plans and images (validated once here) and the C specs allocators open them from,
+element segments, the data to copy when an image is not mapped, passive data segments,
+export names; and, once the first instance began, the allocation its engine's allocator
+serves instances of this module with, and whether they take the one-call path
+(``fast``: one memory and nothing else to link or initialize).
+"""
+from __future__ import annotations
+
+from wasmenv import WASM_PAGE_SIZE, TableInitialization
+
+from . import _ffi
+from .allocator import begin_instance
+from .memory import Memory, reservation_geometry
+from .module import Module
+
+_U64_MAX = (1 << 64) - 1
+
+__all__ = ["InstanceLayout", "layout_of", "allocation_of"]
+
+
+class InstanceLayout:
+    """What instantiating a module needs that does not depend on the instance, computed
+    once per Module (``Module._instance_layout``): defined globals, tags, tables and
+    memories with their plans and images, element segments, the data to copy when an
+    image is not mapped, passive data segments, export names."""
+
+    __slots__ = ("globals", "tags", "tables", "memories", "element_segments", "segmented",
+                 "copies", "passive_data", "export_names", "memory_count", "max_pages",
+                 "reserve_bytes", "specs", "memories_only", "allocation", "fast")
+
+    def __init__(self, module: Module):
+        env = module.env
+        self.globals = tuple((g.type, g.init) for g in env.globals[env.num_imported_globals:])
+        self.tags = tuple(t.func_type for t in env.tags[env.num_imported_tags:])
+        tinit = env.table_initialization
+        lazy = tinit.tables if isinstance(tinit, TableInitialization.FuncTable) else ()
+        self.tables = tuple((env.table_plans[i], lazy[i] if i < len(lazy) else None)
+                            for i in range(env.num_imported_tables, len(env.table_plans)))
+        images = module.images
+        self.memories = tuple((env.memory_plans[i], images[i])
+                              for i in range(env.num_imported_memories, len(env.memory_plans)))
+        self.element_segments = tuple(tinit.segments)
+        minit = env.memory_initialization
+        self.segmented = minit if minit.is_segmented() else None
+        data = module.translation.data
+        self.copies = () if self.segmented else tuple(
+            (index, static.offset, data.view(static.data))
+            for index, static in enumerate(minit.map) if static is not None and images[index] is None)
+        self.passive_data = env.passive_data_map
+        self.export_names = tuple(env.exports)
+        # Per defined memory: validated once here, and the C spec allocators open it from.
+        self.memory_count = len(self.memories)
+        self.max_pages = tuple(Memory.check_plan(plan, image) for plan, image in self.memories)
+        self.reserve_bytes = tuple(reservation_geometry(plan, plan.memory.minimum)[0]
+                                   for plan, _ in self.memories)
+        self.specs = _ffi.new_memory_specs(max(1, self.memory_count))
+        for spec, (plan, image), total in zip(self.specs, self.memories, self.reserve_bytes):
+            # Sizes of 2^64 or more (memory64) become 2^64 - 1: _ffi.memory_open refuses them.
+            spec.reserve_bytes = min(total, _U64_MAX)
+            spec.pre_guard = plan.pre_guard_size
+            spec.accessible = min(plan.memory.minimum * WASM_PAGE_SIZE, _U64_MAX)
+            spec.image_fd = -1
+            if image is not None and image.byte_len:
+                spec.image_fd = image.fd
+                spec.image_file_offset = image.file_offset
+                spec.image_offset = image.linear_offset
+                spec.image_len = image.byte_len
+                spec.image_key = image.key
+        self.allocation = None  # the engine allocator's begin_instance(module), once it accepted it
+        self.fast = False       # specs[0].pool is set: instances use _ffi.instance_open/close
+        self.memories_only = not (env.initializers or self.globals or self.tags or env.table_plans
+                                  or self.element_segments or self.segmented or self.copies)
+
+    def set_fast(self, context) -> None:
+        """Use the one-call path with ``context`` (an allocation's fast_context: NULL or
+        a pool), or not (None)."""
+        if context is not None:
+            self.specs[0].pool = context
+            self.fast = True
+
+
+def allocation_of(module: Module, layout: InstanceLayout):
+    """What the engine's allocator gives instances of ``module`` (asked once per module:
+    a pooling allocator checks the module against its limits there, and may refuse)."""
+    layout.allocation = begin_instance(module.engine.allocator, module)
+    return layout.allocation
+
+
+def layout_of(module: Module) -> InstanceLayout:
+    layout = module._instance_layout
+    if layout is None:
+        layout = module._instance_layout = InstanceLayout(module)
+    return layout
