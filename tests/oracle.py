@@ -231,9 +231,17 @@ def our_outcome(engine, wasm: bytes, recipes) -> Outcome:
             return Outcome("pool-limit", str(exc))
         raise
     try:
-        return _our_state(instance, externs, "ok", "")
+        first = _our_state(instance, externs, "ok", "")
     finally:
         instance.close()
+    if not externs:
+        # Again, from the same Module: a memories-only module now takes the one-call
+        # path (and a pool hands back the slot just reset): the state must not change.
+        with runtime.Instance(module) as again:
+            second = _our_state(again, externs, "ok", "")
+        if second.comparable() != first.comparable():
+            return Outcome("second-instance-differs", f"{first} != {second}")
+    return first
 
 
 def _our_state(instance, externs, kind, detail):
