@@ -653,6 +653,9 @@ def _hammer(seconds, threads=8, max_instances=8):
                         assert exc.limit == "max_instances"
                         with lock:
                             refused[0] += 1
+                        # Back off as a real caller would: a thread spinning on refusals
+                        # holds the GIL that the holders need after each C call.
+                        time.sleep(0.0005)
                         continue
                     mem, table = inst.exports["m"], inst.exports["t"]
                     key = mem.reservation_range
