@@ -793,3 +793,114 @@ def test_one_call_instances_count_against_max_instances_and_come_back():
                 i.close()
         assert pool.live_instances == pool.live_memories == 0
         assert pool._core.stats()[4] == 0  # no in-use slot on the free list
+
+
+# ---- a model of tenancy: random instantiate / write / grow / release sequences ---------
+
+#: (minimum pages, data segments) of memories-only modules; loaded both from wasm (images
+#: cover the whole initial size) and from artifacts (images mapped exactly where their
+#: data is, so a reset must split keep_resident around them).
+MODEL_MODULES = [
+    (1, []),
+    (2, [(0, b"head" * 3000)]),
+    (3, [(2 * WASM_PAGE + 8, b"x" * 100)]),
+    (4, [(WASM_PAGE, bytes(range(256)) * 600)]),
+]
+
+
+@pytest.fixture(scope="module")
+def model_artifacts(tmp_path_factory):
+    """The MODEL_MODULES compiled once as artifacts (default tunables, as the pools' Engines)."""
+    import wasmenv
+    tmp_dir = tmp_path_factory.mktemp("model")
+    return [wasmenv.save_artifact(wasmenv.compile(_memory_only(pages, data)), tmp_dir / f"m{k}")
+            for k, (pages, data) in enumerate(MODEL_MODULES)]
+
+
+def _model_modules(engine, artifacts):
+    mods = []
+    for (pages, data), path in zip(MODEL_MODULES, artifacts):
+        mods.append((Module(engine, _memory_only(pages, data)), pages, data))
+        mods.append((Module(engine, path), pages, data))
+    return mods
+
+
+def _expect_model(pages, data):
+    expect = bytearray(pages * WASM_PAGE)
+    for off, payload in data:
+        expect[off:off + len(payload)] = payload
+    return bytes(expect)
+
+
+@pytest.mark.parametrize("keep", [0, 10000, WASM_PAGE, 3 * WASM_PAGE + 5])
+def test_every_pair_of_tenants_with_exact_and_covering_images(model_artifacts, keep):
+    """Each model module (from wasm: images cover the initial size; from an artifact:
+    images sit exactly on their data) dirties a slot, grown to its maximum; then each one
+    instantiated next in that slot reads exactly its image and zeros."""
+    with make_pool(max_instances=1, max_memory_pages=8, keep_resident=keep) as pool:
+        mods = _model_modules(Engine(allocator=pool), model_artifacts)
+        for first, _, _ in mods:
+            for second, pages, data in mods:
+                with Instance(first) as inst:
+                    mem = inst.memory(0)
+                    assert mem.grow(8 - mem.size_pages) != -1
+                    mem.fill(0, 0xFE, mem.byte_len)
+                with Instance(second) as inst:
+                    mem = inst.memory(0)
+                    assert mem.read(0, mem.byte_len) == _expect_model(pages, data)
+                    with pytest.raises(Trap):
+                        mem.load_i32_8u(mem.byte_len)
+                    assert mem.grow(8 - pages) != -1
+                    assert mem.read(pages * WASM_PAGE, (8 - pages) * WASM_PAGE) == bytes((8 - pages) * WASM_PAGE)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(keep=st.sampled_from([0, 10000, WASM_PAGE, 3 * WASM_PAGE + 5]),
+       ops=st.lists(st.tuples(st.sampled_from(["new", "new", "write", "grow", "close", "drop"]),
+                              st.integers(0, 7), st.integers(0, 8 * WASM_PAGE - 1)),
+                    min_size=1, max_size=40))
+def test_every_new_tenant_sees_only_its_image_whatever_came_before(model_artifacts, keep, ops):
+    with make_pool(max_instances=3, max_memory_pages=8, keep_resident=keep) as pool:
+        eng = Engine(allocator=pool)
+        mods = _model_modules(eng, model_artifacts)
+        assert any(m.images[0] is not None and m.images[0].linear_offset > 0 for m, _, _ in mods)
+        live = []
+        for op, pick, where in ops:
+            if op == "new":
+                module, pages, data = mods[pick]
+                try:
+                    inst = Instance(module)
+                except AllocationError as exc:
+                    assert exc.limit == "max_instances" and len(live) == 3
+                    continue
+                mem = inst.memory(0) if where % 2 else inst.exports["m"]
+                assert mem.size_pages == pages and mem.read(0, mem.byte_len) == _expect_model(pages, data)
+                with pytest.raises(Trap):
+                    mem.load_i32_8u(mem.byte_len)
+                live.append(inst)
+                del inst, mem  # "drop" must be able to drop the last reference
+            elif not live:
+                continue
+            elif op == "write":  # a few bytes, or every byte (then nothing can hide)
+                mem = live[pick % len(live)].memory(0)
+                start = where % mem.byte_len if where % 3 else 0
+                mem.fill(start, 0xFE, min(4096, mem.byte_len - start) if where % 3 else mem.byte_len)
+            elif op == "grow":
+                mem = live[pick % len(live)].memory(0)
+                old = mem.byte_len
+                if mem.grow(1 + where % 3) != -1:
+                    assert mem.read(old, mem.byte_len - old) == bytes(mem.byte_len - old)
+                    mem.fill(old, 0xFE, mem.byte_len - old)
+            elif op == "close":
+                live.pop(pick % len(live)).close()
+            else:  # dropped without close: the backstop releases it
+                live.pop(pick % len(live))
+                gc.collect()
+        for inst in live:
+            inst.close()
+        live_instances, live_memories, created, free, in_use_but_free = pool._core.stats()
+        assert (live_instances, live_memories, in_use_but_free) == (0, 0, 0) and free == created
