@@ -58,7 +58,7 @@ class Instance(Owner):
 
     def __init__(self, module: Module, imports=None):
         layout = module._instance_layout
-        if layout is not None and layout.fast and not imports and not module._closed:
+        if layout is not None and layout.fast and not imports:  # (fast is False once closed)
             # The common case, kept short: a module with one memory and nothing else to
             # link or initialize, after its first instance: one C call (a reservation and
             # its image, or a prepared pool slot). The instance is live once _handles is set.

@@ -82,6 +82,8 @@ class Module:
     def close(self):
         """Release the images (instances still mapping them keep their pages)."""
         self._closed = True
+        if self._instance_layout is not None:
+            self._instance_layout.fast = False  # Instance's one-call path checks only this
         self._finalizer()
 
     @property
