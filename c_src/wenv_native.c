@@ -28,22 +28,15 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "wenv_mman.h"
 #include "wenv_native.h"
 
 #define WENV_BARRIER() __asm__ __volatile__("" ::: "memory")
 #define WENV_LIKELY(x) __builtin_expect(!!(x), 1)
 #define WENV_UNLIKELY(x) __builtin_expect(!!(x), 0)
-
-#ifndef MAP_ANONYMOUS
-#define MAP_ANONYMOUS MAP_ANON
-#endif
-#ifndef MAP_NORESERVE
-#define MAP_NORESERVE 0
-#endif
 
 /* Unaligned, alias-safe views of memory for single-instruction loads and stores. */
 typedef uint8_t wenv_u8u;

@@ -9,16 +9,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
+#include "wenv_mman.h"
 #include "wenv_pool.h"
-
-#ifndef MAP_ANONYMOUS
-#define MAP_ANONYMOUS MAP_ANON
-#endif
-#ifndef MAP_NORESERVE
-#define MAP_NORESERVE 0
-#endif
 
 typedef struct wenv_slot {
     uint64_t accessible;    /* bytes from the base that are R/W; PROT_NONE above */
