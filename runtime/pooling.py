@@ -25,15 +25,15 @@ exceeds ``max_memory_pages`` is refused (AllocationError, limit "max_memory_page
 Slot state (what the pool knows about each slot's pages)
 -------------------------------------------------------
 * ``accessible``: bytes from the slot's base that are R/W; everything above is PROT_NONE.
-* ``image``: which MemoryImage is mapped (MAP_PRIVATE) over which range, if any; it
-  always lies inside ``[0, accessible)``.
+* ``image``: which MemoryImage (its ``key``, never reused) is mapped (MAP_PRIVATE) over
+  which range, if any; it always lies inside ``[0, accessible)``.
 * every R/W byte outside the image range is zero and every image byte equals the
   image file, whenever the slot is free (the reset below makes it so), and every
   PROT_NONE byte of the bound reads as zero once made accessible.
 * ``poisoned``: a reset step failed, so nothing above holds; the slot is replaced by
   fresh PROT_NONE anonymous memory (``mmap(MAP_FIXED)``) before anybody gets it.
 
-Release (Memory.close -> slot.release): reset the contents of ``[0, accessible)``: the
+Release (Instance.close, or Memory.close once its object was made): reset the contents of ``[0, accessible)``: the
 first ``keep_resident`` bytes (rounded up to a host page) are zeroed with memset and stay
 resident, except the image range; the image range and everything above keep_resident
 are decommitted (Linux: ``madvise(MADV_DONTNEED)``: image pages revert to the file, the
@@ -55,17 +55,17 @@ dict owned by each Table (dropped at close), so a table slot is accounting:
 growth (``grow`` returns -1); the slot returns to the pool when the table is closed or
 its instance is finalized.
 
-Instances: ``begin_instance`` counts live instances (at most ``max_instances``) and
-checks a module against the limits before anything is allocated; the count drops when
-the instance's memories and tables have all been returned. At the instance limit it
+Instances: ``begin_instance`` checks a module against the limits once, before anything
+is allocated; the instance's first slot take counts it (at most ``max_instances``), and
+the count drops with its last release, after its tables were returned. At the instance limit it
 runs the cyclic GC (at most every 0.5 s) before refusing: instances dropped without
 ``close()`` are reference cycles that hold their slots until the next collection.
 Host memories (``Memory.new(engine, ...)``) do not come from the pool: they are
 allocated on demand.
 
 Closing the pool with live instances is deferred: ``close()`` refuses new instances at
-once (ValueError) and the reservation is unmapped when the last live memory slot is
-returned. The finalizer does the same (it can only run once no slot is in use).
+once (ValueError) and the reservation is unmapped when the last live instance and slot
+are returned. The finalizer does the same (it can only run once no slot is in use).
 
 Where it runs: the per-instance work above (count the instance, pop a slot, prepare it;
 reset it, push it back) is C (c_src/wenv_pool.c), one call each way, so that a pooled
