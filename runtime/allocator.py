@@ -10,7 +10,7 @@ reservation per memory (:class:`runtime.memory.ReservedSlot`).
 instantiation; it may refuse with AllocationError, and is asked again next time then):
 the object it returns serves every instance of that module, so it keeps no per-instance
 state. Each Instance then goes through it, with the module's instantiation layout
-(``runtime.instance._Layout``):
+(:class:`runtime.layout.InstanceLayout`):
 
 * ``begin(module, layout) -> handles``: counts the instance (a pooling allocator may
   refuse with AllocationError) and opens one memory per ``layout.memories`` entry, all
@@ -23,6 +23,10 @@ state. Each Instance then goes through it, with the module's instantiation layou
 * ``finish(layout, handles, made)``: release every memory whose Memory was never made
   (``made`` is None, or a list with None at those indices), after the instance closed
   the ones that were; then the instance no longer counts.
+* ``fast_context(layout)``: for a layout with one memory, what the C one-call path
+  (``wenv_instance_open`` / ``wenv_instance_close``) takes as the spec's pool (NULL for
+  on-demand), or None; with it come ``open_failed`` and ``close_failed``, which turn a
+  negative or nonzero C result into the right exception or follow-up.
 
 :class:`OnDemandAllocator` opens each memory with one C call (reserve, map the image,
 mprotect the rest) and releases it with munmap.
@@ -30,7 +34,6 @@ mprotect the rest) and releases it with munmap.
 returns them to the pool (reset) on release, one C call each way.
 """
 from __future__ import annotations
-
 
 from wasmenv import MemoryPlan
 
@@ -68,9 +71,7 @@ class InstanceAllocation:
         return handle
 
     def fast_context(self, layout):
-        """What ``_ffi.instance_open`` / ``instance_close`` take as their pool argument to
-        open and release this layout's only memory in one C call each (NULL: on demand),
-        or None when instances must go through begin() / finish()."""
+        """The spec's pool for the one-call path (see the module docstring); None: none."""
         return None
 
     def range(self, layout, index: int, handle) -> tuple:
