@@ -253,8 +253,10 @@ int64_t wenv_pool_take(wenv_pool *p, const wenv_memory_spec *spec, int count_ins
     }
     if (p->free_count)
         index = p->free_list[--p->free_count];
-    else if (p->created < p->slot_count)
-        index = p->created++;
+    else if (p->created < p->slot_count) {
+        index = p->created;
+        __atomic_store_n(&p->created, index + 1, __ATOMIC_RELEASE); /* read unlocked by put */
+    }
     else {
         pthread_mutex_unlock(&p->lock);
         return WENV_POOL_NO_SLOT;
