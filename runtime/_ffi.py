@@ -74,8 +74,15 @@ def enomem_limit() -> str:
     return "address space"
 
 
-def _raise_errno(what: str):
-    err = ffi.errno
+def errno_now() -> int:
+    """errno of this thread's last cffi call. Read it right after the failing call: any
+    Python code in between may run a collection, whose finalizers make C calls too."""
+    return ffi.errno
+
+
+def _raise_errno(what: str, err: int = None):
+    if err is None:
+        err = ffi.errno
     cause = OSError(err, f"{what}: {os.strerror(err)}")
     if err == _errno.ENOMEM:
         limit = enomem_limit()
@@ -133,12 +140,12 @@ def memory_open(spec) -> int:
 memory_open_raw = lib.wenv_memory_open  # (spec) -> start, or 0 with errno (hot path)
 
 
-def memory_open_failed(spec):
-    """Raise the domain error for a 0 from memory_open_raw (errno still set)."""
+def memory_open_failed(spec, err: int = None):
+    """Raise the domain error for a 0 from memory_open_raw (``err``: its errno_now())."""
     if spec[0].reserve_bytes == _MAX_LEN - 1:  # the layout's mark for 2^64 bytes or more
         raise AllocationError("reserve: the memory needs 2^64 bytes or more: it cannot be addressed",
                               "address space")
-    _raise_errno(f"mmap reservation of {spec[0].reserve_bytes:#x} bytes (with its image)")
+    _raise_errno(f"mmap reservation of {spec[0].reserve_bytes:#x} bytes (with its image)", err)
 
 
 release_raw = lib.wenv_release  # (addr, byte_len) -> 0, or -1 with errno (hot path)
@@ -221,9 +228,9 @@ pool_close = lib.wenv_pool_close      # (pool) -> 1 if unused
 pool_slot_base = lib.wenv_pool_slot_base
 
 
-def pool_failed(what: str):
-    """Raise the domain error for a -1 (errno) from a pool call."""
-    _raise_errno(what)
+def pool_failed(what: str, err: int = None):
+    """Raise the domain error for a -1 from a pool call (``err``: its errno_now())."""
+    _raise_errno(what, err)
 
 
 def pool_grow(pool, slot: int, new_bytes: int) -> None:

@@ -25,8 +25,9 @@ state. Each Instance then goes through it, with the module's instantiation layou
   the ones that were; then the instance no longer counts.
 * ``fast_context(layout)``: for a layout with one memory, what the C one-call path
   (``wenv_instance_open`` / ``wenv_instance_close``) takes as the spec's pool (NULL for
-  on-demand), or None; with it come ``open_failed`` and ``close_failed``, which turn a
-  negative or nonzero C result into the right exception or follow-up.
+  on-demand), or None; with it come ``open_failed(layout, code, errno)`` and
+  ``close_failed``, which turn a negative or nonzero C result into the right exception
+  or follow-up.
 
 :class:`OnDemandAllocator` opens each memory with one C call (reserve, map the image,
 mprotect the rest) and releases it with munmap.
@@ -133,7 +134,7 @@ class _OnDemandAllocation(InstanceAllocation):
         if layout.memory_count == 1:  # the common case, kept short: it is most of the cost
             start = _open(specs)
             if not start:
-                _ffi.memory_open_failed(specs)
+                _ffi.memory_open_failed(specs, _ffi.errno_now())
             return [start]
         starts = []
         try:
@@ -147,8 +148,8 @@ class _OnDemandAllocation(InstanceAllocation):
     def fast_context(self, layout):
         return _ffi.NULL if layout.memory_count == 1 else None
 
-    def open_failed(self, layout, code: int) -> int:
-        _ffi.memory_open_failed(layout.specs)
+    def open_failed(self, layout, code: int, err: int) -> int:
+        _ffi.memory_open_failed(layout.specs, err)
 
     def close_failed(self, layout, start: int, rc: int) -> None:
         _ffi.release_failed(start, layout.reserve_bytes[0])

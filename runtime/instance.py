@@ -66,7 +66,8 @@ class Instance(Owner):
             self._layout = layout
             handle = _open(layout.specs)
             if handle < 0:
-                handle = layout.allocation.open_failed(layout, handle)
+                err = _errno_now()  # before anything that could run a finalizer's C call
+                handle = layout.allocation.open_failed(layout, handle, err)
             self._handles = [handle]
             return
         if module.closed:
@@ -303,7 +304,7 @@ class Instance(Owner):
         return f"<Instance of {self.module.env.name or 'module'}: {count} memories>"
 
 
-_open, _close = _ffi.instance_open, _ffi.instance_close
+_open, _close, _errno_now = _ffi.instance_open, _ffi.instance_close, _ffi.errno_now
 
 
 class Exports:

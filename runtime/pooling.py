@@ -279,8 +279,8 @@ class _PoolCore:
                              tunables.guard_before_linear_memory if self.guard_before_option is None
                              else self.guard_before_option)
 
-    def refused(self, code: int, what: str):
-        """The exception for a negative result of a pool call."""
+    def refused(self, code: int, what: str, err: int = None):
+        """The exception for a negative result of a pool call (``err``: its errno)."""
         if code == _ffi.POOL_MAX_INSTANCES:
             return AllocationError(f"the pool already hosts {self.max_instances} instances "
                                    f"(max_instances={self.max_instances})", "max_instances")
@@ -290,7 +290,7 @@ class _PoolCore:
         if code == _ffi.POOL_CLOSED:
             return ValueError("the PoolingAllocator is closed")
         try:
-            _ffi.pool_failed(what)
+            _ffi.pool_failed(what, err)
         except Exception as exc:
             return exc
         raise AssertionError("pool_failed returned")
@@ -358,20 +358,22 @@ class _PoolAllocation(InstanceAllocation):
         if layout.memory_count == 1:  # the common case: one call
             slot = _take(native, layout.specs, 1)
             if slot < 0:
-                slot = self._retry(slot, lambda: _ffi.pool_take(native, layout.specs, 1))
+                err = _ffi.errno_now()
+                slot = self._retry(slot, err, lambda: _take(native, layout.specs, 1))
             return [slot]
         if layout.memory_count == 0:
             code = _ffi.pool_begin(native)
             if code:
-                self._retry(code, lambda: _ffi.pool_begin(native) or 0)
+                self._retry(code, 0, lambda: _ffi.pool_begin(native) or 0)
             return []
         slots = []
         try:
             for index in range(layout.memory_count):
                 slot = _ffi.pool_take(native, layout.specs + index, 0 if slots else 1)
                 if slot < 0:
-                    slot = self._retry(slot, lambda: _ffi.pool_take(native, layout.specs + index,
-                                                                     0 if slots else 1))
+                    err = _ffi.errno_now()
+                    slot = self._retry(slot, err, lambda: _ffi.pool_take(native, layout.specs + index,
+                                                                          0 if slots else 1))
                 slots.append(slot)
         except BaseException:
             if slots:
@@ -379,8 +381,9 @@ class _PoolAllocation(InstanceAllocation):
             raise
         return slots
 
-    def _retry(self, code: int, again):
-        """Raise for a refused call; at max_instances, collect dropped instances first."""
+    def _retry(self, code: int, err: int, again):
+        """Raise for a refused call (``err``: its errno); at max_instances, collect
+        dropped instances first and call ``again()`` once."""
         if code == _ffi.POOL_MAX_INSTANCES:
             allocator = self.allocator
             now = time.monotonic()
@@ -393,16 +396,17 @@ class _PoolAllocation(InstanceAllocation):
                 code = again()
                 if code >= 0:
                     return code
-        raise self._core.refused(code, "preparing a pool memory slot")
+                err = _ffi.errno_now()
+        raise self._core.refused(code, "preparing a pool memory slot", err)
 
     def fast_context(self, layout):
         """The pool for _ffi.instance_open when the module has one memory, else None."""
         return self._core.native if layout.memory_count == 1 else None
 
-    def open_failed(self, layout, code: int) -> int:
+    def open_failed(self, layout, code: int, err: int) -> int:
         """After a refused _ffi.instance_open: its slot after one collection, or raise."""
         native = self._core.native
-        return self._retry(code, lambda: _take(native, layout.specs, 1))
+        return self._retry(code, err, lambda: _take(native, layout.specs, 1))
 
     def close_failed(self, layout, slot: int, rc: int) -> None:
         """After _ffi.instance_close returned ``rc`` != 0 (wenv_pool_put's result)."""
