@@ -17,7 +17,7 @@ Ours:
   cow      on-demand allocator, image mapped copy-on-write (the default Engine)
   copy     Engine(memory_init_cow=False): the image is copied into every instance
   pooling  PoolingAllocator (160-page slots or the module's largest minimum), the same
-           module instantiated again (its slot keeps the image)
+           module instantiated again (its slot keeps the image); also shown against cow
 Our C alone (c_src/wenv_bench.c: wenv_instance_open + wenv_instance_close, the C that
 one Instance(module).close() runs for a one-memory module, with no Python around it):
   cow-c / pooling-c
@@ -264,6 +264,9 @@ def compare(rows):
             c["ours_over_floor"] <= floor_target
         c["wasmtime_ok"] = None if theirs_target is None or c["ours_over_wasmtime"] is None else \
             c["ours_over_wasmtime"] <= theirs_target
+        if strategy == "pooling" and "cow" in rows:  # the pool against our own on-demand path
+            c["ondemand_us"] = rows["cow"]["median_us"]
+            c["ours_over_ondemand"] = ours / c["ondemand_us"]
         out[strategy] = c
     return out
 
@@ -296,6 +299,10 @@ def print_table(path, rows, comparison, n, defined_memories=1, batch=1):
         print(f"{strategy:<8} {c['ours_us']:>8.1f}  {floor:<22} "
               f"{_verdict(c['ours_over_floor'], c['floor_target'], c['floor_ok']):<26} {theirs:<22} "
               f"{_verdict(c['ours_over_wasmtime'], c['wasmtime_target'], c['wasmtime_ok']):<26}")
+    pool = comparison.get("pooling", {})
+    if pool.get("ours_over_ondemand") is not None:
+        print(f"pooling vs our on-demand (cow): {pool['ours_us']:.1f} / {pool['ondemand_us']:.1f} us = "
+              f"{pool['ours_over_ondemand']:.2f}x")
     print("wasmtime-py: a Store per instance; pooling is compared with wasmtime-cow (wasmtime-py "
           "has no pooling allocator)")
     if defined_memories != 1:

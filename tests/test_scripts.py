@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_ROWS = ("cow", "copy", "pooling", "cow-c", "pooling-c", "floor-cow", "floor-copy", "floor-pooling",
               "wasmtime-cow", "wasmtime-copy")
@@ -28,6 +30,7 @@ def test_bench_instantiate_quick_prints_a_row_per_strategy():
     assert set(compare) == {"cow", "copy", "pooling"}, out
     assert "<= 1.5x" in compare["cow"] and "<= 0.5x" in compare["cow"]
     assert "<= 2x" in compare["pooling"]
+    assert "pooling vs our on-demand (cow):" in out
 
 
 def test_bench_instantiate_json():
@@ -37,6 +40,8 @@ def test_bench_instantiate_json():
         assert 0 < row["p10_us"] <= row["median_us"] <= row["p90_us"]
     assert set(data["comparison"]) == {"cow", "copy", "pooling"}
     assert data["comparison"]["cow"]["ours_over_floor"] > 0
+    pool = data["comparison"]["pooling"]
+    assert pool["ours_over_ondemand"] == pytest.approx(pool["ours_us"] / data["rows"]["cow"]["median_us"])
     assert data["wasmtime_store"] == "per instance"
 
 
