@@ -107,6 +107,11 @@ class Instance(Owner):
                 self._imported_memories.append(ext)
             else:
                 self.tags.append(ext)
+        # Spec order: globals (and tags) first; they are plain objects, nothing to release.
+        for ty, init in layout.globals:
+            self.globals.append(Global(ty, self._eval(init)))
+        for func_type in layout.tags:
+            self.tags.append(Tag(func_type))
         # Counted by the allocator from here (a pool may refuse: AllocationError); ended by
         # close() (or __del__, the backstop) once every memory and table is released.
         alloc = layout.allocation or allocation_of(module, layout)
@@ -119,11 +124,7 @@ class Instance(Owner):
 
     # -- instantiation -------------------------------------------------------------------
     def _instantiate(self, layout):
-        for ty, init in layout.globals:
-            self.globals.append(Global(ty, self._eval(init)))
-        for func_type in layout.tags:
-            self.tags.append(Tag(func_type))
-
+        """Tables (memories are open already), then element and data segments."""
         alloc = self._layout.allocation
         if layout.tables:
             self._defined_tables = []
