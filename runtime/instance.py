@@ -1,6 +1,7 @@
 """Instance: instantiation in spec order, and the instance's exports."""
 from __future__ import annotations
 
+import threading
 from typing import List, Optional
 
 from wasmenv import ConstExpr, ExternKind, InitMemory
@@ -207,13 +208,21 @@ class Instance(Owner):
         defined = index - len(imported)
         if made is not None and defined < len(made) and made[defined] is not None:
             return made[defined]
-        handles = self._handles
-        if handles is None:
-            raise ValueError("instance is closed")
-        if made is None:
-            made = self._made = [None] * len(handles)
-        memory = made[defined] = self._layout.allocation.memory(self._layout, defined, handles[defined])
-        memory._passive_map, memory._passive_store = self._passive_data, self.module.translation.passive_data
+        # Made once, under a lock: two Memory objects for one memory would release it twice
+        # (threads sharing an instance's shared memory may ask for it at the same time).
+        with _MAKE_LOCK:
+            handles = self._handles
+            if handles is None:
+                raise ValueError("instance is closed")
+            made = self._made
+            if made is None:
+                made = self._made = [None] * len(handles)
+            memory = made[defined]
+            if memory is None:
+                memory = self._layout.allocation.memory(self._layout, defined, handles[defined])
+                memory._passive_map = self._passive_data
+                memory._passive_store = self.module.translation.passive_data
+                made[defined] = memory
         return memory
 
     @property
@@ -306,6 +315,7 @@ class Instance(Owner):
 
 
 _open, _close, _errno_now = _ffi.instance_open, _ffi.instance_close, _ffi.errno_now
+_MAKE_LOCK = threading.Lock()  # Instance.memory: one Memory object per memory
 
 
 class Exports:

@@ -409,3 +409,25 @@ def test_passing_imports_to_a_module_without_imports_takes_the_general_path(engi
     Instance(module).close()
     with Instance(module, {}) as i, Instance(module, []) as j:
         assert i.exports["m"].read(0, 4) == j.exports["m"].read(0, 4) == b"head"
+
+
+def test_threads_asking_for_a_memory_at_once_get_one_object(engine):
+    import threading
+    module = Module(engine, wat('(module (memory (export "m") 1 2 shared))'))
+    for _ in range(20):
+        inst = Instance(module)
+        start, got = threading.Barrier(8), []
+
+        def ask():
+            start.wait()
+            got.append(inst.memory(0))
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(got) == 8 and all(m is got[0] for m in got)
+        inst.close()  # one release: a second Memory object would release the memory again
+        assert got[0].closed
+    if isinstance(engine.allocator, PoolingAllocator):
+        assert engine.allocator.live_memories == 0
