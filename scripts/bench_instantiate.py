@@ -217,6 +217,18 @@ class OurC(OurStrategy):
         return list(out)
 
 
+def takes_one_call_path(wasm, path) -> bool:
+    """Whether instances of the module take the one-call path (one memory, nothing else
+    to link or initialize): only then is there a C cycle of ours to time alone."""
+    import runtime
+    module = runtime.Module(runtime.Engine(), wasm)
+    try:
+        runtime.Instance(module).close()
+    except runtime.LinkError as exc:
+        raise SystemExit(f"{path.name}: {exc}; this benchmark instantiates without imports")
+    return module._instance_layout.fast
+
+
 def make(name, wasm):
     if name in OURS:
         return OurStrategy(name, wasm)
@@ -331,7 +343,9 @@ def main(argv=None):
 
     if args.batch < 1:
         ap.error("--batch must be at least 1")
-    names = list(OURS) + ["cow-c", "pooling-c", "floor-cow", "floor-copy", "floor-pooling"]
+    one_call = takes_one_call_path(wasm, path)
+    names = list(OURS) + (["cow-c", "pooling-c"] if one_call else []) + \
+        ["floor-cow", "floor-copy", "floor-pooling"]
     if not args.no_wasmtime:
         names += ["wasmtime-cow", "wasmtime-copy"]
     rows = measure(wasm, names, args.iterations, args.rounds, args.warmup, args.batch)
@@ -349,6 +363,9 @@ def main(argv=None):
             return 0
         pathlib.Path(args.json).write_text(text + "\n")
     print_table(path, rows, comparison, args.iterations, defined_memories, args.batch)
+    if not one_call:
+        print("no cow-c / pooling-c rows: this module does not take the one-call path "
+              "(it has imports, globals, tables, segments to apply or other than one memory)")
     return 0
 
 
