@@ -311,6 +311,10 @@ int wenv_pool_end(wenv_pool *p)
 
 int wenv_pool_grow(wenv_pool *p, uint32_t index, uint64_t new_bytes)
 {
+    if (index >= __atomic_load_n(&p->created, __ATOMIC_ACQUIRE) || !p->slots[index].in_use) {
+        errno = EINVAL; /* only the holder of a slot grows it */
+        return -1;
+    }
     wenv_slot *s = &p->slots[index];
     if (new_bytes > p->bound_bytes) {
         errno = EINVAL;
