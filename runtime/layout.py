@@ -14,7 +14,7 @@ from wasmenv import WASM_PAGE_SIZE, TableInitialization
 
 from . import _ffi
 from .allocator import begin_instance
-from .memory import Memory, reservation_geometry
+from .memory import Memory
 from .module import Module
 
 _U64_MAX = (1 << 64) - 1
@@ -55,8 +55,7 @@ class InstanceLayout:
         # Per defined memory: validated once here, and the C spec allocators open it from.
         self.memory_count = len(self.memories)
         self.max_pages = tuple(Memory.check_plan(plan, image) for plan, image in self.memories)
-        self.reserve_bytes = tuple(reservation_geometry(plan, plan.memory.minimum)[0]
-                                   for plan, _ in self.memories)
+        self.reserve_bytes = tuple(plan.reservation_bytes() for plan, _ in self.memories)
         self.specs = _ffi.new_memory_specs(max(1, self.memory_count))
         for spec, (plan, image), total in zip(self.specs, self.memories, self.reserve_bytes):
             # Sizes of 2^64 or more (memory64) become 2^64 - 1: _ffi.memory_open refuses them.

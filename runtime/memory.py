@@ -44,7 +44,7 @@ from ._owner import Owner
 from .errors import AllocationError, WasmRuntimeError
 from .traps import Trap, TrapCode
 
-__all__ = ["Memory", "MemorySlot", "ReservedSlot", "Reservation", "reservation_geometry"]
+__all__ = ["Memory", "MemorySlot", "ReservedSlot", "Reservation"]
 
 _U64_LIMIT = 1 << 64
 _OOB = TrapCode.MEMORY_OUT_OF_BOUNDS
@@ -119,41 +119,31 @@ class MemorySlot:
         raise NotImplementedError
 
 
-def reservation_geometry(plan: MemoryPlan, size_pages: int) -> Tuple[int, int]:
-    """(total bytes reserved, capacity bytes after the base) of an on-demand memory of
-    ``size_pages``: Static plans reserve their bound, Dynamic ones size + growth reserve."""
-    if plan.is_static:
-        capacity = plan.style.bound_bytes
-    else:
-        capacity = size_pages * WASM_PAGE_SIZE + plan.style.reserve_bytes
-    return plan.pre_guard_size + capacity + plan.offset_guard_size, capacity
-
-
 class ReservedSlot(MemorySlot):
     """On-demand slot: one reservation of ``plan.reservation_bytes(size_pages)`` per memory."""
 
     __slots__ = ("plan", "_reservation", "base_address", "capacity_bytes", "guard_bytes")
 
     def __init__(self, plan: MemoryPlan, size_pages: int, image=None):
-        total, capacity = reservation_geometry(plan, size_pages)
+        total = plan.reservation_bytes(size_pages)
         # One C call: reserve, map the image (R/W by its own mmap), mprotect the rest of
         # the accessible bytes; all or nothing.
         start = _ffi.reserve_memory(total, plan.pre_guard_size, size_pages * WASM_PAGE_SIZE, image)
-        self._set(plan, start, total, capacity)
+        self._set(plan, start, total)
 
     @classmethod
     def _adopt(cls, plan: MemoryPlan, size_pages: int, start: int) -> "ReservedSlot":
         """Own a reservation ``_ffi.memory_open`` made for ``plan`` and ``size_pages``."""
         self = cls.__new__(cls)
-        total, capacity = reservation_geometry(plan, size_pages)
-        self._set(plan, start, total, capacity)
+        self._set(plan, start, plan.reservation_bytes(size_pages))
         return self
 
-    def _set(self, plan, start, total, capacity):
+    def _set(self, plan, start, total):
         self.plan = plan
         self._reservation = Reservation._adopt(start, total)
         self.base_address = start + plan.pre_guard_size
-        self.capacity_bytes = capacity
+        # Static: the bound; Dynamic: size + growth reserve (MemoryPlan.reservation_bytes)
+        self.capacity_bytes = total - plan.pre_guard_size - plan.offset_guard_size
         self.guard_bytes = plan.offset_guard_size
 
     @property
