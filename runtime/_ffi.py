@@ -131,34 +131,29 @@ def new_memory_specs(count: int):
 
 def memory_open(spec) -> int:
     """Reserve a memory as ``spec`` says (one C call, all or nothing); its start address."""
-    start = memory_open_raw(spec)
+    start = lib.wenv_memory_open(spec)
     if start == 0:
         memory_open_failed(spec)
     return start
 
 
-memory_open_raw = lib.wenv_memory_open  # (spec) -> start, or 0 with errno (hot path)
-
-
 def memory_open_failed(spec, err: int = None):
-    """Raise the domain error for a 0 from memory_open_raw (``err``: its errno_now())."""
+    """Raise the domain error for a failed wenv_memory_open / wenv_instance_open of
+    ``spec`` (``err``: its errno_now(); default: read now)."""
     if spec[0].reserve_bytes == _MAX_LEN - 1:  # the layout's mark for 2^64 bytes or more
         raise AllocationError("reserve: the memory needs 2^64 bytes or more: it cannot be addressed",
                               "address space")
     _raise_errno(f"mmap reservation of {spec[0].reserve_bytes:#x} bytes (with its image)", err)
 
 
-release_raw = lib.wenv_release  # (addr, byte_len) -> 0, or -1 with errno (hot path)
-
-
 def release_failed(addr: int, byte_len: int):
-    """Raise the domain error for a -1 from release_raw (errno still set)."""
+    """Raise the domain error for a failed munmap of [addr, addr + byte_len) (errno still set)."""
     _raise_errno(f"munmap of {byte_len:#x} bytes at {addr:#x}")
 
 
 def release(addr: int, byte_len: int) -> None:
     if lib.wenv_release(addr, byte_len) != 0:
-        _raise_errno(f"munmap of {byte_len:#x} bytes at {addr:#x}")
+        release_failed(addr, byte_len)
 
 
 def protect(addr: int, byte_len: int, writable: bool) -> None:

@@ -131,11 +131,6 @@ class _OnDemandAllocation(InstanceAllocation):
 
     def begin(self, module, layout) -> list:
         specs = layout.specs
-        if layout.memory_count == 1:  # the common case, kept short: it is most of the cost
-            start = _open(specs)
-            if not start:
-                _ffi.memory_open_failed(specs, _ffi.errno_now())
-            return [start]
         starts = []
         try:
             for index in range(layout.memory_count):
@@ -165,16 +160,9 @@ class _OnDemandAllocation(InstanceAllocation):
 
     def finish(self, layout, starts, made) -> None:
         totals = layout.reserve_bytes
-        if made is None and len(starts) == 1:
-            if _release(starts[0], totals[0]) != 0:
-                _ffi.release_failed(starts[0], totals[0])
-            return
         for index in range(len(starts) - 1, -1, -1):
             if made is None or made[index] is None:
                 _ffi.release(starts[index], totals[index])
-
-
-_open, _release = _ffi.memory_open_raw, _ffi.release_raw
 
 
 class OnDemandAllocator(InstanceAllocator):

@@ -126,7 +126,7 @@ class Instance(Owner):
     # -- instantiation -------------------------------------------------------------------
     def _instantiate(self, layout):
         """Tables (memories are open already), then element and data segments."""
-        alloc = self._layout.allocation
+        alloc = layout.allocation
         if layout.tables:
             self._defined_tables = []
             self._owned = []  # pooled table slots

@@ -59,7 +59,6 @@ class Module:
                       else [None] * len(translation.module.memory_plans))
         self._images: List[Optional[object]] = images
         self._instance_layout = None  # runtime.instance caches per-module instantiation work here
-        self._closed = False
         self._finalizer = weakref.finalize(self, _close_all, list(images))
 
     @property
@@ -81,7 +80,6 @@ class Module:
 
     def close(self):
         """Release the images (instances still mapping them keep their pages)."""
-        self._closed = True
         if self._instance_layout is not None:
             self._instance_layout.fast = False  # Instance's one-call path checks only this
         self._finalizer()

@@ -335,7 +335,7 @@ class _PoolCore:
             self.free_tables.append(slot)
 
 
-_take, _put = _ffi.pool_take, _ffi.pool_put
+_take = _ffi.pool_take
 
 
 class _PoolAllocation(InstanceAllocation):
@@ -355,12 +355,6 @@ class _PoolAllocation(InstanceAllocation):
         native = core.native
         if native is None:
             raise ValueError("the PoolingAllocator is closed")
-        if layout.memory_count == 1:  # the common case: one call
-            slot = _take(native, layout.specs, 1)
-            if slot < 0:
-                err = _ffi.errno_now()
-                slot = self._retry(slot, err, lambda: _take(native, layout.specs, 1))
-            return [slot]
         if layout.memory_count == 0:
             code = _ffi.pool_begin(native)
             if code:
@@ -369,11 +363,11 @@ class _PoolAllocation(InstanceAllocation):
         slots = []
         try:
             for index in range(layout.memory_count):
-                slot = _ffi.pool_take(native, layout.specs + index, 0 if slots else 1)
+                slot = _take(native, layout.specs + index, 0 if slots else 1)
                 if slot < 0:
                     err = _ffi.errno_now()
-                    slot = self._retry(slot, err, lambda: _ffi.pool_take(native, layout.specs + index,
-                                                                          0 if slots else 1))
+                    slot = self._retry(slot, err, lambda: _take(native, layout.specs + index,
+                                                                0 if slots else 1))
                 slots.append(slot)
         except BaseException:
             if slots:
@@ -436,11 +430,6 @@ class _PoolAllocation(InstanceAllocation):
 
     def finish(self, layout, slots, made) -> None:
         core = self._core
-        if made is None and len(slots) == 1:  # the common case: one call
-            rc = _put(core.native, slots[0], 1)
-            if rc:
-                core.after_put(rc, slots[0])
-            return
         pending = [slot for index, slot in enumerate(slots) if made is None or made[index] is None]
         for slot in pending[:-1]:
             core.put(slot, False)
