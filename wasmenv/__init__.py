@@ -15,6 +15,7 @@ from .module import ElementSegment, FunctionType, Global, Initializer, Module, M
 from .plans import MemoryPlan, MemoryStyle, TablePlan, TableStyle
 from .translation import MAX_FUNC_TABLE_SIZE, MAX_IMAGE_SIZE_ALWAYS_ALLOWED, ModuleTranslation
 from .tunables import Tunables
+from .vmglobals import GlobalsTemplate
 from .vmoffsets import VMOffsets
 from .types import (WASM_PAGE_SIZE, EntityIndex, ExternKind, FuncType, GlobalType, MemoryType,
                     RefType, TableType, TagType, ValType, is_subtype)
@@ -29,7 +30,7 @@ __all__ = [
     "init_memory", "TableInitializer", "TableInitialization",
     "ValType", "RefType", "is_subtype", "ExternKind", "EntityIndex", "FuncType", "MemoryType", "TableType",
     "GlobalType", "TagType", "WASM_PAGE_SIZE", "MAX_FUNC_TABLE_SIZE",
-    "MAX_IMAGE_SIZE_ALWAYS_ALLOWED", "VMOffsets",
+    "MAX_IMAGE_SIZE_ALWAYS_ALLOWED", "VMOffsets", "GlobalsTemplate",
 ]
 
 
