@@ -17,8 +17,8 @@ from .translation import MAX_FUNC_TABLE_SIZE, MAX_IMAGE_SIZE_ALWAYS_ALLOWED, Mod
 from .tunables import Tunables
 from .vmglobals import GlobalsTemplate
 from .vmoffsets import VMOffsets
-from .types import (WASM_PAGE_SIZE, EntityIndex, ExternKind, FuncType, GlobalType, MemoryType,
-                    RefType, TableType, TagType, ValType, is_subtype)
+from .types import (WASM_PAGE_SIZE, EntityIndex, ExportType, ExternKind, FuncType, GlobalType,
+                    ImportType, MemoryType, RefType, TableType, TagType, ValType, is_subtype)
 
 __all__ = [
     "translate", "compile", "host_page_size", "save_artifact", "load_artifact",
@@ -29,7 +29,7 @@ __all__ = [
     "MemoryInitializer", "StaticMemoryInitializer", "MemoryInitialization", "InitMemory",
     "init_memory", "TableInitializer", "TableInitialization",
     "ValType", "RefType", "is_subtype", "ExternKind", "EntityIndex", "FuncType", "MemoryType", "TableType",
-    "GlobalType", "TagType", "WASM_PAGE_SIZE", "MAX_FUNC_TABLE_SIZE",
+    "GlobalType", "TagType", "ImportType", "ExportType", "WASM_PAGE_SIZE", "MAX_FUNC_TABLE_SIZE",
     "MAX_IMAGE_SIZE_ALWAYS_ALLOWED", "VMOffsets", "GlobalsTemplate",
 ]
 
