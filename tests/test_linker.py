@@ -179,6 +179,8 @@ def test_define_instance_exports_under_a_module_name(engine):
         linker.get(None, "src", "new")
     user.close()
     src.close()
+    with pytest.raises(ValueError, match="closed"):
+        linker.define_instance(None, "later", src)
     other.close()
 
 

@@ -90,7 +90,7 @@ def test_empty_module_is_an_empty_block():
     with pytest.raises(IndexError):
         o.memory_definition(0)
     with pytest.raises(IndexError):
-        o.memory(0)
+        o.memory_location(0)
     with pytest.raises(IndexError):
         o.func_ref(0)
 
@@ -100,12 +100,12 @@ def test_imports_only():
                    '(import "a" "t" (table 1 funcref)) (import "a" "g" (global f32)))')
     check_layout(o)
     assert o.count("memory_definitions") == 0 and o.count("defined_globals") == 0
-    assert o.memory(0) == Location(o.imported_memory(0), True) == Location(0, True)
-    assert o.table(0) == Location(8, True)
-    assert o.global_(0) == Location(16, True)
+    assert o.memory_location(0) == Location(o.imported_memory(0), True) == Location(0, True)
+    assert o.table_location(0) == Location(8, True)
+    assert o.global_location(0) == Location(16, True)
     assert o.imported_function(0) == 24 and o.size == 48
     with pytest.raises(IndexError):
-        o.memory(1)
+        o.memory_location(1)
     with pytest.raises(IndexError):
         o.func_ref(0)  # imported, not escaping
 
@@ -148,7 +148,7 @@ def test_index_spaces_agree_with_the_module():
     m = wasmenv.translate(wasmtime.wat2wasm(MIXED)).module
     o = VMOffsets.for_module(m)
     for index in range(len(m.memory_plans)):
-        loc = o.memory(index)
+        loc = o.memory_location(index)
         if m.is_imported_memory(index):
             assert loc == (o.imported_memory(index), True)
         else:
@@ -156,11 +156,11 @@ def test_index_spaces_agree_with_the_module():
             assert m.memory_index(m.defined_memory_index(index)) == index
     for index in range(len(m.table_plans)):
         defined = m.defined_table_index(index)
-        assert o.table(index) == ((o.imported_table(index), True) if defined is None
+        assert o.table_location(index) == ((o.imported_table(index), True) if defined is None
                                   else (o.table_definition(defined), False))
     for index in range(len(m.globals)):
         defined = m.defined_global_index(index)
-        assert o.global_(index) == ((o.imported_global(index), True) if defined is None
+        assert o.global_location(index) == ((o.imported_global(index), True) if defined is None
                                     else (o.global_cell(defined), False))
     escaping = m.escaped_functions()
     assert len(escaping) == o.count("funcrefs")
@@ -173,7 +173,7 @@ def test_index_spaces_agree_with_the_module():
     with pytest.raises(IndexError):
         o.func_ref(len(m.functions))
     with pytest.raises(IndexError):
-        o.global_(-1)
+        o.global_location(-1)
     kinds = {imp.index.kind for imp in m.initializers}
     assert kinds == {ExternKind.FUNC, ExternKind.MEMORY, ExternKind.TABLE, ExternKind.GLOBAL}
 
@@ -211,3 +211,13 @@ def test_c_vmctx_compiles_with_werror():
                            f"-I{c_src}", os.path.join(c_src, "wenv_vmctx.c")],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_memory_definition_fields_are_those_of_wenv_memory():
+    """An imported-memory pointer may point at a host memory's wenv_memory descriptor."""
+    from runtime import _ffi
+    fields = dict(REGIONS[0].fields)
+    assert REGIONS[0].name == "memory_definitions"
+    assert _ffi.ffi.offsetof("wenv_memory", "base") == fields["base"]
+    assert _ffi.ffi.offsetof("wenv_memory", "byte_len") == fields["byte_len"]
+    assert _ffi.ffi.sizeof("uint64_t") * 2 == REGIONS[0].stride

@@ -18,6 +18,11 @@ done once per module. The block is a sequence of regions, in this order::
 Each region starts at the previous one's end rounded up to its alignment (8, or 16 for
 globals; 1 for flags); the total size is rounded up to 16 so blocks pack in an array.
 
+Every defined memory has its definition here, shared ones included (importers point at
+the definer's, which outlives them). A definition's two fields are the first two of
+``c_src``'s ``wenv_memory``, so an imported-memory pointer may also point at a host
+memory's descriptor. Tags have no entry (they are identities, not state).
+
 The C side is given these numbers (``c_fields()``, the ``wenv_vmoffsets`` struct) and
 the record strides and field offsets (``c_header()``, generated into
 ``c_src/wenv_vmoffsets.h``): the rule exists only here.
@@ -72,10 +77,11 @@ class Location(NamedTuple):
 class VMOffsets:
     """The block layout of one module: entry counts, region starts and total size.
 
-    ``counts[name]``/``starts[name]`` are keyed by :data:`REGIONS` names. Per-index
+    ``counts``/``starts`` are in :data:`REGIONS` order (``count(name)``, ``start(name)``
+    and ``end(name)`` read them by region name). Per-index
     accessors take an index into the region (a *defined* index for definitions and
     cells, an *import* index for imports, the anyfunc index for funcrefs) and raise
-    IndexError outside it; ``memory``/``table``/``global_``/``func_ref`` take indices of
+    IndexError outside it; ``*_location`` and ``func_ref`` take indices of
     the module's index spaces (imports first).
     """
 
@@ -178,14 +184,14 @@ class VMOffsets:
         return self.entry("dropped_elems", elem_index)
 
     # -- index spaces (imports first) ----------------------------------------------------
-    def memory(self, index: int) -> Location:
+    def memory_location(self, index: int) -> Location:
         """Where memory ``index`` of the module's memory index space is reached."""
         return self._locate(index, "imported_memories", "memory_definitions")
 
-    def table(self, index: int) -> Location:
+    def table_location(self, index: int) -> Location:
         return self._locate(index, "imported_tables", "table_definitions")
 
-    def global_(self, index: int) -> Location:
+    def global_location(self, index: int) -> Location:
         return self._locate(index, "imported_globals", "defined_globals")
 
     def func_ref(self, func_index: int) -> int:
