@@ -10,6 +10,7 @@ from .errors import AllocationError, LinkError, WasmRuntimeError
 from .func import ExecutionUnsupported, Func
 from .globals import Global
 from .instance import Instance
+from .linker import InstancePre, Linker
 from .memory import Memory
 from .module import Module
 from .pooling import PoolingAllocator
@@ -18,7 +19,7 @@ from .tag import Tag
 from .traps import Trap, TrapCode
 
 __all__ = [
-    "Engine", "Module", "Instance", "Memory", "Table", "Global", "Func", "Tag",
+    "Engine", "Module", "Instance", "Linker", "InstancePre", "Memory", "Table", "Global", "Func", "Tag",
     "OnDemandAllocator", "PoolingAllocator", "Trap", "TrapCode", "WasmRuntimeError", "LinkError",
     "AllocationError", "ExecutionUnsupported",
 ]

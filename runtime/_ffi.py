@@ -338,3 +338,13 @@ copy = lib.wenv_copy   # (desc, dst, src, byte_len) -> status
 bench_trap_roundtrip = lib.wenv_bench_trap_roundtrip   # (iterations) -> ns per trap in C
 bench_jmp_roundtrip = lib.wenv_bench_jmp_roundtrip     # (iterations, savemask) -> ns
 bench_load_i32 = lib.wenv_bench_load_i32               # (iterations) -> ns per raw C call
+
+
+# ---- the instance block layout (wasmenv.vmoffsets) ------------------------------------
+
+def new_vmoffsets(offsets):
+    """A ``wenv_vmoffsets`` filled from a :class:`wasmenv.vmoffsets.VMOffsets`."""
+    return ffi.new("wenv_vmoffsets *", offsets.c_fields())
+
+
+vmctx_entry = lib.wenv_vmctx_entry   # (vmoffsets, region, index) -> byte offset, or -1 (EINVAL)

@@ -6,7 +6,7 @@ class WasmRuntimeError(Exception):
 
 
 class LinkError(WasmRuntimeError):
-    """An import is missing or has the wrong type."""
+    """Linking failed: an import is missing or mistyped, or a linker name is defined twice."""
 
 
 class AllocationError(WasmRuntimeError, MemoryError):

@@ -33,6 +33,7 @@ class Instance(Owner):
         module: a :class:`runtime.Module`.
         imports: mapping ``(module_name, field) -> extern`` or a sequence in import order;
             externs are Memory, Table, Global, Func, Tag or a bare callable for a function.
+            (:class:`runtime.InstancePre` passes imports it resolved and checked once.)
 
     Raises:
         LinkError: an import is missing or mistyped (nothing was allocated).

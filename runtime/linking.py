@@ -11,27 +11,45 @@ from .globals import Global
 from .table import Table
 
 
+class ResolvedImports:
+    """Externs in import order, already resolved and checked against one module's imports
+    (by :class:`runtime.InstancePre`); :func:`lookup_imports` returns them as they are."""
+
+    __slots__ = ("env", "externs")
+
+    def __init__(self, module_env, externs):
+        self.env = module_env
+        self.externs = list(externs)
+
+
 def lookup_imports(module_env, imports) -> list:
     """Match ``imports`` (mapping ``(module, field) -> extern`` or a sequence in import order)
     against the module's imports and check each type. Returns externs in import order.
 
+    Every name is looked up before any type is checked (as Wasmtime's linker does). A
+    :class:`ResolvedImports` made for this very module is returned unchecked.
+
     Raises:
         LinkError: an import is missing or has the wrong type.
     """
+    if isinstance(imports, ResolvedImports):
+        if imports.env is not module_env:
+            raise LinkError("imports were resolved for another module")
+        return imports.externs
     wanted = list(module_env.imports())
     if imports is None:
         imports = {}
     if isinstance(imports, Mapping):
         found = []
-        for mod, field, ty in wanted:
-            if (mod, field) not in imports:
-                raise LinkError(f"unknown import: {mod}::{field} has not been defined")
-            found.append(imports[(mod, field)])
+        for imp in wanted:
+            if (imp.module, imp.name) not in imports:
+                raise LinkError(f"unknown import: `{imp.module}::{imp.name}` has not been defined")
+            found.append(imports[(imp.module, imp.name)])
     else:
         found = list(imports)
         if len(found) != len(wanted):
             raise LinkError(f"expected {len(wanted)} imports, found {len(found)}")
-    return [check_import(mod, field, ty, ext) for (mod, field, ty), ext in zip(wanted, found)]
+    return [check_import(imp.module, imp.name, imp.type, ext) for imp, ext in zip(wanted, found)]
 
 
 def check_import(mod, field, ty, ext):

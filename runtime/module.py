@@ -6,7 +6,7 @@ import weakref
 from typing import List, Optional
 
 import wasmenv
-from wasmenv import WASM_PAGE_SIZE
+from wasmenv import WASM_PAGE_SIZE, ExportType, ImportType
 
 from .engine import Engine
 
@@ -67,12 +67,14 @@ class Module:
         return tuple(self._images)
 
     @property
-    def imports(self):
+    def imports(self) -> List[ImportType]:
+        """Every import as a :class:`wasmenv.ImportType` (``.module``, ``.name``, ``.type``)."""
         return list(self.env.imports())
 
     @property
-    def exports(self):
-        return [(name, idx.kind, ty) for name, idx, ty in self.env.exported()]
+    def exports(self) -> List[ExportType]:
+        """Every export as a :class:`wasmenv.ExportType` (``.name``, ``.type``), in order."""
+        return [ExportType(name, ty) for name, _, ty in self.env.exported()]
 
     @property
     def start_func(self) -> Optional[int]:

@@ -278,10 +278,10 @@ class WastRunner:
 
     def _imports(self, module, registry):
         out = {}
-        for mod, name, _ in module.env.imports():
-            ext = registry.get(mod, {}).get(name)
+        for imp in module.imports:
+            ext = registry.get(imp.module, {}).get(imp.name)
             if ext is not None:
-                out[(mod, name)] = ext
+                out[(imp.module, imp.name)] = ext
         return out
 
 

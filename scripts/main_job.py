@@ -40,7 +40,7 @@ def instantiate_examples():
     }
     for wasm in sorted(EXAMPLES.glob("*.wasm")):
         module = runtime.Module(engine, wasm.read_bytes())
-        imports = {(m, n): host[(m, n)] for m, n, _ in module.env.imports()}
+        imports = {(imp.module, imp.name): host[(imp.module, imp.name)] for imp in module.imports}
         t0 = time.perf_counter()
         with runtime.Instance(module, imports) as inst:
             us = (time.perf_counter() - t0) * 1e6

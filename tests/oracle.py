@@ -63,8 +63,8 @@ def recipes_for(wasm: bytes):
     """One recipe per import, derived from our decoder's view of the module's import types."""
     tr = wasmenv.translate(wasm)
     out = []
-    for k, (mod, field, ty) in enumerate(tr.module.imports()):
-        out.append((mod, field, ty, k))
+    for k, imp in enumerate(tr.module.imports()):
+        out.append((imp.module, imp.name, imp.type, k))
     return out
 
 
@@ -108,7 +108,7 @@ def _wt_val(v: ValType, value):
 def wasmtime_externs(store, recipes):
     """Build wasmtime host objects for ``recipes``; raises Unsupported for what it cannot make."""
     out = []
-    for mod, field, ty, k in recipes:
+    for _mod, _field, ty, k in recipes:
         if isinstance(ty, FuncType):
             ft = wt.FuncType([_wt_valtype(p) for p in ty.params], [_wt_valtype(r) for r in ty.results])
             out.append(wt.Func(store, ft, lambda *a: None))
@@ -136,7 +136,7 @@ def wasmtime_externs(store, recipes):
 def our_externs(engine, recipes):
     """Our host objects for ``recipes``, in import order (duplicate names are legal)."""
     out = []
-    for mod, field, ty, k in recipes:
+    for _mod, _field, ty, k in recipes:
         if isinstance(ty, FuncType):
             ext = runtime.Func(ty, lambda *a: None)
         elif isinstance(ty, GlobalType):

@@ -85,7 +85,7 @@ def test_spec_modules_agree_with_wasmtime(allocator):
     by_file = collections.defaultdict(list)
     for cmd in spec_wasm_modules():
         by_file[cmd.wast].append(cmd)
-    for wast, cmds in sorted(by_file.items()):
+    for _wast, cmds in sorted(by_file.items()):
         side = SpecPair(make_engine(allocator, max_instances=200))
         try:
             for cmd in cmds:
@@ -162,10 +162,11 @@ class SpecPair:
             return ("decode-failed", str(exc), None)  # counted; test_spec covers decoding
         if module.start_func is not None:
             return ("start-function", None, None)
-        if any(m == "spectest" and n not in self.theirs_spectest for m, n, _ in module.env.imports()):
+        if any(imp.module == "spectest" and imp.name not in self.theirs_spectest for imp in module.imports):
             return ("oracle-cannot-import", None, None)
         imports = {}
-        for mod, name, _ in module.env.imports():
+        for imp in module.imports:
+            mod, name = imp.module, imp.name
             ext = self.registry.get(mod, {}).get(name)
             if ext is not None:
                 imports[(mod, name)] = ext

@@ -135,9 +135,9 @@ def compare_structure(engine, wasm: bytes, module) -> list:
     wt_imports = theirs.imports
     if len(ours_imports) != len(wt_imports):
         return [f"{len(ours_imports)} imports vs wasmtime {len(wt_imports)}"]
-    for (mod, field, ty), imp in zip(ours_imports, wt_imports):
-        ok = _introspectable(ty)
-        a = (mod, field, _shape(_ours(ty), ok))
+    for ours, imp in zip(ours_imports, wt_imports):
+        ok = _introspectable(ours.type)
+        a = (ours.module, ours.name, _shape(_ours(ours.type), ok))
         b = (imp.module, imp.name, _theirs(imp.type, ok))
         if a != b:
             problems.append(f"import {a} != wasmtime {b}")
@@ -145,7 +145,7 @@ def compare_structure(engine, wasm: bytes, module) -> list:
     wt_exports = theirs.exports
     if len(ours_exports) != len(wt_exports):
         return problems + [f"{len(ours_exports)} exports vs wasmtime {len(wt_exports)}"]
-    for (nm, index, ty), exp in zip(ours_exports, wt_exports):
+    for (nm, _index, ty), exp in zip(ours_exports, wt_exports):
         ok = _introspectable(ty)
         a = (nm, _shape(_ours(ty), ok))
         b = (exp.name, _theirs(exp.type, ok))

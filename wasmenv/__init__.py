@@ -15,8 +15,10 @@ from .module import ElementSegment, FunctionType, Global, Initializer, Module, M
 from .plans import MemoryPlan, MemoryStyle, TablePlan, TableStyle
 from .translation import MAX_FUNC_TABLE_SIZE, MAX_IMAGE_SIZE_ALWAYS_ALLOWED, ModuleTranslation
 from .tunables import Tunables
-from .types import (WASM_PAGE_SIZE, EntityIndex, ExternKind, FuncType, GlobalType, MemoryType,
-                    RefType, TableType, TagType, ValType, is_subtype)
+from .vmglobals import GlobalsTemplate
+from .vmoffsets import VMOffsets
+from .types import (WASM_PAGE_SIZE, EntityIndex, ExportType, ExternKind, FuncType, GlobalType,
+                    ImportType, MemoryType, RefType, TableType, TagType, ValType, is_subtype)
 
 __all__ = [
     "translate", "compile", "host_page_size", "save_artifact", "load_artifact",
@@ -27,8 +29,8 @@ __all__ = [
     "MemoryInitializer", "StaticMemoryInitializer", "MemoryInitialization", "InitMemory",
     "init_memory", "TableInitializer", "TableInitialization",
     "ValType", "RefType", "is_subtype", "ExternKind", "EntityIndex", "FuncType", "MemoryType", "TableType",
-    "GlobalType", "TagType", "WASM_PAGE_SIZE", "MAX_FUNC_TABLE_SIZE",
-    "MAX_IMAGE_SIZE_ALWAYS_ALLOWED",
+    "GlobalType", "TagType", "ImportType", "ExportType", "WASM_PAGE_SIZE", "MAX_FUNC_TABLE_SIZE",
+    "MAX_IMAGE_SIZE_ALWAYS_ALLOWED", "VMOffsets", "GlobalsTemplate",
 ]
 
 

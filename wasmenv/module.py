@@ -7,7 +7,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from .constexpr import ConstExpr
 from .init import MemoryInitialization, TableInitialization
 from .plans import MemoryPlan, TablePlan
-from .types import EntityIndex, EntityType, ExternKind, FuncType, GlobalType, TagType
+from .types import EntityIndex, EntityType, ExternKind, FuncType, GlobalType, ImportType, TagType
 
 
 @dataclass(frozen=True)
@@ -149,10 +149,11 @@ class Module:
         return sum(1 for p in plans[:defined] if not p.memory.shared)
 
     # -- types ---------------------------------------------------------------------------
-    def imports(self) -> Iterator[Tuple[str, str, EntityType]]:
-        """Yield ``(module, field, type)`` for every import, in declaration order."""
+    def imports(self) -> Iterator[ImportType]:
+        """Yield an :class:`ImportType` (``.module``, ``.name``, ``.type``) for every import,
+        in declaration order."""
         for imp in self.initializers:
-            yield imp.name, imp.field, self.type_of(imp.index)
+            yield ImportType(imp.name, imp.field, self.type_of(imp.index))
 
     def type_of(self, index: EntityIndex) -> EntityType:
         kind, i = index

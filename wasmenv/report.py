@@ -82,8 +82,8 @@ def summarize(tr: ModuleTranslation) -> dict:
 
     return {
         "name": m.name,
-        "imports": [{"module": mod, "name": name, "type": describe_type(ty)}
-                    for mod, name, ty in m.imports()],
+        "imports": [{"module": imp.module, "name": imp.name, "type": describe_type(imp.type)}
+                    for imp in m.imports()],
         "exports": [{"name": name, "kind": str(idx.kind), "index": idx.index}
                     for name, idx in m.exports.items()],
         "memories": memories,

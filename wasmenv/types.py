@@ -216,6 +216,22 @@ class TagType:
 EntityType = Union[FuncType, TableType, MemoryType, GlobalType, TagType]
 
 
+class ImportType(NamedTuple):
+    """One import: the module and field it names and the type it needs (wasmtime-py's
+    ``ImportType``; a tuple too, ``(module, name, type)``)."""
+
+    module: str
+    name: str
+    type: EntityType
+
+
+class ExportType(NamedTuple):
+    """One export: its name and the exported entity's type (wasmtime-py's ``ExportType``)."""
+
+    name: str
+    type: EntityType
+
+
 class EntityIndex(NamedTuple):
     """An index into one of the module's index spaces."""
 

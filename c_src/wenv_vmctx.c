@@ -1,0 +1,19 @@
+/*
+ * wenv_vmctx.c — the instance block as C sees it: offsets come from Python
+ * (wasmenv/vmoffsets.py fills a wenv_vmoffsets per module; the strides are generated
+ * into wenv_vmoffsets.h). Nothing here decides where anything lives.
+ */
+#include <errno.h>
+
+#include "wenv_vmoffsets.h"
+
+static const uint64_t wenv_vmctx_strides[WENV_VMCTX_REGIONS] = WENV_VMCTX_STRIDES;
+
+int64_t wenv_vmctx_entry(const wenv_vmoffsets *o, uint32_t region, uint64_t index)
+{
+    if (region >= WENV_VMCTX_REGIONS || index >= o->count[region]) {
+        errno = EINVAL;
+        return -1;
+    }
+    return (int64_t)(o->start[region] + index * wenv_vmctx_strides[region]);
+}
