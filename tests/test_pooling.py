@@ -24,12 +24,12 @@ import threading
 import time
 
 import pytest
-import wasmtime
 
 import runtime
 from runtime import (AllocationError, Engine, Instance, Memory, Module, PoolingAllocator, Trap,
                      TrapCode, WasmRuntimeError, _ffi)
 from runtime.pooling import PoolMemorySlot
+from tests.helpers import wat
 from tests.test_native import layout, smaps_usage
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
@@ -38,10 +38,6 @@ PAGE = _ffi.PAGE_SIZE
 WASM_PAGE = 65536
 GUARD = 64 << 10   # small explicit guards keep the test pools small
 MAX_PAGES = 48
-
-
-def wat(text):
-    return wasmtime.wat2wasm(text)
 
 
 def _escape(payload: bytes) -> str:
