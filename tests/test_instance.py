@@ -265,7 +265,7 @@ def test_a_memory_never_looked_at_is_released_by_close_and_by_the_backstop(engin
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/self/maps")
 def test_reservation_ranges_of_unmade_memories_match_the_process_mappings(engine):
-    from tests.test_native import layout
+    from tests.helpers import layout
     module = Module(engine, wat(ONE_MEMORY))
     Instance(module).close()
     i = Instance(module)

@@ -11,7 +11,7 @@ from runtime.errors import AllocationError, WasmRuntimeError
 from runtime.image import MemoryImage
 from runtime.memory import Memory, MemorySlot, ReservedSlot
 from runtime.traps import Trap, TrapCode
-from tests.test_native import (expected_layout, layout, open_fd_count, parse_maps, run_child,
+from tests.helpers import (expected_layout, layout, open_fd_count, parse_maps, run_child,
                                smaps_usage)
 from wasmenv import MemoryPlan, MemoryStyle, MemoryType, Tunables
 
@@ -99,7 +99,7 @@ def test_dynamic_move_new_reservation_copy_and_old_one_released():
 
 
 def test_reservation_is_noreserve():
-    from tests.test_native import vm_flags
+    from tests.helpers import vm_flags
     with Memory.new(engine(), 1) as m:
         assert "nr" in vm_flags(m.reservation_range[0])
         assert "nr" in vm_flags(m.base_address)
@@ -417,7 +417,7 @@ def test_address_space_limit_in_a_child():
         import resource, psutil
         from types import SimpleNamespace
         from runtime import Memory, OnDemandAllocator, AllocationError
-        from tests.test_native import parse_maps, open_fd_count
+        from tests.helpers import parse_maps, open_fd_count
         from wasmenv import Tunables
         def footprint():
             return len(parse_maps()), open_fd_count()

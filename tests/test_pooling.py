@@ -29,8 +29,7 @@ import runtime
 from runtime import (AllocationError, Engine, Instance, Memory, Module, PoolingAllocator, Trap,
                      TrapCode, WasmRuntimeError, _ffi)
 from runtime.pooling import PoolMemorySlot
-from tests.helpers import wat
-from tests.test_native import layout, smaps_usage
+from tests.helpers import layout, smaps_usage, wat
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
 

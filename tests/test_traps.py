@@ -20,7 +20,7 @@ from runtime.errors import WasmRuntimeError
 from runtime.image import MemoryImage
 from runtime.memory import Memory
 from runtime.traps import Trap, TrapCode
-from tests.test_native import layout, open_fd_count, parse_maps, run_child
+from tests.helpers import layout, open_fd_count, parse_maps, run_child
 from wasmenv import MemoryPlan, MemoryType, Tunables
 
 WASM_PAGE = 65536
