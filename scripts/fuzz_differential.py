@@ -17,9 +17,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import runtime  # noqa: E402
-from tests import oracle  # noqa: E402
-from tests.test_differential import SMITH_ARGS, compare_one  # noqa: E402
-from tests.wasm_corpus import smith_modules  # noqa: E402
+from harness import oracle  # noqa: E402
+from harness.corpus import smith_modules  # noqa: E402
+from harness.oracle import SMITH_ARGS, compare_one  # noqa: E402
 
 
 def main(argv=None) -> int:

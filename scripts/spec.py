@@ -17,8 +17,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import runtime  # noqa: E402
-from runtime.wast import CATEGORIES, WastRunner  # noqa: E402
-from tests.wasm_corpus import convert_wast  # noqa: E402  (the one converter, cached)
+from harness.corpus import convert_wast  # noqa: E402  (the one converter, cached)
+from harness.wast import CATEGORIES, WastRunner  # noqa: E402
 
 
 def converted(wast: pathlib.Path) -> str:

@@ -1,9 +1,20 @@
-"""Shared fixtures. Helper functions and constants are in tests/helpers.py."""
+"""Shared fixtures. Helper functions and constants are in tests/helpers.py.
+
+The harness the tests share with the scripts (wast runner, corpora, wasmtime-py oracle)
+is the package ``scripts/harness``: this file puts ``scripts/`` on ``sys.path`` so that
+test modules ``import harness``.
+"""
 import gc
+import sys
+from pathlib import Path
 
 import pytest
 
 from runtime import Engine, PoolingAllocator
+
+SCRIPTS = str(Path(__file__).resolve().parent.parent / "scripts")
+if SCRIPTS not in sys.path:
+    sys.path.insert(0, SCRIPTS)
 
 
 @pytest.fixture(scope="module", params=["on-demand", "pooling"])

@@ -22,6 +22,34 @@ def inst(engine, text, imports=None):
     return Instance(Module(engine, wat(text)), imports)
 
 
+def section_spans(wasm: bytes):
+    """``(id, start, end)`` of every section (start = the id byte, end = past its body).
+
+    A minimal independent walker for tests; raises ValueError on a malformed frame.
+    """
+    spans = []
+    pos = 8
+    while pos < len(wasm):
+        start = pos
+        sid = wasm[pos]
+        pos += 1
+        size = shift = 0
+        while True:
+            if pos >= len(wasm):
+                raise ValueError("truncated section size")
+            b = wasm[pos]
+            pos += 1
+            size |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                break
+        if pos + size > len(wasm):
+            raise ValueError("section past the end")
+        pos += size
+        spans.append((sid, start, pos))
+    return spans
+
+
 # -- typed references -----------------------------------------------------------------------
 I32, I64 = ValType.I32, ValType.I64
 FUNCREF, EXTERNREF, EXNREF = ValType.FUNCREF, ValType.EXTERNREF, ValType.EXNREF

@@ -10,7 +10,8 @@ from wasmenv import (ConstExpr, DecodeError, ElementSegment, EntityIndex, Extern
                      TableType, TagType, Tunables, UnsupportedFeature, ValType)
 from wasmenv.reader import Reader
 
-from .wasm_corpus import module, name, section, sleb, uleb, vec, wat
+from tests.helpers import wat
+from wasmenv.encode import module, name, section, sleb, uleb, vec
 
 I32, I64, F32, F64, V128 = ValType.I32, ValType.I64, ValType.F32, ValType.F64, ValType.V128
 FUNCREF, EXTERNREF, EXNREF = ValType.FUNCREF, ValType.EXTERNREF, ValType.EXNREF

@@ -11,7 +11,8 @@ import pytest
 
 import runtime
 import wasmenv
-from tests.wasm_corpus import module, section, sleb, uleb, wat
+from tests.helpers import wat
+from wasmenv.encode import module, section, sleb, uleb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

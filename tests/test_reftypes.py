@@ -8,7 +8,7 @@ import pickle
 import pytest
 
 import wasmenv
-from runtime.wast import WastRunner, is_unsupported
+from harness.wast import WastRunner, is_unsupported
 from wasmenv import (ConstExpr, DecodeError, FuncType, GlobalType, RefType, TableType,
                      UnsupportedFeature, ValType, is_subtype)
 from wasmenv.report import describe_type, render_text, summarize
