@@ -45,6 +45,10 @@ def main(argv=None) -> int:
     files = sorted(pathlib.Path(args.directory).glob("*.wast"))
     if args.only:
         files = [f for f in files if f.stem in args.only]
+    if not files:
+        only = f" named {' '.join(args.only)}" if args.only else ""
+        print(f"no .wast files{only} in {args.directory}", file=sys.stderr)
+        return 2
     engine = runtime.Engine()
     results = [WastRunner(engine).run_file(converted(f)) for f in _progress(files)]
     total = dict.fromkeys(CATEGORIES, 0)

@@ -43,14 +43,6 @@ def test_smith_modules_agree_with_wasmtime(smith_corpus, allocator):
     assert counts["pool-limit"] <= 5, counts
 
 
-def _spec_modules():
-    out = []
-    for cmd in spec_wasm_modules():
-        if cmd.type in ("module", "assert_uninstantiable", "assert_unlinkable") and cmd.wasm:
-            out.append(cmd)
-    return out
-
-
 @pytest.mark.parametrize("allocator", ["ondemand", "pooling"])
 def test_spec_modules_agree_with_wasmtime(allocator):
     """Every spec module (with spectest imports, registered instances, and the file's

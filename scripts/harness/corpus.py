@@ -144,7 +144,19 @@ def convert_wast(path: Path, cache: Path = None) -> Path:
 
 
 def spec_wast_files(spec_dir: Path = None) -> List[Path]:
+    """The ``*.wast`` files of the spec suite (none if it is not there)."""
     return sorted(Path(spec_dir or SPEC_DIR).glob("*.wast"))
+
+
+def require_spec_suite(spec_dir: Path = None) -> List[Path]:
+    """:func:`spec_wast_files`, or FileNotFoundError saying where to put the suite."""
+    files = spec_wast_files(spec_dir)
+    if not files:
+        raise FileNotFoundError(
+            f"no spec test suite (*.wast files) at {Path(spec_dir or SPEC_DIR)}: put the "
+            "WebAssembly spec testsuite there (shared/spec-testsuite beside the clone) "
+            "or set WASMENV_SPEC_DIR to its folder")
+    return files
 
 
 def spec_wasm_modules(spec_dir: Path = None, files: Iterable[str] = None,
@@ -153,11 +165,12 @@ def spec_wasm_modules(spec_dir: Path = None, files: Iterable[str] = None,
 
     ``files`` restricts to the given file names or stems. Commands that carry a binary
     module have ``wasm`` set; quoted-text modules (``module_type == "text"``) and
-    non-module commands have ``wasm = None``.
+    non-module commands have ``wasm = None``. Raises FileNotFoundError (saying where to
+    put it) if the suite is not there.
     """
     wanted = None if files is None else {Path(f).stem for f in files}
     records = []
-    for path in spec_wast_files(spec_dir):
+    for path in require_spec_suite(spec_dir):
         if wanted is not None and path.stem not in wanted:
             continue
         out = convert_wast(path, Path(cache or SPEC_CACHE))
