@@ -23,7 +23,7 @@ def lookup_imports(module_env, imports) -> list:
         imports = {}
     if isinstance(imports, Mapping):
         found = []
-        for mod, field, ty in wanted:
+        for mod, field, _ in wanted:
             if (mod, field) not in imports:
                 raise LinkError(f"unknown import: {mod}::{field} has not been defined")
             found.append(imports[(mod, field)])

@@ -53,7 +53,7 @@ def test_spec_modules_agree_with_wasmtime(allocator):
     by_file = collections.defaultdict(list)
     for cmd in spec_wasm_modules():
         by_file[cmd.wast].append(cmd)
-    for wast, cmds in sorted(by_file.items()):
+    for _wast, cmds in sorted(by_file.items()):
         side = SpecPair(make_engine(allocator, max_instances=200))
         try:
             for cmd in cmds:

@@ -24,6 +24,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import runtime
 from runtime import (AllocationError, Engine, Instance, Memory, Module, PoolingAllocator, Trap,
@@ -847,10 +849,6 @@ def test_every_pair_of_tenants_with_exact_and_covering_images(model_artifacts, k
                         mem.load_i32_8u(mem.byte_len)
                     assert mem.grow(8 - pages) != -1
                     assert mem.read(pages * WASM_PAGE, (8 - pages) * WASM_PAGE) == bytes((8 - pages) * WASM_PAGE)
-
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -116,7 +116,7 @@ def _wt_val(v: ValType, value):
 def wasmtime_externs(store, recipes):
     """Build wasmtime host objects for ``recipes``; raises Unsupported for what it cannot make."""
     out = []
-    for mod, field, ty, k in recipes:
+    for _mod, _field, ty, k in recipes:
         if isinstance(ty, FuncType):
             ft = wt.FuncType([_wt_valtype(p) for p in ty.params], [_wt_valtype(r) for r in ty.results])
             out.append(wt.Func(store, ft, lambda *a: None))
@@ -144,7 +144,7 @@ def wasmtime_externs(store, recipes):
 def our_externs(engine, recipes):
     """Our host objects for ``recipes``, in import order (duplicate names are legal)."""
     out = []
-    for mod, field, ty, k in recipes:
+    for _mod, _field, ty, k in recipes:
         if isinstance(ty, FuncType):
             ext = runtime.Func(ty, lambda *a: None)
         elif isinstance(ty, GlobalType):
