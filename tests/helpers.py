@@ -9,9 +9,8 @@ import wasmtime
 from runtime import Func, Instance, Module
 from wasmenv import FuncType, RefType, ValType
 
+
 # -- modules ------------------------------------------------------------------------------
-
-
 def wat(text: str) -> bytes:
     """Assemble WAT text to a binary module (wasmtime.wat2wasm)."""
     return bytes(wasmtime.wat2wasm(text))
@@ -101,6 +100,7 @@ def layout(start, end, maps=None):
 
 
 def expected_layout(start, base, byte_len, end):
+    """What :func:`layout` shows for a reservation [start, end) with ``byte_len`` R/W bytes at ``base``."""
     out = []
     if base > start:
         out.append((start, base, "---p"))
@@ -111,37 +111,45 @@ def expected_layout(start, base, byte_len, end):
     return out
 
 
-def smaps_usage(start, end):
-    """Sum of the smaps fields (kB -> bytes) of the mappings inside [start, end)."""
-    totals = {}
-    inside = False
+def _smaps():
+    """``(lo, hi, field_lines)`` for every mapping in /proc/self/smaps."""
+    entry = None
     with open("/proc/self/smaps") as f:
         for line in f:
             head = line.split(maxsplit=1)[0]
             if "-" in head and not head.endswith(":"):
+                if entry is not None:
+                    yield entry
                 lo, hi = (int(x, 16) for x in head.split("-"))
-                inside = lo >= start and hi <= end
-            elif inside and line.rstrip().endswith(" kB"):
-                key, value = line.split(":", 1)
-                totals[key] = totals.get(key, 0) + int(value.split()[0]) * 1024
+                entry = (lo, hi, [])
+            elif entry is not None:
+                entry[2].append(line)
+    if entry is not None:
+        yield entry
+
+
+def smaps_usage(start, end):
+    """Sum of the smaps fields (kB -> bytes) of the mappings inside [start, end)."""
+    totals = {}
+    for lo, hi, fields in _smaps():
+        if lo >= start and hi <= end:
+            for line in fields:
+                if line.rstrip().endswith(" kB"):
+                    key, value = line.split(":", 1)
+                    totals[key] = totals.get(key, 0) + int(value.split()[0]) * 1024
     return totals
 
 
 def vm_flags(addr):
     """The VmFlags of the mapping containing ``addr``."""
-    current = None
-    with open("/proc/self/smaps") as f:
-        for line in f:
-            head = line.split(maxsplit=1)[0]
-            if "-" in head and not head.endswith(":"):
-                lo, hi = (int(x, 16) for x in head.split("-"))
-                current = lo <= addr < hi
-            elif current and line.startswith("VmFlags:"):
-                return line.split()[1:]
+    for lo, hi, fields in _smaps():
+        if lo <= addr < hi:
+            return next((line.split()[1:] for line in fields if line.startswith("VmFlags:")), None)
     return None
 
 
 def open_fd_count():
+    """How many file descriptors this process has open."""
     return len(os.listdir("/proc/self/fd"))
 
 
