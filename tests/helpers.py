@@ -1,19 +1,34 @@
 """Helpers shared by the tests (plain functions and constants; fixtures are in conftest.py)."""
+import gc
 import os
 import subprocess
 import sys
 import textwrap
 
+import pytest
 import wasmtime
 
+import wasmenv
 from runtime import Func, Instance, Module
-from wasmenv import FuncType, RefType, ValType
+from wasmenv import DecodeError, FuncType, RefType, ValType
 
 
 # -- modules ------------------------------------------------------------------------------
 def wat(text: str) -> bytes:
     """Assemble WAT text to a binary module (wasmtime.wat2wasm)."""
     return bytes(wasmtime.wat2wasm(text))
+
+
+def decode(data, tunables=None):
+    """The decoded module (``wasmenv.translate(...).module``)."""
+    return wasmenv.translate(data, tunables).module
+
+
+def rejects(data, match=None, cls=DecodeError):
+    """Assert that decoding ``data`` raises ``cls`` matching ``match``; return the error."""
+    with pytest.raises(cls, match=match) as info:
+        wasmenv.translate(data)
+    return info.value
 
 
 def inst(engine, text, imports=None):
@@ -150,7 +165,17 @@ def vm_flags(addr):
 
 def open_fd_count():
     """How many file descriptors this process has open."""
-    return len(os.listdir("/proc/self/fd"))
+    return len(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
+
+
+def maps_and_fds(collect=False):
+    """(mappings, open file descriptors) of this process; ``collect``: after gc.collect()
+    (objects dropped earlier release their memories when collected)."""
+    if collect:
+        gc.collect()
+    with open("/proc/self/maps") as f:
+        maps = sum(1 for _ in f)
+    return maps, open_fd_count()
 
 
 def run_child(code, *args, timeout=120, env_extra=None):

@@ -10,23 +10,13 @@ from wasmenv import (ConstExpr, DecodeError, ElementSegment, EntityIndex, Extern
                      TableType, TagType, Tunables, UnsupportedFeature, ValType)
 from wasmenv.reader import Reader
 
-from tests.helpers import wat
+from tests.helpers import decode, rejects, wat
 from wasmenv.encode import module, name, section, sleb, uleb, vec
 
 I32, I64, F32, F64, V128 = ValType.I32, ValType.I64, ValType.F32, ValType.F64, ValType.V128
 FUNCREF, EXTERNREF, EXNREF = ValType.FUNCREF, ValType.EXTERNREF, ValType.EXNREF
 FUNC, TABLE, MEMORY, GLOBAL, TAG = (ExternKind.FUNC, ExternKind.TABLE, ExternKind.MEMORY,
                                     ExternKind.GLOBAL, ExternKind.TAG)
-
-
-def decode(data, tunables=None):
-    return wasmenv.translate(data, tunables).module
-
-
-def rejects(data, match=None, cls=DecodeError):
-    with pytest.raises(cls, match=match) as info:
-        wasmenv.translate(data)
-    return info.value
 
 
 # Handy binary fragments -------------------------------------------------------------------

@@ -8,15 +8,8 @@ import pytest
 import runtime
 from runtime import (Engine, Func, Global, Instance, Memory, Module, PoolingAllocator, Table, Trap,
                      TrapCode)
-from tests.helpers import inst, wat
+from tests.helpers import inst, maps_and_fds, wat
 from wasmenv import FuncType, ValType
-
-
-def maps_and_fds():
-    gc.collect()  # instances dropped by earlier tests unmap their memories when collected
-    with open("/proc/self/maps") as f:
-        maps = sum(1 for _ in f)
-    return maps, len(os.listdir("/proc/self/fd"))
 
 
 def test_static_image_data_globals_and_exports(engine):
@@ -81,11 +74,11 @@ def test_failed_instantiation_leaves_nothing(engine):
     # Warm up (lazy imports, signal handler installation) before counting.
     with pytest.raises(Trap):
         Instance(module)
-    before = maps_and_fds()
+    before = maps_and_fds(collect=True)
     for _ in range(20):
         with pytest.raises(Trap):
             Instance(module)
-    assert maps_and_fds() == before
+    assert maps_and_fds(collect=True) == before
 
 
 def test_failed_allocation_leaves_nothing(engine):
@@ -97,10 +90,10 @@ def test_failed_allocation_leaves_nothing(engine):
     module = Module(huge, wat("(module (memory 1) (memory 1) (memory 1) (memory 1) (memory 1))"))
     with pytest.raises(runtime.AllocationError):
         Instance(module)
-    before = maps_and_fds()
+    before = maps_and_fds(collect=True)
     with pytest.raises(runtime.AllocationError):
         Instance(module)
-    assert maps_and_fds() == before
+    assert maps_and_fds(collect=True) == before
 
 
 def test_start_func_reported_not_run(engine):
@@ -124,10 +117,10 @@ def test_passive_data_memory_init_and_drop(engine):
 def test_close_releases_and_context_manager(engine):
     module = Module(engine, wat('(module (memory (export "m") 1) (data (i32.const 0) "x"))'))
     Instance(module).close()  # warm up (a pool slot keeps this module's layout once used)
-    module_maps = maps_and_fds()
+    module_maps = maps_and_fds(collect=True)
     with Instance(module) as i:
         assert i.exports["m"].read(0, 1) == b"x"
-    assert maps_and_fds() == module_maps
+    assert maps_and_fds(collect=True) == module_maps
 
 
 def test_copy_strategy_writes_image_eagerly():
@@ -253,12 +246,12 @@ def test_a_memory_never_looked_at_is_released_by_close_and_by_the_backstop(engin
     module = Module(engine, wat(ONE_MEMORY))
     Instance(module).close()  # the first instance sets up the one-call path
     gc.collect()
-    before = maps_and_fds()
+    before = maps_and_fds(collect=True)
     for _ in range(50):
         Instance(module).close()
     for _ in range(50):
         Instance(module)  # dropped unclosed: __del__ releases it
-    assert maps_and_fds() == before
+    assert maps_and_fds(collect=True) == before
     if isinstance(engine.allocator, PoolingAllocator):
         assert engine.allocator.live_instances == engine.allocator.live_memories == 0
 

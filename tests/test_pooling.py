@@ -18,7 +18,6 @@ Regression tests are named after Wasmtime's pooling-allocator advisories and mod
   steps, and keep_resident values that are not page multiples.
 """
 import gc
-import os
 import sys
 import threading
 import time
@@ -31,7 +30,7 @@ import runtime
 from runtime import (AllocationError, Engine, Instance, Memory, Module, PoolingAllocator, Trap,
                      TrapCode, WasmRuntimeError, _ffi)
 from runtime.pooling import PoolMemorySlot
-from tests.helpers import layout, smaps_usage, wat
+from tests.helpers import layout, maps_and_fds, smaps_usage, wat
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
 
@@ -391,12 +390,6 @@ def test_failed_prepare_step_poisons_and_recovers(pool, step):
 
 
 # ---- limits ---------------------------------------------------------------------------
-
-def maps_and_fds():
-    with open("/proc/self/maps") as f:
-        maps = sum(1 for _ in f)
-    return maps, len(os.listdir("/proc/self/fd"))
-
 
 @linux_only
 def test_max_instances_exhaustion_and_recovery():

@@ -15,18 +15,8 @@ from wasmenv.report import describe_type, render_text, summarize
 from wasmenv.types import is_defaultable
 
 from tests.helpers import (EXNREF, EXTERNREF, FUNCREF, I32, I64, NULL_T0, NULL_T1, NULLEXN, REF_EXN,
-                           REF_EXTERN, REF_FUNC, REF_T0, REF_T1, T0, T1, wat)
+                           REF_EXTERN, REF_FUNC, REF_T0, REF_T1, T0, T1, decode, rejects, wat)
 from wasmenv.encode import module, section, vec
-
-
-def decode(data):
-    return wasmenv.translate(data).module
-
-
-def rejects(data, match=None, cls=DecodeError):
-    with pytest.raises(cls, match=match) as info:
-        wasmenv.translate(data)
-    return info.value
 
 
 # -- the model --------------------------------------------------------------------------------
