@@ -367,7 +367,7 @@ class _PoolAllocation(InstanceAllocation):
                 if slot < 0:
                     err = _ffi.errno_now()
                     slot = self._retry(slot, err, lambda index=index: _take(native, layout.specs + index,
-                                                                0 if slots else 1))
+                                                                            0 if slots else 1))
                 slots.append(slot)
         except BaseException:
             if slots:
