@@ -1,1 +1,3 @@
-from setuptools import setup; setup(cffi_modules=["c_src/build_native.py:ffibuilder"])  # noqa: E702
+from setuptools import setup
+
+setup(cffi_modules=["c_src/build_native.py:ffibuilder"])

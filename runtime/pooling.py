@@ -366,8 +366,8 @@ class _PoolAllocation(InstanceAllocation):
                 slot = _take(native, layout.specs + index, 0 if slots else 1)
                 if slot < 0:
                     err = _ffi.errno_now()
-                    slot = self._retry(slot, err, lambda: _take(native, layout.specs + index,
-                                                                0 if slots else 1))
+                    slot = self._retry(slot, err, lambda index=index: _take(native, layout.specs + index,
+                                                                            0 if slots else 1))
                 slots.append(slot)
         except BaseException:
             if slots:

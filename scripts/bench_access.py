@@ -22,6 +22,8 @@ import sys
 import timeit
 from types import SimpleNamespace
 
+# Import the packages of this checkout, not an installed copy: the imports below come
+# after this line, hence their noqa: E402.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from runtime import _ffi  # noqa: E402

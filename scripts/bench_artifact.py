@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+# Import the packages of this checkout, not an installed copy: the imports below come
+# after this line, hence their noqa: E402.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import wasmenv  # noqa: E402
@@ -142,7 +144,7 @@ def main(argv=None) -> int:
                 f.write(wasm)
             compile_repeat = max(3, min(args.repeat, 64 // mib if mib else args.repeat))
             t_compile_one = median_time(lambda one=one: wasmenv.compile(one), compile_repeat)
-            t_compile = median_time(lambda: wasmenv.compile(wasm), compile_repeat)
+            t_compile = median_time(lambda wasm=wasm: wasmenv.compile(wasm), compile_repeat)
             del one
             tr = wasmenv.compile(wasm)
             mi = tr.module.memory_initialization
@@ -153,9 +155,9 @@ def main(argv=None) -> int:
             t_save = time.perf_counter() - t0
             del tr
             load_artifact(out)  # warm up
-            t_load = median_time(lambda: load_artifact(out), args.repeat)
+            t_load = median_time(lambda out=out: load_artifact(out), args.repeat)
             t_fresh = fresh(FRESH_LOAD.format(root=root, path=out), args.fresh)
-            t_verify = median_time(lambda: load_artifact(out, verify=True), 3)
+            t_verify = median_time(lambda out=out: load_artifact(out, verify=True), 3)
             row = [mib, t_compile_one, t_compile, t_save, t_load, t_fresh, t_verify]
             if instantiate:
                 row.append(fresh(FRESH_INSTANTIATE.format(root=root, source=out, artifact=True), args.fresh))

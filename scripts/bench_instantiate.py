@@ -44,8 +44,7 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _strategies import ROOT, our_engine  # noqa: E402
+from _strategies import ROOT, our_engine  # this folder is sys.path[0] when run as a script
 
 DEFAULT_MODULE = ROOT / "examples" / "build" / "image_1mib.wasm"
 OURS = ("cow", "copy", "pooling")
@@ -225,7 +224,7 @@ def takes_one_call_path(wasm, path) -> bool:
     try:
         runtime.Instance(module).close()
     except runtime.LinkError as exc:
-        raise SystemExit(f"{path.name}: {exc}; this benchmark instantiates without imports")
+        raise SystemExit(f"{path.name}: {exc}; this benchmark instantiates without imports") from None
     return module._instance_layout.fast
 
 
@@ -245,7 +244,7 @@ def measure(wasm, names, n, rounds, warmup, batch=1):
     runners = {name: make(name, wasm) for name in names}
     samples = {name: [] for name in names}
     try:
-        for name, r in runners.items():
+        for r in runners.values():
             r.run(warmup, 1)  # one-time costs (handler install, pool reservation, caches)
         per_round = max(1, n // rounds)
         for _ in range(rounds):

@@ -23,7 +23,7 @@ GENERATED = {"image_1mib": image_1mib_wat}
 
 
 def main() -> int:
-    import wasmtime  # the test extra; wat2wasm is its text-format parser
+    import wasmtime  # the scripts extra; wat2wasm is its text-format parser
     OUT.mkdir(exist_ok=True)
     for name, make in GENERATED.items():
         wasm = OUT / (name + ".wasm")

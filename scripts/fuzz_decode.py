@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of the decoder with atheris (opt-in, long runs).
 
-    pip install atheris
+    .venv/bin/python -m pip install --no-build-isolation -e '.[fuzz]'   (atheris)
     python scripts/fuzz_decode.py [-runs=100000] [-max_len=4096] [CORPUS_DIR ...]
 
 The property: ``wasmenv.compile`` on any bytes either returns or raises DecodeError
@@ -11,6 +11,8 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Import the packages of this checkout, not an installed copy: the imports below come
+# after this line, hence their noqa: E402.
 sys.path.insert(0, str(ROOT))
 
 import atheris  # noqa: E402
@@ -18,7 +20,7 @@ import atheris  # noqa: E402
 with atheris.instrument_imports():
     import wasmenv  # noqa: E402
     import wasmenv.decode  # noqa: E402,F401  (imported lazily by translate: instrument it too)
-    import wasmenv.reader  # noqa: E402,F401
+    import wasmenv.reader  # noqa: E402,F401  (the same)
 
 
 def one_input(data: bytes):

@@ -14,12 +14,14 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Import the packages of this checkout, not an installed copy: the imports below come
+# after this line, hence their noqa: E402.
 sys.path.insert(0, str(ROOT))
 
 import runtime  # noqa: E402
-from tests import oracle  # noqa: E402
-from tests.test_differential import SMITH_ARGS, compare_one  # noqa: E402
-from tests.wasm_corpus import smith_modules  # noqa: E402
+from harness import oracle  # noqa: E402
+from harness.corpus import smith_modules  # noqa: E402
+from harness.oracle import SMITH_ARGS, compare_one  # noqa: E402
 
 
 def main(argv=None) -> int:

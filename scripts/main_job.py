@@ -11,6 +11,8 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Import the packages of this checkout, not an installed copy: the imports below come
+# after this line, hence their noqa: E402.
 sys.path.insert(0, str(ROOT))
 EXAMPLES = ROOT / "examples" / "build"
 

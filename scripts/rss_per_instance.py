@@ -20,8 +20,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _strategies import ALL, OURS, ROOT, driver  # noqa: E402
+from _strategies import ALL, OURS, ROOT, driver  # this folder is sys.path[0] when run as a script
 
 
 def worker(path, strategy, n, touch_pages, guard_bytes):

@@ -14,11 +14,13 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Import the packages of this checkout, not an installed copy: the imports below come
+# after this line, hence their noqa: E402.
 sys.path.insert(0, str(ROOT))
 
 import runtime  # noqa: E402
-from runtime.wast import CATEGORIES, WastRunner  # noqa: E402
-from tests.wasm_corpus import convert_wast  # noqa: E402  (the one converter, cached)
+from harness.corpus import convert_wast  # noqa: E402  (the one converter, cached)
+from harness.wast import CATEGORIES, WastRunner  # noqa: E402
 
 
 def converted(wast: pathlib.Path) -> str:
@@ -45,6 +47,10 @@ def main(argv=None) -> int:
     files = sorted(pathlib.Path(args.directory).glob("*.wast"))
     if args.only:
         files = [f for f in files if f.stem in args.only]
+    if not files:
+        only = f" named {' '.join(args.only)}" if args.only else ""
+        print(f"no .wast files{only} in {args.directory}", file=sys.stderr)
+        return 2
     engine = runtime.Engine()
     results = [WastRunner(engine).run_file(converted(f)) for f in _progress(files)]
     total = dict.fromkeys(CATEGORIES, 0)

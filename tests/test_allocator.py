@@ -4,16 +4,12 @@ import gc
 import os
 
 import pytest
-import wasmtime
 
 from runtime import Engine, Instance, Memory, Module, Trap
 from runtime.allocator import InstanceAllocation, InstanceAllocator, OnDemandAllocator
+from tests.helpers import wat
 
 WASM_PAGE = 65536
-
-
-def wat(text):
-    return wasmtime.wat2wasm(text)
 
 
 class Recording(InstanceAllocator):

@@ -15,6 +15,7 @@ from wasmenv import (ArtifactError, ConstExpr, ElementSegment, EntityIndex, Exte
                      MemoryInitializer, MemoryPlan, MemoryStyle, MemoryType, Module, ModuleTranslation,
                      ModuleType, StaticMemoryInitializer, TableInitialization, TableInitializer,
                      TablePlan, TableType, TagType, Tunables, ValType, load_artifact, save_artifact)
+from tests.helpers import open_fd_count as fd_count
 from wasmenv import artifact as A
 from wasmenv.cli import main as cli_main
 
@@ -28,10 +29,6 @@ FUNCREF, EXTERNREF = ValType.FUNCREF, ValType.EXTERNREF
 
 
 # -- helpers -------------------------------------------------------------------------------
-def fd_count():
-    return len(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
-
-
 def meta_path(path):
     return os.path.join(path, A.METADATA_FILE)
 

@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from tests.wasm_corpus import wat
+from tests.helpers import wat
 
 from wasmenv.cli import main
 

@@ -6,41 +6,17 @@ import pytest
 import wasmtime as wt
 
 import runtime
-from tests import oracle
-from tests.wasm_corpus import SUPPORTED_SMITH_ARGS, smith_modules, spec_wasm_modules
+from harness import oracle
+from harness.corpus import spec_wasm_modules, smith_modules
+from harness.oracle import SMITH_ARGS, compare_one
+from harness.spectest import spectest_externs
 
 pytestmark = pytest.mark.oracle
 
 SMITH_COUNT = 620
-SMITH_ARGS = dict(SUPPORTED_SMITH_ARGS, allow_start_export=False, export_everything=True,
-                  max_memory32_bytes=16 << 20, max_memory64_bytes=16 << 20,
-                  max_table_elements=10_000, simd_enabled=False,
-                  # wasmtime-py aborts the process on exnref values: no exceptions here.
-                  exceptions_enabled=False)
-
-
 @pytest.fixture(scope="module")
 def smith_corpus():
     return smith_modules(SMITH_COUNT, seed=3, **SMITH_ARGS)
-
-
-def compare_one(wt_engine, engine, wasm):
-    """Returns (category, ours, theirs)."""
-    try:
-        recipes = oracle.recipes_for(wasm)
-    except Exception as exc:  # our decoder rejected it: wasmtime must too
-        theirs = oracle.wasmtime_outcome(wt_engine, wasm, [])
-        return ("rejected-both" if theirs.kind == "invalid" else "DISAGREE"), str(exc), theirs
-    try:
-        theirs = oracle.wasmtime_outcome(wt_engine, wasm, recipes)
-    except oracle.Unexpressible:
-        return "oracle-cannot-import", None, None
-    ours = oracle.our_outcome(engine, wasm, recipes)
-    if ours.kind == "pool-limit":
-        return "pool-limit", ours, theirs
-    if ours.comparable() == theirs.comparable():
-        return ours.kind, ours, theirs
-    return "DISAGREE", ours, theirs
 
 
 def make_engine(allocator: str, max_instances: int = 4) -> runtime.Engine:
@@ -65,14 +41,6 @@ def test_smith_modules_agree_with_wasmtime(smith_corpus, allocator):
     assert not disagreements, disagreements[:3]
     assert counts["ok"] + counts["trap"] + counts["link"] >= 500, counts
     assert counts["pool-limit"] <= 5, counts
-
-
-def _spec_modules():
-    out = []
-    for cmd in spec_wasm_modules():
-        if cmd.type in ("module", "assert_uninstantiable", "assert_unlinkable") and cmd.wasm:
-            out.append(cmd)
-    return out
 
 
 @pytest.mark.parametrize("allocator", ["ondemand", "pooling"])
@@ -120,7 +88,6 @@ class SpecPair:
         self.store = wt.Store(self.wt_engine)
         self.linker = wt.Linker(self.wt_engine)
         self.linker.allow_shadowing = True
-        from runtime.spectest import spectest_externs
         self.ours_spectest = spectest_externs(self.engine)
         self.registry = {"spectest": self.ours_spectest}
         self.theirs_spectest = self._wt_spectest()

@@ -10,12 +10,9 @@ import pytest
 from runtime import _ffi, image as image_mod
 from runtime.errors import AllocationError
 from runtime.image import MemoryImage
+from tests.helpers import open_fd_count as fd_count
 
 PAGE = _ffi.PAGE_SIZE
-
-
-def fd_count():
-    return len(os.listdir("/proc/self/fd"))
 
 
 def test_from_bytes_is_a_sealed_memfd_padded_to_pages():
@@ -69,7 +66,7 @@ def test_close_context_manager_and_finalizer_release_the_fd():
     img.close()  # idempotent
     assert img.closed and fd_count() == before
     with pytest.raises(ValueError):
-        img.fd
+        _ = img.fd
     with pytest.raises(OSError) as info:
         os.fstat(fd)
     assert info.value.errno == errno.EBADF

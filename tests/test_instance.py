@@ -1,43 +1,15 @@
-"""Instantiation in spec order: linking, globals, tables, memories, segments, traps."""
+"""Instantiation in spec order: globals, memories, segments, traps, the one-call path
+(imports: test_linking.py; tables: test_table.py)."""
 import gc
 import os
 
 import pytest
-import wasmtime
 
 import runtime
-from runtime import (Engine, Func, Global, Instance, LinkError, Memory, Module, PoolingAllocator,
-                     Table, Trap, TrapCode)
-from wasmenv import FuncType, RefType, ValType
-
-
-def wat(text):
-    return wasmtime.wat2wasm(text)
-
-
-@pytest.fixture(scope="module", params=["on-demand", "pooling"])
-def engine(request):
-    """Every test runs with the default allocator and with a pool (lazily reserved with
-    the engine's default tunables; host memories stay on-demand)."""
-    if request.param == "on-demand":
-        yield Engine()
-        return
-    pool = PoolingAllocator(max_instances=64, max_memories_per_instance=8, max_memory_pages=160,
-                            max_tables_per_instance=8, max_table_elements=100_000)
-    yield Engine(allocator=pool)
-    gc.collect()
-    pool.close()
-
-
-def inst(engine, text, imports=None):
-    return Instance(Module(engine, wat(text)), imports)
-
-
-def maps_and_fds():
-    gc.collect()  # instances dropped by earlier tests unmap their memories when collected
-    with open("/proc/self/maps") as f:
-        maps = sum(1 for _ in f)
-    return maps, len(os.listdir("/proc/self/fd"))
+from runtime import (Engine, Func, Global, Instance, Memory, Module, PoolingAllocator, Table, Trap,
+                     TrapCode)
+from tests.helpers import inst, maps_and_fds, wat
+from wasmenv import FuncType, ValType
 
 
 def test_static_image_data_globals_and_exports(engine):
@@ -95,46 +67,6 @@ def test_element_segment_trap_skips_data(engine):
     assert mem.read(0, 4) == b"\0" * 4
 
 
-def test_link_errors(engine):
-    text = """(module (import "env" "g" (global i32)) (import "env" "m" (memory 2 3)))"""
-    with pytest.raises(LinkError, match="unknown import"):
-        inst(engine, text, {})
-    g64 = Global.new(engine, "i64", 1)
-    with pytest.raises(LinkError, match="global"):
-        inst(engine, text, {("env", "g"): g64, ("env", "m"): Memory.new(engine, 2, 3)})
-    g = Global.new(engine, "i32", 1)
-    with pytest.raises(LinkError, match="minimum"):
-        inst(engine, text, {("env", "g"): g, ("env", "m"): Memory.new(engine, 1, 3)})
-    with pytest.raises(LinkError, match="maximum"):
-        inst(engine, text, {("env", "g"): g, ("env", "m"): Memory.new(engine, 2)})
-    with pytest.raises(LinkError, match="memory"):
-        inst(engine, text, {("env", "g"): g, ("env", "m"): g})
-
-
-def test_bare_callable_and_func_imports(engine):
-    text = """(module (import "env" "f" (func $f (param i32) (result i32)))
-      (table (export "t") 1 funcref) (elem (i32.const 0) $f) (export "f2" (func $f)))"""
-    i = inst(engine, text, {("env", "f"): lambda x: x + 1})
-    assert i.exports["t"].get(0)(41) == 42
-    assert i.exports["f2"] is i.exports["t"].get(0)
-    bad = Func(FuncType((), ()), lambda: None)
-    with pytest.raises(LinkError, match="function types differ"):
-        inst(engine, text, {("env", "f"): bad})
-
-
-def test_functable_lazy_and_leftovers(engine):
-    g = Global.new(engine, "i32", 3)
-    i = inst(engine, """(module (import "env" "g" (global $g i32))
-      (table (export "t") 6 funcref) (func $a) (func $b)
-      (elem (i32.const 0) $a $b) (elem (global.get $g) $b) (elem (i32.const 5) $a))""",
-             {("env", "g"): g})
-    init = i.module.env.table_initialization
-    assert len(init.segments) == 2  # the global-based one and everything after it
-    t = i.exports["t"]
-    assert [t.get(k) is not None for k in range(6)] == [True, True, False, True, False, True]
-    assert t.get(0).wasm_index == 0 and t.get(3).wasm_index == 1 and t.get(3) is t.get(1)
-
-
 def test_failed_instantiation_leaves_nothing(engine):
     text = """(module (memory 1) (memory 2) (data (memory 1) (i32.const 0) "ok")
       (data (memory 0) (i32.const 70000) "oob") (table 1 funcref))"""
@@ -142,11 +74,11 @@ def test_failed_instantiation_leaves_nothing(engine):
     # Warm up (lazy imports, signal handler installation) before counting.
     with pytest.raises(Trap):
         Instance(module)
-    before = maps_and_fds()
+    before = maps_and_fds(collect=True)
     for _ in range(20):
         with pytest.raises(Trap):
             Instance(module)
-    assert maps_and_fds() == before
+    assert maps_and_fds(collect=True) == before
 
 
 def test_failed_allocation_leaves_nothing(engine):
@@ -158,10 +90,10 @@ def test_failed_allocation_leaves_nothing(engine):
     module = Module(huge, wat("(module (memory 1) (memory 1) (memory 1) (memory 1) (memory 1))"))
     with pytest.raises(runtime.AllocationError):
         Instance(module)
-    before = maps_and_fds()
+    before = maps_and_fds(collect=True)
     with pytest.raises(runtime.AllocationError):
         Instance(module)
-    assert maps_and_fds() == before
+    assert maps_and_fds(collect=True) == before
 
 
 def test_start_func_reported_not_run(engine):
@@ -182,23 +114,13 @@ def test_passive_data_memory_init_and_drop(engine):
     i.memory_init(0, 0, 0, 0, 0)  # n=0 from a dropped segment is fine
 
 
-def test_shared_memory_import(engine):
-    shared = Memory.new(engine, 1, 2, shared=True)
-    text = """(module (import "env" "m" (memory 1 2 shared)) (data (i32.const 0) "s"))"""
-    a = inst(engine, text, {("env", "m"): shared})
-    b = inst(engine, text, {("env", "m"): shared})
-    assert a.memory(0) is b.memory(0) is shared
-    with pytest.raises(LinkError, match="shared"):
-        inst(engine, text, {("env", "m"): Memory.new(engine, 1, 2)})
-
-
 def test_close_releases_and_context_manager(engine):
     module = Module(engine, wat('(module (memory (export "m") 1) (data (i32.const 0) "x"))'))
     Instance(module).close()  # warm up (a pool slot keeps this module's layout once used)
-    module_maps = maps_and_fds()
+    module_maps = maps_and_fds(collect=True)
     with Instance(module) as i:
         assert i.exports["m"].read(0, 1) == b"x"
-    assert maps_and_fds() == module_maps
+    assert maps_and_fds(collect=True) == module_maps
 
 
 def test_copy_strategy_writes_image_eagerly():
@@ -209,47 +131,6 @@ def test_copy_strategy_writes_image_eagerly():
     with Instance(cow) as a, Instance(copy) as b:
         assert a.exports["m"].read(0, 131072) == b.exports["m"].read(0, 131072)
         assert b.exports["m"].read(70000, 11) == b"image bytes"
-
-
-def test_table_initializer_expressions(engine):
-    """Defined tables start filled with their initializer's value (evaluated after the
-    globals, so an imported global works), then element segments write over it."""
-    t0 = FuncType((), ())
-    host = Func(t0, lambda: None)
-    i = inst(engine, """(module (type $t (func))
-      (import "env" "g" (global $g (ref $t)))
-      (func $f (type $t)) (func $h)
-      (table (export "a") 4 (ref $t) (ref.func $f))
-      (table (export "b") 3 (ref null $t) (global.get $g))
-      (table (export "c") 2 funcref)
-      (elem (table 0) (i32.const 2) (ref $t) (ref.func $h)))""",
-             {("env", "g"): Global.new(engine, RefType(False, t0), host)})
-    a, b, c = i.exports["a"], i.exports["b"], i.exports["c"]
-    assert [a.get(k).wasm_index for k in range(4)] == [0, 0, 1, 0]
-    assert [b.get(k) for k in range(3)] == [host] * 3
-    assert [c.get(k) for k in range(2)] == [None, None]
-    with pytest.raises(TypeError, match="non-nullable"):
-        a.set(0, None)
-    with pytest.raises(TypeError, match="needs a function of type"):
-        b.set(0, Func(FuncType((ValType.I32,), ()), lambda x: None))
-    b.set(0, None)
-    assert b.get(0) is None and a.grow(1, host) == 4 and a.get(4) is host
-    i.close()
-
-
-def test_typed_global_import_subtyping(engine):
-    t0 = FuncType((), ())
-    exporter = inst(engine, """(module (type $t (func)) (func $f (type $t))
-      (global (export "r") (ref $t) (ref.func $f)) (global (export "n") funcref (ref.null func)))""")
-    text = """(module (type $t (func)) (import "m" "g" (global {})))"""
-    ok = inst(engine, text.format("funcref"), {("m", "g"): exporter.exports["r"]})
-    with pytest.raises(LinkError, match="incompatible import type"):
-        inst(engine, text.format("(ref $t)"), {("m", "g"): exporter.exports["n"]})
-    with pytest.raises(LinkError, match="incompatible import type"):
-        inst(engine, text.format("(mut funcref)"), {("m", "g"): exporter.exports["n"]})
-    assert exporter.exports["r"].value.ty == t0
-    ok.close()
-    exporter.close()
 
 
 def test_dropped_instance_with_self_referencing_table_is_collected(engine):
@@ -365,19 +246,19 @@ def test_a_memory_never_looked_at_is_released_by_close_and_by_the_backstop(engin
     module = Module(engine, wat(ONE_MEMORY))
     Instance(module).close()  # the first instance sets up the one-call path
     gc.collect()
-    before = maps_and_fds()
+    before = maps_and_fds(collect=True)
     for _ in range(50):
         Instance(module).close()
     for _ in range(50):
         Instance(module)  # dropped unclosed: __del__ releases it
-    assert maps_and_fds() == before
+    assert maps_and_fds(collect=True) == before
     if isinstance(engine.allocator, PoolingAllocator):
         assert engine.allocator.live_instances == engine.allocator.live_memories == 0
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/self/maps")
 def test_reservation_ranges_of_unmade_memories_match_the_process_mappings(engine):
-    from tests.test_native import layout
+    from tests.helpers import layout
     module = Module(engine, wat(ONE_MEMORY))
     Instance(module).close()
     i = Instance(module)
@@ -418,7 +299,7 @@ def test_threads_asking_for_a_memory_at_once_get_one_object(engine):
         inst = Instance(module)
         start, got = threading.Barrier(8), []
 
-        def ask():
+        def ask(start=start, got=got, inst=inst):
             start.wait()
             got.append(inst.memory(0))
         threads = [threading.Thread(target=ask) for _ in range(8)]

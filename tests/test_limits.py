@@ -11,7 +11,8 @@ import pytest
 
 import runtime
 import wasmenv
-from tests.wasm_corpus import module, section, sleb, uleb, wat
+from tests.helpers import wat
+from wasmenv.encode import module, section, sleb, uleb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,7 +65,7 @@ EXHAUST = """
 def test_address_space_exhaustion_is_a_clear_allocation_error():
     wasm = wat('(module (memory 1) (data (i32.const 0) "hi"))')
     out = run_child(EXHAUST.format(tunables="", wasm_hex=wasm.hex()))
-    limit_line = next(l for l in out.splitlines() if l.startswith("LIMIT"))
+    limit_line = next(line for line in out.splitlines() if line.startswith("LIMIT"))
     _, limit, count = limit_line.split(maxsplit=2)[0], limit_line.split()[1:-1], int(limit_line.split()[-1])
     assert " ".join(limit) == "address space"
     # 8 GiB per default reservation in a 128 TiB user address space: about 16k memories.
@@ -78,7 +79,7 @@ def test_max_map_count_exhaustion_is_a_clear_allocation_error():
                 "dynamic_memory_offset_guard_size=65536, dynamic_memory_growth_reserve=65536)")
     wasm = wat('(module (memory 1 1) (data (i32.const 0) "hi"))')
     out = run_child(EXHAUST.format(tunables=tunables, wasm_hex=wasm.hex()))
-    limit_line = next(l for l in out.splitlines() if l.startswith("LIMIT"))
+    limit_line = next(line for line in out.splitlines() if line.startswith("LIMIT"))
     assert "vm.max_map_count" in limit_line
     assert int(limit_line.split()[-1]) > 10_000
     assert "OK" in out
@@ -179,4 +180,4 @@ def test_huge_declared_counts_fail_fast():
     for sid in (1, 2, 3, 5, 6, 7, 9, 11):
         wasm = module(section(sid, uleb(0xFFFF_FFFF)))
         with pytest.raises(wasmenv.DecodeError):
-            bounded(lambda: wasmenv.translate(wasm), peak_bytes=1 << 20)
+            bounded(lambda wasm=wasm: wasmenv.translate(wasm), peak_bytes=1 << 20)

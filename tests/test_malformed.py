@@ -12,7 +12,8 @@ import wasmenv
 from wasmenv import DecodeError
 from wasmenv.decode import SECTION_NAMES
 
-from .wasm_corpus import module, name, section, section_spans, sleb, uleb, vec, wat
+from tests.helpers import section_spans, wat
+from wasmenv.encode import module, name, section, sleb, uleb, vec
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 

@@ -11,7 +11,7 @@ from runtime.errors import AllocationError, WasmRuntimeError
 from runtime.image import MemoryImage
 from runtime.memory import Memory, MemorySlot, ReservedSlot
 from runtime.traps import Trap, TrapCode
-from tests.test_native import (expected_layout, layout, open_fd_count, parse_maps, run_child,
+from tests.helpers import (expected_layout, layout, open_fd_count, parse_maps, run_child,
                                smaps_usage)
 from wasmenv import MemoryPlan, MemoryStyle, MemoryType, Tunables
 
@@ -99,7 +99,7 @@ def test_dynamic_move_new_reservation_copy_and_old_one_released():
 
 
 def test_reservation_is_noreserve():
-    from tests.test_native import vm_flags
+    from tests.helpers import vm_flags
     with Memory.new(engine(), 1) as m:
         assert "nr" in vm_flags(m.reservation_range[0])
         assert "nr" in vm_flags(m.base_address)
@@ -271,7 +271,7 @@ def test_close_unmaps_and_blocks_access():
     with pytest.raises(ValueError):
         m.read(0, 1)
     with pytest.raises(ValueError):
-        m.base_address
+        _ = m.base_address
     assert "closed" in repr(m)
 
 
@@ -387,7 +387,7 @@ def _footprint():
 
 def test_plan_too_big_for_the_address_space():
     eng = engine()
-    for attempt in range(2):  # the first one warms up lazy allocations of the error path
+    for _ in range(2):  # the first one warms up lazy allocations of the error path
         before = _footprint()
         with pytest.raises(AllocationError) as info:
             Memory.new(eng, 1 << 33, memory64=True)  # 512 TiB
@@ -403,7 +403,7 @@ def test_failure_after_reserving_releases_the_reservation():
     eng = engine()
     plan = MemoryPlan.for_memory(MemoryType(2), eng.tunables)
     with MemoryImage(os.open("/dev/null", os.O_RDONLY), 0, _ffi.PAGE_SIZE, 0) as img:
-        for attempt in range(2):  # the first one warms up lazy allocations of the error path
+        for _ in range(2):  # the first one warms up lazy allocations of the error path
             before = _footprint()
             with pytest.raises(WasmRuntimeError, match="with its image"):
                 Memory(plan, img)
@@ -417,7 +417,7 @@ def test_address_space_limit_in_a_child():
         import resource, psutil
         from types import SimpleNamespace
         from runtime import Memory, OnDemandAllocator, AllocationError
-        from tests.test_native import parse_maps, open_fd_count
+        from tests.helpers import parse_maps, open_fd_count
         from wasmenv import Tunables
         def footprint():
             return len(parse_maps()), open_fd_count()

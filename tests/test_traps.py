@@ -20,7 +20,7 @@ from runtime.errors import WasmRuntimeError
 from runtime.image import MemoryImage
 from runtime.memory import Memory
 from runtime.traps import Trap, TrapCode
-from tests.test_native import layout, open_fd_count, parse_maps, run_child
+from tests.helpers import layout, open_fd_count, parse_maps, run_child
 from wasmenv import MemoryPlan, MemoryType, Tunables
 
 WASM_PAGE = 65536
@@ -680,37 +680,38 @@ def current_altstack():
     return st.ss_sp or 0, st.ss_size, st.ss_flags
 
 
-def _thread_worker(mem, model_bytes, seconds, shared, shared_size, out, index):
+def _thread_worker(mem, model_bytes, operations, shared, shared_size, out, index, start):
+    """``operations`` random loads (seeded by ``index``: the same work on any machine),
+    in bounds and out, on this thread's memory and on the shared one."""
     rnd = random.Random(index)
     size = len(model_bytes)
     methods = list(LOADS)
     counts = {"ok": 0, "trap": 0, "bad": 0}
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        for _ in range(200):
-            method = rnd.choice(methods)
-            width = LOADS[method][0]
-            addr = rnd.choice((rnd.randrange(0, size), size - width + rnd.randrange(-4, 5),
-                               U32 - width, rnd.randrange(size, U32)))
-            addr = max(addr, 0)
-            target, tsize, tbytes = (mem, size, model_bytes) if rnd.random() < 0.7 else \
-                (shared, shared_size, None)
-            try:
-                got = getattr(target, method)(addr)
-                if addr + width > tsize:
-                    counts["bad"] += 1
-                elif tbytes is not None and not same_value(got, LOADS[method][1](tbytes[addr:addr + width])):
-                    counts["bad"] += 1
-                else:
-                    counts["ok"] += 1
-            except Trap as t:
-                ok = addr + width > tsize and t.address == addr
-                counts["trap" if ok else "bad"] += 1
+    start.wait()
+    for _ in range(operations):
+        method = rnd.choice(methods)
+        width = LOADS[method][0]
+        addr = rnd.choice((rnd.randrange(0, size), size - width + rnd.randrange(-4, 5),
+                           U32 - width, rnd.randrange(size, U32)))
+        addr = max(addr, 0)
+        target, tsize, tbytes = (mem, size, model_bytes) if rnd.random() < 0.7 else \
+            (shared, shared_size, None)
+        try:
+            got = getattr(target, method)(addr)
+            if addr + width > tsize:
+                counts["bad"] += 1
+            elif tbytes is not None and not same_value(got, LOADS[method][1](tbytes[addr:addr + width])):
+                counts["bad"] += 1
+            else:
+                counts["ok"] += 1
+        except Trap as t:
+            ok = addr + width > tsize and t.address == addr
+            counts["trap" if ok else "bad"] += 1
     counts["altstack"] = current_altstack()
     out[index] = counts
 
 
-def _run_threads(seconds):
+def _run_threads(operations):
     shared = Memory.new(engine(), 2, 4, shared=True)
     mems = []
     for i in range(8):
@@ -726,8 +727,10 @@ def _run_threads(seconds):
 
         fds_before, threads_before = open_fd_count(), psutil.Process().num_threads()
         out = [None] * 8
+        start = threading.Barrier(8)
         threads = [threading.Thread(target=_thread_worker,
-                                    args=(mems[i], datas[i], seconds, shared, shared.byte_len, out, i))
+                                    args=(mems[i], datas[i], operations, shared, shared.byte_len, out, i,
+                                          start))
                    for i in range(8)]
         for t in threads:
             t.start()
@@ -758,12 +761,12 @@ def _run_threads(seconds):
 
 
 def test_threads_trapping_and_not_trapping_concurrently():
-    _run_threads(3.0)
+    _run_threads(10_000)  # per thread; about 0.6 s on 2 cores
 
 
 @pytest.mark.slow
 def test_threads_trapping_and_not_trapping_concurrently_long():
-    _run_threads(10.0)
+    _run_threads(200_000)
 
 
 def test_shared_memory_accessed_while_another_thread_grows_it():

@@ -17,7 +17,8 @@ KIB = 1024
 def image_wasm():
     path = ROOT / "examples" / "build" / "image_1mib.wasm"
     if not path.exists():
-        import subprocess, sys
+        import subprocess
+        import sys
         subprocess.run([sys.executable, str(ROOT / "scripts" / "build_examples.py")], check=True)
     return path.read_bytes()
 

@@ -1,5 +1,5 @@
 """Differential harness: instantiate the same module with the same imports in wasmtime-py
-and in our runtime, and reduce each side to a comparable Outcome."""
+and in our runtime, and reduce each side to a comparable Outcome (:func:`compare_one`)."""
 from __future__ import annotations
 
 import hashlib
@@ -12,6 +12,14 @@ import runtime
 import wasmenv
 from wasmenv import FuncType, GlobalType, MemoryType, TableType, TagType, ValType
 
+from .corpus import SUPPORTED_SMITH_ARGS
+
+#: wasm-smith options for modules both runtimes can be compared on.
+SMITH_ARGS = dict(SUPPORTED_SMITH_ARGS, allow_start_export=False, export_everything=True,
+                  max_memory32_bytes=16 << 20, max_memory64_bytes=16 << 20,
+                  max_table_elements=10_000, simd_enabled=False,
+                  # wasmtime-py aborts the process on exnref values: no exceptions here.
+                  exceptions_enabled=False)
 #: Value types whose values wasmtime-py can read without aborting the process.
 READABLE = ("i32", "i64", "f32", "f64", "funcref", "externref")
 #: Memories bigger than this are compared by size and a digest of their first pages only.
@@ -270,3 +278,23 @@ def _our_state_items(items):
             size = ext.size
             tabs.append((size, tuple(ext.get(i) is not None for i in range(min(size, 4096)))))
     return tuple(mems), tuple(globs), tuple(tabs)
+
+
+def compare_one(wt_engine, engine, wasm):
+    """Instantiate ``wasm`` in both runtimes with the same imports: (category, ours, theirs),
+    category being the outcome kind both agree on, or "DISAGREE"."""
+    try:
+        recipes = recipes_for(wasm)
+    except Exception as exc:  # our decoder rejected it: wasmtime must too
+        theirs = wasmtime_outcome(wt_engine, wasm, [])
+        return ("rejected-both" if theirs.kind == "invalid" else "DISAGREE"), str(exc), theirs
+    try:
+        theirs = wasmtime_outcome(wt_engine, wasm, recipes)
+    except Unexpressible:
+        return "oracle-cannot-import", None, None
+    ours = our_outcome(engine, wasm, recipes)
+    if ours.kind == "pool-limit":
+        return "pool-limit", ours, theirs
+    if ours.comparable() == theirs.comparable():
+        return ours.kind, ours, theirs
+    return "DISAGREE", ours, theirs

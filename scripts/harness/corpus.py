@@ -1,4 +1,5 @@
-"""Shared test corpora: the spec test suite as binary modules, wasm-smith modules, WAT.
+"""Corpora shared by the tests and the scripts: the spec test suite as binary modules,
+wasm-smith modules.
 
 * :func:`spec_wasm_modules` converts every ``*.wast`` of the spec suite with
   ``wasm-tools json-from-wast`` (fallback ``wast2json --enable-all``) into a cache under
@@ -7,8 +8,6 @@
   ``assert_*`` commands).
 * :func:`smith_modules` generates deterministic modules with ``wasm-tools smith`` from
   seeded random bytes (cached under ``build/smith-cache``).
-* :func:`wat` is ``wasmtime.wat2wasm``.
-
 Caches are concurrency-safe: each entry is built in a private temporary directory and
 renamed into place; a loser of the race discards its copy.
 """
@@ -26,14 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
-import runtime.wast
-from wasmenv.encode import MAGIC_VERSION, module, name, section, sleb, uleb, vec  # noqa: F401 (re-exported)
+from . import wast
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: The spec suite: ``shared/spec-testsuite`` beside the clone (``<clone>/../shared``),
 #: or ``$WASMENV_SPEC_DIR``.
-SPEC_DIR = Path(os.environ.get("WASMENV_SPEC_DIR")
-                or Path(__file__).resolve().parents[2] / "shared" / "spec-testsuite")
+SPEC_DIR = Path(os.environ.get("WASMENV_SPEC_DIR") or ROOT.parent / "shared" / "spec-testsuite")
 SPEC_CACHE = ROOT / "build" / "spec-cache"
 SMITH_CACHE = ROOT / "build" / "smith-cache"
 
@@ -69,17 +66,11 @@ SUPPORTED_SMITH_ARGS: Dict[str, object] = {
 
 def find_tool(tool: str) -> Optional[str]:
     """``tool`` next to the running interpreter (the venv's bin), else on PATH."""
-    return runtime.wast.tool(tool)
+    return wast.tool(tool)
 
 
 def wasm_tools() -> Optional[str]:
     return find_tool("wasm-tools")
-
-
-def wat(text: str) -> bytes:
-    """Assemble WAT text to a binary module (wasmtime.wat2wasm)."""
-    import wasmtime
-    return bytes(wasmtime.wat2wasm(text))
 
 
 def _tool_version(tool: str) -> str:
@@ -152,11 +143,20 @@ def convert_wast(path: Path, cache: Path = None) -> Path:
     return final
 
 
-_convert_wast = convert_wast  # old name
-
-
 def spec_wast_files(spec_dir: Path = None) -> List[Path]:
+    """The ``*.wast`` files of the spec suite (none if it is not there)."""
     return sorted(Path(spec_dir or SPEC_DIR).glob("*.wast"))
+
+
+def require_spec_suite(spec_dir: Path = None) -> List[Path]:
+    """:func:`spec_wast_files`, or FileNotFoundError saying where to put the suite."""
+    files = spec_wast_files(spec_dir)
+    if not files:
+        raise FileNotFoundError(
+            f"no spec test suite (*.wast files) at {Path(spec_dir or SPEC_DIR)}: put the "
+            "WebAssembly spec testsuite there (shared/spec-testsuite beside the clone) "
+            "or set WASMENV_SPEC_DIR to its folder")
+    return files
 
 
 def spec_wasm_modules(spec_dir: Path = None, files: Iterable[str] = None,
@@ -165,11 +165,12 @@ def spec_wasm_modules(spec_dir: Path = None, files: Iterable[str] = None,
 
     ``files`` restricts to the given file names or stems. Commands that carry a binary
     module have ``wasm`` set; quoted-text modules (``module_type == "text"``) and
-    non-module commands have ``wasm = None``.
+    non-module commands have ``wasm = None``. Raises FileNotFoundError (saying where to
+    put it) if the suite is not there.
     """
     wanted = None if files is None else {Path(f).stem for f in files}
     records = []
-    for path in spec_wast_files(spec_dir):
+    for path in require_spec_suite(spec_dir):
         if wanted is not None and path.stem not in wanted:
             continue
         out = convert_wast(path, Path(cache or SPEC_CACHE))
@@ -264,43 +265,3 @@ def _generate(tool: str, flags: List[str], n: int, seed: int, seed_bytes: int, t
                 produced += 1
             if attempt > 20 * n + 100:
                 raise RuntimeError("wasm-tools smith keeps failing to generate modules")
-
-
-# -- hand-crafted binaries: wasmenv.encode's MAGIC_VERSION, module, name, section, sleb, uleb, vec
-
-
-def section_spans(wasm: bytes):
-    """``(id, start, end)`` of every section (start = the id byte, end = past its body).
-
-    A minimal independent walker for tests; raises ValueError on a malformed frame.
-    """
-    spans = []
-    pos = 8
-    while pos < len(wasm):
-        start = pos
-        sid = wasm[pos]
-        pos += 1
-        size = shift = 0
-        while True:
-            if pos >= len(wasm):
-                raise ValueError("truncated section size")
-            b = wasm[pos]
-            pos += 1
-            size |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                break
-        if pos + size > len(wasm):
-            raise ValueError("section past the end")
-        pos += size
-        spans.append((sid, start, pos))
-    return spans
-
-
-def stub_code_bodies(wasm: bytes) -> bytes:
-    """The module with every code body replaced by ``unreachable; end`` (no locals):
-    runtime.wast.strip_code_bodies. Raises ValueError if the sections cannot be framed."""
-    stubbed = runtime.wast.strip_code_bodies(wasm)
-    if stubbed is None:
-        raise ValueError("the module's sections or code bodies cannot be framed")
-    return stubbed

@@ -23,11 +23,9 @@ from typing import Dict, List, Optional
 import wasmenv
 from wasmenv.encode import section, uleb
 
-from .errors import LinkError, WasmRuntimeError
-from .instance import Instance
-from .module import Module
+from runtime import Instance, LinkError, Module, Trap, WasmRuntimeError
+
 from .spectest import spectest_externs
-from .traps import Trap
 
 CATEGORIES = ("passed", "failed", "unsupported", "needs_execution", "needs_code_validation",
               "text_format")

@@ -1,12 +1,8 @@
 """The ``spectest`` host module every WebAssembly spec test imports from."""
 from __future__ import annotations
 
+from runtime import Func, Global, Memory, Table
 from wasmenv import FuncType, ValType
-
-from .func import Func
-from .globals import Global
-from .memory import Memory
-from .table import Table
 
 I32, I64, F32, F64 = ValType.I32, ValType.I64, ValType.F32, ValType.F64
 

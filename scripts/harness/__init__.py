@@ -1,0 +1,11 @@
+"""The test harness shared by tests/ and scripts/ (not part of the runtime's API).
+
+* :mod:`harness.wast` runs converted spec scripts (.wast) against the runtime, with the
+  ``spectest`` host module of :mod:`harness.spectest` (``scripts/spec.py``, tests/test_spec.py);
+* :mod:`harness.corpus` converts the spec suite and generates wasm-smith modules (cached);
+* :mod:`harness.oracle` compares an instantiation with wasmtime-py's
+  (``scripts/fuzz_differential.py``, tests/test_differential.py).
+
+Scripts import it as ``harness`` (their folder is on ``sys.path`` when run as
+``python scripts/NAME.py``); tests/conftest.py puts ``scripts/`` on ``sys.path`` for the tests.
+"""
