@@ -17,7 +17,7 @@ FUNCREF, EXNREF = ValType.FUNCREF, ValType.EXNREF
 _EMPTY = FuncType((), ())
 _REF_EXN = RefType(False, "exn")  # what catch_ref / catch_all_ref push
 #: Block types of one byte: 0x40 (empty) and the short value types.
-_SHORT_BLOCK = {0x40: _EMPTY, 0x7F: FuncType((), (I32,)), 0x7E: FuncType((), (I64,)),
+SHORT_BLOCK = {0x40: _EMPTY, 0x7F: FuncType((), (I32,)), 0x7E: FuncType((), (I64,)),
                 0x7D: FuncType((), (F32,)), 0x7C: FuncType((), (F64,)),
                 0x7B: FuncType((), (V128,)), 0x70: FuncType((), (FUNCREF,)),
                 0x6F: FuncType((), (ValType.EXTERNREF,)), 0x69: FuncType((), (EXNREF,)),
@@ -36,7 +36,7 @@ def _index(v, space, what):
 def block_type(v) -> FuncType:
     r = v.r
     b = r.peek()
-    t = _SHORT_BLOCK.get(b)
+    t = SHORT_BLOCK.get(b)
     if t is not None:
         r.pos += 1
         return t

@@ -865,7 +865,7 @@ class _Decoder:
         module.num_escaped_funcs = len(escaped)
         module.table_plans = [TablePlan.for_table(t, tunables) for t in self.tables]
         module.memory_plans = [MemoryPlan.for_memory(m, tunables) for m in self.memories]
-        module.globals = [Global(t, init) for t, init in zip(self.globals, self.global_inits)]
+        module.globals = [Global(t, init) for t, init in zip(self.globals, self.global_inits, strict=True)]
         module.tags = list(self.tags)
         module.exports = self.exports
         module.passive_elements = self.passive_elements

@@ -13,7 +13,7 @@ from __future__ import annotations
 from .errors import DecodeError, UnsupportedFeature
 from .opcodes import GC_PREFIX, OPS
 from .reader import Reader
-from .typestack import FUNC, Invalid, TypeStack
+from .typestack import BLOCK, FUNC, IF, LOOP, Frame, Invalid, TypeStack
 from .types import ValType, is_defaultable
 from . import _validate_ops as ops
 
@@ -26,7 +26,12 @@ I32, I64 = ValType.I32, ValType.I64
 _TYPE_NAMES = {"i32": I32, "i64": I64, "f32": ValType.F32, "f64": ValType.F64, "v128": ValType.V128}
 
 # Kinds the hot loop handles inline; everything else goes through ops.HANDLERS.
-K_SIMPLE, K_LOCAL_GET, K_LOCAL_SET, K_LOCAL_TEE, K_I32_CONST, K_MEM, K_OTHER, K_PREFIX = range(8)
+(K_SIMPLE, K_LOCAL_GET, K_LOCAL_SET, K_LOCAL_TEE, K_I32_CONST, K_MEM, K_BLOCK, K_END, K_BR_IF,
+ K_CALL, K_OTHER, K_PREFIX, K_UNARY, K_BINARY) = range(14)
+#: Rules with an inline fast path for their common, trivially valid case; anything else
+#: (and every error) goes to the rule's handler, so each rule stays in one place.
+_FAST = {"block": (K_BLOCK, BLOCK), "loop": (K_BLOCK, LOOP), "end": (K_END, None),
+         "br_if": (K_BR_IF, None), "call": (K_CALL, None)}
 
 
 def _types(names, at):
@@ -38,6 +43,10 @@ def _entry(op):
     rule = op.rule
     if rule == "simple":
         pops, pushes = _types(op.sig[0], None), _types(op.sig[1], None)
+        if len(pushes) == 1 and len(pops) == 1:  # t1 -> t2: one identity test in the hot loop
+            return (K_UNARY, pops, pushes, pops[0], pushes[0])
+        if len(pushes) == 1 and len(pops) == 2 and pops[0] is pops[1]:  # t t -> t2
+            return (K_BINARY, pops, pushes, pops[0], pushes[0])
         return (K_SIMPLE, pops, pushes, len(pops), op)
     if rule == "local.get":
         return (K_LOCAL_GET, None, None, 0, op)
@@ -54,7 +63,8 @@ def _entry(op):
     handler = ops.HANDLERS.get(rule)
     if handler is None:  # pragma: no cover - the table and the handlers are kept in step
         raise AssertionError(f"no validation rule {rule!r} for {op.name}")
-    return (K_OTHER, handler, None, 0, op)
+    kind, extra = _FAST.get(rule, (K_OTHER, None))
+    return (kind, handler, extra, 0, op)
 
 
 _SINGLE = [None] * 256
@@ -88,7 +98,7 @@ class Context:
     """What validating bodies needs from the module (built once per module)."""
 
     __slots__ = ("types", "funcs", "tables", "memories", "globals", "tags", "refs",
-                 "elem_types", "data_count", "num_imported_funcs")
+                 "elem_types", "data_count", "num_imported_funcs", "call_sigs")
 
     def __init__(self, module, code):
         self.types = [t.func for t in module.types]
@@ -101,6 +111,8 @@ class Context:
         self.elem_types = code.elem_types
         self.data_count = code.data_count
         self.num_imported_funcs = module.num_imported_funcs
+        #: Per function: (params, results) as lists, for the hot loop's exact-match test.
+        self.call_sigs = [(list(ft.params), list(ft.results)) for ft in self.funcs]
 
 
 class FunctionValidator(TypeStack):
@@ -155,6 +167,12 @@ class FunctionValidator(TypeStack):
         nlocals = len(local_types)
         inited = self.inited
         single = _SINGLE
+        memories = self.ctx.memories
+        mem0 = memories[0] if memories else None
+        mem0_sig = (lambda info: info[2]) if mem0 is not None and mem0.memory64 else (lambda info: info[1])
+        call_sigs = self.ctx.call_sigs
+        nfuncs = len(call_sigs)
+        short_block = ops.SHORT_BLOCK
         pos = r.pos
         op_pos = pos
         u32 = r.u32
@@ -175,6 +193,22 @@ class FunctionValidator(TypeStack):
                     if info is None:
                         raise _unknown_prefixed(op, sub)
                     kind = info[0]
+                if kind == K_BINARY:
+                    t = info[3]
+                    if len(vals) - height >= 2 and vals[-1] is t and vals[-2] is t:
+                        vals.pop()
+                        vals[-1] = info[4]
+                    else:
+                        self.pop_vals(info[1])
+                        vals.append(info[4])
+                    continue
+                if kind == K_UNARY:
+                    if len(vals) > height and vals[-1] is info[3]:
+                        vals[-1] = info[4]
+                    else:
+                        self.pop(info[3])
+                        vals.append(info[4])
+                    continue
                 if kind == K_SIMPLE:
                     n = info[3]
                     if n == 0:
@@ -234,9 +268,15 @@ class FunctionValidator(TypeStack):
                         self.inits.append(x)
                     continue
                 if kind == K_MEM:
-                    r.pos = pos
-                    pops, pushes = ops.memarg(self, info[4], info[3], info[1], info[2])
-                    pos = r.pos
+                    flags = buf[pos]
+                    offset = buf[pos + 1]
+                    if flags <= info[3] and offset < 0x80 and mem0 is not None:
+                        pos += 2  # memory 0, natural or smaller alignment, one-byte offset
+                        pops, pushes = mem0_sig(info)
+                    else:
+                        r.pos = pos
+                        pops, pushes = ops.memarg(self, info[4], info[3], info[1], info[2])
+                        pos = r.pos
                     n = len(pops)
                     if len(vals) - height >= n and vals[-n:] == pops:
                         del vals[-n:]
@@ -244,6 +284,50 @@ class FunctionValidator(TypeStack):
                         self.pop_vals(pops)
                     vals.extend(pushes)
                     continue
+                if kind == K_BR_IF:
+                    b = buf[pos]
+                    if b < 0x80 and b < len(ctrls) and not ctrls[-1 - b].label_types \
+                            and len(vals) > height and vals[-1] is I32:
+                        pos += 1
+                        vals.pop()
+                        continue
+                elif kind == K_CALL:
+                    b = buf[pos]
+                    if b < 0x80:
+                        x = b
+                        p = pos + 1
+                    else:
+                        r.pos = pos
+                        x = u32()
+                        p = r.pos
+                    if x < nfuncs:
+                        params, results = call_sigs[x]
+                        n = len(params)
+                        if n == 0 or (len(vals) - height >= n and vals[-n:] == params):
+                            pos = p
+                            if n:
+                                del vals[-n:]
+                            vals.extend(results)
+                            continue
+                elif kind == K_BLOCK:
+                    bt = short_block.get(buf[pos])
+                    if bt is not None and not bt.params:
+                        pos += 1
+                        frame = Frame(info[2], (), bt.results, len(vals), len(self.inits))
+                        ctrls.append(frame)
+                        height = frame.height
+                        continue
+                elif kind == K_END:
+                    results = frame.results
+                    n = len(results)
+                    if (frame.kind != IF or not (n or frame.params)) and len(vals) - height == n \
+                            and len(ctrls) > 1 and (
+                            n == 0 or (n == 1 and vals[-1] is results[0])) \
+                            and len(self.inits) == frame.init_height:
+                        ctrls.pop()
+                        frame = ctrls[-1]
+                        height = frame.height
+                        continue
                 # Everything else: a handler reading its immediates at r.pos.
                 r.pos = pos
                 info[1](self, info[4])
