@@ -219,32 +219,7 @@ class FunctionValidator(TypeStack):
                         self.pop_vals(info[1])
                         vals.extend(info[2])
                     continue
-                if kind == K_LOCAL_GET:
-                    b = buf[pos]
-                    if b < 0x80:
-                        x = b
-                        pos += 1
-                    else:
-                        r.pos = pos
-                        x = u32()
-                        pos = r.pos
-                    if x >= nlocals:
-                        raise Invalid(f"unknown local {x}: local index out of bounds")
-                    if inited is not None and not inited[x]:
-                        raise Invalid(f"uninitialized local {x}")
-                    vals.append(local_types[x])
-                    continue
-                if kind == K_I32_CONST:
-                    b = buf[pos]
-                    if b < 0x80:
-                        pos += 1
-                    else:
-                        r.pos = pos
-                        r.s32()
-                        pos = r.pos
-                    vals.append(I32)
-                    continue
-                if kind == K_LOCAL_SET or kind == K_LOCAL_TEE:
+                if K_LOCAL_GET <= kind <= K_LOCAL_TEE:
                     b = buf[pos]
                     if b < 0x80:
                         x = b
@@ -256,6 +231,11 @@ class FunctionValidator(TypeStack):
                     if x >= nlocals:
                         raise Invalid(f"unknown local {x}: local index out of bounds")
                     t = local_types[x]
+                    if kind == K_LOCAL_GET:
+                        if inited is not None and not inited[x]:
+                            raise Invalid(f"uninitialized local {x}")
+                        vals.append(t)
+                        continue
                     if len(vals) > height and vals[-1] is t:
                         if kind == K_LOCAL_SET:
                             vals.pop()
@@ -266,6 +246,16 @@ class FunctionValidator(TypeStack):
                     if inited is not None and not inited[x]:
                         inited[x] = 1
                         self.inits.append(x)
+                    continue
+                if kind == K_I32_CONST:
+                    b = buf[pos]
+                    if b < 0x80:
+                        pos += 1
+                    else:
+                        r.pos = pos
+                        r.s32()
+                        pos = r.pos
+                    vals.append(I32)
                     continue
                 if kind == K_MEM:
                     flags = buf[pos]
