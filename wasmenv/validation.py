@@ -258,9 +258,8 @@ class FunctionValidator(TypeStack):
                     vals.append(I32)
                     continue
                 if kind == K_MEM:
-                    flags = buf[pos]
-                    offset = buf[pos + 1]
-                    if flags <= info[3] and offset < 0x80 and mem0 is not None:
+                    if buf[pos] <= info[3] and pos + 1 < end and buf[pos + 1] < 0x80 \
+                            and mem0 is not None:
                         pos += 2  # memory 0, natural or smaller alignment, one-byte offset
                         pops, pushes = mem0_sig(info)
                     else:
