@@ -219,7 +219,10 @@ def op_global_set(v, op):
 
 def op_const(v, op):
     r = v.r
-    if op.imm == "i64":
+    if op.imm == "i32":
+        r.s32()
+        v.vals.append(I32)
+    elif op.imm == "i64":
         r.s64()
         v.vals.append(I64)
     elif op.imm == "f32":
@@ -526,7 +529,7 @@ HANDLERS = {
     "return_call": op_return_call, "return_call_indirect": op_return_call_indirect,
     "call_ref": op_call_ref, "return_call_ref": op_return_call_ref,
     "global.get": op_global_get, "global.set": op_global_set,
-    "i64.const": op_const, "f32.const": op_const, "f64.const": op_const, "v128.const": op_const,
+    "i32.const": op_const, "i64.const": op_const, "f32.const": op_const, "f64.const": op_const, "v128.const": op_const,
     "memarg_lane": op_memarg_lane, "atomic": op_atomic, "atomic.fence": op_atomic_fence,
     "memory": op_memory, "memory.init": op_memory_init, "data.drop": op_data_drop,
     "memory.copy": op_memory_copy, "memory.fill": op_memory_fill,

@@ -26,12 +26,15 @@ I32, I64 = ValType.I32, ValType.I64
 _TYPE_NAMES = {"i32": I32, "i64": I64, "f32": ValType.F32, "f64": ValType.F64, "v128": ValType.V128}
 
 # Kinds the hot loop handles inline; everything else goes through ops.HANDLERS.
-(K_SIMPLE, K_LOCAL_GET, K_LOCAL_SET, K_LOCAL_TEE, K_I32_CONST, K_MEM, K_BLOCK, K_END, K_BR_IF,
- K_CALL, K_OTHER, K_PREFIX, K_UNARY, K_BINARY) = range(14)
+(K_SIMPLE, K_LOCAL_GET, K_LOCAL_SET, K_LOCAL_TEE, K_CONST, K_MEM, K_BLOCK, K_END, K_BR_IF,
+ K_CALL, K_OTHER, K_PREFIX, K_UNARY, K_BINARY, K_BR, K_DROP, K_GLOBAL_GET) = range(17)
 #: Rules with an inline fast path for their common, trivially valid case; anything else
 #: (and every error) goes to the rule's handler, so each rule stays in one place.
-_FAST = {"block": (K_BLOCK, BLOCK), "loop": (K_BLOCK, LOOP), "end": (K_END, None),
-         "br_if": (K_BR_IF, None), "call": (K_CALL, None)}
+_FAST = {"block": (K_BLOCK, BLOCK), "loop": (K_BLOCK, LOOP), "if": (K_BLOCK, IF),
+         "end": (K_END, None), "br_if": (K_BR_IF, None), "call": (K_CALL, None),
+         "br": (K_BR, None), "drop": (K_DROP, None), "global.get": (K_GLOBAL_GET, None),
+         "i32.const": (K_CONST, (I32, 0)), "i64.const": (K_CONST, (I64, 0)),
+         "f32.const": (K_CONST, (ValType.F32, 4)), "f64.const": (K_CONST, (ValType.F64, 8))}
 
 
 def _types(names, at):
@@ -54,8 +57,6 @@ def _entry(op):
         return (K_LOCAL_SET, None, None, 0, op)
     if rule == "local.tee":
         return (K_LOCAL_TEE, None, None, 0, op)
-    if rule == "i32.const":
-        return (K_I32_CONST, None, None, 0, op)
     if rule == "memarg":
         sig32 = (_types(op.sig[0], I32), _types(op.sig[1], I32))
         sig64 = (_types(op.sig[0], I64), _types(op.sig[1], I64))
@@ -173,6 +174,8 @@ class FunctionValidator(TypeStack):
         call_sigs = self.ctx.call_sigs
         nfuncs = len(call_sigs)
         short_block = ops.SHORT_BLOCK
+        global_types = [g.content for g in self.ctx.globals[:0x80]]
+        nglobals = len(global_types)
         pos = r.pos
         op_pos = pos
         u32 = r.u32
@@ -193,32 +196,6 @@ class FunctionValidator(TypeStack):
                     if info is None:
                         raise _unknown_prefixed(op, sub)
                     kind = info[0]
-                if kind == K_BINARY:
-                    t = info[3]
-                    if len(vals) - height >= 2 and vals[-1] is t and vals[-2] is t:
-                        vals.pop()
-                        vals[-1] = info[4]
-                    else:
-                        self.pop_vals(info[1])
-                        vals.append(info[4])
-                    continue
-                if kind == K_UNARY:
-                    if len(vals) > height and vals[-1] is info[3]:
-                        vals[-1] = info[4]
-                    else:
-                        self.pop(info[3])
-                        vals.append(info[4])
-                    continue
-                if kind == K_SIMPLE:
-                    n = info[3]
-                    if n == 0:
-                        vals.extend(info[2])
-                    elif len(vals) - height >= n and vals[-n:] == info[1]:
-                        vals[-n:] = info[2]
-                    else:
-                        self.pop_vals(info[1])
-                        vals.extend(info[2])
-                    continue
                 if K_LOCAL_GET <= kind <= K_LOCAL_TEE:
                     b = buf[pos]
                     if b < 0x80:
@@ -247,15 +224,25 @@ class FunctionValidator(TypeStack):
                         inited[x] = 1
                         self.inits.append(x)
                     continue
-                if kind == K_I32_CONST:
-                    b = buf[pos]
-                    if b < 0x80:
+                if kind == K_CONST:
+                    t, size = info[2]
+                    if size:
+                        if pos + size <= end:
+                            pos += size
+                            vals.append(t)
+                            continue
+                    elif buf[pos] < 0x80:  # a one-byte LEB128
                         pos += 1
+                        vals.append(t)
+                        continue
+                if kind == K_BINARY:
+                    t = info[3]
+                    if len(vals) - height >= 2 and vals[-1] is t and vals[-2] is t:
+                        vals.pop()
+                        vals[-1] = info[4]
                     else:
-                        r.pos = pos
-                        r.s32()
-                        pos = r.pos
-                    vals.append(I32)
+                        self.pop_vals(info[1])
+                        vals.append(info[4])
                     continue
                 if kind == K_MEM:
                     if buf[pos] <= info[3] and pos + 1 < end and buf[pos + 1] < 0x80 \
@@ -273,14 +260,7 @@ class FunctionValidator(TypeStack):
                         self.pop_vals(pops)
                     vals.extend(pushes)
                     continue
-                if kind == K_BR_IF:
-                    b = buf[pos]
-                    if b < 0x80 and b < len(ctrls) and not ctrls[-1 - b].label_types \
-                            and len(vals) > height and vals[-1] is I32:
-                        pos += 1
-                        vals.pop()
-                        continue
-                elif kind == K_CALL:
+                if kind == K_CALL:
                     b = buf[pos]
                     if b < 0x80:
                         x = b
@@ -298,15 +278,14 @@ class FunctionValidator(TypeStack):
                                 del vals[-n:]
                             vals.extend(results)
                             continue
-                elif kind == K_BLOCK:
-                    bt = short_block.get(buf[pos])
-                    if bt is not None and not bt.params:
-                        pos += 1
-                        frame = Frame(info[2], (), bt.results, len(vals), len(self.inits))
-                        ctrls.append(frame)
-                        height = frame.height
-                        continue
-                elif kind == K_END:
+                if kind == K_UNARY:
+                    if len(vals) > height and vals[-1] is info[3]:
+                        vals[-1] = info[4]
+                    else:
+                        self.pop(info[3])
+                        vals.append(info[4])
+                    continue
+                if kind == K_END:
                     results = frame.results
                     n = len(results)
                     if (frame.kind != IF or not (n or frame.params)) and len(vals) - height == n \
@@ -316,6 +295,50 @@ class FunctionValidator(TypeStack):
                         ctrls.pop()
                         frame = ctrls[-1]
                         height = frame.height
+                        continue
+                if kind == K_BR_IF:
+                    b = buf[pos]
+                    if b < 0x80 and b < len(ctrls) and not ctrls[-1 - b].label_types \
+                            and len(vals) > height and vals[-1] is I32:
+                        pos += 1
+                        vals.pop()
+                        continue
+                if kind == K_BLOCK:
+                    bt = short_block.get(buf[pos])
+                    if bt is not None and (info[2] != IF or (len(vals) > height and vals[-1] is I32)):
+                        pos += 1
+                        if info[2] == IF:
+                            vals.pop()
+                        frame = Frame(info[2], (), bt.results, len(vals), len(self.inits))
+                        ctrls.append(frame)
+                        height = frame.height
+                        continue
+                if kind == K_SIMPLE:
+                    n = info[3]
+                    if n == 0:
+                        vals.extend(info[2])
+                    elif len(vals) - height >= n and vals[-n:] == info[1]:
+                        vals[-n:] = info[2]
+                    else:
+                        self.pop_vals(info[1])
+                        vals.extend(info[2])
+                    continue
+                if kind == K_BR:
+                    b = buf[pos]
+                    if b < 0x80 and b < len(ctrls) and not ctrls[-1 - b].label_types:
+                        pos += 1
+                        del vals[height:]
+                        frame.unreachable = True
+                        continue
+                if kind == K_DROP:
+                    if len(vals) > height:
+                        vals.pop()
+                        continue
+                if kind == K_GLOBAL_GET:
+                    b = buf[pos]
+                    if b < nglobals:  # implies a one-byte index
+                        pos += 1
+                        vals.append(global_types[b])
                         continue
                 # Everything else: a handler reading its immediates at r.pos.
                 r.pos = pos
