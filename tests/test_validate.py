@@ -166,6 +166,12 @@ def _differential(modules, mutants_per_module, seed):
     return tally, disagreements
 
 
+def _report(capsys, label, tally, disagreements):
+    with capsys.disabled():
+        print(f"\n{label}:", dict(sorted(tally.items())))
+    assert not disagreements, "\n".join(disagreements[:20])
+
+
 def _smith_ready():
     if wasm_tools() is None:
         pytest.skip("wasm-tools not available")
@@ -180,10 +186,8 @@ def test_smith_against_wasmtime(capsys):
                + smith_modules(100, seed=11, allow_invalid_funcs=True,
                                **dict(SUPPORTED_SMITH_ARGS, relaxed_simd_enabled=True)))
     tally, disagreements = _differential(modules, 10, seed=5)
-    with capsys.disabled():
-        print("\nsmith vs wasmtime-py:", dict(sorted(tally.items())))
     assert tally[("module", "invalid")] > 10 and tally[("mutant", "valid")] > 50
-    assert not disagreements, "\n".join(disagreements[:20])
+    _report(capsys, "smith vs wasmtime-py", tally, disagreements)
 
 
 @pytest.mark.oracle
@@ -194,9 +198,7 @@ def test_smith_against_wasmtime_wide(capsys):
     modules = (smith_modules(1000, seed=21, **args)
                + smith_modules(500, seed=22, allow_invalid_funcs=True, **args))
     tally, disagreements = _differential(modules, 40, seed=6)
-    with capsys.disabled():
-        print("\nsmith vs wasmtime-py (wide):", dict(sorted(tally.items())))
-    assert not disagreements, "\n".join(disagreements[:20])
+    _report(capsys, "smith vs wasmtime-py (wide)", tally, disagreements)
 
 
 def _spec_modules():
@@ -223,19 +225,15 @@ def _spec_modules():
 def test_spec_mutants_against_wasmtime(capsys):
     """Every valid testsuite module and a code-section mutant of each: 0 disagreements."""
     tally, disagreements = _differential(_spec_modules(), 1, seed=7)
-    with capsys.disabled():
-        print("\nspec mutants vs wasmtime-py:", dict(sorted(tally.items())))
     assert tally[("mutant", "invalid")] > 500 and tally[("mutant", "valid")] > 100
-    assert not disagreements, "\n".join(disagreements[:20])
+    _report(capsys, "spec mutants vs wasmtime-py", tally, disagreements)
 
 
 @pytest.mark.oracle
 @pytest.mark.slow
 def test_spec_mutants_against_wasmtime_wide(capsys):
     tally, disagreements = _differential(_spec_modules(), 20, seed=8)
-    with capsys.disabled():
-        print("\nspec mutants vs wasmtime-py (wide):", dict(sorted(tally.items())))
-    assert not disagreements, "\n".join(disagreements[:20])
+    _report(capsys, "spec mutants vs wasmtime-py (wide)", tally, disagreements)
 
 
 # -- the opcode table -------------------------------------------------------------------------
