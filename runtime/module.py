@@ -20,7 +20,8 @@ class Module:
     temporary file elsewhere) and mapped copy-on-write by every instance.
 
     Raises:
-        wasmenv.DecodeError: the bytes are not a valid module.
+        wasmenv.DecodeError: the bytes are not a valid module (function bodies included:
+            the message names the function, ``offset`` is the byte offset).
         wasmenv.ArtifactError: the artifact directory is missing pieces or corrupt.
     """
 
@@ -32,6 +33,7 @@ class Module:
             with open(source, "rb") as f:
                 source = f.read()
         translation = wasmenv.compile(source, engine.tunables)
+        wasmenv.validate(translation)  # every function body, before anything is mapped
         self._setup(engine, translation)
 
     @classmethod
@@ -123,6 +125,8 @@ def _build_images(translation) -> list:
 def _load_artifact(engine, path):
     """(translation, images) of a compiled artifact directory."""
     translation = wasmenv.load_artifact(os.fspath(path), engine.tunables)
+    if translation.code is not None:  # an artifact that keeps its code is validated like a .wasm
+        wasmenv.validate(translation)
     return translation, _artifact_images(engine, translation)
 
 

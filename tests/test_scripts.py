@@ -91,3 +91,17 @@ def test_main_job_quick():
     assert "Trap(MEMORY_OUT_OF_BOUNDS)" in out
     assert "inspect examples/build/hello.wasm" in out
     assert "plot written to" in out
+
+
+def test_bench_validate_prints_a_row_per_module(tmp_path):
+    pytest.importorskip("wasmtime")
+    from .wasm_corpus import wat
+    path = tmp_path / "loop.wasm"
+    path.write_bytes(wat("""(module (memory 1) (func (export "f") (param i32) (result i32)
+        (loop $l (br_if $l (i32.load (local.get 0)))) (i32.add (local.get 0) (i32.const 1))))"""))
+    out = run_script("scripts/bench_validate.py", "--runs", "1", str(path))
+    header, row = out.strip().splitlines()
+    assert "ns/B" in header and "ratio" in header
+    cells = row.split()
+    assert cells[0] == "loop.wasm" and int(cells[1]) == path.stat().st_size
+    assert float(cells[3]) > 0 and float(cells[-1]) > 0, out

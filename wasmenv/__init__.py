@@ -21,7 +21,7 @@ from .types import (WASM_PAGE_SIZE, EntityIndex, ExportType, ExternKind, FuncTyp
                     ImportType, MemoryType, RefType, TableType, TagType, ValType, is_subtype)
 
 __all__ = [
-    "translate", "compile", "host_page_size", "save_artifact", "load_artifact",
+    "translate", "compile", "validate", "host_page_size", "save_artifact", "load_artifact",
     "WasmEnvError", "DecodeError", "UnsupportedFeature", "ArtifactError",
     "Tunables", "Module", "ModuleTranslation", "ModuleType", "FunctionType", "Global",
     "Initializer", "ElementSegment", "ConstExpr",
@@ -48,6 +48,21 @@ def translate(data, tunables: Tunables = None) -> ModuleTranslation:
     """
     from .decode import decode_module
     return decode_module(data, tunables if tunables is not None else Tunables())
+
+
+def validate(translation: ModuleTranslation) -> None:
+    """Validate every function body of a translation (the spec's validation algorithm, for
+    every proposal the decoder accepts); ``translate`` and ``compile`` do not do it.
+
+    Raises:
+        DecodeError: an invalid body; the message names the function index and ``offset``
+            is the absolute byte offset of the offending instruction in the module.
+        UnsupportedFeature: a body uses an instruction of a proposal wasmenv does not
+            decode (GC instructions: ``feature == "gc"``).
+        ValueError: the translation does not carry its code section.
+    """
+    from .validation import validate as _validate
+    _validate(translation)
 
 
 def compile(data, tunables: Tunables = None) -> ModuleTranslation:  # noqa: A001 - API name

@@ -24,7 +24,7 @@ from .init import MemoryInitialization, MemoryInitializer, TableInitialization, 
 from .module import ElementSegment, FunctionType, Global, Initializer, Module, ModuleType
 from .plans import MemoryPlan, TablePlan
 from .reader import Reader, as_byte_view
-from .translation import ModuleTranslation
+from .translation import CodeSection, ModuleTranslation
 from .tunables import Tunables
 from .types import (WASM32_MAX_PAGES, WASM64_MAX_PAGES, EntityIndex, ExternKind, FuncType,
                     GlobalType, MemoryType, RefType, TableType, TagType, ValType, is_defaultable,
@@ -174,6 +174,8 @@ class _Decoder:
         self.type_size = 1
         self.num_defined_funcs = None  # function section count (None: absent)
         self.code_count = None
+        self.code_bodies = ()      # (start, end) of each defined function's body
+        self.elem_types = []       # reference type of each element segment (validation)
         self.data_count = None
         self.data_seen = None
         self.table_inits = []
@@ -594,6 +596,7 @@ class _Decoder:
                         and not is_subtype(seg_type, te):
                     raise r.error(f"type mismatch: invalid element type `{seg_type}` for table "
                                   f"type `{te}`", seg_pos)
+            self.elem_types.append(element if exprs else _REF_FUNC)
             p = r.pos
             count = r.count(1, "elements")
             if count > MAX_TABLE_ENTRIES:
@@ -655,6 +658,7 @@ class _Decoder:
             raise r.error(f"function and code section have inconsistent lengths "
                           f"({defined} functions, {n} bodies)", pos)
         u32 = r.u32
+        bodies = []
         for _ in range(n):
             p = r.pos
             size = u32()
@@ -662,7 +666,9 @@ class _Decoder:
                 raise r.error(f"function body size {size} out of bounds (unexpected end)", p)
             if size > MAX_FUNCTION_SIZE:
                 raise r.error(f"function body size count exceeds limit of {MAX_FUNCTION_SIZE}", p)
+            bodies.append((r.pos, r.pos + size))
             r.pos += size
+        self.code_bodies = tuple(bodies)
         self.code_count = n
         self.end_of_section(r)
 
@@ -859,7 +865,7 @@ class _Decoder:
         module.num_escaped_funcs = len(escaped)
         module.table_plans = [TablePlan.for_table(t, tunables) for t in self.tables]
         module.memory_plans = [MemoryPlan.for_memory(m, tunables) for m in self.memories]
-        module.globals = [Global(t, init) for t, init in zip(self.globals, self.global_inits)]
+        module.globals = [Global(t, init) for t, init in zip(self.globals, self.global_inits, strict=True)]
         module.tags = list(self.tags)
         module.exports = self.exports
         module.passive_elements = self.passive_elements
@@ -868,6 +874,7 @@ class _Decoder:
         module.num_data_segments = self.data_seen or 0
         module.memory_initialization = MemoryInitialization.Segmented(tuple(self.memory_inits))
         module.table_initialization = TableInitialization.Segments(tuple(self.table_inits))
+        self.translation.code = CodeSection(self.code_bodies, tuple(self.elem_types), self.data_count)
         return self.translation
 
 

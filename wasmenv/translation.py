@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import List, Optional, Union
+from typing import List, NamedTuple, Optional, Tuple, Union
 
 from .init import (MemoryInitialization, StaticMemoryInitializer,
                    TableInitialization)
@@ -60,6 +60,18 @@ class _DataStore:
         return chunk[r.start - base:r.stop - base]
 
 
+class CodeSection(NamedTuple):
+    """Where the function bodies are, and what validating them needs beyond the Module."""
+
+    #: ``(start, end)`` absolute offsets in ``wasm`` of each defined function's body
+    #: (locals and code, after the size), in function order.
+    bodies: Tuple[Tuple[int, int], ...] = ()
+    #: Reference type of each element segment, by segment index.
+    elem_types: Tuple[object, ...] = ()
+    #: The data count section's value; None when the section is absent.
+    data_count: Optional[int] = None
+
+
 @dataclass
 class ModuleTranslation:
     """The result of decoding: the module and the bytes its initializers refer to.
@@ -74,6 +86,9 @@ class ModuleTranslation:
     passive_data: _DataStore = field(default_factory=_DataStore)
     #: Alignment of every chunk start in ``data`` once static init succeeded.
     data_align: Optional[int] = None
+    #: The code section as decoded (None when the bodies are not available, e.g. an
+    #: artifact that does not keep them).
+    code: Optional[CodeSection] = None
 
     def data_view(self, r: range) -> memoryview:
         return self.data.view(r)

@@ -110,14 +110,17 @@ class WastCommand:
         return f"{self.wast}:{self.line}"
 
 
-def convert_wast(path: Path, cache: Path = None) -> Path:
+def convert_wast(path: Path, cache: Path = None, converter: str = None) -> Path:
     """Directory holding ``<stem>.json`` and the module files of ``path`` (cached under
     ``cache``, default :data:`SPEC_CACHE`). The one .wast converter of the project:
-    ``scripts/spec.py`` uses it too."""
+    ``scripts/spec.py`` uses it too. ``converter="wast2json"`` forces wabt's converter with
+    its default features, for the legacy exception-handling syntax, which wasm-tools no
+    longer parses (``--enable-all`` would emit wabt's compact import encoding)."""
     cache = Path(cache) if cache is not None else SPEC_CACHE
     content = path.read_bytes()
-    tool = wasm_tools()
-    converter = "wasm-tools" if tool else "wast2json"
+    forced = converter == "wast2json"
+    tool = wasm_tools() if not forced else None
+    converter = "wasm-tools" if tool else ("wast2json-default" if forced else "wast2json")
     digest = hashlib.sha256(content + converter.encode()).hexdigest()[:16]
     final = cache / f"{path.stem}-{digest}"
     json_path = final / f"{path.stem}.json"
@@ -132,7 +135,7 @@ def convert_wast(path: Path, cache: Path = None) -> Path:
             w2j = find_tool("wast2json")
             if not w2j:
                 raise RuntimeError("neither wasm-tools nor wast2json found")
-            cmd = [w2j, "--enable-all", str(path), "-o", str(tmp / json_path.name)]
+            cmd = [w2j, *([] if forced else ["--enable-all"]), str(path), "-o", str(tmp / json_path.name)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr}")

@@ -3,8 +3,9 @@
 A ``.wast`` is converted to JSON + binaries with ``wasm-tools json-from-wast`` (or wabt's
 ``wast2json``). Module-level commands are answered for real (decode, link, instantiate,
 segment traps, globals). Commands that need wasm code to run are counted as
-"needs execution"; invalid/malformed modules whose fault is inside a function body are
-counted as "needs code validation" (bodies are skipped by design); text-format
+"needs execution"; invalid/malformed modules are decoded and their bodies validated
+(one the validator misses but whose module level is valid still counts as "needs code
+validation"); text-format
 ``assert_malformed`` cases as "text format". Modules the decoder rejects with
 ``UnsupportedFeature("gc")`` (GC types: rec/sub/struct/array, any/eq/i31/none heap types)
 are counted as "unsupported" -- and so is a ``register`` or global ``get`` of such a
@@ -200,7 +201,7 @@ class WastRunner:
                 return current
             wasm = self._read(base, cmd)
             try:
-                wasmenv.translate(wasm)
+                wasmenv.validate(wasmenv.translate(wasm))  # bodies included
             except wasmenv.DecodeError as exc:
                 if is_unsupported(exc):  # rejected, but not necessarily for the right reason
                     result.add("unsupported", line, f"{kind}: {exc}")
