@@ -5,11 +5,8 @@ import wasmtime
 import runtime
 from runtime import (Engine, ExecutionUnsupported, Func, Global, Instance, InstancePre, LinkError,
                      Linker, Memory, Module, Table)
+from tests.helpers import wat
 from wasmenv import ExportType, FuncType, GlobalType, ImportType, MemoryType, ValType
-
-
-def wat(text):
-    return wasmtime.wat2wasm(text)
 
 
 @pytest.fixture

@@ -95,7 +95,7 @@ def test_main_job_quick():
 
 def test_bench_validate_prints_a_row_per_module(tmp_path):
     pytest.importorskip("wasmtime")
-    from .wasm_corpus import wat
+    from tests.helpers import wat
     path = tmp_path / "loop.wasm"
     path.write_bytes(wat("""(module (memory 1) (func (export "f") (param i32) (result i32)
         (loop $l (br_if $l (i32.load (local.get 0)))) (i32.add (local.get 0) (i32.const 1))))"""))

@@ -24,8 +24,8 @@ import wasmenv
 from wasmenv import DecodeError, UnsupportedFeature
 from wasmenv.opcodes import BY_NAME, OPS, PREFIXED, SINGLE
 
-from .wasm_corpus import (SUPPORTED_SMITH_ARGS, convert_wast, section_spans, smith_modules, wasm_tools,
-                          wat)
+from harness.corpus import SUPPORTED_SMITH_ARGS, convert_wast, smith_modules, wasm_tools
+from tests.helpers import section_spans, wat
 
 SUITE = Path(os.environ.get("WASMENV_WASM_TESTSUITE")
              or Path(__file__).resolve().parents[2] / "shared" / "wasm-testsuite")
