@@ -6,6 +6,7 @@ import re
 import struct
 
 import pytest
+import wasmtime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,11 +15,10 @@ from wasmenv import (ArtifactError, ConstExpr, ElementSegment, EntityIndex, Exte
                      FunctionType, Global, GlobalType, Initializer, InitMemory, MemoryInitialization,
                      MemoryInitializer, MemoryPlan, MemoryStyle, MemoryType, Module, ModuleTranslation,
                      ModuleType, StaticMemoryInitializer, TableInitialization, TableInitializer,
-                     TablePlan, TableType, TagType, Tunables, ValType, load_artifact, save_artifact)
+                     RefType, TablePlan, TableType, TagType, Tunables, ValType, load_artifact,
+                     save_artifact)
 from wasmenv import artifact as A
 from wasmenv.cli import main as cli_main
-
-wasmtime = pytest.importorskip("wasmtime")
 
 PAGE = 4096
 MIB = 1 << 20
@@ -494,13 +494,7 @@ def test_cli_compile(tmp_path, capsys):
 
 
 def test_typed_references_roundtrip(tmp_path):
-    """Function-references types (RefType, table initializers) where wasmenv models them."""
-    import dataclasses
-
-    from wasmenv import types as wt
-    RefType = getattr(wt, "RefType", None)
-    if RefType is None:
-        pytest.skip("this wasmenv has no typed references")
+    """Function-references types (RefType, table initializers)."""
     ft0 = FuncType((), ())
     ft1 = FuncType((RefType(False, ft0), FUNCREF), (RefType(False, "extern"),))
     ref0 = RefType(False, ft0)
@@ -511,12 +505,7 @@ def test_typed_references_roundtrip(tmp_path):
     m.globals = [Global(GlobalType(ref0), ConstExpr((("ref.func", 0),))),
                  Global(GlobalType(RefType(True, ft0)), ConstExpr((("ref.null", RefType(True, ft0)),))),
                  Global(GlobalType(FUNCREF), ConstExpr((("global.get", 0),)))]
-    table_kw = {}
-    if "init" in {f.name for f in dataclasses.fields(TableType)}:
-        table_kw["init"] = ConstExpr((("ref.func", 0),))
-        m.table_plans = [TablePlan.for_table(TableType(ref0, 4, **table_kw), T)]
-    else:
-        m.table_plans = [TablePlan.for_table(TableType(RefType(True, ft0), 4), T)]
+    m.table_plans = [TablePlan.for_table(TableType(ref0, 4, init=ConstExpr((("ref.func", 0),))), T)]
     m.table_initialization = TableInitialization.Segments(
         (TableInitializer(0, None, 1, (0, ConstExpr((("global.get", 0),)))),))
     m.passive_elements = {1: ElementSegment("passive", ref0, (0,))}
@@ -866,7 +855,7 @@ def read_chars():
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
 def test_load_does_not_read_image_bytes(tmp_path):
-    psutil = pytest.importorskip("psutil")
+    import psutil
     try:
         psutil.Process().io_counters()
     except (AttributeError, psutil.Error):
@@ -900,14 +889,9 @@ def test_load_does_not_read_image_bytes(tmp_path):
 # End to end with the runtime (images mapped from the artifact's data file)
 # =====================================================================================
 def _runtime():
-    try:
-        from runtime.engine import Engine
-        from runtime.instance import Instance
-        from runtime.module import Module as RtModule
-    except Exception as exc:  # noqa: BLE001 - the native part may not be built
-        pytest.skip(f"runtime unavailable: {exc}")
-    if not hasattr(RtModule, "from_artifact"):
-        pytest.skip("runtime.Module.from_artifact does not exist yet")
+    from runtime.engine import Engine
+    from runtime.instance import Instance
+    from runtime.module import Module as RtModule
     return Engine, Instance, RtModule
 
 

@@ -57,8 +57,8 @@ from .module import ElementSegment, FunctionType, Global, Initializer, Module, M
 from .plans import MemoryPlan, MemoryStyle, TablePlan, TableStyle
 from .translation import MAX_FUNC_TABLE_SIZE, ModuleTranslation
 from .tunables import Tunables
-from .types import (WASM_PAGE_SIZE, EntityIndex, ExternKind, FuncType, GlobalType, MemoryType,
-                    TableType, TagType, ValType)
+from .types import (ABSTRACT_HEAP_TYPES, WASM_PAGE_SIZE, EntityIndex, ExternKind, FuncType,
+                    GlobalType, MemoryType, RefType, TableType, TagType, ValType, is_subtype)
 
 __all__ = ["save_artifact", "load_artifact", "image_file_location", "validate_translation",
            "ArtifactInfo", "FORMAT_NAME", "FORMAT_VERSION", "METADATA_FILE", "STORE_DIR"]
@@ -84,10 +84,6 @@ _BACKSTOP = True
 U32 = 1 << 32
 U64 = 1 << 64
 
-# Typed references (function-references proposal) where this wasmenv models them.
-from . import types as _types  # noqa: E402
-_RefType = getattr(_types, "RefType", None)
-_is_subtype = getattr(_types, "is_subtype", None)
 #: Nesting limit for value types inside value types (RefType -> FuncType -> RefType ...).
 MAX_TYPE_DEPTH = 32
 
@@ -109,7 +105,6 @@ _KNOWN_FIELDS = {
     TableInitializer: {"table_index", "base", "offset", "elements", "expr", "table64"},
     ConstExpr: {"ops"},
 }
-_TABLE_HAS_INIT = "init" in {f.name for f in dataclasses.fields(TableType)}
 
 _MODULE_FIELDS = frozenset({
     "name", "initializers", "exports", "start_func", "table_initialization",
@@ -182,7 +177,7 @@ def image_file_location(translation: ModuleTranslation,
     n = len(translation.module.memory_plans)
     if not 0 <= memory_index < n:
         raise IndexError(f"memory {memory_index} out of range ({n} memories)")
-    info = getattr(translation, "artifact", None)
+    info = translation.artifact
     init = translation.module.memory_initialization
     if not isinstance(info, ArtifactInfo) or not isinstance(init, MemoryInitialization.Static):
         return None
@@ -212,9 +207,9 @@ def save_artifact(translation: ModuleTranslation, path, *, tunables: Tunables = 
         OSError: writing failed (nothing is left at ``path`` then).
     """
     if tunables is None:
-        tunables = getattr(translation, "tunables", None)
+        tunables = translation.tunables
     if tunables is None:
-        info = getattr(translation, "artifact", None)
+        info = translation.artifact
         tunables = info.tunables if isinstance(info, ArtifactInfo) else Tunables()
     if not isinstance(tunables, Tunables):
         raise TypeError("tunables must be a wasmenv.Tunables")
@@ -496,15 +491,11 @@ class _Ctx:
             self.item(v, element, f"{where}[{j}]")
 
     def func_ref_type_of_sig(self, sig: int):
-        if _RefType is None:
-            return ValType.FUNCREF
-        return _RefType(False, self.module.types[sig].func)
+        return RefType(False, self.module.types[sig].func)
 
     def func_ref_type(self, f: int):
-        """The type of ``ref.func f``: ``(ref $sig)`` with typed references, else funcref."""
-        if _RefType is None:
-            return ValType.FUNCREF
-        return _RefType(False, self.module.types[self.module.functions[f].signature].func)
+        """The type of ``ref.func f``: ``(ref $sig)``."""
+        return RefType(False, self.module.types[self.module.functions[f].signature].func)
 
     def base_global(self, g, want: ValType, where: str) -> None:
         if g is None:
@@ -533,14 +524,14 @@ def _check_valtype(v, where, ref=False, depth=0):
         if ref and not v.is_ref:
             _err(where, f"expected a reference type, got {v}")
         return
-    if _RefType is None or type(v) is not _RefType:
+    if type(v) is not RefType:
         _err(where, f"expected a value type, got {v!r}")
     if depth >= MAX_TYPE_DEPTH:
         _err(where, "value types nested too deeply")
     if type(v.nullable) is not bool:
         _err(where, "RefType.nullable must be a bool")
     if isinstance(v.heap, str):
-        if v.heap not in getattr(_types, "ABSTRACT_HEAP_TYPES", ()):
+        if v.heap not in ABSTRACT_HEAP_TYPES:
             _err(where, f"unknown heap type {v.heap!r}")
     else:
         _check_functype(v.heap, f"{where}.heap", depth + 1)
@@ -561,11 +552,11 @@ def _subtype(a, b) -> bool:
     """``a <: b`` (plain equality where wasmenv has no typed references)."""
     if a == b:
         return True
-    return _is_subtype is not None and bool(_is_subtype(a, b))
+    return is_subtype(a, b)
 
 
 def _is_nonnullable(t) -> bool:
-    return _RefType is not None and type(t) is _RefType and not t.nullable
+    return type(t) is RefType and not t.nullable
 
 
 def _check_str(v, where, optional=False):
@@ -693,7 +684,7 @@ def _validate(module: Module, data_align, data_lengths: Sequence[int],
             ctx.expr(g.init, g.type.content, w, num_globals=i)
 
     for i, p in enumerate(m.table_plans):
-        init = getattr(p.table, "init", None)
+        init = p.table.init
         w = f"module.table_plans[{i}].init"
         if init is not None:
             if i < m.num_imported_tables:
@@ -965,7 +956,7 @@ def _module_to_json(m: Module) -> dict:
         "num_escaped_funcs": m.num_escaped_funcs,
         "tables": [{"element": _vt_json(p.table.element), "minimum": p.table.minimum,
                     "maximum": p.table.maximum, "table64": p.table.table64,
-                    "init": _expr_json(getattr(p.table, "init", None)),
+                    "init": _expr_json(p.table.init),
                     "style": "caller-checks-signature"} for p in m.table_plans],
         "memories": [{"minimum": p.memory.minimum, "maximum": p.memory.maximum,
                       "shared": p.memory.shared, "memory64": p.memory.memory64,
@@ -1082,8 +1073,6 @@ def _vt(v, where, depth=0):
         return _valtype(v, where)
     if type(v) is not dict:
         _err(where, f"unknown value type {v!r}")
-    if _RefType is None:
-        _err(where, "typed references are not supported by this wasmenv")
     if depth >= MAX_TYPE_DEPTH:
         _err(where, "value types nested too deeply")
     o = _obj(v, where, ("ref", "nullable"))
@@ -1092,7 +1081,7 @@ def _vt(v, where, depth=0):
     if type(heap) is not str:
         heap = _functype(heap, f"{where}.ref", depth + 1)
     try:
-        return _RefType(nullable, heap)  # rejects unknown heaps and non-canonical forms
+        return RefType(nullable, heap)  # rejects unknown heaps and non-canonical forms
     except (ValueError, TypeError) as exc:
         _err(where, str(exc))
 
@@ -1229,12 +1218,7 @@ def _module_from_json(v) -> Module:
         args = (_vt(t["element"], f"{tw}.element"), _int(t["minimum"], f"{tw}.minimum", 0, U64),
                 _opt_int(t["maximum"], f"{tw}.maximum", 0, U64), _bool(t["table64"], f"{tw}.table64"))
         init = _opt_expr(t["init"], f"{tw}.init")
-        if _TABLE_HAS_INIT:
-            tt = TableType(*args, init=init)
-        elif init is None:
-            tt = TableType(*args)
-        else:
-            _err(f"{tw}.init", "table initializers are not supported by this wasmenv")
+        tt = TableType(*args, init=init)
         tables.append(TablePlan(tt, TableStyle.CallerChecksSignature))
     m.table_plans = tables
     memories = []
