@@ -215,6 +215,20 @@ def test_metadata_is_versioned_readable_json(tmp_path):
     assert names == ["z", "a", "m", "t", "tag", ""]
 
 
+WAT_TABLES_SMALL = """(module (func $f) (table 2 funcref) (elem (i32.const 0) func $f)
+  (global funcref (ref.func $f)) (elem funcref (item ref.func $f)))"""
+
+
+@pytest.mark.parametrize("make", [lambda: rich_module(True), lambda: rich_module(False),
+                                  lambda: compile_wat(WAT_TABLES_SMALL)])
+def test_metadata_decodes_and_encodes_back_to_the_same_document(tmp_path, make):
+    path = save_artifact(make(), tmp_path / "a")
+    doc = read_doc(path)
+    meta = A.codec.decode(json.loads(json.dumps(doc)))
+    assert A.codec.encode(meta) == doc
+    assert meta.module == make().module
+
+
 def test_store_is_an_mmap_ninja_ragged_mmap(tmp_path):
     from mmap_ninja import RaggedMmap
     tr = rich_module()
