@@ -8,6 +8,8 @@ pinned in setup.cfg (``tests/test_artifact_store.py`` checks that the two agree)
     data/data.ninja                 every item back to back, no header
     data/{dtype,order,shape,type,shapes_are_flat}.ninja
     data/{starts,ends}/data.ninja   int64 little-endian item bounds (+ the same side files)
+    data/{shapes,flattened_shapes}/ item shapes: not read (with shapes_are_flat = 1 they
+                                    repeat ends - starts)
 """
 from __future__ import annotations
 
