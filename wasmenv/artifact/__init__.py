@@ -301,15 +301,22 @@ def _load(path, tunables: Optional[Tunables], verify: bool) -> ModuleTranslation
     def fail(message):
         raise ArtifactError(f"artifact {directory}: {message}") from None
 
-    if not os.path.exists(directory):
-        fail("does not exist")
-    if not os.path.isdir(directory):
-        fail("is not a directory (an artifact is a directory written by save_artifact)")
-    meta_path = os.path.join(directory, METADATA_FILE)
-    if not os.path.exists(meta_path):
-        fail(f"not a wasmenv artifact (no {METADATA_FILE})")
     try:
-        raw = store.read_small(meta_path, MAX_METADATA_BYTES)
+        d = store.ArtifactDir(directory)
+    except FileNotFoundError:
+        fail("does not exist")
+    except NotADirectoryError:
+        fail("is not a directory (an artifact is a directory written by save_artifact)")
+    with d:
+        return _load_from(d, directory, tunables, verify, fail)
+
+
+def _load_from(d, directory, tunables, verify, fail) -> ModuleTranslation:
+    meta_path = os.path.join(directory, METADATA_FILE)
+    try:
+        raw = d.read(METADATA_FILE, MAX_METADATA_BYTES)
+    except FileNotFoundError:
+        fail(f"not a wasmenv artifact (no {METADATA_FILE})")
     except ArtifactError as exc:
         fail(str(exc))
     try:
@@ -353,18 +360,21 @@ def _load(path, tunables: Optional[Tunables], verify: bool) -> ModuleTranslation
         fail(f"compiled with other tunables: {diff}; recompile with these tunables")
 
     # -- the store: check every file we rely on before mapping anything ------------------
-    store_dir = os.path.join(directory, STORE_DIR)
     data_file = os.path.join(directory, DATA_FILE)
     mapping = None
     if meta.store is not None:
         try:
-            starts, ends = store.read_index(store_dir, file_size, items)
+            starts, ends = store.read_index(d, STORE_DIR, file_size, items)
             checks.index_agrees(starts, ends, file_size, meta.data_chunks, meta.passive_chunks)
-            if verify and store.hash_file(data_file) != meta.store.blake2b:
-                raise ArtifactError("data file contents differ from the checksum recorded at "
-                                    "save (verify=True)")
-            # -- map (read-only, shared page cache) and build zero-copy views -------------
-            mapping = store.map_readonly(data_file, file_size)
+            fd = store.open_data(d, f"{STORE_DIR}/{store.DATA_NAME}", file_size)
+            try:
+                if verify and store.hash_fd(fd) != meta.store.blake2b:
+                    raise ArtifactError("data file contents differ from the checksum recorded "
+                                        "at save (verify=True)")
+                # -- map (read-only, shared page cache) and build zero-copy views ---------
+                mapping = store.map_readonly(fd, file_size)
+            finally:
+                os.close(fd)
         except ArtifactError as exc:
             fail(str(exc))
     base = memoryview(mapping) if mapping is not None else None

@@ -23,8 +23,8 @@ from typing import List, Optional, Tuple
 from ..errors import ArtifactError
 from .codec import ChunkEntry, StoreInfo
 
-__all__ = ["STORE_KIND", "DATA_NAME", "write_store", "read_index", "map_readonly", "hash_file",
-           "read_small"]
+__all__ = ["STORE_KIND", "DATA_NAME", "ArtifactDir", "write_store", "read_index", "open_data",
+           "map_readonly", "hash_fd"]
 
 STORE_KIND = "mmap_ninja.RaggedMmap[uint8]"
 #: The data file's name inside the store directory (mmap-ninja's name).
@@ -112,101 +112,172 @@ def _write_ragged(store_dir: str, items: list) -> Tuple[List[int], List[int]]:
     return starts, ends
 
 
-def read_small(path: str, limit: int) -> bytes:
-    """The whole of regular file ``path``, refused past ``limit`` bytes."""
-    with open(path, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise ArtifactError(f"{path}: not a regular file")
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise ArtifactError(f"{path}: unexpectedly large ({st.st_size} bytes)")
-    return data
+class ArtifactDir:
+    """An opened artifact directory: its files are opened relative to it (``dir_fd``).
+
+    Every file is opened with ``O_NONBLOCK`` (a FIFO does not block the open) and checked
+    with ``fstat`` on the descriptor, so what is checked is what is read or mapped.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def where(self, rel: str) -> str:
+        return os.path.join(self.path, rel)
+
+    def open(self, rel: str) -> Tuple[int, os.stat_result]:
+        """``(fd, stat)`` of regular file ``rel``; the caller closes ``fd``.
+
+        Raises:
+            FileNotFoundError: ``rel`` (or a directory on its way) does not exist.
+            ArtifactError: it is not a regular file.
+        """
+        *dirs, name = rel.split("/")
+        parent = self.fd
+        opened = []
+        try:
+            for d in dirs:
+                parent = os.open(d, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC, dir_fd=parent)
+                opened.append(parent)
+            fd = os.open(name, _O_FILE, dir_fd=parent)
+        finally:
+            for d in opened:
+                os.close(d)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise ArtifactError(f"{self.where(rel)}: not a regular file")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, st
+
+    def read(self, rel: str, limit: int) -> bytes:
+        """The whole of regular file ``rel``, refused past ``limit`` bytes (before reading)."""
+        fd, st = self.open(rel)
+        try:
+            if st.st_size > limit:
+                raise ArtifactError(f"{self.where(rel)}: unexpectedly large ({st.st_size} bytes)")
+            return _read_all(fd, st.st_size, limit)
+        finally:
+            os.close(fd)
+
+    def size(self, rel: str) -> int:
+        fd, st = self.open(rel)
+        os.close(fd)
+        return st.st_size
 
 
-def _expect_file(path: str, content: bytes, what: str):
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_FILE = os.O_RDONLY | os.O_NONBLOCK | _O_CLOEXEC
+
+
+def _read_all(fd: int, size: int, limit: int) -> bytes:
+    """Read ``fd`` to its end, at most ``limit`` bytes (a file may grow after fstat)."""
+    parts = []
+    total = 0
+    while True:
+        block = os.read(fd, min(max(size - total, 0) + 1, limit + 1 - total, 1 << 24))
+        if not block:
+            return b"".join(parts)
+        parts.append(block)
+        total += len(block)
+        if total > limit:
+            raise ArtifactError(f"file grew past {limit} bytes while being read")
+
+
+def _expect_file(d: ArtifactDir, rel: str, content: bytes, what: str):
     try:
-        got = read_small(path, max(64, len(content)))
+        got = d.read(rel, max(64, len(content)))
     except FileNotFoundError:
-        raise ArtifactError(f"missing store file {path}") from None
+        raise ArtifactError(f"missing store file {d.where(rel)}") from None
     if got != content:
-        raise ArtifactError(f"store file {path} ({what}) is {got[:32]!r}, expected {content!r}")
+        raise ArtifactError(f"store file {d.where(rel)} ({what}) is {got[:32]!r}, expected {content!r}")
 
 
-def _file_size(path: str) -> int:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ArtifactError(f"missing store file {path}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ArtifactError(f"{path}: not a regular file")
-    return st.st_size
-
-
-def _check_numpy_dir(d: str, dtype: str, shape: Tuple[int, ...], itemsize: int,
+def _check_numpy_dir(d: ArtifactDir, sub: str, dtype: str, count: int, itemsize: int,
                      kind: Optional[bytes]):
-    """Check an mmap-ninja numpy directory's data size and side files."""
-    want = itemsize
-    for n in shape:
-        want *= n
-    got = _file_size(os.path.join(d, DATA_NAME))
-    if got != want:
-        raise ArtifactError(f"store file {os.path.join(d, DATA_NAME)} has {got} bytes, "
-                            f"the metadata says {want} (truncated or replaced?)")
-    _expect_file(os.path.join(d, "dtype.ninja"), dtype.encode(), "dtype")
-    _expect_file(os.path.join(d, "order.ninja"), b"C", "order")
-    _expect_file(os.path.join(d, "shape.ninja"), b"".join(struct.pack("<Q", n) for n in shape), "shape")
+    """Check an mmap-ninja numpy directory's data size (before anything is read) and side files."""
+    rel = f"{sub}/{DATA_NAME}"
+    try:
+        got = d.size(rel)
+    except FileNotFoundError:
+        raise ArtifactError(f"missing store file {d.where(rel)}") from None
+    if got != itemsize * count:
+        raise ArtifactError(f"store file {d.where(rel)} has {got} bytes, the metadata says "
+                            f"{itemsize * count} (truncated or replaced?)")
+    _expect_file(d, f"{sub}/dtype.ninja", dtype.encode(), "dtype")
+    _expect_file(d, f"{sub}/order.ninja", b"C", "order")
+    _expect_file(d, f"{sub}/shape.ninja", struct.pack("<Q", count), "shape")
     if kind is not None:
-        _expect_file(os.path.join(d, "type.ninja"), kind, "type")
+        _expect_file(d, f"{sub}/type.ninja", kind, "type")
 
 
-def _read_int64s(path: str, n: int) -> List[int]:
-    raw = read_small(path, 8 * n)
+def _read_int64s(d: ArtifactDir, rel: str, n: int) -> List[int]:
+    try:
+        raw = d.read(rel, 8 * n)
+    except FileNotFoundError:
+        raise ArtifactError(f"missing store file {d.where(rel)}") from None
     if len(raw) != 8 * n:
-        raise ArtifactError(f"{path}: {len(raw)} bytes, expected {8 * n}")
+        raise ArtifactError(f"{d.where(rel)}: {len(raw)} bytes, expected {8 * n}")
     return list(struct.unpack(f"<{n}q", raw))
 
 
-def read_index(store_dir: str, file_size: int, items: int) -> Tuple[List[int], List[int]]:
-    """Check every file of the store, then return its items' ``(starts, ends)``.
+def read_index(d: ArtifactDir, store_dir: str, file_size: int, items: int) -> Tuple[List[int], List[int]]:
+    """Check every file of the store ``store_dir`` of ``d``, then return ``(starts, ends)``.
 
     Raises:
         ArtifactError: a file is missing, not a regular file, of the wrong size or content.
     """
-    _expect_file(os.path.join(store_dir, "type.ninja"), b"ragged", "type")
-    _expect_file(os.path.join(store_dir, "shapes_are_flat.ninja"), struct.pack("<i", 1),
-                 "shapes_are_flat")
-    _check_numpy_dir(store_dir, "uint8", (file_size,), 1, None)  # type: ragged
-    starts_dir = os.path.join(store_dir, "starts")
-    ends_dir = os.path.join(store_dir, "ends")
-    _check_numpy_dir(starts_dir, "int64", (items,), 8, b"numpy")
-    _check_numpy_dir(ends_dir, "int64", (items,), 8, b"numpy")
-    starts = _read_int64s(os.path.join(starts_dir, DATA_NAME), items)
-    ends = _read_int64s(os.path.join(ends_dir, DATA_NAME), items)
+    _expect_file(d, f"{store_dir}/type.ninja", b"ragged", "type")
+    _expect_file(d, f"{store_dir}/shapes_are_flat.ninja", struct.pack("<i", 1), "shapes_are_flat")
+    _check_numpy_dir(d, store_dir, "uint8", file_size, 1, None)  # type: ragged
+    _check_numpy_dir(d, f"{store_dir}/starts", "int64", items, 8, b"numpy")
+    _check_numpy_dir(d, f"{store_dir}/ends", "int64", items, 8, b"numpy")
+    starts = _read_int64s(d, f"{store_dir}/starts/{DATA_NAME}", items)
+    ends = _read_int64s(d, f"{store_dir}/ends/{DATA_NAME}", items)
     return starts, ends
 
 
-def hash_file(path: str) -> str:
+def open_data(d: ArtifactDir, rel: str, size: int) -> int:
+    """The data file's descriptor, checked: a regular file of ``size`` bytes."""
+    try:
+        fd, st = d.open(rel)
+    except FileNotFoundError:
+        raise ArtifactError(f"missing store file {d.where(rel)}") from None
+    if st.st_size != size:
+        os.close(fd)
+        raise ArtifactError(f"store file {d.where(rel)} has {st.st_size} bytes, the metadata says "
+                            f"{size} (truncated or replaced?)")
+    return fd
+
+
+def hash_fd(fd: int) -> str:
     """blake2b-256 hex digest of a file's bytes."""
     h = hashlib.blake2b(digest_size=32)
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(1 << 20)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
+    offset = 0
+    while True:
+        block = os.pread(fd, 1 << 20, offset)
+        if not block:
+            return h.hexdigest()
+        h.update(block)
+        offset += len(block)
 
 
-def map_readonly(path: str, size: int) -> mmap.mmap:
-    """Map the data file read-only (what mmap-ninja's ``np_open_existing(mode="r")`` does).
-
-    The size is checked again on the opened descriptor, which is closed before returning
-    (the mapping keeps its own duplicate, as numpy's does).
-    """
-    with open(path, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
-            raise ArtifactError(f"data file {path} changed while loading ({st.st_size} bytes, "
-                                f"expected {size})")
-        return mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
+def map_readonly(fd: int, size: int) -> mmap.mmap:
+    """Map the data file read-only (what mmap-ninja's ``np_open_existing(mode="r")`` does);
+    the mapping keeps its own duplicate of ``fd``, as numpy's does."""
+    return mmap.mmap(fd, size, access=mmap.ACCESS_READ)
