@@ -69,7 +69,7 @@ FORMAT_VERSION = 1
 METADATA_FILE = "wasmenv-artifact.json"
 STORE_DIR = "data"
 #: The store's data file, relative to the artifact directory (mmap-ninja's name).
-DATA_FILE = os.path.join(STORE_DIR, store.DATA_NAME)
+DATA_FILE = f"{STORE_DIR}/{store.DATA_NAME}"
 CHECKSUM_PREFIX = "blake2b-256:"
 
 #: Metadata larger than this is refused before it is read.
@@ -102,8 +102,31 @@ class ArtifactInfo:
     tunables: Tunables
     #: The read-only ``mmap.mmap`` of ``data_file`` that the chunks are memoryviews of.
     mapping: object = field(default=None, compare=False, repr=False)
+    #: ``(st_dev, st_ino)`` of the data file that was checked and mapped.
+    data_file_id: Optional[Tuple[int, int]] = field(default=None, compare=False, repr=False)
     _data_store: object = field(default=None, compare=False, repr=False)
     _data_starts: Tuple[int, ...] = field(default=(), compare=False, repr=False)
+
+    def open_data_file(self) -> int:
+        """A new read-only descriptor of the data file checked and mapped at load (the
+        caller owns it), opened as the loader opens it (no symbolic link followed).
+
+        Raises:
+            ArtifactError: there is no data file, or the file at its place is not that one
+                any more (replaced, removed, resized).
+        """
+        if self.data_file is None:
+            raise ArtifactError(f"artifact {self.directory} has no data file")
+        try:
+            with store.ArtifactDir(self.directory) as d:
+                fd = store.open_data(d, DATA_FILE, self.data_file_size)
+        except OSError as exc:
+            raise ArtifactError(f"artifact {self.directory}: cannot open its data file: {exc}") from None
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != self.data_file_id:
+            os.close(fd)
+            raise ArtifactError(f"{self.data_file} was replaced since the artifact was loaded")
+        return fd
 
     def data_location(self, r: range) -> Tuple[str, int, int]:
         """``(path, file_offset, byte_len)`` of range ``r`` of ``translation.data``.
@@ -361,13 +384,15 @@ def _load_from(d, directory, tunables, verify, fail) -> ModuleTranslation:
 
     # -- the store: check every file we rely on before mapping anything ------------------
     data_file = os.path.join(directory, DATA_FILE)
-    mapping = None
+    mapping = data_file_id = None
     if meta.store is not None:
         try:
             starts, ends = store.read_index(d, STORE_DIR, file_size, items)
             checks.index_agrees(starts, ends, file_size, meta.data_chunks, meta.passive_chunks)
-            fd = store.open_data(d, f"{STORE_DIR}/{store.DATA_NAME}", file_size)
+            fd = store.open_data(d, DATA_FILE, file_size)
             try:
+                st = os.fstat(fd)
+                data_file_id = (st.st_dev, st.st_ino)
                 if verify and store.hash_fd(fd) != meta.store.blake2b:
                     raise ArtifactError("data file contents differ from the checksum recorded "
                                         "at save (verify=True)")
@@ -394,6 +419,7 @@ def _load_from(d, directory, tunables, verify, fail) -> ModuleTranslation:
         data_offsets=tuple(e.offset for e in meta.data_chunks),
         passive_offsets=tuple(e.offset for e in meta.passive_chunks),
         file_align=meta.file_align, tunables=stored_tunables, mapping=mapping,
+        data_file_id=data_file_id,
         _data_store=translation.data, _data_starts=tuple(translation.data._starts))
     return translation
 

@@ -116,7 +116,9 @@ class ArtifactDir:
     """An opened artifact directory: its files are opened relative to it (``dir_fd``).
 
     Every file is opened with ``O_NONBLOCK`` (a FIFO does not block the open) and checked
-    with ``fstat`` on the descriptor, so what is checked is what is read or mapped.
+    with ``fstat`` on the descriptor, so what is checked is what is read or mapped. No
+    symbolic link inside the directory is followed (``O_NOFOLLOW`` on every component): a
+    link could make the artifact's memory images the bytes of any file the loader can read.
     """
 
     def __init__(self, path: str):
@@ -148,10 +150,10 @@ class ArtifactDir:
         parent = self.fd
         opened = []
         try:
-            for d in dirs:
-                parent = os.open(d, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC, dir_fd=parent)
+            for k, d in enumerate(dirs):
+                parent = self._open_at(d, _O_DIR, parent, "/".join(dirs[:k + 1]))
                 opened.append(parent)
-            fd = os.open(name, _O_FILE, dir_fd=parent)
+            fd = self._open_at(name, _O_FILE, parent, rel)
         finally:
             for d in opened:
                 os.close(d)
@@ -163,6 +165,21 @@ class ArtifactDir:
             os.close(fd)
             raise
         return fd, st
+
+    def _open_at(self, name: str, flags: int, dir_fd: int, rel: str) -> int:
+        try:
+            return os.open(name, flags, dir_fd=dir_fd)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            try:
+                is_link = stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+            except OSError:
+                is_link = False
+            if is_link:
+                raise ArtifactError(f"{self.where(rel)} is a symbolic link (refused inside an "
+                                    f"artifact: it could point anywhere)") from None
+            raise
 
     def read(self, rel: str, limit: int) -> bytes:
         """The whole of regular file ``rel``, refused past ``limit`` bytes (before reading)."""
@@ -182,7 +199,9 @@ class ArtifactDir:
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
-_O_FILE = os.O_RDONLY | os.O_NONBLOCK | _O_CLOEXEC
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_DIR = os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC
+_O_FILE = os.O_RDONLY | os.O_NONBLOCK | _O_NOFOLLOW | _O_CLOEXEC
 
 
 def _read_all(fd: int, size: int, limit: int) -> bytes:
