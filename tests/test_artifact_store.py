@@ -193,8 +193,6 @@ def test_symlinks_inside_an_artifact_are_refused(saved, tmp_path):
     assert fd_count() == fds
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 9: a huge store.items is read before it "
-                                       "is rejected")
 def test_a_huge_item_count_with_sparse_index_files_is_refused_before_reading(saved):
     import json
     import struct

@@ -363,7 +363,8 @@ def _load_from(d, directory, tunables, verify, fail) -> ModuleTranslation:
     try:
         meta = codec.decode(doc)
         file_size, items = checks.store_info(meta.store)
-        checks.chunk_layout(meta.data_chunks, meta.passive_chunks, file_size, items)
+        checks.chunk_layout(meta.data_chunks, meta.passive_chunks, file_size, items,
+                            padded=meta.data_align is not None)
         try:
             model_checks.check_module(meta.module, meta.data_align,
                                       [e.length for e in meta.data_chunks],

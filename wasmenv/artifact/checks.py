@@ -32,8 +32,13 @@ def store_info(store: Optional[StoreInfo]):
 
 
 def chunk_layout(data: Sequence[ChunkEntry], passive: Sequence[ChunkEntry], file_size: int,
-                 items: int) -> None:
-    """Chunks lie in the data file in order, without overlap; items strictly increase."""
+                 items: int, padded: bool) -> None:
+    """Chunks lie in the data file in order, without overlap; items strictly increase.
+
+    The store holds exactly the chunks' items, plus (``padded``: the data chunks are
+    aligned) at most one padding item before each data chunk: so its item count and its
+    size are known from the metadata alone, before any store file is read.
+    """
     end, last_item = 0, -1
     for where, entries in (("data_chunks", data), ("passive_chunks", passive)):
         for i, (length, offset, item) in enumerate(entries):
@@ -53,8 +58,17 @@ def chunk_layout(data: Sequence[ChunkEntry], passive: Sequence[ChunkEntry], file
             if item is not None:
                 if item <= last_item:
                     fail(f"{w}.item", "items must be in increasing order")
+                gap = item - last_item - 1
+                if gap > (1 if padded and where == "data_chunks" else 0):
+                    fail(f"{w}.item", f"{item} skips {gap} items (only one padding item may "
+                         f"precede an aligned data chunk)")
                 last_item = item
             end = offset + length
+    if items != last_item + 1:
+        fail("store.items", f"{items} but the chunks use {last_item + 1} items")
+    if items and end != file_size:
+        fail("store.file_size", f"{file_size} but the last chunk ends at {end} (bytes outside "
+             f"every chunk)")
 
 
 def file_alignment(module, data_align: Optional[int], file_align: int,
