@@ -224,7 +224,6 @@ def test_a_huge_item_count_with_sparse_index_files_is_refused_before_reading(sav
     assert peak < 8 << 20, f"{peak} bytes allocated to reject the artifact"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 11: a data file others can write is mapped")
 def test_a_data_file_others_can_write_is_refused(saved):
     data = saved / "data" / "data.ninja"
     for mode in (0o666, 0o664, 0o646):
@@ -239,7 +238,6 @@ def test_a_data_file_others_can_write_is_refused(saved):
     assert wasmenv.load_artifact(saved).artifact.data_file == str(data)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 11: save leaves the data file as the umask says")
 def test_save_makes_the_data_file_writable_by_its_owner_only(tmp_path):
     import wasmtime
 

@@ -228,7 +228,7 @@ def save_artifact(translation: ModuleTranslation, path, *, tunables: Tunables = 
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o755)
+        store.seal_modes(tmp)
         _install(tmp, path, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -245,11 +245,19 @@ def load_artifact(path, tunables: Tunables = None, *, verify: bool = False) -> M
     read unless ``verify=True`` (then the data file is hashed against the checksum recorded
     at save time, before mapping).
 
+    The directory may be someone else's: no symbolic link inside it is followed, every
+    file is opened without blocking and checked on its descriptor (a FIFO is refused),
+    sizes are checked before anything is read, and a data file that another user owns or
+    that group or others can write is refused (untouched copy-on-write pages follow the
+    file: its writer could change live instances' memory). Its owner must not rewrite it
+    in place while it is mapped, for the same reason.
+
     Raises:
         ArtifactError: missing or unreadable files, not an artifact, another format or
-            version, bad checksum, invalid metadata, store files of the wrong size, image
-            offsets not aligned for this host, ``tunables`` differing from the stored ones,
-            or (``verify``) data bytes that changed.
+            version, bad checksum, invalid metadata, store files of the wrong size or kind
+            (FIFO, symbolic link, ...), a data file others can write, image offsets not
+            aligned for this host, ``tunables`` differing from the stored ones, or
+            (``verify``) data bytes that changed.
     """
     if tunables is not None and not isinstance(tunables, Tunables):
         raise TypeError("tunables must be a wasmenv.Tunables")

@@ -272,16 +272,41 @@ def read_index(d: ArtifactDir, store_dir: str, file_size: int, items: int) -> Tu
 
 
 def open_data(d: ArtifactDir, rel: str, size: int) -> int:
-    """The data file's descriptor, checked: a regular file of ``size`` bytes."""
+    """The data file's descriptor, checked: a regular file of ``size`` bytes that only this
+    user (or root) can write.
+
+    Pages of a ``MAP_PRIVATE`` mapping that no instance wrote still follow the file, so
+    whoever can write it could change live instances' memory: such a file is refused.
+    """
     try:
         fd, st = d.open(rel)
     except FileNotFoundError:
         raise ArtifactError(f"missing store file {d.where(rel)}") from None
-    if st.st_size != size:
+    try:
+        if st.st_size != size:
+            raise ArtifactError(f"store file {d.where(rel)} has {st.st_size} bytes, the metadata "
+                                f"says {size} (truncated or replaced?)")
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise ArtifactError(f"data file {d.where(rel)} is writable by others (mode "
+                                f"{stat.S_IMODE(st.st_mode):#o}): its bytes could change under "
+                                f"mapped memory; chmod go-w it (or recompile)")
+        if st.st_uid not in (os.geteuid(), 0):
+            raise ArtifactError(f"data file {d.where(rel)} is owned by uid {st.st_uid}, not by "
+                                f"this user or root: its owner could change mapped memory")
+    except BaseException:
         os.close(fd)
-        raise ArtifactError(f"store file {d.where(rel)} has {st.st_size} bytes, the metadata says "
-                            f"{size} (truncated or replaced?)")
+        raise
     return fd
+
+
+def seal_modes(directory: str) -> None:
+    """Files of a freshly written artifact: 0o644, directories 0o755, whatever the umask."""
+    for root, dirs, files in os.walk(directory):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
+    os.chmod(directory, 0o755)
 
 
 def hash_fd(fd: int) -> str:
