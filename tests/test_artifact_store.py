@@ -213,13 +213,15 @@ def test_a_huge_item_count_with_sparse_index_files_is_refused_before_reading(sav
     for sub in ("starts", "ends"):
         os.truncate(saved / "data" / sub / "data.ninja", 8 * items)
         (saved / "data" / sub / "shape.ninja").write_bytes(struct.pack("<Q", items))
-    code = ("import sys, tracemalloc, wasmenv\ntracemalloc.start()\n"
+    code = ("import os, sys, tracemalloc, wasmenv\ntracemalloc.start()\n"
+            "fds = len(os.listdir('/proc/self/fd'))\n"
             "try:\n    wasmenv.load_artifact(sys.argv[1])\n"
             "except wasmenv.ArtifactError as exc:\n    print('ArtifactError:', exc)\n"
+            "print('fds', len(os.listdir('/proc/self/fd')) - fds)\n"
             "print('peak', tracemalloc.get_traced_memory()[1])")
     out = subprocess.run([sys.executable, "-c", code, str(saved)], cwd=ROOT, capture_output=True,
                          text=True, timeout=120).stdout
-    assert "ArtifactError:" in out and "store.items" in out, out
+    assert "ArtifactError:" in out and "store.items" in out and "fds 0" in out, out
     peak = int(out.split("peak")[1])
     assert peak < 8 << 20, f"{peak} bytes allocated to reject the artifact"
 

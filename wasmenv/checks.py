@@ -42,8 +42,7 @@ class Invalid(ValueError):
         self.at = at
 
     def __str__(self):
-        return self.message if self.at is None or not isinstance(self.at, str) \
-            else f"{self.at}: {self.message}"
+        return f"{self.at}: {self.message}" if isinstance(self.at, str) else self.message
 
 
 # =====================================================================================
@@ -310,22 +309,14 @@ class _Checker:
                     "initializers"):
             if type(getattr(m, fld)) is not list:
                 raise Invalid(f"expected a list, got {_tname(getattr(m, fld))}", f"module.{fld}")
-        for fld, space in (("num_imported_funcs", m.functions), ("num_imported_tables", m.table_plans),
-                           ("num_imported_memories", m.memory_plans),
-                           ("num_imported_globals", m.globals), ("num_imported_tags", m.tags)):
-            if getattr(m, fld) > len(space):
-                raise Invalid(f"{getattr(m, fld)} imports but only {len(space)} entries", f"module.{fld}")
-        self.types()
-        self.functions()
-        self.tables()
-        self.memories()
-        self.globals()
-        self.tags()
-        self.imports()
-        self.exports()
-        self.memory_initialization()
-        self.table_initialization()
-        self.element_and_data_segments()
+        for kind, fld in _IMPORT_COUNTS:
+            space = _space(m, kind)
+            if getattr(m, fld) > space:
+                raise Invalid(f"{getattr(m, fld)} imports but only {space} entries", f"module.{fld}")
+        for section in (self.types, self.functions, self.tables, self.memories, self.globals,
+                        self.tags, self.imports, self.exports, self.memory_initialization,
+                        self.table_initialization, self.element_and_data_segments):
+            section()
 
     # -- helpers --------------------------------------------------------------------------
     def expr(self, e, expected, where, num_globals=None):
@@ -493,19 +484,13 @@ class _Checker:
                 raise Invalid(f"imported {kind} {index} out of order (expected {counts[kind]})",
                               f"{w}.index")
             counts[kind] += 1
-        for kind, fld in ((ExternKind.FUNC, "num_imported_funcs"),
-                          (ExternKind.TABLE, "num_imported_tables"),
-                          (ExternKind.MEMORY, "num_imported_memories"),
-                          (ExternKind.GLOBAL, "num_imported_globals"),
-                          (ExternKind.TAG, "num_imported_tags")):
+        for kind, fld in _IMPORT_COUNTS:
             if counts[kind] != getattr(m, fld):
                 raise Invalid(f"{getattr(m, fld)} but {counts[kind]} {kind} imports", f"module.{fld}")
 
     def exports(self):
         m = self.m
-        spaces = {ExternKind.FUNC: len(m.functions), ExternKind.TABLE: len(m.table_plans),
-                  ExternKind.MEMORY: len(m.memory_plans), ExternKind.GLOBAL: len(m.globals),
-                  ExternKind.TAG: len(m.tags)}
+        spaces = {kind: _space(m, kind) for kind in ExternKind}
         if type(m.exports) is not dict:
             raise Invalid(f"expected a dict, got {_tname(m.exports)}", "module.exports")
         for name, index in m.exports.items():
@@ -640,6 +625,18 @@ class _Checker:
             w = f"module.passive_data_map[{idx!r}]"
             _int(idx, w, 0, m.num_data_segments - 1)
             self.range_(r, self.passive, w)
+
+
+_IMPORT_COUNTS = ((ExternKind.FUNC, "num_imported_funcs"), (ExternKind.TABLE, "num_imported_tables"),
+                  (ExternKind.MEMORY, "num_imported_memories"),
+                  (ExternKind.GLOBAL, "num_imported_globals"), (ExternKind.TAG, "num_imported_tags"))
+_SPACES = {ExternKind.FUNC: "functions", ExternKind.TABLE: "table_plans",
+           ExternKind.MEMORY: "memory_plans", ExternKind.GLOBAL: "globals", ExternKind.TAG: "tags"}
+
+
+def _space(m: Module, kind: ExternKind) -> int:
+    """The size of index space ``kind`` (imports included)."""
+    return len(getattr(m, _SPACES[kind]))
 
 
 def _entity(index, where):
