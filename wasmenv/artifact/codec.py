@@ -19,8 +19,8 @@ from ..tunables import Tunables
 from ..types import (EntityIndex, ExternKind, FuncType, GlobalType, MemoryType, RefType, TableType,
                      TagType, ValType)
 from . import schema
-from .schema import (Bool, Const, Enum, Group, Index, Int, Keyed, List, Node, Nullable, Opt, Record,
-                     Str, Tagged, construct, dump, fail, obj)
+from .schema import (BOOL, STR, Const, Enum, Group, Index, Int, Keyed, List, Node, Nullable, Opt,
+                     Record, Tagged, construct, dump, fail, obj)
 
 __all__ = ["Metadata", "StoreInfo", "ChunkEntry", "METADATA", "encode", "decode", "dump", "fail",
            "check_complete"]
@@ -166,8 +166,6 @@ class Metadata(NamedTuple):
 
 # -- the description --------------------------------------------------------------------
 INDEX = Index()
-BOOL = Bool()
-STR = Str()
 VALTYPE = ValTypeNode()
 U64_INT = Int(0, U64)
 RANGE = Record(range, (("start", "start", U64_INT), ("stop", "stop", U64_INT)), row=True,

@@ -74,32 +74,24 @@ class Int(Node):
         return j
 
 
-class Bool(Node):
-    @staticmethod
-    def fast(j):
-        return j if type(j) is bool else SLOW
+class Scalar(Node):
+    """A JSON value that is the model's value as it is (``bool``, ``str``)."""
+
+    def __init__(self, pytype, what: str):
+        self.pytype, self.what = pytype, what
+        self.fast = lambda j: j if type(j) is pytype else SLOW
 
     def encode(self, v):
         return v
 
     def decode(self, j, where, ctx):
-        if type(j) is not bool:
-            fail(where, f"expected true/false, got {_tname(j)}")
+        if type(j) is not self.pytype:
+            fail(where, f"expected {self.what}, got {_tname(j)}")
         return j
 
 
-class Str(Node):
-    @staticmethod
-    def fast(j):
-        return j if type(j) is str else SLOW
-
-    def encode(self, v):
-        return v
-
-    def decode(self, j, where, ctx):
-        if type(j) is not str:
-            fail(where, f"expected a string, got {_tname(j)}")
-        return j
+BOOL = Scalar(bool, "true/false")
+STR = Scalar(str, "a string")
 
 
 class Opt(Node):
