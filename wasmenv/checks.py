@@ -9,6 +9,7 @@ else (an artifact's metadata, a hand-built one): that one reports the field's pa
 from __future__ import annotations
 
 import bisect
+import functools
 from typing import List, Optional, Sequence
 
 from .constexpr import _ARITH, ConstExpr
@@ -128,7 +129,7 @@ def const_expr(ops, expected, global_types: Sequence[GlobalType], num_globals: i
         elif op == "ref.func":
             if type(imm) is not int or not 0 <= imm < len(func_sigs):
                 raise Invalid(f"unknown function {imm}: func index out of bounds", k)
-            stack.append(RefType(False, types[func_sigs[imm]]))
+            stack.append(_func_ref(types[func_sigs[imm]]))
         elif op == "ref.null":
             try:
                 value_type(imm, ref=True)
@@ -147,10 +148,15 @@ def const_expr(ops, expected, global_types: Sequence[GlobalType], num_globals: i
             stack.pop()
         else:
             raise Invalid(f"unknown constant operator {op!r}", k)
-    if len(stack) != 1 or (stack[0] is not expected and not is_subtype(stack[0], expected)):
+    if len(stack) != 1 or (stack[0] is not expected and not _subtype(stack[0], expected)):
         found = " ".join(str(s) for s in stack) or "nothing"
         raise Invalid(f"type mismatch: constant expression must produce [{expected}], "
                       f"found [{found}]")
+
+
+#: ``(ref $ft)`` and ``a <: b``, memoized: element segments repeat them per item.
+_func_ref = functools.lru_cache(maxsize=1024)(lambda ft: RefType(False, ft))
+_subtype = functools.lru_cache(maxsize=1024)(is_subtype)
 
 
 def value_type(v, ref: bool = False, depth: int = 0) -> None:
