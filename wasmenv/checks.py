@@ -251,11 +251,6 @@ def _int(v, where, lo=0, hi=None):
         raise Invalid(f"{v} out of range {bound}", where)
 
 
-def _bool(v, where):
-    if type(v) is not bool:
-        raise Invalid(f"expected true/false, got {_tname(v)}", where)
-
-
 def _str(v, where, optional=False):
     if v is None and optional:
         return
@@ -267,12 +262,8 @@ def _str(v, where, optional=False):
         raise Invalid("string is not valid UTF-8 (lone surrogate)", where) from None
 
 
-def _tuple(v, where, what="a tuple"):
-    if type(v) is not tuple:
-        raise Invalid(f"expected {what}", where)
-
-
 def _is(v, cls, where, what=None):
+    """``v`` is exactly a ``cls`` (bool, tuple, a model class)."""
     if type(v) is not cls:
         raise Invalid(f"expected {what or cls.__name__}, got {v!r}", where)
 
@@ -337,7 +328,7 @@ class _Checker:
 
     def items(self, items, element, where):
         """Element items: function indices (checked per signature), None, or expressions."""
-        _tuple(items, where)
+        _is(items, tuple, where, "a tuple")
         nfuncs = len(self.func_sigs)
         sigs = set()
         for j, v in enumerate(items):
@@ -406,7 +397,7 @@ class _Checker:
                 raise Invalid(f"expected a TablePlan(TableType), got {p!r}", w)
             t = p.table
             _at(f"{w}.element", value_type, t.element, True)
-            _bool(t.table64, f"{w}.table64")
+            _is(t.table64, bool, f"{w}.table64", "true/false")
             _int(t.minimum, f"{w}.minimum")
             if t.maximum is not None:
                 _int(t.maximum, f"{w}.maximum")
@@ -420,8 +411,8 @@ class _Checker:
             if type(p) is not MemoryPlan or type(p.memory) is not MemoryType:
                 raise Invalid(f"expected a MemoryPlan(MemoryType), got {p!r}", w)
             mt = p.memory
-            _bool(mt.shared, f"{w}.shared")
-            _bool(mt.memory64, f"{w}.memory64")
+            _is(mt.shared, bool, f"{w}.shared", "true/false")
+            _is(mt.memory64, bool, f"{w}.memory64", "true/false")
             _int(mt.minimum, f"{w}.minimum")
             if mt.maximum is not None:
                 _int(mt.maximum, f"{w}.maximum")
@@ -446,7 +437,7 @@ class _Checker:
             if type(g) is not Global or type(g.type) is not GlobalType:
                 raise Invalid(f"expected a Global(GlobalType), got {g!r}", w)
             _at(f"{w}.type", value_type, g.type.content)
-            _bool(g.type.mutable, f"{w}.mutable")
+            _is(g.type.mutable, bool, f"{w}.mutable", "true/false")
         self.global_types = [g.type for g in m.globals]
         for i, g in enumerate(m.globals):
             w = f"module.globals[{i}].init"
@@ -514,13 +505,13 @@ class _Checker:
         mi = m.memory_initialization
         nmem = len(m.memory_plans)
         if type(mi) is MemoryInitialization.Segmented:
-            _tuple(mi.initializers, "module.memory_initialization.initializers")
+            _is(mi.initializers, tuple, "module.memory_initialization.initializers", "a tuple")
             for k, init in enumerate(mi.initializers):
                 w = f"module.memory_initialization.initializers[{k}]"
                 _is(init, MemoryInitializer, w)
                 _int(init.memory_index, f"{w}.memory_index", 0, nmem - 1)
                 mem64 = m.memory_plans[init.memory_index].memory.memory64
-                _bool(init.memory64, f"{w}.memory64")
+                _is(init.memory64, bool, f"{w}.memory64", "true/false")
                 if init.memory64 is not mem64:
                     raise Invalid("differs from the memory's index type", f"{w}.memory64")
                 want = ValType.I64 if mem64 else ValType.I32
@@ -574,7 +565,7 @@ class _Checker:
                 w = f"module.table_initialization.tables[{k}]"
                 if arr is None:
                     continue
-                _tuple(arr, w, "a tuple or None")
+                _is(arr, tuple, w, "a tuple or None")
                 t = m.table_plans[k].table
                 if k < m.num_imported_tables or t.element is not ValType.FUNCREF:
                     raise Invalid("only defined funcref tables are folded", w)
@@ -587,13 +578,13 @@ class _Checker:
                                       f"{w}[{j}]")
         elif type(ti) is not TableInitialization.Segments:
             raise Invalid(f"unknown kind {ti!r}", "module.table_initialization")
-        _tuple(ti.segments, "module.table_initialization.segments")
+        _is(ti.segments, tuple, "module.table_initialization.segments", "a tuple")
         for k, seg in enumerate(ti.segments):
             w = f"module.table_initialization.segments[{k}]"
             _is(seg, TableInitializer, w)
             _int(seg.table_index, f"{w}.table_index", 0, ntab - 1)
             t = m.table_plans[seg.table_index].table
-            _bool(seg.table64, f"{w}.table64")
+            _is(seg.table64, bool, f"{w}.table64", "true/false")
             if seg.table64 is not t.table64:
                 raise Invalid("differs from the table's index type", f"{w}.table64")
             want = ValType.I64 if t.table64 else ValType.I32
@@ -617,7 +608,7 @@ class _Checker:
                 raise Invalid(f"unknown mode {seg.mode!r}", f"{w}.mode")
             _at(f"{w}.element", value_type, seg.element, True)
             self.items(seg.items, seg.element, f"{w}.items")
-        _tuple(m.dropped_elements, "module.dropped_elements")
+        _is(m.dropped_elements, tuple, "module.dropped_elements", "a tuple")
         prev = -1
         for j, idx in enumerate(m.dropped_elements):
             w = f"module.dropped_elements[{j}]"
