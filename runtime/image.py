@@ -151,6 +151,14 @@ class MemoryImage:
             OSError: the file cannot be opened.
         """
         fd = os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        return cls.from_fd(fd, file_offset, byte_len, linear_offset, name=path)
+
+    @classmethod
+    def from_fd(cls, fd: int, file_offset: int, byte_len: int, linear_offset: int = 0,
+                name=None) -> "MemoryImage":
+        """:meth:`from_file` of an open read-only descriptor, which the image then owns
+        (closed here if this raises)."""
+        path = name if name is not None else f"fd {fd}"
         try:
             size = os.fstat(fd).st_size
             if file_offset + byte_len > size:

@@ -141,7 +141,11 @@ def _artifact_images(engine, translation) -> list:
 
     def make(index):
         where = image_file_location(translation, index)
-        return None if where is None else MemoryImage.from_file(*where, init.map[index].offset)
+        if where is None:
+            return None
+        # The file checked and mapped at load, not whatever is at its path now.
+        fd = translation.artifact.open_data_file()
+        return MemoryImage.from_fd(fd, where[1], where[2], init.map[index].offset, name=where[0])
 
     return _images(translation, make)
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import gc
 from dataclasses import replace
 
+from . import checks
+from .checks import Invalid
 from .constexpr import MASK32, MASK64, ConstExpr
 from .errors import DecodeError, UnsupportedFeature
 from .init import MemoryInitialization, MemoryInitializer, TableInitialization, TableInitializer
@@ -26,9 +28,8 @@ from .plans import MemoryPlan, TablePlan
 from .reader import Reader, as_byte_view
 from .translation import CodeSection, ModuleTranslation
 from .tunables import Tunables
-from .types import (WASM32_MAX_PAGES, WASM64_MAX_PAGES, EntityIndex, ExternKind, FuncType,
-                    GlobalType, MemoryType, RefType, TableType, TagType, ValType, is_defaultable,
-                    is_subtype)
+from .types import (EntityIndex, ExternKind, FuncType, GlobalType, MemoryType, RefType,
+                    TableType, TagType, ValType, is_subtype)
 
 __all__ = ["decode_module", "SECTION_NAMES"]
 
@@ -223,11 +224,7 @@ class _Decoder:
         table64 = bool(flags & 0x04)
         minimum = r.u64()
         maximum = r.u64() if flags & 0x01 else None
-        if maximum is not None and minimum > maximum:
-            raise r.error("size minimum must not be greater than maximum", pos)
-        cap = MASK64 if table64 else MASK32
-        if minimum > cap or (maximum is not None and maximum > cap):
-            raise r.error(f"table size must be at most {cap:#x} entries", pos)
+        _check(r, pos, checks.table_limits, minimum, maximum, table64)
         return TableType(element, minimum, maximum, table64)
 
     def read_memory_type(self, r: Reader) -> MemoryType:
@@ -241,15 +238,7 @@ class _Decoder:
         memory64 = bool(flags & 0x04)
         minimum = r.u64()
         maximum = r.u64() if flags & 0x01 else None
-        if maximum is not None and minimum > maximum:
-            raise r.error("size minimum must not be greater than maximum", pos)
-        if memory64:
-            if minimum > WASM64_MAX_PAGES or (maximum is not None and maximum > WASM64_MAX_PAGES):
-                raise r.error("memory size must be at most 2**48 pages", pos)
-        elif minimum > WASM32_MAX_PAGES or (maximum is not None and maximum > WASM32_MAX_PAGES):
-            raise r.error("memory size must be at most 65536 pages (4GiB)", pos)
-        if shared and maximum is None:
-            raise r.error("shared memory must have maximum size", pos)
+        _check(r, pos, checks.memory_limits, minimum, maximum, shared, memory64)
         return MemoryType(minimum, maximum, shared, memory64)
 
     def read_global_type(self, r: Reader) -> GlobalType:
@@ -270,8 +259,7 @@ class _Decoder:
         pos = r.pos
         index = r.u32()
         ft = self.func_type_at(r, index, pos)
-        if ft.results:
-            raise r.error("invalid exception type: non-empty tag result type", pos)
+        _check(r, pos, checks.tag_type, ft)
         return TagType(index, ft)
 
     # -- constant expressions -----------------------------------------------------------------
@@ -285,67 +273,48 @@ class _Decoder:
             num_globals = len(self.globals)
         start = r.pos
         ops = []
-        stack = []
+        positions = []
         while True:
             pos = r.pos
             op = r.u8()
             if op == 0x0B:  # end
                 break
+            positions.append(pos)
             if op == 0x41:
                 ops.append(("i32.const", r.s32() & MASK32))
-                stack.append(I32)
             elif op == 0x42:
                 ops.append(("i64.const", r.s64() & MASK64))
-                stack.append(I64)
             elif op == 0x23:
-                index = r.u32()
-                if index >= num_globals:
-                    raise r.error(f"unknown global {index}: global index out of bounds", pos)
-                gt = self.globals[index]
-                if gt.mutable:
-                    raise r.error("constant expression required: global.get of mutable global", pos)
-                ops.append(("global.get", index))
-                stack.append(gt.content)
+                ops.append(("global.get", r.u32()))
             elif op in _ARITH_OPS:
-                name, t = _ARITH_OPS[op]
-                if len(stack) < 2 or stack[-1] is not t or stack[-2] is not t:
-                    found = ", ".join(str(s) for s in stack[-2:]) or "nothing"
-                    raise r.error(f"type mismatch: {name} expected two {t} operands, found {found}",
-                                  pos)
-                stack.pop()
-                ops.append((name, None))
+                ops.append((_ARITH_OPS[op][0], None))
             elif op == 0x43:
                 ops.append(("f32.const", int.from_bytes(r.bytes(4), "little")))
-                stack.append(F32)
             elif op == 0x44:
                 ops.append(("f64.const", int.from_bytes(r.bytes(8), "little")))
-                stack.append(F64)
             elif op == 0xD0:
-                t = read_heap_type(r, self.types)
-                ops.append(("ref.null", t))
-                stack.append(t)
+                ops.append(("ref.null", read_heap_type(r, self.types)))
             elif op == 0xD2:
                 index = r.u32()
                 self.check_func_index(r, index, pos)
                 self.escape(index)
                 ops.append(("ref.func", index))
-                stack.append(RefType(False, self.types[self.func_types[index]]))
             elif op == 0xFD:
                 sub = r.u32()
                 if sub != 12:
                     raise r.error(f"constant expression required: non-constant operator "
                                   f"0xfd {sub}", pos)
                 ops.append(("v128.const", bytes(r.bytes(16))))
-                stack.append(V128)
             elif op == 0xFB:
                 raise UnsupportedFeature("gc", pos, r.section, "GC instruction in a constant expression")
             else:
                 raise r.error(f"constant expression required: non-constant operator {op:#04x}", pos)
-        if len(stack) != 1 or (stack[0] is not expected and not is_subtype(stack[0], expected)):
-            found = " ".join(str(s) for s in stack) or "nothing"
-            raise r.error(f"type mismatch: constant expression must produce [{expected}], "
-                          f"found [{found}]", start)
-        return ConstExpr(tuple(ops))
+        ops = tuple(ops)
+        try:
+            checks.const_expr(ops, expected, self.globals, num_globals, self.func_types, self.types)
+        except Invalid as exc:
+            raise r.error(exc.message, start if exc.at is None else positions[exc.at]) from None
+        return ConstExpr(ops)
 
     # -- sections -------------------------------------------------------------------------------
     def type_section(self, r: Reader) -> None:
@@ -470,8 +439,7 @@ class _Decoder:
                 t = replace(t, init=self.read_const_expr(r, t.element))
             else:
                 t = self.read_table_type(r)
-                if not is_defaultable(t.element):
-                    raise r.error("type mismatch: non-defaultable element type", p)
+                _check(r, p, checks.table_init, t.element, None)
             self.tables.append(t)
         self.end_of_section(r)
 
@@ -542,9 +510,7 @@ class _Decoder:
         pos = r.pos
         index = r.u32()
         self.check_func_index(r, index, pos)
-        ft = self.types[self.func_types[index]]
-        if ft.params or ft.results:
-            raise r.error("invalid start function type", pos)
+        _check(r, pos, checks.start_func_type, self.types[self.func_types[index]])
         if not r.eof():
             raise r.error("unexpected content in the start section")
         self.module.start_func = index
@@ -912,6 +878,14 @@ _make_memory_initializer = _memory_initializer_factory()
 
 class _Slow(Exception):
     """Internal: leave a fast path for the general one."""
+
+
+def _check(r: Reader, pos: int, rule, *args) -> None:
+    """Apply a rule of :mod:`wasmenv.checks`; a broken one is a DecodeError at ``pos``."""
+    try:
+        rule(*args)
+    except Invalid as exc:
+        raise r.error(exc.message, pos) from None
 
 
 _ARITH_OPS = {

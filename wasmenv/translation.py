@@ -9,6 +9,7 @@ from .init import (MemoryInitialization, StaticMemoryInitializer,
                    TableInitialization)
 from .init import U64_MAX
 from .module import Module
+from .tunables import Tunables
 from .types import WASM_PAGE_SIZE, ValType
 
 Chunk = Union[memoryview, bytes, bytearray]
@@ -89,6 +90,11 @@ class ModuleTranslation:
     #: The code section as decoded (None when the bodies are not available, e.g. an
     #: artifact that does not keep them).
     code: Optional[CodeSection] = None
+    #: The tunables the plans were computed with, when known (set by ``load_artifact``).
+    tunables: Optional[Tunables] = None
+    #: Where ``data`` and ``passive_data`` live on disk (a ``wasmenv.artifact.ArtifactInfo``)
+    #: when loaded from an artifact, else None.
+    artifact: Optional[object] = None
 
     def data_view(self, r: range) -> memoryview:
         return self.data.view(r)
@@ -204,7 +210,7 @@ class ModuleTranslation:
             plan = module.table_plans[seg.table_index].table
             # A FuncTable array cannot tell "unset" from an explicit null: tables whose
             # initializer is not null keep their segments eager.
-            non_null_init = getattr(plan, "init", None) is not None and not plan.init.is_null()
+            non_null_init = plan.init is not None and not plan.init.is_null()
             if (module.is_imported_table(seg.table_index) or plan.element is not ValType.FUNCREF
                     or non_null_init or seg.base is not None or seg.expr is not None
                     or not seg.is_foldable_items):

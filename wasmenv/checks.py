@@ -1,0 +1,642 @@
+"""The module model's invariants, in one place: what the decoder and the artifact loader check.
+
+The rule functions (``memory_limits``, ``table_limits``, ``table_init``, ``tag_type``,
+``start_func_type``, ``const_expr``) are called by the decoder on what it reads (it turns
+:class:`Invalid` into a :class:`~wasmenv.DecodeError` at the byte offset) and by
+:func:`check_translation`, which checks a whole :class:`ModuleTranslation` built by anyone
+else (an artifact's metadata, a hand-built one): that one reports the field's path.
+"""
+from __future__ import annotations
+
+import bisect
+import functools
+from typing import List, Optional, Sequence
+
+from .constexpr import _ARITH, ConstExpr
+from .init import (MemoryInitialization, MemoryInitializer, StaticMemoryInitializer,
+                   TableInitialization, TableInitializer)
+from .module import ElementSegment, FunctionType, Global, Initializer, Module, ModuleType
+from .plans import MemoryPlan, MemoryStyle, TablePlan, TableStyle
+from .translation import MAX_FUNC_TABLE_SIZE, ModuleTranslation
+from .tunables import Tunables
+from .types import (ABSTRACT_HEAP_TYPES, WASM32_MAX_PAGES, WASM64_MAX_PAGES, WASM_PAGE_SIZE,
+                    EntityIndex, ExternKind, FuncType, GlobalType, MemoryType, RefType, TableType,
+                    TagType, ValType, is_defaultable, is_subtype)
+
+__all__ = ["Invalid", "check_translation", "check_module", "memory_limits", "table_limits", "table_init",
+           "tag_type", "start_func_type", "const_expr", "MAX_ALIGN", "MAX_TYPE_DEPTH"]
+
+U32 = 1 << 32
+U64 = 1 << 64
+#: Largest alignment accepted for data chunks (bytes).
+MAX_ALIGN = 1 << 30
+#: Nesting limit for value types inside value types (RefType -> FuncType -> RefType ...).
+MAX_TYPE_DEPTH = 32
+
+
+class Invalid(ValueError):
+    """A broken invariant: ``message``, and ``at`` (a field path, or an op's position)."""
+
+    def __init__(self, message: str, at=None):
+        super().__init__(message, at)
+        self.message = message
+        self.at = at
+
+    def __str__(self):
+        return f"{self.at}: {self.message}" if isinstance(self.at, str) else self.message
+
+
+# =====================================================================================
+# Rules shared with the decoder
+# =====================================================================================
+def memory_limits(minimum: int, maximum: Optional[int], shared: bool, memory64: bool) -> None:
+    """A memory type's limits: min <= max <= the index type's page cap; shared has a max."""
+    cap = WASM64_MAX_PAGES if memory64 else WASM32_MAX_PAGES
+    if maximum is not None and minimum > maximum:
+        raise Invalid(f"size minimum must not be greater than maximum "
+                      f"(maximum {maximum} out of range [{minimum}, {cap}])")
+    if minimum > cap or (maximum is not None and maximum > cap):
+        raise Invalid("memory size must be at most 2**48 pages" if memory64
+                      else "memory size must be at most 65536 pages (4GiB)")
+    if shared and maximum is None:
+        raise Invalid("shared memory must have maximum size")
+
+
+def table_limits(minimum: int, maximum: Optional[int], table64: bool) -> None:
+    """A table type's limits: min <= max <= the index type's cap."""
+    cap = U64 - 1 if table64 else U32 - 1
+    if maximum is not None and minimum > maximum:
+        raise Invalid(f"size minimum must not be greater than maximum "
+                      f"(maximum {maximum} out of range [{minimum}, {cap}])")
+    if minimum > cap or (maximum is not None and maximum > cap):
+        raise Invalid(f"table size must be at most {cap:#x} entries")
+
+
+def table_init(element, init: Optional[ConstExpr]) -> None:
+    """A defined table without an initializer needs a defaultable (nullable) element type."""
+    if init is None and not is_defaultable(element):
+        raise Invalid("type mismatch: non-defaultable element type (a defined table of a "
+                      "non-nullable type needs an initializer)")
+
+
+def tag_type(ft: FuncType) -> None:
+    if ft.results:
+        raise Invalid("invalid exception type: non-empty tag result type")
+
+
+def start_func_type(ft: FuncType) -> None:
+    if ft.params or ft.results:
+        raise Invalid("invalid start function type (the start function takes and returns nothing)")
+
+
+_CONST_BITS = {"i32.const": 32, "i64.const": 64, "f32.const": 32, "f64.const": 64}
+_CONST_TYPES = {"i32.const": ValType.I32, "i64.const": ValType.I64,
+                "f32.const": ValType.F32, "f64.const": ValType.F64, "v128.const": ValType.V128}
+_ARITH_TYPES = {name: ValType.I32 if name.startswith("i32") else ValType.I64 for name in _ARITH}
+
+
+def const_expr(ops, expected, global_types: Sequence[GlobalType], num_globals: int,
+               func_sigs: Sequence[int], types: Sequence[FuncType]) -> None:
+    """Type-check the ops of a constant expression producing a subtype of ``expected``.
+
+    ``global_types[:num_globals]`` are visible to ``global.get``; ``func_sigs[f]`` is the
+    type index of function ``f`` (``ref.func f`` has type ``(ref $sig)``).
+
+    Raises:
+        Invalid: ``at`` is the index of the offending op (None: the expression as a whole).
+    """
+    stack: List[object] = []
+    for k, item in enumerate(ops):
+        if type(item) is not tuple or len(item) != 2 or type(item[0]) is not str:
+            raise Invalid(f"malformed op {item!r}", k)
+        op, imm = item
+        t = _CONST_TYPES.get(op)
+        if t is not None:
+            if op == "v128.const":
+                if type(imm) is not bytes or len(imm) != 16:
+                    raise Invalid("v128.const needs 16 bytes", k)
+            elif type(imm) is not int or not 0 <= imm < 1 << _CONST_BITS[op]:
+                raise Invalid(f"{op} immediate {imm!r} is not a {_CONST_BITS[op]}-bit pattern", k)
+            stack.append(t)
+        elif op == "global.get":
+            if type(imm) is not int or not 0 <= imm < num_globals:
+                raise Invalid(f"unknown global {imm}: global index out of bounds "
+                              f"(global.get {imm}: only {num_globals} globals are visible here)", k)
+            gt = global_types[imm]
+            if gt.mutable:
+                raise Invalid("constant expression required: global.get of mutable global", k)
+            stack.append(gt.content)
+        elif op == "ref.func":
+            if type(imm) is not int or not 0 <= imm < len(func_sigs):
+                raise Invalid(f"unknown function {imm}: func index out of bounds", k)
+            stack.append(_func_ref(types[func_sigs[imm]]))
+        elif op == "ref.null":
+            try:
+                value_type(imm, ref=True)
+            except Invalid as exc:
+                raise Invalid(exc.message, k) from None
+            if type(imm) is RefType and not imm.nullable:
+                raise Invalid("ref.null of a non-nullable type", k)
+            stack.append(imm)
+        elif op in _ARITH:
+            t = _ARITH_TYPES[op]
+            if imm is not None:
+                raise Invalid(f"{op} takes no immediate", k)
+            if len(stack) < 2 or stack[-1] is not t or stack[-2] is not t:
+                found = ", ".join(str(s) for s in stack[-2:]) or "nothing"
+                raise Invalid(f"type mismatch: {op} expected two {t} operands, found {found}", k)
+            stack.pop()
+        else:
+            raise Invalid(f"unknown constant operator {op!r}", k)
+    if len(stack) != 1 or (stack[0] is not expected and not _subtype(stack[0], expected)):
+        found = " ".join(str(s) for s in stack) or "nothing"
+        raise Invalid(f"type mismatch: constant expression must produce [{expected}], "
+                      f"found [{found}]")
+
+
+#: ``(ref $ft)`` and ``a <: b``, memoized: element segments repeat them per item.
+_func_ref = functools.lru_cache(maxsize=1024)(lambda ft: RefType(False, ft))
+_subtype = functools.lru_cache(maxsize=1024)(is_subtype)
+
+
+def value_type(v, ref: bool = False, depth: int = 0) -> None:
+    """A ValType, or a RefType whose heap is an abstract heap type or a FuncType."""
+    if isinstance(v, ValType):
+        if ref and not v.is_ref:
+            raise Invalid(f"expected a reference type, got {v}")
+        return
+    if type(v) is not RefType:
+        raise Invalid(f"expected a value type, got {v!r}")
+    if depth >= MAX_TYPE_DEPTH:
+        raise Invalid("value types nested too deeply")
+    if type(v.nullable) is not bool:
+        raise Invalid("RefType.nullable must be a bool")
+    if isinstance(v.heap, str):
+        if v.heap not in ABSTRACT_HEAP_TYPES:
+            raise Invalid(f"unknown heap type {v.heap!r}")
+    else:
+        func_type(v.heap, depth + 1)
+
+
+def func_type(ft, depth: int = 0) -> None:
+    if type(ft) is not FuncType:
+        raise Invalid(f"expected a FuncType, got {ft!r}")
+    for part in (ft.params, ft.results):
+        if type(part) is not tuple:
+            raise Invalid("params and results must be tuples")
+        for v in part:
+            value_type(v, depth=depth)
+
+
+# =====================================================================================
+# A whole translation
+# =====================================================================================
+class Chunks:
+    """Chunk boundaries of a data store, for range checks."""
+
+    def __init__(self, lengths: Sequence[int]):
+        self.starts = []
+        total = 0
+        for n in lengths:
+            self.starts.append(total)
+            total += n
+        self.lengths = list(lengths)
+        self.total = total
+
+    def index_of(self, r: range) -> Optional[int]:
+        """The chunk holding non-empty ``r``, else None (or for empty ``r``)."""
+        if len(r) == 0:
+            return None
+        i = bisect.bisect_right(self.starts, r.start) - 1
+        return i if i >= 0 and r.stop - self.starts[i] <= self.lengths[i] else None
+
+
+def check_translation(translation: ModuleTranslation, tunables: Optional[Tunables] = None) -> None:
+    """Check every invariant of ``translation`` (plans against ``tunables`` unless None).
+
+    Raises:
+        Invalid: the first inconsistency; ``at`` is the field's path.
+    """
+    if not isinstance(translation, ModuleTranslation):
+        raise Invalid(f"not a ModuleTranslation: {type(translation).__name__}")
+    data_lengths = [_chunk_len(c, f"data.chunks[{i}]") for i, c in enumerate(translation.data.chunks)]
+    passive_lengths = [_chunk_len(c, f"passive_data.chunks[{i}]")
+                       for i, c in enumerate(translation.passive_data.chunks)]
+    check_module(translation.module, translation.data_align, data_lengths, passive_lengths, tunables)
+
+
+def check_module(module: Module, data_align: Optional[int], data_lengths: Sequence[int],
+                 passive_lengths: Sequence[int], tunables: Optional[Tunables] = None) -> None:
+    """:func:`check_translation` of a module whose stores have chunks of these lengths
+    (the artifact loader checks the model against the chunk layout before mapping)."""
+    _Checker(module, data_align, Chunks(data_lengths), Chunks(passive_lengths), tunables).run()
+
+
+def _chunk_len(chunk, where) -> int:
+    try:
+        return memoryview(chunk).nbytes
+    except TypeError:
+        raise Invalid("not a bytes-like object", where) from None
+
+
+def _tname(v) -> str:
+    return "null" if v is None else type(v).__name__
+
+
+def _int(v, where, lo=0, hi=None):
+    if type(v) is not int:
+        raise Invalid(f"expected an integer, got {_tname(v)}", where)
+    if v < lo or (hi is not None and v > hi):
+        bound = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise Invalid(f"{v} out of range {bound}", where)
+
+
+def _str(v, where, optional=False):
+    if v is None and optional:
+        return
+    if type(v) is not str:
+        raise Invalid(f"expected a string, got {_tname(v)}", where)
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid("string is not valid UTF-8 (lone surrogate)", where) from None
+
+
+def _is(v, cls, where, what=None):
+    """``v`` is exactly a ``cls`` (bool, tuple, a model class)."""
+    if type(v) is not cls:
+        raise Invalid(f"expected {what or cls.__name__}, got {v!r}", where)
+
+
+def _at(where, fn, *args):
+    """Run a shared rule, reporting a failure at field ``where``."""
+    try:
+        fn(*args)
+    except Invalid as exc:
+        raise Invalid(exc.message, where) from None
+
+
+def is_pow2(v) -> bool:
+    return type(v) is int and v > 0 and v & (v - 1) == 0
+
+
+class _Checker:
+    """One pass over a module, section by section, in the decoder's order."""
+
+    def __init__(self, module, data_align, data: Chunks, passive: Chunks, tunables):
+        self.m = module
+        self.data_align = data_align
+        self.data = data
+        self.passive = passive
+        self.tunables = tunables
+
+    def run(self):
+        m = self.m
+        if not isinstance(m, Module):
+            raise Invalid(f"expected a Module, got {_tname(m)}", "module")
+        if self.data_align is not None and not (is_pow2(self.data_align) and self.data_align <= MAX_ALIGN):
+            raise Invalid(f"must be null or a power of two <= {MAX_ALIGN}, got {self.data_align!r}",
+                          "data_align")
+        _str(m.name, "module.name", optional=True)
+        for fld in ("num_imported_funcs", "num_imported_tables", "num_imported_memories",
+                    "num_imported_globals", "num_imported_tags", "num_escaped_funcs",
+                    "num_data_segments", "num_elem_segments"):
+            _int(getattr(m, fld), f"module.{fld}")
+        for fld in ("types", "functions", "table_plans", "memory_plans", "globals", "tags",
+                    "initializers"):
+            if type(getattr(m, fld)) is not list:
+                raise Invalid(f"expected a list, got {_tname(getattr(m, fld))}", f"module.{fld}")
+        for kind, fld in _IMPORT_COUNTS:
+            space = _space(m, kind)
+            if getattr(m, fld) > space:
+                raise Invalid(f"{getattr(m, fld)} imports but only {space} entries", f"module.{fld}")
+        for section in (self.types, self.functions, self.tables, self.memories, self.globals,
+                        self.tags, self.imports, self.exports, self.memory_initialization,
+                        self.table_initialization, self.element_and_data_segments):
+            section()
+
+    # -- helpers --------------------------------------------------------------------------
+    def expr(self, e, expected, where, num_globals=None):
+        if type(e) is not ConstExpr or type(e.ops) is not tuple or not e.ops:
+            raise Invalid(f"expected a non-empty constant expression, got {e!r}", where)
+        try:
+            const_expr(e.ops, expected, self.global_types,
+                       len(self.global_types) if num_globals is None else num_globals,
+                       self.func_sigs, self.func_types)
+        except Invalid as exc:
+            raise Invalid(exc.message, where if exc.at is None else f"{where}[{exc.at}]") from None
+
+    def items(self, items, element, where):
+        """Element items: function indices (checked per signature), None, or expressions."""
+        _is(items, tuple, where, "a tuple")
+        nfuncs = len(self.func_sigs)
+        sigs = set()
+        for j, v in enumerate(items):
+            if v is None:
+                continue
+            if type(v) is int:
+                if not 0 <= v < nfuncs:
+                    raise Invalid(f"function {v} out of range ({nfuncs} functions)", f"{where}[{j}]")
+                sigs.add(self.func_sigs[v])
+            else:
+                self.expr(v, element, f"{where}[{j}]")
+        for sig in sigs:
+            if not is_subtype(RefType(False, self.func_types[sig]), element):
+                raise Invalid(f"function index in a {element} segment: type mismatch: invalid "
+                              f"element type `(ref {self.func_types[sig]})`", where)
+
+    def base_global(self, g, want, where):
+        if g is None:
+            return
+        _int(g, where)
+        if g >= len(self.global_types):
+            raise Invalid(f"global {g} out of range ({len(self.global_types)} globals)", where)
+        gt = self.global_types[g]
+        if gt.content is not want or gt.mutable:
+            raise Invalid(f"base global {g} must be an immutable {want}", where)
+
+    def range_(self, r, chunks: Chunks, where):
+        if type(r) is not range or r.step != 1:
+            raise Invalid(f"expected a range with step 1, got {r!r}", where)
+        if not 0 <= r.start <= r.stop <= chunks.total:
+            raise Invalid(f"range [{r.start}, {r.stop}) outside the {chunks.total} bytes of its store",
+                          where)
+        if len(r) and chunks.index_of(r) is None:
+            raise Invalid(f"range [{r.start}, {r.stop}) spans more than one data chunk", where)
+
+    # -- sections -------------------------------------------------------------------------
+    def types(self):
+        for i, t in enumerate(self.m.types):
+            w = f"module.types[{i}]"
+            _is(t, ModuleType, w, "a ModuleType(FuncType)")
+            _at(w, func_type, t.func)
+        self.func_types = [t.func for t in self.m.types]
+
+    def functions(self):
+        m = self.m
+        ntypes = len(self.func_types)
+        anyfuncs = set()
+        for i, f in enumerate(m.functions):
+            w = f"module.functions[{i}]"
+            _is(f, FunctionType, w)
+            _int(f.signature, f"{w}.signature", 0, ntypes - 1 if ntypes else -1)
+            if f.anyfunc is not None:
+                _int(f.anyfunc, f"{w}.anyfunc", 0, m.num_escaped_funcs - 1)
+                if f.anyfunc in anyfuncs:
+                    raise Invalid(f"anyfunc index {f.anyfunc} used twice", f"{w}.anyfunc")
+                anyfuncs.add(f.anyfunc)
+        if len(anyfuncs) != m.num_escaped_funcs:
+            raise Invalid(f"{m.num_escaped_funcs} but {len(anyfuncs)} functions escape (anyfunc "
+                          f"indices must be dense)", "module.num_escaped_funcs")
+        self.func_sigs = [f.signature for f in m.functions]
+
+    def tables(self):
+        for i, p in enumerate(self.m.table_plans):
+            w = f"module.table_plans[{i}]"
+            if type(p) is not TablePlan or type(p.table) is not TableType:
+                raise Invalid(f"expected a TablePlan(TableType), got {p!r}", w)
+            t = p.table
+            _at(f"{w}.element", value_type, t.element, True)
+            _is(t.table64, bool, f"{w}.table64", "true/false")
+            _int(t.minimum, f"{w}.minimum")
+            if t.maximum is not None:
+                _int(t.maximum, f"{w}.maximum")
+            _at(w, table_limits, t.minimum, t.maximum, t.table64)
+            if p.style is not TableStyle.CallerChecksSignature:
+                raise Invalid(f"unknown table style {p.style!r}", f"{w}.style")
+
+    def memories(self):
+        for i, p in enumerate(self.m.memory_plans):
+            w = f"module.memory_plans[{i}]"
+            if type(p) is not MemoryPlan or type(p.memory) is not MemoryType:
+                raise Invalid(f"expected a MemoryPlan(MemoryType), got {p!r}", w)
+            mt = p.memory
+            _is(mt.shared, bool, f"{w}.shared", "true/false")
+            _is(mt.memory64, bool, f"{w}.memory64", "true/false")
+            _int(mt.minimum, f"{w}.minimum")
+            if mt.maximum is not None:
+                _int(mt.maximum, f"{w}.maximum")
+            _at(w, memory_limits, mt.minimum, mt.maximum, mt.shared, mt.memory64)
+            if type(p.style) is MemoryStyle.Static:
+                _int(p.style.bound_pages, f"{w}.style.bound_pages")
+            elif type(p.style) is MemoryStyle.Dynamic:
+                _int(p.style.reserve_bytes, f"{w}.style.reserve_bytes")
+            else:
+                raise Invalid(f"unknown memory style {p.style!r}", f"{w}.style")
+            _int(p.pre_guard_size, f"{w}.pre_guard_size")
+            _int(p.offset_guard_size, f"{w}.offset_guard_size")
+            if self.tunables is not None:
+                want = MemoryPlan.for_memory(mt, self.tunables)
+                if p != want:
+                    raise Invalid(f"plan {p} is not what the tunables give ({want})", w)
+
+    def globals(self):
+        m = self.m
+        for i, g in enumerate(m.globals):
+            w = f"module.globals[{i}]"
+            if type(g) is not Global or type(g.type) is not GlobalType:
+                raise Invalid(f"expected a Global(GlobalType), got {g!r}", w)
+            _at(f"{w}.type", value_type, g.type.content)
+            _is(g.type.mutable, bool, f"{w}.mutable", "true/false")
+        self.global_types = [g.type for g in m.globals]
+        for i, g in enumerate(m.globals):
+            w = f"module.globals[{i}].init"
+            if i < m.num_imported_globals:
+                if g.init is not None:
+                    raise Invalid("an imported global has no initializer", w)
+            else:
+                self.expr(g.init, g.type.content, w, num_globals=i)
+        for i, p in enumerate(m.table_plans):
+            w = f"module.table_plans[{i}].init"
+            init = p.table.init
+            if i < m.num_imported_tables:
+                if init is not None:
+                    raise Invalid("an imported table has no initializer", w)
+                continue
+            _at(w, table_init, p.table.element, init)
+            if init is not None:  # the table section precedes the globals: imports only
+                self.expr(init, p.table.element, w, num_globals=m.num_imported_globals)
+
+    def tags(self):
+        ntypes = len(self.func_types)
+        for i, t in enumerate(self.m.tags):
+            w = f"module.tags[{i}]"
+            _is(t, TagType, w)
+            _int(t.type_index, f"{w}.type_index", 0, ntypes - 1 if ntypes else -1)
+            if t.func_type != self.func_types[t.type_index]:
+                raise Invalid("differs from the type it names", f"{w}.func_type")
+            _at(f"{w}.func_type", tag_type, t.func_type)
+
+    def imports(self):
+        m = self.m
+        counts = {k: 0 for k in ExternKind}
+        for i, imp in enumerate(m.initializers):
+            w = f"module.initializers[{i}]"
+            _is(imp, Initializer.Import, w, "Initializer.Import")
+            _str(imp.name, f"{w}.name")
+            _str(imp.field, f"{w}.field")
+            _entity(imp.index, f"{w}.index")
+            kind, index = imp.index
+            if index != counts[kind]:
+                raise Invalid(f"imported {kind} {index} out of order (expected {counts[kind]})",
+                              f"{w}.index")
+            counts[kind] += 1
+        for kind, fld in _IMPORT_COUNTS:
+            if counts[kind] != getattr(m, fld):
+                raise Invalid(f"{getattr(m, fld)} but {counts[kind]} {kind} imports", f"module.{fld}")
+
+    def exports(self):
+        m = self.m
+        spaces = {kind: _space(m, kind) for kind in ExternKind}
+        if type(m.exports) is not dict:
+            raise Invalid(f"expected a dict, got {_tname(m.exports)}", "module.exports")
+        for name, index in m.exports.items():
+            w = f"module.exports[{name!r}]"
+            _str(name, w)
+            _entity(index, w)
+            if index.index >= spaces[index.kind]:
+                raise Invalid(f"{index.kind} {index.index} out of range ({spaces[index.kind]})", w)
+        if m.start_func is not None:
+            _int(m.start_func, "module.start_func", 0, len(m.functions) - 1)
+            _at("module.start_func", start_func_type, self.func_types[m.functions[m.start_func].signature])
+
+    def memory_initialization(self):
+        m = self.m
+        mi = m.memory_initialization
+        nmem = len(m.memory_plans)
+        if type(mi) is MemoryInitialization.Segmented:
+            _is(mi.initializers, tuple, "module.memory_initialization.initializers", "a tuple")
+            for k, init in enumerate(mi.initializers):
+                w = f"module.memory_initialization.initializers[{k}]"
+                _is(init, MemoryInitializer, w)
+                _int(init.memory_index, f"{w}.memory_index", 0, nmem - 1)
+                mem64 = m.memory_plans[init.memory_index].memory.memory64
+                _is(init.memory64, bool, f"{w}.memory64", "true/false")
+                if init.memory64 is not mem64:
+                    raise Invalid("differs from the memory's index type", f"{w}.memory64")
+                want = ValType.I64 if mem64 else ValType.I32
+                self.base_global(init.base, want, f"{w}.base")
+                _int(init.offset, f"{w}.offset", 0, (U64 if mem64 else U32) - 1)
+                if init.expr is not None:
+                    if init.base is not None or init.offset != 0:
+                        raise Invalid("an initializer with an expression has no base and offset 0", w)
+                    self.expr(init.expr, want, f"{w}.expr")
+                self.range_(init.data, self.data, f"{w}.data")
+        elif type(mi) is MemoryInitialization.Static:
+            if type(mi.map) is not tuple or len(mi.map) != nmem:
+                raise Invalid(f"expected a tuple of {nmem} entries", "module.memory_initialization.map")
+            for k, init in enumerate(mi.map):
+                if init is not None:
+                    self.image(k, init, f"module.memory_initialization.map[{k}]")
+        else:
+            raise Invalid(f"unknown kind {mi!r}", "module.memory_initialization")
+
+    def image(self, k, init, w):
+        align = self.data_align
+        _is(init, StaticMemoryInitializer, w, "a StaticMemoryInitializer or None")
+        if k < self.m.num_imported_memories:
+            raise Invalid("an imported memory has no static image", w)
+        if align is None:
+            raise Invalid("a Static initialization needs data_align", "data_align")
+        _int(init.offset, f"{w}.offset")
+        self.range_(init.data, self.data, f"{w}.data")
+        n = len(init.data)
+        if n == 0:
+            raise Invalid("an image is never empty (None means no image)", f"{w}.data")
+        if init.offset % align or n % align:
+            raise Invalid(f"image at {init.offset} of {n} bytes is not aligned to {align}", w)
+        limit = self.m.memory_plans[k].memory.minimum * WASM_PAGE_SIZE
+        if init.offset + n > limit:
+            raise Invalid(f"image [{init.offset}, {init.offset + n}) exceeds the memory's minimum "
+                          f"size ({limit} bytes)", w)
+        ci = self.data.index_of(init.data)
+        if (init.data.start - self.data.starts[ci]) % align:
+            raise Invalid("image does not start at an aligned position of its chunk", f"{w}.data")
+
+    def table_initialization(self):
+        m = self.m
+        ti = m.table_initialization
+        ntab = len(m.table_plans)
+        if type(ti) is TableInitialization.FuncTable:
+            if type(ti.tables) is not tuple or len(ti.tables) != ntab:
+                raise Invalid(f"expected a tuple of {ntab} entries", "module.table_initialization.tables")
+            nf = len(self.func_sigs)
+            for k, arr in enumerate(ti.tables):
+                w = f"module.table_initialization.tables[{k}]"
+                if arr is None:
+                    continue
+                _is(arr, tuple, w, "a tuple or None")
+                t = m.table_plans[k].table
+                if k < m.num_imported_tables or t.element is not ValType.FUNCREF:
+                    raise Invalid("only defined funcref tables are folded", w)
+                if len(arr) > min(t.minimum, MAX_FUNC_TABLE_SIZE):
+                    raise Invalid(f"{len(arr)} elements exceed the table minimum {t.minimum} "
+                                  f"(or {MAX_FUNC_TABLE_SIZE})", w)
+                for j, f in enumerate(arr):
+                    if f is not None and (type(f) is not int or not 0 <= f < nf):
+                        raise Invalid(f"expected a function index < {nf} or None, got {f!r}",
+                                      f"{w}[{j}]")
+        elif type(ti) is not TableInitialization.Segments:
+            raise Invalid(f"unknown kind {ti!r}", "module.table_initialization")
+        _is(ti.segments, tuple, "module.table_initialization.segments", "a tuple")
+        for k, seg in enumerate(ti.segments):
+            w = f"module.table_initialization.segments[{k}]"
+            _is(seg, TableInitializer, w)
+            _int(seg.table_index, f"{w}.table_index", 0, ntab - 1)
+            t = m.table_plans[seg.table_index].table
+            _is(seg.table64, bool, f"{w}.table64", "true/false")
+            if seg.table64 is not t.table64:
+                raise Invalid("differs from the table's index type", f"{w}.table64")
+            want = ValType.I64 if t.table64 else ValType.I32
+            self.base_global(seg.base, want, f"{w}.base")
+            _int(seg.offset, f"{w}.offset", 0, (U64 if t.table64 else U32) - 1)
+            if seg.expr is not None:
+                if seg.base is not None or seg.offset != 0:
+                    raise Invalid("a segment with an expression has no base and offset 0", w)
+                self.expr(seg.expr, want, f"{w}.expr")
+            self.items(seg.elements, t.element, f"{w}.elements")
+
+    def element_and_data_segments(self):
+        m = self.m
+        if type(m.passive_elements) is not dict:
+            raise Invalid("expected a dict", "module.passive_elements")
+        for idx, seg in m.passive_elements.items():
+            w = f"module.passive_elements[{idx!r}]"
+            _int(idx, w, 0, m.num_elem_segments - 1)
+            _is(seg, ElementSegment, w)
+            if seg.mode not in ("passive", "declarative"):
+                raise Invalid(f"unknown mode {seg.mode!r}", f"{w}.mode")
+            _at(f"{w}.element", value_type, seg.element, True)
+            self.items(seg.items, seg.element, f"{w}.items")
+        _is(m.dropped_elements, tuple, "module.dropped_elements", "a tuple")
+        prev = -1
+        for j, idx in enumerate(m.dropped_elements):
+            w = f"module.dropped_elements[{j}]"
+            _int(idx, w, prev + 1, m.num_elem_segments - 1)
+            if idx in m.passive_elements:
+                raise Invalid(f"element segment {idx} is both passive and dropped", w)
+            prev = idx
+        if type(m.passive_data_map) is not dict:
+            raise Invalid("expected a dict", "module.passive_data_map")
+        for idx, r in m.passive_data_map.items():
+            w = f"module.passive_data_map[{idx!r}]"
+            _int(idx, w, 0, m.num_data_segments - 1)
+            self.range_(r, self.passive, w)
+
+
+_IMPORT_COUNTS = ((ExternKind.FUNC, "num_imported_funcs"), (ExternKind.TABLE, "num_imported_tables"),
+                  (ExternKind.MEMORY, "num_imported_memories"),
+                  (ExternKind.GLOBAL, "num_imported_globals"), (ExternKind.TAG, "num_imported_tags"))
+_SPACES = {ExternKind.FUNC: "functions", ExternKind.TABLE: "table_plans",
+           ExternKind.MEMORY: "memory_plans", ExternKind.GLOBAL: "globals", ExternKind.TAG: "tags"}
+
+
+def _space(m: Module, kind: ExternKind) -> int:
+    """The size of index space ``kind`` (imports included)."""
+    return len(getattr(m, _SPACES[kind]))
+
+
+def _entity(index, where):
+    if type(index) is not EntityIndex or not isinstance(index.kind, ExternKind):
+        raise Invalid(f"expected an EntityIndex, got {index!r}", where)
+    _int(index.index, where)
