@@ -45,7 +45,7 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _strategies import ROOT, our_engine  # noqa: E402
+from _strategies import ROOT, our_engine, pool_for  # noqa: E402
 
 DEFAULT_MODULE = ROOT / "examples" / "build" / "image_1mib.wasm"
 OURS = ("cow", "copy", "pooling")
@@ -71,20 +71,6 @@ def summary(samples_ns):
 
 
 # ---- the measured things -----------------------------------------------------------------
-
-def pool_for(wasm):
-    """A PoolingAllocator the module fits (scripts/_strategies' limits, raised if needed)."""
-    import runtime
-    import wasmenv
-    env = wasmenv.compile(wasm).module
-    memories = env.memory_plans[env.num_imported_memories:]
-    tables = env.table_plans[env.num_imported_tables:]
-    pages = max([160] + [p.memory.minimum for p in memories])
-    elements = max([10_000] + [p.table.minimum for p in tables])
-    return runtime.PoolingAllocator(max_instances=4, max_memories_per_instance=max(1, len(memories)),
-                                    max_memory_pages=pages, max_tables_per_instance=max(1, len(tables)),
-                                    max_table_elements=elements)
-
 
 class OurStrategy:
     def __init__(self, strategy, wasm):
@@ -225,7 +211,7 @@ def takes_one_call_path(wasm, path) -> bool:
     try:
         runtime.Instance(module).close()
     except runtime.LinkError as exc:
-        raise SystemExit(f"{path.name}: {exc}; this benchmark instantiates without imports")
+        raise SystemExit(f"{path.name}: {exc}; this benchmark instantiates without imports") from exc
     return module._instance_layout.fast
 
 
@@ -245,7 +231,7 @@ def measure(wasm, names, n, rounds, warmup, batch=1):
     runners = {name: make(name, wasm) for name in names}
     samples = {name: [] for name in names}
     try:
-        for name, r in runners.items():
+        for r in runners.values():
             r.run(warmup, 1)  # one-time costs (handler install, pool reservation, caches)
         per_round = max(1, n // rounds)
         for _ in range(rounds):
