@@ -4,7 +4,7 @@ ours against wasmtime-py, with the same dummy imports; optionally RSS per live i
 
     .venv/bin/python scripts/bench_real.py [--module PATH ...] [--no-registry] [--no-synthetic]
         [-n 300] [--rounds 5] [--batch 5] [--quick] [--rss [N]] [--rss-guard BYTES]
-        [--json PATH]
+        [--no-timing] [--json PATH]
 
 Modules: every entry of scripts/real_modules.py's catalogue (fetched into its cache on
 first use) without a start function (a start function needs execution, which this runtime
@@ -353,6 +353,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="smoke run: 6 samples of 2, 2 rounds")
+    ap.add_argument("--no-timing", action="store_true", help="leave out the instantiate timings (with --rss)")
     ap.add_argument("--rss", type=int, nargs="?", const=2000, default=None, metavar="N",
                     help="also measure USS per live instance over N instances (default 2,000)")
     ap.add_argument("--rss-guard", type=int, default=GUARD_32MIB, help="offset guard for --rss (both runtimes)")
@@ -382,23 +383,23 @@ def main(argv=None) -> int:
     cases = [Case(key, path.read_bytes()) for key, path in paths.items()]
     results = {}
     started = time.time()
-    for case in cases:
+    for case in [] if args.no_timing else cases:
         rows, skipped = measure(case, wt_engine, args.iterations, args.rounds, args.warmup, args.batch)
         results[case.key] = {"rows": rows, "skipped": skipped,
                              "ours_over_wt": _ratio(rows.get("ours"), rows.get("wasmtime")),
                              "pool_over_wt": _ratio(rows.get("ours-pool"), rows.get("wasmtime"))}
         print(f"  measured {case.key}", file=sys.stderr)
     synthetic = {}
-    if not args.no_synthetic:
+    if not args.no_synthetic and not args.no_timing:
         for case in synthetic_cases(args.synthetic_scale):
             rows, _ = measure(case, wt_engine, args.iterations, args.rounds, args.warmup, args.batch,
                               with_pool=False)
             synthetic[case.key] = {"rows": rows, "series": case.series, "size": case.size}
             print(f"  measured {case.key}", file=sys.stderr)
 
-    print(f"instantiate + release, median us over {args.iterations} samples of {args.batch} "
-          f"({args.rounds} interleaved rounds); dummy imports alike in both runtimes")
     if results:
+        print(f"instantiate + release, median us over {args.iterations} samples of {args.batch} "
+              f"({args.rounds} interleaved rounds); dummy imports alike in both runtimes")
         print(real_table(results, facts))
     if left_out:
         print(f"left out (start function: needs execution, not there yet): {', '.join(left_out)}")
