@@ -1,6 +1,7 @@
 """Instantiation strategies shared by the measurement scripts (ours and wasmtime-py's)."""
 from __future__ import annotations
 
+import gc
 import pathlib
 import sys
 
@@ -12,6 +13,20 @@ OURS = ("cow", "copy", "pooling")
 THEIRS = ("wasmtime-cow", "wasmtime-copy")
 ALL = OURS + THEIRS
 GUARD_32MIB = 32 << 20
+
+
+def interleaved(runners: dict, n: int, rounds: int, warmup: int, batch: int) -> dict:
+    """Samples per runner (``run(count, batch)`` -> a list), after ``warmup`` untimed-count
+    calls each, taken in ``rounds`` interleaved rounds so drift hits every runner alike."""
+    samples = {name: [] for name in runners}
+    for r in runners.values():
+        r.run(warmup, 1)  # one-time costs (handler install, pool reservation, caches)
+    per_round = max(1, n // rounds)
+    for _ in range(rounds):
+        for name, r in runners.items():
+            gc.collect()
+            samples[name] += r.run(per_round, batch)
+    return samples
 
 
 def pool_for(wasm: bytes, max_instances: int = 4, max_pages: int = 160, max_elements: int = 10_000):

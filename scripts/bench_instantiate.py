@@ -36,7 +36,6 @@ Targets: cow <= 1.5 x floor-cow and <= 0.5 x wasmtime-cow; pooling <= 2 x floor-
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import pathlib
@@ -45,7 +44,7 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _strategies import ROOT, our_engine, pool_for  # noqa: E402
+from _strategies import ROOT, interleaved, our_engine, pool_for  # noqa: E402
 
 DEFAULT_MODULE = ROOT / "examples" / "build" / "image_1mib.wasm"
 OURS = ("cow", "copy", "pooling")
@@ -229,15 +228,8 @@ def make(name, wasm):
 
 def measure(wasm, names, n, rounds, warmup, batch=1):
     runners = {name: make(name, wasm) for name in names}
-    samples = {name: [] for name in names}
     try:
-        for r in runners.values():
-            r.run(warmup, 1)  # one-time costs (handler install, pool reservation, caches)
-        per_round = max(1, n // rounds)
-        for _ in range(rounds):
-            for name, r in runners.items():
-                gc.collect()
-                samples[name] += r.run(per_round, batch)
+        samples = interleaved(runners, n, rounds, warmup, batch)
     finally:
         for r in runners.values():
             r.close()

@@ -46,7 +46,6 @@ instance over N live instances, each (module, runtime) in a fresh process
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import math
 import pathlib
@@ -57,7 +56,7 @@ from typing import NamedTuple
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _dummy_imports import WasmtimeImports, has_store_bound, ours_linker, wasmtime_engine  # noqa: E402
-from _strategies import GUARD_32MIB, pool_for  # noqa: E402
+from _strategies import GUARD_32MIB, interleaved, pool_for  # noqa: E402
 
 TARGET_ONDEMAND, TARGET_POOLED, TARGET_EACH, TARGET_SCALE = 0.5, 0.25, 1.0, 1.25
 RUNNERS = ("ours", "ours-pool", "wasmtime")
@@ -96,6 +95,26 @@ def synthetic_cases(scale=1.0):
 
 # ---- the measured things -------------------------------------------------------------------
 
+def batches(n, batch, cycle, prepare=None):
+    """``n`` samples: the time of ``batch`` calls of ``cycle()`` divided by ``batch``; with
+    ``prepare``, each call is ``cycle(prepare())`` with the preparation made untimed
+    beforehand and dropped (timed) right after its call."""
+    clock, inner, out = time.perf_counter_ns, range(batch), []
+    for _ in range(n):
+        if prepare is None:
+            t0 = clock()
+            for _ in inner:
+                cycle()
+        else:
+            ready = [prepare() for _ in inner]
+            t0 = clock()
+            for i in inner:
+                cycle(ready[i])
+                ready[i] = None
+        out.append((clock() - t0) / batch)
+    return out
+
+
 class Ours:
     """Ours; for a module importing globals, memories or tables, each instance gets fresh
     ones (as each wasmtime store must): made and linked outside the timed region, closed
@@ -116,29 +135,19 @@ class Ours:
         linker, items = ours_linker(self.module, self.host_engine)
         return [None if self.drop_only else linker.instantiate_pre(self.module), items]
 
+    @staticmethod
+    def _cycle_fresh(ready):
+        pre, items = ready
+        if pre is not None:
+            pre.instantiate().close()
+        for item in items:
+            item.close()
+
     def run(self, n, batch):
-        clock, inner = time.perf_counter_ns, range(batch)
-        out = []
-        if not self.per_instance:
-            instantiate = self.pre.instantiate
-            for _ in range(n):
-                t0 = clock()
-                for _ in inner:
-                    instantiate().close()
-                out.append((clock() - t0) / batch)
-            return out
-        for _ in range(n):
-            ready = [self._prepare() for _ in inner]
-            t0 = clock()
-            for i in inner:
-                pre, items = ready[i]
-                if pre is not None:
-                    pre.instantiate().close()
-                for item in items:
-                    item.close()
-                ready[i] = pre = items = None
-            out.append((clock() - t0) / batch)
-        return out
+        if self.per_instance:
+            return batches(n, batch, self._cycle_fresh, self._prepare)
+        instantiate = self.pre.instantiate
+        return batches(n, batch, lambda: instantiate().close())
 
     def close(self):
         self.module.close()
@@ -166,29 +175,17 @@ class Wasmtime:
         items = self.imports.define_store_bound(linker, store)
         return [store, None if self.drop_only else linker.instantiate_pre(self.module), items]
 
+    @staticmethod
+    def _cycle_fresh(ready):
+        if ready[1] is not None:
+            ready[1].instantiate(ready[0])
+        # the caller drops ``ready``: that frees the store, its instance and its imports
+
     def run(self, n, batch):
-        clock, inner, Store, engine = time.perf_counter_ns, range(batch), self.Store, self.engine
-        out = []
-        if not self.per_store:
-            pre = self.pre
-            for _ in range(n):
-                t0 = clock()
-                for _ in inner:
-                    store = Store(engine)
-                    pre.instantiate(store)
-                    del store  # frees the instance with its store
-                out.append((clock() - t0) / batch)
-            return out
-        for _ in range(n):
-            ready = [self._prepare() for _ in inner]
-            t0 = clock()
-            for i in inner:
-                store, pre = ready[i][0], ready[i][1]
-                if pre is not None:
-                    pre.instantiate(store)
-                ready[i] = store = pre = None  # frees the store, its instance, its imports
-            out.append((clock() - t0) / batch)
-        return out
+        if self.per_store:
+            return batches(n, batch, self._cycle_fresh, self._prepare)
+        Store, engine, pre = self.Store, self.engine, self.pre
+        return batches(n, batch, lambda: pre.instantiate(Store(engine)))  # the store dies on return
 
     def close(self):
         pass
@@ -211,14 +208,7 @@ def measure(case, wt_engine, n, rounds, warmup, batch, with_pool=True):
         runners["wasmtime"] = Wasmtime(case.wasm, wt_engine, module)
         if runners["wasmtime"].per_store:
             runners["wasmtime-drop"] = Wasmtime(case.wasm, wt_engine, module, drop_only=True)
-        samples = {name: [] for name in runners}
-        for r in runners.values():
-            r.run(warmup, 1)
-        per_round = max(1, n // rounds)
-        for _ in range(rounds):
-            for name, r in runners.items():
-                gc.collect()
-                samples[name] += r.run(per_round, batch)
+        samples = interleaved(runners, n, rounds, warmup, batch)
     finally:
         for r in runners.values():
             r.close()
