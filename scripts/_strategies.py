@@ -1,6 +1,7 @@
 """Instantiation strategies shared by the measurement scripts (ours and wasmtime-py's)."""
 from __future__ import annotations
 
+import gc
 import pathlib
 import sys
 
@@ -14,8 +15,38 @@ ALL = OURS + THEIRS
 GUARD_32MIB = 32 << 20
 
 
-def our_engine(strategy: str, max_instances: int = 1000, max_pages: int = 160, guard_bytes=None):
-    """An Engine for ``strategy``; ``guard_bytes`` overrides the static offset guard."""
+def interleaved(runners: dict, n: int, rounds: int, warmup: int, batch: int) -> dict:
+    """Samples per runner (``run(count, batch)`` -> a list), after ``warmup`` untimed-count
+    calls each, taken in ``rounds`` interleaved rounds so drift hits every runner alike."""
+    samples = {name: [] for name in runners}
+    for r in runners.values():
+        r.run(warmup, 1)  # one-time costs (handler install, pool reservation, caches)
+    per_round = max(1, n // rounds)
+    for _ in range(rounds):
+        for name, r in runners.items():
+            gc.collect()
+            samples[name] += r.run(per_round, batch)
+    return samples
+
+
+def pool_for(wasm: bytes, max_instances: int = 4, max_pages: int = 160, max_elements: int = 10_000):
+    """A PoolingAllocator that ``wasm``'s defined memories and tables fit: ``max_pages`` and
+    ``max_elements`` (one memory, one table) raised to the module's largest minimum."""
+    import runtime
+    import wasmenv
+    env = wasmenv.compile(wasm).module
+    memories = env.memory_plans[env.num_imported_memories:]
+    tables = env.table_plans[env.num_imported_tables:]
+    pages = max([max_pages] + [p.memory.minimum for p in memories])
+    elements = max([max_elements] + [p.table.minimum for p in tables])
+    return runtime.PoolingAllocator(max_instances=max_instances, max_memories_per_instance=max(1, len(memories)),
+                                    max_memory_pages=pages, max_tables_per_instance=max(1, len(tables)),
+                                    max_table_elements=elements)
+
+
+def our_engine(strategy: str, max_instances: int = 1000, max_pages: int = 160, guard_bytes=None, wasm=None):
+    """An Engine for ``strategy``; ``guard_bytes`` overrides the static offset guard; a pool
+    is sized for ``wasm`` when given (see :func:`pool_for`)."""
     import runtime
     import wasmenv
     tunables = wasmenv.Tunables()
@@ -26,24 +57,30 @@ def our_engine(strategy: str, max_instances: int = 1000, max_pages: int = 160, g
     if strategy == "copy":
         return runtime.Engine(tunables, memory_init_cow=False)
     if strategy == "pooling":
-        pool = runtime.PoolingAllocator(max_instances=max_instances, max_memories_per_instance=1,
-                                        max_memory_pages=max_pages, max_tables_per_instance=1,
-                                        max_table_elements=10_000)
+        if wasm is not None:
+            pool = pool_for(wasm, max_instances, max_pages)
+        else:
+            pool = runtime.PoolingAllocator(max_instances=max_instances, max_memories_per_instance=1,
+                                            max_memory_pages=max_pages, max_tables_per_instance=1,
+                                            max_table_elements=10_000)
         return runtime.Engine(tunables, allocator=pool)
     raise ValueError(f"unknown strategy {strategy!r}")
 
 
 class Ours:
-    """Instantiate/release/touch with our runtime."""
+    """Instantiate/release/touch with our runtime (imports: scripts/_dummy_imports)."""
 
     def __init__(self, strategy, wasm: bytes, n: int, guard_bytes=None):
         import runtime
+        from _dummy_imports import ours_linker
         self.runtime = runtime
-        self.engine = our_engine(strategy, max_instances=max(n, 1), guard_bytes=guard_bytes)
+        self.engine = our_engine(strategy, max_instances=max(n, 1), guard_bytes=guard_bytes, wasm=wasm)
         self.module = runtime.Module(self.engine, wasm)
+        linker, self.imports = ours_linker(self.module)
+        self.pre = linker.instantiate_pre(self.module)
 
     def instantiate(self):
-        return self.runtime.Instance(self.module)
+        return self.pre.instantiate()
 
     def touch(self, inst, page: int):
         inst.memory(0).write(page * 4096, b"\x01")
@@ -53,33 +90,34 @@ class Ours:
 
     def close(self):
         self.module.close()
+        for item in self.imports:
+            item.close()
         close = getattr(self.engine.allocator, "close", None)
         if close:
             close()
 
 
 class Theirs:
-    """The same with wasmtime-py (one Store, like one process of ours)."""
+    """The same with wasmtime-py (one Store, like one process of ours; the same dummy imports)."""
 
     def __init__(self, strategy, wasm: bytes, n: int, guard_bytes=None):
         import wasmtime as wt
+        import wasmenv
+        from _dummy_imports import WasmtimeImports, wasmtime_engine
         self.wt = wt
-        cfg = wt.Config()
-        cfg.memory_init_cow = strategy == "wasmtime-cow"
-        for feature in ("wasm_multi_memory", "wasm_memory64", "wasm_threads"):
-            setattr(cfg, feature, True)
-        if guard_bytes is not None:
-            cfg.memory_guard_size = guard_bytes
-        self.engine = wt.Engine(cfg)
+        self.engine = wasmtime_engine(strategy == "wasmtime-cow", guard_bytes, cache=True)
         self.store = wt.Store(self.engine)
         # A Store allows 10,000 instances/memories by default: lift that for N = 10,000+.
         big = 10 * max(n, 1000)
         self.store.set_limits(instances=big, tables=big, memories=big)
         self.module = wt.Module(self.engine, wasm)
+        imports = WasmtimeImports(self.engine, wasmenv.translate(wasm).module.imports())
+        linker = imports.new_linker()
+        self.imports = imports.define_store_bound(linker, self.store)
+        self.pre = linker.instantiate_pre(self.module)
 
     def instantiate(self):
-        inst = self.wt.Instance(self.store, self.module, [])
-        return inst
+        return self.pre.instantiate(self.store)
 
     def _memory(self, inst):
         for ext in inst.exports(self.store).values():

@@ -36,7 +36,6 @@ Targets: cow <= 1.5 x floor-cow and <= 0.5 x wasmtime-cow; pooling <= 2 x floor-
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import pathlib
@@ -44,7 +43,7 @@ import statistics
 import sys
 import time
 
-from _strategies import ROOT, our_engine  # this folder is sys.path[0] when run as a script
+from _strategies import ROOT, interleaved, our_engine, pool_for  # this folder is sys.path[0] when run as a script
 
 DEFAULT_MODULE = ROOT / "examples" / "build" / "image_1mib.wasm"
 OURS = ("cow", "copy", "pooling")
@@ -70,20 +69,6 @@ def summary(samples_ns):
 
 
 # ---- the measured things -----------------------------------------------------------------
-
-def pool_for(wasm):
-    """A PoolingAllocator the module fits (scripts/_strategies' limits, raised if needed)."""
-    import runtime
-    import wasmenv
-    env = wasmenv.compile(wasm).module
-    memories = env.memory_plans[env.num_imported_memories:]
-    tables = env.table_plans[env.num_imported_tables:]
-    pages = max([160] + [p.memory.minimum for p in memories])
-    elements = max([10_000] + [p.table.minimum for p in tables])
-    return runtime.PoolingAllocator(max_instances=4, max_memories_per_instance=max(1, len(memories)),
-                                    max_memory_pages=pages, max_tables_per_instance=max(1, len(tables)),
-                                    max_table_elements=elements)
-
 
 class OurStrategy:
     def __init__(self, strategy, wasm):
@@ -242,15 +227,8 @@ def make(name, wasm):
 
 def measure(wasm, names, n, rounds, warmup, batch=1):
     runners = {name: make(name, wasm) for name in names}
-    samples = {name: [] for name in names}
     try:
-        for r in runners.values():
-            r.run(warmup, 1)  # one-time costs (handler install, pool reservation, caches)
-        per_round = max(1, n // rounds)
-        for _ in range(rounds):
-            for name, r in runners.items():
-                gc.collect()
-                samples[name] += r.run(per_round, batch)
+        samples = interleaved(runners, n, rounds, warmup, batch)
     finally:
         for r in runners.values():
             r.close()

@@ -45,6 +45,8 @@ CATALOGUE = [
     RealModule("swc", "npm", "@swc/wasm", "1.16.21", "package/wasm_bg.wasm", "Rust compiler (wasm-bindgen)"),
     RealModule("canvaskit", "npm", "canvaskit-wasm", "0.42.0", "package/bin/canvaskit.wasm", "C++ graphics library (Skia)"),
     RealModule("sqlite", "npm", "sql.js", "1.17.0", "package/dist/sql-wasm.wasm", "C database (SQLite)"),
+    RealModule("sqlite-org", "npm", "@sqlite.org/sqlite-wasm", "3.41.2", "package/sqlite-wasm/jswasm/sqlite3.wasm",
+               "C database (SQLite's own build): imports its memory"),
     RealModule("webp-enc", "npm", "@jsquash/webp", "1.5.0", "package/codec/enc/webp_enc.wasm", "C codec (libwebp encoder)"),
     RealModule("webp-dec", "npm", "@jsquash/webp", "1.5.0", "package/codec/dec/webp_dec.wasm", "C codec (libwebp decoder)"),
     RealModule("brotli", "npm", "brotli-wasm", "3.0.1", "package/pkg.node/brotli_wasm_bg.wasm", "Rust codec (brotli)"),

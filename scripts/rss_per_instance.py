@@ -7,7 +7,8 @@ Each (strategy, N) runs in a fresh child process: it keeps N instances alive and
 the process's Rss/USS/Pss growth per instance (psutil; Python objects included), then the
 same after every instance wrote one byte in each of K pages. For our strategies it also
 reports the Rss of the instances' own reservations (runtime.usage, from the kernel's
-per-mapping accounting).
+per-mapping accounting). Imports get scripts/_dummy_imports.py's dummies (made once per
+process, shared by the N instances, in both runtimes); a pool is sized for the module.
 """
 from __future__ import annotations
 

@@ -105,3 +105,46 @@ def test_bench_validate_prints_a_row_per_module(tmp_path):
     cells = row.split()
     assert cells[0] == "loop.wasm" and int(cells[1]) == path.stat().st_size
     assert float(cells[3]) > 0 and float(cells[-1]) > 0, out
+
+
+def test_bench_real_prints_a_row_per_module_and_per_synthetic_size(tmp_path):
+    """bench_real.py on bundled modules (no registry): a row per module with all three
+    timings, the geomean/target lines, the fresh-imports note for the module importing a
+    memory, table and globals, the synthetic series and the RSS table."""
+    import wasmtime
+    side = tmp_path / "side_module.wasm"
+    side.write_bytes(wasmtime.wat2wasm(open(os.path.join(ROOT, "examples", "side_module.wat")).read()))
+    data = tmp_path / "data_page.wasm"
+    data.write_bytes(wasmtime.wat2wasm(
+        '(module (import "env" "f" (func (param i32) (result i64))) (memory 1) (global (mut f64) (f64.const 1))'
+        ' (table 3 funcref) (elem (i32.const 0) func 0) (data (i32.const 0) "bench"))'))
+    report = tmp_path / "report.json"
+    out = run_script("scripts/bench_real.py", "--no-registry", "--module", str(side), "--module", str(data),
+                     "--quick", "--synthetic-scale", "0.001", "--rss", "20", "--json", str(report))
+    rows = {}  # first word -> every line starting with it (timing table first, RSS table last)
+    for line in out.splitlines():
+        if line.split():
+            rows.setdefault(line.split()[0], []).append(line)
+    assert len(rows["side_module"]) == len(rows["data_page"]) == 2, out
+    rows = {key: lines[0] for key, lines in rows.items()}
+    assert "2 global, 1 memory, 1 table" in rows["side_module"] and "1 func" in rows["data_page"]
+    for line in out.splitlines():
+        if line.startswith("geomean ours/wasmtime"):
+            assert "<= 0.5x" in line
+        if line.startswith("geomean pooled/wasmtime"):
+            assert "<= 0.25x" in line
+    assert "note: side_module: fresh imported globals/memories/tables per instance in both" in out
+    for key in ("funcs-1", "funcs-10", "funcs-100", "table-1", "table-100", "table-1000",
+                "globals-0", "globals-1", "globals-10"):
+        assert key in rows and "x smallest" not in rows[key], out
+    assert "marginal cost per constant global (0 -> 10)" in out
+    result = json.loads(report.read_text())
+    for key in ("side_module", "data_page"):
+        timings = result["real"][key]["rows"]
+        assert all(timings[name] > 0 for name in ("ours", "ours-pool", "wasmtime")), timings
+        assert result["real"][key]["ours_over_wt"] == pytest.approx(timings["ours"] / timings["wasmtime"])
+        assert {r["n"] for r in result["rss"][key].values()} == {20}
+        assert all("error" not in r for r in result["rss"][key].values())
+    assert "ours-drop" in result["real"]["side_module"]["rows"]
+    assert "ours-drop" not in result["real"]["data_page"]["rows"]
+    assert set(result["synthetic"]) >= {"funcs-100", "table-1000", "globals-10"}

@@ -1,0 +1,176 @@
+"""Dummy imports for any module, the same in our runtime and in wasmtime-py.
+
+Functions return zeros of their result types (they are never called: neither benchmark
+executes code), globals hold the zero of their type, memories and tables have the
+minimum the import asks for (and its maximum). What cannot be made the same way in both
+runtimes (tags, shared memories, v128 or non-nullable reference globals) raises
+:class:`Unsupported` naming the import.
+"""
+from __future__ import annotations
+
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from wasmenv import FuncType, GlobalType, MemoryType, TableType, ValType  # noqa: E402
+
+_ZERO = {ValType.I32: 0, ValType.I64: 0, ValType.F32: 0.0, ValType.F64: 0.0,
+         ValType.FUNCREF: None, ValType.EXTERNREF: None}
+
+
+class Unsupported(ValueError):
+    """An import no dummy is made for (in both runtimes alike)."""
+
+
+def zero(content, where: str = "value"):
+    """The zero of value type ``content`` (None for the nullable references)."""
+    try:
+        return _ZERO[content]
+    except (KeyError, TypeError):
+        raise Unsupported(f"{where}: no dummy value of type {content}") from None
+
+
+def _returning_zeros(ty: FuncType, where: str):
+    results = tuple(zero(r, where) for r in ty.results)
+    if not results:
+        return lambda *args: None
+    if len(results) == 1:
+        value = results[0]
+        return lambda *args: value
+    return lambda *args: list(results)
+
+
+# ---- ours --------------------------------------------------------------------------------
+
+def ours_linker(module, host_engine=None):
+    """A ``runtime.Linker`` for ``module.engine`` defining a dummy for every import, and the
+    globals, memories and tables it made (the caller closes those).
+
+    Memories and tables are made on ``host_engine`` (default: an on-demand Engine with the
+    module's tunables), so a pooled module's pool holds only what its instances define.
+    """
+    import runtime
+    engine = module.engine
+    host = host_engine or runtime.Engine(engine.tunables)
+    linker = runtime.Linker(engine)
+    linker.allow_shadowing = True  # a name may be imported twice (esbuild's Go runtime does)
+    items = []
+    for imp in module.imports:
+        where = f"import {imp.module}::{imp.name}"
+        ty = imp.type
+        if isinstance(ty, FuncType):
+            linker.define_func(imp.module, imp.name, ty, _returning_zeros(ty, where))
+            continue
+        if isinstance(ty, GlobalType):
+            item = runtime.Global.new(host, ty.content, zero(ty.content, where), mutable=ty.mutable)
+        elif isinstance(ty, MemoryType):
+            if ty.shared:
+                raise Unsupported(f"{where}: shared memory")
+            item = runtime.Memory.new(host, ty.minimum, ty.maximum, memory64=ty.memory64)
+        elif isinstance(ty, TableType):
+            item = runtime.Table.new(host, ty.element, ty.minimum, ty.maximum, zero(ty.element, where),
+                                     table64=ty.table64)
+        else:
+            raise Unsupported(f"{where}: {type(ty).__name__}")
+        linker.define(None, imp.module, imp.name, item)
+        items.append(item)
+    return linker, items
+
+
+def has_store_bound(module_imports) -> bool:
+    """Whether a module imports a global, memory or table (not only functions)."""
+    return any(not isinstance(imp.type, FuncType) for imp in module_imports)
+
+
+# ---- wasmtime-py -------------------------------------------------------------------------
+
+def wasmtime_engine(cow: bool = True, guard_bytes=None, cache: bool = False):
+    """A wasmtime-py Engine with the proposals our decoder accepts turned on."""
+    import wasmtime as wt
+    cfg = wt.Config()
+    for feature in ("wasm_multi_memory", "wasm_memory64", "wasm_threads", "wasm_reference_types",
+                    "wasm_bulk_memory", "wasm_multi_value", "wasm_exceptions"):
+        setattr(cfg, feature, True)
+    cfg.shared_memory = True
+    cfg.memory_init_cow = cow
+    if guard_bytes is not None:
+        cfg.memory_guard_size = guard_bytes
+    if cache:
+        cfg.cache = True  # wasmtime's own compilation cache: large modules compile once
+    return wt.Engine(cfg)
+
+
+def _wt_valtype(wt, content, where):
+    if not isinstance(content, ValType) or content in (ValType.V128, ValType.EXNREF):
+        raise Unsupported(f"{where}: no wasmtime-py value type for {content}")
+    return getattr(wt.ValType, content.value)()
+
+
+def _wt_functype(wt, ty: FuncType, where):
+    return wt.FuncType([_wt_valtype(wt, p, where) for p in ty.params],
+                       [_wt_valtype(wt, r, where) for r in ty.results])
+
+
+class WasmtimeImports:
+    """Dummy imports of one module for wasmtime-py.
+
+    Functions are store-independent (``Linker.define_func``); globals, memories and tables
+    belong to a Store, so :meth:`linker_for` defines them in the given store.
+    """
+
+    def __init__(self, engine, module_imports):
+        import wasmtime as wt
+        self.wt = wt
+        self.engine = engine
+        self.funcs, self.store_bound = [], []
+        for imp in module_imports:
+            where = f"import {imp.module}::{imp.name}"
+            ty = imp.type
+            if isinstance(ty, FuncType):
+                self.funcs.append((imp.module, imp.name, _wt_functype(wt, ty, where),
+                                   _returning_zeros(ty, where)))
+            elif isinstance(ty, (GlobalType, MemoryType, TableType)):
+                if isinstance(ty, MemoryType) and ty.shared:
+                    raise Unsupported(f"{where}: shared memory")
+                if isinstance(ty, (GlobalType, TableType)):
+                    content = ty.content if isinstance(ty, GlobalType) else ty.element
+                    _wt_valtype(wt, content, where)
+                    zero(content, where)
+                self.store_bound.append((imp.module, imp.name, ty))
+            else:
+                raise Unsupported(f"{where}: {type(ty).__name__}")
+
+    def _item(self, store, ty):
+        wt = self.wt
+        if isinstance(ty, GlobalType):
+            valtype = _wt_valtype(wt, ty.content, "global")
+            value = zero(ty.content)
+            if ty.content is ValType.FUNCREF:
+                value = wt.Val.funcref(None)
+            elif ty.content is ValType.EXTERNREF:
+                value = wt.Val.externref(None)
+            return wt.Global(store, wt.GlobalType(valtype, ty.mutable), value)
+        if isinstance(ty, MemoryType):
+            return wt.Memory(store, wt.MemoryType(wt.Limits(ty.minimum, ty.maximum), is_64=ty.memory64))
+        valtype = _wt_valtype(wt, ty.element, "table")
+        return wt.Table(store, wt.TableType(valtype, wt.Limits(ty.minimum, ty.maximum)), None)
+
+    def new_linker(self):
+        """A Linker with the functions defined (and shadowing allowed for the rest)."""
+        linker = self.wt.Linker(self.engine)
+        linker.allow_shadowing = True
+        for module, name, ty, fn in self.funcs:
+            linker.define_func(module, name, ty, fn)
+        return linker
+
+    def define_store_bound(self, linker, store) -> list:
+        """Make this module's globals, memories and tables in ``store`` and define them."""
+        items = []
+        for module, name, ty in self.store_bound:
+            item = self._item(store, ty)
+            linker.define(store, module, name, item)
+            items.append(item)
+        return items
