@@ -7,9 +7,13 @@ import os
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-#: (header, source): wenv_native is the runtime, wenv_pool the pooling allocator's slots;
-#: wenv_bench holds benchmark floors.
-UNITS = [("wenv_native.h", "wenv_native.c"), ("wenv_pool.h", "wenv_pool.c"), ("wenv_bench.h", "wenv_bench.c")]
+#: (header, source), one concept each (c_src/wenv.h says which), in cdef order: a header's
+#: block may use the types of the blocks before it.
+UNITS = [("wenv.h", None), ("wenv_mman.h", "wenv_mman.c"), ("wenv_memory.h", "wenv_memory.c"),
+         ("wenv_traps.h", "wenv_traps.c"), ("wenv_instance.h", "wenv_instance.c"),
+         ("wenv_pool.h", "wenv_pool.c"), ("wenv_bench.h", "wenv_bench.c")]
+#: Warnings are errors: the C is built with -Wall -Wextra -Werror everywhere it is built.
+CFLAGS = ["-O2", "-std=gnu11", "-pthread", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"]
 
 
 def _cdef_block(header):
@@ -22,9 +26,9 @@ ffibuilder.cdef("".join(_cdef_block(header) for header, _ in UNITS))
 ffibuilder.set_source(
     "runtime._native",
     "".join(f'#include "{header}"\n' for header, _ in UNITS),
-    sources=[os.path.join("c_src", source) for _, source in UNITS],
+    sources=[os.path.join("c_src", source) for _, source in UNITS if source],
     include_dirs=[HERE],
-    extra_compile_args=["-O2", "-std=gnu11", "-pthread", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    extra_compile_args=CFLAGS,
     extra_link_args=["-pthread"],
 )
 

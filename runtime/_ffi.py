@@ -17,7 +17,7 @@ IS_LINUX = sys.platform.startswith("linux")
 IS_MACOS = sys.platform == "darwin"
 PAGE_SIZE = lib.wenv_page_size()
 
-# Accessor status codes (c_src/wenv_native.h).
+# Accessor status codes (c_src/wenv.h, which also documents every return convention).
 OK = lib.WENV_OK
 OOB = lib.WENV_OOB
 OOB_GUARD = lib.WENV_OOB_GUARD
@@ -183,7 +183,7 @@ def decommit(addr: int, byte_len: int) -> None:
     zero there, so fresh anonymous pages replace the range: everything reads as zero
     (re-map an image afterwards if its contents are wanted).
     """
-    if lib.wenv_decommit(addr, byte_len) != 0:
+    if lib.wenv_decommit(addr, byte_len, lib.wenv_reset_default()) != 0:
         _raise_errno(f"decommit of {byte_len:#x} bytes at {addr:#x}")
 
 
@@ -195,9 +195,9 @@ copy_raw = lib.wenv_copy_raw  # (dst_addr, src_addr, byte_len): memmove, no chec
 POOL_MAX_INSTANCES = lib.WENV_POOL_MAX_INSTANCES
 POOL_NO_SLOT = lib.WENV_POOL_NO_SLOT
 POOL_CLOSED = lib.WENV_POOL_CLOSED
-#: Step name -> WENV_POOL_FAIL_* bit, for pool_inject_failures (tests).
-POOL_FAIL = {"decommit": lib.WENV_POOL_FAIL_DECOMMIT, "map_anon": lib.WENV_POOL_FAIL_MAP_ANON,
-             "protect": lib.WENV_POOL_FAIL_PROTECT, "map_image": lib.WENV_POOL_FAIL_MAP_IMAGE}
+#: Step name -> WENV_FAIL_* bit (c_src/wenv_mman.h), for pool_inject_failures (tests).
+POOL_FAIL = {"decommit": lib.WENV_FAIL_DECOMMIT, "map_anon": lib.WENV_FAIL_MAP_ANON,
+             "protect": lib.WENV_FAIL_PROTECT, "map_image": lib.WENV_FAIL_MAP_FILE}
 
 
 def pool_new(slot_count: int, slots_per_chunk: int, chunk_bases, stride: int, bound_bytes: int,
@@ -205,7 +205,7 @@ def pool_new(slot_count: int, slots_per_chunk: int, chunk_bases, stride: int, bo
     """The C side of a pool (freed by the garbage collector with the returned cdata)."""
     bases = ffi.new("uint64_t[]", list(chunk_bases) or [0])
     pool = lib.wenv_pool_new(slot_count, slots_per_chunk, bases, len(chunk_bases), stride, bound_bytes,
-                             keep_bytes, max_instances)
+                             keep_bytes, max_instances, lib.wenv_reset_default())
     if pool == ffi.NULL:
         _raise_errno("creating the pool's slot table")
     # Freed when the last reference goes: whoever can still call into it keeps it alive.
@@ -245,7 +245,7 @@ def pool_slot_state(pool, slot: int) -> dict:
     if lib.wenv_pool_slot_state(pool, slot, out) != 0:
         raise IndexError(f"no pool slot {slot}")
     keys = ("in_use", "poisoned", "accessible", "image_key", "image_offset", "image_len")
-    return dict(zip(keys, out))
+    return {key: out[i] for i, key in enumerate(keys)}
 
 
 def pool_inject_failures(pool, steps) -> None:

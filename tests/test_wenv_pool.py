@@ -18,7 +18,7 @@ def harness(tmp_path_factory):
     exe = str(tmp_path_factory.mktemp("pool") / "pool_sanitize")
     subprocess.run([cc, "-O1", "-g", "-std=gnu11", "-fsanitize=address,undefined",
                     "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", f"-I{C_SRC}",
-                    os.path.join(C_SRC, "wenv_pool.c"), os.path.join(C_SRC, "wenv_native.c"),
+                    *(os.path.join(C_SRC, f"wenv_{unit}.c") for unit in ("mman", "pool", "instance")),
                     os.path.join(ROOT, "tests", "c", "pool_sanitize.c"), "-o", exe, "-lpthread"],
                    check=True, capture_output=True, text=True)
     return exe
