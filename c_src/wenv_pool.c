@@ -249,6 +249,7 @@ int wenv_pool_put(wenv_pool *p, uint32_t index, int end_instance)
         errno = EINVAL;
         return -1;
     }
+    WENV_HOOK(WENV_HOOK_POOL_PUT_CHECKED);
     wenv_slot *s = &p->slots[index];
     uint64_t base = wenv_pool_slot_base(p, index);
     if (wenv_reset(p, s, base) != 0 && wenv_wipe(p, s, base) != 0)
@@ -283,6 +284,7 @@ int wenv_pool_grow(wenv_pool *p, uint32_t index, uint64_t new_bytes)
         if (wenv_mm_protect(wenv_pool_slot_base(p, index) + s->accessible, new_bytes - s->accessible, 1,
                             wenv_fail(p)) != 0)
             return -1;
+        WENV_HOOK(WENV_HOOK_POOL_GROW_PROTECTED);
         s->accessible = new_bytes;
     }
     return 0;
