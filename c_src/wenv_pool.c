@@ -212,10 +212,8 @@ int64_t wenv_pool_take(wenv_pool *p, const wenv_memory_spec *spec, int count_ins
     }
     if (p->free_count)
         index = p->free_list[--p->free_count];
-    else if (p->created < p->slot_count) {
-        index = p->created;
-        __atomic_store_n(&p->created, index + 1, __ATOMIC_RELEASE); /* read unlocked by put */
-    }
+    else if (p->created < p->slot_count)
+        index = p->created++;
     else {
         pthread_mutex_unlock(&p->lock);
         return WENV_POOL_NO_SLOT;
@@ -227,16 +225,24 @@ int64_t wenv_pool_take(wenv_pool *p, const wenv_memory_spec *spec, int count_ins
     p->live_memories++;
     if (count_instance)
         p->live_instances++;
+    wenv_slot before = *s, st = *s;
     pthread_mutex_unlock(&p->lock);
 
-    if (wenv_prepare(p, s, wenv_pool_slot_base(p, index), spec) != 0) {
+    /* Prepared on a copy, outside the lock; the slot's state is written under it. */
+    if (wenv_prepare(p, &st, wenv_pool_slot_base(p, index), spec) != 0) {
         int err = errno;
-        s->poisoned = 1;
+        st.poisoned = 1;
         pthread_mutex_lock(&p->lock);
+        *s = st;
         wenv_put_locked(p, index, count_instance);
         pthread_mutex_unlock(&p->lock);
         errno = err;
         return -1;
+    }
+    if (memcmp(&before, &st, sizeof st) != 0) { /* the same module again changes nothing */
+        pthread_mutex_lock(&p->lock);
+        *s = st;
+        pthread_mutex_unlock(&p->lock);
     }
     return index;
 }
@@ -244,17 +250,25 @@ int64_t wenv_pool_take(wenv_pool *p, const wenv_memory_spec *spec, int count_ins
 int wenv_pool_put(wenv_pool *p, uint32_t index, int end_instance)
 {
     /* Only the holder of a slot puts it back, once: anything else is a caller's bug,
-     * refused before it can corrupt the free list. */
-    if (index >= __atomic_load_n(&p->created, __ATOMIC_ACQUIRE) || !p->slots[index].in_use) {
+     * refused (under the lock) before it can corrupt the free list. The slot is claimed
+     * at once: from here on nobody can put, grow or take it until it is free again. */
+    pthread_mutex_lock(&p->lock);
+    if (index >= p->created || !p->slots[index].in_use || (end_instance && p->live_instances == 0)) {
+        pthread_mutex_unlock(&p->lock);
         errno = EINVAL;
         return -1;
     }
-    WENV_HOOK(WENV_HOOK_POOL_PUT_CHECKED);
     wenv_slot *s = &p->slots[index];
+    s->in_use = 0;
+    wenv_slot st = *s;
+    pthread_mutex_unlock(&p->lock);
+
+    WENV_HOOK(WENV_HOOK_POOL_PUT_CHECKED);
     uint64_t base = wenv_pool_slot_base(p, index);
-    if (wenv_reset(p, s, base) != 0 && wenv_wipe(p, s, base) != 0)
-        s->poisoned = 1; /* wiped again before anybody gets it */
+    if (wenv_reset(p, &st, base) != 0 && wenv_wipe(p, &st, base) != 0)
+        st.poisoned = 1; /* wiped again before anybody gets it */
     pthread_mutex_lock(&p->lock);
+    *s = st;
     int rc = wenv_put_locked(p, index, end_instance);
     pthread_mutex_unlock(&p->lock);
     return rc;
@@ -263,6 +277,11 @@ int wenv_pool_put(wenv_pool *p, uint32_t index, int end_instance)
 int wenv_pool_end(wenv_pool *p)
 {
     pthread_mutex_lock(&p->lock);
+    if (p->live_instances == 0) {
+        pthread_mutex_unlock(&p->lock);
+        errno = EINVAL;
+        return -1;
+    }
     p->live_instances--;
     int rc = p->closed && p->live_memories == 0 && p->live_instances == 0;
     pthread_mutex_unlock(&p->lock);
@@ -271,23 +290,29 @@ int wenv_pool_end(wenv_pool *p)
 
 int wenv_pool_grow(wenv_pool *p, uint32_t index, uint64_t new_bytes)
 {
-    if (index >= __atomic_load_n(&p->created, __ATOMIC_ACQUIRE) || !p->slots[index].in_use) {
-        errno = EINVAL; /* only the holder of a slot grows it */
-        return -1;
-    }
-    wenv_slot *s = &p->slots[index];
-    if (new_bytes > p->bound_bytes) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (new_bytes > s->accessible) {
+    /* Under the lock, mprotect included: the slot's state never says less than what is
+     * R/W, and a put waits for a grow in flight (grows are rare; takes and puts of other
+     * slots wait one mprotect at most). */
+    int rc = 0, err = 0;
+    pthread_mutex_lock(&p->lock);
+    wenv_slot *s = &p->slots[index < p->slot_count ? index : 0];
+    if (index >= p->created || !s->in_use || new_bytes > p->bound_bytes) {
+        rc = -1; /* only the holder of a slot grows it, within the bound */
+        err = EINVAL;
+    } else if (new_bytes > s->accessible) {
         if (wenv_mm_protect(wenv_pool_slot_base(p, index) + s->accessible, new_bytes - s->accessible, 1,
-                            wenv_fail(p)) != 0)
-            return -1;
-        WENV_HOOK(WENV_HOOK_POOL_GROW_PROTECTED);
-        s->accessible = new_bytes;
+                            wenv_fail(p)) != 0) {
+            rc = -1;
+            err = errno;
+        } else {
+            WENV_HOOK(WENV_HOOK_POOL_GROW_PROTECTED);
+            s->accessible = new_bytes;
+        }
     }
-    return 0;
+    pthread_mutex_unlock(&p->lock);
+    if (rc)
+        errno = err;
+    return rc;
 }
 
 int wenv_pool_close(wenv_pool *p)

@@ -7,8 +7,9 @@
  * count the instance, pop a free slot, prepare it (wipe if poisoned, drop another
  * module's image, mprotect to the new size, map the image unless the slot holds it),
  * and on release reset it (memset keep_resident, decommit the rest) and push it back.
- * Bookkeeping is under one mutex; the syscalls run outside it, on a slot nobody else
- * holds. Return conventions: wenv.h.
+ * Bookkeeping and slot state are under one mutex: take and put claim a slot under it,
+ * run their syscalls outside it on a copy of the state of the slot they hold, and write
+ * the state back under it; a grow holds it across its mprotect. Return conventions: wenv.h.
  */
 #ifndef WENV_POOL_H
 #define WENV_POOL_H

@@ -217,8 +217,8 @@ instance_open = lib.wenv_instance_open    # (spec) -> handle, or < 0 (spec.pool:
 instance_close = lib.wenv_instance_close  # (spec, handle) -> 0, -1 (errno) or 1 (pool unused)
 pool_begin = lib.wenv_pool_begin      # (pool) -> 0 or POOL_* code
 pool_take = lib.wenv_pool_take        # (pool, spec, count_instance) -> slot, -1 (errno) or POOL_* code
-pool_put = lib.wenv_pool_put          # (pool, slot, end_instance) -> 1 if closed and unused
-pool_end = lib.wenv_pool_end          # (pool) -> 1 if closed and unused
+pool_put = lib.wenv_pool_put          # (pool, slot, end_instance) -> 1 if closed and unused, -1 refused
+pool_end = lib.wenv_pool_end          # (pool) -> 1 if closed and unused, -1 if no instance is live
 pool_close = lib.wenv_pool_close      # (pool) -> 1 if unused
 pool_slot_base = lib.wenv_pool_slot_base
 

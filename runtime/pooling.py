@@ -307,8 +307,12 @@ class _PoolCore:
             raise WasmRuntimeError(f"pool memory slot {index} was released but is not in use")
 
     def end(self) -> None:
-        if _ffi.pool_end(self.native):
+        """Count one live instance less (C: wenv_pool_end, which refuses one too many)."""
+        rc = _ffi.pool_end(self.native)
+        if rc == 1:
             self._unmap_if_closed()
+        elif rc < 0:
+            raise WasmRuntimeError("the pool ended an instance that was not live")
 
     # ---- table slots -----------------------------------------------------------------
 

@@ -64,7 +64,6 @@ def run_race(exe, what):
     return proc.returncode, proc.stdout + proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="wenv_pool_put checks in_use outside the lock")
 def test_two_puts_of_one_slot_inside_the_window_exactly_one_is_refused(races):
     """The second put runs while the first is paused right after its in-use check: one
     put returns 0, the other -1 with EINVAL, and the free list holds the slot once."""
@@ -72,13 +71,11 @@ def test_two_puts_of_one_slot_inside_the_window_exactly_one_is_refused(races):
     assert rc == 0 and out.startswith("ok put: first 0, second -1 (errno 22)"), out
 
 
-@pytest.mark.xfail(strict=True, reason="wenv_pool_end decrements the live count without a zero check")
 def test_more_ends_than_instances_are_refused_and_never_wrap(races):
     rc, out = run_race(races, "end")
     assert rc == 0 and out.startswith("ok end"), out
 
 
-@pytest.mark.xfail(strict=True, reason="wenv_pool_grow writes accessible without the lock")
 def test_slot_state_during_a_grow_reports_the_grown_size(races):
     """slot_state called while a grow is paused after its mprotect must not report the
     old size for pages that are already R/W: it waits for the grow (the lock)."""
@@ -86,7 +83,6 @@ def test_slot_state_during_a_grow_reports_the_grown_size(races):
     assert rc == 0 and out.startswith("ok grow"), out
 
 
-@pytest.mark.xfail(strict=True, reason="wenv_pool_put and wenv_pool_grow touch slot state unlocked")
 def test_every_pool_call_at_once_under_thread_sanitizer(races_tsan):
     rc, out = run_race(races_tsan, "stress")
     assert "ThreadSanitizer" not in out, out
