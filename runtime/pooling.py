@@ -370,8 +370,8 @@ class _PoolAllocation(InstanceAllocation):
                 slot = _take(native, layout.specs + index, 0 if slots else 1)
                 if slot < 0:
                     err = _ffi.errno_now()
-                    slot = self._retry(slot, err, lambda: _take(native, layout.specs + index,
-                                                                0 if slots else 1))
+                    slot = self._retry(slot, err, lambda index=index: _take(native, layout.specs + index,
+                                                                            0 if slots else 1))
                 slots.append(slot)
         except BaseException:
             if slots:
@@ -478,9 +478,9 @@ class PoolingAllocator(InstanceAllocator):
     def __init__(self, max_instances: int, max_memories_per_instance: int, max_memory_pages: int,
                  max_tables_per_instance: int, max_table_elements: int, keep_resident: int = 0, *,
                  guard_bytes: Optional[int] = None, guard_before: Optional[bool] = None):
-        limits = {name: _check_count(name, value) for name, value in zip(self._LIMITS, (
-            max_instances, max_memories_per_instance, max_memory_pages, max_tables_per_instance,
-            max_table_elements))}
+        values = (max_instances, max_memories_per_instance, max_memory_pages, max_tables_per_instance,
+                  max_table_elements)
+        limits = {name: _check_count(name, values[i]) for i, name in enumerate(self._LIMITS)}
         self.keep_resident = _check_count("keep_resident", keep_resident)
         if guard_bytes is not None:
             _check_count("guard_bytes", guard_bytes)
