@@ -509,6 +509,35 @@ def test_pool_reservation_failure_names_the_limit():
     assert maps_and_fds()[1] == before[1]
 
 
+def mapped_bytes():
+    """Bytes of address space this process maps (every mapping, reservations included)."""
+    total = 0
+    with open("/proc/self/maps") as f:
+        for line in f:
+            lo, hi = line.split()[0].split("-")
+            total += int(hi, 16) - int(lo, 16)
+    return total
+
+
+@linux_only
+@pytest.mark.xfail(strict=True, reason="2^32 slots reach cffi as a uint32 after 16 TiB are reserved")
+@pytest.mark.parametrize("args, kw", [
+    ((2**32, 1, 0, 0, 0), dict(guard_bytes=4096)),            # 2^32 slots of one page: 16 TiB
+    ((2**32, 0, 0, 0, 0), dict(guard_bytes=4096)),            # max_instances past the C's uint32
+    ((1 << 16, 1 << 16, 0, 0, 0), dict(guard_bytes=4096)),    # 2^32 slots, each count fits
+    ((1, 1, 1, 1, 1), dict(guard_bytes=4096, keep_resident=2**64)),
+    ((0, 1, 2**60, 1, 1), dict(guard_bytes=4096)),            # a slot past 2^64 bytes
+])
+def test_arguments_the_pool_cannot_hold_are_refused_before_reserving(args, kw):
+    """Refused with ValueError or AllocationError (never cffi's OverflowError), and
+    nothing stays reserved -- not even until the next garbage collection."""
+    before = mapped_bytes()
+    with pytest.raises((ValueError, AllocationError)) as info:
+        PoolingAllocator(*args, **kw)
+    assert not isinstance(info.value, OverflowError)
+    assert mapped_bytes() - before < (1 << 30)  # no reservation left behind
+
+
 def test_constructor_validation():
     for bad in (-1, 1.5, None, True):
         with pytest.raises(ValueError):
