@@ -271,7 +271,7 @@ def test_close_unmaps_and_blocks_access():
     with pytest.raises(ValueError):
         m.read(0, 1)
     with pytest.raises(ValueError):
-        m.base_address
+        m.base_address  # noqa: B018 (the property raises)
     assert "closed" in repr(m)
 
 
@@ -387,7 +387,7 @@ def _footprint():
 
 def test_plan_too_big_for_the_address_space():
     eng = engine()
-    for attempt in range(2):  # the first one warms up lazy allocations of the error path
+    for _attempt in range(2):  # the first one warms up lazy allocations of the error path
         before = _footprint()
         with pytest.raises(AllocationError) as info:
             Memory.new(eng, 1 << 33, memory64=True)  # 512 TiB
@@ -403,7 +403,7 @@ def test_failure_after_reserving_releases_the_reservation():
     eng = engine()
     plan = MemoryPlan.for_memory(MemoryType(2), eng.tunables)
     with MemoryImage(os.open("/dev/null", os.O_RDONLY), 0, _ffi.PAGE_SIZE, 0) as img:
-        for attempt in range(2):  # the first one warms up lazy allocations of the error path
+        for _attempt in range(2):  # the first one warms up lazy allocations of the error path
             before = _footprint()
             with pytest.raises(WasmRuntimeError, match="with its image"):
                 Memory(plan, img)
@@ -429,7 +429,7 @@ def test_address_space_limit_in_a_child():
         grower.store_i32(0, 42)
         vms = psutil.Process().memory_info().vms
         resource.setrlimit(resource.RLIMIT_AS, (vms + (1 << 30), resource.RLIM_INFINITY))
-        for attempt in range(2):  # the first one warms up lazy allocations of the error path
+        for _attempt in range(2):  # the first one warms up lazy allocations of the error path
             before = footprint()
             try:
                 Memory.new(eng, 1)  # 8 GiB reservation

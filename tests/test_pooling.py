@@ -848,7 +848,9 @@ def model_artifacts(tmp_path_factory):
 
 def _model_modules(engine, artifacts):
     mods = []
-    for (pages, data), path in zip(MODEL_MODULES, artifacts):
+    assert len(artifacts) == len(MODEL_MODULES)
+    for i, (pages, data) in enumerate(MODEL_MODULES):
+        path = artifacts[i]
         mods.append((Module(engine, _memory_only(pages, data)), pages, data))
         mods.append((Module(engine, path), pages, data))
     return mods
