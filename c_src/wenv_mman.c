@@ -54,8 +54,13 @@ static int wenv_injected(uint32_t fail, uint32_t bit)
 
 static void *wenv_ptr(uint64_t addr) { return (void *)(uintptr_t)addr; }
 
+/* What a reservation of byte_len bytes maps: at least one page, so that a memory with
+ * nothing to reserve still has an address of its own (and nothing else there). */
+static uint64_t wenv_span(uint64_t byte_len) { return byte_len ? byte_len : (uint64_t)wenv_page_size(); }
+
 int wenv_reserve(uint64_t byte_len, uint64_t *out_addr)
 {
+    byte_len = wenv_span(byte_len);
     if (!wenv_range_ok(0, byte_len))
         return -1;
     void *p = mmap(NULL, (size_t)byte_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -67,6 +72,7 @@ int wenv_reserve(uint64_t byte_len, uint64_t *out_addr)
 
 int wenv_release(uint64_t addr, uint64_t byte_len)
 {
+    byte_len = wenv_span(byte_len);
     if (!wenv_range_ok(addr, byte_len))
         return -1;
     return munmap(wenv_ptr(addr), (size_t)byte_len);
@@ -131,7 +137,7 @@ int wenv_reserve_memory(uint64_t byte_len, uint64_t pre_guard, uint64_t accessib
 {
     /* One call for an on-demand memory: reserve PROT_NONE, map the image (its mmap makes
      * its own range R/W), mprotect the rest of the accessible bytes. All or nothing. */
-    if (!wenv_range_ok(0, byte_len) || pre_guard > byte_len || accessible > byte_len - pre_guard
+    if (!wenv_range_ok(0, wenv_span(byte_len)) || pre_guard > byte_len || accessible > byte_len - pre_guard
         || image_offset > accessible || image_len > accessible - image_offset) {
         errno = EINVAL;
         return -1;

@@ -22,6 +22,8 @@ int wenv_reset_default(void);  /* WENV_RESET_REMAP on macOS, WENV_RESET_MADVISE 
 
 long wenv_page_size(void);
 
+/* A reservation of 0 bytes (a memory with no bytes, growth reserve or guards) maps one
+ * PROT_NONE page, so that it has an address of its own; releasing 0 bytes unmaps it. */
 int wenv_reserve(uint64_t byte_len, uint64_t *out_addr);    /* [errno] PROT_NONE, MAP_NORESERVE */
 /* [errno] Reserve byte_len bytes, map an image (fd < 0 or image_len 0: none) at
  * start + pre_guard + image_offset and make the rest of the `accessible` bytes after the

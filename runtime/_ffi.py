@@ -91,16 +91,18 @@ def _raise_errno(what: str, err: int = None):
 
 
 def _check_len(what: str, byte_len: int):
-    if byte_len <= 0 or byte_len >= _MAX_LEN:
-        if byte_len >= _MAX_LEN:
-            raise AllocationError(f"{what}: {byte_len} bytes cannot be addressed", "address space")
-        raise ValueError(f"{what}: byte_len must be positive, got {byte_len}")
+    """A reservation's length: 0 (one PROT_NONE page, c_src/wenv_mman.h) up to 2^64 - 1."""
+    if byte_len < 0:
+        raise ValueError(f"{what}: byte_len must not be negative, got {byte_len}")
+    if byte_len >= _MAX_LEN:
+        raise AllocationError(f"{what}: {byte_len} bytes cannot be addressed", "address space")
 
 
 # ---- reservations --------------------------------------------------------------------
 
 def reserve(byte_len: int) -> int:
-    """Reserve ``byte_len`` bytes PROT_NONE (MAP_NORESERVE); return the start address."""
+    """Reserve ``byte_len`` bytes PROT_NONE (MAP_NORESERVE); return the start address.
+    0 bytes still get an address (one page, released by ``release(start, 0)``)."""
     _check_len("reserve", byte_len)
     out = ffi.new("uint64_t *")
     if lib.wenv_reserve(byte_len, out) != 0:

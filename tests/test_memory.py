@@ -535,7 +535,6 @@ ZERO_TUNABLES = [  # (memory 0 3) gets zero bytes reserved: no bound, reserve or
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="mmap reservation of 0x0 bytes fails with EINVAL")
 @pytest.mark.parametrize("tunables", ZERO_TUNABLES)
 @pytest.mark.parametrize("how", ["instance", "host"])
 def test_zero_byte_reservation_instantiates_and_grows_like_wasmtime(tunables, how):
