@@ -105,6 +105,11 @@ def _round_up(n: int, align: int) -> int:
     return (n + align - 1) // align * align
 
 
+#: What the C slot table holds (c_src/wenv_pool.h): uint32 counts, uint64 sizes.
+_U32_MAX = (1 << 32) - 1
+_U64_LIMIT = 1 << 64
+
+
 def _check_count(name: str, value) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"PoolingAllocator.{name} must be a non-negative int, got {value!r}")
@@ -207,12 +212,35 @@ class _PoolCore:
 
     # ---- the reservation -------------------------------------------------------------
 
+    def check_sizes(self, guard_bytes: int) -> None:
+        """Refuse limits the pool could never hold, before anything is reserved.
+
+        Raises:
+            AllocationError: the slots need 2^64 bytes or more ("address space").
+            ValueError: a count the C slot table cannot hold (2^32 or more).
+        """
+        stride = self.bound_bytes + self.slot_guard(guard_bytes)
+        if stride * (self.memory_slot_count + 1) >= _U64_LIMIT:  # + 1: a pre-guard, at most a slot
+            raise AllocationError(
+                f"PoolingAllocator: {self.memory_slot_count} memory slots of {stride:#x} bytes need "
+                f"2^64 bytes or more: they cannot be addressed", "address space")
+        for name, value in (("max_instances", self.max_instances),
+                            ("max_instances x max_memories_per_instance", self.memory_slot_count)):
+            if value > _U32_MAX:
+                raise ValueError(f"PoolingAllocator: {name} = {value} exceeds {_U32_MAX}")
+        if self.keep_bytes >= _U64_LIMIT:
+            raise ValueError(f"PoolingAllocator: keep_resident = {self.keep_bytes} does not fit 64 bits")
+
+    def slot_guard(self, guard_bytes: int) -> int:
+        """The guard after each slot for ``guard_bytes``: page-rounded, at least a page
+        when the slots have no pages (they still get distinct addresses and a guard)."""
+        guard = _round_up(guard_bytes, _ffi.PAGE_SIZE)
+        return guard if self.bound_bytes + guard else _ffi.PAGE_SIZE
+
     def reserve(self, guard_bytes: int, guard_before: bool) -> None:
         """Reserve every memory slot (under the lock, once)."""
-        page = _ffi.PAGE_SIZE
-        guard = _round_up(guard_bytes, page)
-        if self.bound_bytes + guard == 0:
-            guard = page  # zero-page slots still get distinct addresses and a guard
+        self.check_sizes(guard_bytes)
+        guard = self.slot_guard(guard_bytes)
         self.guard_bytes = guard
         self.pre_guard_bytes = guard if guard_before else 0
         self.stride = self.bound_bytes + guard
@@ -485,6 +513,7 @@ class PoolingAllocator(InstanceAllocator):
         if guard_bytes is not None:
             _check_count("guard_bytes", guard_bytes)
         core = _PoolCore(limits, keep_resident)
+        core.check_sizes(0 if guard_bytes is None else guard_bytes)  # lazy: the smallest guard
         core.guard_option = guard_bytes
         core.guard_before_option = None if guard_before is None else bool(guard_before)
         for name, value in limits.items():

@@ -520,7 +520,6 @@ def mapped_bytes():
 
 
 @linux_only
-@pytest.mark.xfail(strict=True, reason="2^32 slots reach cffi as a uint32 after 16 TiB are reserved")
 @pytest.mark.parametrize("args, kw", [
     ((2**32, 1, 0, 0, 0), dict(guard_bytes=4096)),            # 2^32 slots of one page: 16 TiB
     ((2**32, 0, 0, 0, 0), dict(guard_bytes=4096)),            # max_instances past the C's uint32
