@@ -217,6 +217,7 @@ __attribute__((noinline)) int wenv_after_fault(void)
     sigemptyset(&set);
     sigaddset(&set, t->fault_sig);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    WENV_HOOK(WENV_HOOK_FAULT_CAUGHT);
     wenv_memory *m = t->mem;
     uint64_t a = t->fault_addr;
     uint64_t len = __atomic_load_n(&m->byte_len, __ATOMIC_ACQUIRE);
