@@ -220,7 +220,7 @@ __attribute__((noinline)) int wenv_after_fault(void)
     WENV_HOOK(WENV_HOOK_FAULT_CAUGHT);
     wenv_memory *m = t->mem;
     uint64_t a = t->fault_addr;
-    uint64_t len = __atomic_load_n(&m->byte_len, __ATOMIC_ACQUIRE);
+    uint64_t len = t->len_at_access; /* never re-read: a shared memory may have grown since */
     if (a >= m->base && a - m->base < len)
         return WENV_FAULT;
     return WENV_OOB_GUARD;

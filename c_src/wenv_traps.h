@@ -42,6 +42,7 @@ int wenv_last_fault_signal(void);
 struct wenv_thread {
     sigjmp_buf *volatile jmp;       /* armed while a guarded access runs */
     wenv_memory *volatile mem;      /* the memory being accessed */
+    volatile uint64_t len_at_access;  /* its byte_len when the access began (the fault verdict) */
     volatile uint64_t fault_addr;
     volatile int fault_sig;
     int status;                     /* of the last accessor call */
@@ -71,7 +72,9 @@ WENV_INTERNAL int wenv_after_fault(void);
 /* Run STMT with the jump buffer armed; if it faults inside the memory's reservation,
  * return ON_FAULT(status) from the enclosing function. Must be expanded directly in
  * the accessor (a function calling sigsetjmp cannot be inlined). The fault path reads
- * only thread-local state, never a local modified after sigsetjmp. */
+ * only thread-local state, never a local modified after sigsetjmp. The length is read
+ * before the access: a fault is judged against the length in force when the access was
+ * made, whatever a concurrent grow of a shared memory did since. */
 #define WENV_GUARDED(M, STMT, ON_FAULT)                                             \
     do {                                                                            \
         struct wenv_thread *t_ = &wenv_self;                                        \
@@ -81,6 +84,7 @@ WENV_INTERNAL int wenv_after_fault(void);
         if (sigsetjmp(jb_, 0))                                                      \
             return ON_FAULT(wenv_after_fault());                                    \
         t_->mem = (M);                                                              \
+        t_->len_at_access = __atomic_load_n(&(M)->byte_len, __ATOMIC_ACQUIRE);      \
         WENV_BARRIER();                                                             \
         t_->jmp = &jb_;                                                             \
         WENV_BARRIER();                                                             \

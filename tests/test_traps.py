@@ -847,7 +847,6 @@ def test_1m_trapping_accesses_keep_rss_and_fds_flat():
 
 # ---- the fault verdict under a concurrent grow ------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="the fault verdict reads the length after the fault")
 def test_fault_verdict_uses_the_length_in_force_at_the_access(tmp_path):
     """A load just past the end of a shared memory while another thread grows it over
     that page: the grow lands between the fault and the verdict (tests/c/trap_races.c,
