@@ -40,10 +40,12 @@
 #define WENV_OK 0
 #define WENV_OOB 1          /* out of bounds, found by an explicit bounds check */
 #define WENV_OOB_GUARD 2    /* out of bounds, found by a fault in the guard region */
-#define WENV_FAULT 3        /* a fault inside the accessible bytes or a guarded source
-                               (e.g. SIGBUS: a truncated backing file) */
+#define WENV_FAULT 3        /* a fault inside the accessible bytes (e.g. SIGBUS: a truncated
+                               image file mapped there) */
 #define WENV_BADARG 4       /* an argument outside its wasm type (e.g. a 33-bit address on a 32-bit memory) */
 #define WENV_CLOSED 5       /* the memory was closed */
+#define WENV_SRC_FAULT 6    /* a fault reading the source bytes of a write or memory.init (e.g.
+                               SIGBUS: a truncated data file they are a view of) */
 
 /* CDEF-END */
 

@@ -216,7 +216,8 @@ int wenv_write(wenv_memory *m, uint64_t addr, const char *src, uint64_t byte_len
     int st = wenv_locate_range(m, addr, byte_len);
     if (st != WENV_OK || byte_len == 0)
         return st;
-    WENV_GUARDED(m, memcpy((void *)(uintptr_t)(m->base + addr), src, (size_t)byte_len), WENV_STATUS);
+    WENV_GUARDED_FROM(m, src, byte_len, memcpy((void *)(uintptr_t)(m->base + addr), src, (size_t)byte_len),
+                      WENV_STATUS);
     return WENV_OK;
 }
 
@@ -252,11 +253,7 @@ int wenv_init(wenv_memory *m, uint64_t addr, const char *src, uint64_t src_len, 
     int st = wenv_locate_range(m, addr, byte_len);
     if (st != WENV_OK || byte_len == 0)
         return st;
-    WENV_GUARDED(m, memcpy((void *)(uintptr_t)(m->base + addr), src + src_offset, (size_t)byte_len), WENV_STATUS);
+    WENV_GUARDED_FROM(m, src + src_offset, byte_len,
+                      memcpy((void *)(uintptr_t)(m->base + addr), src + src_offset, (size_t)byte_len), WENV_STATUS);
     return WENV_OK;
-}
-
-void wenv_copy_raw(uint64_t dst_addr, uint64_t src_addr, uint64_t byte_len)
-{
-    memmove((void *)(uintptr_t)dst_addr, (const void *)(uintptr_t)src_addr, (size_t)byte_len);
 }

@@ -58,14 +58,14 @@ int wenv_store_f32(wenv_memory *m, uint64_t addr, uint64_t offset, double value)
 int wenv_store_f64(wenv_memory *m, uint64_t addr, uint64_t offset, double value);
 
 /* ---- [status] bulk operations: bounds checked before anything is written (bulk-memory
- * semantics). ---- */
+ * semantics). A fault reading `src` (a view of a truncated file, say) is WENV_SRC_FAULT;
+ * wenv_read also serves to copy a memory out to a raw address (a moving grow). ---- */
 int wenv_read(wenv_memory *m, uint64_t addr, char *dst, uint64_t byte_len);
 int wenv_write(wenv_memory *m, uint64_t addr, const char *src, uint64_t byte_len);
 int wenv_fill(wenv_memory *m, uint64_t addr, int64_t value, uint64_t byte_len);
 int wenv_copy(wenv_memory *m, uint64_t dst, uint64_t src, uint64_t byte_len);
 int wenv_init(wenv_memory *m, uint64_t addr, const char *src, uint64_t src_len,
               uint64_t src_offset, uint64_t byte_len);
-void wenv_copy_raw(uint64_t dst_addr, uint64_t src_addr, uint64_t byte_len);  /* memmove, no checks */
 
 /* CDEF-END */
 #endif

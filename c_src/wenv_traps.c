@@ -104,7 +104,7 @@ static void wenv_on_fault(int sig, siginfo_t *info, void *uctx)
     if (jb != NULL && info != NULL && info->si_code > 0) {
         wenv_memory *m = t->mem;
         uint64_t a = (uint64_t)(uintptr_t)info->si_addr;
-        if (m != NULL && a >= m->resv_start && a < m->resv_end) {
+        if ((m != NULL && a >= m->resv_start && a < m->resv_end) || a - t->src_lo < t->src_len) {
             t->jmp = NULL;
             t->fault_addr = a;
             t->fault_sig = sig;
@@ -221,6 +221,10 @@ __attribute__((noinline)) int wenv_after_fault(void)
     wenv_memory *m = t->mem;
     uint64_t a = t->fault_addr;
     uint64_t len = t->len_at_access; /* never re-read: a shared memory may have grown since */
+    int in_src = a - t->src_lo < t->src_len;
+    t->src_len = 0;
+    if (in_src)
+        return WENV_SRC_FAULT;
     if (a >= m->base && a - m->base < len)
         return WENV_FAULT;
     return WENV_OOB_GUARD;

@@ -43,6 +43,7 @@ struct wenv_thread {
     sigjmp_buf *volatile jmp;       /* armed while a guarded access runs */
     wenv_memory *volatile mem;      /* the memory being accessed */
     volatile uint64_t len_at_access;  /* its byte_len when the access began (the fault verdict) */
+    volatile uint64_t src_lo, src_len;  /* bytes a guarded copy reads from (0 bytes: none) */
     volatile uint64_t fault_addr;
     volatile int fault_sig;
     int status;                     /* of the last accessor call */
@@ -69,13 +70,14 @@ WENV_INTERNAL void wenv_thread_prepare(struct wenv_thread *t);
 /* After the siglongjmp of a caught fault: unblock the signal, return the verdict. */
 WENV_INTERNAL int wenv_after_fault(void);
 
-/* Run STMT with the jump buffer armed; if it faults inside the memory's reservation,
- * return ON_FAULT(status) from the enclosing function. Must be expanded directly in
- * the accessor (a function calling sigsetjmp cannot be inlined). The fault path reads
- * only thread-local state, never a local modified after sigsetjmp. The length is read
- * before the access: a fault is judged against the length in force when the access was
- * made, whatever a concurrent grow of a shared memory did since. */
-#define WENV_GUARDED(M, STMT, ON_FAULT)                                             \
+/* Run STMT with the jump buffer armed; if it faults inside the memory's reservation
+ * (or inside [SRC, SRC + SRC_LEN), the bytes a copy reads from: a view of a data file,
+ * say), return ON_FAULT(status) from the enclosing function. Must be expanded directly
+ * in the accessor (a function calling sigsetjmp cannot be inlined). The fault path
+ * reads only thread-local state, never a local modified after sigsetjmp. The length is
+ * read before the access: a fault is judged against the length in force when the
+ * access was made, whatever a concurrent grow of a shared memory did since. */
+#define WENV_GUARDED_FROM(M, SRC, SRC_LEN, STMT, ON_FAULT)                          \
     do {                                                                            \
         struct wenv_thread *t_ = &wenv_self;                                        \
         if (WENV_UNLIKELY(!t_->ready))                                              \
@@ -85,6 +87,10 @@ WENV_INTERNAL int wenv_after_fault(void);
             return ON_FAULT(wenv_after_fault());                                    \
         t_->mem = (M);                                                              \
         t_->len_at_access = __atomic_load_n(&(M)->byte_len, __ATOMIC_ACQUIRE);      \
+        if (SRC_LEN) {                                                              \
+            t_->src_lo = (uint64_t)(uintptr_t)(SRC);                                \
+            t_->src_len = (SRC_LEN);                                                \
+        }                                                                           \
         WENV_BARRIER();                                                             \
         t_->jmp = &jb_;                                                             \
         WENV_BARRIER();                                                             \
@@ -92,6 +98,11 @@ WENV_INTERNAL int wenv_after_fault(void);
         WENV_BARRIER();                                                             \
         t_->jmp = NULL;                                                             \
         WENV_BARRIER();                                                             \
+        if (SRC_LEN)                                                                \
+            t_->src_len = 0;                                                        \
     } while (0)
+
+/* The same, for accesses that read nothing but the memory. */
+#define WENV_GUARDED(M, STMT, ON_FAULT) WENV_GUARDED_FROM(M, 0, 0, STMT, ON_FAULT)
 
 #endif

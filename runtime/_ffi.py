@@ -24,6 +24,7 @@ OOB_GUARD = lib.WENV_OOB_GUARD
 FAULT = lib.WENV_FAULT
 BADARG = lib.WENV_BADARG
 CLOSED = lib.WENV_CLOSED
+SRC_FAULT = lib.WENV_SRC_FAULT
 # wenv_memory.flags
 MEM_STATIC = lib.WENV_MEM_STATIC
 MEM_64 = lib.WENV_MEM_64
@@ -189,9 +190,6 @@ def decommit(addr: int, byte_len: int) -> None:
         _raise_errno(f"decommit of {byte_len:#x} bytes at {addr:#x}")
 
 
-copy_raw = lib.wenv_copy_raw  # (dst_addr, src_addr, byte_len): memmove, no checks
-
-
 # ---- pool slots (c_src/wenv_pool.h) ---------------------------------------------------
 
 POOL_MAX_INSTANCES = lib.WENV_POOL_MAX_INSTANCES
@@ -330,6 +328,12 @@ def init(desc, addr: int, src, src_offset: int, byte_len: int) -> int:
     if not view.contiguous:
         view = memoryview(view.tobytes())
     return lib.wenv_init(desc, addr, ffi.from_buffer(view), view.nbytes, src_offset, byte_len)
+
+
+def copy_out(desc, dst_addr: int, byte_len: int) -> int:
+    """Copy the memory's first ``byte_len`` bytes to the raw address ``dst_addr`` (a moving
+    grow's new reservation), under the fault guard; the status."""
+    return lib.wenv_read(desc, 0, ffi.cast("char *", dst_addr), byte_len)
 
 
 fill = lib.wenv_fill   # (desc, addr, value, byte_len) -> status

@@ -172,7 +172,6 @@ expect_fault(lambda: inst.memory_init(0, 0, 0, 0, 60000))
 }
 
 
-@pytest.mark.xfail(strict=True, reason="reads of file-backed bytes outside the guard die of SIGBUS")
 @pytest.mark.parametrize("path", sorted(TRUNCATED_PATHS))
 def test_data_file_truncated_while_mapped_is_a_runtime_error_on_every_path(path):
     """A data file truncated under a live module: every read of its bytes (not only an
