@@ -896,3 +896,53 @@ def test_loads_just_past_a_shared_memory_growing_page_by_page_trap():
             t.join()
     assert counts["error"] == 0, counts
     assert counts["trap"] > 1000, counts
+
+
+# ---- our handler stays installed whatever faulthandler does -----------------------------
+
+def _faulthandler_orders():
+    """Every sequence of up to 3 faulthandler.enable (E) / disable (D) calls with the
+    first memory made (M) anywhere before the last of them."""
+    import itertools
+    out = []
+    for n in range(1, 4):
+        for ops in itertools.product("ED", repeat=n):
+            for at in range(n):
+                out.append("".join(ops[:at]) + "M" + "".join(ops[at:]))
+    return out
+
+
+FAULTHANDLER_ORDER_CHILD = CHILD_PRELUDE + """
+m = None
+for op in sys.argv[1]:
+    if op == "M":
+        m = Memory.new(eng, 1)
+    elif op == "E":
+        faulthandler.enable()
+    else:
+        faulthandler.disable()
+    if m is not None:
+        trap_once(m)
+print("faulthandler", faulthandler.is_enabled(), flush=True)
+crash()
+"""
+
+
+_FAILS_BEFORE_THE_FIX = {
+    "ME", "MEE", "MED", "EMD", "MDE", "DME", "MEEE", "MEED", "EMED", "EEMD", "MEDE", "EMDE",
+    "EDME", "MEDD", "EMDD", "MDEE", "DMEE", "MDED", "DMED", "DEMD", "MDDE", "DMDE", "DDME"}
+
+
+@pytest.mark.parametrize("order", [
+    pytest.param(o, marks=pytest.mark.xfail(strict=True, reason="faulthandler displaces our handler"))
+    if o in _FAILS_BEFORE_THE_FIX else o for o in _faulthandler_orders()])
+def test_every_order_of_faulthandler_enable_and_disable(order):
+    """After each step a guard-page access still traps (our handler was kept on top,
+    nobody called install_trap_handler), and a real crash still crashes: with exactly
+    one faulthandler traceback if it is enabled at the end, none if not, never a hang."""
+    proc = run_child(FAULTHANDLER_ORDER_CHILD, order, timeout=30)
+    traps = len(order) - order.index("M")
+    assert proc.stdout.count("trapped") == traps, (proc.returncode, proc.stdout, proc.stderr)
+    enabled = "faulthandler True" in proc.stdout
+    assert enabled == order.replace("M", "").endswith("E"), proc.stdout
+    _assert_crashed(proc, traceback=enabled)
