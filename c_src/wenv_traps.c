@@ -160,6 +160,43 @@ int wenv_trap_handler_on_top(void)
     return 1;
 }
 
+/* The function a handler entry runs (SA_SIGINFO or not), as an integer: its identity. */
+static uint64_t wenv_handler_id(const struct sigaction *sa)
+{
+    if (sa->sa_flags & SA_SIGINFO)
+        return (uint64_t)(uintptr_t)sa->sa_sigaction;
+    return (uint64_t)(uintptr_t)sa->sa_handler;
+}
+
+uint64_t wenv_signal_handler_id(int sig)
+{
+    struct sigaction cur;
+    if (sigaction(sig, NULL, &cur) != 0)
+        return 0;
+    return wenv_handler_id(&cur);
+}
+
+int wenv_trap_handler_forget(uint64_t handler_id)
+{
+    int removed = 0;
+    pthread_mutex_lock(&wenv_install_lock);
+    for (int i = 0; i < WENV_NSIG; i++) {
+        int n = wenv_nprev[i], kept = 0;
+        for (int k = 0; k < n; k++) {
+            if (wenv_handler_id(&wenv_prev[i][k]) == handler_id) {
+                removed++;
+                continue;
+            }
+            if (kept != k)
+                wenv_prev[i][kept] = wenv_prev[i][k];
+            kept++;
+        }
+        __atomic_store_n(&wenv_nprev[i], kept, __ATOMIC_SEQ_CST);
+    }
+    pthread_mutex_unlock(&wenv_install_lock);
+    return removed;
+}
+
 /* ---- alternate signal stacks: one per thread that uses an accessor ---- */
 
 #define WENV_ALTSTACK_LEN (64 * 1024)

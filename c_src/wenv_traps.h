@@ -29,6 +29,11 @@
 int wenv_trap_handler_install(void);
 /* 1 if our handler is the one installed for both signals, 0 if displaced, -1 if never installed. */
 int wenv_trap_handler_on_top(void);
+/* The handler installed for sig (its function, as an integer; 0: SIG_DFL or unknown). */
+uint64_t wenv_signal_handler_id(int sig);
+/* Drop every handler running handler_id from the ones ours chains to (its owner removed
+ * it: Python's faulthandler.disable()); the number of entries dropped. */
+int wenv_trap_handler_forget(uint64_t handler_id);
 /* Status of the last accessor call on this thread that returned its trap sentinel. */
 int wenv_last_status(void);
 uint64_t wenv_last_fault_address(void);   /* host si_addr of the last caught fault on this thread */

@@ -284,6 +284,10 @@ def trap_handler_on_top() -> int:
     return lib.wenv_trap_handler_on_top()
 
 
+signal_handler_id = lib.wenv_signal_handler_id      # (signum) -> the installed handler's identity
+trap_handler_forget = lib.wenv_trap_handler_forget  # (handler id) -> entries dropped from our chain
+
+
 last_status = lib.wenv_last_status
 last_fault_address = lib.wenv_last_fault_address
 last_fault_signal = lib.wenv_last_fault_signal

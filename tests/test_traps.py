@@ -565,7 +565,7 @@ def test_faulthandler_enabled_after_our_handler():
 m = Memory.new(eng, 1)
 trap_once(m)
 faulthandler.enable()
-assert not trap_handler_on_top()
+assert trap_handler_on_top()  # put back on top at once (it used to be left covered)
 crash()
 """)
     assert "trapped" in proc.stdout
@@ -596,8 +596,8 @@ def test_faulthandler_disable_then_reinstall():
     proc = run_child(CHILD_PRELUDE + """
 faulthandler.enable()
 m = Memory.new(eng, 1)
-faulthandler.disable()   # restores what it found: SIG_DFL -- our handler is gone
-assert not trap_handler_on_top()
+faulthandler.disable()   # restores what it found (SIG_DFL): ours is put back on top at once
+assert trap_handler_on_top()
 install_trap_handler()
 trap_once(m)
 crash()
@@ -611,8 +611,8 @@ def test_many_cover_and_reinstall_cycles():
     proc = run_child(CHILD_PRELUDE + """
 m = Memory.new(eng, 1)
 for _ in range(40):
-    faulthandler.enable()      # covers ours
-    assert not trap_handler_on_top()
+    faulthandler.enable()      # covers ours, which is put back on top at once
+    assert trap_handler_on_top()
     install_trap_handler()     # ours on top again
     trap_once(m)
     faulthandler.disable()     # restores what it covered (ours)
@@ -928,14 +928,7 @@ crash()
 """
 
 
-_FAILS_BEFORE_THE_FIX = {
-    "ME", "MEE", "MED", "EMD", "MDE", "DME", "MEEE", "MEED", "EMED", "EEMD", "MEDE", "EMDE",
-    "EDME", "MEDD", "EMDD", "MDEE", "DMEE", "MDED", "DMED", "DEMD", "MDDE", "DMDE", "DDME"}
-
-
-@pytest.mark.parametrize("order", [
-    pytest.param(o, marks=pytest.mark.xfail(strict=True, reason="faulthandler displaces our handler"))
-    if o in _FAILS_BEFORE_THE_FIX else o for o in _faulthandler_orders()])
+@pytest.mark.parametrize("order", _faulthandler_orders())
 def test_every_order_of_faulthandler_enable_and_disable(order):
     """After each step a guard-page access still traps (our handler was kept on top,
     nobody called install_trap_handler), and a real crash still crashes: with exactly
