@@ -297,6 +297,25 @@ def test_grow_stops_at_max_memory_pages(pool):
             mem.load_i32(MAX_PAGES * WASM_PAGE)
 
 
+@pytest.mark.xfail(strict=True, reason="the reset is chosen by the platform only")
+@pytest.mark.parametrize("reset", ["madvise", "remap"])
+def test_pool_reset_is_selectable_at_run_time(reset):
+    """Both resets on Linux: madvise(MADV_DONTNEED), which keeps the image mapped for the
+    next tenant of the same module, or fresh anonymous pages (the macOS way), which drop
+    it; either way the next tenant sees its image and zeros."""
+    with make_pool(reset=reset) as pool:
+        assert pool.reset == reset
+        mod = compile_all(Engine(allocator=pool), ["img_a"])["img_a"]
+        for _ in range(3):
+            with Instance(mod) as inst:
+                check_clean(inst, "img_a")
+                slot = inst.memory(0)._state.slot
+                dirty(inst)
+            assert slot.state["image_key"] == (mod.images[0].key if reset == "madvise" else 0)
+    with pytest.raises(ValueError):
+        make_pool(reset="defrag")
+
+
 # ---- keep_resident --------------------------------------------------------------------
 
 @pytest.mark.parametrize("keep_resident", [10000, PAGE + 1, WASM_PAGE - 1, 100000, 5 * WASM_PAGE])
