@@ -186,7 +186,7 @@ def decommit(addr: int, byte_len: int) -> None:
     zero there, so fresh anonymous pages replace the range: everything reads as zero
     (re-map an image afterwards if its contents are wanted).
     """
-    if lib.wenv_decommit(addr, byte_len, lib.wenv_reset_default()) != 0:
+    if lib.wenv_decommit(addr, byte_len, RESETS[DEFAULT_RESET]) != 0:
         _raise_errno(f"decommit of {byte_len:#x} bytes at {addr:#x}")
 
 
@@ -200,12 +200,19 @@ POOL_FAIL = {"decommit": lib.WENV_FAIL_DECOMMIT, "map_anon": lib.WENV_FAIL_MAP_A
              "protect": lib.WENV_FAIL_PROTECT, "map_image": lib.WENV_FAIL_MAP_FILE}
 
 
+#: How released pages are given back (c_src/wenv_mman.h): "madvise" (MADV_DONTNEED: image
+#: pages revert to the file, which stays mapped) or "remap" (fresh anonymous pages).
+RESETS = {"madvise": lib.WENV_RESET_MADVISE, "remap": lib.WENV_RESET_REMAP}
+#: The platform's reset: "remap" on macOS (MADV_DONTNEED does not zero there).
+DEFAULT_RESET = next(name for name, how in RESETS.items() if how == lib.wenv_reset_default())
+
+
 def pool_new(slot_count: int, slots_per_chunk: int, chunk_bases, stride: int, bound_bytes: int,
-             keep_bytes: int, max_instances: int):
+             keep_bytes: int, max_instances: int, reset: str = DEFAULT_RESET):
     """The C side of a pool (freed by the garbage collector with the returned cdata)."""
     bases = ffi.new("uint64_t[]", list(chunk_bases) or [0])
     pool = lib.wenv_pool_new(slot_count, slots_per_chunk, bases, len(chunk_bases), stride, bound_bytes,
-                             keep_bytes, max_instances, lib.wenv_reset_default())
+                             keep_bytes, max_instances, RESETS[reset])
     if pool == ffi.NULL:
         _raise_errno("creating the pool's slot table")
     # Freed when the last reference goes: whoever can still call into it keeps it alive.

@@ -191,6 +191,7 @@ class _PoolCore:
     def __init__(self, limits: dict, keep_resident: int):
         self.__dict__.update(limits)
         self.keep_bytes = _round_up(keep_resident, _ffi.PAGE_SIZE)
+        self.reset = _ffi.DEFAULT_RESET  # how released pages are given back (_ffi.RESETS)
         self.lock = threading.Lock()
         self.closed = False
         self.native = None          # the C pool (c_src/wenv_pool.h), once reserved
@@ -256,7 +257,7 @@ class _PoolCore:
                 self.chunks.append(chunk)
                 self.chunk_bases.append(chunk.start + self.pre_guard_bytes)
             self.native = _ffi.pool_new(count, self.slots_per_chunk, self.chunk_bases, self.stride,
-                                        self.bound_bytes, self.keep_bytes, self.max_instances)
+                                        self.bound_bytes, self.keep_bytes, self.max_instances, self.reset)
         except AllocationError as exc:
             self._unmap()
             total = self.pre_guard_bytes + count * self.stride
@@ -490,6 +491,12 @@ class PoolingAllocator(InstanceAllocator):
             pool is reserved here.
         guard_before: a guard before the first slot (default: the Engine's
             ``guard_before_linear_memory``).
+        reset: how a released slot's pages are given back: "madvise"
+            (``MADV_DONTNEED``: the rest reads zero, image pages revert to the file and
+            the image stays mapped for the next tenant of the same module) or "remap"
+            (fresh anonymous pages over the range: everything reads zero, the image is
+            mapped again by its next tenant; the only way on macOS, where MADV_DONTNEED
+            does not zero). Default: the platform's ("remap" on macOS, else "madvise").
 
     Raises (construction, or the first instantiation when reserved lazily):
         AllocationError: the reservation failed; ``limit`` is "address space" or
@@ -505,7 +512,8 @@ class PoolingAllocator(InstanceAllocator):
 
     def __init__(self, max_instances: int, max_memories_per_instance: int, max_memory_pages: int,
                  max_tables_per_instance: int, max_table_elements: int, keep_resident: int = 0, *,
-                 guard_bytes: Optional[int] = None, guard_before: Optional[bool] = None):
+                 guard_bytes: Optional[int] = None, guard_before: Optional[bool] = None,
+                 reset: Optional[str] = None):
         values = (max_instances, max_memories_per_instance, max_memory_pages, max_tables_per_instance,
                   max_table_elements)
         limits = {name: _check_count(name, values[i]) for i, name in enumerate(self._LIMITS)}
@@ -514,6 +522,13 @@ class PoolingAllocator(InstanceAllocator):
             _check_count("guard_bytes", guard_bytes)
         core = _PoolCore(limits, keep_resident)
         core.check_sizes(0 if guard_bytes is None else guard_bytes)  # lazy: the smallest guard
+        if reset is not None:
+            if reset not in _ffi.RESETS:
+                raise ValueError(f"PoolingAllocator.reset must be one of {tuple(_ffi.RESETS)} or None, "
+                                 f"got {reset!r}")
+            if reset == "madvise" and _ffi.IS_MACOS:
+                raise ValueError("PoolingAllocator.reset='madvise' does not zero pages on macOS")
+            core.reset = reset
         core.guard_option = guard_bytes
         core.guard_before_option = None if guard_before is None else bool(guard_before)
         for name, value in limits.items():
@@ -597,6 +612,11 @@ class PoolingAllocator(InstanceAllocator):
     @property
     def guard_bytes(self) -> int:
         return self._core.guard_bytes
+
+    @property
+    def reset(self) -> str:
+        """How a released slot's pages are given back: "madvise" or "remap"."""
+        return self._core.reset
 
     @property
     def closed(self) -> bool:
