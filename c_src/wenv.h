@@ -60,7 +60,7 @@
  * wenv_test_hook(), which may pause the calling thread at a race window; the extension
  * itself compiles every hook to nothing. */
 enum wenv_hook_point {
-    WENV_HOOK_POOL_PUT_CHECKED = 1,   /* wenv_pool_put: the slot was found in use */
+    WENV_HOOK_POOL_PUT_CHECKED = 1,   /* wenv_pool_put: the slot was found in use (and claimed) */
     WENV_HOOK_POOL_GROW_PROTECTED,    /* wenv_pool_grow: the new pages are R/W */
     WENV_HOOK_FAULT_CAUGHT,           /* a guarded access faulted, before the verdict */
 };
