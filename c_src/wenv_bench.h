@@ -1,19 +1,21 @@
 /*
- * wenv_bench: C floors for the instantiation benchmarks (scripts/bench_instantiate.py).
+ * wenv_bench: every benchmark that runs in C, on one clock (CLOCK_MONOTONIC).
  *
- * Each floor runs the syscalls one instantiation + release of a strategy needs, with
- * nothing else, samples x batch times, and writes the mean nanoseconds per iteration of
- * each batch (CLOCK_MONOTONIC around the batch) to out_ns[0..samples). Returns 0, or -1
- * with errno set (the mappings made so far are released).
- *
- * Everything between CDEF-BEGIN and CDEF-END is also the cffi cdef (c_src/build_native.py).
+ * Accessor and trap floors (scripts/bench_access.py) return [bench] nanoseconds per
+ * iteration. Instantiation floors (scripts/bench_instantiate.py) run the syscalls one
+ * instantiation + release of a strategy needs, with nothing else, samples x batch
+ * times, and write the mean nanoseconds per iteration of each batch to
+ * out_ns[0..samples); they return [errno] (the mappings made so far are released).
  */
 #ifndef WENV_BENCH_H
 #define WENV_BENCH_H
-#include <stddef.h>
-#include <stdint.h>
-#include "wenv_pool.h"
+#include "wenv.h"
+#include "wenv_instance.h"
 /* CDEF-BEGIN */
+
+double wenv_bench_trap_roundtrip(long iterations);     /* guard fault -> handler -> siglongjmp -> status */
+double wenv_bench_jmp_roundtrip(long iterations, int savemask);  /* sigsetjmp + siglongjmp, no signal */
+double wenv_bench_load_i32(long iterations);           /* one non-trapping raw accessor call */
 
 /* On-demand + CoW image: mmap reserve PROT_NONE (reserve_len) + mmap the image
  * MAP_PRIVATE|MAP_FIXED from fd at base + image_offset + mprotect R/W the rest of

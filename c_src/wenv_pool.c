@@ -32,14 +32,16 @@ struct wenv_pool {
     uint32_t free_count, created;
     uint64_t live_instances, live_memories;
     int closed;
-    uint32_t fail_mask;     /* WENV_POOL_FAIL_* (tests) */
+    int reset_how;          /* WENV_RESET_* */
+    uint32_t fail_mask;     /* WENV_FAIL_* (tests) */
 };
 
 wenv_pool *wenv_pool_new(uint32_t slot_count, uint32_t slots_per_chunk, const uint64_t *chunk_bases,
                          uint32_t chunk_count, uint64_t stride, uint64_t bound_bytes,
-                         uint64_t keep_bytes, uint32_t max_instances)
+                         uint64_t keep_bytes, uint32_t max_instances, int reset_how)
 {
-    if (slots_per_chunk == 0 || (slot_count && (uint64_t)chunk_count * slots_per_chunk < slot_count)) {
+    if (slots_per_chunk == 0 || (slot_count && (uint64_t)chunk_count * slots_per_chunk < slot_count)
+        || (reset_how != WENV_RESET_MADVISE && reset_how != WENV_RESET_REMAP)) {
         errno = EINVAL;
         return NULL;
     }
@@ -64,6 +66,7 @@ wenv_pool *wenv_pool_new(uint32_t slot_count, uint32_t slots_per_chunk, const ui
     p->slots_per_chunk = slots_per_chunk;
     p->chunk_count = chunk_count;
     p->max_instances = max_instances;
+    p->reset_how = reset_how;
     return p;
 }
 
@@ -84,48 +87,8 @@ uint64_t wenv_pool_slot_base(const wenv_pool *p, uint32_t slot)
     return p->chunk_bases[slot / p->slots_per_chunk] + (uint64_t)(slot % p->slots_per_chunk) * p->stride;
 }
 
-/* ---- the syscalls, each with its injected failure ---------------------------------- */
-
-static int wenv_fail(const wenv_pool *p, uint32_t bit)
-{
-    if (__atomic_load_n(&p->fail_mask, __ATOMIC_RELAXED) & bit) {
-        errno = EIO;
-        return 1;
-    }
-    return 0;
-}
-
-static int pool_protect(wenv_pool *p, uint64_t addr, uint64_t len, int writable)
-{
-    if (wenv_fail(p, WENV_POOL_FAIL_PROTECT))
-        return -1;
-    return mprotect((void *)(uintptr_t)addr, (size_t)len, writable ? PROT_READ | PROT_WRITE : PROT_NONE);
-}
-
-static int pool_map_anon(wenv_pool *p, uint64_t addr, uint64_t len, int writable)
-{
-    if (wenv_fail(p, WENV_POOL_FAIL_MAP_ANON))
-        return -1;
-    void *r = mmap((void *)(uintptr_t)addr, (size_t)len, writable ? PROT_READ | PROT_WRITE : PROT_NONE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-    return r == MAP_FAILED ? -1 : 0;
-}
-
-static int pool_decommit(wenv_pool *p, uint64_t addr, uint64_t len)
-{
-    if (len == 0)
-        return 0;
-    if (wenv_fail(p, WENV_POOL_FAIL_DECOMMIT))
-        return -1;
-#ifdef __APPLE__
-    /* MADV_DONTNEED does not zero on macOS: map fresh zero pages instead. */
-    void *r = mmap((void *)(uintptr_t)addr, (size_t)len, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-    return r == MAP_FAILED ? -1 : 0;
-#else
-    return madvise((void *)(uintptr_t)addr, (size_t)len, MADV_DONTNEED);
-#endif
-}
+/* This pool's injected failures (WENV_FAIL_*), for the wenv_mm_* wrappers. */
+static uint32_t wenv_fail(const wenv_pool *p) { return __atomic_load_n(&p->fail_mask, __ATOMIC_RELAXED); }
 
 /* ---- prepare (take) and reset (put) ------------------------------------------------ */
 
@@ -134,7 +97,7 @@ static int wenv_wipe(wenv_pool *p, wenv_slot *s, uint64_t base)
     /* The whole slot body becomes fresh PROT_NONE anonymous memory. */
     s->image_key = 0;
     s->accessible = 0;
-    return p->bound_bytes ? pool_map_anon(p, base, p->bound_bytes, 0) : 0;
+    return p->bound_bytes ? wenv_mm_map_anon(base, p->bound_bytes, 0, wenv_fail(p)) : 0;
 }
 
 static int wenv_prepare(wenv_pool *p, wenv_slot *s, uint64_t base, const wenv_memory_spec *spec)
@@ -147,25 +110,22 @@ static int wenv_prepare(wenv_pool *p, wenv_slot *s, uint64_t base, const wenv_me
     uint64_t want = spec->image_fd >= 0 && spec->image_len ? spec->image_key : 0;
     if (s->image_key != 0 && s->image_key != want) {
         /* another module's image (inside [0, accessible)): replaced by zeros, R/W */
-        if (pool_map_anon(p, base + s->image_offset, s->image_len, 1) != 0)
+        if (wenv_mm_map_anon(base + s->image_offset, s->image_len, 1, wenv_fail(p)) != 0)
             return -1;
         s->image_key = 0;
     }
     uint64_t min = spec->accessible;
     if (s->accessible < min) {
-        if (pool_protect(p, base + s->accessible, min - s->accessible, 1) != 0)
+        if (wenv_mm_protect(base + s->accessible, min - s->accessible, 1, wenv_fail(p)) != 0)
             return -1;
     } else if (s->accessible > min) {
-        if (pool_protect(p, base + min, s->accessible - min, 0) != 0)
+        if (wenv_mm_protect(base + min, s->accessible - min, 0, wenv_fail(p)) != 0)
             return -1;
     }
     s->accessible = min;
     if (want && s->image_key == 0) {
-        if (wenv_fail(p, WENV_POOL_FAIL_MAP_IMAGE))
-            return -1;
-        if (mmap((void *)(uintptr_t)(base + spec->image_offset), (size_t)spec->image_len,
-                 PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, (int)spec->image_fd,
-                 (off_t)spec->image_file_offset) == MAP_FAILED)
+        if (wenv_mm_map_file(base + spec->image_offset, spec->image_len, (int)spec->image_fd,
+                             spec->image_file_offset, wenv_fail(p)) != 0)
             return -1;
         s->image_key = want;
         s->image_offset = spec->image_offset;
@@ -181,7 +141,7 @@ static int wenv_reset(wenv_pool *p, wenv_slot *s, uint64_t base)
         return 0;
     uint64_t keep = p->keep_bytes < accessible ? p->keep_bytes : accessible;
     if (keep == 0) { /* the image lies inside [0, accessible): one call */
-        if (pool_decommit(p, base, accessible) != 0)
+        if (wenv_mm_decommit(base, accessible, p->reset_how, wenv_fail(p)) != 0)
             return -1;
     } else {
         /* memset [0, keep) outside the image [a, b); decommit [a, b) and [keep, accessible) */
@@ -195,18 +155,17 @@ static int wenv_reset(wenv_pool *p, wenv_slot *s, uint64_t base)
         if (b < keep)
             memset((void *)(uintptr_t)(base + b), 0, (size_t)(keep - b));
         if (a <= keep && keep <= b) {
-            if (pool_decommit(p, base + a, accessible - a) != 0)
+            if (wenv_mm_decommit(base + a, accessible - a, p->reset_how, wenv_fail(p)) != 0)
                 return -1;
         } else {
-            if (b < keep && pool_decommit(p, base + a, b - a) != 0)
+            if (b < keep && wenv_mm_decommit(base + a, b - a, p->reset_how, wenv_fail(p)) != 0)
                 return -1;
-            if (pool_decommit(p, base + keep, accessible - keep) != 0)
+            if (wenv_mm_decommit(base + keep, accessible - keep, p->reset_how, wenv_fail(p)) != 0)
                 return -1;
         }
     }
-#ifdef __APPLE__
-    s->image_key = 0; /* decommit mapped anonymous zeros over the image */
-#endif
+    if (p->reset_how == WENV_RESET_REMAP)
+        s->image_key = 0; /* fresh anonymous zeros replaced the image */
     return 0;
 }
 
@@ -253,10 +212,8 @@ int64_t wenv_pool_take(wenv_pool *p, const wenv_memory_spec *spec, int count_ins
     }
     if (p->free_count)
         index = p->free_list[--p->free_count];
-    else if (p->created < p->slot_count) {
-        index = p->created;
-        __atomic_store_n(&p->created, index + 1, __ATOMIC_RELEASE); /* read unlocked by put */
-    }
+    else if (p->created < p->slot_count)
+        index = p->created++;
     else {
         pthread_mutex_unlock(&p->lock);
         return WENV_POOL_NO_SLOT;
@@ -268,16 +225,24 @@ int64_t wenv_pool_take(wenv_pool *p, const wenv_memory_spec *spec, int count_ins
     p->live_memories++;
     if (count_instance)
         p->live_instances++;
+    wenv_slot before = *s, st = *s;
     pthread_mutex_unlock(&p->lock);
 
-    if (wenv_prepare(p, s, wenv_pool_slot_base(p, index), spec) != 0) {
+    /* Prepared on a copy, outside the lock; the slot's state is written under it. */
+    if (wenv_prepare(p, &st, wenv_pool_slot_base(p, index), spec) != 0) {
         int err = errno;
-        s->poisoned = 1;
+        st.poisoned = 1;
         pthread_mutex_lock(&p->lock);
+        *s = st;
         wenv_put_locked(p, index, count_instance);
         pthread_mutex_unlock(&p->lock);
         errno = err;
         return -1;
+    }
+    if (memcmp(&before, &st, sizeof st) != 0) { /* the same module again changes nothing */
+        pthread_mutex_lock(&p->lock);
+        *s = st;
+        pthread_mutex_unlock(&p->lock);
     }
     return index;
 }
@@ -285,16 +250,25 @@ int64_t wenv_pool_take(wenv_pool *p, const wenv_memory_spec *spec, int count_ins
 int wenv_pool_put(wenv_pool *p, uint32_t index, int end_instance)
 {
     /* Only the holder of a slot puts it back, once: anything else is a caller's bug,
-     * refused before it can corrupt the free list. */
-    if (index >= __atomic_load_n(&p->created, __ATOMIC_ACQUIRE) || !p->slots[index].in_use) {
+     * refused (under the lock) before it can corrupt the free list. The slot is claimed
+     * at once: from here on nobody can put, grow or take it until it is free again. */
+    pthread_mutex_lock(&p->lock);
+    if (index >= p->created || !p->slots[index].in_use || (end_instance && p->live_instances == 0)) {
+        pthread_mutex_unlock(&p->lock);
         errno = EINVAL;
         return -1;
     }
     wenv_slot *s = &p->slots[index];
+    s->in_use = 0;
+    wenv_slot st = *s;
+    pthread_mutex_unlock(&p->lock);
+
+    WENV_HOOK(WENV_HOOK_POOL_PUT_CHECKED);
     uint64_t base = wenv_pool_slot_base(p, index);
-    if (wenv_reset(p, s, base) != 0 && wenv_wipe(p, s, base) != 0)
-        s->poisoned = 1; /* wiped again before anybody gets it */
+    if (wenv_reset(p, &st, base) != 0 && wenv_wipe(p, &st, base) != 0)
+        st.poisoned = 1; /* wiped again before anybody gets it */
     pthread_mutex_lock(&p->lock);
+    *s = st;
     int rc = wenv_put_locked(p, index, end_instance);
     pthread_mutex_unlock(&p->lock);
     return rc;
@@ -303,6 +277,11 @@ int wenv_pool_put(wenv_pool *p, uint32_t index, int end_instance)
 int wenv_pool_end(wenv_pool *p)
 {
     pthread_mutex_lock(&p->lock);
+    if (p->live_instances == 0) {
+        pthread_mutex_unlock(&p->lock);
+        errno = EINVAL;
+        return -1;
+    }
     p->live_instances--;
     int rc = p->closed && p->live_memories == 0 && p->live_instances == 0;
     pthread_mutex_unlock(&p->lock);
@@ -311,21 +290,29 @@ int wenv_pool_end(wenv_pool *p)
 
 int wenv_pool_grow(wenv_pool *p, uint32_t index, uint64_t new_bytes)
 {
-    if (index >= __atomic_load_n(&p->created, __ATOMIC_ACQUIRE) || !p->slots[index].in_use) {
-        errno = EINVAL; /* only the holder of a slot grows it */
-        return -1;
+    /* Under the lock, mprotect included: the slot's state never says less than what is
+     * R/W, and a put waits for a grow in flight (grows are rare; takes and puts of other
+     * slots wait one mprotect at most). */
+    int rc = 0, err = 0;
+    pthread_mutex_lock(&p->lock);
+    wenv_slot *s = &p->slots[index < p->slot_count ? index : 0];
+    if (index >= p->created || !s->in_use || new_bytes > p->bound_bytes) {
+        rc = -1; /* only the holder of a slot grows it, within the bound */
+        err = EINVAL;
+    } else if (new_bytes > s->accessible) {
+        if (wenv_mm_protect(wenv_pool_slot_base(p, index) + s->accessible, new_bytes - s->accessible, 1,
+                            wenv_fail(p)) != 0) {
+            rc = -1;
+            err = errno;
+        } else {
+            WENV_HOOK(WENV_HOOK_POOL_GROW_PROTECTED);
+            s->accessible = new_bytes;
+        }
     }
-    wenv_slot *s = &p->slots[index];
-    if (new_bytes > p->bound_bytes) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (new_bytes > s->accessible) {
-        if (pool_protect(p, wenv_pool_slot_base(p, index) + s->accessible, new_bytes - s->accessible, 1) != 0)
-            return -1;
-        s->accessible = new_bytes;
-    }
-    return 0;
+    pthread_mutex_unlock(&p->lock);
+    if (rc)
+        errno = err;
+    return rc;
 }
 
 int wenv_pool_close(wenv_pool *p)
@@ -354,8 +341,10 @@ void wenv_pool_stats(wenv_pool *p, uint64_t out[5])
 
 int wenv_pool_slot_state(wenv_pool *p, uint32_t index, uint64_t out[6])
 {
-    if (index >= p->slot_count)
+    if (index >= p->slot_count) {
+        errno = EINVAL;
         return -1;
+    }
     pthread_mutex_lock(&p->lock);
     const wenv_slot *s = &p->slots[index];
     out[0] = s->in_use;
@@ -371,22 +360,4 @@ int wenv_pool_slot_state(wenv_pool *p, uint32_t index, uint64_t out[6])
 void wenv_pool_inject_failures(wenv_pool *p, uint32_t mask)
 {
     __atomic_store_n(&p->fail_mask, mask, __ATOMIC_RELAXED);
-}
-
-/* ---- one-memory instances ---------------------------------------------------------- */
-
-int64_t wenv_instance_open(const wenv_memory_spec *spec)
-{
-    if (spec->pool == NULL) {
-        uint64_t start = wenv_memory_open(spec);
-        return start ? (int64_t)start : -1;
-    }
-    return wenv_pool_take(spec->pool, spec, 1);
-}
-
-int wenv_instance_close(const wenv_memory_spec *spec, int64_t handle)
-{
-    if (spec->pool == NULL)
-        return wenv_release((uint64_t)handle, spec->reserve_bytes);
-    return wenv_pool_put(spec->pool, (uint32_t)handle, 1);
 }

@@ -17,13 +17,14 @@ IS_LINUX = sys.platform.startswith("linux")
 IS_MACOS = sys.platform == "darwin"
 PAGE_SIZE = lib.wenv_page_size()
 
-# Accessor status codes (c_src/wenv_native.h).
+# Accessor status codes (c_src/wenv.h, which also documents every return convention).
 OK = lib.WENV_OK
 OOB = lib.WENV_OOB
 OOB_GUARD = lib.WENV_OOB_GUARD
 FAULT = lib.WENV_FAULT
 BADARG = lib.WENV_BADARG
 CLOSED = lib.WENV_CLOSED
+SRC_FAULT = lib.WENV_SRC_FAULT
 # wenv_memory.flags
 MEM_STATIC = lib.WENV_MEM_STATIC
 MEM_64 = lib.WENV_MEM_64
@@ -91,16 +92,18 @@ def _raise_errno(what: str, err: int = None):
 
 
 def _check_len(what: str, byte_len: int):
-    if byte_len <= 0 or byte_len >= _MAX_LEN:
-        if byte_len >= _MAX_LEN:
-            raise AllocationError(f"{what}: {byte_len} bytes cannot be addressed", "address space")
-        raise ValueError(f"{what}: byte_len must be positive, got {byte_len}")
+    """A reservation's length: 0 (one PROT_NONE page, c_src/wenv_mman.h) up to 2^64 - 1."""
+    if byte_len < 0:
+        raise ValueError(f"{what}: byte_len must not be negative, got {byte_len}")
+    if byte_len >= _MAX_LEN:
+        raise AllocationError(f"{what}: {byte_len} bytes cannot be addressed", "address space")
 
 
 # ---- reservations --------------------------------------------------------------------
 
 def reserve(byte_len: int) -> int:
-    """Reserve ``byte_len`` bytes PROT_NONE (MAP_NORESERVE); return the start address."""
+    """Reserve ``byte_len`` bytes PROT_NONE (MAP_NORESERVE); return the start address.
+    0 bytes still get an address (one page, released by ``release(start, 0)``)."""
     _check_len("reserve", byte_len)
     out = ffi.new("uint64_t *")
     if lib.wenv_reserve(byte_len, out) != 0:
@@ -183,11 +186,8 @@ def decommit(addr: int, byte_len: int) -> None:
     zero there, so fresh anonymous pages replace the range: everything reads as zero
     (re-map an image afterwards if its contents are wanted).
     """
-    if lib.wenv_decommit(addr, byte_len) != 0:
+    if lib.wenv_decommit(addr, byte_len, RESETS[DEFAULT_RESET]) != 0:
         _raise_errno(f"decommit of {byte_len:#x} bytes at {addr:#x}")
-
-
-copy_raw = lib.wenv_copy_raw  # (dst_addr, src_addr, byte_len): memmove, no checks
 
 
 # ---- pool slots (c_src/wenv_pool.h) ---------------------------------------------------
@@ -195,17 +195,24 @@ copy_raw = lib.wenv_copy_raw  # (dst_addr, src_addr, byte_len): memmove, no chec
 POOL_MAX_INSTANCES = lib.WENV_POOL_MAX_INSTANCES
 POOL_NO_SLOT = lib.WENV_POOL_NO_SLOT
 POOL_CLOSED = lib.WENV_POOL_CLOSED
-#: Step name -> WENV_POOL_FAIL_* bit, for pool_inject_failures (tests).
-POOL_FAIL = {"decommit": lib.WENV_POOL_FAIL_DECOMMIT, "map_anon": lib.WENV_POOL_FAIL_MAP_ANON,
-             "protect": lib.WENV_POOL_FAIL_PROTECT, "map_image": lib.WENV_POOL_FAIL_MAP_IMAGE}
+#: Step name -> WENV_FAIL_* bit (c_src/wenv_mman.h), for pool_inject_failures (tests).
+POOL_FAIL = {"decommit": lib.WENV_FAIL_DECOMMIT, "map_anon": lib.WENV_FAIL_MAP_ANON,
+             "protect": lib.WENV_FAIL_PROTECT, "map_image": lib.WENV_FAIL_MAP_FILE}
+
+
+#: How released pages are given back (c_src/wenv_mman.h): "madvise" (MADV_DONTNEED: image
+#: pages revert to the file, which stays mapped) or "remap" (fresh anonymous pages).
+RESETS = {"madvise": lib.WENV_RESET_MADVISE, "remap": lib.WENV_RESET_REMAP}
+#: The platform's reset: "remap" on macOS (MADV_DONTNEED does not zero there).
+DEFAULT_RESET = next(name for name, how in RESETS.items() if how == lib.wenv_reset_default())
 
 
 def pool_new(slot_count: int, slots_per_chunk: int, chunk_bases, stride: int, bound_bytes: int,
-             keep_bytes: int, max_instances: int):
+             keep_bytes: int, max_instances: int, reset: str = DEFAULT_RESET):
     """The C side of a pool (freed by the garbage collector with the returned cdata)."""
     bases = ffi.new("uint64_t[]", list(chunk_bases) or [0])
     pool = lib.wenv_pool_new(slot_count, slots_per_chunk, bases, len(chunk_bases), stride, bound_bytes,
-                             keep_bytes, max_instances)
+                             keep_bytes, max_instances, RESETS[reset])
     if pool == ffi.NULL:
         _raise_errno("creating the pool's slot table")
     # Freed when the last reference goes: whoever can still call into it keeps it alive.
@@ -217,8 +224,8 @@ instance_open = lib.wenv_instance_open    # (spec) -> handle, or < 0 (spec.pool:
 instance_close = lib.wenv_instance_close  # (spec, handle) -> 0, -1 (errno) or 1 (pool unused)
 pool_begin = lib.wenv_pool_begin      # (pool) -> 0 or POOL_* code
 pool_take = lib.wenv_pool_take        # (pool, spec, count_instance) -> slot, -1 (errno) or POOL_* code
-pool_put = lib.wenv_pool_put          # (pool, slot, end_instance) -> 1 if closed and unused
-pool_end = lib.wenv_pool_end          # (pool) -> 1 if closed and unused
+pool_put = lib.wenv_pool_put          # (pool, slot, end_instance) -> 1 if closed and unused, -1 refused
+pool_end = lib.wenv_pool_end          # (pool) -> 1 if closed and unused, -1 if no instance is live
 pool_close = lib.wenv_pool_close      # (pool) -> 1 if unused
 pool_slot_base = lib.wenv_pool_slot_base
 
@@ -245,7 +252,7 @@ def pool_slot_state(pool, slot: int) -> dict:
     if lib.wenv_pool_slot_state(pool, slot, out) != 0:
         raise IndexError(f"no pool slot {slot}")
     keys = ("in_use", "poisoned", "accessible", "image_key", "image_offset", "image_len")
-    return dict(zip(keys, out))
+    return {key: out[i] for i, key in enumerate(keys)}
 
 
 def pool_inject_failures(pool, steps) -> None:
@@ -282,6 +289,10 @@ def install_trap_handler() -> None:
 def trap_handler_on_top() -> int:
     """1: our handler is installed for SIGSEGV and SIGBUS; 0: covered by another; -1: never installed."""
     return lib.wenv_trap_handler_on_top()
+
+
+signal_handler_id = lib.wenv_signal_handler_id      # (signum) -> the installed handler's identity
+trap_handler_forget = lib.wenv_trap_handler_forget  # (handler id) -> entries dropped from our chain
 
 
 last_status = lib.wenv_last_status
@@ -328,6 +339,12 @@ def init(desc, addr: int, src, src_offset: int, byte_len: int) -> int:
     if not view.contiguous:
         view = memoryview(view.tobytes())
     return lib.wenv_init(desc, addr, ffi.from_buffer(view), view.nbytes, src_offset, byte_len)
+
+
+def copy_out(desc, dst_addr: int, byte_len: int) -> int:
+    """Copy the memory's first ``byte_len`` bytes to the raw address ``dst_addr`` (a moving
+    grow's new reservation), under the fault guard; the status."""
+    return lib.wenv_read(desc, 0, ffi.cast("char *", dst_addr), byte_len)
 
 
 fill = lib.wenv_fill   # (desc, addr, value, byte_len) -> status

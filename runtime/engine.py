@@ -14,10 +14,18 @@ class Engine:
         allocator: where instance memories come from (default: an OnDemandAllocator).
         memory_init_cow: map static images copy-on-write (default). False copies each
             image into every instance at instantiation (the "copy" strategy).
+        image_backing: what the images of modules made from bytes live in: "memfd" (a
+            sealed memfd, Linux), "tempfile" (an unlinked temporary file, the macOS way)
+            or None (the platform's choice). See ``runtime.image.BACKINGS``.
+
+    Raises:
+        ValueError: an unknown ``image_backing``, or one this platform does not have.
     """
 
     def __init__(self, tunables: Optional[Tunables] = None, allocator=None, *,
-                 memory_init_cow: bool = True):
+                 memory_init_cow: bool = True, image_backing: Optional[str] = None):
+        from .image import check_backing
+        self.image_backing = check_backing(image_backing)
         self.memory_init_cow = bool(memory_init_cow)
         if tunables is not None and not isinstance(tunables, Tunables):
             raise TypeError("tunables must be a wasmenv.Tunables")

@@ -8,7 +8,9 @@ shared until an instance writes them.
 Backing file: a sealed memfd on Linux (``memfd_create`` + ``F_ADD_SEALS`` write, grow,
 shrink and seal seals: nobody can change the bytes under the mappings), an unlinked
 temporary file elsewhere (macOS has no memfd), or an existing file at a page-aligned
-offset (compiled artifacts map their data section with no copy).
+offset (compiled artifacts map their data section with no copy). The first two are
+selectable at run time (``backing=``, ``Engine(image_backing=...)``), so that the macOS
+way runs on Linux too.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from typing import Optional
 from . import _ffi
 from .errors import AllocationError
 
-__all__ = ["MemoryImage"]
+__all__ = ["MemoryImage", "BACKINGS", "check_backing"]
 
 _SEALS = 0
 if sys.platform.startswith("linux"):
@@ -48,13 +50,38 @@ def _allocation_error(what: str, exc: OSError) -> AllocationError:
     return AllocationError(f"{what}: {exc.strerror}", limit)
 
 
-def _new_file(name: str):
+#: What a MemoryImage made from bytes can live in: a sealed memfd (Linux), or an
+#: unlinked temporary file (the only way on macOS).
+BACKINGS = ("memfd", "tempfile")
+
+
+def _memfd_available() -> bool:
+    return bool(_SEALS) and hasattr(os, "memfd_create")
+
+
+def check_backing(backing: Optional[str]) -> Optional[str]:
+    """``backing`` if this platform has it (None: the platform's choice, a memfd where
+    there is one, falling back to a temporary file if the kernel refuses it).
+
+    Raises:
+        ValueError: not one of BACKINGS, or "memfd" where there is none.
+    """
+    if backing is None:
+        return None
+    if backing not in BACKINGS:
+        raise ValueError(f"image backing must be one of {BACKINGS} or None, got {backing!r}")
+    if backing == "memfd" and not _memfd_available():
+        raise ValueError("image backing 'memfd' needs memfd_create with sealing (Linux)")
+    return backing
+
+
+def _new_file(name: str, backing: Optional[str] = None):
     """A fresh, empty, close-on-exec file descriptor: (fd, sealable, source)."""
-    if _SEALS and hasattr(os, "memfd_create"):
+    if backing != "tempfile" and _memfd_available():
         try:
             return os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING), True, "memfd"
         except OSError as exc:
-            if exc.errno not in (errno.ENOSYS, errno.EINVAL, errno.EPERM):
+            if backing == "memfd" or exc.errno not in (errno.ENOSYS, errno.EINVAL, errno.EPERM):
                 raise _allocation_error("memfd_create", exc) from exc
     try:
         fd, path = tempfile.mkstemp(prefix=f"{name}-")  # non-inheritable (PEP 446)
@@ -100,7 +127,7 @@ class MemoryImage:
 
     @classmethod
     def from_bytes(cls, data, linear_offset: int = 0, *, name: str = "wenv-image",
-                   cover_byte_len: Optional[int] = None) -> "MemoryImage":
+                   cover_byte_len: Optional[int] = None, backing: Optional[str] = None) -> "MemoryImage":
         """An image holding ``data`` (zero-padded to whole pages) for ``linear_offset``.
 
         With ``cover_byte_len``, the image instead covers linear bytes
@@ -110,10 +137,14 @@ class MemoryImage:
         instead of three (image, zero pages around it), which is what lets ~30,000
         memories fit under vm.max_map_count.
 
+        ``backing``: "memfd", "tempfile" or None (the platform's choice; see BACKINGS).
+
         Raises:
             AllocationError: no file could be created or filled (limit: file descriptors, memory).
-            ValueError: ``linear_offset`` is not page-aligned, or ``data`` does not fit the cover.
+            ValueError: ``linear_offset`` is not page-aligned, ``data`` does not fit the
+                cover, or ``backing`` is unknown or not available here.
         """
+        backing = check_backing(backing)
         if not isinstance(linear_offset, int) or linear_offset < 0 or linear_offset % _ffi.PAGE_SIZE:
             raise ValueError(f"linear_offset must be a non-negative multiple of {_ffi.PAGE_SIZE}")
         view = memoryview(data).cast("B") if not isinstance(data, memoryview) or data.format != "B" \
@@ -125,7 +156,7 @@ class MemoryImage:
             if linear_offset + byte_len > cover:
                 raise ValueError(f"image [{linear_offset:#x}, +{byte_len:#x}) does not fit a cover of {cover:#x}")
             data_at, linear_offset, byte_len = linear_offset, 0, cover
-        fd, sealable, source = _new_file(name)
+        fd, sealable, source = _new_file(name, backing)
         try:
             try:
                 os.ftruncate(fd, byte_len)

@@ -350,7 +350,12 @@ class Memory(Owner):
 
     def grow(self, delta_pages: int) -> int:
         """Grow by ``delta_pages``; return the old size in pages, or -1 when the effective
-        maximum would be exceeded or the OS refuses (wasm ``memory.grow`` semantics)."""
+        maximum would be exceeded or the OS refuses (wasm ``memory.grow`` semantics).
+
+        Raises:
+            WasmRuntimeError: a moving grow could not read the old bytes (an image file
+                truncated under the memory); the memory is left as it was.
+        """
         if not isinstance(delta_pages, int) or delta_pages < 0:
             raise ValueError(f"delta_pages must be a non-negative int, got {delta_pages!r}")
         with self._lock:
@@ -362,6 +367,7 @@ class Memory(Owner):
             if new_pages > self._max_pages or new_pages * WASM_PAGE_SIZE >= _U64_LIMIT:
                 return -1
             old_len, new_len = old_pages * WASM_PAGE_SIZE, new_pages * WASM_PAGE_SIZE
+            fault = _ffi.OK
             try:
                 if new_len <= slot.capacity_bytes:
                     slot.make_accessible(old_len, new_len)
@@ -371,12 +377,17 @@ class Memory(Owner):
                     new_slot = slot.relocated(new_len)
                     if new_slot is None:
                         return -1
-                    _ffi.copy_raw(new_slot.base_address, slot.base_address, old_len)
-                    self._state.slot = new_slot
-                    self._describe(new_slot, old_len)
-                    self._image = None  # the copy is private; the old mapping goes with the old slot
+                    fault = _ffi.copy_out(self._desc, new_slot.base_address, old_len)
+                    if fault:  # the old bytes could not be read (a truncated image file)
+                        new_slot.release()
+                    else:
+                        self._state.slot = new_slot
+                        self._describe(new_slot, old_len)
+                        self._image = None  # the copy is private; the old mapping goes with the old slot
             except (AllocationError, WasmRuntimeError):
                 return -1
+            if fault:
+                raise self._error(fault, "memory.grow (moving)", 1, _ffi.last_fault_address() - slot.base_address)
             _ffi.memory_set_byte_len(self._desc, new_len)
             self._size_pages = new_pages
             if self._state.slot is not slot:
@@ -395,6 +406,10 @@ class Memory(Owner):
         if status == _ffi.BADARG:
             return ValueError(f"{op}: an argument is outside its wasm type's range "
                               f"(addr {addr:#x}, offset {offset:#x})")
+        if status == _ffi.SRC_FAULT:
+            return WasmRuntimeError(
+                f"{op} at wasm address {addr + offset:#x}: memory fault reading the source bytes "
+                f"(host address {_ffi.last_fault_address():#x}; was a data file truncated?)")
         if status == _ffi.FAULT:
             return WasmRuntimeError(
                 f"{op} at wasm address {addr + offset:#x}: memory fault inside the accessible bytes "

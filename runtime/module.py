@@ -57,7 +57,8 @@ class Module:
         self.translation = translation
         self.env = translation.module
         if images is None:
-            images = (_build_images(translation) if engine.memory_init_cow
+            images = (_build_images(translation, getattr(engine, "image_backing", None))
+                      if engine.memory_init_cow
                       else [None] * len(translation.module.memory_plans))
         self._images: List[Optional[object]] = images
         self._instance_layout = None  # runtime.instance caches per-module instantiation work here
@@ -105,8 +106,8 @@ class Module:
 COVER_MAX_BYTES = 16 << 20
 
 
-def _build_images(translation) -> list:
-    """One sealed-memfd (or temp file) image per defined memory with a static image."""
+def _build_images(translation, backing=None) -> list:
+    """One sealed-memfd (or temp file: ``backing``) image per defined memory with a static image."""
     from .image import MemoryImage
     init = translation.module.memory_initialization
 
@@ -117,7 +118,7 @@ def _build_images(translation) -> list:
         min_bytes = translation.module.memory_plans[index].memory.minimum * WASM_PAGE_SIZE
         cover = min_bytes if min_bytes <= COVER_MAX_BYTES else None
         return MemoryImage.from_bytes(translation.data_view(static.data), static.offset,
-                                      cover_byte_len=cover)
+                                      cover_byte_len=cover, backing=backing)
 
     return _images(translation, make)
 

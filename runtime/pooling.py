@@ -105,6 +105,11 @@ def _round_up(n: int, align: int) -> int:
     return (n + align - 1) // align * align
 
 
+#: What the C slot table holds (c_src/wenv_pool.h): uint32 counts, uint64 sizes.
+_U32_MAX = (1 << 32) - 1
+_U64_LIMIT = 1 << 64
+
+
 def _check_count(name: str, value) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"PoolingAllocator.{name} must be a non-negative int, got {value!r}")
@@ -186,6 +191,7 @@ class _PoolCore:
     def __init__(self, limits: dict, keep_resident: int):
         self.__dict__.update(limits)
         self.keep_bytes = _round_up(keep_resident, _ffi.PAGE_SIZE)
+        self.reset = _ffi.DEFAULT_RESET  # how released pages are given back (_ffi.RESETS)
         self.lock = threading.Lock()
         self.closed = False
         self.native = None          # the C pool (c_src/wenv_pool.h), once reserved
@@ -207,12 +213,35 @@ class _PoolCore:
 
     # ---- the reservation -------------------------------------------------------------
 
+    def check_sizes(self, guard_bytes: int) -> None:
+        """Refuse limits the pool could never hold, before anything is reserved.
+
+        Raises:
+            AllocationError: the slots need 2^64 bytes or more ("address space").
+            ValueError: a count the C slot table cannot hold (2^32 or more).
+        """
+        stride = self.bound_bytes + self.slot_guard(guard_bytes)
+        if stride * (self.memory_slot_count + 1) >= _U64_LIMIT:  # + 1: a pre-guard, at most a slot
+            raise AllocationError(
+                f"PoolingAllocator: {self.memory_slot_count} memory slots of {stride:#x} bytes need "
+                f"2^64 bytes or more: they cannot be addressed", "address space")
+        for name, value in (("max_instances", self.max_instances),
+                            ("max_instances x max_memories_per_instance", self.memory_slot_count)):
+            if value > _U32_MAX:
+                raise ValueError(f"PoolingAllocator: {name} = {value} exceeds {_U32_MAX}")
+        if self.keep_bytes >= _U64_LIMIT:
+            raise ValueError(f"PoolingAllocator: keep_resident = {self.keep_bytes} does not fit 64 bits")
+
+    def slot_guard(self, guard_bytes: int) -> int:
+        """The guard after each slot for ``guard_bytes``: page-rounded, at least a page
+        when the slots have no pages (they still get distinct addresses and a guard)."""
+        guard = _round_up(guard_bytes, _ffi.PAGE_SIZE)
+        return guard if self.bound_bytes + guard else _ffi.PAGE_SIZE
+
     def reserve(self, guard_bytes: int, guard_before: bool) -> None:
         """Reserve every memory slot (under the lock, once)."""
-        page = _ffi.PAGE_SIZE
-        guard = _round_up(guard_bytes, page)
-        if self.bound_bytes + guard == 0:
-            guard = page  # zero-page slots still get distinct addresses and a guard
+        self.check_sizes(guard_bytes)
+        guard = self.slot_guard(guard_bytes)
         self.guard_bytes = guard
         self.pre_guard_bytes = guard if guard_before else 0
         self.stride = self.bound_bytes + guard
@@ -228,7 +257,7 @@ class _PoolCore:
                 self.chunks.append(chunk)
                 self.chunk_bases.append(chunk.start + self.pre_guard_bytes)
             self.native = _ffi.pool_new(count, self.slots_per_chunk, self.chunk_bases, self.stride,
-                                        self.bound_bytes, self.keep_bytes, self.max_instances)
+                                        self.bound_bytes, self.keep_bytes, self.max_instances, self.reset)
         except AllocationError as exc:
             self._unmap()
             total = self.pre_guard_bytes + count * self.stride
@@ -307,8 +336,12 @@ class _PoolCore:
             raise WasmRuntimeError(f"pool memory slot {index} was released but is not in use")
 
     def end(self) -> None:
-        if _ffi.pool_end(self.native):
+        """Count one live instance less (C: wenv_pool_end, which refuses one too many)."""
+        rc = _ffi.pool_end(self.native)
+        if rc == 1:
             self._unmap_if_closed()
+        elif rc < 0:
+            raise WasmRuntimeError("the pool ended an instance that was not live")
 
     # ---- table slots -----------------------------------------------------------------
 
@@ -458,6 +491,12 @@ class PoolingAllocator(InstanceAllocator):
             pool is reserved here.
         guard_before: a guard before the first slot (default: the Engine's
             ``guard_before_linear_memory``).
+        reset: how a released slot's pages are given back: "madvise"
+            (``MADV_DONTNEED``: the rest reads zero, image pages revert to the file and
+            the image stays mapped for the next tenant of the same module) or "remap"
+            (fresh anonymous pages over the range: everything reads zero, the image is
+            mapped again by its next tenant; the only way on macOS, where MADV_DONTNEED
+            does not zero). Default: the platform's ("remap" on macOS, else "madvise").
 
     Raises (construction, or the first instantiation when reserved lazily):
         AllocationError: the reservation failed; ``limit`` is "address space" or
@@ -473,14 +512,23 @@ class PoolingAllocator(InstanceAllocator):
 
     def __init__(self, max_instances: int, max_memories_per_instance: int, max_memory_pages: int,
                  max_tables_per_instance: int, max_table_elements: int, keep_resident: int = 0, *,
-                 guard_bytes: Optional[int] = None, guard_before: Optional[bool] = None):
-        limits = {name: _check_count(name, value) for name, value in zip(self._LIMITS, (
-            max_instances, max_memories_per_instance, max_memory_pages, max_tables_per_instance,
-            max_table_elements))}
+                 guard_bytes: Optional[int] = None, guard_before: Optional[bool] = None,
+                 reset: Optional[str] = None):
+        values = (max_instances, max_memories_per_instance, max_memory_pages, max_tables_per_instance,
+                  max_table_elements)
+        limits = {name: _check_count(name, values[i]) for i, name in enumerate(self._LIMITS)}
         self.keep_resident = _check_count("keep_resident", keep_resident)
         if guard_bytes is not None:
             _check_count("guard_bytes", guard_bytes)
         core = _PoolCore(limits, keep_resident)
+        core.check_sizes(0 if guard_bytes is None else guard_bytes)  # lazy: the smallest guard
+        if reset is not None:
+            if reset not in _ffi.RESETS:
+                raise ValueError(f"PoolingAllocator.reset must be one of {tuple(_ffi.RESETS)} or None, "
+                                 f"got {reset!r}")
+            if reset == "madvise" and _ffi.IS_MACOS:
+                raise ValueError("PoolingAllocator.reset='madvise' does not zero pages on macOS")
+            core.reset = reset
         core.guard_option = guard_bytes
         core.guard_before_option = None if guard_before is None else bool(guard_before)
         for name, value in limits.items():
@@ -564,6 +612,11 @@ class PoolingAllocator(InstanceAllocator):
     @property
     def guard_bytes(self) -> int:
         return self._core.guard_bytes
+
+    @property
+    def reset(self) -> str:
+        """How a released slot's pages are given back: "madvise" or "remap"."""
+        return self._core.reset
 
     @property
     def closed(self) -> bool:

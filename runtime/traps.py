@@ -94,12 +94,13 @@ def _rebuild_trap(code, message, address, guard_fault):
 def install_trap_handler() -> None:
     """Install the guard-page SIGSEGV/SIGBUS handler, or put it back on top.
 
-    Creating a Memory does this already. Call it again if something installed its own
-    SIGSEGV/SIGBUS handler afterwards without chaining to ours first -- e.g.
-    ``faulthandler.enable()`` after memories exist: Python's faulthandler treats every
-    fault as fatal, so while it is on top a guard-page fault kills the process instead
-    of becoming a Trap. Re-installing keeps the covered handler in the chain: faults
-    that are not ours still reach it (and faulthandler still prints its traceback).
+    Creating a Memory does this already, and ``faulthandler.enable()`` /
+    ``faulthandler.disable()`` put it back on top by themselves (see
+    :func:`_follow_faulthandler`). Call it if something else installed its own
+    SIGSEGV/SIGBUS handler afterwards without chaining to ours first: while such a
+    handler is on top, a guard-page fault may kill the process instead of becoming a
+    Trap. Re-installing keeps the covered handler in the chain: faults that are not
+    ours still reach it.
     """
     from . import _ffi
     _ffi.install_trap_handler()
@@ -109,3 +110,54 @@ def trap_handler_on_top() -> bool:
     """True if the guard-page handler is the installed SIGSEGV and SIGBUS handler."""
     from . import _ffi
     return _ffi.trap_handler_on_top() == 1
+
+
+def _follow_faulthandler() -> None:
+    """Keep the guard-page handler on top whatever Python's ``faulthandler`` does.
+
+    ``faulthandler.enable()`` installs a handler that treats every fault as fatal over
+    ours, and ``faulthandler.disable()`` restores what it found when it was enabled:
+    SIG_DFL, if it was enabled before our first memory. Either way the next guard-page
+    fault would kill the process. So both are wrapped (once, at import): after either,
+    ours is put back on top, and a disabled faulthandler is dropped from the handlers
+    ours chains real crashes to (it would return without acting, and the fault would
+    repeat forever). Faulthandler's handler is found as the SIGABRT handler while it is
+    enabled (nothing else of the interpreter handles SIGABRT). No cost per access.
+    A reference to the unwrapped functions taken before ``runtime`` was imported
+    bypasses this: call :func:`install_trap_handler` after using it.
+    """
+    import faulthandler
+    import functools
+    import signal
+    if getattr(faulthandler.enable, "_wenv_follows", False):
+        return
+    enable, disable = faulthandler.enable, faulthandler.disable
+
+    def back_on_top():
+        from . import _ffi
+        if _ffi.trap_handler_on_top() == 0:  # -1: never installed, nothing to keep
+            _ffi.install_trap_handler()
+
+    @functools.wraps(enable)
+    def enable_following(*args, **kwargs):
+        try:
+            return enable(*args, **kwargs)
+        finally:
+            back_on_top()
+
+    @functools.wraps(disable)
+    def disable_following():
+        from . import _ffi
+        theirs = _ffi.signal_handler_id(signal.SIGABRT) if faulthandler.is_enabled() else 0
+        try:
+            return disable()
+        finally:
+            if theirs:
+                _ffi.trap_handler_forget(theirs)
+            back_on_top()
+
+    enable_following._wenv_follows = disable_following._wenv_follows = True
+    faulthandler.enable, faulthandler.disable = enable_following, disable_following
+
+
+_follow_faulthandler()

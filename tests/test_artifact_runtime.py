@@ -111,3 +111,74 @@ def test_data_file_truncated_while_mapped_is_reported_as_a_fault_not_a_trap(tmp_
             mem.load_i32(512 * 1024)
         assert not isinstance(info.value, runtime.Trap)
         assert mem.load_i32(0) == first  # the page that is still in the file
+
+
+# ---- a data file truncated while mapped: every path that reads it ----------------------
+
+TRUNCATED_PRELUDE = """
+import os, sys, tempfile, wasmtime, wasmenv, runtime
+from wasmenv import Tunables
+def artifact(wat, tunables=None, **engine_kw):
+    tunables = tunables or Tunables()
+    out = os.path.join(tempfile.mkdtemp(), "art")
+    wasmenv.save_artifact(wasmenv.compile(wasmtime.wat2wasm(wat), tunables), out, tunables=tunables)
+    module = runtime.Module(runtime.Engine(tunables, **engine_kw), out)
+    return module, module.translation.artifact.data_file
+def expect_fault(what):
+    try:
+        what()
+    except runtime.Trap as t:
+        print("trap", t, flush=True)
+    except runtime.WasmRuntimeError as e:
+        print("WasmRuntimeError:", e, flush=True)
+    else:
+        print("no error", flush=True)
+PAGE = "x" * 70000
+"""
+
+TRUNCATED_PATHS = {
+    # a memory64 memory grown past its (zero) reserve moves: the copy reads its image
+    "moving_memory64_grow": """
+module, data = artifact('(module (memory (export "m") i64 2 4) (data (i64.const 0) "' + PAGE + '"))',
+                        Tunables(static_memory_bound=1, dynamic_memory_growth_reserve=0))
+assert module.images[0] is not None and not module.env.memory_plans[0].is_static
+inst = runtime.Instance(module)
+mem = inst.memory(0)
+os.truncate(data, 0)
+expect_fault(lambda: mem.grow(1))
+""",
+    # copy-on-write off: the image bytes are copied from the data file at instantiation
+    "copy_strategy_instantiation": """
+module, data = artifact('(module (memory (export "m") 2) (data (i32.const 0) "' + PAGE + '"))',
+                        memory_init_cow=False)
+os.truncate(data, 0)
+expect_fault(lambda: runtime.Instance(module))
+""",
+    # a sparse memory stays Segmented: each segment is copied from the data file
+    "segmented_data_copy": """
+module, data = artifact('(module (memory (export "m") 512) (data (i32.const 0) "' + PAGE + '")'
+                        ' (data (i32.const 0x1FFFF00) "tail"))')
+assert module.env.memory_initialization.is_segmented()
+os.truncate(data, 0)
+expect_fault(lambda: runtime.Instance(module))
+""",
+    # memory.init copies from a passive segment, a view of the data file
+    "memory_init_from_passive": """
+module, data = artifact('(module (memory (export "m") 2) (data "' + PAGE + '"))')
+inst = runtime.Instance(module)
+os.truncate(data, 0)
+expect_fault(lambda: inst.memory_init(0, 0, 0, 0, 60000))
+""",
+}
+
+
+@pytest.mark.parametrize("path", sorted(TRUNCATED_PATHS))
+def test_data_file_truncated_while_mapped_is_a_runtime_error_on_every_path(path):
+    """A data file truncated under a live module: every read of its bytes (not only an
+    accessor's) runs under the fault guard and becomes the WasmRuntimeError the README
+    promises, never a SIGBUS that kills the process, nor a Trap."""
+    from tests.test_native import run_child
+    proc = run_child(TRUNCATED_PRELUDE + TRUNCATED_PATHS[path])
+    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stdout.startswith("WasmRuntimeError:"), proc.stdout
+    assert "truncated" in proc.stdout, proc.stdout

@@ -429,7 +429,7 @@ def test_address_space_limit_in_a_child():
         grower.store_i32(0, 42)
         vms = psutil.Process().memory_info().vms
         resource.setrlimit(resource.RLIMIT_AS, (vms + (1 << 30), resource.RLIM_INFINITY))
-        for attempt in range(2):  # the first one warms up lazy allocations of the error path
+        for _attempt in range(2):  # the first one warms up lazy allocations of the error path
             before = footprint()
             try:
                 Memory.new(eng, 1)  # 8 GiB reservation
@@ -524,3 +524,45 @@ def test_allocators():
 def test_runtime_errors_hierarchy():
     assert issubclass(AllocationError, WasmRuntimeError)
     assert not issubclass(Trap, WasmRuntimeError)
+
+
+# ---- a memory with nothing to reserve -------------------------------------------------
+
+ZERO_TUNABLES = [  # (memory 0 3) gets zero bytes reserved: no bound, reserve or guard
+    dict(static_memory_bound=0, dynamic_memory_growth_reserve=0, dynamic_memory_offset_guard_size=0),
+    dict(static_memory_bound=0, dynamic_memory_growth_reserve=0, dynamic_memory_offset_guard_size=0,
+         guard_before_linear_memory=False),
+]
+
+
+@pytest.mark.parametrize("tunables", ZERO_TUNABLES)
+@pytest.mark.parametrize("how", ["instance", "host"])
+def test_zero_byte_reservation_instantiates_and_grows_like_wasmtime(tunables, how):
+    """(memory 0 3) with a zero static bound, growth reserve and guard: wasmtime-py
+    instantiates it and grows it page by page; so do we, trapping past the size."""
+    import wasmtime
+
+    from runtime import Engine, Instance, Module
+    wasm = wasmtime.wat2wasm('(module (memory (export "m") 0 3))')
+    cfg = wasmtime.Config()
+    cfg.static_memory_maximum_size = 0
+    cfg.static_memory_guard_size = 0
+    cfg.dynamic_memory_guard_size = 0
+    cfg.dynamic_memory_reserved_for_growth = 0
+    store = wasmtime.Store(wasmtime.Engine(cfg))
+    oracle = wasmtime.Instance(store, wasmtime.Module(store.engine, wasm), []).exports(store)["m"]
+    eng = Engine(Tunables(**tunables))
+    inst = Instance(Module(eng, wasm)) if how == "instance" else None
+    mem = inst.memory(0) if inst else Memory.new(eng, 0, 3)
+    assert mem.plan.reservation_bytes() == 0
+    assert mem.size_pages == oracle.size(store) == 0
+    with pytest.raises(Trap):
+        mem.load_i32_8u(0)
+    for _ in range(3):
+        assert mem.grow(1) == oracle.grow(store, 1)
+        mem.store_i32(mem.byte_len - 4, 0x12345678)
+        assert mem.load_i32(mem.byte_len - 4) == 0x12345678
+        with pytest.raises(Trap):
+            mem.load_i32_8u(mem.byte_len)
+    assert mem.grow(1) == -1 and mem.size_pages == oracle.size(store) == 3
+    (inst or mem).close()

@@ -67,15 +67,33 @@ def expected(name, byte_len):
     return bytes(out)
 
 
+#: make_pool()'s defaults; the ``reset`` fixture sets the pool reset of a test.
+POOL_DEFAULTS = dict(max_instances=1, max_memories_per_instance=1, max_memory_pages=MAX_PAGES,
+                     max_tables_per_instance=1, max_table_elements=64, guard_bytes=GUARD, reset=None)
+
+
 def make_pool(**kw):
-    args = dict(max_instances=1, max_memories_per_instance=1, max_memory_pages=MAX_PAGES,
-                max_tables_per_instance=1, max_table_elements=64, guard_bytes=GUARD)
+    args = dict(POOL_DEFAULTS)
     args.update(kw)
     return PoolingAllocator(**args)
 
 
+@pytest.fixture(params=["madvise", "remap"])
+def reset(request, monkeypatch):
+    """Run an isolation test with each pool reset (MADV_DONTNEED, and the macOS way:
+    fresh anonymous pages): make_pool() and the ``pool`` fixture use it."""
+    monkeypatch.setitem(POOL_DEFAULTS, "reset", request.param)
+    return request.param
+
+
+#: Isolation tests run with both resets.
+each_reset = pytest.mark.usefixtures("reset")
+
+
 @pytest.fixture
-def pool():
+def pool(request):
+    if "reset" in request.fixturenames:
+        request.getfixturevalue("reset")  # before the pool is made
     with make_pool() as p:
         yield p
 
@@ -121,6 +139,7 @@ def check_grown_clean(inst, name):
 
 # ---- reuse and reset ------------------------------------------------------------------
 
+@each_reset
 @pytest.mark.parametrize("keep_resident", [0, 64 << 10, 10000, 1 << 20])
 @pytest.mark.parametrize("name", ["img_a", "plain", "img_c"])
 def test_dirty_slot_is_reset_for_the_next_instance(name, keep_resident):
@@ -142,6 +161,7 @@ SEQUENCE = ["img_a", "plain", "img_a", "img_c", "plain", "img_c", "img_big", "im
             "plain", "plain", "img_big", "img_c", "img_a", "img_a"]
 
 
+@each_reset
 @pytest.mark.parametrize("keep_resident", [0, 10000, 3 * WASM_PAGE])
 def test_slot_switches_between_images_and_no_image(keep_resident):
     with make_pool(keep_resident=keep_resident) as pool:
@@ -158,6 +178,7 @@ def test_slot_switches_between_images_and_no_image(keep_resident):
         assert len(slots) == 1
 
 
+@each_reset
 def test_cve_2022_39393_image_of_the_previous_module_never_visible(pool):
     """A slot used by a module with an image, then by one without: the second must see
     zeros where the image was (the bug left the image mapped), and the first module must
@@ -175,6 +196,7 @@ def test_cve_2022_39393_image_of_the_previous_module_never_visible(pool):
             check_clean(a, "img_a")
 
 
+@each_reset
 def test_image_survives_module_close_only_for_that_module(pool):
     """A slot keeps the last image mapped after release; once that module is closed and
     collected, another module with the same layout must not inherit the mapping."""
@@ -194,6 +216,7 @@ def test_image_survives_module_close_only_for_that_module(pool):
         assert i.exports["m"].read(0, 8) == bytes(8)
 
 
+@each_reset
 def test_grown_instance_then_smaller_instance_traps_above_its_size(pool):
     eng = Engine(allocator=pool)
     big = Module(eng, wat(module_text(1)))
@@ -217,6 +240,7 @@ def test_grown_instance_then_smaller_instance_traps_above_its_size(pool):
             assert mem.read(19 * WASM_PAGE, WASM_PAGE) == bytes(WASM_PAGE)
 
 
+@each_reset
 @linux_only
 @pytest.mark.parametrize("keep_resident", [0, 3 * WASM_PAGE])
 def test_cve_2022_39392_reused_slot_exposes_exactly_the_memory_size(keep_resident):
@@ -236,6 +260,7 @@ def test_cve_2022_39392_reused_slot_exposes_exactly_the_memory_size(keep_residen
                 dirty(inst)
 
 
+@each_reset
 @pytest.mark.parametrize("max_memory_pages", [0, 1, 16, 65536])
 def test_cve_2022_39392_zero_and_small_slots_trap_on_every_out_of_bounds_access(max_memory_pages):
     """Default tunables plan every memory Static with a 4 GiB bound; the slot is smaller
@@ -281,6 +306,7 @@ def test_cve_2022_39392_zero_and_small_slots_trap_on_every_out_of_bounds_access(
             n.close()
 
 
+@each_reset
 def test_grow_stops_at_max_memory_pages(pool):
     mod = Module(Engine(allocator=pool), wat(module_text(1, max_pages=1000)))
     with Instance(mod) as inst:
@@ -293,8 +319,27 @@ def test_grow_stops_at_max_memory_pages(pool):
             mem.load_i32(MAX_PAGES * WASM_PAGE)
 
 
+@pytest.mark.parametrize("reset", ["madvise", "remap"])
+def test_pool_reset_is_selectable_at_run_time(reset):
+    """Both resets on Linux: madvise(MADV_DONTNEED), which keeps the image mapped for the
+    next tenant of the same module, or fresh anonymous pages (the macOS way), which drop
+    it; either way the next tenant sees its image and zeros."""
+    with make_pool(reset=reset) as pool:
+        assert pool.reset == reset
+        mod = compile_all(Engine(allocator=pool), ["img_a"])["img_a"]
+        for _ in range(3):
+            with Instance(mod) as inst:
+                check_clean(inst, "img_a")
+                slot = inst.memory(0)._state.slot
+                dirty(inst)
+            assert slot.state["image_key"] == (mod.images[0].key if reset == "madvise" else 0)
+    with pytest.raises(ValueError):
+        make_pool(reset="defrag")
+
+
 # ---- keep_resident --------------------------------------------------------------------
 
+@each_reset
 @pytest.mark.parametrize("keep_resident", [10000, PAGE + 1, WASM_PAGE - 1, 100000, 5 * WASM_PAGE])
 def test_ghsa_6wgr_89rj_399p_misaligned_keep_resident_resets_every_byte(keep_resident):
     """keep_resident that is not a page multiple: the bytes around the boundary (the
@@ -316,6 +361,7 @@ def test_ghsa_6wgr_89rj_399p_misaligned_keep_resident_resets_every_byte(keep_res
                 dirty(inst)
 
 
+@each_reset
 @linux_only
 def test_keep_resident_prefix_is_zeroed_and_stays_resident():
     keep = 2 * WASM_PAGE
@@ -334,6 +380,7 @@ def test_keep_resident_prefix_is_zeroed_and_stays_resident():
 
 # ---- failing reset steps (GHSA-6wgr-89rj-399p) ----------------------------------------
 
+@each_reset
 @pytest.mark.parametrize("name", ["plain", "img_a"])
 def test_ghsa_6wgr_89rj_399p_failed_decommit_never_leaks(pool, name):
     mods = compile_all(Engine(allocator=pool), ["plain", "img_a"])
@@ -351,6 +398,7 @@ def test_ghsa_6wgr_89rj_399p_failed_decommit_never_leaks(pool, name):
             dirty(inst)
 
 
+@each_reset
 def test_failed_wipe_of_a_poisoned_slot_fails_instantiation_then_recovers(pool):
     eng = Engine(allocator=pool)
     mod = Module(eng, wat(module_text(2, [(0, b"img")])))
@@ -368,6 +416,7 @@ def test_failed_wipe_of_a_poisoned_slot_fails_instantiation_then_recovers(pool):
         assert check.read(4, check.byte_len - 4) == bytes(check.byte_len - 4)
 
 
+@each_reset
 @pytest.mark.parametrize("step", ["protect", "map_image"])
 def test_failed_prepare_step_poisons_and_recovers(pool, step):
     eng = Engine(allocator=pool)
@@ -497,6 +546,34 @@ def test_pool_reservation_failure_names_the_limit():
     assert pool.live_instances == 0
     pool.close()
     assert maps_and_fds()[1] == before[1]
+
+
+def mapped_bytes():
+    """Bytes of address space this process maps (every mapping, reservations included)."""
+    total = 0
+    with open("/proc/self/maps") as f:
+        for line in f:
+            lo, hi = line.split()[0].split("-")
+            total += int(hi, 16) - int(lo, 16)
+    return total
+
+
+@linux_only
+@pytest.mark.parametrize("args, kw", [
+    ((2**32, 1, 0, 0, 0), dict(guard_bytes=4096)),            # 2^32 slots of one page: 16 TiB
+    ((2**32, 0, 0, 0, 0), dict(guard_bytes=4096)),            # max_instances past the C's uint32
+    ((1 << 16, 1 << 16, 0, 0, 0), dict(guard_bytes=4096)),    # 2^32 slots, each count fits
+    ((1, 1, 1, 1, 1), dict(guard_bytes=4096, keep_resident=2**64)),
+    ((0, 1, 2**60, 1, 1), dict(guard_bytes=4096)),            # a slot past 2^64 bytes
+])
+def test_arguments_the_pool_cannot_hold_are_refused_before_reserving(args, kw):
+    """Refused with ValueError or AllocationError (never cffi's OverflowError), and
+    nothing stays reserved -- not even until the next garbage collection."""
+    before = mapped_bytes()
+    with pytest.raises((ValueError, AllocationError)) as info:
+        PoolingAllocator(*args, **kw)
+    assert not isinstance(info.value, OverflowError)
+    assert mapped_bytes() - before < (1 << 30)  # no reservation left behind
 
 
 def test_constructor_validation():
@@ -809,7 +886,9 @@ def model_artifacts(tmp_path_factory):
 
 def _model_modules(engine, artifacts):
     mods = []
-    for (pages, data), path in zip(MODEL_MODULES, artifacts):
+    assert len(artifacts) == len(MODEL_MODULES)
+    for i, (pages, data) in enumerate(MODEL_MODULES):
+        path = artifacts[i]
         mods.append((Module(engine, _memory_only(pages, data)), pages, data))
         mods.append((Module(engine, path), pages, data))
     return mods
@@ -822,6 +901,7 @@ def _expect_model(pages, data):
     return bytes(expect)
 
 
+@each_reset
 @pytest.mark.parametrize("keep", [0, 10000, WASM_PAGE, 3 * WASM_PAGE + 5])
 def test_every_pair_of_tenants_with_exact_and_covering_images(model_artifacts, keep):
     """Each model module (from wasm: images cover the initial size; from an artifact:
@@ -844,6 +924,7 @@ def test_every_pair_of_tenants_with_exact_and_covering_images(model_artifacts, k
                     assert mem.read(pages * WASM_PAGE, (8 - pages) * WASM_PAGE) == bytes((8 - pages) * WASM_PAGE)
 
 
+@each_reset
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(keep=st.sampled_from([0, 10000, WASM_PAGE, 3 * WASM_PAGE + 5]),
        ops=st.lists(st.tuples(st.sampled_from(["new", "new", "write", "grow", "close", "drop"]),

@@ -1,32 +1,65 @@
-"""c_src/wenv_pool.c on its own, under AddressSanitizer and UBSan: tests/c/pool_sanitize.c
-drives the slot table with random take / grow / dirty / put sequences for every
-keep_resident case and checks each new tenant's bytes, double puts and the counters."""
-import os
-import shutil
-import subprocess
+"""c_src/wenv_pool.c on its own, built from its C with test harnesses:
 
+* tests/c/pool_sanitize.c, under AddressSanitizer and UBSan, drives the slot table with
+  random take / grow / dirty / put sequences for every keep_resident case and checks
+  each new tenant's bytes, double puts and the counters;
+* tests/c/pool_races.c runs each race window of the pool deterministically (the C is
+  built with -DWENV_TEST_HOOKS: a hook pauses the first thread inside the window while a
+  second one calls in), and runs every call at once under ThreadSanitizer.
+"""
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-C_SRC = os.path.join(ROOT, "c_src")
+from tests.charness import build, run
+
+#: The units a pool harness links (wenv_instance.c: the pool's one-call path).
+POOL_UNITS = ("mman", "pool", "instance")
 
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory):
-    cc = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
-    assert cc, "a C compiler is needed (the runtime itself is built with one)"
-    exe = str(tmp_path_factory.mktemp("pool") / "pool_sanitize")
-    subprocess.run([cc, "-O1", "-g", "-std=gnu11", "-fsanitize=address,undefined",
-                    "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", f"-I{C_SRC}",
-                    os.path.join(C_SRC, "wenv_pool.c"), os.path.join(C_SRC, "wenv_native.c"),
-                    os.path.join(ROOT, "tests", "c", "pool_sanitize.c"), "-o", exe, "-lpthread"],
-                   check=True, capture_output=True, text=True)
-    return exe
+    return build(tmp_path_factory.mktemp("pool"), "pool_sanitize", POOL_UNITS, "-fsanitize=address,undefined",
+                 "-fno-sanitize-recover=undefined")
+
+
+@pytest.fixture(scope="module")
+def races(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("pool"), "pool_races", POOL_UNITS, "-DWENV_TEST_HOOKS")
+
+
+@pytest.fixture(scope="module")
+def races_tsan(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("pool"), "pool_races", POOL_UNITS, "-DWENV_TEST_HOOKS",
+                 "-fsanitize=thread")
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_slot_table_under_sanitizers(harness, seed):
-    proc = subprocess.run([harness, "3000", str(seed)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.startswith("ok ") and int(proc.stdout.split()[1]) > 3000  # about a third of 4 x 3000 steps
-    assert "runtime error" not in proc.stderr  # UBSan findings
+    rc, out = run(harness, "3000", str(seed))
+    assert rc == 0, out
+    assert out.startswith("ok ") and int(out.split()[1]) > 3000  # about a third of 4 x 3000 steps
+    assert "runtime error" not in out  # UBSan findings
+
+
+def test_two_puts_of_one_slot_inside_the_window_exactly_one_is_refused(races):
+    """The second put runs while the first is paused right after its in-use check: one
+    put returns 0, the other -1 with EINVAL, and the free list holds the slot once."""
+    rc, out = run(races, "put")
+    assert rc == 0 and out.startswith("ok put: first 0, second -1 (errno 22)"), out
+
+
+def test_more_ends_than_instances_are_refused_and_never_wrap(races):
+    rc, out = run(races, "end")
+    assert rc == 0 and out.startswith("ok end"), out
+
+
+def test_slot_state_during_a_grow_reports_the_grown_size(races):
+    """slot_state called while a grow is paused after its mprotect must not report the
+    old size for pages that are already R/W: it waits for the grow (the lock)."""
+    rc, out = run(races, "grow")
+    assert rc == 0 and out.startswith("ok grow"), out
+
+
+def test_every_pool_call_at_once_under_thread_sanitizer(races_tsan):
+    rc, out = run(races_tsan, "stress")
+    assert "ThreadSanitizer" not in out, out
+    assert rc == 0 and out.startswith("ok stress"), out

@@ -1,5 +1,5 @@
 /*
- * Drives c_src/wenv_pool.c directly under AddressSanitizer/UBSan (tests/test_pool_c.py
+ * Drives c_src/wenv_pool.c directly under AddressSanitizer/UBSan (tests/test_wenv_pool.py
  * builds and runs it): random take/write/grow/put sequences on a real pool, checking
  * after every take that the slot reads exactly its image and zeros, that a slot is never
  * handed out twice, and that the counters come back to zero.
@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "wenv_mman.h"
 #include "wenv_pool.h"
 
 #define SLOTS 4
@@ -41,7 +42,7 @@ static long run_keep(int fd, const char *image, long keep, long iterations)
     if (resv == MAP_FAILED)
         return fail("reserve", 0), -1;
     uint64_t chunk = (uint64_t)(uintptr_t)(resv + guard);
-    wenv_pool *pool = wenv_pool_new(SLOTS, SLOTS, &chunk, 1, stride, bound, (uint64_t)keep, SLOTS);
+    wenv_pool *pool = wenv_pool_new(SLOTS, SLOTS, &chunk, 1, stride, bound, (uint64_t)keep, SLOTS, WENV_RESET_MADVISE);
     if (pool == NULL)
         return fail("wenv_pool_new", 0), -1;
 

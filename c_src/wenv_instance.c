@@ -1,0 +1,34 @@
+/*
+ * wenv_instance.c — open and release an instance's memories from their specs.
+ */
+#include "wenv_instance.h"
+#include "wenv_mman.h"
+#include "wenv_pool.h"
+
+uint64_t wenv_memory_open(const wenv_memory_spec *spec)
+{
+    uint64_t start = 0;
+    int has_image = spec->image_fd >= 0 && spec->image_len > 0;
+    if (wenv_reserve_memory(spec->reserve_bytes, spec->pre_guard, spec->accessible,
+                            has_image ? (int)spec->image_fd : -1, spec->image_file_offset,
+                            has_image ? spec->image_offset : 0, has_image ? spec->image_len : 0,
+                            &start) != 0)
+        return 0;
+    return start;
+}
+
+int64_t wenv_instance_open(const wenv_memory_spec *spec)
+{
+    if (spec->pool == NULL) {
+        uint64_t start = wenv_memory_open(spec);
+        return start ? (int64_t)start : -1;
+    }
+    return wenv_pool_take(spec->pool, spec, 1);
+}
+
+int wenv_instance_close(const wenv_memory_spec *spec, int64_t handle)
+{
+    if (spec->pool == NULL)
+        return wenv_release((uint64_t)handle, spec->reserve_bytes);
+    return wenv_pool_put(spec->pool, (uint32_t)handle, 1);
+}

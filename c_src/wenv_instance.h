@@ -1,0 +1,37 @@
+/*
+ * wenv_instance: what instantiating one defined memory needs (a spec, computed once per
+ * module by runtime/layout.py), and an instance's only memory opened and released in
+ * one C call each way, for both allocators.
+ */
+#ifndef WENV_INSTANCE_H
+#define WENV_INSTANCE_H
+#include "wenv.h"
+/* CDEF-BEGIN */
+
+/* Read by wenv_memory_open, wenv_instance_open/close and the pool (wenv_pool.h). */
+typedef struct wenv_memory_spec {
+    uint64_t reserve_bytes;     /* on-demand: the whole reservation, guards included */
+    uint64_t pre_guard;         /* on-demand: bytes before wasm byte 0 */
+    uint64_t accessible;        /* the initial size in bytes: R/W from the start */
+    int64_t image_fd;           /* < 0: no image */
+    uint64_t image_file_offset;
+    uint64_t image_offset;      /* where the image goes, from wasm byte 0 */
+    uint64_t image_len;         /* 0: no image */
+    uint64_t image_key;         /* the image's identity, never reused (a pool slot's affinity) */
+    struct wenv_pool *pool;     /* wenv_instance_open/close: the pool, or NULL for on-demand */
+} wenv_memory_spec;
+
+/* [addr] wenv_reserve_memory for a spec: the reservation's start. */
+uint64_t wenv_memory_open(const wenv_memory_spec *spec);
+
+/* [handle] An instance's only memory (one argument less to convert than the pool calls:
+ * this is the hot path). spec->pool NULL: on-demand (wenv_memory_open; the handle is the
+ * reservation's start); otherwise wenv_pool_take counting the instance (the handle is
+ * the slot). */
+int64_t wenv_instance_open(const wenv_memory_spec *spec);
+/* Release what wenv_instance_open returned (ending the instance). On-demand: [errno]
+ * munmap; pool: wenv_pool_put's [unused] result. */
+int wenv_instance_close(const wenv_memory_spec *spec, int64_t handle);
+
+/* CDEF-END */
+#endif

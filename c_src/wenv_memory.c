@@ -1,0 +1,259 @@
+/*
+ * wenv_memory.c — memory descriptors and the wasm accessors (see wenv_memory.h).
+ *
+ * Each accessor validates the access (wenv_locate: explicit bounds check, or none when
+ * the guard pages catch every out-of-bounds address) and runs the access itself inside
+ * WENV_GUARDED (wenv_traps.h), which turns a fault in the memory's reservation into a
+ * status code.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <string.h>
+
+#include "wenv_memory.h"
+#include "wenv_traps.h"
+
+/* Unaligned, alias-safe views of memory for single-instruction loads and stores. */
+typedef uint8_t wenv_u8u;
+typedef uint16_t wenv_u16u __attribute__((aligned(1), may_alias));
+typedef uint32_t wenv_u32u __attribute__((aligned(1), may_alias));
+typedef uint64_t wenv_u64u __attribute__((aligned(1), may_alias));
+
+/* ------------------------------------------------------------------------------------
+ * Descriptors
+ * ---------------------------------------------------------------------------------- */
+
+void wenv_memory_init(wenv_memory *m, uint64_t base, uint64_t byte_len, uint64_t bound_bytes,
+                      uint64_t guard_bytes, uint64_t resv_start, uint64_t resv_end, uint32_t flags)
+{
+    m->base = base;
+    m->bound_bytes = bound_bytes;
+    m->guard_bytes = guard_bytes;
+    m->resv_start = resv_start;
+    m->resv_end = resv_end;
+    m->flags = flags;
+    __atomic_store_n(&m->byte_len, byte_len, __ATOMIC_RELEASE);
+}
+
+void wenv_memory_set_byte_len(wenv_memory *m, uint64_t byte_len)
+{
+    __atomic_store_n(&m->byte_len, byte_len, __ATOMIC_RELEASE);
+}
+
+void wenv_memory_close(wenv_memory *m)
+{
+    __atomic_store_n(&m->byte_len, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&m->flags, WENV_MEM_CLOSED, __ATOMIC_RELEASE);
+}
+
+static inline int wenv_raw_ok(uint32_t flags, const wenv_memory *m, uint64_t offset, uint32_t width)
+{
+    /* Raw iff every 32-bit address plus this offset and width stays inside bound + guard. */
+    if ((flags & (WENV_MEM_STATIC | WENV_MEM_64)) != WENV_MEM_STATIC)
+        return 0;
+    uint64_t span;
+    if (__builtin_add_overflow(m->bound_bytes, m->guard_bytes, &span))
+        span = UINT64_MAX;
+    return (uint64_t)UINT32_MAX + offset + width <= span; /* offset < 2^32: no overflow */
+}
+
+int wenv_access_is_raw(const wenv_memory *m, uint64_t offset, uint32_t width)
+{
+    uint32_t flags = __atomic_load_n(&m->flags, __ATOMIC_ACQUIRE);
+    if (flags & WENV_MEM_CLOSED || (!(flags & WENV_MEM_64) && offset > UINT32_MAX))
+        return 0;
+    return wenv_raw_ok(flags, m, offset, width);
+}
+
+/* Validate an access and compute its effective address; WENV_OK means go ahead (either
+ * because it is in bounds or because the guard pages catch it). */
+static inline int wenv_locate(const wenv_memory *m, uint64_t addr, uint64_t offset, uint32_t width, uint64_t *ea)
+{
+    uint32_t flags = __atomic_load_n(&m->flags, __ATOMIC_ACQUIRE);
+    if (WENV_UNLIKELY(flags & WENV_MEM_CLOSED))
+        return WENV_CLOSED;
+    if (!(flags & WENV_MEM_64)) {
+        if (WENV_UNLIKELY(addr > UINT32_MAX || offset > UINT32_MAX))
+            return WENV_BADARG;
+        *ea = addr + offset;
+        if (wenv_raw_ok(flags, m, offset, width))
+            return WENV_OK;
+    } else if (__builtin_add_overflow(addr, offset, ea)) {
+        return WENV_OOB;
+    }
+    uint64_t len = __atomic_load_n(&m->byte_len, __ATOMIC_ACQUIRE);
+    if (*ea > len || len - *ea < width)
+        return WENV_OOB;
+    return WENV_OK;
+}
+
+/* Bounds check for bulk operations: [addr, addr + n) within byte_len. */
+static inline int wenv_locate_range(const wenv_memory *m, uint64_t addr, uint64_t n)
+{
+    uint32_t flags = __atomic_load_n(&m->flags, __ATOMIC_ACQUIRE);
+    if (WENV_UNLIKELY(flags & WENV_MEM_CLOSED))
+        return WENV_CLOSED;
+    uint64_t len = __atomic_load_n(&m->byte_len, __ATOMIC_ACQUIRE);
+    if (addr > len || len - addr < n)
+        return WENV_OOB;
+    return WENV_OK;
+}
+
+/* ------------------------------------------------------------------------------------
+ * Accessors
+ * ---------------------------------------------------------------------------------- */
+
+#define WENV_STATUS(st) (st)
+
+static inline double wenv_f32_to_double(uint32_t bits)
+{
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return (double)f;
+}
+
+static inline double wenv_f64_from_bits(uint64_t bits)
+{
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
+static inline uint32_t wenv_f32_bits(double value)
+{
+    float f = (float)value;
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    return bits;
+}
+
+static inline uint64_t wenv_f64_bits(double value)
+{
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    return bits;
+}
+
+#define WENV_NAN_SENTINEL (__builtin_nan(""))
+
+#define WENV_LOAD(NAME, RET, UT, WIDTH, SENTINEL, CONVERT)                          \
+    static inline RET wenv_fault_##NAME(int st)                                     \
+    {                                                                               \
+        wenv_self.status = st;                                                      \
+        return SENTINEL;                                                            \
+    }                                                                               \
+    RET wenv_load_##NAME(wenv_memory *m, uint64_t addr, uint64_t offset)            \
+    {                                                                               \
+        uint64_t ea;                                                                \
+        int st = wenv_locate(m, addr, offset, WIDTH, &ea);                          \
+        if (WENV_UNLIKELY(st != WENV_OK))                                           \
+            return wenv_fault_##NAME(st);                                           \
+        const volatile UT *p = (const volatile UT *)(uintptr_t)(m->base + ea);      \
+        UT v;                                                                       \
+        WENV_GUARDED(m, v = *p, wenv_fault_##NAME);                                 \
+        wenv_self.status = WENV_OK;                                                 \
+        return CONVERT(v);                                                          \
+    }
+
+#define WENV_AS_I64(v) ((int64_t)(v))
+#define WENV_AS_S8(v) ((int64_t)(int8_t)(v))
+#define WENV_AS_S16(v) ((int64_t)(int16_t)(v))
+#define WENV_AS_S32(v) ((int64_t)(int32_t)(v))
+#define WENV_AS_U64(v) ((uint64_t)(v))
+
+WENV_LOAD(i32, int64_t, wenv_u32u, 4, INT64_MIN, WENV_AS_S32)
+WENV_LOAD(i64, int64_t, wenv_u64u, 8, INT64_MIN, WENV_AS_I64)
+WENV_LOAD(u64, uint64_t, wenv_u64u, 8, ((uint64_t)1 << 63), WENV_AS_U64)
+WENV_LOAD(f32, double, wenv_u32u, 4, WENV_NAN_SENTINEL, wenv_f32_to_double)
+WENV_LOAD(f64, double, wenv_u64u, 8, WENV_NAN_SENTINEL, wenv_f64_from_bits)
+WENV_LOAD(s8, int64_t, wenv_u8u, 1, INT64_MIN, WENV_AS_S8)
+WENV_LOAD(u8, int64_t, wenv_u8u, 1, INT64_MIN, WENV_AS_I64)
+WENV_LOAD(s16, int64_t, wenv_u16u, 2, INT64_MIN, WENV_AS_S16)
+WENV_LOAD(u16, int64_t, wenv_u16u, 2, INT64_MIN, WENV_AS_I64)
+WENV_LOAD(u32, int64_t, wenv_u32u, 4, INT64_MIN, WENV_AS_I64)
+
+#define WENV_STORE(NAME, VT, UT, WIDTH, VALID, BITS)                                \
+    int wenv_store_##NAME(wenv_memory *m, uint64_t addr, uint64_t offset, VT value) \
+    {                                                                               \
+        if (WENV_UNLIKELY(!(VALID)))                                                \
+            return WENV_BADARG;                                                     \
+        UT bits = (UT)(BITS);                                                       \
+        uint64_t ea;                                                                \
+        int st = wenv_locate(m, addr, offset, WIDTH, &ea);                          \
+        if (WENV_UNLIKELY(st != WENV_OK))                                           \
+            return st;                                                              \
+        volatile UT *p = (volatile UT *)(uintptr_t)(m->base + ea);                  \
+        WENV_GUARDED(m, *p = bits, WENV_STATUS);                                    \
+        return WENV_OK;                                                             \
+    }
+
+#define WENV_I32_VALUE (value >= INT32_MIN && value <= (int64_t)UINT32_MAX)
+
+WENV_STORE(i32, int64_t, wenv_u32u, 4, WENV_I32_VALUE, value)
+WENV_STORE(i32_8, int64_t, wenv_u8u, 1, WENV_I32_VALUE, value)
+WENV_STORE(i32_16, int64_t, wenv_u16u, 2, WENV_I32_VALUE, value)
+WENV_STORE(i64, int64_t, wenv_u64u, 8, 1, value)
+WENV_STORE(i64_8, int64_t, wenv_u8u, 1, 1, value)
+WENV_STORE(i64_16, int64_t, wenv_u16u, 2, 1, value)
+WENV_STORE(i64_32, int64_t, wenv_u32u, 4, 1, value)
+WENV_STORE(f32, double, wenv_u32u, 4, 1, wenv_f32_bits(value))
+WENV_STORE(f64, double, wenv_u64u, 8, 1, wenv_f64_bits(value))
+
+/* ---- bulk operations ---- */
+
+int wenv_read(wenv_memory *m, uint64_t addr, char *dst, uint64_t byte_len)
+{
+    int st = wenv_locate_range(m, addr, byte_len);
+    if (st != WENV_OK || byte_len == 0)
+        return st;
+    WENV_GUARDED(m, memcpy(dst, (const void *)(uintptr_t)(m->base + addr), (size_t)byte_len), WENV_STATUS);
+    return WENV_OK;
+}
+
+int wenv_write(wenv_memory *m, uint64_t addr, const char *src, uint64_t byte_len)
+{
+    int st = wenv_locate_range(m, addr, byte_len);
+    if (st != WENV_OK || byte_len == 0)
+        return st;
+    WENV_GUARDED_FROM(m, src, byte_len, memcpy((void *)(uintptr_t)(m->base + addr), src, (size_t)byte_len),
+                      WENV_STATUS);
+    return WENV_OK;
+}
+
+int wenv_fill(wenv_memory *m, uint64_t addr, int64_t value, uint64_t byte_len)
+{
+    int st = wenv_locate_range(m, addr, byte_len);
+    if (st != WENV_OK || byte_len == 0)
+        return st;
+    WENV_GUARDED(m, memset((void *)(uintptr_t)(m->base + addr), (int)(value & 0xff), (size_t)byte_len),
+                 WENV_STATUS);
+    return WENV_OK;
+}
+
+int wenv_copy(wenv_memory *m, uint64_t dst, uint64_t src, uint64_t byte_len)
+{
+    int st = wenv_locate_range(m, dst, byte_len);
+    if (st == WENV_OK)
+        st = wenv_locate_range(m, src, byte_len);
+    if (st != WENV_OK || byte_len == 0)
+        return st;
+    WENV_GUARDED(m, memmove((void *)(uintptr_t)(m->base + dst), (const void *)(uintptr_t)(m->base + src),
+                            (size_t)byte_len), WENV_STATUS);
+    return WENV_OK;
+}
+
+int wenv_init(wenv_memory *m, uint64_t addr, const char *src, uint64_t src_len, uint64_t src_offset,
+              uint64_t byte_len)
+{
+    if (src_offset > src_len || src_len - src_offset < byte_len) {
+        uint32_t flags = __atomic_load_n(&m->flags, __ATOMIC_ACQUIRE);
+        return flags & WENV_MEM_CLOSED ? WENV_CLOSED : WENV_OOB;
+    }
+    int st = wenv_locate_range(m, addr, byte_len);
+    if (st != WENV_OK || byte_len == 0)
+        return st;
+    WENV_GUARDED_FROM(m, src + src_offset, byte_len,
+                      memcpy((void *)(uintptr_t)(m->base + addr), src + src_offset, (size_t)byte_len), WENV_STATUS);
+    return WENV_OK;
+}

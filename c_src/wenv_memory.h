@@ -1,0 +1,71 @@
+/*
+ * wenv_memory: the descriptor of one linear memory and the wasm accessors, which run in
+ * C and turn a fault inside the accessed memory's reservation into a status code
+ * (guard-page traps, wenv_traps.c).
+ */
+#ifndef WENV_MEMORY_H
+#define WENV_MEMORY_H
+#include "wenv.h"
+/* CDEF-BEGIN */
+
+/* ---- wenv_memory.flags ---- */
+#define WENV_MEM_STATIC 1   /* Static style: [base, base + bound + guard) never moves and faults past byte_len */
+#define WENV_MEM_64 2       /* 64-bit index type */
+#define WENV_MEM_CLOSED 4
+
+/* What the accessors need to know about one linear memory. Owned by Python (ffi.new);
+ * byte_len is read atomically by accessors and written through wenv_memory_set_byte_len. */
+typedef struct wenv_memory {
+    uint64_t base;          /* host address of wasm byte 0 */
+    uint64_t byte_len;      /* accessible bytes: [base, base + byte_len) is R/W */
+    uint64_t bound_bytes;   /* bytes after base reserved without moving (Static: the bound) */
+    uint64_t guard_bytes;   /* PROT_NONE offset guard after bound_bytes */
+    uint64_t resv_start;    /* whole reservation, guards included: a fault in here is ours */
+    uint64_t resv_end;
+    uint32_t flags;         /* WENV_MEM_* */
+} wenv_memory;
+
+void wenv_memory_init(wenv_memory *m, uint64_t base, uint64_t byte_len, uint64_t bound_bytes,
+                      uint64_t guard_bytes, uint64_t resv_start, uint64_t resv_end, uint32_t flags);
+void wenv_memory_set_byte_len(wenv_memory *m, uint64_t byte_len);
+void wenv_memory_close(wenv_memory *m);
+/* 1 when an access of `width` bytes at static `offset` relies on the guard pages (no bounds check). */
+int wenv_access_is_raw(const wenv_memory *m, uint64_t offset, uint32_t width);
+
+/* ---- [load] accessors. Sentinels: INT64_MIN for integer loads (unambiguous for widths
+ * < 64), a NaN for float loads, 1 << 63 for wenv_load_u64. ---- */
+int64_t wenv_load_i32(wenv_memory *m, uint64_t addr, uint64_t offset);
+int64_t wenv_load_i64(wenv_memory *m, uint64_t addr, uint64_t offset);
+uint64_t wenv_load_u64(wenv_memory *m, uint64_t addr, uint64_t offset);
+double wenv_load_f32(wenv_memory *m, uint64_t addr, uint64_t offset);
+double wenv_load_f64(wenv_memory *m, uint64_t addr, uint64_t offset);
+int64_t wenv_load_s8(wenv_memory *m, uint64_t addr, uint64_t offset);
+int64_t wenv_load_u8(wenv_memory *m, uint64_t addr, uint64_t offset);
+int64_t wenv_load_s16(wenv_memory *m, uint64_t addr, uint64_t offset);
+int64_t wenv_load_u16(wenv_memory *m, uint64_t addr, uint64_t offset);
+int64_t wenv_load_u32(wenv_memory *m, uint64_t addr, uint64_t offset);
+
+/* ---- [status] stores. i32 stores accept values in [-2^31, 2^32); i64 stores any int64
+ * (Python maps [2^63, 2^64)). ---- */
+int wenv_store_i32(wenv_memory *m, uint64_t addr, uint64_t offset, int64_t value);
+int wenv_store_i32_8(wenv_memory *m, uint64_t addr, uint64_t offset, int64_t value);
+int wenv_store_i32_16(wenv_memory *m, uint64_t addr, uint64_t offset, int64_t value);
+int wenv_store_i64(wenv_memory *m, uint64_t addr, uint64_t offset, int64_t value);
+int wenv_store_i64_8(wenv_memory *m, uint64_t addr, uint64_t offset, int64_t value);
+int wenv_store_i64_16(wenv_memory *m, uint64_t addr, uint64_t offset, int64_t value);
+int wenv_store_i64_32(wenv_memory *m, uint64_t addr, uint64_t offset, int64_t value);
+int wenv_store_f32(wenv_memory *m, uint64_t addr, uint64_t offset, double value);
+int wenv_store_f64(wenv_memory *m, uint64_t addr, uint64_t offset, double value);
+
+/* ---- [status] bulk operations: bounds checked before anything is written (bulk-memory
+ * semantics). A fault reading `src` (a view of a truncated file, say) is WENV_SRC_FAULT;
+ * wenv_read also serves to copy a memory out to a raw address (a moving grow). ---- */
+int wenv_read(wenv_memory *m, uint64_t addr, char *dst, uint64_t byte_len);
+int wenv_write(wenv_memory *m, uint64_t addr, const char *src, uint64_t byte_len);
+int wenv_fill(wenv_memory *m, uint64_t addr, int64_t value, uint64_t byte_len);
+int wenv_copy(wenv_memory *m, uint64_t dst, uint64_t src, uint64_t byte_len);
+int wenv_init(wenv_memory *m, uint64_t addr, const char *src, uint64_t src_len,
+              uint64_t src_offset, uint64_t byte_len);
+
+/* CDEF-END */
+#endif
