@@ -256,6 +256,69 @@ def test_init_bytes_semantics(mem):
     assert mem.read(WASM_PAGE - 2, 2) == b"\x00\x00" and mem.read(0, 3) == b"\x00\x00\x00"
 
 
+# ---- accessor arguments ---------------------------------------------------------------
+
+ACCESSORS = sorted(name for name in dir(Memory) if name.startswith(("load_", "store_")))
+_BADARG = "an argument is outside its wasm type's range"
+
+
+def _call(mem, name, addr, offset=0, value=0):
+    if name.startswith("load_"):
+        return getattr(mem, name)(addr, offset)
+    return getattr(mem, name)(addr, 0.0 if name in ("store_f32", "store_f64") else value, offset)
+
+
+def test_accessor_set_is_every_wasm_width():
+    assert len(ACCESSORS) == 27 and {"load_i32", "load_i64_32u", "store_f64_bits"} <= set(ACCESSORS)
+
+
+@pytest.mark.xfail(strict=True, raises=OverflowError, reason="issue 13 item 15: cffi OverflowError")
+@pytest.mark.parametrize("name", ACCESSORS)
+def test_accessor_address_outside_u64_raises_like_a_33_bit_address(mem, name):
+    with pytest.raises(ValueError, match=_BADARG):  # the reference: a 33-bit address
+        _call(mem, name, 1 << 33)
+    for addr, offset in ((-1, 0), (1 << 64, 0), (0, -1), (0, 1 << 64), (-(1 << 70), 1 << 70)):
+        with pytest.raises(ValueError, match=_BADARG):
+            _call(mem, name, addr, offset)
+    assert mem.read(0, 16) == bytes(16)
+
+
+@pytest.mark.xfail(strict=True, raises=OverflowError, reason="issue 13 item 15: cffi OverflowError")
+def test_memory64_accessor_address_of_2_pow_64_raises_a_clean_error():
+    with Memory.new(engine(), 1, memory64=True) as m:
+        with pytest.raises(Trap):
+            m.load_i32((1 << 64) - 1)
+        for name in ACCESSORS:
+            with pytest.raises(ValueError, match=_BADARG):
+                _call(m, name, 1 << 64)
+
+
+@pytest.mark.xfail(strict=True, raises=OverflowError, reason="issue 13 item 15: cffi OverflowError")
+@pytest.mark.parametrize("name, value", [("store_i32", 1 << 64), ("store_i32_8", -(1 << 63) - 1),
+                                         ("store_i64", 1 << 64), ("store_i64_32", -(1 << 63) - 1),
+                                         ("store_f64_bits", 1 << 64)])
+def test_store_value_outside_its_range_raises_like_any_bad_value(mem, name, value):
+    with pytest.raises(ValueError, match=_BADARG):  # the reference: just outside i32's range
+        mem.store_i32(0, 1 << 32)
+    with pytest.raises(ValueError, match=_BADARG):
+        _call(mem, name, 0, value=value)
+    assert mem.read(0, 8) == bytes(8)
+
+
+@pytest.mark.xfail(strict=True, raises=OverflowError, reason="issue 13 item 15: cffi OverflowError")
+@pytest.mark.parametrize("op", ["write", "fill", "copy_dst", "copy_src"])
+def test_bulk_address_of_2_pow_64_raises_a_clean_error(mem, op):
+    big = 1 << 64
+    with pytest.raises(ValueError):
+        if op == "write":
+            mem.write(big, b"x")
+        elif op == "fill":
+            mem.fill(big, 1, 1)
+        else:
+            mem.copy(big, 0, 1) if op == "copy_dst" else mem.copy(0, big, 1)
+    assert mem.read(0, 8) == bytes(8)
+
+
 # ---- lifetime -------------------------------------------------------------------------
 
 def test_close_unmaps_and_blocks_access():
