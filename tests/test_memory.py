@@ -321,16 +321,19 @@ def test_store_value_outside_its_range_raises_like_any_bad_value(mem, name, valu
 
 
 @pytest.mark.xfail(strict=True, raises=OverflowError, reason="issue 13 item 15: cffi OverflowError")
-@pytest.mark.parametrize("op", ["write", "fill", "copy_dst", "copy_src"])
-def test_bulk_address_of_2_pow_64_raises_a_clean_error(mem, op):
-    big = 1 << 64
-    with pytest.raises(ValueError):
-        if op == "write":
-            mem.write(big, b"x")
-        elif op == "fill":
-            mem.fill(big, 1, 1)
-        else:
-            mem.copy(big, 0, 1) if op == "copy_dst" else mem.copy(0, big, 1)
+@pytest.mark.parametrize("op", ["write", "fill", "fill_n", "copy_dst", "copy_src", "copy_n", "init"])
+def test_bulk_address_past_2_pow_64_traps_like_a_33_bit_one(mem, op):
+    """Bulk operations check ranges (read(2^64, 1) and write(2^33, ...) trap): so do these."""
+    calls = {
+        "write": lambda a: mem.write(a, b"x"), "fill": lambda a: mem.fill(a, 1, 1),
+        "fill_n": lambda a: mem.fill(0, 1, a), "copy_dst": lambda a: mem.copy(a, 0, 1),
+        "copy_src": lambda a: mem.copy(0, a, 1), "copy_n": lambda a: mem.copy(0, 0, a),
+        "init": lambda a: mem._init_bytes(a, b"x", 0, 1),
+    }
+    for addr in (1 << 33, 1 << 64, 1 << 70):
+        with pytest.raises(Trap) as info:
+            calls[op](addr)
+        assert info.value.code is TrapCode.MEMORY_OUT_OF_BOUNDS
     assert mem.read(0, 8) == bytes(8)
 
 
