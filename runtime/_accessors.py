@@ -3,11 +3,14 @@
 
 Each is one C call (``runtime._ffi.LOAD`` / ``STORE``). A load returns the value, or a
 sentinel on which the thread's status says whether it trapped; a store returns a status.
+An address, offset or value that cffi cannot convert (outside u64, or the value's C
+type) raises the same ValueError as any other argument outside its wasm type's range.
 """
 from . import _ffi
 
 __all__ = ["MemoryAccessors", "ACCESSOR_WIDTHS"]
 
+_BADARG = _ffi.BADARG
 _last_status = _ffi.last_status
 _INT64_MIN = _ffi.INT64_MIN        # the integer loads' trap sentinel
 _U64_SENTINEL = _ffi.U64_SENTINEL  # load_u64's
@@ -33,11 +36,15 @@ _store_i64_16 = _ffi.STORE["i64_16"]
 _store_i64_32 = _ffi.STORE["i64_32"]
 
 
-def _i64_from_u64(value):
-    """An unsigned i64 in [2^63, 2^64) as the int64 with the same bits; anything else as is."""
+def _store_u64(cfn, desc, addr, offset, value):
+    """An i64 store cffi refused: a value in [2^63, 2^64) is stored as the int64 with the
+    same bits; any other refusal (addr, offset or value out of range) is BADARG."""
     if isinstance(value, int) and (1 << 63) <= value < _U64_LIMIT:
-        return value - _U64_LIMIT
-    return value
+        try:
+            return cfn(desc, addr, offset, value - _U64_LIMIT)
+        except OverflowError:
+            pass
+    return _BADARG
 
 
 class MemoryAccessors:
@@ -52,7 +59,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = _load_i32(self._desc, addr, offset)
+        try:
+            value = _load_i32(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "load_i32", 4, addr, offset) from None
         if value == _INT64_MIN:  # the trap sentinel, or that value in memory
             status = _last_status()
             if status:
@@ -66,7 +76,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = _load_i64(self._desc, addr, offset)
+        try:
+            value = _load_i64(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "load_i64", 8, addr, offset) from None
         if value == _INT64_MIN:  # the trap sentinel, or that value in memory
             status = _last_status()
             if status:
@@ -80,7 +93,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = _load_f32(self._desc, addr, offset)
+        try:
+            value = _load_f32(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "load_f32", 4, addr, offset) from None
         if value != value:  # NaN: the trap sentinel, or a NaN in memory
             status = _last_status()
             if status:
@@ -94,7 +110,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = _load_f64(self._desc, addr, offset)
+        try:
+            value = _load_f64(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "load_f64", 8, addr, offset) from None
         if value != value:  # NaN: the trap sentinel, or a NaN in memory
             status = _last_status()
             if status:
@@ -108,7 +127,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = _load_s8(self._desc, addr, offset)
+        try:
+            value = _load_s8(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "load_i32_8s", 1, addr, offset) from None
         if value == _INT64_MIN:  # the trap sentinel, or that value in memory
             status = _last_status()
             if status:
@@ -122,7 +144,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = _load_u8(self._desc, addr, offset)
+        try:
+            value = _load_u8(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "load_i32_8u", 1, addr, offset) from None
         if value == _INT64_MIN:  # the trap sentinel, or that value in memory
             status = _last_status()
             if status:
@@ -136,7 +161,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = _load_s16(self._desc, addr, offset)
+        try:
+            value = _load_s16(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "load_i32_16s", 2, addr, offset) from None
         if value == _INT64_MIN:  # the trap sentinel, or that value in memory
             status = _last_status()
             if status:
@@ -150,7 +178,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = _load_u16(self._desc, addr, offset)
+        try:
+            value = _load_u16(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "load_i32_16u", 2, addr, offset) from None
         if value == _INT64_MIN:  # the trap sentinel, or that value in memory
             status = _last_status()
             if status:
@@ -164,7 +195,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = _load_s8(self._desc, addr, offset)
+        try:
+            value = _load_s8(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "load_i64_8s", 1, addr, offset) from None
         if value == _INT64_MIN:  # the trap sentinel, or that value in memory
             status = _last_status()
             if status:
@@ -178,7 +212,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = _load_u8(self._desc, addr, offset)
+        try:
+            value = _load_u8(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "load_i64_8u", 1, addr, offset) from None
         if value == _INT64_MIN:  # the trap sentinel, or that value in memory
             status = _last_status()
             if status:
@@ -192,7 +229,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = _load_s16(self._desc, addr, offset)
+        try:
+            value = _load_s16(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "load_i64_16s", 2, addr, offset) from None
         if value == _INT64_MIN:  # the trap sentinel, or that value in memory
             status = _last_status()
             if status:
@@ -206,7 +246,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = _load_u16(self._desc, addr, offset)
+        try:
+            value = _load_u16(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "load_i64_16u", 2, addr, offset) from None
         if value == _INT64_MIN:  # the trap sentinel, or that value in memory
             status = _last_status()
             if status:
@@ -220,7 +263,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = _load_i32(self._desc, addr, offset)
+        try:
+            value = _load_i32(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "load_i64_32s", 4, addr, offset) from None
         if value == _INT64_MIN:  # the trap sentinel, or that value in memory
             status = _last_status()
             if status:
@@ -234,7 +280,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = _load_u32(self._desc, addr, offset)
+        try:
+            value = _load_u32(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "load_i64_32u", 4, addr, offset) from None
         if value == _INT64_MIN:  # the trap sentinel, or that value in memory
             status = _last_status()
             if status:
@@ -248,7 +297,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = _load_u32(self._desc, addr, offset)
+        try:
+            value = _load_u32(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "load_f32_bits", 4, addr, offset) from None
         if value == _INT64_MIN:  # the trap sentinel, or that value in memory
             status = _last_status()
             if status:
@@ -262,7 +314,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = _load_u64(self._desc, addr, offset)
+        try:
+            value = _load_u64(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "load_f64_bits", 8, addr, offset) from None
         if value == _U64_SENTINEL:  # the trap sentinel, or that value in memory
             status = _last_status()
             if status:
@@ -276,7 +331,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS, with memory unchanged, if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        status = _store_i32(self._desc, addr, offset, value)
+        try:
+            status = _store_i32(self._desc, addr, offset, value)
+        except OverflowError:  # addr or offset outside u64, or value outside the C type
+            status = _BADARG
         if status:
             raise self._error(status, "store_i32", 4, addr, offset)
 
@@ -289,8 +347,8 @@ class MemoryAccessors:
         """
         try:
             status = _store_i64(self._desc, addr, offset, value)
-        except OverflowError:  # an unsigned i64 in [2^63, 2^64), or a bad addr/offset
-            status = _store_i64(self._desc, addr, offset, _i64_from_u64(value))
+        except OverflowError:  # addr or offset outside u64, or value outside the C type
+            status = _store_u64(_store_i64, self._desc, addr, offset, value)
         if status:
             raise self._error(status, "store_i64", 8, addr, offset)
 
@@ -301,7 +359,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS, with memory unchanged, if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        status = _store_f32(self._desc, addr, offset, value)
+        try:
+            status = _store_f32(self._desc, addr, offset, value)
+        except OverflowError:  # addr or offset outside u64, or value outside the C type
+            status = _BADARG
         if status:
             raise self._error(status, "store_f32", 4, addr, offset)
 
@@ -312,7 +373,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS, with memory unchanged, if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        status = _store_f64(self._desc, addr, offset, value)
+        try:
+            status = _store_f64(self._desc, addr, offset, value)
+        except OverflowError:  # addr or offset outside u64, or value outside the C type
+            status = _BADARG
         if status:
             raise self._error(status, "store_f64", 8, addr, offset)
 
@@ -323,7 +387,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS, with memory unchanged, if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        status = _store_i32_8(self._desc, addr, offset, value)
+        try:
+            status = _store_i32_8(self._desc, addr, offset, value)
+        except OverflowError:  # addr or offset outside u64, or value outside the C type
+            status = _BADARG
         if status:
             raise self._error(status, "store_i32_8", 1, addr, offset)
 
@@ -334,7 +401,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS, with memory unchanged, if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        status = _store_i32_16(self._desc, addr, offset, value)
+        try:
+            status = _store_i32_16(self._desc, addr, offset, value)
+        except OverflowError:  # addr or offset outside u64, or value outside the C type
+            status = _BADARG
         if status:
             raise self._error(status, "store_i32_16", 2, addr, offset)
 
@@ -347,8 +417,8 @@ class MemoryAccessors:
         """
         try:
             status = _store_i64_8(self._desc, addr, offset, value)
-        except OverflowError:  # an unsigned i64 in [2^63, 2^64), or a bad addr/offset
-            status = _store_i64_8(self._desc, addr, offset, _i64_from_u64(value))
+        except OverflowError:  # addr or offset outside u64, or value outside the C type
+            status = _store_u64(_store_i64_8, self._desc, addr, offset, value)
         if status:
             raise self._error(status, "store_i64_8", 1, addr, offset)
 
@@ -361,8 +431,8 @@ class MemoryAccessors:
         """
         try:
             status = _store_i64_16(self._desc, addr, offset, value)
-        except OverflowError:  # an unsigned i64 in [2^63, 2^64), or a bad addr/offset
-            status = _store_i64_16(self._desc, addr, offset, _i64_from_u64(value))
+        except OverflowError:  # addr or offset outside u64, or value outside the C type
+            status = _store_u64(_store_i64_16, self._desc, addr, offset, value)
         if status:
             raise self._error(status, "store_i64_16", 2, addr, offset)
 
@@ -375,8 +445,8 @@ class MemoryAccessors:
         """
         try:
             status = _store_i64_32(self._desc, addr, offset, value)
-        except OverflowError:  # an unsigned i64 in [2^63, 2^64), or a bad addr/offset
-            status = _store_i64_32(self._desc, addr, offset, _i64_from_u64(value))
+        except OverflowError:  # addr or offset outside u64, or value outside the C type
+            status = _store_u64(_store_i64_32, self._desc, addr, offset, value)
         if status:
             raise self._error(status, "store_i64_32", 4, addr, offset)
 
@@ -387,7 +457,10 @@ class MemoryAccessors:
             Trap: MEMORY_OUT_OF_BOUNDS, with memory unchanged, if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        status = _store_i32(self._desc, addr, offset, value)
+        try:
+            status = _store_i32(self._desc, addr, offset, value)
+        except OverflowError:  # addr or offset outside u64, or value outside the C type
+            status = _BADARG
         if status:
             raise self._error(status, "store_f32_bits", 4, addr, offset)
 
@@ -400,8 +473,8 @@ class MemoryAccessors:
         """
         try:
             status = _store_i64(self._desc, addr, offset, value)
-        except OverflowError:  # an unsigned i64 in [2^63, 2^64), or a bad addr/offset
-            status = _store_i64(self._desc, addr, offset, _i64_from_u64(value))
+        except OverflowError:  # addr or offset outside u64, or value outside the C type
+            status = _store_u64(_store_i64, self._desc, addr, offset, value)
         if status:
             raise self._error(status, "store_f64_bits", 8, addr, offset)
 

@@ -416,21 +416,30 @@ class Memory(MemoryAccessors, Owner):
     def write(self, addr: int, data) -> None:
         """Write a bytes-like ``data`` at ``addr``; nothing is written if it does not fit."""
         self._check_nonneg(addr=addr)
-        status = _ffi.write(self._desc, addr, data)
+        try:
+            status = _ffi.write(self._desc, addr, data)
+        except OverflowError:  # addr past 2^64: out of bounds, as in read()
+            status = _ffi.OOB
         if status:
             raise self._error(status, "write", memoryview(data).nbytes, addr)
 
     def fill(self, addr: int, value: int, n: int) -> None:
         """memory.fill: ``n`` bytes of ``value & 0xff`` at ``addr`` (checked before writing)."""
         self._check_nonneg(addr=addr, n=n)
-        status = _ffi.fill(self._desc, addr, value, n)
+        try:
+            status = _ffi.fill(self._desc, addr, value & 0xFF, n)
+        except OverflowError:  # addr or n past 2^64: out of bounds, as in read()
+            status = _ffi.OOB
         if status:
             raise self._error(status, "fill", n, addr)
 
     def copy(self, dst: int, src: int, n: int) -> None:
         """memory.copy: memmove semantics; trap before writing if either range is out of bounds."""
         self._check_nonneg(dst=dst, src=src, n=n)
-        status = _ffi.copy(self._desc, dst, src, n)
+        try:
+            status = _ffi.copy(self._desc, dst, src, n)
+        except OverflowError:  # dst, src or n past 2^64: out of bounds, as in read()
+            status = _ffi.OOB
         if status:
             raise self._error(status, "copy", n, dst if dst + n > self.byte_len else src)
 
@@ -456,7 +465,10 @@ class Memory(MemoryAccessors, Owner):
         """memory.init: copy ``src[src_offset:src_offset + n]`` to ``addr``; trap (writing
         nothing) if ``src_offset + n > len(src)`` or ``addr + n > byte_len``."""
         self._check_nonneg(addr=addr, src_offset=src_offset, n=n)
-        status = _ffi.init(self._desc, addr, src, src_offset, n)
+        try:
+            status = _ffi.init(self._desc, addr, src, src_offset, n)
+        except OverflowError:  # addr, src_offset or n past 2^64: out of bounds, as in read()
+            status = _ffi.OOB
         if status:
             raise self._error(status, "memory.init", n, addr)
 

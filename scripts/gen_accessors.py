@@ -59,11 +59,14 @@ HEADER = '''\
 
 Each is one C call (``runtime._ffi.LOAD`` / ``STORE``). A load returns the value, or a
 sentinel on which the thread's status says whether it trapped; a store returns a status.
+An address, offset or value that cffi cannot convert (outside u64, or the value's C
+type) raises the same ValueError as any other argument outside its wasm type's range.
 """
 from . import _ffi
 
 __all__ = ["MemoryAccessors", "ACCESSOR_WIDTHS"]
 
+_BADARG = _ffi.BADARG
 _last_status = _ffi.last_status
 _INT64_MIN = _ffi.INT64_MIN        # the integer loads' trap sentinel
 _U64_SENTINEL = _ffi.U64_SENTINEL  # load_u64's
@@ -72,11 +75,15 @@ _U64_LIMIT = 1 << 64
 
 HELPERS = '''
 
-def _i64_from_u64(value):
-    """An unsigned i64 in [2^63, 2^64) as the int64 with the same bits; anything else as is."""
+def _store_u64(cfn, desc, addr, offset, value):
+    """An i64 store cffi refused: a value in [2^63, 2^64) is stored as the int64 with the
+    same bits; any other refusal (addr, offset or value out of range) is BADARG."""
     if isinstance(value, int) and (1 << 63) <= value < _U64_LIMIT:
-        return value - _U64_LIMIT
-    return value
+        try:
+            return cfn(desc, addr, offset, value - _U64_LIMIT)
+        except OverflowError:
+            pass
+    return _BADARG
 '''
 
 CLASS = '''
@@ -95,7 +102,10 @@ INT_LOAD = '''
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = {cfn}(self._desc, addr, offset)
+        try:
+            value = {cfn}(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "{name}", {width}, addr, offset) from None
         if value == {sentinel}:  # the trap sentinel, or that value in memory
             status = _last_status()
             if status:
@@ -111,7 +121,10 @@ FLOAT_LOAD = '''
             Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-        value = {cfn}(self._desc, addr, offset)
+        try:
+            value = {cfn}(self._desc, addr, offset)
+        except OverflowError:  # addr or offset outside u64
+            raise self._error(_BADARG, "{name}", {width}, addr, offset) from None
         if value != value:  # NaN: the trap sentinel, or a NaN in memory
             status = _last_status()
             if status:
@@ -127,7 +140,11 @@ STORE = '''
             Trap: MEMORY_OUT_OF_BOUNDS, with memory unchanged, if any byte is out of bounds.
             ValueError: an argument is outside its wasm type's range, or the memory is closed.
         """
-{call}        if status:
+        try:
+            status = {cfn}(self._desc, addr, offset, value)
+        except OverflowError:  # addr or offset outside u64, or value outside the C type
+            status = {overflow}
+        if status:
             raise self._error(status, "{name}", {width}, addr, offset)
 '''
 
@@ -155,15 +172,12 @@ def render() -> str:
                                    width_text=_width_text(width), what=what,
                                    sentinel=sentinel))
     for name, instr, kind, width, what in STORES:
-        # i64 stores take [2^63, 2^64) too: cffi refuses those for int64_t, so the
-        # OverflowError path stores their signed twin.
+        # i64 stores take [2^63, 2^64) too: cffi refuses those for int64_t, and
+        # _store_u64 stores their signed twin (BADARG for anything else).
         cfn = _cfn(kind, "STORE")
-        call = (f"        try:\n            status = {cfn}(self._desc, addr, offset, value)\n"
-                f"        except OverflowError:  # an unsigned i64 in [2^63, 2^64), or a bad addr/offset\n"
-                f"            status = {cfn}(self._desc, addr, offset, _i64_from_u64(value))\n"
-                if kind.startswith("i64") else f"        status = {cfn}(self._desc, addr, offset, value)\n")
-        out.append(STORE.format(name=name, instr=instr, width=width,
-                                width_text=_width_text(width), what=what, call=call))
+        overflow = f"_store_u64({cfn}, self._desc, addr, offset, value)" if kind.startswith("i64") else "_BADARG"
+        out.append(STORE.format(name=name, instr=instr, cfn=cfn, width=width,
+                                width_text=_width_text(width), what=what, overflow=overflow))
     widths = "".join(f'    "{row[0]}": {row[3]},\n' for row in LOADS + STORES)
     out.append(f"\n\n#: Bytes each accessor reads or writes.\nACCESSOR_WIDTHS = {{\n{widths}}}\n")
     return "".join(out)
