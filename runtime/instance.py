@@ -220,8 +220,6 @@ class Instance(Owner):
             memory = made[defined]
             if memory is None:
                 memory = self._layout.allocation.memory(self._layout, defined, handles[defined])
-                memory._passive_map = self._passive_data
-                memory._passive_store = self.module.translation.passive_data
                 made[defined] = memory
         return memory
 
@@ -253,17 +251,17 @@ class Instance(Owner):
         return self.module.translation.passive_data.view(r)
 
     def data_drop(self, data_index: int):
-        """data.drop: the segment becomes empty for this instance and its memories' init()."""
+        """data.drop: the segment becomes empty for this instance (passive_data, memory_init)."""
         if data_index in self._passive_data:
             kept = dict(self._passive_data)
             del kept[data_index]
             self._dropped_data = kept
-            for memory in self._made or ():
-                if memory is not None:
-                    memory._passive_map = kept
 
     def memory_init(self, memory_index: int, addr: int, data_index: int, offset: int, n: int):
-        """memory.init: copy ``n`` bytes of passive segment ``data_index`` from ``offset``."""
+        """memory.init: copy ``n`` bytes from ``offset`` of this instance's passive data segment
+        ``data_index`` to ``addr`` of memory ``memory_index`` (imported or defined). Traps
+        (writing nothing) when either range is out of bounds; a dropped (or active)
+        segment is empty, so only ``n == 0`` succeeds."""
         self.memory(memory_index)._init_bytes(addr, self.passive_data(data_index), offset, n)
 
     @property

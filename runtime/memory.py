@@ -206,7 +206,7 @@ class Memory(MemoryAccessors, Owner):
     """
 
     __slots__ = ("_plan", "_state", "_desc", "_lock", "_size_pages", "_max_pages",
-                 "_image", "_passive_map", "_passive_store", "__weakref__")
+                 "_image", "__weakref__")
 
     def __init__(self, plan: MemoryPlan, image=None, *, slot_factory=None):
         max_pages = self.check_plan(plan, image)
@@ -266,8 +266,6 @@ class Memory(MemoryAccessors, Owner):
             slot.release()
             raise
         self._state = _State(self._desc, slot)
-        # The defining instance's passive data segments (set by Instance), for init().
-        self._passive_map = self._passive_store = None
 
     def _describe(self, slot: MemorySlot, byte_len: int):
         flags = (_ffi.MEM_STATIC if self._plan.is_static else 0) | (_ffi.MEM_64 if self._plan.memory.memory64 else 0)
@@ -443,27 +441,10 @@ class Memory(MemoryAccessors, Owner):
         if status:
             raise self._error(status, "copy", n, dst if dst + n > self.byte_len else src)
 
-    def init(self, addr: int, data_index: int, offset: int, n: int, *, instance=None) -> None:
-        """memory.init: copy ``n`` bytes from ``offset`` of passive data segment
-        ``data_index`` to ``addr``. Traps (writing nothing) when either range is out of
-        bounds; a dropped (or active) segment is empty, so only ``n == 0`` succeeds.
-
-        The segment is the defining instance's, or ``instance``'s (required for a memory
-        made with :meth:`new` and imported by instances).
-        """
-        if instance is not None:
-            src = instance.passive_data(data_index)
-        elif self._passive_map is None:
-            raise ValueError("this memory was not defined by an instance: pass instance= "
-                             "to say whose data segments to use")
-        else:
-            r = self._passive_map.get(data_index)
-            src = memoryview(b"") if r is None else self._passive_store.view(r)
-        self._init_bytes(addr, src, offset, n)
-
     def _init_bytes(self, addr: int, src, src_offset: int, n: int) -> None:
         """memory.init: copy ``src[src_offset:src_offset + n]`` to ``addr``; trap (writing
-        nothing) if ``src_offset + n > len(src)`` or ``addr + n > byte_len``."""
+        nothing) if ``src_offset + n > len(src)`` or ``addr + n > byte_len``. The segment
+        is an instance's: :meth:`runtime.Instance.memory_init` is the public entry."""
         self._check_nonneg(addr=addr, src_offset=src_offset, n=n)
         try:
             status = _ffi.init(self._desc, addr, src, src_offset, n)
