@@ -332,7 +332,7 @@ class Exports:
         if kind is ExternKind.FUNC:
             return inst._func_ref(idx.index)
         if kind is ExternKind.MEMORY:
-            return inst.memories[idx.index]
+            return inst.memory(idx.index)
         if kind is ExternKind.TABLE:
             return inst.tables[idx.index]
         if kind is ExternKind.GLOBAL:

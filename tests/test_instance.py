@@ -367,6 +367,18 @@ def test_memory_objects_are_made_on_first_use_and_only_once(engine):
     assert i.memory(0) is m  # the closed object, not a new one
 
 
+def test_exports_make_only_the_memory_asked_for(engine):
+    host = Memory.new(engine, 1)
+    i = inst(engine, """(module (import "env" "h" (memory 1)) (memory (export "a") 1)
+      (memory (export "b") 2) (memory (export "c") 1) (export "h" (memory 0)))""", {("env", "h"): host})
+    b = i.exports["b"]
+    assert b.size_pages == 2 and i._made == [None, b, None]
+    assert i.exports["h"] is i.memory(0) and i._made == [None, b, None]  # the import: nothing made
+    assert [m.size_pages for _, m in i.exports.items()] == [1, 2, 1, 1] and None not in i._made
+    i.close()
+    host.close()
+
+
 def test_a_memory_never_looked_at_is_released_by_close_and_by_the_backstop(engine):
     module = Module(engine, wat(ONE_MEMORY))
     Instance(module).close()  # the first instance sets up the one-call path
