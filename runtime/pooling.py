@@ -183,8 +183,20 @@ class _TableLease:
 class _PoolCore:
     """The pool's state; what slots and the finalizer hold (never the PoolingAllocator)."""
 
-    def __init__(self, limits: dict, keep_resident: int):
-        self.__dict__.update(limits)
+    __slots__ = ("max_instances", "max_memories_per_instance", "max_memory_pages",
+                 "max_tables_per_instance", "max_table_elements", "keep_bytes", "lock", "closed",
+                 "native", "reservation", "chunks", "chunk_bases", "slots_per_chunk", "guard_bytes",
+                 "pre_guard_bytes", "stride", "bound_bytes", "memory_slot_count", "table_slot_count",
+                 "first_base", "reserved", "guard_option", "guard_before_option", "free_tables",
+                 "tables_created", "live_tables")
+
+    def __init__(self, max_instances: int, max_memories_per_instance: int, max_memory_pages: int,
+                 max_tables_per_instance: int, max_table_elements: int, keep_resident: int):
+        self.max_instances = max_instances
+        self.max_memories_per_instance = max_memories_per_instance
+        self.max_memory_pages = max_memory_pages
+        self.max_tables_per_instance = max_tables_per_instance
+        self.max_table_elements = max_table_elements
         self.keep_bytes = _round_up(keep_resident, _ffi.PAGE_SIZE)
         self.lock = threading.Lock()
         self.closed = False
@@ -366,8 +378,8 @@ class _PoolAllocation(InstanceAllocation):
                 slot = _take(native, layout.specs + index, 0 if slots else 1)
                 if slot < 0:
                     err = _ffi.errno_now()
-                    slot = self._retry(slot, err, lambda: _take(native, layout.specs + index,
-                                                                0 if slots else 1))
+                    slot = self._retry(slot, err, lambda i=index: _take(native, layout.specs + i,
+                                                                        0 if slots else 1))
                 slots.append(slot)
         except BaseException:
             if slots:
@@ -468,23 +480,21 @@ class PoolingAllocator(InstanceAllocator):
     "max_tables_per_instance" or "max_table_elements"; nothing is left taken.
     """
 
-    _LIMITS = ("max_instances", "max_memories_per_instance", "max_memory_pages",
-               "max_tables_per_instance", "max_table_elements")
-
     def __init__(self, max_instances: int, max_memories_per_instance: int, max_memory_pages: int,
                  max_tables_per_instance: int, max_table_elements: int, keep_resident: int = 0, *,
                  guard_bytes: Optional[int] = None, guard_before: Optional[bool] = None):
-        limits = {name: _check_count(name, value) for name, value in zip(self._LIMITS, (
-            max_instances, max_memories_per_instance, max_memory_pages, max_tables_per_instance,
-            max_table_elements))}
+        self.max_instances = _check_count("max_instances", max_instances)
+        self.max_memories_per_instance = _check_count("max_memories_per_instance", max_memories_per_instance)
+        self.max_memory_pages = _check_count("max_memory_pages", max_memory_pages)
+        self.max_tables_per_instance = _check_count("max_tables_per_instance", max_tables_per_instance)
+        self.max_table_elements = _check_count("max_table_elements", max_table_elements)
         self.keep_resident = _check_count("keep_resident", keep_resident)
         if guard_bytes is not None:
             _check_count("guard_bytes", guard_bytes)
-        core = _PoolCore(limits, keep_resident)
+        core = _PoolCore(max_instances, max_memories_per_instance, max_memory_pages,
+                         max_tables_per_instance, max_table_elements, keep_resident)
         core.guard_option = guard_bytes
         core.guard_before_option = None if guard_before is None else bool(guard_before)
-        for name, value in limits.items():
-            setattr(self, name, value)
         self._core = core
         self._allocation = _PoolAllocation(self, core)
         self._last_collect = -_COLLECT_INTERVAL
