@@ -51,8 +51,7 @@ class Instance(Owner):
     tables: List[Table] = ()
     tags: List[Tag] = ()
     _imported_memories: List[object] = ()
-    _defined_tables: List[Table] = ()
-    _owned: List[object] = ()    # pooled table slots
+    _defined_tables: List[Table] = ()  # each owns its pool table slot, if any
     _made: Optional[List[Optional[Memory]]] = None  # Memory objects of defined memories, once made
     _exports: Optional["Exports"] = None
     _dropped_data = None         # passive segments left after a data.drop (else the layout's)
@@ -129,13 +128,10 @@ class Instance(Owner):
         alloc = layout.allocation
         if layout.tables:
             self._defined_tables = []
-            self._owned = []  # pooled table slots
         for plan, arr in layout.tables:
             init = None if plan.table.init is None else self._eval(plan.table.init)
             table = alloc.allocate_table(plan, arr, self._func_ref, init)
             self._defined_tables.append(table)
-            if table._slot is not None:
-                self._owned.append(table._slot)
             self.tables.append(table)
 
         # Element segments (eager ones), then data segments, each in order; stop at the
@@ -292,9 +288,7 @@ class Instance(Owner):
             return
         try:
             for table in reversed(self._defined_tables):
-                table.close()
-            for lease in reversed(self._owned):
-                lease.close()
+                table.close()  # returns its pool table slot
             made = self._made
             if made is not None:
                 for memory in reversed(made):

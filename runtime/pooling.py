@@ -52,8 +52,8 @@ syscall at acquire and one madvise at release.
 Tables: max_instances x max_tables_per_instance table slots. Table storage is a sparse
 dict owned by each Table (dropped at close), so a table slot is accounting:
 ``max_table_elements`` caps a table's minimum (AllocationError at instantiation) and its
-growth (``grow`` returns -1); the slot returns to the pool when the table is closed or
-its instance is finalized.
+growth (``grow`` returns -1); the slot returns to the pool when the table is closed (by
+its instance's close, or by the Table's own backstop).
 
 Instances: ``begin_instance`` checks a module against the limits once, before anything
 is allocated; the instance's first slot take counts it (at most ``max_instances``), and
@@ -162,9 +162,9 @@ class PoolTableSlot:
 
 
 class _TableLease:
-    """One tenancy of a table slot: what a pooled Table and its instance's finalizer get.
-    It references no element (the finalizer must not reach the instance through a
-    function stored in the table). ``release()`` is idempotent."""
+    """One tenancy of a table slot, owned by the pooled Table that got it (Table.close and
+    its backstop call ``release()``, which is idempotent: a stale lease never returns
+    the slot of a later tenancy)."""
 
     __slots__ = ("_slot", "max_elements")
 
@@ -176,8 +176,6 @@ class _TableLease:
         slot, self._slot = self._slot, None
         if slot is not None:
             slot._core.release_table_slot(slot)
-
-    close = release  # what Instance's finalizer calls on what it owns
 
 
 class _PoolCore:

@@ -461,7 +461,6 @@ def test_table_limits_at_grow_and_reset(pool):
             assert t.get(63) is f
 
 
-@pytest.mark.xfail(strict=True, reason="Table has no backstop")
 def test_a_dropped_pooled_table_returns_its_table_slot():
     """A pooled Table owns its table slot, with close(), a context manager and the Owner
     backstop: dropped unclosed, it gives the slot back (its instance usually closes it)."""
