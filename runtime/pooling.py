@@ -65,7 +65,7 @@ allocated on demand.
 
 Closing the pool with live instances is deferred: ``close()`` refuses new instances at
 once (ValueError) and the reservation is unmapped when the last live instance and slot
-are returned. The finalizer does the same (it can only run once no slot is in use).
+are returned. The allocator's backstop (``__del__``) does the same.
 
 Where it runs: the per-instance work above (count the instance, pop a slot, prepare it;
 reset it, push it back) is C (c_src/wenv_pool.c), one call each way, so that a pooled
@@ -179,7 +179,16 @@ class _TableLease:
 
 
 class _PoolCore:
-    """The pool's state; what slots and the finalizer hold (never the PoolingAllocator)."""
+    """The pool's state; what slots, leases and layouts hold (never the PoolingAllocator).
+
+    ``close()`` (the allocator's, or its backstop) refuses new instances and unmaps the
+    reservation chunks (Reservation owners) once nothing is in use. The C pool (``native``)
+    is memory, not a resource to close: it must outlive every call into it, and layouts
+    keep raw pointers to it (``spec.pool``). So cffi frees it when its cdata is
+    deallocated (``ffi.gc``, see ``_ffi.pool_new``): deallocation comes after every
+    finalizer of a garbage cycle has run, and those (an Instance's backstop) still call
+    into the pool; a ``__del__`` here could run before them.
+    """
 
     __slots__ = ("max_instances", "max_memories_per_instance", "max_memory_pages",
                  "max_tables_per_instance", "max_table_elements", "keep_bytes", "lock", "closed",
@@ -253,6 +262,8 @@ class _PoolCore:
 
     def close(self) -> None:
         with self.lock:
+            if self.closed:
+                return
             self.closed = True
             if self.native is None or _ffi.pool_close(self.native):
                 self._unmap()
@@ -497,7 +508,6 @@ class PoolingAllocator(InstanceAllocator):
         self._allocation = _PoolAllocation(self, core)
         self._last_collect = -_COLLECT_INTERVAL
         self._fits = weakref.WeakSet()  # modules check_module accepted (the limits never change)
-        self._finalizer = weakref.finalize(self, core.close)
         if guard_bytes is not None:
             with core.lock:
                 core.reserve(guard_bytes, True if guard_before is None else bool(guard_before))
@@ -591,8 +601,9 @@ class PoolingAllocator(InstanceAllocator):
     # ---- lifetime --------------------------------------------------------------------
 
     def close(self) -> None:
-        """Refuse new instances; unmap the pool now, or when the last live memory is closed."""
-        self._finalizer()
+        """Refuse new instances; unmap the pool now, or when the last live memory is closed
+        (idempotent; ``__del__`` does the same as the backstop)."""
+        self._core.close()
 
     def __repr__(self):
         core = self._core
