@@ -69,7 +69,7 @@ def test_close_context_manager_and_finalizer_release_the_fd():
     img.close()  # idempotent
     assert img.closed and fd_count() == before
     with pytest.raises(ValueError):
-        img.fd
+        _ = img.fd
     with pytest.raises(OSError) as info:
         os.fstat(fd)
     assert info.value.errno == errno.EBADF

@@ -436,7 +436,7 @@ def test_threads_asking_for_a_memory_at_once_get_one_object(engine):
         inst = Instance(module)
         start, got = threading.Barrier(8), []
 
-        def ask():
+        def ask(start=start, got=got, inst=inst):
             start.wait()
             got.append(inst.memory(0))
         threads = [threading.Thread(target=ask) for _ in range(8)]

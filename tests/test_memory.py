@@ -348,7 +348,7 @@ def test_close_unmaps_and_blocks_access():
     with pytest.raises(ValueError):
         m.read(0, 1)
     with pytest.raises(ValueError):
-        m.base_address
+        _ = m.base_address
     assert "closed" in repr(m)
 
 
@@ -464,7 +464,7 @@ def _footprint():
 
 def test_plan_too_big_for_the_address_space():
     eng = engine()
-    for attempt in range(2):  # the first one warms up lazy allocations of the error path
+    for _attempt in range(2):  # the first one warms up lazy allocations of the error path
         before = _footprint()
         with pytest.raises(AllocationError) as info:
             Memory.new(eng, 1 << 33, memory64=True)  # 512 TiB
@@ -480,7 +480,7 @@ def test_failure_after_reserving_releases_the_reservation():
     eng = engine()
     plan = MemoryPlan.for_memory(MemoryType(2), eng.tunables)
     with MemoryImage(os.open("/dev/null", os.O_RDONLY), 0, _ffi.PAGE_SIZE, 0) as img:
-        for attempt in range(2):  # the first one warms up lazy allocations of the error path
+        for _attempt in range(2):  # the first one warms up lazy allocations of the error path
             before = _footprint()
             with pytest.raises(WasmRuntimeError, match="with its image"):
                 Memory(plan, img)
