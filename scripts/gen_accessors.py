@@ -94,7 +94,7 @@ class MemoryAccessors:
     __slots__ = ()
 '''
 
-INT_LOAD = '''
+LOAD = '''
     def {name}(self, addr, offset=0):
         """{instr}: the {width_text} at ``addr + offset``, {what}.
 
@@ -106,31 +106,16 @@ INT_LOAD = '''
             value = {cfn}(self._desc, addr, offset)
         except OverflowError:  # addr or offset outside u64
             raise self._error(_BADARG, "{name}", {width}, addr, offset) from None
-        if value == {sentinel}:  # the trap sentinel, or that value in memory
+        if {condition}:  # {why}
             status = _last_status()
             if status:
                 raise self._error(status, "{name}", {width}, addr, offset)
         return value
 '''
 
-FLOAT_LOAD = '''
-    def {name}(self, addr, offset=0):
-        """{instr}: the {width_text} at ``addr + offset``, {what}.
-
-        Raises:
-            Trap: MEMORY_OUT_OF_BOUNDS if any byte is out of bounds.
-            ValueError: an argument is outside its wasm type's range, or the memory is closed.
-        """
-        try:
-            value = {cfn}(self._desc, addr, offset)
-        except OverflowError:  # addr or offset outside u64
-            raise self._error(_BADARG, "{name}", {width}, addr, offset) from None
-        if value != value:  # NaN: the trap sentinel, or a NaN in memory
-            status = _last_status()
-            if status:
-                raise self._error(status, "{name}", {width}, addr, offset)
-        return value
-'''
+#: (condition, why): the test on a load's result that says the thread's status must be read.
+INT_SENTINEL = ("value == {sentinel}", "the trap sentinel, or that value in memory")
+FLOAT_SENTINEL = ("value != value", "NaN: the trap sentinel, or a NaN in memory")
 
 STORE = '''
     def {name}(self, addr, value, offset=0):
@@ -166,11 +151,13 @@ def render() -> str:
     out.append(HELPERS)
     out.append(CLASS)
     for name, instr, kind, width, what in LOADS:
-        template = FLOAT_LOAD if kind in ("f32", "f64") else INT_LOAD
-        sentinel = "_U64_SENTINEL" if kind == "u64" else "_INT64_MIN"
-        out.append(template.format(name=name, instr=instr, cfn=_cfn(kind, "LOAD"), width=width,
-                                   width_text=_width_text(width), what=what,
-                                   sentinel=sentinel))
+        if kind in ("f32", "f64"):
+            condition, why = FLOAT_SENTINEL
+        else:
+            condition, why = INT_SENTINEL
+            condition = condition.format(sentinel="_U64_SENTINEL" if kind == "u64" else "_INT64_MIN")
+        out.append(LOAD.format(name=name, instr=instr, cfn=_cfn(kind, "LOAD"), width=width,
+                               width_text=_width_text(width), what=what, condition=condition, why=why))
     for name, instr, kind, width, what in STORES:
         # i64 stores take [2^63, 2^64) too: cffi refuses those for int64_t, and
         # _store_u64 stores their signed twin (BADARG for anything else).
