@@ -30,7 +30,7 @@ import runtime
 from runtime import (AllocationError, Engine, Instance, Memory, Module, PoolingAllocator, Trap,
                      TrapCode, WasmRuntimeError, _ffi)
 from runtime.pooling import PoolMemorySlot
-from tests.test_native import layout, smaps_usage
+from tests.test_native import layout, run_child, smaps_usage
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
 
@@ -475,6 +475,38 @@ def test_a_dropped_pooled_table_returns_its_table_slot():
         with pool.begin_instance(mod).allocate_table(mod.env.table_plans[0]) as table:
             assert pool.live_tables == 1
         assert pool.live_tables == 0 and table.closed
+
+
+@linux_only
+@pytest.mark.xfail(strict=True, reason="the C pool is freed before the instances' backstops run")
+def test_pool_dropped_with_its_live_instances_in_one_garbage_cycle():
+    """The allocator, its module and live instances (memories made and written) all become
+    garbage in one cycle: the finalizers run in any order, and the instances' backstops
+    still return their slots to the C pool, so it must outlive them (freed memory is
+    poisoned by MALLOC_PERTURB_, so a use after free crashes or misbehaves)."""
+    proc = run_child("""
+        import gc, wasmtime
+        from runtime import Engine, Instance, Module, PoolingAllocator
+        wasm = wasmtime.wat2wasm('(module (memory 1) (data (i32.const 0) "x"))')
+        left = 0
+        for trial in range(20):
+            pool = PoolingAllocator(8, 1, 2, 1, 10, guard_bytes=65536)
+            module = Module(Engine(allocator=pool), wasm)
+            Instance(module).close()  # the one-call path from now on
+            lo, hi = pool.reservation_range
+            junk = [Instance(module) for _ in range(4)]
+            for inst in junk[:2]:
+                inst.memory(0).store_i32(0, 7)
+            junk.append(junk)  # a cycle holding everything
+            del pool, module, inst, junk
+            gc.collect()
+            with open("/proc/self/maps") as f:
+                for line in f:
+                    a, b = (int(x, 16) for x in line.split()[0].split("-"))
+                    left += a < hi and b > lo
+        print("ok", left)
+    """, env_extra={"MALLOC_PERTURB_": "165", "MALLOC_CHECK_": "3"})
+    assert proc.returncode == 0 and proc.stdout.split() == ["ok", "0"], proc.stdout + proc.stderr
 
 
 @linux_only
