@@ -178,16 +178,21 @@ class _TableLease:
             slot._core.release_table_slot(slot)
 
 
+#: Reserved pools not yet closed and unused: each stays reachable from here, so that it is
+#: never garbage together with the instances and memories whose backstops still call into
+#: it (a garbage cycle's finalizers run in any order). See _PoolCore.
+_IN_USE = set()
+
+
 class _PoolCore:
     """The pool's state; what slots, leases and layouts hold (never the PoolingAllocator).
 
     ``close()`` (the allocator's, or its backstop) refuses new instances and unmaps the
-    reservation chunks (Reservation owners) once nothing is in use. The C pool (``native``)
-    is memory, not a resource to close: it must outlive every call into it, and layouts
-    keep raw pointers to it (``spec.pool``). So cffi frees it when its cdata is
-    deallocated (``ffi.gc``, see ``_ffi.pool_new``): deallocation comes after every
-    finalizer of a garbage cycle has run, and those (an Instance's backstop) still call
-    into the pool; a ``__del__`` here could run before them.
+    reservation chunks (Reservation owners) once nothing is in use. The C pool
+    (``native``) must outlive every call into it, and layouts keep raw pointers to it
+    (``spec.pool``, reached through their allocation, which holds this object). So this
+    object frees it in ``__del__``, and cannot become garbage before the pool is closed
+    and unused: from reserving it until then, ``_IN_USE`` holds it.
     """
 
     __slots__ = ("max_instances", "max_memories_per_instance", "max_memory_pages",
@@ -248,6 +253,7 @@ class _PoolCore:
                 self.chunk_bases.append(chunk.start + self.pre_guard_bytes)
             self.native = _ffi.pool_new(count, self.slots_per_chunk, self.chunk_bases, self.stride,
                                         self.bound_bytes, self.keep_bytes, self.max_instances)
+            _IN_USE.add(self)
         except AllocationError as exc:
             self._unmap()
             total = self.pre_guard_bytes + count * self.stride
@@ -275,6 +281,13 @@ class _PoolCore:
             chunk.close()
         self.chunks.clear()
         self.chunk_bases.clear()
+        _IN_USE.discard(self)  # nothing calls into the pool any more: it may become garbage
+
+    def __del__(self):
+        """Free the C pool: the last reference went, and nothing is in use (_IN_USE)."""
+        native, self.native = getattr(self, "native", None), None
+        if native is not None:
+            _ffi.pool_free(native)
 
     def _unmap_if_closed(self) -> None:
         with self.lock:
