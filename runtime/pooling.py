@@ -178,21 +178,17 @@ class _TableLease:
             slot._core.release_table_slot(slot)
 
 
-#: Reserved pools not yet closed and unused: each stays reachable from here, so that it is
-#: never garbage together with the instances and memories whose backstops still call into
-#: it (a garbage cycle's finalizers run in any order). See _PoolCore.
+#: Reserved pools not yet closed and unused (see _PoolCore).
 _IN_USE = set()
 
 
 class _PoolCore:
     """The pool's state; what slots, leases and layouts hold (never the PoolingAllocator).
 
-    ``close()`` (the allocator's, or its backstop) refuses new instances and unmaps the
-    reservation chunks (Reservation owners) once nothing is in use. The C pool
-    (``native``) must outlive every call into it, and layouts keep raw pointers to it
-    (``spec.pool``, reached through their allocation, which holds this object). So this
-    object frees it in ``__del__``, and cannot become garbage before the pool is closed
-    and unused: from reserving it until then, ``_IN_USE`` holds it.
+    Owns the reservation chunks (unmapped by ``close()`` once nothing is in use) and the
+    C pool, freed by ``__del__``. Backstops (an Instance's) call into the C pool, and the
+    finalizers of a garbage cycle run in any order: so ``_IN_USE`` holds the core from
+    reserving until it is closed and unused, and it is never garbage with them.
     """
 
     __slots__ = ("max_instances", "max_memories_per_instance", "max_memory_pages",
