@@ -209,14 +209,16 @@ DEFAULT_RESET = next(name for name, how in RESETS.items() if how == lib.wenv_res
 
 def pool_new(slot_count: int, slots_per_chunk: int, chunk_bases, stride: int, bound_bytes: int,
              keep_bytes: int, max_instances: int, reset: str = DEFAULT_RESET):
-    """The C side of a pool (freed by the garbage collector with the returned cdata)."""
+    """The C side of a pool; its owner frees it with :func:`pool_free`."""
     bases = ffi.new("uint64_t[]", list(chunk_bases) or [0])
     pool = lib.wenv_pool_new(slot_count, slots_per_chunk, bases, len(chunk_bases), stride, bound_bytes,
                              keep_bytes, max_instances, RESETS[reset])
     if pool == ffi.NULL:
         _raise_errno("creating the pool's slot table")
-    # Freed when the last reference goes: whoever can still call into it keeps it alive.
-    return ffi.gc(pool, lib.wenv_pool_free)
+    return pool
+
+
+pool_free = lib.wenv_pool_free
 
 
 NULL = ffi.NULL

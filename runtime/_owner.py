@@ -1,6 +1,11 @@
 """The one shape every owner of a native resource has: close(), a context manager, and
 ``__del__`` as the backstop (a method, so it costs nothing per object, unlike a
-weakref.finalize object; PEP 442 runs it for objects in reference cycles too)."""
+weakref.finalize object; PEP 442 runs it for objects in reference cycles too).
+
+The finalizers of one garbage cycle run in any order (cffi's ``ffi.gc`` destructors
+among them): what a backstop still calls into must not be garbage with it. The
+pooling allocator's C pool is the case: ``runtime.pooling._IN_USE`` keeps it reachable
+until it is closed and unused."""
 
 
 class Owner:

@@ -39,6 +39,7 @@ from __future__ import annotations
 from wasmenv import MemoryPlan
 
 from . import _ffi
+from ._owner import Owner
 from .memory import Memory, ReservedSlot
 from .table import Table
 
@@ -94,8 +95,9 @@ def begin_instance(allocator, module) -> InstanceAllocation:
     return begin(module) if begin is not None else InstanceAllocation(allocator)
 
 
-class InstanceAllocator:
-    """Base class: allocates linear memories for an Engine."""
+class InstanceAllocator(Owner):
+    """Base class: allocates linear memories for an Engine. An allocator owns what it
+    reserved for all its instances: :meth:`close`, context manager, ``__del__`` backstop."""
 
     def allocate_memory(self, plan: MemoryPlan, image=None) -> Memory:
         """A new Memory for ``plan`` with ``image`` (a MemoryImage or None) mapped CoW.
@@ -116,12 +118,6 @@ class InstanceAllocator:
 
     def close(self) -> None:
         """Release allocator-wide resources (none for on-demand allocation)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class _OnDemandAllocation(InstanceAllocation):

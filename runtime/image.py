@@ -19,10 +19,11 @@ import itertools
 import os
 import sys
 import tempfile
-import weakref
+import threading
 from typing import Optional
 
 from . import _ffi
+from ._owner import Owner
 from .errors import AllocationError
 
 __all__ = ["MemoryImage", "BACKINGS", "check_backing"]
@@ -34,6 +35,7 @@ if sys.platform.startswith("linux"):
 
 
 _KEYS = itertools.count(1)
+_CLOSE_LOCK = threading.Lock()  # MemoryImage.close: the fd is closed once, even by racing threads
 
 
 def _round_up(n: int, align: int) -> int:
@@ -97,33 +99,34 @@ def _write_all(fd: int, view: memoryview, file_offset: int):
         done += os.pwrite(fd, view[done:], file_offset + done)
 
 
-class MemoryImage:
+class MemoryImage(Owner):
     """An initialization image: ``byte_len`` bytes of file ``fd`` at ``file_offset``, to be
     mapped at ``linear_offset`` of a linear memory. All three are host-page aligned.
 
-    Owns its file descriptor: ``close()``, context manager, and a finalizer as backstop.
-    Mappings made from it stay valid after ``close()`` (they hold their own reference).
+    Owns its file descriptor: ``close()``, context manager, and ``__del__`` as backstop
+    (Owner). Mappings made from it stay valid after ``close()`` (they hold their own
+    reference).
     """
 
-    __slots__ = ("_fd", "file_offset", "byte_len", "linear_offset", "sealed", "source", "_finalizer",
+    __slots__ = ("_fd", "file_offset", "byte_len", "linear_offset", "sealed", "source",
                  "key", "__weakref__")
 
     def __init__(self, fd: int, file_offset: int, byte_len: int, linear_offset: int, *,
                  sealed: bool = False, source: str = "fd"):
         """Take ownership of ``fd`` (closed by :meth:`close`). Prefer the ``from_*`` constructors."""
+        self._fd = -1  # owned only once the arguments are valid (the caller closes it otherwise)
         page = _ffi.PAGE_SIZE
         for name, value in (("file_offset", file_offset), ("byte_len", byte_len),
                             ("linear_offset", linear_offset)):
             if not isinstance(value, int) or value < 0 or value % page:
                 raise ValueError(f"MemoryImage.{name} must be a non-negative multiple of {page}, got {value!r}")
-        self._fd = fd
         self.file_offset = file_offset
         self.byte_len = byte_len
         self.linear_offset = linear_offset
         self.sealed = sealed
         self.source = source
         self.key = next(_KEYS)  # identity for a pool slot's image affinity (never reused)
-        self._finalizer = weakref.finalize(self, os.close, fd)
+        self._fd = fd  # owned from here
 
     @classmethod
     def from_bytes(cls, data, linear_offset: int = 0, *, name: str = "wenv-image",
@@ -202,13 +205,14 @@ class MemoryImage:
 
     @property
     def fd(self) -> int:
-        if not self._finalizer.alive:
+        fd = self._fd
+        if fd < 0:
             raise ValueError("MemoryImage is closed")
-        return self._fd
+        return fd
 
     @property
     def closed(self) -> bool:
-        return not self._finalizer.alive
+        return self._fd < 0
 
     def read(self) -> bytes:
         """The image bytes (a copy, from the file)."""
@@ -221,13 +225,11 @@ class MemoryImage:
         return bytes(out)
 
     def close(self) -> None:
-        self._finalizer()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        """Close the file descriptor (idempotent); mappings made from it stay."""
+        with _CLOSE_LOCK:
+            fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     def __repr__(self):
         state = "closed" if self.closed else f"fd={self._fd}"

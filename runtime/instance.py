@@ -52,8 +52,7 @@ class Instance(Owner):
     tables: List[Table] = ()
     tags: List[Tag] = ()
     _imported_memories: List[object] = ()
-    _defined_tables: List[Table] = ()
-    _owned: List[object] = ()    # pooled table slots
+    _defined_tables: List[Table] = ()  # each owns its pool table slot, if any
     _made: Optional[List[Optional[Memory]]] = None  # Memory objects of defined memories, once made
     _exports: Optional["Exports"] = None
     _dropped_data = None         # passive segments left after a data.drop (else the layout's)
@@ -130,13 +129,10 @@ class Instance(Owner):
         alloc = layout.allocation
         if layout.tables:
             self._defined_tables = []
-            self._owned = []  # pooled table slots
         for plan, arr in layout.tables:
             init = None if plan.table.init is None else self._eval(plan.table.init)
             table = alloc.allocate_table(plan, arr, self._func_ref, init)
             self._defined_tables.append(table)
-            if table._slot is not None:
-                self._owned.append(table._slot)
             self.tables.append(table)
 
         # Element segments (eager ones), then data segments, each in order; stop at the
@@ -221,8 +217,6 @@ class Instance(Owner):
             memory = made[defined]
             if memory is None:
                 memory = self._layout.allocation.memory(self._layout, defined, handles[defined])
-                memory._passive_map = self._passive_data
-                memory._passive_store = self.module.translation.passive_data
                 made[defined] = memory
         return memory
 
@@ -254,17 +248,17 @@ class Instance(Owner):
         return self.module.translation.passive_data.view(r)
 
     def data_drop(self, data_index: int):
-        """data.drop: the segment becomes empty for this instance and its memories' init()."""
+        """data.drop: the segment becomes empty for this instance (passive_data, memory_init)."""
         if data_index in self._passive_data:
             kept = dict(self._passive_data)
             del kept[data_index]
             self._dropped_data = kept
-            for memory in self._made or ():
-                if memory is not None:
-                    memory._passive_map = kept
 
     def memory_init(self, memory_index: int, addr: int, data_index: int, offset: int, n: int):
-        """memory.init: copy ``n`` bytes of passive segment ``data_index`` from ``offset``."""
+        """memory.init: copy ``n`` bytes from ``offset`` of this instance's passive data segment
+        ``data_index`` to ``addr`` of memory ``memory_index`` (imported or defined). Traps
+        (writing nothing) when either range is out of bounds; a dropped (or active)
+        segment is empty, so only ``n == 0`` succeeds."""
         self.memory(memory_index)._init_bytes(addr, self.passive_data(data_index), offset, n)
 
     @property
@@ -295,9 +289,7 @@ class Instance(Owner):
             return
         try:
             for table in reversed(self._defined_tables):
-                table.close()
-            for lease in reversed(self._owned):
-                lease.close()
+                table.close()  # returns its pool table slot
             made = self._made
             if made is not None:
                 for memory in reversed(made):
@@ -335,7 +327,7 @@ class Exports:
         if kind is ExternKind.FUNC:
             return inst._func_ref(idx.index)
         if kind is ExternKind.MEMORY:
-            return inst.memories[idx.index]
+            return inst.memory(idx.index)
         if kind is ExternKind.TABLE:
             return inst.tables[idx.index]
         if kind is ExternKind.GLOBAL:

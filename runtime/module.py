@@ -2,22 +2,23 @@
 from __future__ import annotations
 
 import os
-import weakref
 from typing import List, Optional
 
 import wasmenv
 from wasmenv import WASM_PAGE_SIZE, ExportType, ImportType
 
+from ._owner import Owner
 from .engine import Engine
 
 
-class Module:
+class Module(Owner):
     """A compiled module, ready to instantiate many times.
 
     ``source`` is wasm bytes (bytes, bytearray, memoryview, mmap), a path to a ``.wasm``
     file, or a path to a compiled artifact directory (see :meth:`from_artifact`). Static
     initialization images are created once here (a sealed memfd on Linux, an unlinked
-    temporary file elsewhere) and mapped copy-on-write by every instance.
+    temporary file elsewhere) and mapped copy-on-write by every instance. The module owns
+    them: :meth:`close`, context manager, and ``__del__`` as backstop (Owner).
 
     Raises:
         wasmenv.DecodeError: the bytes are not a valid module (function bodies included:
@@ -62,7 +63,7 @@ class Module:
                       else [None] * len(translation.module.memory_plans))
         self._images: List[Optional[object]] = images
         self._instance_layout = None  # runtime.instance caches per-module instantiation work here
-        self._finalizer = weakref.finalize(self, _close_all, list(images))
+        self._closed = False
 
     @property
     def images(self):
@@ -84,20 +85,15 @@ class Module:
         return self.env.start_func
 
     def close(self):
-        """Release the images (instances still mapping them keep their pages)."""
+        """Release the images (idempotent; instances still mapping them keep their pages)."""
         if self._instance_layout is not None:
             self._instance_layout.fast = False  # Instance's one-call path checks only this
-        self._finalizer()
+        self._closed = True
+        _close_all(self._images)  # each image closes once (MemoryImage.close is idempotent)
 
     @property
     def closed(self) -> bool:
-        return not self._finalizer.alive
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        return self._closed
 
 
 #: Memories up to this minimum size get an image covering their whole initial size

@@ -52,8 +52,8 @@ syscall at acquire and one madvise at release.
 Tables: max_instances x max_tables_per_instance table slots. Table storage is a sparse
 dict owned by each Table (dropped at close), so a table slot is accounting:
 ``max_table_elements`` caps a table's minimum (AllocationError at instantiation) and its
-growth (``grow`` returns -1); the slot returns to the pool when the table is closed or
-its instance is finalized.
+growth (``grow`` returns -1); the slot returns to the pool when the table is closed (by
+its instance's close, or by the Table's own backstop).
 
 Instances: ``begin_instance`` checks a module against the limits once, before anything
 is allocated; the instance's first slot take counts it (at most ``max_instances``), and
@@ -65,7 +65,7 @@ allocated on demand.
 
 Closing the pool with live instances is deferred: ``close()`` refuses new instances at
 once (ValueError) and the reservation is unmapped when the last live instance and slot
-are returned. The finalizer does the same (it can only run once no slot is in use).
+are returned. The allocator's backstop (``__del__``) does the same.
 
 Where it runs: the per-instance work above (count the instance, pop a slot, prepare it;
 reset it, push it back) is C (c_src/wenv_pool.c), one call each way, so that a pooled
@@ -167,9 +167,9 @@ class PoolTableSlot:
 
 
 class _TableLease:
-    """One tenancy of a table slot: what a pooled Table and its instance's finalizer get.
-    It references no element (the finalizer must not reach the instance through a
-    function stored in the table). ``release()`` is idempotent."""
+    """One tenancy of a table slot, owned by the pooled Table that got it (Table.close and
+    its backstop call ``release()``, which is idempotent: a stale lease never returns
+    the slot of a later tenancy)."""
 
     __slots__ = ("_slot", "max_elements")
 
@@ -182,14 +182,34 @@ class _TableLease:
         if slot is not None:
             slot._core.release_table_slot(slot)
 
-    close = release  # what Instance's finalizer calls on what it owns
+
+#: Reserved pools not yet closed and unused (see _PoolCore).
+_IN_USE = set()
 
 
 class _PoolCore:
-    """The pool's state; what slots and the finalizer hold (never the PoolingAllocator)."""
+    """The pool's state; what slots, leases and layouts hold (never the PoolingAllocator).
 
-    def __init__(self, limits: dict, keep_resident: int):
-        self.__dict__.update(limits)
+    Owns the reservation chunks (unmapped by ``close()`` once nothing is in use) and the
+    C pool, freed by ``__del__``. Backstops (an Instance's) call into the C pool, and the
+    finalizers of a garbage cycle run in any order: so ``_IN_USE`` holds the core from
+    reserving until it is closed and unused, and it is never garbage with them.
+    """
+
+    __slots__ = ("max_instances", "max_memories_per_instance", "max_memory_pages",
+                 "max_tables_per_instance", "max_table_elements", "keep_bytes", "reset", "lock", "closed",
+                 "native", "reservation", "chunks", "chunk_bases", "slots_per_chunk", "guard_bytes",
+                 "pre_guard_bytes", "stride", "bound_bytes", "memory_slot_count", "table_slot_count",
+                 "first_base", "reserved", "guard_option", "guard_before_option", "free_tables",
+                 "tables_created", "live_tables")
+
+    def __init__(self, max_instances: int, max_memories_per_instance: int, max_memory_pages: int,
+                 max_tables_per_instance: int, max_table_elements: int, keep_resident: int):
+        self.max_instances = max_instances
+        self.max_memories_per_instance = max_memories_per_instance
+        self.max_memory_pages = max_memory_pages
+        self.max_tables_per_instance = max_tables_per_instance
+        self.max_table_elements = max_table_elements
         self.keep_bytes = _round_up(keep_resident, _ffi.PAGE_SIZE)
         self.reset = _ffi.DEFAULT_RESET  # how released pages are given back (_ffi.RESETS)
         self.lock = threading.Lock()
@@ -258,6 +278,7 @@ class _PoolCore:
                 self.chunk_bases.append(chunk.start + self.pre_guard_bytes)
             self.native = _ffi.pool_new(count, self.slots_per_chunk, self.chunk_bases, self.stride,
                                         self.bound_bytes, self.keep_bytes, self.max_instances, self.reset)
+            _IN_USE.add(self)
         except AllocationError as exc:
             self._unmap()
             total = self.pre_guard_bytes + count * self.stride
@@ -272,6 +293,8 @@ class _PoolCore:
 
     def close(self) -> None:
         with self.lock:
+            if self.closed:
+                return
             self.closed = True
             if self.native is None or _ffi.pool_close(self.native):
                 self._unmap()
@@ -283,6 +306,13 @@ class _PoolCore:
             chunk.close()
         self.chunks.clear()
         self.chunk_bases.clear()
+        _IN_USE.discard(self)  # nothing calls into the pool any more: it may become garbage
+
+    def __del__(self):
+        """Free the C pool: the last reference went, and nothing is in use (_IN_USE)."""
+        native, self.native = getattr(self, "native", None), None
+        if native is not None:
+            _ffi.pool_free(native)
 
     def _unmap_if_closed(self) -> None:
         with self.lock:
@@ -399,8 +429,8 @@ class _PoolAllocation(InstanceAllocation):
                 slot = _take(native, layout.specs + index, 0 if slots else 1)
                 if slot < 0:
                     err = _ffi.errno_now()
-                    slot = self._retry(slot, err, lambda index=index: _take(native, layout.specs + index,
-                                                                            0 if slots else 1))
+                    slot = self._retry(slot, err, lambda i=index: _take(native, layout.specs + i,
+                                                                        0 if slots else 1))
                 slots.append(slot)
         except BaseException:
             if slots:
@@ -507,20 +537,20 @@ class PoolingAllocator(InstanceAllocator):
     "max_tables_per_instance" or "max_table_elements"; nothing is left taken.
     """
 
-    _LIMITS = ("max_instances", "max_memories_per_instance", "max_memory_pages",
-               "max_tables_per_instance", "max_table_elements")
-
     def __init__(self, max_instances: int, max_memories_per_instance: int, max_memory_pages: int,
                  max_tables_per_instance: int, max_table_elements: int, keep_resident: int = 0, *,
                  guard_bytes: Optional[int] = None, guard_before: Optional[bool] = None,
                  reset: Optional[str] = None):
-        values = (max_instances, max_memories_per_instance, max_memory_pages, max_tables_per_instance,
-                  max_table_elements)
-        limits = {name: _check_count(name, values[i]) for i, name in enumerate(self._LIMITS)}
+        self.max_instances = _check_count("max_instances", max_instances)
+        self.max_memories_per_instance = _check_count("max_memories_per_instance", max_memories_per_instance)
+        self.max_memory_pages = _check_count("max_memory_pages", max_memory_pages)
+        self.max_tables_per_instance = _check_count("max_tables_per_instance", max_tables_per_instance)
+        self.max_table_elements = _check_count("max_table_elements", max_table_elements)
         self.keep_resident = _check_count("keep_resident", keep_resident)
         if guard_bytes is not None:
             _check_count("guard_bytes", guard_bytes)
-        core = _PoolCore(limits, keep_resident)
+        core = _PoolCore(max_instances, max_memories_per_instance, max_memory_pages,
+                         max_tables_per_instance, max_table_elements, keep_resident)
         core.check_sizes(0 if guard_bytes is None else guard_bytes)  # lazy: the smallest guard
         if reset is not None:
             if reset not in _ffi.RESETS:
@@ -531,13 +561,10 @@ class PoolingAllocator(InstanceAllocator):
             core.reset = reset
         core.guard_option = guard_bytes
         core.guard_before_option = None if guard_before is None else bool(guard_before)
-        for name, value in limits.items():
-            setattr(self, name, value)
         self._core = core
         self._allocation = _PoolAllocation(self, core)
         self._last_collect = -_COLLECT_INTERVAL
         self._fits = weakref.WeakSet()  # modules check_module accepted (the limits never change)
-        self._finalizer = weakref.finalize(self, core.close)
         if guard_bytes is not None:
             with core.lock:
                 core.reserve(guard_bytes, True if guard_before is None else bool(guard_before))
@@ -636,8 +663,9 @@ class PoolingAllocator(InstanceAllocator):
     # ---- lifetime --------------------------------------------------------------------
 
     def close(self) -> None:
-        """Refuse new instances; unmap the pool now, or when the last live memory is closed."""
-        self._finalizer()
+        """Refuse new instances; unmap the pool now, or when the last live memory is closed
+        (idempotent; ``__del__`` does the same as the backstop)."""
+        self._core.close()
 
     def __repr__(self):
         core = self._core

@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 
 from wasmenv import TablePlan, TableType
 
+from ._owner import Owner
 from .traps import Trap, TrapCode
 from .values import check_ref, valtype
 
@@ -16,7 +17,7 @@ U64_MAX = (1 << 64) - 1
 _UNSET = object()
 
 
-class Table:
+class Table(Owner):
     """A wasm table.
 
     Storage is sparse: explicitly set elements live in a dict, a FuncTable array (from
@@ -25,7 +26,8 @@ class Table:
     10-million-element table therefore costs nothing until it is written.
 
     ``slot`` (from a pooling allocator): an object with ``max_elements`` (a cap on
-    ``grow``) and ``release()`` (called by :meth:`close`, after every element was dropped).
+    ``grow``) and ``release()`` (called once by :meth:`close`, after every element was
+    dropped). The Table owns it: :meth:`close`, context manager, and the Owner backstop.
     """
 
     def __init__(self, ty: TableType, init=None, *, lazy: Optional[Sequence[Optional[int]]] = None,
@@ -132,7 +134,15 @@ class Table:
             raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS,
                        f"table access [{index}, {index + n}) out of bounds (size {self._size})")
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self):
+        """Drop every element and give a pool's table slot back (idempotent); later
+        accesses raise ValueError."""
+        if self._closed:
+            return
         self._closed = True
         self._set = {}
         self._lazy = ()
@@ -140,12 +150,6 @@ class Table:
         slot, self._slot = self._slot, None
         if slot is not None:
             slot.release()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         return f"<Table {self.ty.element} size={self._size} max={self.ty.maximum}>"

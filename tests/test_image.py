@@ -87,7 +87,7 @@ def test_close_context_manager_and_finalizer_release_the_fd(backing):
     assert fd_count() == before + 1
     del img
     gc.collect()
-    assert fd_count() == before  # the weakref.finalize backstop
+    assert fd_count() == before  # the backstop (Owner.__del__)
 
 
 def test_tempfile_fallback_is_unlinked(monkeypatch):

@@ -158,29 +158,35 @@ def test_memory_init_from_passive_segments(engine):
     i = inst(engine, """(module (memory (export "m") 1)
       (data $p "passive") (data (i32.const 0) "active"))""")
     m = i.exports["m"]
-    m.init(200, 0, 2, 4)
+    i.memory_init(0, 200, 0, 2, 4)
     assert m.read(200, 4) == b"ssiv"
     with pytest.raises(Trap) as info:
-        m.init(65535, 0, 0, 2)  # destination out of bounds: nothing written
+        i.memory_init(0, 65535, 0, 0, 2)  # destination out of bounds: nothing written
     assert info.value.code == TrapCode.MEMORY_OUT_OF_BOUNDS and m.read(65535, 1) == b"\0"
     with pytest.raises(Trap):
-        m.init(0, 0, 5, 3)      # source range past the segment's 7 bytes
+        i.memory_init(0, 0, 0, 5, 3)      # source range past the segment's 7 bytes
     with pytest.raises(Trap):
-        m.init(0, 1, 0, 1)      # active segments are dropped after instantiation
-    m.init(0, 1, 0, 0)
+        i.memory_init(0, 0, 1, 0, 1)      # active segments are dropped after instantiation
+    i.memory_init(0, 0, 1, 0, 0)
     i.data_drop(0)
     with pytest.raises(Trap):
-        m.init(0, 0, 0, 1)      # trapping after data.drop
-    m.init(0, 0, 0, 0)
+        i.memory_init(0, 0, 0, 0, 1)      # trapping after data.drop
+    i.memory_init(0, 0, 0, 0, 0)
 
 
-def test_memory_init_on_a_host_memory_names_the_instance(engine):
+def test_memory_init_reads_the_calling_instance_segment(engine):
+    """memory.init on an imported memory reads the importing instance's segment; the
+    memory itself carries no segments (Memory has no init)."""
     host = Memory.new(engine, 1)
-    i = inst(engine, '(module (import "env" "m" (memory 1)) (data "seg"))', {("env", "m"): host})
-    with pytest.raises(ValueError, match="instance="):
-        host.init(0, 0, 0, 3)
-    host.init(10, 0, 0, 3, instance=i)
-    assert host.read(10, 3) == b"seg"
+    a = inst(engine, '(module (import "env" "m" (memory 1)) (data "seg"))', {("env", "m"): host})
+    b = inst(engine, '(module (import "env" "m" (memory 1)) (data "other"))', {("env", "m"): host})
+    a.memory_init(0, 10, 0, 0, 3)
+    b.memory_init(0, 20, 0, 0, 5)
+    assert host.read(10, 3) == b"seg" and host.read(20, 5) == b"other"
+    b.data_drop(0)
+    a.memory_init(0, 30, 0, 0, 3)  # b's drop leaves a's segment
+    assert host.read(30, 3) == b"seg"
+    assert not hasattr(host, "init")
     host.close()
 
 
@@ -240,6 +246,18 @@ def test_memory_objects_are_made_on_first_use_and_only_once(engine):
     with pytest.raises(ValueError, match="closed"):
         m.read(0, 1)
     assert i.memory(0) is m  # the closed object, not a new one
+
+
+def test_exports_make_only_the_memory_asked_for(engine):
+    host = Memory.new(engine, 1)
+    i = inst(engine, """(module (import "env" "h" (memory 1)) (memory (export "a") 1)
+      (memory (export "b") 2) (memory (export "c") 1) (export "h" (memory 0)))""", {("env", "h"): host})
+    b = i.exports["b"]
+    assert b.size_pages == 2 and i._made == [None, b, None]
+    assert i.exports["h"] is i.memory(0) and i._made == [None, b, None]  # the import: nothing made
+    assert [m.size_pages for _, m in i.exports.items()] == [1, 2, 1, 1] and None not in i._made
+    i.close()
+    host.close()
 
 
 def test_a_memory_never_looked_at_is_released_by_close_and_by_the_backstop(engine):

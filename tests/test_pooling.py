@@ -30,7 +30,7 @@ import runtime
 from runtime import (AllocationError, Engine, Instance, Memory, Module, PoolingAllocator, Trap,
                      TrapCode, WasmRuntimeError, _ffi)
 from runtime.pooling import PoolMemorySlot
-from tests.helpers import layout, maps_and_fds, smaps_usage, wat
+from tests.helpers import layout, maps_and_fds, run_child, smaps_usage, wat
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
 
@@ -498,6 +498,54 @@ def test_table_limits_at_grow_and_reset(pool):
             assert t.size == 64
             t.fill(0, f, 64)
             assert t.get(63) is f
+
+
+def test_a_dropped_pooled_table_returns_its_table_slot():
+    """A pooled Table owns its table slot, with close(), a context manager and the Owner
+    backstop: dropped unclosed, it gives the slot back (its instance usually closes it)."""
+    with make_pool() as pool:  # one table slot
+        mod = Module(Engine(allocator=pool), wat(module_text(1)))
+        table = pool.begin_instance(mod).allocate_table(mod.env.table_plans[0])
+        assert pool.live_tables == 1 and table.size == 4
+        del table  # no collection needed: the backstop runs when the last reference goes
+        assert pool.live_tables == 0
+        with Instance(mod) as inst:  # the only slot serves the next tenant
+            assert inst.exports["t"].size == 4 and pool.live_tables == 1
+        with pool.begin_instance(mod).allocate_table(mod.env.table_plans[0]) as table:
+            assert pool.live_tables == 1
+        assert pool.live_tables == 0 and table.closed
+
+
+@linux_only
+def test_pool_dropped_with_its_live_instances_in_one_garbage_cycle():
+    """The allocator, its module and live instances (memories made and written) all become
+    garbage in one cycle: the finalizers run in any order, and the instances' backstops
+    still return their slots to the C pool, so it must outlive them (freed memory is
+    poisoned by MALLOC_PERTURB_, so a use after free crashes or misbehaves)."""
+    proc = run_child("""
+        import gc, wasmtime
+        from runtime import Engine, Instance, Module, PoolingAllocator
+        wasm = wasmtime.wat2wasm('(module (memory 1) (data (i32.const 0) "x"))')
+        left = 0
+        for trial in range(20):
+            pool = PoolingAllocator(8, 1, 2, 1, 10, guard_bytes=65536)
+            module = Module(Engine(allocator=pool), wasm)
+            Instance(module).close()  # the one-call path from now on
+            lo, hi = pool.reservation_range
+            junk = [Instance(module) for _ in range(4)]
+            for inst in junk[:2]:
+                inst.memory(0).store_i32(0, 7)
+            junk.append(junk)  # a cycle holding everything
+            del pool, module, inst, junk
+            gc.collect()
+            with open("/proc/self/maps") as f:
+                for line in f:
+                    a, b = (int(x, 16) for x in line.split()[0].split("-"))
+                    left += a < hi and b > lo
+        from runtime import pooling
+        print("ok", left, len(pooling._IN_USE))  # every pool closed (its backstop) and freed
+    """, env_extra={"MALLOC_PERTURB_": "165", "MALLOC_CHECK_": "3"})
+    assert proc.returncode == 0 and proc.stdout.split() == ["ok", "0", "0"], proc.stdout + proc.stderr
 
 
 @linux_only
