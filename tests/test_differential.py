@@ -54,7 +54,7 @@ def test_spec_modules_agree_with_wasmtime(allocator):
     for cmd in spec_wasm_modules():
         by_file[cmd.wast].append(cmd)
     for _wast, cmds in sorted(by_file.items()):
-        side = SpecPair(make_engine(allocator, max_instances=200))
+        side = SpecPair(make_engine(allocator, max_instances=420))  # const.wast: 402 modules
         try:
             for cmd in cmds:
                 res = side.command(cmd)
@@ -66,17 +66,19 @@ def test_spec_modules_agree_with_wasmtime(allocator):
             side.close()
     print(dict(counts))
     assert not disagreements, disagreements[:5]
-    assert counts["ok"] > 300
+    # ../shared/wasm-testsuite: 2,173 of its modules instantiate in both runtimes (the
+    # old memory-focused subset: > 300); the pool has room for every module of a file.
+    assert counts["ok"] > 2100 and counts["pool-limit"] == 0, counts
 
 
-def _typed_ref_entity(ty) -> bool:
-    """A global or table whose value type is a wasmenv.RefType (not a plain ValType)."""
+def _opaque_to_wasmtime_py(ty) -> bool:
+    """A global or table wasmtime-py cannot show without aborting the process: its value
+    type is a wasmenv.RefType (not a plain ValType), v128 or exnref."""
     from wasmenv import GlobalType, TableType, ValType
-    if isinstance(ty, GlobalType):
-        return not isinstance(ty.content, ValType)
-    if isinstance(ty, TableType):
-        return not isinstance(ty.element, ValType)
-    return False
+    content = ty.content if isinstance(ty, GlobalType) else ty.element if isinstance(ty, TableType) else None
+    if content is None:
+        return False
+    return not isinstance(content, ValType) or content in (ValType.V128, ValType.EXNREF)
 
 
 class SpecPair:
@@ -131,6 +133,10 @@ class SpecPair:
             return ("start-function", None, None)
         if any(imp.module == "spectest" and imp.name not in self.theirs_spectest for imp in module.imports):
             return ("oracle-cannot-import", None, None)
+        try:
+            theirs_module = wt.Module(self.wt_engine, cmd.wasm)
+        except wt.WasmtimeError:  # e.g. the legacy exception instructions (try/catch)
+            return ("oracle-cannot-compile", None, None)
         imports = {}
         for imp in module.imports:
             mod, name = imp.module, imp.name
@@ -144,22 +150,23 @@ class SpecPair:
         except runtime.AllocationError as exc:
             if not (exc.limit or "").startswith("max_"):
                 raise
-            return ("pool-limit", None, None)
+            return ("pool-limit", exc.limit, None)
         except runtime.LinkError:
             ours_kind = "link"
         except runtime.Trap:
             ours_kind = "trap"
         theirs_inst = None
         try:
-            theirs_inst = self.linker.instantiate(self.store, wt.Module(self.wt_engine, cmd.wasm))
+            theirs_inst = self.linker.instantiate(self.store, theirs_module)
             theirs_kind = "ok"
         except wt.Trap:
             theirs_kind = "trap"
         except wt.WasmtimeError as exc:
             theirs_kind = "link" if "import" in str(exc) else "trap"
         # wasmtime-py 50 aborts the process on any type accessor of a typed reference
-        # ((ref $t), (ref func), nullexnref, ...): leave those exports out on both sides.
-        opaque = {name for name, _, ty in module.env.exported() if _typed_ref_entity(ty)}
+        # ((ref $t), (ref func), nullexnref, ...) or of a v128 global: leave those exports
+        # out on both sides.
+        opaque = {name for name, _, ty in module.env.exported() if _opaque_to_wasmtime_py(ty)}
         ours_state = self._ours_state(ours_inst, opaque)
         theirs_state = self._theirs_state(theirs_inst, opaque)
         if ours_inst is not None:

@@ -81,7 +81,7 @@ def test_scale_small_run_reaches_its_max_with_two_mappings_per_pooled_memory():
 
 def test_spec_script_on_one_file():
     out = run_script("scripts/spec.py", str(SPEC_DIR), "--only", "data", "memory_grow")
-    assert [line.split()[0] for line in out.splitlines()[1:3]] == ["data", "memory_grow"], out
+    assert [line.split()[0] for line in out.splitlines()[1:3]] == ["core/data", "core/memory_grow"], out
     last = out.strip().splitlines()[-1]
     assert last.endswith("needs-execution") and " 0 failed" in last, out
 

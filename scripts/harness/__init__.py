@@ -3,6 +3,8 @@
 * :mod:`harness.wast` runs converted spec scripts (.wast) against the runtime, with the
   ``spectest`` host module of :mod:`harness.spectest` (``scripts/spec.py``, tests/test_spec.py);
 * :mod:`harness.corpus` converts the spec suite and generates wasm-smith modules (cached);
+* :mod:`harness.proposals` tells which execution proposals (SIMD, threads, exceptions) a
+  module uses, for ``scripts/spec.py``'s count of what needs execution;
 * :mod:`harness.oracle` compares an instantiation with wasmtime-py's
   (``scripts/fuzz_differential.py``, tests/test_differential.py).
 

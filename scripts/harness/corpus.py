@@ -28,9 +28,9 @@ from typing import Dict, Iterable, List, Optional
 from . import wast
 
 ROOT = Path(__file__).resolve().parents[2]
-#: The spec suite: ``shared/spec-testsuite`` beside the clone (``<clone>/../shared``),
-#: or ``$WASMENV_SPEC_DIR``.
-SPEC_DIR = Path(os.environ.get("WASMENV_SPEC_DIR") or ROOT.parent / "shared" / "spec-testsuite")
+#: The spec suite: ``shared/wasm-testsuite`` beside the clone (``<clone>/../shared``; upstream's
+#: layout: ``core/``, ``legacy/``, ``proposals/threads/``), or ``$WASMENV_SPEC_DIR``.
+SPEC_DIR = Path(os.environ.get("WASMENV_SPEC_DIR") or ROOT.parent / "shared" / "wasm-testsuite")
 SPEC_CACHE = ROOT / "build" / "spec-cache"
 SMITH_CACHE = ROOT / "build" / "smith-cache"
 
@@ -96,7 +96,7 @@ def _publish(tmp: Path, final: Path) -> None:
 class WastCommand:
     """One command of a converted .wast file."""
 
-    wast: str                      # file name, e.g. "binary.wast"
+    wast: str                      # path in the suite, e.g. "core/binary.wast"
     line: int
     type: str                      # "module", "assert_malformed", "assert_invalid", ...
     wasm: Optional[bytes]          # the binary module, if the command carries one
@@ -110,45 +110,65 @@ class WastCommand:
         return f"{self.wast}:{self.line}"
 
 
-def convert_wast(path: Path, cache: Path = None, converter: str = None) -> Path:
+#: wast2json's features: all but compact imports (wabt 1.0.42 would encode two imports from
+#: one module in that proposal's form, which neither wasmenv nor the spec scripts expect).
+WAST2JSON_FEATURES = ("--enable-threads", "--enable-function-references", "--enable-gc",
+                      "--enable-code-metadata", "--enable-custom-page-sizes",
+                      "--enable-wide-arithmetic")
+
+
+def convert_wast(path: Path, cache: Path = None) -> Path:
     """Directory holding ``<stem>.json`` and the module files of ``path`` (cached under
     ``cache``, default :data:`SPEC_CACHE`). The one .wast converter of the project:
-    ``scripts/spec.py`` uses it too. ``converter="wast2json"`` forces wabt's converter with
-    its default features, for the legacy exception-handling syntax, which wasm-tools no
-    longer parses (``--enable-all`` would emit wabt's compact import encoding)."""
+    ``scripts/spec.py`` uses it too. ``wasm-tools json-from-wast`` first; wabt's
+    ``wast2json`` (:data:`WAST2JSON_FEATURES`) for what wasm-tools cannot parse (the legacy exception
+    instructions' text: ``try``/``do``/``catch``/``delegate``) or when it is missing."""
     cache = Path(cache) if cache is not None else SPEC_CACHE
     content = path.read_bytes()
-    forced = converter == "wast2json"
-    tool = wasm_tools() if not forced else None
-    converter = "wasm-tools" if tool else ("wast2json-default" if forced else "wast2json")
-    digest = hashlib.sha256(content + converter.encode()).hexdigest()[:16]
+    converters = [c for c in (wasm_tools(), find_tool("wast2json")) if c]
+    if not converters:
+        raise RuntimeError("neither wasm-tools nor wast2json found")
+    chain = "+".join(Path(c).name for c in converters)
+    digest = hashlib.sha256(content + chain.encode()).hexdigest()[:16]
     final = cache / f"{path.stem}-{digest}"
     json_path = final / f"{path.stem}.json"
     if json_path.exists():
         return final
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.stem}-", dir=cache))
-    try:
-        if tool:
-            cmd = [tool, "json-from-wast", str(path), "--wasm-dir", str(tmp), "-o", str(tmp / json_path.name)]
-        else:
-            w2j = find_tool("wast2json")
-            if not w2j:
-                raise RuntimeError("neither wasm-tools nor wast2json found")
-            cmd = [w2j, *([] if forced else ["--enable-all"]), str(path), "-o", str(tmp / json_path.name)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr}")
-        _publish(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    errors = []
+    for converter in converters:
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.stem}-", dir=cache))
+        try:
+            if Path(converter).name.startswith("wasm-tools"):
+                cmd = [converter, "json-from-wast", str(path), "--wasm-dir", str(tmp),
+                       "-o", str(tmp / json_path.name)]
+            else:
+                cmd = [converter, *WAST2JSON_FEATURES, str(path), "-o", str(tmp / json_path.name)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            if proc.returncode == 0:
+                _publish(tmp, final)
+                return final
+            errors.append(f"{' '.join(cmd)} failed:\n{proc.stderr}")
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    raise RuntimeError("\n".join(errors))
 
 
 def spec_wast_files(spec_dir: Path = None) -> List[Path]:
-    """The ``*.wast`` files of the spec suite (none if it is not there)."""
-    return sorted(Path(spec_dir or SPEC_DIR).glob("*.wast"))
+    """The ``*.wast`` files of the spec suite, subdirectories included (none if it is not
+    there)."""
+    return sorted(Path(spec_dir or SPEC_DIR).rglob("*.wast"))
+
+
+def spec_name(path: Path, spec_dir: Path = None) -> str:
+    """``path`` relative to the suite, without ``.wast`` (``core/binary``, ``legacy/throw``):
+    unique, where stems are not (``core/throw`` and ``legacy/throw``)."""
+    try:
+        rel = Path(path).relative_to(Path(spec_dir or SPEC_DIR))
+    except ValueError:
+        rel = Path(Path(path).name)
+    return rel.with_suffix("").as_posix()
 
 
 def require_spec_suite(spec_dir: Path = None) -> List[Path]:
@@ -157,7 +177,7 @@ def require_spec_suite(spec_dir: Path = None) -> List[Path]:
     if not files:
         raise FileNotFoundError(
             f"no spec test suite (*.wast files) at {Path(spec_dir or SPEC_DIR)}: put the "
-            "WebAssembly spec testsuite there (shared/spec-testsuite beside the clone) "
+            "WebAssembly testsuite there (shared/wasm-testsuite beside the clone) "
             "or set WASMENV_SPEC_DIR to its folder")
     return files
 
@@ -166,15 +186,17 @@ def spec_wasm_modules(spec_dir: Path = None, files: Iterable[str] = None,
                       cache: Path = None) -> List[WastCommand]:
     """Every command of every ``*.wast`` in the spec suite, in file order.
 
-    ``files`` restricts to the given file names or stems. Commands that carry a binary
-    module have ``wasm`` set; quoted-text modules (``module_type == "text"``) and
-    non-module commands have ``wasm = None``. Raises FileNotFoundError (saying where to
-    put it) if the suite is not there.
+    ``files`` restricts to the given file names, stems or names in the suite
+    (:func:`spec_name`). Commands that carry a binary module have ``wasm`` set, and so do
+    quoted-text modules the converter encoded (``binary_filename``); other quoted-text
+    modules (``module_type == "text"``) and non-module commands have ``wasm = None``.
+    Raises FileNotFoundError (saying where to put it) if the suite is not there.
     """
-    wanted = None if files is None else {Path(f).stem for f in files}
+    wanted = None if files is None else {Path(f).with_suffix("").as_posix() for f in files}
     records = []
     for path in require_spec_suite(spec_dir):
-        if wanted is not None and path.stem not in wanted:
+        name = spec_name(path, spec_dir)
+        if wanted is not None and path.stem not in wanted and name not in wanted:
             continue
         out = convert_wast(path, Path(cache or SPEC_CACHE))
         doc = json.loads((out / f"{path.stem}.json").read_text())
@@ -184,8 +206,10 @@ def spec_wasm_modules(spec_dir: Path = None, files: Iterable[str] = None,
             module_type = cmd.get("module_type")
             if filename and (module_type == "binary" or (module_type is None and filename.endswith(".wasm"))):
                 wasm = (out / filename).read_bytes()
+            elif module_type == "text" and cmd.get("binary_filename"):  # quoted text, encoded
+                wasm = (out / cmd["binary_filename"]).read_bytes()
             records.append(WastCommand(
-                wast=path.name, line=cmd.get("line", 0), type=cmd["type"], wasm=wasm,
+                wast=f"{name}.wast", line=cmd.get("line", 0), type=cmd["type"], wasm=wasm,
                 text=cmd.get("text"), name=cmd.get("name"), module_type=module_type, raw=cmd))
     return records
 

