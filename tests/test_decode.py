@@ -774,7 +774,7 @@ def test_memory_initializer_objects_are_normal():
     assert init == MemoryInitializer(0, None, 3, init.data)
     assert hash(init) == hash(MemoryInitializer(0, None, 3, init.data))
     assert pickle.loads(pickle.dumps(init)) == init
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         init.offset = 4  # still frozen
 
 
