@@ -41,60 +41,20 @@ def as_byte_view(data) -> memoryview:
     return view
 
 
-def _unsigned_leb128(bits: int):
-    """The reader method for unsigned LEB128 integers of ``bits`` bits (the only copy of the rule).
-
-    At most ``ceil(bits / 7)`` bytes; in the last one the continuation bit and the bits
-    above ``bits`` must be clear. Errors leave the cursor where the reading stopped.
-    """
-    last_shift = (bits - 1) // 7 * 7  # shift of the last allowed byte
-    unused = (0x7F << (bits - last_shift)) & 0x7F  # that byte's bits above the value
-
-    def read(self) -> int:
-        buf = self.buf
-        pos = self.pos
-        end = self.end
-        if pos >= end:
-            raise self.eof_error()
-        byte = buf[pos]
-        pos += 1
-        if byte < 0x80:
-            self.pos = pos
-            return byte
-        result = byte & 0x7F
-        shift = 7
-        while pos < end:
-            byte = buf[pos]
-            pos += 1
-            if byte < 0x80 or shift == last_shift:
-                break
-            result |= (byte & 0x7F) << shift
-            shift += 7
-        else:
-            self.pos = pos
-            raise self.eof_error()
-        if shift == last_shift:
-            if byte & 0x80:
-                raise self.error("integer representation too long", pos - 1)
-            if byte & unused:
-                raise self.error("integer too large", pos - 1)
-        self.pos = pos
-        return result | byte << shift
-
-    read.__name__ = read.__qualname__ = f"u{bits}"
-    return read
-
-
-def _signed_leb128(bits: int):
-    """The reader method for signed LEB128 integers of ``bits`` bits (the only copy of the rule).
+def _leb128(bits: int, signed: bool):
+    """The reader method for ``bits``-bit LEB128 integers (the only copy of the rule).
 
     At most ``ceil(bits / 7)`` bytes; in the last one the continuation bit must be clear
-    and the bits at and above the sign bit must be equal. Returns a Python int (negative
-    allowed). Errors leave the cursor where the reading stopped.
+    and the bits above the value must be zero (unsigned) or copies of the sign bit
+    (signed). Signed values come back as Python ints (negative allowed). Errors leave the
+    cursor where the reading stopped.
     """
     last_shift = (bits - 1) // 7 * 7  # shift of the last allowed byte
-    sign_bit = bits - 1 - last_shift  # bit index of the sign inside that byte
-    all_ones = 0x7F >> sign_bit  # the sign bit and the unused bits above it, all set
+    if signed:
+        sign_bit = bits - 1 - last_shift  # bit index of the sign inside that byte
+        all_ones = 0x7F >> sign_bit  # the sign bit and the unused bits above it, all set
+    else:
+        unused = (0x7F << (bits - last_shift)) & 0x7F  # that byte's bits above the value
 
     def read(self) -> int:
         buf = self.buf
@@ -104,9 +64,9 @@ def _signed_leb128(bits: int):
             raise self.eof_error()
         byte = buf[pos]
         pos += 1
-        if byte < 0x80:
+        if byte < 0x80:  # one byte: most indices, counts and small constants
             self.pos = pos
-            return byte - 0x80 if byte & 0x40 else byte
+            return byte - 0x80 if signed and byte & 0x40 else byte
         result = byte & 0x7F
         shift = 7
         while pos < end:
@@ -122,14 +82,17 @@ def _signed_leb128(bits: int):
         if shift == last_shift:
             if byte & 0x80:
                 raise self.error("integer representation too long", pos - 1)
-            high = byte >> sign_bit
-            if high != 0 and high != all_ones:
+            if signed:
+                high = byte >> sign_bit
+                if high != 0 and high != all_ones:
+                    raise self.error("integer too large", pos - 1)
+            elif byte & unused:
                 raise self.error("integer too large", pos - 1)
         self.pos = pos
         result |= byte << shift
-        return result - (1 << (shift + 7)) if byte & 0x40 else result
+        return result - (1 << (shift + 7)) if signed and byte & 0x40 else result
 
-    read.__name__ = read.__qualname__ = f"s{bits}"
+    read.__name__ = read.__qualname__ = f"{'s' if signed else 'u'}{bits}"
     return read
 
 
@@ -205,15 +168,15 @@ class Reader:
 
     # -- LEB128 ---------------------------------------------------------------------------
     #: Unsigned LEB128, at most 5 bytes, value < 2^32 (every index and count of a module).
-    u32 = _unsigned_leb128(32)
+    u32 = _leb128(32, signed=False)
     #: Unsigned LEB128, at most 10 bytes, value < 2^64.
-    u64 = _unsigned_leb128(64)
+    u64 = _leb128(64, signed=False)
     #: Signed LEB128, at most 5 bytes, value in [-2^31, 2^31).
-    s32 = _signed_leb128(32)
+    s32 = _leb128(32, signed=True)
     #: Signed LEB128 of 33 bits (block types, heap types).
-    s33 = _signed_leb128(33)
+    s33 = _leb128(33, signed=True)
     #: Signed LEB128, at most 10 bytes, value in [-2^63, 2^63).
-    s64 = _signed_leb128(64)
+    s64 = _leb128(64, signed=True)
 
     # -- composite ------------------------------------------------------------------------
     def count(self, min_item_size: int = 1, what: str = "items", limit: int = None) -> int:
