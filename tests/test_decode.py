@@ -1,8 +1,12 @@
 """Unit tests of the binary decoder (wasmenv.decode) and the Reader (wasmenv.reader)."""
+import dataclasses
+import inspect
 import mmap
 import pickle
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import wasmenv
 from wasmenv import (ConstExpr, DecodeError, ElementSegment, EntityIndex, ExternKind, FuncType,
@@ -707,13 +711,63 @@ def test_data_fast_and_general_paths_agree():
         assert bytes(fast.data_view(a.data)) == bytes(slow.data_view(a.data))
 
 
+@pytest.mark.parametrize("body,match,at", [
+    # body after the flags byte; ``at``: offset of the bad byte within the body
+    (b"\x41\x80\x80\x80\x80\x80\x00\x0b\x01q", "representation too long", 5),  # s32: 6 bytes
+    (b"\x41\x80\x80\x80\x80\x70\x0b\x01q", "integer too large", 5),  # s32 unused bits
+    (b"\x41\xff\xff\xff\xff\x0f\x0b\x01q", "integer too large", 5),  # s32 > 2^31 - 1
+    (b"\x41\x80\x80", "unexpected end", 3),  # s32 truncated
+    (b"\x41\x00\x0b\x80\x80\x80\x80\x80\x00", "representation too long", 7),  # u32: 6 bytes
+    (b"\x41\x00\x0b\xff\xff\xff\xff\x1f", "integer too large", 7),  # u32 > 2^32 - 1
+    (b"\x41\x00\x0b\x80\x80", "unexpected end", 5),  # u32 truncated
+    (b"\x41\x00\x0b\x05abc", "length out of bounds", 3),  # length past the section end
+])
+def test_data_segment_leb_errors_have_offsets_on_fast_and_general_paths(body, match, at):
+    # flags 0 takes the decoder's fast path, a two-byte flags 0 the general one: both read
+    # through the Reader, so the error is the same, one byte later on the general path.
+    errors = []
+    for flags in (b"\x00", b"\x80\x00"):
+        wasm = data_module(flags + body)
+        err = rejects(wasm, match)
+        assert err.section == "data" and err.offset == len(wasm) - len(body) + at
+        errors.append(err)
+    fast, general = errors
+    assert fast.message == general.message
+
+
+def test_data_fast_path_leaves_other_shapes_to_the_general_path():
+    # `i32.const` followed by more than `end` (extended const), then a plain segment
+    ext = b"\x00\x41\x05\x41\x03\x6a\x0b" + vec([b"e"])
+    inits = decode(data_module(ext, data_active(i32c(70000), b"p"))).memory_initialization.initializers
+    assert [(i.offset, i.expr, len(i.data)) for i in inits] == [(8, None, 1), (70000, None, 1)]
+
+
+def test_memory_initializer_constructor_is_the_dataclass_one():
+    fields = dataclasses.fields(MemoryInitializer)
+    params = list(inspect.signature(MemoryInitializer).parameters.values())
+    assert [p.name for p in params] == [f.name for f in fields]
+    assert [p.default for p in params] == [
+        inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default for f in fields]
+    init = MemoryInitializer(memory_index=1, base=2, offset=3, data=range(4, 5))
+    assert (init.expr, init.memory64) == (None, False)
+    assert vars(init) == {f.name: getattr(init, f.name) for f in fields}
+    assert repr(init) == ("MemoryInitializer(memory_index=1, base=2, offset=3, data=range(4, 5), "
+                          "expr=None, memory64=False)")
+    moved = dataclasses.replace(init, offset=9)
+    assert moved.offset == 9 and moved != init and moved == MemoryInitializer(1, 2, 9, range(4, 5))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        init.offset = 4
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del init.base
+
+
 def test_memory_initializer_objects_are_normal():
     init, = decode(data_module(data_active(i32c(3), b"xyz"))).memory_initialization.initializers
     assert type(init) is MemoryInitializer
     assert init == MemoryInitializer(0, None, 3, init.data)
     assert hash(init) == hash(MemoryInitializer(0, None, 3, init.data))
     assert pickle.loads(pickle.dumps(init)) == init
-    with pytest.raises(AttributeError):  # dataclasses.FrozenInstanceError is one
+    with pytest.raises(dataclasses.FrozenInstanceError):
         init.offset = 4  # still frozen
 
 
@@ -838,6 +892,39 @@ def test_u64_and_signed():
     assert rd(b"\x80\x80\x80\x80\x70").s33() == -(2 ** 32)
     with pytest.raises(DecodeError, match="integer too large"):
         rd(b"\x80\x80\x80\x80\x20").s33()
+
+
+def _leb_model(data: bytes, bits: int, signed: bool):
+    """What the spec says an N-bit LEB128 at the start of ``data`` is: the value and its
+    length, or the error and its offset (a range check, not the reader's bit tests)."""
+    max_len = -(-bits // 7)
+    value = 0
+    for i, byte in enumerate(data[:max_len]):
+        value |= (byte & 0x7F) << (7 * i)
+        if byte < 0x80:
+            if signed and byte & 0x40:
+                value -= 1 << (7 * (i + 1))
+            low, high = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
+            return ("value", value, i + 1) if low <= value < high else ("integer too large", i)
+    if len(data) < max_len:
+        return "unexpected end", len(data)
+    return "integer representation too long", max_len - 1
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([0x00, 0x01, 0x0F, 0x3F, 0x40, 0x70, 0x7E, 0x7F, 0x80, 0x81, 0xC0,
+                                 0xF0, 0xFF]) | st.integers(0, 255), max_size=12).map(bytes))
+def test_reader_leb128_matches_the_spec(data):
+    for method, bits, signed in (("u32", 32, False), ("u64", 64, False), ("s32", 32, True),
+                                 ("s33", 33, True), ("s64", 64, True)):
+        r = Reader(memoryview(b"\xee" + data + b"\xee"), 1, 1 + len(data))
+        expected = _leb_model(data, bits, signed)
+        if expected[0] == "value":
+            assert (getattr(r, method)(), r.pos - 1) == expected[1:], method
+        else:
+            with pytest.raises(DecodeError) as info:
+                getattr(r, method)()
+            assert expected[0] in info.value.message and info.value.offset == 1 + expected[1], method
 
 
 def test_reader_bytes_and_names_are_bounded():

@@ -126,6 +126,28 @@ def test_memory64_minimum_near_2_48_pages_skips_overflowing_bound_check():
     assert not tr.module.memory_initialization.init_memory(InitMemory.CompileTime(tr.module), lambda m, i: True)
 
 
+@pytest.mark.parametrize("memories,segments,imported", [
+    ([MemoryType(1)], [(0, None, 0, b"a"), (0, None, 65535, b"b")], 0),           # fits
+    ([MemoryType(1)], [(0, None, 65535, b"ab")], 0),                                # past the minimum
+    ([MemoryType(1)], [(0, None, 65536, b"")], 0),                                  # empty at the end
+    ([MemoryType(1)], [(0, None, 0, b"a"), (0, 0, 0, b"b")], 0),                     # global base
+    ([MemoryType(1, memory64=True)], [(0, None, (1 << 64) - 1, b"ab")], 0),         # u64 overflow
+    ([MemoryType(1 << 48, memory64=True)], [(0, None, (1 << 64) - 16, b"abcd")], 0),
+    ([MemoryType(1), MemoryType(1)], [(1, None, 0, b"a")], 0),
+    ([MemoryType(1), MemoryType(1)], [(1, None, 0, b"a")], 1),                       # defined memory
+    ([MemoryType(1), MemoryType(1)], [(1, None, 0, b"a"), (0, None, 0, b"b")], 1),   # imported one
+])
+def test_static_init_dry_run_is_init_memory_at_compile_time(memories, segments, imported):
+    # try_static_init goes Static exactly when the compile-time init_memory applies every
+    # segment and none targets an imported memory (the data here is always dense).
+    probe = make(memories, segments, imported)
+    applies = probe.module.memory_initialization.init_memory(
+        InitMemory.CompileTime(probe.module), lambda memory_index, init: memory_index >= imported)
+    tr = make(memories, segments, imported)
+    assert tr.try_static_init(PAGE) == applies
+    assert tr.module.memory_initialization.is_segmented() != applies
+
+
 # -- density rule at its thresholds ---------------------------------------------------
 def two_segments(span, each=1):
     return make([MemoryType(16384)], [(0, None, 0, b"a" * each), (0, None, span - each, b"b" * each)])
@@ -177,6 +199,24 @@ def test_runtime_global_base_and_stop_at_first_failure():
     ok = tr.module.memory_initialization.init_memory(
         InitMemory.Runtime(lambda m: 1, globals_.__getitem__), lambda m, i: writes.append(i.offset) or True)
     assert not ok and writes == [116]
+
+
+def test_runtime_resolves_each_segment_after_writing_the_previous_one():
+    tr = make([MemoryType(1)], [(0, 0, 16, b"ab"), (0, 1, 0, b"cd"), (0, None, 0, b"ef")])
+    events = []
+
+    def global_value(index):
+        events.append(("global", index))
+        return {0: 100, 1: 65535}[index]
+
+    def size_pages(memory_index):
+        events.append(("size", memory_index))
+        return 1
+
+    ok = tr.module.memory_initialization.init_memory(
+        InitMemory.Runtime(size_pages, global_value), lambda m, i: events.append(("write", i.offset)) or True)
+    assert not ok
+    assert events == [("global", 0), ("size", 0), ("write", 116), ("global", 1), ("size", 0)]
 
 
 def test_runtime_uses_current_size_not_minimum():

@@ -650,63 +650,29 @@ class _Decoder:
         nmem = len(memories)
         buf = r.buf
         end = r.end
-        # Indexing past the section end raises IndexError on this view: the fast path
-        # below relies on it instead of checking every index (the general path then
-        # re-reads the segment and reports the proper DecodeError).
-        sbuf = buf[:end]
         push = self.translation.data.push
         append = self.memory_inits.append
         passive_map = self.passive_data_map
         passive_push = self.translation.passive_data.push
         read_expr = self.read_const_expr
-        MI = _make_memory_initializer
+        s32 = r.s32
+        byte_vec = r.byte_vec
+        MI = MemoryInitializer
         fast = nmem > 0 and not memories[0].memory64
         pos = r.pos
         for data_index in range(n):
-            if fast:
-                # Fast path: flags 0 (memory 0, 32-bit), `i32.const N; end`, bytes.
-                try:
-                    if sbuf[pos] == 0 and sbuf[pos + 1] == 0x41:
-                        p = pos + 2
-                        value = 0
-                        shift = 0
-                        while True:  # s32 LEB128
-                            b = sbuf[p]
-                            p += 1
-                            if shift == 28:
-                                if b & 0x80 or (b & 0x78 and b & 0x78 != 0x78):
-                                    raise _Slow
-                                value |= (b & 0x0F) << 28
-                                break
-                            value |= (b & 0x7F) << shift
-                            shift += 7
-                            if b < 0x80:
-                                if b & 0x40:
-                                    value = (value - (1 << shift)) & MASK32
-                                break
-                        if sbuf[p] == 0x0B:
-                            p += 1
-                            length = 0
-                            shift = 0
-                            while True:  # u32 LEB128
-                                b = sbuf[p]
-                                p += 1
-                                if shift == 28:
-                                    if b & 0xF0:
-                                        raise _Slow
-                                    length |= b << 28
-                                    break
-                                length |= (b & 0x7F) << shift
-                                if b < 0x80:
-                                    break
-                                shift += 7
-                            stop = p + length
-                            if stop <= end:
-                                append(MI(0, None, value, push(buf[p:stop]), None, False))
-                                pos = stop
-                                continue
-                except (IndexError, _Slow):
-                    pass
+            # Fast path: flags 0 (memory 0, 32-bit), `i32.const N; end`, bytes. It reads
+            # what the general path would read, with the same reader calls (so the same
+            # errors), and leaves any other shape to the general path.
+            if fast and pos + 1 < end and buf[pos] == 0 and buf[pos + 1] == 0x41:
+                r.pos = pos + 2
+                value = s32() & MASK32
+                p = r.pos
+                if p < end and buf[p] == 0x0B:
+                    r.pos = p + 1
+                    append(MI(0, None, value, push(byte_vec())))
+                    pos = r.pos
+                    continue
             # General path.
             r.pos = seg_pos = pos
             flags = r.u32()
@@ -842,42 +808,6 @@ class _Decoder:
         module.table_initialization = TableInitialization.Segments(tuple(self.table_inits))
         self.translation.code = CodeSection(self.code_bodies, tuple(self.elem_types), self.data_count)
         return self.translation
-
-
-def _memory_initializer_factory():
-    """A constructor equivalent to ``MemoryInitializer(...)`` for the data-segment hot path.
-
-    The frozen dataclass ``__init__`` costs one ``object.__setattr__`` per field; filling
-    ``__dict__`` in one step builds an identical (equal, same hash/repr/pickle) object in
-    half the time. Falls back to the class itself if its layout is not the expected one.
-    """
-    import dataclasses
-    names = tuple(f.name for f in dataclasses.fields(MemoryInitializer))
-    if (names != ("memory_index", "base", "offset", "data", "expr", "memory64")
-            or "__slots__" in MemoryInitializer.__dict__
-            or hasattr(MemoryInitializer, "__post_init__")):
-        return MemoryInitializer
-    new = object.__new__
-    set_attr = object.__setattr__
-    cls = MemoryInitializer
-
-    def make(memory_index, base, offset, data, expr, memory64):
-        obj = new(cls)
-        set_attr(obj, "__dict__", {"memory_index": memory_index, "base": base, "offset": offset,
-                                   "data": data, "expr": expr, "memory64": memory64})
-        return obj
-
-    probe = make(0, None, 1, range(0, 1), None, False)
-    if probe != MemoryInitializer(0, None, 1, range(0, 1), None, False):  # pragma: no cover
-        return MemoryInitializer
-    return make
-
-
-_make_memory_initializer = _memory_initializer_factory()
-
-
-class _Slow(Exception):
-    """Internal: leave a fast path for the general one."""
 
 
 def _check(r: Reader, pos: int, rule, *args) -> None:

@@ -41,6 +41,61 @@ def as_byte_view(data) -> memoryview:
     return view
 
 
+def _leb128(bits: int, signed: bool):
+    """The reader method for ``bits``-bit LEB128 integers (the only copy of the rule).
+
+    At most ``ceil(bits / 7)`` bytes; in the last one the continuation bit must be clear
+    and the bits above the value must be zero (unsigned) or copies of the sign bit
+    (signed). Signed values come back as Python ints (negative allowed). Errors leave the
+    cursor where the reading stopped.
+    """
+    last_shift = (bits - 1) // 7 * 7  # shift of the last allowed byte
+    if signed:
+        sign_bit = bits - 1 - last_shift  # bit index of the sign inside that byte
+        all_ones = 0x7F >> sign_bit  # the sign bit and the unused bits above it, all set
+    else:
+        unused = (0x7F << (bits - last_shift)) & 0x7F  # that byte's bits above the value
+
+    def read(self) -> int:
+        buf = self.buf
+        pos = self.pos
+        end = self.end
+        if pos >= end:
+            raise self.eof_error()
+        byte = buf[pos]
+        pos += 1
+        if byte < 0x80:  # one byte: most indices, counts and small constants
+            self.pos = pos
+            return byte - 0x80 if signed and byte & 0x40 else byte
+        result = byte & 0x7F
+        shift = 7
+        while pos < end:
+            byte = buf[pos]
+            pos += 1
+            if byte < 0x80 or shift == last_shift:
+                break
+            result |= (byte & 0x7F) << shift
+            shift += 7
+        else:
+            self.pos = pos
+            raise self.eof_error()
+        if shift == last_shift:
+            if byte & 0x80:
+                raise self.error("integer representation too long", pos - 1)
+            if signed:
+                high = byte >> sign_bit
+                if high != 0 and high != all_ones:
+                    raise self.error("integer too large", pos - 1)
+            elif byte & unused:
+                raise self.error("integer too large", pos - 1)
+        self.pos = pos
+        result |= byte << shift
+        return result - (1 << (shift + 7)) if signed and byte & 0x40 else result
+
+    read.__name__ = read.__qualname__ = f"{'s' if signed else 'u'}{bits}"
+    return read
+
+
 class Reader:
     """Cursor over ``buf[pos:end]``; offsets are absolute positions in ``buf``."""
 
@@ -112,135 +167,16 @@ class Reader:
         return int.from_bytes(self.bytes(8), "little")
 
     # -- LEB128 ---------------------------------------------------------------------------
-    def u32(self) -> int:
-        """Unsigned LEB128, at most 5 bytes, value < 2^32.
-
-        Deliberately not shared with :meth:`u64`: it reads every index and count of a
-        module, so it has a one-byte fast path and its own bound checks.
-        """
-        buf = self.buf
-        pos = self.pos
-        end = self.end
-        if pos >= end:
-            raise self.eof_error()
-        byte = buf[pos]
-        pos += 1
-        if byte < 0x80:
-            self.pos = pos
-            return byte
-        result = byte & 0x7F
-        shift = 7
-        while True:
-            if pos >= end:
-                self.pos = pos
-                raise self.eof_error()
-            byte = buf[pos]
-            pos += 1
-            if shift == 28:
-                if byte & 0x80:
-                    raise self.error("integer representation too long", pos - 1)
-                if byte & 0x70:
-                    raise self.error("integer too large", pos - 1)
-                self.pos = pos
-                return result | (byte << 28)
-            result |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                self.pos = pos
-                return result
-            shift += 7
-
-    def u64(self) -> int:
-        """Unsigned LEB128, at most 10 bytes, value < 2^64."""
-        buf = self.buf
-        pos = self.pos
-        end = self.end
-        result = 0
-        shift = 0
-        while True:
-            if pos >= end:
-                self.pos = pos
-                raise self.eof_error()
-            byte = buf[pos]
-            pos += 1
-            if shift == 63:
-                if byte & 0x80:
-                    raise self.error("integer representation too long", pos - 1)
-                if byte & 0x7E:
-                    raise self.error("integer too large", pos - 1)
-                self.pos = pos
-                return result | (byte << 63)
-            result |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                self.pos = pos
-                return result
-            shift += 7
-
-    def _signed(self, bits: int) -> int:
-        """Signed LEB128 of ``bits`` bits (32, 33 or 64), as a Python int (negative allowed)."""
-        buf = self.buf
-        pos = self.pos
-        end = self.end
-        result = 0
-        shift = 0
-        last_shift = ((bits - 1) // 7) * 7  # shift of the last allowed byte
-        while True:
-            if pos >= end:
-                self.pos = pos
-                raise self.eof_error()
-            byte = buf[pos]
-            pos += 1
-            if shift == last_shift:
-                if byte & 0x80:
-                    raise self.error("integer representation too long", pos - 1)
-                # Bits of this byte at and above the sign bit must all be equal.
-                sign_bit = bits - 1 - shift  # bit index of the sign inside this byte
-                high = byte >> sign_bit  # sign bit and unused bits (7 - sign_bit bits)
-                if high != 0 and high != (0x7F >> sign_bit):
-                    raise self.error("integer too large", pos - 1)
-                result |= (byte & 0x7F) << shift
-                self.pos = pos
-                if high:
-                    result -= 1 << (shift + 7)
-                return result
-            result |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                self.pos = pos
-                if byte & 0x40:
-                    result -= 1 << shift
-                return result
-
-    def s32(self) -> int:
-        """Signed LEB128, at most 5 bytes, value in [-2^31, 2^31)."""
-        buf = self.buf
-        pos = self.pos
-        if pos < self.end:
-            byte = buf[pos]
-            if byte < 0x40:
-                self.pos = pos + 1
-                return byte
-            if byte < 0x80:
-                self.pos = pos + 1
-                return byte - 0x80
-        return self._signed(32)
-
-    def s33(self) -> int:
-        """Signed LEB128 of 33 bits (block types, heap types)."""
-        return self._signed(33)
-
-    def s64(self) -> int:
-        """Signed LEB128, at most 10 bytes, value in [-2^63, 2^63)."""
-        buf = self.buf
-        pos = self.pos
-        if pos < self.end:
-            byte = buf[pos]
-            if byte < 0x40:
-                self.pos = pos + 1
-                return byte
-            if byte < 0x80:
-                self.pos = pos + 1
-                return byte - 0x80
-        return self._signed(64)
+    #: Unsigned LEB128, at most 5 bytes, value < 2^32 (every index and count of a module).
+    u32 = _leb128(32, signed=False)
+    #: Unsigned LEB128, at most 10 bytes, value < 2^64.
+    u64 = _leb128(64, signed=False)
+    #: Signed LEB128, at most 5 bytes, value in [-2^31, 2^31).
+    s32 = _leb128(32, signed=True)
+    #: Signed LEB128 of 33 bits (block types, heap types).
+    s33 = _leb128(33, signed=True)
+    #: Signed LEB128, at most 10 bytes, value in [-2^63, 2^63).
+    s64 = _leb128(64, signed=True)
 
     # -- composite ------------------------------------------------------------------------
     def count(self, min_item_size: int = 1, what: str = "items", limit: int = None) -> int:

@@ -5,12 +5,11 @@ import bisect
 from dataclasses import dataclass, field
 from typing import List, NamedTuple, Optional, Tuple, Union
 
-from .init import (MemoryInitialization, StaticMemoryInitializer,
-                   TableInitialization)
-from .init import U64_MAX
+from .init import (InitMemory, MemoryInitialization, StaticMemoryInitializer,
+                   TableInitialization, apply_segments)
 from .module import Module
 from .tunables import Tunables
-from .types import WASM_PAGE_SIZE, ValType
+from .types import ValType
 
 Chunk = Union[memoryview, bytes, bytearray]
 
@@ -143,26 +142,25 @@ class ModuleTranslation:
         return True
 
     def _dry_run(self):
-        """Compile-time application of every segment (the CompileTime rule of init_memory,
-        inlined for speed): per memory, the non-empty ``(offset, data range)`` in order,
-        or None if static init is impossible (imported memory, global base, overflow or
-        out of bounds of the minimum)."""
+        """Compile-time application of every segment (init_memory's rule, through
+        :func:`apply_segments`): per memory, the non-empty ``(offset, data range)`` in
+        order, or None if static init is impossible (imported memory, global base, overflow
+        or out of bounds of the minimum)."""
         module = self.module
-        sizes = [p.memory.minimum * WASM_PAGE_SIZE for p in module.memory_plans]
-        per_memory = [[] for _ in sizes]
+        per_memory = [[] for _ in module.memory_plans]
         appenders = [segs.append for segs in per_memory]
         imported = module.num_imported_memories
-        for init in module.memory_initialization.initializers:
-            index = init.memory_index
-            if init.base is not None or init.expr is not None or index < imported:
-                return None
-            offset, data = init.offset, init.data
-            end = offset + len(data)
-            size_bytes = sizes[index]
-            if end > U64_MAX or (size_bytes <= U64_MAX and end > size_bytes):
-                return None
+
+        def write(index, offset, data):
+            if index < imported:
+                return False
             if data:
                 appenders[index]((offset, data))
+            return True
+
+        if not apply_segments(module.memory_initialization.initializers,
+                              InitMemory.CompileTime(module), write):
+            return None
         return per_memory
 
     def _build_image(self, segs, page_size):
