@@ -13,7 +13,8 @@ from .init import (InitMemory, MemoryInitialization, MemoryInitializer, StaticMe
                    TableInitialization, TableInitializer, init_memory)
 from .module import ElementSegment, FunctionType, Global, Initializer, Module, ModuleType
 from .plans import MemoryPlan, MemoryStyle, TablePlan, TableStyle
-from .translation import MAX_FUNC_TABLE_SIZE, MAX_IMAGE_SIZE_ALWAYS_ALLOWED, ModuleTranslation
+from .translation import (MAX_FUNC_TABLE_SIZE, MAX_IMAGE_SIZE_ALWAYS_ALLOWED, CodeSection,
+                          ModuleTranslation)
 from .tunables import Tunables
 from .vmglobals import GlobalsTemplate
 from .vmoffsets import VMOffsets
@@ -23,7 +24,7 @@ from .types import (WASM_PAGE_SIZE, EntityIndex, ExportType, ExternKind, FuncTyp
 __all__ = [
     "translate", "compile", "validate", "host_page_size", "save_artifact", "load_artifact",
     "WasmEnvError", "DecodeError", "UnsupportedFeature", "ArtifactError",
-    "Tunables", "Module", "ModuleTranslation", "ModuleType", "FunctionType", "Global",
+    "Tunables", "Module", "ModuleTranslation", "CodeSection", "ModuleType", "FunctionType", "Global",
     "Initializer", "ElementSegment", "ConstExpr",
     "MemoryPlan", "MemoryStyle", "TablePlan", "TableStyle",
     "MemoryInitializer", "StaticMemoryInitializer", "MemoryInitialization", "InitMemory",
