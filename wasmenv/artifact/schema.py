@@ -184,7 +184,7 @@ class Pairs(Node):
         if len(j) % 2:
             fail(where, f"expected pairs of integers, got {len(j)} entries")
         hi = self.hi
-        if not all(type(x) is int and 0 <= x <= hi for x in j):
+        if j and not (set(map(type, j)) == {int} and min(j) >= 0 and max(j) <= hi):
             k = next(k for k, x in enumerate(j) if not (type(x) is int and 0 <= x <= hi))
             fail(f"{where}[{k}]", f"expected an integer in [0, {hi}], got {j[k]!r}")
         it = iter(j)
