@@ -12,6 +12,7 @@ import wasmtime
 import runtime
 import wasmenv
 from harness.corpus import SUPPORTED_SMITH_ARGS, smith_modules, wasm_tools
+from harness.wast import read_uleb
 from tests.helpers import open_fd_count, section_spans, wat
 from wasmenv import ArtifactError, DecodeError, UnsupportedFeature, load_artifact, save_artifact
 from wasmenv import artifact as A
@@ -34,28 +35,17 @@ WAT_CODE = """(module
 
 
 # -- helpers -------------------------------------------------------------------------------
-def uleb_at(buf, pos):
-    value = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return value, pos
-
-
 def code_bodies(wasm: bytes):
     """``(start, end)`` in ``wasm`` of every body of its code section (an independent walk)."""
     spans = [s for s in section_spans(wasm) if s[0] == 10]
     if not spans:
         return []
     _, start, end = spans[0]
-    _, pos = uleb_at(wasm, start + 1)  # the section size
-    count, pos = uleb_at(wasm, pos)
+    _, pos = read_uleb(wasm, start + 1)  # the section size
+    count, pos = read_uleb(wasm, pos)
     out = []
     for _ in range(count):
-        size, pos = uleb_at(wasm, pos)
+        size, pos = read_uleb(wasm, pos)
         out.append((pos, pos + size))
         pos += size
     assert pos == end
