@@ -334,8 +334,8 @@ def wasm_with_code(byte_len: int, funcs: int = 64) -> bytes:
     per = max(byte_len // funcs, 4)
     body = b"\x00" + b"\x41\x00\x1a" * ((per - 2) // 3) + b"\x0b"  # i32.const 0; drop; ...
     code = uleb(funcs) + (uleb(len(body)) + body) * funcs
-    return (b"\0asm\x01\0\0\0" + section(1, b"\x01\x60\x00\x00") + section(3, uleb(funcs) + b"\x00" * funcs)
-            + section(10, code))
+    return (b"\0asm\x01\0\0\0" + section(1, b"\x01\x60\x00\x00")
+            + section(3, uleb(funcs) + b"\x00" * funcs) + section(10, code))
 
 
 def rss_kib(path):

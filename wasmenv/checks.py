@@ -662,10 +662,11 @@ class _Checker:
                 if type(body) is not tuple or len(body) != 2:
                     raise Invalid(f"expected (start, end), got {body!r}", f"code.bodies[{i}]")
                 start, stop = body
-                if type(start) is not int or type(stop) is not int or not end <= start <= stop <= byte_len:
-                    raise Invalid(f"body of function {first + i} at [{start}, {stop}) is outside the "
-                                  f"{byte_len} bytes of code or overlaps the previous body (which "
-                                  f"ends at {end})", f"code.bodies[{i}]")
+                if not (type(start) is int and type(stop) is int
+                        and end <= start <= stop <= byte_len):
+                    raise Invalid(f"body of function {first + i} at [{start}, {stop}) is outside "
+                                  f"the {byte_len} bytes of code or overlaps the previous body "
+                                  f"(which ends at {end})", f"code.bodies[{i}]")
                 end = stop
         _is(code.elem_types, tuple, "code.elem_types", "a tuple")
         if len(code.elem_types) != m.num_elem_segments:

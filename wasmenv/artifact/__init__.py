@@ -20,13 +20,15 @@ then ``translation.passive_data``'s, in order, then the code blob: the function 
 they lie in the module's code section, from the first body's first byte to the last body's
 last (the size prefixes between them included). Artifacts keep code, never trusted
 interpreter code: ``runtime.Module`` validates every body of an artifact exactly as it
-validates a ``.wasm`` (a directory may have been written by someone else). mmap-ninja packs items with no alignment, so
-zero-filled *padding items* are inserted before each image chunk: every chunk of
-``translation.data`` of a Static module starts at a file offset that is a multiple of
-``file_align`` (>= the host page size and the translation's ``data_align``). A runtime can
-therefore ``mmap(MAP_PRIVATE)`` an image straight from the data file
-(:func:`image_file_location`). Empty chunks are not stored (``item`` null). The metadata
-records, per chunk, its length, its file offset and its mmap-ninja item index.
+validates a ``.wasm`` (a directory may have been written by someone else).
+
+mmap-ninja packs items with no alignment, so zero-filled *padding items* are inserted
+before each image chunk: every chunk of ``translation.data`` of a Static module starts at a
+file offset that is a multiple of ``file_align`` (>= the host page size and the
+translation's ``data_align``). A runtime can therefore ``mmap(MAP_PRIVATE)`` an image
+straight from the data file (:func:`image_file_location`). Empty chunks are not stored
+(``item`` null). The metadata records, per chunk, its length, its file offset and its
+mmap-ninja item index.
 
 Loading (:func:`load_artifact`) never executes code (JSON only, no pickle or eval), checks
 the checksum, validates every field (types, ranges, indices, data ranges against the chunk
@@ -270,12 +272,18 @@ def load_artifact(path, tunables: Tunables = None, *, verify: bool = False) -> M
     file is opened without blocking and checked on its descriptor (a FIFO is refused),
     sizes are checked before anything is read, and a data file that another user owns or
     that group or others can write is refused (untouched copy-on-write pages follow the
-    file: its writer could change live instances' memory). Its owner must not rewrite it
-    in place while it is mapped, for the same reason.
+    file: its writer could change live instances' memory, or code after it was validated).
+    Its owner must not rewrite it in place while it is mapped, for the same reason.
+
+    ``translation.code`` views the code blob in the mapping (None if saved without code):
+    its body ranges are checked here, the bodies themselves are not read; validating them
+    (``wasmenv.validate``, which ``runtime.Module`` runs) reports offsets in the ``.wasm``
+    the artifact was compiled from (``code.module_offset`` + offset in the blob).
 
     Raises:
         ArtifactError: missing or unreadable files, not an artifact, another format or
-            version, bad checksum, invalid metadata, store files of the wrong size or kind
+            version (version 1 did not keep the code), bad checksum, invalid metadata
+            (body ranges outside the code blob included), store files of the wrong size or kind
             (FIFO, symbolic link, ...), a data file others can write, image offsets not
             aligned for this host, ``tunables`` differing from the stored ones, or
             (``verify``) data bytes that changed.

@@ -22,8 +22,8 @@ from . import schema
 from .schema import (BOOL, STR, Const, Enum, Group, Index, Int, Keyed, List, Node, Nullable, Opt,
                      Pairs, Record, Tagged, construct, dump, fail, obj)
 
-__all__ = ["Metadata", "StoreInfo", "ChunkEntry", "CodeEntry", "METADATA", "encode", "decode", "dump", "fail",
-           "check_complete"]
+__all__ = ["Metadata", "StoreInfo", "ChunkEntry", "CodeEntry", "METADATA", "encode", "decode",
+           "dump", "fail", "check_complete"]
 
 
 class ValTypeNode(Node):
