@@ -57,11 +57,16 @@ def validate(translation: ModuleTranslation) -> None:
 
     Raises:
         DecodeError: an invalid body; the message names the function index and ``offset``
-            is the absolute byte offset of the offending instruction in the module.
+            is the absolute byte offset of the offending instruction in the module (for a
+            translation loaded from an artifact: in the ``.wasm`` it was compiled from,
+            ``code.module_offset`` + the offset in the artifact's code blob).
         UnsupportedFeature: a body uses an instruction of a proposal wasmenv does not
             decode (GC instructions: ``feature == "gc"``).
         ValueError: the translation does not carry its code section.
     """
+    code = translation.code
+    if code is not None and not code.bodies:
+        return  # no body: no need to import the validator (tens of ms in a fresh process)
     from .validation import validate as _validate
     _validate(translation)
 
