@@ -9,6 +9,7 @@ from wasmenv import WASM_PAGE_SIZE, ExportType, ImportType
 
 from ._owner import Owner
 from .engine import Engine
+from .errors import WasmRuntimeError
 
 
 class Module(Owner):
@@ -20,10 +21,16 @@ class Module(Owner):
     temporary file elsewhere) and mapped copy-on-write by every instance. The module owns
     them: :meth:`close`, context manager, and ``__del__`` as backstop (Owner).
 
+    An artifact's function bodies are validated exactly as a ``.wasm``'s (a directory may
+    have been written by someone else); a failure leaves no descriptor or mapping open.
+
     Raises:
         wasmenv.DecodeError: the bytes are not a valid module (function bodies included:
-            the message names the function, ``offset`` is the byte offset).
-        wasmenv.ArtifactError: the artifact directory is missing pieces or corrupt.
+            the message names the function, ``offset`` is the byte offset in the module;
+            for an artifact, the offset in the ``.wasm`` it was compiled from, i.e. the
+            code blob's ``translation.code.module_offset`` plus the offset in the blob).
+        wasmenv.ArtifactError: the artifact directory is missing pieces or corrupt, or has
+            no code section while the module defines functions.
     """
 
     def __init__(self, engine: Engine, source):
@@ -40,10 +47,12 @@ class Module(Owner):
     @classmethod
     def from_artifact(cls, engine: Engine, path) -> "Module":
         """Load a compiled artifact (``python -m wasmenv compile``): images are mapped
-        ``MAP_PRIVATE`` straight from the artifact's data file (page cache, no copy, no memfd).
+        ``MAP_PRIVATE`` straight from the artifact's data file (page cache, no copy, no memfd);
+        function bodies are validated as in ``Module(engine, path)``.
 
         Raises:
             wasmenv.ArtifactError: missing, corrupt, other format version or other tunables.
+            wasmenv.DecodeError: an invalid function body (see :class:`Module`).
         """
         return cls._from_translation(engine, *_load_artifact(engine, path))
 
@@ -120,11 +129,43 @@ def _build_images(translation, backing=None) -> list:
 
 
 def _load_artifact(engine, path):
-    """(translation, images) of a compiled artifact directory."""
+    """(translation, images) of a compiled artifact directory, its code validated.
+
+    On failure nothing stays open: the translation's views keep the artifact's mapping
+    (and with it a descriptor) alive, and so would the frames in the error's traceback
+    (the validator's among them), so the error is raised without them.
+    """
     translation = wasmenv.load_artifact(os.fspath(path), engine.tunables)
-    if translation.code is not None:  # an artifact that keeps its code is validated like a .wasm
-        wasmenv.validate(translation)
-    return translation, _artifact_images(engine, translation)
+    try:
+        _validate_code(translation)
+        return translation, _artifact_images(engine, translation)
+    except (wasmenv.WasmEnvError, WasmRuntimeError, OSError) as exc:
+        error = exc
+    del translation
+    todo, seen = [error], set()
+    while todo:  # the chained errors' tracebacks too (their frames hold views)
+        e = todo.pop()
+        if e is not None and id(e) not in seen:
+            seen.add(id(e))
+            e.__traceback__ = None
+            todo += [e.__context__, e.__cause__]
+    try:
+        raise error
+    finally:
+        error = None
+
+
+def _validate_code(translation) -> None:
+    """Validate an artifact's function bodies exactly as a ``.wasm``'s."""
+    module = translation.module
+    if translation.code is None:
+        if len(module.functions) > module.num_imported_funcs:
+            raise wasmenv.ArtifactError(
+                f"artifact {translation.artifact.directory}: no code section (saved from a "
+                f"translation without its function bodies): its functions cannot run; "
+                f"recompile it from the .wasm")
+        return
+    wasmenv.validate(translation)
 
 
 def _artifact_images(engine, translation) -> list:

@@ -14,7 +14,13 @@ image of that size) it builds the wasm bytes, then reports medians of:
 and, when the runtime has ``Module.from_artifact`` (runtime/module.py), the time to get a
 first Instance in a fresh process: from the artifact vs from the wasm bytes.
 
+A second table does the same by size of the code section (MiB of function bodies of
+``--body-bytes`` each, so the function count grows with it): save, load (in process and
+fresh), and ``Module.from_artifact`` (which validates every body) next to ``Module()`` of
+the wasm bytes (same validation, plus decoding).
+
 Usage: .venv/bin/python scripts/bench_artifact.py [--sizes 1,16,64,256] [--repeat 15]
+           [--code-sizes 1,4] [--body-bytes 300]
 """
 from __future__ import annotations
 
@@ -62,6 +68,16 @@ def wasm_with_image(n_bytes: int, segment: int = 0, gap: int = 64) -> bytes:
     export = uleb(1) + uleb(6) + b"memory" + b"\x02" + uleb(0)
     return (b"\0asm\x01\0\0\0" + section(5, memory) + section(7, export)
             + section(11, bytes(body)))
+
+
+def wasm_with_code(n_bytes: int, body_bytes: int = 300) -> bytes:
+    """A module of functions ``() -> ()`` whose bodies (``i32.const 0; drop``, repeated) are
+    about ``body_bytes`` each and total about ``n_bytes``."""
+    funcs = max(n_bytes // body_bytes, 1)
+    body = b"\x00" + b"\x41\x00\x1a" * max((body_bytes - 2) // 3, 0) + b"\x0b"
+    code = uleb(funcs) + (uleb(len(body)) + body) * funcs
+    return (b"\0asm\x01\0\0\0" + section(1, b"\x01\x60\x00\x00")
+            + section(3, uleb(funcs) + b"\x00" * funcs) + section(10, code))
 
 
 def median_time(fn, repeat: int) -> float:
@@ -128,14 +144,21 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=15, help="runs per median (in-process load)")
     ap.add_argument("--fresh", type=int, default=5, help="processes per fresh-process median")
     ap.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
+    ap.add_argument("--code-sizes", default="1,4",
+                    help="MiB of function bodies, comma-separated (empty: skip)")
+    ap.add_argument("--body-bytes", type=int, default=300, help="bytes per function body")
     args = ap.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     work = args.dir or tempfile.mkdtemp(prefix="bench_artifact.")
     os.makedirs(work, exist_ok=True)
     instantiate = has_from_artifact()
     rows = []
+    code_rows = []
     try:
+        for mib in [float(s) for s in args.code_sizes.split(",") if s]:
+            code_rows.append(code_row(mib, args, work))
+            print(f"  {mib} MiB of code done", file=sys.stderr)
         for mib in sizes:
             one = wasm_with_image(mib * MIB)
             wasm = wasm_with_image(mib * MIB, segment=64 * 1024)
@@ -183,7 +206,47 @@ def main(argv=None) -> int:
     if not instantiate:
         print("(instantiate-from-artifact column skipped: runtime.module.Module.from_artifact "
               "does not exist yet)")
+    if code_rows:
+        print()
+        print(f"by code size ({args.body_bytes}-byte bodies); Module columns: in process, once "
+              f"(they validate every body)")
+        head = ["code MiB", "functions", "artifact MiB", "save", "load", "load fresh",
+                "Module(art)", "Module(wasm)"]
+        print(" | ".join(f"{h:>12}" for h in head))
+        for row in code_rows:
+            cells = [f"{row[0]:>12g}", f"{row[1]:>12}", f"{row[2] / MIB:>12.2f}"]
+            cells += [f"{ms(x) if x is not None else '-':>12}" for x in row[3:]]
+            print(" | ".join(cells))
     return 0
+
+
+def code_row(mib: float, args, work: str) -> list:
+    """[code MiB, functions, bytes on disk, save, load, load fresh, Module(art), Module(wasm)]."""
+    wasm = wasm_with_code(int(mib * MIB), args.body_bytes)
+    tr = wasmenv.compile(wasm)
+    funcs = len(tr.module.functions)
+    out = os.path.join(work, f"code{mib:g}")
+    t0 = time.perf_counter()
+    save_artifact(tr, out, overwrite=True)
+    t_save = time.perf_counter() - t0
+    del tr
+    disk = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
+    load_artifact(out)  # warm up
+    t_load = median_time(lambda: load_artifact(out), args.repeat)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    t_fresh = fresh(FRESH_LOAD.format(root=root, path=out), args.fresh)
+    t_art = t_wasm = None
+    if has_from_artifact():
+        from runtime.engine import Engine
+        from runtime.module import Module
+        engine = Engine()
+        t0 = time.perf_counter()
+        Module.from_artifact(engine, out).close()
+        t_art = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        Module(engine, wasm).close()
+        t_wasm = time.perf_counter() - t0
+    return [mib, funcs, disk, t_save, t_load, t_fresh, t_art, t_wasm]
 
 
 if __name__ == "__main__":

@@ -203,7 +203,7 @@ def test_metadata_is_versioned_readable_json(tmp_path):
     save_artifact(rich_module(), tmp_path / "a")
     text = open(meta_path(tmp_path / "a"), encoding="utf-8").read()
     doc = json.loads(text)
-    assert doc["format"] == "wasmenv-artifact" and doc["version"] == 1
+    assert doc["format"] == "wasmenv-artifact" and doc["version"] == A.FORMAT_VERSION == 2
     assert doc["checksum"] == A.metadata_checksum(doc)
     assert doc["store"]["kind"].startswith("mmap_ninja")
     assert "\U0001F600" in text  # names stay readable
@@ -613,13 +613,13 @@ def test_edited_and_resealed_metadata_is_validated(saved, edit, match):
 
 def test_other_format_or_version(saved):
     doc = read_doc(saved)
-    doc["version"] = 2
+    doc["version"] = 3
     write_doc(saved, doc)
-    assert_bad(saved, "format version 2, this wasmenv reads version 1")
+    assert_bad(saved, "format version 3, this wasmenv reads version 2 only")
     doc["version"] = True
     write_doc(saved, doc)
     assert_bad(saved, "format version True")
-    doc["version"] = 1
+    doc["version"] = 2
     doc["format"] = "wasmtime-cwasm"
     write_doc(saved, doc)
     assert_bad(saved, "not a wasmenv artifact")
@@ -672,8 +672,8 @@ def test_not_an_artifact(tmp_path):
     (b"[" * 100000 + b"]" * 100000, "not valid JSON|maximum recursion"),
     (b'{"format": "wasmenv-artifact", "format": "x"}', "duplicate key"),
     (b'{"format": "wasmenv-artifact", "version": NaN}', "NaN is not allowed"),
-    (b'{"format": "wasmenv-artifact", "version": 1, "checksum": 5}', "checksum mismatch"),
-    (b'{"format": "wasmenv-artifact", "version": 1, "x": "\\ud800"}', "cannot be checksummed"),
+    (b'{"format": "wasmenv-artifact", "version": 2, "checksum": 5}', "checksum mismatch"),
+    (b'{"format": "wasmenv-artifact", "version": 2, "x": "\\ud800"}', "cannot be checksummed"),
 ])
 def test_metadata_garbage(saved, content, match):
     with open(meta_path(saved), "wb") as f:
@@ -792,6 +792,13 @@ def exercise(tr):
         A.image_file_location(tr, k)
     list(m.imports())
     list(m.exported())
+    if tr.code is not None:  # bodies lie within the code blob; validating may only refuse them
+        for i, (start, end) in enumerate(tr.code.bodies):
+            assert len(tr.code.body(i)) == end - start
+        try:
+            wasmenv.validate(tr)
+        except wasmenv.DecodeError:
+            pass
 
 
 @pytest.fixture(scope="module")

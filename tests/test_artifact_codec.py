@@ -31,3 +31,16 @@ def test_decode_errors_name_the_field():
         node.decode([[1, 2], ["3", 4]], "r", {})
     with pytest.raises(ArtifactError, match=r"^r\[0\]: expected a list of 2 entries"):
         node.decode([[1]], "r", {})
+
+
+def test_pairs_are_one_flat_list():
+    node = schema.Pairs()
+    assert node.encode(((1, 2), (3, 4))) == [1, 2, 3, 4]
+    assert node.decode([1, 2, 3, 4], "p", {}) == ((1, 2), (3, 4))
+    assert node.decode([], "p", {}) == ()
+    with pytest.raises(ArtifactError, match=r"^p: expected pairs of integers, got 3 entries"):
+        node.decode([1, 2, 3], "p", {})
+    with pytest.raises(ArtifactError, match=r"^p\[2\]: expected an integer in \[0, \d+\], got True"):
+        node.decode([1, 2, True, 4], "p", {})
+    with pytest.raises(ArtifactError, match=r"^p: expected a list, got dict"):
+        node.decode({}, "p", {})

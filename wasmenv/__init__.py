@@ -13,7 +13,8 @@ from .init import (InitMemory, MemoryInitialization, MemoryInitializer, StaticMe
                    TableInitialization, TableInitializer, init_memory)
 from .module import ElementSegment, FunctionType, Global, Initializer, Module, ModuleType
 from .plans import MemoryPlan, MemoryStyle, TablePlan, TableStyle
-from .translation import MAX_FUNC_TABLE_SIZE, MAX_IMAGE_SIZE_ALWAYS_ALLOWED, ModuleTranslation
+from .translation import (MAX_FUNC_TABLE_SIZE, MAX_IMAGE_SIZE_ALWAYS_ALLOWED, CodeSection,
+                          ModuleTranslation)
 from .tunables import Tunables
 from .vmglobals import GlobalsTemplate
 from .vmoffsets import VMOffsets
@@ -23,7 +24,7 @@ from .types import (WASM_PAGE_SIZE, EntityIndex, ExportType, ExternKind, FuncTyp
 __all__ = [
     "translate", "compile", "validate", "host_page_size", "save_artifact", "load_artifact",
     "WasmEnvError", "DecodeError", "UnsupportedFeature", "ArtifactError",
-    "Tunables", "Module", "ModuleTranslation", "ModuleType", "FunctionType", "Global",
+    "Tunables", "Module", "ModuleTranslation", "CodeSection", "ModuleType", "FunctionType", "Global",
     "Initializer", "ElementSegment", "ConstExpr",
     "MemoryPlan", "MemoryStyle", "TablePlan", "TableStyle",
     "MemoryInitializer", "StaticMemoryInitializer", "MemoryInitialization", "InitMemory",
@@ -56,11 +57,16 @@ def validate(translation: ModuleTranslation) -> None:
 
     Raises:
         DecodeError: an invalid body; the message names the function index and ``offset``
-            is the absolute byte offset of the offending instruction in the module.
+            is the absolute byte offset of the offending instruction in the module (for a
+            translation loaded from an artifact: in the ``.wasm`` it was compiled from,
+            ``code.module_offset`` + the offset in the artifact's code blob).
         UnsupportedFeature: a body uses an instruction of a proposal wasmenv does not
             decode (GC instructions: ``feature == "gc"``).
         ValueError: the translation does not carry its code section.
     """
+    code = translation.code
+    if code is not None and not code.bodies:
+        return  # no body: no need to import the validator (tens of ms in a fresh process)
     from .validation import validate as _validate
     _validate(translation)
 

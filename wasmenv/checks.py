@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
+import operator
 from typing import List, Optional, Sequence
 
 from .constexpr import _ARITH, ConstExpr
@@ -17,7 +19,7 @@ from .init import (MemoryInitialization, MemoryInitializer, StaticMemoryInitiali
                    TableInitialization, TableInitializer)
 from .module import ElementSegment, FunctionType, Global, Initializer, Module, ModuleType
 from .plans import MemoryPlan, MemoryStyle, TablePlan, TableStyle
-from .translation import MAX_FUNC_TABLE_SIZE, ModuleTranslation
+from .translation import MAX_FUNC_TABLE_SIZE, CodeSection, ModuleTranslation
 from .tunables import Tunables
 from .types import (ABSTRACT_HEAP_TYPES, WASM32_MAX_PAGES, WASM64_MAX_PAGES, WASM_PAGE_SIZE,
                     EntityIndex, ExternKind, FuncType, GlobalType, MemoryType, RefType, TableType,
@@ -222,14 +224,28 @@ def check_translation(translation: ModuleTranslation, tunables: Optional[Tunable
     data_lengths = [_chunk_len(c, f"data.chunks[{i}]") for i, c in enumerate(translation.data.chunks)]
     passive_lengths = [_chunk_len(c, f"passive_data.chunks[{i}]")
                        for i, c in enumerate(translation.passive_data.chunks)]
-    check_module(translation.module, translation.data_align, data_lengths, passive_lengths, tunables)
+    code = translation.code
+    code_byte_len = None
+    if code is not None:
+        _is(code, CodeSection, "code")
+        if code.buffer is None:
+            if code.bodies:
+                raise Invalid("function bodies but no bytes", "code.buffer")
+            code_byte_len = 0
+        else:
+            code_byte_len = _chunk_len(code.buffer, "code.buffer")
+    check_module(translation.module, translation.data_align, data_lengths, passive_lengths, tunables,
+                 code, code_byte_len)
 
 
 def check_module(module: Module, data_align: Optional[int], data_lengths: Sequence[int],
-                 passive_lengths: Sequence[int], tunables: Optional[Tunables] = None) -> None:
-    """:func:`check_translation` of a module whose stores have chunks of these lengths
-    (the artifact loader checks the model against the chunk layout before mapping)."""
-    _Checker(module, data_align, Chunks(data_lengths), Chunks(passive_lengths), tunables).run()
+                 passive_lengths: Sequence[int], tunables: Optional[Tunables] = None,
+                 code: Optional[CodeSection] = None, code_byte_len: Optional[int] = None) -> None:
+    """:func:`check_translation` of a module whose stores have chunks of these lengths, and
+    whose code section (if not None) has ``code_byte_len`` bytes (the artifact loader checks
+    the model against the chunk layout before mapping)."""
+    _Checker(module, data_align, Chunks(data_lengths), Chunks(passive_lengths), tunables,
+             code, code_byte_len).run()
 
 
 def _chunk_len(chunk, where) -> int:
@@ -283,12 +299,15 @@ def is_pow2(v) -> bool:
 class _Checker:
     """One pass over a module, section by section, in the decoder's order."""
 
-    def __init__(self, module, data_align, data: Chunks, passive: Chunks, tunables):
+    def __init__(self, module, data_align, data: Chunks, passive: Chunks, tunables,
+                 code=None, code_byte_len=None):
         self.m = module
         self.data_align = data_align
         self.data = data
         self.passive = passive
         self.tunables = tunables
+        self.code_section = code
+        self.code_byte_len = code_byte_len
 
     def run(self):
         m = self.m
@@ -314,6 +333,8 @@ class _Checker:
                         self.tags, self.imports, self.exports, self.memory_initialization,
                         self.table_initialization, self.element_and_data_segments):
             section()
+        if self.code_section is not None:
+            self.code()
 
     # -- helpers --------------------------------------------------------------------------
     def expr(self, e, expected, where, num_globals=None):
@@ -331,8 +352,11 @@ class _Checker:
         _is(items, tuple, where, "a tuple")
         nfuncs = len(self.func_sigs)
         sigs = set()
+        nullable = is_defaultable(element)
         for j, v in enumerate(items):
             if v is None:
+                if not nullable:
+                    raise Invalid(f"null item in a {element} segment", f"{where}[{j}]")
                 continue
             if type(v) is int:
                 if not 0 <= v < nfuncs:
@@ -622,6 +646,57 @@ class _Checker:
             w = f"module.passive_data_map[{idx!r}]"
             _int(idx, w, 0, m.num_data_segments - 1)
             self.range_(r, self.passive, w)
+
+    def code(self):
+        """One body per defined function, in order, within the code's bytes; one reference
+        type per element segment (that a passive segment's items have); the data count."""
+        m, code, byte_len = self.m, self.code_section, self.code_byte_len
+        _is(code.bodies, tuple, "code.bodies", "a tuple")
+        first = m.num_imported_funcs
+        defined = len(m.functions) - first
+        if len(code.bodies) != defined:
+            raise Invalid(f"{len(code.bodies)} bodies for {defined} defined functions", "code.bodies")
+        if not _in_order(code.bodies, byte_len):  # then find the first bad body, slowly
+            end = 0
+            for i, body in enumerate(code.bodies):
+                if type(body) is not tuple or len(body) != 2:
+                    raise Invalid(f"expected (start, end), got {body!r}", f"code.bodies[{i}]")
+                start, stop = body
+                if not (type(start) is int and type(stop) is int
+                        and end <= start <= stop <= byte_len):
+                    raise Invalid(f"body of function {first + i} at [{start}, {stop}) is outside "
+                                  f"the {byte_len} bytes of code or overlaps the previous body "
+                                  f"(which ends at {end})", f"code.bodies[{i}]")
+                end = stop
+        _is(code.elem_types, tuple, "code.elem_types", "a tuple")
+        if len(code.elem_types) != m.num_elem_segments:
+            raise Invalid(f"{len(code.elem_types)} types for {m.num_elem_segments} element segments",
+                          "code.elem_types")
+        for k, t in enumerate(code.elem_types):
+            w = f"code.elem_types[{k}]"
+            _at(w, value_type, t, True)
+            seg = m.passive_elements.get(k)
+            if seg is not None:
+                try:
+                    self.items(seg.items, t, w)
+                except Invalid as exc:
+                    raise Invalid(f"{t} does not fit the items of element segment {k}: "
+                                  f"{exc.message}", w) from None
+        if code.data_count is not None:
+            _int(code.data_count, "code.data_count", m.num_data_segments, m.num_data_segments)
+        _int(code.module_offset, "code.module_offset", 0, U64 - 1)
+
+
+def _in_order(bodies, byte_len: int) -> bool:
+    """``bodies`` are ``(start, end)`` int pairs with ``0 <= s0 <= e0 <= s1 <= ... <= byte_len``
+    (one pass in C: there may be 100,000 of them)."""
+    if not bodies:
+        return True
+    if set(map(type, bodies)) != {tuple} or set(map(len, bodies)) != {2}:
+        return False
+    flat = list(itertools.chain.from_iterable(bodies))
+    return (set(map(type, flat)) == {int} and flat[0] >= 0 and flat[-1] <= byte_len
+            and all(map(operator.le, flat, itertools.islice(flat, 1, None))))
 
 
 _IMPORT_COUNTS = ((ExternKind.FUNC, "num_imported_funcs"), (ExternKind.TABLE, "num_imported_tables"),

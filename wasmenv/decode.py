@@ -806,7 +806,8 @@ class _Decoder:
         module.num_data_segments = self.data_seen or 0
         module.memory_initialization = MemoryInitialization.Segmented(tuple(self.memory_inits))
         module.table_initialization = TableInitialization.Segments(tuple(self.table_inits))
-        self.translation.code = CodeSection(self.code_bodies, tuple(self.elem_types), self.data_count)
+        self.translation.code = CodeSection(self.code_bodies, tuple(self.elem_types), self.data_count,
+                                            self.view)
         return self.translation
 
 

@@ -23,6 +23,15 @@ class DecodeError(WasmEnvError, ValueError):
     def __reduce__(self):
         return (type(self), (self.message, self.offset, self.section))
 
+    def moved(self, delta: int) -> "DecodeError":
+        """The same error with its offset moved by ``delta`` bytes (for bytes validated
+        out of the module they came from); subclasses keep ``offset`` second in
+        ``__reduce__``'s arguments."""
+        if self.offset is None or not delta:
+            return self
+        cls, args = self.__reduce__()
+        return cls(args[0], args[1] + delta, *args[2:])
+
 
 class UnsupportedFeature(DecodeError):
     """The module uses a proposal wasmenv does not decode; ``feature`` names it."""

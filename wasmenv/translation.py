@@ -61,15 +61,29 @@ class _DataStore:
 
 
 class CodeSection(NamedTuple):
-    """Where the function bodies are, and what validating them needs beyond the Module."""
+    """Where the function bodies are, and what validating them needs beyond the Module.
 
-    #: ``(start, end)`` absolute offsets in ``wasm`` of each defined function's body
-    #: (locals and code, after the size), in function order.
+    ``buffer`` holds the bodies: the input module itself for a decoded translation, the
+    artifact's code blob (a view of its mapped data file) for a loaded one.
+    """
+
+    #: ``(start, end)`` offsets in ``buffer`` of each defined function's body (locals and
+    #: code, after the size), in function order.
     bodies: Tuple[Tuple[int, int], ...] = ()
     #: Reference type of each element segment, by segment index.
     elem_types: Tuple[object, ...] = ()
     #: The data count section's value; None when the section is absent.
     data_count: Optional[int] = None
+    #: The bytes ``bodies`` index (a zero-copy memoryview); None: not available.
+    buffer: Optional[memoryview] = None
+    #: Byte offset in the original module of ``buffer[0]`` (0 for a decoded module): error
+    #: and code offsets are reported as ``module_offset`` + offset in ``buffer``.
+    module_offset: int = 0
+
+    def body(self, index: int) -> memoryview:
+        """Zero-copy view of the body of defined function ``index`` (locals and code)."""
+        start, end = self.bodies[index]
+        return self.buffer[start:end]
 
 
 @dataclass

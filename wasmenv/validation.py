@@ -383,22 +383,30 @@ def validate(translation) -> None:
 
     Args:
         translation: a :class:`~wasmenv.ModuleTranslation` from ``wasmenv.translate`` or
-            ``wasmenv.compile`` (it keeps the input bytes and where the bodies are).
+            ``wasmenv.compile`` (its ``code`` views the input bytes), or from
+            ``wasmenv.load_artifact`` (its ``code`` views the artifact's code blob).
 
     Raises:
         DecodeError: an invalid body; the message names the function index, ``offset``
-            is the absolute byte offset in the module.
+            is the byte offset in the original module (``code.module_offset`` + the
+            offset in ``code.buffer``): for an artifact, where the bytes were in the
+            ``.wasm`` it was compiled from.
         UnsupportedFeature: a body uses a proposal wasmenv does not validate (GC, ...).
         ValueError: the translation does not carry its code (e.g. loaded from an artifact
-            that does not keep the code section).
+            saved from a translation without its code section).
     """
     code = translation.code
-    if code is None or (code.bodies and translation.wasm is None):
+    if code is None or (code.bodies and code.buffer is None):
         raise ValueError("this translation does not carry its code section; validate the .wasm")
     if not code.bodies:
         return
     ctx = Context(translation.module, code)
-    buf = translation.wasm
+    buf = code.buffer
     first = ctx.num_imported_funcs
-    for i, (start, end) in enumerate(code.bodies):
-        validate_function(ctx, first + i, buf, start, end)
+    try:
+        for i, (start, end) in enumerate(code.bodies):
+            validate_function(ctx, first + i, buf, start, end)
+    except DecodeError as exc:
+        if not code.module_offset:
+            raise
+        raise exc.moved(code.module_offset) from None

@@ -65,7 +65,9 @@ def tool(name: str) -> Optional[str]:
     return here if os.path.exists(here) else shutil.which(name)
 
 
-def _uleb(buf, pos):
+def read_uleb(buf, pos):
+    """``(value, next position)`` of the unsigned LEB128 at ``buf[pos]`` (no checks: for
+    modules already known to be well formed)."""
     result = shift = 0
     while True:
         b = buf[pos]
@@ -86,18 +88,18 @@ def strip_code_bodies(wasm: bytes) -> Optional[bytes]:
         pos = 8
         while pos < len(wasm):
             sid = wasm[pos]
-            size, body = _uleb(wasm, pos + 1)
+            size, body = read_uleb(wasm, pos + 1)
             end = body + size
             if end > len(wasm):
                 return None
             if sid == 10:
-                count, p = _uleb(wasm, body)
+                count, p = read_uleb(wasm, body)
                 if count > size:
                     return None
                 payload = bytearray()
                 payload += uleb(count)
                 for _ in range(count):
-                    fsize, p = _uleb(wasm, p)
+                    fsize, p = read_uleb(wasm, p)
                     p += fsize
                     payload += b"\x03\x00\x00\x0b"  # size 3: no locals, unreachable, end
                 if p != end:

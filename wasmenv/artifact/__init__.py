@@ -4,31 +4,43 @@ This package: the API (here), :mod:`.codec` (the metadata's JSON, one descriptio
 both ways), :mod:`.store` (the mmap-ninja data store), :mod:`.checks` (the chunk layout);
 the module's own invariants are :mod:`wasmenv.checks`, shared with the decoder.
 
-Layout of an artifact directory (format ``wasmenv-artifact``, version 1)::
+Layout of an artifact directory (format ``wasmenv-artifact``, version 2)::
 
     OUT/
       wasmenv-artifact.json   metadata: format name + version, blake2b checksum, tunables,
-                              the whole Module, and where every data chunk lives in the store
-      data/                   an mmap-ninja RaggedMmap of uint8 items (absent if no data bytes)
+                              the whole Module, where every data chunk lives in the store,
+                              and the code section (where its bytes are, body ranges in them,
+                              element segment types, data count)
+      data/                   an mmap-ninja RaggedMmap of uint8 items (absent if no bytes)
         data.ninja            the data file: every item back to back, no header
         starts/ ends/ ...     mmap-ninja's own index (validated against the metadata on load)
 
-The data file holds ``translation.data``'s chunks (static images, or active segments) and
-then ``translation.passive_data``'s, in order. mmap-ninja packs items with no alignment, so
-zero-filled *padding items* are inserted before each image chunk: every chunk of
-``translation.data`` of a Static module starts at a file offset that is a multiple of
-``file_align`` (>= the host page size and the translation's ``data_align``). A runtime can
-therefore ``mmap(MAP_PRIVATE)`` an image straight from the data file
-(:func:`image_file_location`). Empty chunks are not stored (``item`` null). The metadata
-records, per chunk, its length, its file offset and its mmap-ninja item index.
+The data file holds ``translation.data``'s chunks (static images, or active segments),
+then ``translation.passive_data``'s, in order, then the code blob: the function bodies as
+they lie in the module's code section, from the first body's first byte to the last body's
+last (the size prefixes between them included). Artifacts keep code, never trusted
+interpreter code: ``runtime.Module`` validates every body of an artifact exactly as it
+validates a ``.wasm`` (a directory may have been written by someone else).
+
+mmap-ninja packs items with no alignment, so zero-filled *padding items* are inserted
+before each image chunk: every chunk of ``translation.data`` of a Static module starts at a
+file offset that is a multiple of ``file_align`` (>= the host page size and the
+translation's ``data_align``). A runtime can therefore ``mmap(MAP_PRIVATE)`` an image
+straight from the data file (:func:`image_file_location`). Empty chunks are not stored
+(``item`` null). The metadata records, per chunk, its length, its file offset and its
+mmap-ninja item index.
 
 Loading (:func:`load_artifact`) never executes code (JSON only, no pickle or eval), checks
 the checksum, validates every field (types, ranges, indices, data ranges against the chunk
 layout, image alignment, plans against the stored tunables) and the sizes of every store
 file *before* mapping anything, then maps the data file read-only (stdlib ``mmap``, so
 loading never imports numpy): the translation's chunks are memoryviews over that mapping.
-It does not read the data bytes (load time does not depend on their size) unless
-``verify=True``, which hashes the data file against the blake2b recorded at save time.
+It does not read the data bytes or the code (load time does not depend on their size)
+unless ``verify=True``, which hashes the data file against the blake2b recorded at save
+time. ``translation.code`` is a :class:`~wasmenv.CodeSection` whose ``buffer`` is a view
+of the code blob in that mapping (body ranges checked against the blob's length before
+mapping); a translation saved without its code (``code`` None) loads with ``code`` None.
+Version 1 artifacts (which did not keep the code) are refused: recompile them.
 Any problem is an :class:`~wasmenv.ArtifactError`.
 
 Tunables: the artifact stores the tunables its memory plans were computed with.
@@ -55,17 +67,20 @@ from typing import Optional, Tuple
 from .. import checks as model_checks
 from ..errors import ArtifactError
 from ..init import MemoryInitialization
-from ..translation import ModuleTranslation
+from ..translation import CodeSection, ModuleTranslation
 from ..tunables import Tunables
 from . import checks, codec, store
-from .codec import Metadata
+from .codec import CodeEntry, Metadata
 
 __all__ = ["save_artifact", "load_artifact", "image_file_location", "validate_translation",
            "metadata_checksum", "ArtifactInfo", "FORMAT_NAME", "FORMAT_VERSION", "METADATA_FILE",
            "STORE_DIR"]
 
 FORMAT_NAME = "wasmenv-artifact"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Why an older format version is refused (shown in the ArtifactError).
+_OLD_VERSIONS = {1: "version 1 artifacts do not keep the function bodies, which are validated "
+                    "when a Module is made"}
 METADATA_FILE = "wasmenv-artifact.json"
 STORE_DIR = "data"
 #: The store's data file, relative to the artifact directory (mmap-ninja's name).
@@ -87,9 +102,10 @@ class ArtifactInfo:
     """Where a loaded translation's bytes live on disk (``translation.artifact``).
 
     ``data_offsets[i]`` is the file offset in ``data_file`` of ``translation.data.chunks[i]``
-    (``passive_offsets`` likewise for ``translation.passive_data``). ``data_file`` is None
-    when the artifact holds no data bytes at all. Offsets of static images are multiples
-    of ``file_align``, itself a multiple of the host page size at load time.
+    (``passive_offsets`` likewise for ``translation.passive_data``; ``code_offset`` that of
+    ``translation.code.buffer``, None without code). ``data_file`` is None when the
+    artifact holds no bytes at all. Offsets of static images are multiples of
+    ``file_align``, itself a multiple of the host page size at load time.
     """
 
     directory: str
@@ -100,6 +116,7 @@ class ArtifactInfo:
     passive_offsets: Tuple[int, ...]
     file_align: int
     tunables: Tunables
+    code_offset: Optional[int] = None
     #: The read-only ``mmap.mmap`` of ``data_file`` that the chunks are memoryviews of.
     mapping: object = field(default=None, compare=False, repr=False)
     #: ``(st_dev, st_ino)`` of the data file that was checked and mapped.
@@ -215,12 +232,18 @@ def save_artifact(translation: ModuleTranslation, path, *, tunables: Tunables = 
         data = [_byte_view(c) for c in translation.data.chunks]
         passive = [_byte_view(c) for c in translation.passive_data.chunks]
         file_align = max(translation.data_align or 1, _host_page_size())
-        info, data_entries, passive_entries = store.write_store(
+        code = translation.code
+        blob, first = _code_blob(code)
+        info, data_entries, passive_entries, code_chunk = store.write_store(
             os.path.join(tmp, STORE_DIR), data, passive,
-            file_align if translation.data_align is not None else None)
+            file_align if translation.data_align is not None else None, blob)
+        code_entry = None if code is None else CodeEntry(
+            code_chunk, code.module_offset + first,
+            tuple((start - first, end - first) for start, end in code.bodies),
+            code.elem_types, code.data_count)
         doc = codec.encode(Metadata(
             FORMAT_NAME, FORMAT_VERSION, None, tunables, translation.data_align, file_align,
-            info, tuple(data_entries), tuple(passive_entries), translation.module))
+            info, tuple(data_entries), tuple(passive_entries), code_entry, translation.module))
         doc["checksum"] = metadata_checksum(doc)
         text = codec.dump(doc) + "\n"
         meta = os.path.join(tmp, METADATA_FILE)
@@ -249,12 +272,18 @@ def load_artifact(path, tunables: Tunables = None, *, verify: bool = False) -> M
     file is opened without blocking and checked on its descriptor (a FIFO is refused),
     sizes are checked before anything is read, and a data file that another user owns or
     that group or others can write is refused (untouched copy-on-write pages follow the
-    file: its writer could change live instances' memory). Its owner must not rewrite it
-    in place while it is mapped, for the same reason.
+    file: its writer could change live instances' memory, or code after it was validated).
+    Its owner must not rewrite it in place while it is mapped, for the same reason.
+
+    ``translation.code`` views the code blob in the mapping (None if saved without code):
+    its body ranges are checked here, the bodies themselves are not read; validating them
+    (``wasmenv.validate``, which ``runtime.Module`` runs) reports offsets in the ``.wasm``
+    the artifact was compiled from (``code.module_offset`` + offset in the blob).
 
     Raises:
         ArtifactError: missing or unreadable files, not an artifact, another format or
-            version, bad checksum, invalid metadata, store files of the wrong size or kind
+            version (version 1 did not keep the code), bad checksum, invalid metadata
+            (body ranges outside the code blob included), store files of the wrong size or kind
             (FIFO, symbolic link, ...), a data file others can write, image offsets not
             aligned for this host, ``tunables`` differing from the stored ones, or
             (``verify``) data bytes that changed.
@@ -301,6 +330,17 @@ def validate_translation(translation: ModuleTranslation, tunables: Tunables = No
         model_checks.check_translation(translation, tunables)
     except model_checks.Invalid as exc:
         raise ArtifactError(str(exc)) from None
+
+
+def _code_blob(code: Optional[CodeSection]):
+    """``(blob, first)``: the bytes from the first body to the end of the last (a view, not
+    a copy), and where it starts in ``code.buffer``; ``(None, 0)`` without code."""
+    if code is None:
+        return None, 0
+    if not code.bodies:
+        return memoryview(b""), 0
+    first, last = code.bodies[0][0], code.bodies[-1][1]
+    return _byte_view(code.buffer)[first:last], first
 
 
 def _byte_view(chunk) -> memoryview:
@@ -359,8 +399,9 @@ def _load_from(d, directory, tunables, verify, fail) -> ModuleTranslation:
         fail(f"not a wasmenv artifact ({METADATA_FILE} has no \"format\": \"{FORMAT_NAME}\")")
     version = doc.get("version")
     if version != FORMAT_VERSION or type(version) is not int:
+        why = _OLD_VERSIONS.get(version) if type(version) is int else None
         fail(f"format version {version!r}, this wasmenv reads version {FORMAT_VERSION} only "
-             f"(recompile the module)")
+             f"({why + '; ' if why else ''}recompile the module)")
     try:
         expected = metadata_checksum(doc)
     except (ValueError, RecursionError) as exc:
@@ -371,12 +412,17 @@ def _load_from(d, directory, tunables, verify, fail) -> ModuleTranslation:
     try:
         meta = codec.decode(doc)
         file_size, items = checks.store_info(meta.store)
+        code = meta.code
+        code_chunk = code.chunk if code is not None else None
         checks.chunk_layout(meta.data_chunks, meta.passive_chunks, file_size, items,
-                            padded=meta.data_align is not None)
+                            padded=meta.data_align is not None, code=code_chunk)
         try:
-            model_checks.check_module(meta.module, meta.data_align,
-                                      [e.length for e in meta.data_chunks],
-                                      [e.length for e in meta.passive_chunks], meta.tunables)
+            model_checks.check_module(
+                meta.module, meta.data_align, [e.length for e in meta.data_chunks],
+                [e.length for e in meta.passive_chunks], meta.tunables,
+                None if code is None else CodeSection(code.bodies, code.elem_types,
+                                                      code.data_count, None, code.module_offset),
+                None if code is None else code_chunk.length)
         except model_checks.Invalid as exc:
             raise ArtifactError(str(exc)) from None
         checks.file_alignment(meta.module, meta.data_align, meta.file_align, meta.data_chunks,
@@ -397,7 +443,8 @@ def _load_from(d, directory, tunables, verify, fail) -> ModuleTranslation:
     if meta.store is not None:
         try:
             starts, ends = store.read_index(d, STORE_DIR, file_size, items)
-            checks.index_agrees(starts, ends, file_size, meta.data_chunks, meta.passive_chunks)
+            checks.index_agrees(starts, ends, file_size, meta.data_chunks, meta.passive_chunks,
+                                code_chunk)
             fd = store.open_data(d, DATA_FILE, file_size)
             try:
                 st = os.fstat(fd)
@@ -422,12 +469,16 @@ def _load_from(d, directory, tunables, verify, fail) -> ModuleTranslation:
         translation.data.push(view(entry))
     for entry in meta.passive_chunks:
         translation.passive_data.push(view(entry))
+    if code is not None:
+        translation.code = CodeSection(code.bodies, code.elem_types, code.data_count,
+                                       view(code_chunk), code.module_offset)
     translation.artifact = ArtifactInfo(
         directory=directory, metadata_path=meta_path,
         data_file=data_file if meta.store is not None else None, data_file_size=file_size,
         data_offsets=tuple(e.offset for e in meta.data_chunks),
         passive_offsets=tuple(e.offset for e in meta.passive_chunks),
-        file_align=meta.file_align, tunables=stored_tunables, mapping=mapping,
+        file_align=meta.file_align, tunables=stored_tunables,
+        code_offset=code_chunk.offset if code is not None else None, mapping=mapping,
         data_file_id=data_file_id,
         _data_store=translation.data, _data_starts=tuple(translation.data._starts))
     return translation

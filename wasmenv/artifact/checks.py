@@ -31,39 +31,47 @@ def store_info(store: Optional[StoreInfo]):
     return store.file_size, store.items
 
 
+def _entries(data, passive, code):
+    """``(where, group, entry)`` of every chunk, in file order (the code blob last)."""
+    for where, entries in (("data_chunks", data), ("passive_chunks", passive)):
+        for i, e in enumerate(entries):
+            yield f"{where}[{i}]", where, e
+    if code is not None:
+        yield "code.chunk", "code", code
+
+
 def chunk_layout(data: Sequence[ChunkEntry], passive: Sequence[ChunkEntry], file_size: int,
-                 items: int, padded: bool) -> None:
-    """Chunks lie in the data file in order, without overlap; items strictly increase.
+                 items: int, padded: bool, code: Optional[ChunkEntry] = None) -> None:
+    """Chunks (then the code blob) lie in the data file in order, without overlap; items
+    strictly increase.
 
     The store holds exactly the chunks' items, plus (``padded``: the data chunks are
     aligned) at most one padding item before each data chunk: so its item count and its
     size are known from the metadata alone, before any store file is read.
     """
     end, last_item = 0, -1
-    for where, entries in (("data_chunks", data), ("passive_chunks", passive)):
-        for i, (length, offset, item) in enumerate(entries):
-            w = f"{where}[{i}]"
-            if offset > file_size:
-                fail(f"{w}.offset", f"{offset} out of range [0, {file_size}]")
-            if item is not None and item >= max(items, 1):
-                fail(f"{w}.item", f"{item} out of range [0, {max(items - 1, 0)}]")
-            if (item is None) != (length == 0):
-                fail(w, "a chunk has an item exactly when it is not empty")
-            if item is not None and items == 0:
-                fail(f"{w}.item", "the artifact has no store")
-            if offset + length > file_size:
-                fail(w, f"[{offset}, {offset + length}) is outside the {file_size}-byte data file")
-            if offset < end:
-                fail(f"{w}.offset", f"{offset} overlaps the previous chunk (ends at {end})")
-            if item is not None:
-                if item <= last_item:
-                    fail(f"{w}.item", "items must be in increasing order")
-                gap = item - last_item - 1
-                if gap > (1 if padded and where == "data_chunks" else 0):
-                    fail(f"{w}.item", f"{item} skips {gap} items (only one padding item may "
-                         f"precede an aligned data chunk)")
-                last_item = item
-            end = offset + length
+    for w, where, (length, offset, item) in _entries(data, passive, code):
+        if offset > file_size:
+            fail(f"{w}.offset", f"{offset} out of range [0, {file_size}]")
+        if item is not None and item >= max(items, 1):
+            fail(f"{w}.item", f"{item} out of range [0, {max(items - 1, 0)}]")
+        if (item is None) != (length == 0):
+            fail(w, "a chunk has an item exactly when it is not empty")
+        if item is not None and items == 0:
+            fail(f"{w}.item", "the artifact has no store")
+        if offset + length > file_size:
+            fail(w, f"[{offset}, {offset + length}) is outside the {file_size}-byte data file")
+        if offset < end:
+            fail(f"{w}.offset", f"{offset} overlaps the previous chunk (ends at {end})")
+        if item is not None:
+            if item <= last_item:
+                fail(f"{w}.item", "items must be in increasing order")
+            gap = item - last_item - 1
+            if gap > (1 if padded and where == "data_chunks" else 0):
+                fail(f"{w}.item", f"{item} skips {gap} items (only one padding item may "
+                     f"precede an aligned data chunk)")
+            last_item = item
+        end = offset + length
     if items != last_item + 1:
         fail("store.items", f"{items} but the chunks use {last_item + 1} items")
     if items and end != file_size:
@@ -94,7 +102,8 @@ def file_alignment(module, data_align: Optional[int], file_align: int,
 
 
 def index_agrees(starts: List[int], ends: List[int], file_size: int,
-                 data: Sequence[ChunkEntry], passive: Sequence[ChunkEntry]) -> None:
+                 data: Sequence[ChunkEntry], passive: Sequence[ChunkEntry],
+                 code: Optional[ChunkEntry] = None) -> None:
     """mmap-ninja's item bounds cover the data file and match every chunk entry."""
     pos = 0
     for k, (start, end) in enumerate(zip(starts, ends)):
@@ -104,8 +113,7 @@ def index_agrees(starts: List[int], ends: List[int], file_size: int,
         pos = end
     if pos != file_size:
         fail("mmap-ninja index", f"covers {pos} bytes, the data file has {file_size}")
-    for where, entries in (("data_chunks", data), ("passive_chunks", passive)):
-        for i, (length, offset, item) in enumerate(entries):
-            if item is not None and (starts[item] != offset or ends[item] != offset + length):
-                fail(f"{where}[{i}]", f"[{offset}, {offset + length}) but mmap-ninja item {item} "
-                     f"is [{starts[item]}, {ends[item]})")
+    for w, _, (length, offset, item) in _entries(data, passive, code):
+        if item is not None and (starts[item] != offset or ends[item] != offset + length):
+            fail(w, f"[{offset}, {offset + length}) but mmap-ninja item {item} "
+                 f"is [{starts[item]}, {ends[item]})")

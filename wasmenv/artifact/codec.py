@@ -20,10 +20,10 @@ from ..types import (EntityIndex, ExternKind, FuncType, GlobalType, MemoryType, 
                      TagType, ValType)
 from . import schema
 from .schema import (BOOL, STR, Const, Enum, Group, Index, Int, Keyed, List, Node, Nullable, Opt,
-                     Record, Tagged, construct, dump, fail, obj)
+                     Pairs, Record, Tagged, construct, dump, fail, obj)
 
-__all__ = ["Metadata", "StoreInfo", "ChunkEntry", "METADATA", "encode", "decode", "dump", "fail",
-           "check_complete"]
+__all__ = ["Metadata", "StoreInfo", "ChunkEntry", "CodeEntry", "METADATA", "encode", "decode",
+           "dump", "fail", "check_complete"]
 
 
 class ValTypeNode(Node):
@@ -149,6 +149,18 @@ class StoreInfo(NamedTuple):
     blake2b: str
 
 
+class CodeEntry(NamedTuple):
+    """The code section as the metadata records it: the function bodies' bytes are ``chunk``
+    of the data file (they were at ``module_offset`` in the module), ``bodies`` are offsets
+    in that chunk; ``elem_types`` and ``data_count`` are :class:`~wasmenv.CodeSection`'s."""
+
+    chunk: ChunkEntry
+    module_offset: int
+    bodies: Tuple[Tuple[int, int], ...]
+    elem_types: Tuple[object, ...]
+    data_count: Optional[int]
+
+
 class Metadata(NamedTuple):
     """The whole metadata document (``wasmenv-artifact.json``)."""
 
@@ -161,6 +173,8 @@ class Metadata(NamedTuple):
     store: Optional[StoreInfo]
     data_chunks: Tuple[ChunkEntry, ...]
     passive_chunks: Tuple[ChunkEntry, ...]
+    #: None: saved from a translation without its code section.
+    code: Optional[CodeEntry]
     module: Module
 
 
@@ -249,12 +263,16 @@ CHUNK = Record(ChunkEntry, (("length", "length", U64_INT), ("offset", "offset", 
                             ("item", "item", Opt(U64_INT))))
 STORE = Record(StoreInfo, (("kind", "kind", STR), ("file_size", "file_size", U64_INT),
                            ("items", "items", U64_INT), ("blake2b", "blake2b", STR)))
+CODE = Record(CodeEntry, (
+    ("chunk", "chunk", CHUNK), ("module_offset", "module_offset", U64_INT),
+    ("bodies", "bodies", Pairs()), ("elem_types", "elem_types", List(VALTYPE)),
+    ("data_count", "data_count", Opt(INDEX))))
 METADATA = Record(Metadata, (
     ("format", "format", STR), ("version", "version", INDEX), ("checksum", "checksum", Opt(STR)),
     ("tunables", "tunables", TUNABLES), ("data_align", "data_align", Opt(INDEX)),
     ("file_align", "file_align", INDEX), ("store", "store", Opt(STORE)),
     ("data_chunks", "data_chunks", List(CHUNK)), ("passive_chunks", "passive_chunks", List(CHUNK)),
-    ("module", "module", MODULE)))
+    ("code", "code", Opt(CODE)), ("module", "module", MODULE)))
 
 
 def encode(metadata: Metadata) -> dict:

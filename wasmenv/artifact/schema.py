@@ -168,6 +168,29 @@ class Index(Int):
     """A non-negative integer (an index or a count)."""
 
 
+class Pairs(Node):
+    """A tuple of ``(a, b)`` integer pairs, one flat JSON list ``[a0, b0, a1, b1, ...]``
+    (compact for the many function bodies; checked in one pass)."""
+
+    def __init__(self, hi=U64):
+        self.hi = hi
+
+    def encode(self, v):
+        return [x for pair in v for x in pair]
+
+    def decode(self, j, where, ctx):
+        if type(j) is not list:
+            fail(where, f"expected a list, got {_tname(j)}")
+        if len(j) % 2:
+            fail(where, f"expected pairs of integers, got {len(j)} entries")
+        hi = self.hi
+        if j and not (set(map(type, j)) == {int} and min(j) >= 0 and max(j) <= hi):
+            k = next(k for k, x in enumerate(j) if not (type(x) is int and 0 <= x <= hi))
+            fail(f"{where}[{k}]", f"expected an integer in [0, {hi}], got {j[k]!r}")
+        it = iter(j)
+        return tuple(zip(it, it))
+
+
 class Nullable(Node):
     """A list whose items may be null (None), plain indices checked in one pass."""
 

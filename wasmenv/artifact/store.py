@@ -34,15 +34,16 @@ _BATCH_BYTES = 64 << 20
 
 
 def write_store(store_dir: str, data: List[memoryview], passive: List[memoryview],
-                align: Optional[int]):
-    """Write every chunk (plus padding items) as a RaggedMmap.
+                align: Optional[int], code: Optional[memoryview] = None):
+    """Write every chunk (plus padding items), then the code blob, as a RaggedMmap.
 
     Chunks of ``data`` start at multiples of ``align`` (None: no alignment): a zero-filled
     padding item is written before a chunk that would not. Empty chunks are not stored.
 
     Returns:
-        ``(store, data_entries, passive_entries)``: a :class:`StoreInfo` (None when there
-        are no bytes at all) and one :class:`ChunkEntry` per chunk.
+        ``(store, data_entries, passive_entries, code_entry)``: a :class:`StoreInfo` (None
+        when there are no bytes at all), one :class:`ChunkEntry` per chunk, and the code
+        blob's (None when ``code`` is None).
     """
     items = []
     pos = 0
@@ -69,8 +70,9 @@ def write_store(store_dir: str, data: List[memoryview], passive: List[memoryview
 
     data_entries = entries(data, align is not None)
     passive_entries = entries(passive, False)
+    code_entry = None if code is None else entries([code], False)[0]
     if not items:
-        return None, data_entries, passive_entries
+        return None, data_entries, passive_entries, code_entry
     starts, ends = _write_ragged(store_dir, items)
     path = os.path.join(store_dir, DATA_NAME)
     size = os.path.getsize(path)
@@ -79,7 +81,8 @@ def write_store(store_dir: str, data: List[memoryview], passive: List[memoryview
                             f"expected {pos} / {len(items)}")
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
-    return StoreInfo(STORE_KIND, pos, len(items), digest.hexdigest()), data_entries, passive_entries
+    return (StoreInfo(STORE_KIND, pos, len(items), digest.hexdigest()), data_entries, passive_entries,
+            code_entry)
 
 
 def _write_ragged(store_dir: str, items: list) -> Tuple[List[int], List[int]]:
