@@ -4,13 +4,18 @@ import os
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 import wasmtime
 
 import wasmenv
 from runtime import Func, Instance, Module, PoolingAllocator, Trap, TrapCode, _ffi
-from wasmenv import DecodeError, FuncType, RefType, ValType
+from runtime.allocator import OnDemandAllocator
+from wasmenv import DecodeError, FuncType, RefType, Tunables, ValType
+
+WASM_PAGE = 65536
+KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 
 
 # -- modules ------------------------------------------------------------------------------
@@ -29,6 +34,12 @@ def rejects(data, match=None, cls=DecodeError):
     with pytest.raises(cls, match=match) as info:
         wasmenv.translate(data)
     return info.value
+
+
+def engine(**tunables):
+    """What ``Memory.new`` needs of an Engine: ``Tunables(**tunables)`` and an on-demand
+    allocator (not the ``engine`` fixture of conftest.py, which makes real Engines)."""
+    return SimpleNamespace(tunables=Tunables(**tunables), allocator=OnDemandAllocator())
 
 
 def inst(engine, text, imports=None):
@@ -192,7 +203,6 @@ def run_child(code, *args, timeout=120, env_extra=None):
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
 
 PAGE = _ffi.PAGE_SIZE
-WASM_PAGE = 65536
 GUARD = 64 << 10   # small explicit guards keep the test pools small
 MAX_PAGES = 48
 
