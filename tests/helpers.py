@@ -13,6 +13,7 @@ import wasmenv
 from runtime import Func, Instance, Module, PoolingAllocator, Trap, TrapCode, _ffi
 from runtime.allocator import OnDemandAllocator
 from wasmenv import DecodeError, FuncType, RefType, Tunables, ValType
+from wasmenv.encode import section, sleb, uleb, vec
 
 WASM_PAGE = 65536
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
@@ -292,3 +293,27 @@ def _memory_only(pages, data=()):
     segs = " ".join(f'(data (i32.const {off}) "{_escape(payload)}")' for off, payload in data)
     return wat(f'(module (memory (export "m") {pages} 40) {segs})')
 
+
+# -- hand-encoded binary fragments (wasmenv.encode) ------------------------------------------
+TYPE_VOID = section(1, vec([b"\x60\x00\x00"]))              # type 0: [] -> []
+FUNC1 = section(3, vec([uleb(0)]))                          # one function of type 0
+CODE1 = section(10, vec([b"\x02\x00\x0b"]))                 # its body: no locals, end
+MEM1 = section(5, vec([b"\x00\x01"]))                       # memory 0: min 1
+TABLE_FUNC = section(4, vec([b"\x70\x00\x0a"]))             # table 0: funcref min 10
+
+
+def i32c(v):
+    """The constant expression ``i32.const v; end``."""
+    return b"\x41" + sleb(v) + b"\x0b"
+
+
+def i64c(v):
+    """The constant expression ``i64.const v; end``."""
+    return b"\x42" + sleb(v) + b"\x0b"
+
+
+def data_active(offset_expr, payload, memory=None):
+    """An active data segment (flags 0, or 2 with an explicit ``memory``)."""
+    if memory is None:
+        return b"\x00" + offset_expr + uleb(len(payload)) + payload
+    return b"\x02" + uleb(memory) + offset_expr + uleb(len(payload)) + payload
