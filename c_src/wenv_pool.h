@@ -1,7 +1,7 @@
 /*
  * wenv_pool: the memory-slot bookkeeping of runtime.PoolingAllocator, in C.
  *
- * Python reserves the pool (runtime/pooling.py: chunks of equal slots) and keeps the
+ * Python reserves the pool (runtime/_pool_core.py: chunks of equal slots) and keeps the
  * policy that is not per-instance (limits checked once per module, tables, closing).
  * This file does what every instantiation and release does, in one call each way:
  * count the instance, pop a free slot, prepare it (wipe if poisoned, drop another

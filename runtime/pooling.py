@@ -78,18 +78,22 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import threading
 import time
 import weakref
-from typing import List, Optional
+from typing import Optional
 
-from wasmenv import WASM_PAGE_SIZE, MemoryPlan
+from wasmenv import MemoryPlan
 
 from . import _ffi
+from ._pool_core import PoolMemorySlot, _PoolCore
 from .allocator import InstanceAllocation, InstanceAllocator
-from .errors import AllocationError, WasmRuntimeError
-from .memory import Memory, MemorySlot, Reservation, ReservedSlot
+from .errors import AllocationError
+from .memory import Memory, ReservedSlot
 from .table import Table
+# The pool's state lives in _pool_core; these stay importable from here, where they were
+# defined before (tests and runtime/_owner.py name runtime.pooling._IN_USE).
+from ._pool_core import MAX_CHUNK_BYTES as MAX_CHUNK_BYTES, PoolTableSlot as PoolTableSlot
+from ._pool_core import _IN_USE as _IN_USE
 
 __all__ = ["PoolingAllocator"]
 
@@ -97,305 +101,10 @@ __all__ = ["PoolingAllocator"]
 _COLLECT_INTERVAL = 0.5
 
 
-#: Largest single reservation of the pool: 16 TiB fits the gaps of a 47-bit address space.
-MAX_CHUNK_BYTES = 16 << 40
-
-
-def _round_up(n: int, align: int) -> int:
-    return (n + align - 1) // align * align
-
-
-#: What the C slot table holds (c_src/wenv_pool.h): uint32 counts, uint64 sizes.
-_U32_MAX = (1 << 32) - 1
-_U64_LIMIT = 1 << 64
-
-
 def _check_count(name: str, value) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"PoolingAllocator.{name} must be a non-negative int, got {value!r}")
     return value
-
-
-class PoolMemorySlot(MemorySlot):
-    """The slot of a pooled memory whose Memory object was made (its state lives in C)."""
-
-    __slots__ = ("_core", "index", "base_address", "reservation_range", "capacity_bytes",
-                 "guard_bytes", "_released")
-
-    def __init__(self, core: "_PoolCore", index: int):
-        self._core = core
-        self.index = index
-        self.base_address = base = _ffi.pool_slot_base(core.native, index)
-        self.capacity_bytes = core.bound_bytes
-        self.guard_bytes = core.guard_bytes
-        self.reservation_range = (base, base + core.stride)
-        self._released = False
-
-    def make_accessible(self, old_byte_len: int, new_byte_len: int) -> None:
-        if new_byte_len > self.capacity_bytes:
-            raise ValueError("growth past the slot's capacity")
-        _ffi.pool_grow(self._core.native, self.index, new_byte_len)
-
-    def relocated(self, byte_len: int) -> None:
-        return None  # slots never move: growth stops at max_memory_pages
-
-    def release(self) -> None:
-        if not self._released:
-            self._released = True
-            self._core.put(self.index, False)
-
-    @property
-    def state(self) -> dict:
-        """The C slot state (in_use, poisoned, accessible, image_key, image_offset, image_len)."""
-        return _ffi.pool_slot_state(self._core.native, self.index)
-
-    def __repr__(self):
-        return f"<PoolMemorySlot {self.index} at {self.base_address:#x}>"
-
-
-class PoolTableSlot:
-    """One table slot (accounting: a pooled Table stores its elements in its own dict,
-    dropped when it is closed, so nothing of a tenant can reach the next one)."""
-
-    __slots__ = ("_core", "index", "max_elements", "in_use")
-
-    def __init__(self, core: "_PoolCore", index: int):
-        self._core = core
-        self.index = index
-        self.max_elements = core.max_table_elements
-        self.in_use = False
-
-
-class _TableLease:
-    """One tenancy of a table slot, owned by the pooled Table that got it (Table.close and
-    its backstop call ``release()``, which is idempotent: a stale lease never returns
-    the slot of a later tenancy)."""
-
-    __slots__ = ("_slot", "max_elements")
-
-    def __init__(self, slot: PoolTableSlot):
-        self._slot = slot
-        self.max_elements = slot.max_elements
-
-    def release(self) -> None:
-        slot, self._slot = self._slot, None
-        if slot is not None:
-            slot._core.release_table_slot(slot)
-
-
-#: Reserved pools not yet closed and unused (see _PoolCore).
-_IN_USE = set()
-
-
-class _PoolCore:
-    """The pool's state; what slots, leases and layouts hold (never the PoolingAllocator).
-
-    Owns the reservation chunks (unmapped by ``close()`` once nothing is in use) and the
-    C pool, freed by ``__del__``. Backstops (an Instance's) call into the C pool, and the
-    finalizers of a garbage cycle run in any order: so ``_IN_USE`` holds the core from
-    reserving until it is closed and unused, and it is never garbage with them.
-    """
-
-    __slots__ = ("max_instances", "max_memories_per_instance", "max_memory_pages",
-                 "max_tables_per_instance", "max_table_elements", "keep_bytes", "reset", "lock", "closed",
-                 "native", "reservation", "chunks", "chunk_bases", "slots_per_chunk", "guard_bytes",
-                 "pre_guard_bytes", "stride", "bound_bytes", "memory_slot_count", "table_slot_count",
-                 "first_base", "reserved", "guard_option", "guard_before_option", "free_tables",
-                 "tables_created", "live_tables")
-
-    def __init__(self, max_instances: int, max_memories_per_instance: int, max_memory_pages: int,
-                 max_tables_per_instance: int, max_table_elements: int, keep_resident: int):
-        self.max_instances = max_instances
-        self.max_memories_per_instance = max_memories_per_instance
-        self.max_memory_pages = max_memory_pages
-        self.max_tables_per_instance = max_tables_per_instance
-        self.max_table_elements = max_table_elements
-        self.keep_bytes = _round_up(keep_resident, _ffi.PAGE_SIZE)
-        self.reset = _ffi.DEFAULT_RESET  # how released pages are given back (_ffi.RESETS)
-        self.lock = threading.Lock()
-        self.closed = False
-        self.native = None          # the C pool (c_src/wenv_pool.h), once reserved
-        self.reservation: Optional[Reservation] = None  # the first chunk
-        self.chunks: List[Reservation] = []
-        self.chunk_bases: List[int] = []   # base of the first slot of each chunk
-        self.slots_per_chunk = 1
-        self.guard_bytes = self.pre_guard_bytes = self.stride = 0
-        self.bound_bytes = _round_up(self.max_memory_pages * WASM_PAGE_SIZE, _ffi.PAGE_SIZE)
-        self.memory_slot_count = self.max_instances * self.max_memories_per_instance
-        self.table_slot_count = self.max_instances * self.max_tables_per_instance
-        self.first_base = 0
-        self.reserved = False
-        self.guard_option: Optional[int] = None
-        self.guard_before_option: Optional[bool] = None
-        self.free_tables = []
-        self.tables_created = 0
-        self.live_tables = 0
-
-    # ---- the reservation -------------------------------------------------------------
-
-    def check_sizes(self, guard_bytes: int) -> None:
-        """Refuse limits the pool could never hold, before anything is reserved.
-
-        Raises:
-            AllocationError: the slots need 2^64 bytes or more ("address space").
-            ValueError: a count the C slot table cannot hold (2^32 or more).
-        """
-        stride = self.bound_bytes + self.slot_guard(guard_bytes)
-        if stride * (self.memory_slot_count + 1) >= _U64_LIMIT:  # + 1: a pre-guard, at most a slot
-            raise AllocationError(
-                f"PoolingAllocator: {self.memory_slot_count} memory slots of {stride:#x} bytes need "
-                f"2^64 bytes or more: they cannot be addressed", "address space")
-        for name, value in (("max_instances", self.max_instances),
-                            ("max_instances x max_memories_per_instance", self.memory_slot_count)):
-            if value > _U32_MAX:
-                raise ValueError(f"PoolingAllocator: {name} = {value} exceeds {_U32_MAX}")
-        if self.keep_bytes >= _U64_LIMIT:
-            raise ValueError(f"PoolingAllocator: keep_resident = {self.keep_bytes} does not fit 64 bits")
-
-    def slot_guard(self, guard_bytes: int) -> int:
-        """The guard after each slot for ``guard_bytes``: page-rounded, at least a page
-        when the slots have no pages (they still get distinct addresses and a guard)."""
-        guard = _round_up(guard_bytes, _ffi.PAGE_SIZE)
-        return guard if self.bound_bytes + guard else _ffi.PAGE_SIZE
-
-    def reserve(self, guard_bytes: int, guard_before: bool) -> None:
-        """Reserve every memory slot (under the lock, once)."""
-        self.check_sizes(guard_bytes)
-        guard = self.slot_guard(guard_bytes)
-        self.guard_bytes = guard
-        self.pre_guard_bytes = guard if guard_before else 0
-        self.stride = self.bound_bytes + guard
-        count = self.memory_slot_count
-        # No single gap of a 47-bit address space holds e.g. 30,000 x 4 GiB slots (the
-        # executable and the mmap base split it): reserve chunks of at most MAX_CHUNK_BYTES,
-        # each with its own pre-guard. Usually that is one chunk.
-        self.slots_per_chunk = max(1, min(count, MAX_CHUNK_BYTES // self.stride)) if count else 1
-        try:
-            for first in range(0, count, self.slots_per_chunk):
-                n = min(self.slots_per_chunk, count - first)
-                chunk = Reservation(self.pre_guard_bytes + n * self.stride)
-                self.chunks.append(chunk)
-                self.chunk_bases.append(chunk.start + self.pre_guard_bytes)
-            self.native = _ffi.pool_new(count, self.slots_per_chunk, self.chunk_bases, self.stride,
-                                        self.bound_bytes, self.keep_bytes, self.max_instances, self.reset)
-            _IN_USE.add(self)
-        except AllocationError as exc:
-            self._unmap()
-            total = self.pre_guard_bytes + count * self.stride
-            raise AllocationError(
-                f"PoolingAllocator: reserving {count} memory slots of {self.stride:#x} bytes "
-                f"({total:#x} bytes in chunks of up to {MAX_CHUNK_BYTES:#x}) failed: {exc.message}",
-                exc.limit) from exc
-        if self.chunks:
-            self.reservation = self.chunks[0]
-            self.first_base = self.chunk_bases[0]
-        self.reserved = True
-
-    def close(self) -> None:
-        with self.lock:
-            if self.closed:
-                return
-            self.closed = True
-            if self.native is None or _ffi.pool_close(self.native):
-                self._unmap()
-
-    def _unmap(self) -> None:
-        """Release the reservation (under the lock, once nothing is in use). The C pool
-        stays (closed: it refuses every take) until the last reference to it goes."""
-        for chunk in self.chunks:
-            chunk.close()
-        self.chunks.clear()
-        self.chunk_bases.clear()
-        _IN_USE.discard(self)  # nothing calls into the pool any more: it may become garbage
-
-    def __del__(self):
-        """Free the C pool: the last reference went, and nothing is in use (_IN_USE)."""
-        native, self.native = getattr(self, "native", None), None
-        if native is not None:
-            _ffi.pool_free(native)
-
-    def _unmap_if_closed(self) -> None:
-        with self.lock:
-            if self.closed:
-                self._unmap()
-
-    def stats(self) -> tuple:
-        """(live_instances, live_memories, slots ever used, free slots, bad free slots)."""
-        native = self.native
-        return _ffi.pool_stats(native) if native is not None else (0, 0, 0, 0, 0)
-
-    # ---- instances and memory slots -------------------------------------------------
-
-    def ensure_reserved(self, tunables) -> None:
-        if self.reserved:
-            return
-        with self.lock:
-            if self.closed:
-                raise ValueError("the PoolingAllocator is closed")
-            if not self.reserved:
-                self.reserve(tunables.static_memory_offset_guard_size if self.guard_option is None
-                             else self.guard_option,
-                             tunables.guard_before_linear_memory if self.guard_before_option is None
-                             else self.guard_before_option)
-
-    def refused(self, code: int, what: str, err: int = None):
-        """The exception for a negative result of a pool call (``err``: its errno)."""
-        if code == _ffi.POOL_MAX_INSTANCES:
-            return AllocationError(f"the pool already hosts {self.max_instances} instances "
-                                   f"(max_instances={self.max_instances})", "max_instances")
-        if code == _ffi.POOL_NO_SLOT:
-            return AllocationError(f"all {self.memory_slot_count} memory slots are in use",
-                                   "max_memories_per_instance")
-        if code == _ffi.POOL_CLOSED:
-            return ValueError("the PoolingAllocator is closed")
-        try:
-            _ffi.pool_failed(what, err)
-        except Exception as exc:
-            return exc
-        raise AssertionError("pool_failed returned")
-
-    def put(self, index: int, end_instance: bool) -> None:
-        """Reset slot ``index`` and make it free (C: wenv_pool_put)."""
-        self.after_put(_ffi.pool_put(self.native, index, end_instance), index)
-
-    def after_put(self, rc: int, index: int) -> None:
-        """Act on wenv_pool_put's result: unmap a closed, unused pool; refuse a double put."""
-        if rc == 1:
-            self._unmap_if_closed()
-        elif rc < 0:
-            raise WasmRuntimeError(f"pool memory slot {index} was released but is not in use")
-
-    def end(self) -> None:
-        """Count one live instance less (C: wenv_pool_end, which refuses one too many)."""
-        rc = _ffi.pool_end(self.native)
-        if rc == 1:
-            self._unmap_if_closed()
-        elif rc < 0:
-            raise WasmRuntimeError("the pool ended an instance that was not live")
-
-    # ---- table slots -----------------------------------------------------------------
-
-    def take_table_slot(self) -> "_TableLease":
-        with self.lock:
-            if self.free_tables:
-                slot = self.free_tables.pop()
-            elif self.tables_created < self.table_slot_count:
-                slot = PoolTableSlot(self, self.tables_created)
-                self.tables_created += 1
-            else:  # unreachable while instances respect max_tables_per_instance
-                raise AllocationError(f"all {self.table_slot_count} table slots are in use",
-                                      "max_tables_per_instance")
-            if slot.in_use:
-                raise AssertionError(f"pool table slot {slot.index} handed out twice")
-            slot.in_use = True
-            self.live_tables += 1
-        return _TableLease(slot)
-
-    def release_table_slot(self, slot: PoolTableSlot) -> None:
-        with self.lock:
-            slot.in_use = False
-            self.live_tables -= 1
-            self.free_tables.append(slot)
 
 
 _take = _ffi.pool_take

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from runtime import Engine, PoolingAllocator
+from tests.helpers import POOL_DEFAULTS, make_pool
 
 SCRIPTS = str(Path(__file__).resolve().parent.parent / "scripts")
 if SCRIPTS not in sys.path:
@@ -29,3 +30,20 @@ def engine(request):
     yield Engine(allocator=pool)
     gc.collect()
     pool.close()
+
+
+# -- pools (test_pooling*.py); helpers in tests/helpers.py
+@pytest.fixture(params=["madvise", "remap"])
+def reset(request, monkeypatch):
+    """Run an isolation test with each pool reset (MADV_DONTNEED, and the macOS way:
+    fresh anonymous pages): make_pool() and the ``pool`` fixture use it."""
+    monkeypatch.setitem(POOL_DEFAULTS, "reset", request.param)
+    return request.param
+
+
+@pytest.fixture
+def pool(request):
+    if "reset" in request.fixturenames:
+        request.getfixturevalue("reset")  # before the pool is made
+    with make_pool() as p:
+        yield p

@@ -4,13 +4,19 @@ import os
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 import wasmtime
 
 import wasmenv
-from runtime import Func, Instance, Module
-from wasmenv import DecodeError, FuncType, RefType, ValType
+from runtime import Func, Instance, Module, PoolingAllocator, Trap, TrapCode, _ffi
+from runtime.allocator import OnDemandAllocator
+from wasmenv import DecodeError, FuncType, RefType, Tunables, ValType
+from wasmenv.encode import section, sleb, uleb, vec
+
+WASM_PAGE = 65536
+KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 
 
 # -- modules ------------------------------------------------------------------------------
@@ -29,6 +35,12 @@ def rejects(data, match=None, cls=DecodeError):
     with pytest.raises(cls, match=match) as info:
         wasmenv.translate(data)
     return info.value
+
+
+def engine(**tunables):
+    """What ``Memory.new`` needs of an Engine: ``Tunables(**tunables)`` and an on-demand
+    allocator (not the ``engine`` fixture of conftest.py, which makes real Engines)."""
+    return SimpleNamespace(tunables=Tunables(**tunables), allocator=OnDemandAllocator())
 
 
 def inst(engine, text, imports=None):
@@ -187,3 +199,121 @@ def run_child(code, *args, timeout=120, env_extra=None):
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, env=env)
 
+
+# -- pools (test_pooling*.py): small PoolingAllocators and modules whose slots are checked byte by byte
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
+
+PAGE = _ffi.PAGE_SIZE
+GUARD = 64 << 10   # small explicit guards keep the test pools small
+MAX_PAGES = 48
+
+
+def _escape(payload: bytes) -> str:
+    return "".join("\\%02x" % b for b in payload)
+
+
+def module_text(min_pages, data=(), max_pages=40, table=(4, 32)):
+    segs = " ".join(f'(data (i32.const {off}) "{_escape(payload)}")' for off, payload in data)
+    tab = f'(table (export "t") {table[0]} {table[1]} funcref)' if table else ""
+    return (f'(module (memory (export "m") {min_pages} {max_pages}) {tab} '
+            f'(func $f (export "f")) {segs})')
+
+
+#: name -> (minimum pages, data segments); images differ in offset, size and content.
+MODULES = {
+    "img_a": (2, [(0, b"A" * 5000), (70000, b"tail-of-a")]),
+    "img_c": (3, [(131072 + 100, b"C" * 300)]),            # image at linear offset 128 KiB
+    "img_big": (5, [(0, bytes(range(1, 256)) * 1200)]),    # image larger than plain's memory
+    "plain": (2, []),
+}
+
+
+def expected(name, byte_len):
+    out = bytearray(byte_len)
+    for off, payload in MODULES[name][1]:
+        out[off:off + len(payload)] = payload
+    return bytes(out)
+
+
+#: make_pool()'s defaults; the ``reset`` fixture sets the pool reset of a test.
+POOL_DEFAULTS = dict(max_instances=1, max_memories_per_instance=1, max_memory_pages=MAX_PAGES,
+                     max_tables_per_instance=1, max_table_elements=64, guard_bytes=GUARD, reset=None)
+
+
+def make_pool(**kw):
+    args = dict(POOL_DEFAULTS)
+    args.update(kw)
+    return PoolingAllocator(**args)
+
+
+#: Isolation tests run with both resets.
+each_reset = pytest.mark.usefixtures("reset")
+
+
+def compile_all(engine, names=MODULES):
+    mods = {name: Module(engine, wat(module_text(*MODULES[name]))) for name in names}
+    for name, mod in mods.items():
+        assert (mod.images[0] is not None) == bool(MODULES[name][1]), name
+    return mods
+
+
+def check_clean(inst, name):
+    """Everything the new tenant can reach: its image or zeros, null table elements; also
+    after growing to the maximum (pages above the minimum were written by others)."""
+    mem, table = inst.exports["m"], inst.exports["t"]
+    assert mem.size_pages == MODULES[name][0]
+    assert mem.read(0, mem.byte_len) == expected(name, mem.byte_len), name
+    assert all(table.get(i) is None for i in range(table.size))
+    with pytest.raises(Trap) as info:
+        mem.load_i32_8u(mem.byte_len)
+    assert info.value.code == TrapCode.MEMORY_OUT_OF_BOUNDS
+
+
+def dirty(inst):
+    """Write 0xFE over the whole memory grown to its maximum, set every table element."""
+    mem, table, f = inst.exports["m"], inst.exports["t"], inst.exports["f"]
+    assert mem.grow(40 - mem.size_pages) >= 0
+    mem.fill(0, 0xFE, mem.byte_len)
+    assert table.grow(32 - table.size) >= 0
+    for i in range(table.size):
+        table.set(i, f)
+
+
+def check_grown_clean(inst, name):
+    mem = inst.exports["m"]
+    old = mem.byte_len
+    assert mem.grow(40 - mem.size_pages) >= 0
+    assert mem.read(0, mem.byte_len) == expected(name, old) + bytes(mem.byte_len - old)
+    table = inst.exports["t"]
+    table.grow(32 - table.size)
+    assert all(table.get(i) is None for i in range(table.size))
+
+
+def _memory_only(pages, data=()):
+    segs = " ".join(f'(data (i32.const {off}) "{_escape(payload)}")' for off, payload in data)
+    return wat(f'(module (memory (export "m") {pages} 40) {segs})')
+
+
+# -- hand-encoded binary fragments (wasmenv.encode) ------------------------------------------
+TYPE_VOID = section(1, vec([b"\x60\x00\x00"]))              # type 0: [] -> []
+FUNC1 = section(3, vec([uleb(0)]))                          # one function of type 0
+CODE1 = section(10, vec([b"\x02\x00\x0b"]))                 # its body: no locals, end
+MEM1 = section(5, vec([b"\x00\x01"]))                       # memory 0: min 1
+TABLE_FUNC = section(4, vec([b"\x70\x00\x0a"]))             # table 0: funcref min 10
+
+
+def i32c(v):
+    """The constant expression ``i32.const v; end``."""
+    return b"\x41" + sleb(v) + b"\x0b"
+
+
+def i64c(v):
+    """The constant expression ``i64.const v; end``."""
+    return b"\x42" + sleb(v) + b"\x0b"
+
+
+def data_active(offset_expr, payload, memory=None):
+    """An active data segment (flags 0, or 2 with an explicit ``memory``)."""
+    if memory is None:
+        return b"\x00" + offset_expr + uleb(len(payload)) + payload
+    return b"\x02" + uleb(memory) + offset_expr + uleb(len(payload)) + payload

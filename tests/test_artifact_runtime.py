@@ -6,9 +6,12 @@ import sys
 
 import psutil
 import pytest
+import wasmtime
 
 import runtime
 import wasmenv
+from tests.artifact_samples import WAT_STATIC
+from wasmenv import save_artifact
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -182,3 +185,29 @@ def test_data_file_truncated_while_mapped_is_a_runtime_error_on_every_path(path)
     assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr)
     assert proc.stdout.startswith("WasmRuntimeError:"), proc.stdout
     assert "truncated" in proc.stdout, proc.stdout
+
+
+# =====================================================================================
+# End to end with the runtime (images mapped from the artifact's data file)
+# =====================================================================================
+def _runtime():
+    from runtime.engine import Engine
+    from runtime.instance import Instance
+    from runtime.module import Module as RtModule
+    return Engine, Instance, RtModule
+
+
+def test_runtime_instantiates_from_artifact(tmp_path):
+    Engine, Instance, RtModule = _runtime()
+    wasm = wasmtime.wat2wasm(WAT_STATIC)
+    save_artifact(wasmenv.compile(wasm), tmp_path / "a")
+    engine = Engine()
+    with RtModule.from_artifact(engine, tmp_path / "a") as module:
+        with Instance(module) as inst:
+            mem = inst.memory(0)
+            assert mem.read(100, 5) == b"hello" and mem.read(70000, 5) == b"world"
+            mem.write(100, b"HELLO")  # private copy-on-write: the file does not change
+            assert mem.read(100, 5) == b"HELLO"
+            assert bytes(inst.passive_data(2)) == b"passive bytes"
+    assert b"hello" in (tmp_path / "a" / "data" / "data.ninja").read_bytes()
+    assert b"HELLO" not in (tmp_path / "a" / "data" / "data.ninja").read_bytes()

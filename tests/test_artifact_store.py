@@ -3,14 +3,17 @@ import configparser
 import os
 import pathlib
 import random
+import re
 from importlib import metadata
 
 import numpy as np
 import pytest
 from mmap_ninja import RaggedMmap
 
+from tests.artifact_samples import MIB, PAGE, T
 from tests.helpers import open_fd_count as fd_count
-from wasmenv import ArtifactError
+from wasmenv import (ArtifactError, MemoryInitialization, MemoryPlan, MemoryType, Module,
+                     ModuleTranslation, StaticMemoryInitializer, load_artifact, save_artifact)
 from wasmenv.artifact import store
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -273,3 +276,66 @@ def test_the_owner_rewriting_a_mapped_data_file_changes_live_instances(saved):
             f.seek(raw.index(b"world"))
             f.write(b"XXXXX")
         assert mem.read(70000, 5) == b"World"
+
+
+# =====================================================================================
+# Load does not read the image bytes
+# =====================================================================================
+def big_static(n):
+    m = Module()
+    m.memory_plans = [MemoryPlan.for_memory(MemoryType(n // 65536 + 1), T)]
+    tr = ModuleTranslation(m)
+    r = tr.data.push(b"\x5a" * n)
+    m.memory_initialization = MemoryInitialization.Static((StaticMemoryInitializer(0, r),))
+    tr.data_align = PAGE
+    return tr
+
+
+def smaps_rss_kib(path):
+    """Sum of Rss over this process's mappings of ``path`` (kB), from /proc/self/smaps."""
+    total = 0
+    current = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                current = line.rstrip("\n").endswith(" " + path)
+            elif current and line.startswith("Rss:"):
+                total += int(line.split()[1])
+    return total
+
+
+def read_chars():
+    import psutil
+    return psutil.Process().io_counters().read_chars
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
+def test_load_does_not_read_image_bytes(tmp_path):
+    import psutil
+    try:
+        psutil.Process().io_counters()
+    except (AttributeError, psutil.Error):
+        pytest.skip("no per-process io counters")
+    paths = {}
+    for mib in (1, 64):
+        paths[mib] = save_artifact(big_static(mib * MIB), tmp_path / f"a{mib}")
+    load_artifact(paths[1])  # warm up imports
+    cost = {}
+    for mib in (1, 64):
+        before = read_chars()
+        tr = load_artifact(paths[mib])
+        cost[mib] = read_chars() - before
+        data_file = tr.artifact.data_file
+        # mapped, but not one page of it is resident in this process yet
+        assert smaps_rss_kib(data_file) == 0
+        assert len(tr.data.chunks[0]) == mib * MIB
+        assert tr.data.chunks[0][mib * MIB - 1] == 0x5A  # touch one byte...
+        assert smaps_rss_kib(data_file) > 0  # ...and the measurement sees it
+        del tr
+    # read() traffic is metadata and index files only: independent of the data size
+    assert cost[64] < cost[1] + 64 * 1024, cost
+    assert cost[64] < 1 * MIB, cost
+    # verify=True does read everything (the counter would see it)
+    before = read_chars()
+    load_artifact(paths[64], verify=True)
+    assert read_chars() - before >= 64 * MIB

@@ -15,18 +15,11 @@ from runtime.errors import AllocationError, WasmRuntimeError
 from runtime.image import MemoryImage
 from runtime.memory import Memory, MemorySlot, ReservedSlot
 from runtime.traps import Trap, TrapCode
-from tests.helpers import (expected_layout, layout, open_fd_count, parse_maps, run_child,
-                               smaps_usage)
+from tests.helpers import (GIB, KIB, MIB, PAGE, WASM_PAGE, engine, expected_layout, layout,
+                           open_fd_count, parse_maps, run_child, smaps_usage)
 from wasmenv import MemoryPlan, MemoryStyle, MemoryType, Tunables
 
-PAGE = _ffi.PAGE_SIZE
-WASM_PAGE = 65536
-KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def engine(**tunables):
-    return SimpleNamespace(tunables=Tunables(**tunables), allocator=OnDemandAllocator())
 
 
 def assert_layout(mem):

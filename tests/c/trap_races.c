@@ -1,5 +1,5 @@
 /*
- * The fault verdict under a concurrent grow, driven deterministically (tests/test_traps.py
+ * The fault verdict under a concurrent grow, driven deterministically (tests/test_traps_threads.py
  * builds this with c_src/ and -DWENV_TEST_HOOKS): a raw load just past the end of a
  * Static memory faults, and the hook grows the memory over the faulting page (mprotect,
  * then the new length, as Memory.grow does on another thread) between the fault and
