@@ -483,6 +483,21 @@ static __attribute__((noinline)) int wenv_after_fault(void)
     return WENV_OOB_GUARD;
 }
 
+/* For the interpreter (wenv_interp.c): arm the handler once per entry into wasm, for
+ * faults inside `m`'s reservation; wenv_trap_after_fault() after the siglongjmp. */
+void wenv_trap_arm(sigjmp_buf *jb, wenv_memory *m)
+{
+    struct wenv_thread *t = &wenv_self;
+    if (WENV_UNLIKELY(!t->ready))
+        wenv_thread_prepare(t);
+    t->mem = m;
+    WENV_BARRIER();
+    t->jmp = m != NULL ? jb : NULL;
+    WENV_BARRIER();
+}
+void wenv_trap_disarm(void) { WENV_BARRIER(); wenv_self.jmp = NULL; WENV_BARRIER(); }
+int wenv_trap_after_fault(void) { return wenv_after_fault(); }
+
 int wenv_last_status(void) { return wenv_self.status; }
 uint64_t wenv_last_fault_address(void) { return wenv_self.fault_addr; }
 int wenv_last_fault_signal(void) { return wenv_self.fault_sig; }

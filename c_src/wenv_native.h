@@ -133,4 +133,9 @@ double wenv_bench_jmp_roundtrip(long iterations, int savemask);  /* sigsetjmp + 
 double wenv_bench_load_i32(long iterations);           /* one non-trapping raw accessor call */
 
 /* CDEF-END */
+/* The interpreter's use of the fault handler (C only; see wenv_native.c). */
+#include <setjmp.h>
+void wenv_trap_arm(sigjmp_buf *jb, wenv_memory *m);
+void wenv_trap_disarm(void);
+int wenv_trap_after_fault(void);
 #endif

@@ -14,11 +14,14 @@ class Engine:
         allocator: where instance memories come from (default: an OnDemandAllocator).
         memory_init_cow: map static images copy-on-write (default). False copies each
             image into every instance at instantiation (the "copy" strategy).
+        signals_based_traps: let wasm code rely on guard pages (raw accesses where the plan
+            allows, Wasmtime's name). False checks every memory access explicitly.
     """
 
     def __init__(self, tunables: Optional[Tunables] = None, allocator=None, *,
-                 memory_init_cow: bool = True):
+                 memory_init_cow: bool = True, signals_based_traps: bool = True):
         self.memory_init_cow = bool(memory_init_cow)
+        self.signals_based_traps = bool(signals_based_traps)
         if tunables is not None and not isinstance(tunables, Tunables):
             raise TypeError("tunables must be a wasmenv.Tunables")
         self.tunables = tunables if tunables is not None else Tunables()
