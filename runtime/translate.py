@@ -396,7 +396,7 @@ class FunctionTranslator:
             else:
                 st[-1] = x
             return
-        if name.endswith(".const"):
+        if name in ("i32.const", "i64.const", "f32.const", "f64.const"):
             if name == "i32.const":
                 value = r.s32() & MASK32
             elif name == "i64.const":

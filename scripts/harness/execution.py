@@ -1,0 +1,127 @@
+"""Differential execution against wasmtime-py: call the same exports of the same module in
+both runtimes and compare results, traps and the state afterwards (memories, globals).
+
+Values are compared as bit patterns (a float by its IEEE bits), except that two NaNs agree
+when ``exact_nan`` is False (wasm lets arithmetic produce any NaN).
+"""
+from __future__ import annotations
+
+import math
+import random
+import struct
+from typing import List, NamedTuple, Optional
+
+import wasmtime as wt
+
+import runtime
+from wasmenv import ValType
+
+#: Edge values per type that random arguments are drawn from (with random bits).
+EDGE = {
+    ValType.I32: [0, 1, -1, 2, 31, 32, 33, 0x7FFFFFFF, -0x80000000, 0xFFFF, 65536, 65535, -65536],
+    ValType.I64: [0, 1, -1, 63, 64, 0x7FFFFFFFFFFFFFFF, -0x8000000000000000, 0xFFFFFFFF, 1 << 32],
+    ValType.F32: [0.0, -0.0, 1.0, -1.5, 0.5, math.inf, -math.inf, math.nan, 2147483648.0,
+                  -2147483904.0, 4294967296.0, 3.4e38, 1e-45],
+    ValType.F64: [0.0, -0.0, 1.0, -1.5, 0.5, math.inf, -math.inf, math.nan, 2147483648.0,
+                  -2147483649.0, 4294967296.0, 9223372036854775808.0, -9223372036854777856.0,
+                  18446744073709551616.0, 1.7e308, 5e-324],
+}
+_WT_TYPES = {ValType.I32: "i32", ValType.I64: "i64", ValType.F32: "f32", ValType.F64: "f64"}
+
+
+def random_arg(rng: random.Random, t: ValType):
+    if rng.random() < 0.6:
+        return rng.choice(EDGE[t])
+    if t is ValType.I32:
+        return rng.randrange(-(1 << 31), 1 << 31)
+    if t is ValType.I64:
+        return rng.randrange(-(1 << 63), 1 << 63)
+    bits = rng.getrandbits(32 if t is ValType.F32 else 64)
+    if t is ValType.F32:
+        return struct.unpack("<f", struct.pack("<I", bits))[0]
+    return struct.unpack("<d", struct.pack("<Q", bits))[0]
+
+
+def norm(value, exact_nan: bool = True):
+    """A comparable form of a result (ints as is, floats by bits, tuples element-wise)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(norm(v, exact_nan) for v in value)
+    if isinstance(value, float):
+        if value != value and not exact_nan:
+            return "nan"
+        return ("f", struct.pack("<d", value))
+    return value
+
+
+class Outcome(NamedTuple):
+    kind: str      # "ok" | "trap"
+    value: object  # the normalized result, or the trap code's name
+
+
+def ours(func, args, exact_nan=True) -> Outcome:
+    try:
+        return Outcome("ok", norm(func(*args), exact_nan))
+    except runtime.Trap as t:
+        return Outcome("trap", t.code.name)
+
+
+def theirs(store, func, args, exact_nan=True) -> Outcome:
+    try:
+        return Outcome("ok", norm(func(store, *args), exact_nan))
+    except wt.Trap as t:
+        return Outcome("trap", t.trap_code.name if t.trap_code is not None else str(t))
+
+
+def wasmtime_engine() -> wt.Engine:
+    cfg = wt.Config()
+    cfg.wasm_multi_memory = True
+    cfg.wasm_memory64 = True
+    cfg.wasm_multi_value = True
+    cfg.wasm_bulk_memory = True
+    return wt.Engine(cfg)
+
+
+class Report(NamedTuple):
+    calls: int
+    disagreements: List[str]
+    excluded: Optional[str]  # why this module was left out (e.g. a stack overflow), or None
+
+
+def compare_module(wasm: bytes, engine, wt_engine, rng: random.Random, calls_per_export: int = 3,
+                   exact_nan: bool = True) -> Report:
+    """Instantiate ``wasm`` in both runtimes, call every function export with random
+    arguments, and compare every outcome and the final memories and globals."""
+    store = wt.Store(wt_engine)
+    their_inst = wt.Instance(store, wt.Module(wt_engine, wasm), [])
+    our_inst = runtime.Instance(runtime.Module(engine, wasm))
+    their_exports = their_inst.exports(store)
+    bad: List[str] = []
+    n = 0
+    try:
+        for name, ext in our_inst.exports.items():
+            if not isinstance(ext, runtime.Func):
+                continue
+            if any(t not in _WT_TYPES for t in ext.ty.params + ext.ty.results):
+                continue
+            for _ in range(calls_per_export):
+                args = [random_arg(rng, t) for t in ext.ty.params]
+                a = ours(ext, args, exact_nan)
+                b = theirs(store, their_exports[name], args, exact_nan)
+                n += 1
+                if "STACK_OVERFLOW" in (a.value, b.value):
+                    return Report(n, bad, "stack overflow")
+                if a != b:
+                    bad.append(f"{name}{tuple(args)}: ours {a}, wasmtime {b}")
+        for name, ext in our_inst.exports.items():
+            theirs_ext = their_exports[name]
+            if isinstance(ext, runtime.Memory):
+                mine = ext.read(0, ext.byte_len)
+                other = bytes(theirs_ext.read(store, 0, theirs_ext.data_len(store)))
+                if mine != other:
+                    bad.append(f"memory {name}: {len(mine)} vs {len(other)} bytes, differ")
+            elif isinstance(ext, runtime.Global) and ext.ty.content in _WT_TYPES:
+                if norm(ext.value) != norm(theirs_ext.value(store)):
+                    bad.append(f"global {name}: ours {ext.value!r}, wasmtime {theirs_ext.value(store)!r}")
+    finally:
+        our_inst.close()
+    return Report(n, bad, None)
