@@ -245,7 +245,7 @@ OFFSETS = [0, 1, 65535]
 
 def _access_module(memory="(memory (export \"mem\") 1 4)", at="i32"):
     funcs = []
-    for k, name in enumerate(_LOADS + _STORES):
+    for name in _LOADS + _STORES:
         t = name.split(".")[0]
         for off in OFFSETS:
             if name in _LOADS:
