@@ -173,10 +173,11 @@ class FunctionTranslator:
         srcs = self.st[len(self.st) - n:] if n else []
         moves = []
         if frame.kind == FUNC:
-            # results go to slots 0..n-1: first save lazy locals those copies would clobber
+            # results go to slots 0..n-1 in order: first save the lazy locals that an
+            # earlier copy would overwrite before they are read
             first = len(self.st) - n
             for i, s in enumerate(srcs):
-                if s < n:
+                if s < i:
                     moves.append((self.home(first + i), s))
                     srcs[i] = self.home(first + i)
             return moves + [(i, s) for i, s in enumerate(srcs) if s != i]

@@ -92,8 +92,17 @@ def compare_module(wasm: bytes, engine, wt_engine, rng: random.Random, calls_per
     """Instantiate ``wasm`` in both runtimes, call every function export with random
     arguments, and compare every outcome and the final memories and globals."""
     store = wt.Store(wt_engine)
-    their_inst = wt.Instance(store, wt.Module(wt_engine, wasm), [])
-    our_inst = runtime.Instance(runtime.Module(engine, wasm))
+    module = runtime.Module(engine, wasm)
+    try:
+        their_inst = wt.Instance(store, wt.Module(wt_engine, wasm), [])
+    except wt.Trap as exc:  # a segment out of bounds: ours must trap the same way
+        try:
+            runtime.Instance(module).close()
+        except runtime.Trap as ours_exc:
+            same = ours_exc.code.name == exc.trap_code.name
+            return Report(0, [] if same else [f"instantiation: ours {ours_exc.code}, wasmtime {exc}"], None)
+        return Report(0, [f"instantiation: ours succeeded, wasmtime trapped: {exc}"], None)
+    our_inst = runtime.Instance(module)
     their_exports = their_inst.exports(store)
     bad: List[str] = []
     n = 0
