@@ -26,6 +26,18 @@ EDGE = {
                   -2147483649.0, 4294967296.0, 9223372036854775808.0, -9223372036854777856.0,
                   18446744073709551616.0, 1.7e308, 5e-324],
 }
+#: wasm-smith options for modules whose code the interpreter runs: numeric code, control,
+#: direct calls, multi-value, loads/stores on (multi-)memories, memory64, no imports, tables
+#: or start function; NaNs canonicalized, loops bounded (ensure_termination).
+EXEC_SMITH_ARGS = dict(
+    bulk_memory_enabled=False, reference_types_enabled=False, simd_enabled=False,
+    relaxed_simd_enabled=False, exceptions_enabled=False, threads_enabled=False,
+    tail_call_enabled=False, gc_enabled=False, custom_page_sizes_enabled=False,
+    wide_arithmetic_enabled=False, multi_value_enabled=True, memory64_enabled=True,
+    saturating_float_to_int_enabled=True, sign_extension_ops_enabled=True,
+    extended_const_enabled=True, max_memories=2, max_tables=0, max_imports=0,
+    allow_start_export=False, export_everything=True, canonicalize_nans=True,
+    ensure_termination=True, min_funcs=1, max_memory32_bytes=1 << 20, max_memory64_bytes=1 << 20)
 _WT_TYPES = {ValType.I32: "i32", ValType.I64: "i64", ValType.F32: "f32", ValType.F64: "f64"}
 
 
