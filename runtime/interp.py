@@ -36,39 +36,50 @@ _MODULE_LOCK = threading.Lock()
 
 
 class _Context:
-    """What translating a module's bodies needs (built once per module)."""
+    """What translating a module's bodies needs (built once per module).
 
-    def __init__(self, module, signals_based_traps: bool):
+    Raw (unchecked) accesses follow the accessors' rule in C (``wenv_access_is_raw``) on
+    the descriptor of memory 0 of the first instance called: its real reservation, pool
+    slots included. Every later call checks that its memory 0 has that geometry.
+    """
+
+    def __init__(self, module, signals_based_traps: bool, mem0_desc):
         env = module.env
         self.types = [t.func for t in env.types]
         self.func_types = [self.types[f.signature] for f in env.functions]
         self.global_types = [g.type.content for g in env.globals]
         self.num_imported_funcs = env.num_imported_funcs
-        plans = env.memory_plans
-        self.memory64 = [p.memory.memory64 for p in plans]
-        raw0 = None
-        if signals_based_traps and plans and env.num_imported_memories == 0:
-            p = plans[0]
-            if p.is_static and not p.memory.memory64:
-                raw0 = p.style.bound_bytes + p.offset_guard_size
-        self._raw_span = raw0
+        self._mem0 = None
+        self.geometry = None
+        if signals_based_traps and env.memory_plans and env.num_imported_memories == 0 \
+                and mem0_desc is not None and mem0_desc.flags == _ffi.MEM_STATIC:
+            self._mem0 = _ffi.new_memory_desc()  # a copy: the instance's may be closed later
+            self._mem0.flags = mem0_desc.flags
+            self._mem0.bound_bytes = mem0_desc.bound_bytes
+            self._mem0.guard_bytes = mem0_desc.guard_bytes
+            self.geometry = geometry(mem0_desc)
 
     def raw_access(self, memory: int, offset: int, width: int) -> bool:
-        """The plan's rule: raw iff 32-bit static and ``0xFFFFFFFF + offset + width <= bound + guard``."""
-        return memory == 0 and self._raw_span is not None and \
-            0xFFFFFFFF + offset + width <= self._raw_span
+        """Raw iff memory 0 is 32-bit static and ``0xFFFFFFFF + offset + width <= bound + guard``."""
+        return memory == 0 and self._mem0 is not None and \
+            _ffi.access_is_raw(self._mem0, offset, width) == 1
+
+
+def geometry(desc):
+    """What raw code relies on in a memory: its style and its bytes of bound plus guard."""
+    return desc.flags, desc.bound_bytes + desc.guard_bytes
 
 
 class ModuleCode:
     """The interpreter code of one module: a ``wenv_func`` per function, translated on
     first call (thread-safe), shared by every instance."""
 
-    def __init__(self, module):
+    def __init__(self, module, mem0_desc=None):
         translation = module.translation
         if translation.code is None or (translation.code.bodies and translation.wasm is None):
             raise UnsupportedFeature("execution", detail="this module does not carry its code section")
         self.module = module
-        self.ctx = _Context(module, module.engine.signals_based_traps)
+        self.ctx = _Context(module, module.engine.signals_based_traps, mem0_desc)
         self._bodies = translation.code.bodies
         self._wasm = translation.wasm
         self.funcs = _ffi.new_interp_funcs(len(self.ctx.func_types))
@@ -101,13 +112,14 @@ class ModuleCode:
         self._keep.append(_ffi.interp_publish(self.funcs, func_index, code))
 
 
-def module_code(module) -> ModuleCode:
+def module_code(module, mem0_desc=None) -> ModuleCode:
+    """The module's ModuleCode (made on first use; ``mem0_desc``: see _Context)."""
     mc = getattr(module, "_code", None)
     if mc is None:
         with _MODULE_LOCK:
             mc = getattr(module, "_code", None)
             if mc is None:
-                mc = module._code = ModuleCode(module)
+                mc = module._code = ModuleCode(module, mem0_desc)
     return mc
 
 
@@ -139,14 +151,19 @@ def call(instance, func_index: int, ty, args):
     cells = [to_bits(t, a) for t, a in zip(params, args)]
     if instance.closed:
         raise ValueError("instance is closed")
-    mc = module_code(instance.module)
+    memories = instance.memories
+    descs = [m._desc for m in memories]
+    mc = module_code(instance.module, descs[0] if descs else None)
+    if mc.ctx.geometry is not None and geometry(descs[0]) != mc.ctx.geometry:
+        from .errors import WasmRuntimeError
+        raise WasmRuntimeError("memory 0 of this instance has another layout than the one its "
+                               "module's code was translated for (raw accesses need its guard)")
     mc.ensure(func_index)
     stack, frames = _stacks()
     for i, v in enumerate(cells):
         stack[i] = v
-    memories = instance.memories
     globals_ = instance.globals
-    c, keep = _ffi.new_interp_call(mc.funcs, [m._desc for m in memories], len(globals_), stack,
+    c, keep = _ffi.new_interp_call(mc.funcs, descs, len(globals_), stack,
                                    STACK_CELLS, frames, MAX_FRAMES, func_index)
     gcells = c.globals
     for i, g in enumerate(globals_):

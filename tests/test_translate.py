@@ -1,7 +1,7 @@
 """runtime/translate.py: the slot code of validated bodies (fusion, branch targets, limits)."""
 import pytest
 
-from runtime import Engine, Module, _ffi
+from runtime import Engine, Instance, Module, PoolingAllocator, _ffi
 from runtime.interp import module_code
 from runtime.translate import translate_function
 from tests.helpers import wat
@@ -13,7 +13,10 @@ NAMES = {n: name for name, n in _ffi.interp_op_numbers().items()}
 def ops_of(text, func=0, engine=None):
     """(op names, Code) of function ``func`` of the WAT module ``text``."""
     module = Module(engine or Engine(), wat(text))
-    mc = module_code(module)
+    instance = Instance(module)
+    memories = instance.memories
+    mc = module_code(module, memories[0]._desc if memories else None)
+    instance.close()
     start, end = module.translation.code.bodies[func - mc.ctx.num_imported_funcs]
     code = translate_function(mc.ctx, func, module.translation.wasm, start, end,
                               _ffi.interp_op_numbers())
@@ -68,6 +71,9 @@ def test_raw_or_checked_per_access_from_the_plan():
     small = Engine(Tunables(static_memory_offset_guard_size=65536))
     assert ops_of(text, engine=small)[0][0] == "i32_load_c"  # 0xffffffff + 65534 + 4 > bound + guard
     assert ops_of(text, engine=Engine(signals_based_traps=False))[0][0] == "i32_load_c"
+    # the real reservation decides: pool slots with a 64 KiB guard under default tunables
+    with PoolingAllocator(2, 1, 16, 0, 0, guard_bytes=64 << 10) as pool:
+        assert ops_of(text, engine=Engine(allocator=pool))[0][0] == "i32_load_c"
     assert ops_of(text.replace("(memory 1)", "(memory i64 1)").replace("param i32", "param i64"))[0][0] \
         == "i32_load_c"
 
