@@ -399,12 +399,19 @@ def new_interp_stacks(cells: int, frames: int):
     return _new_unzeroed("uint64_t[]", cells), _new_unzeroed("wenv_frame[]", frames)
 
 
-def new_interp_call(funcs, descs, nglobals: int, stack, cells: int, frames, max_frames: int,
-                    entry: int):
-    """A ``wenv_call`` for one call from Python, and what must stay alive with it."""
+def new_memory_array(descs):
+    """A ``wenv_memory *[]`` of ``descs`` (never empty)."""
+    return ffi.new("wenv_memory *[]", descs or [NULL])
+
+
+_NO_GLOBALS = ffi.new("uint64_t[]", 2)
+
+
+def new_interp_call(funcs, mems, nmems: int, nglobals: int, stack, cells: int, frames,
+                    max_frames: int, entry: int):
+    """A ``wenv_call`` for one call from Python, and its globals region (2 words a global)."""
     c = ffi.new("wenv_call *")
-    mems = ffi.new("wenv_memory *[]", descs or [NULL])
-    gcells = ffi.new("uint64_t[]", max(2 * nglobals, 2))
-    c.funcs, c.mems, c.nmems, c.globals = funcs, mems, len(descs), gcells
+    gcells = ffi.new("uint64_t[]", 2 * nglobals) if nglobals else _NO_GLOBALS
+    c.funcs, c.mems, c.nmems, c.globals = funcs, mems, nmems, gcells
     c.stack, c.stack_cells, c.frames, c.max_frames, c.entry = stack, cells, frames, max_frames, entry
-    return c, (mems, gcells)
+    return c, gcells

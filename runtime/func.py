@@ -12,6 +12,18 @@ class ExecutionUnsupported(WasmRuntimeError, NotImplementedError):
     """Something this runtime cannot execute yet (e.g. a Caller for host functions)."""
 
 
+def _wasm_call():
+    """runtime.interp.call (imported on first use: the interpreter's code loads lazily)."""
+    global _CALL
+    if _CALL is None:
+        from .interp import call
+        _CALL = call
+    return _CALL
+
+
+_CALL = None
+
+
 class Func:
     """A function reference: a host callable, or function ``index`` of an instance."""
 
@@ -59,8 +71,7 @@ class Func:
         one instance at once do not see each other's global writes.
         """
         if self._callable is None:
-            from .interp import call
-            return call(self._instance, self._index, self.ty, args)
+            return _wasm_call()(self._instance, self._index, self.ty, args)
         return self._callable(*args)
 
     def __repr__(self):

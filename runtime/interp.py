@@ -9,7 +9,7 @@ replaces both in a later step.
 from __future__ import annotations
 
 import threading
-from typing import List
+from typing import List, NamedTuple
 
 from wasmenv import UnsupportedFeature, ValType
 
@@ -138,6 +138,33 @@ def _stacks():
     return t.stack, t.frames
 
 
+class _Site(NamedTuple):
+    """What calls into one instance share (made on its first call)."""
+
+    mc: ModuleCode
+    memories: list
+    mems: object   # the wenv_memory *[] of the call contexts
+    nmems: int
+
+
+def _site(instance) -> _Site:
+    site = instance.__dict__.get("_interp_site")
+    if site is not None:
+        return site
+    memories = instance.memories
+    descs = [m._desc for m in memories]
+    mc = module_code(instance.module, descs[0] if descs else None)
+    if mc.ctx.geometry is not None and geometry(descs[0]) != mc.ctx.geometry:
+        from .errors import WasmRuntimeError
+        raise WasmRuntimeError("memory 0 of this instance has another layout than the one its "
+                               "module's code was translated for (raw accesses need its guard)")
+    site = instance._interp_site = _Site(mc, memories, _ffi.new_memory_array(descs), len(descs))
+    return site
+
+
+_NUMERIC = (ValType.I32, ValType.I64, ValType.F32, ValType.F64)
+
+
 def call(instance, func_index: int, ty, args):
     """Call function ``func_index`` of ``instance`` with Python ``args``; returns None, a
     value, or a tuple (multi-value). Raises TypeError (arity/type) before anything runs,
@@ -146,26 +173,20 @@ def call(instance, func_index: int, ty, args):
     if len(args) != len(params):
         raise TypeError(f"expected {len(params)} arguments, got {len(args)}")
     for t in params:
-        if t not in (ValType.I32, ValType.I64, ValType.F32, ValType.F64):
+        if t not in _NUMERIC:
             raise UnsupportedFeature("reference types", detail=f"calling with a {t} parameter")
     cells = [to_bits(t, a) for t, a in zip(params, args)]
     if instance.closed:
         raise ValueError("instance is closed")
-    memories = instance.memories
-    descs = [m._desc for m in memories]
-    mc = module_code(instance.module, descs[0] if descs else None)
-    if mc.ctx.geometry is not None and geometry(descs[0]) != mc.ctx.geometry:
-        from .errors import WasmRuntimeError
-        raise WasmRuntimeError("memory 0 of this instance has another layout than the one its "
-                               "module's code was translated for (raw accesses need its guard)")
+    site = _site(instance)
+    mc = site.mc
     mc.ensure(func_index)
     stack, frames = _stacks()
     for i, v in enumerate(cells):
         stack[i] = v
     globals_ = instance.globals
-    c, keep = _ffi.new_interp_call(mc.funcs, descs, len(globals_), stack,
-                                   STACK_CELLS, frames, MAX_FRAMES, func_index)
-    gcells = c.globals
+    c, gcells = _ffi.new_interp_call(mc.funcs, site.mems, site.nmems, len(globals_), stack,
+                                     STACK_CELLS, frames, MAX_FRAMES, func_index)
     for i, g in enumerate(globals_):
         gcells[2 * i] = g.bits
     try:
@@ -176,18 +197,17 @@ def call(instance, func_index: int, ty, args):
             if status == _ffi.I_EXIT_TRANSLATE:
                 mc.ensure(c.exit_arg0)
             elif status == _ffi.I_EXIT_GROW:
-                _grow(c, memories, mc.ctx)
+                _grow(c, site.memories, mc.ctx)
             else:
                 raise _trap(c, status)
     finally:
         for i, g in enumerate(globals_):
             if g.ty.mutable:
                 g._bits = gcells[2 * i]
-    del keep
-    results = [from_bits(t, stack[i]) for i, t in enumerate(ty.results)]
+    results = ty.results
     if len(results) == 1:
-        return results[0]
-    return tuple(results) if results else None
+        return from_bits(results[0], stack[0])
+    return tuple(from_bits(t, stack[i]) for i, t in enumerate(results)) if results else None
 
 
 def _grow(c, memories, ctx) -> None:
