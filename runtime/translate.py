@@ -415,8 +415,8 @@ class FunctionTranslator:
             self.memory_access(op)
             return
         handler = _CONTROL.get(name)
-        if handler is None:
-            raise _unsupported(op.proposal, name)
+        if handler is None:  # named by its proposal; an MVP instruction by its own name
+            raise _unsupported(op.proposal if op.proposal != "mvp" else name, name)
         self.last_const = None
         handler(self, op)
 
