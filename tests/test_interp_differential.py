@@ -12,7 +12,9 @@ from harness.execution import EXEC_SMITH_ARGS, compare_module, wasmtime_engine
 
 pytestmark = pytest.mark.oracle
 
-SMITH_COUNT = 300
+SMITH_COUNT = 200
+#: The slow variant (``scripts/test -m slow``).
+SLOW_COUNT = 2000
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +28,7 @@ def make_engine(allocator: str) -> runtime.Engine:
     return runtime.Engine()
 
 
-@pytest.mark.parametrize("allocator", ["ondemand", "pooling"])
-def test_smith_exports_agree_with_wasmtime(corpus, allocator):
+def check_corpus(corpus, allocator):
     engine = make_engine(allocator)
     wt_engine = wasmtime_engine()
     rng = random.Random(allocator)
@@ -40,5 +41,15 @@ def test_smith_exports_agree_with_wasmtime(corpus, allocator):
         bad.extend(f"module {k}: {d}" for d in report.disagreements)
     print(dict(counts))
     assert not bad, "\n".join(bad[:20])
-    assert counts["calls"] >= SMITH_COUNT  # the corpus really exercises code
-    assert counts["excluded"] <= SMITH_COUNT // 20
+    assert counts["calls"] >= len(corpus)  # the corpus really exercises code
+    assert counts["excluded"] <= len(corpus) // 20
+
+
+@pytest.mark.parametrize("allocator", ["ondemand", "pooling"])
+def test_smith_exports_agree_with_wasmtime(corpus, allocator):
+    check_corpus(corpus, allocator)
+
+
+@pytest.mark.slow
+def test_many_smith_modules_agree_with_wasmtime():
+    check_corpus(smith_modules(SLOW_COUNT, seed=16, **EXEC_SMITH_ARGS), "ondemand")
