@@ -105,3 +105,12 @@ def test_bench_validate_prints_a_row_per_module(tmp_path):
     cells = row.split()
     assert cells[0] == "loop.wasm" and int(cells[1]) == path.stat().st_size
     assert float(cells[3]) > 0 and float(cells[-1]) > 0, out
+
+
+def test_bench_exec_prints_a_row_per_kernel():
+    out = run_script("scripts/bench_exec.py", "--repeat", "1", "--fib", "15", "--mib", "1")
+    lines = out.strip().splitlines()
+    assert "pywasm3" in lines[1] and "wasmtime-py" in lines[1]
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert set(rows) == {"fib", "sum8", "copy32", "noop"}
+    assert all(float(cells[2]) > 0 for cells in rows.values())  # ours ran (answers checked in the script)
