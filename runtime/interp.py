@@ -18,7 +18,7 @@ from .translate import translate_function
 from .traps import Trap, TrapCode
 from .values import from_bits, to_bits
 
-__all__ = ["ModuleCode", "module_code", "call", "STACK_CELLS", "MAX_FRAMES"]
+__all__ = ["ModuleCode", "module_code", "call", "call_bits", "STACK_CELLS", "MAX_FRAMES"]
 
 #: The value stack of one thread (8-byte cells) and the deepest wasm call chain; past
 #: either a call traps with STACK_OVERFLOW.
@@ -176,6 +176,17 @@ def call(instance, func_index: int, ty, args):
         if t not in _NUMERIC:
             raise UnsupportedFeature("reference types", detail=f"calling with a {t} parameter")
     cells = [to_bits(t, a) for t, a in zip(params, args)]
+    results = ty.results
+    stack = call_bits(instance, func_index, cells)
+    if len(results) == 1:
+        return from_bits(results[0], stack[0])
+    return tuple(from_bits(t, stack[i]) for i, t in enumerate(results)) if results else None
+
+
+def call_bits(instance, func_index: int, cells):
+    """:func:`call` on raw cells (argument bit patterns, as ``to_bits`` makes them, already
+    checked); returns the thread's value stack, whose first cells are the results' bit
+    patterns (valid until the next call on this thread)."""
     if instance.closed:
         raise ValueError("instance is closed")
     site = _site(instance)
@@ -188,7 +199,8 @@ def call(instance, func_index: int, ty, args):
     c, gcells = _ffi.new_interp_call(mc.funcs, site.mems, site.nmems, len(globals_), stack,
                                      STACK_CELLS, frames, MAX_FRAMES, func_index)
     for i, g in enumerate(globals_):
-        gcells[2 * i] = g.bits
+        if g.ty.content in _NUMERIC:  # (code reading other globals is not translated yet)
+            gcells[2 * i] = g.bits
     try:
         while True:
             status = _ffi.interp_run(c)
@@ -202,12 +214,9 @@ def call(instance, func_index: int, ty, args):
                 raise _trap(c, status)
     finally:
         for i, g in enumerate(globals_):
-            if g.ty.mutable:
+            if g.ty.mutable and g.ty.content in _NUMERIC:
                 g._bits = gcells[2 * i]
-    results = ty.results
-    if len(results) == 1:
-        return from_bits(results[0], stack[0])
-    return tuple(from_bits(t, stack[i]) for i, t in enumerate(results)) if results else None
+    return stack
 
 
 def _grow(c, memories, ctx) -> None:

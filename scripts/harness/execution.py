@@ -146,3 +146,101 @@ def compare_module(wasm: bytes, engine, wt_engine, rng: random.Random, calls_per
     finally:
         our_inst.close()
     return Report(n, bad, None)
+
+
+# -- spec scripts: invoke actions run in the interpreter ------------------------------------------
+def _arg_bits(arg: dict) -> int:
+    value = arg["value"]
+    if arg["type"] in ("f32", "f64") and value.startswith("nan"):  # pragma: no cover - not as args
+        raise ValueError(f"NaN pattern {value} as an argument")
+    return int(value) & (0xFFFFFFFF if arg["type"] in ("i32", "f32") else 0xFFFFFFFFFFFFFFFF)
+
+
+def _unsigned(expected: dict) -> dict:
+    """An expected i32/i64 value as the unsigned bit pattern a cell holds."""
+    if expected["type"] in ("i32", "i64") and "value" in expected:
+        return {**expected, "value": str(_arg_bits(expected))}
+    return expected
+
+
+def run_spec_commands(records, engine) -> dict:
+    """Run the module and invoke commands of converted spec scripts (``corpus.WastCommand``)
+    with every function body in the interpreter. Returns counts and the failures:
+    ``passed`` / ``failed`` / ``unsupported`` (UnsupportedFeature, or a module we cannot
+    instantiate without host code) / ``skipped`` (commands that are not invoke actions).
+    """
+    from runtime.interp import call_bits
+    from wasmenv import UnsupportedFeature
+
+    from .spectest import spectest_externs
+    from .wast import _value_matches
+    counts = dict.fromkeys(("passed", "failed", "unsupported", "skipped"), 0)
+    failures: List[str] = []
+    current = None
+    named = {}
+    owned = []
+    spectest = spectest_externs(engine)
+    try:
+        for cmd in records:
+            raw = cmd.raw
+            if cmd.type == "module":
+                current = None
+                if cmd.wasm is None:
+                    counts["skipped"] += 1
+                    continue
+                try:
+                    module = runtime.Module(engine, cmd.wasm)
+                    imports = {(i.module, i.name): spectest[i.name] for i in module.imports
+                               if i.module == "spectest" and i.name in spectest}
+                    current = runtime.Instance(module, imports)
+                except Exception:  # linking to other modules: not this harness's business
+                    counts["unsupported"] += 1
+                    continue
+                owned.append(current)
+                if cmd.name:
+                    named[cmd.name] = current
+                continue
+            if cmd.type not in ("assert_return", "assert_trap", "action", "assert_exhaustion") \
+                    or raw["action"]["type"] != "invoke":
+                counts["skipped"] += 1
+                continue
+            action = raw["action"]
+            inst = named.get(action.get("module")) if action.get("module") else current
+            if inst is None:
+                counts["unsupported"] += 1
+                continue
+            func = inst.exports[action["field"]]
+            if any(v["type"] not in ("i32", "i64", "f32", "f64")
+                   for v in action["args"] + raw.get("expected", [])):
+                counts["unsupported"] += 1  # references cross the boundary in a later step
+                continue
+            where = f"{cmd.where} {action['field']}"
+            try:
+                stack = call_bits(inst, func.wasm_index, [_arg_bits(a) for a in action["args"]])
+                results = [stack[i] for i in range(len(func.ty.results))]
+            except UnsupportedFeature:
+                counts["unsupported"] += 1
+                continue
+            except runtime.Trap as trap:
+                want = cmd.text or ""
+                if cmd.type in ("assert_trap", "assert_exhaustion") and want.startswith(trap.code.value):
+                    counts["passed"] += 1
+                else:
+                    counts["failed"] += 1
+                    failures.append(f"{where}: trapped {trap.code.value!r}, expected {cmd.type} {want!r}")
+                continue
+            if cmd.type in ("assert_trap", "assert_exhaustion"):
+                counts["failed"] += 1
+                failures.append(f"{where}: returned {results}, expected a trap {cmd.text!r}")
+            elif cmd.type == "assert_return" and not (
+                    len(results) == len(raw["expected"])
+                    and all(_value_matches(_unsigned(e), b) for e, b in zip(raw["expected"], results))):
+                counts["failed"] += 1
+                failures.append(f"{where}{[a['value'] for a in action['args']]}: got {results}, "
+                                f"expected {raw['expected']}")
+            else:
+                counts["passed"] += 1
+    finally:
+        for inst in owned:
+            inst.close()
+    return {"counts": counts, "failures": failures}
