@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import struct
 from array import array
-from typing import Callable, Dict, List, NamedTuple, Tuple
+from typing import Dict, List, NamedTuple, Tuple
 
 from wasmenv import UnsupportedFeature, ValType
 from wasmenv.opcodes import PREFIXED, SINGLE
 from wasmenv.reader import Reader
 
+from ._translate_ops import (CONTROL, FUNC, LOOP, Frame, check_types,
+                             unsupported)
+
 __all__ = ["Code", "FunctionTranslator", "translate_function", "NUMERIC"]
 
 MASK32 = (1 << 32) - 1
 MASK64 = (1 << 64) - 1
-_NUMERIC_TYPES = (ValType.I32, ValType.I64, ValType.F32, ValType.F64)
 _VALTYPE_BYTES = {0x7F: ValType.I32, 0x7E: ValType.I64, 0x7D: ValType.F32, 0x7C: ValType.F64}
 #: Proposals whose fixed-signature instructions the interpreter runs.
 _RUN_PROPOSALS = ("mvp", "sign extension", "non-trapping float-to-int")
@@ -41,7 +43,6 @@ _INT_CMP = {f"{t}.{c}" for t in ("i32", "i64")
             for c in ("eq", "ne", "lt_s", "lt_u", "gt_s", "gt_u", "le_s", "le_u", "ge_s", "ge_u")}
 _NEGATE = {"eq": "ne", "ne": "eq", "lt_s": "ge_s", "ge_s": "lt_s", "lt_u": "ge_u", "ge_u": "lt_u",
            "gt_s": "le_s", "le_s": "gt_s", "gt_u": "le_u", "le_u": "gt_u"}
-BLOCK, LOOP, IF, FUNC = range(4)
 
 
 class Code(NamedTuple):
@@ -55,35 +56,6 @@ class Code(NamedTuple):
     frame_cells: int
 
 
-class _Frame:
-    __slots__ = ("kind", "height", "nparams", "nresults", "fixups", "start", "else_fix",
-                 "spill", "dead", "has_else")
-
-    def __init__(self, kind, height, nparams, nresults, start=0):
-        self.kind, self.height, self.nparams, self.nresults = kind, height, nparams, nresults
-        self.fixups: List[Tuple[int, int]] = []  # (displacement word, op position)
-        self.start = start
-        self.else_fix = None
-        self.spill = None
-        self.dead = False
-        self.has_else = False
-
-    @property
-    def arity(self):
-        return self.nparams if self.kind == LOOP else self.nresults
-
-
-def _unsupported(proposal, detail):
-    return UnsupportedFeature(proposal, detail=detail)
-
-
-def _check_types(types, what):
-    for t in types:
-        if t not in _NUMERIC_TYPES:
-            proposal = "simd" if t is ValType.V128 else "reference types"
-            raise _unsupported(proposal, f"{what} of type {t}")
-
-
 class FunctionTranslator:
     """Translates one validated body. ``ctx`` gives the module facts (see runtime.interp)."""
 
@@ -93,8 +65,8 @@ class FunctionTranslator:
         self.r = Reader(buf, start, end, "code")
         self.opn = opnums
         ft = ctx.func_types[func_index]
-        _check_types(ft.params, "a parameter")
-        _check_types(ft.results, "a result")
+        check_types(ft.params, "a parameter")
+        check_types(ft.results, "a result")
         self.nparams, self.nresults = len(ft.params), len(ft.results)
         self.code: List[int] = []
         self.positions: List[int] = []
@@ -166,7 +138,7 @@ class FunctionTranslator:
     def spill_slot(self, word: int, k: int) -> None:
         self.spills.append((word, k))
 
-    def moves_to(self, frame: _Frame) -> List[Tuple[int, int]]:
+    def moves_to(self, frame: Frame) -> List[Tuple[int, int]]:
         """(dst, src) copies that put the branch values where ``frame``'s label expects them,
         in a safe order; the model (``st``) is not changed (the path may be conditional)."""
         n = frame.arity
@@ -184,7 +156,7 @@ class FunctionTranslator:
         return [(self.home(frame.height + i), s) for i, s in enumerate(srcs)
                 if s != self.home(frame.height + i)]
 
-    def exit_to(self, frame: _Frame) -> None:
+    def exit_to(self, frame: Frame) -> None:
         """Unconditionally leave to ``frame``'s label: copies, then return or br."""
         for dst, src in self.moves_to(frame):
             self.emit("copy", dst, src)
@@ -194,7 +166,7 @@ class FunctionTranslator:
             self.branch(frame, "br")
         self.label()
 
-    def branch(self, frame: _Frame, name: str, *operands) -> None:
+    def branch(self, frame: Frame, name: str, *operands) -> None:
         """Emit a branch op whose last word is the displacement to ``frame``'s label."""
         pos = self.emit(name, *operands, 0)
         word = len(self.code) - 1
@@ -236,10 +208,10 @@ class FunctionTranslator:
             n = r.u32()
             t = self.read_valtype()
             local_types.extend([t] * n)
-        _check_types(local_types[self.nparams:], "a local")
+        check_types(local_types[self.nparams:], "a local")
         self.nlocals_total = len(local_types)
         self.base = len(local_types)
-        ctrls = [_Frame(FUNC, 0, 0, self.nresults)]
+        ctrls = [Frame(FUNC, 0, 0, self.nresults)]
         self.ctrls = ctrls
         while ctrls:
             op_pos = r.pos
@@ -249,7 +221,7 @@ class FunctionTranslator:
             else:
                 op = SINGLE[b]
             if op is None:  # pragma: no cover - validated code has only known opcodes
-                raise _unsupported("unknown", f"opcode {b:#x} at offset {op_pos}")
+                raise unsupported("unknown", f"opcode {b:#x} at offset {op_pos}")
             if ctrls[-1].dead:
                 self.skip_dead(op)
                 continue
@@ -268,7 +240,7 @@ class FunctionTranslator:
         b = self.r.u8()
         t = _VALTYPE_BYTES.get(b)
         if t is None:
-            raise _unsupported("simd" if b == 0x7B else "reference types",
+            raise unsupported("simd" if b == 0x7B else "reference types",
                                f"function {self.func_index}: a local of type {b:#x}")
         return t
 
@@ -282,10 +254,10 @@ class FunctionTranslator:
             r.pos += 1
             return 0, 1
         if 0x40 <= b < 0x80:  # another value type (v128, references)
-            raise _unsupported("simd" if b == 0x7B else "reference types", f"block type {b:#x}")
+            raise unsupported("simd" if b == 0x7B else "reference types", f"block type {b:#x}")
         ft = self.ctx.types[r.s33()]
-        _check_types(ft.params, "a block parameter")
-        _check_types(ft.results, "a block result")
+        check_types(ft.params, "a block parameter")
+        check_types(ft.results, "a block result")
         return len(ft.params), len(ft.results)
 
     def skip_dead(self, op) -> None:
@@ -302,7 +274,7 @@ class FunctionTranslator:
                 self.skip -= 1
             return
         if op.proposal in ("exceptions", "legacy exceptions"):
-            raise _unsupported(op.proposal, op.name)
+            raise unsupported(op.proposal, op.name)
         self.skip_immediates(op)
 
     def skip_immediates(self, op) -> None:
@@ -369,7 +341,7 @@ class FunctionTranslator:
         num = NUMERIC.get(name)
         if num is not None:
             if num not in self.opn:  # pragma: no cover - the C op list covers NUMERIC
-                raise _unsupported(op.proposal, name)
+                raise unsupported(op.proposal, name)
             self.numeric(op, num)
             return
         rule = op.rule
@@ -414,9 +386,9 @@ class FunctionTranslator:
         if rule == "memarg":
             self.memory_access(op)
             return
-        handler = _CONTROL.get(name)
+        handler = CONTROL.get(name)
         if handler is None:  # named by its proposal; an MVP instruction by its own name
-            raise _unsupported(op.proposal if op.proposal != "mvp" else name, name)
+            raise unsupported(op.proposal if op.proposal != "mvp" else name, name)
         self.last_const = None
         handler(self, op)
 
@@ -464,229 +436,6 @@ class FunctionTranslator:
             self.emit(name, addr, offset, value, *extra)
             self.last = None
         self.last_cmp = self.last_const = None
-
-
-# -- control and variable instructions ------------------------------------------------------------
-def _block(t: FunctionTranslator, op) -> None:
-    nparams, nresults = t.block_type()
-    t.materialize_all()
-    kind = LOOP if op.name == "loop" else BLOCK
-    frame = _Frame(kind, len(t.st) - nparams, nparams, nresults)
-    if kind == LOOP:
-        frame.start = t.label()
-    t.ctrls.append(frame)
-
-
-def _if(t: FunctionTranslator, op) -> None:
-    nparams, nresults = t.block_type()
-    cond = t.pop()
-    fused = t.take_cond(cond)
-    t.materialize_all()
-    frame = _Frame(IF, len(t.st) - nparams, nparams, nresults)
-    if nparams:  # the else arm needs the parameters the then arm may overwrite
-        frame.spill = t.nspill
-        t.nspill += nparams
-        for i in range(nparams):
-            t.emit("copy", 0, t.home(frame.height + i))
-            t.spill_slot(len(t.code) - 2, frame.spill + i)
-    name, operands = t.cond_branch(fused, cond, False)
-    pos = t.emit(name, *operands, 0)
-    frame.else_fix = (len(t.code) - 1, pos)
-    t.label()
-    t.ctrls.append(frame)
-
-
-def _fallthrough(t: FunctionTranslator, frame: _Frame) -> None:
-    """The end of a reachable arm: its results into their homes."""
-    for i in range(frame.nresults):
-        t.materialize(frame.height + i)
-
-
-def _else(t: FunctionTranslator, op) -> None:
-    frame = t.ctrls[-1]
-    if not frame.dead:
-        _fallthrough(t, frame)
-        pos = t.emit("br", 0)
-        frame.fixups.append((len(t.code) - 1, pos))
-    word, pos = frame.else_fix
-    t.patch(word, pos, t.label())
-    frame.else_fix = None
-    frame.has_else = True
-    frame.dead = False
-    del t.st[frame.height:]
-    for i in range(frame.nparams):
-        t.emit("copy", t.home(frame.height + i), 0)
-        t.spill_slot(len(t.code) - 1, frame.spill + i)
-        t.push()
-
-
-def _end(t: FunctionTranslator, op) -> None:
-    frame = t.ctrls.pop()
-    if frame.kind == FUNC:
-        if not frame.dead:
-            t.exit_to(frame)
-        return
-    if not frame.dead:
-        _fallthrough(t, frame)
-    here = t.label()
-    for word, pos in frame.fixups:
-        t.patch(word, pos, here)
-    if frame.else_fix is not None:  # an if without else: its params are its results
-        t.patch(*frame.else_fix, here)
-    del t.st[frame.height:]
-    for _ in range(frame.nresults):
-        t.push()
-
-
-def _unreachable_after(t: FunctionTranslator) -> None:
-    frame = t.ctrls[-1]
-    frame.dead = True
-    del t.st[frame.height:]
-
-
-def _br(t: FunctionTranslator, op) -> None:
-    t.exit_to(t.ctrls[-1 - t.r.u32()])
-    _unreachable_after(t)
-
-
-def _br_if(t: FunctionTranslator, op) -> None:
-    target = t.ctrls[-1 - t.r.u32()]
-    cond = t.pop()
-    fused = t.take_cond(cond)
-    moves = t.moves_to(target)
-    if not moves and target.kind != FUNC:
-        name, operands = t.cond_branch(fused, cond, True)
-        t.branch(target, name, *operands)
-        t.label()
-        return
-    name, operands = t.cond_branch(fused, cond, False)
-    pos = t.emit(name, *operands, 0)
-    word = len(t.code) - 1
-    t.exit_to(target)
-    t.patch(word, pos, t.label())
-
-
-def _br_table(t: FunctionTranslator, op) -> None:
-    r = t.r
-    depths = [r.u32() for _ in range(r.u32() + 1)]
-    index = t.pop()
-    pos = t.emit("br_table", index, len(depths) - 1, *([0] * len(depths)))
-    first = pos + 3
-    stubs = []
-    for k, depth in enumerate(depths):
-        target = t.ctrls[-1 - depth]
-        if not t.moves_to(target) and target.kind != FUNC:
-            if target.kind == LOOP:
-                t.patch(first + k, pos, target.start)
-            else:
-                target.fixups.append((first + k, pos))
-        else:
-            stubs.append((k, target))
-    for k, target in stubs:
-        t.patch(first + k, pos, t.label())
-        t.exit_to(target)
-    t.label()
-    _unreachable_after(t)
-
-
-def _return(t: FunctionTranslator, op) -> None:
-    t.exit_to(t.ctrls[0])
-    _unreachable_after(t)
-
-
-def _unreachable(t: FunctionTranslator, op) -> None:
-    t.emit("unreachable")
-    t.label()
-    _unreachable_after(t)
-
-
-def _nop(t: FunctionTranslator, op) -> None:
-    pass
-
-
-def _drop(t: FunctionTranslator, op) -> None:
-    t.pop()
-
-
-def _select(t: FunctionTranslator, op) -> None:
-    if op.imm == "valtypes":
-        for _ in range(t.r.u32()):
-            if t.read_valtype() not in _NUMERIC_TYPES:  # pragma: no cover - read_valtype raises
-                raise _unsupported("reference types", "select of references")
-    c, b, a = t.pop(), t.pop(), t.pop()
-    dst = t.push()
-    t.produced(t.emit("select", dst, a, b, c))
-    t.last_cmp = None
-
-
-def _global_get(t: FunctionTranslator, op) -> None:
-    g = t.r.u32()
-    _check_types([t.ctx.global_types[g]], "global.get of a global")
-    dst = t.push()
-    t.produced(t.emit("global_get", dst, g))
-    t.last_cmp = None
-
-
-def _global_set(t: FunctionTranslator, op) -> None:
-    g = t.r.u32()
-    _check_types([t.ctx.global_types[g]], "global.set of a global")
-    t.emit("global_set", g, t.pop())
-    t.last = t.last_cmp = None
-
-
-def _call(t: FunctionTranslator, op) -> None:
-    f = t.r.u32()
-    if f < t.ctx.num_imported_funcs:
-        raise _unsupported("host calls", f"call of imported function {f}")
-    ft = t.ctx.func_types[f]
-    _check_types(ft.params, "a callee parameter")
-    _check_types(ft.results, "a callee result")
-    n = len(ft.params)
-    for i in range(len(t.st) - n, len(t.st)):
-        t.materialize(i)
-    argbase = t.home(len(t.st) - n)
-    del t.st[len(t.st) - n:]
-    t.emit("call", f, argbase)
-    for _ in ft.results:
-        t.push()
-    t.label()  # (results are in their homes; nothing to fuse across a call)
-
-
-def _memory_size(t: FunctionTranslator, op) -> None:
-    mem = t.r.u32()
-    dst = t.push()
-    t.produced(t.emit("memory_size", dst, mem))
-
-
-def _memory_grow(t: FunctionTranslator, op) -> None:
-    mem = t.r.u32()
-    delta = t.pop()
-    dst = t.push()
-    t.emit("memory_grow", dst, delta, mem)
-    t.last = None
-
-
-def _memory_fill(t: FunctionTranslator, op) -> None:
-    mem = t.r.u32()
-    n, value, d = t.pop(), t.pop(), t.pop()
-    t.emit("memory_fill", d, value, n, mem)
-    t.last = None
-
-
-def _memory_copy(t: FunctionTranslator, op) -> None:
-    dmem, smem = t.r.u32(), t.r.u32()
-    n, s, d = t.pop(), t.pop(), t.pop()
-    t.emit("memory_copy", d, s, n, dmem, smem)
-    t.last = None
-
-
-_CONTROL: Dict[str, Callable] = {
-    "block": _block, "loop": _block, "if": _if, "else": _else, "end": _end, "br": _br,
-    "br_if": _br_if, "br_table": _br_table, "return": _return, "unreachable": _unreachable,
-    "nop": _nop, "drop": _drop, "select": _select, "global.get": _global_get,
-    "global.set": _global_set, "call": _call, "memory.size": _memory_size,
-    "memory.grow": _memory_grow, "memory.fill": _memory_fill, "memory.copy": _memory_copy,
-}
 
 
 def translate_function(ctx, func_index: int, buf, start: int, end: int,
