@@ -226,7 +226,8 @@ def test_raw_write_into_a_guard_kills_the_child_with_sigsegv(where):
 
 # ---- the macOS branches ---------------------------------------------------------------
 
-@pytest.mark.parametrize("source", ["wenv_native.c", "wenv_pool.c", "wenv_bench.c", "wenv_vmctx.c"])
+@pytest.mark.parametrize("source", ["wenv_native.c", "wenv_pool.c", "wenv_bench.c", "wenv_vmctx.c",
+                                    "wenv_interp.c"])
 def test_macos_branches_compile_without_warnings(source):
     """Untested on macOS here, but at least type-checked: the #ifdef __APPLE__ branches
     (no memfd, SIGBUS, resets that map fresh pages) compile cleanly against POSIX headers."""
