@@ -187,3 +187,16 @@ def run_child(code, *args, timeout=120, env_extra=None):
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, env=env)
 
+
+
+# -- C under sanitizers ----------------------------------------------------------------------
+def build_sanitized(exe: str, sources, libs=("-lpthread",)) -> str:
+    """Compile ``sources`` (paths) with ASan + UBSan (no recovery) into ``exe``; returns it."""
+    import shutil
+    cc = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
+    assert cc, "a C compiler is needed (the runtime itself is built with one)"
+    c_src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "c_src")
+    subprocess.run([cc, "-O1", "-g", "-std=gnu11", "-fsanitize=address,undefined",
+                    "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", f"-I{c_src}",
+                    *sources, "-o", exe, *libs], check=True, capture_output=True, text=True)
+    return exe

@@ -5,7 +5,6 @@ end with the status and results the runtime gave."""
 import itertools
 import os
 import random
-import shutil
 import subprocess
 
 import pytest
@@ -14,7 +13,7 @@ from runtime import Engine, Instance, Module, Trap, TrapCode, _ffi
 from runtime.interp import call_bits, module_code
 from runtime.translate import translate_function
 from harness.execution import EDGE
-from tests.helpers import wat
+from tests.helpers import build_sanitized, wat
 from tests.test_interp import CONTROL, _numeric_module
 from wasmenv import ValType
 
@@ -38,15 +37,10 @@ MEMORY = """(module (memory 1)
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory):
-    cc = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
-    assert cc, "a C compiler is needed (the runtime itself is built with one)"
     exe = str(tmp_path_factory.mktemp("interp") / "interp_sanitize")
-    subprocess.run([cc, "-O1", "-g", "-std=gnu11", "-fsanitize=address,undefined",
-                    "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", f"-I{C_SRC}",
-                    os.path.join(C_SRC, "wenv_interp.c"), os.path.join(C_SRC, "wenv_native.c"),
-                    os.path.join(ROOT, "tests", "c", "interp_sanitize.c"), "-o", exe, "-lpthread", "-lm"],
-                   check=True, capture_output=True, text=True)
-    return exe
+    return build_sanitized(exe, [os.path.join(C_SRC, "wenv_interp.c"), os.path.join(C_SRC, "wenv_native.c"),
+                                 os.path.join(ROOT, "tests", "c", "interp_sanitize.c")],
+                           libs=("-lpthread", "-lm"))
 
 
 def _dump(text, calls, path):

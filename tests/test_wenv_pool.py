@@ -2,10 +2,11 @@
 drives the slot table with random take / grow / dirty / put sequences for every
 keep_resident case and checks each new tenant's bytes, double puts and the counters."""
 import os
-import shutil
 import subprocess
 
 import pytest
+
+from tests.helpers import build_sanitized
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 C_SRC = os.path.join(ROOT, "c_src")
@@ -13,15 +14,9 @@ C_SRC = os.path.join(ROOT, "c_src")
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory):
-    cc = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
-    assert cc, "a C compiler is needed (the runtime itself is built with one)"
     exe = str(tmp_path_factory.mktemp("pool") / "pool_sanitize")
-    subprocess.run([cc, "-O1", "-g", "-std=gnu11", "-fsanitize=address,undefined",
-                    "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", f"-I{C_SRC}",
-                    os.path.join(C_SRC, "wenv_pool.c"), os.path.join(C_SRC, "wenv_native.c"),
-                    os.path.join(ROOT, "tests", "c", "pool_sanitize.c"), "-o", exe, "-lpthread"],
-                   check=True, capture_output=True, text=True)
-    return exe
+    return build_sanitized(exe, [os.path.join(C_SRC, "wenv_pool.c"), os.path.join(C_SRC, "wenv_native.c"),
+                                 os.path.join(ROOT, "tests", "c", "pool_sanitize.c")])
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
