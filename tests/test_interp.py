@@ -428,3 +428,56 @@ def test_closed_instance_refuses_calls(control):
 
 def test_outcome_normalization():
     assert norm(math.nan, exact_nan=False) == "nan" and norm((1, 2.0)) == (1, ("f", struct.pack("<d", 2.0)))
+
+
+def test_calls_from_threads_run_in_parallel_without_the_gil():
+    b = Both(BULK)
+    sum8 = b.inst.exports["sum"]
+    b.inst.exports["fill"](0, 3, 65536)
+    results, errors = [], []
+
+    def run():
+        try:
+            for _ in range(60):
+                results.append(sum8(0, 65536))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and results == [3 * 65536] * 180
+
+
+def _spin_rate(until) -> float:
+    """Iterations per second of a Python loop running until ``until()``."""
+    import time
+    n, t0 = 0, time.perf_counter()
+    while not until():
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def test_a_long_call_releases_the_gil():
+    """While one thread runs a long wasm loop, this thread keeps running Python at a good
+    part of its own speed (were the GIL held, it would stall for the whole call)."""
+    inst = Instance(Module(Engine(), wat("""(module (func (export "spin") (param i32) (result i32)
+      (loop $l (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1))))) (local.get 0)))""")))
+    spin = inst.exports["spin"]
+    spin(1000)  # translated before timing
+    timer = threading.Event()
+    threading.Timer(0.2, timer.set).start()
+    alone = _spin_rate(timer.is_set)
+    started, done = threading.Event(), threading.Event()
+
+    def run():
+        started.set()
+        spin(300_000_000)
+        done.set()
+    t = threading.Thread(target=run)
+    t.start()
+    started.wait()
+    during = _spin_rate(done.is_set)
+    t.join()
+    assert during > alone / 5, (alone, during)
