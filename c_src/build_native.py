@@ -8,11 +8,11 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: (header, source), one concept each (c_src/wenv.h says which), in cdef order: a header's
-#: block may use the types of the blocks before it.
+#: block may use the types of the blocks before it. wenv_interp runs translated function bodies.
 UNITS = [("wenv.h", None), ("wenv_mman.h", "wenv_mman.c"), ("wenv_memory.h", "wenv_memory.c"),
          ("wenv_traps.h", "wenv_traps.c"), ("wenv_instance.h", "wenv_instance.c"),
          ("wenv_pool.h", "wenv_pool.c"), ("wenv_bench.h", "wenv_bench.c"),
-         ("wenv_vmoffsets.h", "wenv_vmctx.c")]
+         ("wenv_vmoffsets.h", "wenv_vmctx.c"), ("wenv_interp.h", "wenv_interp.c")]
 #: Warnings are errors: the C is built with -Wall -Wextra -Werror everywhere it is built.
 CFLAGS = ["-O2", "-std=gnu11", "-pthread", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"]
 
@@ -31,6 +31,7 @@ ffibuilder.set_source(
     include_dirs=[HERE],
     extra_compile_args=CFLAGS,
     extra_link_args=["-pthread"],
+    libraries=["m"],
 )
 
 if __name__ == "__main__":

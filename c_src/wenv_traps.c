@@ -267,6 +267,26 @@ __attribute__((noinline)) int wenv_after_fault(void)
     return WENV_OOB_GUARD;
 }
 
+void wenv_trap_arm(sigjmp_buf *jb, wenv_memory *m)
+{
+    struct wenv_thread *t = &wenv_self;
+    if (WENV_UNLIKELY(!t->ready))
+        wenv_thread_prepare(t);
+    t->mem = m;
+    if (m != NULL)
+        t->len_at_access = __atomic_load_n(&m->byte_len, __ATOMIC_ACQUIRE);
+    WENV_BARRIER();
+    t->jmp = m != NULL ? jb : NULL;
+    WENV_BARRIER();
+}
+
+void wenv_trap_disarm(void)
+{
+    WENV_BARRIER();
+    wenv_self.jmp = NULL;
+    WENV_BARRIER();
+}
+
 int wenv_last_status(void) { return wenv_self.status; }
 uint64_t wenv_last_fault_address(void) { return wenv_self.fault_addr; }
 int wenv_last_fault_signal(void) { return wenv_self.fault_sig; }

@@ -74,6 +74,11 @@ extern WENV_TLS WENV_INTERNAL struct wenv_thread wenv_self;
 WENV_INTERNAL void wenv_thread_prepare(struct wenv_thread *t);
 /* After the siglongjmp of a caught fault: unblock the signal, return the verdict. */
 WENV_INTERNAL int wenv_after_fault(void);
+/* The interpreter (wenv_interp.c): arm the handler once per entry into wasm, for faults
+ * inside `m`'s reservation (judged against its byte_len now: between entry and exit only
+ * wasm code runs on this thread, and memory.grow leaves the interpreter); disarm at exit. */
+WENV_INTERNAL void wenv_trap_arm(sigjmp_buf *jb, wenv_memory *m);
+WENV_INTERNAL void wenv_trap_disarm(void);
 
 /* Run STMT with the jump buffer armed; if it faults inside the memory's reservation
  * (or inside [SRC, SRC + SRC_LEN), the bytes a copy reads from: a view of a data file,

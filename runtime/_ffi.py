@@ -367,3 +367,70 @@ def new_vmoffsets(offsets):
 
 
 vmctx_entry = lib.wenv_vmctx_entry   # (vmoffsets, region, index) -> byte offset, or -1 (EINVAL)
+
+
+# ---- the interpreter (c_src/wenv_interp.h) ---------------------------------------------
+
+NULL = ffi.NULL
+I_DONE = lib.WENV_I_DONE
+I_UNREACHABLE = lib.WENV_I_UNREACHABLE
+I_DIV_ZERO = lib.WENV_I_DIV_ZERO
+I_INT_OVERFLOW = lib.WENV_I_INT_OVERFLOW
+I_BAD_CONV = lib.WENV_I_BAD_CONV
+I_OOB = lib.WENV_I_OOB
+I_OOB_GUARD = lib.WENV_I_OOB_GUARD
+I_STACK_OVERFLOW = lib.WENV_I_STACK_OVERFLOW
+I_FAULT = lib.WENV_I_FAULT
+I_EXIT_TRANSLATE = lib.WENV_I_EXIT_TRANSLATE
+I_EXIT_GROW = lib.WENV_I_EXIT_GROW
+interp_run = lib.wenv_interp_run
+_OP_NUMBERS = {ffi.string(lib.wenv_interp_op_name(i)).decode(): i
+               for i in range(lib.wenv_interp_op_count())}
+_new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
+
+
+def interp_op_numbers() -> dict:
+    """Interpreter op name -> op number (the C op list, c_src/wenv_interp_ops.h)."""
+    return _OP_NUMBERS
+
+
+def new_interp_funcs(count: int):
+    return ffi.new("wenv_func[]", max(count, 1))
+
+
+def interp_publish(funcs, index: int, code):
+    """Link translated ``code`` (runtime.translate.Code) and publish it as ``funcs[index]``;
+    returns the code buffer (its owner keeps it alive as long as ``funcs``)."""
+    words = ffi.new("uint64_t[]", len(code.words))
+    ffi.memmove(words, code.words, len(code.words) * 8)
+    positions = ffi.from_buffer("uint32_t[]", code.positions)
+    if lib.wenv_interp_link(words, len(code.words), positions, len(code.positions)) != 0:
+        raise WasmRuntimeError("interpreter code failed to link")  # pragma: no cover - a translator bug
+    f = funcs[index]
+    f.nparams, f.nresults, f.nlocals, f.frame_cells = (code.nparams, code.nresults, code.nlocals,
+                                                       code.frame_cells)
+    f.code = words  # last: the interpreter reads code first
+    return words
+
+
+def new_interp_stacks(cells: int, frames: int):
+    """A thread's value stack and frame stack (not zeroed: untouched pages stay unmapped)."""
+    return _new_unzeroed("uint64_t[]", cells), _new_unzeroed("wenv_frame[]", frames)
+
+
+def new_memory_array(descs):
+    """A ``wenv_memory *[]`` of ``descs`` (never empty)."""
+    return ffi.new("wenv_memory *[]", descs or [NULL])
+
+
+_NO_GLOBALS = ffi.new("uint64_t[]", 2)
+
+
+def new_interp_call(funcs, mems, nmems: int, nglobals: int, stack, cells: int, frames,
+                    max_frames: int, entry: int):
+    """A ``wenv_call`` for one call from Python, and its globals region (2 words a global)."""
+    c = ffi.new("wenv_call *")
+    gcells = ffi.new("uint64_t[]", 2 * nglobals) if nglobals else _NO_GLOBALS
+    c.funcs, c.mems, c.nmems, c.globals = funcs, mems, nmems, gcells
+    c.stack, c.stack_cells, c.frames, c.max_frames, c.entry = stack, cells, frames, max_frames, entry
+    return c, gcells

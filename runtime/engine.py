@@ -14,6 +14,8 @@ class Engine:
         allocator: where instance memories come from (default: an OnDemandAllocator).
         memory_init_cow: map static images copy-on-write (default). False copies each
             image into every instance at instantiation (the "copy" strategy).
+        signals_based_traps: let wasm code rely on guard pages (raw accesses where the plan
+            allows, Wasmtime's name). False checks every memory access explicitly.
         image_backing: what the images of modules made from bytes live in: "memfd" (a
             sealed memfd, Linux), "tempfile" (an unlinked temporary file, the macOS way)
             or None (the platform's choice). See ``runtime.image.BACKINGS``.
@@ -23,10 +25,12 @@ class Engine:
     """
 
     def __init__(self, tunables: Optional[Tunables] = None, allocator=None, *,
-                 memory_init_cow: bool = True, image_backing: Optional[str] = None):
+                 memory_init_cow: bool = True, signals_based_traps: bool = True,
+                 image_backing: Optional[str] = None):
         from .image import check_backing
         self.image_backing = check_backing(image_backing)
         self.memory_init_cow = bool(memory_init_cow)
+        self.signals_based_traps = bool(signals_based_traps)
         if tunables is not None and not isinstance(tunables, Tunables):
             raise TypeError("tunables must be a wasmenv.Tunables")
         self.tunables = tunables if tunables is not None else Tunables()

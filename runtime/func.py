@@ -9,7 +9,19 @@ from .errors import WasmRuntimeError
 
 
 class ExecutionUnsupported(WasmRuntimeError, NotImplementedError):
-    """Calling a wasm-defined function: this runtime does not execute wasm code."""
+    """Something this runtime cannot execute yet (e.g. a Caller for host functions)."""
+
+
+def _wasm_call():
+    """runtime.interp.call (imported on first use: the interpreter's code loads lazily)."""
+    global _CALL
+    if _CALL is None:
+        from .interp import call
+        _CALL = call
+    return _CALL
+
+
+_CALL = None
 
 
 class Func:
@@ -43,10 +55,23 @@ class Func:
         return self._index
 
     def __call__(self, *args):
+        """Call the function: a host callable directly, wasm code in the interpreter.
+
+        Wasm functions take and return i32/i64 as ints, f32/f64 as floats (NaN payloads as
+        far as a Python float keeps them); several results come back as a tuple.
+
+        Raises:
+            TypeError: wrong number or types of arguments (nothing ran).
+            Trap: the wasm code trapped.
+            UnsupportedFeature: the function (or one it calls) uses an instruction the
+                interpreter does not run yet.
+
+        This step runs each call over a copy of the instance's globals, written back to
+        its ``Global`` objects when the call ends (trap or not): two threads calling into
+        one instance at once do not see each other's global writes.
+        """
         if self._callable is None:
-            raise ExecutionUnsupported(
-                f"function {self._index} is wasm code; this runtime lays out and initializes "
-                "instances but does not execute wasm")
+            return _wasm_call()(self._instance, self._index, self.ty, args)
         return self._callable(*args)
 
     def __repr__(self):

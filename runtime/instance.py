@@ -193,7 +193,7 @@ class Instance(Owner):
     # -- public --------------------------------------------------------------------------
     @property
     def start_func(self) -> Optional[int]:
-        """The start function's index (not run: this runtime does not execute wasm)."""
+        """The start function's index (not run yet: exports run in the interpreter, start functions do not)."""
         return self.module.env.start_func
 
     def memory(self, index: int = 0):

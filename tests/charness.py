@@ -7,7 +7,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 C_SRC = os.path.join(ROOT, "c_src")
 
 
-def build(out_dir, harness, units, *flags):
+def build(out_dir, harness, units, *flags, libs=("-lpthread",)):
     """Compile tests/c/HARNESS.c with c_src/wenv_UNIT.c for each of ``units`` and
     ``flags`` (warnings are errors, as in the extension); the executable's path."""
     cc = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
@@ -16,7 +16,7 @@ def build(out_dir, harness, units, *flags):
     proc = subprocess.run([cc, "-O1", "-g", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
                            "-Wno-unused-parameter", "-fno-omit-frame-pointer", *flags, f"-I{C_SRC}",
                            *(os.path.join(C_SRC, f"wenv_{unit}.c") for unit in units),
-                           os.path.join(ROOT, "tests", "c", f"{harness}.c"), "-o", exe, "-lpthread"],
+                           os.path.join(ROOT, "tests", "c", f"{harness}.c"), "-o", exe, *libs],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return exe

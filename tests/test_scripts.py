@@ -148,3 +148,12 @@ def test_bench_real_prints_a_row_per_module_and_per_synthetic_size(tmp_path):
     assert "ours-drop" in result["real"]["side_module"]["rows"]
     assert "ours-drop" not in result["real"]["data_page"]["rows"]
     assert set(result["synthetic"]) >= {"funcs-100", "table-1000", "globals-10"}
+
+
+def test_bench_exec_prints_a_row_per_kernel():
+    out = run_script("scripts/bench_exec.py", "--repeat", "1", "--fib", "15", "--mib", "1")
+    lines = out.strip().splitlines()
+    assert "pywasm3" in lines[1] and "wasmtime-py" in lines[1]
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert set(rows) == {"fib", "sum8", "copy32", "noop"}
+    assert all(float(cells[2]) > 0 for cells in rows.values())  # ours ran (answers checked in the script)

@@ -215,6 +215,10 @@ def spec_wasm_modules(spec_dir: Path = None, files: Iterable[str] = None,
 
 
 # -- wasm-smith ------------------------------------------------------------------------------
+#: smith options that are bare flags (on when given).
+_BARE_FLAGS = {"ensure_termination"}
+
+
 def _smith_flags(smith_args: Dict[str, object]) -> List[str]:
     flags = []
     for key in sorted(smith_args):
@@ -222,7 +226,9 @@ def _smith_flags(smith_args: Dict[str, object]) -> List[str]:
         if value is None:
             continue
         flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
+        if key in _BARE_FLAGS:  # flags without a value
+            flags += [flag] if value else []
+        elif isinstance(value, bool):
             flags += [flag, "true" if value else "false"]
         else:
             flags += [flag, str(value)]

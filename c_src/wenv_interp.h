@@ -1,0 +1,78 @@
+/*
+ * wenv_interp: the interpreter of translated function bodies (runtime/translate.py).
+ *
+ * Code is an array of 64-bit words: an instruction is its op word (the op number as
+ * the translator writes it, replaced by its handler's address by wenv_interp_link),
+ * then its operands: frame-slot indices (8-byte cells relative to the frame pointer),
+ * immediates, and branch displacements in words from the op word. C trusts only code
+ * produced by the translator from validated wasm.
+ *
+ * A call runs without C recursion: wasm-to-wasm calls push a wenv_frame. When the
+ * interpreter needs Python (a callee not yet translated, memory.grow) it saves its
+ * state in the wenv_call and returns an exit status; wenv_interp_run() resumes it.
+ */
+#ifndef WENV_INTERP_H
+#define WENV_INTERP_H
+#include <stdint.h>
+#include "wenv_memory.h"
+/* CDEF-BEGIN */
+
+/* ---- wenv_call.status ---- */
+#define WENV_I_DONE 0
+#define WENV_I_UNREACHABLE 1
+#define WENV_I_DIV_ZERO 2
+#define WENV_I_INT_OVERFLOW 3
+#define WENV_I_BAD_CONV 4
+#define WENV_I_OOB 5            /* out of bounds, found by an explicit check */
+#define WENV_I_OOB_GUARD 6      /* out of bounds, found by a guard-page fault */
+#define WENV_I_STACK_OVERFLOW 7
+#define WENV_I_FAULT 8          /* a fault inside the accessible bytes */
+#define WENV_I_EXIT_TRANSLATE 100   /* exit_arg0: the function to translate; resume re-runs the call */
+#define WENV_I_EXIT_GROW 101        /* memory exit_arg0 grows by exit_arg1 pages; result into *exit_dst */
+
+typedef struct wenv_func {
+    uint64_t *code;             /* linked code; NULL until translated */
+    uint32_t nparams;
+    uint32_t nresults;
+    uint32_t nlocals;           /* declared locals after the parameters (zeroed at entry) */
+    uint32_t frame_cells;       /* cells the frame needs from its first parameter */
+} wenv_func;
+
+typedef struct wenv_frame {
+    uint64_t *ret_ip;
+    uint64_t *fp;
+} wenv_frame;
+
+/* One call from Python into wasm; owned by Python (ffi.new). */
+typedef struct wenv_call {
+    wenv_func *funcs;
+    wenv_memory **mems;         /* every memory, imported ones first */
+    uint32_t nmems;
+    uint64_t *globals;          /* 16-byte cells (two words), every global, imported ones first */
+    uint64_t *stack;            /* the value stack: the entry's arguments, then its results */
+    uint64_t stack_cells;
+    wenv_frame *frames;
+    uint32_t max_frames;
+    uint32_t entry;             /* the function called */
+    /* saved state (exits) */
+    uint64_t *ip;               /* NULL: not started */
+    uint64_t *fp;
+    uint32_t depth;
+    int status;
+    uint64_t trap_addr;         /* memory traps: the wasm address */
+    uint64_t exit_arg0;
+    uint64_t exit_arg1;
+    uint64_t *exit_dst;
+    uint64_t *trap_ip;          /* the raw access in flight (for the guard-fault path) */
+    uint64_t faults;            /* guard-page faults taken by this call */
+} wenv_call;
+
+int wenv_interp_op_count(void);
+const char *wenv_interp_op_name(int op);
+/* Replace the op number at each of `n` positions of `code` by its handler. 0, or -1 (EINVAL). */
+int wenv_interp_link(uint64_t *code, uint64_t code_len, const uint32_t *positions, uint64_t n);
+/* Run (or resume) the call; returns and sets c->status. */
+int wenv_interp_run(wenv_call *c);
+
+/* CDEF-END */
+#endif

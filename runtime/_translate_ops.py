@@ -1,0 +1,268 @@
+"""The translator's control and variable instructions (runtime/translate.py): blocks,
+branches with their value moves, calls, globals, memory size/grow/fill/copy.
+
+Each handler is ``handler(t, op)``: ``t`` is the FunctionTranslator (its Reader at the
+immediates), ``op`` the :class:`wasmenv.opcodes.Op`.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Tuple
+
+from wasmenv import UnsupportedFeature, ValType
+
+__all__ = ["CONTROL", "Frame", "BLOCK", "LOOP", "IF", "FUNC", "NUMERIC_TYPES", "check_types",
+           "unsupported"]
+
+NUMERIC_TYPES = (ValType.I32, ValType.I64, ValType.F32, ValType.F64)
+BLOCK, LOOP, IF, FUNC = range(4)
+
+
+class Frame:
+    __slots__ = ("kind", "height", "nparams", "nresults", "fixups", "start", "else_fix",
+                 "spill", "dead", "has_else")
+
+    def __init__(self, kind, height, nparams, nresults, start=0):
+        self.kind, self.height, self.nparams, self.nresults = kind, height, nparams, nresults
+        self.fixups: List[Tuple[int, int]] = []  # (displacement word, op position)
+        self.start = start
+        self.else_fix = None
+        self.spill = None
+        self.dead = False
+        self.has_else = False
+
+    @property
+    def arity(self):
+        return self.nparams if self.kind == LOOP else self.nresults
+
+
+def unsupported(proposal, detail):
+    return UnsupportedFeature(proposal, detail=detail)
+
+
+def check_types(types, what):
+    for t in types:
+        if t not in NUMERIC_TYPES:
+            proposal = "simd" if t is ValType.V128 else "reference types"
+            raise unsupported(proposal, f"{what} of type {t}")
+
+
+def _block(t, op) -> None:
+    nparams, nresults = t.block_type()
+    t.materialize_all()
+    kind = LOOP if op.name == "loop" else BLOCK
+    frame = Frame(kind, len(t.st) - nparams, nparams, nresults)
+    if kind == LOOP:
+        frame.start = t.label()
+    t.ctrls.append(frame)
+
+
+def _if(t, op) -> None:
+    nparams, nresults = t.block_type()
+    cond = t.pop()
+    fused = t.take_cond(cond)
+    t.materialize_all()
+    frame = Frame(IF, len(t.st) - nparams, nparams, nresults)
+    if nparams:  # the else arm needs the parameters the then arm may overwrite
+        frame.spill = t.nspill
+        t.nspill += nparams
+        for i in range(nparams):
+            t.emit("copy", 0, t.home(frame.height + i))
+            t.spill_slot(len(t.code) - 2, frame.spill + i)
+    name, operands = t.cond_branch(fused, cond, False)
+    pos = t.emit(name, *operands, 0)
+    frame.else_fix = (len(t.code) - 1, pos)
+    t.label()
+    t.ctrls.append(frame)
+
+
+def _fallthrough(t, frame: Frame) -> None:
+    """The end of a reachable arm: its results into their homes."""
+    for i in range(frame.nresults):
+        t.materialize(frame.height + i)
+
+
+def _else(t, op) -> None:
+    frame = t.ctrls[-1]
+    if not frame.dead:
+        _fallthrough(t, frame)
+        pos = t.emit("br", 0)
+        frame.fixups.append((len(t.code) - 1, pos))
+    word, pos = frame.else_fix
+    t.patch(word, pos, t.label())
+    frame.else_fix = None
+    frame.has_else = True
+    frame.dead = False
+    del t.st[frame.height:]
+    for i in range(frame.nparams):
+        t.emit("copy", t.home(frame.height + i), 0)
+        t.spill_slot(len(t.code) - 1, frame.spill + i)
+        t.push()
+
+
+def _end(t, op) -> None:
+    frame = t.ctrls.pop()
+    if frame.kind == FUNC:
+        if not frame.dead:
+            t.exit_to(frame)
+        return
+    if not frame.dead:
+        _fallthrough(t, frame)
+    here = t.label()
+    for word, pos in frame.fixups:
+        t.patch(word, pos, here)
+    if frame.else_fix is not None:  # an if without else: its params are its results
+        t.patch(*frame.else_fix, here)
+    del t.st[frame.height:]
+    for _ in range(frame.nresults):
+        t.push()
+
+
+def _unreachable_after(t) -> None:
+    frame = t.ctrls[-1]
+    frame.dead = True
+    del t.st[frame.height:]
+
+
+def _br(t, op) -> None:
+    t.exit_to(t.ctrls[-1 - t.r.u32()])
+    _unreachable_after(t)
+
+
+def _br_if(t, op) -> None:
+    target = t.ctrls[-1 - t.r.u32()]
+    cond = t.pop()
+    fused = t.take_cond(cond)
+    moves = t.moves_to(target)
+    if not moves and target.kind != FUNC:
+        name, operands = t.cond_branch(fused, cond, True)
+        t.branch(target, name, *operands)
+        t.label()
+        return
+    name, operands = t.cond_branch(fused, cond, False)
+    pos = t.emit(name, *operands, 0)
+    word = len(t.code) - 1
+    t.exit_to(target)
+    t.patch(word, pos, t.label())
+
+
+def _br_table(t, op) -> None:
+    r = t.r
+    depths = [r.u32() for _ in range(r.u32() + 1)]
+    index = t.pop()
+    pos = t.emit("br_table", index, len(depths) - 1, *([0] * len(depths)))
+    first = pos + 3
+    stubs = []
+    for k, depth in enumerate(depths):
+        target = t.ctrls[-1 - depth]
+        if not t.moves_to(target) and target.kind != FUNC:
+            if target.kind == LOOP:
+                t.patch(first + k, pos, target.start)
+            else:
+                target.fixups.append((first + k, pos))
+        else:
+            stubs.append((k, target))
+    for k, target in stubs:
+        t.patch(first + k, pos, t.label())
+        t.exit_to(target)
+    t.label()
+    _unreachable_after(t)
+
+
+def _return(t, op) -> None:
+    t.exit_to(t.ctrls[0])
+    _unreachable_after(t)
+
+
+def _unreachable(t, op) -> None:
+    t.emit("unreachable")
+    t.label()
+    _unreachable_after(t)
+
+
+def _nop(t, op) -> None:
+    pass
+
+
+def _drop(t, op) -> None:
+    t.pop()
+
+
+def _select(t, op) -> None:
+    if op.imm == "valtypes":
+        for _ in range(t.r.u32()):
+            if t.read_valtype() not in NUMERIC_TYPES:  # pragma: no cover - read_valtype raises
+                raise unsupported("reference types", "select of references")
+    c, b, a = t.pop(), t.pop(), t.pop()
+    dst = t.push()
+    t.produced(t.emit("select", dst, a, b, c))
+    t.last_cmp = None
+
+
+def _global_get(t, op) -> None:
+    g = t.r.u32()
+    check_types([t.ctx.global_types[g]], "global.get of a global")
+    dst = t.push()
+    t.produced(t.emit("global_get", dst, g))
+    t.last_cmp = None
+
+
+def _global_set(t, op) -> None:
+    g = t.r.u32()
+    check_types([t.ctx.global_types[g]], "global.set of a global")
+    t.emit("global_set", g, t.pop())
+    t.last = t.last_cmp = None
+
+
+def _call(t, op) -> None:
+    f = t.r.u32()
+    if f < t.ctx.num_imported_funcs:
+        raise unsupported("host calls", f"call of imported function {f}")
+    ft = t.ctx.func_types[f]
+    check_types(ft.params, "a callee parameter")
+    check_types(ft.results, "a callee result")
+    n = len(ft.params)
+    for i in range(len(t.st) - n, len(t.st)):
+        t.materialize(i)
+    argbase = t.home(len(t.st) - n)
+    del t.st[len(t.st) - n:]
+    t.emit("call", f, argbase)
+    for _ in ft.results:
+        t.push()
+    t.label()  # (results are in their homes; nothing to fuse across a call)
+
+
+def _memory_size(t, op) -> None:
+    mem = t.r.u32()
+    dst = t.push()
+    t.produced(t.emit("memory_size", dst, mem))
+
+
+def _memory_grow(t, op) -> None:
+    mem = t.r.u32()
+    delta = t.pop()
+    dst = t.push()
+    t.emit("memory_grow", dst, delta, mem)
+    t.last = None
+
+
+def _memory_fill(t, op) -> None:
+    mem = t.r.u32()
+    n, value, d = t.pop(), t.pop(), t.pop()
+    t.emit("memory_fill", d, value, n, mem)
+    t.last = None
+
+
+def _memory_copy(t, op) -> None:
+    dmem, smem = t.r.u32(), t.r.u32()
+    n, s, d = t.pop(), t.pop(), t.pop()
+    t.emit("memory_copy", d, s, n, dmem, smem)
+    t.last = None
+
+
+CONTROL: Dict[str, Callable] = {
+    "block": _block, "loop": _block, "if": _if, "else": _else, "end": _end, "br": _br,
+    "br_if": _br_if, "br_table": _br_table, "return": _return, "unreachable": _unreachable,
+    "nop": _nop, "drop": _drop, "select": _select, "global.get": _global_get,
+    "global.set": _global_set, "call": _call, "memory.size": _memory_size,
+    "memory.grow": _memory_grow, "memory.fill": _memory_fill, "memory.copy": _memory_copy,
+}
