@@ -15,6 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from harness.oracle import wasmtime_engine  # noqa: E402,F401  (callers import it from here)
 from wasmenv import FuncType, GlobalType, MemoryType, TableType, ValType  # noqa: E402
 
 _ZERO = {ValType.I32: 0, ValType.I64: 0, ValType.F32: 0.0, ValType.F64: 0.0,
@@ -85,22 +86,7 @@ def has_store_bound(module_imports) -> bool:
     return any(not isinstance(imp.type, FuncType) for imp in module_imports)
 
 
-# ---- wasmtime-py -------------------------------------------------------------------------
-
-def wasmtime_engine(cow: bool = True, guard_bytes=None, cache: bool = False):
-    """A wasmtime-py Engine with the proposals our decoder accepts turned on."""
-    import wasmtime as wt
-    cfg = wt.Config()
-    for feature in ("wasm_multi_memory", "wasm_memory64", "wasm_threads", "wasm_reference_types",
-                    "wasm_bulk_memory", "wasm_multi_value", "wasm_exceptions"):
-        setattr(cfg, feature, True)
-    cfg.shared_memory = True
-    cfg.memory_init_cow = cow
-    if guard_bytes is not None:
-        cfg.memory_guard_size = guard_bytes
-    if cache:
-        cfg.cache = True  # wasmtime's own compilation cache: large modules compile once
-    return wt.Engine(cfg)
+# ---- wasmtime-py (engines: harness.oracle.wasmtime_engine, the one feature list) ----------
 
 
 def _wt_valtype(wt, content, where):

@@ -37,6 +37,7 @@ import time
 # after this line, hence their noqa: E402.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from _timing import median_seconds  # noqa: E402  (this folder is sys.path[0] when run as a script)
 import wasmenv  # noqa: E402
 from wasmenv import load_artifact, save_artifact  # noqa: E402
 from wasmenv.encode import section, sleb, uleb  # noqa: E402
@@ -78,15 +79,6 @@ def wasm_with_code(n_bytes: int, body_bytes: int = 300) -> bytes:
     code = uleb(funcs) + (uleb(len(body)) + body) * funcs
     return (b"\0asm\x01\0\0\0" + section(1, b"\x01\x60\x00\x00")
             + section(3, uleb(funcs) + b"\x00" * funcs) + section(10, code))
-
-
-def median_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 FRESH_LOAD = r"""
@@ -166,8 +158,8 @@ def main(argv=None) -> int:
             with open(wasm_path, "wb") as f:
                 f.write(wasm)
             compile_repeat = max(3, min(args.repeat, 64 // mib if mib else args.repeat))
-            t_compile_one = median_time(lambda one=one: wasmenv.compile(one), compile_repeat)
-            t_compile = median_time(lambda wasm=wasm: wasmenv.compile(wasm), compile_repeat)
+            t_compile_one = median_seconds(lambda one=one: wasmenv.compile(one), compile_repeat)
+            t_compile = median_seconds(lambda wasm=wasm: wasmenv.compile(wasm), compile_repeat)
             del one
             tr = wasmenv.compile(wasm)
             mi = tr.module.memory_initialization
@@ -178,9 +170,9 @@ def main(argv=None) -> int:
             t_save = time.perf_counter() - t0
             del tr
             load_artifact(out)  # warm up
-            t_load = median_time(lambda out=out: load_artifact(out), args.repeat)
+            t_load = median_seconds(lambda out=out: load_artifact(out), args.repeat)
             t_fresh = fresh(FRESH_LOAD.format(root=root, path=out), args.fresh)
-            t_verify = median_time(lambda out=out: load_artifact(out, verify=True), 3)
+            t_verify = median_seconds(lambda out=out: load_artifact(out, verify=True), 3)
             row = [mib, t_compile_one, t_compile, t_save, t_load, t_fresh, t_verify]
             if instantiate:
                 row.append(fresh(FRESH_INSTANTIATE.format(root=root, source=out, artifact=True), args.fresh))
@@ -232,7 +224,7 @@ def code_row(mib: float, args, work: str) -> list:
     del tr
     disk = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs)
     load_artifact(out)  # warm up
-    t_load = median_time(lambda: load_artifact(out), args.repeat)
+    t_load = median_seconds(lambda: load_artifact(out), args.repeat)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     t_fresh = fresh(FRESH_LOAD.format(root=root, path=out), args.fresh)
     t_art = t_wasm = None

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import statistics
 import sys
-import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Import the packages of this checkout, not an installed copy: the imports below come
 # after this line, hence their noqa: E402.
 sys.path.insert(0, str(ROOT))
 
+from _timing import median_seconds  # noqa: E402  (this folder is sys.path[0] when run as a script)
 import wasmenv  # noqa: E402
 from wasmenv.encode import section, sleb, uleb  # noqa: E402
 
@@ -45,15 +44,6 @@ def data_module(total_bytes: int, segments: int, fill: int = 0xA5) -> bytes:
     return b"\0asm\x01\0\0\0" + memory + data
 
 
-def median_time(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,8 +64,8 @@ def main(argv=None) -> int:
     ok_all = True
     for label, total, segments, target in cases:
         wasm = data_module(total, segments)
-        decode = median_time(lambda wasm=wasm: wasmenv.translate(wasm), args.runs)
-        compile_ = median_time(lambda wasm=wasm: wasmenv.compile(wasm), args.runs)
+        decode = median_seconds(lambda wasm=wasm: wasmenv.translate(wasm), args.runs)
+        compile_ = median_seconds(lambda wasm=wasm: wasmenv.compile(wasm), args.runs)
         if segments == 1:  # zero-copy check: the segment is a view of the input buffer
             tr = wasmenv.translate(wasm)
             view = tr.data.chunks[0]

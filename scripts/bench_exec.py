@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import wasmtime  # noqa: E402
 
+from _timing import median_seconds  # noqa: E402  (this folder is sys.path[0] when run as a script)
 import runtime  # noqa: E402
 
 WAT = """(module
@@ -75,16 +74,6 @@ def wasm3(wasm):
     return lambda name: rt.find_function(name)
 
 
-def median_s(fn, args, repeat):
-    fn(*args)  # warm-up (and lazy translation), untimed
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
@@ -104,9 +93,9 @@ def main(argv=None):
         for kname, export, kargs, _ in kernels:
             f = get(export)
             if kname == "noop":
-                results[rname, kname] = median_s(lambda f=f: [f() for _ in range(1000)], (), args.repeat) / 1000
+                results[rname, kname] = median_seconds(lambda f=f: [f() for _ in range(1000)], args.repeat, warmup=True) / 1000
             else:
-                results[rname, kname] = median_s(f, kargs, args.repeat)
+                results[rname, kname] = median_seconds(f, args.repeat, *kargs, warmup=True)
         answers = {k: get(e)(*a) for k, e, a, _ in kernels[:3]}
         results[rname, "answers"] = answers
     reference = results["wasmtime-py", "answers"]

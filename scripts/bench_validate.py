@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import statistics
 import sys
-import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _timing import median_seconds  # noqa: E402  (this folder is sys.path[0] when run as a script)
 import runtime  # noqa: E402
 import wasmenv  # noqa: E402
 
@@ -32,15 +31,6 @@ import wasmenv  # noqa: E402
 def code_section_bytes(translation) -> int:
     bodies = translation.code.bodies
     return bodies[-1][1] - bodies[0][0] if bodies else 0
-
-
-def median_time(runs: int, fn, *args) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def make_and_close(engine, wasm) -> None:
@@ -61,10 +51,10 @@ def main(argv=None) -> int:
         wasm = path.read_bytes()
         translation = wasmenv.translate(wasm)
         code = code_section_bytes(translation)
-        ours_v = median_time(args.runs, wasmenv.validate, translation)
-        wt_v = median_time(args.runs, wasmtime.Module.validate, wt_engine, wasm)
-        ours_m = median_time(args.runs, make_and_close, engine, wasm)
-        wt_m = median_time(max(1, args.runs // 2), wasmtime.Module, wt_engine, wasm)
+        ours_v = median_seconds(wasmenv.validate, args.runs, translation)
+        wt_v = median_seconds(wasmtime.Module.validate, args.runs, wt_engine, wasm)
+        ours_m = median_seconds(make_and_close, args.runs, engine, wasm)
+        wt_m = median_seconds(wasmtime.Module, max(1, args.runs // 2), wt_engine, wasm)
         print(f"{path.name[:28]:28} {len(wasm):9d} {code:9d} {ours_v * 1e9 / code:10.0f} "
               f"{wt_v * 1e9 / code:8.1f} {ours_m * 1e3:11.1f} ms {wt_m * 1e3:9.1f} ms "
               f"{ours_m / wt_m:6.2f}")

@@ -27,7 +27,9 @@ FULL_COMPARE_BYTES = 64 << 20
 
 
 def wasmtime_engine(cow: bool = True, guard_bytes: Optional[int] = None,
-                    reservation_bytes: Optional[int] = None) -> wt.Engine:
+                    reservation_bytes: Optional[int] = None, cache: bool = False) -> wt.Engine:
+    """A wasmtime-py Engine with the proposals our decoder accepts turned on; ``cache``:
+    wasmtime's own compilation cache (large modules compile once across runs)."""
     cfg = wt.Config()
     for feature in ("wasm_multi_memory", "wasm_memory64", "wasm_threads", "wasm_reference_types",
                     "wasm_bulk_memory", "wasm_multi_value", "wasm_exceptions"):
@@ -38,6 +40,8 @@ def wasmtime_engine(cow: bool = True, guard_bytes: Optional[int] = None,
         cfg.memory_guard_size = guard_bytes
     if reservation_bytes is not None:
         cfg.memory_reservation = reservation_bytes
+    if cache:
+        cfg.cache = True
     return wt.Engine(cfg)
 
 
