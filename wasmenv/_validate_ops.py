@@ -41,7 +41,7 @@ def block_type(v) -> FuncType:
         r.pos += 1
         return t
     if b == 0x63 or b == 0x64 or 0x40 <= b < 0x80:  # a value type (typed reference, GC, ...)
-        from .decode import read_val_type
+        from .decode_types import read_val_type
         return FuncType((), (read_val_type(r, v.ctx.types),))
     x = r.s33()
     if x < 0 or x >= len(v.ctx.types):
@@ -142,7 +142,7 @@ def op_select(v, op):
 
 
 def op_select_t(v, op):
-    from .decode import read_val_type
+    from .decode_types import read_val_type
     r = v.r
     n = r.u32()
     if n != 1:
@@ -391,7 +391,7 @@ def op_elem_drop(v, op):
 
 # -- references ---------------------------------------------------------------------------------
 def op_ref_null(v, op):
-    from .decode import read_heap_type
+    from .decode_types import read_heap_type
     v.vals.append(read_heap_type(v.r, v.ctx.types))
 
 

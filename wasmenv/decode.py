@@ -21,34 +21,22 @@ from dataclasses import replace
 from . import checks
 from .checks import Invalid
 from .constexpr import MASK32, MASK64, ConstExpr
+from .decode_segments import SegmentSections
+from .decode_types import (_KIND_NAMES, I32, I64, read_heap_type, read_ref_type,
+                           read_val_type)
 from .errors import DecodeError, UnsupportedFeature
-from .init import MemoryInitialization, MemoryInitializer, TableInitialization, TableInitializer
-from .module import ElementSegment, FunctionType, Global, Initializer, Module, ModuleType
+from .init import MemoryInitialization, TableInitialization
+from .limits import (MAX_EXPORTS, MAX_FUNCTION_PARAMS, MAX_FUNCTION_RETURNS, MAX_FUNCTIONS, MAX_GLOBALS,
+                     MAX_IMPORTS, MAX_MEMORIES, MAX_TABLES, MAX_TAGS, MAX_TYPE_SIZE, MAX_TYPES)
+from .module import FunctionType, Global, Initializer, Module, ModuleType
 from .plans import MemoryPlan, TablePlan
 from .reader import Reader, as_byte_view
 from .translation import CodeSection, ModuleTranslation
 from .tunables import Tunables
-from .types import (EntityIndex, ExternKind, FuncType, GlobalType, MemoryType, RefType,
-                    TableType, TagType, ValType, is_subtype)
+from .types import (EntityIndex, ExternKind, FuncType, GlobalType, MemoryType, TableType, TagType)
 
 __all__ = ["decode_module", "SECTION_NAMES"]
 
-# -- limits (wasmparser's limits.rs, as enforced by Wasmtime) -----------------------------
-MAX_TYPES = 1_000_000
-MAX_FUNCTIONS = 1_000_000
-MAX_IMPORTS = 1_000_000
-MAX_EXPORTS = 1_000_000
-MAX_GLOBALS = 1_000_000
-MAX_TAGS = 1_000_000
-MAX_ELEMENT_SEGMENTS = 100_000
-MAX_DATA_SEGMENTS = 100_000
-MAX_FUNCTION_SIZE = 7_654_321
-MAX_FUNCTION_PARAMS = 1000
-MAX_FUNCTION_RETURNS = 1000
-MAX_TABLE_ENTRIES = 10_000_000  # items in one element segment
-MAX_TABLES = 100
-MAX_MEMORIES = 100
-MAX_TYPE_SIZE = 1_000_000  # "effective type size" of all imports + exports
 
 #: Inputs at least this large are decoded with the cyclic garbage collector paused.
 _GC_PAUSE_THRESHOLD = 1 << 20
@@ -61,101 +49,9 @@ SECTION_NAMES = {
 #: Section id -> position in the required order (tag sits between memory and global).
 _ORDER = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
 
-I32, I64, F32, F64, V128 = ValType.I32, ValType.I64, ValType.F32, ValType.F64, ValType.V128
-FUNCREF, EXTERNREF, EXNREF = ValType.FUNCREF, ValType.EXTERNREF, ValType.EXNREF
-
-_NUM_TYPES = {0x7F: I32, 0x7E: I64, 0x7D: F32, 0x7C: F64, 0x7B: V128}
-#: Short reference types (``funcref`` = ``(ref null func)``, ...).
-_REF_TYPES = {0x70: FUNCREF, 0x6F: EXTERNREF, 0x69: EXNREF, 0x74: RefType(True, "noexn")}
-_VAL_TYPES = {**_NUM_TYPES, **_REF_TYPES}
-#: Abstract heap types of function references + exception handling (single s33 bytes).
-_ABSTRACT_HEAP = {0x70: "func", 0x6F: "extern", 0x69: "exn", 0x74: "noexn"}
-#: Abstract heap types of the GC proposal (their short reference types: ``anyref``, ...).
-_GC_HEAP = {0x6E: "any", 0x6D: "eq", 0x6C: "i31", 0x6B: "struct", 0x6A: "array",
-            0x71: "none", 0x72: "noextern", 0x73: "nofunc"}
-_CONT_HEAP = {0x68: "cont", 0x75: "nocont"}
-#: Type-index prefix of reference value types: nullable ``(ref null ht)``, ``(ref ht)``.
-_REF_NULL, _REF = 0x63, 0x64
-
-_KIND_NAMES = {0: "function", 1: "table", 2: "memory", 3: "global", 4: "tag"}
-_REF_FUNC = RefType(False, "func")
 
 
-def _unsupported_heap_byte(r: Reader, byte: int, pos: int, short: bool):
-    """Raise UnsupportedFeature if ``byte`` starts a heap type (or, with ``short``, a short
-    reference type such as ``anyref``) of a proposal wasmenv does not decode."""
-    if byte in _GC_HEAP:
-        what = f"{_GC_HEAP[byte]}ref" if short else f"heap type {_GC_HEAP[byte]}"
-        if short and byte >= 0x71:
-            what = {0x71: "nullref", 0x72: "nullexternref", 0x73: "nullfuncref"}[byte]
-        raise UnsupportedFeature("gc", pos, r.section, what)
-    if byte in _CONT_HEAP:
-        what = f"{_CONT_HEAP[byte]}ref" if short else f"heap type {_CONT_HEAP[byte]}"
-        if short and byte == 0x75:
-            what = "nullcontref"
-        raise UnsupportedFeature("stack switching", pos, r.section, what)
-    if byte == 0x65:
-        raise UnsupportedFeature("shared-everything threads", pos, r.section, "shared reference type")
-    if byte == 0x62:
-        raise UnsupportedFeature("custom descriptors", pos, r.section, "exact reference type")
-
-
-def read_heap_type_of(r: Reader, types=(), defining: bool = False):
-    """A heap type: an abstract name (``"func"``, ``"extern"``, ``"exn"``, ``"noexn"``) or
-    the :class:`FuncType` of a type index (``types`` are those defined so far).
-
-    ``defining``: inside the type section, where index ``len(types)`` is the type being
-    defined -- a self-reference needs GC's recursion groups.
-    """
-    pos = r.pos
-    byte = r.peek()
-    heap = _ABSTRACT_HEAP.get(byte)
-    if heap is not None:
-        r.pos += 1
-        return heap
-    _unsupported_heap_byte(r, byte, pos, short=False)
-    value = r.s33()
-    if value < 0:
-        raise r.error(f"invalid heap type {byte:#04x} (invalid indexed ref heap type)", pos)
-    if value >= len(types):
-        if defining and value == len(types):
-            raise UnsupportedFeature("gc", pos, r.section,
-                                     f"type {value} refers to itself (recursive types need GC)")
-        raise r.error(f"unknown type {value}: type index out of bounds", pos)
-    return types[value]
-
-
-def read_val_type(r: Reader, types=(), defining: bool = False):
-    """A value type: a :class:`ValType`, or a :class:`RefType` for typed references."""
-    pos = r.pos
-    byte = r.u8()
-    t = _VAL_TYPES.get(byte)
-    if t is not None:
-        return t
-    if byte == _REF_NULL or byte == _REF:
-        return RefType.of(byte == _REF_NULL, read_heap_type_of(r, types, defining))
-    _unsupported_heap_byte(r, byte, pos, short=True)
-    raise r.error(f"invalid value type {byte:#04x}", pos)
-
-
-def read_ref_type(r: Reader, types=()):
-    pos = r.pos
-    byte = r.u8()
-    t = _REF_TYPES.get(byte)
-    if t is not None:
-        return t
-    if byte == _REF_NULL or byte == _REF:
-        return RefType.of(byte == _REF_NULL, read_heap_type_of(r, types))
-    _unsupported_heap_byte(r, byte, pos, short=True)
-    raise r.error(f"malformed reference type {byte:#04x}", pos)
-
-
-def read_heap_type(r: Reader, types=()):
-    """The heap type of ``ref.null``, as the nullable reference type it produces."""
-    return RefType.of(True, read_heap_type_of(r, types))
-
-
-class _Decoder:
+class _Decoder(SegmentSections):
     """State of one decode: the module's index spaces as they are built up."""
 
     def __init__(self, data, tunables: Tunables):
@@ -515,189 +411,6 @@ class _Decoder:
             raise r.error("unexpected content in the start section")
         self.module.start_func = index
 
-    def element_section(self, r: Reader) -> None:
-        pos = r.pos
-        n = r.count(2, "element segments")
-        self.check_max(r, 0, n, MAX_ELEMENT_SEGMENTS, "element segments", pos)
-        nfuncs = len(self.func_types)
-        escaped = self.escaped
-        for elem_index in range(n):
-            seg_pos = r.pos
-            flags = r.u32()
-            if flags > 7:
-                raise r.error(f"malformed elements segment kind (flags {flags})", seg_pos)
-            active = not flags & 0x01
-            table_index = 0
-            offset_expr = None
-            table = None
-            if active:
-                if flags & 0x02:
-                    p = r.pos
-                    table_index = r.u32()
-                else:
-                    p = seg_pos
-                if table_index >= len(self.tables):
-                    raise r.error(f"unknown table {table_index}: table index out of bounds", p)
-                table = self.tables[table_index]
-                offset_expr = self.read_const_expr(r, I64 if table.table64 else I32)
-            exprs = bool(flags & 0x04)
-            if flags & 0x03:
-                if exprs:
-                    element = read_ref_type(r, self.types)
-                else:
-                    p = r.pos
-                    kind = r.u8()
-                    if kind != 0x00:
-                        raise r.error(f"malformed element kind {kind:#04x}: only the function "
-                                      f"external type is supported in elem segment", p)
-                    element = FUNCREF
-            else:
-                element = FUNCREF
-            # Function-index segments have type (ref func) for validation (their items are
-            # never null); the model keeps recording them as funcref segments.
-            if table is not None:
-                te = table.element
-                seg_type = element if exprs else _REF_FUNC
-                if not (te is FUNCREF if not exprs else element is te) \
-                        and not is_subtype(seg_type, te):
-                    raise r.error(f"type mismatch: invalid element type `{seg_type}` for table "
-                                  f"type `{te}`", seg_pos)
-            self.elem_types.append(element if exprs else _REF_FUNC)
-            p = r.pos
-            count = r.count(1, "elements")
-            if count > MAX_TABLE_ENTRIES:
-                raise r.error("number of elements is out of bounds", p)
-            if exprs:
-                items = []
-                for _ in range(count):
-                    e = self.read_const_expr(r, element)
-                    ops = e.ops
-                    if len(ops) == 1:
-                        op, imm = ops[0]
-                        if op == "ref.func":
-                            items.append(imm)
-                            continue
-                        if op == "ref.null":
-                            items.append(None)
-                            continue
-                    items.append(e)
-                items = tuple(items)
-            else:
-                u32 = r.u32
-                lst = []
-                append = lst.append
-                for _ in range(count):
-                    p = r.pos
-                    f = u32()
-                    if f >= nfuncs:
-                        raise r.error(f"unknown function {f}: func index out of bounds", p)
-                    if f not in escaped:
-                        escaped[f] = len(escaped)
-                    append(f)
-                items = tuple(lst)
-            if active:
-                base, offset, expr = _split_offset(offset_expr)
-                self.table_inits.append(TableInitializer(table_index, base, offset, items, expr,
-                                                         table.table64))
-                self.dropped_elements.append(elem_index)
-            elif flags & 0x02:  # declarative
-                self.dropped_elements.append(elem_index)
-            else:
-                self.passive_elements[elem_index] = ElementSegment("passive", element, items)
-        self.module.num_elem_segments = n
-        self.end_of_section(r)
-
-    def data_count_section(self, r: Reader) -> None:
-        pos = r.pos
-        count = r.u32()
-        if count > MAX_DATA_SEGMENTS:
-            raise r.error("data count section specifies too many data segments", pos)
-        if not r.eof():
-            raise r.error("unexpected content in the data count section")
-        self.data_count = count
-
-    def code_section(self, r: Reader) -> None:
-        pos = r.pos
-        n = r.count(1, "function bodies")
-        defined = self.num_defined_funcs or 0
-        if n != defined:
-            raise r.error(f"function and code section have inconsistent lengths "
-                          f"({defined} functions, {n} bodies)", pos)
-        u32 = r.u32
-        bodies = []
-        for _ in range(n):
-            p = r.pos
-            size = u32()
-            if size > r.end - r.pos:
-                raise r.error(f"function body size {size} out of bounds (unexpected end)", p)
-            if size > MAX_FUNCTION_SIZE:
-                raise r.error(f"function body size count exceeds limit of {MAX_FUNCTION_SIZE}", p)
-            bodies.append((r.pos, r.pos + size))
-            r.pos += size
-        self.code_bodies = tuple(bodies)
-        self.code_count = n
-        self.end_of_section(r)
-
-    def data_section(self, r: Reader) -> None:
-        pos = r.pos
-        n = r.count(2, "data segments")
-        self.check_max(r, 0, n, MAX_DATA_SEGMENTS, "data segments", pos)
-        self.data_seen = n
-        if self.data_count is not None and self.data_count != n:
-            raise r.error(f"data count and data section have inconsistent lengths "
-                          f"(data count {self.data_count}, {n} segments)", pos)
-        memories = self.memories
-        nmem = len(memories)
-        buf = r.buf
-        end = r.end
-        push = self.translation.data.push
-        append = self.memory_inits.append
-        passive_map = self.passive_data_map
-        passive_push = self.translation.passive_data.push
-        read_expr = self.read_const_expr
-        s32 = r.s32
-        byte_vec = r.byte_vec
-        MI = MemoryInitializer
-        fast = nmem > 0 and not memories[0].memory64
-        pos = r.pos
-        for data_index in range(n):
-            # Fast path: flags 0 (memory 0, 32-bit), `i32.const N; end`, bytes. It reads
-            # what the general path would read, with the same reader calls (so the same
-            # errors), and leaves any other shape to the general path.
-            if fast and pos + 1 < end and buf[pos] == 0 and buf[pos + 1] == 0x41:
-                r.pos = pos + 2
-                value = s32() & MASK32
-                p = r.pos
-                if p < end and buf[p] == 0x0B:
-                    r.pos = p + 1
-                    append(MI(0, None, value, push(byte_vec())))
-                    pos = r.pos
-                    continue
-            # General path.
-            r.pos = seg_pos = pos
-            flags = r.u32()
-            if flags == 1:
-                passive_map[data_index] = passive_push(r.byte_vec())
-                pos = r.pos
-                continue
-            if flags == 0:
-                memory_index = 0
-                p = seg_pos
-            elif flags == 2:
-                p = r.pos
-                memory_index = r.u32()
-            else:
-                raise r.error(f"malformed data segment kind (flags {flags})", seg_pos)
-            if memory_index >= nmem:
-                raise r.error(f"unknown memory {memory_index}: memory index out of bounds", p)
-            mem64 = memories[memory_index].memory64
-            expr = read_expr(r, I64 if mem64 else I32)
-            base, offset, expr = _split_offset(expr)
-            append(MI(memory_index, base, offset, push(r.byte_vec()), expr, mem64))
-            pos = r.pos
-        r.pos = pos
-        self.end_of_section(r)
-
     def custom_section(self, r: Reader) -> None:
         name = r.name()
         if name == "name":
@@ -823,23 +536,6 @@ _ARITH_OPS = {
     0x6A: ("i32.add", I32), 0x6B: ("i32.sub", I32), 0x6C: ("i32.mul", I32),
     0x7C: ("i64.add", I64), 0x7D: ("i64.sub", I64), 0x7E: ("i64.mul", I64),
 }
-
-
-def _split_offset(expr: ConstExpr):
-    """(base, offset, expr) for a segment offset: constant, lone global.get, or kept expr."""
-    ops = expr.ops
-    if len(ops) == 1:
-        op, imm = ops[0]
-        if op == "global.get":
-            return imm, 0, None
-        return None, imm, None  # i32.const / i64.const, already unsigned
-    if not any(op == "global.get" for op, _ in ops):
-        return None, expr.evaluate(_no_global), None
-    return None, 0, expr
-
-
-def _no_global(index):  # pragma: no cover - only called for expressions without globals
-    raise AssertionError("constant expression unexpectedly reads a global")
 
 
 def decode_module(data, tunables: Tunables = None) -> ModuleTranslation:

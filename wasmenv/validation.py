@@ -137,7 +137,7 @@ class FunctionValidator(TypeStack):
         total = 0
         nullable_only = True
         types = self.ctx.types
-        from .decode import read_val_type
+        from .decode_types import read_val_type
         for _ in range(ngroups):
             pos = r.pos
             n = r.u32()
