@@ -4,6 +4,9 @@
  * into wenv_vmoffsets.h). Nothing here decides where anything lives.
  */
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "wenv_vmoffsets.h"
 
@@ -16,4 +19,27 @@ int64_t wenv_vmctx_entry(const wenv_vmoffsets *o, uint32_t region, uint64_t inde
         return -1;
     }
     return (int64_t)(o->start[region] + index * wenv_vmctx_strides[region]);
+}
+
+void *wenv_vmctx_alloc(uint64_t size)
+{
+    uint64_t rounded = (size + WENV_VMCTX_BLOCK_ALIGN - 1) & ~(uint64_t)(WENV_VMCTX_BLOCK_ALIGN - 1);
+    if (rounded == 0)
+        rounded = WENV_VMCTX_BLOCK_ALIGN;
+    if (rounded < size || rounded > SIZE_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *block = aligned_alloc(WENV_VMCTX_BLOCK_ALIGN, (size_t)rounded);
+    if (block == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    memset(block, 0, (size_t)rounded);
+    return block;
+}
+
+void wenv_vmctx_free(void *block)
+{
+    free(block);
 }

@@ -153,11 +153,19 @@ class GlobalsTemplate:
             k = index - n_imp
             return decode_cell(types[k], cells[k * CELL_SIZE:(k + 1) * CELL_SIZE])
 
-        for entry in self.per_instance:
-            value = entry.init.evaluate(get, ref_func)
-            k = entry.defined_index
-            cells[k * CELL_SIZE:(k + 1) * CELL_SIZE] = encode_cell(entry.content, value)
+        def store(k, value):
+            cells[k * CELL_SIZE:(k + 1) * CELL_SIZE] = encode_cell(types[k], value)
+
+        self.evaluate_per_instance(get, ref_func, store)
         return cells
+
+    def evaluate_per_instance(self, get_global: Callable[[int], object], ref_func: Callable[[int], object],
+                              store: Callable[[int, object], None]) -> None:
+        """Evaluate the ``per_instance`` globals in order: ``store(defined_index, value)``
+        each before the next is evaluated (a later one may read it through ``get_global``,
+        which takes indices of the whole global index space)."""
+        for entry in self.per_instance:
+            store(entry.defined_index, entry.init.evaluate(get_global, ref_func))
 
 
 _UNKNOWN = object()
