@@ -135,25 +135,24 @@ class Instance(Owner):
             self.close()
             raise
 
-    # -- instantiation -------------------------------------------------------------------
     def _open_block(self, layout):
         """The instance block: the globals template copied in, imported globals' cell
         pointers, then the per-instance initializers evaluated in order."""
-        offsets, template = layout.vmoffsets, layout.globals_template
-        block = _new_block(offsets.size)
-        cells = GlobalCells(block, offsets.start("defined_globals"))
+        block = _new_block(layout.block_bytes)
+        cells = self._cells = GlobalCells(block, layout.globals_start)
+        template = layout.globals_template
         if template.cells:
-            _copy_into(block + cells.start, template.cells, len(template.cells))
+            _copy_into(block + layout.globals_start, template.cells, len(template.cells))
         imported = self._imported_globals
         if imported:
-            _store_u64s(block, offsets.start("imported_globals"),
+            _store_u64s(block, layout.vmoffsets.start("imported_globals"),
                         [src.address(index) for _, src, index in imported])
-        self._cells = cells
         if template.per_instance:
             types = template.types
             template.evaluate_per_instance(self._global_bits, self._func_ref,
                                            lambda k, bits: cells.write(types[k], k, bits))
 
+    # -- instantiation -------------------------------------------------------------------
     def _instantiate(self, layout):
         """Tables (memories are open already), then element and data segments."""
         alloc = layout.allocation

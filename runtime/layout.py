@@ -31,13 +31,15 @@ class InstanceLayout:
     tags, tables and memories with their plans and images, element segments, the data to copy when an
     image is not mapped, passive data segments, export names."""
 
-    __slots__ = ("vmoffsets", "globals_template", "tags", "tables", "memories", "element_segments", "segmented",
+    __slots__ = ("vmoffsets", "block_bytes", "globals_start", "globals_template", "tags", "tables", "memories", "element_segments", "segmented",
                  "copies", "passive_data", "export_names", "memory_count", "max_pages",
                  "reserve_bytes", "specs", "memories_only", "allocation", "fast")
 
     def __init__(self, module: Module):
         env = module.env
-        self.vmoffsets = VMOffsets.for_module(env)
+        self.vmoffsets = offsets = VMOffsets.for_module(env)
+        self.block_bytes = offsets.size
+        self.globals_start = offsets.start("defined_globals")
         self.globals_template = GlobalsTemplate.for_module(env)
         self.tags = tuple(t.func_type for t in env.tags[env.num_imported_tags:])
         tinit = env.table_initialization
