@@ -11,13 +11,12 @@ from __future__ import annotations
 import struct
 import threading
 
-from wasmenv import GlobalType, ValType
-from wasmenv.vmglobals import CELL_SIZE
+from wasmenv import GlobalType
+from wasmenv.vmglobals import CELL_SIZE, VALUE_BYTES
 
 from . import _ffi
 from .values import as_u64, check_ref, from_bits, to_bits, valtype
 
-_WIDTH = {ValType.I32: 4, ValType.F32: 4, ValType.I64: 8, ValType.F64: 8, ValType.V128: 16}
 _U64 = struct.Struct("<Q")
 _MASK32 = (1 << 32) - 1
 _MASK64 = (1 << 64) - 1
@@ -50,7 +49,7 @@ class GlobalCells:
     def read(self, content, index: int):
         """The raw value of cell ``index`` holding a ``content`` value: unsigned ints (float
         bits; v128 as a 128-bit int), or the referenced object (None: null)."""
-        width = _WIDTH.get(content)
+        width = VALUE_BYTES.get(content)
         if width is None:
             refs = self.refs
             return None if refs is None else refs.get(index)
@@ -65,7 +64,7 @@ class GlobalCells:
     def write(self, content, index: int, bits) -> None:
         """Store ``bits`` (as :meth:`read` returns them; v128 also as 16 bytes) in cell ``index``."""
         buf, offset = self._buffer(), self.start + index * CELL_SIZE
-        width = _WIDTH.get(content)
+        width = VALUE_BYTES.get(content)
         if width is None:
             refs = self.refs
             if bits is None:
