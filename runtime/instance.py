@@ -235,7 +235,6 @@ class Instance(Owner):
             return self._func_ref(item)
         return self._eval(item)
 
-    # -- public --------------------------------------------------------------------------
     def _global(self, index: int) -> Global:
         """A view of global ``index`` (imported ones first): an imported global's view reads
         and writes the exporter's cell.
@@ -255,6 +254,7 @@ class Instance(Owner):
             raise IndexError(f"no global {index} ({len(env.globals)} globals)")
         return Global._view(env.globals[index].type, self._cells, index - len(imported), self)
 
+    # -- public --------------------------------------------------------------------------
     @property
     def globals(self) -> "Sequence[Global]":
         """Every global, imported ones first, as a sequence of views made on access."""
