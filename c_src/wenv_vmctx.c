@@ -4,9 +4,9 @@
  * into wenv_vmoffsets.h). Nothing here decides where anything lives.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "wenv_vmoffsets.h"
 
@@ -21,6 +21,10 @@ int64_t wenv_vmctx_entry(const wenv_vmoffsets *o, uint32_t region, uint64_t inde
     return (int64_t)(o->start[region] + index * wenv_vmctx_strides[region]);
 }
 
+/* calloc: fresh heap pages (and mmapped chunks) come zeroed from the kernel and stay
+ * untouched, so regions nobody wrote (funcrefs made on first use) cost no resident memory. */
+_Static_assert(_Alignof(max_align_t) >= WENV_VMCTX_BLOCK_ALIGN, "malloc must align blocks");
+
 void *wenv_vmctx_alloc(uint64_t size)
 {
     uint64_t rounded = (size + WENV_VMCTX_BLOCK_ALIGN - 1) & ~(uint64_t)(WENV_VMCTX_BLOCK_ALIGN - 1);
@@ -30,12 +34,9 @@ void *wenv_vmctx_alloc(uint64_t size)
         errno = ENOMEM;
         return NULL;
     }
-    void *block = aligned_alloc(WENV_VMCTX_BLOCK_ALIGN, (size_t)rounded);
-    if (block == NULL) {
+    void *block = calloc(1, (size_t)rounded);
+    if (block == NULL)
         errno = ENOMEM;
-        return NULL;
-    }
-    memset(block, 0, (size_t)rounded);
     return block;
 }
 
