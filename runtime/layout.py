@@ -28,17 +28,23 @@ __all__ = ["InstanceLayout", "layout_of", "allocation_of"]
 class InstanceLayout:
     """What instantiating a module needs that does not depend on the instance, computed
     once per Module (``Module._instance_layout``): the block layout, the globals template,
-    tags, tables and memories with their plans and images, element segments, the data to copy when an
-    image is not mapped, passive data segments, export names."""
+    tags, tables and memories with their plans and images, element segments, the data to
+    copy when an image is not mapped, passive data segments, export names."""
 
-    __slots__ = ("vmoffsets", "block_bytes", "globals_start", "globals_template", "tags", "tables", "memories", "element_segments", "segmented",
+    __slots__ = ("vmoffsets", "block_bytes", "globals_start", "globals_template", "tags", "tables",
+                 "memories", "element_segments", "segmented",
                  "copies", "passive_data", "export_names", "memory_count", "max_pages",
                  "reserve_bytes", "specs", "memories_only", "allocation", "fast")
 
     def __init__(self, module: Module):
         env = module.env
         self.vmoffsets = offsets = VMOffsets.for_module(env)
-        self.block_bytes = offsets.size
+        # The block is allocated through the last region instances fill so far (imported
+        # globals' cell pointers): the regions after it (funcrefs, imported functions,
+        # dropped flags) are not used yet, and zeroing them costs resident memory (the C
+        # heap clears reused pages: 189 KB of funcrefs for a module like yosys). Offsets
+        # are VMOffsets' either way; the size grows to ``offsets.size`` as they move in.
+        self.block_bytes = offsets.end("imported_globals")
         self.globals_start = offsets.start("defined_globals")
         self.globals_template = GlobalsTemplate.for_module(env)
         self.tags = tuple(t.func_type for t in env.tags[env.num_imported_tags:])

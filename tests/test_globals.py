@@ -46,7 +46,10 @@ def block_bytes(inst, offset, byte_len):
 
 def test_exported_mutable_global_reads_and_writes_its_cell(engine):
     inst = Instance(module_of(engine, EXPORTER))
-    offsets = inst.module._instance_layout.vmoffsets
+    layout = inst.module._instance_layout
+    offsets = layout.vmoffsets
+    assert offsets.end("imported_globals") <= layout.block_bytes <= offsets.size
+    assert len(_ffi.block_buffer(inst._cells.block)) == layout.block_bytes
     cell = offsets.global_cell(0)
     g = inst.exports["g"]
     assert g.value == 5 and block_bytes(inst, cell, 16) == (5).to_bytes(4, "little") + bytes(12)
