@@ -21,8 +21,9 @@ int64_t wenv_vmctx_entry(const wenv_vmoffsets *o, uint32_t region, uint64_t inde
     return (int64_t)(o->start[region] + index * wenv_vmctx_strides[region]);
 }
 
-/* calloc: fresh heap pages (and mmapped chunks) come zeroed from the kernel and stay
- * untouched, so regions nobody wrote (funcrefs made on first use) cost no resident memory. */
+/* calloc: glibc leaves a fresh mmapped chunk untouched, but clears heap memory it reuses
+ * (its top padding included), so every byte asked for may become resident: callers ask
+ * only for the regions they use (runtime/layout.py). */
 _Static_assert(_Alignof(max_align_t) >= WENV_VMCTX_BLOCK_ALIGN, "malloc must align blocks");
 
 void *wenv_vmctx_alloc(uint64_t size)
