@@ -52,6 +52,10 @@ typedef struct wenv_vmoffsets {
 /* Byte offset of entry `index` of `region` (c_src/wenv_vmctx.c), or -1 with errno
  * EINVAL: no such region, or index >= the region's count. */
 int64_t wenv_vmctx_entry(const wenv_vmoffsets *o, uint32_t region, uint64_t index);
+/* A zeroed block of `size` bytes (rounded up to WENV_VMCTX_BLOCK_ALIGN), aligned to
+ * WENV_VMCTX_BLOCK_ALIGN, or NULL with errno ENOMEM; wenv_vmctx_free releases it. */
+void *wenv_vmctx_alloc(uint64_t size);
+void wenv_vmctx_free(void *block);
 /* CDEF-END */
 #define WENV_VMCTX_STRIDES {16, 8, 16, 8, 16, 8, 24, 16, 1, 1}  /* per region, in region order */
 #endif

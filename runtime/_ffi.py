@@ -434,3 +434,40 @@ def new_interp_call(funcs, mems, nmems: int, nglobals: int, stack, cells: int, f
     c.funcs, c.mems, c.nmems, c.globals = funcs, mems, nmems, gcells
     c.stack, c.stack_cells, c.frames, c.max_frames, c.entry = stack, cells, frames, max_frames, entry
     return c, gcells
+
+
+# Instance blocks and global cells live on the C heap (wenv_vmctx_alloc: zeroed, 16-aligned),
+# not in Python's allocator; cffi frees one when its owning cdata is garbage.
+_new_block = ffi.new_allocator(alloc=lib.wenv_vmctx_alloc, free=lib.wenv_vmctx_free,
+                               should_clear_after_alloc=False)
+
+
+def new_block(byte_len: int):
+    """A zeroed native block of ``byte_len`` bytes (an owning ``uint8_t[]`` cdata, freed
+    when it is garbage: whoever holds it keeps the bytes alive).
+
+    Raises:
+        AllocationError: the C heap could not provide it.
+    """
+    try:
+        return _new_block("uint8_t[]", byte_len)
+    except MemoryError as exc:
+        raise AllocationError(f"instance block of {byte_len} bytes: out of memory", "heap") from exc
+
+
+def block_address(block) -> int:
+    """The address of a block's first byte."""
+    return int(ffi.cast("uintptr_t", block))
+
+
+def block_buffer(block):
+    """A writable memoryview of a whole block (it keeps the block alive)."""
+    return memoryview(ffi.buffer(block))
+
+
+copy_into = ffi.memmove   # (block + offset, bytes, byte_len)
+
+
+def store_u64s(block, offset: int, values) -> None:
+    """Write ``values`` as consecutive u64s at ``offset`` of ``block``."""
+    ffi.cast("uint64_t *", block + offset)[0:len(values)] = values

@@ -1,19 +1,110 @@
-"""Globals: a typed, optionally mutable value."""
+"""Globals: typed values in 16-byte native cells, and :class:`Global`, a view of one cell.
+
+Cells follow ``wasmenv.vmglobals``' encoding (little-endian from byte 0: i32/f32 in 4
+bytes, i64/f64 in 8, v128 in 16). A cell of a reference type holds 0 for null and 1
+otherwise: the referenced Python object (a Func, an extern object) cannot live in native
+memory, so it is kept in its :class:`GlobalCells`' side table ``refs``, made on the first
+non-null reference stored (one dict per instance with such a global, none otherwise).
+"""
 from __future__ import annotations
 
-from wasmenv import GlobalType
+import struct
+import threading
 
+from wasmenv import GlobalType
+from wasmenv.vmglobals import CELL_SIZE, VALUE_BYTES
+
+from . import _ffi
 from .values import as_u64, check_ref, from_bits, to_bits, valtype
+
+_U64 = struct.Struct("<Q")
+_MASK32 = (1 << 32) - 1
+_MASK64 = (1 << 64) - 1
+_REFS_LOCK = threading.Lock()  # GlobalCells.refs is made once
+
+
+class GlobalCells:
+    """A run of 16-byte global cells in a native block: an instance block's defined-global
+    region (``start`` its offset), or a host global's one cell. Whoever holds this keeps
+    the block alive: an importer holds its exporters' (so their cells outlive them)."""
+
+    __slots__ = ("block", "start", "_buf", "refs")
+
+    def __init__(self, block, start: int = 0):
+        self.block = block
+        self.start = start
+        self._buf = None  # a memoryview of the block, made on the first read or write
+        self.refs = None  # cell index -> object, for non-null references (see the module doc)
+
+    def _buffer(self):
+        buf = self._buf
+        if buf is None:
+            buf = self._buf = _ffi.block_buffer(self.block)
+        return buf
+
+    def address(self, index: int) -> int:
+        """The address of cell ``index`` (what an importer's block points at)."""
+        return _ffi.block_address(self.block) + self.start + index * CELL_SIZE
+
+    def read(self, content, index: int):
+        """The raw value of cell ``index`` holding a ``content`` value: unsigned ints (float
+        bits; v128 as a 128-bit int), or the referenced object (None: null)."""
+        width = VALUE_BYTES.get(content)
+        if width is None:
+            refs = self.refs
+            return None if refs is None else refs.get(index)
+        buf, offset = self._buffer(), self.start + index * CELL_SIZE
+        low = _U64.unpack_from(buf, offset)[0]
+        if width == 4:
+            return low & _MASK32
+        if width == 8:
+            return low
+        return low | _U64.unpack_from(buf, offset + 8)[0] << 64
+
+    def write(self, content, index: int, bits) -> None:
+        """Store ``bits`` (as :meth:`read` returns them; v128 also as 16 bytes) in cell ``index``."""
+        buf, offset = self._buffer(), self.start + index * CELL_SIZE
+        width = VALUE_BYTES.get(content)
+        if width is None:
+            refs = self.refs
+            if bits is None:
+                if refs is not None:
+                    refs.pop(index, None)
+                _U64.pack_into(buf, offset, 0)
+                return
+            if refs is None:
+                with _REFS_LOCK:
+                    refs = self.refs
+                    if refs is None:
+                        refs = self.refs = {}
+            refs[index] = bits
+            _U64.pack_into(buf, offset, 1)
+            return
+        if isinstance(bits, (bytes, bytearray, memoryview)):  # a v128.const immediate
+            bits = int.from_bytes(bits, "little")
+        _U64.pack_into(buf, offset, bits & _MASK64)
+        if width == 16:
+            _U64.pack_into(buf, offset + 8, bits >> 64)
 
 
 class Global:
-    """A wasm global. ``value`` reads and (if mutable) writes it as a Python value."""
+    """A wasm global: a view of one cell. ``value`` reads and (if mutable) writes it as a
+    Python value.
 
-    __slots__ = ("ty", "_bits", "__weakref__")
+    A host global (:meth:`new`) owns its cell. An instance's globals are views made on
+    demand (``exports[name]``, ``instance.globals[i]``) of its block's cells, or, for an
+    imported global, of the exporter's cell (so a write through either side is seen by
+    both); once that instance is closed they raise ValueError.
+    """
+
+    __slots__ = ("ty", "_cells", "_index", "_owner", "__weakref__")
 
     def __init__(self, ty: GlobalType, bits):
         self.ty = ty
-        self._bits = bits
+        self._cells = GlobalCells(_ffi.new_block(CELL_SIZE))
+        self._index = 0
+        self._owner = None  # the instance whose liveness this view depends on (None: host)
+        self._cells.write(ty.content, 0, bits)
 
     @classmethod
     def new(cls, engine, content, value, *, mutable: bool = False) -> "Global":
@@ -26,27 +117,47 @@ class Global:
         check_ref(ty.content, value)
         return cls(ty, to_bits(ty.content, value))
 
+    @classmethod
+    def _view(cls, ty: GlobalType, cells: GlobalCells, index: int, owner) -> "Global":
+        """A view of cell ``index`` of ``cells``, usable while ``owner`` (an Instance) is open."""
+        g = cls.__new__(cls)
+        g.ty, g._cells, g._index, g._owner = ty, cells, index, owner
+        return g
+
+    def _live_cells(self) -> GlobalCells:
+        owner = self._owner
+        if owner is not None and owner.closed:
+            raise ValueError("instance is closed: its globals cannot be used")
+        return self._cells
+
     @property
     def value(self):
-        return from_bits(self.ty.content, self._bits)
+        return from_bits(self.ty.content, self._live_cells().read(self.ty.content, self._index))
 
     @value.setter
     def value(self, new):
         if not self.ty.mutable:
             raise AttributeError("global is immutable")
-        check_ref(self.ty.content, new)
-        self._bits = to_bits(self.ty.content, new)
+        content = self.ty.content
+        check_ref(content, new)
+        bits = to_bits(content, new)
+        self._live_cells().write(content, self._index, bits)
 
     @property
     def bits(self):
         """The raw value: unsigned ints, float bit patterns, or the reference object."""
-        return self._bits
+        return self._live_cells().read(self.ty.content, self._index)
 
     def as_u64(self) -> int:
-        return as_u64(self.ty.content, self._bits)
+        return as_u64(self.ty.content, self.bits)
+
+    def _set_bits(self, bits) -> None:
+        """Store raw ``bits`` (as :attr:`bits` returns them), mutable or not: the
+        interpreter writing back what wasm code stored."""
+        self._live_cells().write(self.ty.content, self._index, bits)
 
     def close(self):
-        """Globals hold no native resource; present for a uniform API."""
+        """A view releases nothing (its instance owns the cell); present for a uniform API."""
 
     def __enter__(self):
         return self
@@ -56,4 +167,8 @@ class Global:
 
     def __repr__(self):
         mut = "mut " if self.ty.mutable else ""
-        return f"<Global {mut}{self.ty.content} = {self.value!r}>"
+        try:
+            value = repr(self.value)
+        except ValueError:
+            value = "<closed instance>"
+        return f"<Global {mut}{self.ty.content} = {value}>"

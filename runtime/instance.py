@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import List, Optional
 
 from wasmenv import ConstExpr, ExternKind, InitMemory
@@ -9,7 +10,7 @@ from wasmenv import ConstExpr, ExternKind, InitMemory
 from . import _ffi
 from ._owner import Owner
 from .func import Func
-from .globals import Global
+from .globals import Global, GlobalCells
 from .layout import allocation_of, layout_of
 from .linking import lookup_imports
 from .memory import Memory
@@ -17,11 +18,20 @@ from .module import Module
 from .table import Table
 from .tag import Tag
 from .traps import Trap, TrapCode
+from .values import as_u64
 
 
 class Instance(Owner):
     """An instantiated module: imports linked, globals, tables and memories created and
     initialized in spec order. Start functions are reported (``start_func``), not run.
+
+    An instance with anything to link or initialize owns a native block laid out by the
+    module's ``VMOffsets`` (``runtime.layout``); so far it holds the defined globals'
+    cells, copied from the module's ``GlobalsTemplate`` (only initializers reading imports
+    or making ``ref.func`` values are evaluated per instance), and a pointer to each
+    imported global's cell. ``Global`` and ``Func`` objects are views made on demand:
+    ``globals[i]``, ``exports[name]``, table reads; a wasm function's Func is made once
+    (kept in a dict made on first use), nothing is made per function or per global.
 
     A defined memory is opened by its allocator in C (reserved and its image mapped, or a
     pool slot prepared); its :class:`runtime.Memory` object is made the first time it is
@@ -47,8 +57,10 @@ class Instance(Owner):
     # set (in the instance's __dict__, made on first store) only by modules that need it:
     # an instance of a memories-only module costs three stores and no dict.
     __slots__ = ("module", "_handles", "_layout", "__dict__", "__weakref__")
-    functions: Optional[List[Optional[Func]]] = None  # made on first reference when None
-    globals: List[Global] = ()
+    _imported_funcs: List[Func] = ()     # one per imported function, in import order
+    _funcs: Optional[dict] = None        # defined function index -> its Func, made on first use
+    _imported_globals: List[tuple] = ()  # per imported global: (type, exporter's cells, cell index)
+    _cells: Optional[GlobalCells] = None  # the defined globals in this instance's block
     tables: List[Table] = ()
     tags: List[Tag] = ()
     _imported_memories: List[object] = ()
@@ -87,9 +99,9 @@ class Instance(Owner):
         externs = [] if imports is None and not env.initializers else lookup_imports(env, imports)
         # Containers only for what the module has (the class's empty defaults otherwise).
         if env.num_imported_funcs:
-            self.functions = [None] * len(env.functions)
-        if env.globals:
-            self.globals = []
+            self._imported_funcs = []
+        if env.num_imported_globals:
+            self._imported_globals = []
         if env.table_plans:
             self.tables = []
         if env.num_imported_memories:
@@ -99,18 +111,18 @@ class Instance(Owner):
         for imp, ext in zip(env.initializers, externs):
             kind = imp.index.kind
             if kind is ExternKind.FUNC:
-                self.functions[imp.index.index] = ext
-            elif kind is ExternKind.GLOBAL:
-                self.globals.append(ext)
+                self._imported_funcs.append(ext)
+            elif kind is ExternKind.GLOBAL:  # (a view of a closed instance raises here)
+                self._imported_globals.append((ext.ty, ext._live_cells(), ext._index))
             elif kind is ExternKind.TABLE:
                 self.tables.append(ext)
             elif kind is ExternKind.MEMORY:
                 self._imported_memories.append(ext)
             else:
                 self.tags.append(ext)
-        # Spec order: globals (and tags) first; they are plain objects, nothing to release.
-        for ty, init in layout.globals:
-            self.globals.append(Global(ty, self._eval(init)))
+        # Spec order: globals (and tags) first: the block is freed with its last holder
+        # (see _open_block), nothing to release.
+        self._open_block(layout)
         for func_type in layout.tags:
             self.tags.append(Tag(func_type))
         # Counted by the allocator from here (a pool may refuse: AllocationError); ended by
@@ -122,6 +134,23 @@ class Instance(Owner):
         except BaseException:
             self.close()
             raise
+
+    def _open_block(self, layout):
+        """The instance block: the globals template copied in, imported globals' cell
+        pointers, then the per-instance initializers evaluated in order."""
+        block = _new_block(layout.block_bytes)
+        cells = self._cells = GlobalCells(block, layout.globals_start)
+        template = layout.globals_template
+        if template.cells:
+            _copy_into(block + layout.globals_start, template.cells, len(template.cells))
+        imported = self._imported_globals
+        if imported:
+            _store_u64s(block, layout.vmoffsets.start("imported_globals"),
+                        [src.address(index) for _, src, index in imported])
+        if template.per_instance:
+            types = template.types
+            template.evaluate_per_instance(self._global_bits, self._func_ref,
+                                           lambda k, bits: cells.write(types[k], k, bits))
 
     # -- instantiation -------------------------------------------------------------------
     def _instantiate(self, layout):
@@ -168,20 +197,36 @@ class Instance(Owner):
         dropped = self._dropped_data
         return self._layout.passive_data if dropped is None else dropped
 
+    def _global_bits(self, index: int):
+        """The raw value of global ``index`` (imported ones first), as ``Global.bits``."""
+        imported = self._imported_globals
+        if index < len(imported):
+            ty, cells, cell = imported[index]
+            return cells.read(ty.content, cell)
+        k = index - len(imported)
+        return self._cells.read(self._layout.globals_template.types[k], k)
+
     def _global_u64(self, index: int) -> int:
-        return self.globals[index].as_u64()
+        return as_u64(self.module.env.globals[index].type.content, self._global_bits(index))
 
     def _func_ref(self, index: int) -> Func:
-        if self.functions is None:
-            self.functions = [None] * len(self.module.env.functions)
-        f = self.functions[index]
+        """The Func of function ``index``: an import, or a wasm function's (made once)."""
+        imported = self._imported_funcs
+        if index < len(imported):
+            return imported[index]
+        funcs = self._funcs
+        if funcs is None:
+            funcs = vars(self).setdefault("_funcs", {})
+        f = funcs.get(index)
         if f is None:
-            env = self.module.env
-            f = self.functions[index] = Func._wasm(env.type_of((ExternKind.FUNC, index)), self, index)
+            if not 0 <= index < len(self.module.env.functions):
+                raise IndexError(f"no function {index}")
+            f = Func._wasm(self.module.env.type_of((ExternKind.FUNC, index)), self, index)
+            f = funcs.setdefault(index, f)  # two threads asking at once get one Func
         return f
 
     def _eval(self, expr: ConstExpr):
-        return expr.evaluate(lambda i: self.globals[i].bits, self._func_ref)
+        return expr.evaluate(self._global_bits, self._func_ref)
 
     def _element(self, item):
         if item is None:
@@ -190,7 +235,31 @@ class Instance(Owner):
             return self._func_ref(item)
         return self._eval(item)
 
+    def _global(self, index: int) -> Global:
+        """A view of global ``index`` (imported ones first): an imported global's view reads
+        and writes the exporter's cell.
+
+        Raises:
+            ValueError: the instance is closed.
+            IndexError: no such global.
+        """
+        if self._handles is None:
+            raise ValueError("instance is closed")
+        imported = self._imported_globals
+        if 0 <= index < len(imported):
+            ty, cells, cell = imported[index]
+            return Global._view(ty, cells, cell, self)
+        env = self.module.env
+        if not len(imported) <= index < len(env.globals):
+            raise IndexError(f"no global {index} ({len(env.globals)} globals)")
+        return Global._view(env.globals[index].type, self._cells, index - len(imported), self)
+
     # -- public --------------------------------------------------------------------------
+    @property
+    def globals(self) -> "Sequence[Global]":
+        """Every global, imported ones first, as a sequence of views made on access."""
+        return _Globals(self)
+
     @property
     def start_func(self) -> Optional[int]:
         """The start function's index (not run yet: exports run in the interpreter, start functions do not)."""
@@ -287,6 +356,11 @@ class Instance(Owner):
             if rc:
                 layout.allocation.close_failed(layout, handles[0], rc)
             return
+        if self._cells is not None:
+            # The block goes with its last holder: views made earlier (they raise from
+            # now on) and importers, whose cell pointers lead into it.
+            self._cells = None
+            self._imported_globals = ()
         try:
             for table in reversed(self._defined_tables):
                 table.close()  # returns its pool table slot
@@ -308,7 +382,28 @@ class Instance(Owner):
 
 
 _open, _close, _errno_now = _ffi.instance_open, _ffi.instance_close, _ffi.errno_now
+_new_block, _copy_into, _store_u64s = _ffi.new_block, _ffi.copy_into, _ffi.store_u64s
 _MAKE_LOCK = threading.Lock()  # Instance.memory: one Memory object per memory
+
+
+class _Globals(Sequence):
+    """``instance.globals``: its globals, imported ones first; each access makes a view."""
+
+    __slots__ = ("_instance",)
+
+    def __init__(self, instance: Instance):
+        self._instance = instance
+
+    def __len__(self):
+        return len(self._instance.module.env.globals)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        n = len(self)
+        if index < 0:
+            index += n
+        return self._instance._global(index)
 
 
 class Exports:
@@ -331,7 +426,7 @@ class Exports:
         if kind is ExternKind.TABLE:
             return inst.tables[idx.index]
         if kind is ExternKind.GLOBAL:
-            return inst.globals[idx.index]
+            return inst._global(idx.index)
         return inst.tags[idx.index]
 
     def get(self, name, default=None):

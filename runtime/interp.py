@@ -215,7 +215,7 @@ def call_bits(instance, func_index: int, cells):
     finally:
         for i, g in enumerate(globals_):
             if g.ty.mutable and g.ty.content in _NUMERIC:
-                g._bits = gcells[2 * i]
+                g._set_bits(gcells[2 * i])
     return stack
 
 

@@ -1,7 +1,8 @@
 """InstanceLayout: what instantiating a module needs that does not depend on the instance.
 
 Computed once per Module (cached as ``Module._instance_layout``) by :func:`layout_of`:
-defined globals, tags and tables with their initializers, defined memories with their
+the instance block's layout (``wasmenv.vmoffsets``) and the defined globals' template
+(``wasmenv.vmglobals``: constant initializers evaluated here, once), tags and tables with their initializers, defined memories with their
 plans and images (validated once here) and the C specs allocators open them from,
 element segments, the data to copy when an image is not mapped, passive data segments,
 export names; and, once the first instance began, the allocation its engine's allocator
@@ -11,6 +12,8 @@ serves instances of this module with, and whether they take the one-call path
 from __future__ import annotations
 
 from wasmenv import WASM_PAGE_SIZE, TableInitialization
+from wasmenv.vmglobals import GlobalsTemplate
+from wasmenv.vmoffsets import VMOffsets
 
 from . import _ffi
 from .allocator import begin_instance
@@ -24,17 +27,26 @@ __all__ = ["InstanceLayout", "layout_of", "allocation_of"]
 
 class InstanceLayout:
     """What instantiating a module needs that does not depend on the instance, computed
-    once per Module (``Module._instance_layout``): defined globals, tags, tables and
-    memories with their plans and images, element segments, the data to copy when an
-    image is not mapped, passive data segments, export names."""
+    once per Module (``Module._instance_layout``): the block layout, the globals template,
+    tags, tables and memories with their plans and images, element segments, the data to
+    copy when an image is not mapped, passive data segments, export names."""
 
-    __slots__ = ("globals", "tags", "tables", "memories", "element_segments", "segmented",
+    __slots__ = ("vmoffsets", "block_bytes", "globals_start", "globals_template", "tags", "tables",
+                 "memories", "element_segments", "segmented",
                  "copies", "passive_data", "export_names", "memory_count", "max_pages",
                  "reserve_bytes", "specs", "memories_only", "allocation", "fast")
 
     def __init__(self, module: Module):
         env = module.env
-        self.globals = tuple((g.type, g.init) for g in env.globals[env.num_imported_globals:])
+        self.vmoffsets = offsets = VMOffsets.for_module(env)
+        # The block is allocated through the last region instances fill so far (imported
+        # globals' cell pointers): the regions after it (funcrefs, imported functions,
+        # dropped flags) are not used yet, and zeroing them costs resident memory (the C
+        # heap clears reused pages: 189 KB of funcrefs for a module like yosys). Offsets
+        # are VMOffsets' either way; the size grows to ``offsets.size`` as they move in.
+        self.block_bytes = offsets.end("imported_globals")
+        self.globals_start = offsets.start("defined_globals")
+        self.globals_template = GlobalsTemplate.for_module(env)
         self.tags = tuple(t.func_type for t in env.tags[env.num_imported_tags:])
         tinit = env.table_initialization
         lazy = tinit.tables if isinstance(tinit, TableInitialization.FuncTable) else ()
@@ -71,7 +83,7 @@ class InstanceLayout:
                 spec.image_key = image.key
         self.allocation = None  # the engine allocator's begin_instance(module), once it accepted it
         self.fast = False       # specs[0].pool is set: instances use _ffi.instance_open/close
-        self.memories_only = not (env.initializers or self.globals or self.tags or env.table_plans
+        self.memories_only = not (env.initializers or env.globals or self.tags or env.table_plans
                                   or self.element_segments or self.segmented or self.copies)
 
     def set_fast(self, context) -> None:

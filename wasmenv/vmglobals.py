@@ -22,7 +22,8 @@ from .vmoffsets import REGIONS
 
 #: Bytes per defined-global cell (the layout rule's stride).
 CELL_SIZE = next(r.stride for r in REGIONS if r.name == "defined_globals")
-_WIDTH = {ValType.I32: 4, ValType.F32: 4, ValType.I64: 8, ValType.F64: 8, ValType.V128: 16}
+#: Bytes a number of each numeric type takes in its cell (a reference takes 8).
+VALUE_BYTES = {ValType.I32: 4, ValType.F32: 4, ValType.I64: 8, ValType.F64: 8, ValType.V128: 16}
 _ZERO_CELL = bytes(CELL_SIZE)
 
 
@@ -41,7 +42,7 @@ def encode_cell(ty, value) -> bytes:
     Raises:
         ValueError: the value does not fit the type.
     """
-    width = _WIDTH.get(ty)
+    width = VALUE_BYTES.get(ty)
     if width is None:  # a reference type
         if value is None:
             return _ZERO_CELL
@@ -62,8 +63,8 @@ def decode_cell(ty, cell) -> object:
     None for a null reference and the stored int otherwise."""
     if ty is ValType.V128:
         return bytes(cell[:16])
-    value = int.from_bytes(bytes(cell[:_WIDTH.get(ty, 8)]), "little")
-    if _WIDTH.get(ty) is None and value == 0:
+    value = int.from_bytes(bytes(cell[:VALUE_BYTES.get(ty, 8)]), "little")
+    if VALUE_BYTES.get(ty) is None and value == 0:
         return None
     return value
 
@@ -153,11 +154,19 @@ class GlobalsTemplate:
             k = index - n_imp
             return decode_cell(types[k], cells[k * CELL_SIZE:(k + 1) * CELL_SIZE])
 
-        for entry in self.per_instance:
-            value = entry.init.evaluate(get, ref_func)
-            k = entry.defined_index
-            cells[k * CELL_SIZE:(k + 1) * CELL_SIZE] = encode_cell(entry.content, value)
+        def store(k, value):
+            cells[k * CELL_SIZE:(k + 1) * CELL_SIZE] = encode_cell(types[k], value)
+
+        self.evaluate_per_instance(get, ref_func, store)
         return cells
+
+    def evaluate_per_instance(self, get_global: Callable[[int], object], ref_func: Callable[[int], object],
+                              store: Callable[[int, object], None]) -> None:
+        """Evaluate the ``per_instance`` globals in order: ``store(defined_index, value)``
+        each before the next is evaluated (a later one may read it through ``get_global``,
+        which takes indices of the whole global index space)."""
+        for entry in self.per_instance:
+            store(entry.defined_index, entry.init.evaluate(get_global, ref_func))
 
 
 _UNKNOWN = object()
