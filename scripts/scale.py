@@ -9,6 +9,7 @@ mappings per memory and the time per instantiation. Default kernel limits: a 47-
 (128 TiB) user address space and vm.max_map_count (65,530 here).
 """
 import argparse
+import bisect
 import json
 import subprocess
 import sys
@@ -19,6 +20,22 @@ from _strategies import ROOT  # this folder is sys.path[0] when run as a script
 SIZES = {"2g": 2 << 30, "32m": 32 << 20, "64k": 64 << 10}
 DEFAULT = ["cow:2g", "cow:32m", "copy:32m", "pooling:32m"]
 WAT = '(module (memory (export "m") 1) (data (i32.const 0) "scale"))'
+
+
+def _maps():
+    """(start, end) of every mapping of this process."""
+    with open("/proc/self/maps") as f:
+        return [tuple(int(x, 16) for x in line.split(None, 1)[0].split("-")) for line in f]
+
+
+def _overlaps(ranges, lo, hi) -> bool:
+    """Whether [lo, hi) overlaps one of the sorted (start, end) ``ranges``."""
+    i = bisect.bisect_right(ranges, (hi,)) - 1
+    while i >= 0 and ranges[i][1] > lo:
+        if ranges[i][0] < hi:
+            return True
+        i -= 1
+    return False
 
 
 def child(strategy, guard, limit):
@@ -39,8 +56,7 @@ def child(strategy, guard, limit):
     tqdm.monitor_interval = 0  # no monitor thread: its stack would count as mappings
     bar = tqdm(total=limit, desc=f"{strategy} guard {guard >> 20} MiB", file=sys.stderr, leave=False,
                mininterval=0.5)
-    with open("/proc/self/maps") as f:
-        maps_before = sum(1 for _ in f)
+    maps_before = set(_maps())
     live, wall, message = [], None, ""
     t0 = time.perf_counter()
     try:
@@ -51,11 +67,15 @@ def child(strategy, guard, limit):
         wall, message = exc.limit, str(exc)
     bar.close()
     took = time.perf_counter() - t0
-    with open("/proc/self/maps") as f:
-        maps_after = sum(1 for _ in f)
     n = len(live)
+    ranges = sorted(r for inst in live for r in inst.reservation_ranges())
+    new_maps = [m for m in _maps() if m not in maps_before]
+    # Mappings the memories added: new VMAs that overlap a live instance's reservation (the
+    # interpreter's own heap arenas, which also show up as new anonymous mappings, are not
+    # a memory's cost).
+    ours = sum(1 for lo, hi in new_maps if _overlaps(ranges, lo, hi))
     return {"strategy": strategy, "guard": guard, "instances": n, "wall": wall or f"--max {limit}",
-            "message": message, "maps_per_memory": (maps_after - maps_before) / max(n, 1),
+            "message": message, "maps_per_memory": ours / max(n, 1),
             "us_per_instance": took / max(n, 1) * 1e6}
 
 
