@@ -371,7 +371,6 @@ vmctx_entry = lib.wenv_vmctx_entry   # (vmoffsets, region, index) -> byte offset
 
 # ---- the interpreter (c_src/wenv_interp.h) ---------------------------------------------
 
-NULL = ffi.NULL
 I_DONE = lib.WENV_I_DONE
 I_UNREACHABLE = lib.WENV_I_UNREACHABLE
 I_DIV_ZERO = lib.WENV_I_DIV_ZERO

@@ -196,11 +196,13 @@ def call_bits(instance, func_index: int, cells):
     for i, v in enumerate(cells):
         stack[i] = v
     globals_ = instance.globals
+    # The numeric globals, as views made once for this call (code reading other globals
+    # is not translated yet): copied in now, the mutable ones written back after.
+    numeric = [(i, g) for i, g in enumerate(globals_) if g.ty.content in _NUMERIC]
     c, gcells = _ffi.new_interp_call(mc.funcs, site.mems, site.nmems, len(globals_), stack,
                                      STACK_CELLS, frames, MAX_FRAMES, func_index)
-    for i, g in enumerate(globals_):
-        if g.ty.content in _NUMERIC:  # (code reading other globals is not translated yet)
-            gcells[2 * i] = g.bits
+    for i, g in numeric:
+        gcells[2 * i] = g.bits
     try:
         while True:
             status = _ffi.interp_run(c)
@@ -213,8 +215,8 @@ def call_bits(instance, func_index: int, cells):
             else:
                 raise _trap(c, status)
     finally:
-        for i, g in enumerate(globals_):
-            if g.ty.mutable and g.ty.content in _NUMERIC:
+        for i, g in numeric:
+            if g.ty.mutable:
                 g._set_bits(gcells[2 * i])
     return stack
 
