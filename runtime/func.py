@@ -66,9 +66,9 @@ class Func:
             UnsupportedFeature: the function (or one it calls) uses an instruction the
                 interpreter does not run yet.
 
-        This step runs each call over a copy of the instance's globals, written back to
-        its ``Global`` objects when the call ends (trap or not): two threads calling into
-        one instance at once do not see each other's global writes.
+        This step runs each call over a copy of the instance's numeric globals, written
+        back to their cells when the call ends (trap or not): two threads calling into one
+        instance at once do not see each other's global writes.
         """
         if self._callable is None:
             return _wasm_call()(self._instance, self._index, self.ty, args)

@@ -3,8 +3,8 @@ instance) and the bridge that calls a function of an instance from Python.
 
 This step's bridge builds a call context per call from the instance's existing objects:
 the memory descriptors of its ``Memory`` objects and a globals region copied from its
-``Global`` objects (written back after the call, trap or not). The native instance block
-replaces both in a later step.
+globals' cells (the mutable ones written back after the call, trap or not). Reading the
+native instance block directly replaces both in a later step.
 """
 from __future__ import annotations
 
