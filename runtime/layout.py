@@ -2,10 +2,10 @@
 
 Computed once per Module (cached as ``Module._instance_layout``) by :func:`layout_of`:
 the instance block's layout (``wasmenv.vmoffsets``) and the defined globals' template
-(``wasmenv.vmglobals``: constant initializers evaluated here, once), tags and tables with their initializers, defined memories with their
-plans and images (validated once here) and the C specs allocators open them from,
-element segments, the data to copy when an image is not mapped, passive data segments,
-export names; and, once the first instance began, the allocation its engine's allocator
+(``wasmenv.vmglobals``: constant initializers evaluated here, once), tags and tables
+with their initializers, defined memories with their plans and images (validated once
+here) and the C specs allocators open them from, element segments, the data to copy when
+an image is not mapped, passive data segments, export names; and, once the first instance began, the allocation its engine's allocator
 serves instances of this module with, and whether they take the one-call path
 (``fast``: one memory and nothing else to link or initialize).
 """
