@@ -419,6 +419,8 @@ class FunctionTranslator:
             self.last_cmp = None
 
     def memory_access(self, op) -> None:
+        if op.proposal != "mvp":  # SIMD loads and stores
+            raise unsupported(op.proposal, op.name)
         mem, offset = self.memarg(op)
         width = _WIDTH[op.align]
         raw = self.ctx.raw_access(mem, offset, width)
