@@ -85,6 +85,16 @@ def test_unsupported_instruction_named_with_offset():
     assert info.value.offset is not None and "function 0" in info.value.detail
 
 
+def test_simd_memory_access_is_unsupported_simd():
+    """A v128 load/store (a memarg instruction with a 16-byte width) names SIMD (it was a
+    KeyError on its alignment)."""
+    for body in ("(drop (v128.load (i32.const 0)))",
+                 "(v128.store offset=4 (i32.const 0) (v128.const i64x2 0 0))"):
+        with pytest.raises(UnsupportedFeature) as info:
+            ops_of(f"(module (memory 1) (func {body}))")
+        assert info.value.feature == "simd" and "v128" in info.value.detail
+
+
 def test_unsupported_in_unreachable_code_is_skipped():
     names, _ = ops_of("(module (func (result i32) (return (i32.const 1)) (drop (table.size 0)) "
                       "(i32.const 2)) (table 1 funcref))")

@@ -27,8 +27,11 @@ EDGE = {
                   18446744073709551616.0, 1.7e308, 5e-324],
 }
 #: wasm-smith options for modules whose code the interpreter runs: numeric code, control,
-#: direct calls, multi-value, loads/stores on (multi-)memories, memory64, no imports, tables
-#: or start function; NaNs canonicalized, loops bounded (ensure_termination).
+#: direct calls, multi-value, loads/stores on (multi-)memories, memory64, start functions;
+#: no imports or tables (call_indirect and host calls are not executed yet); NaNs
+#: canonicalized, loops and recursion bounded (ensure_termination); every memory has a
+#: maximum (<= 1 MiB): an unbounded memory64 grown by 2 GiB per call from a recursion made
+#: the on-demand allocator copy tens of GiB on its moving grows.
 EXEC_SMITH_ARGS = dict(
     bulk_memory_enabled=False, reference_types_enabled=False, simd_enabled=False,
     relaxed_simd_enabled=False, exceptions_enabled=False, threads_enabled=False,
@@ -36,8 +39,8 @@ EXEC_SMITH_ARGS = dict(
     wide_arithmetic_enabled=False, multi_value_enabled=True, memory64_enabled=True,
     saturating_float_to_int_enabled=True, sign_extension_ops_enabled=True,
     extended_const_enabled=True, max_memories=2, max_tables=0, max_imports=0,
-    allow_start_export=False, export_everything=True, canonicalize_nans=True,
-    ensure_termination=True, min_funcs=1, max_memory32_bytes=1 << 20, max_memory64_bytes=1 << 20)
+    allow_start_export=True, export_everything=True, canonicalize_nans=True,
+    ensure_termination=True, memory_max_size_required=True, min_funcs=1, max_memory32_bytes=1 << 20, max_memory64_bytes=1 << 20)
 _WT_TYPES = {ValType.I32: "i32", ValType.I64: "i64", ValType.F32: "f32", ValType.F64: "f64"}
 
 
@@ -113,19 +116,38 @@ def compare_module(wasm: bytes, engine, wt_engine, rng: random.Random, calls_per
                    exact_nan: bool = True) -> Report:
     """Instantiate ``wasm`` in both runtimes, call every function export with random
     arguments, and compare every outcome and the final memories and globals."""
+    from wasmenv import UnsupportedFeature
+
+    from .invoke import run_start
     store = wt.Store(wt_engine)
     module = runtime.Module(engine, wasm)
+
+    def our_instance():
+        inst = runtime.Instance(module)
+        try:
+            run_start(inst)  # unless the runtime ran it
+        except BaseException:
+            inst.close()
+            raise
+        return inst
+
     try:
         their_inst = wt.Instance(store, wt.Module(wt_engine, wasm), [])
-    except wt.Trap as exc:  # a segment out of bounds: ours must trap the same way
+    except wt.Trap as exc:  # a segment out of bounds, a trapping start: ours must trap alike
         try:
-            runtime.Instance(module).close()
+            our_instance().close()
         except runtime.Trap as ours_exc:
             same = ours_exc.code.name == exc.trap_code.name
             return Report(0, [] if same else [f"instantiation: ours {ours_exc.code}, wasmtime {exc}"], None)
+        except UnsupportedFeature as ours_exc:
+            return Report(0, [], f"unsupported by {ours_exc.feature}")
         return Report(0, [f"instantiation: ours succeeded, wasmtime trapped: {exc}"], None)
-    from wasmenv import UnsupportedFeature
-    our_inst = runtime.Instance(module)
+    try:
+        our_inst = our_instance()
+    except UnsupportedFeature as exc:
+        return Report(0, [], f"unsupported by {exc.feature}")
+    except runtime.Trap as exc:
+        return Report(0, [f"instantiation: ours trapped {exc.code}, wasmtime succeeded"], None)
     their_exports = their_inst.exports(store)
     bad: List[str] = []
     n = 0
