@@ -1,6 +1,7 @@
 """Smoke tests for the measurement scripts (quick runs in a subprocess)."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -91,6 +92,39 @@ def test_main_job_quick():
     assert "Trap(MEMORY_OUT_OF_BOUNDS)" in out
     assert "inspect examples/build/hello.wasm" in out
     assert "plot written to" in out
+    # execution next to wasmtime-py: one checksum over the image, the same on both sides
+    ours = re.search(r"ours \(interpreter\)\s+checksum\(0, 1048576\) = (0x[0-9a-f]+)", out)
+    theirs = re.search(r"wasmtime-py \(JIT\)\s+checksum\(0, 1048576\) = (0x[0-9a-f]+)", out)
+    assert ours and theirs and ours.group(1) == theirs.group(1), out
+    assert "same result" in out
+    # the trap raised by wasm code, at the address the code used, from the guard page
+    assert "load(0x20000) -> Trap(MEMORY_OUT_OF_BOUNDS) at wasm address 0x20000 (guard-page fault)" in out
+    assert "load(0xfffffffc) -> Trap(MEMORY_OUT_OF_BOUNDS) at wasm address 0xfffffffc" in out
+    assert "wasmtime-py: Trap:" in out and "out of bounds memory access" in out
+    # RSS after work: the table has the call's columns, every row the same answer
+    table = [line.split() for line in out.splitlines() if line.split()[:1] and line.split()[0] in
+             ("cow", "copy", "pooling", "wasmtime-cow", "wasmtime-copy")]
+    assert len(table) == 10 and len({cells[-1] for cells in table}) == 1, out
+    assert int(ours.group(1), 16) == int(table[0][-1])
+
+
+def test_rss_per_instance_call_runs_work_in_every_instance():
+    """--call: each live instance runs the export; the copy strategy still costs the
+    image, CoW/pooling only the page checksum writes (not the 1 MiB it reads)."""
+    rows = json.loads(run_script("scripts/rss_per_instance.py", IMAGE, "-n", "30", "--json", "--plot", "",
+                                 "--strategy", "all", "--call", "checksum", "0", str(1 << 20)))
+    import wasmtime
+    store = wasmtime.Store()
+    inst = wasmtime.Instance(store, wasmtime.Module.from_file(store.engine, IMAGE), [])
+    expected = inst.exports(store)["checksum"](store, 0, 1 << 20)
+    by = {r["strategy"]: r for r in rows}
+    for r in rows:
+        assert "error" not in r, r
+        assert r["call_result"] == repr(expected) and r["call_us"] > 0
+    assert by["copy"]["uss"] >= 0.9 * (1 << 20)
+    for strategy in ("cow", "pooling"):
+        assert by[strategy]["range_anonymous"] <= 8 * 4096  # the written result page, not the image
+        assert by[strategy]["uss"] < 128 * 1024
 
 
 def test_bench_validate_prints_a_row_per_module(tmp_path):
