@@ -27,7 +27,7 @@
     X(i32_extend8_s) X(i32_extend16_s) X(i64_extend8_s) X(i64_extend16_s) X(i64_extend32_s) \
     X(i32_trunc_sat_f32_s) X(i32_trunc_sat_f32_u) X(i32_trunc_sat_f64_s) X(i32_trunc_sat_f64_u) \
     X(i64_trunc_sat_f32_s) X(i64_trunc_sat_f32_u) X(i64_trunc_sat_f64_s) X(i64_trunc_sat_f64_u) \
-    WENV_IMM_OPS(X)
+    WENV_IMM_OPS(X) WENV_MEM_AI_OPS(X)
 
 /* Fused forms with an immediate operand (wenv_interp_num.inc): <binop>_imm, <cmp>_imm and
  * br_<cmp>_imm for every integer binary op and compare. */
@@ -47,6 +47,15 @@
     X(i64_load16_u) X(i64_load32_s) X(i64_load32_u) \
     X(i32_store) X(i64_store) X(f32_store) X(f64_store) X(i32_store8) X(i32_store16) \
     X(i64_store8) X(i64_store16) X(i64_store32)
+
+/* Raw accesses fused with the i32.add of a constant that computes their address ("_ai":
+ * [op, addr, offset, value, a, imm], addr = a + imm written first; wenv_interp_mem.inc). */
+#define WENV_MEM_AI_OPS(X) \
+    X(i32_load_ai) X(i64_load_ai) X(f32_load_ai) X(f64_load_ai) X(i32_load8_s_ai) X(i32_load8_u_ai) \
+    X(i32_load16_s_ai) X(i32_load16_u_ai) X(i64_load8_s_ai) X(i64_load8_u_ai) X(i64_load16_s_ai) \
+    X(i64_load16_u_ai) X(i64_load32_s_ai) X(i64_load32_u_ai) \
+    X(i32_store_ai) X(i64_store_ai) X(f32_store_ai) X(f64_store_ai) X(i32_store8_ai) \
+    X(i32_store16_ai) X(i64_store8_ai) X(i64_store16_ai) X(i64_store32_ai)
 
 
 /* Control, variables, calls, memory size/grow/bulk; fused compare-and-branch

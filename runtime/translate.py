@@ -453,17 +453,34 @@ class FunctionTranslator:
         name = op.name.replace(".", "_") + ("" if raw else "_c")
         extra = () if raw else (mem,)
         st = self.st
+        ai = self.address_add(len(st) - (1 if op.sig[1] else 2)) if raw else None
         if op.sig[1]:  # a load
             addr = st.pop()
             dst = self.push()
-            pos = self.emit(name, addr, offset, dst, *extra)
-            self.last = (pos + 3, len(self.code))  # [op, addr, offset, dst, (memory)]
+            pos = self.emit(name + ("_ai" if ai else ""), addr, offset, dst, *(ai or extra))
+            self.last = (pos + 3, len(self.code))  # [op, addr, offset, dst, ...]
         else:
             value = st.pop()
             addr = st.pop()
-            self.emit(name, addr, offset, value, *extra)
+            self.emit(name + ("_ai" if ai else ""), addr, offset, value, *(ai or extra))
             self.last = None
         self.last_cmp = self.last_const = None
+
+    def address_add(self, h: int):
+        """If the op just emitted is an ``i32_add_imm`` into the stack temporary at height
+        ``h`` (the access's address), drop it and return its (a, imm) for the access's "_ai"
+        form; else None."""
+        last, code = self.last, self.code
+        addr = self.home(h)
+        if last is None or last[1] != len(code) or code[last[0]] != addr or self.st[h] != addr:
+            return None
+        pos = last[0] - 1
+        if not self.positions or self.positions[-1] != pos or code[pos] != self.opn["i32_add_imm"]:
+            return None
+        a, imm = code[pos + 2], code[pos + 3]
+        self.truncate(pos)
+        self.last = None
+        return a, imm
 
 
 def translate_function(ctx, func_index: int, buf, start: int, end: int,

@@ -147,3 +147,59 @@ def test_folded_constants_agree_with_wasmtime():
     for (name, t), x in itertools.product(calls, range(8)):
         arg = EDGE[ValType(t)][x]
         assert ours(inst.exports[name], (arg,), True) == theirs(store, exports[name], (arg,), True), (name, arg)
+
+
+_ACCESSES = ("i32.load", "i64.load", "f32.load", "f64.load", "i32.load8_s", "i32.load8_u", "i32.load16_s",
+             "i32.load16_u", "i64.load8_s", "i64.load8_u", "i64.load16_s", "i64.load16_u", "i64.load32_s",
+             "i64.load32_u", "i32.store", "i64.store", "f32.store", "f64.store", "i32.store8", "i32.store16",
+             "i64.store8", "i64.store16", "i64.store32")
+
+
+def _address_add_module():
+    funcs = []
+    for k, name in enumerate(_ACCESSES):
+        t = name.split(".")[0]
+        addr = "(i32.add (local.get 0) (i32.const 65530))"
+        if ".load" in name:
+            funcs.append(f'(func (export "f{k}") (param i32) (result {t}) ({name} offset=3 {addr}))')
+        else:
+            funcs.append(f'(func (export "f{k}") (param i32) (local {t}) (local.set 1 ({t}.const 0x7c))'
+                         f' ({name} offset=3 {addr} (local.get 1)))')
+    return ("(module (memory (export \"mem\") 2) (data (i32.const 65520) \"abcdefghijklmnopqrstuvwxyz0123456789\")\n"
+            + "\n".join(funcs) + ")")
+
+
+def test_address_computed_by_a_constant_add_fuses_with_a_raw_access():
+    text = _address_add_module()
+    names, _ = ops_of(text, 0)
+    assert names[0] == "i32_load_ai"
+    names, _ = ops_of(text, 14, engine=Engine(signals_based_traps=False))
+    assert "i32_add_imm" in names and "i32_store_c" in names  # checked accesses keep the add
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("signals", [True, False])
+def test_fused_address_add_agrees_with_wasmtime(signals):
+    """Every width through i32.add(x, 65530) + offset 3: in bounds, at the end, wrapping
+    around 2**32 (the add wraps, the offset does not), and out of bounds (the trap address
+    is the wasm effective address)."""
+    from harness.execution import ours, theirs, wasmtime_engine
+    import wasmtime as wt
+    from runtime import Trap, TrapCode
+
+    wasm = wat(_address_add_module())
+    inst = Instance(Module(Engine(signals_based_traps=signals), wasm))
+    engine = wasmtime_engine()
+    store = wt.Store(engine)
+    exports = wt.Instance(store, wt.Module(engine, wasm), []).exports(store)
+    for k, name in enumerate(_ACCESSES):
+        for x in (-65530, -65533, 0, 1, 65536 - 65533 - 8 + 65536, 65536, 131072 - 65533, -1, -65535):
+            x &= 0xFFFFFFFF
+            got = ours(inst.exports[f"f{k}"], (x,), True)
+            assert got == theirs(store, exports[f"f{k}"], (x,), True), (name, x)
+        mine, other = inst.exports["mem"], exports["mem"]
+        assert mine.read(0, mine.byte_len) == bytes(other.read(store, 0, other.data_len(store)))
+    with pytest.raises(Trap) as info:
+        inst.exports["f0"](131072 - 65533 - 3)  # a + imm + 3 = 0x1FFFD: a 4-byte load past the end
+    assert info.value.code == TrapCode.MEMORY_OUT_OF_BOUNDS and info.value.address == 0x1FFFD
+    assert info.value.guard_fault == signals
