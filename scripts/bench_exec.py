@@ -4,8 +4,9 @@
     .venv/bin/python scripts/bench_exec.py [--repeat 5] [--coremark DIR] [--quick]
         [--no-install] [--json OUT.json]
 
-Rows (median wall time over --repeat calls after one untimed warm-up call, which also
-gives the answer compared with wasmtime-py's; a disagreement stops the script):
+Rows (median wall time over --repeat rounds, each round timing one call in every runtime in
+turn, after one untimed warm-up call that also gives the answer compared with wasmtime-py's;
+a disagreement stops the script):
   WAT kernels   fib (recursive calls), sum8 (i64.load8_u loop), copy32 (i32 load/store
                 copy, then a sum)
   C kernels     scripts/bench_exec_kernels.c built to wasm32 with Debian's clang-19 and
@@ -40,7 +41,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import wasmtime  # noqa: E402
 
-from _timing import median_seconds  # noqa: E402  (this folder is sys.path[0] when run as a script)
+from _timing import interleaved_median_seconds  # noqa: E402  (this folder is sys.path[0] when run as a script)
 import runtime  # noqa: E402
 from wasmenv import FuncType, ValType  # noqa: E402
 
@@ -218,12 +219,13 @@ def answer(inst: Inst, row: Row):
     return coremark_check(inst, result) if row.module == "coremark" else result
 
 
-def measure(inst: Inst, row: Row, repeat: int) -> float:
-    """Seconds per call (ms rows), per operation (us rows), or per iteration (it/s rows)."""
+def timed_call(inst: Inst, row: Row):
+    """A no-argument callable doing one timed unit of ``row`` (a loop of Python calls for
+    the export-call row)."""
     f = inst.fn(row.export)
     if row.python_loop:
-        return median_seconds(lambda: [f() for _ in range(row.per)], repeat) / row.per
-    return median_seconds(f, repeat, *row.args) / row.per
+        return lambda: [f() for _ in range(row.per)]
+    return lambda: f(*row.args)
 
 
 def run(args) -> dict:
@@ -246,8 +248,8 @@ def run(args) -> dict:
             else:
                 modules["coremark"] = build_coremark(clang, pathlib.Path(args.coremark), pathlib.Path(tmpdir))
     rows = [r for r in rows if r.module not in skipped]
-    times: Dict[str, Dict[str, float]] = {r.name: {} for r in rows}
     answers: Dict[str, Dict[str, object]] = {r.name: {} for r in rows}
+    calls: Dict[str, Dict[str, Callable]] = {r.name: {} for r in rows}
     for rname, make in MAKERS.items():
         instances: Dict[str, Optional[Inst]] = {}
         for key, wasm in modules.items():
@@ -267,8 +269,12 @@ def run(args) -> dict:
             except Exception as exc:
                 notes.append(f"{rname}: {row.name}: {type(exc).__name__}: {exc}")
                 continue
-            times[row.name][rname] = measure(inst, row, args.repeat if row.unit != "it/s"
-                                             else min(args.repeat, 3))
+            calls[row.name][rname] = timed_call(inst, row)
+    times: Dict[str, Dict[str, float]] = {}
+    for row in rows:
+        runs = args.repeat if row.unit != "it/s" else min(args.repeat, 3)
+        medians = interleaved_median_seconds(calls[row.name], runs)
+        times[row.name] = {rname: t / row.per for rname, t in medians.items()}
     for row in rows:
         ref = answers[row.name].get("wasmtime-py")
         for rname, got in answers[row.name].items():
