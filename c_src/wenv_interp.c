@@ -168,6 +168,7 @@ static __attribute__((noinline)) int wenv_interp_loop(wenv_call *c, const void *
         memset(nfp + fn->nparams, 0, (size_t)fn->nlocals * 8);
         fp = nfp;
         c->fp = fp;
+        c->depth = depth; /* with fp: the guard-fault path's backtrace reads both */
         ip = code;
         NEXT();
     }
@@ -181,6 +182,7 @@ static __attribute__((noinline)) int wenv_interp_loop(wenv_call *c, const void *
         ip = frames[depth].ret_ip;
         fp = frames[depth].fp;
         c->fp = fp;
+        c->depth = depth;
         NEXT();
     }
 #define BR_CMP(name, T, expr) \

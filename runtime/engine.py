@@ -54,6 +54,8 @@ class Engine:
         self.consume_fuel = bool(consume_fuel)
         self.epoch_interruption = bool(epoch_interruption)
         self.max_wasm_stack = max_wasm_stack
+        self._stack_cells = max_wasm_stack // 8  # what a call from Python may use
+        self._stack_frames = max_wasm_stack // FRAME_BYTES
         self._epoch = _ffi.new_epoch_cell()
         self._epoch_lock = threading.Lock()
         self.image_backing = check_backing(image_backing)

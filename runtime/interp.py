@@ -218,7 +218,7 @@ def call_bits(instance, func_index: int, cells):
     mc = site.mc
     mc.ensure(func_index)
     engine = instance.module.engine
-    max_cells, max_frames = engine.max_wasm_stack // 8, engine.max_wasm_stack // FRAME_BYTES
+    max_cells, max_frames = engine._stack_cells, engine._stack_frames
     stack, frames = _stacks(max_cells, max_frames)
     for i, v in enumerate(cells):
         stack[i] = v
