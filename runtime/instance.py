@@ -75,16 +75,28 @@ class Instance(Owner):
             # The common case, kept short: a module with one memory and nothing else to
             # link or initialize, after its first instance: one C call (a reservation and
             # its image, or a prepared pool slot). The instance is live once _handles is set.
+            # The module's images stay open until C has mapped them (Module._enter).
             self.module = module
             self._layout = layout
-            handle = _open(layout.specs)
-            if handle < 0:
-                err = _errno_now()  # before anything that could run a finalizer's C call
-                handle = layout.allocation.open_failed(layout, handle, err)
+            module._enter()
+            try:
+                handle = _open(layout.specs)
+                if handle < 0:
+                    err = _errno_now()  # before anything that could run a finalizer's C call
+                    handle = layout.allocation.open_failed(layout, handle, err)
+            finally:
+                module._leave()
             self._handles = [handle]
             return
-        if module.closed:
-            raise ValueError("module is closed")
+        module._enter()
+        try:
+            self._begin(module, imports)
+        finally:
+            module._leave()
+
+    def _begin(self, module, imports):
+        """The general path: everything but the one-call case (the module's images stay
+        open throughout: the caller entered the module)."""
         layout = layout_of(module)
         # _handles stays unset until the allocation began: close() (and __del__, which
         # swallows the AttributeError) has nothing to release before that; None once closed.

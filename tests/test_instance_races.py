@@ -56,7 +56,7 @@ def in_thread(fn):
 
 
 #: Until each item's fix lands (removed with it).
-ITEM1 = pytest.mark.xfail(strict=True, reason="issue 13 item 1: Module.close() racing Instance()")
+
 ITEM2 = pytest.mark.xfail(strict=True, reason="issue 13 item 2: memory(0) racing close()")
 ITEM3 = pytest.mark.xfail(strict=True, reason="issue 13 item 3: a Memory view does not keep its instance")
 ITEM4 = pytest.mark.xfail(strict=True, reason="issue 13 item 4: a stale pooled grow")
@@ -64,7 +64,6 @@ ITEM4 = pytest.mark.xfail(strict=True, reason="issue 13 item 4: a stale pooled g
 
 # ---- 1. Module.close() racing Instance(module) ----------------------------------------
 
-@ITEM1
 @pytest.mark.parametrize("path", ["fast", "first"])
 def test_module_closed_during_instantiation_keeps_its_image_until_it_finished(monkeypatch, tmp_path, path):
     """The image fd is read by C after the module was closed: it must still be the
