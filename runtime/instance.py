@@ -298,6 +298,7 @@ class Instance(Owner):
             memory = made[defined]
             if memory is None:
                 memory = self._layout.allocation.memory(self._layout, defined, handles[defined])
+                memory._owner = self  # a view keeps its instance (and so its memory) alive
                 made[defined] = memory
         return memory
 
@@ -358,10 +359,11 @@ class Instance(Owner):
 
     def close(self):
         """Release the memories and tables this instance defined (idempotent)."""
-        handles = self._handles
-        if handles is None:
-            return
-        self._handles = None
+        with _MAKE_LOCK:  # a memory(i) in progress finishes first, later ones raise
+            handles = self._handles
+            if handles is None:
+                return
+            self._handles = None
         layout = self._layout
         if layout.fast and self._made is None:  # one memory (and nothing else), never looked at
             rc = _close(layout.specs, handles[0])
@@ -395,7 +397,9 @@ class Instance(Owner):
 
 _open, _close, _errno_now = _ffi.instance_open, _ffi.instance_close, _ffi.errno_now
 _new_block, _copy_into, _store_u64s = _ffi.new_block, _ffi.copy_into, _ffi.store_u64s
-_MAKE_LOCK = threading.Lock()  # Instance.memory: one Memory object per memory
+# Instance.memory: one Memory object per memory, and none once close() began. Reentrant:
+# a collection inside memory() may run another instance's __del__ (close) on this thread.
+_MAKE_LOCK = threading.RLock()
 
 
 class _Globals(Sequence):

@@ -57,8 +57,6 @@ def in_thread(fn):
 
 #: Until each item's fix lands (removed with it).
 
-ITEM2 = pytest.mark.xfail(strict=True, reason="issue 13 item 2: memory(0) racing close()")
-ITEM3 = pytest.mark.xfail(strict=True, reason="issue 13 item 3: a Memory view does not keep its instance")
 ITEM4 = pytest.mark.xfail(strict=True, reason="issue 13 item 4: a stale pooled grow")
 
 
@@ -98,7 +96,6 @@ def test_module_closed_during_instantiation_keeps_its_image_until_it_finished(mo
 
 # ---- 2. the first inst.memory(0) racing inst.close() -----------------------------------
 
-@ITEM2
 @pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
 def test_first_memory_view_racing_close_is_never_live_over_a_released_slot(monkeypatch, pooled):
     pool = make_pool(max_instances=2) if pooled else None
@@ -136,7 +133,7 @@ def test_first_memory_view_racing_close_is_never_live_over_a_released_slot(monke
 # ---- 3. a view keeps what it views alive ----------------------------------------------
 
 @pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
-@pytest.mark.parametrize("kind", [pytest.param("memory", marks=ITEM3), "table"])
+@pytest.mark.parametrize("kind", ["memory", "table"])
 def test_a_view_keeps_its_instance_alive(pooled, kind):
     pool = make_pool(max_instances=1) if pooled else None
     eng = Engine(allocator=pool) if pooled else Engine()
