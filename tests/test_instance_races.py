@@ -55,11 +55,6 @@ def in_thread(fn):
     return t, out
 
 
-#: Until each item's fix lands (removed with it).
-
-ITEM4 = pytest.mark.xfail(strict=True, reason="issue 13 item 4: a stale pooled grow")
-
-
 # ---- 1. Module.close() racing Instance(module) ----------------------------------------
 
 @pytest.mark.parametrize("path", ["fast", "first"])
@@ -170,7 +165,6 @@ def test_global_and_func_views_keep_their_instance_alive(kind):
 
 # ---- 4. a pooled grow in flight while the instance closes ------------------------------
 
-@ITEM4
 def test_stale_pooled_grow_never_opens_pages_of_the_next_tenant(monkeypatch):
     pool = make_pool(max_instances=1)
     mod = Module(Engine(allocator=pool), wat(DATA_MODULE))
