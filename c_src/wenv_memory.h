@@ -38,6 +38,8 @@ typedef struct wenv_memory {
     uint64_t release_arg;
 } wenv_memory;
 
+/* Describe where the memory is (again, after a moving grow); the lifetime fields are
+ * left as they are: a descriptor starts zeroed (open, unused, no release). */
 void wenv_memory_init(wenv_memory *m, uint64_t base, uint64_t byte_len, uint64_t bound_bytes,
                       uint64_t guard_bytes, uint64_t resv_start, uint64_t resv_end, uint32_t flags);
 void wenv_memory_set_byte_len(wenv_memory *m, uint64_t byte_len);

@@ -20,9 +20,12 @@ state. Each Instance then goes through it, with the module's instantiation layou
   made only when somebody asks for it (an instance that is never looked at costs no
   Memory object); from then on the Memory owns the memory and ``close()`` releases it.
 * ``allocate_table(...)`` for each defined table;
-* ``finish(layout, handles, made)``: release every memory whose Memory was never made
-  (``made`` is None, or a list with None at those indices), after the instance closed
-  the ones that were; then the instance no longer counts.
+* ``closing(layout, handles, made) -> ended``, before the instance closes the Memory
+  objects it made, and ``finish(layout, handles, made, ended)`` after: release every
+  memory whose Memory was never made (``made`` is None, or a list with None at those
+  indices); then the instance no longer counts (unless ``ended``: a pool hands the end
+  of the instance to the release of its last memory, which C runs once the last access
+  in flight on it has left).
 * ``fast_context(layout)``: for a layout with one memory, what the C one-call path
   (``wenv_instance_open`` / ``wenv_instance_close``) takes as the spec's pool (NULL for
   on-demand), or None; with it come ``open_failed(layout, code, errno)`` and
@@ -83,7 +86,13 @@ class InstanceAllocation:
     def allocate_table(self, plan, lazy=None, make_func=None, init=None) -> Table:
         return Table._for_plan(plan, lazy, make_func, init)
 
-    def finish(self, layout, handles, made) -> None:
+    def closing(self, layout, handles, made) -> bool:
+        """Before an instance closes the Memory objects it made: True if the allocation
+        made the last of them end the instance when it is released (then finish()
+        does not)."""
+        return False
+
+    def finish(self, layout, handles, made, ended: bool = False) -> None:
         for memory in reversed(handles):
             memory.close()
 
@@ -154,7 +163,7 @@ class _OnDemandAllocation(InstanceAllocation):
     def range(self, layout, index: int, start: int) -> tuple:
         return (start, start + layout.reserve_bytes[index])
 
-    def finish(self, layout, starts, made) -> None:
+    def finish(self, layout, starts, made, ended: bool = False) -> None:
         totals = layout.reserve_bytes
         for index in range(len(starts) - 1, -1, -1):
             if made is None or made[index] is None:

@@ -411,6 +411,7 @@ class Instance(Owner):
             if rc:
                 layout.allocation.close_failed(layout, handles[0], rc)
             return
+        ended = False
         if self._cells is not None:
             # The block goes with its last holder: views made earlier (they raise from
             # now on) and importers, whose cell pointers lead into it.
@@ -425,11 +426,12 @@ class Instance(Owner):
                 table.close()  # returns its pool table slot
             made = self._made
             if made is not None:
+                ended = layout.allocation.closing(layout, handles, made)
                 for memory in reversed(made):
                     if memory is not None:
                         memory.close()
         finally:
-            layout.allocation.finish(layout, handles, self._made)
+            layout.allocation.finish(layout, handles, self._made, ended)
 
     @property
     def closed(self) -> bool:
