@@ -15,6 +15,7 @@ from .layout import allocation_of, layout_of
 from .linking import lookup_imports
 from .memory import Memory
 from .module import Module
+from .store import Store
 from .table import Table
 from .tag import Tag
 from .traps import Trap, TrapCode
@@ -44,19 +45,23 @@ class Instance(Owner):
         imports: mapping ``(module_name, field) -> extern`` or a sequence in import order;
             externs are Memory, Table, Global, Func, Tag or a bare callable for a function.
             (:class:`runtime.InstancePre` passes imports it resolved and checked once.)
+        store: the :class:`runtime.Store` whose limits count this instance and whose fuel
+            and deadline its calls run under; None: a private store (made when first
+            asked for, ``instance.store``).
 
     Raises:
         LinkError: an import is missing or mistyped (nothing was allocated).
         Trap: a data or element segment is out of bounds (earlier writes to imported
             memories/tables stay, as the spec says; everything this instance allocated is
             released).
-        AllocationError: a memory could not be reserved (nothing is left behind).
+        AllocationError: a memory could not be reserved, or the store's limits do not
+            allow this instance (nothing is left behind).
     """
 
     # What every instance sets lives in slots; the rest has a class-level default and is
     # set (in the instance's __dict__, made on first store) only by modules that need it:
     # an instance of a memories-only module costs three stores and no dict.
-    __slots__ = ("module", "_handles", "_layout", "__dict__", "__weakref__")
+    __slots__ = ("module", "_handles", "_layout", "_store", "__dict__", "__weakref__")
     _imported_funcs: List[Func] = ()     # one per imported function, in import order
     _funcs: Optional[dict] = None        # defined function index -> its Func, made on first use
     _imported_globals: List[tuple] = ()  # per imported global: (type, exporter's cells, cell index)
@@ -71,7 +76,23 @@ class Instance(Owner):
     _held: List[object] = ()     # imported memories kept allocated until close (_hold)
     _entered = None              # (wenv_memory *[], count, memories) for _enter/_leave
 
-    def __init__(self, module: Module, imports=None):
+    def __init__(self, module: Module, imports=None, store=None):
+        if store is not None:
+            if not isinstance(store, Store):
+                raise TypeError(f"store must be a runtime.Store, got {type(store).__name__}")
+            if store.engine is not module.engine:
+                raise ValueError("cross-`Engine` instantiation is not currently supported")
+            self._store = store
+            store._admit(self, module)  # AllocationError past a limit (nothing counted)
+            try:
+                self._init(module, imports)
+            except BaseException:
+                store._release(self)
+                raise
+            return
+        self._init(module, imports)
+
+    def _init(self, module: Module, imports):
         layout = module._instance_layout
         if layout is not None and layout.fast and not imports:  # (fast is False once closed)
             # The common case, kept short: a module with one memory and nothing else to
@@ -213,6 +234,7 @@ class Instance(Owner):
         for plan, arr in layout.tables:
             init = None if plan.table.init is None else self._eval(plan.table.init)
             table = alloc.allocate_table(plan, arr, self._func_ref, init)
+            table._store = getattr(self, "_store", None)  # its limits bound grow
             self._defined_tables.append(table)
             self.tables.append(table)
 
@@ -313,6 +335,26 @@ class Instance(Owner):
         return _Globals(self)
 
     @property
+    def store(self):
+        """The :class:`runtime.Store` this instance lives in (a private one, made now, if
+        it was made without)."""
+        try:
+            return self._store
+        except AttributeError:
+            pass
+        with _MAKE_LOCK:
+            try:
+                return self._store
+            except AttributeError:
+                store = self._store = Store(self.module.engine)
+        for table in self._defined_tables:
+            table._store = store
+        for memory in self._made or ():
+            if memory is not None:
+                memory._store = store
+        return store
+
+    @property
     def start_func(self) -> Optional[int]:
         """The start function's index (not run yet: exports run in the interpreter, start functions do not)."""
         return self.module.env.start_func
@@ -339,6 +381,7 @@ class Instance(Owner):
             memory = made[defined]
             if memory is None:
                 memory = self._layout.allocation.memory(self._layout, defined, handles[defined])
+                memory._store = getattr(self, "_store", None)  # its limits bound grow
                 memory._owner = self  # a view keeps its instance (and so its memory) alive
                 made[defined] = memory
         return memory
@@ -405,6 +448,9 @@ class Instance(Owner):
             if handles is None:
                 return
             self._handles = None
+        store = getattr(self, "_store", None)
+        if store is not None:
+            store._release(self)
         layout = self._layout
         if layout.fast and self._made is None:  # one memory (and nothing else), never looked at
             rc = _close(layout.specs, handles[0])

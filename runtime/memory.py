@@ -261,7 +261,7 @@ class Memory(MemoryAccessors, Owner):
     """
 
     __slots__ = ("_plan", "_state", "_desc", "_lock", "_size_pages", "_max_pages",
-                 "_image", "_owner", "__weakref__")
+                 "_image", "_store", "_owner", "__weakref__")
 
     def __init__(self, plan: MemoryPlan, image=None, *, slot_factory=None):
         max_pages = self.check_plan(plan, image)
@@ -428,6 +428,9 @@ class Memory(MemoryAccessors, Owner):
         if delta_pages == 0:
             return old_pages
         if new_pages > self._max_pages or new_pages * WASM_PAGE_SIZE >= _U64_LIMIT:
+            return -1
+        store = getattr(self, "_store", None)  # an instance's memory: its store's limits
+        if store is not None and not store._memory_may_grow(new_pages):
             return -1
         old_len, new_len = old_pages * WASM_PAGE_SIZE, new_pages * WASM_PAGE_SIZE
         fault = _ffi.OK
