@@ -33,7 +33,9 @@ Slot state (what the pool knows about each slot's pages)
 * ``poisoned``: a reset step failed, so nothing above holds; the slot is replaced by
   fresh PROT_NONE anonymous memory (``mmap(MAP_FIXED)``) before anybody gets it.
 
-Release (Instance.close, or Memory.close once its object was made): reset the contents of ``[0, accessible)``: the
+Release (Instance.close, or Memory.close once its object was made; a slot whose Memory
+has an access, grow or wasm call in flight is released by C when the last of them has
+left, and a grow names the tenancy it started in): reset the contents of ``[0, accessible)``: the
 first ``keep_resident`` bytes (rounded up to a host page) are zeroed with memset and stay
 resident, except the image range; the image range and everything above keep_resident
 are decommitted (Linux: ``madvise(MADV_DONTNEED)``: image pages revert to the file, the
