@@ -278,7 +278,16 @@ def new_memory_desc():
 
 memory_init = lib.wenv_memory_init            # (desc, base, byte_len, bound, guard, start, end, flags)
 memory_set_byte_len = lib.wenv_memory_set_byte_len
-memory_close = lib.wenv_memory_close
+# Lifetime (c_src/wenv_memory.h): close refuses later uses and releases the memory, now
+# (the release's result) or in the last use in flight (RELEASE_DEFERRED).
+RELEASE_DEFERRED = lib.WENV_RELEASE_DEFERRED
+memory_close = lib.wenv_memory_close          # (desc) -> release result, RELEASE_DEFERRED or 0
+memory_enter = lib.wenv_memory_enter          # (desc) -> 1: in use until memory_leave; 0: closed
+memory_leave = lib.wenv_memory_leave          # (desc) -> the release's result if it ran here, else 0
+memories_enter = lib.wenv_memories_enter      # (descs array, n) -> n, or the index of a closed one
+memories_leave = lib.wenv_memories_leave      # (descs array, n)
+memory_own_reservation = lib.wenv_memory_own_reservation  # (desc): C unmaps it after close
+memory_own_pool_slot = lib.wenv_memory_own_pool_slot      # (desc, pool, slot, end_instance)
 access_is_raw = lib.wenv_access_is_raw        # (desc, offset, width) -> 0/1
 
 # ---- the fault handler ---------------------------------------------------------------

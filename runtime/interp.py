@@ -217,6 +217,14 @@ def call_bits(instance, func_index: int, cells):
     site = _site(instance)
     mc = site.mc
     mc.ensure(func_index)
+    instance._enter()  # its memories stay allocated until _leave, even if it closes meanwhile
+    try:
+        return _call_entered(instance, site, mc, func_index, cells)
+    finally:
+        instance._leave()
+
+
+def _call_entered(instance, site, mc, func_index: int, cells):
     engine = instance.module.engine
     max_cells, max_frames = engine._stack_cells, engine._stack_frames
     stack, frames = _stacks(max_cells, max_frames)
