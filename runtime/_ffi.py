@@ -219,6 +219,7 @@ def pool_new(slot_count: int, slots_per_chunk: int, chunk_bases, stride: int, bo
 
 
 pool_free = lib.wenv_pool_free
+pool_forget_reservation = lib.wenv_pool_forget_reservation  # (pool): later puts only count
 
 
 NULL = ffi.NULL

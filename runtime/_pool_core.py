@@ -223,7 +223,10 @@ class _PoolCore:
 
     def _unmap(self) -> None:
         """Release the reservation (under the lock, once nothing is in use). The C pool
-        stays (closed: it refuses every take) until the last reference to it goes."""
+        stays (closed: it refuses every take) until the last reference to it goes, and
+        the last descriptor owning a slot put it back (C counts those references)."""
+        if self.native is not None and self.chunks:
+            _ffi.pool_forget_reservation(self.native)
         for chunk in self.chunks:
             chunk.close()
         self.chunks.clear()
