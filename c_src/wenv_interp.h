@@ -30,8 +30,10 @@
 #define WENV_I_OOB_GUARD 6      /* out of bounds, found by a guard-page fault */
 #define WENV_I_STACK_OVERFLOW 7
 #define WENV_I_FAULT 8          /* a fault inside the accessible bytes */
-#define WENV_I_NULL_REF 9       /* call_ref of a null function reference */
-#define WENV_I_BAD_SIG 10       /* an indirect call whose callee has another type */
+#define WENV_I_OUT_OF_FUEL 9    /* the store's fuel went below zero (wenv_interp_ctl.inc) */
+#define WENV_I_INTERRUPT 10     /* the engine's epoch reached the store's deadline */
+#define WENV_I_NULL_REF 11      /* call_ref of a null function reference */
+#define WENV_I_BAD_SIG 12       /* an indirect call whose callee has another type */
 #define WENV_I_EXIT_TRANSLATE 100   /* function exit_arg0 of exit_vm to translate; resume re-runs the call */
 #define WENV_I_EXIT_GROW 101        /* memory exit_arg0 grows by exit_arg1 pages; result into *exit_dst */
 #define WENV_I_EXIT_HOST 102        /* host function exit_arg0: its arguments at fp[0..), results
@@ -103,6 +105,10 @@ typedef struct wenv_call {
     uint64_t *trap_ip;          /* the raw access in flight (for the guard-fault path) */
     uint64_t faults;            /* guard-page faults taken by this call */
     void *jb;                   /* (internal) the fault handler's jump buffer while running */
+    /* the store's bounds (wenv_interp_ctl.inc); read only by code translated with them */
+    int64_t *fuel;              /* the store's fuel, shared by its calls (atomic) */
+    const uint64_t *epoch;      /* the engine's epoch counter (another thread advances it) */
+    const uint64_t *epoch_deadline; /* the store's deadline: trap once *epoch >= it */
 } wenv_call;
 
 int wenv_interp_op_count(void);
