@@ -32,8 +32,8 @@
 #define WENV_I_FAULT 8          /* a fault inside the accessible bytes */
 #define WENV_I_OUT_OF_FUEL 9    /* the store's fuel went below zero (wenv_interp_ctl.inc) */
 #define WENV_I_INTERRUPT 10     /* the engine's epoch reached the store's deadline */
-#define WENV_I_NULL_REF 11      /* call_ref of a null function reference */
-#define WENV_I_BAD_SIG 12       /* an indirect call whose callee has another type */
+#define WENV_I_NULL_REF 12      /* call_ref of a null function reference (the tables branch: also ref.as_non_null) */
+#define WENV_I_BAD_SIG 14       /* an indirect call whose callee has another type (numbers as on the tables branch) */
 #define WENV_I_EXIT_TRANSLATE 100   /* function exit_arg0 of exit_vm to translate; resume re-runs the call */
 #define WENV_I_EXIT_GROW 101        /* memory exit_arg0 grows by exit_arg1 pages; result into *exit_dst */
 #define WENV_I_EXIT_HOST 102        /* host function exit_arg0: its arguments at fp[0..), results
