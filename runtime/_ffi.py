@@ -472,17 +472,75 @@ def new_memory_array(descs):
     return ffi.new("wenv_memory *[]", descs or [NULL])
 
 
-_NO_GLOBALS = ffi.new("uint64_t[]", 2)
+I_NULL_REF = lib.WENV_I_NULL_REF
+I_BAD_SIG = lib.WENV_I_BAD_SIG
+I_EXIT_HOST = lib.WENV_I_EXIT_HOST
+vm_funcref = lib.wenv_vm_funcref     # (vm, function index) -> wenv_funcref * (NULL: none)
+ANYFUNC_NONE = 0xFFFFFFFF
 
 
-def new_interp_call(funcs, mems, nmems: int, nglobals: int, stack, cells: int, frames,
-                    max_frames: int, entry: int):
-    """A ``wenv_call`` for one call from Python, and its globals region (2 words a global)."""
-    c = ffi.new("wenv_call *")
-    gcells = ffi.new("uint64_t[]", 2 * nglobals) if nglobals else _NO_GLOBALS
-    c.funcs, c.mems, c.nmems, c.globals = funcs, mems, nmems, gcells
-    c.stack, c.stack_cells, c.frames, c.max_frames, c.entry = stack, cells, frames, max_frames, entry
-    return c, gcells
+def new_interp_call():
+    """A zeroed ``wenv_call`` (the bridge fills it per call)."""
+    return ffi.new("wenv_call *")
+
+
+def new_vm(block, funcs, mems, nmems: int, num_imported_funcs: int, vm_id: int, regions,
+           imports_offset: int, anyfunc_of, type_ids):
+    """A ``wenv_vm``: ``block`` (or NULL) the instance block, ``regions`` the block of its
+    funcref and imported-function regions (the import entries at ``imports_offset``)."""
+    vm = ffi.new("wenv_vm *")
+    vm.block = ffi.NULL if block is None else ffi.cast("uint8_t *", block)
+    vm.funcs, vm.mems, vm.nmems, vm.num_imported_funcs, vm.id = (funcs, mems, nmems,
+                                                                 num_imported_funcs, vm_id)
+    vm.funcrefs = ffi.cast("wenv_funcref *", regions)
+    vm.imports = ffi.cast("wenv_import *", regions + imports_offset)
+    vm.anyfunc_of, vm.type_ids = anyfunc_of, type_ids
+    return vm
+
+
+def new_u32s(values):
+    return ffi.new("uint32_t[]", list(values) or [0])
+
+
+def new_u64s(values):
+    return ffi.new("uint64_t[]", list(values) or [0])
+
+
+def new_host_func(host_id: int, type_id: int, nparams: int, nresults: int):
+    """The native side of a host function: its funcref (vmctx NULL) and the wenv_func whose
+    code, [host_call, host_id, frame cells, return], exits to Python. Returns (funcref,
+    keep): ``keep`` holds what the funcref points at."""
+    cells = max(nparams, nresults, 1)
+    ops = interp_op_numbers()
+    words = ffi.new("uint64_t[]", [ops["host_call"], host_id, cells, ops["return"]])
+    if lib.wenv_interp_link(words, 4, ffi.new("uint32_t[]", [0, 3]), 2) != 0:
+        raise WasmRuntimeError("host function code failed to link")  # pragma: no cover
+    fn = ffi.new("wenv_func *")
+    fn.nparams, fn.nresults, fn.nlocals, fn.frame_cells, fn.code = nparams, nresults, 0, cells, words
+    ref = ffi.new("wenv_funcref *")
+    ref.func, ref.type_id, ref.vmctx = fn, type_id, ffi.NULL
+    return ref, (words, fn)
+
+
+def address(ptr) -> int:
+    """A C pointer as an int (0 for NULL)."""
+    return int(ffi.cast("uintptr_t", ptr))
+
+
+def funcref_at(addr: int):
+    """The ``wenv_funcref *`` at ``addr``."""
+    return ffi.cast("wenv_funcref *", addr)
+
+
+def func_offset(fn, funcs) -> int:
+    """The index of ``fn`` (a ``wenv_func *``) in the array ``funcs``."""
+    return (address(fn) - address(funcs)) // ffi.sizeof("wenv_func")
+
+
+def set_import(vm, index: int, callee, vmctx) -> None:
+    """Imported function ``index`` of ``vm`` is ``callee`` (a funcref) of ``vmctx`` (or NULL)."""
+    vm.imports[index].callee = callee
+    vm.imports[index].vmctx = ffi.NULL if vmctx is None else vmctx
 
 
 # Instance blocks and global cells live on the C heap (wenv_vmctx_alloc: zeroed, 16-aligned),

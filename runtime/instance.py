@@ -24,7 +24,7 @@ from .values import as_u64
 
 class Instance(Owner):
     """An instantiated module: imports linked, globals, tables and memories created and
-    initialized in spec order. Start functions are reported (``start_func``), not run.
+    initialized in spec order, then the start function run.
 
     An instance with anything to link or initialize owns a native block laid out by the
     module's ``VMOffsets`` (``runtime.layout``); so far it holds the defined globals'
@@ -51,9 +51,9 @@ class Instance(Owner):
 
     Raises:
         LinkError: an import is missing or mistyped (nothing was allocated).
-        Trap: a data or element segment is out of bounds (earlier writes to imported
-            memories/tables stay, as the spec says; everything this instance allocated is
-            released).
+        Trap: a data or element segment is out of bounds, or the start function trapped
+            (earlier writes to imported memories/tables stay, as the spec says; everything
+            this instance allocated is released).
         AllocationError: a memory could not be reserved, or the store's limits do not
             allow this instance (nothing is left behind).
     """
@@ -264,6 +264,9 @@ class Instance(Owner):
                 self.memory(index).write(offset, view)
         # Active and declarative segments are dropped; passive ones stay until data.drop
         # (the layout's mapping is shared until this instance drops one: _dropped_data).
+        start = self.module.env.start_func
+        if start is not None:  # last, in spec order; a trap releases everything (__init__)
+            self._func_ref(start)()
 
     @property
     def _passive_data(self) -> dict:
@@ -356,7 +359,7 @@ class Instance(Owner):
 
     @property
     def start_func(self) -> Optional[int]:
-        """The start function's index (not run yet: exports run in the interpreter, start functions do not)."""
+        """The start function's index (it ran at the end of instantiation), or None."""
         return self.module.env.start_func
 
     def memory(self, index: int = 0):

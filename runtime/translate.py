@@ -40,6 +40,9 @@ _RUN_PROPOSALS = ("mvp", "sign extension", "non-trapping float-to-int")
 NUMERIC = {op.name: op.name.replace(".", "_") for op in list(SINGLE) + list(PREFIXED.values())
            if op is not None and op.rule == "simple" and op.proposal in _RUN_PROPOSALS
            and op.name != "nop"}
+#: Reference type bytes whose values are cells: funcref, externref, (ref null? ht).
+#: (The heap type of (ref ht) is validated; any reference this runtime runs fits a cell.)
+_REF_BYTES = (0x70, 0x6F, 0x63, 0x64)
 _WIDTH = {0: 1, 1: 2, 2: 4, 3: 8}
 _INT_CMP = {f"{t}.{c}" for t in ("i32", "i64")
             for c in ("eq", "ne", "lt_s", "lt_u", "gt_s", "gt_u", "le_s", "le_u", "ge_s", "ge_u")}
@@ -291,6 +294,10 @@ class FunctionTranslator:
     def read_valtype(self):
         b = self.r.u8()
         t = _VALTYPE_BYTES.get(b)
+        if t is None and b in _REF_BYTES:  # a function or extern reference: a cell
+            if b in (0x63, 0x64):
+                self.r.s33()
+            return ValType.I64
         if t is None:
             raise unsupported("simd" if b == 0x7B else "reference types",
                                f"function {self.func_index}: a local of type {b:#x}")
@@ -302,8 +309,12 @@ class FunctionTranslator:
         if b == 0x40:
             r.pos += 1
             return 0, 0
-        if b in _VALTYPE_BYTES:
+        if b in _VALTYPE_BYTES or b in (0x70, 0x6F):
             r.pos += 1
+            return 0, 1
+        if b in (0x63, 0x64):
+            r.pos += 1
+            r.s33()
             return 0, 1
         if 0x40 <= b < 0x80:  # another value type (v128, references)
             raise unsupported("simd" if b == 0x7B else "reference types", f"block type {b:#x}")
