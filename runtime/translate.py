@@ -87,6 +87,7 @@ class FunctionTranslator:
         self.last_cmp = None   # (op position, name, a, b, result slot, code length after, imm)
         self.last_const = None  # (op position, value, slot, code length after) of an i32.const
         self.skip = 0  # depth of blocks opened inside unreachable code
+        self.label_pos = 0  # the last branch target
 
     # -- emission ----------------------------------------------------------------------------
     def emit(self, name: str, *operands) -> int:
@@ -109,6 +110,7 @@ class FunctionTranslator:
     def label(self) -> int:
         """Here is a branch target: nothing before it may be fused with what follows."""
         self.last = self.last_cmp = self.last_const = None
+        self.label_pos = len(self.code)
         return len(self.code)
 
     def patch(self, word: int, op_pos: int, target: int) -> None:
@@ -442,9 +444,24 @@ class FunctionTranslator:
         dst = self.push()
         pos = self.emit(num + "_imm", dst, a, value)
         self.produced(pos)
+        if num == "i32_add":
+            self.pair_add_imm(pos)
         self.last_const = None
         self.last_cmp = (pos, name, a, None, dst, len(self.code), value) if name in _INT_CMP else None
         return True
+
+    def pair_add_imm(self, pos: int) -> None:
+        """Two ``i32_add_imm`` in a row (``i++; p += 4``), the second not a branch target, as
+        one ``i32_add_imm2`` (run in order: the second may read the first's result)."""
+        code, first = self.code, pos - 4
+        if first < self.label_pos or len(self.positions) < 2 or self.positions[-2] != first \
+                or code[first] != self.opn["i32_add_imm"] or (self.spills and self.spills[-1][0] >= first):
+            return
+        operands = code[first + 1:first + 4] + code[pos + 1:pos + 4]
+        self.truncate(pos)
+        self.truncate(first)
+        new = self.emit("i32_add_imm2", *operands)
+        self.last = (new + 4, len(code))  # the second result, for a following local.set
 
     def memory_access(self, op) -> None:
         mem, offset = self.memarg(op)
