@@ -68,3 +68,8 @@
     X(br_i32_le_s) X(br_i32_le_u) X(br_i32_ge_s) X(br_i32_ge_u) \
     X(br_i64_eq) X(br_i64_ne) X(br_i64_lt_s) X(br_i64_lt_u) X(br_i64_gt_s) X(br_i64_gt_u) \
     X(br_i64_le_s) X(br_i64_le_u) X(br_i64_ge_s) X(br_i64_ge_u) X(br_i64_eqz) X(br_i64_nez)
+
+
+/* Store bounds (wenv_interp_ctl.inc), emitted only for engines that consume fuel or
+ * interrupt by epochs: fuel [op, cost], epoch [op]. */
+#define WENV_STORE_OPS(X) X(fuel) X(epoch)

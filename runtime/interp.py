@@ -14,16 +14,19 @@ from typing import List, NamedTuple
 from wasmenv import UnsupportedFeature, ValType
 
 from . import _ffi
+from .backtrace import function_names, register_code
+from .engine import DEFAULT_MAX_WASM_STACK, FRAME_BYTES
 from .translate import translate_function
 from .traps import Trap, TrapCode
 from .values import from_bits, to_bits
 
 __all__ = ["ModuleCode", "module_code", "call", "call_bits", "STACK_CELLS", "MAX_FRAMES"]
 
-#: The value stack of one thread (8-byte cells) and the deepest wasm call chain; past
-#: either a call traps with STACK_OVERFLOW.
-STACK_CELLS = 1 << 20
-MAX_FRAMES = 100_000
+#: The value stack of one thread (8-byte cells) and the deepest wasm call chain at the
+#: default ``Engine.max_wasm_stack``; past either a call traps with STACK_OVERFLOW. A
+#: thread's stacks grow to the largest engine limit it runs under.
+STACK_CELLS = DEFAULT_MAX_WASM_STACK // 8
+MAX_FRAMES = DEFAULT_MAX_WASM_STACK // FRAME_BYTES
 
 _TRAPS = {
     _ffi.I_UNREACHABLE: TrapCode.UNREACHABLE,
@@ -31,6 +34,8 @@ _TRAPS = {
     _ffi.I_INT_OVERFLOW: TrapCode.INTEGER_OVERFLOW,
     _ffi.I_BAD_CONV: TrapCode.BAD_CONVERSION_TO_INTEGER,
     _ffi.I_STACK_OVERFLOW: TrapCode.STACK_OVERFLOW,
+    _ffi.I_OUT_OF_FUEL: TrapCode.OUT_OF_FUEL,
+    _ffi.I_INTERRUPT: TrapCode.INTERRUPT,
 }
 _MODULE_LOCK = threading.Lock()
 
@@ -45,6 +50,10 @@ class _Context:
 
     def __init__(self, module, signals_based_traps: bool, mem0_desc):
         env = module.env
+        # The engine's config is part of the code: fuel and epoch checks are emitted only
+        # when it has them (a module belongs to one engine: one translation each).
+        self.fuel, self.epoch = module.engine.code_config
+        self.bounded = self.fuel or self.epoch
         self.types = [t.func for t in env.types]
         self.func_types = [self.types[f.signature] for f in env.functions]
         self.global_types = [g.type.content for g in env.globals]
@@ -82,6 +91,8 @@ class ModuleCode:
         self.ctx = _Context(module, module.engine.signals_based_traps, mem0_desc)
         self._bodies = translation.code.bodies
         self._wasm = translation.wasm
+        self.module_offset = translation.code.module_offset  # of the code buffer's offset 0
+        self._names = None
         self.funcs = _ffi.new_interp_funcs(len(self.ctx.func_types))
         self._keep: List[object] = []
         self._failed = {}
@@ -109,7 +120,16 @@ class ModuleCode:
             raise UnsupportedFeature("host calls", detail=f"function {func_index} is imported")
         start, end = self._bodies[func_index - ctx.num_imported_funcs]
         code = translate_function(ctx, func_index, self._wasm, start, end, _ffi.interp_op_numbers())
-        self._keep.append(_ffi.interp_publish(self.funcs, func_index, code))
+        words = _ffi.interp_publish(self.funcs, func_index, code)
+        register_code(_ffi.code_address(words), len(code.words), self, func_index, start,
+                      code.positions, code.offsets)
+        self._keep.append(words)
+
+    def func_name(self, func_index: int):
+        """The function's name from the module's name section, or None."""
+        if self._names is None:
+            self._names = function_names(self._wasm if self.module_offset == 0 else None)
+        return self._names.get(func_index)
 
 
 def module_code(module, mem0_desc=None) -> ModuleCode:
@@ -126,15 +146,20 @@ def module_code(module, mem0_desc=None) -> ModuleCode:
 class _ThreadStack(threading.local):
     stack = None
     frames = None
+    cells = 0
+    nframes = 0
 
 
 _THREAD = _ThreadStack()
 
 
-def _stacks():
+def _stacks(cells: int, nframes: int):
+    """This thread's value and frame stacks, at least ``cells`` and ``nframes`` long (a
+    call in flight keeps the smaller ones it had alive)."""
     t = _THREAD
-    if t.stack is None:
-        t.stack, t.frames = _ffi.new_interp_stacks(STACK_CELLS, MAX_FRAMES)
+    if t.cells < cells or t.nframes < nframes:
+        t.cells, t.nframes = max(cells, t.cells), max(nframes, t.nframes)
+        t.stack, t.frames = _ffi.new_interp_stacks(t.cells, t.nframes)
     return t.stack, t.frames
 
 
@@ -192,7 +217,9 @@ def call_bits(instance, func_index: int, cells):
     site = _site(instance)
     mc = site.mc
     mc.ensure(func_index)
-    stack, frames = _stacks()
+    engine = instance.module.engine
+    max_cells, max_frames = engine._stack_cells, engine._stack_frames
+    stack, frames = _stacks(max_cells, max_frames)
     for i, v in enumerate(cells):
         stack[i] = v
     globals_ = instance.globals
@@ -200,7 +227,10 @@ def call_bits(instance, func_index: int, cells):
     # is not translated yet): copied in now, the mutable ones written back after.
     numeric = [(i, g) for i, g in enumerate(globals_) if g.ty.content in _NUMERIC]
     c, gcells = _ffi.new_interp_call(mc.funcs, site.mems, site.nmems, len(globals_), stack,
-                                     STACK_CELLS, frames, MAX_FRAMES, func_index)
+                                     max_cells, frames, max_frames, func_index)
+    if mc.ctx.bounded:  # code with fuel/epoch checks: under the store of the function called
+        store = instance.store
+        _ffi.set_call_bounds(c, store._fuel, engine._epoch, store._deadline)
     for i, g in numeric:
         gcells[2 * i] = g.bits
     try:
@@ -213,7 +243,7 @@ def call_bits(instance, func_index: int, cells):
             elif status == _ffi.I_EXIT_GROW:
                 _grow(c, site.memories, mc.ctx)
             else:
-                raise _trap(c, status)
+                raise _trap(c, status, frames)
     finally:
         for i, g in numeric:
             if g.ty.mutable:
@@ -229,13 +259,18 @@ def _grow(c, memories, ctx) -> None:
     c.exit_dst[0] = old & (0xFFFFFFFFFFFFFFFF if memory64 else 0xFFFFFFFF)
 
 
-def _trap(c, status) -> Exception:
+def _trap(c, status, frames) -> Exception:
     code = _TRAPS.get(status)
     if code is not None:
-        return Trap(code)
-    if status in (_ffi.I_OOB, _ffi.I_OOB_GUARD):
-        return Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, address=c.trap_addr,
+        trap = Trap(code)
+    elif status in (_ffi.I_OOB, _ffi.I_OOB_GUARD):
+        trap = Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, address=c.trap_addr,
                     guard_fault=status == _ffi.I_OOB_GUARD)
+    else:
+        trap = None
+    if trap is not None:  # raw addresses now; FrameInfo records when someone reads them
+        trap._ips = (_ffi.pointer_address(c.ip), _ffi.frame_return_ips(frames, c.depth))
+        return trap
     from .errors import WasmRuntimeError
     if status == _ffi.I_FAULT:
         return WasmRuntimeError(f"memory fault inside the accessible bytes at wasm address "

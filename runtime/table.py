@@ -42,6 +42,7 @@ class Table(Owner):
         self._make_func = make_func
         self._lock = threading.Lock()
         self._closed = False
+        self._store = None  # set by the instance that defines it (runtime.store limits)
 
     @classmethod
     def new(cls, engine, element, minimum: int, maximum: Optional[int] = None, init=None,
@@ -107,6 +108,9 @@ class Table(Owner):
             limit = self.ty.maximum if self.ty.maximum is not None else (
                 U64_MAX if self.ty.table64 else U32_MAX)
             if new > limit or (self._slot is not None and new > self._slot.max_elements):
+                return -1
+            store = self._store  # an instance's table: its store's limits
+            if store is not None and not store._table_may_grow(new):
                 return -1
             if delta:
                 self._fill_starts.append(old)

@@ -54,6 +54,11 @@ _NEGATE = {"eq": "ne", "ne": "eq", "lt_s": "ge_s", "ge_s": "lt_s", "lt_u": "ge_u
            "gt_s": "le_s", "le_s": "gt_s", "gt_u": "le_u", "le_u": "gt_u"}
 
 
+#: Wasmtime's fuel cost of an operator: 1, except these (structure and no-ops) cost 0.
+_FUEL_COST = {name: 0 for name in ("nop", "drop", "block", "loop", "unreachable", "return",
+                                   "else", "end")}
+
+
 class Code(NamedTuple):
     """One translated function: code words (op numbers at ``positions``, not yet linked)."""
 
@@ -63,6 +68,9 @@ class Code(NamedTuple):
     nresults: int
     nlocals: int
     frame_cells: int
+    #: The wasm offset (in the code buffer) of the instruction each op of ``positions``
+    #: was emitted for: traps and return addresses map back through it (backtraces).
+    offsets: array = None
 
 
 class FunctionTranslator:
@@ -88,12 +96,17 @@ class FunctionTranslator:
         self.last_const = None  # (op position, value, slot, code length after) of an i32.const
         self.skip = 0  # depth of blocks opened inside unreachable code
         self.label_pos = 0  # the last branch target
+        self.offsets: List[int] = []  # per op position: the wasm offset it was emitted for
+        self.op_offset = start
+        self.fuel_word = None  # the cost word of the last fuel op (patched at the next one)
+        self.fuel_cost = 0
 
     # -- emission ----------------------------------------------------------------------------
     def emit(self, name: str, *operands) -> int:
         code = self.code
         pos = len(code)
         self.positions.append(pos)
+        self.offsets.append(self.op_offset)
         code.append(self.opn[name])
         code.extend(operands)
         return pos
@@ -102,6 +115,7 @@ class FunctionTranslator:
         del self.code[pos:]
         if self.positions and self.positions[-1] == pos:
             self.positions.pop()
+            self.offsets.pop()
 
     def produced(self, pos: int) -> None:
         """The op at ``pos`` wrote its result to the slot in word pos + 1 (then nothing else)."""
@@ -115,6 +129,24 @@ class FunctionTranslator:
 
     def patch(self, word: int, op_pos: int, target: int) -> None:
         self.code[word] = (target - op_pos) & MASK64
+
+    # -- store bounds (c_src/wenv_interp_ctl.inc) ------------------------------------------------
+    def bound_check(self) -> None:
+        """A check point (function entry, loop header): fuel and epoch ops, if the engine
+        has them. Fuel is charged ahead for the code up to the next check point."""
+        if self.ctx.fuel:
+            self.fuel_region()
+        if self.ctx.epoch:
+            self.emit("epoch")
+
+    def fuel_region(self) -> None:
+        """Close the fuel region open so far and open one here (a no-op without fuel)."""
+        if not self.ctx.fuel:
+            return
+        if self.fuel_word is not None:
+            self.code[self.fuel_word] = self.fuel_cost
+        self.fuel_cost = 0
+        self.fuel_word = self.emit("fuel", 0) + 1
 
     # -- the operand stack ---------------------------------------------------------------------
     def home(self, h: int) -> int:
@@ -227,8 +259,11 @@ class FunctionTranslator:
         self.base = len(local_types)
         ctrls = [Frame(FUNC, 0, 0, self.nresults)]
         self.ctrls = ctrls
+        self.bound_check()
+        self.fuel_cost = 1  # wasmtime charges a call 1 besides its operators
+        fuel = ctx.fuel
         while ctrls:
-            op_pos = r.pos
+            op_pos = self.op_offset = r.pos
             b = r.u8()
             if b >= 0xFC and b <= 0xFE:
                 op = PREFIXED.get((b, r.u32()))
@@ -239,16 +274,21 @@ class FunctionTranslator:
             if ctrls[-1].dead:
                 self.skip_dead(op)
                 continue
+            if fuel:  # counted before step: a loop's header opens the next region
+                self.fuel_cost += _FUEL_COST.get(op.name, 1)
             try:
                 self.step(op)
             except UnsupportedFeature as exc:
                 raise UnsupportedFeature(exc.feature, op_pos, "code",
                                          f"function {self.func_index}: {exc.detail}") from None
+        if self.fuel_word is not None:
+            self.code[self.fuel_word] = self.fuel_cost
         for word, k in self.spills:
             self.code[word] = self.base + self.max_h + k
         frame_cells = max(self.base + self.max_h + self.nspill, self.nresults, 1)
         return Code(array("Q", self.code), array("I", self.positions), self.nparams,
-                    self.nresults, self.nlocals_total - self.nparams, frame_cells)
+                    self.nresults, self.nlocals_total - self.nparams, frame_cells,
+                    array("I", self.offsets))
 
     def read_valtype(self):
         b = self.r.u8()
