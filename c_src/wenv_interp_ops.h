@@ -27,7 +27,7 @@
     X(i32_extend8_s) X(i32_extend16_s) X(i64_extend8_s) X(i64_extend16_s) X(i64_extend32_s) \
     X(i32_trunc_sat_f32_s) X(i32_trunc_sat_f32_u) X(i32_trunc_sat_f64_s) X(i32_trunc_sat_f64_u) \
     X(i64_trunc_sat_f32_s) X(i64_trunc_sat_f32_u) X(i64_trunc_sat_f64_s) X(i64_trunc_sat_f64_u) \
-    WENV_IMM_OPS(X) WENV_MEM_AI_OPS(X)
+    WENV_IMM_OPS(X) WENV_MEM_AI_OPS(X) X(i32_add_imm2) X(i32_shr_u_and_imm) X(i32_and_shl_imm)
 
 /* Fused forms with an immediate operand (wenv_interp_num.inc): <binop>_imm, <cmp>_imm and
  * br_<cmp>_imm for every integer binary op and compare. */
