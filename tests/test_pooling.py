@@ -106,7 +106,7 @@ def test_pool_dropped_with_its_live_instances_in_one_garbage_cycle():
     poisoned by MALLOC_PERTURB_, so a use after free crashes or misbehaves)."""
     proc = run_child("""
         import gc, wasmtime
-        from runtime import Engine, Instance, Module
+        from runtime import Engine, Instance, Module, PoolingAllocator
         wasm = wasmtime.wat2wasm('(module (memory 1) (data (i32.const 0) "x"))')
         left = 0
         for trial in range(20):
