@@ -470,3 +470,91 @@ copy_into = ffi.memmove   # (block + offset, bytes, byte_len)
 def store_u64s(block, offset: int, values) -> None:
     """Write ``values`` as consecutive u64s at ``offset`` of ``block``."""
     ffi.cast("uint64_t *", block + offset)[0:len(values)] = values
+
+
+# ---- tables and reference cells (c_src/wenv_table.h) -----------------------------------
+
+LAZY_NONE = lib.WENV_LAZY_NONE
+
+
+def new_u32s(values):
+    return ffi.new("uint32_t[]", list(values) or [0])
+
+
+def new_u64s(values):
+    return ffi.new("uint64_t[]", list(values) or [0])
+
+
+def address_of(cdata) -> int:
+    return int(ffi.cast("uintptr_t", cdata))
+
+
+def new_funcrefs(vmctx: int, funcref_start: int, anyfunc_of, type_ids, imported,
+                 nimported: int, nfuncs: int):
+    """A ``wenv_funcrefs`` (its arrays are the caller's to keep alive)."""
+    r = ffi.new("wenv_funcrefs *")
+    r.vmctx, r.funcref_start, r.nimported, r.nfuncs = vmctx, funcref_start, nimported, nfuncs
+    r.anyfunc_of, r.type_ids, r.imported = anyfunc_of, type_ids, imported
+    return r
+
+
+def funcref_of(funcrefs, func_index: int) -> int:
+    """The funcref cell of a function (its record made on first use), or 0 (none)."""
+    return lib.wenv_funcref_of(funcrefs, func_index)
+
+
+def funcref_record(cell: int) -> tuple:
+    """(func index, type id, vmctx) of the funcref record at ``cell``."""
+    rec = ffi.cast("uint64_t *", cell)
+    return rec[0], rec[1], rec[2]
+
+
+def table_open(size: int, maximum: int, init_cell: int, lazy=None, lazy_len: int = 0, funcrefs=None):
+    """A new native table (an owning ``wenv_table *``; close it with table_close).
+
+    Raises:
+        AllocationError: its reservation could not be made.
+    """
+    t = ffi.new("wenv_table *")
+    if lib.wenv_table_open(t, size, maximum, init_cell) != 0:
+        err = errno_now()
+        raise AllocationError(f"table of {size} elements: {os.strerror(err)}", "table") \
+            from OSError(err, os.strerror(err))
+    if lazy is not None:
+        t.lazy, t.lazy_len, t.refs = lazy, lazy_len, funcrefs
+    return t
+
+
+table_close = lib.wenv_table_close
+_cell_out = ffi.new_allocator(should_clear_after_alloc=False)
+
+
+def table_get(t, index: int):
+    """The cell at ``index``, or None when out of bounds."""
+    out = _cell_out("uint64_t *")
+    if lib.wenv_table_get(t, index, out) != 0:
+        return None
+    return out[0]
+
+
+def table_set(t, index: int, cell: int) -> bool:
+    return lib.wenv_table_set(t, index, cell) == 0
+
+
+def table_fill(t, index: int, cell: int, n: int) -> bool:
+    return lib.wenv_table_fill(t, index, cell, n) == 0
+
+
+def table_copy(dst, d: int, src, s: int, n: int) -> bool:
+    return lib.wenv_table_copy(dst, d, src, s, n) == 0
+
+
+def table_init(t, d: int, cells, s: int, n: int) -> bool:
+    """Write ``cells[s:s+n]`` (a list of cells) at ``d``; False (nothing written) when out of bounds."""
+    buf = ffi.new("uint64_t[]", list(cells) or [0])
+    return lib.wenv_table_init(t, d, buf, len(cells), s, n) == 0
+
+
+def table_grow(t, delta: int, init_cell: int) -> int:
+    """The old size, or -1 (past the maximum, or out of memory)."""
+    return lib.wenv_table_grow(t, delta, init_cell)

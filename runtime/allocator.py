@@ -80,8 +80,8 @@ class InstanceAllocation:
         """(start, end) of an opened memory's reservation, guards included."""
         return handle.reservation_range
 
-    def allocate_table(self, plan, lazy=None, make_func=None, init=None) -> Table:
-        return Table._for_plan(plan, lazy, make_func, init)
+    def allocate_table(self, plan, lazy=None, funcrefs=None, init=None) -> Table:
+        return Table._for_plan(plan, lazy, funcrefs, init)
 
     def finish(self, layout, handles, made) -> None:
         for memory in reversed(handles):

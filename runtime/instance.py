@@ -15,6 +15,7 @@ from .layout import allocation_of, layout_of
 from .linking import lookup_imports
 from .memory import Memory
 from .module import Module
+from .refs import FuncRefs
 from .table import Table
 from .tag import Tag
 from .traps import Trap, TrapCode
@@ -67,6 +68,7 @@ class Instance(Owner):
     _defined_tables: List[Table] = ()  # each owns its pool table slot, if any
     _made: Optional[List[Optional[Memory]]] = None  # Memory objects of defined memories, once made
     _exports: Optional["Exports"] = None
+    _refs: Optional[FuncRefs] = None  # the block's funcref records (runtime.refs)
     _dropped_data = None         # passive segments left after a data.drop (else the layout's)
 
     def __init__(self, module: Module, imports=None):
@@ -147,6 +149,10 @@ class Instance(Owner):
         if imported:
             _store_u64s(block, layout.vmoffsets.start("imported_globals"),
                         [src.address(index) for _, src, index in imported])
+        if layout.vmoffsets.count("funcrefs"):
+            refs = self._refs = FuncRefs(self, block, layout.vmoffsets, self._imported_funcs)
+            for table in self.tables:  # imported ones: wasm code may store our funcrefs there
+                table._holds.add(refs)
         if template.per_instance:
             types = template.types
             template.evaluate_per_instance(self._global_bits, self._func_ref,
@@ -160,7 +166,7 @@ class Instance(Owner):
             self._defined_tables = []
         for plan, arr in layout.tables:
             init = None if plan.table.init is None else self._eval(plan.table.init)
-            table = alloc.allocate_table(plan, arr, self._func_ref, init)
+            table = alloc.allocate_table(plan, arr, self._refs, init)
             self._defined_tables.append(table)
             self.tables.append(table)
 

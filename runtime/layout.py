@@ -45,6 +45,8 @@ class InstanceLayout:
         # heap clears reused pages: 189 KB of funcrefs for a module like yosys). Offsets
         # are VMOffsets' either way; the size grows to ``offsets.size`` as they move in.
         self.block_bytes = offsets.end("imported_globals")
+        if offsets.count("funcrefs"):  # funcref records (runtime.refs), made on first use
+            self.block_bytes = offsets.end("funcrefs")
         self.globals_start = offsets.start("defined_globals")
         self.globals_template = GlobalsTemplate.for_module(env)
         self.tags = tuple(t.func_type for t in env.tags[env.num_imported_tags:])

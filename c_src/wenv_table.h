@@ -1,0 +1,96 @@
+/*
+ * wenv_table — native wasm tables: 64-bit elements in an mmap'd reservation, and the
+ * one encoding rule of references in cells and in table elements.
+ *
+ * A reference *cell* (a wasm stack slot, a global, an argument) is a uint64_t:
+ *   0                      null;
+ *   a funcref              the address of its funcref record (24 bytes: func index in its
+ *                          instance, canonical type id, that instance's block), 8-aligned;
+ *   an externref           a key of the store's registry (runtime/refs.py), even.
+ * Every non-null cell has its low bit clear.
+ *
+ * A table *element* is WENV_ELEM(cell) (the low bit set) once initialized, and
+ * WENV_ELEM_UNINIT (0) before: a 0 element reads as the function the module's
+ * precomputed array (wenv_table.lazy) names for its index, resolved through the
+ * instance's wenv_funcrefs to that instance's funcref record and stored on first read
+ * (from C and from Python alike: both read through wenv_table_get / wenv_table_elem);
+ * beyond the array, or for a NONE entry, as null. Untouched elements are zero pages:
+ * a table costs no resident memory until written.
+ */
+#ifndef WENV_TABLE_H
+#define WENV_TABLE_H
+#include <stdint.h>
+#include "wenv.h"
+/* CDEF-BEGIN */
+
+#define WENV_ELEM_UNINIT 0
+#define WENV_ELEM_TAG 1
+#define WENV_LAZY_NONE 4294967295   /* a lazy array's "null here" (UINT32_MAX) */
+#define WENV_FUNCREF_BYTES 24
+
+/* What resolving a function index to this instance's funcref record needs (one per
+ * instance that has funcrefs; Python fills it, runtime/refs.py). */
+typedef struct wenv_funcrefs {
+    uint64_t vmctx;             /* the instance block */
+    uint64_t funcref_start;     /* byte offset of its funcrefs region */
+    const uint32_t *anyfunc_of; /* per function: its anyfunc index, or WENV_LAZY_NONE */
+    const uint64_t *type_ids;   /* per function: canonical type id (runtime/refs.type_id) */
+    const uint64_t *imported;   /* per imported function: its funcref cell (the exporter's) */
+    uint32_t nimported;
+    uint32_t nfuncs;
+} wenv_funcrefs;
+
+/* A table. Its first two fields are a table definition of the instance block
+ * (elements pointer, size in elements). */
+typedef struct wenv_table {
+    uint64_t *elements;
+    uint64_t size;
+    uint64_t maximum;           /* grow never passes it (the type's maximum, a pool's cap) */
+    uint64_t reserved;          /* elements the reservation holds */
+    uint64_t accessible;        /* elements made R/W (>= size) */
+    const uint32_t *lazy;       /* the module's function index per element, or NULL */
+    uint64_t lazy_len;
+    const wenv_funcrefs *refs;  /* resolves `lazy` (NULL when lazy is) */
+} wenv_table;
+
+/* [errno] Reserve and open `t` with `size` elements, each WENV_ELEM(init_cell) if
+ * init_cell is not null (else uninitialized). ENOMEM; EINVAL if size > maximum. */
+int wenv_table_open(wenv_table *t, uint64_t size, uint64_t maximum, uint64_t init_cell);
+/* Release the reservation (idempotent). */
+void wenv_table_close(wenv_table *t);
+/* The old size, or -1: past the maximum (errno ERANGE) or out of memory (ENOMEM). */
+int64_t wenv_table_grow(wenv_table *t, uint64_t delta, uint64_t init_cell);
+/* [errno] *cell = the element at `index` (resolved). ERANGE: out of bounds. */
+int wenv_table_get(wenv_table *t, uint64_t index, uint64_t *cell);
+/* [errno] ERANGE: out of bounds (nothing written). */
+int wenv_table_set(wenv_table *t, uint64_t index, uint64_t cell);
+int wenv_table_fill(wenv_table *t, uint64_t index, uint64_t cell, uint64_t n);
+/* [errno] table.copy, overlapping ranges allowed (sources resolved first). */
+int wenv_table_copy(wenv_table *dst, uint64_t d, wenv_table *src, uint64_t s, uint64_t n);
+/* [errno] table.init / an element segment: cells[s .. s+n) of a segment of seg_len cells. */
+int wenv_table_init(wenv_table *t, uint64_t d, const uint64_t *cells, uint64_t seg_len,
+                    uint64_t s, uint64_t n);
+/* The funcref cell of function `func_index` of the instance (its record made on first
+ * use), or 0 with errno EINVAL (no such function, or it does not escape). */
+uint64_t wenv_funcref_of(const wenv_funcrefs *r, uint64_t func_index);
+
+/* CDEF-END */
+
+#define WENV_ELEM(cell) ((cell) | WENV_ELEM_TAG)
+#define WENV_ELEM_CELL(e) ((e) & ~(uint64_t)WENV_ELEM_TAG)
+
+WENV_INTERNAL uint64_t wenv_table_resolve(wenv_table *t, uint64_t index);
+
+/* The cell at an in-bounds `index` (the interpreter's table.get). */
+static inline uint64_t wenv_table_elem(wenv_table *t, uint64_t index)
+{
+    uint64_t e = __atomic_load_n(&t->elements[index], __ATOMIC_ACQUIRE);
+    return WENV_LIKELY(e != WENV_ELEM_UNINIT) ? WENV_ELEM_CELL(e) : wenv_table_resolve(t, index);
+}
+
+/* Is [index, index + n) inside the table? */
+static inline int wenv_table_in_bounds(const wenv_table *t, uint64_t index, uint64_t n)
+{
+    return index <= t->size && t->size - index >= n;
+}
+#endif
