@@ -76,7 +76,7 @@ static inline double wenv_f64_max(double a, double b)
 #define NAME_OF_C(name) #name "_c",
 static const char *const wenv_op_names[] = {
     WENV_CTL_OPS(NAME_OF) WENV_NUM_OPS(NAME_OF) WENV_MEM_ACCESS_OPS(NAME_OF)
-    WENV_MEM_ACCESS_OPS(NAME_OF_C)
+    WENV_MEM_ACCESS_OPS(NAME_OF_C) WENV_TABLE_OPS(NAME_OF)
 };
 #define WENV_OP_COUNT ((int)(sizeof wenv_op_names / sizeof wenv_op_names[0]))
 
@@ -94,7 +94,7 @@ static __attribute__((noinline)) int wenv_interp_loop(wenv_call *c, const void *
 #define LABEL_OF_C(name) &&L_##name##_c,
     static const void *const labels[] = {
         WENV_CTL_OPS(LABEL_OF) WENV_NUM_OPS(LABEL_OF) WENV_MEM_ACCESS_OPS(LABEL_OF)
-        WENV_MEM_ACCESS_OPS(LABEL_OF_C)
+        WENV_MEM_ACCESS_OPS(LABEL_OF_C) WENV_TABLE_OPS(LABEL_OF)
     };
     _Static_assert(sizeof labels / sizeof labels[0] == sizeof wenv_op_names / sizeof wenv_op_names[0],
                    "one handler per op name");
@@ -112,6 +112,7 @@ static __attribute__((noinline)) int wenv_interp_loop(wenv_call *c, const void *
     uint64_t *ip = c->ip, *fp = c->fp;
     uint32_t depth = c->depth;
     int status;
+    uint64_t callee_, call_len_;  /* L_call's, also set by call_indirect */
 
 #define S(i) fp[ip[i]]
 #define NEXT() goto *(const void *)(uintptr_t)ip[0]
@@ -153,16 +154,19 @@ static __attribute__((noinline)) int wenv_interp_loop(wenv_call *c, const void *
     L_global_set: globals[2 * ip[1]] = S(2); ip += 3; NEXT();
     /* [op, function, first argument slot]: the callee's frame starts at its arguments. */
     L_call: {
-        wenv_func *fn = &funcs[ip[1]];
+        callee_ = ip[1];
+        call_len_ = 3;
+    call_callee:;
+        wenv_func *fn = &funcs[callee_];
         uint64_t *code = __atomic_load_n(&fn->code, __ATOMIC_ACQUIRE);
         if (WENV_UNLIKELY(code == NULL)) {
-            c->exit_arg0 = ip[1];
+            c->exit_arg0 = callee_;
             EXIT(WENV_I_EXIT_TRANSLATE);
         }
         uint64_t *nfp = fp + ip[2];
         if (WENV_UNLIKELY(depth >= max_frames || (uint64_t)(stack_end - nfp) < fn->frame_cells))
             TRAP(WENV_I_STACK_OVERFLOW);
-        frames[depth].ret_ip = ip + 3;
+        frames[depth].ret_ip = ip + call_len_;
         frames[depth].fp = fp;
         depth++;
         memset(nfp + fn->nparams, 0, (size_t)fn->nlocals * 8);
@@ -200,6 +204,7 @@ static __attribute__((noinline)) int wenv_interp_loop(wenv_call *c, const void *
 
 #include "wenv_interp_num.inc"
 #include "wenv_interp_mem.inc"
+#include "wenv_interp_table.inc"
 
 trap:
 out:

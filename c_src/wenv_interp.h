@@ -15,6 +15,7 @@
 #define WENV_INTERP_H
 #include <stdint.h>
 #include "wenv_memory.h"
+#include "wenv_table.h"
 /* CDEF-BEGIN */
 
 /* ---- wenv_call.status ---- */
@@ -27,8 +28,16 @@
 #define WENV_I_OOB_GUARD 6      /* out of bounds, found by a guard-page fault */
 #define WENV_I_STACK_OVERFLOW 7
 #define WENV_I_FAULT 8          /* a fault inside the accessible bytes */
+#define WENV_I_TABLE_OOB 9
+#define WENV_I_NULL_REF 10      /* ref.as_non_null of null */
+#define WENV_I_INDIRECT_NULL 11 /* call_indirect of a null element */
+#define WENV_I_BAD_SIG 12       /* call_indirect: the element's type is not the expected one */
 #define WENV_I_EXIT_TRANSLATE 100   /* exit_arg0: the function to translate; resume re-runs the call */
 #define WENV_I_EXIT_GROW 101        /* memory exit_arg0 grows by exit_arg1 pages; result into *exit_dst */
+#define WENV_I_EXIT_TABLE_GROW 102  /* table exit_arg0 grows by exit_arg1 elements of cell *exit_dst; result into *exit_dst */
+#define WENV_I_EXIT_BULK 103        /* Python runs the instruction at exit_ip (table.init, elem.drop,
+                                       memory.init, data.drop); resume continues after it */
+#define WENV_I_EXIT_FOREIGN 104     /* call_indirect of another instance's function (exit_arg0: its cell) */
 
 typedef struct wenv_func {
     uint64_t *code;             /* linked code; NULL until translated */
@@ -65,6 +74,11 @@ typedef struct wenv_call {
     uint64_t *exit_dst;
     uint64_t *trap_ip;          /* the raw access in flight (for the guard-fault path) */
     uint64_t faults;            /* guard-page faults taken by this call */
+    /* tables (branch tables) */
+    wenv_table **tables;        /* every table, imported ones first */
+    uint32_t ntables;
+    const wenv_funcrefs *funcrefs;  /* the instance's (ref.func, call_indirect), or NULL */
+    uint64_t *exit_ip;          /* WENV_I_EXIT_BULK: the instruction Python runs */
 } wenv_call;
 
 int wenv_interp_op_count(void);

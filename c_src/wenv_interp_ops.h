@@ -47,3 +47,8 @@
     X(br_i32_le_s) X(br_i32_le_u) X(br_i32_ge_s) X(br_i32_ge_u) \
     X(br_i64_eq) X(br_i64_ne) X(br_i64_lt_s) X(br_i64_lt_u) X(br_i64_gt_s) X(br_i64_gt_u) \
     X(br_i64_le_s) X(br_i64_le_u) X(br_i64_ge_s) X(br_i64_ge_u) X(br_i64_eqz) X(br_i64_nez)
+
+/* Tables and references (wenv_interp_table.inc). */
+#define WENV_TABLE_OPS(X) \
+    X(table_get) X(table_set) X(table_size) X(table_grow) X(table_fill) X(table_copy) \
+    X(ref_func) X(ref_as_non_null) X(bulk_exit) X(call_indirect)

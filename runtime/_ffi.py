@@ -558,3 +558,17 @@ def table_init(t, d: int, cells, s: int, n: int) -> bool:
 def table_grow(t, delta: int, init_cell: int) -> int:
     """The old size, or -1 (past the maximum, or out of memory)."""
     return lib.wenv_table_grow(t, delta, init_cell)
+
+
+def new_table_array(tables):
+    """A ``wenv_table *[]`` of ``tables`` (never empty)."""
+    return ffi.new("wenv_table *[]", tables or [NULL])
+
+
+I_TABLE_OOB = lib.WENV_I_TABLE_OOB
+I_NULL_REF = lib.WENV_I_NULL_REF
+I_INDIRECT_NULL = lib.WENV_I_INDIRECT_NULL
+I_BAD_SIG = lib.WENV_I_BAD_SIG
+I_EXIT_TABLE_GROW = lib.WENV_I_EXIT_TABLE_GROW
+I_EXIT_BULK = lib.WENV_I_EXIT_BULK
+I_EXIT_FOREIGN = lib.WENV_I_EXIT_FOREIGN

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Callable, Dict, List, Tuple
 
-from wasmenv import UnsupportedFeature, ValType
+from wasmenv import FuncType, UnsupportedFeature, ValType
+from wasmenv.types import ref_parts
 
 __all__ = ["CONTROL", "Frame", "BLOCK", "LOOP", "IF", "FUNC", "NUMERIC_TYPES", "check_types",
            "unsupported"]
@@ -40,10 +41,21 @@ def unsupported(proposal, detail):
 
 
 def check_types(types, what):
+    """Raise UnsupportedFeature unless every type is numeric or a function or extern
+    reference (one 8-byte cell each, c_src/wenv_table.h)."""
     for t in types:
-        if t not in NUMERIC_TYPES:
-            proposal = "simd" if t is ValType.V128 else "reference types"
+        if t not in NUMERIC_TYPES and not is_cell_ref(t):
+            parts = ref_parts(t)
+            proposal = "simd" if t is ValType.V128 else (
+                "exceptions" if parts is not None else "reference types")
             raise unsupported(proposal, f"{what} of type {t}")
+
+
+def is_cell_ref(t) -> bool:
+    """A reference type the interpreter holds in a cell: func, extern, their bottoms, $t."""
+    parts = ref_parts(t)
+    return parts is not None and (parts[1] in ("func", "extern", "nofunc", "noextern")
+                                  or isinstance(parts[1], FuncType))
 
 
 def _block(t, op) -> None:
@@ -190,8 +202,7 @@ def _drop(t, op) -> None:
 def _select(t, op) -> None:
     if op.imm == "valtypes":
         for _ in range(t.r.u32()):
-            if t.read_valtype() not in NUMERIC_TYPES:  # pragma: no cover - read_valtype raises
-                raise unsupported("reference types", "select of references")
+            check_types([t.read_valtype()], "select")
     c, b, a = t.pop(), t.pop(), t.pop()
     dst = t.push()
     t.produced(t.emit("select", dst, a, b, c))
@@ -200,7 +211,7 @@ def _select(t, op) -> None:
 
 def _global_get(t, op) -> None:
     g = t.r.u32()
-    check_types([t.ctx.global_types[g]], "global.get of a global")
+    _numeric_global(t, g, "global.get")
     dst = t.push()
     t.produced(t.emit("global_get", dst, g))
     t.last_cmp = None
@@ -208,9 +219,18 @@ def _global_get(t, op) -> None:
 
 def _global_set(t, op) -> None:
     g = t.r.u32()
-    check_types([t.ctx.global_types[g]], "global.set of a global")
+    _numeric_global(t, g, "global.set")
     t.emit("global_set", g, t.pop())
     t.last = t.last_cmp = None
+
+
+def _numeric_global(t, g, what) -> None:
+    """The bridge copies numeric globals only (runtime/interp.py): a reference global's
+    cell is not there yet."""
+    ty = t.ctx.global_types[g]
+    check_types([ty], f"{what} of a global")
+    if ty not in NUMERIC_TYPES:
+        raise unsupported("reference types", f"{what} of a {ty} global")
 
 
 def _call(t, op) -> None:

@@ -14,9 +14,11 @@ from typing import List, NamedTuple
 from wasmenv import UnsupportedFeature, ValType
 
 from . import _ffi
+from ._translate_tables import BULK
 from .translate import translate_function
 from .traps import Trap, TrapCode
-from .values import from_bits, to_bits
+from .refs import FuncRefs, cell_of, value_of
+from .values import check_ref, from_bits, to_bits
 
 __all__ = ["ModuleCode", "module_code", "call", "call_bits", "STACK_CELLS", "MAX_FRAMES"]
 
@@ -31,6 +33,10 @@ _TRAPS = {
     _ffi.I_INT_OVERFLOW: TrapCode.INTEGER_OVERFLOW,
     _ffi.I_BAD_CONV: TrapCode.BAD_CONVERSION_TO_INTEGER,
     _ffi.I_STACK_OVERFLOW: TrapCode.STACK_OVERFLOW,
+    _ffi.I_TABLE_OOB: TrapCode.TABLE_OUT_OF_BOUNDS,
+    _ffi.I_NULL_REF: TrapCode.NULL_REFERENCE,
+    _ffi.I_INDIRECT_NULL: TrapCode.INDIRECT_CALL_TO_NULL,
+    _ffi.I_BAD_SIG: TrapCode.BAD_SIGNATURE,
 }
 _MODULE_LOCK = threading.Lock()
 
@@ -145,6 +151,9 @@ class _Site(NamedTuple):
     memories: list
     mems: object   # the wenv_memory *[] of the call contexts
     nmems: int
+    tables: list   # the instance's Table objects, imported ones first
+    ctables: object  # their wenv_table *[]
+    funcrefs: object  # the instance's wenv_funcrefs (NULL: none)
 
 
 def _site(instance) -> _Site:
@@ -158,7 +167,17 @@ def _site(instance) -> _Site:
         from .errors import WasmRuntimeError
         raise WasmRuntimeError("memory 0 of this instance has another layout than the one its "
                                "module's code was translated for (raw accesses need its guard)")
-    site = instance._interp_site = _Site(mc, memories, _ffi.new_memory_array(descs), len(descs))
+    tables = list(instance.tables)
+    refs = instance._refs
+    offsets = instance._layout.vmoffsets
+    if refs is None and offsets.count("funcrefs"):
+        # An instance that needed no block (memories only): one for its funcref records,
+        # made at its first call (ref.func).
+        block = _ffi.new_block(offsets.end("funcrefs"))
+        refs = instance._refs = FuncRefs(instance, block, offsets, instance._imported_funcs)
+    site = instance._interp_site = _Site(mc, memories, _ffi.new_memory_array(descs), len(descs),
+                                         tables, _ffi.new_table_array([t._native for t in tables]),
+                                         refs.c if refs is not None else _ffi.NULL)
     return site
 
 
@@ -172,15 +191,19 @@ def call(instance, func_index: int, ty, args):
     params = ty.params
     if len(args) != len(params):
         raise TypeError(f"expected {len(params)} arguments, got {len(args)}")
-    for t in params:
-        if t not in _NUMERIC:
-            raise UnsupportedFeature("reference types", detail=f"calling with a {t} parameter")
-    cells = [to_bits(t, a) for t, a in zip(params, args)]
+    cells = [to_bits(t, a) if t in _NUMERIC else _ref_cell(t, a) for t, a in zip(params, args)]
     results = ty.results
     stack = call_bits(instance, func_index, cells)
+    values = [from_bits(t, stack[i]) if t in _NUMERIC else value_of(t, stack[i])
+              for i, t in enumerate(results)]
     if len(results) == 1:
-        return from_bits(results[0], stack[0])
-    return tuple(from_bits(t, stack[i]) for i, t in enumerate(results)) if results else None
+        return values[0]
+    return tuple(values) if results else None
+
+
+def _ref_cell(ty, value) -> int:
+    check_ref(ty, value)
+    return cell_of(ty, value)
 
 
 def call_bits(instance, func_index: int, cells):
@@ -201,6 +224,7 @@ def call_bits(instance, func_index: int, cells):
     numeric = [(i, g) for i, g in enumerate(globals_) if g.ty.content in _NUMERIC]
     c, gcells = _ffi.new_interp_call(mc.funcs, site.mems, site.nmems, len(globals_), stack,
                                      STACK_CELLS, frames, MAX_FRAMES, func_index)
+    c.tables, c.ntables, c.funcrefs = site.ctables, len(site.tables), site.funcrefs
     for i, g in numeric:
         gcells[2 * i] = g.bits
     try:
@@ -212,6 +236,15 @@ def call_bits(instance, func_index: int, cells):
                 mc.ensure(c.exit_arg0)
             elif status == _ffi.I_EXIT_GROW:
                 _grow(c, site.memories, mc.ctx)
+            elif status == _ffi.I_EXIT_TABLE_GROW:
+                table = site.tables[c.exit_arg0]
+                mask = 0xFFFFFFFFFFFFFFFF if table.ty.table64 else 0xFFFFFFFF
+                c.exit_dst[0] = table._grow_cell(c.exit_arg1 & mask, c.exit_dst[0]) & mask
+            elif status == _ffi.I_EXIT_BULK:
+                _bulk(instance, site, c)
+            elif status == _ffi.I_EXIT_FOREIGN:
+                raise UnsupportedFeature("cross-instance calls", detail="call_indirect of another "
+                                         "instance's or a host function (the calls step)")
             else:
                 raise _trap(c, status)
     finally:
@@ -243,4 +276,32 @@ def _trap(c, status) -> Exception:
     return WasmRuntimeError(f"interpreter: unexpected status {status}")  # pragma: no cover
 
 
+def _bulk(instance, site, c) -> None:
+    """Run the bulk_exit at ``c.exit_ip`` (runtime/_translate_tables.BULK): table.init,
+    elem.drop, memory.init, data.drop on this instance's segments."""
+    ip, fp = c.exit_ip, c.fp
+    kind = ip[2]
+    if kind == BULK["data.drop"]:
+        instance.data_drop(ip[3])
+        return
+    if kind == BULK["elem.drop"]:
+        vars(instance).setdefault("_dropped_elems", set()).add(ip[3])
+        return
+    d, s, n, seg, target = fp[ip[3]], fp[ip[4]], fp[ip[5]], ip[6], ip[7]
+    if kind == BULK["memory.init"]:
+        memory = instance.memory(target)
+        if not memory.ty.memory64:
+            d &= 0xFFFFFFFF
+        instance.memory_init(target, d, seg, s & 0xFFFFFFFF, n & 0xFFFFFFFF)
+        return
+    table = site.tables[target]
+    if not table.ty.table64:
+        d &= 0xFFFFFFFF
+    s, n = s & 0xFFFFFFFF, n & 0xFFFFFFFF
+    segment = instance.module.env.passive_elements.get(seg)
+    dropped = vars(instance).get("_dropped_elems", ())
+    items = () if segment is None or segment.mode != "passive" or seg in dropped else segment.items
+    if s + n > len(items) or d + n > table.size:
+        raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
+    table._write_elements(d, [instance._element(e) for e in items[s:s + n]])
 
