@@ -28,10 +28,12 @@
 #define WENV_I_OOB_GUARD 6      /* out of bounds, found by a guard-page fault */
 #define WENV_I_STACK_OVERFLOW 7
 #define WENV_I_FAULT 8          /* a fault inside the accessible bytes */
-#define WENV_I_TABLE_OOB 9
-#define WENV_I_NULL_REF 10      /* ref.as_non_null of null */
-#define WENV_I_INDIRECT_NULL 11 /* call_indirect of a null element */
-#define WENV_I_BAD_SIG 12       /* call_indirect: the element's type is not the expected one */
+#define WENV_I_OUT_OF_FUEL 9    /* the store's fuel went below zero (wenv_interp_ctl.inc) */
+#define WENV_I_INTERRUPT 10     /* the engine's epoch reached the store's deadline */
+#define WENV_I_TABLE_OOB 11
+#define WENV_I_NULL_REF 12      /* ref.as_non_null of null */
+#define WENV_I_INDIRECT_NULL 13 /* call_indirect of a null element */
+#define WENV_I_BAD_SIG 14       /* call_indirect: the element's type is not the expected one */
 #define WENV_I_EXIT_TRANSLATE 100   /* exit_arg0: the function to translate; resume re-runs the call */
 #define WENV_I_EXIT_GROW 101        /* memory exit_arg0 grows by exit_arg1 pages; result into *exit_dst */
 #define WENV_I_EXIT_TABLE_GROW 102  /* table exit_arg0 grows by exit_arg1 elements of cell *exit_dst; result into *exit_dst */
@@ -74,7 +76,11 @@ typedef struct wenv_call {
     uint64_t *exit_dst;
     uint64_t *trap_ip;          /* the raw access in flight (for the guard-fault path) */
     uint64_t faults;            /* guard-page faults taken by this call */
-    /* tables (branch tables) */
+    /* the store's bounds (wenv_interp_ctl.inc); read only by code translated with them */
+    int64_t *fuel;              /* the store's fuel, shared by its calls (atomic) */
+    const uint64_t *epoch;      /* the engine's epoch counter (another thread advances it) */
+    const uint64_t *epoch_deadline; /* the store's deadline: trap once *epoch >= it */
+    /* tables and references (wenv_interp_table.inc) */
     wenv_table **tables;        /* every table, imported ones first */
     uint32_t ntables;
     const wenv_funcrefs *funcrefs;  /* the instance's (ref.func, call_indirect), or NULL */

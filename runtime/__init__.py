@@ -14,6 +14,7 @@ from .linker import InstancePre, Linker
 from .memory import Memory
 from .module import Module
 from .pooling import PoolingAllocator
+from .store import Store, StoreError, StoreLimits
 from .table import Table
 from .tag import Tag
 from .traps import Trap, TrapCode
@@ -21,5 +22,5 @@ from .traps import Trap, TrapCode
 __all__ = [
     "Engine", "Module", "Instance", "Linker", "InstancePre", "Memory", "Table", "Global", "Func", "Tag",
     "OnDemandAllocator", "PoolingAllocator", "Trap", "TrapCode", "WasmRuntimeError", "LinkError",
-    "AllocationError", "ExecutionUnsupported",
+    "AllocationError", "ExecutionUnsupported", "Store", "StoreError", "StoreLimits",
 ]

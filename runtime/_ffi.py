@@ -237,8 +237,12 @@ def pool_failed(what: str, err: int = None):
     _raise_errno(what, err)
 
 
-def pool_grow(pool, slot: int, new_bytes: int) -> None:
-    if lib.wenv_pool_grow(pool, slot, new_bytes) != 0:
+pool_slot_tenancy = lib.wenv_pool_slot_tenancy  # (pool, slot) -> the slot's current tenancy
+
+
+def pool_grow(pool, slot: int, tenancy: int, new_bytes: int) -> None:
+    """Make a slot R/W up to ``new_bytes`` if it is still in ``tenancy`` (else ESTALE)."""
+    if lib.wenv_pool_grow(pool, slot, tenancy, new_bytes) != 0:
         _raise_errno(f"mprotect(read/write) growing pool slot {slot} to {new_bytes:#x} bytes")
 
 
@@ -380,6 +384,8 @@ I_OOB = lib.WENV_I_OOB
 I_OOB_GUARD = lib.WENV_I_OOB_GUARD
 I_STACK_OVERFLOW = lib.WENV_I_STACK_OVERFLOW
 I_FAULT = lib.WENV_I_FAULT
+I_OUT_OF_FUEL = lib.WENV_I_OUT_OF_FUEL
+I_INTERRUPT = lib.WENV_I_INTERRUPT
 I_EXIT_TRANSLATE = lib.WENV_I_EXIT_TRANSLATE
 I_EXIT_GROW = lib.WENV_I_EXIT_GROW
 interp_run = lib.wenv_interp_run
@@ -410,6 +416,40 @@ def interp_publish(funcs, index: int, code):
                                                        code.frame_cells)
     f.code = words  # last: the interpreter reads code first
     return words
+
+
+def new_fuel_cell():
+    """A store's fuel: an ``int64_t[1]`` the interpreter decrements atomically (0 at first)."""
+    return ffi.new("int64_t[1]")
+
+
+def new_epoch_cell():
+    """An engine's epoch or a store's deadline: a ``uint64_t[1]`` (0 at first)."""
+    return ffi.new("uint64_t[1]")
+
+
+def set_call_bounds(c, fuel, epoch, deadline) -> None:
+    """Point a ``wenv_call`` at its store's fuel and deadline and its engine's epoch."""
+    c.fuel, c.epoch, c.epoch_deadline = fuel, epoch, deadline
+
+
+def code_address(words) -> int:
+    """The address of a function's code words (what ``wenv_call.ip`` points into)."""
+    return int(ffi.cast("uintptr_t", words))
+
+
+def pointer_address(p) -> int:
+    return int(ffi.cast("uintptr_t", p))
+
+
+def frame_return_ips(frames, depth: int) -> list:
+    """The saved return ips of the ``depth`` outer frames of a call, outermost first."""
+    if depth == 0:
+        return []
+    stride = ffi.sizeof("wenv_frame") // 8
+    first = ffi.offsetof("wenv_frame", "ret_ip") // 8
+    words = ffi.unpack(ffi.cast("uint64_t *", frames), stride * depth)
+    return words[first::stride]
 
 
 def new_interp_stacks(cells: int, frames: int):

@@ -65,6 +65,7 @@ def _block(t, op) -> None:
     frame = Frame(kind, len(t.st) - nparams, nparams, nresults)
     if kind == LOOP:
         frame.start = t.label()
+        t.bound_check()  # every iteration passes the loop header: fuel and epoch
     t.ctrls.append(frame)
 
 
@@ -127,6 +128,8 @@ def _end(t, op) -> None:
     del t.st[frame.height:]
     for _ in range(frame.nresults):
         t.push()
+    if frame.kind == LOOP:
+        t.fuel_region()  # the code after a loop is not charged with each iteration
 
 
 def _unreachable_after(t) -> None:

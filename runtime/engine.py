@@ -1,9 +1,17 @@
 """Engine: the tunables and the allocator shared by modules and instances."""
 from __future__ import annotations
 
-from typing import Optional
+import threading
+from typing import Optional, Tuple
 
 from wasmenv import Tunables
+
+#: Bytes a nested call counts for against max_wasm_stack (its frame record and the
+#: cells every frame has): a frame with no cells still uses stack.
+FRAME_BYTES = 64
+#: Defaults to 8 MiB (2**20 value cells and 131,072 nested calls).
+DEFAULT_MAX_WASM_STACK = 8 << 20
+MAX_WASM_STACK = 1 << 30
 
 
 class Engine:
@@ -19,6 +27,16 @@ class Engine:
         image_backing: what the images of modules made from bytes live in: "memfd" (a
             sealed memfd, Linux), "tempfile" (an unlinked temporary file, the macOS way)
             or None (the platform's choice). See ``runtime.image.BACKINGS``.
+        consume_fuel: wasm code consumes the fuel of its store (``Store.set_fuel``; a
+            store starts with none), charged at function entries and loop headers; out of
+            fuel is ``Trap(OUT_OF_FUEL)``. Off: the code has no fuel checks at all.
+        epoch_interruption: wasm code checks the engine's epoch against its store's
+            deadline (``increment_epoch``, ``Store.set_epoch_deadline``) at function
+            entries and loop headers: ``Trap(INTERRUPT)``. Off: no checks in the code.
+        max_wasm_stack: bytes of wasm stack a call from Python may use (wasmtime's
+            Config.max_wasm_stack): ``max_wasm_stack // 8`` value cells of 8 bytes and
+            ``max_wasm_stack // FRAME_BYTES`` nested calls; past either a call traps
+            with STACK_OVERFLOW.
 
     Raises:
         ValueError: an unknown ``image_backing``, or one this platform does not have.
@@ -26,8 +44,20 @@ class Engine:
 
     def __init__(self, tunables: Optional[Tunables] = None, allocator=None, *,
                  memory_init_cow: bool = True, signals_based_traps: bool = True,
-                 image_backing: Optional[str] = None):
+                 image_backing: Optional[str] = None, consume_fuel: bool = False,
+                 epoch_interruption: bool = False, max_wasm_stack: int = DEFAULT_MAX_WASM_STACK):
+        from . import _ffi
         from .image import check_backing
+        if not isinstance(max_wasm_stack, int) or not FRAME_BYTES <= max_wasm_stack <= MAX_WASM_STACK:
+            raise ValueError(f"max_wasm_stack must be an int in [{FRAME_BYTES}, {MAX_WASM_STACK}] "
+                             f"bytes, got {max_wasm_stack!r}")
+        self.consume_fuel = bool(consume_fuel)
+        self.epoch_interruption = bool(epoch_interruption)
+        self.max_wasm_stack = max_wasm_stack
+        self._stack_cells = max_wasm_stack // 8  # what a call from Python may use
+        self._stack_frames = max_wasm_stack // FRAME_BYTES
+        self._epoch = _ffi.new_epoch_cell()
+        self._epoch_lock = threading.Lock()
         self.image_backing = check_backing(image_backing)
         self.memory_init_cow = bool(memory_init_cow)
         self.signals_based_traps = bool(signals_based_traps)
@@ -38,6 +68,20 @@ class Engine:
             from .allocator import OnDemandAllocator
             allocator = OnDemandAllocator()
         self.allocator = allocator
+
+    def increment_epoch(self) -> None:
+        """Advance the epoch by one (any thread, also while wasm runs)."""
+        with self._epoch_lock:
+            self._epoch[0] += 1
+
+    @property
+    def current_epoch(self) -> int:
+        return self._epoch[0]
+
+    @property
+    def code_config(self) -> Tuple[bool, bool]:
+        """What the translated code depends on besides the module: (fuel, epochs)."""
+        return self.consume_fuel, self.epoch_interruption
 
     def __repr__(self):
         cow = "cow" if self.memory_init_cow else "copy"

@@ -16,6 +16,7 @@ from .linking import lookup_imports
 from .memory import Memory
 from .module import Module
 from .refs import FuncRefs
+from .store import Store
 from .table import Table
 from .tag import Tag
 from .traps import Trap, TrapCode
@@ -45,19 +46,23 @@ class Instance(Owner):
         imports: mapping ``(module_name, field) -> extern`` or a sequence in import order;
             externs are Memory, Table, Global, Func, Tag or a bare callable for a function.
             (:class:`runtime.InstancePre` passes imports it resolved and checked once.)
+        store: the :class:`runtime.Store` whose limits count this instance and whose fuel
+            and deadline its calls run under; None: a private store (made when first
+            asked for, ``instance.store``).
 
     Raises:
         LinkError: an import is missing or mistyped (nothing was allocated).
         Trap: a data or element segment is out of bounds (earlier writes to imported
             memories/tables stay, as the spec says; everything this instance allocated is
             released).
-        AllocationError: a memory could not be reserved (nothing is left behind).
+        AllocationError: a memory could not be reserved, or the store's limits do not
+            allow this instance (nothing is left behind).
     """
 
     # What every instance sets lives in slots; the rest has a class-level default and is
     # set (in the instance's __dict__, made on first store) only by modules that need it:
     # an instance of a memories-only module costs three stores and no dict.
-    __slots__ = ("module", "_handles", "_layout", "__dict__", "__weakref__")
+    __slots__ = ("module", "_handles", "_layout", "_store", "__dict__", "__weakref__")
     _imported_funcs: List[Func] = ()     # one per imported function, in import order
     _funcs: Optional[dict] = None        # defined function index -> its Func, made on first use
     _imported_globals: List[tuple] = ()  # per imported global: (type, exporter's cells, cell index)
@@ -71,22 +76,50 @@ class Instance(Owner):
     _refs: Optional[FuncRefs] = None  # the block's funcref records (runtime.refs)
     _dropped_data = None         # passive segments left after a data.drop (else the layout's)
 
-    def __init__(self, module: Module, imports=None):
+    def __init__(self, module: Module, imports=None, store=None):
+        if store is not None:
+            if not isinstance(store, Store):
+                raise TypeError(f"store must be a runtime.Store, got {type(store).__name__}")
+            if store.engine is not module.engine:
+                raise ValueError("cross-`Engine` instantiation is not currently supported")
+            self._store = store
+            store._admit(self, module)  # AllocationError past a limit (nothing counted)
+            try:
+                self._init(module, imports)
+            except BaseException:
+                store._release(self)
+                raise
+            return
+        self._init(module, imports)
+
+    def _init(self, module: Module, imports):
         layout = module._instance_layout
         if layout is not None and layout.fast and not imports:  # (fast is False once closed)
             # The common case, kept short: a module with one memory and nothing else to
             # link or initialize, after its first instance: one C call (a reservation and
             # its image, or a prepared pool slot). The instance is live once _handles is set.
+            # The module's images stay open until C has mapped them (Module._enter).
             self.module = module
             self._layout = layout
-            handle = _open(layout.specs)
-            if handle < 0:
-                err = _errno_now()  # before anything that could run a finalizer's C call
-                handle = layout.allocation.open_failed(layout, handle, err)
+            module._enter()
+            try:
+                handle = _open(layout.specs)
+                if handle < 0:
+                    err = _errno_now()  # before anything that could run a finalizer's C call
+                    handle = layout.allocation.open_failed(layout, handle, err)
+            finally:
+                module._leave()
             self._handles = [handle]
             return
-        if module.closed:
-            raise ValueError("module is closed")
+        module._enter()
+        try:
+            self._begin(module, imports)
+        finally:
+            module._leave()
+
+    def _begin(self, module, imports):
+        """The general path: everything but the one-call case (the module's images stay
+        open throughout: the caller entered the module)."""
         layout = layout_of(module)
         # _handles stays unset until the allocation began: close() (and __del__, which
         # swallows the AttributeError) has nothing to release before that; None once closed.
@@ -167,6 +200,7 @@ class Instance(Owner):
         for plan, arr in layout.tables:
             init = None if plan.table.init is None else self._eval(plan.table.init)
             table = alloc.allocate_table(plan, arr, self._refs, init)
+            table._store = getattr(self, "_store", None)  # its limits bound grow
             self._defined_tables.append(table)
             self.tables.append(table)
 
@@ -267,6 +301,26 @@ class Instance(Owner):
         return _Globals(self)
 
     @property
+    def store(self):
+        """The :class:`runtime.Store` this instance lives in (a private one, made now, if
+        it was made without)."""
+        try:
+            return self._store
+        except AttributeError:
+            pass
+        with _MAKE_LOCK:
+            try:
+                return self._store
+            except AttributeError:
+                store = self._store = Store(self.module.engine)
+        for table in self._defined_tables:
+            table._store = store
+        for memory in self._made or ():
+            if memory is not None:
+                memory._store = store
+        return store
+
+    @property
     def start_func(self) -> Optional[int]:
         """The start function's index (not run yet: exports run in the interpreter, start functions do not)."""
         return self.module.env.start_func
@@ -292,6 +346,8 @@ class Instance(Owner):
             memory = made[defined]
             if memory is None:
                 memory = self._layout.allocation.memory(self._layout, defined, handles[defined])
+                memory._store = getattr(self, "_store", None)  # its limits bound grow
+                memory._owner = self  # a view keeps its instance (and so its memory) alive
                 made[defined] = memory
         return memory
 
@@ -352,10 +408,14 @@ class Instance(Owner):
 
     def close(self):
         """Release the memories and tables this instance defined (idempotent)."""
-        handles = self._handles
-        if handles is None:
-            return
-        self._handles = None
+        with _MAKE_LOCK:  # a memory(i) in progress finishes first, later ones raise
+            handles = self._handles
+            if handles is None:
+                return
+            self._handles = None
+        store = getattr(self, "_store", None)
+        if store is not None:
+            store._release(self)
         layout = self._layout
         if layout.fast and self._made is None:  # one memory (and nothing else), never looked at
             rc = _close(layout.specs, handles[0])
@@ -389,7 +449,9 @@ class Instance(Owner):
 
 _open, _close, _errno_now = _ffi.instance_open, _ffi.instance_close, _ffi.errno_now
 _new_block, _copy_into, _store_u64s = _ffi.new_block, _ffi.copy_into, _ffi.store_u64s
-_MAKE_LOCK = threading.Lock()  # Instance.memory: one Memory object per memory
+# Instance.memory: one Memory object per memory, and none once close() began. Reentrant:
+# a collection inside memory() may run another instance's __del__ (close) on this thread.
+_MAKE_LOCK = threading.RLock()
 
 
 class _Globals(Sequence):

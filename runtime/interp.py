@@ -15,6 +15,8 @@ from wasmenv import UnsupportedFeature, ValType
 
 from . import _ffi
 from ._translate_tables import BULK
+from .backtrace import function_names, register_code
+from .engine import DEFAULT_MAX_WASM_STACK, FRAME_BYTES
 from .translate import translate_function
 from .traps import Trap, TrapCode
 from .refs import FuncRefs, cell_of, value_of
@@ -22,10 +24,11 @@ from .values import check_ref, from_bits, to_bits
 
 __all__ = ["ModuleCode", "module_code", "call", "call_bits", "STACK_CELLS", "MAX_FRAMES"]
 
-#: The value stack of one thread (8-byte cells) and the deepest wasm call chain; past
-#: either a call traps with STACK_OVERFLOW.
-STACK_CELLS = 1 << 20
-MAX_FRAMES = 100_000
+#: The value stack of one thread (8-byte cells) and the deepest wasm call chain at the
+#: default ``Engine.max_wasm_stack``; past either a call traps with STACK_OVERFLOW. A
+#: thread's stacks grow to the largest engine limit it runs under.
+STACK_CELLS = DEFAULT_MAX_WASM_STACK // 8
+MAX_FRAMES = DEFAULT_MAX_WASM_STACK // FRAME_BYTES
 
 _TRAPS = {
     _ffi.I_UNREACHABLE: TrapCode.UNREACHABLE,
@@ -37,6 +40,8 @@ _TRAPS = {
     _ffi.I_NULL_REF: TrapCode.NULL_REFERENCE,
     _ffi.I_INDIRECT_NULL: TrapCode.INDIRECT_CALL_TO_NULL,
     _ffi.I_BAD_SIG: TrapCode.BAD_SIGNATURE,
+    _ffi.I_OUT_OF_FUEL: TrapCode.OUT_OF_FUEL,
+    _ffi.I_INTERRUPT: TrapCode.INTERRUPT,
 }
 _MODULE_LOCK = threading.Lock()
 
@@ -51,6 +56,10 @@ class _Context:
 
     def __init__(self, module, signals_based_traps: bool, mem0_desc):
         env = module.env
+        # The engine's config is part of the code: fuel and epoch checks are emitted only
+        # when it has them (a module belongs to one engine: one translation each).
+        self.fuel, self.epoch = module.engine.code_config
+        self.bounded = self.fuel or self.epoch
         self.types = [t.func for t in env.types]
         self.func_types = [self.types[f.signature] for f in env.functions]
         self.global_types = [g.type.content for g in env.globals]
@@ -88,6 +97,8 @@ class ModuleCode:
         self.ctx = _Context(module, module.engine.signals_based_traps, mem0_desc)
         self._bodies = translation.code.bodies
         self._wasm = translation.wasm
+        self.module_offset = translation.code.module_offset  # of the code buffer's offset 0
+        self._names = None
         self.funcs = _ffi.new_interp_funcs(len(self.ctx.func_types))
         self._keep: List[object] = []
         self._failed = {}
@@ -115,7 +126,16 @@ class ModuleCode:
             raise UnsupportedFeature("host calls", detail=f"function {func_index} is imported")
         start, end = self._bodies[func_index - ctx.num_imported_funcs]
         code = translate_function(ctx, func_index, self._wasm, start, end, _ffi.interp_op_numbers())
-        self._keep.append(_ffi.interp_publish(self.funcs, func_index, code))
+        words = _ffi.interp_publish(self.funcs, func_index, code)
+        register_code(_ffi.code_address(words), len(code.words), self, func_index, start,
+                      code.positions, code.offsets)
+        self._keep.append(words)
+
+    def func_name(self, func_index: int):
+        """The function's name from the module's name section, or None."""
+        if self._names is None:
+            self._names = function_names(self._wasm if self.module_offset == 0 else None)
+        return self._names.get(func_index)
 
 
 def module_code(module, mem0_desc=None) -> ModuleCode:
@@ -132,15 +152,20 @@ def module_code(module, mem0_desc=None) -> ModuleCode:
 class _ThreadStack(threading.local):
     stack = None
     frames = None
+    cells = 0
+    nframes = 0
 
 
 _THREAD = _ThreadStack()
 
 
-def _stacks():
+def _stacks(cells: int, nframes: int):
+    """This thread's value and frame stacks, at least ``cells`` and ``nframes`` long (a
+    call in flight keeps the smaller ones it had alive)."""
     t = _THREAD
-    if t.stack is None:
-        t.stack, t.frames = _ffi.new_interp_stacks(STACK_CELLS, MAX_FRAMES)
+    if t.cells < cells or t.nframes < nframes:
+        t.cells, t.nframes = max(cells, t.cells), max(nframes, t.nframes)
+        t.stack, t.frames = _ffi.new_interp_stacks(t.cells, t.nframes)
     return t.stack, t.frames
 
 
@@ -215,7 +240,9 @@ def call_bits(instance, func_index: int, cells):
     site = _site(instance)
     mc = site.mc
     mc.ensure(func_index)
-    stack, frames = _stacks()
+    engine = instance.module.engine
+    max_cells, max_frames = engine._stack_cells, engine._stack_frames
+    stack, frames = _stacks(max_cells, max_frames)
     for i, v in enumerate(cells):
         stack[i] = v
     globals_ = instance.globals
@@ -223,8 +250,11 @@ def call_bits(instance, func_index: int, cells):
     # is not translated yet): copied in now, the mutable ones written back after.
     numeric = [(i, g) for i, g in enumerate(globals_) if g.ty.content in _NUMERIC]
     c, gcells = _ffi.new_interp_call(mc.funcs, site.mems, site.nmems, len(globals_), stack,
-                                     STACK_CELLS, frames, MAX_FRAMES, func_index)
+                                     max_cells, frames, max_frames, func_index)
     c.tables, c.ntables, c.funcrefs = site.ctables, len(site.tables), site.funcrefs
+    if mc.ctx.bounded:  # code with fuel/epoch checks: under the store of the function called
+        store = instance.store
+        _ffi.set_call_bounds(c, store._fuel, engine._epoch, store._deadline)
     for i, g in numeric:
         gcells[2 * i] = g.bits
     try:
@@ -246,7 +276,7 @@ def call_bits(instance, func_index: int, cells):
                 raise UnsupportedFeature("cross-instance calls", detail="call_indirect of another "
                                          "instance's or a host function (the calls step)")
             else:
-                raise _trap(c, status)
+                raise _trap(c, status, frames)
     finally:
         for i, g in numeric:
             if g.ty.mutable:
@@ -262,13 +292,18 @@ def _grow(c, memories, ctx) -> None:
     c.exit_dst[0] = old & (0xFFFFFFFFFFFFFFFF if memory64 else 0xFFFFFFFF)
 
 
-def _trap(c, status) -> Exception:
+def _trap(c, status, frames) -> Exception:
     code = _TRAPS.get(status)
     if code is not None:
-        return Trap(code)
-    if status in (_ffi.I_OOB, _ffi.I_OOB_GUARD):
-        return Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, address=c.trap_addr,
+        trap = Trap(code)
+    elif status in (_ffi.I_OOB, _ffi.I_OOB_GUARD):
+        trap = Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, address=c.trap_addr,
                     guard_fault=status == _ffi.I_OOB_GUARD)
+    else:
+        trap = None
+    if trap is not None:  # raw addresses now; FrameInfo records when someone reads them
+        trap._ips = (_ffi.pointer_address(c.ip), _ffi.frame_return_ips(frames, c.depth))
+        return trap
     from .errors import WasmRuntimeError
     if status == _ffi.I_FAULT:
         return WasmRuntimeError(f"memory fault inside the accessible bytes at wasm address "

@@ -1,9 +1,9 @@
 """Linker and InstancePre: resolve and type-check a module's imports once (wasmtime-py's names).
 
-Store arguments: wasmtime-py's ``define``, ``define_instance``, ``get``, ``instantiate``
-and ``InstancePre.instantiate`` take a ``Store``. This runtime has none yet (the execution
-issue adds it, with fuel, interrupts and limits): those methods accept a store argument
-in the same position and ignore it, so code written for wasmtime-py keeps its shape.
+Store arguments: as in wasmtime-py, ``instantiate`` and ``InstancePre.instantiate`` take
+the :class:`runtime.Store` the instance lives in (None: a private store). ``define``,
+``define_instance`` and ``get`` accept a store in the same position and ignore it (the
+definitions are not tied to a store here), so code written for wasmtime-py keeps its shape.
 """
 from __future__ import annotations
 
@@ -136,9 +136,12 @@ class Linker:
         return InstancePre._new(module, ResolvedImports(env, externs) if externs else None)
 
     def instantiate(self, store_or_module, module: Module = None) -> Instance:
-        """``instantiate(module)``, or wasmtime-py's ``instantiate(store, module)``:
-        :meth:`instantiate_pre` then :meth:`InstancePre.instantiate`."""
-        return self.instantiate_pre(store_or_module if module is None else module).instantiate()
+        """``instantiate(module)`` (a private store), or wasmtime-py's
+        ``instantiate(store, module)``: :meth:`instantiate_pre` then
+        :meth:`InstancePre.instantiate`."""
+        if module is None:
+            return self.instantiate_pre(store_or_module).instantiate()
+        return self.instantiate_pre(module).instantiate(store_or_module)
 
     def __repr__(self):
         return f"<Linker: {len(self._defs)} definitions>"
@@ -168,13 +171,14 @@ class InstancePre:
         return self._module
 
     def instantiate(self, store=None) -> Instance:
-        """A new instance (``store`` is ignored: see the module doc).
+        """A new instance in ``store`` (None: a private store).
 
         Raises:
             Trap: a segment is out of bounds.
-            AllocationError: memories or tables could not be had.
+            AllocationError: memories or tables could not be had, or the store's limits
+                do not allow the instance.
         """
-        return Instance(self._module, self._imports)
+        return Instance(self._module, self._imports, store)
 
     def __repr__(self):
         return f"<InstancePre of {self._module.env.name or 'module'}>"

@@ -52,6 +52,7 @@ class Table(Owner):
         self._slot = slot
         self._closed = False
         self.grow_limit = None
+        self._store = None  # set by the instance that defines it (runtime.store limits)
         self._lock = threading.Lock()
         limit = ty.maximum if ty.maximum is not None else (U64_MAX if ty.table64 else U32_MAX)
         if slot is not None:
@@ -125,6 +126,9 @@ class Table(Owner):
             t = self._native
             old = t.size
             if old + delta > t.maximum:
+                return -1
+            store = self._store  # an instance's table: its store's limits
+            if store is not None and not store._table_may_grow(old + delta):
                 return -1
             if self.grow_limit is not None and not self.grow_limit(old, old + delta):
                 return -1

@@ -11,8 +11,10 @@ slot ``nlocals + h`` (its *home*). ``local.get`` emits nothing: the stack entry 
 local's slot until something must be materialized (a ``local.set`` of that local, a block
 boundary, a call argument). Fused forms: any binary op on locals (``local.get; local.get;
 i32.add`` is one op), an op's result written straight into the local a following
-``local.set``/``local.tee`` names, ``i32.const; i32.add`` as ``i32_add_imm``, and an integer
-compare (or ``eqz``) followed by ``br_if``/``if`` as one compare-and-branch.
+``local.set``/``local.tee`` names, an integer constant operand of an integer binary op or
+compare folded into it (``i32.const 7; i32.and`` as ``i32_and_imm``), and an integer compare
+(or ``eqz``) followed by ``br_if``/``if`` as one compare-and-branch (``br_i32_lt_u``, with an
+immediate ``br_i32_lt_u_imm``).
 """
 from __future__ import annotations
 
@@ -45,8 +47,20 @@ NUMERIC = {op.name: op.name.replace(".", "_") for op in list(SINGLE) + list(PREF
 _WIDTH = {0: 1, 1: 2, 2: 4, 3: 8}
 _INT_CMP = {f"{t}.{c}" for t in ("i32", "i64")
             for c in ("eq", "ne", "lt_s", "lt_u", "gt_s", "gt_u", "le_s", "le_u", "ge_s", "ge_u")}
+_INT_CONSTS = ("i32.const", "i64.const")
+_COMMUTATIVE = {f"{t}_{o}" for t in ("i32", "i64") for o in ("add", "mul", "and", "or", "xor")}
+#: A compare with its operands swapped (a constant first operand fused as the second).
+_MIRROR = {f"{t}.{a}": f"{t}.{b}" for t in ("i32", "i64")
+           for a, b in (("eq", "eq"), ("ne", "ne"), ("lt_s", "gt_s"), ("gt_s", "lt_s"), ("lt_u", "gt_u"),
+                        ("gt_u", "lt_u"), ("le_s", "ge_s"), ("ge_s", "le_s"), ("le_u", "ge_u"),
+                        ("ge_u", "le_u"))}
 _NEGATE = {"eq": "ne", "ne": "eq", "lt_s": "ge_s", "ge_s": "lt_s", "lt_u": "ge_u", "ge_u": "lt_u",
            "gt_s": "le_s", "le_s": "gt_s", "gt_u": "le_u", "le_u": "gt_u"}
+
+
+#: Wasmtime's fuel cost of an operator: 1, except these (structure and no-ops) cost 0.
+_FUEL_COST = {name: 0 for name in ("nop", "drop", "block", "loop", "unreachable", "return",
+                                   "else", "end")}
 
 
 class Code(NamedTuple):
@@ -58,6 +72,9 @@ class Code(NamedTuple):
     nresults: int
     nlocals: int
     frame_cells: int
+    #: The wasm offset (in the code buffer) of the instruction each op of ``positions``
+    #: was emitted for: traps and return addresses map back through it (backtraces).
+    offsets: array = None
 
 
 class FunctionTranslator:
@@ -79,15 +96,20 @@ class FunctionTranslator:
         self.spills: List[Tuple[int, int]] = []  # (word, spill index): patched at the end
         self.nspill = 0
         self.last = None       # (dst word, code length after) of the last value-producing op
-        self.last_cmp = None   # (op position, name, a, b, result slot, code length after)
+        self.last_cmp = None   # (op position, name, a, b, result slot, code length after, imm)
         self.last_const = None  # (op position, value, slot, code length after) of an i32.const
         self.skip = 0  # depth of blocks opened inside unreachable code
+        self.offsets: List[int] = []  # per op position: the wasm offset it was emitted for
+        self.op_offset = start
+        self.fuel_word = None  # the cost word of the last fuel op (patched at the next one)
+        self.fuel_cost = 0
 
     # -- emission ----------------------------------------------------------------------------
     def emit(self, name: str, *operands) -> int:
         code = self.code
         pos = len(code)
         self.positions.append(pos)
+        self.offsets.append(self.op_offset)
         code.append(self.opn[name])
         code.extend(operands)
         return pos
@@ -96,6 +118,7 @@ class FunctionTranslator:
         del self.code[pos:]
         if self.positions and self.positions[-1] == pos:
             self.positions.pop()
+            self.offsets.pop()
 
     def produced(self, pos: int) -> None:
         """The op at ``pos`` wrote its result to the slot in word pos + 1 (then nothing else)."""
@@ -108,6 +131,24 @@ class FunctionTranslator:
 
     def patch(self, word: int, op_pos: int, target: int) -> None:
         self.code[word] = (target - op_pos) & MASK64
+
+    # -- store bounds (c_src/wenv_interp_ctl.inc) ------------------------------------------------
+    def bound_check(self) -> None:
+        """A check point (function entry, loop header): fuel and epoch ops, if the engine
+        has them. Fuel is charged ahead for the code up to the next check point."""
+        if self.ctx.fuel:
+            self.fuel_region()
+        if self.ctx.epoch:
+            self.emit("epoch")
+
+    def fuel_region(self) -> None:
+        """Close the fuel region open so far and open one here (a no-op without fuel)."""
+        if not self.ctx.fuel:
+            return
+        if self.fuel_word is not None:
+            self.code[self.fuel_word] = self.fuel_cost
+        self.fuel_cost = 0
+        self.fuel_word = self.emit("fuel", 0) + 1
 
     # -- the operand stack ---------------------------------------------------------------------
     def home(self, h: int) -> int:
@@ -188,20 +229,23 @@ class FunctionTranslator:
             return None
         self.truncate(lc[0])
         self.last = self.last_cmp = None
-        return lc[1], lc[2], lc[3]
+        return lc[1], lc[2], lc[3], lc[6]
 
     @staticmethod
     def cond_branch(fused, cond, when_true: bool):
         """(op name, operands) of a branch taken when the condition is ``when_true``."""
         if fused is None:
             return ("br_if" if when_true else "br_unless"), (cond,)
-        name, a, b = fused
+        name, a, b, imm = fused
         if name == "i32.eqz":
             return ("br_unless" if when_true else "br_if"), (a,)
         if name == "i64.eqz":
             return ("br_i64_eqz" if when_true else "br_i64_nez"), (a,)
         t, c = name.split(".")
-        return f"br_{t}_{c if when_true else _NEGATE[c]}", (a, b)
+        c = c if when_true else _NEGATE[c]
+        if imm is not None:
+            return f"br_{t}_{c}_imm", (a, imm)
+        return f"br_{t}_{c}", (a, b)
 
     # -- the walk -------------------------------------------------------------------------------
     def run(self) -> Code:
@@ -217,8 +261,11 @@ class FunctionTranslator:
         self.base = len(local_types)
         ctrls = [Frame(FUNC, 0, 0, self.nresults)]
         self.ctrls = ctrls
+        self.bound_check()
+        self.fuel_cost = 1  # wasmtime charges a call 1 besides its operators
+        fuel = ctx.fuel
         while ctrls:
-            op_pos = r.pos
+            op_pos = self.op_offset = r.pos
             b = r.u8()
             if b >= 0xFC and b <= 0xFE:
                 op = PREFIXED.get((b, r.u32()))
@@ -229,16 +276,21 @@ class FunctionTranslator:
             if ctrls[-1].dead:
                 self.skip_dead(op)
                 continue
+            if fuel:  # counted before step: a loop's header opens the next region
+                self.fuel_cost += _FUEL_COST.get(op.name, 1)
             try:
                 self.step(op)
             except UnsupportedFeature as exc:
                 raise UnsupportedFeature(exc.feature, op_pos, "code",
                                          f"function {self.func_index}: {exc.detail}") from None
+        if self.fuel_word is not None:
+            self.code[self.fuel_word] = self.fuel_cost
         for word, k in self.spills:
             self.code[word] = self.base + self.max_h + k
         frame_cells = max(self.base + self.max_h + self.nspill, self.nresults, 1)
         return Code(array("Q", self.code), array("I", self.positions), self.nparams,
-                    self.nresults, self.nlocals_total - self.nparams, frame_cells)
+                    self.nresults, self.nlocals_total - self.nparams, frame_cells,
+                    array("I", self.offsets))
 
     def read_valtype(self):
         t = read_val_type(self.r, self.ctx.types)
@@ -348,8 +400,7 @@ class FunctionTranslator:
             return
         rule = op.rule
         if rule == "local.get":
-            self.push_ref(r.u32())
-            self.last_const = None
+            self.push_ref(r.u32())  # emits nothing: a constant just before may still fuse
             return
         if rule in ("local.set", "local.tee"):
             x = r.u32()
@@ -383,7 +434,7 @@ class FunctionTranslator:
             dst = self.push()
             pos = self.emit("const", dst, value)
             self.produced(pos)
-            self.last_const = (pos, value, dst, len(self.code)) if name == "i32.const" else None
+            self.last_const = (pos, value, dst, len(self.code)) if name in _INT_CONSTS else None
             return
         if rule == "memarg":
             self.memory_access(op)
@@ -397,16 +448,8 @@ class FunctionTranslator:
     def numeric(self, op, num: str) -> None:
         st = self.st
         npops = len(op.sig[0])
-        if num == "i32_add" and self.last_const is not None:
-            pos, value, slot, after = self.last_const
-            if after == len(self.code) and st[-1] == slot:
-                self.truncate(pos)
-                st.pop()
-                a = st.pop()
-                dst = self.push()
-                self.produced(self.emit("i32_add_imm", dst, a, value))
-                self.last_cmp = self.last_const = None
-                return
+        if npops == 2 and self.last_const is not None and self.fuse_const(op, num):
+            return
         operands = st[len(st) - npops:]
         del st[len(st) - npops:]
         dst = self.push()
@@ -416,9 +459,34 @@ class FunctionTranslator:
         if op.name in _INT_CMP or op.name in ("i32.eqz", "i64.eqz"):
             a = operands[0]
             b = operands[1] if len(operands) > 1 else None
-            self.last_cmp = (pos, op.name, a, b, dst, len(self.code))
+            self.last_cmp = (pos, op.name, a, b, dst, len(self.code), None)
         else:
             self.last_cmp = None
+
+    def fuse_const(self, op, num: str) -> bool:
+        """``<const>; <binop or compare>`` (the constant just emitted, as either operand of a
+        commutative op or a compare, mirrored) as one ``<op>_imm`` on the other operand."""
+        pos, value, slot, after = self.last_const
+        st = self.st
+        if after != len(self.code) or num + "_imm" not in self.opn:
+            return False
+        name = op.name
+        if st[-1] == slot:
+            a = st[-2]
+        elif st[-2] == slot and (num in _COMMUTATIVE or name in _MIRROR):
+            a = st[-1]
+            name = _MIRROR.get(name, name)
+            num = NUMERIC[name]
+        else:
+            return False
+        self.truncate(pos)
+        del st[-2:]
+        dst = self.push()
+        pos = self.emit(num + "_imm", dst, a, value)
+        self.produced(pos)
+        self.last_const = None
+        self.last_cmp = (pos, name, a, None, dst, len(self.code), value) if name in _INT_CMP else None
+        return True
 
     def memory_access(self, op) -> None:
         mem, offset = self.memarg(op)
@@ -427,17 +495,34 @@ class FunctionTranslator:
         name = op.name.replace(".", "_") + ("" if raw else "_c")
         extra = () if raw else (mem,)
         st = self.st
+        ai = self.address_add(len(st) - (1 if op.sig[1] else 2)) if raw else None
         if op.sig[1]:  # a load
             addr = st.pop()
             dst = self.push()
-            pos = self.emit(name, addr, offset, dst, *extra)
-            self.last = (pos + 3, len(self.code))  # [op, addr, offset, dst, (memory)]
+            pos = self.emit(name + ("_ai" if ai else ""), addr, offset, dst, *(ai or extra))
+            self.last = (pos + 3, len(self.code))  # [op, addr, offset, dst, ...]
         else:
             value = st.pop()
             addr = st.pop()
-            self.emit(name, addr, offset, value, *extra)
+            self.emit(name + ("_ai" if ai else ""), addr, offset, value, *(ai or extra))
             self.last = None
         self.last_cmp = self.last_const = None
+
+    def address_add(self, h: int):
+        """If the op just emitted is an ``i32_add_imm`` into the stack temporary at height
+        ``h`` (the access's address), drop it and return its (a, imm) for the access's "_ai"
+        form; else None."""
+        last, code = self.last, self.code
+        addr = self.home(h)
+        if last is None or last[1] != len(code) or code[last[0]] != addr or self.st[h] != addr:
+            return None
+        pos = last[0] - 1
+        if not self.positions or self.positions[-1] != pos or code[pos] != self.opn["i32_add_imm"]:
+            return None
+        a, imm = code[pos + 2], code[pos + 3]
+        self.truncate(pos)
+        self.last = None
+        return a, imm
 
 
 def translate_function(ctx, func_index: int, buf, start: int, end: int,

@@ -28,6 +28,7 @@ class TrapCode(enum.Enum):
     OUT_OF_FUEL = "all fuel consumed by WebAssembly"
     NULL_REFERENCE = "null reference"
     ATOMIC_WAIT_NON_SHARED = "atomic wait on non-shared memory"
+    INTERRUPT = "interrupt"
 
     @property
     def message(self) -> str:
@@ -47,6 +48,12 @@ class Trap(Exception):
         guard_fault: True when the trap was detected by a fault on a guard page (the
             access ran with no bounds check), False when an explicit check found it.
 
+    ``frames`` is the wasm backtrace, innermost first (:class:`runtime.backtrace.FrameInfo`,
+    wasmtime-py's Frame names: ``func_index``, ``func_name``, ``module_name``,
+    ``func_offset``, ``module_offset``), empty for a trap raised outside wasm code (a
+    segment at instantiation, an accessor); ``trace`` is the same as wasmtime's
+    backtrace lines (``"    0:     0x34 - m!inner"``). Both are resolved on first read.
+
     ``str(trap)`` is the message. Picklable: every field survives ``pickle``.
     """
 
@@ -61,6 +68,26 @@ class Trap(Exception):
         self._context = _context
         self.address = address
         self.guard_fault = guard_fault
+        self._ips = None      # (trap ip, return ips outermost first): raw, from the interpreter
+        self._frames = None
+
+    @property
+    def frames(self) -> list:
+        """The wasm frames, innermost first (see the class doc)."""
+        if self._frames is None:
+            if self._ips is None:
+                self._frames = []
+            else:
+                from .backtrace import frames_of
+                self._frames = frames_of(*self._ips)
+                self._ips = None
+        return self._frames
+
+    @property
+    def trace(self) -> list:
+        """``frames`` as wasmtime's backtrace lines."""
+        from .backtrace import format_frames
+        return format_frames(self.frames)
 
     @property
     def message(self) -> str:
@@ -81,14 +108,19 @@ class Trap(Exception):
         return self.message
 
     def __reduce__(self):
-        return (_rebuild_trap, (self.code, self.message, self.address, self.guard_fault))
+        return (_rebuild_trap, (self.code, self.message, self.address, self.guard_fault,
+                                [tuple(f) for f in self.frames]))
 
     def __repr__(self):
         return f"Trap({self.code.name}, {self.message!r}, address={self.address!r})"
 
 
-def _rebuild_trap(code, message, address, guard_fault):
-    return Trap(code, message, address=address, guard_fault=guard_fault)
+def _rebuild_trap(code, message, address, guard_fault, frames=()):
+    trap = Trap(code, message, address=address, guard_fault=guard_fault)
+    if frames:
+        from .backtrace import FrameInfo
+        trap._frames = [FrameInfo(*f) for f in frames]
+    return trap
 
 
 def install_trap_handler() -> None:

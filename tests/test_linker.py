@@ -198,7 +198,7 @@ def test_instance_pre_checks_once_and_instantiates_many(engine, monkeypatch):
         raise AssertionError("InstancePre.instantiate checked an import")
 
     monkeypatch.setattr(runtime.linking, "check_import", no_checks)
-    instances = [pre.instantiate() for _ in range(3)] + [pre.instantiate(object())]  # store ignored
+    instances = [pre.instantiate() for _ in range(3)] + [pre.instantiate(runtime.Store(module.engine))]
     for inst in instances:
         assert inst.memory(0) is mem
         assert inst.tables[0].get(0)() == "called"

@@ -1,0 +1,310 @@
+"""Store (runtime/store.py): fuel, epoch interruption, max_wasm_stack and limits, against
+wasmtime-py where it defines the behaviour."""
+import threading
+
+import pytest
+import wasmtime as wt
+
+from runtime import (AllocationError, Engine, Instance, Linker, Module, Store, StoreError,
+                     Trap, TrapCode, _ffi)
+from runtime.interp import module_code
+from runtime.translate import translate_function
+from tests.helpers import wat
+
+PROGRAM = wat('''(module
+  (func $add1 (export "add1") (param i32) (result i32) local.get 0 i32.const 1 i32.add)
+  (func (export "twice") (param i32) (result i32) local.get 0 call $add1 call $add1)
+  (func (export "spin") (loop br 0))
+  (func (export "count") (param $n i32) (result i32) (local $i i32)
+    (loop $l
+      local.get $i i32.const 1 i32.add local.set $i
+      local.get $i local.get $n i32.lt_u br_if $l)
+    local.get $i)
+  (func $rec (export "rec") (param i32) (result i32)
+    local.get 0 i32.eqz
+    if (result i32) i32.const 0
+    else local.get 0 i32.const 1 i32.sub call $rec i32.const 1 i32.add end))''')
+
+
+def instance(engine, store=None):
+    return Instance(Module(engine, PROGRAM), store=store)
+
+
+# -- the store of an instance ---------------------------------------------------------------
+
+def test_instance_without_a_store_gets_a_private_one():
+    engine = Engine()
+    a, b = instance(engine), instance(engine)
+    assert isinstance(a.store, Store) and a.store is a.store
+    assert a.store is not b.store and a.store.engine is engine
+    assert a.exports["add1"](1) == 2
+
+
+def test_instance_linker_and_instance_pre_take_a_store():
+    engine = Engine()
+    store = Store(engine)
+    module = Module(engine, PROGRAM)
+    linker = Linker(engine)
+    made = [Instance(module, store=store), linker.instantiate(store, module),
+            linker.instantiate_pre(module).instantiate(store)]
+    assert all(i.store is store for i in made)
+    assert linker.instantiate(module).store is not store  # wasmtime-less shape: private store
+
+
+def test_store_of_another_engine_or_not_a_store_is_refused():
+    module = Module(Engine(), PROGRAM)
+    with pytest.raises(ValueError, match="cross-`Engine`"):
+        Instance(module, store=Store(Engine()))
+    with pytest.raises(TypeError, match="runtime.Store"):
+        Instance(module, store=object())
+    with pytest.raises(TypeError):
+        Store("engine")
+    assert isinstance(Store().engine, Engine)
+
+
+# -- fuel -------------------------------------------------------------------------------------
+
+@pytest.mark.oracle
+def test_fuel_errors_without_consume_fuel_as_wasmtime():
+    store = Store(Engine())
+    wt_store = wt.Store(wt.Engine())
+    for ours, theirs in ((lambda: store.set_fuel(5), lambda: wt_store.set_fuel(5)),
+                         (store.get_fuel, wt_store.get_fuel)):
+        with pytest.raises(wt.WasmtimeError) as them:
+            theirs()
+        with pytest.raises(StoreError) as us:
+            ours()
+        assert str(us.value) == str(them.value)
+
+
+def wt_fuel_instance():
+    config = wt.Config()
+    config.consume_fuel = True
+    engine = wt.Engine(config)
+    store = wt.Store(engine)
+    return store, wt.Instance(store, wt.Module(engine, PROGRAM), []).exports(store)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name,args,exact", [
+    ("add1", (1,), True), ("twice", (5,), True), ("count", (1,), True), ("count", (10,), True),
+    ("count", (1000,), True), ("rec", (0,), False), ("rec", (7,), False)])
+def test_fuel_consumed_as_wasmtime_on_straight_code_and_loops(name, args, exact):
+    """Exactly wasmtime's cost where a region (entry or loop header to the next check)
+    has no forward branch; with if/else both arms are charged ahead, never less."""
+    store = Store(Engine(consume_fuel=True))
+    assert store.get_fuel() == 0  # a store starts with none, as wasmtime's
+    inst = instance(store.engine, store)
+    wt_store, wt_exports = wt_fuel_instance()
+    store.set_fuel(100_000)
+    wt_store.set_fuel(100_000)
+    assert inst.exports[name](*args) == wt_exports[name](wt_store, *args)
+    ours, theirs = 100_000 - store.get_fuel(), 100_000 - wt_store.get_fuel()
+    assert ours == theirs if exact else ours > theirs
+
+
+def test_out_of_fuel_traps_and_leaves_none():
+    store = Store(Engine(consume_fuel=True))
+    inst = instance(store.engine, store)
+    with pytest.raises(Trap) as exc:
+        inst.exports["add1"](1)  # no fuel set
+    assert exc.value.code is TrapCode.OUT_OF_FUEL
+    store.set_fuel(10_000)
+    with pytest.raises(Trap) as exc:
+        inst.exports["spin"]()
+    assert exc.value.code is TrapCode.OUT_OF_FUEL and store.get_fuel() == 0
+    store.set_fuel(4)
+    assert inst.exports["add1"](1) == 2 and store.get_fuel() == 0
+    with pytest.raises(Trap):
+        inst.exports["add1"](1)
+
+
+def test_fuel_is_the_store_of_the_function_called():
+    engine = Engine(consume_fuel=True)
+    a, b = Store(engine), Store(engine)
+    ia, ib = instance(engine, a), instance(engine, b)
+    a.set_fuel(100)
+    b.set_fuel(100)
+    ia.exports["add1"](1)
+    assert (a.get_fuel(), b.get_fuel()) == (96, 100)
+    ib.exports["count"](3)
+    assert a.get_fuel() == 96 and b.get_fuel() < 100
+
+
+def test_fuel_of_one_store_is_shared_by_threads():
+    store = Store(Engine(consume_fuel=True))
+    inst = instance(store.engine, store)
+    store.set_fuel(1_000_000)
+    inst.exports["count"](1000)
+    per_call = 1_000_000 - store.get_fuel()
+    store.set_fuel(1_000_000)
+    threads = [threading.Thread(target=lambda: [inst.exports["count"](1000) for _ in range(25)])
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.get_fuel() == 1_000_000 - 100 * per_call
+
+
+def op_names(engine, func_index):
+    module = Module(engine, PROGRAM)
+    mc = module_code(module)
+    start, end = mc._bodies[func_index]
+    opnums = _ffi.interp_op_numbers()
+    names = {v: k for k, v in opnums.items()}
+    code = translate_function(mc.ctx, func_index, mc._wasm, start, end, opnums)
+    return [names[code.words[p]] for p in code.positions]
+
+
+def test_code_has_checks_only_for_engines_that_need_them():
+    count = 3
+    plain = op_names(Engine(), count)
+    assert "fuel" not in plain and "epoch" not in plain
+    fuel = op_names(Engine(consume_fuel=True), count)
+    assert fuel.count("fuel") == 3 and fuel[0] == "fuel" and "epoch" not in fuel  # entry, loop, after
+    epoch = op_names(Engine(epoch_interruption=True), count)
+    assert epoch.count("epoch") == 2 and epoch[0] == "epoch" and "fuel" not in epoch
+    assert len(plain) == len(epoch) - 2 == len(fuel) - 3
+
+
+# -- epochs -----------------------------------------------------------------------------------
+
+def test_epoch_deadline_interrupts_an_infinite_loop_from_another_thread():
+    engine = Engine(epoch_interruption=True)
+    store = Store(engine)
+    inst = instance(engine, store)
+    store.set_epoch_deadline(1)
+    started = threading.Event()
+
+    def tick():
+        started.wait()
+        engine.increment_epoch()
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    started.set()
+    with pytest.raises(Trap) as exc:
+        inst.exports["spin"]()
+    ticker.join()
+    assert exc.value.code is TrapCode.INTERRUPT and str(exc.value) == "interrupt"
+    with pytest.raises(Trap):  # the deadline has passed: the next call traps at entry
+        inst.exports["add1"](1)
+    store.set_epoch_deadline(3)
+    assert inst.exports["count"](1000) == 1000
+
+
+@pytest.mark.oracle
+def test_default_deadline_traps_at_once_as_wasmtime():
+    config = wt.Config()
+    config.epoch_interruption = True
+    wt_engine = wt.Engine(config)
+    wt_store = wt.Store(wt_engine)
+    wt_add1 = wt.Instance(wt_store, wt.Module(wt_engine, PROGRAM), []).exports(wt_store)["add1"]
+    with pytest.raises(wt.Trap) as them:
+        wt_add1(wt_store, 1)
+    inst = instance(Engine(epoch_interruption=True))
+    with pytest.raises(Trap) as us:
+        inst.exports["add1"](1)
+    assert them.value.trap_code.name == us.value.code.name == "INTERRUPT"
+
+
+def test_epoch_without_epoch_interruption_does_nothing():
+    engine = Engine()
+    inst = instance(engine, Store(engine))
+    inst.store.set_epoch_deadline(0)
+    engine.increment_epoch()
+    assert inst.exports["count"](100) == 100 and engine.current_epoch == 1
+
+
+# -- max_wasm_stack ---------------------------------------------------------------------------
+
+def test_recursion_a_million_deep_is_a_clean_stack_overflow():
+    inst = instance(Engine())
+    with pytest.raises(Trap) as exc:
+        inst.exports["rec"](1_000_000)
+    assert exc.value.code is TrapCode.STACK_OVERFLOW
+    assert inst.exports["rec"](50_000) == 50_000  # deep but allowed, and the instance works
+
+
+def test_max_wasm_stack_bounds_the_call_chain():
+    small = instance(Engine(max_wasm_stack=64 * 1024))
+    assert small.exports["rec"](100) == 100
+    with pytest.raises(Trap) as exc:
+        small.exports["rec"](5000)
+    assert exc.value.code is TrapCode.STACK_OVERFLOW
+    big = instance(Engine(max_wasm_stack=64 << 20))
+    assert big.exports["rec"](600_000) == 600_000  # past the default's reach
+    for bad in (0, 63, 1 << 31, "1MiB"):
+        with pytest.raises(ValueError):
+            Engine(max_wasm_stack=bad)
+
+
+# -- limits -----------------------------------------------------------------------------------
+
+GROWER = wat('''(module (memory (export "m") 1) (table (export "t") 1 funcref)
+  (func (export "grow") (param i32) (result i32) local.get 0 memory.grow))''')
+
+
+@pytest.mark.oracle
+def test_memory_size_limit_bounds_grow_from_wasm_as_wasmtime():
+    store = Store(Engine())
+    store.set_limits(memory_size=3 * 65536)
+    inst = Instance(Module(store.engine, GROWER), store=store)
+    wt_store = wt.Store(wt.Engine())
+    wt_store.set_limits(memory_size=3 * 65536)
+    wt_grow = wt.Instance(wt_store, wt.Module(wt_store.engine, GROWER), []).exports(wt_store)["grow"]
+    for delta in (1, 5, 1, 1, 0):
+        assert inst.exports["grow"](delta) == wt_grow(wt_store, delta)
+    assert inst.exports["m"].size_pages == 3
+
+
+def test_grow_from_python_past_a_limit_returns_minus_one():
+    store = Store(Engine())
+    store.set_limits(memory_size=2 * 65536, table_elements=4)
+    inst = Instance(Module(store.engine, GROWER), store=store)
+    memory, table = inst.exports["m"], inst.exports["t"]
+    assert memory.grow(2) == -1 and memory.grow(1) == 1 and memory.size_pages == 2
+    assert table.grow(4) == -1 and table.grow(3) == 1 and table.size == 4
+    store.set_limits()  # unlimited again
+    assert memory.grow(1) == 2 and table.grow(1) == 4
+
+
+def test_limits_of_a_private_store_bound_its_instance():
+    inst = Instance(Module(Engine(), GROWER))
+    memory = inst.exports["m"]
+    inst.store.set_limits(memory_size=65536)
+    assert memory.grow(1) == -1 and inst.exports["grow"](1) == -1
+
+
+def test_instantiation_past_a_limit_is_an_allocation_error_with_nothing_counted():
+    store = Store(Engine())
+    store.set_limits(instances=2, memories=2, tables=1)
+    module = Module(store.engine, GROWER)
+    a = Instance(module, store=store)
+    with pytest.raises(AllocationError, match="table count too high"):
+        Instance(module, store=store)
+    b = Instance(Module(store.engine, wat("(module (memory 1))")), store=store)
+    with pytest.raises(AllocationError, match="instance count too high"):
+        Instance(Module(store.engine, wat("(module)")), store=store)
+    a.close()  # gives its share back
+    c = Instance(module, store=store)
+    assert c.exports["grow"](1) == 1
+    b.close()
+    c.close()
+    store.set_limits(memory_size=65536, table_elements=1)
+    with pytest.raises(AllocationError, match="memory minimum size"):
+        Instance(Module(store.engine, wat("(module (memory 2))")), store=store)
+    with pytest.raises(AllocationError, match="table minimum size"):
+        Instance(Module(store.engine, wat("(module (table 2 funcref))")), store=store)
+    assert store._instances == store._memories == store._tables == 0
+
+
+def test_a_failed_instantiation_gives_its_share_back():
+    store = Store(Engine())
+    store.set_limits(instances=1)
+    bad = Module(store.engine, wat('(module (memory 1) (data (i32.const 70000) "x"))'))
+    for _ in range(3):
+        with pytest.raises(Trap):
+            Instance(bad, store=store)
+    Instance(Module(store.engine, GROWER), store=store).close()

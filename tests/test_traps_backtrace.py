@@ -1,0 +1,117 @@
+"""Wasm backtraces of traps (Trap.frames, Trap.trace; runtime/backtrace.py) against
+wasmtime-py's frames: function indices and names, module names, and the offsets, which
+agree by definition (the trapping instruction, the call in flight)."""
+import pickle
+
+import pytest
+import wasmtime as wt
+
+from runtime import Engine, Instance, Module, Trap, TrapCode
+from runtime.backtrace import FrameInfo, function_names
+from tests.helpers import wat
+
+CHAIN = wat('''(module $m (memory 1)
+  (func $inner (param i32) (result i32) local.get 0 i32.const 0 i32.div_u)
+  (func $middle (param i32) (result i32) i32.const 1 drop local.get 0 call $inner)
+  (func $outer (export "div") (param i32) (result i32) local.get 0 call $middle)
+  (func (export "unreachable") nop unreachable)
+  (func $load (export "load") (param i32) (result i32) local.get 0 i32.load offset=8)
+  (func (export "via_load") (param i32) (result i32) local.get 0 call $load)
+  (func $rec (export "rec") (param i32) (result i32) local.get 0 call $rec))''')
+ANONYMOUS = wat('''(module (func (export "f") (param i32) (result i32)
+  local.get 0 i32.const 0 i32.rem_s))''')
+
+
+def frames_of(frames):
+    return [(f.func_index, f.func_name, f.module_name, f.func_offset, f.module_offset)
+            for f in frames]
+
+
+def both(wasm, name, args, engine=None):
+    """(our Trap, wasmtime's Trap) of calling export ``name``."""
+    inst = Instance(Module(engine or Engine(), wasm))
+    with pytest.raises(Trap) as ours:
+        inst.exports[name](*args)
+    store = wt.Store(wt.Engine())
+    func = wt.Instance(store, wt.Module(store.engine, wasm), []).exports(store)[name]
+    with pytest.raises(wt.Trap) as theirs:
+        func(store, *args)
+    return ours.value, theirs.value
+
+
+def wasmtime_trace(trap):
+    """The backtrace lines of a wasmtime trap's message."""
+    lines = trap.message.split("wasm backtrace:\n")[1].split("\n\n")[0].splitlines()
+    return [line for line in lines if line.strip()]
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("wasm,name,args", [
+    (CHAIN, "div", (7,)), (CHAIN, "unreachable", ()), (CHAIN, "via_load", (65530,)),
+    (CHAIN, "load", (0xFFFFFFF0,)), (ANONYMOUS, "f", (3,))])
+@pytest.mark.parametrize("signals", [True, False])
+def test_frames_and_trace_as_wasmtime(wasm, name, args, signals):
+    ours, theirs = both(wasm, name, args, Engine(signals_based_traps=signals))
+    assert ours.code.name == theirs.trap_code.name
+    assert frames_of(ours.frames) == frames_of(theirs.frames)
+    assert ours.trace == wasmtime_trace(theirs)
+
+
+@pytest.mark.oracle
+def test_guard_fault_and_explicit_check_report_the_same_frames():
+    raw, _ = both(CHAIN, "via_load", (70000,), Engine())
+    checked, theirs = both(CHAIN, "via_load", (70000,), Engine(signals_based_traps=False))
+    assert raw.guard_fault and not checked.guard_fault
+    assert frames_of(raw.frames) == frames_of(checked.frames) == frames_of(theirs.frames)
+    assert [f.func_name for f in raw.frames] == ["load", None]
+
+
+@pytest.mark.oracle
+def test_stack_overflow_frames_are_the_recursion():
+    ours, theirs = both(CHAIN, "rec", (1,))
+    assert ours.code is TrapCode.STACK_OVERFLOW
+    assert {f.func_name for f in ours.frames} == {f.func_name for f in theirs.frames} == {"rec"}
+    # every frame is the call in flight, where wasmtime's outer frames are
+    assert ours.frames[0].module_offset == theirs.frames[1].module_offset
+    assert len(ours.frames) == Engine().max_wasm_stack // 64 + 1
+
+
+def test_out_of_fuel_and_interrupt_point_at_the_loop():
+    wasm = wat('(module $spin (func $spin (export "spin") nop (loop br 0)))')
+    for engine in (Engine(consume_fuel=True), Engine(epoch_interruption=True)):
+        inst = Instance(Module(engine, wasm))
+        if engine.consume_fuel:
+            inst.store.set_fuel(1000)
+        else:
+            inst.store.set_epoch_deadline(0)
+        with pytest.raises(Trap) as exc:
+            inst.exports["spin"]()
+        frame, = exc.value.frames
+        body_start = wasm.index(b"\x01\x03\x40") - 1  # locals count, then nop; loop
+        assert (frame.func_name, frame.module_name) == ("spin", "spin")
+        if engine.consume_fuel:
+            assert frame.module_offset == body_start + 2  # the loop's header
+        else:
+            assert frame.module_offset in (body_start, body_start + 2)  # entry or loop
+
+
+def test_traps_outside_wasm_code_have_no_frames():
+    wasm = wat('(module (memory 1) (data (i32.const 70000) "x"))')
+    with pytest.raises(Trap) as exc:
+        Instance(Module(Engine(), wasm))
+    assert exc.value.frames == [] and exc.value.trace == []
+    assert Trap(TrapCode.UNREACHABLE).frames == []
+
+
+def test_frames_survive_pickle():
+    ours, _ = both(CHAIN, "div", (1,))
+    again = pickle.loads(pickle.dumps(ours))
+    assert again.frames == ours.frames and isinstance(again.frames[0], FrameInfo)
+    assert again.trace == ours.trace and again.code is ours.code
+
+
+def test_function_names_reads_the_name_section_and_ignores_the_rest():
+    assert function_names(CHAIN) == {0: "inner", 1: "middle", 2: "outer", 4: "load", 6: "rec"}
+    assert function_names(ANONYMOUS) == {}
+    assert function_names(CHAIN[:-3]) == {}  # truncated: malformed, names nothing
+    assert function_names(b"junk") == {} and function_names(None) == {}
