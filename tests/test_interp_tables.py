@@ -180,3 +180,32 @@ def test_cross_instance_call_indirect_is_the_calls_seam():
     i = Instance(m, {("m", "t"): table})
     with pytest.raises(UnsupportedFeature, match="cross-instance"):
         i.exports["call"]()
+
+
+def test_table_grow_from_wasm_obeys_the_store_limit_as_wasmtime():
+    text = wat("""(module (table (export "t") 1 funcref)
+      (func (export "grow") (param i32) (result i32) (table.grow (ref.null func) (local.get 0))))""")
+    store = runtime.Store(Engine())
+    store.set_limits(table_elements=4)
+    inst = Instance(Module(store.engine, text), store=store)
+    wt_store = wt.Store(WT)
+    wt_store.set_limits(table_elements=4)
+    wt_grow = wt.Instance(wt_store, wt.Module(WT, text), []).exports(wt_store)["grow"]
+    for delta in (1, 5, 2, 1, 0):
+        assert inst.exports["grow"](delta) == wt_grow(wt_store, delta)
+    assert inst.exports["t"].size == 4
+
+
+def test_table64_against_wasmtime():
+    b = Both("""(module (table $t i64 2 10 funcref) (func $f (result i32) (i32.const 9))
+      (elem (table $t) (i64.const 1) func $f)
+      (func (export "size") (result i64) (table.size $t))
+      (func (export "grow") (param i64) (result i64) (table.grow $t (ref.null func) (local.get 0)))
+      (func (export "is_null") (param i64) (result i32) (ref.is_null (table.get $t (local.get 0))))
+      (func (export "fill") (param i64 i64) (table.fill $t (local.get 0) (ref.func $f) (local.get 1)))
+      (func (export "call") (param i64) (result i32) (call_indirect $t (result i32) (local.get 0))))""")
+    for k in (0, 1, 2, -1, 1 << 32):
+        b.same("is_null", k)
+        b.same("call", k)
+    b.same("grow", 3), b.same("size"), b.same("fill", 2, 3), b.same("call", 4), b.same("fill", 4, 2)
+    b.same("grow", 20), b.same("grow", 1 << 40), b.same("size")
