@@ -228,12 +228,9 @@ def _global_set(t, op) -> None:
 
 
 def _numeric_global(t, g, what) -> None:
-    """The bridge copies numeric globals only (runtime/interp.py): a reference global's
-    cell is not there yet."""
-    ty = t.ctx.global_types[g]
-    check_types([ty], f"{what} of a global")
-    if ty not in NUMERIC_TYPES:
-        raise unsupported("reference types", f"{what} of a {ty} global")
+    """A global the bridge copies into the call (runtime/interp.py): numeric, or a
+    function or extern reference (as a cell)."""
+    check_types([t.ctx.global_types[g]], f"{what} of a global")
 
 
 def _call(t, op) -> None:

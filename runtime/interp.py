@@ -14,6 +14,7 @@ from typing import List, NamedTuple
 from wasmenv import UnsupportedFeature, ValType
 
 from . import _ffi
+from ._translate_ops import is_cell_ref
 from ._translate_tables import BULK
 from .backtrace import function_names, register_code
 from .engine import DEFAULT_MAX_WASM_STACK, FRAME_BYTES
@@ -246,9 +247,10 @@ def call_bits(instance, func_index: int, cells):
     for i, v in enumerate(cells):
         stack[i] = v
     globals_ = instance.globals
-    # The numeric globals, as views made once for this call (code reading other globals
-    # is not translated yet): copied in now, the mutable ones written back after.
-    numeric = [(i, g) for i, g in enumerate(globals_) if g.ty.content in _NUMERIC]
+    # The numeric and reference globals, as views made once for this call (references as
+    # cells, runtime.refs): copied in now, the mutable ones written back after.
+    numeric = [(i, g) for i, g in enumerate(globals_)
+               if g.ty.content in _NUMERIC or is_cell_ref(g.ty.content)]
     c, gcells = _ffi.new_interp_call(mc.funcs, site.mems, site.nmems, len(globals_), stack,
                                      max_cells, frames, max_frames, func_index)
     c.tables, c.ntables, c.funcrefs = site.ctables, len(site.tables), site.funcrefs
@@ -256,7 +258,8 @@ def call_bits(instance, func_index: int, cells):
         store = instance.store
         _ffi.set_call_bounds(c, store._fuel, engine._epoch, store._deadline)
     for i, g in numeric:
-        gcells[2 * i] = g.bits
+        ty = g.ty.content
+        gcells[2 * i] = g.bits if ty in _NUMERIC else cell_of(ty, g.bits)
     try:
         while True:
             status = _ffi.interp_run(c)
@@ -280,7 +283,8 @@ def call_bits(instance, func_index: int, cells):
     finally:
         for i, g in numeric:
             if g.ty.mutable:
-                g._set_bits(gcells[2 * i])
+                ty = g.ty.content
+                g._set_bits(gcells[2 * i] if ty in _NUMERIC else value_of(ty, gcells[2 * i]))
     return stack
 
 

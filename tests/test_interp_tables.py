@@ -209,3 +209,24 @@ def test_table64_against_wasmtime():
         b.same("call", k)
     b.same("grow", 3), b.same("size"), b.same("fill", 2, 3), b.same("call", 4), b.same("fill", 4, 2)
     b.same("grow", 20), b.same("grow", 1 << 40), b.same("size")
+
+
+def test_reference_globals_in_wasm_code():
+    b = Both("""(module (type $v (func (result i32))) (func $f (type $v) (i32.const 4))
+      (global $g (mut funcref) (ref.null func)) (global $e (mut externref) (ref.null extern))
+      (global $k funcref (ref.func $f))
+      (table 1 funcref)
+      (func (export "set") (global.set $g (global.get $k)))
+      (func (export "is_null") (result i32) (ref.is_null (global.get $g)))
+      (func (export "call") (result i32) (table.set (i32.const 0) (global.get $g))
+        (call_indirect (type $v) (i32.const 0)))
+      (func (export "ext") (param externref) (result externref) (global.get $e) (global.set $e (local.get 0)))
+      (export "g" (global $g)))""")
+    assert b.same("is_null").value == 1
+    assert b.same("call").value == "INDIRECT_CALL_TO_NULL"
+    b.same("set")
+    assert b.same("is_null").value == 0 and b.same("call").value == 4
+    e = b.inst.exports
+    assert e["g"].value.wasm_index == 0  # the write-back: a Func again
+    obj = object()
+    assert e["ext"](obj) is None and e["ext"]("next") is obj
