@@ -585,10 +585,6 @@ def table_fill(t, index: int, cell: int, n: int) -> bool:
     return lib.wenv_table_fill(t, index, cell, n) == 0
 
 
-def table_copy(dst, d: int, src, s: int, n: int) -> bool:
-    return lib.wenv_table_copy(dst, d, src, s, n) == 0
-
-
 def table_init(t, d: int, cells, s: int, n: int) -> bool:
     """Write ``cells[s:s+n]`` (a list of cells) at ``d``; False (nothing written) when out of bounds."""
     buf = ffi.new("uint64_t[]", list(cells) or [0])

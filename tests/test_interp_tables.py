@@ -230,3 +230,13 @@ def test_reference_globals_in_wasm_code():
     assert e["g"].value.wasm_index == 0  # the write-back: a Func again
     obj = object()
     assert e["ext"](obj) is None and e["ext"]("next") is obj
+
+
+def test_copy_and_overlap_of_uninitialized_elements():
+    """table.copy before any read: each uninitialized source resolves to its own index's
+    function, in either overlap direction."""
+    for args in [(1, 0, 3), (0, 1, 3), (2, 0, 2)]:
+        b = Both(TABLE_OPS.replace("$one $two)", "$one $two $three $one)"))
+        b.same("copy", *args)
+        for k in range(4):
+            b.same("call", k)
