@@ -97,3 +97,25 @@ def test_table_of_a_failed_instantiation_keeps_its_funcrefs(engine):
     gc.collect()
     f = table.get(0)
     assert f.wasm_index == 0 and f._instance.closed
+
+
+def test_funcref_records_of_an_untouched_instance_stay_non_resident(engine):
+    """8,000 escaping functions: 192 KB of funcref records in the block, made on first
+    use; the block is fresh zero pages (c_src/wenv_vmctx.c), so only the page a record
+    was written to (and the block's first page) become resident."""
+    n = 8000
+    funcs = " ".join(f"(func $f{i} (result i32) (i32.const {i}))" for i in range(n))
+    elems = " ".join(f"$f{i}" for i in range(n))
+    m = runtime.Module(engine, wat(f'(module (table (export "t") {n} funcref) {funcs} '
+                                   f'(elem (i32.const 0) {elems}))'))
+    with runtime.Instance(m) as i:
+        refs_ = i._refs
+        page = runtime._ffi.PAGE_SIZE
+        base = refs_.vmctx - refs_.vmctx % page  # the block's mapping (16-byte header first)
+        mapped = -(-(i._layout.block_bytes + 16) // page) * page
+
+        def resident():
+            return smaps_usage(base, base + mapped).get("Rss", 0)
+        assert mapped >= n * 24 and resident() <= page
+        assert i.exports["t"].get(n - 1).wasm_index == n - 1
+        assert page < resident() <= 2 * page  # (the mapping is the one measured)
