@@ -12,7 +12,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 UNITS = [("wenv.h", None), ("wenv_mman.h", "wenv_mman.c"), ("wenv_memory.h", "wenv_memory.c"),
          ("wenv_traps.h", "wenv_traps.c"), ("wenv_instance.h", "wenv_instance.c"),
          ("wenv_pool.h", "wenv_pool.c"), ("wenv_bench.h", "wenv_bench.c"),
-         ("wenv_vmoffsets.h", "wenv_vmctx.c"), ("wenv_interp.h", "wenv_interp.c")]
+         ("wenv_vmoffsets.h", "wenv_vmctx.c"), ("wenv_table.h", "wenv_table.c"),
+         ("wenv_interp.h", "wenv_interp.c")]
 #: Warnings are errors: the C is built with -Wall -Wextra -Werror everywhere it is built.
 CFLAGS = ["-O2", "-std=gnu11", "-pthread", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"]
 

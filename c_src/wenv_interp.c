@@ -77,7 +77,7 @@ static inline double wenv_f64_max(double a, double b)
 #define NAME_OF_C(name) #name "_c",
 static const char *const wenv_op_names[] = {
     WENV_CTL_OPS(NAME_OF) WENV_NUM_OPS(NAME_OF) WENV_MEM_ACCESS_OPS(NAME_OF)
-    WENV_MEM_ACCESS_OPS(NAME_OF_C) WENV_STORE_OPS(NAME_OF)
+    WENV_MEM_ACCESS_OPS(NAME_OF_C) WENV_STORE_OPS(NAME_OF) WENV_TABLE_OPS(NAME_OF)
 };
 #define WENV_OP_COUNT ((int)(sizeof wenv_op_names / sizeof wenv_op_names[0]))
 
@@ -95,7 +95,7 @@ static __attribute__((noinline)) int wenv_interp_loop(wenv_call *c, const void *
 #define LABEL_OF_C(name) &&L_##name##_c,
     static const void *const labels[] = {
         WENV_CTL_OPS(LABEL_OF) WENV_NUM_OPS(LABEL_OF) WENV_MEM_ACCESS_OPS(LABEL_OF)
-        WENV_MEM_ACCESS_OPS(LABEL_OF_C) WENV_STORE_OPS(LABEL_OF)
+        WENV_MEM_ACCESS_OPS(LABEL_OF_C) WENV_STORE_OPS(LABEL_OF) WENV_TABLE_OPS(LABEL_OF)
     };
     _Static_assert(sizeof labels / sizeof labels[0] == sizeof wenv_op_names / sizeof wenv_op_names[0],
                    "one handler per op name");
@@ -172,6 +172,7 @@ static __attribute__((noinline)) int wenv_interp_loop(wenv_call *c, const void *
 #include "wenv_interp_num.inc"
 #include "wenv_interp_mem.inc"
 #include "wenv_interp_ctl.inc"
+#include "wenv_interp_table.inc"
 
 trap:
 out:

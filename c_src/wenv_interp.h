@@ -18,6 +18,7 @@
 #define WENV_INTERP_H
 #include <stdint.h>
 #include "wenv_memory.h"
+#include "wenv_table.h"
 /* CDEF-BEGIN */
 
 /* ---- wenv_call.status ---- */
@@ -32,12 +33,17 @@
 #define WENV_I_FAULT 8          /* a fault inside the accessible bytes */
 #define WENV_I_OUT_OF_FUEL 9    /* the store's fuel went below zero (wenv_interp_ctl.inc) */
 #define WENV_I_INTERRUPT 10     /* the engine's epoch reached the store's deadline */
-#define WENV_I_NULL_REF 12      /* call_ref of a null function reference (the tables branch: also ref.as_non_null) */
-#define WENV_I_BAD_SIG 14       /* an indirect call whose callee has another type (numbers as on the tables branch) */
+#define WENV_I_TABLE_OOB 11
+#define WENV_I_NULL_REF 12      /* call_ref of a null function reference, ref.as_non_null of null */
+#define WENV_I_INDIRECT_NULL 13 /* call_indirect of a null element */
+#define WENV_I_BAD_SIG 14       /* call_indirect: the element's type is not the expected one */
 #define WENV_I_EXIT_TRANSLATE 100   /* function exit_arg0 of exit_vm to translate; resume re-runs the call */
 #define WENV_I_EXIT_GROW 101        /* memory exit_arg0 grows by exit_arg1 pages; result into *exit_dst */
 #define WENV_I_EXIT_HOST 102        /* host function exit_arg0: its arguments at fp[0..), results
                                      * into fp[0..); exit_arg1: cells in use up to its frame's end */
+#define WENV_I_EXIT_TABLE_GROW 103  /* table exit_arg0 of vm grows by exit_arg1 elements of cell *exit_dst; result into *exit_dst */
+#define WENV_I_EXIT_BULK 104        /* Python runs the instruction at exit_ip over vm (table.init,
+                                       elem.drop, memory.init, data.drop); resume continues after it */
 
 typedef struct wenv_func {
     uint64_t *code;             /* linked code; NULL until translated */
@@ -76,6 +82,8 @@ typedef struct wenv_vm {
     wenv_funcref *funcrefs;     /* per anyfunc index, made on first use */
     const uint32_t *anyfunc_of; /* per function index: its anyfunc index (UINT32_MAX: none) */
     const uint64_t *type_ids;   /* per function index: canonical type id */
+    wenv_table **tables;        /* every table, imported ones first (wenv_interp_table.inc) */
+    uint32_t ntables;
 } wenv_vm;
 
 typedef struct wenv_frame {
@@ -109,6 +117,7 @@ typedef struct wenv_call {
     int64_t *fuel;              /* the store's fuel, shared by its calls (atomic) */
     const uint64_t *epoch;      /* the engine's epoch counter (another thread advances it) */
     const uint64_t *epoch_deadline; /* the store's deadline: trap once *epoch >= it */
+    uint64_t *exit_ip;          /* WENV_I_EXIT_BULK: the instruction Python runs */
 } wenv_call;
 
 int wenv_interp_op_count(void);

@@ -75,3 +75,8 @@
 /* Store bounds (wenv_interp_ctl.inc), emitted only for engines that consume fuel or
  * interrupt by epochs: fuel [op, cost], epoch [op]. */
 #define WENV_STORE_OPS(X) X(fuel) X(epoch)
+
+/* Tables and references (wenv_interp_table.inc). */
+#define WENV_TABLE_OPS(X) \
+    X(table_get) X(table_set) X(table_size) X(table_grow) X(table_fill) X(table_copy) \
+    X(ref_as_non_null) X(bulk_exit) X(call_indirect) X(return_call_indirect)

@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "wenv_mman.h"
 
 #include "wenv_vmoffsets.h"
 
@@ -21,27 +24,59 @@ int64_t wenv_vmctx_entry(const wenv_vmoffsets *o, uint32_t region, uint64_t inde
     return (int64_t)(o->start[region] + index * wenv_vmctx_strides[region]);
 }
 
-/* calloc: glibc leaves a fresh mmapped chunk untouched, but clears heap memory it reuses
- * (its top padding included), so every byte asked for may become resident: callers ask
- * only for the regions they use (runtime/layout.py). */
+/* Small blocks come from calloc. glibc leaves a fresh mmapped chunk untouched but clears
+ * heap memory it reuses, and its mmap threshold rises as large chunks are freed: a large
+ * block (a big module's funcref records, unwritten until first use) would become resident
+ * when calloc clears it. Blocks of WENV_VMCTX_MMAP_BYTES or more are therefore mapped
+ * directly: fresh zero pages, resident only once written. A 16-byte header before the
+ * block records how it was made (its mapped length, 0 for calloc). */
+#define WENV_VMCTX_MMAP_BYTES ((uint64_t)64 << 10)
+#define WENV_VMCTX_HEADER 16
 _Static_assert(_Alignof(max_align_t) >= WENV_VMCTX_BLOCK_ALIGN, "malloc must align blocks");
+_Static_assert(WENV_VMCTX_HEADER % WENV_VMCTX_BLOCK_ALIGN == 0, "the header keeps blocks aligned");
 
 void *wenv_vmctx_alloc(uint64_t size)
 {
     uint64_t rounded = (size + WENV_VMCTX_BLOCK_ALIGN - 1) & ~(uint64_t)(WENV_VMCTX_BLOCK_ALIGN - 1);
     if (rounded == 0)
         rounded = WENV_VMCTX_BLOCK_ALIGN;
-    if (rounded < size || rounded > SIZE_MAX) {
+    if (rounded < size || rounded > SIZE_MAX - WENV_VMCTX_HEADER - (uint64_t)wenv_page_size()) {
         errno = ENOMEM;
         return NULL;
     }
-    void *block = calloc(1, (size_t)rounded);
-    if (block == NULL)
-        errno = ENOMEM;
-    return block;
+    uint64_t total = rounded + WENV_VMCTX_HEADER;
+    uint8_t *base;
+    uint64_t mapped = 0;
+    if (total >= WENV_VMCTX_MMAP_BYTES) {
+        uint64_t page = (uint64_t)wenv_page_size(), addr = 0;
+        mapped = (total + page - 1) / page * page;
+        if (wenv_reserve(mapped, &addr) != 0 || wenv_protect(addr, mapped, 1) != 0) {
+            if (addr)
+                wenv_release(addr, mapped);
+            errno = ENOMEM;
+            return NULL;
+        }
+        base = (uint8_t *)(uintptr_t)addr;
+    } else {
+        base = calloc(1, (size_t)total);
+        if (base == NULL) {
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    memcpy(base, &mapped, sizeof mapped);
+    return base + WENV_VMCTX_HEADER;
 }
 
 void wenv_vmctx_free(void *block)
 {
-    free(block);
+    if (block == NULL)
+        return;
+    uint8_t *base = (uint8_t *)block - WENV_VMCTX_HEADER;
+    uint64_t mapped;
+    memcpy(&mapped, base, sizeof mapped);
+    if (mapped)
+        wenv_release((uint64_t)(uintptr_t)base, mapped);
+    else
+        free(base);
 }

@@ -472,8 +472,6 @@ def new_memory_array(descs):
     return ffi.new("wenv_memory *[]", descs or [NULL])
 
 
-I_NULL_REF = lib.WENV_I_NULL_REF
-I_BAD_SIG = lib.WENV_I_BAD_SIG
 I_EXIT_HOST = lib.WENV_I_EXIT_HOST
 vm_funcref = lib.wenv_vm_funcref     # (vm, function index) -> wenv_funcref * (NULL: none)
 ANYFUNC_NONE = 0xFFFFFFFF
@@ -578,3 +576,77 @@ copy_into = ffi.memmove   # (block + offset, bytes, byte_len)
 def store_u64s(block, offset: int, values) -> None:
     """Write ``values`` as consecutive u64s at ``offset`` of ``block``."""
     ffi.cast("uint64_t *", block + offset)[0:len(values)] = values
+
+
+# ---- tables and reference cells (c_src/wenv_table.h) -----------------------------------
+
+LAZY_NONE = lib.WENV_LAZY_NONE
+
+
+
+def address_of(cdata) -> int:
+    return int(ffi.cast("uintptr_t", cdata))
+
+
+def table_open(size: int, maximum: int, init_cell: int):
+    """A new native table (an owning ``wenv_table *``; close it with table_close).
+
+    Raises:
+        AllocationError: its reservation could not be made.
+    """
+    t = ffi.new("wenv_table *")
+    if lib.wenv_table_open(t, size, maximum, init_cell) != 0:
+        err = errno_now()
+        raise AllocationError(f"table of {size} elements: {os.strerror(err)}", "table") \
+            from OSError(err, os.strerror(err))
+    return t
+
+
+def table_bind(t, lazy, lazy_len: int, vm) -> None:
+    """Uninitialized elements of ``t`` read as ``lazy``'s functions of ``vm`` (a ``wenv_vm *``;
+    the arrays stay the caller's to keep alive)."""
+    t.lazy, t.lazy_len, t.vm = lazy, lazy_len, vm
+
+
+table_close = lib.wenv_table_close
+_cell_out = ffi.new_allocator(should_clear_after_alloc=False)
+
+
+def table_get(t, index: int):
+    """The cell at ``index``, or None when out of bounds."""
+    out = _cell_out("uint64_t *")
+    if lib.wenv_table_get(t, index, out) != 0:
+        return None
+    return out[0]
+
+
+def table_set(t, index: int, cell: int) -> bool:
+    return lib.wenv_table_set(t, index, cell) == 0
+
+
+def table_fill(t, index: int, cell: int, n: int) -> bool:
+    return lib.wenv_table_fill(t, index, cell, n) == 0
+
+
+def table_init(t, d: int, cells, s: int, n: int) -> bool:
+    """Write ``cells[s:s+n]`` (a list of cells) at ``d``; False (nothing written) when out of bounds."""
+    buf = ffi.new("uint64_t[]", list(cells) or [0])
+    return lib.wenv_table_init(t, d, buf, len(cells), s, n) == 0
+
+
+def table_grow(t, delta: int, init_cell: int) -> int:
+    """The old size, or -1 (past the maximum, or out of memory)."""
+    return lib.wenv_table_grow(t, delta, init_cell)
+
+
+def new_table_array(tables):
+    """A ``wenv_table *[]`` of ``tables`` (never empty)."""
+    return ffi.new("wenv_table *[]", tables or [NULL])
+
+
+I_TABLE_OOB = lib.WENV_I_TABLE_OOB
+I_NULL_REF = lib.WENV_I_NULL_REF
+I_INDIRECT_NULL = lib.WENV_I_INDIRECT_NULL
+I_BAD_SIG = lib.WENV_I_BAD_SIG
+I_EXIT_TABLE_GROW = lib.WENV_I_EXIT_TABLE_GROW
+I_EXIT_BULK = lib.WENV_I_EXIT_BULK

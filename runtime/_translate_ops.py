@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, List, Tuple
 
-from wasmenv import UnsupportedFeature, ValType
+from wasmenv import FuncType, UnsupportedFeature, ValType
 from wasmenv.types import ref_parts
 
 __all__ = ["CONTROL", "Frame", "BLOCK", "LOOP", "IF", "FUNC", "NUMERIC_TYPES", "check_types",
@@ -40,20 +40,22 @@ def unsupported(proposal, detail):
     return UnsupportedFeature(proposal, detail=detail)
 
 
-def check_types(types, what, refs: bool = True):
-    """Raise UnsupportedFeature unless each type fits a cell: a number, or (``refs``) a
-    function or extern reference (a funcref record's address, an externref's cell)."""
+def check_types(types, what):
+    """Raise UnsupportedFeature unless every type is numeric or a function or extern
+    reference (one 8-byte cell each, c_src/wenv_table.h)."""
     for t in types:
-        if t in NUMERIC_TYPES or (refs and _cell_ref(t)):
-            continue
-        proposal = "simd" if t is ValType.V128 else "reference types"
-        raise unsupported(proposal, f"{what} of type {t}")
+        if t not in NUMERIC_TYPES and not is_cell_ref(t):
+            parts = ref_parts(t)
+            proposal = "simd" if t is ValType.V128 else (
+                "exceptions" if parts is not None else "reference types")
+            raise unsupported(proposal, f"{what} of type {t}")
 
 
-def _cell_ref(t) -> bool:
+def is_cell_ref(t) -> bool:
+    """A reference type the interpreter holds in a cell: func, extern, their bottoms, $t."""
     parts = ref_parts(t)
     return parts is not None and (parts[1] in ("func", "extern", "nofunc", "noextern")
-                                  or not isinstance(parts[1], str))
+                                  or isinstance(parts[1], FuncType))
 
 
 def _block(t, op) -> None:
@@ -203,8 +205,7 @@ def _drop(t, op) -> None:
 def _select(t, op) -> None:
     if op.imm == "valtypes":
         for _ in range(t.r.u32()):
-            if t.read_valtype() not in NUMERIC_TYPES:  # pragma: no cover - read_valtype raises
-                raise unsupported("reference types", "select of references")
+            check_types([t.read_valtype()], "select")
     c, b, a = t.pop(), t.pop(), t.pop()
     dst = t.push()
     t.produced(t.emit("select", dst, a, b, c))
@@ -213,7 +214,7 @@ def _select(t, op) -> None:
 
 def _global_get(t, op) -> None:
     g = t.r.u32()
-    check_types([t.ctx.global_types[g]], "global.get of a global", refs=False)
+    check_types([t.ctx.global_types[g]], "global.get of a global")
     offset, indirect = t.ctx.global_locations[g]
     dst = t.push()
     t.produced(t.emit("global_get_imp" if indirect else "global_get", dst, offset))
@@ -222,7 +223,7 @@ def _global_get(t, op) -> None:
 
 def _global_set(t, op) -> None:
     g = t.r.u32()
-    check_types([t.ctx.global_types[g]], "global.set of a global", refs=False)
+    check_types([t.ctx.global_types[g]], "global.set of a global")
     offset, indirect = t.ctx.global_locations[g]
     t.emit("global_set_imp" if indirect else "global_set", offset, t.pop())
     t.last = t.last_cmp = None

@@ -1,10 +1,11 @@
 """Globals: typed values in 16-byte native cells, and :class:`Global`, a view of one cell.
 
 Cells follow ``wasmenv.vmglobals``' encoding (little-endian from byte 0: i32/f32 in 4
-bytes, i64/f64 in 8, v128 in 16). A cell of a reference type holds 0 for null and 1
-otherwise: the referenced Python object (a Func, an extern object) cannot live in native
-memory, so it is kept in its :class:`GlobalCells`' side table ``refs``, made on the first
-non-null reference stored (one dict per instance with such a global, none otherwise).
+bytes, i64/f64 in 8, v128 in 16). A cell of a reference type holds its reference cell
+(c_src/wenv_table.h, runtime/refs.py: 0 null, a funcref record's address, an externref
+key), read and written in place by wasm code too; the Python object last stored from
+Python is also kept in its :class:`GlobalCells`' side table ``refs`` (what keeps a
+funcref's instance alive), made on the first non-null reference stored.
 """
 from __future__ import annotations
 
@@ -50,10 +51,11 @@ class GlobalCells:
         """The raw value of cell ``index`` holding a ``content`` value: unsigned ints (float
         bits; v128 as a 128-bit int), or the referenced object (None: null)."""
         width = VALUE_BYTES.get(content)
-        if width is None:
-            refs = self.refs
-            return None if refs is None else refs.get(index)
         buf, offset = self._buffer(), self.start + index * CELL_SIZE
+        if width is None:
+            from .refs import value_of
+            cell = _U64.unpack_from(buf, offset)[0]
+            return None if cell == 0 else value_of(content, cell)
         low = _U64.unpack_from(buf, offset)[0]
         if width == 4:
             return low & _MASK32
@@ -78,7 +80,8 @@ class GlobalCells:
                     if refs is None:
                         refs = self.refs = {}
             refs[index] = bits
-            _U64.pack_into(buf, offset, 1)
+            from .refs import cell_of
+            _U64.pack_into(buf, offset, cell_of(content, bits))
             return
         if isinstance(bits, (bytes, bytearray, memoryview)):  # a v128.const immediate
             bits = int.from_bytes(bits, "little")

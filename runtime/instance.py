@@ -5,7 +5,7 @@ import threading
 from collections.abc import Sequence
 from typing import List, Optional
 
-from wasmenv import ConstExpr, ExternKind, InitMemory
+from wasmenv import ConstExpr, ExternKind, InitMemory, UnsupportedFeature
 
 from . import _ffi
 from ._owner import Owner
@@ -212,7 +212,7 @@ class Instance(Owner):
         """The instance block: the globals template copied in, imported globals' cell
         pointers, then the per-instance initializers evaluated in order."""
         block = _new_block(layout.block_bytes)
-        cells = self._cells = GlobalCells(block, layout.globals_start)
+        self._cells = GlobalCells(block, layout.globals_start)
         template = layout.globals_template
         if template.cells:
             _copy_into(block + layout.globals_start, template.cells, len(template.cells))
@@ -220,23 +220,40 @@ class Instance(Owner):
         if imported:
             _store_u64s(block, layout.vmoffsets.start("imported_globals"),
                         [src.address(index) for _, src, index in imported])
-        if template.per_instance:
-            types = template.types
-            template.evaluate_per_instance(self._global_bits, self._func_ref,
-                                           lambda k, bits: cells.write(types[k], k, bits))
 
     # -- instantiation -------------------------------------------------------------------
     def _instantiate(self, layout):
-        """Tables (memories are open already), then element and data segments."""
+        """Per-instance global initializers, tables (memories are open already), then
+        element and data segments."""
         alloc = layout.allocation
+        site = None
+        if layout.vmoffsets.count("funcrefs") or layout.tables:
+            # The interpreter state now: funcref records (ref.func initializers, lazy table
+            # elements) are its wenv_vm's (runtime/interp.py, runtime/refs.py).
+            from .interp import site_of
+            try:
+                site = site_of(self)
+            except UnsupportedFeature:  # no code section: no funcrefs to make either
+                site = None
+            for table in self.tables if site is not None else ():  # imported ones: wasm
+                table._hold(self)  # code may store our funcrefs there
+        template = layout.globals_template
+        if template.per_instance:
+            types, cells = template.types, self._cells
+            template.evaluate_per_instance(self._global_bits, self._func_ref,
+                                           lambda k, bits: cells.write(types[k], k, bits))
         if layout.tables:
             self._defined_tables = []
         for plan, arr in layout.tables:
             init = None if plan.table.init is None else self._eval(plan.table.init)
-            table = alloc.allocate_table(plan, arr, self._func_ref, init)
+            table = alloc.allocate_table(plan, arr, init)
+            table._bind(self, site)
             table._store = getattr(self, "_store", None)  # its limits bound grow
             self._defined_tables.append(table)
             self.tables.append(table)
+        if layout.tables and site is not None:
+            from .interp import bind_tables
+            bind_tables(site, self.tables)
 
         # Element segments (eager ones), then data segments, each in order; stop at the
         # first out-of-bounds segment with earlier writes kept.

@@ -1,12 +1,15 @@
 """Running wasm functions: per-module interpreter code (translated lazily, shared by every
 instance) and the bridge that calls a function of an instance from Python.
 
-Each instance gets a ``wenv_vm`` (c_src/wenv_interp.h) on its first call, or when an
-importer links to it: its block (globals are read and written in place, in their cells),
-its memories' descriptors, its imported functions (each a funcref: a host function's, or
-the exporting instance's) and its funcref records. A call into another instance switches
-to that instance's state in C. The interpreter exits to Python to translate a function,
-to grow a memory and to call a host function (then resumes where it stopped); a host
+Each instance gets a ``wenv_vm`` (c_src/wenv_interp.h) at instantiation when it has
+funcrefs or tables (else on its first call, or when an importer links to it): its block
+(globals, references included, are read and written in place, in their cells), its
+memories' descriptors, its tables, its imported functions (each a funcref: a host
+function's, or the exporting instance's) and its funcref records: the one record of each
+function, whoever asks (ref.func, a lazy table element, an import, Python; runtime/refs.py).
+A call into another instance switches to that instance's state in C. The interpreter exits
+to Python to translate a function, to grow a memory or a table, to run a bulk segment
+instruction and to call a host function (then resumes where it stopped); a host
 function may call into wasm again on the same thread: the nested call runs on the value
 and frame stacks above the outer one's.
 """
@@ -20,13 +23,15 @@ from typing import List, NamedTuple
 from wasmenv import UnsupportedFeature, ValType
 
 from . import _ffi
-from .func import Func, func_from_ref, host_func, type_id
+from .func import host_func, type_id
 from .layout import layout_of
+from ._translate_tables import BULK
+from .refs import cell_of, value_of
 from .backtrace import function_names, register_code
 from .engine import DEFAULT_MAX_WASM_STACK, FRAME_BYTES
 from .translate import translate_function
 from .traps import Trap, TrapCode
-from .values import from_bits, to_bits
+from .values import check_ref, from_bits, to_bits
 
 __all__ = ["ModuleCode", "module_code", "call", "call_bits", "STACK_CELLS", "MAX_FRAMES"]
 
@@ -42,7 +47,9 @@ _TRAPS = {
     _ffi.I_INT_OVERFLOW: TrapCode.INTEGER_OVERFLOW,
     _ffi.I_BAD_CONV: TrapCode.BAD_CONVERSION_TO_INTEGER,
     _ffi.I_STACK_OVERFLOW: TrapCode.STACK_OVERFLOW,
+    _ffi.I_TABLE_OOB: TrapCode.TABLE_OUT_OF_BOUNDS,
     _ffi.I_NULL_REF: TrapCode.NULL_REFERENCE,
+    _ffi.I_INDIRECT_NULL: TrapCode.INDIRECT_CALL_TO_NULL,
     _ffi.I_BAD_SIG: TrapCode.BAD_SIGNATURE,
     _ffi.I_OUT_OF_FUEL: TrapCode.OUT_OF_FUEL,
     _ffi.I_INTERRUPT: TrapCode.INTERRUPT,
@@ -201,7 +208,10 @@ class _Site(NamedTuple):
     mc: ModuleCode
     memories: list
     vm: object     # the wenv_vm
-    keep: tuple    # the memory array, the block, the funcref/import regions, imported Funcs
+    tables: list   # the instance's Table objects, imported ones first
+    ctables: object  # their wenv_table *[] (the vm's)
+    keep: list     # the memory array, the block, the funcref/import regions, imported Funcs
+    bad_layout: bool  # memory 0 has another geometry than the module's code was made for
 
 
 def site_of(instance) -> _Site:
@@ -223,10 +233,8 @@ def _make_site(instance) -> _Site:
     memories = instance.memories
     descs = [m._desc for m in memories]
     mc = module_code(instance.module, descs[0] if descs else None)
-    if mc.ctx.geometry is not None and geometry(descs[0]) != mc.ctx.geometry:
-        from .errors import WasmRuntimeError
-        raise WasmRuntimeError("memory 0 of this instance has another layout than the one its "
-                               "module's code was translated for (raw accesses need its guard)")
+    # (checked at each call: an instance's state is made at instantiation when it has funcrefs)
+    bad_layout = mc.ctx.geometry is not None and geometry(descs[0]) != mc.ctx.geometry
     layout = layout_of(instance.module)
     offsets = layout.vmoffsets
     # The funcref and imported-function regions, laid out by VMOffsets from the funcrefs
@@ -240,12 +248,24 @@ def _make_site(instance) -> _Site:
     vm = _ffi.new_vm(block, mc.funcs, mems, len(descs), mc.ctx.num_imported_funcs, vm_id,
                      regions, offsets.start("imported_functions") - base, mc.anyfunc_of, mc.type_ids)
     imported = list(instance._imported_funcs)
+    tables = list(instance.tables)
+    ctables = _ffi.new_table_array([t._native for t in tables])
+    vm.tables, vm.ntables = ctables, len(tables)
     keep = [mems, block, regions, imported]
     for i, f in enumerate(imported):
         ref, owner = f._native_ref()
         _ffi.set_import(vm, i, ref, owner)
     _INSTANCES[vm_id] = instance
-    return _Site(mc, memories, vm, tuple(keep))
+    return _Site(mc, memories, vm, tables, ctables, keep, bad_layout)
+
+
+def bind_tables(site, tables) -> None:
+    """The vm of ``site`` reaches ``tables`` (its instance's, imported ones first), once
+    instantiation has made them (the state was made before them, for their funcrefs)."""
+    ctables = _ffi.new_table_array([t._native for t in tables])
+    site.tables[:] = tables
+    site.keep.append(ctables)
+    site.vm.tables, site.vm.ntables = ctables, len(tables)
 
 
 def instance_of_vm(vm):
@@ -270,52 +290,14 @@ def from_cell(ty, cell: int):
 
 
 def ref_to_cell(ty, value) -> int:
-    from .values import check_ref
     if not getattr(ty, "is_ref", False):
         raise UnsupportedFeature("simd", detail=f"a {ty} value")
     check_ref(ty, value)
-    if value is None:
-        return 0
-    if isinstance(value, Func):
-        return _ffi.address(value._native_ref()[0])
-    return extern_cell(value)
+    return cell_of(ty, value)  # (runtime/refs.py: the one encoding and externref registry)
 
 
 def ref_from_cell(ty, cell: int):
-    if cell == 0:
-        return None
-    if _is_func_type(ty):
-        return func_from_ref(cell)
-    return extern_object(cell)
-
-
-def _is_func_type(ty) -> bool:
-    from wasmenv.types import ref_parts
-    parts = ref_parts(ty)
-    return parts is not None and (parts[1] == "func" or not isinstance(parts[1], str))
-
-
-# ---- externref: a registry of the objects wasm holds (one place; see extern_cell) ----
-_EXTERN_LOCK = threading.Lock()
-_EXTERN_CELLS: dict = {}     # id(object) -> cell
-_EXTERN_OBJECTS: dict = {}   # cell -> object
-
-
-def extern_cell(obj) -> int:
-    """The cell of an externref to ``obj`` (a small integer, never 0). The object stays
-    referenced by the registry from then on (the runtime does not track externref cells yet)."""
-    cell = _EXTERN_CELLS.get(id(obj))
-    if cell is not None and _EXTERN_OBJECTS[cell] is obj:
-        return cell
-    with _EXTERN_LOCK:
-        cell = len(_EXTERN_OBJECTS) + 1
-        _EXTERN_OBJECTS[cell] = obj
-        _EXTERN_CELLS[id(obj)] = cell
-    return cell
-
-
-def extern_object(cell: int):
-    return _EXTERN_OBJECTS[cell]
+    return value_of(ty, cell)
 
 
 def check_args(ty, args) -> list:
@@ -349,6 +331,10 @@ def call_bits(instance, func_index: int, cells):
     if instance.closed:
         raise ValueError("instance is closed")
     site = site_of(instance)
+    if site.bad_layout:
+        from .errors import WasmRuntimeError
+        raise WasmRuntimeError("memory 0 of this instance has another layout than the one its "
+                               "module's code was translated for (raw accesses need its guard)")
     mc = site.mc
     mc.ensure(func_index)
     instance._enter()  # its memories stay allocated until _leave, even if it closes meanwhile
@@ -387,6 +373,13 @@ def _call_entered(instance, site, mc, func_index: int, cells):
             site_of(instance_of_vm(c.exit_vm)).mc.ensure(c.exit_arg0)
         elif status == _ffi.I_EXIT_GROW:
             _grow(c, site_of(instance_of_vm(c.vm)).memories)
+        elif status == _ffi.I_EXIT_TABLE_GROW:
+            table = site_of(instance_of_vm(c.vm)).tables[c.exit_arg0]
+            mask = 0xFFFFFFFFFFFFFFFF if table.ty.table64 else 0xFFFFFFFF
+            c.exit_dst[0] = table._grow_cell(c.exit_arg1 & mask, c.exit_dst[0]) & mask
+        elif status == _ffi.I_EXIT_BULK:
+            inst = instance_of_vm(c.vm)
+            _bulk(inst, site_of(inst), c)
         else:
             raise _trap(c, status, frames)
 
@@ -448,3 +441,34 @@ def _trap(c, status, frames) -> Exception:
         return WasmRuntimeError(f"memory fault inside the accessible bytes at wasm address "
                                 f"{c.trap_addr:#x} (was an image file truncated?)")
     return WasmRuntimeError(f"interpreter: unexpected status {status}")  # pragma: no cover
+
+
+def _bulk(instance, site, c) -> None:
+    """Run the bulk_exit at ``c.exit_ip`` (runtime/_translate_tables.BULK): table.init,
+    elem.drop, memory.init, data.drop on this instance's segments."""
+    ip, fp = c.exit_ip, c.fp
+    kind = ip[2]
+    if kind == BULK["data.drop"]:
+        instance.data_drop(ip[3])
+        return
+    if kind == BULK["elem.drop"]:
+        vars(instance).setdefault("_dropped_elems", set()).add(ip[3])
+        return
+    d, s, n, seg, target = fp[ip[3]], fp[ip[4]], fp[ip[5]], ip[6], ip[7]
+    if kind == BULK["memory.init"]:
+        memory = instance.memory(target)
+        if not memory.ty.memory64:
+            d &= 0xFFFFFFFF
+        instance.memory_init(target, d, seg, s & 0xFFFFFFFF, n & 0xFFFFFFFF)
+        return
+    table = site.tables[target]
+    if not table.ty.table64:
+        d &= 0xFFFFFFFF
+    s, n = s & 0xFFFFFFFF, n & 0xFFFFFFFF
+    segment = instance.module.env.passive_elements.get(seg)
+    dropped = vars(instance).get("_dropped_elems", ())
+    items = () if segment is None or segment.mode != "passive" or seg in dropped else segment.items
+    if s + n > len(items) or d + n > table.size:
+        raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
+    table._write_elements(d, [instance._element(e) for e in items[s:s + n]])
+

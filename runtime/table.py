@@ -1,48 +1,78 @@
-"""Tables: sparse, growable arrays of references with lazy FuncTable initialization."""
+"""Tables: views of native tables (c_src/wenv_table.h), with lazy FuncTable initialization."""
 from __future__ import annotations
 
-import bisect
 import threading
 from typing import Optional, Sequence
 
 from wasmenv import TablePlan, TableType
 
+from . import _ffi
 from ._owner import Owner
+from .refs import cell_of, holder_of, value_of
 from .traps import Trap, TrapCode
 from .values import check_ref, valtype
 
 U32_MAX = (1 << 32) - 1
 U64_MAX = (1 << 64) - 1
 
-_UNSET = object()
+# A module's FuncTable array as a C array, made once per array (the layout keeps the tuple).
+_LAZY = {}
+_LAZY_LOCK = threading.Lock()
+
+
+def _lazy_array(lazy: Sequence[Optional[int]]):
+    entry = _LAZY.get(id(lazy))
+    if entry is None or entry[0] is not lazy:
+        none = _ffi.LAZY_NONE
+        with _LAZY_LOCK:
+            entry = _LAZY[id(lazy)] = (lazy, _ffi.new_u32s([none if f is None else f for f in lazy]))
+    return entry[1]
 
 
 class Table(Owner):
-    """A wasm table.
+    """A wasm table: a view of a native table (64-bit elements in an mmap'd reservation:
+    untouched elements are zero pages, so a 10-million-element table costs nothing until
+    it is written).
 
-    Storage is sparse: explicitly set elements live in a dict, a FuncTable array (from
-    the module's compile-time folding) supplies lazily created function references, and
-    everything else is the fill value of the range it was created or grown with. A
-    10-million-element table therefore costs nothing until it is written.
+    Elements hold reference cells (``runtime.refs``). A defined funcref table with a
+    FuncTable array (the module's compile-time folding) starts uninitialized: an element
+    is resolved to its instance's funcref record (``wenv_vm_funcref``: the same record
+    ref.func gives) on its first read, by C, whoever reads it.
 
     ``slot`` (from a pooling allocator): an object with ``max_elements`` (a cap on
-    ``grow``) and ``release()`` (called once by :meth:`close`, after every element was
-    dropped). The Table owns it: :meth:`close`, context manager, and the Owner backstop.
+    ``grow``) and ``release()`` (called once by :meth:`close`). The Table owns it and its
+    native storage: :meth:`close`, context manager, and the Owner backstop.
+
+    ``grow_limit`` (a hook for a store's limits): None, or a callable ``(old, new) ->
+    bool`` asked before every grow; False makes the grow return -1.
     """
 
     def __init__(self, ty: TableType, init=None, *, lazy: Optional[Sequence[Optional[int]]] = None,
-                 make_func=None, slot=None):
+                 slot=None):
         self.ty = ty
-        self._size = ty.minimum
         self._slot = slot
-        self._set = {}
-        self._fill_starts = [0]
-        self._fill_values = [init]
-        self._lazy = lazy or ()
-        self._make_func = make_func
-        self._lock = threading.Lock()
         self._closed = False
+        self.grow_limit = None
         self._store = None  # set by the instance that defines it (runtime.store limits)
+        self._lock = threading.Lock()
+        limit = ty.maximum if ty.maximum is not None else (U64_MAX if ty.table64 else U32_MAX)
+        if slot is not None:
+            limit = min(limit, slot.max_elements)
+        self._lazy = _lazy_array(lazy) if lazy else None  # bound to its instance by _bind
+        self._lazy_len = len(lazy) if lazy else 0
+        self._holds = {}  # id -> what keeps the records this table's cells may name alive
+        self._t = _ffi.table_open(ty.minimum, limit, self._cell(init))
+
+    def _hold(self, holder) -> None:
+        """Keep ``holder`` (runtime.refs.holder_of) alive while this table is open."""
+        self._holds.setdefault(id(holder), holder)
+
+    def _bind(self, instance, site) -> None:
+        """Uninitialized elements now read as the lazy array's functions of ``instance``,
+        whose interpreter state is ``site`` (runtime/interp.py; both kept alive here)."""
+        if self._lazy is not None and site is not None:
+            self._hold(instance)
+            _ffi.table_bind(self._t, self._lazy, self._lazy_len, site.vm)
 
     @classmethod
     def new(cls, engine, element, minimum: int, maximum: Optional[int] = None, init=None,
@@ -60,34 +90,30 @@ class Table(Owner):
         return cls(TableType(el, minimum, maximum, table64), init)
 
     @classmethod
-    def _for_plan(cls, plan: TablePlan, lazy=None, make_func=None, init=None, slot=None) -> "Table":
+    def _for_plan(cls, plan: TablePlan, lazy=None, init=None, slot=None) -> "Table":
         """A defined table; ``init`` is the value of its initializer expression (None: null)."""
         check_ref(plan.table.element, init)
-        return cls(plan.table, init, lazy=lazy, make_func=make_func, slot=slot)
+        return cls(plan.table, init, lazy=lazy, slot=slot)
 
     @property
     def size(self) -> int:
-        return self._size
+        return self._t.size if not self._closed else 0
 
     @property
     def maximum(self) -> Optional[int]:
         return self.ty.maximum
 
+    @property
+    def _native(self):
+        """The ``wenv_table *`` (the interpreter's view); raises ValueError once closed."""
+        if self._closed:
+            raise ValueError("table is closed")
+        return self._t
+
     def get(self, index: int):
         """The element at ``index`` (None for null). Raises Trap if out of bounds."""
         self._check(index, 1)
-        return self._get(index)
-
-    def _get(self, index):
-        value = self._set.get(index, _UNSET)
-        if value is not _UNSET:
-            return value
-        if index < len(self._lazy) and self._lazy[index] is not None:
-            value = self._make_func(self._lazy[index])
-            self._set[index] = value  # materialized once, identity preserved
-            return value
-        i = bisect.bisect_right(self._fill_starts, index) - 1
-        return self._fill_values[i]
+        return value_of(self.ty.element, _ffi.table_get(self._t, index))
 
     def set(self, index: int, value):
         """Store ``value`` (a Func, an extern object, or None). Raises Trap if out of bounds,
@@ -95,66 +121,71 @@ class Table(Owner):
         table, or a Func of another type in a ``(ref $t)`` table)."""
         check_ref(self.ty.element, value)
         self._check(index, 1)
-        self._set[index] = value
+        _ffi.table_set(self._t, index, self._cell(value))
 
     def grow(self, delta: int, init=None) -> int:
         """Grow by ``delta`` elements filled with ``init``; the old size, or -1 if not allowed."""
         check_ref(self.ty.element, init)
         if delta < 0:
             raise ValueError("delta must be >= 0")
+        return self._grow_cell(delta, self._cell(init))
+
+    def _grow_cell(self, delta: int, cell: int) -> int:
+        """:meth:`grow` with the init value as a cell (the interpreter's table.grow)."""
         with self._lock:
-            old = self._size
-            new = old + delta
-            limit = self.ty.maximum if self.ty.maximum is not None else (
-                U64_MAX if self.ty.table64 else U32_MAX)
-            if new > limit or (self._slot is not None and new > self._slot.max_elements):
+            t = self._native
+            old = t.size
+            if old + delta > t.maximum:
                 return -1
             store = self._store  # an instance's table: its store's limits
-            if store is not None and not store._table_may_grow(new):
+            if store is not None and not store._table_may_grow(old + delta):
                 return -1
-            if delta:
-                self._fill_starts.append(old)
-                self._fill_values.append(init)
-                self._size = new
-            return old
+            if self.grow_limit is not None and not self.grow_limit(old, old + delta):
+                return -1
+            return _ffi.table_grow(t, delta, cell)
 
     def fill(self, index: int, value, n: int):
         """table.fill: bounds-checked before writing anything."""
         check_ref(self.ty.element, value)
         self._check(index, n)
-        for i in range(index, index + n):
-            self._set[i] = value
+        _ffi.table_fill(self._t, index, self._cell(value), n)
 
     def _write_elements(self, start: int, values: Sequence):
         """Element-segment write: bounds-checked first, then all values (already refs)."""
         self._check(start, len(values))
-        for i, v in enumerate(values):
-            self._set[start + i] = v
+        _ffi.table_init(self._t, start, [self._cell(v) for v in values], 0, len(values))
 
     def _check(self, index: int, n: int):
         if self._closed:
             raise ValueError("table is closed")
-        if index < 0 or n < 0 or index + n > self._size:
+        size = self._t.size
+        if index < 0 or n < 0 or index + n > size:
             raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS,
-                       f"table access [{index}, {index + n}) out of bounds (size {self._size})")
+                       f"table access [{index}, {index + n}) out of bounds (size {size})")
+
+    def _cell(self, value) -> int:
+        """``value``'s cell, its record's block kept alive by this table."""
+        refs = holder_of(value)
+        if refs is not None:
+            self._hold(refs)
+        return cell_of(self.ty.element, value)
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     def close(self):
-        """Drop every element and give a pool's table slot back (idempotent); later
+        """Release the storage and give a pool's table slot back (idempotent); later
         accesses raise ValueError."""
-        if self._closed:
-            return
-        self._closed = True
-        self._set = {}
-        self._lazy = ()
-        self._make_func = None
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            _ffi.table_close(self._t)
+            self._holds = {}
         slot, self._slot = self._slot, None
         if slot is not None:
             slot.release()
 
     def __repr__(self):
-        return f"<Table {self.ty.element} size={self._size} max={self.ty.maximum}>"
-
+        return f"<Table {self.ty.element} size={self.size} max={self.ty.maximum}>"

@@ -24,10 +24,14 @@ from typing import Dict, List, NamedTuple, Tuple
 
 from wasmenv import UnsupportedFeature, ValType
 from wasmenv.opcodes import PREFIXED, SINGLE
+from wasmenv.decode_types import read_val_type
 from wasmenv.reader import Reader
 
 from ._translate_ops import (CONTROL, FUNC, LOOP, Frame, check_types,
                              unsupported)
+from ._translate_tables import TABLES
+
+CONTROL = {**CONTROL, **TABLES}
 
 __all__ = ["Code", "FunctionTranslator", "translate_function", "NUMERIC"]
 
@@ -296,15 +300,8 @@ class FunctionTranslator:
                     array("I", self.offsets))
 
     def read_valtype(self):
-        b = self.r.u8()
-        t = _VALTYPE_BYTES.get(b)
-        if t is None and b in _REF_BYTES:  # a function or extern reference: a cell
-            if b in (0x63, 0x64):
-                self.r.s33()
-            return ValType.I64
-        if t is None:
-            raise unsupported("simd" if b == 0x7B else "reference types",
-                               f"function {self.func_index}: a local of type {b:#x}")
+        t = read_val_type(self.r, self.ctx.types)
+        check_types([t], f"function {self.func_index}: a local")
         return t
 
     def block_type(self) -> Tuple[int, int]:
@@ -321,7 +318,8 @@ class FunctionTranslator:
             r.s33()
             return 0, 1
         if 0x40 <= b < 0x80:  # another value type (v128, references)
-            raise unsupported("simd" if b == 0x7B else "reference types", f"block type {b:#x}")
+            check_types([self.read_valtype()], "a block result")
+            return 0, 1
         ft = self.ctx.types[r.s33()]
         check_types(ft.params, "a block parameter")
         check_types(ft.results, "a block result")

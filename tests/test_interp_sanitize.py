@@ -38,7 +38,7 @@ MEMORY = """(module (memory 1)
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory):
-    return build(tmp_path_factory.mktemp("interp"), "interp_sanitize", ("mman", "memory", "traps", "interp"),
+    return build(tmp_path_factory.mktemp("interp"), "interp_sanitize", ("mman", "memory", "traps", "table", "interp"),
                  "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", libs=("-lpthread", "-lm"))
 
 

@@ -57,6 +57,11 @@ def random_arg(rng: random.Random, t: ValType):
     return struct.unpack("<d", struct.pack("<Q", bits))[0]
 
 
+#: Spec texts that name a trap another way (as Wasmtime's wast runner accepts them): an
+#: out-of-bounds call_indirect index is an "undefined element" there.
+_SPEC_ALIASES = {"undefined element": ("out of bounds table access", "uninitialized element")}
+
+
 def norm(value, exact_nan: bool = True):
     """A comparable form of a result (ints as is, floats by bits, tuples element-wise)."""
     if isinstance(value, (list, tuple)):
@@ -271,7 +276,8 @@ def run_spec_commands(records, engine) -> dict:
                 continue
             except runtime.Trap as trap:
                 want = cmd.text or ""
-                if cmd.type in ("assert_trap", "assert_exhaustion") and want.startswith(trap.code.value):
+                if cmd.type in ("assert_trap", "assert_exhaustion") and (
+                        want.startswith(trap.code.value) or trap.code.value in _SPEC_ALIASES.get(want, ())):
                     counts["passed"] += 1
                 else:
                     counts["failed"] += 1

@@ -1,0 +1,188 @@
+/*
+ * wenv_table.c — table storage (an mmap'd reservation of 64-bit elements, grown in place
+ * by mprotect, else moved to a larger reservation) and the lazy funcref resolution of
+ * wenv_table.h's encoding.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "wenv_mman.h"
+#include "wenv_table.h"
+#include "wenv_interp.h"
+
+/* A new reservation holds at least this many elements (512 KiB of address space). */
+#define WENV_TABLE_MIN_RESERVE 65536u
+#define WENV_TABLE_MAX_ELEMS ((uint64_t)1 << 40)  /* 8 TiB of elements: address space's end */
+
+static uint64_t wenv_table_bytes(uint64_t elems)
+{
+    uint64_t page = (uint64_t)wenv_page_size();
+    uint64_t bytes = elems * 8;
+    return (bytes + page - 1) / page * page;
+}
+
+static uint64_t wenv_table_reserve_for(uint64_t size, uint64_t maximum)
+{
+    uint64_t want = size < WENV_TABLE_MIN_RESERVE / 2 ? WENV_TABLE_MIN_RESERVE : size * 2;
+    if (want > maximum)
+        want = maximum;
+    if (want < size)
+        want = size;
+    return want ? want : 1;
+}
+
+/* Make `t` hold a reservation of `reserved` elements with [0, accessible) R/W. */
+static int wenv_table_map(uint64_t reserved, uint64_t accessible, uint64_t *addr)
+{
+    if (reserved > WENV_TABLE_MAX_ELEMS) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (wenv_reserve(wenv_table_bytes(reserved), addr) != 0)
+        return -1;
+    if (accessible && wenv_protect(*addr, wenv_table_bytes(accessible), 1) != 0) {
+        int err = errno;
+        wenv_release(*addr, wenv_table_bytes(reserved));
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+static void wenv_table_fill_raw(wenv_table *t, uint64_t from, uint64_t n, uint64_t cell)
+{
+    uint64_t e = cell ? WENV_ELEM(cell) : WENV_ELEM_UNINIT;
+    for (uint64_t i = 0; i < n; i++)
+        t->elements[from + i] = e;
+}
+
+int wenv_table_open(wenv_table *t, uint64_t size, uint64_t maximum, uint64_t init_cell)
+{
+    if (size > maximum) {
+        errno = EINVAL;
+        return -1;
+    }
+    uint64_t reserved = wenv_table_reserve_for(size, maximum), addr;
+    if (wenv_table_map(reserved, size, &addr) != 0)
+        return -1;
+    t->elements = (uint64_t *)(uintptr_t)addr;
+    t->size = size;
+    t->maximum = maximum;
+    t->reserved = reserved;
+    t->accessible = size;
+    if (init_cell)
+        wenv_table_fill_raw(t, 0, size, init_cell);
+    return 0;
+}
+
+void wenv_table_close(wenv_table *t)
+{
+    if (t->elements != NULL)
+        wenv_release((uint64_t)(uintptr_t)t->elements, wenv_table_bytes(t->reserved));
+    t->elements = NULL;
+    t->size = t->accessible = t->reserved = 0;
+}
+
+int64_t wenv_table_grow(wenv_table *t, uint64_t delta, uint64_t init_cell)
+{
+    uint64_t old = t->size, new_size;
+    if (__builtin_add_overflow(old, delta, &new_size) || new_size > t->maximum) {
+        errno = ERANGE;
+        return -1;
+    }
+    if (new_size > t->reserved) {  /* move to a larger reservation */
+        uint64_t reserved = wenv_table_reserve_for(new_size, t->maximum), addr;
+        if (wenv_table_map(reserved, new_size, &addr) != 0)
+            return -1;
+        memcpy((void *)(uintptr_t)addr, t->elements, old * 8);
+        wenv_release((uint64_t)(uintptr_t)t->elements, wenv_table_bytes(t->reserved));
+        t->elements = (uint64_t *)(uintptr_t)addr;
+        t->reserved = reserved;
+        t->accessible = new_size;
+    } else if (new_size > t->accessible) {
+        if (wenv_protect((uint64_t)(uintptr_t)t->elements, wenv_table_bytes(new_size), 1) != 0)
+            return -1;
+        t->accessible = new_size;
+    }
+    /* Elements past the old size were never written: uninitialized reads null there
+     * (the lazy array never reaches past a table's minimum). */
+    if (init_cell)
+        wenv_table_fill_raw(t, old, delta, init_cell);
+    __atomic_store_n(&t->size, new_size, __ATOMIC_RELEASE);
+    return (int64_t)old;
+}
+
+uint64_t wenv_table_resolve(wenv_table *t, uint64_t index)
+{
+    /* Null there: nothing to store (a read leaves the page untouched). */
+    if (t->lazy == NULL || index >= t->lazy_len || t->lazy[index] == WENV_LAZY_NONE)
+        return 0;
+    uint64_t cell = (uint64_t)(uintptr_t)wenv_vm_funcref(t->vm, t->lazy[index]);
+    uint64_t expected = WENV_ELEM_UNINIT;
+    /* Another thread may have written the element meanwhile: its value wins. */
+    if (!__atomic_compare_exchange_n(&t->elements[index], &expected, WENV_ELEM(cell), 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return WENV_ELEM_CELL(expected);
+    return cell;
+}
+
+int wenv_table_get(wenv_table *t, uint64_t index, uint64_t *cell)
+{
+    if (!wenv_table_in_bounds(t, index, 1)) {
+        errno = ERANGE;
+        return -1;
+    }
+    *cell = wenv_table_elem(t, index);
+    return 0;
+}
+
+int wenv_table_set(wenv_table *t, uint64_t index, uint64_t cell)
+{
+    if (!wenv_table_in_bounds(t, index, 1)) {
+        errno = ERANGE;
+        return -1;
+    }
+    __atomic_store_n(&t->elements[index], WENV_ELEM(cell), __ATOMIC_RELEASE);
+    return 0;
+}
+
+int wenv_table_fill(wenv_table *t, uint64_t index, uint64_t cell, uint64_t n)
+{
+    if (!wenv_table_in_bounds(t, index, n)) {
+        errno = ERANGE;
+        return -1;
+    }
+    for (uint64_t i = 0; i < n; i++)
+        t->elements[index + i] = WENV_ELEM(cell);
+    return 0;
+}
+
+int wenv_table_copy(wenv_table *dst, uint64_t d, wenv_table *src, uint64_t s, uint64_t n)
+{
+    if (!wenv_table_in_bounds(dst, d, n) || !wenv_table_in_bounds(src, s, n)) {
+        errno = ERANGE;
+        return -1;
+    }
+    /* Resolved element by element (an uninitialized source means its own index's
+     * function, not the destination's), in the direction overlap needs. */
+    if (dst == src && d > s) {
+        for (uint64_t i = n; i-- > 0;)
+            dst->elements[d + i] = WENV_ELEM(wenv_table_elem(src, s + i));
+    } else {
+        for (uint64_t i = 0; i < n; i++)
+            dst->elements[d + i] = WENV_ELEM(wenv_table_elem(src, s + i));
+    }
+    return 0;
+}
+
+int wenv_table_init(wenv_table *t, uint64_t d, const uint64_t *cells, uint64_t seg_len,
+                    uint64_t s, uint64_t n)
+{
+    if (!wenv_table_in_bounds(t, d, n) || s > seg_len || seg_len - s < n) {
+        errno = ERANGE;
+        return -1;
+    }
+    for (uint64_t i = 0; i < n; i++)
+        t->elements[d + i] = WENV_ELEM(cells[s + i]);
+    return 0;
+}

@@ -1,0 +1,82 @@
+/*
+ * wenv_table — native wasm tables: 64-bit elements in an mmap'd reservation, and the
+ * one encoding rule of references in cells and in table elements.
+ *
+ * A reference *cell* (a wasm stack slot, a global, an argument) is a uint64_t:
+ *   0                      null;
+ *   a funcref              the address of its wenv_funcref (wenv_interp.h: function, canonical
+ *                          type id, its instance's wenv_vm or NULL for a host function);
+ *   an externref           a key of the store's registry (runtime/refs.py), even.
+ * Every non-null cell has its low bit clear.
+ *
+ * A table *element* is WENV_ELEM(cell) (the low bit set) once initialized, and
+ * WENV_ELEM_UNINIT (0) before: a 0 element reads as the function the module's
+ * precomputed array (wenv_table.lazy) names for its index, resolved by
+ * wenv_vm_funcref to the defining instance's funcref record and stored on first read
+ * (from C and from Python alike: both read through wenv_table_get / wenv_table_elem);
+ * beyond the array, or for a NONE entry, as null. Untouched elements are zero pages:
+ * a table costs no resident memory until written.
+ */
+#ifndef WENV_TABLE_H
+#define WENV_TABLE_H
+#include <stdint.h>
+#include "wenv.h"
+/* CDEF-BEGIN */
+
+#define WENV_ELEM_UNINIT 0
+#define WENV_ELEM_TAG 1
+#define WENV_LAZY_NONE 4294967295   /* a lazy array's "null here" (UINT32_MAX) */
+
+struct wenv_vm;   /* the instance state (wenv_interp.h): its funcref records */
+
+/* A table. Its first two fields are a table definition of the instance block
+ * (elements pointer, size in elements). */
+typedef struct wenv_table {
+    uint64_t *elements;
+    uint64_t size;
+    uint64_t maximum;           /* grow never passes it (the type's maximum, a pool's cap) */
+    uint64_t reserved;          /* elements the reservation holds */
+    uint64_t accessible;        /* elements made R/W (>= size) */
+    const uint32_t *lazy;       /* the module's function index per element, or NULL */
+    uint64_t lazy_len;
+    struct wenv_vm *vm;         /* the defining instance: resolves `lazy` (wenv_vm_funcref; NULL when lazy is) */
+} wenv_table;
+
+/* [errno] Reserve and open `t` with `size` elements, each WENV_ELEM(init_cell) if
+ * init_cell is not null (else uninitialized). ENOMEM; EINVAL if size > maximum. */
+int wenv_table_open(wenv_table *t, uint64_t size, uint64_t maximum, uint64_t init_cell);
+/* Release the reservation (idempotent). */
+void wenv_table_close(wenv_table *t);
+/* The old size, or -1: past the maximum (errno ERANGE) or out of memory (ENOMEM). */
+int64_t wenv_table_grow(wenv_table *t, uint64_t delta, uint64_t init_cell);
+/* [errno] *cell = the element at `index` (resolved). ERANGE: out of bounds. */
+int wenv_table_get(wenv_table *t, uint64_t index, uint64_t *cell);
+/* [errno] ERANGE: out of bounds (nothing written). */
+int wenv_table_set(wenv_table *t, uint64_t index, uint64_t cell);
+int wenv_table_fill(wenv_table *t, uint64_t index, uint64_t cell, uint64_t n);
+/* [errno] table.copy, overlapping ranges allowed (sources resolved first). */
+int wenv_table_copy(wenv_table *dst, uint64_t d, wenv_table *src, uint64_t s, uint64_t n);
+/* [errno] table.init / an element segment: cells[s .. s+n) of a segment of seg_len cells. */
+int wenv_table_init(wenv_table *t, uint64_t d, const uint64_t *cells, uint64_t seg_len,
+                    uint64_t s, uint64_t n);
+
+/* CDEF-END */
+
+#define WENV_ELEM(cell) ((cell) | WENV_ELEM_TAG)
+#define WENV_ELEM_CELL(e) ((e) & ~(uint64_t)WENV_ELEM_TAG)
+
+WENV_INTERNAL uint64_t wenv_table_resolve(wenv_table *t, uint64_t index);
+
+/* The cell at an in-bounds `index` (the interpreter's table.get). */
+static inline uint64_t wenv_table_elem(wenv_table *t, uint64_t index)
+{
+    uint64_t e = __atomic_load_n(&t->elements[index], __ATOMIC_ACQUIRE);
+    return WENV_LIKELY(e != WENV_ELEM_UNINIT) ? WENV_ELEM_CELL(e) : wenv_table_resolve(t, index);
+}
+
+/* Is [index, index + n) inside the table? */
+static inline int wenv_table_in_bounds(const wenv_table *t, uint64_t index, uint64_t n)
+{
+    return index <= t->size && t->size - index >= n;
+}
+#endif
