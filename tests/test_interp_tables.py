@@ -9,7 +9,6 @@ import runtime
 from harness.execution import ours, theirs
 from runtime import Engine, Instance, Module, Trap, TrapCode
 from tests.helpers import wat
-from wasmenv import UnsupportedFeature
 
 pytestmark = pytest.mark.oracle
 
