@@ -27,7 +27,19 @@
     X(i32_extend8_s) X(i32_extend16_s) X(i64_extend8_s) X(i64_extend16_s) X(i64_extend32_s) \
     X(i32_trunc_sat_f32_s) X(i32_trunc_sat_f32_u) X(i32_trunc_sat_f64_s) X(i32_trunc_sat_f64_u) \
     X(i64_trunc_sat_f32_s) X(i64_trunc_sat_f32_u) X(i64_trunc_sat_f64_s) X(i64_trunc_sat_f64_u) \
-    X(i32_add_imm)
+    WENV_IMM_OPS(X) WENV_MEM_AI_OPS(X)
+
+/* Fused forms with an immediate operand (wenv_interp_num.inc): <binop>_imm, <cmp>_imm and
+ * br_<cmp>_imm for every integer binary op and compare. */
+#define WENV_IMM_BIN(X, t) \
+    X(t##_add_imm) X(t##_sub_imm) X(t##_mul_imm) X(t##_and_imm) X(t##_or_imm) X(t##_xor_imm) \
+    X(t##_shl_imm) X(t##_shr_s_imm) X(t##_shr_u_imm) X(t##_rotl_imm) X(t##_rotr_imm)
+#define WENV_IMM_CMP(X, t, c) X(t##_##c##_imm) X(br_##t##_##c##_imm)
+#define WENV_IMM_CMPS(X, t) \
+    WENV_IMM_CMP(X, t, eq) WENV_IMM_CMP(X, t, ne) WENV_IMM_CMP(X, t, lt_s) WENV_IMM_CMP(X, t, lt_u) \
+    WENV_IMM_CMP(X, t, gt_s) WENV_IMM_CMP(X, t, gt_u) WENV_IMM_CMP(X, t, le_s) \
+    WENV_IMM_CMP(X, t, le_u) WENV_IMM_CMP(X, t, ge_s) WENV_IMM_CMP(X, t, ge_u)
+#define WENV_IMM_OPS(X) WENV_IMM_BIN(X, i32) WENV_IMM_BIN(X, i64) WENV_IMM_CMPS(X, i32) WENV_IMM_CMPS(X, i64)
 
 #define WENV_MEM_ACCESS_OPS(X) \
     X(i32_load) X(i64_load) X(f32_load) X(f64_load) X(i32_load8_s) X(i32_load8_u) \
@@ -35,6 +47,15 @@
     X(i64_load16_u) X(i64_load32_s) X(i64_load32_u) \
     X(i32_store) X(i64_store) X(f32_store) X(f64_store) X(i32_store8) X(i32_store16) \
     X(i64_store8) X(i64_store16) X(i64_store32)
+
+/* Raw accesses fused with the i32.add of a constant that computes their address ("_ai":
+ * [op, addr, offset, value, a, imm], addr = a + imm written first; wenv_interp_mem.inc). */
+#define WENV_MEM_AI_OPS(X) \
+    X(i32_load_ai) X(i64_load_ai) X(f32_load_ai) X(f64_load_ai) X(i32_load8_s_ai) X(i32_load8_u_ai) \
+    X(i32_load16_s_ai) X(i32_load16_u_ai) X(i64_load8_s_ai) X(i64_load8_u_ai) X(i64_load16_s_ai) \
+    X(i64_load16_u_ai) X(i64_load32_s_ai) X(i64_load32_u_ai) \
+    X(i32_store_ai) X(i64_store_ai) X(f32_store_ai) X(f64_store_ai) X(i32_store8_ai) \
+    X(i32_store16_ai) X(i64_store8_ai) X(i64_store16_ai) X(i64_store32_ai)
 
 
 /* Control, variables, calls, memory size/grow/bulk; fused compare-and-branch

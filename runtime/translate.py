@@ -11,8 +11,10 @@ slot ``nlocals + h`` (its *home*). ``local.get`` emits nothing: the stack entry 
 local's slot until something must be materialized (a ``local.set`` of that local, a block
 boundary, a call argument). Fused forms: any binary op on locals (``local.get; local.get;
 i32.add`` is one op), an op's result written straight into the local a following
-``local.set``/``local.tee`` names, ``i32.const; i32.add`` as ``i32_add_imm``, and an integer
-compare (or ``eqz``) followed by ``br_if``/``if`` as one compare-and-branch.
+``local.set``/``local.tee`` names, an integer constant operand of an integer binary op or
+compare folded into it (``i32.const 7; i32.and`` as ``i32_and_imm``), and an integer compare
+(or ``eqz``) followed by ``br_if``/``if`` as one compare-and-branch (``br_i32_lt_u``, with an
+immediate ``br_i32_lt_u_imm``).
 """
 from __future__ import annotations
 
@@ -41,6 +43,13 @@ NUMERIC = {op.name: op.name.replace(".", "_") for op in list(SINGLE) + list(PREF
 _WIDTH = {0: 1, 1: 2, 2: 4, 3: 8}
 _INT_CMP = {f"{t}.{c}" for t in ("i32", "i64")
             for c in ("eq", "ne", "lt_s", "lt_u", "gt_s", "gt_u", "le_s", "le_u", "ge_s", "ge_u")}
+_INT_CONSTS = ("i32.const", "i64.const")
+_COMMUTATIVE = {f"{t}_{o}" for t in ("i32", "i64") for o in ("add", "mul", "and", "or", "xor")}
+#: A compare with its operands swapped (a constant first operand fused as the second).
+_MIRROR = {f"{t}.{a}": f"{t}.{b}" for t in ("i32", "i64")
+           for a, b in (("eq", "eq"), ("ne", "ne"), ("lt_s", "gt_s"), ("gt_s", "lt_s"), ("lt_u", "gt_u"),
+                        ("gt_u", "lt_u"), ("le_s", "ge_s"), ("ge_s", "le_s"), ("le_u", "ge_u"),
+                        ("ge_u", "le_u"))}
 _NEGATE = {"eq": "ne", "ne": "eq", "lt_s": "ge_s", "ge_s": "lt_s", "lt_u": "ge_u", "ge_u": "lt_u",
            "gt_s": "le_s", "le_s": "gt_s", "gt_u": "le_u", "le_u": "gt_u"}
 
@@ -83,7 +92,7 @@ class FunctionTranslator:
         self.spills: List[Tuple[int, int]] = []  # (word, spill index): patched at the end
         self.nspill = 0
         self.last = None       # (dst word, code length after) of the last value-producing op
-        self.last_cmp = None   # (op position, name, a, b, result slot, code length after)
+        self.last_cmp = None   # (op position, name, a, b, result slot, code length after, imm)
         self.last_const = None  # (op position, value, slot, code length after) of an i32.const
         self.skip = 0  # depth of blocks opened inside unreachable code
         self.offsets: List[int] = []  # per op position: the wasm offset it was emitted for
@@ -216,20 +225,23 @@ class FunctionTranslator:
             return None
         self.truncate(lc[0])
         self.last = self.last_cmp = None
-        return lc[1], lc[2], lc[3]
+        return lc[1], lc[2], lc[3], lc[6]
 
     @staticmethod
     def cond_branch(fused, cond, when_true: bool):
         """(op name, operands) of a branch taken when the condition is ``when_true``."""
         if fused is None:
             return ("br_if" if when_true else "br_unless"), (cond,)
-        name, a, b = fused
+        name, a, b, imm = fused
         if name == "i32.eqz":
             return ("br_unless" if when_true else "br_if"), (a,)
         if name == "i64.eqz":
             return ("br_i64_eqz" if when_true else "br_i64_nez"), (a,)
         t, c = name.split(".")
-        return f"br_{t}_{c if when_true else _NEGATE[c]}", (a, b)
+        c = c if when_true else _NEGATE[c]
+        if imm is not None:
+            return f"br_{t}_{c}_imm", (a, imm)
+        return f"br_{t}_{c}", (a, b)
 
     # -- the walk -------------------------------------------------------------------------------
     def run(self) -> Code:
@@ -386,8 +398,7 @@ class FunctionTranslator:
             return
         rule = op.rule
         if rule == "local.get":
-            self.push_ref(r.u32())
-            self.last_const = None
+            self.push_ref(r.u32())  # emits nothing: a constant just before may still fuse
             return
         if rule in ("local.set", "local.tee"):
             x = r.u32()
@@ -421,7 +432,7 @@ class FunctionTranslator:
             dst = self.push()
             pos = self.emit("const", dst, value)
             self.produced(pos)
-            self.last_const = (pos, value, dst, len(self.code)) if name == "i32.const" else None
+            self.last_const = (pos, value, dst, len(self.code)) if name in _INT_CONSTS else None
             return
         if rule == "memarg":
             self.memory_access(op)
@@ -435,16 +446,8 @@ class FunctionTranslator:
     def numeric(self, op, num: str) -> None:
         st = self.st
         npops = len(op.sig[0])
-        if num == "i32_add" and self.last_const is not None:
-            pos, value, slot, after = self.last_const
-            if after == len(self.code) and st[-1] == slot:
-                self.truncate(pos)
-                st.pop()
-                a = st.pop()
-                dst = self.push()
-                self.produced(self.emit("i32_add_imm", dst, a, value))
-                self.last_cmp = self.last_const = None
-                return
+        if npops == 2 and self.last_const is not None and self.fuse_const(op, num):
+            return
         operands = st[len(st) - npops:]
         del st[len(st) - npops:]
         dst = self.push()
@@ -454,9 +457,34 @@ class FunctionTranslator:
         if op.name in _INT_CMP or op.name in ("i32.eqz", "i64.eqz"):
             a = operands[0]
             b = operands[1] if len(operands) > 1 else None
-            self.last_cmp = (pos, op.name, a, b, dst, len(self.code))
+            self.last_cmp = (pos, op.name, a, b, dst, len(self.code), None)
         else:
             self.last_cmp = None
+
+    def fuse_const(self, op, num: str) -> bool:
+        """``<const>; <binop or compare>`` (the constant just emitted, as either operand of a
+        commutative op or a compare, mirrored) as one ``<op>_imm`` on the other operand."""
+        pos, value, slot, after = self.last_const
+        st = self.st
+        if after != len(self.code) or num + "_imm" not in self.opn:
+            return False
+        name = op.name
+        if st[-1] == slot:
+            a = st[-2]
+        elif st[-2] == slot and (num in _COMMUTATIVE or name in _MIRROR):
+            a = st[-1]
+            name = _MIRROR.get(name, name)
+            num = NUMERIC[name]
+        else:
+            return False
+        self.truncate(pos)
+        del st[-2:]
+        dst = self.push()
+        pos = self.emit(num + "_imm", dst, a, value)
+        self.produced(pos)
+        self.last_const = None
+        self.last_cmp = (pos, name, a, None, dst, len(self.code), value) if name in _INT_CMP else None
+        return True
 
     def memory_access(self, op) -> None:
         mem, offset = self.memarg(op)
@@ -465,17 +493,34 @@ class FunctionTranslator:
         name = op.name.replace(".", "_") + ("" if raw else "_c")
         extra = () if raw else (mem,)
         st = self.st
+        ai = self.address_add(len(st) - (1 if op.sig[1] else 2)) if raw else None
         if op.sig[1]:  # a load
             addr = st.pop()
             dst = self.push()
-            pos = self.emit(name, addr, offset, dst, *extra)
-            self.last = (pos + 3, len(self.code))  # [op, addr, offset, dst, (memory)]
+            pos = self.emit(name + ("_ai" if ai else ""), addr, offset, dst, *(ai or extra))
+            self.last = (pos + 3, len(self.code))  # [op, addr, offset, dst, ...]
         else:
             value = st.pop()
             addr = st.pop()
-            self.emit(name, addr, offset, value, *extra)
+            self.emit(name + ("_ai" if ai else ""), addr, offset, value, *(ai or extra))
             self.last = None
         self.last_cmp = self.last_const = None
+
+    def address_add(self, h: int):
+        """If the op just emitted is an ``i32_add_imm`` into the stack temporary at height
+        ``h`` (the access's address), drop it and return its (a, imm) for the access's "_ai"
+        form; else None."""
+        last, code = self.last, self.code
+        addr = self.home(h)
+        if last is None or last[1] != len(code) or code[last[0]] != addr or self.st[h] != addr:
+            return None
+        pos = last[0] - 1
+        if not self.positions or self.positions[-1] != pos or code[pos] != self.opn["i32_add_imm"]:
+            return None
+        a, imm = code[pos + 2], code[pos + 3]
+        self.truncate(pos)
+        self.last = None
+        return a, imm
 
 
 def translate_function(ctx, func_index: int, buf, start: int, end: int,

@@ -85,6 +85,9 @@ class Ours:
     def touch(self, inst, page: int):
         inst.memory(0).write(page * 4096, b"\x01")
 
+    def call(self, inst, export: str, args):
+        return inst.exports[export](*args)
+
     def release(self, inst):
         inst.close()
 
@@ -127,6 +130,9 @@ class Theirs:
 
     def touch(self, inst, page: int):
         self._memory(inst).write(self.store, b"\x01", page * 4096)
+
+    def call(self, inst, export: str, args):
+        return inst.exports(self.store)[export](self.store, *args)
 
     def release(self, inst):
         pass  # wasmtime frees instances with their Store

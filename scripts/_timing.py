@@ -15,3 +15,15 @@ def median_seconds(fn, runs: int, *args, warmup: bool = False) -> float:
         fn(*args)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def interleaved_median_seconds(fns: dict, runs: int) -> dict:
+    """{name: median wall time of one ``fn()``} over ``runs`` rounds, each round calling every
+    fn once in turn (drift in the machine's load hits all of them alike)."""
+    times = {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}

@@ -89,3 +89,117 @@ def test_unsupported_in_unreachable_code_is_skipped():
     names, _ = ops_of("(module (func (result i32) (return (i32.const 1)) (drop (table.size 0)) "
                       "(i32.const 2)) (table 1 funcref))")
     assert names == ["const", "return"]  # (no params or locals: the stack starts at slot 0)
+
+
+def test_integer_constant_operand_folded_into_the_op():
+    one = "(module (func (param i32) (result i32) {}))"
+    assert ops_of(one.format("local.get 0 i32.const 7 i32.and"))[0][0] == "i32_and_imm"
+    assert ops_of(one.format("i32.const 7 local.get 0 i32.xor"))[0][0] == "i32_xor_imm"  # commutative
+    names, code = ops_of(one.format("i32.const 7 local.get 0 i32.sub"))  # 7 - x: not folded
+    assert names[:2] == ["const", "i32_sub"]
+    names, code = ops_of(one.format("i32.const 5 local.get 0 i32.lt_s"))  # 5 < x is x > 5
+    assert names[0] == "i32_gt_s_imm" and list(code.words[2:4]) == [0, 5]
+    names, _ = ops_of("(module (func (param i64) (result i64) local.get 0 i64.const -1 i64.shr_u))")
+    assert names[0] == "i64_shr_u_imm"
+    names, code = ops_of("""(module (func (param i32)
+      (loop (br_if 0 (i32.ge_u (i32.const 9) (local.get 0))))))""")
+    assert names == ["br_i32_le_u_imm", "return"]  # 9 >= x is x <= 9, fused with the branch
+    assert list(code.words[1:3]) == [0, 9]
+
+
+_IMM_BINS = ("add", "sub", "mul", "and", "or", "xor", "shl", "shr_s", "shr_u", "rotl", "rotr")
+_IMM_CMPS = ("eq", "ne", "lt_s", "lt_u", "gt_s", "gt_u", "le_s", "le_u", "ge_s", "ge_u")
+_IMM_CONSTS = {"i32": (0, 1, -1, 7, 31, 33, -0x80000000), "i64": (0, 1, -1, 7, 63, 65, -0x8000000000000000)}
+
+
+@pytest.mark.oracle
+def test_folded_constants_agree_with_wasmtime():
+    """Every integer binary op and compare with a constant as either operand, as a value
+    and (compares) as the condition of br_if and if, against wasmtime-py."""
+    import itertools
+
+    from harness.execution import EDGE, ours, theirs, wasmtime_engine
+    import wasmtime as wt
+    from wasmenv import ValType
+
+    funcs, calls = [], []
+    for t, consts in _IMM_CONSTS.items():
+        for k, c in enumerate(consts):
+            for op in _IMM_BINS + _IMM_CMPS:
+                res = "i32" if op in _IMM_CMPS else t
+                for side, body in (("r", f"(local.get 0) ({t}.const {c})"), ("l", f"({t}.const {c}) (local.get 0)")):
+                    name = f"{t}_{op}_{k}{side}"
+                    funcs.append(f'(func (export "{name}") (param {t}) (result {res}) ({t}.{op} {body}))')
+                    calls.append((name, t))
+                    if op in _IMM_CMPS:
+                        funcs.append(f'(func (export "br_{name}") (param {t}) (result i32) '
+                                     f'(block (br_if 0 ({t}.{op} {body})) (return (i32.const 3))) (i32.const 4))')
+                        funcs.append(f'(func (export "if_{name}") (param {t}) (result i32) (if (result i32) '
+                                     f'({t}.{op} {body}) (then (i32.const 5)) (else (i32.const 6))))')
+                        calls += [("br_" + name, t), ("if_" + name, t)]
+    wasm = wat("(module " + "\n".join(funcs) + ")")
+    inst = Instance(Module(Engine(), wasm))
+    engine = wasmtime_engine()
+    store = wt.Store(engine)
+    exports = wt.Instance(store, wt.Module(engine, wasm), []).exports(store)
+    names, _ = ops_of("(module " + "\n".join(funcs[:3]) + ")")
+    assert names[0] == "i32_add_imm"  # the fused forms are what runs here
+    for (name, t), x in itertools.product(calls, range(8)):
+        arg = EDGE[ValType(t)][x]
+        assert ours(inst.exports[name], (arg,), True) == theirs(store, exports[name], (arg,), True), (name, arg)
+
+
+_ACCESSES = ("i32.load", "i64.load", "f32.load", "f64.load", "i32.load8_s", "i32.load8_u", "i32.load16_s",
+             "i32.load16_u", "i64.load8_s", "i64.load8_u", "i64.load16_s", "i64.load16_u", "i64.load32_s",
+             "i64.load32_u", "i32.store", "i64.store", "f32.store", "f64.store", "i32.store8", "i32.store16",
+             "i64.store8", "i64.store16", "i64.store32")
+
+
+def _address_add_module():
+    funcs = []
+    for k, name in enumerate(_ACCESSES):
+        t = name.split(".")[0]
+        addr = "(i32.add (local.get 0) (i32.const 65530))"
+        if ".load" in name:
+            funcs.append(f'(func (export "f{k}") (param i32) (result {t}) ({name} offset=3 {addr}))')
+        else:
+            funcs.append(f'(func (export "f{k}") (param i32) (local {t}) (local.set 1 ({t}.const 0x7c))'
+                         f' ({name} offset=3 {addr} (local.get 1)))')
+    return ("(module (memory (export \"mem\") 2) (data (i32.const 65520) \"abcdefghijklmnopqrstuvwxyz0123456789\")\n"
+            + "\n".join(funcs) + ")")
+
+
+def test_address_computed_by_a_constant_add_fuses_with_a_raw_access():
+    text = _address_add_module()
+    names, _ = ops_of(text, 0)
+    assert names[0] == "i32_load_ai"
+    names, _ = ops_of(text, 14, engine=Engine(signals_based_traps=False))
+    assert "i32_add_imm" in names and "i32_store_c" in names  # checked accesses keep the add
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("signals", [True, False])
+def test_fused_address_add_agrees_with_wasmtime(signals):
+    """Every width through i32.add(x, 65530) + offset 3: in bounds, at the end, wrapping
+    around 2**32 (the add wraps, the offset does not), and out of bounds (the trap address
+    is the wasm effective address)."""
+    from harness.execution import ours, theirs, wasmtime_engine
+    import wasmtime as wt
+    from runtime import Trap, TrapCode
+
+    wasm = wat(_address_add_module())
+    inst = Instance(Module(Engine(signals_based_traps=signals), wasm))
+    engine = wasmtime_engine()
+    store = wt.Store(engine)
+    exports = wt.Instance(store, wt.Module(engine, wasm), []).exports(store)
+    for k, name in enumerate(_ACCESSES):
+        for x in (-65530, -65533, 0, 1, 65536 - 65533 - 8 + 65536, 65536, 131072 - 65533, -1, -65535):
+            x &= 0xFFFFFFFF
+            got = ours(inst.exports[f"f{k}"], (x,), True)
+            assert got == theirs(store, exports[f"f{k}"], (x,), True), (name, x)
+        mine, other = inst.exports["mem"], exports["mem"]
+        assert mine.read(0, mine.byte_len) == bytes(other.read(store, 0, other.data_len(store)))
+    with pytest.raises(Trap) as info:
+        inst.exports["f0"](131072 - 65533 - 3)  # a + imm + 3 = 0x1FFFD: a 4-byte load past the end
+    assert info.value.code == TrapCode.MEMORY_OUT_OF_BOUNDS and info.value.address == 0x1FFFD
+    assert info.value.guard_fault == signals
