@@ -18,6 +18,10 @@ CHAIN = wat('''(module $m (memory 1)
   (func $load (export "load") (param i32) (result i32) local.get 0 i32.load offset=8)
   (func (export "via_load") (param i32) (result i32) local.get 0 call $load)
   (func $rec (export "rec") (param i32) (result i32) local.get 0 call $rec))''')
+DOWN = wat('''(module $m
+  (func $down (export "down") (param i32) (result i32)
+    local.get 0 i32.eqz if unreachable end
+    local.get 0 i32.const 1 i32.sub call $down))''')
 ANONYMOUS = wat('''(module (func (export "f") (param i32) (result i32)
   local.get 0 i32.const 0 i32.rem_s))''')
 
@@ -73,7 +77,33 @@ def test_stack_overflow_frames_are_the_recursion():
     assert {f.func_name for f in ours.frames} == {f.func_name for f in theirs.frames} == {"rec"}
     # every frame is the call in flight, where wasmtime's outer frames are
     assert ours.frames[0].module_offset == theirs.frames[1].module_offset
-    assert len(ours.frames) == Engine().max_wasm_stack // 64 + 1
+    assert len(ours.frames) == len(theirs.frames) == 20  # wasm_backtrace_max_frames
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("depth", [3, 100])
+def test_deep_trap_frames_as_wasmtime(depth):
+    """The innermost 20 frames, as wasmtime's; the trapping frame's offset is the
+    ``unreachable`` itself (Cranelift reports the ``if`` it folded it into)."""
+    ours, theirs = both(DOWN, "down", (depth,))
+    assert frames_of(ours.frames)[1:] == frames_of(theirs.frames)[1:]
+    assert ours.frames[0][:3] == (0, "down", "m") == tuple(frames_of(theirs.frames)[0][:3])
+    unreachable = DOWN.index(b"\x04\x40\x00") + 2
+    assert ours.frames[0].module_offset == unreachable == theirs.frames[0].module_offset + 2
+
+
+def test_backtrace_max_frames_keeps_the_innermost():
+    wasm = DOWN
+    for limit, depth in ((20, 5), (20, 100), (1, 100), (1000, 500), (200_000, 100_000)):
+        inst = Instance(Module(Engine(wasm_backtrace_max_frames=limit), wasm))
+        with pytest.raises(Trap) as exc:
+            inst.exports["down"](depth)
+        frames = exc.value.frames
+        assert len(frames) == min(limit, depth + 1)
+        assert all(f.func_name == "down" for f in frames)
+        assert frames[0].func_offset < frames[-1].func_offset or len(frames) == 1  # unreachable, then calls
+    with pytest.raises(ValueError):
+        Engine(wasm_backtrace_max_frames=0)
 
 
 def test_out_of_fuel_and_interrupt_point_at_the_loop():
