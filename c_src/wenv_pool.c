@@ -18,6 +18,7 @@ typedef struct wenv_slot {
     uint64_t image_key;     /* image mapped over [image_offset, + image_len), 0: none */
     uint64_t image_offset;
     uint64_t image_len;
+    uint32_t tenancy;       /* counts takes: a grow names the tenancy it was started in */
     uint8_t in_use;
     uint8_t poisoned;       /* a reset step failed: wipe before anybody gets it */
 } wenv_slot;
@@ -222,6 +223,7 @@ int64_t wenv_pool_take(wenv_pool *p, const wenv_memory_spec *spec, int count_ins
     if (s->in_use)
         abort(); /* a slot handed out twice: the pool's state is corrupt */
     s->in_use = 1;
+    s->tenancy++;
     p->live_memories++;
     if (count_instance)
         p->live_instances++;
@@ -288,7 +290,15 @@ int wenv_pool_end(wenv_pool *p)
     return rc;
 }
 
-int wenv_pool_grow(wenv_pool *p, uint32_t index, uint64_t new_bytes)
+uint32_t wenv_pool_slot_tenancy(wenv_pool *p, uint32_t index)
+{
+    pthread_mutex_lock(&p->lock);
+    uint32_t tenancy = index < p->slot_count ? p->slots[index].tenancy : 0;
+    pthread_mutex_unlock(&p->lock);
+    return tenancy;
+}
+
+int wenv_pool_grow(wenv_pool *p, uint32_t index, uint32_t tenancy, uint64_t new_bytes)
 {
     /* Under the lock, mprotect included: the slot's state never says less than what is
      * R/W, and a put waits for a grow in flight (grows are rare; takes and puts of other
@@ -299,6 +309,9 @@ int wenv_pool_grow(wenv_pool *p, uint32_t index, uint64_t new_bytes)
     if (index >= p->created || !s->in_use || new_bytes > p->bound_bytes) {
         rc = -1; /* only the holder of a slot grows it, within the bound */
         err = EINVAL;
+    } else if (s->tenancy != tenancy) {
+        rc = -1; /* started in an earlier tenancy (its memory was released since) */
+        err = ESTALE;
     } else if (new_bytes > s->accessible) {
         if (wenv_mm_protect(wenv_pool_slot_base(p, index) + s->accessible, new_bytes - s->accessible, 1,
                             wenv_fail(p)) != 0) {

@@ -44,8 +44,12 @@ int64_t wenv_pool_take(wenv_pool *p, const wenv_memory_spec *spec, int count_ins
 int wenv_pool_put(wenv_pool *p, uint32_t slot, int end_instance);
 /* [unused] Count one live instance less. EINVAL: no instance is live. */
 int wenv_pool_end(wenv_pool *p);
-/* [errno] Make [accessible, new_bytes) of a slot in use R/W. */
-int wenv_pool_grow(wenv_pool *p, uint32_t slot, uint64_t new_bytes);
+/* The slot's tenancy: a number that changes with every take (a slot's holder reads it
+ * once, while it holds the slot). */
+uint32_t wenv_pool_slot_tenancy(wenv_pool *p, uint32_t slot);
+/* [errno] Make [accessible, new_bytes) of a slot in use R/W, if it is still in the
+ * tenancy `tenancy` (ESTALE: it was released, and maybe taken again, since). */
+int wenv_pool_grow(wenv_pool *p, uint32_t slot, uint32_t tenancy, uint64_t new_bytes);
 /* [unused] Refuse new instances (never -1). */
 int wenv_pool_close(wenv_pool *p);
 

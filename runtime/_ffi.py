@@ -237,8 +237,12 @@ def pool_failed(what: str, err: int = None):
     _raise_errno(what, err)
 
 
-def pool_grow(pool, slot: int, new_bytes: int) -> None:
-    if lib.wenv_pool_grow(pool, slot, new_bytes) != 0:
+pool_slot_tenancy = lib.wenv_pool_slot_tenancy  # (pool, slot) -> the slot's current tenancy
+
+
+def pool_grow(pool, slot: int, tenancy: int, new_bytes: int) -> None:
+    """Make a slot R/W up to ``new_bytes`` if it is still in ``tenancy`` (else ESTALE)."""
+    if lib.wenv_pool_grow(pool, slot, tenancy, new_bytes) != 0:
         _raise_errno(f"mprotect(read/write) growing pool slot {slot} to {new_bytes:#x} bytes")
 
 

@@ -30,12 +30,15 @@ _U64_LIMIT = 1 << 64
 class PoolMemorySlot(MemorySlot):
     """The slot of a pooled memory whose Memory object was made (its state lives in C)."""
 
-    __slots__ = ("_core", "index", "base_address", "reservation_range", "capacity_bytes",
+    __slots__ = ("_core", "index", "tenancy", "base_address", "reservation_range", "capacity_bytes",
                  "guard_bytes", "_released")
 
     def __init__(self, core: "_PoolCore", index: int):
         self._core = core
         self.index = index
+        # Read while the caller holds the slot (an open instance): a grow acts on this
+        # tenancy only, never on the slot's next tenant's (C checks it under the lock).
+        self.tenancy = _ffi.pool_slot_tenancy(core.native, index)
         self.base_address = base = _ffi.pool_slot_base(core.native, index)
         self.capacity_bytes = core.bound_bytes
         self.guard_bytes = core.guard_bytes
@@ -45,7 +48,7 @@ class PoolMemorySlot(MemorySlot):
     def make_accessible(self, old_byte_len: int, new_byte_len: int) -> None:
         if new_byte_len > self.capacity_bytes:
             raise ValueError("growth past the slot's capacity")
-        _ffi.pool_grow(self._core.native, self.index, new_byte_len)
+        _ffi.pool_grow(self._core.native, self.index, self.tenancy, new_byte_len)
 
     def relocated(self, byte_len: int) -> None:
         return None  # slots never move: growth stops at max_memory_pages

@@ -83,16 +83,28 @@ class Instance(Owner):
             # The common case, kept short: a module with one memory and nothing else to
             # link or initialize, after its first instance: one C call (a reservation and
             # its image, or a prepared pool slot). The instance is live once _handles is set.
+            # The module's images stay open until C has mapped them (Module._enter).
             self.module = module
             self._layout = layout
-            handle = _open(layout.specs)
-            if handle < 0:
-                err = _errno_now()  # before anything that could run a finalizer's C call
-                handle = layout.allocation.open_failed(layout, handle, err)
+            module._enter()
+            try:
+                handle = _open(layout.specs)
+                if handle < 0:
+                    err = _errno_now()  # before anything that could run a finalizer's C call
+                    handle = layout.allocation.open_failed(layout, handle, err)
+            finally:
+                module._leave()
             self._handles = [handle]
             return
-        if module.closed:
-            raise ValueError("module is closed")
+        module._enter()
+        try:
+            self._begin(module, imports)
+        finally:
+            module._leave()
+
+    def _begin(self, module, imports):
+        """The general path: everything but the one-call case (the module's images stay
+        open throughout: the caller entered the module)."""
         layout = layout_of(module)
         # _handles stays unset until the allocation began: close() (and __del__, which
         # swallows the AttributeError) has nothing to release before that; None once closed.
@@ -331,6 +343,7 @@ class Instance(Owner):
             if memory is None:
                 memory = self._layout.allocation.memory(self._layout, defined, handles[defined])
                 memory._store = getattr(self, "_store", None)  # its limits bound grow
+                memory._owner = self  # a view keeps its instance (and so its memory) alive
                 made[defined] = memory
         return memory
 
@@ -391,10 +404,11 @@ class Instance(Owner):
 
     def close(self):
         """Release the memories and tables this instance defined (idempotent)."""
-        handles = self._handles
-        if handles is None:
-            return
-        self._handles = None
+        with _MAKE_LOCK:  # a memory(i) in progress finishes first, later ones raise
+            handles = self._handles
+            if handles is None:
+                return
+            self._handles = None
         store = getattr(self, "_store", None)
         if store is not None:
             store._release(self)
@@ -431,7 +445,9 @@ class Instance(Owner):
 
 _open, _close, _errno_now = _ffi.instance_open, _ffi.instance_close, _ffi.errno_now
 _new_block, _copy_into, _store_u64s = _ffi.new_block, _ffi.copy_into, _ffi.store_u64s
-_MAKE_LOCK = threading.Lock()  # Instance.memory: one Memory object per memory
+# Instance.memory: one Memory object per memory, and none once close() began. Reentrant:
+# a collection inside memory() may run another instance's __del__ (close) on this thread.
+_MAKE_LOCK = threading.RLock()
 
 
 class _Globals(Sequence):

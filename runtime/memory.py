@@ -206,7 +206,7 @@ class Memory(MemoryAccessors, Owner):
     """
 
     __slots__ = ("_plan", "_state", "_desc", "_lock", "_size_pages", "_max_pages",
-                 "_image", "_store", "__weakref__")
+                 "_image", "_store", "_owner", "__weakref__")
 
     def __init__(self, plan: MemoryPlan, image=None, *, slot_factory=None):
         max_pages = self.check_plan(plan, image)
@@ -259,6 +259,7 @@ class Memory(MemoryAccessors, Owner):
             self._size_pages = plan.memory.minimum
             self._max_pages = max_pages
             self._image = image if image is not None and image.byte_len else None
+            self._owner = None  # the instance this is a view of (kept alive by it), if any
             self._lock = threading.Lock()
             self._desc = _ffi.new_memory_desc()
             self._describe(slot, plan.memory.minimum * WASM_PAGE_SIZE)

@@ -73,6 +73,7 @@ class Module(Owner):
         self._images: List[Optional[object]] = images
         self._instance_layout = None  # runtime.instance caches per-module instantiation work here
         self._closed = False
+        self._users = []  # one entry per instantiation in progress (see _enter)
 
     @property
     def images(self):
@@ -93,12 +94,38 @@ class Module(Owner):
     def start_func(self) -> Optional[int]:
         return self.env.start_func
 
+    def _enter(self) -> None:
+        """An instantiation begins to use the module's images (their fds, read by C).
+
+        ``list.append``/``pop`` are atomic: an entry is made before ``closed`` is read, so
+        a close() either sees it (and leaves the images to the last :meth:`_leave`) or
+        happened before (and this raises). Either side may close the images; each image
+        closes once.
+
+        Raises:
+            ValueError: the module is closed.
+        """
+        users = self._users
+        users.append(None)
+        if self._closed:
+            self._leave()
+            raise ValueError("module is closed")
+
+    def _leave(self) -> None:
+        """The instantiation :meth:`_enter` began no longer reads the images."""
+        users = self._users
+        users.pop()
+        if self._closed and not users:
+            _close_all(self._images)
+
     def close(self):
-        """Release the images (idempotent; instances still mapping them keep their pages)."""
+        """Refuse new instances and release the images (idempotent): now, or when the last
+        instantiation already using them finished. Instances keep their pages."""
         if self._instance_layout is not None:
             self._instance_layout.fast = False  # Instance's one-call path checks only this
         self._closed = True
-        _close_all(self._images)  # each image closes once (MemoryImage.close is idempotent)
+        if not self._users:
+            _close_all(self._images)  # each image closes once (MemoryImage.close is idempotent)
 
     @property
     def closed(self) -> bool:

@@ -124,7 +124,7 @@ static void *put_call(void *arg)
 static void *grow_call(void *arg)
 {
     struct call *c = arg;
-    c->rc = wenv_pool_grow(c->pool, c->slot, 3 * WPAGE);
+    c->rc = wenv_pool_grow(c->pool, c->slot, wenv_pool_slot_tenancy(c->pool, c->slot), 3 * WPAGE);
     c->err = errno;
     return NULL;
 }
@@ -247,7 +247,7 @@ static void *stress_worker(void *arg)
         int64_t slot = wenv_pool_take(p, &spec, 1);
         if (slot < 0)
             continue;
-        wenv_pool_grow(p, (uint32_t)slot, (uint64_t)(1 + i % 3) * WPAGE);
+        wenv_pool_grow(p, (uint32_t)slot, wenv_pool_slot_tenancy(p, (uint32_t)slot), (uint64_t)(1 + i % 3) * WPAGE);
         wenv_pool_put(p, (uint32_t)slot, 1);
     }
     return NULL;

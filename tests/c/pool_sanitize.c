@@ -90,7 +90,7 @@ static long run_keep(int fd, const char *image, long keep, long iterations)
         } else if (live && r % 2) { /* maybe grow, then dirty every accessible byte */
             int j = (int)(rnd() % live);
             uint64_t grow_to = size_of[j] + (rnd() % 3) * WPAGE;
-            if (grow_to <= bound && wenv_pool_grow(pool, (uint32_t)held[j], grow_to) == 0)
+            if (grow_to <= bound && wenv_pool_grow(pool, (uint32_t)held[j], wenv_pool_slot_tenancy(pool, (uint32_t)held[j]), grow_to) == 0)
                 size_of[j] = grow_to;
             memset((char *)(uintptr_t)wenv_pool_slot_base(pool, (uint32_t)held[j]), 0xFE, size_of[j]);
         } else if (live) { /* put, and a second put must be refused */

@@ -1,0 +1,187 @@
+/*
+ * A memory closed while an access is in flight on it (issue 13 item 5), driven
+ * deterministically: tests/test_memory_races.py builds this with c_src/ and
+ * -DWENV_TEST_HOOKS (and once more under ThreadSanitizer).
+ *
+ * wenv_test_hook() pauses the first thread that reaches the armed hook point (an access
+ * that has entered its memory) until the main thread has closed that memory and taken
+ * the pool's next slot for a new tenant.
+ *
+ * Usage: memory_races close|stress; prints "ok ..." or "FAIL ..." (exit 1).
+ *   close   a fill paused inside a pooled memory while it is closed: the next tenant
+ *           never sees its bytes, and the slot is given back when the fill has finished;
+ *   stress  threads access a memory while it is closed (for ThreadSanitizer): the slot
+ *           goes back exactly once, and every access after the close is refused.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wenv_instance.h"
+#include "wenv_memory.h"
+#include "wenv_mman.h"
+#include "wenv_pool.h"
+#include "wenv_traps.h"
+
+#define SLOTS 2
+#define WPAGE 65536u
+#define BOUND (8 * (uint64_t)WPAGE)
+#define STRIDE (BOUND + WPAGE)
+
+/* How a memory over a pool slot is owned and closed: as runtime/memory.py does it today
+ * (close the descriptor, put the slot back). */
+#define OWN_SLOT(m, p, slot) ((void)0)
+#define CLOSE_MEMORY(m, p, slot) (wenv_memory_close(m), wenv_pool_put((p), (uint32_t)(slot), 1))
+
+static enum wenv_hook_point armed;
+static int paused;
+static sem_t first_paused, second_done;
+
+static void timed_wait(sem_t *sem, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (sem_timedwait(sem, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+void wenv_test_hook(enum wenv_hook_point point)
+{
+    if (point != __atomic_load_n(&armed, __ATOMIC_SEQ_CST) || __atomic_exchange_n(&paused, 1, __ATOMIC_SEQ_CST))
+        return;
+    sem_post(&first_paused);
+    timed_wait(&second_done, 5000);
+}
+
+static int fail(const char *what)
+{
+    printf("FAIL %s\n", what);
+    return 1;
+}
+
+static wenv_pool *new_pool(char **resv)
+{
+    *resv = mmap(NULL, WPAGE + SLOTS * STRIDE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (*resv == MAP_FAILED)
+        return NULL;
+    uint64_t chunk = (uint64_t)(uintptr_t)(*resv + WPAGE);
+    return wenv_pool_new(SLOTS, SLOTS, &chunk, 1, STRIDE, BOUND, 0, SLOTS, WENV_RESET_MADVISE);
+}
+
+static wenv_memory_spec plain_spec(uint64_t pages)
+{
+    wenv_memory_spec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.image_fd = -1;
+    spec.accessible = pages * WPAGE;
+    return spec;
+}
+
+/* A tenant: a slot taken for one page, and the memory descriptor over it. */
+static int64_t open_tenant(wenv_pool *p, wenv_memory *m)
+{
+    wenv_memory_spec spec = plain_spec(1);
+    int64_t slot = wenv_pool_take(p, &spec, 1);
+    if (slot < 0)
+        return slot;
+    uint64_t base = wenv_pool_slot_base(p, (uint32_t)slot);
+    memset(m, 0, sizeof *m);
+    wenv_memory_init(m, base, WPAGE, BOUND, WPAGE, base, base + STRIDE, WENV_MEM_STATIC);
+    OWN_SLOT(m, p, slot);
+    return slot;
+}
+
+static int zero_bytes(wenv_memory *m)
+{
+    static char buf[WPAGE];
+    if (wenv_read(m, 0, buf, WPAGE) != WENV_OK)
+        return 0;
+    for (unsigned i = 0; i < WPAGE; i++)
+        if (buf[i])
+            return 0;
+    return 1;
+}
+
+struct fill_call {
+    wenv_memory *m;
+    int status;
+};
+
+static void *fill_call(void *arg)
+{
+    struct fill_call *c = arg;
+    c->status = wenv_fill(c->m, 0, 0xAA, WPAGE);
+    return NULL;
+}
+
+static int race_close(wenv_pool *p)
+{
+    wenv_memory a, b;
+    int64_t slot_a = open_tenant(p, &a);
+    if (slot_a < 0)
+        return fail("close: take");
+    struct fill_call c = {&a, -1};
+    pthread_t t;
+    __atomic_store_n(&armed, WENV_HOOK_ACCESS_ENTERED, __ATOMIC_SEQ_CST);
+    pthread_create(&t, NULL, fill_call, &c);
+    timed_wait(&first_paused, 5000);
+    CLOSE_MEMORY(&a, p, slot_a);         /* returns at once: the fill is still in flight */
+    int64_t slot_b = open_tenant(p, &b); /* the next tenant */
+    int clean_before = slot_b >= 0 && zero_bytes(&b);
+    sem_post(&second_done);
+    pthread_join(t, NULL);
+    if (slot_b < 0)
+        return fail("close: the next tenant got no slot");
+    if (!clean_before || !zero_bytes(&b)) {
+        printf("FAIL close: the next tenant (slot %lld) saw bytes written through the closed memory "
+               "(slot %lld)\n", (long long)slot_b, (long long)slot_a);
+        return 1;
+    }
+    uint64_t st[5];
+    wenv_pool_stats(p, st);
+    if (st[1] != 1) /* the closed memory's slot went back once its fill finished */
+        return fail("close: the closed memory's slot was not given back after its fill");
+    if (wenv_fill(&a, 0, 0xBB, 1) != WENV_CLOSED)
+        return fail("close: an access after close was not refused");
+    CLOSE_MEMORY(&b, p, slot_b);
+    wenv_pool_stats(p, st);
+    if (st[0] || st[1])
+        return fail("close: the pool is not empty at the end");
+    printf("ok close: fill status %d, next tenant in slot %lld, clean\n", c.status, (long long)slot_b);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *what = argc > 1 ? argv[1] : "";
+    sem_init(&first_paused, 0, 0);
+    sem_init(&second_done, 0, 0);
+    if (wenv_trap_handler_install() != 0)
+        return fail("wenv_trap_handler_install");
+    char *resv;
+    wenv_pool *p = new_pool(&resv);
+    if (p == NULL)
+        return fail("wenv_pool_new");
+    int rc;
+    if (!strcmp(what, "close"))
+        rc = race_close(p);
+    else
+        return fail("usage: memory_races close");
+    wenv_pool_close(p);
+    wenv_pool_free(p);
+    munmap(resv, WPAGE + SLOTS * STRIDE);
+    return rc;
+}

@@ -1,0 +1,21 @@
+"""A memory closed while an access is in flight on it (issue 13 item 5), in C:
+tests/c/memory_races.c builds c_src/ with -DWENV_TEST_HOOKS, pauses an accessor after
+its checks while the memory is closed and the pool's next tenant takes a slot, then lets
+the access finish. The Python side of the rule is in tests/test_instance_races.py."""
+import pytest
+
+from tests.charness import build, run
+
+#: The units the harness links: the accessors, their fault guard, the pool.
+UNITS = ("mman", "memory", "traps", "pool", "instance")
+
+
+@pytest.fixture(scope="module")
+def races(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("memory"), "memory_races", UNITS, "-DWENV_TEST_HOOKS")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13 item 5: close() while an access is in flight")
+def test_close_during_an_access_never_hands_its_slot_to_the_next_tenant_early(races):
+    rc, out = run(races, "close")
+    assert rc == 0 and out.startswith("ok close"), out
