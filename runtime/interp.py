@@ -243,7 +243,7 @@ def call_bits(instance, func_index: int, cells):
             elif status == _ffi.I_EXIT_GROW:
                 _grow(c, site.memories, mc.ctx)
             else:
-                raise _trap(c, status, frames, engine.wasm_backtrace_max_frames)
+                raise _trap(c, status, frames, engine.wasm_backtrace_max_frames, mc)
     finally:
         for i, g in numeric:
             if g.ty.mutable:
@@ -259,7 +259,7 @@ def _grow(c, memories, ctx) -> None:
     c.exit_dst[0] = old & (0xFFFFFFFFFFFFFFFF if memory64 else 0xFFFFFFFF)
 
 
-def _trap(c, status, frames, max_frames) -> Exception:
+def _trap(c, status, frames, max_frames, mc) -> Exception:
     code = _TRAPS.get(status)
     if code is not None:
         trap = Trap(code)
@@ -269,8 +269,8 @@ def _trap(c, status, frames, max_frames) -> Exception:
     else:
         trap = None
     if trap is not None:  # raw addresses now; FrameInfo records when someone reads them
-        trap._ips = (_ffi.pointer_address(c.ip),
-                     _ffi.frame_return_ips(frames, c.depth, max_frames - 1))
+        trap._ips = (_ffi.pointer_address(c.ip),  # mc: its code stays mapped until read
+                     _ffi.frame_return_ips(frames, c.depth, max_frames - 1), mc)
         return trap
     from .errors import WasmRuntimeError
     if status == _ffi.I_FAULT:

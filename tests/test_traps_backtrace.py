@@ -133,6 +133,20 @@ def test_traps_outside_wasm_code_have_no_frames():
     assert Trap(TrapCode.UNREACHABLE).frames == []
 
 
+def test_frames_outlive_the_instance_and_module():
+    inst = Instance(Module(Engine(), CHAIN))
+    with pytest.raises(Trap) as exc:
+        inst.exports["div"](1)
+    trap = exc.value
+    trap.__traceback__ = None  # (its frames' locals would keep the instance)
+    del exc
+    inst.close()
+    del inst
+    import gc
+    gc.collect()
+    assert [f.func_name for f in trap.frames] == ["inner", "middle", "outer"]
+
+
 def test_frames_survive_pickle():
     ours, _ = both(CHAIN, "div", (1,))
     again = pickle.loads(pickle.dumps(ours))
