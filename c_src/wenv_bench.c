@@ -146,6 +146,7 @@ static int wenv_bench_memory(wenv_memory *m)
         wenv_release(start, bound + guard);
         return -1;
     }
+    memset(m, 0, sizeof *m); /* open, nobody in it, no release (wenv_memory.h) */
     wenv_memory_init(m, start, 65536, bound, guard, start, start + bound + guard, WENV_MEM_STATIC);
     return 0;
 }

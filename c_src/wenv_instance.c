@@ -32,3 +32,29 @@ int wenv_instance_close(const wenv_memory_spec *spec, int64_t handle)
         return wenv_release((uint64_t)handle, spec->reserve_bytes);
     return wenv_pool_put(spec->pool, (uint32_t)handle, 1);
 }
+
+static int wenv_release_reservation(wenv_memory *m)
+{
+    return wenv_release(m->resv_start, m->resv_end - m->resv_start);
+}
+
+static int wenv_release_pool_slot(wenv_memory *m)
+{
+    struct wenv_pool *pool = m->release_ctx;
+    int rc = wenv_pool_put(pool, (uint32_t)m->release_arg, (int)(m->release_arg >> 32));
+    wenv_pool_unref(pool); /* the reference wenv_memory_own_pool_slot took */
+    return rc;
+}
+
+void wenv_memory_own_reservation(wenv_memory *m)
+{
+    m->release = wenv_release_reservation;
+}
+
+void wenv_memory_own_pool_slot(wenv_memory *m, struct wenv_pool *pool, uint32_t slot, int end_instance)
+{
+    wenv_pool_ref(pool);
+    m->release_ctx = pool;
+    m->release_arg = slot | (uint64_t)(end_instance != 0) << 32;
+    m->release = wenv_release_pool_slot;
+}

@@ -6,6 +6,7 @@
 #ifndef WENV_INSTANCE_H
 #define WENV_INSTANCE_H
 #include "wenv.h"
+#include "wenv_memory.h"
 /* CDEF-BEGIN */
 
 /* Read by wenv_memory_open, wenv_instance_open/close and the pool (wenv_pool.h). */
@@ -32,6 +33,12 @@ int64_t wenv_instance_open(const wenv_memory_spec *spec);
 /* Release what wenv_instance_open returned (ending the instance). On-demand: [errno]
  * munmap; pool: wenv_pool_put's [unused] result. */
 int wenv_instance_close(const wenv_memory_spec *spec, int64_t handle);
+
+/* Who releases a memory after wenv_memory_close (wenv_memory.h): the descriptor itself,
+ * once the last access in flight left. A reservation: munmap of [resv_start, resv_end)
+ * as the descriptor says then; a pool slot: wenv_pool_put (with end_instance). */
+void wenv_memory_own_reservation(wenv_memory *m);
+void wenv_memory_own_pool_slot(wenv_memory *m, struct wenv_pool *pool, uint32_t slot, int end_instance);
 
 /* CDEF-END */
 #endif

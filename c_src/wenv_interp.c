@@ -2,7 +2,8 @@
  * wenv_interp.c -- the interpreter: one function, computed-goto dispatch (direct
  * threading: each op word holds its handler's address), over frames of 8-byte cells.
  *
- * Handlers by family live in wenv_interp_num.inc and wenv_interp_mem.inc, included into
+ * Handlers by family live in wenv_interp_num.inc, wenv_interp_mem.inc and
+ * wenv_interp_call.inc (globals, calls, returns, tail calls), included into
  * the body of wenv_interp_loop. The op list is wenv_interp_ops.h (Python finds ops by
  * name). Guard-page faults of raw accesses reach wenv_interp_run through the fault
  * handler of wenv_traps.c, armed once per entry (wenv_trap_arm).
@@ -102,10 +103,11 @@ static __attribute__((noinline)) int wenv_interp_loop(wenv_call *c, const void *
         *labels_out = labels;
         return 0;
     }
-    wenv_func *const funcs = c->funcs;
-    wenv_memory *const *const mems = c->mems;
-    uint8_t *const mbase0 = c->nmems ? (uint8_t *)(uintptr_t)mems[0]->base : NULL;
-    uint64_t *const globals = c->globals;
+    wenv_vm *vm = c->vm;
+    wenv_func *funcs = vm->funcs;
+    wenv_memory *const *mems = vm->mems;
+    uint8_t *mbase0 = vm->nmems ? (uint8_t *)(uintptr_t)mems[0]->base : NULL;
+    uint8_t *gb = vm->block;
     uint64_t *const stack_end = c->stack + c->stack_cells;
     wenv_frame *const frames = c->frames;
     const uint32_t max_frames = c->max_frames;
@@ -120,11 +122,12 @@ static __attribute__((noinline)) int wenv_interp_loop(wenv_call *c, const void *
 #define DISP(i) ((int64_t)ip[i])
 
     if (ip == NULL) { /* start: the entry's arguments are at stack[0..nparams) */
-        wenv_func *fn = &c->funcs[c->entry];
+        wenv_func *fn = &funcs[c->entry];
         uint64_t *code = __atomic_load_n(&fn->code, __ATOMIC_ACQUIRE);
         if (code == NULL || fn->frame_cells > c->stack_cells) {
             status = code == NULL ? WENV_I_EXIT_TRANSLATE : WENV_I_STACK_OVERFLOW;
             c->exit_arg0 = c->entry;
+            c->exit_vm = vm;
             c->status = status;
             return status;
         }
@@ -133,6 +136,7 @@ static __attribute__((noinline)) int wenv_interp_loop(wenv_call *c, const void *
         ip = code;
         depth = 0;
         c->fp = fp;
+        c->depth = 0;
     }
     NEXT();
 
@@ -149,42 +153,7 @@ static __attribute__((noinline)) int wenv_interp_loop(wenv_call *c, const void *
     L_copy: S(1) = S(2); ip += 3; NEXT();
     L_const: S(1) = ip[2]; ip += 3; NEXT();
     L_select: S(1) = (uint32_t)S(4) ? S(2) : S(3); ip += 5; NEXT();
-    L_global_get: S(1) = globals[2 * ip[2]]; ip += 3; NEXT();
-    L_global_set: globals[2 * ip[1]] = S(2); ip += 3; NEXT();
-    /* [op, function, first argument slot]: the callee's frame starts at its arguments. */
-    L_call: {
-        wenv_func *fn = &funcs[ip[1]];
-        uint64_t *code = __atomic_load_n(&fn->code, __ATOMIC_ACQUIRE);
-        if (WENV_UNLIKELY(code == NULL)) {
-            c->exit_arg0 = ip[1];
-            EXIT(WENV_I_EXIT_TRANSLATE);
-        }
-        uint64_t *nfp = fp + ip[2];
-        if (WENV_UNLIKELY(depth >= max_frames || (uint64_t)(stack_end - nfp) < fn->frame_cells))
-            TRAP(WENV_I_STACK_OVERFLOW);
-        frames[depth].ret_ip = ip + 3;
-        frames[depth].fp = fp;
-        depth++;
-        memset(nfp + fn->nparams, 0, (size_t)fn->nlocals * 8);
-        fp = nfp;
-        c->fp = fp;
-        c->depth = depth; /* with fp: the guard-fault path's backtrace reads both */
-        ip = code;
-        NEXT();
-    }
-    /* The results are at fp[0..nresults). */
-    L_return: {
-        if (WENV_UNLIKELY(depth == 0)) {
-            status = WENV_I_DONE;
-            goto out;
-        }
-        depth--;
-        ip = frames[depth].ret_ip;
-        fp = frames[depth].fp;
-        c->fp = fp;
-        c->depth = depth;
-        NEXT();
-    }
+#include "wenv_interp_call.inc"
 #define BR_CMP(name, T, expr) \
     L_br_##name: { T a = (T)S(1); T b = (T)S(2); if (expr) { ip += DISP(3); NEXT(); } ip += 4; NEXT(); }
     BR_CMP(i32_eq, uint32_t, a == b) BR_CMP(i32_ne, uint32_t, a != b)
@@ -213,6 +182,23 @@ out:
     return status;
 }
 
+wenv_funcref *wenv_vm_funcref(wenv_vm *vm, uint64_t index)
+{
+    if (index < vm->num_imported_funcs)
+        return vm->imports[index].callee;
+    uint32_t k = vm->anyfunc_of[index];
+    if (k == UINT32_MAX)
+        return NULL;
+    wenv_funcref *r = &vm->funcrefs[k];
+    if (__atomic_load_n(&r->func, __ATOMIC_ACQUIRE) == NULL) {
+        /* Two threads making it at once write the same values. */
+        r->type_id = vm->type_ids[index];
+        r->vmctx = vm;
+        __atomic_store_n(&r->func, &vm->funcs[index], __ATOMIC_RELEASE);
+    }
+    return r;
+}
+
 static const void *const *wenv_labels(void)
 {
     static const void *const *labels;
@@ -236,8 +222,19 @@ int wenv_interp_link(uint64_t *code, uint64_t code_len, const uint32_t *position
     return 0;
 }
 
+/* A call whose entry's code has no fuel or epoch checks may still reach code that has
+ * (another engine's instance, imported): it runs unbounded, never through NULL. */
+static int64_t wenv_no_fuel = INT64_MAX;
+static const uint64_t wenv_no_epoch = 0, wenv_no_deadline = UINT64_MAX;
+
 int wenv_interp_run(wenv_call *c)
 {
+    if (WENV_UNLIKELY(c->fuel == NULL))
+        c->fuel = &wenv_no_fuel;
+    if (WENV_UNLIKELY(c->epoch == NULL)) {
+        c->epoch = &wenv_no_epoch;
+        c->epoch_deadline = &wenv_no_deadline;
+    }
     wenv_call *volatile call = c;
     sigjmp_buf jb;
     if (sigsetjmp(jb, 0)) {
@@ -252,8 +249,10 @@ int wenv_interp_run(wenv_call *c)
         cc->status = st == WENV_FAULT ? WENV_I_FAULT : WENV_I_OOB_GUARD;
         return cc->status;
     }
-    wenv_trap_arm(&jb, c->nmems ? c->mems[0] : NULL);
+    c->jb = &jb;
+    wenv_trap_arm(&jb, c->vm->nmems ? c->vm->mems[0] : NULL);
     int st = wenv_interp_loop(c, NULL);
     wenv_trap_disarm();
+    c->jb = NULL;
     return st;
 }

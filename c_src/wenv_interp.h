@@ -7,9 +7,12 @@
  * immediates, and branch displacements in words from the op word. C trusts only code
  * produced by the translator from validated wasm.
  *
- * A call runs without C recursion: wasm-to-wasm calls push a wenv_frame. When the
- * interpreter needs Python (a callee not yet translated, memory.grow) it saves its
- * state in the wenv_call and returns an exit status; wenv_interp_run() resumes it.
+ * A call runs without C recursion: wasm-to-wasm calls push a wenv_frame. Code runs over
+ * the instance state of its own instance (a wenv_vm): a call into another instance (an
+ * imported wasm function, a funcref of another instance) switches to the callee's, and
+ * the return restores the caller's. When the interpreter needs Python (a callee not yet
+ * translated, a host function, memory.grow) it saves its state in the wenv_call and
+ * returns an exit status; wenv_interp_run() resumes it.
  */
 #ifndef WENV_INTERP_H
 #define WENV_INTERP_H
@@ -29,8 +32,12 @@
 #define WENV_I_FAULT 8          /* a fault inside the accessible bytes */
 #define WENV_I_OUT_OF_FUEL 9    /* the store's fuel went below zero (wenv_interp_ctl.inc) */
 #define WENV_I_INTERRUPT 10     /* the engine's epoch reached the store's deadline */
-#define WENV_I_EXIT_TRANSLATE 100   /* exit_arg0: the function to translate; resume re-runs the call */
+#define WENV_I_NULL_REF 12      /* call_ref of a null function reference (the tables branch: also ref.as_non_null) */
+#define WENV_I_BAD_SIG 14       /* an indirect call whose callee has another type (numbers as on the tables branch) */
+#define WENV_I_EXIT_TRANSLATE 100   /* function exit_arg0 of exit_vm to translate; resume re-runs the call */
 #define WENV_I_EXIT_GROW 101        /* memory exit_arg0 grows by exit_arg1 pages; result into *exit_dst */
+#define WENV_I_EXIT_HOST 102        /* host function exit_arg0: its arguments at fp[0..), results
+                                     * into fp[0..); exit_arg1: cells in use up to its frame's end */
 
 typedef struct wenv_func {
     uint64_t *code;             /* linked code; NULL until translated */
@@ -40,22 +47,51 @@ typedef struct wenv_func {
     uint32_t frame_cells;       /* cells the frame needs from its first parameter */
 } wenv_func;
 
+struct wenv_vm;
+
+/* A function reference (VMOffsets' funcrefs region, 24 B): the value of a funcref cell is
+ * its address (0: null). A host function's has vmctx NULL: it runs in its caller's instance. */
+typedef struct wenv_funcref {
+    wenv_func *func;            /* NULL: not made yet (wenv_vm_funcref makes it) */
+    uint64_t type_id;           /* the canonical id of its function type */
+    struct wenv_vm *vmctx;
+} wenv_funcref;
+
+/* An imported function (VMOffsets' imported_functions region, 16 B). */
+typedef struct wenv_import {
+    wenv_funcref *callee;
+    struct wenv_vm *vmctx;      /* the callee's instance (NULL: a host function) */
+} wenv_import;
+
+/* What code of one instance runs over; owned by Python (runtime/interp.py), one per
+ * instance, made on its first call (or when an importer links to it). */
+typedef struct wenv_vm {
+    uint8_t *block;             /* the instance block: global cells at VMOffsets' offsets */
+    wenv_func *funcs;           /* the module's functions, by function index (shared) */
+    wenv_memory **mems;         /* every memory, imported ones first */
+    uint32_t nmems;
+    uint32_t num_imported_funcs;
+    uint64_t id;                /* Python's key of the instance */
+    wenv_import *imports;       /* per imported function */
+    wenv_funcref *funcrefs;     /* per anyfunc index, made on first use */
+    const uint32_t *anyfunc_of; /* per function index: its anyfunc index (UINT32_MAX: none) */
+    const uint64_t *type_ids;   /* per function index: canonical type id */
+} wenv_vm;
+
 typedef struct wenv_frame {
     uint64_t *ret_ip;
     uint64_t *fp;
+    wenv_vm *vm;                /* the caller's instance */
 } wenv_frame;
 
 /* One call from Python into wasm; owned by Python (ffi.new). */
 typedef struct wenv_call {
-    wenv_func *funcs;
-    wenv_memory **mems;         /* every memory, imported ones first */
-    uint32_t nmems;
-    uint64_t *globals;          /* 16-byte cells (two words), every global, imported ones first */
+    wenv_vm *vm;                /* the instance running now (at start: the entry's) */
     uint64_t *stack;            /* the value stack: the entry's arguments, then its results */
     uint64_t stack_cells;
     wenv_frame *frames;
     uint32_t max_frames;
-    uint32_t entry;             /* the function called */
+    uint32_t entry;             /* the function called (a defined function of vm) */
     /* saved state (exits) */
     uint64_t *ip;               /* NULL: not started */
     uint64_t *fp;
@@ -65,8 +101,10 @@ typedef struct wenv_call {
     uint64_t exit_arg0;
     uint64_t exit_arg1;
     uint64_t *exit_dst;
+    wenv_vm *exit_vm;           /* EXIT_TRANSLATE: the callee's instance */
     uint64_t *trap_ip;          /* the raw access in flight (for the guard-fault path) */
     uint64_t faults;            /* guard-page faults taken by this call */
+    void *jb;                   /* (internal) the fault handler's jump buffer while running */
     /* the store's bounds (wenv_interp_ctl.inc); read only by code translated with them */
     int64_t *fuel;              /* the store's fuel, shared by its calls (atomic) */
     const uint64_t *epoch;      /* the engine's epoch counter (another thread advances it) */
@@ -77,6 +115,9 @@ int wenv_interp_op_count(void);
 const char *wenv_interp_op_name(int op);
 /* Replace the op number at each of `n` positions of `code` by its handler. 0, or -1 (EINVAL). */
 int wenv_interp_link(uint64_t *code, uint64_t code_len, const uint32_t *positions, uint64_t n);
+/* The funcref of function `index` of vm (an import's callee, or the record of a defined
+ * escaping function, made now if it was not); NULL if the function has none. */
+wenv_funcref *wenv_vm_funcref(wenv_vm *vm, uint64_t index);
 /* Run (or resume) the call; returns and sets c->status. */
 int wenv_interp_run(wenv_call *c);
 

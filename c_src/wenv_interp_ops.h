@@ -27,7 +27,7 @@
     X(i32_extend8_s) X(i32_extend16_s) X(i64_extend8_s) X(i64_extend16_s) X(i64_extend32_s) \
     X(i32_trunc_sat_f32_s) X(i32_trunc_sat_f32_u) X(i32_trunc_sat_f64_s) X(i32_trunc_sat_f64_u) \
     X(i64_trunc_sat_f32_s) X(i64_trunc_sat_f32_u) X(i64_trunc_sat_f64_s) X(i64_trunc_sat_f64_u) \
-    WENV_IMM_OPS(X) WENV_MEM_AI_OPS(X)
+    WENV_IMM_OPS(X) WENV_MEM_AI_OPS(X) X(i32_add_imm2) X(i32_shr_u_and_imm) X(i32_and_shl_imm)
 
 /* Fused forms with an immediate operand (wenv_interp_num.inc): <binop>_imm, <cmp>_imm and
  * br_<cmp>_imm for every integer binary op and compare. */
@@ -62,7 +62,9 @@
  * (br_<cmp>: jump when the comparison holds). */
 #define WENV_CTL_OPS(X) \
     X(unreachable) X(br) X(br_if) X(br_unless) X(br_table) X(copy) X(const) X(select) \
-    X(global_get) X(global_set) X(call) X(return) X(memory_size) X(memory_grow) \
+    X(global_get) X(global_set) X(global_get_imp) X(global_set_imp) \
+    X(call) X(call_import) X(call_ref) X(return_call) X(return_call_import) X(return_call_ref) \
+    X(host_call) X(ref_func) X(return) X(memory_size) X(memory_grow) \
     X(memory_fill) X(memory_copy) \
     X(br_i32_eq) X(br_i32_ne) X(br_i32_lt_s) X(br_i32_lt_u) X(br_i32_gt_s) X(br_i32_gt_u) \
     X(br_i32_le_s) X(br_i32_le_u) X(br_i32_ge_s) X(br_i32_ge_u) \

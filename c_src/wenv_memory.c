@@ -41,10 +41,65 @@ void wenv_memory_set_byte_len(wenv_memory *m, uint64_t byte_len)
     __atomic_store_n(&m->byte_len, byte_len, __ATOMIC_RELEASE);
 }
 
-void wenv_memory_close(wenv_memory *m)
+/* ---- lifetime: users = accesses in flight | CLOSED | RELEASED ---- */
+
+#define WENV_USERS_CLOSED ((uint64_t)1 << 63)
+#define WENV_USERS_RELEASED ((uint64_t)1 << 62)
+
+/* Closed and unused: the one caller whose compare-exchange marks it released runs the
+ * release (a late enter that found it closed leaves without finding CLOSED alone). */
+static int wenv_release_once(wenv_memory *m)
 {
-    __atomic_store_n(&m->byte_len, 0, __ATOMIC_RELEASE);
+    uint64_t expected = WENV_USERS_CLOSED;
+    if (!__atomic_compare_exchange_n(&m->users, &expected, WENV_USERS_CLOSED | WENV_USERS_RELEASED, 0,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return 0;
+    return m->release != NULL ? m->release(m) : 0;
+}
+
+int wenv_memory_leave(wenv_memory *m)
+{
+    uint64_t users = __atomic_sub_fetch(&m->users, 1, __ATOMIC_ACQ_REL);
+    return WENV_UNLIKELY(users == WENV_USERS_CLOSED) ? wenv_release_once(m) : 0;
+}
+
+int wenv_memory_enter(wenv_memory *m)
+{
+    uint64_t users = __atomic_add_fetch(&m->users, 1, __ATOMIC_ACQ_REL);
+    if (WENV_LIKELY(!(users & WENV_USERS_CLOSED)))
+        return 1;
+    wenv_memory_leave(m);
+    return 0;
+}
+
+uint32_t wenv_memories_enter(wenv_memory *const *ms, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (!wenv_memory_enter(ms[i])) {
+            wenv_memories_leave(ms, i);
+            return i;
+        }
+    }
+    return n;
+}
+
+void wenv_memories_leave(wenv_memory *const *ms, uint32_t n)
+{
+    for (uint32_t i = n; i-- > 0;)
+        wenv_memory_leave(ms[i]);
+}
+
+int wenv_memory_close(wenv_memory *m)
+{
+    /* byte_len stays: an access in flight completes on this memory, still allocated
+     * (a later check of the flags refuses it cleanly instead). */
     __atomic_store_n(&m->flags, WENV_MEM_CLOSED, __ATOMIC_RELEASE);
+    uint64_t before = __atomic_fetch_or(&m->users, WENV_USERS_CLOSED, __ATOMIC_ACQ_REL);
+    if (before & WENV_USERS_CLOSED)
+        return 0;
+    if (before != 0)
+        return WENV_RELEASE_DEFERRED;
+    return wenv_release_once(m);
 }
 
 static inline int wenv_raw_ok(uint32_t flags, const wenv_memory *m, uint64_t offset, uint32_t width)
@@ -143,7 +198,7 @@ static inline uint64_t wenv_f64_bits(double value)
         wenv_self.status = st;                                                      \
         return SENTINEL;                                                            \
     }                                                                               \
-    RET wenv_load_##NAME(wenv_memory *m, uint64_t addr, uint64_t offset)            \
+    static RET wenv_load_in_##NAME(wenv_memory *m, uint64_t addr, uint64_t offset)  \
     {                                                                               \
         uint64_t ea;                                                                \
         int st = wenv_locate(m, addr, offset, WIDTH, &ea);                          \
@@ -154,6 +209,15 @@ static inline uint64_t wenv_f64_bits(double value)
         WENV_GUARDED(m, v = *p, wenv_fault_##NAME);                                 \
         wenv_self.status = WENV_OK;                                                 \
         return CONVERT(v);                                                          \
+    }                                                                               \
+    RET wenv_load_##NAME(wenv_memory *m, uint64_t addr, uint64_t offset)            \
+    {                                                                               \
+        if (WENV_UNLIKELY(!wenv_memory_enter(m)))                                   \
+            return wenv_fault_##NAME(WENV_CLOSED);                                  \
+        WENV_HOOK(WENV_HOOK_ACCESS_ENTERED);                                        \
+        RET value = wenv_load_in_##NAME(m, addr, offset);                           \
+        wenv_memory_leave(m);                                                       \
+        return value;                                                               \
     }
 
 #define WENV_AS_I64(v) ((int64_t)(v))
@@ -174,7 +238,8 @@ WENV_LOAD(u16, int64_t, wenv_u16u, 2, INT64_MIN, WENV_AS_I64)
 WENV_LOAD(u32, int64_t, wenv_u32u, 4, INT64_MIN, WENV_AS_I64)
 
 #define WENV_STORE(NAME, VT, UT, WIDTH, VALID, BITS)                                \
-    int wenv_store_##NAME(wenv_memory *m, uint64_t addr, uint64_t offset, VT value) \
+    static int wenv_store_in_##NAME(wenv_memory *m, uint64_t addr, uint64_t offset, \
+                                    VT value)                                       \
     {                                                                               \
         if (WENV_UNLIKELY(!(VALID)))                                                \
             return WENV_BADARG;                                                     \
@@ -186,6 +251,15 @@ WENV_LOAD(u32, int64_t, wenv_u32u, 4, INT64_MIN, WENV_AS_I64)
         volatile UT *p = (volatile UT *)(uintptr_t)(m->base + ea);                  \
         WENV_GUARDED(m, *p = bits, WENV_STATUS);                                    \
         return WENV_OK;                                                             \
+    }                                                                               \
+    int wenv_store_##NAME(wenv_memory *m, uint64_t addr, uint64_t offset, VT value) \
+    {                                                                               \
+        if (WENV_UNLIKELY(!wenv_memory_enter(m)))                                   \
+            return WENV_CLOSED;                                                     \
+        WENV_HOOK(WENV_HOOK_ACCESS_ENTERED);                                        \
+        int st = wenv_store_in_##NAME(m, addr, offset, value);                      \
+        wenv_memory_leave(m);                                                       \
+        return st;                                                                  \
     }
 
 #define WENV_I32_VALUE (value >= INT32_MIN && value <= (int64_t)UINT32_MAX)
@@ -202,7 +276,7 @@ WENV_STORE(f64, double, wenv_u64u, 8, 1, wenv_f64_bits(value))
 
 /* ---- bulk operations ---- */
 
-int wenv_read(wenv_memory *m, uint64_t addr, char *dst, uint64_t byte_len)
+static int wenv_read_in(wenv_memory *m, uint64_t addr, char *dst, uint64_t byte_len)
 {
     int st = wenv_locate_range(m, addr, byte_len);
     if (st != WENV_OK || byte_len == 0)
@@ -211,7 +285,7 @@ int wenv_read(wenv_memory *m, uint64_t addr, char *dst, uint64_t byte_len)
     return WENV_OK;
 }
 
-int wenv_write(wenv_memory *m, uint64_t addr, const char *src, uint64_t byte_len)
+static int wenv_write_in(wenv_memory *m, uint64_t addr, const char *src, uint64_t byte_len)
 {
     int st = wenv_locate_range(m, addr, byte_len);
     if (st != WENV_OK || byte_len == 0)
@@ -221,7 +295,7 @@ int wenv_write(wenv_memory *m, uint64_t addr, const char *src, uint64_t byte_len
     return WENV_OK;
 }
 
-int wenv_fill(wenv_memory *m, uint64_t addr, int64_t value, uint64_t byte_len)
+static int wenv_fill_in(wenv_memory *m, uint64_t addr, int64_t value, uint64_t byte_len)
 {
     int st = wenv_locate_range(m, addr, byte_len);
     if (st != WENV_OK || byte_len == 0)
@@ -231,7 +305,7 @@ int wenv_fill(wenv_memory *m, uint64_t addr, int64_t value, uint64_t byte_len)
     return WENV_OK;
 }
 
-int wenv_copy(wenv_memory *m, uint64_t dst, uint64_t src, uint64_t byte_len)
+static int wenv_copy_in(wenv_memory *m, uint64_t dst, uint64_t src, uint64_t byte_len)
 {
     int st = wenv_locate_range(m, dst, byte_len);
     if (st == WENV_OK)
@@ -243,8 +317,8 @@ int wenv_copy(wenv_memory *m, uint64_t dst, uint64_t src, uint64_t byte_len)
     return WENV_OK;
 }
 
-int wenv_init(wenv_memory *m, uint64_t addr, const char *src, uint64_t src_len, uint64_t src_offset,
-              uint64_t byte_len)
+static int wenv_init_in(wenv_memory *m, uint64_t addr, const char *src, uint64_t src_len,
+                        uint64_t src_offset, uint64_t byte_len)
 {
     if (src_offset > src_len || src_len - src_offset < byte_len) {
         uint32_t flags = __atomic_load_n(&m->flags, __ATOMIC_ACQUIRE);
@@ -256,4 +330,41 @@ int wenv_init(wenv_memory *m, uint64_t addr, const char *src, uint64_t src_len, 
     WENV_GUARDED_FROM(m, src + src_offset, byte_len,
                       memcpy((void *)(uintptr_t)(m->base + addr), src + src_offset, (size_t)byte_len), WENV_STATUS);
     return WENV_OK;
+}
+
+/* The bulk operations inside enter/leave: the memory stays allocated until they finished. */
+#define WENV_ENTERED(CALL)                                                          \
+    do {                                                                            \
+        if (WENV_UNLIKELY(!wenv_memory_enter(m)))                                   \
+            return WENV_CLOSED;                                                     \
+        WENV_HOOK(WENV_HOOK_ACCESS_ENTERED);                                        \
+        int st_ = CALL;                                                             \
+        wenv_memory_leave(m);                                                       \
+        return st_;                                                                 \
+    } while (0)
+
+int wenv_read(wenv_memory *m, uint64_t addr, char *dst, uint64_t byte_len)
+{
+    WENV_ENTERED(wenv_read_in(m, addr, dst, byte_len));
+}
+
+int wenv_write(wenv_memory *m, uint64_t addr, const char *src, uint64_t byte_len)
+{
+    WENV_ENTERED(wenv_write_in(m, addr, src, byte_len));
+}
+
+int wenv_fill(wenv_memory *m, uint64_t addr, int64_t value, uint64_t byte_len)
+{
+    WENV_ENTERED(wenv_fill_in(m, addr, value, byte_len));
+}
+
+int wenv_copy(wenv_memory *m, uint64_t dst, uint64_t src, uint64_t byte_len)
+{
+    WENV_ENTERED(wenv_copy_in(m, dst, src, byte_len));
+}
+
+int wenv_init(wenv_memory *m, uint64_t addr, const char *src, uint64_t src_len, uint64_t src_offset,
+              uint64_t byte_len)
+{
+    WENV_ENTERED(wenv_init_in(m, addr, src, src_len, src_offset, byte_len));
 }

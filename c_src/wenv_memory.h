@@ -13,8 +13,17 @@
 #define WENV_MEM_64 2       /* 64-bit index type */
 #define WENV_MEM_CLOSED 4
 
+/* wenv_memory_close's result when the release waits for the accesses in flight. */
+#define WENV_RELEASE_DEFERRED 2
+
 /* What the accessors need to know about one linear memory. Owned by Python (ffi.new);
- * byte_len is read atomically by accessors and written through wenv_memory_set_byte_len. */
+ * byte_len is read atomically by accessors and written through wenv_memory_set_byte_len.
+ *
+ * Lifetime: every access enters the memory (counts itself in `users`) before its checks
+ * and leaves after its last byte. wenv_memory_close refuses every later entry and runs
+ * `release` (which gives the bytes back: a pool slot, a reservation) once: at once, or
+ * in the last access in flight when it leaves. An owner that sets no release gives the
+ * bytes back itself (after wenv_memory_close, with no access in flight). */
 typedef struct wenv_memory {
     uint64_t base;          /* host address of wasm byte 0 */
     uint64_t byte_len;      /* accessible bytes: [base, base + byte_len) is R/W */
@@ -23,12 +32,31 @@ typedef struct wenv_memory {
     uint64_t resv_start;    /* whole reservation, guards included: a fault in here is ours */
     uint64_t resv_end;
     uint32_t flags;         /* WENV_MEM_* */
+    uint64_t users;         /* accesses in flight, plus the closed and released bits */
+    int (*release)(struct wenv_memory *m);  /* run once after close (NULL: none) */
+    void *release_ctx;      /* its arguments (set by wenv_memory_own_*, wenv_instance.h) */
+    uint64_t release_arg;
 } wenv_memory;
 
+/* Describe where the memory is (again, after a moving grow); the lifetime fields are
+ * left as they are: a descriptor starts zeroed (open, unused, no release). */
 void wenv_memory_init(wenv_memory *m, uint64_t base, uint64_t byte_len, uint64_t bound_bytes,
                       uint64_t guard_bytes, uint64_t resv_start, uint64_t resv_end, uint32_t flags);
 void wenv_memory_set_byte_len(wenv_memory *m, uint64_t byte_len);
-void wenv_memory_close(wenv_memory *m);
+/* Refuse every later access and release the memory: the release's result if it ran now,
+ * WENV_RELEASE_DEFERRED if accesses are in flight (the last one runs it), 0 if the
+ * memory was closed already (or has no release). */
+int wenv_memory_close(wenv_memory *m);
+/* 1: a use of the memory begins (it stays allocated until wenv_memory_leave); 0: closed
+ * (nothing to leave). */
+int wenv_memory_enter(wenv_memory *m);
+/* The use ends: the release's result if this was the last use of a closed memory (its
+ * release ran here), else 0. */
+int wenv_memory_leave(wenv_memory *m);
+/* wenv_memory_enter for each of ms[0..n): n, or the index of a closed one (the ones
+ * entered before it left again). */
+uint32_t wenv_memories_enter(wenv_memory *const *ms, uint32_t n);
+void wenv_memories_leave(wenv_memory *const *ms, uint32_t n);
 /* 1 when an access of `width` bytes at static `offset` relies on the guard pages (no bounds check). */
 int wenv_access_is_raw(const wenv_memory *m, uint64_t offset, uint32_t width);
 

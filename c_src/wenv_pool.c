@@ -33,9 +33,13 @@ struct wenv_pool {
     uint32_t free_count, created;
     uint64_t live_instances, live_memories;
     int closed;
+    int gone;               /* the reservation may be unmapped: a put only counts */
+    uint32_t refs;          /* Python's reference + one per descriptor owning a slot */
     int reset_how;          /* WENV_RESET_* */
     uint32_t fail_mask;     /* WENV_FAIL_* (tests) */
 };
+
+static void wenv_pool_destroy(wenv_pool *p);
 
 wenv_pool *wenv_pool_new(uint32_t slot_count, uint32_t slots_per_chunk, const uint64_t *chunk_bases,
                          uint32_t chunk_count, uint64_t stride, uint64_t bound_bytes,
@@ -68,13 +72,38 @@ wenv_pool *wenv_pool_new(uint32_t slot_count, uint32_t slots_per_chunk, const ui
     p->chunk_count = chunk_count;
     p->max_instances = max_instances;
     p->reset_how = reset_how;
+    p->refs = 1;
     return p;
+}
+
+void wenv_pool_ref(wenv_pool *p)
+{
+    __atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
+}
+
+void wenv_pool_unref(wenv_pool *p)
+{
+    if (__atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        wenv_pool_destroy(p);
+}
+
+void wenv_pool_forget_reservation(wenv_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->gone = 1;
+    pthread_mutex_unlock(&p->lock);
 }
 
 void wenv_pool_free(wenv_pool *p)
 {
     if (p == NULL)
         return;
+    wenv_pool_forget_reservation(p);
+    wenv_pool_unref(p);
+}
+
+static void wenv_pool_destroy(wenv_pool *p)
+{
     if (p->slots != NULL && p->free_list != NULL && p->chunk_bases != NULL)
         pthread_mutex_destroy(&p->lock);
     free(p->chunk_bases);
@@ -263,11 +292,13 @@ int wenv_pool_put(wenv_pool *p, uint32_t index, int end_instance)
     wenv_slot *s = &p->slots[index];
     s->in_use = 0;
     wenv_slot st = *s;
+    int gone = p->gone;
     pthread_mutex_unlock(&p->lock);
 
     WENV_HOOK(WENV_HOOK_POOL_PUT_CHECKED);
     uint64_t base = wenv_pool_slot_base(p, index);
-    if (wenv_reset(p, &st, base) != 0 && wenv_wipe(p, &st, base) != 0)
+    /* Never touch a reservation that may be unmapped (and its addresses reused). */
+    if (!gone && wenv_reset(p, &st, base) != 0 && wenv_wipe(p, &st, base) != 0)
         st.poisoned = 1; /* wiped again before anybody gets it */
     pthread_mutex_lock(&p->lock);
     *s = st;

@@ -30,7 +30,14 @@ typedef struct wenv_pool wenv_pool;
 wenv_pool *wenv_pool_new(uint32_t slot_count, uint32_t slots_per_chunk, const uint64_t *chunk_bases,
                          uint32_t chunk_count, uint64_t stride, uint64_t bound_bytes,
                          uint64_t keep_bytes, uint32_t max_instances, int reset_how);
+/* Drop Python's reference (after wenv_pool_forget_reservation); the pool is freed when
+ * the last descriptor owning one of its slots has put it back (wenv_pool_ref). */
 void wenv_pool_free(wenv_pool *p);
+/* A descriptor that will put a slot back holds the pool: one reference each. */
+void wenv_pool_ref(wenv_pool *p);
+void wenv_pool_unref(wenv_pool *p);
+/* The reservation may be unmapped from now on: later puts only count, never touch it. */
+void wenv_pool_forget_reservation(wenv_pool *p);
 
 /* [handle] Count one more live instance (no memory): 0 or a WENV_POOL_* code. */
 int wenv_pool_begin(wenv_pool *p);

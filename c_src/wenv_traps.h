@@ -90,7 +90,6 @@ WENV_INTERNAL void wenv_trap_disarm(void);
 #define WENV_GUARDED_FROM(M, SRC, SRC_LEN, STMT, ON_FAULT)                          \
     do {                                                                            \
         struct wenv_thread *t_ = &wenv_self;                                        \
-        WENV_HOOK(WENV_HOOK_ACCESS_ENTERED);                                        \
         if (WENV_UNLIKELY(!t_->ready))                                              \
             wenv_thread_prepare(t_);                                                \
         sigjmp_buf jb_;                                                             \

@@ -7,7 +7,7 @@ caught by guard pages become :class:`Trap`.
 from .allocator import OnDemandAllocator
 from .engine import Engine
 from .errors import AllocationError, LinkError, WasmRuntimeError
-from .func import ExecutionUnsupported, Func
+from .func import Caller, ExecutionUnsupported, Func
 from .globals import Global
 from .instance import Instance
 from .linker import InstancePre, Linker
@@ -20,7 +20,8 @@ from .tag import Tag
 from .traps import Trap, TrapCode
 
 __all__ = [
-    "Engine", "Module", "Instance", "Linker", "InstancePre", "Memory", "Table", "Global", "Func", "Tag",
+    "Engine", "Module", "Instance", "Linker", "InstancePre", "Memory", "Table", "Global", "Func",
+    "Caller", "Tag",
     "OnDemandAllocator", "PoolingAllocator", "Trap", "TrapCode", "WasmRuntimeError", "LinkError",
     "AllocationError", "ExecutionUnsupported", "Store", "StoreError", "StoreLimits",
 ]

@@ -219,6 +219,7 @@ def pool_new(slot_count: int, slots_per_chunk: int, chunk_bases, stride: int, bo
 
 
 pool_free = lib.wenv_pool_free
+pool_forget_reservation = lib.wenv_pool_forget_reservation  # (pool): later puts only count
 
 
 NULL = ffi.NULL
@@ -278,7 +279,16 @@ def new_memory_desc():
 
 memory_init = lib.wenv_memory_init            # (desc, base, byte_len, bound, guard, start, end, flags)
 memory_set_byte_len = lib.wenv_memory_set_byte_len
-memory_close = lib.wenv_memory_close
+# Lifetime (c_src/wenv_memory.h): close refuses later uses and releases the memory, now
+# (the release's result) or in the last use in flight (RELEASE_DEFERRED).
+RELEASE_DEFERRED = lib.WENV_RELEASE_DEFERRED
+memory_close = lib.wenv_memory_close          # (desc) -> release result, RELEASE_DEFERRED or 0
+memory_enter = lib.wenv_memory_enter          # (desc) -> 1: in use until memory_leave; 0: closed
+memory_leave = lib.wenv_memory_leave          # (desc) -> the release's result if it ran here, else 0
+memories_enter = lib.wenv_memories_enter      # (descs array, n) -> n, or the index of a closed one
+memories_leave = lib.wenv_memories_leave      # (descs array, n)
+memory_own_reservation = lib.wenv_memory_own_reservation  # (desc): C unmaps it after close
+memory_own_pool_slot = lib.wenv_memory_own_pool_slot      # (desc, pool, slot, end_instance)
 access_is_raw = lib.wenv_access_is_raw        # (desc, offset, width) -> 0/1
 
 # ---- the fault handler ---------------------------------------------------------------
@@ -465,17 +475,75 @@ def new_memory_array(descs):
     return ffi.new("wenv_memory *[]", descs or [NULL])
 
 
-_NO_GLOBALS = ffi.new("uint64_t[]", 2)
+I_NULL_REF = lib.WENV_I_NULL_REF
+I_BAD_SIG = lib.WENV_I_BAD_SIG
+I_EXIT_HOST = lib.WENV_I_EXIT_HOST
+vm_funcref = lib.wenv_vm_funcref     # (vm, function index) -> wenv_funcref * (NULL: none)
+ANYFUNC_NONE = 0xFFFFFFFF
 
 
-def new_interp_call(funcs, mems, nmems: int, nglobals: int, stack, cells: int, frames,
-                    max_frames: int, entry: int):
-    """A ``wenv_call`` for one call from Python, and its globals region (2 words a global)."""
-    c = ffi.new("wenv_call *")
-    gcells = ffi.new("uint64_t[]", 2 * nglobals) if nglobals else _NO_GLOBALS
-    c.funcs, c.mems, c.nmems, c.globals = funcs, mems, nmems, gcells
-    c.stack, c.stack_cells, c.frames, c.max_frames, c.entry = stack, cells, frames, max_frames, entry
-    return c, gcells
+def new_interp_call():
+    """A zeroed ``wenv_call`` (the bridge fills it per call)."""
+    return ffi.new("wenv_call *")
+
+
+def new_vm(block, funcs, mems, nmems: int, num_imported_funcs: int, vm_id: int, regions,
+           imports_offset: int, anyfunc_of, type_ids):
+    """A ``wenv_vm``: ``block`` (or NULL) the instance block, ``regions`` the block of its
+    funcref and imported-function regions (the import entries at ``imports_offset``)."""
+    vm = ffi.new("wenv_vm *")
+    vm.block = ffi.NULL if block is None else ffi.cast("uint8_t *", block)
+    vm.funcs, vm.mems, vm.nmems, vm.num_imported_funcs, vm.id = (funcs, mems, nmems,
+                                                                 num_imported_funcs, vm_id)
+    vm.funcrefs = ffi.cast("wenv_funcref *", regions)
+    vm.imports = ffi.cast("wenv_import *", regions + imports_offset)
+    vm.anyfunc_of, vm.type_ids = anyfunc_of, type_ids
+    return vm
+
+
+def new_u32s(values):
+    return ffi.new("uint32_t[]", list(values) or [0])
+
+
+def new_u64s(values):
+    return ffi.new("uint64_t[]", list(values) or [0])
+
+
+def new_host_func(host_id: int, type_id: int, nparams: int, nresults: int):
+    """The native side of a host function: its funcref (vmctx NULL) and the wenv_func whose
+    code, [host_call, host_id, frame cells, return], exits to Python. Returns (funcref,
+    keep): ``keep`` holds what the funcref points at."""
+    cells = max(nparams, nresults, 1)
+    ops = interp_op_numbers()
+    words = ffi.new("uint64_t[]", [ops["host_call"], host_id, cells, ops["return"]])
+    if lib.wenv_interp_link(words, 4, ffi.new("uint32_t[]", [0, 3]), 2) != 0:
+        raise WasmRuntimeError("host function code failed to link")  # pragma: no cover
+    fn = ffi.new("wenv_func *")
+    fn.nparams, fn.nresults, fn.nlocals, fn.frame_cells, fn.code = nparams, nresults, 0, cells, words
+    ref = ffi.new("wenv_funcref *")
+    ref.func, ref.type_id, ref.vmctx = fn, type_id, ffi.NULL
+    return ref, (words, fn)
+
+
+def address(ptr) -> int:
+    """A C pointer as an int (0 for NULL)."""
+    return int(ffi.cast("uintptr_t", ptr))
+
+
+def funcref_at(addr: int):
+    """The ``wenv_funcref *`` at ``addr``."""
+    return ffi.cast("wenv_funcref *", addr)
+
+
+def func_offset(fn, funcs) -> int:
+    """The index of ``fn`` (a ``wenv_func *``) in the array ``funcs``."""
+    return (address(fn) - address(funcs)) // ffi.sizeof("wenv_func")
+
+
+def set_import(vm, index: int, callee, vmctx) -> None:
+    """Imported function ``index`` of ``vm`` is ``callee`` (a funcref) of ``vmctx`` (or NULL)."""
+    vm.imports[index].callee = callee
+    vm.imports[index].vmctx = ffi.NULL if vmctx is None else vmctx
 
 
 # Instance blocks and global cells live on the C heap (wenv_vmctx_alloc: zeroed, 16-aligned),

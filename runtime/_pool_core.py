@@ -58,6 +58,14 @@ class PoolMemorySlot(MemorySlot):
             self._released = True
             self._core.put(self.index, False)
 
+    def _hand_over(self, desc) -> bool:
+        _ffi.memory_own_pool_slot(desc, self._core.native, self.index, 0)
+        self._released = True  # by the descriptor, after the close and the last use in flight
+        return True
+
+    def _after_close(self, rc: int) -> None:
+        self._core.after_put(rc, self.index)
+
     @property
     def state(self) -> dict:
         """The C slot state (in_use, poisoned, accessible, image_key, image_offset, image_len)."""
@@ -215,7 +223,10 @@ class _PoolCore:
 
     def _unmap(self) -> None:
         """Release the reservation (under the lock, once nothing is in use). The C pool
-        stays (closed: it refuses every take) until the last reference to it goes."""
+        stays (closed: it refuses every take) until the last reference to it goes, and
+        the last descriptor owning a slot put it back (C counts those references)."""
+        if self.native is not None and self.chunks:
+            _ffi.pool_forget_reservation(self.native)
         for chunk in self.chunks:
             chunk.close()
         self.chunks.clear()
@@ -236,7 +247,14 @@ class _PoolCore:
     def stats(self) -> tuple:
         """(live_instances, live_memories, slots ever used, free slots, bad free slots)."""
         native = self.native
-        return _ffi.pool_stats(native) if native is not None else (0, 0, 0, 0, 0)
+        if native is None:
+            return (0, 0, 0, 0, 0)
+        stats = _ffi.pool_stats(native)
+        if self.closed and stats[0] == stats[1] == 0 and self.chunks:
+            # The last slot of a closed pool went back in C, by the last use in flight
+            # on a closed memory (wenv_memory.h): nobody told Python to unmap it then.
+            self._unmap_if_closed()
+        return stats
 
     # ---- instances and memory slots -------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable, Dict, List, Tuple
 
 from wasmenv import UnsupportedFeature, ValType
+from wasmenv.types import ref_parts
 
 __all__ = ["CONTROL", "Frame", "BLOCK", "LOOP", "IF", "FUNC", "NUMERIC_TYPES", "check_types",
            "unsupported"]
@@ -39,11 +40,20 @@ def unsupported(proposal, detail):
     return UnsupportedFeature(proposal, detail=detail)
 
 
-def check_types(types, what):
+def check_types(types, what, refs: bool = True):
+    """Raise UnsupportedFeature unless each type fits a cell: a number, or (``refs``) a
+    function or extern reference (a funcref record's address, an externref's cell)."""
     for t in types:
-        if t not in NUMERIC_TYPES:
-            proposal = "simd" if t is ValType.V128 else "reference types"
-            raise unsupported(proposal, f"{what} of type {t}")
+        if t in NUMERIC_TYPES or (refs and _cell_ref(t)):
+            continue
+        proposal = "simd" if t is ValType.V128 else "reference types"
+        raise unsupported(proposal, f"{what} of type {t}")
+
+
+def _cell_ref(t) -> bool:
+    parts = ref_parts(t)
+    return parts is not None and (parts[1] in ("func", "extern", "nofunc", "noextern")
+                                  or not isinstance(parts[1], str))
 
 
 def _block(t, op) -> None:
@@ -203,35 +213,73 @@ def _select(t, op) -> None:
 
 def _global_get(t, op) -> None:
     g = t.r.u32()
-    check_types([t.ctx.global_types[g]], "global.get of a global")
+    check_types([t.ctx.global_types[g]], "global.get of a global", refs=False)
+    offset, indirect = t.ctx.global_locations[g]
     dst = t.push()
-    t.produced(t.emit("global_get", dst, g))
+    t.produced(t.emit("global_get_imp" if indirect else "global_get", dst, offset))
     t.last_cmp = None
 
 
 def _global_set(t, op) -> None:
     g = t.r.u32()
-    check_types([t.ctx.global_types[g]], "global.set of a global")
-    t.emit("global_set", g, t.pop())
+    check_types([t.ctx.global_types[g]], "global.set of a global", refs=False)
+    offset, indirect = t.ctx.global_locations[g]
+    t.emit("global_set_imp" if indirect else "global_set", offset, t.pop())
     t.last = t.last_cmp = None
+
+
+def _call_args(t, ft, extra: int = 0) -> int:
+    """Materialize the arguments of a call of type ``ft`` (under ``extra`` more operands,
+    e.g. a funcref) and pop them; returns the slot of the first one."""
+    check_types(ft.params, "a callee parameter")
+    check_types(ft.results, "a callee result")
+    n = len(ft.params)
+    top = len(t.st) - extra
+    for i in range(top - n, top):
+        t.materialize(i)
+    return t.home(top - n)
+
+
+def _after_call(t, ft, n_popped: int) -> None:
+    del t.st[len(t.st) - n_popped:]
+    for _ in ft.results:
+        t.push()
+    t.label()  # (results are in their homes; nothing to fuse across a call)
 
 
 def _call(t, op) -> None:
     f = t.r.u32()
-    if f < t.ctx.num_imported_funcs:
-        raise unsupported("host calls", f"call of imported function {f}")
     ft = t.ctx.func_types[f]
-    check_types(ft.params, "a callee parameter")
-    check_types(ft.results, "a callee result")
-    n = len(ft.params)
-    for i in range(len(t.st) - n, len(t.st)):
-        t.materialize(i)
-    argbase = t.home(len(t.st) - n)
-    del t.st[len(t.st) - n:]
-    t.emit("call", f, argbase)
-    for _ in ft.results:
-        t.push()
-    t.label()  # (results are in their homes; nothing to fuse across a call)
+    argbase = _call_args(t, ft)
+    imported = f < t.ctx.num_imported_funcs
+    tail = op.name == "return_call"
+    name = ("return_call" if tail else "call") + ("_import" if imported else "")
+    t.emit(name, f, argbase)
+    if tail:
+        t.label()
+        _unreachable_after(t)
+    else:
+        _after_call(t, ft, len(ft.params))
+
+
+def _call_ref(t, op) -> None:
+    ft = t.ctx.types[t.r.u32()]
+    ref = t.st[-1]
+    argbase = _call_args(t, ft, 1)
+    tail = op.name == "return_call_ref"
+    t.emit("return_call_ref" if tail else "call_ref", ref, argbase)
+    if tail:
+        t.label()
+        _unreachable_after(t)
+    else:
+        _after_call(t, ft, len(ft.params) + 1)
+
+
+def _ref_func(t, op) -> None:
+    f = t.r.u32()
+    dst = t.push()
+    t.produced(t.emit("ref_func", dst, f))
+    t.last_cmp = None
 
 
 def _memory_size(t, op) -> None:
@@ -266,6 +314,7 @@ CONTROL: Dict[str, Callable] = {
     "block": _block, "loop": _block, "if": _if, "else": _else, "end": _end, "br": _br,
     "br_if": _br_if, "br_table": _br_table, "return": _return, "unreachable": _unreachable,
     "nop": _nop, "drop": _drop, "select": _select, "global.get": _global_get,
-    "global.set": _global_set, "call": _call, "memory.size": _memory_size,
+    "global.set": _global_set, "call": _call, "return_call": _call, "call_ref": _call_ref,
+    "return_call_ref": _call_ref, "ref.func": _ref_func, "memory.size": _memory_size,
     "memory.grow": _memory_grow, "memory.fill": _memory_fill, "memory.copy": _memory_copy,
 }

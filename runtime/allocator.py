@@ -6,7 +6,10 @@ prepared for the plan (accessible prefix R/W, image mapped); the Memory owns the
 calls its ``release()`` once when closed. :class:`OnDemandAllocator` uses one fresh
 reservation per memory (:class:`runtime.memory.ReservedSlot`).
 
-``begin_instance(module) -> InstanceAllocation`` is asked once per module (the first
+The interface is explicit, in one place: every allocator is an
+:class:`InstanceAllocator` (an ABC: ``allocate_memory`` to implement, ``begin_instance``
+to override), and what it returns is an :class:`Allocation` (a ``typing.Protocol``,
+whose methods follow). ``begin_instance(module) -> Allocation`` is asked once per module (the first
 instantiation; it may refuse with AllocationError, and is asked again next time then):
 the object it returns serves every instance of that module, so it keeps no per-instance
 state. Each Instance then goes through it, with the module's instantiation layout
@@ -20,9 +23,12 @@ state. Each Instance then goes through it, with the module's instantiation layou
   made only when somebody asks for it (an instance that is never looked at costs no
   Memory object); from then on the Memory owns the memory and ``close()`` releases it.
 * ``allocate_table(...)`` for each defined table;
-* ``finish(layout, handles, made)``: release every memory whose Memory was never made
-  (``made`` is None, or a list with None at those indices), after the instance closed
-  the ones that were; then the instance no longer counts.
+* ``closing(layout, handles, made) -> ended``, before the instance closes the Memory
+  objects it made, and ``finish(layout, handles, made, ended)`` after: release every
+  memory whose Memory was never made (``made`` is None, or a list with None at those
+  indices); then the instance no longer counts (unless ``ended``: a pool hands the end
+  of the instance to the release of its last memory, which C runs once the last access
+  in flight on it has left).
 * ``fast_context(layout)``: for a layout with one memory, what the C one-call path
   (``wenv_instance_open`` / ``wenv_instance_close``) takes as the spec's pool (NULL for
   on-demand), or None; with it come ``open_failed(layout, code, errno)`` and
@@ -36,6 +42,9 @@ returns them to the pool (reset) on release, one C call each way.
 """
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
+from typing import Protocol, runtime_checkable
+
 from wasmenv import MemoryPlan
 
 from . import _ffi
@@ -43,11 +52,30 @@ from ._owner import Owner
 from .memory import Memory, ReservedSlot
 from .table import Table
 
-__all__ = ["InstanceAllocator", "InstanceAllocation", "OnDemandAllocator", "begin_instance"]
+__all__ = ["Allocation", "InstanceAllocator", "InstanceAllocation", "OnDemandAllocator", "begin_instance"]
+
+
+@runtime_checkable
+class Allocation(Protocol):
+    """The interface an Instance allocates through (one object per module and allocator;
+    the module docstring says when each method is called). Implemented by
+    :class:`InstanceAllocation` (eager memories, the default of every
+    :class:`InstanceAllocator`), the on-demand allocation and the pool's
+    (``runtime.pooling._PoolAllocation``); nothing is looked up with ``getattr``."""
+
+    def begin(self, module, layout) -> list: ...
+    def memory(self, layout, index: int, handle) -> Memory: ...
+    def range(self, layout, index: int, handle) -> tuple: ...
+    def allocate_table(self, plan, lazy=None, make_func=None, init=None) -> Table: ...
+    def closing(self, layout, handles, made) -> bool: ...
+    def finish(self, layout, handles, made, ended: bool = False) -> None: ...
+    def fast_context(self, layout): ...
+    def open_failed(self, layout, code: int, err: int) -> int: ...
+    def close_failed(self, layout, handle, rc: int) -> None: ...
 
 
 class InstanceAllocation:
-    """What instances take from an allocator that only implements ``allocate_memory``:
+    """The :class:`Allocation` of an allocator that implements only ``allocate_memory``:
     every memory is made eagerly and is its own handle (see the module docstring)."""
 
     __slots__ = ("allocator",)
@@ -76,6 +104,14 @@ class InstanceAllocation:
         """The spec's pool for the one-call path (see the module docstring); None: none."""
         return None
 
+    def open_failed(self, layout, code: int, err: int) -> int:
+        """After a refused one-call open (only with a fast_context): a handle, or raise."""
+        raise AssertionError("no one-call path without a fast_context")
+
+    def close_failed(self, layout, handle, rc: int) -> None:
+        """After a one-call close returned ``rc`` != 0 (only with a fast_context)."""
+        raise AssertionError("no one-call path without a fast_context")
+
     def range(self, layout, index: int, handle) -> tuple:
         """(start, end) of an opened memory's reservation, guards included."""
         return handle.reservation_range
@@ -83,22 +119,38 @@ class InstanceAllocation:
     def allocate_table(self, plan, lazy=None, make_func=None, init=None) -> Table:
         return Table._for_plan(plan, lazy, make_func, init)
 
-    def finish(self, layout, handles, made) -> None:
+    def closing(self, layout, handles, made) -> bool:
+        """Before an instance closes the Memory objects it made: True if the allocation
+        made the last of them end the instance when it is released (then finish()
+        does not)."""
+        return False
+
+    def finish(self, layout, handles, made, ended: bool = False) -> None:
         for memory in reversed(handles):
             memory.close()
 
 
-def begin_instance(allocator, module) -> InstanceAllocation:
-    """``allocator.begin_instance(module)``, or the default for allocators that only
-    implement ``allocate_memory``."""
-    begin = getattr(allocator, "begin_instance", None)
-    return begin(module) if begin is not None else InstanceAllocation(allocator)
+def begin_instance(allocator: "InstanceAllocator", module) -> Allocation:
+    """``allocator.begin_instance(module)``.
+
+    Raises:
+        TypeError: ``allocator`` is not an :class:`InstanceAllocator`.
+    """
+    if not isinstance(allocator, InstanceAllocator):
+        raise TypeError(f"an Engine's allocator must be a runtime.allocator.InstanceAllocator "
+                        f"(subclass it and implement allocate_memory), got {type(allocator).__name__}")
+    return allocator.begin_instance(module)
 
 
-class InstanceAllocator(Owner):
-    """Base class: allocates linear memories for an Engine. An allocator owns what it
-    reserved for all its instances: :meth:`close`, context manager, ``__del__`` backstop."""
+class InstanceAllocator(Owner, metaclass=ABCMeta):
+    """Base class of every allocator: allocates linear memories for an Engine, and gives
+    instances of a module the :class:`Allocation` they go through. A subclass implements
+    ``allocate_memory`` (then instances get eager memories) and may override
+    ``begin_instance``: :class:`OnDemandAllocator` and
+    :class:`runtime.pooling.PoolingAllocator` do. An allocator owns what it reserved for
+    all its instances: :meth:`close`, context manager, ``__del__`` backstop."""
 
+    @abstractmethod
     def allocate_memory(self, plan: MemoryPlan, image=None) -> Memory:
         """A new Memory for ``plan`` with ``image`` (a MemoryImage or None) mapped CoW.
 
@@ -107,7 +159,7 @@ class InstanceAllocator(Owner):
         """
         raise NotImplementedError
 
-    def begin_instance(self, module) -> InstanceAllocation:
+    def begin_instance(self, module) -> Allocation:
         """What instances of ``module`` allocate through; asked once per module, and the
         object serves every instance of it (see the module docstring).
 
@@ -154,7 +206,7 @@ class _OnDemandAllocation(InstanceAllocation):
     def range(self, layout, index: int, start: int) -> tuple:
         return (start, start + layout.reserve_bytes[index])
 
-    def finish(self, layout, starts, made) -> None:
+    def finish(self, layout, starts, made, ended: bool = False) -> None:
         totals = layout.reserve_bytes
         for index in range(len(starts) - 1, -1, -1):
             if made is None or made[index] is None:

@@ -1,7 +1,11 @@
-"""Functions: host callables and references to a module's wasm functions."""
+"""Functions: host callables and references to a module's wasm functions, and the Caller a
+host function may ask for."""
 from __future__ import annotations
 
-from typing import Callable, Optional
+import itertools
+import threading
+import weakref
+from typing import Optional
 
 from wasmenv import FuncType
 
@@ -9,27 +13,70 @@ from .errors import WasmRuntimeError
 
 
 class ExecutionUnsupported(WasmRuntimeError, NotImplementedError):
-    """Something this runtime cannot execute yet (e.g. a Caller for host functions)."""
+    """Something this runtime cannot execute yet."""
 
 
-def _wasm_call():
-    """runtime.interp.call (imported on first use: the interpreter's code loads lazily)."""
-    global _CALL
-    if _CALL is None:
-        from .interp import call
-        _CALL = call
-    return _CALL
+def _interp():
+    """runtime.interp (imported on first use: the interpreter's code loads lazily)."""
+    global _INTERP
+    if _INTERP is None:
+        from . import interp
+        _INTERP = interp
+    return _INTERP
 
 
-_CALL = None
+_INTERP = None
+
+# ---- canonical function type ids (what call_indirect and call_ref compare) ----------
+_TYPE_IDS: dict = {}
+_TYPE_LOCK = threading.Lock()
+
+
+def type_id(ty: FuncType) -> int:
+    """The canonical id of a function type: equal types have equal ids (process-wide, from 1)."""
+    tid = _TYPE_IDS.get(ty)
+    if tid is None:
+        with _TYPE_LOCK:
+            tid = _TYPE_IDS.setdefault(ty, len(_TYPE_IDS) + 1)
+    return tid
+
+
+# ---- host functions as C sees them ----------------------------------------------------
+_HOST_IDS = itertools.count(1)
+_HOSTS = weakref.WeakValueDictionary()   # host id (in its code) -> Func
+
+
+def host_func(host_id: int) -> "Func":
+    """The host Func whose code carries ``host_id``."""
+    return _HOSTS[host_id]
+
+
+def func_from_ref(addr: int) -> "Func":
+    """The Func of the funcref record at ``addr`` (a funcref cell's value, not 0)."""
+    from . import _ffi
+    ref = _ffi.funcref_at(addr)
+    if ref.vmctx == _ffi.NULL:
+        return host_func(ref.func.code[1])
+    inst = _interp().instance_of_vm(ref.vmctx)
+    return inst._func_ref(_ffi.func_offset(ref.func, ref.vmctx.funcs))
 
 
 class Func:
-    """A function reference: a host callable, or function ``index`` of an instance."""
+    """A function reference: a host callable, or function ``index`` of an instance.
 
-    __slots__ = ("ty", "_callable", "_instance", "_index", "__weakref__")
+    ``Func(store, ty, fn, access_caller=False)`` (wasmtime-py's shape; ``Func(ty, fn)``
+    too): with ``access_caller`` the callable gets a :class:`Caller` first.
+    """
 
-    def __init__(self, ty: FuncType, fn: Callable):
+    __slots__ = ("ty", "_callable", "_instance", "_index", "_access_caller", "_native",
+                 "__weakref__")
+
+    def __init__(self, *args, access_caller: bool = False):
+        if len(args) == 3:
+            args = args[1:]  # (store, ty, fn)
+        if len(args) != 2:
+            raise TypeError("Func(store, ty, fn) or Func(ty, fn)")
+        ty, fn = args
         if not isinstance(ty, FuncType):
             raise TypeError(f"Func needs a wasmenv.FuncType, got {type(ty).__name__}")
         if not callable(fn):
@@ -38,12 +85,20 @@ class Func:
         self._callable = fn
         self._instance = None
         self._index = None
+        self._access_caller = bool(access_caller)
+        self._native = None
 
     @classmethod
     def _wasm(cls, ty: FuncType, instance, index: int) -> "Func":
         f = cls.__new__(cls)
         f.ty, f._callable, f._instance, f._index = ty, None, instance, index
+        f._access_caller, f._native = False, None
         return f
+
+    @property
+    def type(self) -> FuncType:
+        """The function's type (wasmtime-py's name)."""
+        return self.ty
 
     @property
     def is_host(self) -> bool:
@@ -54,26 +109,69 @@ class Func:
         """The function index inside its defining instance (None for host functions)."""
         return self._index
 
+    def _native_ref(self):
+        """(its ``wenv_funcref *``, the ``wenv_vm *`` it runs in or None for a host function)."""
+        if self._callable is not None:
+            native = self._native
+            if native is None:
+                from . import _ffi
+                host_id = next(_HOST_IDS)
+                ref, keep = _ffi.new_host_func(host_id, type_id(self.ty), len(self.ty.params),
+                                               len(self.ty.results))
+                _HOSTS[host_id] = self
+                native = self._native = (ref, keep)
+            return native[0], None
+        from . import _ffi
+        site = _interp().site_of(self._instance)
+        return _ffi.vm_funcref(site.vm, self._index), site.vm
+
     def __call__(self, *args):
         """Call the function: a host callable directly, wasm code in the interpreter.
 
-        Wasm functions take and return i32/i64 as ints, f32/f64 as floats (NaN payloads as
-        far as a Python float keeps them); several results come back as a tuple.
+        Arguments and results: i32/i64 as ints, f32/f64 as floats (NaN payloads kept as
+        far as a Python float keeps them), funcref as a Func or None, externref as any
+        object or None; several results come back as a tuple.
 
         Raises:
             TypeError: wrong number or types of arguments (nothing ran).
-            Trap: the wasm code trapped.
+            Trap: the wasm code trapped (or a host function it called raised one).
             UnsupportedFeature: the function (or one it calls) uses an instruction the
                 interpreter does not run yet.
-
-        This step runs each call over a copy of the instance's numeric globals, written
-        back to their cells when the call ends (trap or not): two threads calling into one
-        instance at once do not see each other's global writes.
+            Whatever a host function it called raised, unchanged.
         """
         if self._callable is None:
-            return _wasm_call()(self._instance, self._index, self.ty, args)
+            return _interp().call(self._instance, self._index, self.ty, args)
+        if self._access_caller:
+            raise ExecutionUnsupported("a host function taking a Caller can only be called from wasm")
         return self._callable(*args)
 
     def __repr__(self):
         kind = "host" if self._callable is not None else f"wasm #{self._index}"
         return f"<Func {kind} {self.ty}>"
+
+
+class Caller:
+    """What a host function defined with ``access_caller=True`` gets first: the calling
+    instance's exports, while the host call lasts (``caller.get(name)``, ``caller[name]``)."""
+
+    __slots__ = ("_instance",)
+
+    def __init__(self, instance):
+        self._instance = instance
+
+    def _live(self):
+        inst = self._instance
+        if inst is None:
+            raise ValueError("this Caller is no longer valid: its host call has returned")
+        return inst
+
+    def get(self, name: str):
+        """The calling instance's export ``name`` (None if it has none)."""
+        exports = self._live().exports
+        return exports[name] if name in exports else None
+
+    def __getitem__(self, name: str):
+        item = self.get(name)
+        if item is None:
+            raise KeyError(name)
+        return item

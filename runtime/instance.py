@@ -24,7 +24,7 @@ from .values import as_u64
 
 class Instance(Owner):
     """An instantiated module: imports linked, globals, tables and memories created and
-    initialized in spec order. Start functions are reported (``start_func``), not run.
+    initialized in spec order, then the start function run.
 
     An instance with anything to link or initialize owns a native block laid out by the
     module's ``VMOffsets`` (``runtime.layout``); so far it holds the defined globals'
@@ -51,9 +51,9 @@ class Instance(Owner):
 
     Raises:
         LinkError: an import is missing or mistyped (nothing was allocated).
-        Trap: a data or element segment is out of bounds (earlier writes to imported
-            memories/tables stay, as the spec says; everything this instance allocated is
-            released).
+        Trap: a data or element segment is out of bounds, or the start function trapped
+            (earlier writes to imported memories/tables stay, as the spec says; everything
+            this instance allocated is released).
         AllocationError: a memory could not be reserved, or the store's limits do not
             allow this instance (nothing is left behind).
     """
@@ -73,6 +73,8 @@ class Instance(Owner):
     _made: Optional[List[Optional[Memory]]] = None  # Memory objects of defined memories, once made
     _exports: Optional["Exports"] = None
     _dropped_data = None         # passive segments left after a data.drop (else the layout's)
+    _held: List[object] = ()     # imported memories kept allocated until close (_hold)
+    _entered = None              # (wenv_memory *[], count, memories) for _enter/_leave
 
     def __init__(self, module: Module, imports=None, store=None):
         if store is not None:
@@ -150,6 +152,8 @@ class Instance(Owner):
         alloc = layout.allocation or allocation_of(module, layout)
         self._handles = alloc.begin(module, layout)
         try:
+            if self._imported_memories:
+                self._hold(self._imported_memories)
             self._instantiate(layout)
         except BaseException:
             self.close()
@@ -169,6 +173,42 @@ class Instance(Owner):
         except BaseException:
             store._release(self)
             raise
+
+    def _hold(self, memories):
+        """Keep imported memories allocated until this instance closes (their own
+        instance may close first: its views then raise, the pages stay until here)."""
+        held = self._held = []
+        for memory in memories:
+            if not _ffi.memory_enter(memory._desc):
+                raise ValueError("an imported memory is closed")
+            held.append(memory)
+
+    def _enter(self):
+        """The interpreter's call bridge, before a call: counts the call in flight on
+        every memory of this instance (imported ones first), so that none is released
+        before :meth:`_leave`, even if the instance closes meanwhile.
+
+        Raises:
+            ValueError: the instance, or a memory it uses, is closed.
+        """
+        entered = self._entered
+        if entered is None:
+            if self._handles is None:
+                raise ValueError("instance is closed")
+            memories = self.memories
+            entered = self._entered = (_ffi.new_memory_array([m._desc for m in memories]),
+                                       len(memories), memories)
+        descs, count = entered[0], entered[1]
+        if _ffi.memories_enter(descs, count) != count or self._handles is None:
+            if self._handles is None and count:
+                _ffi.memories_leave(descs, count)
+            raise ValueError("instance is closed")
+
+    def _leave(self):
+        """The interpreter's call bridge, after a call (trap or not): the end of the call
+        :meth:`_enter` counted."""
+        entered = self._entered
+        _ffi.memories_leave(entered[0], entered[1])
 
     def _open_block(self, layout):
         """The instance block: the globals template copied in, imported globals' cell
@@ -226,6 +266,9 @@ class Instance(Owner):
                 self.memory(index).write(offset, view)
         # Active and declarative segments are dropped; passive ones stay until data.drop
         # (the layout's mapping is shared until this instance drops one: _dropped_data).
+        start = self.module.env.start_func
+        if start is not None:  # last, in spec order; a trap releases everything (__init__)
+            self._func_ref(start)()
 
     @property
     def _passive_data(self) -> dict:
@@ -318,7 +361,7 @@ class Instance(Owner):
 
     @property
     def start_func(self) -> Optional[int]:
-        """The start function's index (not run yet: exports run in the interpreter, start functions do not)."""
+        """The start function's index (it ran at the end of instantiation), or None."""
         return self.module.env.start_func
 
     def memory(self, index: int = 0):
@@ -328,7 +371,8 @@ class Instance(Owner):
             return imported[index] if index >= 0 else self.memories[index]
         made = self._made
         defined = index - len(imported)
-        if made is not None and defined < len(made) and made[defined] is not None:
+        if made is not None and defined < len(made) and made[defined] is not None \
+                and self._handles is not None:
             return made[defined]
         # Made once, under a lock: two Memory objects for one memory would release it twice
         # (threads sharing an instance's shared memory may ask for it at the same time).
@@ -418,21 +462,27 @@ class Instance(Owner):
             if rc:
                 layout.allocation.close_failed(layout, handles[0], rc)
             return
+        ended = False
         if self._cells is not None:
             # The block goes with its last holder: views made earlier (they raise from
             # now on) and importers, whose cell pointers lead into it.
             self._cells = None
             self._imported_globals = ()
         try:
+            for memory in self._held:
+                rc = _ffi.memory_leave(memory._desc)
+                if rc:  # its instance closed first, and this was its last use
+                    memory._state.slot._after_close(rc)
             for table in reversed(self._defined_tables):
                 table.close()  # returns its pool table slot
             made = self._made
             if made is not None:
+                ended = layout.allocation.closing(layout, handles, made)
                 for memory in reversed(made):
                     if memory is not None:
                         memory.close()
         finally:
-            layout.allocation.finish(layout, handles, self._made)
+            layout.allocation.finish(layout, handles, self._made, ended)
 
     @property
     def closed(self) -> bool:

@@ -1,19 +1,27 @@
 """Running wasm functions: per-module interpreter code (translated lazily, shared by every
 instance) and the bridge that calls a function of an instance from Python.
 
-This step's bridge builds a call context per call from the instance's existing objects:
-the memory descriptors of its ``Memory`` objects and a globals region copied from its
-globals' cells (the mutable ones written back after the call, trap or not). Reading the
-native instance block directly replaces both in a later step.
+Each instance gets a ``wenv_vm`` (c_src/wenv_interp.h) on its first call, or when an
+importer links to it: its block (globals are read and written in place, in their cells),
+its memories' descriptors, its imported functions (each a funcref: a host function's, or
+the exporting instance's) and its funcref records. A call into another instance switches
+to that instance's state in C. The interpreter exits to Python to translate a function,
+to grow a memory and to call a host function (then resumes where it stopped); a host
+function may call into wasm again on the same thread: the nested call runs on the value
+and frame stacks above the outer one's.
 """
 from __future__ import annotations
 
+import itertools
 import threading
+import weakref
 from typing import List, NamedTuple
 
 from wasmenv import UnsupportedFeature, ValType
 
 from . import _ffi
+from .func import Func, func_from_ref, host_func, type_id
+from .layout import layout_of
 from .backtrace import function_names, register_code
 from .engine import DEFAULT_MAX_WASM_STACK, FRAME_BYTES
 from .translate import translate_function
@@ -34,6 +42,8 @@ _TRAPS = {
     _ffi.I_INT_OVERFLOW: TrapCode.INTEGER_OVERFLOW,
     _ffi.I_BAD_CONV: TrapCode.BAD_CONVERSION_TO_INTEGER,
     _ffi.I_STACK_OVERFLOW: TrapCode.STACK_OVERFLOW,
+    _ffi.I_NULL_REF: TrapCode.NULL_REFERENCE,
+    _ffi.I_BAD_SIG: TrapCode.BAD_SIGNATURE,
     _ffi.I_OUT_OF_FUEL: TrapCode.OUT_OF_FUEL,
     _ffi.I_INTERRUPT: TrapCode.INTERRUPT,
 }
@@ -58,6 +68,9 @@ class _Context:
         self.func_types = [self.types[f.signature] for f in env.functions]
         self.global_types = [g.type.content for g in env.globals]
         self.num_imported_funcs = env.num_imported_funcs
+        offsets = layout_of(module).vmoffsets
+        #: per global: (byte offset in the block, True if that holds a pointer to the cell)
+        self.global_locations = [offsets.global_location(i) for i in range(len(env.globals))]
         self._mem0 = None
         self.geometry = None
         if signals_based_traps and env.memory_plans and env.num_imported_memories == 0 \
@@ -94,6 +107,10 @@ class ModuleCode:
         self.module_offset = translation.code.module_offset  # of the code buffer's offset 0
         self._names = None
         self.funcs = _ffi.new_interp_funcs(len(self.ctx.func_types))
+        env = module.env
+        self.anyfunc_of = _ffi.new_u32s(_ffi.ANYFUNC_NONE if f.anyfunc is None else f.anyfunc
+                                        for f in env.functions)
+        self.type_ids = _ffi.new_u64s(type_id(t) for t in self.ctx.func_types)
         self._keep: List[object] = []
         self._failed = {}
         self._lock = threading.Lock()
@@ -116,8 +133,6 @@ class ModuleCode:
 
     def _translate(self, func_index: int) -> None:
         ctx = self.ctx
-        if func_index < ctx.num_imported_funcs:
-            raise UnsupportedFeature("host calls", detail=f"function {func_index} is imported")
         start, end = self._bodies[func_index - ctx.num_imported_funcs]
         code = translate_function(ctx, func_index, self._wasm, start, end, _ffi.interp_op_numbers())
         words = _ffi.interp_publish(self.funcs, func_index, code)
@@ -144,38 +159,67 @@ def module_code(module, mem0_desc=None) -> ModuleCode:
 
 
 class _ThreadStack(threading.local):
+    """A thread's value and frame stacks, and how much of them calls in flight use (a host
+    function's nested call starts above its caller's frame)."""
+
     stack = None
     frames = None
-    cells = 0
+    cells = 0     # the stacks' lengths
     nframes = 0
+    cells_used = 0
+    frames_used = 0
 
 
 _THREAD = _ThreadStack()
+_IDS = itertools.count(1)
+#: wenv_vm.id -> its instance (what C reports back: a host call's caller, a funcref's owner)
+_INSTANCES = weakref.WeakValueDictionary()
 
 
-def _stacks(cells: int, nframes: int):
+def _stacks(t, cells: int, nframes: int):
     """This thread's value and frame stacks, at least ``cells`` and ``nframes`` long (a
     call in flight keeps the smaller ones it had alive)."""
-    t = _THREAD
     if t.cells < cells or t.nframes < nframes:
         t.cells, t.nframes = max(cells, t.cells), max(nframes, t.nframes)
         t.stack, t.frames = _ffi.new_interp_stacks(t.cells, t.nframes)
     return t.stack, t.frames
 
 
+class _Results(NamedTuple):
+    """A nested call's results: a pointer into stacks that ``owners`` keeps alive."""
+
+    cells: object
+    owners: tuple
+
+    def __getitem__(self, i):
+        return self.cells[i]
+
+
 class _Site(NamedTuple):
-    """What calls into one instance share (made on its first call)."""
+    """An instance's interpreter state (made on first use) and what keeps it valid."""
 
     mc: ModuleCode
     memories: list
-    mems: object   # the wenv_memory *[] of the call contexts
-    nmems: int
+    vm: object     # the wenv_vm
+    keep: tuple    # the memory array, the block, the funcref/import regions, imported Funcs
 
 
-def _site(instance) -> _Site:
+def site_of(instance) -> _Site:
+    """The instance's interpreter state, made on first use (and its exporters' with it)."""
     site = instance.__dict__.get("_interp_site")
     if site is not None:
         return site
+    with _SITE_LOCK:
+        site = instance.__dict__.get("_interp_site")
+        if site is None:
+            site = instance._interp_site = _make_site(instance)
+    return site
+
+
+_SITE_LOCK = threading.RLock()  # (re-entered: an importer's site makes its exporters')
+
+
+def _make_site(instance) -> _Site:
     memories = instance.memories
     descs = [m._desc for m in memories]
     mc = module_code(instance.module, descs[0] if descs else None)
@@ -183,75 +227,203 @@ def _site(instance) -> _Site:
         from .errors import WasmRuntimeError
         raise WasmRuntimeError("memory 0 of this instance has another layout than the one its "
                                "module's code was translated for (raw accesses need its guard)")
-    site = instance._interp_site = _Site(mc, memories, _ffi.new_memory_array(descs), len(descs))
-    return site
+    layout = layout_of(instance.module)
+    offsets = layout.vmoffsets
+    # The funcref and imported-function regions, laid out by VMOffsets from the funcrefs
+    # region on, in a block of their own made here (the instance block stops before them).
+    base = offsets.start("funcrefs")
+    regions = _ffi.new_block(max(offsets.end("imported_functions") - base, 8))
+    cells = instance._cells
+    block = None if cells is None else cells.block
+    mems = _ffi.new_memory_array(descs)
+    vm_id = next(_IDS)
+    vm = _ffi.new_vm(block, mc.funcs, mems, len(descs), mc.ctx.num_imported_funcs, vm_id,
+                     regions, offsets.start("imported_functions") - base, mc.anyfunc_of, mc.type_ids)
+    imported = list(instance._imported_funcs)
+    keep = [mems, block, regions, imported]
+    for i, f in enumerate(imported):
+        ref, owner = f._native_ref()
+        _ffi.set_import(vm, i, ref, owner)
+    _INSTANCES[vm_id] = instance
+    return _Site(mc, memories, vm, tuple(keep))
+
+
+def instance_of_vm(vm):
+    """The instance of a ``wenv_vm *`` (C hands it back in exits and funcrefs)."""
+    return _INSTANCES[vm.id]
 
 
 _NUMERIC = (ValType.I32, ValType.I64, ValType.F32, ValType.F64)
 
 
-def call(instance, func_index: int, ty, args):
-    """Call function ``func_index`` of ``instance`` with Python ``args``; returns None, a
-    value, or a tuple (multi-value). Raises TypeError (arity/type) before anything runs,
-    ``Trap``, or ``UnsupportedFeature``."""
+def to_cell(ty, value) -> int:
+    """A Python value of wasm type ``ty`` as an 8-byte cell (TypeError/ValueError if it is not one)."""
+    if ty in _NUMERIC:
+        return to_bits(ty, value)
+    return ref_to_cell(ty, value)
+
+
+def from_cell(ty, cell: int):
+    if ty in _NUMERIC:
+        return from_bits(ty, cell)
+    return ref_from_cell(ty, cell)
+
+
+def ref_to_cell(ty, value) -> int:
+    from .values import check_ref
+    if not getattr(ty, "is_ref", False):
+        raise UnsupportedFeature("simd", detail=f"a {ty} value")
+    check_ref(ty, value)
+    if value is None:
+        return 0
+    if isinstance(value, Func):
+        return _ffi.address(value._native_ref()[0])
+    return extern_cell(value)
+
+
+def ref_from_cell(ty, cell: int):
+    if cell == 0:
+        return None
+    if _is_func_type(ty):
+        return func_from_ref(cell)
+    return extern_object(cell)
+
+
+def _is_func_type(ty) -> bool:
+    from wasmenv.types import ref_parts
+    parts = ref_parts(ty)
+    return parts is not None and (parts[1] == "func" or not isinstance(parts[1], str))
+
+
+# ---- externref: a registry of the objects wasm holds (one place; see extern_cell) ----
+_EXTERN_LOCK = threading.Lock()
+_EXTERN_CELLS: dict = {}     # id(object) -> cell
+_EXTERN_OBJECTS: dict = {}   # cell -> object
+
+
+def extern_cell(obj) -> int:
+    """The cell of an externref to ``obj`` (a small integer, never 0). The object stays
+    referenced by the registry from then on (the runtime does not track externref cells yet)."""
+    cell = _EXTERN_CELLS.get(id(obj))
+    if cell is not None and _EXTERN_OBJECTS[cell] is obj:
+        return cell
+    with _EXTERN_LOCK:
+        cell = len(_EXTERN_OBJECTS) + 1
+        _EXTERN_OBJECTS[cell] = obj
+        _EXTERN_CELLS[id(obj)] = cell
+    return cell
+
+
+def extern_object(cell: int):
+    return _EXTERN_OBJECTS[cell]
+
+
+def check_args(ty, args) -> list:
+    """The cells of ``args`` for a call of type ``ty``; TypeError (arity, types) before anything runs."""
     params = ty.params
     if len(args) != len(params):
         raise TypeError(f"expected {len(params)} arguments, got {len(args)}")
-    for t in params:
-        if t not in _NUMERIC:
-            raise UnsupportedFeature("reference types", detail=f"calling with a {t} parameter")
-    cells = [to_bits(t, a) for t, a in zip(params, args)]
+    return [to_cell(t, a) for t, a in zip(params, args)]
+
+
+def results_of(ty, cells):
+    """None, a value, or a tuple (multi-value) from the result cells."""
     results = ty.results
-    stack = call_bits(instance, func_index, cells)
     if len(results) == 1:
-        return from_bits(results[0], stack[0])
-    return tuple(from_bits(t, stack[i]) for i, t in enumerate(results)) if results else None
+        return from_cell(results[0], cells[0])
+    return tuple(from_cell(t, cells[i]) for i, t in enumerate(results)) if results else None
+
+
+def call(instance, func_index: int, ty, args):
+    """Call function ``func_index`` of ``instance`` with Python ``args``; returns None, a
+    value, or a tuple (multi-value). Raises TypeError (arity/type) before anything runs,
+    ``Trap``, ``UnsupportedFeature``, or what a host function raised."""
+    cells = check_args(ty, args)
+    return results_of(ty, call_bits(instance, func_index, cells))
 
 
 def call_bits(instance, func_index: int, cells):
-    """:func:`call` on raw cells (argument bit patterns, as ``to_bits`` makes them, already
-    checked); returns the thread's value stack, whose first cells are the results' bit
-    patterns (valid until the next call on this thread)."""
+    """:func:`call` on raw cells (already checked); returns a pointer into the thread's
+    value stack whose first cells are the results (valid until the next call at this
+    depth on this thread)."""
     if instance.closed:
         raise ValueError("instance is closed")
-    site = _site(instance)
+    site = site_of(instance)
     mc = site.mc
     mc.ensure(func_index)
+    instance._enter()  # its memories stay allocated until _leave, even if it closes meanwhile
+    try:
+        return _call_entered(instance, site, mc, func_index, cells)
+    finally:
+        instance._leave()
+
+
+def _call_entered(instance, site, mc, func_index: int, cells):
     engine = instance.module.engine
     max_cells, max_frames = engine._stack_cells, engine._stack_frames
-    stack, frames = _stacks(max_cells, max_frames)
+    t = _THREAD
+    used, fused = t.cells_used, t.frames_used
+    # A nested call (from a host function) runs above the frames of the calls in flight.
+    stack, frames = _stacks(t, used + max_cells, fused + max_frames)
+    owners = stack, frames  # (a nested call may replace the thread's stacks: these stay alive)
+    if used:
+        stack, frames = stack + used, frames + fused
     for i, v in enumerate(cells):
         stack[i] = v
-    globals_ = instance.globals
-    # The numeric globals, as views made once for this call (code reading other globals
-    # is not translated yet): copied in now, the mutable ones written back after.
-    numeric = [(i, g) for i, g in enumerate(globals_) if g.ty.content in _NUMERIC]
-    c, gcells = _ffi.new_interp_call(mc.funcs, site.mems, site.nmems, len(globals_), stack,
-                                     max_cells, frames, max_frames, func_index)
+    c = _ffi.new_interp_call()
+    c.vm, c.stack, c.stack_cells, c.frames = site.vm, stack, max_cells, frames
+    c.max_frames, c.entry = max_frames, func_index
     if mc.ctx.bounded:  # code with fuel/epoch checks: under the store of the function called
         store = instance.store
         _ffi.set_call_bounds(c, store._fuel, engine._epoch, store._deadline)
-    for i, g in numeric:
-        gcells[2 * i] = g.bits
+    run = _ffi.interp_run
+    while True:
+        status = run(c)
+        if status == _ffi.I_DONE:
+            return stack if not used else _Results(stack, owners)
+        if status == _ffi.I_EXIT_HOST:
+            _host_call(c, t, used, fused)
+        elif status == _ffi.I_EXIT_TRANSLATE:
+            site_of(instance_of_vm(c.exit_vm)).mc.ensure(c.exit_arg0)
+        elif status == _ffi.I_EXIT_GROW:
+            _grow(c, site_of(instance_of_vm(c.vm)).memories)
+        else:
+            raise _trap(c, status, frames, engine.wasm_backtrace_max_frames, mc)
+
+
+def _host_call(c, t, used: int, fused: int) -> None:
+    """Run the host function the interpreter exited for: its arguments from the frame, its
+    results into it (type-checked). What the function raises propagates unchanged."""
+    f = host_func(c.exit_arg0)
+    ty = f.ty
+    fp = c.fp
+    args = [from_cell(p, fp[i]) for i, p in enumerate(ty.params)]
+    t.cells_used, t.frames_used = used + c.exit_arg1, fused + c.depth + 1
+    caller = None
     try:
-        while True:
-            status = _ffi.interp_run(c)
-            if status == _ffi.I_DONE:
-                break
-            if status == _ffi.I_EXIT_TRANSLATE:
-                mc.ensure(c.exit_arg0)
-            elif status == _ffi.I_EXIT_GROW:
-                _grow(c, site.memories, mc.ctx)
-            else:
-                raise _trap(c, status, frames, engine.wasm_backtrace_max_frames, mc)
+        if f._access_caller:
+            from .func import Caller
+            caller = Caller(instance_of_vm(c.vm))
+            out = f._callable(caller, *args)
+        else:
+            out = f._callable(*args)
     finally:
-        for i, g in numeric:
-            if g.ty.mutable:
-                g._set_bits(gcells[2 * i])
-    return stack
+        t.cells_used, t.frames_used = used, fused
+        if caller is not None:
+            caller._instance = None
+    results = ty.results
+    if not results:
+        return
+    if len(results) == 1:
+        out = (out,)
+    elif not isinstance(out, (tuple, list)) or len(out) != len(results):
+        raise TypeError(f"host function must return {len(results)} values, got {out!r}")
+    cells = [to_cell(r, v) for r, v in zip(results, out)]
+    for i, v in enumerate(cells):
+        fp[i] = v
 
 
-def _grow(c, memories, ctx) -> None:
+def _grow(c, memories) -> None:
     index = c.exit_arg0
     memory64 = memories[index].plan.memory.memory64
     delta = c.exit_arg1 if memory64 else c.exit_arg1 & 0xFFFFFFFF
@@ -277,6 +449,3 @@ def _trap(c, status, frames, max_frames, mc) -> Exception:
         return WasmRuntimeError(f"memory fault inside the accessible bytes at wasm address "
                                 f"{c.trap_addr:#x} (was an image file truncated?)")
     return WasmRuntimeError(f"interpreter: unexpected status {status}")  # pragma: no cover
-
-
-

@@ -84,7 +84,8 @@ class InstanceLayout:
         self.allocation = None  # the engine allocator's begin_instance(module), once it accepted it
         self.fast = False       # specs[0].pool is set: instances use _ffi.instance_open/close
         self.memories_only = not (env.initializers or env.globals or self.tags or env.table_plans
-                                  or self.element_segments or self.segmented or self.copies)
+                                  or self.element_segments or self.segmented or self.copies
+                                 or env.start_func is not None)
 
     def set_fast(self, context) -> None:
         """Use the one-call path with ``context`` (an allocation's fast_context: NULL or

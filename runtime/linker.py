@@ -13,7 +13,7 @@ from wasmenv import FuncType
 
 from .engine import Engine
 from .errors import LinkError
-from .func import ExecutionUnsupported, Func
+from .func import Func
 from .globals import Global
 from .instance import Instance
 from .linking import ResolvedImports, lookup_imports
@@ -68,19 +68,16 @@ class Linker:
 
     def define_func(self, module: str, name: str, ty: FuncType, func: Callable,
                     access_caller: bool = False) -> None:
-        """Define ``module::name`` as a host function of type ``ty``.
+        """Define ``module::name`` as a host function of type ``ty`` (with
+        ``access_caller``, ``func`` gets a :class:`runtime.Caller` first).
 
         Raises:
             TypeError: ``ty`` is not a :class:`wasmenv.FuncType`, or ``func`` not callable.
-            ExecutionUnsupported: ``access_caller=True`` (there is no Caller to pass yet).
             LinkError: the name is defined already and shadowing is not allowed.
         """
         if not isinstance(ty, FuncType):
             raise TypeError("expected a FuncType")
-        if access_caller:
-            raise ExecutionUnsupported("access_caller=True needs a Caller, which this runtime "
-                                       "does not have until it executes wasm")
-        self._insert_all([(_name(module), _name(name), Func(ty, func))])
+        self._insert_all([(_name(module), _name(name), Func(ty, func, access_caller=access_caller))])
 
     def define_instance(self, store, name: str, instance: Instance) -> None:
         """Define every export of ``instance`` as ``name::export`` (all or nothing).

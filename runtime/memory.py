@@ -31,7 +31,14 @@ parallel. A *shared* memory never moves (a Dynamic one grows only inside its res
 and grows under a lock with an atomic length update, so accesses from other threads
 during ``grow`` are safe. A non-shared memory belongs to
 one thread at a time, as in Wasmtime: growing it (which may move it) while another
-thread accesses it is not supported. ``close()`` must not race with accesses either.
+thread accesses it is not supported.
+
+Lifetime: ``close()`` returns at once and every later access, grow or call raises
+ValueError ("memory is closed"). Each access, grow and wasm call counts itself in the
+C descriptor while it runs (``wenv_memory_enter``/``leave``), and the slot or
+reservation goes back to its allocator only when the last one in flight has left
+(released in C by that last one): an operation already running completes on its own
+memory, never on a next tenant's.
 """
 from __future__ import annotations
 
@@ -50,6 +57,7 @@ __all__ = ["Memory", "MemorySlot", "ReservedSlot", "Reservation"]
 
 _U64_LIMIT = 1 << 64
 _OOB = TrapCode.MEMORY_OUT_OF_BOUNDS
+_enter, _leave = _ffi.memory_enter, _ffi.memory_leave
 
 
 class Reservation(Owner):
@@ -91,8 +99,11 @@ class MemorySlot:
 
     A slot is an address range with the layout above, already prepared for a plan, a
     size and an optional image (accessible prefix R/W, image mapped). The Memory that
-    receives it owns it and calls :meth:`release` exactly once. A pooling allocator
-    returns its slots to the pool there; :class:`ReservedSlot` unmaps its reservation.
+    receives it owns it and calls :meth:`release` exactly once, after its close. A slot
+    may instead hand its release over to the Memory's C descriptor (:meth:`_hand_over`:
+    :class:`ReservedSlot` and pool slots do), which then unmaps it or returns it to the
+    pool when the last access, grow or call in flight on the closed memory has left;
+    ``release()`` is then bookkeeping only.
 
     Contract the guard-page accessors rely on (Static plans): every byte of
     ``[base_address + byte_len, base_address + capacity_bytes + guard_bytes)`` lies inside
@@ -117,14 +128,27 @@ class MemorySlot:
         None when this kind of slot cannot move (the Memory then refuses to grow)."""
         return None
 
+    def _release_moved(self) -> None:
+        """Release now: a moving grow left this slot."""
+        self.release()
+
     def release(self) -> None:
         raise NotImplementedError
+
+    def _hand_over(self, desc) -> bool:
+        """Let the C descriptor ``desc`` release this slot once its memory is closed and
+        the last access in flight has left (``wenv_memory_own_*``); False: this kind of
+        slot cannot be, and :meth:`release` is called after the close instead."""
+        return False
+
+    def _after_close(self, rc: int) -> None:
+        """Act on what the descriptor's release returned when close() ran it."""
 
 
 class ReservedSlot(MemorySlot):
     """On-demand slot: one reservation of ``plan.reservation_bytes(size_pages)`` per memory."""
 
-    __slots__ = ("plan", "_reservation", "base_address", "capacity_bytes", "guard_bytes")
+    __slots__ = ("plan", "_reservation", "base_address", "capacity_bytes", "guard_bytes", "_handed")
 
     def __init__(self, plan: MemoryPlan, size_pages: int, image=None):
         total = plan.reservation_bytes(size_pages)
@@ -142,6 +166,7 @@ class ReservedSlot(MemorySlot):
 
     def _set(self, plan, start, total):
         self.plan = plan
+        self._handed = False
         self._reservation = Reservation._adopt(start, total)
         self.base_address = start + plan.pre_guard_size
         # Static: the bound; Dynamic: size + growth reserve (MemoryPlan.reservation_bytes)
@@ -164,27 +189,57 @@ class ReservedSlot(MemorySlot):
         return ReservedSlot(self.plan, byte_len // WASM_PAGE_SIZE)
 
     def release(self) -> None:
-        self._reservation.close()
+        """Unmap now, unless handed over (its descriptor unmaps it then)."""
+        if not self._handed:
+            self._reservation.close()
+
+    def _release_moved(self) -> None:
+        """Unmap now: a moving grow left this slot (its descriptor describes the new one)."""
+        if self._handed:
+            self._handed = False
+            res = self._reservation
+            _ffi.release(res.start, res.byte_len)
+        else:
+            self.release()
+
+    def _hand_over(self, desc) -> bool:
+        _ffi.memory_own_reservation(desc)
+        self._handed = True
+        self._reservation.closed = True  # its backstop: the descriptor unmaps it now
+        return True
+
+    def _after_close(self, rc: int) -> None:
+        if rc:
+            _ffi.release_failed(*self.reservation_range)
 
 
 class _State:
-    """The C descriptor and the current slot; closed once (by close() or __del__)."""
+    """The C descriptor and the current slot; closed once (by close() or __del__).
 
-    __slots__ = ("desc", "slot", "closed")
+    A slot handed over to the descriptor is released by C when the memory is closed and
+    no access, grow or call is in flight on it any more (wenv_memory.h); ``slot`` stays
+    set for those in flight. Any other slot is released here after the close."""
 
-    def __init__(self, desc, slot):
+    __slots__ = ("desc", "slot", "closed", "handed")
+
+    def __init__(self, desc, slot, handed: bool):
         self.desc = desc
         self.slot = slot
         self.closed = False
+        self.handed = handed
 
     def close(self):
         if self.closed:
             return
         self.closed = True
-        _ffi.memory_close(self.desc)
-        slot, self.slot = self.slot, None
+        rc = _ffi.memory_close(self.desc)
+        slot = self.slot
+        if not self.handed:
+            self.slot = None
+        elif rc != _ffi.RELEASE_DEFERRED:
+            slot._after_close(rc)
         if slot is not None:
-            slot.release()
+            slot.release()  # once; a no-op for a slot its descriptor releases
 
 
 class Memory(MemoryAccessors, Owner):
@@ -263,10 +318,11 @@ class Memory(MemoryAccessors, Owner):
             self._lock = threading.Lock()
             self._desc = _ffi.new_memory_desc()
             self._describe(slot, plan.memory.minimum * WASM_PAGE_SIZE)
+            handed = slot._hand_over(self._desc)
         except BaseException:
             slot.release()
             raise
-        self._state = _State(self._desc, slot)
+        self._state = _State(self._desc, slot, handed)
 
     def _describe(self, slot: MemorySlot, byte_len: int):
         flags = (_ffi.MEM_STATIC if self._plan.is_static else 0) | (_ffi.MEM_64 if self._plan.memory.memory64 else 0)
@@ -317,10 +373,10 @@ class Memory(MemoryAccessors, Owner):
         return self._image
 
     def _slot(self) -> MemorySlot:
-        slot = self._state.slot
-        if slot is None:
+        state = self._state
+        if state.closed:
             raise ValueError("memory is closed")
-        return slot
+        return state.slot
 
     @property
     def base_address(self) -> int:
@@ -353,44 +409,57 @@ class Memory(MemoryAccessors, Owner):
         """
         if not isinstance(delta_pages, int) or delta_pages < 0:
             raise ValueError(f"delta_pages must be a non-negative int, got {delta_pages!r}")
+        desc = self._desc
         with self._lock:
-            slot = self._slot()
-            old_pages = self._size_pages
-            new_pages = old_pages + delta_pages
-            if delta_pages == 0:
-                return old_pages
-            if new_pages > self._max_pages or new_pages * WASM_PAGE_SIZE >= _U64_LIMIT:
-                return -1
-            store = getattr(self, "_store", None)  # an instance's memory: its store's limits
-            if store is not None and not store._memory_may_grow(new_pages):
-                return -1
-            old_len, new_len = old_pages * WASM_PAGE_SIZE, new_pages * WASM_PAGE_SIZE
-            fault = _ffi.OK
+            if not _enter(desc):  # the slot stays allocated until _leave, even if closed meanwhile
+                raise ValueError("memory is closed")
             try:
-                if new_len <= slot.capacity_bytes:
-                    slot.make_accessible(old_len, new_len)
-                elif self.shared:
-                    return -1  # other threads may be inside it: a shared memory never moves
-                else:
-                    new_slot = slot.relocated(new_len)
-                    if new_slot is None:
-                        return -1
-                    fault = _ffi.copy_out(self._desc, new_slot.base_address, old_len)
-                    if fault:  # the old bytes could not be read (a truncated image file)
-                        new_slot.release()
-                    else:
-                        self._state.slot = new_slot
-                        self._describe(new_slot, old_len)
-                        self._image = None  # the copy is private; the old mapping goes with the old slot
-            except (AllocationError, WasmRuntimeError):
-                return -1
-            if fault:
-                raise self._error(fault, "memory.grow (moving)", 1, _ffi.last_fault_address() - slot.base_address)
-            _ffi.memory_set_byte_len(self._desc, new_len)
-            self._size_pages = new_pages
-            if self._state.slot is not slot:
-                slot.release()
+                return self._grow_entered(delta_pages)
+            finally:
+                rc = _leave(desc)
+                if rc:  # closed meanwhile, and this was its last use: C released the slot
+                    self._state.slot._after_close(rc)
+
+    def _grow_entered(self, delta_pages: int) -> int:
+        """grow() inside enter/leave (the lock held)."""
+        slot = self._state.slot
+        old_pages = self._size_pages
+        new_pages = old_pages + delta_pages
+        if delta_pages == 0:
             return old_pages
+        if new_pages > self._max_pages or new_pages * WASM_PAGE_SIZE >= _U64_LIMIT:
+            return -1
+        store = getattr(self, "_store", None)  # an instance's memory: its store's limits
+        if store is not None and not store._memory_may_grow(new_pages):
+            return -1
+        old_len, new_len = old_pages * WASM_PAGE_SIZE, new_pages * WASM_PAGE_SIZE
+        fault = _ffi.OK
+        try:
+            if new_len <= slot.capacity_bytes:
+                slot.make_accessible(old_len, new_len)
+            elif self.shared:
+                return -1  # other threads may be inside it: a shared memory never moves
+            else:
+                new_slot = slot.relocated(new_len)
+                if new_slot is None:
+                    return -1
+                fault = _ffi.copy_out(self._desc, new_slot.base_address, old_len)
+                if fault:  # the old bytes could not be read (a truncated image file)
+                    new_slot.release()
+                else:
+                    self._state.slot = new_slot
+                    self._describe(new_slot, old_len)
+                    self._state.handed = new_slot._hand_over(self._desc)
+                    self._image = None  # the copy is private; the old mapping goes with the old slot
+        except (AllocationError, WasmRuntimeError):
+            return -1
+        if fault:
+            raise self._error(fault, "memory.grow (moving)", 1, _ffi.last_fault_address() - slot.base_address)
+        _ffi.memory_set_byte_len(self._desc, new_len)
+        self._size_pages = new_pages
+        if self._state.slot is not slot:
+            slot._release_moved()
+        return old_pages
 
     # ---- bulk access -----------------------------------------------------------------
 
@@ -424,7 +493,7 @@ class Memory(MemoryAccessors, Owner):
         """``n`` bytes at ``addr``; Trap(MEMORY_OUT_OF_BOUNDS) if any is out of bounds."""
         self._check_nonneg(addr=addr, n=n)
         if addr + n > self._size_pages * WASM_PAGE_SIZE:  # before allocating n bytes
-            raise self._error(_ffi.OOB if self._state.slot is not None else _ffi.CLOSED, "read", n, addr)
+            raise self._error(_ffi.CLOSED if self._state.closed else _ffi.OOB, "read", n, addr)
         status, data = _ffi.read(self._desc, addr, n)
         if status:
             raise self._error(status, "read", n, addr)

@@ -33,7 +33,9 @@ Slot state (what the pool knows about each slot's pages)
 * ``poisoned``: a reset step failed, so nothing above holds; the slot is replaced by
   fresh PROT_NONE anonymous memory (``mmap(MAP_FIXED)``) before anybody gets it.
 
-Release (Instance.close, or Memory.close once its object was made): reset the contents of ``[0, accessible)``: the
+Release (Instance.close, or Memory.close once its object was made; a slot whose Memory
+has an access, grow or wasm call in flight is released by C when the last of them has
+left, and a grow names the tenancy it started in): reset the contents of ``[0, accessible)``: the
 first ``keep_resident`` bytes (rounded up to a host page) are zeroed with memset and stay
 resident, except the image range; the image range and everything above keep_resident
 are decommitted (Linux: ``madvise(MADV_DONTNEED)``: image pages revert to the file, the
@@ -200,14 +202,26 @@ class _PoolAllocation(InstanceAllocation):
             slot.release()
             raise
 
-    def finish(self, layout, slots, made) -> None:
+    def closing(self, layout, slots, made) -> bool:
+        """When every memory's Memory was made, the one closed last (the first) ends the
+        instance in C with its slot: at its close, or when the last access, grow or call
+        in flight on it has left (so no instance is admitted before its slot is free)."""
+        if made is None or None in made:
+            return False
+        memory = made[0]
+        if memory.closed:  # closed by its holder already: finish() ends the instance
+            return False
+        _ffi.memory_own_pool_slot(memory._desc, self._core.native, slots[0], 1)
+        return True
+
+    def finish(self, layout, slots, made, ended: bool = False) -> None:
         core = self._core
         pending = [slot for index, slot in enumerate(slots) if made is None or made[index] is None]
         for slot in pending[:-1]:
             core.put(slot, False)
         if pending:
             core.put(pending[-1], True)
-        else:
+        elif not ended:
             core.end()
 
 

@@ -40,10 +40,15 @@ _RUN_PROPOSALS = ("mvp", "sign extension", "non-trapping float-to-int")
 NUMERIC = {op.name: op.name.replace(".", "_") for op in list(SINGLE) + list(PREFIXED.values())
            if op is not None and op.rule == "simple" and op.proposal in _RUN_PROPOSALS
            and op.name != "nop"}
+#: Reference type bytes whose values are cells: funcref, externref, (ref null? ht).
+#: (The heap type of (ref ht) is validated; any reference this runtime runs fits a cell.)
+_REF_BYTES = (0x70, 0x6F, 0x63, 0x64)
 _WIDTH = {0: 1, 1: 2, 2: 4, 3: 8}
 _INT_CMP = {f"{t}.{c}" for t in ("i32", "i64")
             for c in ("eq", "ne", "lt_s", "lt_u", "gt_s", "gt_u", "le_s", "le_u", "ge_s", "ge_u")}
 _INT_CONSTS = ("i32.const", "i64.const")
+#: Second op -> (first op, fused op) of the chains FunctionTranslator.chain_imm fuses.
+_CHAINS = {"i32_and": ("i32_shr_u_imm", "i32_shr_u_and_imm"), "i32_shl": ("i32_and_imm", "i32_and_shl_imm")}
 _COMMUTATIVE = {f"{t}_{o}" for t in ("i32", "i64") for o in ("add", "mul", "and", "or", "xor")}
 #: A compare with its operands swapped (a constant first operand fused as the second).
 _MIRROR = {f"{t}.{a}": f"{t}.{b}" for t in ("i32", "i64")
@@ -95,6 +100,7 @@ class FunctionTranslator:
         self.last_cmp = None   # (op position, name, a, b, result slot, code length after, imm)
         self.last_const = None  # (op position, value, slot, code length after) of an i32.const
         self.skip = 0  # depth of blocks opened inside unreachable code
+        self.label_pos = 0  # the last branch target
         self.offsets: List[int] = []  # per op position: the wasm offset it was emitted for
         self.op_offset = start
         self.fuel_word = None  # the cost word of the last fuel op (patched at the next one)
@@ -123,6 +129,7 @@ class FunctionTranslator:
     def label(self) -> int:
         """Here is a branch target: nothing before it may be fused with what follows."""
         self.last = self.last_cmp = self.last_const = None
+        self.label_pos = len(self.code)
         return len(self.code)
 
     def patch(self, word: int, op_pos: int, target: int) -> None:
@@ -291,6 +298,10 @@ class FunctionTranslator:
     def read_valtype(self):
         b = self.r.u8()
         t = _VALTYPE_BYTES.get(b)
+        if t is None and b in _REF_BYTES:  # a function or extern reference: a cell
+            if b in (0x63, 0x64):
+                self.r.s33()
+            return ValType.I64
         if t is None:
             raise unsupported("simd" if b == 0x7B else "reference types",
                                f"function {self.func_index}: a local of type {b:#x}")
@@ -302,8 +313,12 @@ class FunctionTranslator:
         if b == 0x40:
             r.pos += 1
             return 0, 0
-        if b in _VALTYPE_BYTES:
+        if b in _VALTYPE_BYTES or b in (0x70, 0x6F):
             r.pos += 1
+            return 0, 1
+        if b in (0x63, 0x64):
+            r.pos += 1
+            r.s33()
             return 0, 1
         if 0x40 <= b < 0x80:  # another value type (v128, references)
             raise unsupported("simd" if b == 0x7B else "reference types", f"block type {b:#x}")
@@ -482,11 +497,44 @@ class FunctionTranslator:
         dst = self.push()
         pos = self.emit(num + "_imm", dst, a, value)
         self.produced(pos)
+        if num == "i32_add":
+            self.pair_add_imm(pos)
+        elif num in _CHAINS:
+            self.chain_imm(pos, num)
         self.last_const = None
         self.last_cmp = (pos, name, a, None, dst, len(self.code), value) if name in _INT_CMP else None
         return True
 
+    def pair_add_imm(self, pos: int) -> None:
+        """Two ``i32_add_imm`` in a row (``i++; p += 4``), the second not a branch target, as
+        one ``i32_add_imm2`` (run in order: the second may read the first's result)."""
+        code, first = self.code, pos - 4
+        if first < self.label_pos or len(self.positions) < 2 or self.positions[-2] != first \
+                or code[first] != self.opn["i32_add_imm"] or (self.spills and self.spills[-1][0] >= first):
+            return
+        operands = code[first + 1:first + 4] + code[pos + 1:pos + 4]
+        self.truncate(pos)
+        self.truncate(first)
+        new = self.emit("i32_add_imm2", *operands)
+        self.last = (new + 4, len(code))  # the second result, for a following local.set
+
+    def chain_imm(self, pos: int, num: str) -> None:
+        """``x >> s & m`` (a bit field) and ``(x & m) << s`` (a scaled index): an ``_imm`` op
+        on the temporary the ``_imm`` op just before produced, as one op [dst, x, imm1, imm2]."""
+        code, first = self.code, pos - 4
+        prev, fused = _CHAINS[num]
+        if first < self.label_pos or len(self.positions) < 2 or self.positions[-2] != first \
+                or code[first] != self.opn[prev] or code[first + 1] != code[pos + 2] \
+                or code[pos + 2] != code[pos + 1] or (self.spills and self.spills[-1][0] >= first):
+            return  # (the temporary is the second op's own dst: nothing else reads it)
+        dst, x, imm1, imm2 = code[pos + 1], code[first + 2], code[first + 3], code[pos + 3]
+        self.truncate(pos)
+        self.truncate(first)
+        self.produced(self.emit(fused, dst, x, imm1, imm2))
+
     def memory_access(self, op) -> None:
+        if op.proposal != "mvp":  # SIMD loads and stores
+            raise unsupported(op.proposal, op.name)
         mem, offset = self.memarg(op)
         width = _WIDTH[op.align]
         raw = self.ctx.raw_access(mem, offset, width)

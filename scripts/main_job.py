@@ -114,9 +114,9 @@ def wasm_trap_demo():
             except runtime.Trap as trap:
                 how = "guard-page fault" if trap.guard_fault else "explicit check"
                 print(f"load({addr:#x}) -> Trap({trap.code.name}) at wasm address {trap.address:#x} ({how})")
-                frames = getattr(trap, "frames", None)
-                for frame in frames or ():
-                    print(f"    at {frame}")
+                for i, frame in enumerate(getattr(trap, "frames", None) or ()):  # wasmtime-py's names
+                    name = frame.func_name or f"<wasm function {frame.func_index}>"
+                    print(f"    backtrace {i}: {frame.module_offset:#x} - {frame.module_name}!{name}")
             try:
                 exports["load"](store, addr)
             except Exception as exc:

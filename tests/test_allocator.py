@@ -6,7 +6,7 @@ import os
 import pytest
 
 from runtime import Engine, Instance, Memory, Module, Trap
-from runtime.allocator import InstanceAllocation, InstanceAllocator, OnDemandAllocator
+from runtime.allocator import Allocation, InstanceAllocation, InstanceAllocator, OnDemandAllocator
 from tests.helpers import wat
 
 WASM_PAGE = 65536
@@ -26,7 +26,8 @@ class Recording(InstanceAllocator):
 
 
 class DuckTyped:
-    """Not an InstanceAllocator at all: just allocate_memory."""
+    """Not an InstanceAllocator at all: just allocate_memory (refused: the interface is
+    explicit, nothing is discovered with getattr)."""
 
     def __init__(self):
         self.calls = 0
@@ -40,9 +41,16 @@ TWO_MEMORIES = wat('(module (memory (export "a") 1) (memory (export "b") 2 3) (d
 ONE_MEMORY = wat('(module (memory (export "m") 1) (data (i32.const 0) "one"))')
 
 
-@pytest.mark.parametrize("allocator", [Recording, DuckTyped])
-def test_an_allocator_with_only_allocate_memory_gets_eager_memories(allocator):
-    alloc = allocator()
+def test_an_allocator_must_be_an_instance_allocator():
+    module = Module(Engine(allocator=DuckTyped()), ONE_MEMORY)
+    with pytest.raises(TypeError, match="InstanceAllocator"):
+        Instance(module)
+    with pytest.raises(TypeError):
+        InstanceAllocator()  # abstract: allocate_memory is the one method to implement
+
+
+def test_an_allocator_with_only_allocate_memory_gets_eager_memories():
+    alloc = Recording()
     module = Module(Engine(allocator=alloc), TWO_MEMORIES)
     for _ in range(3):  # the first instance and later ones take the same path
         with Instance(module) as inst:
@@ -51,10 +59,18 @@ def test_an_allocator_with_only_allocate_memory_gets_eager_memories(allocator):
             assert b.read(5, 3) == b"bee"
         assert a.closed and b.closed
     assert not module._instance_layout.fast  # no one-call path without the allocator's say
-    if isinstance(alloc, Recording):
-        assert len(alloc.made) == 6 and all(m.closed for m in alloc.made)
-    else:
-        assert alloc.calls == 6
+    assert len(alloc.made) == 6 and all(m.closed for m in alloc.made)
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
+def test_every_allocation_implements_the_one_interface(pooled):
+    from tests.helpers import make_pool
+    alloc = make_pool() if pooled else OnDemandAllocator()
+    module = Module(Engine(allocator=alloc), ONE_MEMORY)
+    Instance(module).close()
+    allocation = module._instance_layout.allocation
+    assert isinstance(allocation, Allocation) and isinstance(allocation, InstanceAllocation)
+    alloc.close()
 
 
 def test_the_allocation_is_asked_for_once_per_module():
@@ -72,6 +88,7 @@ def test_the_allocation_is_asked_for_once_per_module():
         Instance(two).close()
     assert asked == [one, two]
     assert isinstance(one._instance_layout.allocation, InstanceAllocation)
+    assert isinstance(one._instance_layout.allocation, Allocation)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/self/maps")

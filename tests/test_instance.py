@@ -95,9 +95,12 @@ def test_failed_allocation_leaves_nothing(engine):
     assert maps_and_fds(collect=True) == before
 
 
-def test_start_func_reported_not_run(engine):
-    i = inst(engine, """(module (func $s unreachable) (start $s))""")
-    assert i.start_func == 0
+def test_start_func_runs_at_instantiation(engine):
+    i = inst(engine, """(module (global (export "g") (mut i32) (i32.const 0))
+      (func $s (global.set 0 (i32.const 7))) (start $s))""")
+    assert i.start_func == 0 and i.exports["g"].value == 7
+    with pytest.raises(Trap):
+        inst(engine, """(module (func $s unreachable) (start $s))""")
 
 
 def test_passive_data_memory_init_and_drop(engine):
@@ -244,7 +247,8 @@ def test_memory_objects_are_made_on_first_use_and_only_once(engine):
     assert m.closed and i.closed
     with pytest.raises(ValueError, match="closed"):
         m.read(0, 1)
-    assert i.memory(0) is m  # the closed object, not a new one
+    with pytest.raises(ValueError, match="instance is closed"):
+        i.memory(0)  # neither the closed object nor a new one
 
 
 def test_exports_make_only_the_memory_asked_for(engine):

@@ -12,7 +12,7 @@ import threading
 import pytest
 
 import runtime.instance as instance_mod
-from runtime import Engine, Instance, Module, _ffi
+from runtime import Engine, Instance, Module, Trap, _ffi
 from tests.helpers import WASM_PAGE, make_pool, wat
 
 DATA_MODULE = '(module (memory (export "m") 1 4) (data (i32.const 0) "module-bytes"))'
@@ -165,28 +165,119 @@ def test_global_and_func_views_keep_their_instance_alive(kind):
 
 # ---- 4. a pooled grow in flight while the instance closes ------------------------------
 
-def test_stale_pooled_grow_never_opens_pages_of_the_next_tenant(monkeypatch):
-    pool = make_pool(max_instances=1)
+def check_fresh_tenant(inst):
+    """A new tenant: its own image, one page R/W and nothing past it."""
+    m = inst.exports["m"]
+    assert m.size_pages == 1 and m.read(0, 12) == b"module-bytes"
+    assert m._state.slot.state["accessible"] == WASM_PAGE  # nothing past its size is R/W
+    with pytest.raises(Trap):
+        m.load_i32(WASM_PAGE)  # still traps: the page past its end is PROT_NONE
+
+
+def test_pooled_grow_in_flight_while_its_instance_closes_acts_on_its_own_tenancy(monkeypatch):
+    """The grow completes on the slot it started in, which goes back to the pool only once
+    the grow has left (item 5): the next tenant gets another slot, and the slot's tenant
+    after that finds it reset (the C check of the tenancy: tests/test_wenv_pool.py)."""
+    pool = make_pool(max_instances=2)
     mod = Module(Engine(allocator=pool), wat(DATA_MODULE))
     inst = Instance(mod)
     mem = inst.exports["m"]
+    stale_slot = mem._state.slot.index
     pause = Pause(_ffi.pool_grow)
     monkeypatch.setattr(_ffi, "pool_grow", pause)
     t, out = in_thread(lambda: mem.grow(2))
     assert pause.paused.wait(10)
     inst.close()
-    nxt = Instance(mod)  # the only slot: the one the stale grow holds the index of
+    assert inst.closed and mem.closed  # at once, with the grow in flight
+    nxt = Instance(mod)
+    assert nxt.exports["m"]._state.slot.index != stale_slot  # that one is still in use
+    assert pool.live_memories == 2
     pause.go()
     t.join(10)
-    assert out.get("value", -1) == -1 or isinstance(out.get("error"), ValueError), out
-    m2 = nxt.exports["m"]
-    assert m2.size_pages == 1
-    slot = m2._state.slot
-    assert slot.state["accessible"] == WASM_PAGE  # nothing past its size became R/W
-    from runtime import Trap
-    with pytest.raises(Trap):
-        m2.load_i32(WASM_PAGE)  # still traps: the page past its end is PROT_NONE
+    assert out.get("value") in (1, -1), out
+    check_fresh_tenant(nxt)
+    assert pool.live_memories == 1  # the grow left: its slot went back
+    third = Instance(mod)
+    assert third.exports["m"]._state.slot.index == stale_slot
+    check_fresh_tenant(third)
+    third.close()
+    nxt.close()
+    assert pool.live_instances == pool.live_memories == 0
+    with pytest.raises(ValueError, match="closed"):
+        mem.grow(1)
+    pool.close()
+
+
+
+# ---- 5. close() returns at once; what is in flight finishes on its own tenancy ---------
+
+GROW_AND_TAG = '''(module (memory (export "m") 1 4) (data (i32.const 0) "module-bytes")
+  (func (export "grow_and_tag") (param i32) (result i32)
+    (drop (memory.grow (i32.const 1)))
+    (i32.store (i32.const 65536) (local.get 0))
+    (i32.load (i32.const 65536))))'''
+
+
+def test_wasm_call_in_flight_while_its_instance_closes_finishes_on_its_own_memory(monkeypatch):
+    pool = make_pool(max_instances=2)
+    mod = Module(Engine(allocator=pool), wat(GROW_AND_TAG))
+    inst = Instance(mod)
+    f = inst.exports["grow_and_tag"]
+    own_slot = inst.memory(0)._state.slot.index
+    pause = Pause(_ffi.pool_grow)
+    monkeypatch.setattr(_ffi, "pool_grow", pause)
+    t, out = in_thread(lambda: f(0x7A6A5A4A))
+    assert pause.paused.wait(10)  # inside the call's memory.grow
+    inst.close()
+    assert inst.closed
+    nxt = Instance(mod)
+    assert nxt.memory(0)._state.slot.index != own_slot  # the call still holds its slot
+    pause.go()
+    t.join(10)
+    assert out == {"value": 0x7A6A5A4A}  # it completed, on its own memory
+    assert nxt.memory(0).read(0, 12) == b"module-bytes" and nxt.memory(0).size_pages == 1
+    assert pool.live_memories == 1  # the call left: its slot went back
+    with pytest.raises(ValueError, match="closed"):
+        f(1)
     nxt.close()
     assert pool.live_instances == pool.live_memories == 0
     pool.close()
 
+
+def test_every_use_after_close_raises_a_clear_error():
+    mod = Module(Engine(), wat('(module (memory (export "m") 1 4) (global (export "g") (mut i32) (i32.const 7)) '
+                               '(table (export "t") 1 funcref) (func (export "f") (result i32) (i32.const 1)))'))
+    inst = Instance(mod)
+    mem, g, tab, f = (inst.exports[n] for n in ("m", "g", "t", "f"))
+    inst.close()
+    for use in (lambda: mem.read(0, 1), lambda: mem.write(0, b"x"), lambda: mem.load_i32(0),
+                lambda: mem.store_i32(0, 1), lambda: mem.fill(0, 1, 1), lambda: mem.grow(1),
+                lambda: g.value, lambda: tab.get(0), f, lambda: inst.memory(0),
+                lambda: inst.exports["m"]):
+        with pytest.raises(ValueError, match="closed"):
+            use()
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
+def test_an_imported_memory_stays_allocated_until_its_importer_closes(pooled):
+    pool = make_pool(max_instances=2) if pooled else None
+    eng = Engine(allocator=pool) if pooled else Engine()
+    exporter = Instance(Module(eng, wat(DATA_MODULE)))
+    mem = exporter.exports["m"]
+    start, end = mem.reservation_range
+    importer = Instance(Module(eng, wat('(module (import "e" "m" (memory 1 4)))')), {("e", "m"): mem})
+    exporter.close()  # first: its views raise from now on, the pages stay
+    with pytest.raises(ValueError, match="closed"):
+        mem.read(0, 1)
+    if pool is not None:
+        assert pool.live_memories == 1
+    else:
+        from tests.helpers import parse_maps
+        assert any(s <= start < e for s, e, *_ in parse_maps())  # still mapped
+    importer.close()
+    if pool is not None:
+        assert pool.live_instances == pool.live_memories == 0
+        pool.close()
+    else:
+        from tests.helpers import parse_maps
+        assert not any(s < end and start < e for s, e, *_ in parse_maps())  # unmapped now

@@ -399,7 +399,6 @@ def test_first_call_from_two_threads():
 
 @pytest.mark.parametrize("body,feature", [
     ("(call_indirect (type $t) (i32.const 0) (i32.const 0))", "call_indirect"),
-    ("(call $host (i32.const 0))", "host calls"),
     ("(drop (i32x4.extract_lane 0 (v128.const i32x4 1 2 3 4))) (i32.const 0)", "simd"),
     ("(drop (ref.is_null (ref.null func))) (i32.const 0)", "reference types"),
 ])

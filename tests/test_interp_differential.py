@@ -6,9 +6,8 @@ import random
 
 import pytest
 
-import runtime
 from harness.corpus import smith_modules
-from harness.execution import EXEC_SMITH_ARGS, compare_module, wasmtime_engine
+from harness.execution import EXEC_SMITH_ARGS, compare_module, make_engine, wasmtime_engine
 
 pytestmark = pytest.mark.oracle
 
@@ -20,12 +19,6 @@ SLOW_COUNT = 2000
 @pytest.fixture(scope="module")
 def corpus():
     return smith_modules(SMITH_COUNT, seed=15, **EXEC_SMITH_ARGS)
-
-
-def make_engine(allocator: str) -> runtime.Engine:
-    if allocator == "pooling":  # a 64 KiB guard: accesses with large offsets are checked
-        return runtime.Engine(allocator=runtime.PoolingAllocator(4, 8, 65536, 8, 1000, guard_bytes=64 << 10))
-    return runtime.Engine()
 
 
 def check_corpus(corpus, allocator):

@@ -54,7 +54,10 @@ def _dump(text, calls, path):
         code = translate_function(mc.ctx, i, buf, start, end, _ffi.interp_op_numbers())
         out += [code.nparams, code.nresults, code.nlocals, code.frame_cells, len(code.words),
                 *code.words, len(code.positions), *code.positions]
-    out += [len(inst.globals), *[g.bits for g in inst.globals]]
+    # the instance block (its global cells, in place), as 8-byte words
+    block = b"" if inst._cells is None else bytes(_ffi.block_buffer(inst._cells.block))
+    block += b"\0" * (-len(block) % 8)
+    out += [len(block) // 8, *memoryview(block).cast("Q")]
     out.append(mems[0].byte_len if mems else 0)
     out.append(len(calls))
     for name, args in calls:

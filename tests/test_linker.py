@@ -3,7 +3,7 @@ import pytest
 import wasmtime
 
 import runtime
-from runtime import (Engine, ExecutionUnsupported, Func, Global, Instance, InstancePre, LinkError,
+from runtime import (Engine, Func, Global, Instance, InstancePre, LinkError,
                      Linker, Memory, Module, Table)
 from tests.helpers import wat
 from wasmenv import ExportType, FuncType, GlobalType, ImportType, MemoryType, ValType
@@ -233,8 +233,6 @@ def test_bad_arguments(engine):
         wasmtime.Linker(wasmtime.Engine()).define(wasmtime.Store(), "m", "f", lambda: None)
     with pytest.raises(TypeError, match="expected a FuncType"):
         linker.define_func("m", "f", "(func)", lambda: None)
-    with pytest.raises(ExecutionUnsupported, match="access_caller"):
-        linker.define_func("m", "f", FuncType((), ()), lambda caller: None, access_caller=True)
     with pytest.raises(TypeError, match="str"):
         linker.define(None, b"m", "f", Global.new(engine, "i32", 0))
     with pytest.raises(TypeError, match="Instance"):

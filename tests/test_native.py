@@ -180,15 +180,17 @@ def test_guard_fault_from_c_accessor_on_a_bare_descriptor():
 
 
 def test_o2_build_orders_the_jump_buffer_before_the_access():
-    """Disassemble the built extension: in wenv_load_i32 the store of the armed jump
-    buffer pointer (a %fs-relative TLS store of a stack address) precedes the guarded
-    load, and the load precedes the store that disarms it (movq $0x0)."""
+    """Disassemble the built extension: in the guarded body of wenv_load_i32 (its own
+    function, wenv_load_in_i32: wenv_load_i32 enters and leaves the memory around it)
+    the store of the armed jump buffer pointer (a %fs-relative TLS store of a stack
+    address) precedes the guarded load, and the load precedes the store that disarms it
+    (movq $0x0)."""
     from runtime import _native
     objdump = subprocess.run(["objdump", "-d", "--no-show-raw-insn", _native.__file__],
                              capture_output=True, text=True)
     if objdump.returncode != 0:
         pytest.fail("objdump is needed to inspect the built extension")
-    body = objdump.stdout.split("<wenv_load_i32>:", 1)[1].split("\n\n", 1)[0].splitlines()
+    body = objdump.stdout.split("<wenv_load_in_i32>:", 1)[1].split("\n\n", 1)[0].splitlines()
     insns = [line.split("\t", 1)[1].strip() for line in body if "\t" in line]
     arm = next(i for i, s in enumerate(insns) if s.startswith("lea") and "(%rsp)" in s
                and i + 1 < len(insns) and insns[i + 1].startswith("mov") and insns[i + 1].endswith(",(%rcx)"))

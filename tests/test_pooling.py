@@ -405,3 +405,35 @@ def test_one_call_instances_count_against_max_instances_and_come_back():
                 i.close()
         assert pool.live_instances == pool.live_memories == 0
         assert pool._core.stats()[4] == 0  # no in-use slot on the free list
+
+
+_POOL_CLOSED_UNDER_A_LIVE_VIEW = """
+import gc
+from runtime import Engine, Instance, Module
+from tests.helpers import _memory_only, make_pool
+keep = []  # the views live until the interpreter's exit, their pools closed long before
+for _ in range(2):
+    with make_pool(max_instances=3, max_memory_pages=8) as pool:
+        inst = Instance(Module(Engine(allocator=pool), _memory_only(1, [])))
+        mem = inst.memory(0)
+        mem.fill(0, 0xFE, 10)
+        keep.append(mem)
+        del inst, mem
+        gc.collect()
+    print("live", pool._core.stats()[:2])
+"""
+
+
+def test_a_pool_closed_under_a_live_view_is_freed_only_after_its_last_slot_returns():
+    """The view outlives its pool's close and every Python reference: at exit its slot goes
+    back into a C pool that is still allocated (a freed pool was written to: heap
+    corruption, glibc aborted the process at exit)."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONMALLOC="malloc")
+    proc = subprocess.run([sys.executable, "-c", _POOL_CLOSED_UNDER_A_LIVE_VIEW], env=env,
+                          cwd=os.path.dirname(os.path.dirname(__file__)), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "live (1, 1)" in proc.stdout

@@ -428,12 +428,14 @@ def test_every_new_tenant_sees_only_its_image_whatever_came_before(model_artifac
                 mem = live[pick % len(live)].memory(0)
                 start = where % mem.byte_len if where % 3 else 0
                 mem.fill(start, 0xFE, min(4096, mem.byte_len - start) if where % 3 else mem.byte_len)
+                del mem  # a view keeps its instance alive: "drop" must drop the last reference
             elif op == "grow":
                 mem = live[pick % len(live)].memory(0)
                 old = mem.byte_len
                 if mem.grow(1 + where % 3) != -1:
                     assert mem.read(old, mem.byte_len - old) == bytes(mem.byte_len - old)
                     mem.fill(old, 0xFE, mem.byte_len - old)
+                del mem
             elif op == "close":
                 live.pop(pick % len(live)).close()
             else:  # dropped without close: the backstop releases it

@@ -84,7 +84,9 @@ def test_spec_script_on_one_file():
     out = run_script("scripts/spec.py", str(SPEC_DIR), "--only", "data", "memory_grow")
     assert [line.split()[0] for line in out.splitlines()[1:3]] == ["core/data", "core/memory_grow"], out
     last = out.strip().splitlines()[-1]
-    assert last.endswith("needs-execution") and " 0 failed" in last, out
+    passed, failed, unsupported = (int(w) for w in last.split()[::2])
+    assert last == f"{passed} passed, 0 failed, {unsupported} unsupported", out
+    assert passed > 100 and failed == 0
 
 
 def test_main_job_quick():
@@ -101,6 +103,10 @@ def test_main_job_quick():
     assert "load(0x20000) -> Trap(MEMORY_OUT_OF_BOUNDS) at wasm address 0x20000 (guard-page fault)" in out
     assert "load(0xfffffffc) -> Trap(MEMORY_OUT_OF_BOUNDS) at wasm address 0xfffffffc" in out
     assert "wasmtime-py: Trap:" in out and "out of bounds memory access" in out
+    # the backtrace: the same frame (code offset of the load) as wasmtime-py's
+    ours_frames = re.findall(r"backtrace 0: (0x[0-9a-f]+ - hello!<wasm function 2>)", out)
+    assert len(ours_frames) == 2, out
+    assert f"| 0:     {ours_frames[0]} |" in out
     # RSS after work: the table has the call's columns, every row the same answer
     table = [line.split() for line in out.splitlines() if line.split()[:1] and line.split()[0] in
              ("cow", "copy", "pooling", "wasmtime-cow", "wasmtime-copy")]

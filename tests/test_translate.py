@@ -85,6 +85,16 @@ def test_unsupported_instruction_named_with_offset():
     assert info.value.offset is not None and "function 0" in info.value.detail
 
 
+def test_simd_memory_access_is_unsupported_simd():
+    """A v128 load/store (a memarg instruction with a 16-byte width) names SIMD (it was a
+    KeyError on its alignment)."""
+    for body in ("(drop (v128.load (i32.const 0)))",
+                 "(v128.store offset=4 (i32.const 0) (v128.const i64x2 0 0))"):
+        with pytest.raises(UnsupportedFeature) as info:
+            ops_of(f"(module (memory 1) (func {body}))")
+        assert info.value.feature == "simd" and "v128" in info.value.detail
+
+
 def test_unsupported_in_unreachable_code_is_skipped():
     names, _ = ops_of("(module (func (result i32) (return (i32.const 1)) (drop (table.size 0)) "
                       "(i32.const 2)) (table 1 funcref))")
@@ -203,3 +213,45 @@ def test_fused_address_add_agrees_with_wasmtime(signals):
         inst.exports["f0"](131072 - 65533 - 3)  # a + imm + 3 = 0x1FFFD: a 4-byte load past the end
     assert info.value.code == TrapCode.MEMORY_OUT_OF_BOUNDS and info.value.address == 0x1FFFD
     assert info.value.guard_fault == signals
+
+
+def test_two_constant_adds_in_a_row_run_as_one_op_in_order():
+    text = """(module (func (export "f") (param i32 i32) (result i32)
+      (local.set 0 (i32.add (local.get 0) (i32.const 1)))
+      (local.set 1 (i32.add (local.get 0) (i32.const -4)))  ;; reads the first one's result
+      (i32.mul (local.get 0) (local.get 1))))"""
+    names, code = ops_of(text)
+    assert names[0] == "i32_add_imm2"
+    assert list(code.words[1:7]) == [0, 0, 1, 1, 0, (1 << 32) - 4]
+    inst = Instance(Module(Engine(), wat(text)))
+    assert inst.exports["f"](6, 100) == 7 * 3
+    assert inst.exports["f"](-1, 0) == 0
+    # the second add a branch target (a loop's first instruction): not paired
+    names, _ = ops_of("""(module (func (param i32 i32)
+      (local.set 0 (i32.add (local.get 0) (i32.const 1)))
+      (loop (local.set 1 (i32.add (local.get 1) (i32.const 4)))
+        (br_if 0 (i32.lt_u (local.get 1) (i32.const 99))))))""")
+    assert names[:2] == ["i32_add_imm", "i32_add_imm"]
+
+
+@pytest.mark.oracle
+def test_bit_field_and_scaled_index_chains_fuse_and_agree_with_wasmtime():
+    from harness.execution import ours, theirs, wasmtime_engine
+    import wasmtime as wt
+
+    text = """(module
+      (func (export "field") (param i32) (result i32) (i32.and (i32.shr_u (local.get 0) (i32.const 37)) (i32.const 0x3ff)))
+      (func (export "index") (param i32) (result i32) (i32.shl (i32.and (local.get 0) (i32.const 255)) (i32.const 34)))
+      (func (export "teed") (param i32) (result i32) (local i32)
+        (i32.and (local.tee 1 (i32.shr_u (local.get 0) (i32.const 3))) (i32.const 7)) (local.get 1) (i32.add)))"""
+    assert ops_of(text, 0)[0][0] == "i32_shr_u_and_imm"
+    assert ops_of(text, 1)[0][0] == "i32_and_shl_imm"
+    assert ops_of(text, 2)[0][:2] == ["i32_shr_u_imm", "i32_and_imm"]  # the first result is kept in a local
+    wasm = wat(text)
+    inst = Instance(Module(Engine(), wasm))
+    engine = wasmtime_engine()
+    store = wt.Store(engine)
+    exports = wt.Instance(store, wt.Module(engine, wasm), []).exports(store)
+    for name in ("field", "index", "teed"):
+        for x in (0, 1, 0x1234_5678, -1, -0x8000_0000, 0x7FFF_FFFF, 0xABCDEF):
+            assert ours(inst.exports[name], (x,), True) == theirs(store, exports[name], (x,), True), (name, x)

@@ -59,6 +59,14 @@ def test_slot_state_during_a_grow_reports_the_grown_size(races):
     assert rc == 0 and out.startswith("ok grow"), out
 
 
+def test_a_grow_of_an_earlier_tenancy_is_refused(races):
+    """A grow that names the tenancy its slot had before a put and a take (a grow in flight
+    while its instance closed) returns -1 with ESTALE and leaves the next tenant's pages
+    as they were (issue 13 item 4)."""
+    rc, out = run(races, "stale")
+    assert rc == 0 and out.startswith("ok stale"), out
+
+
 def test_every_pool_call_at_once_under_thread_sanitizer(races_tsan):
     rc, out = run(races_tsan, "stress")
     assert "ThreadSanitizer" not in out, out

@@ -1,8 +1,10 @@
 """The ``spectest`` host module every WebAssembly spec test imports from."""
 from __future__ import annotations
 
-from runtime import Func, Global, Memory, Table
+from runtime import Global, Memory, Table
 from wasmenv import FuncType, ValType
+
+from .invoke import host_func
 
 I32, I64, F32, F64 = ValType.I32, ValType.I64, ValType.F32, ValType.F64
 
@@ -17,9 +19,11 @@ _PRINTS = {
 }
 
 
-def spectest_externs(engine) -> dict:
-    """Fresh spectest externs, keyed by field name (the caller owns the memories)."""
-    out = {name: Func(FuncType(params, ()), lambda *args: None) for name, params in _PRINTS.items()}
+def spectest_externs(engine, store=None) -> dict:
+    """Fresh spectest externs, keyed by field name (the caller owns the memories); the
+    print functions are host functions (of ``store``, when the runtime has stores)."""
+    out = {name: host_func(store, FuncType(params, ()), lambda *args: None)
+           for name, params in _PRINTS.items()}
     out.update(
         global_i32=Global.new(engine, I32, 666),
         global_i64=Global.new(engine, I64, 666),

@@ -1,21 +1,23 @@
-"""Run WebAssembly spec scripts (.wast) against the runtime, as far as it can answer them.
+"""Run WebAssembly spec scripts (.wast) through the runtime, every command executed.
 
 A ``.wast`` is converted to JSON + binaries with ``wasm-tools json-from-wast`` (or wabt's
-``wast2json``). Module-level commands are answered for real (decode, link, instantiate,
-segment traps, globals). Commands that need wasm code to run are counted as
-"needs execution"; invalid/malformed modules are decoded and their bodies validated
-(one the validator misses but whose module level is valid still counts as "needs code
-validation"); text-format
-``assert_malformed`` cases as "text format" (quoted-text modules the converter could
-encode are answered from their binary). ``(module definition $M ...)`` and
-``(module instance $I $M)`` are answered: decode once, instantiate per instance. Modules the
-decoder rejects with ``UnsupportedFeature("gc")`` (GC types: rec/sub/struct/array,
-any/eq/i31/none heap types) are counted as "unsupported" -- and so is a ``register`` or
-global ``get`` of such a module; any other rejection of a valid module is a failure. An
-``assert_invalid``/``assert_malformed`` module rejected with any UnsupportedFeature is
-"unsupported" too (the rejection says nothing about the fault asserted), never passed.
-Unsupported commands are counted per proposal (``FileResult.unsupported_by``). Nothing is
-dropped silently.
+``wast2json``). Modules (named, binary, quoted text the converter encoded, ``module
+definition``/``module instance``) are decoded and instantiated through a
+:class:`runtime.Linker` holding the ``spectest`` host module and every registered
+instance; start functions run (by the harness when the runtime does not yet). ``invoke``
+and ``get`` actions, ``assert_return`` (NaN patterns, references), ``assert_trap`` and
+``assert_exhaustion`` (the TrapCode the spec's message means, :mod:`harness.invoke`),
+``assert_unlinkable`` and ``assert_uninstantiable`` are executed; invalid/malformed
+modules are decoded and their bodies validated (one the validator misses but whose module
+level is valid counts as "needs code validation"); quoted-text ``assert_malformed`` cases
+no converter encodes as "text format".
+
+Each command is passed, failed, or unsupported by the ``UnsupportedFeature.feature`` that
+answered it (counted per feature in ``FileResult.unsupported_by``; never a pass): a
+function using an instruction the interpreter does not run yet, a module the decoder
+declines (``gc``), ``assert_exception`` (``exceptions``). Once an action was unsupported,
+the state it would have changed may differ from the script's: a later disagreement is
+counted unsupported by that feature, and listed with "(after unsupported ...)".
 """
 from __future__ import annotations
 
@@ -31,8 +33,9 @@ from typing import Callable, Dict, List, Optional, Tuple
 import wasmenv
 from wasmenv.encode import section, uleb
 
-from runtime import Instance, LinkError, Module, Trap, WasmRuntimeError
+from runtime import Instance, LinkError, Linker, Module, Trap, WasmRuntimeError
 
+from . import invoke
 from .spectest import spectest_externs
 
 CATEGORIES = ("passed", "failed", "unsupported", "needs_execution", "needs_code_validation",
@@ -168,18 +171,23 @@ class WastRunner:
         with open(json_path) as f:
             script = json.load(f)
         result = FileResult(name or os.path.splitext(os.path.basename(json_path))[0])
-        spectest = spectest_externs(self.engine)
-        registry: Dict[str, Dict[str, object]] = {"spectest": spectest}
+        self.store = invoke.new_store(self.engine)
+        self.values = invoke.Values()
+        spectest = spectest_externs(self.engine, self.store)
+        registry = Linker(self.engine)
+        registry.allow_shadowing = True  # a later register of the same name wins
+        for field_name, ext in spectest.items():
+            registry.define(self.store, "spectest", field_name, ext)
         named: Dict[str, Instance] = {}
         self._owned = []
         self._uses: Dict[int, str] = {}  # id(instance) -> the execution proposals it uses
         # (module definition $M ...) commands: name (None: the latest) -> (Module, bytes),
         # or the UnsupportedFeature that declined it.
         self._definitions: Dict[Optional[str], object] = {}
-        # Once an action that needs execution was skipped, later state (mutable globals,
-        # grown tables/memories) may differ from the script's: disagreements after that
-        # point are attributed to the skipped code, not counted as failures.
-        self._diverged = False
+        # Once an action was unsupported, later state (mutable globals, grown
+        # tables/memories) may differ from the script's: disagreements after that point
+        # are attributed to the feature that was skipped (counted unsupported by it).
+        self._diverged: Optional[str] = None
         # Names of modules (and None for an unnamed current one) rejected as unsupported,
         # with the proposal they need.
         self._unsupported_modules: Dict[Optional[str], str] = {}
@@ -238,9 +246,9 @@ class WastRunner:
                 result.add("unsupported", line, "register of a module using an unsupported feature",
                            self._unsupported_modules[cmd.get("name")])
             elif inst is None:
-                result.add(self._failure(), line, "register of a module that did not instantiate")
+                self._fail(result, line, "register of a module that did not instantiate")
             else:
-                registry[cmd["as"]] = {n: inst.exports[n] for n in inst.exports}
+                registry.define_instance(self.store, cmd["as"], inst)
                 result.add("passed")
             return current
         if kind in ("assert_malformed", "assert_invalid"):
@@ -265,53 +273,65 @@ class WastRunner:
             wasm = self._read(base, cmd)
             try:
                 module = Module(self.engine, wasm)
-                inst = Instance(module, self._imports(module, registry))
+                inst = self._new_instance(module, registry)
             except LinkError:
                 ok = kind == "assert_unlinkable"
-                result.add("passed" if ok else self._failure(), line, "link error, expected a trap")
+                result.add("passed") if ok else self._fail(result, line, "link error, expected a trap")
                 return current
-            except Trap:
-                ok = kind == "assert_uninstantiable"
-                result.add("passed" if ok else self._failure(), line, "trap, expected a link error")
+            except Trap as trap:
+                ok = kind == "assert_uninstantiable" and invoke.trap_matches(trap.code, cmd.get("text"))
+                result.add("passed") if ok else self._fail(
+                    result, line, f"{kind}: trapped {trap.code.value!r}, expected {cmd.get('text')!r}")
+                return current
+            except wasmenv.UnsupportedFeature as exc:
+                result.add("unsupported", line, f"{kind}: {exc}", exc.feature)
                 return current
             except wasmenv.DecodeError as exc:
-                if is_unsupported(exc):
-                    result.add("unsupported", line, f"{kind}: {exc}", exc.feature)
-                else:
-                    result.add("failed", line, f"valid module rejected: {exc}")
+                result.add("failed", line, f"valid module rejected: {exc}")
                 return current
             self._owned.append(inst)
-            if kind == "assert_uninstantiable" and inst.start_func is not None:
-                self._diverged = True
-                # the trap is the start function's
-                result.add("needs_execution", proposal=self._proposals_of(wasm))
-            else:
-                result.add(self._failure(), line, f"{kind}: instantiated fine, expected {cmd.get('text')!r}")
+            self._fail(result, line, f"{kind}: instantiated fine, expected {cmd.get('text')!r}")
             return current
-        if kind in ("assert_return", "assert_trap", "action", "assert_exhaustion",
-                    "assert_exception"):
+        if kind == "assert_exception":
+            self._diverged = "exceptions"
+            result.add("unsupported", line, "assert_exception", "exceptions")
+            return current
+        if kind in ("assert_return", "assert_trap", "action", "assert_exhaustion"):
             self._action(cmd, named, current, result)
             return current
-        result.add("needs_execution")
+        result.add("needs_execution", line)
         return current
+
+    def _new_instance(self, module, linker):
+        """Instantiate through the Linker and run the start function (if the runtime
+        does not); a trapping start closes the instance and raises."""
+        inst = linker.instantiate(self.store, module)
+        try:
+            invoke.run_start(inst)
+        except BaseException:
+            inst.close()
+            raise
+        return inst
 
     def _instantiate(self, module, wasm, name, registry, named, line, result):
         """Instantiate ``module`` (made from ``wasm``) as the current instance (named
         ``name``, if given)."""
         try:
-            inst = Instance(module, self._imports(module, registry))
+            inst = self._new_instance(module, registry)
+        except wasmenv.UnsupportedFeature as exc:
+            self._unsupported_modules[None] = exc.feature
+            if name:
+                self._unsupported_modules[name] = exc.feature
+            result.add("unsupported", line, f"instantiation: {exc}", exc.feature)
+            return None
         except (LinkError, Trap, WasmRuntimeError) as exc:
-            result.add(self._failure(), line, f"module failed to instantiate: {exc}")
+            self._fail(result, line, f"module failed to instantiate: {exc}")
             return None
         self._owned.append(inst)
         self._uses[id(inst)] = self._proposals_of(wasm)
         if name:
             named[name] = inst
-        if inst.start_func is not None:
-            self._diverged = True  # the start function would have run here
-            result.add("needs_execution", proposal=self._uses[id(inst)])
-        else:
-            result.add("passed")
+        result.add("passed")
         return inst
 
     def _proposals_of(self, wasm: bytes) -> str:
@@ -321,28 +341,59 @@ class WastRunner:
     def _action(self, cmd, named, current, result):
         action = cmd["action"]
         line = cmd.get("line")
+        kind = cmd["type"]
         inst = named.get(action["module"]) if action.get("module") else current
-        if action["type"] == "get" and cmd["type"] == "assert_return":
-            if inst is None:
-                if action.get("module") in self._unsupported_modules:
-                    result.add("unsupported", line, "get on a module using an unsupported feature",
-                               self._unsupported_modules[action.get("module")])
-                else:
-                    result.add(self._failure(), line, "get on a module that did not instantiate")
-                return
-            glob = inst.exports[action["field"]]
-            expected = cmd["expected"][0]
-            if _value_matches(expected, glob.bits):
+        if inst is None:
+            missing = action.get("module")
+            if missing in self._unsupported_modules:
+                result.add("unsupported", line, f"{action['type']} on a module using an unsupported "
+                           "feature", self._unsupported_modules[missing])
+            else:
+                self._fail(result, line, f"{action['type']} on a module that did not instantiate")
+            return
+        where = f"{action['type']} {action['field']}"
+        try:
+            ext = inst.exports[action["field"]]
+            if action["type"] == "get":
+                got = [invoke._to_cell(ext.ty.content, ext.value)]
+            else:
+                args = [self.values.arg(a) for a in action.get("args", [])]
+                got = invoke.call(ext, args)
+        except wasmenv.UnsupportedFeature as exc:
+            self._diverged = self._diverged or exc.feature
+            result.add("unsupported", line, f"{where}: {exc}", exc.feature)
+            return
+        except Trap as trap:
+            if kind in ("assert_trap", "assert_exhaustion") and invoke.trap_matches(trap.code, cmd.get("text")):
                 result.add("passed")
             else:
-                why = f"global {action['field']} = {glob.bits!r}, expected {expected}"
-                result.add(self._failure() if glob.ty.mutable else "failed", line, why)
+                want = f"{kind} {cmd.get('text') or cmd.get('expected')!r}"
+                self._fail(result, line, f"{where}: trapped {trap.code.value!r}, expected {want}")
             return
-        self._diverged = True
-        result.add("needs_execution", proposal=self._uses.get(id(inst), "") if inst else "")
+        if kind in ("assert_trap", "assert_exhaustion"):
+            self._fail(result, line, f"{where}: returned {got}, expected a trap {cmd.get('text')!r}")
+            return
+        if kind == "assert_return":
+            expected = cmd.get("expected", [])
+            try:
+                ok = len(got) == len(expected) and all(
+                    self.values.matches(e, g) for e, g in zip(expected, got))
+            except wasmenv.UnsupportedFeature as exc:
+                result.add("unsupported", line, f"{where}: {exc}", exc.feature)
+                return
+            if not ok:
+                args = [a.get("value") for a in action.get("args", [])]
+                self._fail(result, line, f"{where}{args}: got {got}, expected {expected}")
+                return
+        result.add("passed")
 
-    def _failure(self) -> str:
-        return "needs_execution" if self._diverged else "failed"
+    def _fail(self, result, line, why: str) -> None:
+        """A disagreement: failed, or unsupported by the feature whose skipped code may
+        explain it (once an action was unsupported)."""
+        if self._diverged:
+            result.add("unsupported", line, f"(after unsupported {self._diverged}) {why}", self._diverged)
+        else:
+            result.add("failed", line, why)
 
     def _read(self, base, cmd) -> bytes:
         """The binary of a module command (a quoted-text module's: its ``binary_filename``,
@@ -350,31 +401,3 @@ class WastRunner:
         name = cmd["binary_filename"] if cmd.get("module_type") == "text" else cmd["filename"]
         with open(os.path.join(base, name), "rb") as f:
             return f.read()
-
-    def _imports(self, module, registry):
-        out = {}
-        for imp in module.imports:
-            ext = registry.get(imp.module, {}).get(imp.name)
-            if ext is not None:
-                out[(imp.module, imp.name)] = ext
-        return out
-
-
-def _value_matches(expected: dict, bits) -> bool:
-    ty, value = expected["type"], expected.get("value")
-    if ty in ("i32", "i64"):
-        return int(value) == bits
-    if ty in ("f32", "f64"):
-        width = 32 if ty == "f32" else 64
-        exp_mask = (0xFF << 23) if width == 32 else (0x7FF << 52)
-        frac = (1 << (23 if width == 32 else 52)) - 1
-        is_nan = (bits & exp_mask) == exp_mask and bits & frac
-        if value in ("nan:canonical", "nan:arithmetic"):
-            if not is_nan:
-                return False
-            quiet = 1 << (22 if width == 32 else 51)
-            return bool(bits & quiet) if value == "nan:arithmetic" else (bits & frac) == quiet
-        return int(value) == bits
-    if ty in ("funcref", "externref", "anyref", "exnref", "refnull"):
-        return (value == "null") == (bits is None)
-    return False

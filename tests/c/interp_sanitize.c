@@ -5,7 +5,7 @@
  * call's status and results with what the runtime returned for the same calls.
  *
  * Input (whitespace-separated integers): nfuncs, then per function nparams nresults
- * nlocals frame_cells ncode code... npositions positions...; nglobals cells...;
+ * nlocals frame_cells ncode code... npositions positions...; nwords, the instance block's words;
  * memory_bytes; ncalls, then per call: func nargs args... status nresults results...
  */
 #include <stdio.h>
@@ -45,15 +45,21 @@ int main(int argc, char **argv)
         funcs[i].code = ncode ? code : NULL;
         free(pos);
     }
-    uint64_t nglobals = next(f);
-    uint64_t *globals = calloc(2 * nglobals + 2, 8);
-    for (uint64_t i = 0; i < nglobals; i++) globals[2 * i] = next(f);
+    uint64_t nwords = next(f);
+    uint64_t *block = calloc(nwords + 2, 8);
+    for (uint64_t i = 0; i < nwords; i++) block[i] = next(f);
     uint64_t mem_bytes = next(f);
     uint8_t *mem = calloc(mem_bytes + 1, 1);
     wenv_memory m;
     wenv_memory_init(&m, (uint64_t)(uintptr_t)mem, mem_bytes, mem_bytes, 0, (uint64_t)(uintptr_t)mem,
                      (uint64_t)(uintptr_t)mem + mem_bytes, 0);
     wenv_memory *mems[1] = {&m};
+    wenv_vm vm;
+    memset(&vm, 0, sizeof vm);
+    vm.block = (uint8_t *)block;
+    vm.funcs = funcs;
+    vm.mems = mems;
+    vm.nmems = mem_bytes ? 1 : 0;
     enum { CELLS = 1 << 16, FRAMES = 1 << 12 };
     uint64_t *stack = malloc(CELLS * 8);
     wenv_frame *frames = malloc(FRAMES * sizeof *frames);
@@ -61,10 +67,7 @@ int main(int argc, char **argv)
     for (uint64_t i = 0; i < ncalls; i++) {
         wenv_call c;
         memset(&c, 0, sizeof c);
-        c.funcs = funcs;
-        c.mems = mems;
-        c.nmems = mem_bytes ? 1 : 0;
-        c.globals = globals;
+        c.vm = &vm;
         c.stack = stack;
         c.stack_cells = CELLS;
         c.frames = frames;
@@ -87,7 +90,7 @@ int main(int argc, char **argv)
     for (uint64_t i = 0; i < nfuncs; i++)
         free(funcs[i].code);
     free(funcs);
-    free(globals);
+    free(block);
     free(mem);
     free(stack);
     free(frames);

@@ -10,12 +10,14 @@
  * Usage: memory_races close|stress; prints "ok ..." or "FAIL ..." (exit 1).
  *   close   a fill paused inside a pooled memory while it is closed: the next tenant
  *           never sees its bytes, and the slot is given back when the fill has finished;
- *   stress  threads access a memory while it is closed (for ThreadSanitizer): the slot
- *           goes back exactly once, and every access after the close is refused.
+ *   stress  threads access memories while they are closed and reopened (for
+ *           ThreadSanitizer): each slot goes back exactly once per tenancy, and every
+ *           access after a close is refused.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,10 +37,10 @@
 #define BOUND (8 * (uint64_t)WPAGE)
 #define STRIDE (BOUND + WPAGE)
 
-/* How a memory over a pool slot is owned and closed: as runtime/memory.py does it today
- * (close the descriptor, put the slot back). */
-#define OWN_SLOT(m, p, slot) ((void)0)
-#define CLOSE_MEMORY(m, p, slot) (wenv_memory_close(m), wenv_pool_put((p), (uint32_t)(slot), 1))
+/* How a memory over a pool slot is owned and closed: the descriptor releases the slot
+ * (wenv_memory_own_pool_slot), when the last access in flight has left. */
+#define OWN_SLOT(m, p, slot) wenv_memory_own_pool_slot((m), (p), (uint32_t)(slot), 1)
+#define CLOSE_MEMORY(m, p, slot) wenv_memory_close(m)
 
 static enum wenv_hook_point armed;
 static int paused;
@@ -164,6 +166,71 @@ static int race_close(wenv_pool *p)
     return 0;
 }
 
+#define STRESS_THREADS 4
+#define STRESS_ROUNDS 400
+
+/* Round r's memory is a tenant opened by the main thread (opened > r) and closed once
+ * the next round's is open; the threads access each round's memory until it is refused. */
+static wenv_memory stress_mems[STRESS_ROUNDS];
+static int stress_opened;
+static uint64_t stress_refused;
+
+static void *stress_access(void *arg)
+{
+    uint64_t own = (uint64_t)(uintptr_t)arg * 1024; /* each thread's bytes: no wasm-level race */
+    for (int r = 0; r < STRESS_ROUNDS; r++) {
+        while (__atomic_load_n(&stress_opened, __ATOMIC_ACQUIRE) <= r)
+            sched_yield();
+        wenv_memory *m = &stress_mems[r];
+        for (int i = 0;; i++) {
+            int st = wenv_fill(m, own + (uint64_t)(i % 16) * 64, r & 0xff, 64);
+            if (st == WENV_OK && wenv_load_i32(m, own, 0) == INT64_MIN)
+                st = wenv_last_status();
+            if (st == WENV_CLOSED) {
+                __atomic_add_fetch(&stress_refused, 1, __ATOMIC_RELAXED);
+                break;
+            }
+            if (st != WENV_OK) {
+                printf("FAIL stress: status %d on an open memory\n", st);
+                exit(1);
+            }
+        }
+    }
+    return NULL;
+}
+
+static int stress(wenv_pool *p)
+{
+    if (open_tenant(p, &stress_mems[0]) < 0)
+        return fail("stress: take");
+    __atomic_store_n(&stress_opened, 1, __ATOMIC_RELEASE);
+    pthread_t t[STRESS_THREADS];
+    for (int i = 0; i < STRESS_THREADS; i++)
+        pthread_create(&t[i], NULL, stress_access, (void *)(uintptr_t)i);
+    for (int r = 0; r < STRESS_ROUNDS; r++) {
+        if (r + 1 < STRESS_ROUNDS) {
+            int64_t next; /* a slot frees once the accesses to round r - 1's memory left */
+            while ((next = open_tenant(p, &stress_mems[r + 1])) == WENV_POOL_NO_SLOT
+                   || next == WENV_POOL_MAX_INSTANCES)
+                sched_yield();
+            if (next < 0)
+                return fail("stress: take");
+            __atomic_store_n(&stress_opened, r + 2, __ATOMIC_RELEASE);
+        }
+        usleep(20);
+        wenv_memory_close(&stress_mems[r]);
+    }
+    for (int i = 0; i < STRESS_THREADS; i++)
+        pthread_join(t[i], NULL);
+    uint64_t st[5];
+    wenv_pool_stats(p, st);
+    if (st[0] || st[1] || st[4] || st[3] != st[2])
+        return fail("stress: the pool is not empty at the end (a slot released twice or never)");
+    printf("ok stress: %d tenancies, %llu accesses refused after a close\n", STRESS_ROUNDS,
+           (unsigned long long)stress_refused);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
@@ -178,8 +245,10 @@ int main(int argc, char **argv)
     int rc;
     if (!strcmp(what, "close"))
         rc = race_close(p);
+    else if (!strcmp(what, "stress"))
+        rc = stress(p);
     else
-        return fail("usage: memory_races close");
+        return fail("usage: memory_races close|stress");
     wenv_pool_close(p);
     wenv_pool_free(p);
     munmap(resv, WPAGE + SLOTS * STRIDE);

@@ -12,6 +12,8 @@
  *           holds the slot once;
  *   end     ending more instances than are live is refused (EINVAL), never wraps;
  *   grow    slot_state during a grow reports the size the slot's pages are made R/W for;
+ *   stale   a grow naming an earlier tenancy of its slot is refused (ESTALE) and opens
+ *           no page of the slot's next tenant;
  *   stress  threads take/grow/put and read the slot state at once (for ThreadSanitizer).
  */
 #define _GNU_SOURCE
@@ -215,6 +217,33 @@ static void *state_call(void *arg)
     return NULL;
 }
 
+static int stale_grow(wenv_pool *p)
+{
+    wenv_memory_spec spec = plain_spec(1);
+    int64_t slot = wenv_pool_take(p, &spec, 1);
+    if (slot < 0)
+        return fail("take");
+    uint32_t tenancy = wenv_pool_slot_tenancy(p, (uint32_t)slot);
+    if (wenv_pool_put(p, (uint32_t)slot, 1) != 0 || wenv_pool_take(p, &spec, 1) != slot)
+        return fail("stale: the slot was not taken again (LIFO)");
+    errno = 0;
+    int rc = wenv_pool_grow(p, (uint32_t)slot, tenancy, 3 * WPAGE);
+    int err = errno;
+    uint64_t state[6];
+    wenv_pool_slot_state(p, (uint32_t)slot, state);
+    if (rc != -1 || err != ESTALE || state[2] != WPAGE) {
+        printf("FAIL stale: grow of an earlier tenancy returned %d (errno %d), next tenant accessible %#llx\n",
+               rc, err, (unsigned long long)state[2]);
+        return 1;
+    }
+    if (wenv_pool_grow(p, (uint32_t)slot, wenv_pool_slot_tenancy(p, (uint32_t)slot), 2 * WPAGE) != 0)
+        return fail("stale: a grow of the current tenancy failed");
+    if (wenv_pool_put(p, (uint32_t)slot, 1) != 0 || !free_list_sound(p))
+        return fail("stale: the free list or the counters are off");
+    printf("ok stale\n");
+    return 0;
+}
+
 static int race_grow(wenv_pool *p)
 {
     wenv_memory_spec spec = plain_spec(1);
@@ -297,10 +326,12 @@ int main(int argc, char **argv)
         rc = race_end(p);
     else if (!strcmp(what, "grow"))
         rc = race_grow(p);
+    else if (!strcmp(what, "stale"))
+        rc = stale_grow(p);
     else if (!strcmp(what, "stress"))
         rc = stress(p);
     else
-        return fail("usage: pool_races put|end|grow|stress");
+        return fail("usage: pool_races put|end|grow|stale|stress");
     wenv_pool_close(p);
     wenv_pool_free(p);
     munmap(resv, WPAGE + SLOTS * (BOUND + WPAGE));
