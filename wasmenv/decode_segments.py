@@ -233,14 +233,9 @@ def _read_common_segments(self, limit, push, append):
 {textwrap.indent(byte_vec_source("view"), " " * 8)}\
         if offset < 0:
             offset += {MASK32 + 1:#x}  # i32 offsets are unsigned
-        # MemoryInitializer(0, None, offset, range) in its two steps, the class's own
-        # __new__ and __init__ (the class call's dispatch through C costs more than them)
-        init = new(MemoryInitializer)
-        initialize(init, 0, None, offset, push(view))
-        append(init)
+        append(MemoryInitializer(0, None, offset, push(view)))
     else:
         read = limit
     self.pos = pos
     return read
-""", MemoryInitializer=MemoryInitializer, new=MemoryInitializer.__new__,
-    initialize=MemoryInitializer.__init__)["_read_common_segments"]
+""", MemoryInitializer=MemoryInitializer)["_read_common_segments"]
