@@ -223,8 +223,19 @@ int wenv_interp_link(uint64_t *code, uint64_t code_len, const uint32_t *position
     return 0;
 }
 
+/* A call whose entry's code has no fuel or epoch checks may still reach code that has
+ * (another engine's instance, imported): it runs unbounded, never through NULL. */
+static int64_t wenv_no_fuel = INT64_MAX;
+static const uint64_t wenv_no_epoch = 0, wenv_no_deadline = UINT64_MAX;
+
 int wenv_interp_run(wenv_call *c)
 {
+    if (WENV_UNLIKELY(c->fuel == NULL))
+        c->fuel = &wenv_no_fuel;
+    if (WENV_UNLIKELY(c->epoch == NULL)) {
+        c->epoch = &wenv_no_epoch;
+        c->epoch_deadline = &wenv_no_deadline;
+    }
     wenv_call *volatile call = c;
     sigjmp_buf jb;
     if (sigsetjmp(jb, 0)) {

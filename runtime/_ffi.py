@@ -452,13 +452,16 @@ def pointer_address(p) -> int:
     return int(ffi.cast("uintptr_t", p))
 
 
-def frame_return_ips(frames, depth: int) -> list:
-    """The saved return ips of the ``depth`` outer frames of a call, outermost first."""
-    if depth == 0:
+def frame_return_ips(frames, depth: int, limit: int) -> list:
+    """The saved return ips of the innermost ``limit`` of the ``depth`` outer frames of a
+    call, outermost first."""
+    first_frame = max(0, depth - limit)
+    count = depth - first_frame
+    if count <= 0:
         return []
     stride = ffi.sizeof("wenv_frame") // 8
     first = ffi.offsetof("wenv_frame", "ret_ip") // 8
-    words = ffi.unpack(ffi.cast("uint64_t *", frames), stride * depth)
+    words = ffi.unpack(ffi.cast("uint64_t *", frames) + stride * first_frame, stride * count)
     return words[first::stride]
 
 

@@ -81,9 +81,10 @@ def _lookup(ip: int, is_return: bool) -> Optional[FrameInfo]:
                      offset - code.body_start, base + offset)
 
 
-def frames_of(trap_ip: int, return_ips) -> List[FrameInfo]:
+def frames_of(trap_ip: int, return_ips, keep=None) -> List[FrameInfo]:
     """Frames, innermost first: the trapping ip, then each saved return ip, innermost
-    first (``return_ips`` is outermost first, as the frame stack holds them)."""
+    first (``return_ips`` is outermost first, as the frame stack holds them). ``keep``:
+    the ModuleCode the trap held alive so that its registrations stay valid."""
     out = []
     if trap_ip:
         f = _lookup(trap_ip, False)

@@ -37,6 +37,8 @@ class Engine:
             Config.max_wasm_stack): ``max_wasm_stack // 8`` value cells of 8 bytes and
             ``max_wasm_stack // FRAME_BYTES`` nested calls; past either a call traps
             with STACK_OVERFLOW.
+        wasm_backtrace_max_frames: how many of the innermost frames a trap's backtrace
+            keeps (wasmtime's Config.wasm_backtrace_max_frames, 20 by default, as there).
 
     Raises:
         ValueError: an unknown ``image_backing``, or one this platform does not have.
@@ -45,12 +47,17 @@ class Engine:
     def __init__(self, tunables: Optional[Tunables] = None, allocator=None, *,
                  memory_init_cow: bool = True, signals_based_traps: bool = True,
                  image_backing: Optional[str] = None, consume_fuel: bool = False,
-                 epoch_interruption: bool = False, max_wasm_stack: int = DEFAULT_MAX_WASM_STACK):
+                 epoch_interruption: bool = False, max_wasm_stack: int = DEFAULT_MAX_WASM_STACK,
+                 wasm_backtrace_max_frames: int = 20):
         from . import _ffi
         from .image import check_backing
         if not isinstance(max_wasm_stack, int) or not FRAME_BYTES <= max_wasm_stack <= MAX_WASM_STACK:
             raise ValueError(f"max_wasm_stack must be an int in [{FRAME_BYTES}, {MAX_WASM_STACK}] "
                              f"bytes, got {max_wasm_stack!r}")
+        if not isinstance(wasm_backtrace_max_frames, int) or wasm_backtrace_max_frames < 1:
+            raise ValueError(f"wasm_backtrace_max_frames must be a positive int, "
+                             f"got {wasm_backtrace_max_frames!r}")
+        self.wasm_backtrace_max_frames = wasm_backtrace_max_frames
         self.consume_fuel = bool(consume_fuel)
         self.epoch_interruption = bool(epoch_interruption)
         self.max_wasm_stack = max_wasm_stack

@@ -78,21 +78,8 @@ class Instance(Owner):
 
     def __init__(self, module: Module, imports=None, store=None):
         if store is not None:
-            if not isinstance(store, Store):
-                raise TypeError(f"store must be a runtime.Store, got {type(store).__name__}")
-            if store.engine is not module.engine:
-                raise ValueError("cross-`Engine` instantiation is not currently supported")
-            self._store = store
-            store._admit(self, module)  # AllocationError past a limit (nothing counted)
-            try:
-                self._init(module, imports)
-            except BaseException:
-                store._release(self)
-                raise
+            self._init_in(store, module, imports)
             return
-        self._init(module, imports)
-
-    def _init(self, module: Module, imports):
         layout = module._instance_layout
         if layout is not None and layout.fast and not imports:  # (fast is False once closed)
             # The common case, kept short: a module with one memory and nothing else to
@@ -170,6 +157,21 @@ class Instance(Owner):
             self._instantiate(layout)
         except BaseException:
             self.close()
+            raise
+
+    def _init_in(self, store, module: Module, imports):
+        """__init__ in ``store``: counted by its limits first (AllocationError, nothing
+        counted), given back if the instantiation fails."""
+        if not isinstance(store, Store):
+            raise TypeError(f"store must be a runtime.Store, got {type(store).__name__}")
+        if store.engine is not module.engine:
+            raise ValueError("cross-`Engine` instantiation is not currently supported")
+        self._store = store
+        store._admit(self, module)
+        try:
+            Instance.__init__(self, module, imports)
+        except BaseException:
+            store._release(self)
             raise
 
     def _hold(self, memories):

@@ -381,7 +381,7 @@ def _call_entered(instance, site, mc, func_index: int, cells):
             inst = instance_of_vm(c.vm)
             _bulk(inst, site_of(inst), c)
         else:
-            raise _trap(c, status, frames)
+            raise _trap(c, status, frames, engine.wasm_backtrace_max_frames, mc)
 
 
 def _host_call(c, t, used: int, fused: int) -> None:
@@ -424,7 +424,7 @@ def _grow(c, memories) -> None:
     c.exit_dst[0] = old & (0xFFFFFFFFFFFFFFFF if memory64 else 0xFFFFFFFF)
 
 
-def _trap(c, status, frames) -> Exception:
+def _trap(c, status, frames, max_frames, mc) -> Exception:
     code = _TRAPS.get(status)
     if code is not None:
         trap = Trap(code)
@@ -434,7 +434,8 @@ def _trap(c, status, frames) -> Exception:
     else:
         trap = None
     if trap is not None:  # raw addresses now; FrameInfo records when someone reads them
-        trap._ips = (_ffi.pointer_address(c.ip), _ffi.frame_return_ips(frames, c.depth))
+        trap._ips = (_ffi.pointer_address(c.ip),  # mc: its code stays mapped until read
+                     _ffi.frame_return_ips(frames, c.depth, max_frames - 1), mc)
         return trap
     from .errors import WasmRuntimeError
     if status == _ffi.I_FAULT:

@@ -39,6 +39,26 @@ class StoreLimits(NamedTuple):
 _UNLIMITED = StoreLimits()
 
 
+class _Needs(NamedTuple):
+    """What an instance of a module counts for in a store (made once per module)."""
+
+    memories: int        # defined memories
+    tables: int          # defined tables
+    memory_bytes: int    # the largest minimum of its defined memories
+    table_elements: int  # the largest minimum of its defined tables
+
+
+def _needs_of(module) -> _Needs:
+    env = module.env
+    memory_plans = env.memory_plans[env.num_imported_memories:]
+    table_plans = env.table_plans[env.num_imported_tables:]
+    needs = _Needs(len(memory_plans), len(table_plans),
+                   max((p.memory.minimum * WASM_PAGE_BYTES for p in memory_plans), default=0),
+                   max((p.table.minimum for p in table_plans), default=0))
+    module._store_needs = needs
+    return needs
+
+
 class Store:
     """A store of ``engine`` (a default Engine when None).
 
@@ -119,32 +139,29 @@ class Store:
     def _admit(self, instance, module) -> None:
         """Count a new instance of ``module`` in; AllocationError (nothing counted) when
         that passes a limit."""
-        env = module.env
-        memory_plans = env.memory_plans[env.num_imported_memories:]
-        table_plans = env.table_plans[env.num_imported_tables:]
+        needs = module.__dict__.get("_store_needs") or _needs_of(module)
         lim = self._limits
-        if lim.memory_size is not None:
-            for plan in memory_plans:
-                if plan.memory.minimum * WASM_PAGE_BYTES > lim.memory_size:
-                    raise AllocationError(f"memory minimum size of {plan.memory.minimum} pages "
-                                          f"exceeds memory limits", "store limits")
-        if lim.table_elements is not None:
-            for plan in table_plans:
-                if plan.table.minimum > lim.table_elements:
-                    raise AllocationError(f"table minimum size of {plan.table.minimum} elements "
-                                          f"exceeds table limits", "store limits")
-        nmem, ntab = len(memory_plans), len(table_plans)
         with self._lock:
-            for what, count, more, limit in (("instance", self._instances, 1, lim.instances),
-                                             ("memory", self._memories, nmem, lim.memories),
-                                             ("table", self._tables, ntab, lim.tables)):
-                if limit is not None and count + more > limit:
-                    raise AllocationError(f"resource limit exceeded: {what} count too high at "
-                                          f"{count + more}", "store limits")
+            if lim is not _UNLIMITED:
+                self._check(lim, needs)
             self._instances += 1
-            self._memories += nmem
-            self._tables += ntab
-            self._admitted[id(instance)] = (nmem, ntab)
+            self._memories += needs.memories
+            self._tables += needs.tables
+            self._admitted[id(instance)] = needs
+
+    def _check(self, lim: StoreLimits, needs: "_Needs") -> None:
+        if lim.memory_size is not None and needs.memory_bytes > lim.memory_size:
+            raise AllocationError(f"memory minimum size of {needs.memory_bytes // WASM_PAGE_BYTES} "
+                                  f"pages exceeds memory limits", "store limits")
+        if lim.table_elements is not None and needs.table_elements > lim.table_elements:
+            raise AllocationError(f"table minimum size of {needs.table_elements} elements "
+                                  f"exceeds table limits", "store limits")
+        for what, count, more, limit in (("instance", self._instances, 1, lim.instances),
+                                         ("memory", self._memories, needs.memories, lim.memories),
+                                         ("table", self._tables, needs.tables, lim.tables)):
+            if limit is not None and count + more > limit:
+                raise AllocationError(f"resource limit exceeded: {what} count too high at "
+                                      f"{count + more}", "store limits")
 
     def _release(self, instance) -> None:
         """Give back what ``instance`` was counted for (idempotent)."""
@@ -152,8 +169,8 @@ class Store:
             counted = self._admitted.pop(id(instance), None)
             if counted is not None:
                 self._instances -= 1
-                self._memories -= counted[0]
-                self._tables -= counted[1]
+                self._memories -= counted.memories
+                self._tables -= counted.tables
 
     def _memory_may_grow(self, new_pages: int) -> bool:
         limit = self._limits.memory_size

@@ -6,9 +6,11 @@ import inspect
 import pickle
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import wasmenv
-from wasmenv import ConstExpr, ElementSegment, MemoryInitializer, TableInitializer
+from wasmenv import ConstExpr, DecodeError, ElementSegment, MemoryInitializer, TableInitializer
 from wasmenv.reader import Reader
 
 from tests.helpers import FUNCREF, MEM1, TYPE_VOID, data_active, decode, i32c, i64c, rejects, wat
@@ -283,6 +285,65 @@ def test_data_fast_path_leaves_other_shapes_to_the_general_path():
     ext = b"\x00\x41\x05\x41\x03\x6a\x0b" + vec([b"e"])
     inits = decode(data_module(ext, data_active(i32c(70000), b"p"))).memory_initialization.initializers
     assert [(i.offset, i.expr, len(i.data)) for i in inits] == [(8, None, 1), (70000, None, 1)]
+
+
+def _data_outcome(wasm):
+    """What translating ``wasm`` gives: its data initializers, passive segments and bytes,
+    or its error (message and offset)."""
+    try:
+        tr = wasmenv.translate(wasm)
+    except DecodeError as err:
+        return "error", err.message, err.offset
+    m = tr.module
+    return ("ok", m.memory_initialization, m.passive_data_map,
+            [bytes(c) for c in tr.data.chunks], [bytes(c) for c in tr.passive_data.chunks])
+
+
+_LEBISH = st.lists(st.sampled_from([0x00, 0x01, 0x0B, 0x3F, 0x40, 0x41, 0x70, 0x7F, 0x80, 0x81,
+                                    0xC0, 0xF0, 0xFF]) | st.integers(0, 255), max_size=7).map(bytes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.tuples(st.sampled_from([b"\x41", b"\x42", b""]) | st.binary(max_size=1), _LEBISH,
+                 st.sampled_from([b"\x0b", b"\x41\x00\x6a\x0b", b""]) | st.binary(max_size=1),
+                 _LEBISH, st.binary(max_size=6)).map(b"".join).filter(len))
+def test_data_fast_path_reads_any_segment_bytes_as_the_general_path(body):
+    # After flags 0 the fast path reads the bytes itself (the reader's rules, inline); after
+    # a two-byte flags 0 the general path reads them through the Reader. Same result, same
+    # error, one byte later on the general path. (Not empty: a segment has two bytes or
+    # more, or the count check rejects the section first.)
+    fast = _data_outcome(data_module(b"\x00" + body))
+    general = _data_outcome(data_module(b"\x80\x00" + body))
+    if fast[0] == "error":
+        assert general == ("error", fast[1], fast[2] + 1)
+    else:
+        assert general == fast
+
+
+def _bytes(data):
+    return uleb(len(data)) + data
+
+
+_SEGMENT_KINDS = {  # kind: (flags, the encoding after them)
+    "common": lambda v, data: (0, i32c(v) + _bytes(data)),
+    "passive": lambda v, data: (1, _bytes(data)),
+    "memory 0": lambda v, data: (2, b"\x00" + i32c(v) + _bytes(data)),
+    "extended": lambda v, data: (0, b"\x41" + uleb(v) + b"\x41\x01\x6a\x0b" + _bytes(data)),
+}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(_SEGMENT_KINDS)), st.integers(0, 60000),
+                          st.binary(max_size=4)), max_size=12))
+def test_data_fast_path_runs_mixed_with_other_segments(segments):
+    # Runs of common segments go through the fast path in one call, the others one by one:
+    # the segment indices (passive ones are keyed by theirs), order and bytes are those of
+    # decoding every segment on the general path (flags written in two bytes).
+    encoded = [_SEGMENT_KINDS[kind](v, data) for kind, v, data in segments]
+    mixed = _data_outcome(data_module(*[bytes([flags]) + rest for flags, rest in encoded]))
+    general = _data_outcome(data_module(*[bytes([0x80 | flags, 0]) + rest for flags, rest in encoded]))
+    assert mixed[0] == "ok" and mixed == general
+    assert len(mixed[1].initializers) == sum(kind != "passive" for kind, _, _ in segments)
 
 
 def test_memory_initializer_constructor_is_the_dataclass_one():

@@ -439,6 +439,7 @@ def test_every_new_tenant_sees_only_its_image_whatever_came_before(model_artifac
             elif op == "close":
                 live.pop(pick % len(live)).close()
             else:  # dropped without close: the backstop releases it
+                mem = None  # a view keeps its instance alive: drop the last one of a write/grow
                 live.pop(pick % len(live))
                 gc.collect()
         for inst in live:

@@ -194,6 +194,33 @@ def test_epoch_deadline_interrupts_an_infinite_loop_from_another_thread():
     assert inst.exports["count"](1000) == 1000
 
 
+def test_one_increment_interrupts_every_thread_of_the_store():
+    engine = Engine(epoch_interruption=True)
+    store = Store(engine)
+    inst = instance(engine, store)
+    other = instance(engine, Store(engine))  # another store: its own deadline
+    store.set_epoch_deadline(1)
+    other.store.set_epoch_deadline(1000)
+    codes, running = [], threading.Barrier(4)
+
+    def spin():
+        running.wait()
+        try:
+            inst.exports["spin"]()
+        except Trap as trap:
+            codes.append(trap.code)
+
+    threads = [threading.Thread(target=spin) for _ in range(3)]
+    for t in threads:
+        t.start()
+    running.wait()
+    engine.increment_epoch()
+    for t in threads:
+        t.join()
+    assert codes == [TrapCode.INTERRUPT] * 3
+    assert other.exports["count"](10) == 10
+
+
 @pytest.mark.oracle
 def test_default_deadline_traps_at_once_as_wasmtime():
     config = wt.Config()
@@ -234,7 +261,11 @@ def test_max_wasm_stack_bounds_the_call_chain():
         small.exports["rec"](5000)
     assert exc.value.code is TrapCode.STACK_OVERFLOW
     big = instance(Engine(max_wasm_stack=64 << 20))
-    assert big.exports["rec"](600_000) == 600_000  # past the default's reach
+    results = []  # on a thread of its own: its big stacks go with it
+    worker = threading.Thread(target=lambda: results.append(big.exports["rec"](600_000)))
+    worker.start()
+    worker.join()
+    assert results == [600_000]  # past the default's reach
     for bad in (0, 63, 1 << 31, "1MiB"):
         with pytest.raises(ValueError):
             Engine(max_wasm_stack=bad)

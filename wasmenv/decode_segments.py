@@ -2,12 +2,14 @@
 skipped, bodies recorded) and data (with its fast path for the common segment shape)."""
 from __future__ import annotations
 
+import textwrap
+
 from .constexpr import MASK32, ConstExpr
 from .decode_types import _REF_FUNC, FUNCREF, I32, I64, read_ref_type
 from .init import MemoryInitializer, TableInitializer
 from .limits import MAX_DATA_SEGMENTS, MAX_ELEMENT_SEGMENTS, MAX_FUNCTION_SIZE, MAX_TABLE_ENTRIES
 from .module import ElementSegment
-from .reader import Reader
+from .reader import Reader, byte_vec_source, generate, leb128_source
 from .types import is_subtype
 
 
@@ -148,37 +150,26 @@ class SegmentSections:
                           f"(data count {self.data_count}, {n} segments)", pos)
         memories = self.memories
         nmem = len(memories)
-        buf = r.buf
-        end = r.end
         push = self.translation.data.push
         append = self.memory_inits.append
         passive_map = self.passive_data_map
         passive_push = self.translation.passive_data.push
         read_expr = self.read_const_expr
-        s32 = r.s32
-        byte_vec = r.byte_vec
         MI = MemoryInitializer
         fast = nmem > 0 and not memories[0].memory64
-        pos = r.pos
-        for data_index in range(n):
-            # Fast path: flags 0 (memory 0, 32-bit), `i32.const N; end`, bytes. It reads
-            # what the general path would read, with the same reader calls (so the same
-            # errors), and leaves any other shape to the general path.
-            if fast and pos + 1 < end and buf[pos] == 0 and buf[pos + 1] == 0x41:
-                r.pos = pos + 2
-                value = s32() & MASK32
-                p = r.pos
-                if p < end and buf[p] == 0x0B:
-                    r.pos = p + 1
-                    append(MI(0, None, value, push(byte_vec())))
-                    pos = r.pos
+        data_index = 0
+        while data_index < n:
+            if fast:
+                read = _read_common_segments(r, n - data_index, push, append)
+                if read:
+                    data_index += read
                     continue
-            # General path.
-            r.pos = seg_pos = pos
+            # General path: one segment of any other shape.
+            seg_pos = r.pos
             flags = r.u32()
             if flags == 1:
                 passive_map[data_index] = passive_push(r.byte_vec())
-                pos = r.pos
+                data_index += 1
                 continue
             if flags == 0:
                 memory_index = 0
@@ -194,8 +185,7 @@ class SegmentSections:
             expr = read_expr(r, I64 if mem64 else I32)
             base, offset, expr = _split_offset(expr)
             append(MI(memory_index, base, offset, push(r.byte_vec()), expr, mem64))
-            pos = r.pos
-        r.pos = pos
+            data_index += 1
         self.end_of_section(r)
 
 
@@ -214,3 +204,38 @@ def _split_offset(expr: ConstExpr):
 
 def _no_global(index):  # pragma: no cover - only called for expressions without globals
     raise AssertionError("constant expression unexpectedly reads a global")
+
+
+# The data section's fast path: a run of segments of the common shape (flags 0, so memory
+# 0, 32-bit; offset `i32.const N; end`; the bytes), read with the reader's own LEB128 and
+# byte vector rules (inline: their source is the reader's template) in one call. Another
+# shape ends the run at its first byte, for the general path; an error is the one the
+# general path raises for these bytes, at the same offset.
+_read_common_segments = generate(__name__, "generated fast path", f"""\
+def _read_common_segments(self, limit, push, append):
+    '''Read the run of at most ``limit`` common-shape data segments at the cursor of reader
+    ``self``, which moves past them: each one's bytes go to ``push`` (a data store's, which
+    returns their range), its MemoryInitializer to ``append``. Returns how many it read.'''
+    buf = self.buf
+    pos = self.pos
+    end = self.end
+    read = 0
+    for read in range(limit):  # a for loop: CPython 3.11 specializes code at its jumps back
+        segment = pos
+        if pos + 1 >= end or buf[pos] != 0x00 or buf[pos + 1] != 0x41:
+            break
+        pos += 2
+{textwrap.indent(leb128_source("offset", 32, signed=True), " " * 8)}\
+        if pos >= end or buf[pos] != 0x0B:
+            pos = segment
+            break
+        pos += 1
+{textwrap.indent(byte_vec_source("view"), " " * 8)}\
+        if offset < 0:
+            offset += {MASK32 + 1:#x}  # i32 offsets are unsigned
+        append(MemoryInitializer(0, None, offset, push(view)))
+    else:
+        read = limit
+    self.pos = pos
+    return read
+""", MemoryInitializer=MemoryInitializer)["_read_common_segments"]

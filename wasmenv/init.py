@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 from .constexpr import MASK32, ConstExpr
 from .types import WASM_PAGE_SIZE
 
 U64_MAX = (1 << 64) - 1
+#: ``object.__setattr__``, read once (a class attribute read is a dictionary lookup per call).
+_object_setattr = object.__setattr__
 
 
 @dataclass(frozen=True, init=False)
@@ -31,7 +33,7 @@ class MemoryInitializer:
         # One is made per data segment (100,000 in a large module): the fields are stored
         # in one step, as unpickling does, instead of one object.__setattr__ per field as
         # in the generated frozen __init__ (half the time; attribute reads stay as fast).
-        object.__setattr__(self, "__dict__", {
+        _object_setattr(self, "__dict__", {
             "memory_index": memory_index, "base": base, "offset": offset, "data": data,
             "expr": expr, "memory64": memory64})
 
@@ -127,17 +129,36 @@ def init_memory(initialization: MemoryInitialization, state: InitMemory, write: 
 def apply_segments(initializers, state: InitMemory,
                    write: Callable[[int, int, range], bool]) -> bool:
     """The Segmented rule of :func:`init_memory`: ``write(memory_index, start, data)`` per
-    initializer, in order (the only copy of the rule; the static-init dry run uses it too).
+    initializer, in order (the only copy of the rule; the static-init dry run uses it too,
+    through :func:`compile_time_writes`). Each initializer is resolved after the previous
+    one is written.
 
     Returns False at the first initializer that cannot be applied: a global base at
     compile time, an overflowing or out-of-bounds range, or ``write`` returning False.
     """
+    return _apply_segments(initializers, state, write, None)
+
+
+def compile_time_writes(initializers, module) -> Optional[List[List[Tuple[int, range]]]]:
+    """The writes :func:`apply_segments` makes at compile time (``InitMemory.CompileTime``),
+    collected rather than made: per memory of ``module``, the ``(start, data)`` of each
+    write of at least one byte, in order (a write of none changes no byte); None where
+    apply_segments returns False. No callback per segment: the static-init dry run."""
+    per_memory = [[] for _ in module.memory_plans]
+    ok = _apply_segments(initializers, _CompileTime(module), None, per_memory)
+    return per_memory if ok else None
+
+
+def _apply_segments(initializers, state: InitMemory, write, per_memory) -> bool:
+    """:func:`apply_segments`, whose writes go to ``write`` or, when ``per_memory`` is not
+    None, are appended to its lists (empty writes left out)."""
     compile_time = isinstance(state, _CompileTime)
     if compile_time:
         minimum_bytes = [plan.memory.minimum * WASM_PAGE_SIZE for plan in state.module.memory_plans]
     else:
         get_global_as_u64 = state.get_global_as_u64
         memory_size_in_pages = state.memory_size_in_pages
+    collect = None if per_memory is None else [writes.append for writes in per_memory]
     for init in initializers:
         index = init.memory_index
         if compile_time:
@@ -155,7 +176,10 @@ def apply_segments(initializers, state: InitMemory,
         # A memory64 size near 2^48 pages overflows u64 bytes: any u64 end fits then.
         if end > U64_MAX or (size_bytes <= U64_MAX and end > size_bytes):
             return False
-        if not write(index, start, data):
+        if collect is not None:
+            if data:
+                collect[index]((start, data))
+        elif not write(index, start, data):
             return False
     return True
 

@@ -13,6 +13,10 @@ large").
 """
 from __future__ import annotations
 
+import linecache
+import string
+import textwrap
+
 from .errors import DecodeError
 
 #: wasmparser's limit on the byte length of any name (MAX_WASM_STRING_SIZE).
@@ -41,59 +45,114 @@ def as_byte_view(data) -> memoryview:
     return view
 
 
-def _leb128(bits: int, signed: bool):
-    """The reader method for ``bits``-bit LEB128 integers (the only copy of the rule).
+# -- the LEB128 rule, as source ---------------------------------------------------------
+# The rule is written once, as the template below. Every reader of an integer is generated
+# from it: the Reader methods u32 ... s64 and byte_vec, and the decoder's data-segment
+# fast path, which reads its integers inline (a Python call per integer costs as much as
+# the reading itself).
 
-    At most ``ceil(bits / 7)`` bytes; in the last one the continuation bit must be clear
-    and the bits above the value must be zero (unsigned) or copies of the sign bit
-    (signed). Signed values come back as Python ints (negative allowed). Errors leave the
-    cursor where the reading stopped.
-    """
+#: Read a ``bits``-bit LEB128 at ``pos`` (a local, like ``buf``, ``end`` and the reader
+#: ``self``) into ``$out``, leaving ``pos`` after it. At most ``ceil(bits / 7)`` bytes; in
+#: the last one the continuation bit must be clear and the bits above the value must be
+#: zero (unsigned) or copies of the sign bit (signed). Signed values come out as Python
+#: ints (negative allowed). On an error ``self.pos`` is where the reading stopped for a
+#: truncated integer, else the integer's first byte.
+_LEB128 = string.Template("""\
+if pos >= end:
+    self.pos = pos
+    raise self.eof_error()
+byte = buf[pos]
+pos += 1
+if byte < 0x80:  # one byte: most indices, counts and small constants
+    $out = $one_byte
+else:
+    $out = byte & 0x7F
+    shift = 7
+    while pos < end:
+        byte = buf[pos]
+        pos += 1
+        if byte < 0x80 or shift == $last_shift:
+            break
+        $out |= (byte & 0x7F) << shift
+        shift += 7
+    else:
+        self.pos = pos
+        raise self.eof_error()
+    if shift == $last_shift:
+        if byte & 0x80:
+            self.pos = pos - $max_len
+            raise self.error("integer representation too long", pos - 1)
+        if $too_large:
+            self.pos = pos - $max_len
+            raise self.error("integer too large", pos - 1)
+    $out |= byte << shift$sign_extend
+""")
+
+#: Read a length-prefixed byte vector at ``pos`` into ``$out`` (a zero-copy view).
+_BYTE_VEC = string.Template("""\
+start = pos
+${read_length}if length > end - pos:
+    self.pos = pos
+    raise self.error(f"length out of bounds: {length} bytes declared, "
+                     f"{end - pos} remaining (unexpected end)", start)
+$out = buf[pos:pos + length]
+pos += length
+""")
+
+
+def leb128_source(out: str, bits: int, signed: bool) -> str:
+    """The source of the LEB128 rule (:data:`_LEB128`) for ``bits``-bit integers, read into
+    the local ``out``."""
     last_shift = (bits - 1) // 7 * 7  # shift of the last allowed byte
     if signed:
         sign_bit = bits - 1 - last_shift  # bit index of the sign inside that byte
         all_ones = 0x7F >> sign_bit  # the sign bit and the unused bits above it, all set
+        too_large = f"(byte >> {sign_bit}) not in (0, {all_ones:#x})"
+        one_byte = "byte - 0x80 if byte & 0x40 else byte"
+        sign_extend = f"\n    if byte & 0x40:\n        {out} -= 1 << (shift + 7)"
     else:
-        unused = (0x7F << (bits - last_shift)) & 0x7F  # that byte's bits above the value
+        too_large = f"byte & {(0x7F << (bits - last_shift)) & 0x7F:#x}"  # bits above the value
+        one_byte = "byte"
+        sign_extend = ""
+    return _LEB128.substitute(out=out, last_shift=last_shift, max_len=last_shift // 7 + 1,
+                              too_large=too_large, one_byte=one_byte, sign_extend=sign_extend)
 
-    def read(self) -> int:
-        buf = self.buf
-        pos = self.pos
-        end = self.end
-        if pos >= end:
-            raise self.eof_error()
-        byte = buf[pos]
-        pos += 1
-        if byte < 0x80:  # one byte: most indices, counts and small constants
-            self.pos = pos
-            return byte - 0x80 if signed and byte & 0x40 else byte
-        result = byte & 0x7F
-        shift = 7
-        while pos < end:
-            byte = buf[pos]
-            pos += 1
-            if byte < 0x80 or shift == last_shift:
-                break
-            result |= (byte & 0x7F) << shift
-            shift += 7
-        else:
-            self.pos = pos
-            raise self.eof_error()
-        if shift == last_shift:
-            if byte & 0x80:
-                raise self.error("integer representation too long", pos - 1)
-            if signed:
-                high = byte >> sign_bit
-                if high != 0 and high != all_ones:
-                    raise self.error("integer too large", pos - 1)
-            elif byte & unused:
-                raise self.error("integer too large", pos - 1)
-        self.pos = pos
-        result |= byte << shift
-        return result - (1 << (shift + 7)) if signed and byte & 0x40 else result
 
-    read.__name__ = read.__qualname__ = f"{'s' if signed else 'u'}{bits}"
-    return read
+def byte_vec_source(out: str) -> str:
+    """The source of a length-prefixed byte vector read (:data:`_BYTE_VEC`) into ``out``."""
+    return _BYTE_VEC.substitute(out=out, read_length=leb128_source("length", 32, signed=False))
+
+
+def generate(module: str, what: str, source: str, **names) -> dict:
+    """The names ``source`` defines, as if in ``module``, whose globals are ``names``.
+
+    The source is registered under the file name ``<module: what>`` (tracebacks show its
+    lines; ``inspect.getsource`` finds each function's definition).
+    """
+    filename = f"<{module}: {what}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {"__name__": module, **names}
+    exec(compile(source, filename, "exec"), namespace)  # our own templates, nothing else
+    return namespace
+
+
+def _method(name: str, doc: str, read: str) -> str:
+    """The source of reader method ``name``: ``read`` into ``value`` from the cursor, which
+    then moves past it."""
+    body = read + "self.pos = pos\nreturn value\n"
+    return (f"def {name}(self):\n    {doc!r}\n    buf = self.buf\n    pos = self.pos\n"
+            f"    end = self.end\n" + textwrap.indent(body, "    "))
+
+
+_INTEGERS = {"u32": (32, False), "u64": (64, False), "s32": (32, True), "s33": (33, True),
+             "s64": (64, True)}  # name: (bits, signed)
+_METHODS = generate(__name__, "generated methods", "\n".join([
+    *(_method(name, f"{'Signed' if signed else 'Unsigned'} {bits}-bit LEB128.",
+              leb128_source("value", bits, signed))
+      for name, (bits, signed) in _INTEGERS.items()),
+    _method("byte_vec", "A length-prefixed byte vector as a zero-copy view.",
+            byte_vec_source("value")),
+]))
 
 
 class Reader:
@@ -168,15 +227,15 @@ class Reader:
 
     # -- LEB128 ---------------------------------------------------------------------------
     #: Unsigned LEB128, at most 5 bytes, value < 2^32 (every index and count of a module).
-    u32 = _leb128(32, signed=False)
+    u32 = _METHODS["u32"]
     #: Unsigned LEB128, at most 10 bytes, value < 2^64.
-    u64 = _leb128(64, signed=False)
+    u64 = _METHODS["u64"]
     #: Signed LEB128, at most 5 bytes, value in [-2^31, 2^31).
-    s32 = _leb128(32, signed=True)
+    s32 = _METHODS["s32"]
     #: Signed LEB128 of 33 bits (block types, heap types).
-    s33 = _leb128(33, signed=True)
+    s33 = _METHODS["s33"]
     #: Signed LEB128, at most 10 bytes, value in [-2^63, 2^63).
-    s64 = _leb128(64, signed=True)
+    s64 = _METHODS["s64"]
 
     # -- composite ------------------------------------------------------------------------
     def count(self, min_item_size: int = 1, what: str = "items", limit: int = None) -> int:
@@ -194,16 +253,8 @@ class Reader:
                              f"({self.end - self.pos}): unexpected end", start)
         return n
 
-    def byte_vec(self) -> memoryview:
-        """A length-prefixed byte vector as a zero-copy view."""
-        start = self.pos
-        n = self.u32()
-        if n > self.end - self.pos:
-            raise self.error(f"length out of bounds: {n} bytes declared, "
-                             f"{self.end - self.pos} remaining (unexpected end)", start)
-        pos = self.pos
-        self.pos = pos + n
-        return self.buf[pos:pos + n]
+    #: A length-prefixed byte vector as a zero-copy view.
+    byte_vec = _METHODS["byte_vec"]
 
     def name(self) -> str:
         """A length-prefixed UTF-8 name (strictly valid UTF-8, at most 100,000 bytes)."""
@@ -223,3 +274,8 @@ class Reader:
 
     def __repr__(self):
         return f"<Reader pos={self.pos:#x} end={self.end:#x} section={self.section!r}>"
+
+
+for _name in ("u32", "u64", "s32", "s33", "s64", "byte_vec"):
+    _METHODS[_name].__qualname__ = f"Reader.{_name}"
+del _name

@@ -5,8 +5,8 @@ import bisect
 from dataclasses import dataclass, field
 from typing import List, NamedTuple, Optional, Tuple, Union
 
-from .init import (InitMemory, MemoryInitialization, StaticMemoryInitializer,
-                   TableInitialization, apply_segments)
+from .init import (MemoryInitialization, StaticMemoryInitializer, TableInitialization,
+                   compile_time_writes)
 from .module import Module
 from .tunables import Tunables
 from .types import ValType
@@ -157,25 +157,17 @@ class ModuleTranslation:
 
     def _dry_run(self):
         """Compile-time application of every segment (init_memory's rule, through
-        :func:`apply_segments`): per memory, the non-empty ``(offset, data range)`` in
+        :func:`compile_time_writes`): per memory, the non-empty ``(offset, data range)`` in
         order, or None if static init is impossible (imported memory, global base, overflow
         or out of bounds of the minimum)."""
         module = self.module
-        per_memory = [[] for _ in module.memory_plans]
-        appenders = [segs.append for segs in per_memory]
+        initializers = module.memory_initialization.initializers
         imported = module.num_imported_memories
-
-        def write(index, offset, data):
-            if index < imported:
-                return False
-            if data:
-                appenders[index]((offset, data))
-            return True
-
-        if not apply_segments(module.memory_initialization.initializers,
-                              InitMemory.CompileTime(module), write):
+        # An imported memory gets no image: a segment for one, even an empty one (it still
+        # bounds-checks the memory at instantiation), keeps the module Segmented.
+        if imported and any(init.memory_index < imported for init in initializers):
             return None
-        return per_memory
+        return compile_time_writes(initializers, module)
 
     def _build_image(self, segs, page_size):
         """``(offset, chunk)`` of the page-aligned image of ``segs`` (later segments win),
