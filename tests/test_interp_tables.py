@@ -183,7 +183,8 @@ CROSS_B = """(module
   (func (export "call") (param i32 i32) (result i32) (call_indirect $t (type $s) (local.get 1) (local.get 0)))
   (func (export "call_a") (param i32 i32) (result i32) (call_indirect $ta (type $s) (local.get 1) (local.get 0)))
   (func (export "tail") (param i32 i32) (result i32) (return_call_indirect $t (type $s) (local.get 1) (local.get 0)))
-  (func (export "bad") (result i32) (call_indirect $t (type $v) (i32.const 1))))"""
+  (func (export "bad") (result i32) (call_indirect $t (type $v) (i32.const 1)))
+  (func (export "rf") (result funcref) (ref.func $af)))"""
 
 
 def test_call_indirect_of_a_host_function_and_another_instance_as_wasmtime():
@@ -217,8 +218,9 @@ def test_call_indirect_of_a_host_function_and_another_instance_as_wasmtime():
     assert [r.kind for r in results[6:]] == ["trap"] * 4
     assert a.exports["f"](0) == wa_exports["f"](store, 0) == 100 + 5 + 7 + 1 + 3
     # The element, ref.func and the import are one record: the same Func comes back.
-    assert runtime.refs.cell_of_func(a.exports["f"]) == runtime.refs.cell_of_func(
-        b.tables[1].get(1)) == runtime.refs.cell_of_func(a.exports["ta"].get(0))
+    cell = runtime.refs.cell_of_func
+    assert cell(a.exports["f"]) == cell(b.tables[1].get(1)) == cell(a.exports["ta"].get(0)) \
+        == cell(b.exports["rf"]()) != 0
     assert b.tables[1].get(0) is host
     with pytest.raises(Trap) as info:
         b.exports["call"](2, 0)
