@@ -74,6 +74,7 @@ class Instance(Owner):
     _exports: Optional["Exports"] = None
     _dropped_data = None         # passive segments left after a data.drop (else the layout's)
     _held: List[object] = ()     # imported memories kept allocated until close (_hold)
+    _held_tables: List[Table] = ()  # imported tables kept allocated until close
     _entered = None              # (wenv_memory *[], count, memories) for _enter/_leave
 
     def __init__(self, module: Module, imports=None, store=None):
@@ -154,6 +155,8 @@ class Instance(Owner):
         try:
             if self._imported_memories:
                 self._hold(self._imported_memories)
+            if env.num_imported_tables:
+                self._hold_tables(self.tables[:env.num_imported_tables])
             self._instantiate(layout)
         except BaseException:
             self.close()
@@ -182,6 +185,14 @@ class Instance(Owner):
             if not _ffi.memory_enter(memory._desc):
                 raise ValueError("an imported memory is closed")
             held.append(memory)
+
+    def _hold_tables(self, tables):
+        """Keep imported tables' storage until this instance closes (their definer may
+        close first: their views then raise; this instance's code still runs on them)."""
+        held = self._held_tables = []
+        for table in tables:
+            table._share()
+            held.append(table)
 
     def _enter(self):
         """The interpreter's call bridge, before a call: counts the call in flight on
@@ -490,8 +501,11 @@ class Instance(Owner):
                 rc = _ffi.memory_leave(memory._desc)
                 if rc:  # its instance closed first, and this was its last use
                     memory._state.slot._after_close(rc)
+            held_tables, self._held_tables = self._held_tables, ()
+            for table in held_tables:
+                table._unshare()
             for table in reversed(self._defined_tables):
-                table.close()  # returns its pool table slot
+                table.close()  # returns its pool table slot (or its last importer will)
             made = self._made
             if made is not None:
                 ended = layout.allocation.closing(layout, handles, made)

@@ -61,6 +61,8 @@ class Table(Owner):
         self._lazy = _lazy_array(lazy) if lazy else None  # bound to its instance by _bind
         self._lazy_len = len(lazy) if lazy else 0
         self._holds = {}  # id -> what keeps the records this table's cells may name alive
+        self._shares = 1  # its definer's, plus one per live importer (_share): the storage
+        # goes when the last is given back, so an importer's code never reads freed cells
         self._t = _ffi.table_open(ty.minimum, limit, self._cell(init))
 
     def _hold(self, holder) -> None:
@@ -175,12 +177,30 @@ class Table(Owner):
         return self._closed
 
     def close(self):
-        """Release the storage and give a pool's table slot back (idempotent); later
-        accesses raise ValueError."""
+        """Close this view (idempotent; later accesses raise ValueError); the storage and a
+        pool's table slot go back now, or when the last importer holding it closes."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+        self._unshare()
+
+    def _share(self) -> None:
+        """An importing instance keeps the storage until it calls :meth:`_unshare`.
+
+        Raises:
+            ValueError: the table is closed.
+        """
+        with self._lock:
+            if self._closed:
+                raise ValueError("an imported table is closed")
+            self._shares += 1
+
+    def _unshare(self) -> None:
+        with self._lock:
+            self._shares -= 1
+            if self._shares:
+                return
             _ffi.table_close(self._t)
             self._holds = {}
         slot, self._slot = self._slot, None

@@ -281,3 +281,25 @@ def test_an_imported_memory_stays_allocated_until_its_importer_closes(pooled):
     else:
         from tests.helpers import parse_maps
         assert not any(s < end and start < e for s, e, *_ in parse_maps())  # unmapped now
+
+
+def test_an_imported_table_stays_allocated_until_its_importer_closes():
+    """The importer's code keeps running on an imported table whose definer closed first
+    (its storage freed under the importer's call_indirect would crash the process)."""
+    eng = Engine()
+    exporter = Instance(Module(eng, wat('(module (table (export "t") 4 funcref))')))
+    tab = exporter.exports["t"]
+    importer = Instance(Module(eng, wat("""(module (import "e" "t" (table 4 funcref))
+      (type $r (func (result i32)))
+      (func $seven (result i32) i32.const 7) (elem (i32.const 2) $seven)
+      (func (export "via") (param i32) (result i32) local.get 0 call_indirect (type $r)))""")),
+                        {("e", "t"): tab})
+    assert importer.exports["via"](2) == 7
+    exporter.close()  # first: its views raise from now on, the storage stays
+    with pytest.raises(ValueError, match="closed"):
+        tab.get(2)
+    assert importer.exports["via"](2) == 7
+    with pytest.raises(Trap):
+        importer.exports["via"](1)  # a null element: still a wasm trap, not a crash
+    importer.close()
+    assert tab._shares == 0  # freed with its last holder
