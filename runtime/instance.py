@@ -75,6 +75,9 @@ class Instance(Owner):
     _dropped_data = None         # passive segments left after a data.drop (else the layout's)
     _held: List[object] = ()     # imported memories kept allocated until close (_hold)
     _held_tables: List[Table] = ()  # imported tables kept allocated until close
+    _calls = 0                   # calls in flight (_enter/_leave), counted when it has tables
+    _tables_done = False         # its tables were given back (close, after the last call)
+    _tables_pending = False      # closed during a call: the last _leave gives them back
     _entered = None              # (wenv_memory *[], count, memories) for _enter/_leave
 
     def __init__(self, module: Module, imports=None, store=None):
@@ -214,12 +217,43 @@ class Instance(Owner):
             if self._handles is None and count:
                 _ffi.memories_leave(descs, count)
             raise ValueError("instance is closed")
+        if self.tables:  # tables have no count in C: their release waits for the last call
+            with _CALLS_LOCK:
+                if not self._tables_done:
+                    self._calls += 1
+                    return
+            _ffi.memories_leave(descs, count)
+            raise ValueError("instance is closed")
 
     def _leave(self):
         """The interpreter's call bridge, after a call (trap or not): the end of the call
         :meth:`_enter` counted."""
         entered = self._entered
+        if self.tables:
+            with _CALLS_LOCK:
+                self._calls -= 1
+                last = self._calls == 0 and self._tables_pending
+                if last:
+                    self._tables_pending = False
+            if last:
+                self._release_tables()
         _ffi.memories_leave(entered[0], entered[1])
+
+    def _tables_after_calls(self) -> bool:
+        """close(): True if the tables may go now; else the last call in flight gives them back."""
+        with _CALLS_LOCK:
+            self._tables_done = True
+            if self._calls:
+                self._tables_pending = True
+                return False
+            return True
+
+    def _release_tables(self) -> None:
+        held_tables, self._held_tables = self._held_tables, ()
+        for table in held_tables:
+            table._unshare()
+        for table in reversed(self._defined_tables):
+            table.close()  # returns its pool table slot (or its last importer will)
 
     def _open_block(self, layout):
         """The instance block: the globals template copied in, imported globals' cell
@@ -501,11 +535,8 @@ class Instance(Owner):
                 rc = _ffi.memory_leave(memory._desc)
                 if rc:  # its instance closed first, and this was its last use
                     memory._state.slot._after_close(rc)
-            held_tables, self._held_tables = self._held_tables, ()
-            for table in held_tables:
-                table._unshare()
-            for table in reversed(self._defined_tables):
-                table.close()  # returns its pool table slot (or its last importer will)
+            if self._tables_after_calls():
+                self._release_tables()
             made = self._made
             if made is not None:
                 ended = layout.allocation.closing(layout, handles, made)
@@ -529,6 +560,7 @@ _new_block, _copy_into, _store_u64s = _ffi.new_block, _ffi.copy_into, _ffi.store
 # Instance.memory: one Memory object per memory, and none once close() began. Reentrant:
 # a collection inside memory() may run another instance's __del__ (close) on this thread.
 _MAKE_LOCK = threading.RLock()
+_CALLS_LOCK = threading.Lock()  # Instance._calls and its table release
 
 
 class _Globals(Sequence):

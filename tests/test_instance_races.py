@@ -303,3 +303,22 @@ def test_an_imported_table_stays_allocated_until_its_importer_closes():
         importer.exports["via"](1)  # a null element: still a wasm trap, not a crash
     importer.close()
     assert tab._shares == 0  # freed with its last holder
+
+
+def test_a_call_in_flight_while_its_instance_closes_keeps_its_tables():
+    """A host function closes the instance mid-call; the call goes on to a call_indirect
+    through the instance's own table, which must still be there (released after it)."""
+    from runtime import Func
+    from wasmenv import FuncType
+    box = {}
+    src = wat("""(module (import "h" "close" (func $close))
+      (type $r (func (result i32)))
+      (table 4 funcref) (func $seven (result i32) i32.const 7) (elem (i32.const 2) $seven)
+      (func (export "run") (result i32) call $close i32.const 2 call_indirect (type $r)))""")
+    inst = Instance(Module(Engine(), src), {("h", "close"): Func(FuncType([], []), lambda: box["i"].close())})
+    box["i"] = inst
+    table = inst.tables[0]
+    assert inst.exports["run"]() == 7  # finished on its own table, closed meanwhile
+    assert inst.closed and table.closed and table._shares == 0  # given back after the call
+    with pytest.raises(ValueError, match="closed"):
+        inst.exports["run"]()

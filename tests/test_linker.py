@@ -275,3 +275,16 @@ def test_module_imports_and_exports_are_wasmtime_shaped(engine):
     assert module.exports == [ExportType("g", GlobalType(ValType.I64, True)),
                               ExportType("run", FuncType((), ()))]
     assert module.imports[1].type.maximum == theirs.imports[1].type.limits.max == 2
+
+
+def test_a_func_type_made_from_lists_links_like_the_modules_own():
+    """FuncType([ValType.I32], []) is the tuple-typed signature the decoder makes (equal,
+    hashable): a host function typed with lists links."""
+    ty = FuncType([ValType.I32], [])
+    assert ty == FuncType((ValType.I32,), ()) and hash(ty) == hash(FuncType((ValType.I32,), ()))
+    got = []
+    inst = Instance(runtime.Module(Engine(), wat('(module (import "h" "f" (func (param i32))) '
+                                                 '(func (export "g") i32.const 5 call 0))')),
+                    {("h", "f"): Func(ty, got.append)})
+    inst.exports["g"]()
+    assert got == [5]

@@ -54,6 +54,13 @@ class FuncType:
     params: Tuple["ValRefType", ...]
     results: Tuple["ValRefType", ...]
 
+    def __post_init__(self):
+        # Lists given by a user (FuncType([ValType.I32], [])) compare and hash as tuples.
+        if type(self.params) is not tuple:
+            object.__setattr__(self, "params", tuple(self.params))
+        if type(self.results) is not tuple:
+            object.__setattr__(self, "results", tuple(self.results))
+
     def __str__(self):
         p = " ".join(map(str, self.params))
         r = " ".join(map(str, self.results))
