@@ -42,55 +42,7 @@
 #define OWN_SLOT(m, p, slot) wenv_memory_own_pool_slot((m), (p), (uint32_t)(slot), 1)
 #define CLOSE_MEMORY(m, p, slot) wenv_memory_close(m)
 
-static enum wenv_hook_point armed;
-static int paused;
-static sem_t first_paused, second_done;
-
-static void timed_wait(sem_t *sem, int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    while (sem_timedwait(sem, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-void wenv_test_hook(enum wenv_hook_point point)
-{
-    if (point != __atomic_load_n(&armed, __ATOMIC_SEQ_CST) || __atomic_exchange_n(&paused, 1, __ATOMIC_SEQ_CST))
-        return;
-    sem_post(&first_paused);
-    timed_wait(&second_done, 5000);
-}
-
-static int fail(const char *what)
-{
-    printf("FAIL %s\n", what);
-    return 1;
-}
-
-static wenv_pool *new_pool(char **resv)
-{
-    *resv = mmap(NULL, WPAGE + SLOTS * STRIDE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (*resv == MAP_FAILED)
-        return NULL;
-    uint64_t chunk = (uint64_t)(uintptr_t)(*resv + WPAGE);
-    return wenv_pool_new(SLOTS, SLOTS, &chunk, 1, STRIDE, BOUND, 0, SLOTS, WENV_RESET_MADVISE);
-}
-
-static wenv_memory_spec plain_spec(uint64_t pages)
-{
-    wenv_memory_spec spec;
-    memset(&spec, 0, sizeof spec);
-    spec.image_fd = -1;
-    spec.accessible = pages * WPAGE;
-    return spec;
-}
+#include "race_harness.h"
 
 /* A tenant: a slot taken for one page, and the memory descriptor over it. */
 static int64_t open_tenant(wenv_pool *p, wenv_memory *m)
@@ -234,6 +186,7 @@ static int stress(wenv_pool *p)
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
+    wait_ms = 5000;
     sem_init(&first_paused, 0, 0);
     sem_init(&second_done, 0, 0);
     if (wenv_trap_handler_install() != 0)
