@@ -289,26 +289,19 @@ def _memory_size(t, op) -> None:
     t.produced(t.emit("memory_size", dst, mem))
 
 
-def _memory_grow(t, op) -> None:
-    mem = t.r.u32()
-    delta = t.pop()
-    dst = t.push()
-    t.emit("memory_grow", dst, delta, mem)
-    t.last = None
-
-
-def _memory_fill(t, op) -> None:
-    mem = t.r.u32()
-    n, value, d = t.pop(), t.pop(), t.pop()
-    t.emit("memory_fill", d, value, n, mem)
-    t.last = None
-
-
-def _memory_copy(t, op) -> None:
-    dmem, smem = t.r.u32(), t.r.u32()
-    n, s, d = t.pop(), t.pop(), t.pop()
-    t.emit("memory_copy", d, s, n, dmem, smem)
-    t.last = None
+def stack_op(name: str, nimm: int, npop: int, result: bool) -> Callable:
+    """A handler for an instruction that reads ``nimm`` u32 immediates (memory or table
+    indices), pops ``npop`` operands and emits ``[op, (dst), operands in stack order,
+    immediates]`` (memory/table grow, fill and copy)."""
+    def handler(t, op) -> None:
+        imms = [t.r.u32() for _ in range(nimm)]
+        st = t.st
+        operands = st[len(st) - npop:]
+        del st[len(st) - npop:]
+        dst = (t.push(),) if result else ()
+        t.emit(name, *dst, *operands, *imms)
+        t.last = None
+    return handler
 
 
 CONTROL: Dict[str, Callable] = {
@@ -317,5 +310,7 @@ CONTROL: Dict[str, Callable] = {
     "nop": _nop, "drop": _drop, "select": _select, "global.get": _global_get,
     "global.set": _global_set, "call": _call, "return_call": _call, "call_ref": _call_ref,
     "return_call_ref": _call_ref, "ref.func": _ref_func, "memory.size": _memory_size,
-    "memory.grow": _memory_grow, "memory.fill": _memory_fill, "memory.copy": _memory_copy,
+    "memory.grow": stack_op("memory_grow", 1, 1, True),
+    "memory.fill": stack_op("memory_fill", 1, 3, False),
+    "memory.copy": stack_op("memory_copy", 2, 3, False),
 }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict
 
-from ._translate_ops import FUNC, _after_call, _call_args, _unreachable_after
+from ._translate_ops import FUNC, _after_call, _call_args, _unreachable_after, stack_op
 from .func import type_id
 
 __all__ = ["TABLES", "BULK"]
@@ -39,28 +39,6 @@ def _table_size(t, op) -> None:
     table = t.r.u32()
     dst = t.push()
     t.produced(t.emit("table_size", dst, table))
-
-
-def _table_grow(t, op) -> None:
-    table = t.r.u32()
-    delta, init = t.pop(), t.pop()
-    dst = t.push()
-    t.emit("table_grow", dst, init, delta, table)
-    t.last = None
-
-
-def _table_fill(t, op) -> None:
-    table = t.r.u32()
-    n, value, index = t.pop(), t.pop(), t.pop()
-    t.emit("table_fill", index, value, n, table)
-    t.last = None
-
-
-def _table_copy(t, op) -> None:
-    dst_table, src_table = t.r.u32(), t.r.u32()
-    n, s, d = t.pop(), t.pop(), t.pop()
-    t.emit("table_copy", d, s, n, dst_table, src_table)
-    t.last = None
 
 
 def _bulk(t, op) -> None:
@@ -144,7 +122,9 @@ def _call_indirect(t, op) -> None:
 
 TABLES: Dict[str, Callable] = {
     "table.get": _table_get, "table.set": _table_set, "table.size": _table_size,
-    "table.grow": _table_grow, "table.fill": _table_fill, "table.copy": _table_copy,
+    "table.grow": stack_op("table_grow", 1, 2, True),
+    "table.fill": stack_op("table_fill", 1, 3, False),
+    "table.copy": stack_op("table_copy", 2, 3, False),
     "table.init": _bulk, "elem.drop": _bulk, "memory.init": _bulk, "data.drop": _bulk,
     "ref.null": _ref_null, "ref.is_null": _ref_is_null,
     "ref.as_non_null": _ref_as_non_null, "br_on_null": _br_on_null,
