@@ -1,7 +1,7 @@
 """Function-body validation (wasmenv.validation): the spec testsuite, wasm-smith modules
 against wasmtime-py, and one test per typing rule that a user would check.
 
-The testsuite is ``shared/wasm-testsuite`` beside the clone (or ``$WASMENV_WASM_TESTSUITE``):
+The testsuite is ``shared/wasm-testsuite`` beside the clone (or ``$WASMENV_SPEC_DIR``):
 every ``assert_invalid`` module of ``core``, ``legacy`` and ``proposals/threads`` must be
 rejected (by the decoder or the validator) and every valid module accepted. Binary
 ``assert_malformed`` modules are checked too. Modules the decoder declines with
@@ -15,7 +15,6 @@ import os
 import pickle
 import random
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -24,11 +23,10 @@ import wasmenv
 from wasmenv import DecodeError, UnsupportedFeature
 from wasmenv.opcodes import BY_NAME, OPS, PREFIXED, SINGLE
 
-from harness.corpus import SUPPORTED_SMITH_ARGS, convert_wast, smith_modules, wasm_tools
+from harness.corpus import SPEC_DIR, SUPPORTED_SMITH_ARGS, convert_wast, smith_modules, wasm_tools
 from tests.helpers import section_spans, wat
 
-SUITE = Path(os.environ.get("WASMENV_WASM_TESTSUITE")
-             or Path(__file__).resolve().parents[2] / "shared" / "wasm-testsuite")
+SUITE = SPEC_DIR  # the harness's one locator of the testsuite ($WASMENV_SPEC_DIR)
 DIRS = ("core", "legacy", "proposals/threads")
 VALID_KINDS = ("module", "module_definition", "assert_unlinkable", "assert_uninstantiable",
                "assert_trap")
@@ -77,7 +75,7 @@ def _commands(directory):
 @pytest.mark.parametrize("directory", DIRS)
 def test_spec_testsuite(directory, capsys):
     if not _suite_files(directory):
-        pytest.skip(f"no testsuite at {SUITE / directory} (set WASMENV_WASM_TESTSUITE)")
+        pytest.skip(f"no testsuite at {SUITE / directory} (set WASMENV_SPEC_DIR)")
     if wasm_tools() is None:
         pytest.skip("need wasm-tools to convert .wast scripts")
     counts = collections.Counter()
