@@ -322,3 +322,65 @@ def test_a_call_in_flight_while_its_instance_closes_keeps_its_tables():
     assert inst.closed and table.closed and table._shares == 0  # given back after the call
     with pytest.raises(ValueError, match="closed"):
         inst.exports["run"]()
+
+
+# ---- 5, across instances: a function or global whose instance closed first -------------
+
+EXPORTER = '''(module (memory (export "m") 1 4) (global $g (export "g") (mut i32) (i32.const 5))
+  (type $r (func (result i32)))
+  (table 2 funcref) (func $ten (result i32) i32.const 10) (elem (i32.const 1) $ten)
+  (func (export "put") (param i32) (result i32)
+    (i32.store (i32.const 0) (local.get 0))
+    (global.set $g (i32.add (global.get $g) (i32.const 1)))
+    (i32.add (i32.add (i32.load (i32.const 0)) (global.get $g))
+             (call_indirect (type $r) (i32.const 1)))))'''
+IMPORTER = '''(module (import "e" "put" (func $put (param i32) (result i32)))
+  (func (export "run") (param i32) (result i32) (call $put (local.get 0))))'''
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13 item 5: an imported function's instance releases "
+                   "its memory and tables at its own close")
+def test_an_imported_function_runs_on_its_closed_instance_memory_tables_and_globals():
+    """The importer calls a function whose instance closed first: the function's memory
+    (a pool slot), table and global stay its own until the importer closes; the next
+    tenant gets another slot and never sees the call's bytes."""
+    pool = make_pool(max_instances=3)
+    eng = Engine(allocator=pool)
+    mod = Module(eng, wat(EXPORTER))
+    exporter = Instance(mod)
+    importer = Instance(Module(eng, wat(IMPORTER)), {("e", "put"): exporter.exports["put"]})
+    assert importer.exports["run"](0x1000) == 0x1000 + 6 + 10
+    exporter.close()  # first: its views raise, what its code uses stays
+    with pytest.raises(ValueError, match="closed"):
+        exporter.exports["put"](1)
+    nxt = Instance(mod)  # pooled: the exporter's slot if it went back (LIFO)
+    assert importer.exports["run"](0x7A6A5A4A) == 0x7A6A5A4A + 7 + 10
+    assert nxt.exports["m"].read(0, 4) == b"\0\0\0\0"  # not the call's bytes
+    assert nxt.exports["g"].value == 5
+    assert pool.live_memories == 2
+    importer.close()
+    assert pool.live_memories == 1  # the exporter's slot went with its last user
+    nxt.close()
+    assert pool.live_instances == pool.live_memories == 0
+    pool.close()
+
+
+def test_an_imported_global_of_a_closed_instance_stays_alive_and_shared():
+    """Two importers of a mutable global whose instance closed first still share its cell."""
+    eng = Engine()
+    exporter = Instance(Module(eng, wat(EXPORTER)))
+    g = exporter.exports["g"]
+    user = wat('''(module (import "e" "g" (global $g (mut i32)))
+      (func (export "get") (result i32) global.get $g)
+      (func (export "set") (param i32) local.get 0 global.set $g))''')
+    one, two = (Instance(Module(eng, user), {("e", "g"): g}) for _ in range(2))
+    exporter.close()
+    with pytest.raises(ValueError, match="closed"):
+        _ = g.value
+    one.exports["set"](41)
+    assert two.exports["get"]() == 41 and two.globals[0].value == 41
+    two.globals[0].value = 42
+    assert one.exports["get"]() == 42
+    one.close()
+    assert two.exports["get"]() == 42
+    two.close()
