@@ -338,14 +338,13 @@ IMPORTER = '''(module (import "e" "put" (func $put (param i32) (result i32)))
   (func (export "run") (param i32) (result i32) (call $put (local.get 0))))'''
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 5: an imported function's instance releases "
-                   "its memory and tables at its own close")
-def test_an_imported_function_runs_on_its_closed_instance_memory_tables_and_globals():
+@pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
+def test_an_imported_function_runs_on_its_closed_instance_memory_tables_and_globals(pooled):
     """The importer calls a function whose instance closed first: the function's memory
-    (a pool slot), table and global stay its own until the importer closes; the next
-    tenant gets another slot and never sees the call's bytes."""
-    pool = make_pool(max_instances=3)
-    eng = Engine(allocator=pool)
+    (a pool slot, or a reservation unmapped under the call), table and global stay its
+    own until the importer closes; the next tenant never sees the call's bytes."""
+    pool = make_pool(max_instances=3) if pooled else None
+    eng = Engine(allocator=pool) if pooled else Engine()
     mod = Module(eng, wat(EXPORTER))
     exporter = Instance(mod)
     importer = Instance(Module(eng, wat(IMPORTER)), {("e", "put"): exporter.exports["put"]})
@@ -357,12 +356,37 @@ def test_an_imported_function_runs_on_its_closed_instance_memory_tables_and_glob
     assert importer.exports["run"](0x7A6A5A4A) == 0x7A6A5A4A + 7 + 10
     assert nxt.exports["m"].read(0, 4) == b"\0\0\0\0"  # not the call's bytes
     assert nxt.exports["g"].value == 5
+    if pool is None:
+        importer.close()
+        nxt.close()
+        return
     assert pool.live_memories == 2
     importer.close()
     assert pool.live_memories == 1  # the exporter's slot went with its last user
     nxt.close()
     assert pool.live_instances == pool.live_memories == 0
     pool.close()
+
+
+def test_a_function_of_a_closed_instance_cannot_be_imported():
+    exporter = Instance(Module(Engine(), wat(EXPORTER)))
+    put = exporter.exports["put"]
+    exporter.close()
+    with pytest.raises(ValueError, match="closed"):
+        Instance(Module(Engine(), wat(IMPORTER)), {("e", "put"): put})
+
+
+def test_a_chain_of_imported_functions_keeps_every_instance_it_runs_on():
+    """A imports B's function, which calls C's: C and B closed first, A's call still runs
+    on C's memory and table (B's hold on them goes with B's close; A holds them too)."""
+    eng = Engine()
+    c = Instance(Module(eng, wat(EXPORTER)))
+    b = Instance(Module(eng, wat(IMPORTER)), {("e", "put"): c.exports["put"]})
+    a = Instance(Module(eng, wat(IMPORTER.replace('"e" "put"', '"b" "run"'))), {("b", "run"): b.exports["run"]})
+    c.close()
+    b.close()
+    assert a.exports["run"](0x100) == 0x100 + 6 + 10
+    a.close()
 
 
 def test_an_imported_global_of_a_closed_instance_stays_alive_and_shared():
