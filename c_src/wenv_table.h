@@ -70,7 +70,9 @@ WENV_INTERNAL uint64_t wenv_table_resolve(wenv_table *t, uint64_t index);
 /* The cell at an in-bounds `index` (the interpreter's table.get). */
 static inline uint64_t wenv_table_elem(wenv_table *t, uint64_t index)
 {
-    uint64_t e = __atomic_load_n(&t->elements[index], __ATOMIC_ACQUIRE);
+    uint64_t *elements = __atomic_load_n(&t->elements, __ATOMIC_ACQUIRE);
+    WENV_HOOK(WENV_HOOK_TABLE_STORAGE_LOADED);
+    uint64_t e = __atomic_load_n(&elements[index], __ATOMIC_ACQUIRE);
     return WENV_LIKELY(e != WENV_ELEM_UNINIT) ? WENV_ELEM_CELL(e) : wenv_table_resolve(t, index);
 }
 
