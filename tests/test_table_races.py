@@ -21,13 +21,11 @@ def races_tsan(tmp_path_factory):
                  "-fsanitize=thread")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 5: a moving table grow unmaps the storage a read in flight reads")
 def test_a_read_in_flight_while_a_grow_moves_the_table_reads_live_storage(races):
     rc, out = run(races, "move")
     assert rc == 0 and out.startswith("ok move"), (rc, out)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 5: a moving table grow unmaps the storage a read in flight reads")
 def test_reads_racing_moving_grows_see_their_element_under_thread_sanitizer(races_tsan):
     rc, out = run(races_tsan, "stress")
     assert "ThreadSanitizer" not in out, out
