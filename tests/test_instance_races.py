@@ -408,3 +408,51 @@ def test_an_imported_global_of_a_closed_instance_stays_alive_and_shared():
     one.close()
     assert two.exports["get"]() == 42
     two.close()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13 item 5: a call enters the imported memories too, "
+                   "and refuses to run once one was closed by its owner")
+@pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
+def test_host_made_memory_table_and_global_closed_during_a_call_stay_for_their_importer(pooled):
+    """A host function closes the host-made memory, table and global the calling
+    instance imports; the call goes on using all three, and so do later calls, until the
+    importer closes (their views raise at once)."""
+    from runtime import Func, Global, Memory, Table
+    from wasmenv import FuncType, ValType
+    pool = make_pool(max_instances=2) if pooled else None
+    eng = Engine(allocator=pool) if pooled else Engine()
+    mem = Memory.new(eng, 1, 4)
+    tab = Table.new(eng, "funcref", 4)
+    glob = Global.new(eng, "i32", 9, mutable=True)
+    seven = Func(FuncType([], [ValType.I32]), lambda: 7)
+    tab.set(1, seven)
+
+    def close_them():
+        for view in (mem, tab, glob):
+            view.close()
+
+    src = wat("""(module (import "h" "close" (func $close)) (import "h" "m" (memory 1 4))
+      (import "h" "t" (table 4 funcref)) (import "h" "g" (global $g (mut i32)))
+      (type $r (func (result i32)))
+      (func (export "run") (param i32) (result i32)
+        call $close
+        (i32.store (i32.const 8) (local.get 0))
+        (global.set $g (i32.add (global.get $g) (i32.const 1)))
+        (i32.add (i32.add (i32.load (i32.const 8)) (global.get $g))
+                 (call_indirect (type $r) (i32.const 1)))))""")
+    imports = {("h", "close"): Func(FuncType([], []), close_them), ("h", "m"): mem,
+               ("h", "t"): tab, ("h", "g"): glob}
+    inst = Instance(Module(eng, src), imports)
+    assert inst.exports["run"](0x100) == 0x100 + 10 + 7
+    assert mem.closed and tab.closed
+    for use in (lambda: mem.read(0, 1), lambda: tab.get(1)):
+        with pytest.raises(ValueError, match="closed"):
+            use()
+    assert inst.exports["run"](0x200) == 0x200 + 11 + 7  # the next call too
+    assert inst.memory(0) is mem  # a closed view stays closed, even through the importer
+    assert inst.globals[0].value == 11
+    inst.close()
+    assert tab._shares == 0
+    if pool is not None:
+        assert pool.live_instances == pool.live_memories == 0
+        pool.close()
