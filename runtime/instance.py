@@ -203,8 +203,8 @@ class Instance(Owner):
 
     def _enter(self):
         """The interpreter's call bridge, before a call: counts the call in flight on
-        every memory of this instance (imported ones first), so that none is released
-        before :meth:`_leave`, even if the instance closes meanwhile.
+        every memory this instance defines, so that none is released before
+        :meth:`_leave`, even if the instance closes meanwhile.
 
         Raises:
             ValueError: the instance, or a memory it uses, is closed.
@@ -213,7 +213,8 @@ class Instance(Owner):
         if entered is None:
             if self._handles is None:
                 raise ValueError("instance is closed")
-            memories = self.memories
+            # (the imported ones are held until close: _hold; their owner may close first)
+            memories = self.memories[len(self._imported_memories):]
             entered = self._entered = (_ffi.new_memory_array([m._desc for m in memories]),
                                        len(memories), memories)
         descs, count = entered[0], entered[1]
