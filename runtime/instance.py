@@ -15,6 +15,7 @@ from .layout import allocation_of, layout_of
 from .linking import lookup_imports
 from .memory import Memory
 from .module import Module
+from .refs import link_imports
 from .store import Store
 from .table import Table
 from .tag import Tag
@@ -146,6 +147,8 @@ class Instance(Owner):
                 self._imported_memories.append(ext)
             else:
                 self.tags.append(ext)
+        if externs:  # externrefs cross between its store and what it imports
+            link_imports(self, externs)
         # Spec order: globals (and tags) first: the block is freed with its last holder
         # (see _open_block), nothing to release.
         self._open_block(layout)

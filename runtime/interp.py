@@ -26,7 +26,7 @@ from . import _ffi
 from .func import host_func, type_id
 from .layout import layout_of
 from ._translate_tables import BULK
-from .refs import cell_of, value_of
+from .refs import cell_of, is_func_heap, value_of
 from .backtrace import function_names, register_code
 from .engine import DEFAULT_MAX_WASM_STACK, FRAME_BYTES
 from .translate import translate_function
@@ -276,11 +276,12 @@ def instance_of_vm(vm):
 _NUMERIC = (ValType.I32, ValType.I64, ValType.F32, ValType.F64)
 
 
-def to_cell(ty, value) -> int:
-    """A Python value of wasm type ``ty`` as an 8-byte cell (TypeError/ValueError if it is not one)."""
+def to_cell(ty, value, instance=None) -> int:
+    """A Python value of wasm type ``ty`` as an 8-byte cell (TypeError/ValueError if it is
+    not one); an externref is held by ``instance``'s store (runtime/refs.py)."""
     if ty in _NUMERIC:
         return to_bits(ty, value)
-    return ref_to_cell(ty, value)
+    return ref_to_cell(ty, value, instance)
 
 
 def from_cell(ty, cell: int):
@@ -289,23 +290,26 @@ def from_cell(ty, cell: int):
     return ref_from_cell(ty, cell)
 
 
-def ref_to_cell(ty, value) -> int:
+def ref_to_cell(ty, value, instance=None) -> int:
     if not getattr(ty, "is_ref", False):
         raise UnsupportedFeature("simd", detail=f"a {ty} value")
     check_ref(ty, value)
-    return cell_of(ty, value)  # (runtime/refs.py: the one encoding and externref registry)
+    # (runtime/refs.py: the one encoding; externrefs belong to the store)
+    externs = None if instance is None or value is None or is_func_heap(ty) else instance.store._externs
+    return cell_of(ty, value, externs)
 
 
 def ref_from_cell(ty, cell: int):
     return value_of(ty, cell)
 
 
-def check_args(ty, args) -> list:
-    """The cells of ``args`` for a call of type ``ty``; TypeError (arity, types) before anything runs."""
+def check_args(ty, args, instance=None) -> list:
+    """The cells of ``args`` for a call of type ``ty`` into ``instance``; TypeError (arity,
+    types) before anything runs."""
     params = ty.params
     if len(args) != len(params):
         raise TypeError(f"expected {len(params)} arguments, got {len(args)}")
-    return [to_cell(t, a) for t, a in zip(params, args)]
+    return [to_cell(t, a, instance) for t, a in zip(params, args)]
 
 
 def results_of(ty, cells):
@@ -320,7 +324,7 @@ def call(instance, func_index: int, ty, args):
     """Call function ``func_index`` of ``instance`` with Python ``args``; returns None, a
     value, or a tuple (multi-value). Raises TypeError (arity/type) before anything runs,
     ``Trap``, ``UnsupportedFeature``, or what a host function raised."""
-    cells = check_args(ty, args)
+    cells = check_args(ty, args, instance)
     return results_of(ty, call_bits(instance, func_index, cells))
 
 
@@ -411,7 +415,8 @@ def _host_call(c, t, used: int, fused: int) -> None:
         out = (out,)
     elif not isinstance(out, (tuple, list)) or len(out) != len(results):
         raise TypeError(f"host function must return {len(results)} values, got {out!r}")
-    cells = [to_cell(r, v) for r, v in zip(results, out)]
+    owner = None if all(r in _NUMERIC for r in results) else instance_of_vm(c.vm)
+    cells = [to_cell(r, v, owner) for r, v in zip(results, out)]
     for i, v in enumerate(cells):
         fp[i] = v
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Optional, Sequence
 
 from wasmenv import TablePlan, TableType
 
 from . import _ffi
 from ._owner import Owner
-from .refs import cell_of, holder_of, value_of
+from .refs import ExternRefs, cell_of, holder_of, is_func_heap, value_of
 from .traps import Trap, TrapCode
 from .values import check_ref, valtype
 
@@ -34,7 +35,8 @@ class Table(Owner):
     untouched elements are zero pages, so a 10-million-element table costs nothing until
     it is written).
 
-    Elements hold reference cells (``runtime.refs``). A defined funcref table with a
+    Elements hold reference cells (``runtime.refs``); externrefs stored in it stay alive
+    with its registry: its instance's store's, or a host table's own. A defined funcref table with a
     FuncTable array (the module's compile-time folding) starts uninitialized: an element
     is resolved to its instance's funcref record (``wenv_vm_funcref``: the same record
     ref.func gives) on its first read, by C, whoever reads it.
@@ -61,6 +63,9 @@ class Table(Owner):
         self._lazy = _lazy_array(lazy) if lazy else None  # bound to its instance by _bind
         self._lazy_len = len(lazy) if lazy else 0
         self._holds = {}  # id -> what keeps the records this table's cells may name alive
+        self._funcs = is_func_heap(ty.element)
+        self._externs = None  # the registry of its externrefs, found on first use (_registry)
+        self._definer = None  # a weakref to the instance that defines it (_bind)
         self._shares = 1  # its definer's, plus one per live importer (_share): the storage
         # goes when the last is given back, so an importer's code never reads freed cells
         self._t = _ffi.table_open(ty.minimum, limit, self._cell(init))
@@ -72,6 +77,7 @@ class Table(Owner):
     def _bind(self, instance, site) -> None:
         """Uninitialized elements now read as the lazy array's functions of ``instance``,
         whose interpreter state is ``site`` (runtime/interp.py; both kept alive here)."""
+        self._definer = weakref.ref(instance)
         if self._lazy is not None and site is not None:
             self._hold(instance)
             _ffi.table_bind(self._t, self._lazy, self._lazy_len, site.vm)
@@ -166,11 +172,29 @@ class Table(Owner):
                        f"table access [{index}, {index + n}) out of bounds (size {size})")
 
     def _cell(self, value) -> int:
-        """``value``'s cell, its record's block kept alive by this table."""
+        """``value``'s cell: a funcref's record kept alive by this table, an externref by
+        the table's registry."""
+        if not self._funcs:
+            return cell_of(self.ty.element, value, self._registry())
         refs = holder_of(value)
         if refs is not None:
             self._hold(refs)
         return cell_of(self.ty.element, value)
+
+    def _registry(self) -> ExternRefs:
+        """Its externrefs' registry: its instance's store's, or (a host table) its own."""
+        externs = self._externs
+        if externs is None:
+            store = self._store
+            if store is None and self._definer is not None:
+                instance = self._definer()
+                store = instance.store if instance is not None else None
+            externs = store._externs if store is not None else ExternRefs()
+            with self._lock:
+                if self._externs is None:
+                    self._externs = externs
+                externs = self._externs
+        return externs
 
     @property
     def closed(self) -> bool:
