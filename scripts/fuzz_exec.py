@@ -31,7 +31,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.corpus import smith_modules  # noqa: E402
-from harness.differential import (EXEC_SMITH_ARGS, TYPED_REFS_SMITH_ARGS, compare_module,  # noqa: E402
+from harness.differential import (EXEC_SEED_BYTES, EXEC_SMITH_ARGS, TYPED_REFS_SMITH_ARGS, compare_module,  # noqa: E402
                                   make_engine, wasmtime_engine)
 
 
@@ -47,7 +47,7 @@ def run(count: int, seed: int, chunk: int, allocators, out_dir: pathlib.Path, lo
     k = 0
     while done < count:
         n = min(chunk, count - done)
-        modules = smith_modules(n, seed=seed + k, **smith_args)
+        modules = smith_modules(n, seed=seed + k, seed_bytes=EXEC_SEED_BYTES, **smith_args)
         for i, wasm in enumerate(modules):
             for alloc, engine in engines.items():
                 rng = random.Random(f"{seed + k}:{i}:{alloc}")

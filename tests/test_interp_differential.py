@@ -9,7 +9,7 @@ import pytest
 
 import runtime
 from harness.corpus import smith_modules
-from harness.differential import (EXEC_SMITH_ARGS, EXTS, Ours, Theirs, compare_module, make_engine,
+from harness.differential import (EXEC_SEED_BYTES, EXEC_SMITH_ARGS, EXTS, Ours, Theirs, compare_module, make_engine,
                                   our_state, their_state, wasmtime_engine)
 from tests.helpers import wat
 from wasmenv import FuncType, TableType, ValType
@@ -23,7 +23,7 @@ SLOW_COUNT = 2000
 
 @pytest.fixture(scope="module")
 def corpus():
-    return smith_modules(SMITH_COUNT, seed=15, **EXEC_SMITH_ARGS)
+    return smith_modules(SMITH_COUNT, seed=15, seed_bytes=EXEC_SEED_BYTES, **EXEC_SMITH_ARGS)
 
 
 def check_corpus(corpus, allocator):
@@ -62,7 +62,7 @@ def test_the_corpus_has_imports_tables_and_reference_code(corpus):
 
 @pytest.mark.slow
 def test_many_smith_modules_agree_with_wasmtime():
-    check_corpus(smith_modules(SLOW_COUNT, seed=16, **EXEC_SMITH_ARGS), "ondemand")
+    check_corpus(smith_modules(SLOW_COUNT, seed=16, seed_bytes=EXEC_SEED_BYTES, **EXEC_SMITH_ARGS), "ondemand")
 
 
 def _agree(text: str, calls):

@@ -38,8 +38,10 @@ EXEC_SMITH_ARGS = dict(
     extended_const_enabled=True, max_memories=2, max_tables=3, max_imports=8,
     allow_start_export=True, export_everything=True, canonicalize_nans=True,
     ensure_termination=True, memory_max_size_required=True, table_max_size_required=True,
-    min_funcs=1, max_memory32_bytes=1 << 20, max_memory64_bytes=1 << 20,
+    min_funcs=3, max_memory32_bytes=1 << 20, max_memory64_bytes=1 << 20,
     max_table_elements=1000)
+#: Random bytes per smith module (more than the corpus default: bigger modules, more code).
+EXEC_SEED_BYTES = 4096
 #: The same with smith's GC switch on, the only way smith emits typed function references
 #: (call_ref, ref.as_non_null, br_on_null, br_on_non_null, non-nullable locals); a module
 #: using GC proper is UnsupportedFeature("gc") in ours and counted as such.
@@ -449,5 +451,5 @@ def _call_exports(funcs, our_funcs, their_funcs, wt_store, ours, theirs, rng, ca
     return n
 
 
-__all__ = ["EXEC_SMITH_ARGS", "TYPED_REFS_SMITH_ARGS", "EDGE", "Ext", "Report", "compare_module",
+__all__ = ["EXEC_SMITH_ARGS", "EXEC_SEED_BYTES", "TYPED_REFS_SMITH_ARGS", "EDGE", "Ext", "Report", "compare_module",
            "make_engine", "wasmtime_engine"]
