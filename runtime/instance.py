@@ -5,7 +5,7 @@ import threading
 from collections.abc import Sequence
 from typing import List, Optional
 
-from wasmenv import ConstExpr, ExternKind, InitMemory, UnsupportedFeature
+from wasmenv import ConstExpr, ExternKind, InitMemory
 
 from . import _ffi
 from ._owner import Owner
@@ -281,17 +281,8 @@ class Instance(Owner):
         """Per-instance global initializers, tables (memories are open already), then
         element and data segments."""
         alloc = layout.allocation
-        site = None
-        if layout.vmoffsets.count("funcrefs") or layout.tables:
-            # The interpreter state now: funcref records (ref.func initializers, lazy table
-            # elements) are its wenv_vm's (runtime/interp.py, runtime/refs.py).
-            from .interp import site_of
-            try:
-                site = site_of(self)
-            except UnsupportedFeature:  # no code section: no funcrefs to make either
-                site = None
-            for table in self.tables if site is not None else ():  # imported ones: wasm
-                table._hold(self)  # code may store our funcrefs there
+        # The interpreter state (runtime/interp.py) is made on first use: a call, a funcref
+        # (ref.func initializers, element segments), an element read of a lazy table.
         template = layout.globals_template
         if template.per_instance:
             types, cells = template.types, self._cells
@@ -302,11 +293,12 @@ class Instance(Owner):
         for plan, arr in layout.tables:
             init = None if plan.table.init is None else self._eval(plan.table.init)
             table = alloc.allocate_table(plan, arr, init)
-            table._bind(self, site)
+            table._bind(self)
             table._store = getattr(self, "_store", None)  # its limits bound grow
             self._defined_tables.append(table)
             self.tables.append(table)
-        if layout.tables and site is not None:
+        site = self.__dict__.get("_interp_site")
+        if site is not None and layout.tables:  # made by an initializer's funcref above
             from .interp import bind_tables
             bind_tables(site, self.tables)
 
