@@ -427,6 +427,8 @@ def host_result_cells(ty, out, owner=None) -> list:
     by the store of ``owner`` (the calling instance; None: runtime/refs.py's EXTERNS)."""
     results = ty.results
     if not results:
+        if out is not None:  # wasmtime-py: "callback produced results when it shouldn't"
+            raise TypeError(f"host function of type {ty} must return None, got {out!r}")
         return []
     if len(results) == 1:
         out = (out,)
