@@ -5,7 +5,7 @@ import threading
 from collections.abc import Sequence
 from typing import List, Optional
 
-from wasmenv import ConstExpr, ExternKind, InitMemory
+from wasmenv import ConstExpr, ExternKind
 
 from . import _ffi
 from ._owner import Owner
@@ -306,15 +306,7 @@ class Instance(Owner):
             table._write_elements(start, [self._element(e) for e in seg.elements])
 
         if layout.segmented:
-            data = self.module.translation.data
-            state = InitMemory.Runtime(lambda i: self.memory(i).size_pages, self._global_u64)
-
-            def write(memory_index, init):
-                self.memory(memory_index).write(init.offset, data.view(init.data))
-                return True
-
-            if not layout.segmented.init_memory(state, write):
-                raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, "data segment out of bounds")
+            self._apply_data(layout.data_plan)
         else:  # Static: images were mapped at allocation, unless copy-on-write is off
             for index, offset, view in layout.copies:
                 self.memory(index).write(offset, view)
@@ -323,6 +315,24 @@ class Instance(Owner):
         start = self.module.env.start_func
         if start is not None:  # last, in spec order; a trap releases everything (__init__)
             self._func_ref(start)()
+
+    def _apply_data(self, plan) -> None:
+        """Active data segments in order, in one C call (imported memories included); a
+        segment that does not fit traps with the earlier ones written."""
+        writes, n = plan.writes, plan.count
+        if plan.per_instance:
+            writes = _ffi.copy_data_writes(writes, n)
+            for i, init in plan.per_instance:
+                start = init.start(self._global_u64)
+                if start is None:  # past 2^64: the writes before it, then the trap
+                    n = i
+                    break
+                writes[i].start = start
+        count = len(self._imported_memories) + self._layout.memory_count
+        mems = _ffi.new_memory_array([self.memory(k)._desc if k in plan.memories else _ffi.NULL
+                                      for k in range(count)])
+        if _ffi.data_apply(mems, writes, n) != plan.count:
+            raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, "data segment out of bounds")
 
     @property
     def _passive_data(self) -> dict:

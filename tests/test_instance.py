@@ -333,3 +333,38 @@ def test_threads_asking_for_a_memory_at_once_get_one_object(engine):
         assert got[0].closed
     if isinstance(engine.allocator, PoolingAllocator):
         assert engine.allocator.live_memories == 0
+
+
+DATA_INTO_IMPORT = """(module (import "e" "m" (memory 1)) (import "e" "g" (global i32))
+  (data (i32.const 0) "ab") (data (global.get 0) "cd") (data (i32.const 65534) "xy")
+  %s)"""
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("base, last", [(100, ""), (70000, ""), (200, '(data (i32.const 65535) "xyz")')])
+def test_data_segments_into_an_imported_memory_match_wasmtime(base, last):
+    """Active segments go to an imported memory in order, in one C call: a global base read
+    per instance, and the first segment that does not fit traps with the earlier ones
+    written (the imported memory keeps them), as wasmtime-py does."""
+    import wasmtime as wt
+    text = DATA_INTO_IMPORT % last
+    store = wt.Store()
+    wmem = wt.Memory(store, wt.MemoryType(wt.Limits(1, None)))
+    wglob = wt.Global(store, wt.GlobalType(wt.ValType.i32(), False), wt.Val.i32(base))
+    try:
+        wt.Instance(store, wt.Module(store.engine, wat(text)), [wmem, wglob])
+        want_trap = False
+    except wt.Trap:
+        want_trap = True
+    want = bytes(wmem.read(store, 0, 65536))
+    engine = Engine()
+    mem = Memory.new(engine, 1)
+    glob = Global.new(engine, ValType.I32, base)
+    module = Module(engine, wat(text))
+    if want_trap:
+        with pytest.raises(Trap):
+            Instance(module, [mem, glob])
+    else:
+        Instance(module, [mem, glob]).close()
+    assert mem.read(0, 65536) == want
+    assert want[0:2] == b"ab" and (want_trap or want[65534:] == b"xy")
