@@ -368,3 +368,52 @@ def test_data_segments_into_an_imported_memory_match_wasmtime(base, last):
         Instance(module, [mem, glob]).close()
     assert mem.read(0, 65536) == want
     assert want[0:2] == b"ab" and (want_trap or want[65534:] == b"xy")
+
+
+def _python_allocations_per_instance(pre, n=50):
+    """(blocks, bytes) that each of ``n`` more live instances of ``pre`` holds, by
+    tracemalloc (the difference between 10 and 10 + n live instances: nothing one-time)."""
+    import tracemalloc
+    live = [None] * (n + 10)
+    gc.collect()
+    gc.disable()
+    tracemalloc.start()
+    try:
+        for k in range(10):
+            live[k] = pre.instantiate()
+        before = tracemalloc.take_snapshot()
+        for k in range(10, n + 10):
+            live[k] = pre.instantiate()
+        mine = [tracemalloc.Filter(False, tracemalloc.__file__)]  # not the snapshots' own
+        diff = tracemalloc.take_snapshot().filter_traces(mine).compare_to(before.filter_traces(mine), "filename")
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+        for instance in live:
+            if instance is not None:
+                instance.close()
+    return sum(d.count_diff for d in diff) / n, sum(d.size_diff for d in diff) / n
+
+
+@pytest.mark.parametrize("small, large", [
+    ("(func)" * 10, "(func)" * 100_000),
+    ("(table 10 funcref) (func $f) (elem (i32.const 0) $f)",
+     "(table 1000000 funcref) (func $f) (elem (i32.const 0) $f)"),
+    ("", "(global i32 (i32.const 7))" * 10_000),
+], ids=["functions", "table-elements", "constant-globals"])
+def test_instantiation_allocates_nothing_per_function_global_or_element(small, large):
+    """Issue 14: the Python objects an instance makes do not depend on how many functions,
+    constant globals or table elements its module has (tracemalloc, per live instance)."""
+    engine = Engine()
+    linker = runtime.Linker(engine)
+    linker.define_func("e", "f", FuncType((), ()), lambda: None)
+    per = []
+    for body in (small, large):
+        module = Module(engine, wat(f'(module (import "e" "f" (func)) {body})'))
+        per.append(_python_allocations_per_instance(linker.instantiate_pre(module)))
+    (small_blocks, small_bytes), (large_blocks, large_bytes) = per
+    # A little noise: CPython's free lists serve some objects untraced, and the Instance's
+    # __dict__ layout varies (shared keys); one object per function, global or element
+    # would add thousands of blocks per instance.
+    assert abs(small_blocks - large_blocks) <= 0.5
+    assert abs(small_bytes - large_bytes) <= 0.1 * small_bytes
