@@ -54,5 +54,9 @@ typedef struct wenv_data_write {
  * earlier ones stay written, as the spec says). */
 uint64_t wenv_data_apply(wenv_memory *const *mems, const wenv_data_write *writes, uint64_t n);
 
+/* wenv_vmctx_alloc (wenv_vmoffsets.h) for a block the caller writes right away (the
+ * instance block: its globals template is copied in): always calloc (wenv_vmctx.c). */
+void *wenv_vmctx_alloc_written(uint64_t size);
+
 /* CDEF-END */
 #endif

@@ -583,6 +583,23 @@ def new_block(byte_len: int):
         raise AllocationError(f"instance block of {byte_len} bytes: out of memory", "heap") from exc
 
 
+_new_written_block = ffi.new_allocator(alloc=lib.wenv_vmctx_alloc_written, free=lib.wenv_vmctx_free,
+                                       should_clear_after_alloc=False)
+
+
+def new_written_block(byte_len: int):
+    """:func:`new_block` for a block written right away (an instance block: its globals
+    template is copied in): calloc whatever its size (no fresh pages to fault in).
+
+    Raises:
+        AllocationError: the C heap could not provide it.
+    """
+    try:
+        return _new_written_block("uint8_t[]", byte_len)
+    except MemoryError as exc:
+        raise AllocationError(f"instance block of {byte_len} bytes: out of memory", "heap") from exc
+
+
 def block_address(block) -> int:
     """The address of a block's first byte."""
     return int(ffi.cast("uintptr_t", block))

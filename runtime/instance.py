@@ -558,7 +558,7 @@ class Instance(Owner):
 
 
 _open, _close, _errno_now = _ffi.instance_open, _ffi.instance_close, _ffi.errno_now
-_new_block, _copy_into, _store_u64s = _ffi.new_block, _ffi.copy_into, _ffi.store_u64s
+_new_block, _copy_into, _store_u64s = _ffi.new_written_block, _ffi.copy_into, _ffi.store_u64s
 # Instance.memory: one Memory object per memory, and none once close() began. Reentrant:
 # a collection inside memory() may run another instance's __del__ (close) on this thread.
 _MAKE_LOCK = threading.RLock()
