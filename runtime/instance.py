@@ -12,7 +12,7 @@ from ._owner import Owner
 from .func import Func
 from .globals import Global, GlobalCells
 from .layout import allocation_of, layout_of
-from .linking import lookup_imports
+from .linking import NO_IMPORTS, ResolvedImports, group_imports, lookup_imports
 from .memory import Memory
 from .module import Module
 from .store import Store
@@ -62,13 +62,13 @@ class Instance(Owner):
     # set (in the instance's __dict__, made on first store) only by modules that need it:
     # an instance of a memories-only module costs three stores and no dict.
     __slots__ = ("module", "_handles", "_layout", "_store", "__dict__", "__weakref__")
-    _imported_funcs: List[Func] = ()     # one per imported function, in import order
+    _imported_funcs: Sequence[Func] = ()  # one per imported function, in import order
     _funcs: Optional[dict] = None        # defined function index -> its Func, made on first use
     _imported_globals: List[tuple] = ()  # per imported global: (type, exporter's cells, cell index)
     _cells: Optional[GlobalCells] = None  # the defined globals in this instance's block
     tables: List[Table] = ()
     tags: List[Tag] = ()
-    _imported_memories: List[object] = ()
+    _imported_memories: Sequence[object] = ()
     _defined_tables: List[Table] = ()  # each owns its pool table slot, if any
     _made: Optional[List[Optional[Memory]]] = None  # Memory objects of defined memories, once made
     _exports: Optional["Exports"] = None
@@ -122,30 +122,23 @@ class Instance(Owner):
             layout.set_fast(alloc.fast_context(layout))
             return
         env = module.env
-        externs = [] if imports is None and not env.initializers else lookup_imports(env, imports)
+        if isinstance(imports, ResolvedImports) and imports.env is env:
+            groups = imports.groups  # grouped once, by the InstancePre
+        elif imports is None and not env.initializers:
+            groups = NO_IMPORTS
+        else:
+            groups = group_imports(env, lookup_imports(env, imports))
         # Containers only for what the module has (the class's empty defaults otherwise).
-        if env.num_imported_funcs:
-            self._imported_funcs = []
-        if env.num_imported_globals:
-            self._imported_globals = []
+        if groups.funcs:
+            self._imported_funcs = groups.funcs
+        if groups.globals:  # (a view of a closed instance raises here)
+            self._imported_globals = [(ext.ty, ext._live_cells(), ext._index) for ext in groups.globals]
         if env.table_plans:
-            self.tables = []
-        if env.num_imported_memories:
-            self._imported_memories = []
+            self.tables = list(groups.tables)
+        if groups.memories:
+            self._imported_memories = groups.memories
         if env.tags:
-            self.tags = []
-        for imp, ext in zip(env.initializers, externs):
-            kind = imp.index.kind
-            if kind is ExternKind.FUNC:
-                self._imported_funcs.append(ext)
-            elif kind is ExternKind.GLOBAL:  # (a view of a closed instance raises here)
-                self._imported_globals.append((ext.ty, ext._live_cells(), ext._index))
-            elif kind is ExternKind.TABLE:
-                self.tables.append(ext)
-            elif kind is ExternKind.MEMORY:
-                self._imported_memories.append(ext)
-            else:
-                self.tags.append(ext)
+            self.tags = list(groups.tags)
         # Spec order: globals (and tags) first: the block is freed with its last holder
         # (see _open_block), nothing to release.
         self._open_block(layout)
