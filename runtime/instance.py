@@ -275,10 +275,9 @@ class Instance(Owner):
                                            lambda k, bits: cells.write(types[k], k, bits))
         if layout.tables:
             self._defined_tables = []
-        for plan, arr in layout.tables:
-            init = None if plan.table.init is None else self._eval(plan.table.init)
-            table = alloc.allocate_table(plan, arr, init)
-            table._bind(self)
+        for spec in layout.tables:
+            init = spec.plan.table.init
+            table = alloc.allocate_table(spec, self, None if init is None else self._eval(init))
             table._store = getattr(self, "_store", None)  # its limits bound grow
             self._defined_tables.append(table)
             self.tables.append(table)

@@ -19,6 +19,7 @@ from . import _ffi
 from .allocator import begin_instance
 from .memory import Memory
 from .module import Module
+from .table import TableSpec
 
 _U64_MAX = (1 << 64) - 1
 
@@ -50,7 +51,7 @@ class InstanceLayout:
         self.tags = tuple(t.func_type for t in env.tags[env.num_imported_tags:])
         tinit = env.table_initialization
         lazy = tinit.tables if isinstance(tinit, TableInitialization.FuncTable) else ()
-        self.tables = tuple((env.table_plans[i], lazy[i] if i < len(lazy) else None)
+        self.tables = tuple(TableSpec.of(env.table_plans[i], lazy[i] if i < len(lazy) else None)
                             for i in range(env.num_imported_tables, len(env.table_plans)))
         images = module.images
         self.memories = tuple((env.memory_plans[i], images[i])
