@@ -230,6 +230,8 @@ class Table(Owner):
     def close(self):
         """Close this view (idempotent; later accesses raise ValueError); the storage and a
         pool's table slot go back now, or when the last importer holding it closes."""
+        if self._closed:  # (the Owner backstop after close(): no lock to take)
+            return
         with self._lock:
             if self._closed:
                 return
