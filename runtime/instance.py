@@ -9,7 +9,7 @@ from wasmenv import ConstExpr, ExternKind
 
 from . import _ffi
 from ._owner import Owner
-from .func import Func
+from .func import Func, code_resources
 from .globals import Global, GlobalCells
 from .layout import allocation_of, layout_of
 from .linking import NO_IMPORTS, ResolvedImports, group_imports, lookup_imports
@@ -149,10 +149,14 @@ class Instance(Owner):
         alloc = layout.allocation or allocation_of(module, layout)
         self._handles = alloc.begin(module, layout)
         try:
-            if self._imported_memories:
-                self._hold(self._imported_memories)
-            if env.num_imported_tables:
-                self._hold_tables(self.tables[:env.num_imported_tables])
+            memories, tables = self._imported_memories, self.tables[:env.num_imported_tables]
+            if self._imported_funcs:  # what their instances' code runs on, until this closes
+                more_memories, more_tables = code_resources(self._imported_funcs)
+                memories, tables = [*memories, *more_memories], [*tables, *more_tables]
+            if memories:
+                self._hold(memories)
+            if tables:
+                self._hold_tables(tables)
             self._instantiate(layout)
         except BaseException:
             self.close()
@@ -192,8 +196,8 @@ class Instance(Owner):
 
     def _enter(self):
         """The interpreter's call bridge, before a call: counts the call in flight on
-        every memory of this instance (imported ones first), so that none is released
-        before :meth:`_leave`, even if the instance closes meanwhile.
+        every memory this instance defines, so that none is released before
+        :meth:`_leave`, even if the instance closes meanwhile.
 
         Raises:
             ValueError: the instance, or a memory it uses, is closed.
@@ -202,7 +206,8 @@ class Instance(Owner):
         if entered is None:
             if self._handles is None:
                 raise ValueError("instance is closed")
-            memories = self.memories
+            # (the imported ones are held until close: _hold; their owner may close first)
+            memories = self.memories[len(self._imported_memories):]
             entered = self._entered = (_ffi.new_memory_array([m._desc for m in memories]),
                                        len(memories), memories)
         descs, count = entered[0], entered[1]

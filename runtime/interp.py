@@ -409,16 +409,23 @@ def _host_call(c, t, used: int, fused: int) -> None:
         t.cells_used, t.frames_used = used, fused
         if caller is not None:
             caller._instance = None
+    for i, v in enumerate(host_result_cells(ty, out)):
+        fp[i] = v
+
+
+def host_result_cells(ty, out) -> list:
+    """The result cells of what a host function of type ``ty`` returned (TypeError if it
+    is not ``ty``'s results: one value, or a tuple or list of them)."""
     results = ty.results
     if not results:
-        return
+        if out is not None:  # wasmtime-py: "callback produced results when it shouldn't"
+            raise TypeError(f"host function of type {ty} must return None, got {out!r}")
+        return []
     if len(results) == 1:
         out = (out,)
     elif not isinstance(out, (tuple, list)) or len(out) != len(results):
         raise TypeError(f"host function must return {len(results)} values, got {out!r}")
-    cells = [to_cell(r, v) for r, v in zip(results, out)]
-    for i, v in enumerate(cells):
-        fp[i] = v
+    return [to_cell(r, v) for r, v in zip(results, out)]
 
 
 def _grow(c, memories) -> None:
