@@ -108,6 +108,7 @@ static void wenv_on_fault(int sig, siginfo_t *info, void *uctx)
             t->jmp = NULL;
             t->fault_addr = a;
             t->fault_sig = sig;
+            t->faults_caught++;
             siglongjmp(*jb, 1); /* mask not restored: wenv_after_fault() unblocks sig */
         }
     }
@@ -290,3 +291,4 @@ void wenv_trap_disarm(void)
 int wenv_last_status(void) { return wenv_self.status; }
 uint64_t wenv_last_fault_address(void) { return wenv_self.fault_addr; }
 int wenv_last_fault_signal(void) { return wenv_self.fault_sig; }
+uint64_t wenv_thread_faults_caught(void) { return wenv_self.faults_caught; }

@@ -38,6 +38,9 @@ int wenv_trap_handler_forget(uint64_t handler_id);
 int wenv_last_status(void);
 uint64_t wenv_last_fault_address(void);   /* host si_addr of the last caught fault on this thread */
 int wenv_last_fault_signal(void);
+/* Faults this thread's handler turned into traps (siglongjmp back to an armed access or
+ * interpreter entry), since the thread started: the signal path, counted where it is taken. */
+uint64_t wenv_thread_faults_caught(void);
 
 /* CDEF-END */
 
@@ -51,6 +54,7 @@ struct wenv_thread {
     volatile uint64_t src_lo, src_len;  /* bytes a guarded copy reads from (0 bytes: none) */
     volatile uint64_t fault_addr;
     volatile int fault_sig;
+    volatile uint64_t faults_caught;  /* faults turned into traps on this thread */
     int status;                     /* of the last accessor call */
     int ready;                      /* alternate signal stack checked/installed */
     /* handler chaining: which delivery we are passing on, from how deep a frame */
