@@ -3,8 +3,9 @@ wasm, against wasmtime-py configured alike, and the proof that a raw access real
 unchecked in the built extension.
 
 The matrix: every load and store width (``i64.load8_s`` ...) x boundary addresses x memarg
-offsets x memory style (static 4 GiB, static 4 pages, dynamic) x offset-guard size x
-before/after ``memory.grow`` x memory32/64 x ``signals_based_traps``, in two code forms
+offsets x memory style (static 4 GiB, static 4 pages, dynamic, pool slots of 4 GiB and of
+4 pages) x offset-guard size x before/after ``memory.grow`` x memory32/64 x
+``signals_based_traps``, in two code forms
 (``op (local.get)`` and the translator's fused ``op (i32.add (local.get) (i32.const))``).
 Each access must give wasmtime's result or trap code, and a store that traps must write
 nothing. On our side it must also trap at its wasm address, by the path the plan says:
@@ -12,8 +13,8 @@ a raw access (``0xFFFFFFFF + offset + width <= bound + guard``, 32-bit static, s
 through the fault handler (``Trap.guard_fault``, and this thread's count of faults caught
 moves by one), every other access through the explicit check (the count stays).
 
-The default suite runs 13 configurations: 12 that cover every pair of dimension values
-(``PAIRWISE``) and the one of ``MOST_RAW`` they lack; ``-m slow`` runs the other 35.
+The default suite runs 22 of the 80 configurations: 20 that cover every pair of dimension
+values (``PAIRWISE``) and those of ``MOST_RAW`` they lack; ``-m slow`` runs the other 58.
 """
 import ctypes
 import itertools
@@ -22,7 +23,7 @@ import random
 import pytest
 import wasmtime as wt
 
-from runtime import Engine, Instance, Module, Trap, TrapCode, _ffi
+from runtime import Engine, Instance, Module, PoolingAllocator, Trap, TrapCode, _ffi
 from tests.accessor_model import GUARDS, OFFSETS32, OFFSETS64, U32, U64, addresses
 from tests.helpers import GIB, WASM_PAGE, wat
 from wasmenv import Tunables
@@ -38,7 +39,9 @@ LOADS = {"i32.load": (4, "i32"), "i64.load": (8, "i64"), "f32.load": (4, "i32"),
 STORES = {"i32.store": (4, "i32"), "i64.store": (8, "i64"), "f32.store": (4, "i32"), "f64.store": (8, "i64"),
           "i32.store8": (1, "i32"), "i32.store16": (2, "i32"), "i64.store8": (1, "i64"),
           "i64.store16": (2, "i64"), "i64.store32": (4, "i64")}
-STYLES = ["static4g", "static_small", "dynamic"]
+#: static memories with a 4 GiB and a 4-page bound, a dynamic one, and memories in the slot
+#: of a PoolingAllocator (4 GiB and 4 pages), in the slot's second tenancy.
+STYLES = ["static4g", "static_small", "dynamic", "pooled4g", "pooled_small"]
 #: The "ai" form adds this to the address in wasm (i32.add, wrapping) before the access.
 AI_IMM = 16
 #: Bytes at the end of memory compared after every trapping store.
@@ -98,6 +101,8 @@ def matrix_module(config):
 class Config:
     """One cell of the configuration matrix: our engine and wasmtime's, set alike."""
 
+    pool = None
+
     def __init__(self, style, guard, memory64, signals):
         self.style, self.guard, self.memory64, self.signals = style, guard, memory64, signals
         cfg = wt.Config()
@@ -112,6 +117,12 @@ class Config:
             self.bound = 4 * WASM_PAGE
             tunables = Tunables(static_memory_bound=4, static_memory_offset_guard_size=guard)
             cfg.memory_reservation, cfg.memory_may_move = self.bound, False
+        elif style.startswith("pooled"):  # the slot decides: its bound and the pool's guard
+            pages = 65536 if style == "pooled4g" else 4
+            self.bound = pages * WASM_PAGE
+            self.pool = PoolingAllocator(1, 1, pages, 0, 0, guard_bytes=guard)
+            tunables = None
+            cfg.memory_reservation, cfg.memory_may_move = self.bound, False
         else:  # a one-page growth reserve: the grow by two pages moves the memory
             self.bound = None
             tunables = Tunables(static_memory_bound=4, dynamic_memory_offset_guard_size=guard,
@@ -119,7 +130,7 @@ class Config:
             cfg.memory_reservation, cfg.memory_may_move = 0, True
             cfg.memory_reservation_for_growth = WASM_PAGE
         cfg.memory_init_cow = True
-        self.engine = Engine(tunables, signals_based_traps=signals)
+        self.engine = Engine(tunables, self.pool, signals_based_traps=signals)
         self.wt_engine = wt.Engine(cfg)
 
     def raw(self, offset, width):
@@ -144,7 +155,12 @@ class Pair:
     def __init__(self, config):
         self.config = config
         wasm = wat(matrix_module(config))
-        self.inst = Instance(Module(config.engine, wasm))
+        module = Module(config.engine, wasm)
+        if config.pool is not None:  # a first tenant grows the slot to 3 pages and dirties it
+            with Instance(module) as first:
+                assert first.exports["grow"](2) == 1
+                first.exports["mem"].fill(0, 0xFE, 3 * WASM_PAGE)
+        self.inst = Instance(module)
         self.mem = self.inst.exports["mem"]
         self.store = wt.Store(config.wt_engine)
         wt_inst = wt.Instance(self.store, wt.Module(config.wt_engine, wasm), [])
@@ -228,6 +244,9 @@ def run_config(config):
     if config.style == "dynamic":
         assert pair.mem.base_address != base  # the grow moved it: the accesses run on the new base
     more, more_calls = pair.run_phase(rng)
+    pair.inst.close()
+    if config.pool is not None:
+        config.pool.close()
     return problems + more, calls + more_calls
 
 
@@ -237,8 +256,8 @@ ALL = [(s, g, m, sig) for s in STYLES for g in GUARDS for m in (False, True) for
 PAIRWISE = [(s, g, bool((gi % 2) ^ (si % 2)), bool(not ((gi // 2) ^ (si % 2))))
             for si, s in enumerate(STYLES) for gi, g in enumerate(GUARDS)]
 #: Plus the cells where raw accesses are the most (32-bit static, signals on, a 2 GiB guard:
-#: Wasmtime's default on 64-bit hosts, and the same guard under a 4-page bound).
-MOST_RAW = [("static4g", 2 * GIB, False, True), ("static_small", 2 * GIB, False, True)]
+#: Wasmtime's default on 64-bit hosts, the same in a pool slot, and under 4-page bounds).
+MOST_RAW = [(s, 2 * GIB, False, True) for s in STYLES if s != "dynamic"]
 DEFAULT = PAIRWISE + [c for c in MOST_RAW if c not in PAIRWISE]
 
 
@@ -247,6 +266,7 @@ def _ids(cells):
 
 
 def test_pairwise_covers_every_pair_of_values():
+    assert len(ALL) == 5 * 4 * 2 * 2
     for i, j in itertools.combinations(range(4), 2):
         want = {(c[i], c[j]) for c in ALL}
         assert {(c[i], c[j]) for c in PAIRWISE} == want, (i, j)
