@@ -350,3 +350,68 @@ def test_raw_access_is_unchecked_in_the_built_extension(signals):
         load(end)
     assert info.value.guard_fault is signals
     assert mem.grow(1) == 1 and load(end) == 0  # grown over the page: accessible and zero
+
+
+# ---- raw accesses after switching instances -------------------------------------------------
+
+LOADER = """(module (memory (export "mem") 1 3) (data (i32.const 0) "\\2a")
+  (func $load (export "load") (param i32) (result i32) (i32.load (local.get 0))))"""
+CALLER = """(module (import "b" "load" (func $bload (param i32) (result i32)))
+  (import "h" "host" (func $host (param i32)))
+  (memory (export "mem") 2 3) (data (i32.const 0) "\\07")
+  (func $via_b (export "via_b") (param i32) (result i32) (call $bload (local.get 0)))
+  (func (export "b_then_own") (param i32 i32) (result i32)
+    (drop (call $bload (local.get 0))) (i32.load (local.get 1)))
+  (func (export "host_then_own") (param i32 i32) (result i32)
+    (call $host (local.get 0)) (i32.load (local.get 1))))"""
+
+
+@pytest.mark.parametrize("signals", [True, False], ids=["signals", "checks"])
+def test_raw_faults_are_judged_against_the_running_instances_memory(signals):
+    """A call into another instance's wasm (an imported function: no exit from the
+    interpreter) and a host call that runs another instance's code both move the handler
+    to the callee's memory and back: each access traps in its own memory, through the
+    path the plan says, as in wasmtime."""
+    from runtime import Func
+    from wasmenv import FuncType, ValType
+    engine = Engine(signals_based_traps=signals)
+    b = Instance(Module(engine, wat(LOADER)))
+
+    def host(addr):
+        with pytest.raises(Trap) as info:
+            b.exports["load"](addr)
+        assert info.value.guard_fault is signals
+        with pytest.raises(Trap) as info:  # an accessor's own guarded access, in between
+            a.exports["mem"].load_i32(3 * WASM_PAGE)
+        assert info.value.guard_fault
+    a = Instance(Module(engine, wat(CALLER)),
+                 [b.exports["load"], Func(FuncType((ValType.I32,), ()), host)])
+    store = wt.Store(wt.Engine())
+    wt_b = wt.Instance(store, wt.Module(store.engine, wat(LOADER)), [])
+    wt_host = wt.Func(store, wt.FuncType([wt.ValType.i32()], []), lambda addr: None)
+    wt_a = wt.Instance(store, wt.Module(store.engine, wat(CALLER)),
+                       [wt_b.exports(store)["load"], wt_host]).exports(store)
+
+    def both(name, *args):
+        caught = _ffi.thread_faults_caught()
+        try:
+            ours = ("ok", a.exports[name](*args))
+        except Trap as trap:
+            ours = ("trap", trap.code.name, trap.address, trap.guard_fault,
+                    _ffi.thread_faults_caught() - caught, [f.func_name for f in trap.frames])
+        try:
+            theirs = ("ok", wt_a[name](store, *args))
+        except wt.Trap as trap:
+            theirs = ("trap", trap.trap_code.name)
+        assert ours[:2] == theirs, (name, args, ours, theirs)
+        return ours
+    oob = ("trap", "MEMORY_OUT_OF_BOUNDS")
+    assert both("via_b", 0) == ("ok", 42)
+    # in bounds of the caller's 2 pages, not of the callee's 1: the callee's memory decides
+    assert both("via_b", 70000) == oob + (70000, signals, int(signals), ["load", "via_b"])
+    assert both("b_then_own", 0, 0) == ("ok", 7)
+    assert both("b_then_own", 0, 2 * WASM_PAGE) == oob + (2 * WASM_PAGE, signals, int(signals), [None])
+    assert both("b_then_own", 70000, 0)[:3] == oob + (70000,)
+    assert both("host_then_own", 70000, 70000) == ("ok", 0)  # the host call's trap stayed there
+    # (faults: the host call's trap in the callee, its accessor's, then the caller's own)
+    assert both("host_then_own", 70000, 2 * WASM_PAGE) == oob + (2 * WASM_PAGE, signals, 1 + 2 * signals, [None])
