@@ -319,11 +319,15 @@ __attribute__((noinline)) int wenv_c_stack_exhausted(void)
         size_t size = 0;
         uintptr_t low = wenv_stack_low(&size);
         size_t reserve = size / 4 < WENV_C_STACK_RESERVE ? size / 4 : WENV_C_STACK_RESERVE;
+        t->c_stack_low = low;
         t->c_stack_limit = low ? low + reserve : 0;
         t->c_stack_known = 1;
     }
     char marker;
-    return (uintptr_t)&marker < t->c_stack_limit;
+    uintptr_t sp = (uintptr_t)&marker;
+    /* below the thread's stack: running on a stack of someone else's (a coroutine
+     * library's, say) whose bounds we do not know: no verdict */
+    return sp < t->c_stack_limit && sp >= t->c_stack_low;
 }
 
 int wenv_last_status(void) { return wenv_self.status; }

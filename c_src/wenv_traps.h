@@ -55,6 +55,7 @@ struct wenv_thread {
     volatile uint64_t fault_addr;
     volatile int fault_sig;
     volatile uint64_t faults_caught;  /* faults turned into traps on this thread */
+    uintptr_t c_stack_low;          /* the thread's stack: its lowest address (0: unknown) */
     uintptr_t c_stack_limit;        /* lowest sp an entry into wasm may start at (0: unknown) */
     int c_stack_known;              /* c_stack_limit computed */
     int status;                     /* of the last accessor call */
@@ -88,7 +89,8 @@ WENV_INTERNAL void wenv_trap_disarm(void);
 /* 1 if this thread's C stack is too low for another entry into wasm (wasm -> host -> wasm
  * recursion): fewer than WENV_C_STACK_RESERVE bytes (a quarter of a smaller stack) left
  * under the caller's frame. The interpreter then traps with STACK_OVERFLOW instead of
- * overflowing the C stack. 0 where the thread's stack bounds are unknown. */
+ * overflowing the C stack. 0 where the thread's stack bounds are unknown, and when
+ * running below them (on a stack that is not the thread's own). */
 WENV_INTERNAL int wenv_c_stack_exhausted(void);
 #define WENV_C_STACK_RESERVE (256 * 1024)
 
