@@ -314,6 +314,8 @@ trap_handler_forget = lib.wenv_trap_handler_forget  # (handler id) -> entries dr
 last_status = lib.wenv_last_status
 last_fault_address = lib.wenv_last_fault_address
 last_fault_signal = lib.wenv_last_fault_signal
+#: () -> faults the handler turned into traps on this thread (read-only; the signal path's count)
+thread_faults_caught = lib.wenv_thread_faults_caught
 
 # ---- accessors -----------------------------------------------------------------------
 
