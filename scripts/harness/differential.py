@@ -19,6 +19,7 @@ import runtime
 from wasmenv import FuncType, GlobalType, MemoryType, TableType, UnsupportedFeature, ValType
 
 from .execution import EDGE, norm, random_arg
+from .oracle import wt_func_key
 
 #: wasm-smith options for modules whose code the interpreter runs (issue 15 item 7): MVP,
 #: sign-extension, non-trapping float-to-int, multi-value, bulk memory, reference types,
@@ -144,7 +145,7 @@ class Ours(Side):
 
 class Theirs(Side):
     def func_key(self, f):
-        return getattr(f._func, "__private")
+        return wt_func_key(f)
 
 
 def _host_fn(k: int, ty: FuncType, side: Side):
