@@ -57,6 +57,8 @@ def run(count: int, seed: int, chunk: int, allocators, out_dir: pathlib.Path, lo
                     report = None
                     why = f"{type(exc).__name__}: {exc}"
                 counts["calls"] += report.calls if report else 0
+                for what, n_seen in (report.seen if report else {}).items():
+                    counts[f"seen: {what}"] += n_seen
                 if report is None or report.disagreements:
                     counts["failed"] += 1
                     out_dir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +73,8 @@ def run(count: int, seed: int, chunk: int, allocators, out_dir: pathlib.Path, lo
         done += n
         k += 1
         if log:
-            print(f"{done} modules: {dict(counts)}", file=log, flush=True)
+            brief = {k: v for k, v in counts.items() if not k.startswith("seen: ")}
+            print(f"{done} modules: {brief}", file=log, flush=True)
     return counts
 
 
@@ -98,6 +101,7 @@ def main(argv=None) -> int:
     print(f"{args.count} modules x {len(allocators)} allocators ({', '.join(allocators)}), "
           f"seed {args.seed}{', typed refs' if args.typed_refs else ''}, in {took:.0f} s: "
           f"{counts['calls']} calls")
+    print("compared: " + ", ".join(f"{k[6:]} {counts[k]}" for k in sorted(counts) if k.startswith("seen: ")))
     for key in sorted(k for k in counts if k.startswith("excluded")):
         print(f"  {key}: {counts[key]}")
     print(f"excluded {excluded} of {runs} runs ({100 * excluded / max(runs, 1):.2f}%)")
