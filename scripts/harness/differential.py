@@ -26,7 +26,7 @@ from .oracle import wt_func_key
 #: sign-extension, non-trapping float-to-int, multi-value, bulk memory, reference types,
 #: multi-memory, memory64/table64, extended-const, tail calls, start functions, imports of
 #: every kind; SIMD, threads, exceptions and GC off (typed function references come only
-#: with smith's GC switch: :data:`TYPED_REFS_SMITH_ARGS`). NaNs canonicalized, loops and
+#: with smith's GC switch, and then with GC proper: harness/typed_refs.py makes those). NaNs canonicalized, loops and
 #: recursion bounded (ensure_termination); every memory and table has a maximum: an
 #: unbounded memory64 grown by 2 GiB per call from a recursion made the on-demand allocator
 #: copy tens of GiB on its moving grows.
@@ -44,10 +44,6 @@ EXEC_SMITH_ARGS = dict(
     max_table_elements=1000)
 #: Random bytes per smith module (more than the corpus default: bigger modules, more code).
 EXEC_SEED_BYTES = 4096
-#: The same with smith's GC switch on, the only way smith emits typed function references
-#: (call_ref, ref.as_non_null, br_on_null, br_on_non_null, non-nullable locals); a module
-#: using GC proper is UnsupportedFeature("gc") in ours and counted as such.
-TYPED_REFS_SMITH_ARGS = dict(EXEC_SMITH_ARGS, gc_enabled=True)
 #: Fuel given to each side for the whole module (instantiation and every call): a bound,
 #: not a comparison (the two runtimes charge differently); a side that runs out excludes
 #: the module. Ours charges at calls and back-edges, wasmtime per instruction.
@@ -365,8 +361,10 @@ def _random_args(rng: random.Random, params, our_funcs, their_funcs):
     return mine, other
 
 
-def compare_module(wasm: bytes, engine, wt_engine, rng: random.Random, calls_per_export: int = 3) -> Report:
-    """Instantiate ``wasm`` in both runtimes with the same imports, call every function
+def compare_module(wasm: bytes, engine, wt_engine, rng: random.Random, calls_per_export: int = 3,
+                   rounds: int = None) -> Report:
+    """Instantiate ``wasm`` in both runtimes with the same imports (``rounds`` instances,
+    default :data:`ROUNDS`, each calling a share of the exports), call every function
     export with random arguments, and compare the outcomes, host-call logs and the state
     of every exported and imported memory, global and table."""
     try:
@@ -388,7 +386,8 @@ def compare_module(wasm: bytes, engine, wt_engine, rng: random.Random, calls_per
     types.update({e.name: e.type for e in module.exports})
     try:
         return _compare(module, imports, wt_imports, store, wt_store, ours, theirs, import_items,
-                        wt_import_items, types, wasm, wt_engine, rng, calls_per_export)
+                        wt_import_items, types, wasm, wt_engine, rng, calls_per_export,
+                        ROUNDS if rounds is None else rounds)
     except Excluded as exc:
         return Report(0, [], str(exc))
     finally:
@@ -405,10 +404,10 @@ ROUNDS = 4
 
 
 def _compare(module, imports, wt_imports, store, wt_store, ours, theirs, import_items,
-             wt_import_items, types, wasm, wt_engine, rng, calls_per_export) -> Report:
+             wt_import_items, types, wasm, wt_engine, rng, calls_per_export, rounds) -> Report:
     wt_module = wt.Module(wt_engine, wasm)
     callable_exports = [e.name for e in module.exports if isinstance(e.type, FuncType)]
-    rounds = max(1, min(ROUNDS, len(callable_exports)))
+    rounds = max(1, min(rounds, len(callable_exports)))
     live = []
     bad: List[str] = []
     n = 0
@@ -500,5 +499,5 @@ def _call_exports(funcs, our_funcs, their_funcs, wt_store, ours, theirs, rng, ca
     return n
 
 
-__all__ = ["EXEC_SMITH_ARGS", "EXEC_SEED_BYTES", "TYPED_REFS_SMITH_ARGS", "EDGE", "Ext", "Report", "compare_module",
+__all__ = ["EXEC_SMITH_ARGS", "EXEC_SEED_BYTES", "EDGE", "Ext", "Report", "compare_module",
            "make_engine", "wasmtime_engine"]
