@@ -249,6 +249,11 @@ def _make_site(instance) -> _Site:
                      regions, offsets.start("imported_functions") - base, mc.anyfunc_of, mc.type_ids)
     imported = list(instance._imported_funcs)
     tables = list(instance.tables)
+    for table in tables:
+        if table._binder is instance:
+            table._bind_vm(vm)  # its own lazy tables (before _native, which would wait for it)
+        else:
+            table._hold(instance)  # an imported one: its code may store our funcrefs there
     ctables = _ffi.new_table_array([t._native for t in tables])
     vm.tables, vm.ntables = ctables, len(tables)
     keep = [mems, block, regions, imported]
