@@ -132,12 +132,26 @@ class Side:
         self.seen["function references"] += 1
         return ("func", self.func_labels.get(key, f"unknown {key}"))
 
+    def labelled_log(self) -> List[tuple]:
+        """The host calls: (import index, labelled arguments) each."""
+        return [(k, tuple(("func", self.func_labels.get(a.key, f"unknown {a.key}"))
+                          if isinstance(a, _FuncKey) else a for a in args)) for k, args in self.log]
+
     def labels(self, types, values):
         if len(types) == 1:
             values = (values,)
         elif not types:
             values = ()
         return tuple(self.label(t, v) for t, v in zip(types, values))
+
+
+def _unwrap(value):
+    return value.value if isinstance(value, wt.Val) else value
+
+
+class _FuncKey(NamedTuple):
+    """A function argument in the host-call log, by its side's key (labelled at the end)."""
+    key: object
 
 
 class Ours(Side):
@@ -151,10 +165,13 @@ class Theirs(Side):
 
 
 def _host_fn(k: int, ty: FuncType, side: Side):
-    """Import ``k``'s host callable: logs its arguments, returns values made from ``k`` and
-    the number of host calls so far (the same on both sides while they agree)."""
+    """Import ``k``'s host callable: logs its arguments (a function by its key, labelled at
+    the end when every function has its label: a start function may call it before; a
+    wasmtime-py Func argument is valid only during the call), returns values made from
+    ``k`` and the number of host calls so far (the same on both sides while they agree)."""
     def fn(*args):
-        side.log.append((k, tuple(side.label(t, a) for t, a in zip(ty.params, args))))
+        side.log.append((k, tuple(_FuncKey(side.func_key(_unwrap(a))) if t is ValType.FUNCREF and _unwrap(a) is not None
+                                  else side.label(t, a) for t, a in zip(ty.params, args))))
         n = len(side.log)
         out = [_host_result(t, k, n, side.host_funcs) for t in ty.results]
         return out[0] if len(out) == 1 else (tuple(out) if out else None)
@@ -453,11 +470,12 @@ def _compare(module, imports, wt_imports, store, wt_store, ours, theirs, import_
                                calls_per_export, bad)
             state_items += export_items
             wt_state_items += wt_export_items
-        if ours.log != theirs.log:
-            first = next((i for i, (a, b) in enumerate(zip(ours.log, theirs.log)) if a != b),
-                         min(len(ours.log), len(theirs.log)))
-            bad.append(f"host calls: {len(ours.log)} vs {len(theirs.log)}, first difference at {first}: "
-                       f"ours {ours.log[first:first + 1]}, wasmtime {theirs.log[first:first + 1]}")
+        our_log, their_log = ours.labelled_log(), theirs.labelled_log()
+        if our_log != their_log:
+            first = next((i for i, (a, b) in enumerate(zip(our_log, their_log)) if a != b),
+                         min(len(our_log), len(their_log)))
+            bad.append(f"host calls: {len(our_log)} vs {len(their_log)}, first difference at {first}: "
+                       f"ours {our_log[first:first + 1]}, wasmtime {their_log[first:first + 1]}")
         mine_state = our_state(state_items, ours)
         other_state = their_state(wt_state_items, wt_store, types, theirs)
         bad.extend(_state_diff(mine_state, other_state))
