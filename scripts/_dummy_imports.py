@@ -71,13 +71,14 @@ def _returning_zeros(ty: FuncType, where: str, log=None, name=None):
 
 # ---- ours --------------------------------------------------------------------------------
 
-def ours_linker(module, host_engine=None, log=None):
+def ours_linker(module, host_engine=None, log=None, shared=False):
     """A ``runtime.Linker`` for ``module.engine`` defining a dummy for every import, and the
     globals, memories and tables it made (the caller closes those).
 
     Memories and tables are made on ``host_engine`` (default: an on-demand Engine with the
     module's tunables), so a pooled module's pool holds only what its instances define.
-    ``log``: a list each host call is appended to (see the module docstring).
+    ``log``: a list each host call is appended to (see the module docstring). ``shared``:
+    make shared memories too (wasmtime-py cannot import one, so by default neither side does).
     """
     import runtime
     engine = module.engine
@@ -94,9 +95,9 @@ def ours_linker(module, host_engine=None, log=None):
         if isinstance(ty, GlobalType):
             item = runtime.Global.new(host, ty.content, zero(ty.content, where), mutable=ty.mutable)
         elif isinstance(ty, MemoryType):
-            if ty.shared:
+            if ty.shared and not shared:
                 raise Unsupported(f"{where}: shared memory")
-            item = runtime.Memory.new(host, ty.minimum, ty.maximum, memory64=ty.memory64)
+            item = runtime.Memory.new(host, ty.minimum, ty.maximum, shared=ty.shared, memory64=ty.memory64)
         elif isinstance(ty, TableType):
             item = runtime.Table.new(host, ty.element, ty.minimum, ty.maximum, zero(ty.element, where),
                                      table64=ty.table64)

@@ -71,13 +71,13 @@ def _value_key(content: str, value):
 
 # ---- ours ----------------------------------------------------------------------------------
 
-def ours_state(module) -> Tuple[State, float]:
-    """Instantiate ``module`` (a ``runtime.Module``) in our runtime with recording dummies:
-    (its State, seconds the instantiation took)."""
+def ours_state(module, shared=False) -> Tuple[State, float]:
+    """Instantiate ``module`` (a ``runtime.Module``) in our runtime with recording dummies
+    (``shared``: shared memories too): (its State, seconds the instantiation took)."""
     import runtime
     import wasmenv
     log = []
-    linker, items = ours_linker(module, log=log)
+    linker, items = ours_linker(module, log=log, shared=shared)
     names = [f"import {imp.module}::{imp.name}" for imp in module.imports if not _is_func(imp.type)]
     instance = None
     t0 = time.perf_counter()
@@ -253,7 +253,7 @@ class Row(NamedTuple):
     byte_len: int
     functions: int
     start: Optional[int]
-    verdict: str        # "match" | "MISMATCH" | "unsupported: PROPOSAL" | "cannot import: ..."
+    verdict: str        # "match" | "MISMATCH" | "unsupported: PROPOSAL" | "not compared" (see details)
     outcome: str        # the outcome both had (or ours)
     memory_bytes: int   # bytes compared
     unseen_memories: int  # defined memories not exported (wasmtime-py cannot read them)
@@ -280,9 +280,14 @@ def compare_module(key: str, wasm: bytes, wt_engine, repeat: int = 5) -> Row:
         wt_module = wt.Module(wt_engine, wasm)
         theirs, wt_first = wasmtime_state(wasm, wt_engine, wt_module)
         ours, ours_first = ours_state(module)
-    except Unsupported as exc:
-        module.close()
-        return Row(**facts, verdict=f"cannot import: {exc}", outcome="-", memory_bytes=0, calls=0)
+    except (Unsupported, wt.WasmtimeError) as exc:  # what wasmtime-py cannot take: ours alone, reported
+        exc = str(exc).splitlines()[-1].strip()
+        try:
+            alone, seconds = ours_state(module, shared=True)
+        finally:
+            module.close()
+        return Row(**facts, verdict="not compared", outcome=alone.outcome, memory_bytes=0, calls=len(alone.calls),
+                   ours_first_ms=seconds * 1e3, details=(f"wasmtime-py cannot take it: {exc}",))
     diffs = differences(ours, theirs)
     if ours.outcome.startswith("unsupported:"):
         verdict = "unsupported: " + ours.outcome.split(":", 1)[1]

@@ -82,6 +82,8 @@ CATALOGUE = [
                "AssemblyScript Game Boy emulator core"),
     RealModule("rabin", "npm", "rabin-wasm", "0.1.5", "package/dist/rabin.wasm",
                "AssemblyScript Rabin fingerprinting"),
+    RealModule("vips", "npm", "wasm-vips", "0.0.19", "package/lib/vips.wasm",
+               "C image library (libvips), Emscripten pthreads + MAIN_MODULE: imports a shared memory"),
 ]
 
 
