@@ -12,7 +12,9 @@ each call (module, name, arguments as bits), globals are zero, memories and tabl
 the minimum asked for.
 
 After instantiation (the start function has run, or trapped) each side is reduced to a
-:class:`State` and the two are compared:
+:class:`State` and ours is compared with wasmtime-py's, ours on demand (the default Engine)
+and twice on a one-slot PoolingAllocator (the second instance reuses the slot the first
+wrote; ``--no-pooling``: on demand only):
   memories  every imported memory (import order) and exported memory (export name): size
             and every byte (a mismatch names the first differing offset and the count);
   globals   every imported and exported global: type and value (floats as bits);
@@ -51,6 +53,7 @@ class State(NamedTuple):
     globals: Tuple = ()           # (where, type, value key)
     tables: Tuple = ()            # (where, size, element keys)
     calls: Tuple = ()             # (module, name, args)
+    detail: str = ""              # the UnsupportedFeature's message (not compared)
 
 
 def _val_name(valtype) -> str:
@@ -79,7 +82,7 @@ def ours_state(module, shared=False) -> Tuple[State, float]:
     log = []
     linker, items = ours_linker(module, log=log, shared=shared)
     names = [f"import {imp.module}::{imp.name}" for imp in module.imports if not _is_func(imp.type)]
-    instance = None
+    instance, detail = None, ""
     t0 = time.perf_counter()
     try:
         instance = linker.instantiate(module)
@@ -87,13 +90,13 @@ def ours_state(module, shared=False) -> Tuple[State, float]:
     except runtime.Trap as exc:
         outcome = f"trap:{exc.code.name}"
     except wasmenv.UnsupportedFeature as exc:
-        outcome = f"unsupported:{exc.feature}"
+        outcome, detail = f"unsupported:{exc.feature}", str(exc)
     seconds = time.perf_counter() - t0
     try:
         pairs = list(zip(names, items))
         if instance is not None:
             pairs += [(f"export {name}", instance.exports[name]) for name in instance.exports]
-        return State(outcome, *_ours_items(pairs), tuple(log)), seconds
+        return State(outcome, *_ours_items(pairs), tuple(log), detail), seconds
     finally:
         if instance is not None:
             instance.close()
@@ -265,8 +268,9 @@ class Row(NamedTuple):
     details: Tuple = ()
 
 
-def compare_module(key: str, wasm: bytes, wt_engine, repeat: int = 5) -> Row:
-    """Instantiate ``wasm`` on both sides, compare, and time further instantiations."""
+def compare_module(key: str, wasm: bytes, wt_engine, repeat: int = 5, pooling: bool = True) -> Row:
+    """Instantiate ``wasm`` on both sides, compare (ours on demand and, with ``pooling``, twice
+    on a one-slot pool), and time further instantiations (on demand)."""
     import wasmtime as wt
     import wasmenv
     import runtime
@@ -287,10 +291,13 @@ def compare_module(key: str, wasm: bytes, wt_engine, repeat: int = 5) -> Row:
         finally:
             module.close()
         return Row(**facts, verdict="not compared", outcome=alone.outcome, memory_bytes=0, calls=len(alone.calls),
-                   ours_first_ms=seconds * 1e3, details=(f"wasmtime-py cannot take it: {exc}",))
+                   ours_first_ms=seconds * 1e3,
+                   details=(f"wasmtime-py cannot take it: {exc}",) + ((alone.detail,) if alone.detail else ()))
     diffs = differences(ours, theirs)
-    if ours.outcome.startswith("unsupported:"):
-        verdict = "unsupported: " + ours.outcome.split(":", 1)[1]
+    if pooling and not ours.outcome.startswith("unsupported:"):
+        diffs += _pooled_differences(wasm, theirs)
+    if ours.outcome.startswith("unsupported:"):  # what ours could not run is all there is to say
+        verdict, diffs = "unsupported: " + ours.outcome.split(":", 1)[1], [ours.detail]
     else:
         verdict = "MISMATCH" if diffs else "match"
     mem_bytes = sum(size for _, size, _ in ours.memories)
@@ -302,6 +309,21 @@ def compare_module(key: str, wasm: bytes, wt_engine, repeat: int = 5) -> Row:
                ours_first_ms=ours_first * 1e3, ours_ms=median(ours_times) * 1e3 if ours_times else None,
                wt_first_ms=wt_first * 1e3, wt_ms=median(wt_times) * 1e3 if wt_times else None,
                details=tuple(diffs))
+
+
+def _pooled_differences(wasm: bytes, theirs: State) -> list:
+    """Differences from wasmtime-py's State of two instances in turn on a one-slot pool
+    (the second reuses the slot the first wrote and released), each line prefixed."""
+    import runtime
+    from _strategies import pool_for
+    module = runtime.Module(runtime.Engine(allocator=pool_for(wasm, max_instances=1)), wasm)
+    try:
+        out = []
+        for label in ("pooling", "pooling, slot reused"):
+            out += [f"{label}: {d}" for d in differences(ours_state(module)[0], theirs)]
+        return out
+    finally:
+        module.close()
 
 
 def _ms(v) -> str:
@@ -332,6 +354,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", action="append", default=[], help="only these catalogue keys (repeatable)")
     ap.add_argument("--all", action="store_true", help="every catalogue entry, with a start function or not")
     ap.add_argument("--repeat", type=int, default=5, help="timed instantiations after the compared one")
+    ap.add_argument("--no-pooling", action="store_true", help="compare ours on demand only")
     ap.add_argument("--cache", help="real_modules.py's cache directory")
     ap.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     args = ap.parse_args(argv)
@@ -347,7 +370,7 @@ def main(argv=None) -> int:
     wt_engine = wasmtime_engine(cow=True, cache=True)
     rows = []
     for key, path in cases:
-        rows.append(compare_module(key, path.read_bytes(), wt_engine, args.repeat))
+        rows.append(compare_module(key, path.read_bytes(), wt_engine, args.repeat, not args.no_pooling))
         print(f"  compared {key}: {rows[-1].verdict}", file=sys.stderr)
     print(table(rows))
     if args.json:

@@ -15,11 +15,6 @@ from tests.helpers import wat
 
 pytestmark = pytest.mark.oracle
 
-#: Real modules whose start function our interpreter cannot run yet, by proposal, and
-#: those wasmtime-py cannot take (so only ours runs; its outcome is still asserted).
-UNSUPPORTED = {"as-sha256-simd": "simd"}
-NOT_COMPARED = {"vips": "unsupported:threads"}  # legacy exceptions in wasmtime-py; shared memory
-
 START_WRITES = """
 (module
   (import "env" "seed" (func $seed (param i32 i64 f32 f64) (result i32)))
@@ -118,20 +113,17 @@ def test_differences_name_the_first_differing_byte_global_element_and_call():
     assert "outcome: ours ok, wasmtime trap:UNREACHABLE" in diffs
 
 
-def _start_entries():
-    return [e for e in real_modules.CATALOGUE
-            if e.key in UNSUPPORTED or e.key in NOT_COMPARED or e.key in _MATCHING]
-
-
-#: Catalogue entries with a start function that must match wasmtime-py byte for byte.
-_MATCHING = ("tree-sitter", "tree-sitter-0.20", "ts-vscode", "quickjs", "quickjs-async", "quickjs-ng",
-             "as-sha256", "as-chacha", "anan-as", "anan-as-compiler", "wasmboy", "rabin")
+#: Catalogue entries with a start function that must match wasmtime-py byte for byte; the
+#: catalogue's ``blocked`` entries must report their proposal instead.
+MATCHING = ("tree-sitter", "tree-sitter-0.20", "ts-vscode", "quickjs", "quickjs-async", "quickjs-ng",
+            "as-sha256", "as-chacha", "anan-as", "anan-as-compiler", "wasmboy", "rabin")
+START_ENTRIES = [e for e in real_modules.CATALOGUE if e.key in MATCHING or e.blocked]
 
 
 def test_the_catalogue_holds_at_least_ten_modules_expected_to_match():
     keys = {e.key for e in real_modules.CATALOGUE}
-    assert len(_MATCHING) >= 10 and set(_MATCHING) <= keys
-    assert set(UNSUPPORTED) <= keys and set(NOT_COMPARED) <= keys
+    assert len(MATCHING) >= 10 and set(MATCHING) <= keys
+    assert not any(e.blocked for e in real_modules.CATALOGUE if e.key in MATCHING)
 
 
 @pytest.fixture(scope="module")
@@ -140,16 +132,38 @@ def wt_engine():
 
 
 @pytest.mark.registry
-@pytest.mark.parametrize("entry", _start_entries(), ids=lambda e: e.key)
+@pytest.mark.parametrize("entry", START_ENTRIES, ids=lambda e: e.key)
 def test_real_module_start_matches_wasmtime(entry, wt_engine):
     wasm = real_modules.fetch(entry).read_bytes()
     row = compare_start.compare_module(entry.key, wasm, wt_engine, repeat=0)
     assert row.start is not None
-    if entry.key in UNSUPPORTED:
-        assert row.verdict == f"unsupported: {UNSUPPORTED[entry.key]}", row
-    elif entry.key in NOT_COMPARED:
-        assert (row.verdict, row.outcome) == ("not compared", NOT_COMPARED[entry.key]), row
+    if entry.blocked:  # ours reports the proposal; wasmtime-py runs it, or cannot take it
+        assert row.outcome == f"unsupported:{entry.blocked}", row
+        assert row.verdict in (f"unsupported: {entry.blocked}", "not compared"), row
     else:
         assert (row.verdict, row.details) == ("match", ()), row.details
         assert row.outcome == "ok" and row.memory_bytes > 0 and row.unseen_memories == 0
 
+
+def test_bench_real_and_rss_include_a_start_module_on_request(tmp_path):
+    """bench_real.py leaves a module with a start function out unless --with-start, and then
+    times it (and its RSS, through rss_per_instance.py) like any other."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    path = tmp_path / "starts.wasm"
+    path.write_bytes(wat(START_TRAPS_AFTER_WRITES.replace("65534", "65532")))  # no trap: it runs to the end
+
+    def bench(*flags):
+        proc = subprocess.run([sys.executable, "scripts/bench_real.py", "--no-registry", "--no-synthetic",
+                               "--quick", "--module", str(path), *flags],
+                              cwd=root, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return [line for line in proc.stdout.splitlines() if line.startswith("starts")], proc.stdout
+
+    rows, out = bench()
+    assert rows == [] and "left out: starts (start function: --with-start)" in out, out
+    rows, out = bench("--with-start", "--rss", "20")
+    assert len(rows) == 2 and "left out" not in out, out  # its timing row and its RSS row
+    assert "error" not in rows[1], out
