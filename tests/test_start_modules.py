@@ -7,10 +7,12 @@ real modules of scripts/real_modules.py's catalogue that have a start function (
 from the package registries into its cache on first use).
 """
 import pytest
+import wasmtime
 
 import compare_start
 import real_modules
 import runtime
+import wasmenv
 from tests.helpers import wat
 
 pytestmark = pytest.mark.oracle
@@ -111,6 +113,55 @@ def test_differences_name_the_first_differing_byte_global_element_and_call():
     assert any("2 elements differ, first [1]" in d for d in diffs), diffs
     assert any(d.startswith("host calls: 3 ours, 2 wasmtime; first difference at call 2") for d in diffs), diffs
     assert "outcome: ours ok, wasmtime trap:UNREACHABLE" in diffs
+
+
+START_INTERNAL = """
+(module
+  (import "env" "__memory_base" (global $base i32))
+  (memory 17)
+  (table 2 funcref)
+  (global $heap (mut i32) (i32.const 0))
+  (global $wide (mut v128) (v128.const i64x2 0 0))
+  (global $done (export "done") (mut i32) (i32.const 0))
+  (func $f)
+  (elem declare func $f)
+  (func $start
+    (global.set $heap (i32.add (global.get $base) (i32.const 16)))
+    (i32.store (global.get $heap) (i32.const 0x01020304))
+    (table.set (i32.const 1) (ref.func $f))
+    (global.set $done (i32.const 1)))
+  (start $start))
+"""
+
+
+def test_expose_all_exports_every_internal_memory_table_and_readable_global():
+    wasm = wat(START_INTERNAL)
+    exposed = compare_start.expose_all(wasm)
+    wasmtime.Module.validate(compare_start.wasmtime_engine(), exposed)
+    exports = wasmenv.translate(exposed).module.exports
+    added = sorted(n for n in exports if n.startswith(compare_start.EXPOSED_PREFIX))
+    # globals: 0 is imported, 2 (v128) cannot be read by wasmtime-py, 3 is exported already
+    assert added == [compare_start.EXPOSED_PREFIX + n for n in ("global.1", "memory.0", "table.0")]
+    assert "done" in exports
+    no_exports = wat('(module (global (mut i64) (i64.const 5)) (func) (start 0))')
+    assert "__compare_start.global.0" in wasmenv.translate(compare_start.expose_all(no_exports)).module.exports
+    assert compare_start.expose_all(wat('(module (memory (export "m") 1))')) == wat('(module (memory (export "m") 1))')
+
+
+def test_compare_module_sees_what_a_start_function_wrote_to_internal_state():
+    row = compare_start.compare_module("internal", wat(START_INTERNAL), compare_start.wasmtime_engine(), repeat=1)
+    assert (row.verdict, row.outcome, row.details) == ("match", "ok", ())
+    assert row.globals == 3 and row.memory_bytes == 17 * 65536 and row.unseen_memories == 0
+    wasm = compare_start.expose_all(wat(START_INTERNAL))
+    values = compare_start.GLOBAL_VALUES
+    with runtime.Module(runtime.Engine(), wasm) as module:
+        ours, _ = compare_start.ours_state(module, values=values)
+    globs = {w: v for w, _, v in ours.globals}
+    assert globs["export __compare_start.global.1"] == (1 << 20) + 16  # env::__memory_base + 16
+    (_, _, data), = ours.memories
+    assert data[(1 << 20) + 16:(1 << 20) + 20] == bytes([4, 3, 2, 1])
+    tab = {w: elems for w, _, elems in ours.tables}
+    assert tab["export __compare_start.table.0"] == (None, ("func", (), ()))
 
 
 #: Catalogue entries with a start function that must match wasmtime-py byte for byte; the
