@@ -27,7 +27,7 @@
     X(i32_extend8_s) X(i32_extend16_s) X(i64_extend8_s) X(i64_extend16_s) X(i64_extend32_s) \
     X(i32_trunc_sat_f32_s) X(i32_trunc_sat_f32_u) X(i32_trunc_sat_f64_s) X(i32_trunc_sat_f64_u) \
     X(i64_trunc_sat_f32_s) X(i64_trunc_sat_f32_u) X(i64_trunc_sat_f64_s) X(i64_trunc_sat_f64_u) \
-    WENV_IMM_OPS(X) WENV_MEM_AI_OPS(X) X(i32_add_imm2) X(i32_shr_u_and_imm) X(i32_and_shl_imm) \
+    WENV_IMM_OPS(X) WENV_MEM_AI_OPS(X) WENV_LOAD_BRANCH_OPS(X) X(i32_add_imm2) X(i32_shr_u_and_imm) X(i32_and_shl_imm) \
     WENV_SHIFTED_OPS(X)
 
 /* Integer binary ops: one expression each (of a and b), the one rule of every form that
@@ -88,6 +88,14 @@
  * [op, addr, offset, value, x, mask, shift, imm]); their names are made from
  * WENV_MEM_ACCESS_OPS (wenv_interp.c). */
 
+
+/* A raw load and a branch on the loaded value ("while ((p = p->next))"): [op, addr,
+ * offset, value, disp], the value written, then a jump when it is nonzero (_br_if) or zero
+ * (_br_unless). The handlers are WENV_LOAD_BRANCH(Y) of wenv_interp_mem.inc. */
+#define WENV_LOAD_BRANCH_OPS(X) \
+    X(i32_load_br_if) X(i32_load_br_unless) X(i32_load8_u_br_if) X(i32_load8_u_br_unless) \
+    X(i32_load16_u_br_if) X(i32_load16_u_br_unless)
+#define WENV_LOAD_BRANCH(Y) Y(i32_load, wenv_i_u32) Y(i32_load8_u, wenv_i_u8) Y(i32_load16_u, wenv_i_u16)
 
 /* Control, variables, calls, memory size/grow/bulk; fused compare-and-branch
  * (br_<cmp>: jump when the comparison holds). */

@@ -53,6 +53,9 @@ _INT_CMP = {f"{t}.{c}" for t in ("i32", "i64")
 _INT_CONSTS = ("i32.const", "i64.const")
 #: Second op -> (first op, fused op) of the chains FunctionTranslator.chain_imm fuses.
 _CHAINS = {"i32_and": ("i32_shr_u_imm", "i32_shr_u_and_imm"), "i32_shl": ("i32_and_imm", "i32_and_shl_imm")}
+#: Raw loads a following br_if/if on the loaded value joins: ``<load>_br_if`` and
+#: ``<load>_br_unless`` [addr, offset, value, disp] (c_src/wenv_interp_ops.h).
+_LOAD_BRANCHES = ("i32_load", "i32_load8_u", "i32_load16_u")
 _COMMUTATIVE = {f"{t}_{o}" for t in ("i32", "i64") for o in ("add", "mul", "and", "or", "xor")}
 #: Binary op -> the constant shifts whose result (a temporary) it may take as its second
 #: operand in one op, ``<bin>_<shift>_imm`` (c_src/wenv_interp_ops.h, WENV_SHIFTED_OPS).
@@ -235,10 +238,13 @@ class FunctionTranslator:
     # -- fusion ---------------------------------------------------------------------------------
     def take_cond(self, cond: int):
         """If ``cond`` is the result of the op just emitted and that op is an integer compare
-        (or eqz), drop that op and return (name, operands); else None."""
+        (or eqz) or a raw load (_LOAD_BRANCHES), drop that op and return (name, operands);
+        else None. A load's branch keeps the load's wasm offset (the one that can trap)."""
         lc = self.last_cmp
         if lc is None or lc[5] != len(self.code) or lc[4] != cond:
             return None
+        if lc[1] in _LOAD_BRANCHES:
+            self.op_offset = self.offsets[-1]
         self.truncate(lc[0])
         self.last = self.last_cmp = None
         return lc[1], lc[2], lc[3], lc[6]
@@ -249,6 +255,8 @@ class FunctionTranslator:
         if fused is None:
             return ("br_if" if when_true else "br_unless"), (cond,)
         name, a, b, imm = fused
+        if name in _LOAD_BRANCHES:  # [addr, offset, value]: the value is still written
+            return f"{name}_{'br_if' if when_true else 'br_unless'}", (a, b, cond)
         if name == "i32.eqz":
             return ("br_unless" if when_true else "br_if"), (a,)
         if name == "i64.eqz":
@@ -424,12 +432,21 @@ class FunctionTranslator:
             for i in range(len(st) - 1):
                 if st[i] == x:
                     self.materialize(i)
-            last = self.last
+            last, lc = self.last, self.last_cmp
             if v == x:
                 pass
             elif last is not None and last[1] == len(self.code) and self.code[last[0]] == v \
                     and v == self.home(len(st) - 1):
                 self.code[last[0]] = x
+                if lc is not None and lc[1] in _LOAD_BRANCHES and lc[5] == len(self.code):
+                    # the load writes x: a branch on x (tee'd, or got again) may still join it
+                    self.last_cmp = lc[:4] + (x,) + lc[5:]
+                    self.last = self.last_const = None
+                    if rule == "local.set":
+                        st.pop()
+                    else:
+                        st[-1] = x
+                    return
             else:
                 self.emit("copy", x, v)
             self.last = self.last_cmp = self.last_const = None
@@ -587,6 +604,10 @@ class FunctionTranslator:
             dst = self.push()
             pos = self.emit(name + suffix, addr, offset, dst, *extra)
             self.last = (pos + 3, len(self.code))  # [op, addr, offset, dst, ...]
+            if raw and not suffix and name in _LOAD_BRANCHES:
+                self.last_cmp = (pos, name, addr, offset, dst, len(self.code), None)
+                self.last_const = None
+                return
         else:
             value = st.pop()
             addr = st.pop()

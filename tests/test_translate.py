@@ -349,3 +349,72 @@ def test_binary_op_on_a_shifted_temporary_fuses_and_agrees_with_wasmtime():
             for y in values:
                 args = (x & 0xFFFFFFFF, y & 0xFFFFFFFF)
                 assert ours(inst.exports[name], args, True) == theirs(store, exports[name], args, True), (name, args)
+
+
+_LOAD_WALK = """(module (memory (export "mem") 1)
+  (data (i32.const 16) "\\20\\00\\00\\00\\01\\02\\00\\00\\30\\00\\00\\00\\00\\00\\00\\00\\00\\00\\00\\00\\03")
+  ;; a list at 16 -> 32 -> 48 -> 0: the nodes visited
+  (func (export "walk") (param i32) (result i32) (local i32)
+    (block (loop (local.set 1 (i32.add (local.get 1) (i32.const 1)))
+      (br_if 1 (i32.eqz (local.get 0)))
+      (br_if 0 (local.tee 0 (i32.load (local.get 0))))))
+    (local.get 1))
+  ;; bytes up to the first zero: if on a loaded byte
+  (func (export "strlen") (param i32) (result i32) (local i32)
+    (block (loop
+      (if (i32.load8_u (local.get 0)) (then) (else (br 2)))
+      (local.set 0 (i32.add (local.get 0) (i32.const 1)))
+      (local.set 1 (i32.add (local.get 1) (i32.const 1))) (br 0)))
+    (local.get 1))
+  (func (export "halves") (param i32) (result i32)
+    (block (result i32) (i32.const 7) (br_if 0 (i32.load16_u offset=2 (local.get 0))) (drop) (i32.const 9))))"""
+
+
+def test_a_raw_load_and_a_branch_on_its_value_run_as_one_op():
+    assert "i32_load_br_if" in ops_of(_LOAD_WALK, 0)[0]
+    assert "i32_load8_u_br_unless" in ops_of(_LOAD_WALK, 1)[0]
+    assert "i32_load16_u_br_if" in ops_of(_LOAD_WALK, 2)[0]
+    checked = ops_of(_LOAD_WALK, 0, engine=Engine(signals_based_traps=False))[0]
+    assert "i32_load_c" in checked and "br_if" in checked
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("signals", [True, False])
+def test_load_and_branch_agrees_with_wasmtime_with_its_traps_and_frames(signals):
+    from harness.execution import ours, theirs, wasmtime_engine
+    import wasmtime as wt
+    from runtime import Trap
+    from tests.test_traps_backtrace import frames_of
+
+    wasm = wat(_LOAD_WALK)
+    inst = Instance(Module(Engine(signals_based_traps=signals), wasm))
+    engine = wasmtime_engine()
+    store = wt.Store(engine)
+    exports = wt.Instance(store, wt.Module(engine, wasm), []).exports(store)
+    for name, args in (("walk", 16), ("walk", 32), ("walk", 0), ("walk", 17), ("walk", 65533), ("walk", -4),
+                       ("strlen", 16), ("strlen", 20), ("strlen", 40), ("strlen", 65535),
+                       ("halves", 16), ("halves", 18), ("halves", 65533), ("halves", 65534)):
+        args = (args & 0xFFFFFFFF,)
+        assert ours(inst.exports[name], args, True) == theirs(store, exports[name], args, True), (name, args)
+    with pytest.raises(Trap) as info:
+        inst.exports["walk"](65533)
+    with pytest.raises(wt.Trap) as other:
+        exports["walk"](store, 65533)
+    assert frames_of(info.value.frames) == frames_of(other.value.frames)  # the load's offset
+    assert info.value.guard_fault == signals and info.value.address == 65533
+
+
+def test_ref_is_null_then_br_if_translates():
+    text = """(module (func (export "f") (param externref) (result i32)
+      (block (br_if 0 (ref.is_null (local.get 0))) (return (i32.const 1))) (i32.const 7)))"""
+    assert ops_of(text)[0][0] == "br_i64_eqz"
+    inst = Instance(Module(Engine(), wat(text)))
+    assert inst.exports["f"](None) == 7
+    assert inst.exports["f"](object()) == 1
+
+
+def test_a_load_set_into_a_local_then_branched_on_joins_the_branch():
+    names, _ = ops_of("""(module (memory 1) (func (param i32) (result i32) (local i32)
+      (block (local.set 1 (i32.load8_u (local.get 0))) (br_if 0 (local.get 1)) (local.set 1 (i32.const 5)))
+      (local.get 1)))""")
+    assert names[0] == "i32_load8_u_br_if"
