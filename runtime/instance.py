@@ -5,11 +5,11 @@ import threading
 from collections.abc import Sequence
 from typing import List, Optional
 
-from wasmenv import ConstExpr, ExternKind, InitMemory, UnsupportedFeature
+from wasmenv import ConstExpr, ExternKind, InitMemory
 
 from . import _ffi
 from ._owner import Owner
-from .func import Func
+from .func import Func, code_resources
 from .globals import Global, GlobalCells
 from .layout import allocation_of, layout_of
 from .linking import lookup_imports
@@ -156,10 +156,14 @@ class Instance(Owner):
         alloc = layout.allocation or allocation_of(module, layout)
         self._handles = alloc.begin(module, layout)
         try:
-            if self._imported_memories:
-                self._hold(self._imported_memories)
-            if env.num_imported_tables:
-                self._hold_tables(self.tables[:env.num_imported_tables])
+            memories, tables = self._imported_memories, self.tables[:env.num_imported_tables]
+            if self._imported_funcs:  # what their instances' code runs on, until this closes
+                more_memories, more_tables = code_resources(self._imported_funcs)
+                memories, tables = [*memories, *more_memories], [*tables, *more_tables]
+            if memories:
+                self._hold(memories)
+            if tables:
+                self._hold_tables(tables)
             self._instantiate(layout)
         except BaseException:
             self.close()
@@ -199,8 +203,8 @@ class Instance(Owner):
 
     def _enter(self):
         """The interpreter's call bridge, before a call: counts the call in flight on
-        every memory of this instance (imported ones first), so that none is released
-        before :meth:`_leave`, even if the instance closes meanwhile.
+        every memory this instance defines, so that none is released before
+        :meth:`_leave`, even if the instance closes meanwhile.
 
         Raises:
             ValueError: the instance, or a memory it uses, is closed.
@@ -209,7 +213,8 @@ class Instance(Owner):
         if entered is None:
             if self._handles is None:
                 raise ValueError("instance is closed")
-            memories = self.memories
+            # (the imported ones are held until close: _hold; their owner may close first)
+            memories = self.memories[len(self._imported_memories):]
             entered = self._entered = (_ffi.new_memory_array([m._desc for m in memories]),
                                        len(memories), memories)
         descs, count = entered[0], entered[1]
@@ -273,17 +278,8 @@ class Instance(Owner):
         """Per-instance global initializers, tables (memories are open already), then
         element and data segments."""
         alloc = layout.allocation
-        site = None
-        if layout.vmoffsets.count("funcrefs") or layout.tables:
-            # The interpreter state now: funcref records (ref.func initializers, lazy table
-            # elements) are its wenv_vm's (runtime/interp.py, runtime/refs.py).
-            from .interp import site_of
-            try:
-                site = site_of(self)
-            except UnsupportedFeature:  # no code section: no funcrefs to make either
-                site = None
-            for table in self.tables if site is not None else ():  # imported ones: wasm
-                table._hold(self)  # code may store our funcrefs there
+        # The interpreter state (runtime/interp.py) is made on first use: a call, a funcref
+        # (ref.func initializers, element segments), an element read of a lazy table.
         template = layout.globals_template
         if template.per_instance:
             types, cells = template.types, self._cells
@@ -294,11 +290,12 @@ class Instance(Owner):
         for plan, arr in layout.tables:
             init = None if plan.table.init is None else self._eval(plan.table.init)
             table = alloc.allocate_table(plan, arr, init)
-            table._bind(self, site)
+            table._bind(self)
             table._store = getattr(self, "_store", None)  # its limits bound grow
             self._defined_tables.append(table)
             self.tables.append(table)
-        if layout.tables and site is not None:
+        site = self.__dict__.get("_interp_site")
+        if site is not None and layout.tables:  # made by an initializer's funcref above
             from .interp import bind_tables
             bind_tables(site, self.tables)
 

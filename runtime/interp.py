@@ -249,6 +249,11 @@ def _make_site(instance) -> _Site:
                      regions, offsets.start("imported_functions") - base, mc.anyfunc_of, mc.type_ids)
     imported = list(instance._imported_funcs)
     tables = list(instance.tables)
+    for table in tables:
+        if table._binder is instance:
+            table._bind_vm(vm)  # its own lazy tables (before _native, which would wait for it)
+        else:
+            table._hold(instance)  # an imported one: its code may store our funcrefs there
     ctables = _ffi.new_table_array([t._native for t in tables])
     vm.tables, vm.ntables = ctables, len(tables)
     keep = [mems, block, regions, imported]
@@ -404,16 +409,21 @@ def _host_call(c, t, used: int, fused: int) -> None:
         t.cells_used, t.frames_used = used, fused
         if caller is not None:
             caller._instance = None
+    for i, v in enumerate(host_result_cells(ty, out)):
+        fp[i] = v
+
+
+def host_result_cells(ty, out) -> list:
+    """The result cells of what a host function of type ``ty`` returned (TypeError if it
+    is not ``ty``'s results: one value, or a tuple or list of them)."""
     results = ty.results
     if not results:
-        return
+        return []
     if len(results) == 1:
         out = (out,)
     elif not isinstance(out, (tuple, list)) or len(out) != len(results):
         raise TypeError(f"host function must return {len(results)} values, got {out!r}")
-    cells = [to_cell(r, v) for r, v in zip(results, out)]
-    for i, v in enumerate(cells):
-        fp[i] = v
+    return [to_cell(r, v) for r, v in zip(results, out)]
 
 
 def _grow(c, memories) -> None:

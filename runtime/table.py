@@ -60,6 +60,7 @@ class Table(Owner):
             limit = min(limit, slot.max_elements)
         self._lazy = _lazy_array(lazy) if lazy else None  # bound to its instance by _bind
         self._lazy_len = len(lazy) if lazy else 0
+        self._binder = None  # the instance whose interpreter state the lazy array waits for
         self._holds = {}  # id -> what keeps the records this table's cells may name alive
         self._shares = 1  # its definer's, plus one per live importer (_share): the storage
         # goes when the last is given back, so an importer's code never reads freed cells
@@ -69,12 +70,29 @@ class Table(Owner):
         """Keep ``holder`` (runtime.refs.holder_of) alive while this table is open."""
         self._holds.setdefault(id(holder), holder)
 
-    def _bind(self, instance, site) -> None:
-        """Uninitialized elements now read as the lazy array's functions of ``instance``,
-        whose interpreter state is ``site`` (runtime/interp.py; both kept alive here)."""
-        if self._lazy is not None and site is not None:
+    def _bind(self, instance) -> None:
+        """Uninitialized elements read as the lazy array's functions of ``instance`` (kept
+        alive here): its interpreter state (runtime/interp.py) is made, and bound here by
+        :meth:`_bind_vm`, at the first access of an element, not at instantiation."""
+        if self._lazy is not None:
             self._hold(instance)
-            _ffi.table_bind(self._t, self._lazy, self._lazy_len, site.vm)
+            self._binder = instance
+
+    def _bind_vm(self, vm) -> None:
+        """The binder's interpreter state ``vm`` (a ``wenv_vm *``) resolves the lazy array."""
+        _ffi.table_bind(self._t, self._lazy, self._lazy_len, vm)
+        self._binder = None
+
+    @property
+    def _elements(self):
+        """The ``wenv_table *``, its lazy array bound (its binder's state made if need be)."""
+        binder = self._binder
+        if binder is not None:
+            from .interp import site_of
+            site = site_of(binder)  # binds this table (_make_site), unless made before it
+            if self._binder is not None:
+                self._bind_vm(site.vm)
+        return self._t
 
     @classmethod
     def new(cls, engine, element, minimum: int, maximum: Optional[int] = None, init=None,
@@ -110,12 +128,12 @@ class Table(Owner):
         """The ``wenv_table *`` (the interpreter's view); raises ValueError once closed."""
         if self._closed:
             raise ValueError("table is closed")
-        return self._t
+        return self._elements
 
     def get(self, index: int):
         """The element at ``index`` (None for null). Raises Trap if out of bounds."""
         self._check(index, 1)
-        return value_of(self.ty.element, _ffi.table_get(self._t, index))
+        return value_of(self.ty.element, _ffi.table_get(self._elements, index))
 
     def set(self, index: int, value):
         """Store ``value`` (a Func, an extern object, or None). Raises Trap if out of bounds,
@@ -123,7 +141,7 @@ class Table(Owner):
         table, or a Func of another type in a ``(ref $t)`` table)."""
         check_ref(self.ty.element, value)
         self._check(index, 1)
-        _ffi.table_set(self._t, index, self._cell(value))
+        _ffi.table_set(self._elements, index, self._cell(value))
 
     def grow(self, delta: int, init=None) -> int:
         """Grow by ``delta`` elements filled with ``init``; the old size, or -1 if not allowed."""
@@ -150,12 +168,12 @@ class Table(Owner):
         """table.fill: bounds-checked before writing anything."""
         check_ref(self.ty.element, value)
         self._check(index, n)
-        _ffi.table_fill(self._t, index, self._cell(value), n)
+        _ffi.table_fill(self._elements, index, self._cell(value), n)
 
     def _write_elements(self, start: int, values: Sequence):
         """Element-segment write: bounds-checked first, then all values (already refs)."""
         self._check(start, len(values))
-        _ffi.table_init(self._t, start, [self._cell(v) for v in values], 0, len(values))
+        _ffi.table_init(self._elements, start, [self._cell(v) for v in values], 0, len(values))
 
     def _check(self, index: int, n: int):
         if self._closed:
@@ -195,6 +213,7 @@ class Table(Owner):
             if self._closed:
                 raise ValueError("an imported table is closed")
             self._shares += 1
+        _ = self._elements  # bound while its definer is live: the importer's code reads it later
 
     def _unshare(self) -> None:
         with self._lock:

@@ -20,7 +20,7 @@ def test_fifty_modules_agree_on_both_allocators(tmp_path):
 def test_a_disagreement_is_saved_and_counted(tmp_path, monkeypatch):
     """The script's bookkeeping: a module the comparison finds a disagreement in is
     written out and counted failed (here a comparison that always disagrees)."""
-    from harness.execution import Report
+    from harness.differential import Report
     monkeypatch.setattr(fuzz_exec, "compare_module", lambda *a: Report(1, ["f(): ours 1, wasmtime 2"], None))
     counts = fuzz_exec.run(2, seed=4242, chunk=2, allocators=("ondemand",), out_dir=tmp_path)
     assert counts["failed"] == 2 and counts["passed"] == 0

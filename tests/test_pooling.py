@@ -215,7 +215,7 @@ def test_constructor_validation():
 
 
 def test_dropped_unclosed_instances_are_collected_at_the_limit(monkeypatch):
-    """Instances are reference cycles; dropped without close() they hold their slots
+    """Instances with views are reference cycles; dropped without close() they hold their slots
     until the cyclic GC runs, which the pool forces (rate-limited) at max_instances."""
     monkeypatch.setattr(runtime.pooling, "_COLLECT_INTERVAL", 0.0)
     with make_pool(max_instances=2) as pool:
@@ -237,8 +237,8 @@ def test_dropped_unclosed_instances_are_collected_at_the_limit(monkeypatch):
         monkeypatch.setattr(runtime.pooling, "_COLLECT_INTERVAL", 3600.0)
         gc.disable()
         try:
-            Instance(mod)
-            Instance(mod)  # both garbage now, but...
+            for _ in range(2):  # a Memory view and its instance: garbage cycles now, but...
+                Instance(mod).memory(0)
             with pytest.raises(AllocationError):
                 Instance(mod)  # ...the last forced collection was just now
         finally:
