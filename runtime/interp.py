@@ -418,6 +418,8 @@ def host_result_cells(ty, out) -> list:
     is not ``ty``'s results: one value, or a tuple or list of them)."""
     results = ty.results
     if not results:
+        if out is not None:  # wasmtime-py: "callback produced results when it shouldn't"
+            raise TypeError(f"host function of type {ty} must return None, got {out!r}")
         return []
     if len(results) == 1:
         out = (out,)
