@@ -64,6 +64,7 @@ enum wenv_hook_point {
     WENV_HOOK_POOL_GROW_PROTECTED,    /* wenv_pool_grow: the new pages are R/W */
     WENV_HOOK_FAULT_CAUGHT,           /* a guarded access faulted, before the verdict */
     WENV_HOOK_ACCESS_ENTERED,         /* an accessor passed its checks, before the access */
+    WENV_HOOK_TABLE_STORAGE_LOADED,   /* a table read has its storage pointer, before the element */
 };
 #ifdef WENV_TEST_HOOKS
 void wenv_test_hook(enum wenv_hook_point point);

@@ -4,6 +4,7 @@
  * wenv_table.h's encoding.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "wenv_mman.h"
@@ -70,15 +71,28 @@ int wenv_table_open(wenv_table *t, uint64_t size, uint64_t maximum, uint64_t ini
     t->maximum = maximum;
     t->reserved = reserved;
     t->accessible = size;
+    t->retired = NULL;
     if (init_cell)
         wenv_table_fill_raw(t, 0, size, init_cell);
     return 0;
 }
 
+/* A reservation a moving grow left (wenv_table.retired: a list, newest first). */
+struct wenv_table_retired {
+    uint64_t addr, bytes;
+    struct wenv_table_retired *next;
+};
+
 void wenv_table_close(wenv_table *t)
 {
     if (t->elements != NULL)
         wenv_release((uint64_t)(uintptr_t)t->elements, wenv_table_bytes(t->reserved));
+    for (struct wenv_table_retired *r = t->retired, *next; r != NULL; r = next) {
+        next = r->next;
+        wenv_release(r->addr, r->bytes);
+        free(r);
+    }
+    t->retired = NULL;
     t->elements = NULL;
     t->size = t->accessible = t->reserved = 0;
 }
@@ -92,11 +106,21 @@ int64_t wenv_table_grow(wenv_table *t, uint64_t delta, uint64_t init_cell)
     }
     if (new_size > t->reserved) {  /* move to a larger reservation */
         uint64_t reserved = wenv_table_reserve_for(new_size, t->maximum), addr;
-        if (wenv_table_map(reserved, new_size, &addr) != 0)
+        struct wenv_table_retired *r = malloc(sizeof *r);
+        if (r == NULL) {
+            errno = ENOMEM;
             return -1;
+        }
+        if (wenv_table_map(reserved, new_size, &addr) != 0) {
+            free(r);
+            return -1;
+        }
         memcpy((void *)(uintptr_t)addr, t->elements, old * 8);
-        wenv_release((uint64_t)(uintptr_t)t->elements, wenv_table_bytes(t->reserved));
-        t->elements = (uint64_t *)(uintptr_t)addr;
+        r->addr = (uint64_t)(uintptr_t)t->elements;
+        r->bytes = wenv_table_bytes(t->reserved);
+        r->next = t->retired;
+        t->retired = r;
+        __atomic_store_n(&t->elements, (uint64_t *)(uintptr_t)addr, __ATOMIC_RELEASE);
         t->reserved = reserved;
         t->accessible = new_size;
     } else if (new_size > t->accessible) {

@@ -40,14 +40,19 @@ typedef struct wenv_table {
     const uint32_t *lazy;       /* the module's function index per element, or NULL */
     uint64_t lazy_len;
     struct wenv_vm *vm;         /* the defining instance: resolves `lazy` (wenv_vm_funcref; NULL when lazy is) */
+    void *retired;              /* storage left by moving grows: reads in flight may still be in it (wenv_table_close releases it) */
 } wenv_table;
 
 /* [errno] Reserve and open `t` with `size` elements, each WENV_ELEM(init_cell) if
  * init_cell is not null (else uninitialized). ENOMEM; EINVAL if size > maximum. */
 int wenv_table_open(wenv_table *t, uint64_t size, uint64_t maximum, uint64_t init_cell);
-/* Release the reservation (idempotent). */
+/* Release the reservation, and those moving grows left (idempotent; no read in flight). */
 void wenv_table_close(wenv_table *t);
-/* The old size, or -1: past the maximum (errno ERANGE) or out of memory (ENOMEM). */
+/* The old size, or -1: past the maximum (errno ERANGE) or out of memory (ENOMEM). A grow
+ * past the reservation moves the elements to a larger one; the old one stays mapped, as
+ * it was, until wenv_table_close: a read in flight on another thread (it loaded the
+ * storage pointer before the move) still finds its element there. A write in flight
+ * there is lost (a data race on a table, as on a non-shared memory: the program's). */
 int64_t wenv_table_grow(wenv_table *t, uint64_t delta, uint64_t init_cell);
 /* [errno] *cell = the element at `index` (resolved). ERANGE: out of bounds. */
 int wenv_table_get(wenv_table *t, uint64_t index, uint64_t *cell);
@@ -70,13 +75,16 @@ WENV_INTERNAL uint64_t wenv_table_resolve(wenv_table *t, uint64_t index);
 /* The cell at an in-bounds `index` (the interpreter's table.get). */
 static inline uint64_t wenv_table_elem(wenv_table *t, uint64_t index)
 {
-    uint64_t e = __atomic_load_n(&t->elements[index], __ATOMIC_ACQUIRE);
+    uint64_t *elements = __atomic_load_n(&t->elements, __ATOMIC_ACQUIRE);
+    WENV_HOOK(WENV_HOOK_TABLE_STORAGE_LOADED);
+    uint64_t e = __atomic_load_n(&elements[index], __ATOMIC_ACQUIRE);
     return WENV_LIKELY(e != WENV_ELEM_UNINIT) ? WENV_ELEM_CELL(e) : wenv_table_resolve(t, index);
 }
 
 /* Is [index, index + n) inside the table? */
 static inline int wenv_table_in_bounds(const wenv_table *t, uint64_t index, uint64_t n)
 {
-    return index <= t->size && t->size - index >= n;
+    uint64_t size = __atomic_load_n(&t->size, __ATOMIC_ACQUIRE);
+    return index <= size && size - index >= n;
 }
 #endif

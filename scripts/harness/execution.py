@@ -1,5 +1,6 @@
-"""Differential execution against wasmtime-py: call the same exports of the same module in
-both runtimes and compare results, traps and the state afterwards (memories, globals).
+"""Execution against wasmtime-py: random arguments, comparable results and traps of one
+call on each side (whole modules: :mod:`harness.differential`), and the spec scripts'
+invoke commands run in the interpreter.
 
 Values are compared as bit patterns (a float by its IEEE bits), except that two NaNs agree
 when ``exact_nan`` is False (wasm lets arithmetic produce any NaN).
@@ -9,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 import struct
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple
 
 import wasmtime as wt
 
@@ -26,24 +27,6 @@ EDGE = {
                   -2147483649.0, 4294967296.0, 9223372036854775808.0, -9223372036854777856.0,
                   18446744073709551616.0, 1.7e308, 5e-324],
 }
-#: wasm-smith options for modules whose code the interpreter runs: numeric code, control,
-#: direct calls, multi-value, loads/stores on (multi-)memories, memory64, start functions;
-#: no imports or tables (call_indirect and host calls are not executed yet); NaNs
-#: canonicalized, loops and recursion bounded (ensure_termination); every memory has a
-#: maximum (<= 1 MiB): an unbounded memory64 grown by 2 GiB per call from a recursion made
-#: the on-demand allocator copy tens of GiB on its moving grows.
-EXEC_SMITH_ARGS = dict(
-    bulk_memory_enabled=False, reference_types_enabled=False, simd_enabled=False,
-    relaxed_simd_enabled=False, exceptions_enabled=False, threads_enabled=False,
-    tail_call_enabled=False, gc_enabled=False, custom_page_sizes_enabled=False,
-    wide_arithmetic_enabled=False, multi_value_enabled=True, memory64_enabled=True,
-    saturating_float_to_int_enabled=True, sign_extension_ops_enabled=True,
-    extended_const_enabled=True, max_memories=2, max_tables=0, max_imports=0,
-    allow_start_export=True, export_everything=True, canonicalize_nans=True,
-    ensure_termination=True, memory_max_size_required=True, min_funcs=1, max_memory32_bytes=1 << 20, max_memory64_bytes=1 << 20)
-_WT_TYPES = {ValType.I32: "i32", ValType.I64: "i64", ValType.F32: "f32", ValType.F64: "f64"}
-
-
 def random_arg(rng: random.Random, t: ValType):
     if rng.random() < 0.6:
         return rng.choice(EDGE[t])
@@ -99,105 +82,6 @@ def wasmtime_engine() -> wt.Engine:
     cfg.wasm_multi_value = True
     cfg.wasm_bulk_memory = True
     return wt.Engine(cfg)
-
-
-def make_engine(allocator: str) -> runtime.Engine:
-    """An engine on the on-demand allocator, or on a pool ("pooling": a 64 KiB guard, so
-    accesses with large offsets are checked explicitly)."""
-    if allocator == "pooling":
-        return runtime.Engine(allocator=runtime.PoolingAllocator(4, 8, 65536, 8, 1000, guard_bytes=64 << 10))
-    if allocator != "ondemand":
-        raise ValueError(f"unknown allocator {allocator!r}")
-    return runtime.Engine()
-
-
-class Report(NamedTuple):
-    calls: int
-    disagreements: List[str]
-    excluded: Optional[str]  # why this module was left out (e.g. a stack overflow), or None
-
-
-def compare_module(wasm: bytes, engine, wt_engine, rng: random.Random, calls_per_export: int = 3,
-                   exact_nan: bool = True) -> Report:
-    """Instantiate ``wasm`` in both runtimes, call every function export with random
-    arguments, and compare every outcome and the final memories and globals."""
-    from wasmenv import UnsupportedFeature
-
-    from .invoke import run_start
-    store = wt.Store(wt_engine)
-    module = runtime.Module(engine, wasm)
-
-    def our_instance():
-        inst = runtime.Instance(module)
-        try:
-            run_start(inst)  # unless the runtime ran it
-        except BaseException:
-            inst.close()
-            raise
-        return inst
-
-    try:
-        their_inst = wt.Instance(store, wt.Module(wt_engine, wasm), [])
-    except wt.Trap as exc:  # a segment out of bounds, a trapping start: ours must trap alike
-        try:
-            our_instance().close()
-        except runtime.Trap as ours_exc:
-            same = ours_exc.code.name == exc.trap_code.name
-            return Report(0, [] if same else [f"instantiation: ours {ours_exc.code}, wasmtime {exc}"], None)
-        except UnsupportedFeature as ours_exc:
-            return Report(0, [], f"unsupported by {ours_exc.feature}")
-        return Report(0, [f"instantiation: ours succeeded, wasmtime trapped: {exc}"], None)
-    try:
-        our_inst = our_instance()
-    except UnsupportedFeature as exc:
-        return Report(0, [], f"unsupported by {exc.feature}")
-    except runtime.Trap as exc:
-        return Report(0, [f"instantiation: ours trapped {exc.code}, wasmtime succeeded"], None)
-    their_exports = their_inst.exports(store)
-    bad: List[str] = []
-    n = 0
-    try:
-        for name, ext in our_inst.exports.items():
-            if not isinstance(ext, runtime.Func):
-                continue
-            if any(t not in _WT_TYPES for t in ext.ty.params + ext.ty.results):
-                continue
-            for _ in range(calls_per_export):
-                args = [random_arg(rng, t) for t in ext.ty.params]
-                try:
-                    a = ours(ext, args, exact_nan)
-                except UnsupportedFeature as exc:  # smith should not generate it: counted
-                    return Report(n, bad, f"unsupported by {exc.feature}")
-                b = theirs(store, their_exports[name], args, exact_nan)
-                n += 1
-                if "STACK_OVERFLOW" in (a.value, b.value):
-                    return Report(n, bad, "stack overflow")
-                if "OUT_OF_FUEL" in (a.value, b.value):
-                    return Report(n, bad, "fuel")
-                if a != b:
-                    bad.append(f"{name}{tuple(args)}: ours {a}, wasmtime {b}")
-        for name, ext in our_inst.exports.items():
-            theirs_ext = their_exports[name]
-            if isinstance(ext, runtime.Memory):
-                mine = ext.read(0, ext.byte_len)
-                other = bytes(theirs_ext.read(store, 0, theirs_ext.data_len(store)))
-                if mine != other:
-                    bad.append(f"memory {name}: {len(mine)} vs {len(other)} bytes, differ")
-            elif isinstance(ext, runtime.Table):
-                size = theirs_ext.size(store)
-                if ext.size != size:
-                    bad.append(f"table {name}: ours {ext.size} elements, wasmtime {size}")
-                else:
-                    mine = [ext.get(i) is None for i in range(size)]
-                    other = [theirs_ext.get(store, i) is None for i in range(size)]
-                    if mine != other:
-                        bad.append(f"table {name}: null elements differ")
-            elif isinstance(ext, runtime.Global) and ext.ty.content in _WT_TYPES:
-                if norm(ext.value) != norm(theirs_ext.value(store)):
-                    bad.append(f"global {name}: ours {ext.value!r}, wasmtime {theirs_ext.value(store)!r}")
-    finally:
-        our_inst.close()
-    return Report(n, bad, None)
 
 
 # -- spec scripts: invoke actions run in the interpreter ------------------------------------------

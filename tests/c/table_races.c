@@ -1,0 +1,169 @@
+/*
+ * A table grown (and so moved to a larger reservation) while another thread reads it
+ * (issue 13 item 5, issue 15: wasm's call_indirect and table.get read through
+ * wenv_table_elem, as wenv_table_get does), driven deterministically:
+ * tests/test_table_races.py builds this with c_src/ and -DWENV_TEST_HOOKS (and once
+ * more under ThreadSanitizer).
+ *
+ * Usage: table_races move|stress; prints "ok ..." or "FAIL ..." (exit 1).
+ *   move    a read paused after it loaded the table's storage pointer while the main
+ *           thread grows the table past its reservation: the read finishes on storage
+ *           that is still mapped and still holds the element;
+ *   stress  threads read while the main thread grows the table again and again (for
+ *           ThreadSanitizer): every read sees the element it was set to.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "wenv_interp.h"
+#include "wenv_table.h"
+
+static enum wenv_hook_point armed;
+static int paused;
+static sem_t first_paused, second_done;
+
+static void timed_wait(sem_t *sem, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (sem_timedwait(sem, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+void wenv_test_hook(enum wenv_hook_point point)
+{
+    if (point != __atomic_load_n(&armed, __ATOMIC_SEQ_CST) || __atomic_exchange_n(&paused, 1, __ATOMIC_SEQ_CST))
+        return;
+    sem_post(&first_paused);
+    timed_wait(&second_done, 5000);
+}
+
+/* The tables here are never lazy: nothing resolves through an instance. */
+wenv_funcref *wenv_vm_funcref(wenv_vm *vm, uint64_t index)
+{
+    return NULL;
+}
+
+static int fail(const char *what)
+{
+    printf("FAIL %s\n", what);
+    return 1;
+}
+
+#define CELL 0x5a5a5a50u  /* an element's reference cell (even) */
+
+struct read_call {
+    wenv_table *t;
+    uint64_t index, cell;
+    int rc;
+};
+
+static void *read_call(void *arg)
+{
+    struct read_call *c = arg;
+    c->rc = wenv_table_get(c->t, c->index, &c->cell);
+    return NULL;
+}
+
+static int race_move(void)
+{
+    wenv_table t;
+    memset(&t, 0, sizeof t);
+    if (wenv_table_open(&t, 4, (uint64_t)1 << 24, 0) != 0)
+        return fail("move: open");
+    wenv_table_set(&t, 2, CELL);
+    uint64_t reserved = t.reserved;
+    uint64_t *before = t.elements;
+    struct read_call c = {&t, 2, 0, -1};
+    pthread_t th;
+    __atomic_store_n(&armed, WENV_HOOK_TABLE_STORAGE_LOADED, __ATOMIC_SEQ_CST);
+    pthread_create(&th, NULL, read_call, &c);
+    timed_wait(&first_paused, 5000);
+    int64_t old = wenv_table_grow(&t, reserved, 0);  /* past the reservation: it moves */
+    sem_post(&second_done);
+    pthread_join(th, NULL);
+    if (old != 4 || t.elements == before)
+        return fail("move: the grow did not move the table");
+    if (c.rc != 0 || c.cell != CELL) {
+        printf("FAIL move: the read in flight got %#llx (rc %d), not the element\n",
+               (unsigned long long)c.cell, c.rc);
+        return 1;
+    }
+    uint64_t cell = 0;
+    if (wenv_table_get(&t, 2, &cell) != 0 || cell != CELL)
+        return fail("move: the element did not move with the table");
+    wenv_table_close(&t);
+    printf("ok move: the read in flight finished on the old storage\n");
+    return 0;
+}
+
+#define STRESS_THREADS 3
+#define STRESS_GROWS 6
+
+static wenv_table stress_table;
+static int stress_done;
+static uint64_t stress_reads;
+
+static void *stress_read(void *arg)
+{
+    (void)arg;
+    while (!__atomic_load_n(&stress_done, __ATOMIC_ACQUIRE)) {
+        uint64_t cell = 0;
+        if (wenv_table_get(&stress_table, 2, &cell) != 0 || cell != CELL) {
+            printf("FAIL stress: a read got %#llx\n", (unsigned long long)cell);
+            exit(1);
+        }
+        __atomic_add_fetch(&stress_reads, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+static int stress(void)
+{
+    if (wenv_table_open(&stress_table, 4, (uint64_t)1 << 30, 0) != 0)
+        return fail("stress: open");
+    wenv_table_set(&stress_table, 2, CELL);
+    pthread_t th[STRESS_THREADS];
+    for (int i = 0; i < STRESS_THREADS; i++)
+        pthread_create(&th[i], NULL, stress_read, NULL);
+    int moves = 0;
+    for (int g = 0; g < STRESS_GROWS; g++) {
+        uint64_t *before = __atomic_load_n(&stress_table.elements, __ATOMIC_ACQUIRE);
+        /* one element past the reservation: a move (the table doubles, 4 MiB at the end) */
+        if (wenv_table_grow(&stress_table, stress_table.reserved - stress_table.size + 1, 0) < 0)
+            return fail("stress: grow");
+        moves += __atomic_load_n(&stress_table.elements, __ATOMIC_ACQUIRE) != before;
+    }
+    __atomic_store_n(&stress_done, 1, __ATOMIC_RELEASE);
+    if (moves != STRESS_GROWS)
+        return fail("stress: a grow did not move the table");
+    for (int i = 0; i < STRESS_THREADS; i++)
+        pthread_join(th[i], NULL);
+    wenv_table_close(&stress_table);
+    printf("ok stress: %d moves, %llu reads\n", moves, (unsigned long long)stress_reads);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *what = argc > 1 ? argv[1] : "";
+    sem_init(&first_paused, 0, 0);
+    sem_init(&second_done, 0, 0);
+    if (!strcmp(what, "move"))
+        return race_move();
+    if (!strcmp(what, "stress"))
+        return stress();
+    return fail("usage: table_races move|stress");
+}
