@@ -53,8 +53,7 @@ def main(argv=None) -> int:
     import wasmtime
     wt_engine = wasmtime.Engine()
     engine = runtime.Engine()
-    print(f"{args.clock} time, medians of {args.runs} runs")
-    print(f"{'module':28} {'bytes':>9} {'code':>9} {'ours ns/B':>10} {'wt ns/B':>8} "
+    print(f"{'module (' + args.clock + ' time)':28} {'bytes':>9} {'code':>9} {'ours ns/B':>10} {'wt ns/B':>8} "
           f"{'ours Module()':>14} {'wt Module()':>12} {'ratio':>6}")
     for path in args.modules:
         wasm = path.read_bytes()
