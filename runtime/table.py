@@ -118,6 +118,8 @@ class Table(Owner):
         """Uninitialized elements read as the lazy array's functions of ``instance`` (kept
         alive here): its interpreter state (runtime/interp.py) is made, and bound here by
         :meth:`_bind_vm`, at the first access of an element, not at instantiation."""
+        if instance is None:  # (an allocator's table made outside an instance)
+            return
         self._definer = weakref.ref(instance)
         if self._lazy is not None:
             self._hold(instance)
