@@ -290,6 +290,13 @@ void wenv_trap_disarm(void)
 
 /* ---- the C stack left to an entry into wasm ---- */
 
+#if defined(__APPLE__)
+/* Declared by macOS's <pthread.h>; repeated (a compatible redeclaration there) so this
+ * branch also type-checks against other POSIX headers (tests/test_native.py). */
+size_t pthread_get_stacksize_np(pthread_t thread);
+void *pthread_get_stackaddr_np(pthread_t thread);
+#endif
+
 /* The lowest address of this thread's stack (0: unknown). */
 static uintptr_t wenv_stack_low(size_t *size)
 {
