@@ -291,10 +291,10 @@ void wenv_trap_disarm(void)
 /* ---- the C stack left to an entry into wasm ---- */
 
 #if defined(__APPLE__)
-/* Declared by macOS's <pthread.h>; repeated (a compatible redeclaration there) so this
- * branch also type-checks against other POSIX headers (tests/test_native.py). */
-size_t pthread_get_stacksize_np(pthread_t thread);
-void *pthread_get_stackaddr_np(pthread_t thread);
+/* <pthread.h> on Darwin has them; declared here too (the same signatures) so that the
+ * branch type-checks against any POSIX headers (tests/test_native.py). */
+void *pthread_get_stackaddr_np(pthread_t);
+size_t pthread_get_stacksize_np(pthread_t);
 #endif
 
 /* The lowest address of this thread's stack (0: unknown). */
