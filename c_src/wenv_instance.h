@@ -50,9 +50,11 @@ typedef struct wenv_data_write {
 } wenv_data_write;
 
 /* Apply writes[0..n) in order, each through wenv_write to mems[writes[i].memory] (bounds
- * checked there, even for 0 bytes): n, or the index of the first that did not fit (the
+ * checked there, even for 0 bytes): n, or the index of the first that failed, whose
+ * wenv_write status goes to *status (out of bounds, or a fault reading its bytes; the
  * earlier ones stay written, as the spec says). */
-uint64_t wenv_data_apply(wenv_memory *const *mems, const wenv_data_write *writes, uint64_t n);
+uint64_t wenv_data_apply(wenv_memory *const *mems, const wenv_data_write *writes, uint64_t n,
+                         int *status);
 
 /* wenv_vmctx_alloc (wenv_vmoffsets.h) for a block the caller writes right away (the
  * instance block: its globals template is copied in): always calloc (wenv_vmctx.c). */

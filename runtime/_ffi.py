@@ -493,7 +493,12 @@ def copy_data_writes(writes, n: int):
     return out
 
 
-data_apply = lib.wenv_data_apply   # (wenv_memory *[], writes, n) -> n, or the first that did not fit
+def data_apply(mems, writes, n: int) -> tuple:
+    """(index of the first write that failed or ``n``, its accessor status or 0):
+    ``wenv_data_apply`` (c_src/wenv_instance.h)."""
+    status = ffi.new("int *")
+    done = lib.wenv_data_apply(mems, writes, n, status)
+    return done, status[0]
 
 I_EXIT_HOST = lib.WENV_I_EXIT_HOST
 vm_funcref = lib.wenv_vm_funcref     # (vm, function index) -> wenv_funcref * (NULL: none)

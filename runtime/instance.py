@@ -328,7 +328,11 @@ class Instance(Owner):
         count = len(self._imported_memories) + self._layout.memory_count
         mems = _ffi.new_memory_array([self.memory(k)._desc if k in plan.memories else _ffi.NULL
                                       for k in range(count)])
-        if _ffi.data_apply(mems, writes, n) != plan.count:
+        done, status = _ffi.data_apply(mems, writes, n)
+        if status not in (0, _ffi.OOB, _ffi.OOB_GUARD):  # e.g. its data file was truncated
+            w = writes[done]
+            raise self.memory(w.memory)._error(status, "data segment write", w.byte_len, w.start)
+        if done != plan.count:
             raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, "data segment out of bounds")
 
     @property
