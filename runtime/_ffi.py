@@ -656,6 +656,7 @@ def table_bind(t, lazy, lazy_len: int, vm) -> None:
 
 
 table_close = lib.wenv_table_close
+pool_table_reset = lib.wenv_pool_table_reset  # (t, size, maximum, init_cell) -> 0, or -1 (ERANGE)
 _cell_out = ffi.new_allocator(should_clear_after_alloc=False)
 
 

@@ -154,8 +154,8 @@ class Instance(Owner):
         self._handles = alloc.begin(module, layout)
         try:
             memories, tables = self._imported_memories, self.tables[:env.num_imported_tables]
-            if self._imported_funcs:  # what their instances' code runs on, until this closes
-                more_memories, more_tables = code_resources(self._imported_funcs)
+            if groups.wasm_funcs:  # what their instances' code runs on, until this closes
+                more_memories, more_tables = code_resources(groups.wasm_funcs)
                 memories, tables = [*memories, *more_memories], [*tables, *more_tables]
             if memories:
                 self._hold(memories)
