@@ -12,6 +12,11 @@ the machine's noise needs. ``--clock cpu`` (the default) times this process's CP
 wall clock. Targets: 32 MiB in 100,000 segments < 1 s compile, one 32 MiB segment < 50 ms
 (zero-copy: the segment is a view of the input).
 
+``--instructions`` counts instead of timing: the instructions (valgrind's cachegrind) one
+call costs, in millions, as the difference between a child process making two calls and
+one making one (imports, building the module and first-call costs cancel out). Load on the
+machine does not change these counts; they take minutes (the 32 MiB rows above all).
+
 ``$WASMENV_CHECKOUT``: import ``wasmenv`` from that checkout instead of this one, so that
 ``compare_builds.py --same-script`` times an older build with this very script.
 """
@@ -21,6 +26,9 @@ import argparse
 import math
 import os
 import pathlib
+import re
+import shutil
+import subprocess
 import sys
 import time
 
@@ -54,6 +62,59 @@ def data_module(total_bytes: int, segments: int, fill: int = 0xA5) -> bytes:
     return b"\0asm\x01\0\0\0" + memory + data
 
 
+#: (label, total bytes, segments, compile target in seconds or None)
+CASES = [
+    ("32 MiB in 100,000 segments", 32 * MIB, 100_000, 1.0),
+    ("32 MiB in 1 segment", 32 * MIB, 1, 0.050),
+    ("1 MiB in 1,000 segments", 1 * MIB, 1_000, None),
+    ("1 MiB in 10,000 segments", 1 * MIB, 10_000, None),
+    ("1 MiB in 100,000 segments", 1 * MIB, 100_000, None),
+]
+OPS = {"decode": "translate", "compile": "compile"}
+
+
+def child(case: int, op: str, calls: int) -> None:
+    """Build case ``case``'s module and make ``calls`` calls of ``op`` on it (--child)."""
+    _, total, segments, _ = CASES[case]
+    wasm = data_module(total, segments)
+    fn = getattr(wasmenv, OPS[op])
+    for _ in range(calls):
+        fn(wasm)
+
+
+def instructions(case: int, op: str) -> int:
+    """Instructions one ``op`` call on case ``case`` costs: two calls minus one, counted by
+    cachegrind in child processes."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
+    counts = []
+    for calls in (1, 2):
+        done = subprocess.run([valgrind, "--tool=cachegrind", "--cache-sim=no",
+                               "--cachegrind-out-file=/dev/null", sys.executable, __file__,
+                               "--child", str(case), op, str(calls)],
+                              capture_output=True, text=True, check=False)
+        found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+        if done.returncode != 0 or found is None:
+            raise SystemExit(f"cachegrind run failed:\n{done.stderr[-2000:]}")
+        counts.append(int(found.group(1).replace(",", "")))
+    return counts[1] - counts[0]
+
+
+def main_instructions(rows) -> int:
+    header = f"{'module':<30}{'bytes':>12}{'decode Mi':>12}{'compile Mi':>12}{'i/segment':>12}"
+    print(f"wasmenv from {ROOT}; instructions per call (cachegrind), millions")
+    print(header)
+    print("-" * len(header))
+    for case in rows:
+        label, total, segments, _ = CASES[case]
+        decode, compile_ = instructions(case, "decode"), instructions(case, "compile")
+        size = len(data_module(total, segments))
+        print(f"{label:<30}{size:>12,}{decode / 1e6:>12.3f}{compile_ / 1e6:>12.3f}"
+              f"{compile_ / segments:>12.0f}", flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,7 +122,19 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=0.5,
                     help="seconds of runs per median for the fast rows (default 0.5)")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    ap.add_argument("--instructions", action="store_true",
+                    help="count instructions per call with cachegrind instead of timing")
+    ap.add_argument("--rows", default=None,
+                    help="comma-separated row numbers to run (0-based, default all): the "
+                         "32 MiB rows take many minutes under --instructions")
+    ap.add_argument("--child", nargs=3, metavar=("CASE", "OP", "CALLS"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child:
+        child(int(args.child[0]), args.child[1], int(args.child[2]))
+        return 0
+    rows = range(len(CASES)) if args.rows is None else [int(x) for x in args.rows.split(",")]
+    if args.instructions:
+        return main_instructions(rows)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
 
     def median(fn):
@@ -71,20 +144,13 @@ def main(argv=None) -> int:
         runs = max(args.runs, min(1000, math.ceil(args.budget / once)))
         return median_seconds(fn, runs, clock=clock)
 
-    cases = [
-        ("32 MiB in 100,000 segments", 32 * MIB, 100_000, 1.0),
-        ("32 MiB in 1 segment", 32 * MIB, 1, 0.050),
-        ("1 MiB in 1,000 segments", 1 * MIB, 1_000, None),
-        ("1 MiB in 10,000 segments", 1 * MIB, 10_000, None),
-        ("1 MiB in 100,000 segments", 1 * MIB, 100_000, None),
-    ]
     header = f"{'module':<30}{'bytes':>12}{'decode ms':>12}{'compile ms':>12}{'us/segment':>12}" \
              f"{'target':>10}{'ok':>5}"
     print(f"wasmenv from {ROOT}; {args.clock} time, medians")
     print(header)
     print("-" * len(header))
     ok_all = True
-    for label, total, segments, target in cases:
+    for label, total, segments, target in (CASES[i] for i in rows):
         wasm = data_module(total, segments)
         decode = median(lambda wasm=wasm: wasmenv.translate(wasm))
         compile_ = median(lambda wasm=wasm: wasmenv.compile(wasm))

@@ -375,3 +375,25 @@ def test_typed_references_roundtrip(tmp_path):
     m.passive_elements = {1: ElementSegment("passive", ref0, (2,))}
     with pytest.raises(ArtifactError, match="function index in a"):
         save_artifact(tr, tmp_path / "b")
+
+
+@pytest.mark.parametrize("functions,escaped,match", [
+    ([FunctionType(0), "f"], 0, r"module\.functions\[1\]: expected FunctionType"),
+    ([FunctionType(0), FunctionType(1)], 0, r"module\.functions\[1\]\.signature: 1 out of range \[0, 0\]"),
+    ([FunctionType(True)], 0, r"module\.functions\[0\]\.signature: expected an integer, got bool"),
+    ([FunctionType(0, 0), FunctionType(0, 0)], 2, r"module\.functions\[1\]\.anyfunc: anyfunc index 0 used twice"),
+    ([FunctionType(0, 1)], 2, r"module\.num_escaped_funcs: 2 but 1 functions escape"),
+    ([FunctionType(0)] * 1000 + [FunctionType(0, 3)], 1, r"module\.functions\[1000\]\.anyfunc: 3 out of range"),
+])
+def test_function_rule_names_the_bad_entry(functions, escaped, match):
+    """Each function entry is checked (the many plain ones inline, the rest by the full rule)
+    and a bad one is named by its path."""
+    m = Module()
+    m.types = [ModuleType(FuncType((), ()))]
+    m.functions = list(functions)
+    m.num_escaped_funcs = escaped
+    with pytest.raises(ArtifactError, match=match):
+        A.validate_translation(ModuleTranslation(m))
+    m.functions = [FunctionType(0)] * 1000 + [FunctionType(0, 0)]
+    m.num_escaped_funcs = 1
+    A.validate_translation(ModuleTranslation(m))  # the plain and escaping ones, all valid

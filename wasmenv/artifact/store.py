@@ -127,8 +127,12 @@ class ArtifactDir:
     def __init__(self, path: str):
         self.path = path
         self.fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+        self.dirs = {}  # subdirectory path -> its descriptor, opened once (closed by close())
 
     def close(self) -> None:
+        for fd in self.dirs.values():
+            os.close(fd)
+        self.dirs = {}
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
@@ -151,15 +155,12 @@ class ArtifactDir:
         """
         *dirs, name = rel.split("/")
         parent = self.fd
-        opened = []
-        try:
-            for k, d in enumerate(dirs):
-                parent = self._open_at(d, _O_DIR, parent, "/".join(dirs[:k + 1]))
-                opened.append(parent)
-            fd = self._open_at(name, _O_FILE, parent, rel)
-        finally:
-            for d in opened:
-                os.close(d)
+        for k, d in enumerate(dirs):
+            sub = "/".join(dirs[:k + 1])
+            if sub not in self.dirs:
+                self.dirs[sub] = self._open_at(d, _O_DIR, parent, sub)
+            parent = self.dirs[sub]
+        fd = self._open_at(name, _O_FILE, parent, rel)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):

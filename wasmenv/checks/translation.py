@@ -228,18 +228,27 @@ class _Checker:
         ntypes = len(self.func_types)
         anyfuncs = set()
         for i, f in enumerate(m.functions):
-            w = f"module.functions[{i}]"
-            _is(f, FunctionType, w)
-            _int(f.signature, f"{w}.signature", 0, ntypes - 1 if ntypes else -1)
-            if f.anyfunc is not None:
-                _int(f.anyfunc, f"{w}.anyfunc", 0, m.num_escaped_funcs - 1)
-                if f.anyfunc in anyfuncs:
-                    raise Invalid(f"anyfunc index {f.anyfunc} used twice", f"{w}.anyfunc")
-                anyfuncs.add(f.anyfunc)
+            # Inline: the common, trivially valid case (thousands of functions); anything
+            # else, every error included, goes to the rule below.
+            if type(f) is not FunctionType or type(f.signature) is not int \
+                    or not 0 <= f.signature < ntypes or f.anyfunc is not None:
+                self.function(i, f, ntypes, anyfuncs)
         if len(anyfuncs) != m.num_escaped_funcs:
             raise Invalid(f"{m.num_escaped_funcs} but {len(anyfuncs)} functions escape (anyfunc "
                           f"indices must be dense)", "module.num_escaped_funcs")
         self.func_sigs = [f.signature for f in m.functions]
+
+    def function(self, i, f, ntypes, anyfuncs):
+        """The rule of function ``i``: a FunctionType of a known type, escaping with an
+        anyfunc index of its own (added to ``anyfuncs``) or not at all."""
+        w = f"module.functions[{i}]"
+        _is(f, FunctionType, w)
+        _int(f.signature, f"{w}.signature", 0, ntypes - 1 if ntypes else -1)
+        if f.anyfunc is not None:
+            _int(f.anyfunc, f"{w}.anyfunc", 0, self.m.num_escaped_funcs - 1)
+            if f.anyfunc in anyfuncs:
+                raise Invalid(f"anyfunc index {f.anyfunc} used twice", f"{w}.anyfunc")
+            anyfuncs.add(f.anyfunc)
 
     def tables(self):
         for i, p in enumerate(self.m.table_plans):
