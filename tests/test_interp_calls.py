@@ -65,6 +65,19 @@ def test_host_result_of_the_wrong_type_raises_type_error():
         _ours(HOSTS_WAT, hosts).exports["run"](1)
 
 
+def test_host_function_without_results_returning_a_value_raises_type_error():
+    """wasmtime-py refuses it too ("callback produced results when it shouldn't")."""
+    hosts = _hosts([])
+    hosts[2] = (hosts[2][0], lambda a: "unexpected", False)
+    with pytest.raises(TypeError, match="must return None"):
+        _ours(HOSTS_WAT, hosts).exports["run"](1)
+    store = wt.Store()
+    with pytest.raises(wt.WasmtimeError, match="produced results"):
+        wt.Func(store, wt.FuncType([], []), lambda: "unexpected")(store)
+    with pytest.raises(TypeError, match="must return None"):
+        Func(Engine(), FuncType((), ()), lambda: "unexpected")()
+
+
 CALL_ONE = """(module (import "h" "f" (func $f (param i32) (result i32)))
   (func (export "run") (param i32) (result i32) (i32.add (call $f (local.get 0)) (i32.const 1))))"""
 
