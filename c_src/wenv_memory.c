@@ -528,3 +528,14 @@ int wenv_init(wenv_memory *m, uint64_t addr, const char *src, uint64_t src_len, 
 {
     WENV_ENTERED(wenv_init_in(m, addr, src, src_len, src_offset, byte_len));
 }
+
+uint64_t wenv_data_apply(wenv_memory *const *mems, const wenv_data_write *writes, uint64_t n,
+                         int *status)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        const wenv_data_write *w = &writes[i];
+        if ((*status = wenv_write(mems[w->memory], w->start, w->src, w->byte_len)) != 0)
+            return i;
+    }
+    return n;
+}

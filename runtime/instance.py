@@ -332,7 +332,11 @@ class Instance(Owner):
         count = len(self._imported_memories) + self._layout.memory_count
         mems = _ffi.new_memory_array([self.memory(k)._desc if k in plan.memories else _ffi.NULL
                                       for k in range(count)])
-        if _ffi.data_apply(mems, writes, n) != plan.count:
+        done, status = _ffi.data_apply(mems, writes, n)
+        if done < n:  # out of bounds (a Trap), or a fault reading a data file's bytes
+            w = writes[done]
+            raise self.memory(w.memory)._error(status, "data segment", w.byte_len, w.start)
+        if done != plan.count:  # a start past 2^64
             raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, "data segment out of bounds")
 
     @property

@@ -105,7 +105,8 @@ class Table(Owner):
         self._setup(ty, slot, spec.lazy, spec.lazy_len)
         if init is not None:
             check_ref(ty.element, init)
-        self._bind(instance)  # first: an externref init's cell goes to its store's registry
+        if instance is not None:  # first: an externref init's cell goes to its store's registry
+            self._bind(instance)
         self._t = _ffi.table_open(ty.minimum, self._limit(spec.limit),
                                   0 if init is None else self._cell(init))
         return self
