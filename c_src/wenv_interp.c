@@ -155,6 +155,9 @@ static __attribute__((noinline)) int wenv_interp_loop(wenv_call *c, const void *
     L_br: ip += DISP(1); NEXT();
     L_br_if: if ((uint32_t)S(1)) { ip += DISP(2); NEXT(); } ip += 3; NEXT();
     L_br_unless: if (!(uint32_t)S(1)) { ip += DISP(2); NEXT(); } ip += 3; NEXT();
+    /* A copy, then br_if/br_unless: [op, dst, src, cond, disp] */
+    L_copy_br_if: S(1) = S(2); if ((uint32_t)S(3)) { ip += DISP(4); NEXT(); } ip += 5; NEXT();
+    L_copy_br_unless: S(1) = S(2); if (!(uint32_t)S(3)) { ip += DISP(4); NEXT(); } ip += 5; NEXT();
     /* [op, index, n, disp_0 .. disp_{n-1}, disp_default] */
     L_br_table: {
         uint64_t i = (uint32_t)S(1), n = ip[2];

@@ -52,7 +52,8 @@ _INT_CMP = {f"{t}.{c}" for t in ("i32", "i64")
             for c in ("eq", "ne", "lt_s", "lt_u", "gt_s", "gt_u", "le_s", "le_u", "ge_s", "ge_u")}
 _INT_CONSTS = ("i32.const", "i64.const")
 #: Second op -> (first op, fused op) of the chains FunctionTranslator.chain_imm fuses.
-_CHAINS = {"i32_and": ("i32_shr_u_imm", "i32_shr_u_and_imm"), "i32_shl": ("i32_and_imm", "i32_and_shl_imm")}
+_CHAINS = {"i32_and": {"i32_shr_u_imm": "i32_shr_u_and_imm", "i32_add_imm": "i32_add_and_imm"},
+           "i32_shl": {"i32_and_imm": "i32_and_shl_imm"}}
 #: Raw loads a following br_if/if on the loaded value joins: ``<load>_br_if`` and
 #: ``<load>_br_unless`` [addr, offset, value, disp] (c_src/wenv_interp_ops.h).
 _LOAD_BRANCHES = ("i32_load", "i32_load8_u", "i32_load16_u")
@@ -238,16 +239,30 @@ class FunctionTranslator:
     # -- fusion ---------------------------------------------------------------------------------
     def take_cond(self, cond: int):
         """If ``cond`` is the result of the op just emitted and that op is an integer compare
-        (or eqz) or a raw load (_LOAD_BRANCHES), drop that op and return (name, operands);
+        (or eqz) or a raw load (_LOAD_BRANCHES, or its i32.eqz), drop it and return (name, operands);
         else None. A load's branch keeps the load's wasm offset (the one that can trap)."""
         lc = self.last_cmp
         if lc is None or lc[5] != len(self.code) or lc[4] != cond:
             return None
-        if lc[1] in _LOAD_BRANCHES:
-            self.op_offset = self.offsets[-1]
+        if lc[1].split(":")[0] in _LOAD_BRANCHES:
+            k = self.positions.index(lc[0], len(self.positions) - 2)
+            self.op_offset = self.offsets[k]
+            del self.positions[k + 1:], self.offsets[k + 1:]  # the eqz after the load, if any
         self.truncate(lc[0])
         self.last = self.last_cmp = None
         return lc[1], lc[2], lc[3], lc[6]
+
+    def take_copy(self):
+        """If the op just emitted is a ``copy`` (not a branch target since, no spill slot
+        patched into it), drop it and return its (dst, src); else None."""
+        code, pos = self.code, len(self.code) - 3
+        if pos < self.label_pos or not self.positions or self.positions[-1] != pos \
+                or code[pos] != self.opn["copy"] or (self.spills and self.spills[-1][0] >= pos):
+            return None
+        dst, src = code[pos + 1], code[pos + 2]
+        self.truncate(pos)
+        self.last = self.last_cmp = None
+        return dst, src
 
     @staticmethod
     def cond_branch(fused, cond, when_true: bool):
@@ -257,6 +272,8 @@ class FunctionTranslator:
         name, a, b, imm = fused
         if name in _LOAD_BRANCHES:  # [addr, offset, value]: the value is still written
             return f"{name}_{'br_if' if when_true else 'br_unless'}", (a, b, cond)
+        if name.endswith(":eqz"):  # the load's value (imm: its slot) zero
+            return f"{name[:-4]}_{'br_unless' if when_true else 'br_if'}", (a, b, imm)
         if name == "i32.eqz":
             return ("br_unless" if when_true else "br_if"), (a,)
         if name == "i64.eqz":
@@ -487,11 +504,15 @@ class FunctionTranslator:
             return
         operands = st[len(st) - npops:]
         del st[len(st) - npops:]
+        lc = self.last_cmp
         dst = self.push()
         pos = self.emit(num, dst, *operands)
         self.produced(pos)
         self.last_const = None
-        if op.name in _INT_CMP or op.name in ("i32.eqz", "i64.eqz"):
+        if num == "i32_eqz" and lc is not None and lc[1] in _LOAD_BRANCHES and lc[4] == operands[0] \
+                and lc[5] == pos:  # a branch on it joins the load (and drops this eqz)
+            self.last_cmp = (lc[0], lc[1] + ":eqz", lc[2], lc[3], dst, len(self.code), lc[4])
+        elif op.name in _INT_CMP or op.name in ("i32.eqz", "i64.eqz"):
             a = operands[0]
             b = operands[1] if len(operands) > 1 else None
             self.last_cmp = (pos, op.name, a, b, dst, len(self.code), None)
@@ -575,12 +596,15 @@ class FunctionTranslator:
         self.last = (new + 4, len(code))  # the second result, for a following local.set
 
     def chain_imm(self, pos: int, num: str) -> None:
-        """``x >> s & m`` (a bit field) and ``(x & m) << s`` (a scaled index): an ``_imm`` op
-        on the temporary the ``_imm`` op just before produced, as one op [dst, x, imm1, imm2]."""
+        """``x >> s & m`` (a bit field), ``(x + k) & m`` (a wrapped difference) and ``(x & m) << s``
+        (a scaled index): an ``_imm`` op on the temporary the ``_imm`` op just before produced,
+        as one op [dst, x, imm1, imm2]."""
         code, first = self.code, pos - 4
-        prev, fused = _CHAINS[num]
-        if first < self.label_pos or len(self.positions) < 2 or self.positions[-2] != first \
-                or code[first] != self.opn[prev] or code[first + 1] != code[pos + 2] \
+        chains = _CHAINS[num]
+        if first < self.label_pos or len(self.positions) < 2 or self.positions[-2] != first:
+            return
+        fused = next((f for prev, f in chains.items() if code[first] == self.opn[prev]), None)
+        if fused is None or code[first + 1] != code[pos + 2] \
                 or code[pos + 2] != code[pos + 1] or (self.spills and self.spills[-1][0] >= first):
             return  # (the temporary is the second op's own dst: nothing else reads it)
         dst, x, imm1, imm2 = code[pos + 1], code[first + 2], code[first + 3], code[pos + 3]
