@@ -48,10 +48,11 @@
 
 /* A binary op whose second operand is a temporary shifted by a constant just before
  * (crc and hash steps, scaled indices): <bin>_<shift>_imm [op, dst, a, x, k] computes
- * a <bin> (x <shift> k). The handlers are WENV_SHIFTED(Y) of wenv_interp_num.inc. */
+ * a <bin> (x <shift> k). The handlers are WENV_SHIFTED(Y) of wenv_interp_num.inc; also a
+ * multiply-add, i32_add_mul [op, dst, a, x, y]: a + x * y. */
 #define WENV_SHIFTED_OPS(X) \
     X(i32_add_shl_imm) X(i32_add_shr_u_imm) X(i32_sub_shl_imm) X(i32_xor_shl_imm) \
-    X(i32_xor_shr_u_imm) X(i32_or_shl_imm) X(i32_or_shr_u_imm) X(i32_and_shr_u_imm)
+    X(i32_xor_shr_u_imm) X(i32_or_shl_imm) X(i32_or_shr_u_imm) X(i32_and_shr_u_imm) X(i32_add_mul)
 #define WENV_SHIFTED(Y) \
     Y(i32, I32, add, shl) Y(i32, I32, add, shr_u) Y(i32, I32, sub, shl) Y(i32, I32, xor, shl) \
     Y(i32, I32, xor, shr_u) Y(i32, I32, or, shl) Y(i32, I32, or, shr_u) Y(i32, I32, and, shr_u)

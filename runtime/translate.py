@@ -58,11 +58,16 @@ _CHAINS = {"i32_and": {"i32_shr_u_imm": "i32_shr_u_and_imm", "i32_add_imm": "i32
 #: ``<load>_br_unless`` [addr, offset, value, disp] (c_src/wenv_interp_ops.h).
 _LOAD_BRANCHES = ("i32_load", "i32_load8_u", "i32_load16_u")
 _COMMUTATIVE = {f"{t}_{o}" for t in ("i32", "i64") for o in ("add", "mul", "and", "or", "xor")}
-#: Binary op -> the constant shifts whose result (a temporary) it may take as its second
-#: operand in one op, ``<bin>_<shift>_imm`` (c_src/wenv_interp_ops.h, WENV_SHIFTED_OPS).
-_SHIFTED = {"i32_add": ("i32_shl_imm", "i32_shr_u_imm"), "i32_sub": ("i32_shl_imm",),
-            "i32_xor": ("i32_shl_imm", "i32_shr_u_imm"), "i32_or": ("i32_shl_imm", "i32_shr_u_imm"),
-            "i32_and": ("i32_shr_u_imm",)}
+#: Binary op -> {inner op: fused op}: the inner op's result (a temporary) taken as the binary
+#: op's second operand in one op [dst, a, x, y] computing a <bin> (x <inner> y): constant
+#: shifts (``<bin>_<shift>_imm``, y the count) and a multiply-add (``i32_add_mul``)
+#: (c_src/wenv_interp_ops.h, WENV_SHIFTED_OPS).
+_INNER = {"i32_add": {"i32_shl_imm": "i32_add_shl_imm", "i32_shr_u_imm": "i32_add_shr_u_imm",
+                      "i32_mul": "i32_add_mul"},
+          "i32_sub": {"i32_shl_imm": "i32_sub_shl_imm"},
+          "i32_xor": {"i32_shl_imm": "i32_xor_shl_imm", "i32_shr_u_imm": "i32_xor_shr_u_imm"},
+          "i32_or": {"i32_shl_imm": "i32_or_shl_imm", "i32_shr_u_imm": "i32_or_shr_u_imm"},
+          "i32_and": {"i32_shr_u_imm": "i32_and_shr_u_imm"}}
 #: A compare with its operands swapped (a constant first operand fused as the second).
 _MIRROR = {f"{t}.{a}": f"{t}.{b}" for t in ("i32", "i64")
            for a, b in (("eq", "eq"), ("ne", "ne"), ("lt_s", "gt_s"), ("gt_s", "lt_s"), ("lt_u", "gt_u"),
@@ -500,7 +505,7 @@ class FunctionTranslator:
         npops = len(op.sig[0])
         if npops == 2 and self.last_const is not None and self.fuse_const(op, num):
             return
-        if npops == 2 and num in _SHIFTED and self.fuse_shifted(num):
+        if npops == 2 and num in _INNER and self.fuse_inner(num):
             return
         operands = st[len(st) - npops:]
         del st[len(st) - npops:]
@@ -561,24 +566,24 @@ class FunctionTranslator:
             return None
         return pos, code[pos]
 
-    def fuse_shifted(self, num: str) -> bool:
-        """``<shift>_imm`` into a temporary, then a binary op taking it (as its second operand,
-        or either for a commutative op): one ``<bin>_<shift>_imm`` [dst, a, x, k]."""
+    def fuse_inner(self, num: str) -> bool:
+        """An op of _INNER[num] into a temporary, then the binary op ``num`` taking it (as its
+        second operand, or either for a commutative op): one fused op [dst, a, x, y]."""
         st, opn = self.st, self.opn
         n = len(st)
-        shifts = {opn[name]: name for name in _SHIFTED[num]}
+        inner = {opn[name]: fused for name, fused in _INNER[num].items()}
         for h in (n - 1, n - 2)[:2 if num in _COMMUTATIVE else 1]:
             made = self.just_made(h)
-            if made is not None and made[1] in shifts:
+            if made is not None and made[1] in inner:
                 break
         else:
             return False
-        pos, shift = made
-        x, k, a = self.code[pos + 2], self.code[pos + 3], st[2 * n - 3 - h]  # a: the other operand
+        pos, op = made
+        x, y, a = self.code[pos + 2], self.code[pos + 3], st[2 * n - 3 - h]  # a: the other operand
         self.truncate(pos)
         del st[-2:]
         dst = self.push()
-        self.produced(self.emit(f"{num}_{shifts[shift][4:-4]}_imm", dst, a, x, k))
+        self.produced(self.emit(inner[op], dst, a, x, y))
         self.last_cmp = self.last_const = None
         return True
 

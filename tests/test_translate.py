@@ -317,7 +317,7 @@ def test_fused_address_of_two_values_or_a_table_index_agrees_with_wasmtime(signa
 
 
 @pytest.mark.oracle
-def test_binary_op_on_a_shifted_temporary_fuses_and_agrees_with_wasmtime():
+def test_binary_op_on_a_shifted_or_multiplied_temporary_fuses_and_agrees_with_wasmtime():
     from harness.execution import ours, theirs, wasmtime_engine
     import wasmtime as wt
 
@@ -333,18 +333,21 @@ def test_binary_op_on_a_shifted_temporary_fuses_and_agrees_with_wasmtime():
     funcs.append('(func (export "teed") (param i32 i32) (result i32) (local i32)'
                  ' (i32.xor (local.get 0) (local.tee 2 (i32.shr_u (local.get 1) (i32.const 8))))'
                  ' (local.get 2) (i32.add))')  # the shifted value is kept in a local
+    funcs.append('(func (export "mac") (param i32 i32) (result i32)'
+                 ' (i32.add (i32.mul (local.get 1) (i32.add (local.get 0) (local.get 1))) (local.get 0)))')
     text = "(module " + "\n".join(funcs) + ")"
     for k, (bin_, sh, _) in enumerate(forms):
         assert ops_of(text, k)[0][0] == f"i32_{bin_}_{sh}_imm"
     assert ops_of(text, len(forms))[0][:2] == ["i32_shl_imm", "i32_sub"]
     assert ops_of(text, len(forms) + 1)[0][:2] == ["i32_shr_u_imm", "i32_xor"]
+    assert ops_of(text, len(forms) + 2)[0][:2] == ["i32_add", "i32_add_mul"]  # a multiply-add
     wasm = wat(text)
     inst = Instance(Module(Engine(), wasm))
     engine = wasmtime_engine()
     store = wt.Store(engine)
     exports = wt.Instance(store, wt.Module(engine, wasm), []).exports(store)
     values = (0, 1, 0x1234_5678, -1, -0x8000_0000, 0x7FFF_FFFF, 0xABCDEF)
-    for name in [f"{b}_{s}" for b, s, _ in forms] + ["sub_first", "teed"]:
+    for name in [f"{b}_{s}" for b, s, _ in forms] + ["sub_first", "teed", "mac"]:
         for x in values:
             for y in values:
                 args = (x & 0xFFFFFFFF, y & 0xFFFFFFFF)
