@@ -254,6 +254,8 @@ int wenv_interp_run(wenv_call *c)
         c->epoch = &wenv_no_epoch;
         c->epoch_deadline = &wenv_no_deadline;
     }
+    if (WENV_UNLIKELY(c->ip == NULL && wenv_c_stack_exhausted()))
+        return c->status = WENV_I_STACK_OVERFLOW; /* host -> wasm re-entered too deep for C */
     wenv_call *volatile call = c;
     sigjmp_buf jb;
     if (sigsetjmp(jb, 0)) {

@@ -12,6 +12,7 @@
 #include "wenv_mman.h"
 
 #include "wenv_vmoffsets.h"
+#include "wenv_instance.h"
 
 static const uint64_t wenv_vmctx_strides[WENV_VMCTX_REGIONS] = WENV_VMCTX_STRIDES;
 
@@ -35,7 +36,22 @@ int64_t wenv_vmctx_entry(const wenv_vmoffsets *o, uint32_t region, uint64_t inde
 _Static_assert(_Alignof(max_align_t) >= WENV_VMCTX_BLOCK_ALIGN, "malloc must align blocks");
 _Static_assert(WENV_VMCTX_HEADER % WENV_VMCTX_BLOCK_ALIGN == 0, "the header keeps blocks aligned");
 
+static void *wenv_vmctx_alloc_in(uint64_t size, int may_map);
+
 void *wenv_vmctx_alloc(uint64_t size)
+{
+    return wenv_vmctx_alloc_in(size, 1);
+}
+
+/* A block written at once (the instance block: its globals template is copied in) gains
+ * nothing from fresh zero pages: calloc whatever its size, whose memory glibc reuses once
+ * its mmap threshold has risen past the size (no pages to fault in per instance). */
+void *wenv_vmctx_alloc_written(uint64_t size)
+{
+    return wenv_vmctx_alloc_in(size, 0);
+}
+
+static void *wenv_vmctx_alloc_in(uint64_t size, int may_map)
 {
     uint64_t rounded = (size + WENV_VMCTX_BLOCK_ALIGN - 1) & ~(uint64_t)(WENV_VMCTX_BLOCK_ALIGN - 1);
     if (rounded == 0)
@@ -47,7 +63,7 @@ void *wenv_vmctx_alloc(uint64_t size)
     uint64_t total = rounded + WENV_VMCTX_HEADER;
     uint8_t *base;
     uint64_t mapped = 0;
-    if (total >= WENV_VMCTX_MMAP_BYTES) {
+    if (may_map && total >= WENV_VMCTX_MMAP_BYTES) {
         uint64_t page = (uint64_t)wenv_page_size(), addr = 0;
         mapped = (total + page - 1) / page * page;
         if (wenv_reserve(mapped, &addr) != 0 || wenv_protect(addr, mapped, 1) != 0) {

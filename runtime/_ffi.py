@@ -314,6 +314,8 @@ trap_handler_forget = lib.wenv_trap_handler_forget  # (handler id) -> entries dr
 last_status = lib.wenv_last_status
 last_fault_address = lib.wenv_last_fault_address
 last_fault_signal = lib.wenv_last_fault_signal
+#: () -> faults the handler turned into traps on this thread (read-only; the signal path's count)
+thread_faults_caught = lib.wenv_thread_faults_caught
 
 # ---- accessors -----------------------------------------------------------------------
 
@@ -475,6 +477,26 @@ def new_memory_array(descs):
     return ffi.new("wenv_memory *[]", descs or [NULL])
 
 
+def new_data_writes(writes):
+    """A ``wenv_data_write[]`` of ``(memory, start, bytes-like)`` writes (c_src/wenv_instance.h),
+    and what keeps their bytes alive: ``(array, keep)``."""
+    arr, keep = ffi.new("wenv_data_write[]", max(1, len(writes))), []
+    for w, (memory, start, data) in zip(arr, writes):
+        buf = ffi.from_buffer(data)
+        keep.append(buf)
+        w.memory, w.start, w.src, w.byte_len = memory, start, buf, len(buf)
+    return arr, keep
+
+
+def copy_data_writes(writes, n: int):
+    """A copy of the first ``n`` entries of a ``wenv_data_write[]`` (to set starts in)."""
+    out = ffi.new("wenv_data_write[]", max(1, n))
+    ffi.memmove(out, writes, n * ffi.sizeof("wenv_data_write"))
+    return out
+
+
+data_apply = lib.wenv_data_apply   # (wenv_memory *[], writes, n) -> n, or the first that did not fit
+
 I_EXIT_HOST = lib.WENV_I_EXIT_HOST
 vm_funcref = lib.wenv_vm_funcref     # (vm, function index) -> wenv_funcref * (NULL: none)
 ANYFUNC_NONE = 0xFFFFFFFF
@@ -559,6 +581,23 @@ def new_block(byte_len: int):
     """
     try:
         return _new_block("uint8_t[]", byte_len)
+    except MemoryError as exc:
+        raise AllocationError(f"instance block of {byte_len} bytes: out of memory", "heap") from exc
+
+
+_new_written_block = ffi.new_allocator(alloc=lib.wenv_vmctx_alloc_written, free=lib.wenv_vmctx_free,
+                                       should_clear_after_alloc=False)
+
+
+def new_written_block(byte_len: int):
+    """:func:`new_block` for a block written right away (an instance block: its globals
+    template is copied in): calloc whatever its size (no fresh pages to fault in).
+
+    Raises:
+        AllocationError: the C heap could not provide it.
+    """
+    try:
+        return _new_written_block("uint8_t[]", byte_len)
     except MemoryError as exc:
         raise AllocationError(f"instance block of {byte_len} bytes: out of memory", "heap") from exc
 

@@ -22,7 +22,9 @@ state. Each Instance then goes through it, with the module's instantiation layou
 * ``memory(layout, index, handle) -> Memory``: the Memory object of an opened memory,
   made only when somebody asks for it (an instance that is never looked at costs no
   Memory object); from then on the Memory owns the memory and ``close()`` releases it.
-* ``allocate_table(...)`` for each defined table;
+* ``allocate_table(spec, instance, init) -> Table`` for each defined table (``spec``: a
+  :class:`runtime.table.TableSpec` of ``layout.tables``; ``init``: the value of its
+  initializer, None for null);
 * ``closing(layout, handles, made) -> ended``, before the instance closes the Memory
   objects it made, and ``finish(layout, handles, made, ended)`` after: release every
   memory whose Memory was never made (``made`` is None, or a list with None at those
@@ -66,7 +68,7 @@ class Allocation(Protocol):
     def begin(self, module, layout) -> list: ...
     def memory(self, layout, index: int, handle) -> Memory: ...
     def range(self, layout, index: int, handle) -> tuple: ...
-    def allocate_table(self, plan, lazy=None, init=None) -> Table: ...
+    def allocate_table(self, spec, instance, init=None) -> Table: ...
     def closing(self, layout, handles, made) -> bool: ...
     def finish(self, layout, handles, made, ended: bool = False) -> None: ...
     def fast_context(self, layout): ...
@@ -116,8 +118,8 @@ class InstanceAllocation:
         """(start, end) of an opened memory's reservation, guards included."""
         return handle.reservation_range
 
-    def allocate_table(self, plan, lazy=None, init=None) -> Table:
-        return Table._for_plan(plan, lazy, init)
+    def allocate_table(self, spec, instance, init=None) -> Table:
+        return Table._for_spec(spec, instance, init)
 
     def closing(self, layout, handles, made) -> bool:
         """Before an instance closes the Memory objects it made: True if the allocation

@@ -5,16 +5,17 @@ import threading
 from collections.abc import Sequence
 from typing import List, Optional
 
-from wasmenv import ConstExpr, ExternKind, InitMemory
+from wasmenv import ConstExpr, ExternKind
 
 from . import _ffi
 from ._owner import Owner
 from .func import Func, code_resources
 from .globals import Global, GlobalCells
 from .layout import allocation_of, layout_of
-from .linking import lookup_imports
+from .linking import NO_IMPORTS, ResolvedImports, group_imports, lookup_imports
 from .memory import Memory
 from .module import Module
+from .refs import link_imports
 from .store import Store
 from .table import Table
 from .tag import Tag
@@ -62,13 +63,13 @@ class Instance(Owner):
     # set (in the instance's __dict__, made on first store) only by modules that need it:
     # an instance of a memories-only module costs three stores and no dict.
     __slots__ = ("module", "_handles", "_layout", "_store", "__dict__", "__weakref__")
-    _imported_funcs: List[Func] = ()     # one per imported function, in import order
+    _imported_funcs: Sequence[Func] = ()  # one per imported function, in import order
     _funcs: Optional[dict] = None        # defined function index -> its Func, made on first use
     _imported_globals: List[tuple] = ()  # per imported global: (type, exporter's cells, cell index)
     _cells: Optional[GlobalCells] = None  # the defined globals in this instance's block
     tables: List[Table] = ()
     tags: List[Tag] = ()
-    _imported_memories: List[object] = ()
+    _imported_memories: Sequence[object] = ()
     _defined_tables: List[Table] = ()  # each owns its pool table slot, if any
     _made: Optional[List[Optional[Memory]]] = None  # Memory objects of defined memories, once made
     _exports: Optional["Exports"] = None
@@ -122,30 +123,26 @@ class Instance(Owner):
             layout.set_fast(alloc.fast_context(layout))
             return
         env = module.env
-        externs = [] if imports is None and not env.initializers else lookup_imports(env, imports)
+        if isinstance(imports, ResolvedImports) and imports.env is env:
+            groups = imports.groups  # grouped once, by the InstancePre
+        elif imports is None and not env.initializers:
+            groups = NO_IMPORTS
+        else:
+            groups = group_imports(env, lookup_imports(env, imports))
         # Containers only for what the module has (the class's empty defaults otherwise).
-        if env.num_imported_funcs:
-            self._imported_funcs = []
-        if env.num_imported_globals:
-            self._imported_globals = []
+        if groups.funcs:
+            self._imported_funcs = groups.funcs
+        if groups.globals:  # (a view of a closed instance raises here)
+            self._imported_globals = [(ext.ty, ext._live_cells(), ext._index) for ext in groups.globals]
         if env.table_plans:
-            self.tables = []
-        if env.num_imported_memories:
-            self._imported_memories = []
+            self.tables = list(groups.tables)
+        if groups.memories:
+            self._imported_memories = groups.memories
         if env.tags:
-            self.tags = []
-        for imp, ext in zip(env.initializers, externs):
-            kind = imp.index.kind
-            if kind is ExternKind.FUNC:
-                self._imported_funcs.append(ext)
-            elif kind is ExternKind.GLOBAL:  # (a view of a closed instance raises here)
-                self._imported_globals.append((ext.ty, ext._live_cells(), ext._index))
-            elif kind is ExternKind.TABLE:
-                self.tables.append(ext)
-            elif kind is ExternKind.MEMORY:
-                self._imported_memories.append(ext)
-            else:
-                self.tags.append(ext)
+            self.tags = list(groups.tags)
+        if groups.funcs or groups.globals or groups.tables:
+            # externrefs cross between its store and what it imports
+            link_imports(self, groups.funcs + groups.globals + groups.tables)
         # Spec order: globals (and tags) first: the block is freed with its last holder
         # (see _open_block), nothing to release.
         self._open_block(layout)
@@ -287,10 +284,9 @@ class Instance(Owner):
                                            lambda k, bits: cells.write(types[k], k, bits))
         if layout.tables:
             self._defined_tables = []
-        for plan, arr in layout.tables:
-            init = None if plan.table.init is None else self._eval(plan.table.init)
-            table = alloc.allocate_table(plan, arr, init)
-            table._bind(self)
+        for spec in layout.tables:
+            init = spec.plan.table.init
+            table = alloc.allocate_table(spec, self, None if init is None else self._eval(init))
             table._store = getattr(self, "_store", None)  # its limits bound grow
             self._defined_tables.append(table)
             self.tables.append(table)
@@ -311,15 +307,7 @@ class Instance(Owner):
             table._write_elements(start, [self._element(e) for e in seg.elements])
 
         if layout.segmented:
-            data = self.module.translation.data
-            state = InitMemory.Runtime(lambda i: self.memory(i).size_pages, self._global_u64)
-
-            def write(memory_index, init):
-                self.memory(memory_index).write(init.offset, data.view(init.data))
-                return True
-
-            if not layout.segmented.init_memory(state, write):
-                raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, "data segment out of bounds")
+            self._apply_data(layout.data_plan)
         else:  # Static: images were mapped at allocation, unless copy-on-write is off
             for index, offset, view in layout.copies:
                 self.memory(index).write(offset, view)
@@ -328,6 +316,24 @@ class Instance(Owner):
         start = self.module.env.start_func
         if start is not None:  # last, in spec order; a trap releases everything (__init__)
             self._func_ref(start)()
+
+    def _apply_data(self, plan) -> None:
+        """Active data segments in order, in one C call (imported memories included); a
+        segment that does not fit traps with the earlier ones written."""
+        writes, n = plan.writes, plan.count
+        if plan.per_instance:
+            writes = _ffi.copy_data_writes(writes, n)
+            for i, init in plan.per_instance:
+                start = init.start(self._global_u64)
+                if start is None:  # past 2^64: the writes before it, then the trap
+                    n = i
+                    break
+                writes[i].start = start
+        count = len(self._imported_memories) + self._layout.memory_count
+        mems = _ffi.new_memory_array([self.memory(k)._desc if k in plan.memories else _ffi.NULL
+                                      for k in range(count)])
+        if _ffi.data_apply(mems, writes, n) != plan.count:
+            raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, "data segment out of bounds")
 
     @property
     def _passive_data(self) -> dict:
@@ -553,7 +559,7 @@ class Instance(Owner):
 
 
 _open, _close, _errno_now = _ffi.instance_open, _ffi.instance_close, _ffi.errno_now
-_new_block, _copy_into, _store_u64s = _ffi.new_block, _ffi.copy_into, _ffi.store_u64s
+_new_block, _copy_into, _store_u64s = _ffi.new_written_block, _ffi.copy_into, _ffi.store_u64s
 # Instance.memory: one Memory object per memory, and none once close() began. Reentrant:
 # a collection inside memory() may run another instance's __del__ (close) on this thread.
 _MAKE_LOCK = threading.RLock()

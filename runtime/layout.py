@@ -19,10 +19,11 @@ from . import _ffi
 from .allocator import begin_instance
 from .memory import Memory
 from .module import Module
+from .table import TableSpec
 
 _U64_MAX = (1 << 64) - 1
 
-__all__ = ["InstanceLayout", "layout_of", "allocation_of"]
+__all__ = ["InstanceLayout", "DataPlan", "layout_of", "allocation_of"]
 
 
 class InstanceLayout:
@@ -34,7 +35,7 @@ class InstanceLayout:
     __slots__ = ("vmoffsets", "block_bytes", "globals_start", "globals_template", "tags", "tables",
                  "memories", "element_segments", "segmented",
                  "copies", "passive_data", "export_names", "memory_count", "max_pages",
-                 "reserve_bytes", "specs", "memories_only", "allocation", "fast")
+                 "reserve_bytes", "specs", "memories_only", "allocation", "fast", "data_plan")
 
     def __init__(self, module: Module):
         env = module.env
@@ -50,7 +51,7 @@ class InstanceLayout:
         self.tags = tuple(t.func_type for t in env.tags[env.num_imported_tags:])
         tinit = env.table_initialization
         lazy = tinit.tables if isinstance(tinit, TableInitialization.FuncTable) else ()
-        self.tables = tuple((env.table_plans[i], lazy[i] if i < len(lazy) else None)
+        self.tables = tuple(TableSpec.of(env.table_plans[i], lazy[i] if i < len(lazy) else None)
                             for i in range(env.num_imported_tables, len(env.table_plans)))
         images = module.images
         self.memories = tuple((env.memory_plans[i], images[i])
@@ -59,6 +60,7 @@ class InstanceLayout:
         minit = env.memory_initialization
         self.segmented = minit if minit.is_segmented() else None
         data = module.translation.data
+        self.data_plan = DataPlan(minit.initializers, data) if self.segmented else None
         self.copies = () if self.segmented else tuple(
             (index, static.offset, data.view(static.data))
             for index, static in enumerate(minit.map) if static is not None and images[index] is None)
@@ -93,6 +95,28 @@ class InstanceLayout:
         if context is not None:
             self.specs[0].pool = context
             self.fast = True
+
+
+class DataPlan:
+    """A module's active data segments (Segmented initialization) as one C array of writes,
+    applied in order by one C call per instance (``_ffi.data_apply``): starts that are
+    constants are resolved here, once; ``per_instance`` lists the ``(index, initializer)``
+    whose start reads a global (``MemoryInitializer.start``, the one rule), resolved per
+    instance into a copy of the array."""
+
+    __slots__ = ("writes", "count", "per_instance", "memories", "_keep")
+
+    def __init__(self, initializers, data):
+        entries, per_instance = [], []
+        for i, init in enumerate(initializers):
+            constant = init.base is None and init.expr is None
+            entries.append((init.memory_index, init.start(None) if constant else 0, data.view(init.data)))
+            if not constant:
+                per_instance.append((i, init))
+        self.writes, self._keep = _ffi.new_data_writes(entries)
+        self.count = len(entries)
+        self.per_instance = tuple(per_instance)
+        self.memories = frozenset(init.memory_index for init in initializers)
 
 
 def allocation_of(module: Module, layout: InstanceLayout):

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
-from wasmenv import FuncType, GlobalType, MemoryType, TableType, TagType, is_subtype
+from wasmenv import ExternKind, FuncType, GlobalType, MemoryType, TableType, TagType, is_subtype
 
 from .errors import LinkError
 from .func import Func
@@ -11,15 +12,40 @@ from .globals import Global
 from .table import Table
 
 
+class ImportGroups(NamedTuple):
+    """A module's externs by kind, each in import order (what an Instance keeps of them)."""
+
+    funcs: tuple
+    globals: tuple
+    tables: tuple
+    memories: tuple
+    tags: tuple
+
+
+def group_imports(module_env, externs) -> ImportGroups:
+    """``externs`` (in import order, checked) grouped by the kind of each import."""
+    groups = {kind: [] for kind in ExternKind}
+    for imp, ext in zip(module_env.initializers, externs):
+        groups[imp.index.kind].append(ext)
+    return ImportGroups(tuple(groups[ExternKind.FUNC]), tuple(groups[ExternKind.GLOBAL]),
+                        tuple(groups[ExternKind.TABLE]), tuple(groups[ExternKind.MEMORY]),
+                        tuple(groups[ExternKind.TAG]))
+
+
+NO_IMPORTS = ImportGroups((), (), (), (), ())
+
+
 class ResolvedImports:
     """Externs in import order, already resolved and checked against one module's imports
-    (by :class:`runtime.InstancePre`); :func:`lookup_imports` returns them as they are."""
+    (by :class:`runtime.InstancePre`), and grouped by kind once (``groups``):
+    :func:`lookup_imports` returns them as they are."""
 
-    __slots__ = ("env", "externs")
+    __slots__ = ("env", "externs", "groups")
 
     def __init__(self, module_env, externs):
         self.env = module_env
         self.externs = list(externs)
+        self.groups = group_imports(module_env, self.externs)
 
 
 def lookup_imports(module_env, imports) -> list:

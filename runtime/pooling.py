@@ -190,14 +190,15 @@ class _PoolAllocation(InstanceAllocation):
         base = _ffi.pool_slot_base(core.native, slot)
         return (base, base + core.stride)
 
-    def allocate_table(self, plan, lazy=None, init=None) -> Table:
+    def allocate_table(self, spec, instance, init=None) -> Table:
         core = self._core
-        if plan.table.minimum > core.max_table_elements:
-            raise AllocationError(f"table minimum of {plan.table.minimum} elements exceeds the pool's "
+        minimum = spec.plan.table.minimum
+        if minimum > core.max_table_elements:
+            raise AllocationError(f"table minimum of {minimum} elements exceeds the pool's "
                                   f"max_table_elements={core.max_table_elements}", "max_table_elements")
         slot = core.take_table_slot()
         try:
-            return Table._for_plan(plan, lazy, init, slot=slot)
+            return Table._for_spec(spec, instance, init, slot=slot)
         except BaseException:
             slot.release()
             raise

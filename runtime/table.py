@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import threading
-from typing import Optional, Sequence
+import weakref
+from typing import NamedTuple, Optional, Sequence
 
 from wasmenv import TablePlan, TableType
 
 from . import _ffi
 from ._owner import Owner
-from .refs import cell_of, holder_of, value_of
+from .refs import ExternRefs, cell_of, holder_of, is_func_heap, value_of
 from .traps import Trap, TrapCode
 from .values import check_ref, valtype
 
@@ -29,12 +30,33 @@ def _lazy_array(lazy: Sequence[Optional[int]]):
     return entry[1]
 
 
+def table_limit(ty: TableType) -> int:
+    """The most elements a table of type ``ty`` may grow to (before any pool's cap)."""
+    return ty.maximum if ty.maximum is not None else (U64_MAX if ty.table64 else U32_MAX)
+
+
+class TableSpec(NamedTuple):
+    """What opening one defined table of a module needs, computed once per module
+    (runtime/layout.py): its plan, its limit, its FuncTable array as a C array (or None)."""
+
+    plan: TablePlan
+    limit: int
+    lazy: object
+    lazy_len: int
+
+    @classmethod
+    def of(cls, plan: TablePlan, lazy: Optional[Sequence[Optional[int]]]) -> "TableSpec":
+        return cls(plan, table_limit(plan.table), _lazy_array(lazy) if lazy else None,
+                   len(lazy) if lazy else 0)
+
+
 class Table(Owner):
     """A wasm table: a view of a native table (64-bit elements in an mmap'd reservation:
     untouched elements are zero pages, so a 10-million-element table costs nothing until
     it is written).
 
-    Elements hold reference cells (``runtime.refs``). A defined funcref table with a
+    Elements hold reference cells (``runtime.refs``); externrefs stored in it stay alive
+    with its registry: its instance's store's, or a host table's own. A defined funcref table with a
     FuncTable array (the module's compile-time folding) starts uninitialized: an element
     is resolved to its instance's funcref record (``wenv_vm_funcref``: the same record
     ref.func gives) on its first read, by C, whoever reads it.
@@ -49,22 +71,44 @@ class Table(Owner):
 
     def __init__(self, ty: TableType, init=None, *, lazy: Optional[Sequence[Optional[int]]] = None,
                  slot=None):
+        self._setup(ty, slot, _lazy_array(lazy) if lazy else None, len(lazy) if lazy else 0)
+        self._t = _ffi.table_open(ty.minimum, self._limit(table_limit(ty)), self._cell(init))
+
+    def _setup(self, ty: TableType, slot, lazy, lazy_len: int) -> None:
+        """The fields of a new Table (``lazy``: a C array from _lazy_array, or None)."""
         self.ty = ty
         self._slot = slot
         self._closed = False
         self.grow_limit = None
         self._store = None  # set by the instance that defines it (runtime.store limits)
         self._lock = threading.Lock()
-        limit = ty.maximum if ty.maximum is not None else (U64_MAX if ty.table64 else U32_MAX)
-        if slot is not None:
-            limit = min(limit, slot.max_elements)
-        self._lazy = _lazy_array(lazy) if lazy else None  # bound to its instance by _bind
-        self._lazy_len = len(lazy) if lazy else 0
+        self._lazy = lazy  # bound to its instance by _bind
+        self._lazy_len = lazy_len
         self._binder = None  # the instance whose interpreter state the lazy array waits for
         self._holds = {}  # id -> what keeps the records this table's cells may name alive
+        self._funcs = is_func_heap(ty.element)
+        self._externs = None  # the registry of its externrefs, found on first use (_registry)
+        self._definer = None  # a weakref to the instance that defines it (_bind)
         self._shares = 1  # its definer's, plus one per live importer (_share): the storage
         # goes when the last is given back, so an importer's code never reads freed cells
-        self._t = _ffi.table_open(ty.minimum, limit, self._cell(init))
+
+    def _limit(self, limit: int) -> int:
+        """``limit`` capped by the pool slot's size, if any."""
+        return limit if self._slot is None else min(limit, self._slot.max_elements)
+
+    @classmethod
+    def _for_spec(cls, spec: "TableSpec", instance, init=None, slot=None) -> "Table":
+        """The defined table of ``instance`` that ``spec`` (its module's layout) describes;
+        ``init`` is the value of its initializer expression (None: null)."""
+        ty = spec.plan.table
+        self = cls.__new__(cls)
+        self._setup(ty, slot, spec.lazy, spec.lazy_len)
+        if init is not None:
+            check_ref(ty.element, init)
+        self._bind(instance)  # first: an externref init's cell goes to its store's registry
+        self._t = _ffi.table_open(ty.minimum, self._limit(spec.limit),
+                                  0 if init is None else self._cell(init))
+        return self
 
     def _hold(self, holder) -> None:
         """Keep ``holder`` (runtime.refs.holder_of) alive while this table is open."""
@@ -74,6 +118,7 @@ class Table(Owner):
         """Uninitialized elements read as the lazy array's functions of ``instance`` (kept
         alive here): its interpreter state (runtime/interp.py) is made, and bound here by
         :meth:`_bind_vm`, at the first access of an element, not at instantiation."""
+        self._definer = weakref.ref(instance)
         if self._lazy is not None:
             self._hold(instance)
             self._binder = instance
@@ -108,12 +153,6 @@ class Table(Owner):
             raise ValueError(f"bad table limits {minimum}..{maximum}")
         check_ref(el, init)
         return cls(TableType(el, minimum, maximum, table64), init)
-
-    @classmethod
-    def _for_plan(cls, plan: TablePlan, lazy=None, init=None, slot=None) -> "Table":
-        """A defined table; ``init`` is the value of its initializer expression (None: null)."""
-        check_ref(plan.table.element, init)
-        return cls(plan.table, init, lazy=lazy, slot=slot)
 
     @property
     def size(self) -> int:
@@ -184,11 +223,29 @@ class Table(Owner):
                        f"table access [{index}, {index + n}) out of bounds (size {size})")
 
     def _cell(self, value) -> int:
-        """``value``'s cell, its record's block kept alive by this table."""
+        """``value``'s cell: a funcref's record kept alive by this table, an externref by
+        the table's registry."""
+        if not self._funcs:
+            return cell_of(self.ty.element, value, self._registry())
         refs = holder_of(value)
         if refs is not None:
             self._hold(refs)
         return cell_of(self.ty.element, value)
+
+    def _registry(self) -> ExternRefs:
+        """Its externrefs' registry: its instance's store's, or (a host table) its own."""
+        externs = self._externs
+        if externs is None:
+            store = self._store
+            if store is None and self._definer is not None:
+                instance = self._definer()
+                store = instance.store if instance is not None else None
+            externs = store._externs if store is not None else ExternRefs()
+            with self._lock:
+                if self._externs is None:
+                    self._externs = externs
+                externs = self._externs
+        return externs
 
     @property
     def closed(self) -> bool:
@@ -197,6 +254,8 @@ class Table(Owner):
     def close(self):
         """Close this view (idempotent; later accesses raise ValueError); the storage and a
         pool's table slot go back now, or when the last importer holding it closes."""
+        if self._closed:  # (the Owner backstop after close(): no lock to take)
+            return
         with self._lock:
             if self._closed:
                 return

@@ -201,7 +201,7 @@ def test_ref_func_globals_and_the_lazy_side_table(engine):
 def test_wasm_funcs_are_made_on_demand_once(engine):
     wat = '(module (import "env" "f" (func)) (func (export "a")) (func (export "b")))'
     inst = Instance(module_of(engine, wat), {("env", "f"): NO_FUNC})
-    assert inst._funcs is None and inst._imported_funcs == [NO_FUNC]
+    assert inst._funcs is None and tuple(inst._imported_funcs) == (NO_FUNC,)
     a = inst.exports["a"]
     assert inst.exports["a"] is a and list(inst._funcs) == [1]
     inst.close()

@@ -15,6 +15,7 @@ import runtime
 from runtime import (AllocationError, Engine, Instance, Memory, Module, PoolingAllocator, Trap,
                      TrapCode, WasmRuntimeError)
 from runtime.pooling import PoolMemorySlot
+from runtime.table import TableSpec
 from tests.helpers import (GUARD, MAX_PAGES, WASM_PAGE, _memory_only, check_clean, compile_all,
                            dirty, layout, linux_only, make_pool, maps_and_fds, module_text,
                            run_child, wat)
@@ -87,13 +88,13 @@ def test_a_dropped_pooled_table_returns_its_table_slot():
     backstop: dropped unclosed, it gives the slot back (its instance usually closes it)."""
     with make_pool() as pool:  # one table slot
         mod = Module(Engine(allocator=pool), wat(module_text(1)))
-        table = pool.begin_instance(mod).allocate_table(mod.env.table_plans[0])
+        table = pool.begin_instance(mod).allocate_table(TableSpec.of(mod.env.table_plans[0], None), None)
         assert pool.live_tables == 1 and table.size == 4
         del table  # no collection needed: the backstop runs when the last reference goes
         assert pool.live_tables == 0
         with Instance(mod) as inst:  # the only slot serves the next tenant
             assert inst.exports["t"].size == 4 and pool.live_tables == 1
-        with pool.begin_instance(mod).allocate_table(mod.env.table_plans[0]) as table:
+        with pool.begin_instance(mod).allocate_table(TableSpec.of(mod.env.table_plans[0], None), None) as table:
             assert pool.live_tables == 1
         assert pool.live_tables == 0 and table.closed
 
