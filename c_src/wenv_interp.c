@@ -155,6 +155,9 @@ static __attribute__((noinline)) int wenv_interp_loop(wenv_call *c, const void *
     L_br: ip += DISP(1); NEXT();
     L_br_if: if ((uint32_t)S(1)) { ip += DISP(2); NEXT(); } ip += 3; NEXT();
     L_br_unless: if (!(uint32_t)S(1)) { ip += DISP(2); NEXT(); } ip += 3; NEXT();
+    /* A copy, then br_if/br_unless: [op, dst, src, cond, disp] */
+    L_copy_br_if: S(1) = S(2); if ((uint32_t)S(3)) { ip += DISP(4); NEXT(); } ip += 5; NEXT();
+    L_copy_br_unless: S(1) = S(2); if (!(uint32_t)S(3)) { ip += DISP(4); NEXT(); } ip += 5; NEXT();
     /* [op, index, n, disp_0 .. disp_{n-1}, disp_default] */
     L_br_table: {
         uint64_t i = (uint32_t)S(1), n = ip[2];
@@ -163,7 +166,11 @@ static __attribute__((noinline)) int wenv_interp_loop(wenv_call *c, const void *
     }
     L_copy: S(1) = S(2); ip += 3; NEXT();
     L_const: S(1) = ip[2]; ip += 3; NEXT();
-    L_select: S(1) = (uint32_t)S(4) ? S(2) : S(3); ip += 5; NEXT();
+    /* Branch-free: select's condition is data (a crc bit), a jump on it mispredicts. */
+    L_select: {
+        uint64_t m = (uint64_t)0 - (uint64_t)((uint32_t)S(4) != 0);
+        S(1) = (S(2) & m) | (S(3) & ~m); ip += 5; NEXT();
+    }
 #include "wenv_interp_call.inc"
 #define BR_CMP(name, T, expr) \
     L_br_##name: { T a = (T)S(1); T b = (T)S(2); if (expr) { ip += DISP(3); NEXT(); } ip += 4; NEXT(); }

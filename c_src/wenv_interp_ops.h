@@ -27,7 +27,7 @@
     X(i32_extend8_s) X(i32_extend16_s) X(i64_extend8_s) X(i64_extend16_s) X(i64_extend32_s) \
     X(i32_trunc_sat_f32_s) X(i32_trunc_sat_f32_u) X(i32_trunc_sat_f64_s) X(i32_trunc_sat_f64_u) \
     X(i64_trunc_sat_f32_s) X(i64_trunc_sat_f32_u) X(i64_trunc_sat_f64_s) X(i64_trunc_sat_f64_u) \
-    WENV_IMM_OPS(X) WENV_MEM_AI_OPS(X) WENV_LOAD_BRANCH_OPS(X) X(i32_add_imm2) X(i32_shr_u_and_imm) X(i32_and_shl_imm) \
+    WENV_IMM_OPS(X) WENV_MEM_AI_OPS(X) WENV_LOAD_BRANCH_OPS(X) X(i32_add_imm2) X(i32_shr_u_and_imm) X(i32_add_and_imm) X(i32_and_shl_imm) \
     WENV_SHIFTED_OPS(X)
 
 /* Integer binary ops: one expression each (of a and b), the one rule of every form that
@@ -48,10 +48,11 @@
 
 /* A binary op whose second operand is a temporary shifted by a constant just before
  * (crc and hash steps, scaled indices): <bin>_<shift>_imm [op, dst, a, x, k] computes
- * a <bin> (x <shift> k). The handlers are WENV_SHIFTED(Y) of wenv_interp_num.inc. */
+ * a <bin> (x <shift> k). The handlers are WENV_SHIFTED(Y) of wenv_interp_num.inc; also a
+ * multiply-add, i32_add_mul [op, dst, a, x, y]: a + x * y. */
 #define WENV_SHIFTED_OPS(X) \
     X(i32_add_shl_imm) X(i32_add_shr_u_imm) X(i32_sub_shl_imm) X(i32_xor_shl_imm) \
-    X(i32_xor_shr_u_imm) X(i32_or_shl_imm) X(i32_or_shr_u_imm) X(i32_and_shr_u_imm)
+    X(i32_xor_shr_u_imm) X(i32_or_shl_imm) X(i32_or_shr_u_imm) X(i32_and_shr_u_imm) X(i32_add_mul)
 #define WENV_SHIFTED(Y) \
     Y(i32, I32, add, shl) Y(i32, I32, add, shr_u) Y(i32, I32, sub, shl) Y(i32, I32, xor, shl) \
     Y(i32, I32, xor, shr_u) Y(i32, I32, or, shl) Y(i32, I32, or, shr_u) Y(i32, I32, and, shr_u)
@@ -100,7 +101,7 @@
 /* Control, variables, calls, memory size/grow/bulk; fused compare-and-branch
  * (br_<cmp>: jump when the comparison holds). */
 #define WENV_CTL_OPS(X) \
-    X(unreachable) X(br) X(br_if) X(br_unless) X(br_table) X(copy) X(const) X(select) \
+    X(unreachable) X(br) X(br_if) X(br_unless) X(copy_br_if) X(copy_br_unless) X(br_table) X(copy) X(const) X(select) \
     X(global_get) X(global_set) X(global_get_imp) X(global_set_imp) \
     X(call) X(call_import) X(call_ref) X(return_call) X(return_call_import) X(return_call_ref) \
     X(host_call) X(ref_func) X(return) X(memory_size) X(memory_grow) \

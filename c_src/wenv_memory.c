@@ -143,6 +143,24 @@ static wenv_hazard *wenv_hazard_claim(void)
     return h;
 }
 
+/* Every thread of the process passes a full fence (the closer's half of the pairing). A
+ * forked child inherits the flag, not the registration: register again, then retry. */
+static void wenv_process_barrier(void)
+{
+#ifdef __linux__
+    if (!__atomic_load_n(&wenv_asymmetric, __ATOMIC_ACQUIRE))
+        return;  /* accessors fence themselves */
+    if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+        return;
+    if (syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0
+        && syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+        return;
+    if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)  /* slow (a grace period), sound */
+        return;
+    abort();  /* accessors in flight rely on a barrier: no sound way on */
+#endif
+}
+
 /* Is an accessor of some thread marked inside `m`? (After a full fence or barrier.) */
 static int wenv_marked_inside(const wenv_memory *m)
 {
@@ -246,11 +264,7 @@ int wenv_memory_close(wenv_memory *m)
     if (before & WENV_USERS_CLOSED)
         return 0;
     if (__atomic_load_n(&m->marked, __ATOMIC_SEQ_CST)) {
-#ifdef __linux__
-        if (__atomic_load_n(&wenv_asymmetric, __ATOMIC_ACQUIRE)
-            && syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
-            __atomic_store_n(&wenv_asymmetric, 0, __ATOMIC_RELEASE);  /* (never expected) */
-#endif
+        wenv_process_barrier();
         if (wenv_marked_inside(m))
             return WENV_RELEASE_DEFERRED;  /* the last accessor to leave releases it */
     }
@@ -527,4 +541,15 @@ int wenv_init(wenv_memory *m, uint64_t addr, const char *src, uint64_t src_len, 
               uint64_t byte_len)
 {
     WENV_ENTERED(wenv_init_in(m, addr, src, src_len, src_offset, byte_len));
+}
+
+uint64_t wenv_data_apply(wenv_memory *const *mems, const wenv_data_write *writes, uint64_t n,
+                         int *status)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        const wenv_data_write *w = &writes[i];
+        if ((*status = wenv_write(mems[w->memory], w->start, w->src, w->byte_len)) != 0)
+            return i;
+    }
+    return n;
 }

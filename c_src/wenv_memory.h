@@ -99,5 +99,20 @@ int wenv_copy(wenv_memory *m, uint64_t dst, uint64_t src, uint64_t byte_len);
 int wenv_init(wenv_memory *m, uint64_t addr, const char *src, uint64_t src_len,
               uint64_t src_offset, uint64_t byte_len);
 
+/* One active data segment's write (runtime/layout.py: its start resolved, per module when
+ * constant, per instance when it reads a global). */
+typedef struct wenv_data_write {
+    uint64_t start;             /* the wasm address of its first byte */
+    const char *src;            /* its bytes (the module's data, kept alive by Python) */
+    uint64_t byte_len;
+    uint32_t memory;            /* index into the memory array */
+} wenv_data_write;
+
+/* Apply writes[0..n) in order, each through wenv_write to mems[writes[i].memory] (bounds
+ * checked there, even for 0 bytes): n, or the index of the first that failed, with
+ * wenv_write's status in *status (the earlier ones stay written, as the spec says). */
+uint64_t wenv_data_apply(wenv_memory *const *mems, const wenv_data_write *writes, uint64_t n,
+                         int *status);
+
 /* CDEF-END */
 #endif

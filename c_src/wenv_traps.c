@@ -290,6 +290,13 @@ void wenv_trap_disarm(void)
 
 /* ---- the C stack left to an entry into wasm ---- */
 
+#if defined(__APPLE__)
+/* <pthread.h> on Darwin has them; declared here too (the same signatures) so that the
+ * branch type-checks against any POSIX headers (tests/test_native.py). */
+void *pthread_get_stackaddr_np(pthread_t);
+size_t pthread_get_stacksize_np(pthread_t);
+#endif
+
 /* The lowest address of this thread's stack (0: unknown). */
 static uintptr_t wenv_stack_low(size_t *size)
 {

@@ -478,7 +478,7 @@ def new_memory_array(descs):
 
 
 def new_data_writes(writes):
-    """A ``wenv_data_write[]`` of ``(memory, start, bytes-like)`` writes (c_src/wenv_instance.h),
+    """A ``wenv_data_write[]`` of ``(memory, start, bytes-like)`` writes (c_src/wenv_memory.h),
     and what keeps their bytes alive: ``(array, keep)``."""
     arr, keep = ffi.new("wenv_data_write[]", max(1, len(writes))), []
     for w, (memory, start, data) in zip(arr, writes):
@@ -495,7 +495,12 @@ def copy_data_writes(writes, n: int):
     return out
 
 
-data_apply = lib.wenv_data_apply   # (wenv_memory *[], writes, n) -> n, or the first that did not fit
+def data_apply(mems, writes, n: int):
+    """Apply ``writes[0..n)`` to ``mems`` (c_src/wenv_memory.h): ``(n, 0)``, or the index
+    of the first write that failed and its accessor status."""
+    status = ffi.new("int *")
+    return lib.wenv_data_apply(mems, writes, n, status), status[0]
+
 
 I_EXIT_HOST = lib.WENV_I_EXIT_HOST
 vm_funcref = lib.wenv_vm_funcref     # (vm, function index) -> wenv_funcref * (NULL: none)
@@ -651,6 +656,7 @@ def table_bind(t, lazy, lazy_len: int, vm) -> None:
 
 
 table_close = lib.wenv_table_close
+pool_table_reset = lib.wenv_pool_table_reset  # (t, size, maximum, init_cell) -> 0, or -1 (ERANGE)
 _cell_out = ffi.new_allocator(should_clear_after_alloc=False)
 
 

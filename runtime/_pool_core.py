@@ -76,16 +76,27 @@ class PoolMemorySlot(MemorySlot):
 
 
 class PoolTableSlot:
-    """One table slot (accounting: a pooled Table stores its elements in its own dict,
-    dropped when it is closed, so nothing of a tenant can reach the next one)."""
+    """One table slot: its table storage (a ``wenv_table *``, made by its first tenant) is
+    kept between tenants and reset for the next one in C (``wenv_pool_table_reset``:
+    the elements zeroed, the lazy array unbound), so nothing of a tenant reaches the
+    next and a tenancy costs no syscall; it is closed with the pool, or with the slot."""
 
-    __slots__ = ("_core", "index", "max_elements", "in_use")
+    __slots__ = ("_core", "index", "max_elements", "in_use", "storage")
 
     def __init__(self, core: "_PoolCore", index: int):
         self._core = core
         self.index = index
         self.max_elements = core.max_table_elements
         self.in_use = False
+        self.storage = None
+
+    def drop_storage(self) -> None:
+        storage, self.storage = self.storage, None
+        if storage is not None:
+            _ffi.table_close(storage)
+
+    def __del__(self):
+        self.drop_storage()
 
 
 class _TableLease:
@@ -98,6 +109,23 @@ class _TableLease:
     def __init__(self, slot: PoolTableSlot):
         self._slot = slot
         self.max_elements = slot.max_elements
+
+    def open_storage(self, size: int, limit: int, init_cell: int):
+        """The slot's table storage as a new table of ``size`` elements (``init_cell``
+        each, or uninitialized) growing to at most ``limit``: the kept one reset, else a
+        new one (the slot owns it: :meth:`release` keeps it for the next tenant).
+
+        Raises:
+            AllocationError: a new storage could not be reserved.
+        """
+        slot = self._slot
+        storage = slot.storage
+        if storage is not None:
+            if _ffi.pool_table_reset(storage, size, limit, init_cell) == 0:
+                return storage
+            slot.drop_storage()
+        slot.storage = _ffi.table_open(size, limit, init_cell)
+        return slot.storage
 
     def release(self) -> None:
         slot, self._slot = self._slot, None
@@ -218,6 +246,8 @@ class _PoolCore:
             if self.closed:
                 return
             self.closed = True
+            for slot in self.free_tables:
+                slot.drop_storage()
             if self.native is None or _ffi.pool_close(self.native):
                 self._unmap()
 
@@ -328,3 +358,5 @@ class _PoolCore:
             slot.in_use = False
             self.live_tables -= 1
             self.free_tables.append(slot)
+            if self.closed:
+                slot.drop_storage()

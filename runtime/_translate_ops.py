@@ -150,6 +150,10 @@ def _br_if(t, op) -> None:
     moves = t.moves_to(target)
     if not moves and target.kind != FUNC:
         name, operands = t.cond_branch(fused, cond, True)
+        if name in ("br_if", "br_unless"):
+            copied = t.take_copy()
+            if copied is not None:  # the copy just before runs first: [dst, src, cond, disp]
+                name, operands = "copy_" + name, copied + operands
         t.branch(target, name, *operands)
         t.label()
         return

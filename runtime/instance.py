@@ -154,8 +154,8 @@ class Instance(Owner):
         self._handles = alloc.begin(module, layout)
         try:
             memories, tables = self._imported_memories, self.tables[:env.num_imported_tables]
-            if self._imported_funcs:  # what their instances' code runs on, until this closes
-                more_memories, more_tables = code_resources(self._imported_funcs)
+            if groups.wasm_funcs:  # what their instances' code runs on, until this closes
+                more_memories, more_tables = code_resources(groups.wasm_funcs)
                 memories, tables = [*memories, *more_memories], [*tables, *more_tables]
             if memories:
                 self._hold(memories)
@@ -332,7 +332,11 @@ class Instance(Owner):
         count = len(self._imported_memories) + self._layout.memory_count
         mems = _ffi.new_memory_array([self.memory(k)._desc if k in plan.memories else _ffi.NULL
                                       for k in range(count)])
-        if _ffi.data_apply(mems, writes, n) != plan.count:
+        done, status = _ffi.data_apply(mems, writes, n)
+        if done < n:  # out of bounds (a Trap), or a fault reading a data file's bytes
+            w = writes[done]
+            raise self.memory(w.memory)._error(status, "data segment", w.byte_len, w.start)
+        if done != plan.count:  # a start past 2^64
             raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, "data segment out of bounds")
 
     @property

@@ -20,6 +20,7 @@ class ImportGroups(NamedTuple):
     tables: tuple
     memories: tuple
     tags: tuple
+    wasm_funcs: tuple  # the imported functions of other instances (runtime.func.code_resources)
 
 
 def group_imports(module_env, externs) -> ImportGroups:
@@ -27,12 +28,13 @@ def group_imports(module_env, externs) -> ImportGroups:
     groups = {kind: [] for kind in ExternKind}
     for imp, ext in zip(module_env.initializers, externs):
         groups[imp.index.kind].append(ext)
-    return ImportGroups(tuple(groups[ExternKind.FUNC]), tuple(groups[ExternKind.GLOBAL]),
+    funcs = tuple(groups[ExternKind.FUNC])
+    return ImportGroups(funcs, tuple(groups[ExternKind.GLOBAL]),
                         tuple(groups[ExternKind.TABLE]), tuple(groups[ExternKind.MEMORY]),
-                        tuple(groups[ExternKind.TAG]))
+                        tuple(groups[ExternKind.TAG]), tuple(f for f in funcs if f._instance is not None))
 
 
-NO_IMPORTS = ImportGroups((), (), (), (), ())
+NO_IMPORTS = ImportGroups((), (), (), (), (), ())
 
 
 class ResolvedImports:

@@ -62,8 +62,10 @@ class Table(Owner):
     ref.func gives) on its first read, by C, whoever reads it.
 
     ``slot`` (from a pooling allocator): an object with ``max_elements`` (a cap on
-    ``grow``) and ``release()`` (called once by :meth:`close`). The Table owns it and its
-    native storage: :meth:`close`, context manager, and the Owner backstop.
+    ``grow``), ``open_storage(size, limit, init_cell)`` (the native storage, which the slot
+    owns and keeps for its next tenant) and ``release()`` (called once by :meth:`close`).
+    The Table owns the slot (or else its native storage): :meth:`close`, context manager,
+    and the Owner backstop.
 
     ``grow_limit`` (a hook for a store's limits): None, or a callable ``(old, new) ->
     bool`` asked before every grow; False makes the grow return -1.
@@ -105,9 +107,12 @@ class Table(Owner):
         self._setup(ty, slot, spec.lazy, spec.lazy_len)
         if init is not None:
             check_ref(ty.element, init)
-        self._bind(instance)  # first: an externref init's cell goes to its store's registry
-        self._t = _ffi.table_open(ty.minimum, self._limit(spec.limit),
-                                  0 if init is None else self._cell(init))
+        if instance is not None:  # first: an externref init's cell goes to its store's registry
+            self._bind(instance)
+        cell, limit = 0 if init is None else self._cell(init), self._limit(spec.limit)
+        # A pool's table slot keeps its storage between tenants (reset in C): it owns it.
+        self._t = _ffi.table_open(ty.minimum, limit, cell) if slot is None \
+            else slot.open_storage(ty.minimum, limit, cell)
         return self
 
     def _hold(self, holder) -> None:
@@ -118,6 +123,8 @@ class Table(Owner):
         """Uninitialized elements read as the lazy array's functions of ``instance`` (kept
         alive here): its interpreter state (runtime/interp.py) is made, and bound here by
         :meth:`_bind_vm`, at the first access of an element, not at instantiation."""
+        if instance is None:  # (an allocator's table made outside an instance)
+            return
         self._definer = weakref.ref(instance)
         if self._lazy is not None:
             self._hold(instance)
@@ -279,7 +286,8 @@ class Table(Owner):
             self._shares -= 1
             if self._shares:
                 return
-            _ffi.table_close(self._t)
+            if self._slot is None:  # (a pool slot's storage stays the slot's: release())
+                _ffi.table_close(self._t)
             self._holds = {}
         slot, self._slot = self._slot, None
         if slot is not None:

@@ -52,16 +52,22 @@ _INT_CMP = {f"{t}.{c}" for t in ("i32", "i64")
             for c in ("eq", "ne", "lt_s", "lt_u", "gt_s", "gt_u", "le_s", "le_u", "ge_s", "ge_u")}
 _INT_CONSTS = ("i32.const", "i64.const")
 #: Second op -> (first op, fused op) of the chains FunctionTranslator.chain_imm fuses.
-_CHAINS = {"i32_and": ("i32_shr_u_imm", "i32_shr_u_and_imm"), "i32_shl": ("i32_and_imm", "i32_and_shl_imm")}
+_CHAINS = {"i32_and": {"i32_shr_u_imm": "i32_shr_u_and_imm", "i32_add_imm": "i32_add_and_imm"},
+           "i32_shl": {"i32_and_imm": "i32_and_shl_imm"}}
 #: Raw loads a following br_if/if on the loaded value joins: ``<load>_br_if`` and
 #: ``<load>_br_unless`` [addr, offset, value, disp] (c_src/wenv_interp_ops.h).
 _LOAD_BRANCHES = ("i32_load", "i32_load8_u", "i32_load16_u")
 _COMMUTATIVE = {f"{t}_{o}" for t in ("i32", "i64") for o in ("add", "mul", "and", "or", "xor")}
-#: Binary op -> the constant shifts whose result (a temporary) it may take as its second
-#: operand in one op, ``<bin>_<shift>_imm`` (c_src/wenv_interp_ops.h, WENV_SHIFTED_OPS).
-_SHIFTED = {"i32_add": ("i32_shl_imm", "i32_shr_u_imm"), "i32_sub": ("i32_shl_imm",),
-            "i32_xor": ("i32_shl_imm", "i32_shr_u_imm"), "i32_or": ("i32_shl_imm", "i32_shr_u_imm"),
-            "i32_and": ("i32_shr_u_imm",)}
+#: Binary op -> {inner op: fused op}: the inner op's result (a temporary) taken as the binary
+#: op's second operand in one op [dst, a, x, y] computing a <bin> (x <inner> y): constant
+#: shifts (``<bin>_<shift>_imm``, y the count) and a multiply-add (``i32_add_mul``)
+#: (c_src/wenv_interp_ops.h, WENV_SHIFTED_OPS).
+_INNER = {"i32_add": {"i32_shl_imm": "i32_add_shl_imm", "i32_shr_u_imm": "i32_add_shr_u_imm",
+                      "i32_mul": "i32_add_mul"},
+          "i32_sub": {"i32_shl_imm": "i32_sub_shl_imm"},
+          "i32_xor": {"i32_shl_imm": "i32_xor_shl_imm", "i32_shr_u_imm": "i32_xor_shr_u_imm"},
+          "i32_or": {"i32_shl_imm": "i32_or_shl_imm", "i32_shr_u_imm": "i32_or_shr_u_imm"},
+          "i32_and": {"i32_shr_u_imm": "i32_and_shr_u_imm"}}
 #: A compare with its operands swapped (a constant first operand fused as the second).
 _MIRROR = {f"{t}.{a}": f"{t}.{b}" for t in ("i32", "i64")
            for a, b in (("eq", "eq"), ("ne", "ne"), ("lt_s", "gt_s"), ("gt_s", "lt_s"), ("lt_u", "gt_u"),
@@ -238,16 +244,30 @@ class FunctionTranslator:
     # -- fusion ---------------------------------------------------------------------------------
     def take_cond(self, cond: int):
         """If ``cond`` is the result of the op just emitted and that op is an integer compare
-        (or eqz) or a raw load (_LOAD_BRANCHES), drop that op and return (name, operands);
+        (or eqz) or a raw load (_LOAD_BRANCHES, or its i32.eqz), drop it and return (name, operands);
         else None. A load's branch keeps the load's wasm offset (the one that can trap)."""
         lc = self.last_cmp
         if lc is None or lc[5] != len(self.code) or lc[4] != cond:
             return None
-        if lc[1] in _LOAD_BRANCHES:
-            self.op_offset = self.offsets[-1]
+        if lc[1].split(":")[0] in _LOAD_BRANCHES:
+            k = self.positions.index(lc[0], len(self.positions) - 2)
+            self.op_offset = self.offsets[k]
+            del self.positions[k + 1:], self.offsets[k + 1:]  # the eqz after the load, if any
         self.truncate(lc[0])
         self.last = self.last_cmp = None
         return lc[1], lc[2], lc[3], lc[6]
+
+    def take_copy(self):
+        """If the op just emitted is a ``copy`` (not a branch target since, no spill slot
+        patched into it), drop it and return its (dst, src); else None."""
+        code, pos = self.code, len(self.code) - 3
+        if pos < self.label_pos or not self.positions or self.positions[-1] != pos \
+                or code[pos] != self.opn["copy"] or (self.spills and self.spills[-1][0] >= pos):
+            return None
+        dst, src = code[pos + 1], code[pos + 2]
+        self.truncate(pos)
+        self.last = self.last_cmp = None
+        return dst, src
 
     @staticmethod
     def cond_branch(fused, cond, when_true: bool):
@@ -257,6 +277,8 @@ class FunctionTranslator:
         name, a, b, imm = fused
         if name in _LOAD_BRANCHES:  # [addr, offset, value]: the value is still written
             return f"{name}_{'br_if' if when_true else 'br_unless'}", (a, b, cond)
+        if name.endswith(":eqz"):  # the load's value (imm: its slot) zero
+            return f"{name[:-4]}_{'br_unless' if when_true else 'br_if'}", (a, b, imm)
         if name == "i32.eqz":
             return ("br_unless" if when_true else "br_if"), (a,)
         if name == "i64.eqz":
@@ -483,15 +505,19 @@ class FunctionTranslator:
         npops = len(op.sig[0])
         if npops == 2 and self.last_const is not None and self.fuse_const(op, num):
             return
-        if npops == 2 and num in _SHIFTED and self.fuse_shifted(num):
+        if npops == 2 and num in _INNER and self.fuse_inner(num):
             return
         operands = st[len(st) - npops:]
         del st[len(st) - npops:]
+        lc = self.last_cmp
         dst = self.push()
         pos = self.emit(num, dst, *operands)
         self.produced(pos)
         self.last_const = None
-        if op.name in _INT_CMP or op.name in ("i32.eqz", "i64.eqz"):
+        if num == "i32_eqz" and lc is not None and lc[1] in _LOAD_BRANCHES and lc[4] == operands[0] \
+                and lc[5] == pos:  # a branch on it joins the load (and drops this eqz)
+            self.last_cmp = (lc[0], lc[1] + ":eqz", lc[2], lc[3], dst, len(self.code), lc[4])
+        elif op.name in _INT_CMP or op.name in ("i32.eqz", "i64.eqz"):
             a = operands[0]
             b = operands[1] if len(operands) > 1 else None
             self.last_cmp = (pos, op.name, a, b, dst, len(self.code), None)
@@ -540,24 +566,24 @@ class FunctionTranslator:
             return None
         return pos, code[pos]
 
-    def fuse_shifted(self, num: str) -> bool:
-        """``<shift>_imm`` into a temporary, then a binary op taking it (as its second operand,
-        or either for a commutative op): one ``<bin>_<shift>_imm`` [dst, a, x, k]."""
+    def fuse_inner(self, num: str) -> bool:
+        """An op of _INNER[num] into a temporary, then the binary op ``num`` taking it (as its
+        second operand, or either for a commutative op): one fused op [dst, a, x, y]."""
         st, opn = self.st, self.opn
         n = len(st)
-        shifts = {opn[name]: name for name in _SHIFTED[num]}
+        inner = {opn[name]: fused for name, fused in _INNER[num].items()}
         for h in (n - 1, n - 2)[:2 if num in _COMMUTATIVE else 1]:
             made = self.just_made(h)
-            if made is not None and made[1] in shifts:
+            if made is not None and made[1] in inner:
                 break
         else:
             return False
-        pos, shift = made
-        x, k, a = self.code[pos + 2], self.code[pos + 3], st[2 * n - 3 - h]  # a: the other operand
+        pos, op = made
+        x, y, a = self.code[pos + 2], self.code[pos + 3], st[2 * n - 3 - h]  # a: the other operand
         self.truncate(pos)
         del st[-2:]
         dst = self.push()
-        self.produced(self.emit(f"{num}_{shifts[shift][4:-4]}_imm", dst, a, x, k))
+        self.produced(self.emit(inner[op], dst, a, x, y))
         self.last_cmp = self.last_const = None
         return True
 
@@ -575,12 +601,15 @@ class FunctionTranslator:
         self.last = (new + 4, len(code))  # the second result, for a following local.set
 
     def chain_imm(self, pos: int, num: str) -> None:
-        """``x >> s & m`` (a bit field) and ``(x & m) << s`` (a scaled index): an ``_imm`` op
-        on the temporary the ``_imm`` op just before produced, as one op [dst, x, imm1, imm2]."""
+        """``x >> s & m`` (a bit field), ``(x + k) & m`` (a wrapped difference) and ``(x & m) << s``
+        (a scaled index): an ``_imm`` op on the temporary the ``_imm`` op just before produced,
+        as one op [dst, x, imm1, imm2]."""
         code, first = self.code, pos - 4
-        prev, fused = _CHAINS[num]
-        if first < self.label_pos or len(self.positions) < 2 or self.positions[-2] != first \
-                or code[first] != self.opn[prev] or code[first + 1] != code[pos + 2] \
+        chains = _CHAINS[num]
+        if first < self.label_pos or len(self.positions) < 2 or self.positions[-2] != first:
+            return
+        fused = next((f for prev, f in chains.items() if code[first] == self.opn[prev]), None)
+        if fused is None or code[first + 1] != code[pos + 2] \
                 or code[pos + 2] != code[pos + 1] or (self.spills and self.spills[-1][0] >= first):
             return  # (the temporary is the second op's own dst: nothing else reads it)
         dst, x, imm1, imm2 = code[pos + 1], code[first + 2], code[first + 3], code[pos + 3]

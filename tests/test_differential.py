@@ -126,7 +126,7 @@ class SpecPair:
         self.current = None
         self.instances = []
         # Functions by identity: the spectest ones by name, an instance's exports by
-        # (instance number, export name); a function no export names is "unknown".
+        # (instance number, export name); a function no export names is "unexported".
         self.ours_labels = oracle.RefLabels(oracle._our_func_key)
         self.theirs_labels = oracle.RefLabels(oracle.wt_func_key)
         for name, ext in self.ours_spectest.items():

@@ -457,3 +457,30 @@ def test_host_made_memory_table_and_global_closed_during_a_call_stay_for_their_i
     if pool is not None:
         assert pool.live_instances == pool.live_memories == 0
         pool.close()
+
+
+@pytest.mark.xfail(strict=True, reason="left (issue 13 item 5): a funcref that is not an import (a table "
+                   "element set from Python, a call argument) does not keep its instance's memory and "
+                   "tables: the call runs on a released slot")
+def test_a_funcref_to_a_closed_instance_never_runs_on_the_next_tenant():
+    """A table element set from Python names a function of an instance closed since: a
+    call_indirect through it must run on that instance's own memory (held) or fail
+    cleanly; never write the slot's next tenant."""
+    pool = make_pool(max_instances=3)
+    eng = Engine(allocator=pool)
+    mod = Module(eng, wat(EXPORTER))
+    exporter = Instance(mod)
+    caller = Instance(Module(eng, wat('''(module (table (export "t") 1 funcref)
+      (type $t (func (param i32) (result i32)))
+      (func (export "via") (param i32) (result i32) (call_indirect (type $t) (local.get 0) (i32.const 0))))''')))
+    caller.exports["t"].set(0, exporter.exports["put"])
+    exporter.close()
+    nxt = Instance(mod)
+    try:
+        caller.exports["via"](0x7A6A5A4A)
+    except (Trap, ValueError):
+        pass
+    assert nxt.exports["m"].read(0, 4) == b"\0\0\0\0"
+    caller.close()
+    nxt.close()
+    pool.close()

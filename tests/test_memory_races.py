@@ -35,3 +35,40 @@ def test_accesses_racing_closes_release_each_slot_once_under_thread_sanitizer(ra
     rc, out = run(races_tsan, "stress")
     assert "ThreadSanitizer" not in out, out
     assert rc == 0 and out.startswith("ok stress"), out
+
+
+def test_a_forked_child_closes_a_memory_its_threads_accessed():
+    """The child of a fork inherits the accessors' marks machinery but not the process's
+    membarrier registration: its closes register again (never an abort, never a slot kept)."""
+    from tests.helpers import run_child
+    proc = run_child("""
+        import os, threading
+        from runtime import Engine, Memory
+        eng = Engine()
+        m = Memory.new(eng, 1)
+        m.store_i32(0, 1)
+        m.load_i32(0)  # marked from the second access on: membarrier registered
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                c = Memory.new(eng, 1)
+                def use():
+                    for i in range(1000):
+                        c.store_i32(8, i)
+                        assert c.load_i32(8) == i
+                t = threading.Thread(target=use)
+                t.start()
+                t.join()
+                c.close()
+                try:
+                    c.load_i32(0)
+                except ValueError:
+                    code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        m.close()
+        print("child", status)
+    """)
+    assert proc.returncode == 0 and "child 0" in proc.stdout, (proc.stdout, proc.stderr)

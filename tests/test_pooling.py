@@ -438,3 +438,27 @@ def test_a_pool_closed_under_a_live_view_is_freed_only_after_its_last_slot_retur
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "live (1, 1)" in proc.stdout
+
+
+@pytest.mark.parametrize("grown_to", [64, 20_000], ids=["memset", "decommit"])
+def test_a_table_slot_keeps_its_storage_and_the_next_tenant_sees_none_of_it(grown_to):
+    """A table slot's storage is kept between tenants and reset in C: elements the last
+    tenant set (a few, zeroed by memset; 20,000, whose pages are decommitted) read as
+    the next tenant's own (its lazy segment element, nulls elsewhere), at its own size."""
+    text = ('(module (table (export "t") 4 20000 funcref) (func $f (export "f"))'
+            ' (elem (i32.const 1) $f))')
+    with make_pool(max_table_elements=20_000) as pool:
+        mod = Module(Engine(allocator=pool), wat(text))
+        with Instance(mod) as first:
+            table, f = first.exports["t"], first.exports["f"]
+            assert table.grow(grown_to - 4, f) == 4
+            table.fill(0, f, table.size)
+            storage = table._t
+        with Instance(mod) as second:
+            table = second.exports["t"]
+            assert table._t == storage  # the same storage, reused
+            assert table.size == 4
+            assert [table.get(i) for i in (0, 2, 3)] == [None] * 3
+            assert table.get(1) is second.exports["f"]
+            assert table.grow(grown_to - 4) == 4
+            assert all(table.get(i) is None for i in range(4, grown_to))

@@ -219,3 +219,16 @@ def test_bench_real_and_rss_include_a_start_module_on_request(tmp_path):
     rows, out = bench("--with-start", "--rss", "20")
     assert len(rows) == 2 and "left out" not in out, out  # its timing row and its RSS row
     assert "error" not in rows[1], out
+
+
+def test_compare_start_script_prints_a_row_per_module_and_exits_1_on_a_mismatch(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "internal.wasm"
+    path.write_bytes(wat(START_INTERNAL))
+    assert compare_start.main(["--only", "-", "--module", str(path), "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    (row,) = [line for line in out.splitlines() if line.startswith("internal")]
+    assert row.split()[4:6] == ["match", "ok"] and "1 of 1 byte-identical" in out
+    real = compare_start.differences
+    monkeypatch.setattr(compare_start, "differences", lambda a, b: real(a, b) + ["planted"])
+    assert compare_start.main(["--only", "-", "--module", str(path), "--repeat", "0", "--no-pooling"]) == 1
+    assert "MISMATCH" in capsys.readouterr().out

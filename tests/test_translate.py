@@ -317,7 +317,7 @@ def test_fused_address_of_two_values_or_a_table_index_agrees_with_wasmtime(signa
 
 
 @pytest.mark.oracle
-def test_binary_op_on_a_shifted_temporary_fuses_and_agrees_with_wasmtime():
+def test_binary_op_on_a_shifted_or_multiplied_temporary_fuses_and_agrees_with_wasmtime():
     from harness.execution import ours, theirs, wasmtime_engine
     import wasmtime as wt
 
@@ -333,18 +333,21 @@ def test_binary_op_on_a_shifted_temporary_fuses_and_agrees_with_wasmtime():
     funcs.append('(func (export "teed") (param i32 i32) (result i32) (local i32)'
                  ' (i32.xor (local.get 0) (local.tee 2 (i32.shr_u (local.get 1) (i32.const 8))))'
                  ' (local.get 2) (i32.add))')  # the shifted value is kept in a local
+    funcs.append('(func (export "mac") (param i32 i32) (result i32)'
+                 ' (i32.add (i32.mul (local.get 1) (i32.add (local.get 0) (local.get 1))) (local.get 0)))')
     text = "(module " + "\n".join(funcs) + ")"
     for k, (bin_, sh, _) in enumerate(forms):
         assert ops_of(text, k)[0][0] == f"i32_{bin_}_{sh}_imm"
     assert ops_of(text, len(forms))[0][:2] == ["i32_shl_imm", "i32_sub"]
     assert ops_of(text, len(forms) + 1)[0][:2] == ["i32_shr_u_imm", "i32_xor"]
+    assert ops_of(text, len(forms) + 2)[0][:2] == ["i32_add", "i32_add_mul"]  # a multiply-add
     wasm = wat(text)
     inst = Instance(Module(Engine(), wasm))
     engine = wasmtime_engine()
     store = wt.Store(engine)
     exports = wt.Instance(store, wt.Module(engine, wasm), []).exports(store)
     values = (0, 1, 0x1234_5678, -1, -0x8000_0000, 0x7FFF_FFFF, 0xABCDEF)
-    for name in [f"{b}_{s}" for b, s, _ in forms] + ["sub_first", "teed"]:
+    for name in [f"{b}_{s}" for b, s, _ in forms] + ["sub_first", "teed", "mac"]:
         for x in values:
             for y in values:
                 args = (x & 0xFFFFFFFF, y & 0xFFFFFFFF)
@@ -418,3 +421,40 @@ def test_a_load_set_into_a_local_then_branched_on_joins_the_branch():
       (block (local.set 1 (i32.load8_u (local.get 0))) (br_if 0 (local.get 1)) (local.set 1 (i32.const 5)))
       (local.get 1)))""")
     assert names[0] == "i32_load8_u_br_if"
+
+
+@pytest.mark.oracle
+def test_load_eqz_branch_copy_branch_and_add_and_chain_fuse_and_agree_with_wasmtime():
+    """``(br_if (i32.eqz (load)))`` as the load's _br_unless, a copy then br_if as one op, and
+    ``(x + k) & m`` as one chain, each next to wasmtime's results."""
+    from harness.execution import ours, theirs, wasmtime_engine
+    import wasmtime as wt
+
+    text = """(module (memory 1) (data (i32.const 8) "abc\\00de\\00")
+      (func (export "strlen") (param i32) (result i32) (local i32 i32)
+        (block (loop
+          (br_if 1 (i32.eqz (local.tee 2 (i32.load8_u (local.get 0)))))
+          (local.set 0 (i32.add (local.get 0) (i32.const 1)))
+          (local.set 1 (i32.add (local.get 1) (i32.const 1))) (br 0)))
+        (i32.add (local.get 1) (i32.mul (local.get 2) (i32.const 1000))))
+      (func (export "rev") (param i32) (result i32) (local i32 i32)  ;; a copy, then br_if
+        (loop (local.set 1 (i32.add (local.get 1) (local.get 0)))
+          (local.set 0 (i32.sub (local.get 0) (i32.const 1)))
+          (local.set 2 (local.get 1))
+          (br_if 0 (local.get 0)))
+        (i32.add (local.get 1) (local.get 2)))
+      (func (export "wrapped") (param i32) (result i32)
+        (i32.and (i32.add (local.get 0) (i32.const -58)) (i32.const 255))))"""
+    assert "i32_load8_u_br_unless" in ops_of(text, 0)[0] and "i32_eqz" not in ops_of(text, 0)[0]
+    assert "copy_br_if" in ops_of(text, 1)[0]
+    assert ops_of(text, 2)[0][0] == "i32_add_and_imm"
+    wasm = wat(text)
+    inst = Instance(Module(Engine(), wasm))
+    engine = wasmtime_engine()
+    store = wt.Store(engine)
+    exports = wt.Instance(store, wt.Module(engine, wasm), []).exports(store)
+    for name, args in (("strlen", 8), ("strlen", 10), ("strlen", 11), ("strlen", 12), ("strlen", 65535),
+                       ("strlen", 65536), ("rev", 1), ("rev", 5), ("rev", 100),
+                       ("wrapped", 0), ("wrapped", 57), ("wrapped", 58), ("wrapped", -1), ("wrapped", 313)):
+        args = (args & 0xFFFFFFFF,)
+        assert ours(inst.exports[name], args, True) == theirs(store, exports[name], args, True), (name, args)

@@ -82,7 +82,7 @@ class RefLabels:
         if value is None:
             return None
         if content == "funcref":
-            return ("func", self.funcs.get(self.key(value), "unknown"))
+            return ("func", self.funcs.get(self.key(value), "unexported"))
         if content == "externref":
             return ("ext", _EXTERN_LABELS.get(id(value), "unknown"))
         return True
