@@ -481,3 +481,25 @@ def test_a_load_into_a_local_still_on_the_stack_keeps_its_order_before_an_if():
     exports = wt.Instance(store, wt.Module(engine, wasm), []).exports(store)
     for x in (0, 4, 65532):
         assert ours(inst.exports["f"], (x,), True) == theirs(store, exports["f"], (x,), True), x
+
+
+@pytest.mark.oracle
+def test_a_load_whose_address_an_if_materialization_overwrites_is_not_joined():
+    """The address of the outer load is a temporary; the if's materialization of the local
+    under it reuses that slot: the load must run first (no fusion), as wasmtime agrees."""
+    from harness.execution import ours, theirs, wasmtime_engine
+    import wasmtime as wt
+
+    text = """(module (memory 1) (data (i32.const 0) "\\08\\00\\00\\00\\00\\00\\00\\00\\07\\00\\00\\00")
+      (func (export "f") (param i32 i32) (result i32) (local i32)
+        (local.set 2 (i32.load (i32.load (local.get 0))))
+        (local.get 1) (local.get 2)
+        (if (param i32) (result i32) (then (i32.const 100) (i32.add)) (else (i32.const 200) (i32.add)))))"""
+    assert not any(n.endswith(("_br_if", "_br_unless")) and n.startswith("i32_load") for n in ops_of(text)[0])
+    wasm = wat(text)
+    inst = Instance(Module(Engine(), wasm))
+    engine = wasmtime_engine()
+    store = wt.Store(engine)
+    exports = wt.Instance(store, wt.Module(engine, wasm), []).exports(store)
+    for args in ((0, 1), (4, 2), (65532, 3)):
+        assert ours(inst.exports["f"], args, True) == theirs(store, exports["f"], args, True), args
