@@ -250,6 +250,9 @@ class FunctionTranslator:
         if lc is None or lc[5] != len(self.code) or lc[4] != cond:
             return None
         if lc[1].split(":")[0] in _LOAD_BRANCHES:
+            if any(s != self.home(i) for i, s in enumerate(self.st)):
+                return None  # an if's materialization would run between the load and its branch
+                # (copying a local the load writes, or over a temporary it reads): not joined
             k = self.positions.index(lc[0], len(self.positions) - 2)
             self.op_offset = self.offsets[k]
             del self.positions[k + 1:], self.offsets[k + 1:]  # the eqz after the load, if any

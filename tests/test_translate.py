@@ -458,3 +458,48 @@ def test_load_eqz_branch_copy_branch_and_add_and_chain_fuse_and_agree_with_wasmt
                        ("wrapped", 0), ("wrapped", 57), ("wrapped", 58), ("wrapped", -1), ("wrapped", 313)):
         args = (args & 0xFFFFFFFF,)
         assert ours(inst.exports[name], args, True) == theirs(store, exports[name], args, True), (name, args)
+
+
+@pytest.mark.oracle
+def test_a_load_into_a_local_still_on_the_stack_keeps_its_order_before_an_if():
+    """``(local.set 1 (load)) (local.get 1) (local.get 1) if``: the if's materialization reads
+    local 1, so the load runs before it (no load-branch fusion), as in wasmtime."""
+    from harness.execution import ours, theirs, wasmtime_engine
+    import wasmtime as wt
+
+    text = """(module (memory 1) (data (i32.const 0) "\\05\\00\\00\\00")
+      (func (export "f") (param i32) (result i32) (local i32)
+        (local.set 1 (i32.const 9))
+        (local.set 1 (i32.load (local.get 0)))
+        (local.get 1) (local.get 1)
+        (if (param i32) (result i32) (then (i32.const 100) (i32.add)) (else (i32.const 200) (i32.add)))))"""
+    assert "i32_load_br_unless" not in ops_of(text)[0]
+    wasm = wat(text)
+    inst = Instance(Module(Engine(), wasm))
+    engine = wasmtime_engine()
+    store = wt.Store(engine)
+    exports = wt.Instance(store, wt.Module(engine, wasm), []).exports(store)
+    for x in (0, 4, 65532):
+        assert ours(inst.exports["f"], (x,), True) == theirs(store, exports["f"], (x,), True), x
+
+
+@pytest.mark.oracle
+def test_a_load_whose_address_an_if_materialization_overwrites_is_not_joined():
+    """The address of the outer load is a temporary; the if's materialization of the local
+    under it reuses that slot: the load must run first (no fusion), as wasmtime agrees."""
+    from harness.execution import ours, theirs, wasmtime_engine
+    import wasmtime as wt
+
+    text = """(module (memory 1) (data (i32.const 0) "\\08\\00\\00\\00\\00\\00\\00\\00\\07\\00\\00\\00")
+      (func (export "f") (param i32 i32) (result i32) (local i32)
+        (local.set 2 (i32.load (i32.load (local.get 0))))
+        (local.get 1) (local.get 2)
+        (if (param i32) (result i32) (then (i32.const 100) (i32.add)) (else (i32.const 200) (i32.add)))))"""
+    assert not any(n.endswith(("_br_if", "_br_unless")) and n.startswith("i32_load") for n in ops_of(text)[0])
+    wasm = wat(text)
+    inst = Instance(Module(Engine(), wasm))
+    engine = wasmtime_engine()
+    store = wt.Store(engine)
+    exports = wt.Instance(store, wt.Module(engine, wasm), []).exports(store)
+    for args in ((0, 1), (4, 2), (65532, 3)):
+        assert ours(inst.exports["f"], args, True) == theirs(store, exports["f"], args, True), args
