@@ -289,3 +289,17 @@ def test_a_func_type_made_from_lists_links_like_the_modules_own():
                     {("h", "f"): Func(ty, got.append)})
     inst.exports["g"]()
     assert got == [5]
+
+
+def test_a_func_type_naming_value_types_by_their_text_is_the_valtype_one():
+    """FuncType([], ["i32"]) is FuncType((), (ValType.I32,)): a host function typed with
+    names passes call_indirect's signature check; an unknown name is a ValueError."""
+    ty = FuncType(["i64"], ("i32",))
+    assert ty == FuncType((ValType.I64,), (ValType.I32,)) and hash(ty) == hash(FuncType((ValType.I64,), (ValType.I32,)))
+    inst = Instance(runtime.Module(Engine(), wat('''(module (table (export "t") 1 funcref)
+      (type $s (func (param i64) (result i32)))
+      (func (export "via") (param i64) (result i32) (call_indirect (type $s) (local.get 0) (i32.const 0))))''')))
+    inst.exports["t"].set(0, Func(ty, lambda x: x + 1))
+    assert inst.exports["via"](41) == 42
+    with pytest.raises(ValueError):
+        FuncType(["int"], [])

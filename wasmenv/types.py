@@ -55,11 +55,12 @@ class FuncType:
     results: Tuple["ValRefType", ...]
 
     def __post_init__(self):
-        # Lists given by a user (FuncType([ValType.I32], [])) compare and hash as tuples.
-        if type(self.params) is not tuple:
-            object.__setattr__(self, "params", tuple(self.params))
-        if type(self.results) is not tuple:
-            object.__setattr__(self, "results", tuple(self.results))
+        # Lists given by a user (FuncType([ValType.I32], [])) compare and hash as tuples,
+        # and value types named by their text ("i32") as the ValType of that name.
+        for name in ("params", "results"):
+            types = getattr(self, name)
+            if type(types) is not tuple or any(type(t) is str for t in types):
+                object.__setattr__(self, name, tuple(ValType(t) if type(t) is str else t for t in types))
 
     def __str__(self):
         p = " ".join(map(str, self.params))
