@@ -58,18 +58,3 @@ void wenv_memory_own_pool_slot(wenv_memory *m, struct wenv_pool *pool, uint32_t 
     m->release_arg = slot | (uint64_t)(end_instance != 0) << 32;
     m->release = wenv_release_pool_slot;
 }
-
-uint64_t wenv_data_apply(wenv_memory *const *mems, const wenv_data_write *writes, uint64_t n,
-                         int *status)
-{
-    for (uint64_t i = 0; i < n; i++) {
-        const wenv_data_write *w = &writes[i];
-        int st = wenv_write(mems[w->memory], w->start, w->src, w->byte_len);
-        if (st != 0) {
-            *status = st;
-            return i;
-        }
-    }
-    *status = 0;
-    return n;
-}

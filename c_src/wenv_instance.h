@@ -40,22 +40,6 @@ int wenv_instance_close(const wenv_memory_spec *spec, int64_t handle);
 void wenv_memory_own_reservation(wenv_memory *m);
 void wenv_memory_own_pool_slot(wenv_memory *m, struct wenv_pool *pool, uint32_t slot, int end_instance);
 
-/* One active data segment's write (runtime/layout.py: its start resolved, per module when
- * constant, per instance when it reads a global). */
-typedef struct wenv_data_write {
-    uint64_t start;             /* the wasm address of its first byte */
-    const char *src;            /* its bytes (the module's data, kept alive by Python) */
-    uint64_t byte_len;
-    uint32_t memory;            /* index into the memory array */
-} wenv_data_write;
-
-/* Apply writes[0..n) in order, each through wenv_write to mems[writes[i].memory] (bounds
- * checked there, even for 0 bytes): n, or the index of the first that failed, whose
- * wenv_write status goes to *status (out of bounds, or a fault reading its bytes; the
- * earlier ones stay written, as the spec says). */
-uint64_t wenv_data_apply(wenv_memory *const *mems, const wenv_data_write *writes, uint64_t n,
-                         int *status);
-
 /* wenv_vmctx_alloc (wenv_vmoffsets.h) for a block the caller writes right away (the
  * instance block: its globals template is copied in): always calloc (wenv_vmctx.c). */
 void *wenv_vmctx_alloc_written(uint64_t size);

@@ -73,11 +73,19 @@ static inline double wenv_f64_max(double a, double b)
     return a > b ? a : b;
 }
 
+/* wenv_e_<name>(a, b): the expression of each integer binary op (WENV_INT_BINS). */
+#define EXPR_FN(name, T, expr) \
+    static inline T_##T wenv_e_##name(T_##T a, T_##T b) { return (T_##T)(expr); }
+WENV_INT_BINS(EXPR_FN)
+
 #define NAME_OF(name) #name,
 #define NAME_OF_C(name) #name "_c",
+#define NAME_OF_AA(name) #name "_aa",
+#define NAME_OF_AT(name) #name "_at",
 static const char *const wenv_op_names[] = {
     WENV_CTL_OPS(NAME_OF) WENV_NUM_OPS(NAME_OF) WENV_MEM_ACCESS_OPS(NAME_OF)
     WENV_MEM_ACCESS_OPS(NAME_OF_C) WENV_STORE_OPS(NAME_OF) WENV_TABLE_OPS(NAME_OF)
+    WENV_MEM_ACCESS_OPS(NAME_OF_AA) WENV_MEM_ACCESS_OPS(NAME_OF_AT)
 };
 #define WENV_OP_COUNT ((int)(sizeof wenv_op_names / sizeof wenv_op_names[0]))
 
@@ -93,9 +101,12 @@ static __attribute__((noinline)) int wenv_interp_loop(wenv_call *c, const void *
 {
 #define LABEL_OF(name) &&L_##name,
 #define LABEL_OF_C(name) &&L_##name##_c,
+#define LABEL_OF_AA(name) &&L_##name##_aa,
+#define LABEL_OF_AT(name) &&L_##name##_at,
     static const void *const labels[] = {
         WENV_CTL_OPS(LABEL_OF) WENV_NUM_OPS(LABEL_OF) WENV_MEM_ACCESS_OPS(LABEL_OF)
         WENV_MEM_ACCESS_OPS(LABEL_OF_C) WENV_STORE_OPS(LABEL_OF) WENV_TABLE_OPS(LABEL_OF)
+        WENV_MEM_ACCESS_OPS(LABEL_OF_AA) WENV_MEM_ACCESS_OPS(LABEL_OF_AT)
     };
     _Static_assert(sizeof labels / sizeof labels[0] == sizeof wenv_op_names / sizeof wenv_op_names[0],
                    "one handler per op name");
@@ -236,6 +247,8 @@ int wenv_interp_run(wenv_call *c)
         c->epoch = &wenv_no_epoch;
         c->epoch_deadline = &wenv_no_deadline;
     }
+    if (WENV_UNLIKELY(c->ip == NULL && wenv_c_stack_exhausted()))
+        return c->status = WENV_I_STACK_OVERFLOW; /* host -> wasm re-entered too deep for C */
     wenv_call *volatile call = c;
     sigjmp_buf jb;
     if (sigsetjmp(jb, 0)) {

@@ -27,7 +27,34 @@
     X(i32_extend8_s) X(i32_extend16_s) X(i64_extend8_s) X(i64_extend16_s) X(i64_extend32_s) \
     X(i32_trunc_sat_f32_s) X(i32_trunc_sat_f32_u) X(i32_trunc_sat_f64_s) X(i32_trunc_sat_f64_u) \
     X(i64_trunc_sat_f32_s) X(i64_trunc_sat_f32_u) X(i64_trunc_sat_f64_s) X(i64_trunc_sat_f64_u) \
-    WENV_IMM_OPS(X) WENV_MEM_AI_OPS(X) X(i32_add_imm2) X(i32_shr_u_and_imm) X(i32_and_shl_imm)
+    WENV_IMM_OPS(X) WENV_MEM_AI_OPS(X) WENV_LOAD_BRANCH_OPS(X) X(i32_add_imm2) X(i32_shr_u_and_imm) X(i32_and_shl_imm) \
+    WENV_SHIFTED_OPS(X)
+
+/* Integer binary ops: one expression each (of a and b), the one rule of every form that
+ * computes it (wenv_interp_num.inc; wenv_interp.c makes a wenv_e_<name>(a, b) of each). */
+#define WENV_INT_BINS(X) \
+    X(i32_add, I32, a + b) X(i32_sub, I32, a - b) X(i32_mul, I32, a * b) \
+    X(i32_and, I32, a & b) X(i32_or, I32, a | b) X(i32_xor, I32, a ^ b) \
+    X(i32_shl, I32, a << (b & 31)) X(i32_shr_s, I32, (uint32_t)((int32_t)a >> (b & 31))) \
+    X(i32_shr_u, I32, a >> (b & 31)) \
+    X(i32_rotl, I32, (a << (b & 31)) | (a >> ((32 - (b & 31)) & 31))) \
+    X(i32_rotr, I32, (a >> (b & 31)) | (a << ((32 - (b & 31)) & 31))) \
+    X(i64_add, I64, a + b) X(i64_sub, I64, a - b) X(i64_mul, I64, a * b) \
+    X(i64_and, I64, a & b) X(i64_or, I64, a | b) X(i64_xor, I64, a ^ b) \
+    X(i64_shl, I64, a << (b & 63)) X(i64_shr_s, I64, (uint64_t)((int64_t)a >> (b & 63))) \
+    X(i64_shr_u, I64, a >> (b & 63)) \
+    X(i64_rotl, I64, (a << (b & 63)) | (a >> ((64 - (b & 63)) & 63))) \
+    X(i64_rotr, I64, (a >> (b & 63)) | (a << ((64 - (b & 63)) & 63)))
+
+/* A binary op whose second operand is a temporary shifted by a constant just before
+ * (crc and hash steps, scaled indices): <bin>_<shift>_imm [op, dst, a, x, k] computes
+ * a <bin> (x <shift> k). The handlers are WENV_SHIFTED(Y) of wenv_interp_num.inc. */
+#define WENV_SHIFTED_OPS(X) \
+    X(i32_add_shl_imm) X(i32_add_shr_u_imm) X(i32_sub_shl_imm) X(i32_xor_shl_imm) \
+    X(i32_xor_shr_u_imm) X(i32_or_shl_imm) X(i32_or_shr_u_imm) X(i32_and_shr_u_imm)
+#define WENV_SHIFTED(Y) \
+    Y(i32, I32, add, shl) Y(i32, I32, add, shr_u) Y(i32, I32, sub, shl) Y(i32, I32, xor, shl) \
+    Y(i32, I32, xor, shr_u) Y(i32, I32, or, shl) Y(i32, I32, or, shr_u) Y(i32, I32, and, shr_u)
 
 /* Fused forms with an immediate operand (wenv_interp_num.inc): <binop>_imm, <cmp>_imm and
  * br_<cmp>_imm for every integer binary op and compare. */
@@ -56,7 +83,19 @@
     X(i64_load16_u_ai) X(i64_load32_s_ai) X(i64_load32_u_ai) \
     X(i32_store_ai) X(i64_store_ai) X(f32_store_ai) X(f64_store_ai) X(i32_store8_ai) \
     X(i32_store16_ai) X(i64_store8_ai) X(i64_store16_ai) X(i64_store32_ai)
+/* Also, for every access, "_aa" (an i32.add of two values: [op, addr, offset, value, a, b],
+ * addr = a + b) and "_at" (a table element's address, (x & mask) << shift plus a constant:
+ * [op, addr, offset, value, x, mask, shift, imm]); their names are made from
+ * WENV_MEM_ACCESS_OPS (wenv_interp.c). */
 
+
+/* A raw load and a branch on the loaded value ("while ((p = p->next))"): [op, addr,
+ * offset, value, disp], the value written, then a jump when it is nonzero (_br_if) or zero
+ * (_br_unless). The handlers are WENV_LOAD_BRANCH(Y) of wenv_interp_mem.inc. */
+#define WENV_LOAD_BRANCH_OPS(X) \
+    X(i32_load_br_if) X(i32_load_br_unless) X(i32_load8_u_br_if) X(i32_load8_u_br_unless) \
+    X(i32_load16_u_br_if) X(i32_load16_u_br_unless)
+#define WENV_LOAD_BRANCH(Y) Y(i32_load, wenv_i_u32) Y(i32_load8_u, wenv_i_u8) Y(i32_load16_u, wenv_i_u16)
 
 /* Control, variables, calls, memory size/grow/bulk; fused compare-and-branch
  * (br_<cmp>: jump when the comparison holds). */

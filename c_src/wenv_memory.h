@@ -19,11 +19,14 @@
 /* What the accessors need to know about one linear memory. Owned by Python (ffi.new);
  * byte_len is read atomically by accessors and written through wenv_memory_set_byte_len.
  *
- * Lifetime: every access enters the memory (counts itself in `users`) before its checks
- * and leaves after its last byte. wenv_memory_close refuses every later entry and runs
- * `release` (which gives the bytes back: a pool slot, a reservation) once: at once, or
- * in the last access in flight when it leaves. An owner that sets no release gives the
- * bytes back itself (after wenv_memory_close, with no access in flight). */
+ * Lifetime: every use enters the memory before its checks and leaves after its last
+ * byte. Calls, grows and holds count themselves in `users` (wenv_memory_enter); an
+ * accessor marks its thread's hazard record with the memory instead (no atomic
+ * read-modify-write: wenv_memory.c, "accessors' marks"), except its first on a thread
+ * or a memory, which counts and sets `marked`. wenv_memory_close refuses every later
+ * entry and runs `release` (which gives the bytes back: a pool slot, a reservation)
+ * once: at once, or in the last use in flight when it leaves. An owner that sets no
+ * release gives the bytes back itself (after wenv_memory_close, with no use in flight). */
 typedef struct wenv_memory {
     uint64_t base;          /* host address of wasm byte 0 */
     uint64_t byte_len;      /* accessible bytes: [base, base + byte_len) is R/W */
@@ -36,6 +39,7 @@ typedef struct wenv_memory {
     int (*release)(struct wenv_memory *m);  /* run once after close (NULL: none) */
     void *release_ctx;      /* its arguments (set by wenv_memory_own_*, wenv_instance.h) */
     uint64_t release_arg;
+    uint32_t marked;        /* accessors mark themselves (close must look for their marks) */
 } wenv_memory;
 
 /* Describe where the memory is (again, after a moving grow); the lifetime fields are
@@ -94,6 +98,21 @@ int wenv_fill(wenv_memory *m, uint64_t addr, int64_t value, uint64_t byte_len);
 int wenv_copy(wenv_memory *m, uint64_t dst, uint64_t src, uint64_t byte_len);
 int wenv_init(wenv_memory *m, uint64_t addr, const char *src, uint64_t src_len,
               uint64_t src_offset, uint64_t byte_len);
+
+/* One active data segment's write (runtime/layout.py: its start resolved, per module when
+ * constant, per instance when it reads a global). */
+typedef struct wenv_data_write {
+    uint64_t start;             /* the wasm address of its first byte */
+    const char *src;            /* its bytes (the module's data, kept alive by Python) */
+    uint64_t byte_len;
+    uint32_t memory;            /* index into the memory array */
+} wenv_data_write;
+
+/* Apply writes[0..n) in order, each through wenv_write to mems[writes[i].memory] (bounds
+ * checked there, even for 0 bytes): n, or the index of the first that failed, with
+ * wenv_write's status in *status (the earlier ones stay written, as the spec says). */
+uint64_t wenv_data_apply(wenv_memory *const *mems, const wenv_data_write *writes, uint64_t n,
+                         int *status);
 
 /* CDEF-END */
 #endif

@@ -108,6 +108,7 @@ static void wenv_on_fault(int sig, siginfo_t *info, void *uctx)
             t->jmp = NULL;
             t->fault_addr = a;
             t->fault_sig = sig;
+            t->faults_caught++;
             siglongjmp(*jb, 1); /* mask not restored: wenv_after_fault() unblocks sig */
         }
     }
@@ -287,6 +288,56 @@ void wenv_trap_disarm(void)
     WENV_BARRIER();
 }
 
+/* ---- the C stack left to an entry into wasm ---- */
+
+#if defined(__APPLE__)
+/* <pthread.h> on Darwin has them; declared here too (the same signatures) so that the
+ * branch type-checks against any POSIX headers (tests/test_native.py). */
+void *pthread_get_stackaddr_np(pthread_t);
+size_t pthread_get_stacksize_np(pthread_t);
+#endif
+
+/* The lowest address of this thread's stack (0: unknown). */
+static uintptr_t wenv_stack_low(size_t *size)
+{
+#if defined(__APPLE__)
+    pthread_t self = pthread_self();
+    *size = pthread_get_stacksize_np(self);
+    return (uintptr_t)pthread_get_stackaddr_np(self) - *size;
+#elif defined(__GLIBC__) || defined(__linux__)
+    pthread_attr_t attr;
+    void *addr = NULL;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return 0;
+    if (pthread_attr_getstack(&attr, &addr, size) != 0)
+        addr = NULL;
+    pthread_attr_destroy(&attr);
+    return (uintptr_t)addr;
+#else
+    *size = 0;
+    return 0;
+#endif
+}
+
+__attribute__((noinline)) int wenv_c_stack_exhausted(void)
+{
+    struct wenv_thread *t = &wenv_self;
+    if (WENV_UNLIKELY(!t->c_stack_known)) {
+        size_t size = 0;
+        uintptr_t low = wenv_stack_low(&size);
+        size_t reserve = size / 4 < WENV_C_STACK_RESERVE ? size / 4 : WENV_C_STACK_RESERVE;
+        t->c_stack_low = low;
+        t->c_stack_limit = low ? low + reserve : 0;
+        t->c_stack_known = 1;
+    }
+    char marker;
+    uintptr_t sp = (uintptr_t)&marker;
+    /* below the thread's stack: running on a stack of someone else's (a coroutine
+     * library's, say) whose bounds we do not know: no verdict */
+    return sp < t->c_stack_limit && sp >= t->c_stack_low;
+}
+
 int wenv_last_status(void) { return wenv_self.status; }
 uint64_t wenv_last_fault_address(void) { return wenv_self.fault_addr; }
 int wenv_last_fault_signal(void) { return wenv_self.fault_sig; }
+uint64_t wenv_thread_faults_caught(void) { return wenv_self.faults_caught; }

@@ -38,6 +38,9 @@ int wenv_trap_handler_forget(uint64_t handler_id);
 int wenv_last_status(void);
 uint64_t wenv_last_fault_address(void);   /* host si_addr of the last caught fault on this thread */
 int wenv_last_fault_signal(void);
+/* Faults this thread's handler turned into traps (siglongjmp back to an armed access or
+ * interpreter entry), since the thread started: the signal path, counted where it is taken. */
+uint64_t wenv_thread_faults_caught(void);
 
 /* CDEF-END */
 
@@ -51,6 +54,10 @@ struct wenv_thread {
     volatile uint64_t src_lo, src_len;  /* bytes a guarded copy reads from (0 bytes: none) */
     volatile uint64_t fault_addr;
     volatile int fault_sig;
+    volatile uint64_t faults_caught;  /* faults turned into traps on this thread */
+    uintptr_t c_stack_low;          /* the thread's stack: its lowest address (0: unknown) */
+    uintptr_t c_stack_limit;        /* lowest sp an entry into wasm may start at (0: unknown) */
+    int c_stack_known;              /* c_stack_limit computed */
     int status;                     /* of the last accessor call */
     int ready;                      /* alternate signal stack checked/installed */
     /* handler chaining: which delivery we are passing on, from how deep a frame */
@@ -79,6 +86,13 @@ WENV_INTERNAL int wenv_after_fault(void);
  * wasm code runs on this thread, and memory.grow leaves the interpreter); disarm at exit. */
 WENV_INTERNAL void wenv_trap_arm(sigjmp_buf *jb, wenv_memory *m);
 WENV_INTERNAL void wenv_trap_disarm(void);
+/* 1 if this thread's C stack is too low for another entry into wasm (wasm -> host -> wasm
+ * recursion): fewer than WENV_C_STACK_RESERVE bytes (a quarter of a smaller stack) left
+ * under the caller's frame. The interpreter then traps with STACK_OVERFLOW instead of
+ * overflowing the C stack. 0 where the thread's stack bounds are unknown, and when
+ * running below them (on a stack that is not the thread's own). */
+WENV_INTERNAL int wenv_c_stack_exhausted(void);
+#define WENV_C_STACK_RESERVE (256 * 1024)
 
 /* Run STMT with the jump buffer armed; if it faults inside the memory's reservation
  * (or inside [SRC, SRC + SRC_LEN), the bytes a copy reads from: a view of a data file,

@@ -314,6 +314,8 @@ trap_handler_forget = lib.wenv_trap_handler_forget  # (handler id) -> entries dr
 last_status = lib.wenv_last_status
 last_fault_address = lib.wenv_last_fault_address
 last_fault_signal = lib.wenv_last_fault_signal
+#: () -> faults the handler turned into traps on this thread (read-only; the signal path's count)
+thread_faults_caught = lib.wenv_thread_faults_caught
 
 # ---- accessors -----------------------------------------------------------------------
 
@@ -476,7 +478,7 @@ def new_memory_array(descs):
 
 
 def new_data_writes(writes):
-    """A ``wenv_data_write[]`` of ``(memory, start, bytes-like)`` writes (c_src/wenv_instance.h),
+    """A ``wenv_data_write[]`` of ``(memory, start, bytes-like)`` writes (c_src/wenv_memory.h),
     and what keeps their bytes alive: ``(array, keep)``."""
     arr, keep = ffi.new("wenv_data_write[]", max(1, len(writes))), []
     for w, (memory, start, data) in zip(arr, writes):
@@ -493,12 +495,12 @@ def copy_data_writes(writes, n: int):
     return out
 
 
-def data_apply(mems, writes, n: int) -> tuple:
-    """(index of the first write that failed or ``n``, its accessor status or 0):
-    ``wenv_data_apply`` (c_src/wenv_instance.h)."""
+def data_apply(mems, writes, n: int):
+    """Apply ``writes[0..n)`` to ``mems`` (c_src/wenv_memory.h): ``(n, 0)``, or the index
+    of the first write that failed and its accessor status."""
     status = ffi.new("int *")
-    done = lib.wenv_data_apply(mems, writes, n, status)
-    return done, status[0]
+    return lib.wenv_data_apply(mems, writes, n, status), status[0]
+
 
 I_EXIT_HOST = lib.WENV_I_EXIT_HOST
 vm_funcref = lib.wenv_vm_funcref     # (vm, function index) -> wenv_funcref * (NULL: none)

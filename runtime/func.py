@@ -170,9 +170,11 @@ class Func:
         # f32 rounded, an i32 wrapped), TypeError for a wrong arity or type.
         interp = _interp()
         ty = self.ty
-        cells = interp.check_args(ty, args)
+        from .refs import ExternRefs
+        externs = ExternRefs()  # the externrefs' cells live only as long as this call
+        cells = interp.check_args(ty, args, externs)
         out = self._callable(*[interp.from_cell(t, c) for t, c in zip(ty.params, cells)])
-        return interp.results_of(ty, interp.host_result_cells(ty, out))
+        return interp.results_of(ty, interp.host_result_cells(ty, out, externs))
 
     def __repr__(self):
         kind = "host" if self._callable is not None else f"wasm #{self._index}"

@@ -63,8 +63,10 @@ class GlobalCells:
             return low
         return low | _U64.unpack_from(buf, offset + 8)[0] << 64
 
-    def write(self, content, index: int, bits) -> None:
-        """Store ``bits`` (as :meth:`read` returns them; v128 also as 16 bytes) in cell ``index``."""
+    def write(self, content, index: int, bits, externs=None) -> None:
+        """Store ``bits`` (as :meth:`read` returns them; v128 also as 16 bytes) in cell
+        ``index``; an externref is held by ``externs`` (runtime/refs.py; None: the
+        process-wide registry)."""
         buf, offset = self._buffer(), self.start + index * CELL_SIZE
         width = VALUE_BYTES.get(content)
         if width is None:
@@ -81,7 +83,7 @@ class GlobalCells:
                         refs = self.refs = {}
             refs[index] = bits
             from .refs import cell_of
-            _U64.pack_into(buf, offset, cell_of(content, bits))
+            _U64.pack_into(buf, offset, cell_of(content, bits, externs))
             return
         if isinstance(bits, (bytes, bytearray, memoryview)):  # a v128.const immediate
             bits = int.from_bytes(bits, "little")
@@ -97,17 +99,19 @@ class Global:
     A host global (:meth:`new`) owns its cell. An instance's globals are views made on
     demand (``exports[name]``, ``instance.globals[i]``) of its block's cells, or, for an
     imported global, of the exporter's cell (so a write through either side is seen by
-    both); once that instance is closed they raise ValueError.
+    both); once that instance is closed they raise ValueError. An externref stored in it
+    stays alive with the registry of its instance's store (a host global: its own).
     """
 
-    __slots__ = ("ty", "_cells", "_index", "_owner", "__weakref__")
+    __slots__ = ("ty", "_cells", "_index", "_owner", "_externs", "__weakref__")
 
     def __init__(self, ty: GlobalType, bits):
         self.ty = ty
         self._cells = GlobalCells(_ffi.new_block(CELL_SIZE))
         self._index = 0
         self._owner = None  # the instance whose liveness this view depends on (None: host)
-        self._cells.write(ty.content, 0, bits)
+        self._externs = None  # a host global's externref registry (made on first use)
+        self._cells.write(ty.content, 0, bits, self._registry() if ty.content.is_ref else None)
 
     @classmethod
     def new(cls, engine, content, value, *, mutable: bool = False) -> "Global":
@@ -124,8 +128,18 @@ class Global:
     def _view(cls, ty: GlobalType, cells: GlobalCells, index: int, owner) -> "Global":
         """A view of cell ``index`` of ``cells``, usable while ``owner`` (an Instance) is open."""
         g = cls.__new__(cls)
-        g.ty, g._cells, g._index, g._owner = ty, cells, index, owner
+        g.ty, g._cells, g._index, g._owner, g._externs = ty, cells, index, owner, None
         return g
+
+    def _registry(self):
+        """Its externrefs' registry: its instance's store's, or (a host global) its own."""
+        if self._owner is not None:
+            return self._owner.store._externs
+        externs = self._externs
+        if externs is None:
+            from .refs import ExternRefs
+            externs = self._externs = ExternRefs()  # (made in __init__: no race)
+        return externs
 
     def _live_cells(self) -> GlobalCells:
         owner = self._owner
@@ -144,7 +158,8 @@ class Global:
         content = self.ty.content
         check_ref(content, new)
         bits = to_bits(content, new)
-        self._live_cells().write(content, self._index, bits)
+        cells = self._live_cells()
+        cells.write(content, self._index, bits, self._registry() if content.is_ref else None)
 
     @property
     def bits(self):
@@ -157,7 +172,9 @@ class Global:
     def _set_bits(self, bits) -> None:
         """Store raw ``bits`` (as :attr:`bits` returns them), mutable or not: the
         interpreter writing back what wasm code stored."""
-        self._live_cells().write(self.ty.content, self._index, bits)
+        content = self.ty.content
+        cells = self._live_cells()
+        cells.write(content, self._index, bits, self._registry() if content.is_ref else None)
 
     def close(self):
         """A view releases nothing (its instance owns the cell); present for a uniform API."""

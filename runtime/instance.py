@@ -15,6 +15,7 @@ from .layout import allocation_of, layout_of
 from .linking import NO_IMPORTS, ResolvedImports, group_imports, lookup_imports
 from .memory import Memory
 from .module import Module
+from .refs import link_imports
 from .store import Store
 from .table import Table
 from .tag import Tag
@@ -139,6 +140,9 @@ class Instance(Owner):
             self._imported_memories = groups.memories
         if env.tags:
             self.tags = list(groups.tags)
+        if groups.funcs or groups.globals or groups.tables:
+            # externrefs cross between its store and what it imports
+            link_imports(self, groups.funcs + groups.globals + groups.tables)
         # Spec order: globals (and tags) first: the block is freed with its last holder
         # (see _open_block), nothing to release.
         self._open_block(layout)
@@ -329,10 +333,10 @@ class Instance(Owner):
         mems = _ffi.new_memory_array([self.memory(k)._desc if k in plan.memories else _ffi.NULL
                                       for k in range(count)])
         done, status = _ffi.data_apply(mems, writes, n)
-        if status not in (0, _ffi.OOB, _ffi.OOB_GUARD):  # e.g. its data file was truncated
+        if done < n:  # out of bounds (a Trap), or a fault reading a data file's bytes
             w = writes[done]
-            raise self.memory(w.memory)._error(status, "data segment write", w.byte_len, w.start)
-        if done != plan.count:
+            raise self.memory(w.memory)._error(status, "data segment", w.byte_len, w.start)
+        if done != plan.count:  # a start past 2^64
             raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS, "data segment out of bounds")
 
     @property

@@ -26,7 +26,7 @@ from . import _ffi
 from .func import host_func, type_id
 from .layout import layout_of
 from ._translate_tables import BULK
-from .refs import cell_of, value_of
+from .refs import ExternRefs, cell_of, is_func_heap, value_of
 from .backtrace import function_names, register_code
 from .engine import DEFAULT_MAX_WASM_STACK, FRAME_BYTES
 from .translate import translate_function
@@ -281,11 +281,13 @@ def instance_of_vm(vm):
 _NUMERIC = (ValType.I32, ValType.I64, ValType.F32, ValType.F64)
 
 
-def to_cell(ty, value) -> int:
-    """A Python value of wasm type ``ty`` as an 8-byte cell (TypeError/ValueError if it is not one)."""
+def to_cell(ty, value, instance=None) -> int:
+    """A Python value of wasm type ``ty`` as an 8-byte cell (TypeError/ValueError if it is
+    not one); an externref is held by ``instance``'s store (runtime/refs.py), or by
+    ``instance`` itself when it is an ExternRefs registry (None: EXTERNS)."""
     if ty in _NUMERIC:
         return to_bits(ty, value)
-    return ref_to_cell(ty, value)
+    return ref_to_cell(ty, value, instance)
 
 
 def from_cell(ty, cell: int):
@@ -294,23 +296,28 @@ def from_cell(ty, cell: int):
     return ref_from_cell(ty, cell)
 
 
-def ref_to_cell(ty, value) -> int:
+def ref_to_cell(ty, value, instance=None) -> int:
     if not getattr(ty, "is_ref", False):
         raise UnsupportedFeature("simd", detail=f"a {ty} value")
     check_ref(ty, value)
-    return cell_of(ty, value)  # (runtime/refs.py: the one encoding and externref registry)
+    # (runtime/refs.py: the one encoding; externrefs belong to the store)
+    externs = instance
+    if instance is not None and not isinstance(instance, ExternRefs):
+        externs = None if value is None or is_func_heap(ty) else instance.store._externs
+    return cell_of(ty, value, externs)
 
 
 def ref_from_cell(ty, cell: int):
     return value_of(ty, cell)
 
 
-def check_args(ty, args) -> list:
-    """The cells of ``args`` for a call of type ``ty``; TypeError (arity, types) before anything runs."""
+def check_args(ty, args, instance=None) -> list:
+    """The cells of ``args`` for a call of type ``ty`` into ``instance``; TypeError (arity,
+    types) before anything runs."""
     params = ty.params
     if len(args) != len(params):
         raise TypeError(f"expected {len(params)} arguments, got {len(args)}")
-    return [to_cell(t, a) for t, a in zip(params, args)]
+    return [to_cell(t, a, instance) for t, a in zip(params, args)]
 
 
 def results_of(ty, cells):
@@ -325,7 +332,7 @@ def call(instance, func_index: int, ty, args):
     """Call function ``func_index`` of ``instance`` with Python ``args``; returns None, a
     value, or a tuple (multi-value). Raises TypeError (arity/type) before anything runs,
     ``Trap``, ``UnsupportedFeature``, or what a host function raised."""
-    cells = check_args(ty, args)
+    cells = check_args(ty, args, instance)
     return results_of(ty, call_bits(instance, func_index, cells))
 
 
@@ -409,13 +416,15 @@ def _host_call(c, t, used: int, fused: int) -> None:
         t.cells_used, t.frames_used = used, fused
         if caller is not None:
             caller._instance = None
-    for i, v in enumerate(host_result_cells(ty, out)):
+    owner = None if all(r in _NUMERIC for r in ty.results) else instance_of_vm(c.vm)
+    for i, v in enumerate(host_result_cells(ty, out, owner)):
         fp[i] = v
 
 
-def host_result_cells(ty, out) -> list:
+def host_result_cells(ty, out, owner=None) -> list:
     """The result cells of what a host function of type ``ty`` returned (TypeError if it
-    is not ``ty``'s results: one value, or a tuple or list of them)."""
+    is not ``ty``'s results: one value, or a tuple or list of them); externrefs are held
+    by the store of ``owner`` (the calling instance; None: runtime/refs.py's EXTERNS)."""
     results = ty.results
     if not results:
         if out is not None:  # wasmtime-py: "callback produced results when it shouldn't"
@@ -425,7 +434,7 @@ def host_result_cells(ty, out) -> list:
         out = (out,)
     elif not isinstance(out, (tuple, list)) or len(out) != len(results):
         raise TypeError(f"host function must return {len(results)} values, got {out!r}")
-    return [to_cell(r, v) for r, v in zip(results, out)]
+    return [to_cell(r, v, owner) for r, v in zip(results, out)]
 
 
 def _grow(c, memories) -> None:

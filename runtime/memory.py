@@ -34,8 +34,10 @@ one thread at a time, as in Wasmtime: growing it (which may move it) while anoth
 thread accesses it is not supported.
 
 Lifetime: ``close()`` returns at once and every later access, grow or call raises
-ValueError ("memory is closed"). Each access, grow and wasm call counts itself in the
-C descriptor while it runs (``wenv_memory_enter``/``leave``), and the slot or
+ValueError ("memory is closed"). Each grow and wasm call counts itself in the C
+descriptor while it runs (``wenv_memory_enter``/``leave``), each accessor call marks
+its thread's hazard record with the memory (no atomic read-modify-write on the hot
+path; close finds the marks after a membarrier: c_src/wenv_memory.c), and the slot or
 reservation goes back to its allocator only when the last one in flight has left
 (released in C by that last one): an operation already running completes on its own
 memory, never on a next tenant's.

@@ -3,17 +3,24 @@
 A reference cell is a u64: 0 is null; a funcref is the address of a ``wenv_funcref``
 (c_src/wenv_interp.h: function, canonical type id, its instance's ``wenv_vm``; NULL vmctx
 for a host function), the same record whoever makes it (``wenv_vm_funcref`` for ref.func,
-a lazy table element, an import; ``Func._native_ref`` from Python); an externref is a key
-of an :class:`ExternRefs` registry (the object's ``id()``: nonzero and even).
+a lazy table element, an import; ``Func._native_ref`` from Python); an externref is the
+object's ``id()`` (nonzero and even), a key of the process-wide resolution map.
 
-Lifetime of externrefs: an object stays in its registry, and so alive, from the first time
-it becomes a cell (stored in a table, a global or passed to wasm) until the registry is
-cleared. Every value goes to the process-wide :data:`EXTERNS` (the only registry), which
-keeps it for the life of the process. Native code (tables, wasm stacks, with the GIL
-released) therefore never holds a key whose object is gone.
+Lifetime of externrefs (wasmtime-py's externrefs belong to their Store): an object
+becomes a cell in an owner's :class:`ExternRefs` registry (a Store's, for its instances'
+calls, tables and globals; a host-made table's or global's own), and stays alive, and
+resolvable from its key by anyone, while one registry holding it lives. A registry is
+released when its owner is collected (a store: once every instance, table and memory of
+it is gone too, since they hold it). Native code (tables, globals, wasm stacks, with the
+GIL released) therefore never holds a key whose object is gone, as long as the registry
+that made the key lives: wasm can move a cell from one owner's table to another's only
+through an import, so an instance's registry is linked to those of what it imports
+(:func:`link_imports`), and linked registries live as long as each other.
+:data:`EXTERNS` is the registry of values no owner was named for: it never releases.
 """
 from __future__ import annotations
 
+import threading
 from typing import Dict, Optional
 
 from wasmenv import FuncType
@@ -22,32 +29,108 @@ from wasmenv.types import ref_parts
 from . import _ffi
 from .func import Func, func_from_ref, type_id
 
-__all__ = ["ExternRefs", "EXTERNS", "type_id", "is_func_heap", "cell_of", "value_of", "holder_of"]
+__all__ = ["ExternRefs", "EXTERNS", "type_id", "is_func_heap", "cell_of", "value_of", "holder_of",
+           "link_imports"]
+
+_OBJECTS: Dict[int, object] = {}  # key -> the object, while some registry holds it
+_HOLDERS: Dict[int, int] = {}     # key -> how many registries hold it
+_LOCK = threading.Lock()          # both maps, and each registry's keys
+
 
 class ExternRefs:
-    """A registry of externref values: cell <-> object, keeping each object alive."""
+    """An owner's externref values: each stays alive (and its key resolvable) until this
+    registry is released, when it is collected (or :meth:`release`)."""
 
-    __slots__ = ("_objects",)
+    __slots__ = ("_keys", "_links", "__weakref__")
 
     def __init__(self):
-        self._objects: Dict[int, object] = {}
+        self._keys = set()
+        self._links = None  # registries that live as long as this one (link)
 
     def cell(self, value) -> int:
+        """The cell of ``value`` (0 for None), which this registry now holds."""
         if value is None:
             return 0
         key = id(value)
-        self._objects.setdefault(key, value)
+        if key in self._keys:  # (held here: value, alive, is the object of that key)
+            return key
+        with _LOCK:
+            keys = self._keys
+            if key not in keys:
+                held = _HOLDERS.get(key)
+                if held is None:
+                    _OBJECTS[key] = value
+                    _HOLDERS[key] = 1
+                else:
+                    _HOLDERS[key] = held + 1
+                keys.add(key)
         return key
 
-    def value(self, cell: int):
-        return None if cell == 0 else self._objects[cell]
+    def link(self, other: "ExternRefs") -> None:
+        """``self`` and ``other`` live as long as each other (cells cross between them)."""
+        if other is self:
+            return
+        with _LOCK:
+            if self._links is None:
+                self._links = set()
+            if other._links is None:
+                other._links = set()
+            self._links.add(other)
+            other._links.add(self)
+
+    def release(self) -> None:
+        """Stop holding every value (idempotent); one no other registry holds can go."""
+        dropped = []
+        with _LOCK:
+            keys, self._keys = self._keys, set()
+            for key in keys:
+                held = _HOLDERS[key] - 1
+                if held:
+                    _HOLDERS[key] = held
+                else:
+                    del _HOLDERS[key]
+                    dropped.append(_OBJECTS.pop(key))
+        del dropped  # outside the lock: a finalizer may pass externrefs again
+
+    def __del__(self):
+        try:
+            self.release()
+        except Exception:  # interpreter shutdown
+            pass
 
     def __len__(self):
-        return len(self._objects)
+        return len(self._keys)
 
 
-#: The registry every externref goes to until stores own theirs (see the module doc).
+#: The registry of values no owner was named for (it never releases).
 EXTERNS = ExternRefs()
+
+
+def extern_of(cell: int):
+    """The object of externref cell ``cell`` (0: None)."""
+    return None if cell == 0 else _OBJECTS[cell]
+
+
+def link_imports(instance, imports) -> None:
+    """Link the registry of ``instance``'s store with that of each import cells may
+    cross from or to: tables and globals of externrefs, wasm functions of another store."""
+    from .globals import Global
+    from .table import Table
+    externs = None
+    for ext in imports:
+        if isinstance(ext, Table):
+            other = None if is_func_heap(ext.ty.element) else ext._registry()
+        elif isinstance(ext, Global):
+            other = None if not ext.ty.content.is_ref or is_func_heap(ext.ty.content) else ext._registry()
+        elif isinstance(ext, Func) and ext._instance is not None:
+            other = ext._instance.store._externs
+        else:
+            continue
+        if other is not None:
+            if externs is None:
+                externs = instance.store._externs
+            externs.link(other)
+
 
 def holder_of(value):
     """What keeps ``value``'s funcref record alive (a wasm Func's instance, whose
@@ -77,14 +160,15 @@ def func_of_cell(cell: int):
 
 
 def cell_of(ty, value, externs: Optional[ExternRefs] = None) -> int:
-    """The cell of Python reference ``value`` (checked by the caller) of type ``ty``."""
+    """The cell of Python reference ``value`` (checked by the caller) of type ``ty``; an
+    externref is held by ``externs`` (its owner's registry; None: :data:`EXTERNS`)."""
     if is_func_heap(ty):
         return cell_of_func(value)
-    return (externs or EXTERNS).cell(value)
+    return (EXTERNS if externs is None else externs).cell(value)
 
 
-def value_of(ty, cell: int, externs: Optional[ExternRefs] = None):
+def value_of(ty, cell: int):
     """The Python value of reference cell ``cell`` of type ``ty`` (None for null)."""
     if is_func_heap(ty):
         return func_of_cell(cell)
-    return (externs or EXTERNS).value(cell)
+    return extern_of(cell)

@@ -6,6 +6,10 @@ time someone asks for ``instance.store``). A call from Python runs under the sto
 the function called. The fuel and the deadline live in native cells the interpreter
 reads (``wenv_call.fuel``, ``wenv_call.epoch_deadline``): every call running under one
 store draws from the same fuel, atomically.
+
+A store owns the externrefs its instances are given (call arguments, host function
+results, values stored in its tables and globals): they stay alive while the store lives,
+and go with it (runtime/refs.py).
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import NamedTuple, Optional
 from . import _ffi
 from .engine import Engine
 from .errors import AllocationError, WasmRuntimeError
+from .refs import ExternRefs
 
 __all__ = ["Store", "StoreLimits", "StoreError"]
 
@@ -80,6 +85,7 @@ class Store:
         self._lock = threading.Lock()
         self._instances = self._memories = self._tables = 0
         self._admitted = {}   # id(instance) -> (defined memories, defined tables)
+        self._externs = ExternRefs()  # its externrefs, released with it (runtime/refs.py)
 
     # -- fuel ------------------------------------------------------------------------
     def set_fuel(self, fuel: int) -> None:

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import NamedTuple, Optional, Sequence
 
 from wasmenv import TablePlan, TableType
 
 from . import _ffi
 from ._owner import Owner
-from .refs import cell_of, holder_of, value_of
+from .refs import ExternRefs, cell_of, holder_of, is_func_heap, value_of
 from .traps import Trap, TrapCode
 from .values import check_ref, valtype
 
@@ -54,7 +55,8 @@ class Table(Owner):
     untouched elements are zero pages, so a 10-million-element table costs nothing until
     it is written).
 
-    Elements hold reference cells (``runtime.refs``). A defined funcref table with a
+    Elements hold reference cells (``runtime.refs``); externrefs stored in it stay alive
+    with its registry: its instance's store's, or a host table's own. A defined funcref table with a
     FuncTable array (the module's compile-time folding) starts uninitialized: an element
     is resolved to its instance's funcref record (``wenv_vm_funcref``: the same record
     ref.func gives) on its first read, by C, whoever reads it.
@@ -86,6 +88,9 @@ class Table(Owner):
         self._lazy_len = lazy_len
         self._binder = None  # the instance whose interpreter state the lazy array waits for
         self._holds = {}  # id -> what keeps the records this table's cells may name alive
+        self._funcs = is_func_heap(ty.element)
+        self._externs = None  # the registry of its externrefs, found on first use (_registry)
+        self._definer = None  # a weakref to the instance that defines it (_bind)
         self._shares = 1  # its definer's, plus one per live importer (_share): the storage
         # goes when the last is given back, so an importer's code never reads freed cells
 
@@ -102,11 +107,12 @@ class Table(Owner):
         self._setup(ty, slot, spec.lazy, spec.lazy_len)
         if init is not None:
             check_ref(ty.element, init)
+        if instance is not None:  # first: an externref init's cell goes to its store's registry
+            self._bind(instance)
         cell, limit = 0 if init is None else self._cell(init), self._limit(spec.limit)
         # A pool's table slot keeps its storage between tenants (reset in C): it owns it.
         self._t = _ffi.table_open(ty.minimum, limit, cell) if slot is None \
             else slot.open_storage(ty.minimum, limit, cell)
-        self._bind(instance)
         return self
 
     def _hold(self, holder) -> None:
@@ -117,6 +123,7 @@ class Table(Owner):
         """Uninitialized elements read as the lazy array's functions of ``instance`` (kept
         alive here): its interpreter state (runtime/interp.py) is made, and bound here by
         :meth:`_bind_vm`, at the first access of an element, not at instantiation."""
+        self._definer = weakref.ref(instance)
         if self._lazy is not None:
             self._hold(instance)
             self._binder = instance
@@ -221,11 +228,29 @@ class Table(Owner):
                        f"table access [{index}, {index + n}) out of bounds (size {size})")
 
     def _cell(self, value) -> int:
-        """``value``'s cell, its record's block kept alive by this table."""
+        """``value``'s cell: a funcref's record kept alive by this table, an externref by
+        the table's registry."""
+        if not self._funcs:
+            return cell_of(self.ty.element, value, self._registry())
         refs = holder_of(value)
         if refs is not None:
             self._hold(refs)
         return cell_of(self.ty.element, value)
+
+    def _registry(self) -> ExternRefs:
+        """Its externrefs' registry: its instance's store's, or (a host table) its own."""
+        externs = self._externs
+        if externs is None:
+            store = self._store
+            if store is None and self._definer is not None:
+                instance = self._definer()
+                store = instance.store if instance is not None else None
+            externs = store._externs if store is not None else ExternRefs()
+            with self._lock:
+                if self._externs is None:
+                    self._externs = externs
+                externs = self._externs
+        return externs
 
     @property
     def closed(self) -> bool:

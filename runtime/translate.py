@@ -53,7 +53,15 @@ _INT_CMP = {f"{t}.{c}" for t in ("i32", "i64")
 _INT_CONSTS = ("i32.const", "i64.const")
 #: Second op -> (first op, fused op) of the chains FunctionTranslator.chain_imm fuses.
 _CHAINS = {"i32_and": ("i32_shr_u_imm", "i32_shr_u_and_imm"), "i32_shl": ("i32_and_imm", "i32_and_shl_imm")}
+#: Raw loads a following br_if/if on the loaded value joins: ``<load>_br_if`` and
+#: ``<load>_br_unless`` [addr, offset, value, disp] (c_src/wenv_interp_ops.h).
+_LOAD_BRANCHES = ("i32_load", "i32_load8_u", "i32_load16_u")
 _COMMUTATIVE = {f"{t}_{o}" for t in ("i32", "i64") for o in ("add", "mul", "and", "or", "xor")}
+#: Binary op -> the constant shifts whose result (a temporary) it may take as its second
+#: operand in one op, ``<bin>_<shift>_imm`` (c_src/wenv_interp_ops.h, WENV_SHIFTED_OPS).
+_SHIFTED = {"i32_add": ("i32_shl_imm", "i32_shr_u_imm"), "i32_sub": ("i32_shl_imm",),
+            "i32_xor": ("i32_shl_imm", "i32_shr_u_imm"), "i32_or": ("i32_shl_imm", "i32_shr_u_imm"),
+            "i32_and": ("i32_shr_u_imm",)}
 #: A compare with its operands swapped (a constant first operand fused as the second).
 _MIRROR = {f"{t}.{a}": f"{t}.{b}" for t in ("i32", "i64")
            for a, b in (("eq", "eq"), ("ne", "ne"), ("lt_s", "gt_s"), ("gt_s", "lt_s"), ("lt_u", "gt_u"),
@@ -230,10 +238,13 @@ class FunctionTranslator:
     # -- fusion ---------------------------------------------------------------------------------
     def take_cond(self, cond: int):
         """If ``cond`` is the result of the op just emitted and that op is an integer compare
-        (or eqz), drop that op and return (name, operands); else None."""
+        (or eqz) or a raw load (_LOAD_BRANCHES), drop that op and return (name, operands);
+        else None. A load's branch keeps the load's wasm offset (the one that can trap)."""
         lc = self.last_cmp
         if lc is None or lc[5] != len(self.code) or lc[4] != cond:
             return None
+        if lc[1] in _LOAD_BRANCHES:
+            self.op_offset = self.offsets[-1]
         self.truncate(lc[0])
         self.last = self.last_cmp = None
         return lc[1], lc[2], lc[3], lc[6]
@@ -244,6 +255,8 @@ class FunctionTranslator:
         if fused is None:
             return ("br_if" if when_true else "br_unless"), (cond,)
         name, a, b, imm = fused
+        if name in _LOAD_BRANCHES:  # [addr, offset, value]: the value is still written
+            return f"{name}_{'br_if' if when_true else 'br_unless'}", (a, b, cond)
         if name == "i32.eqz":
             return ("br_unless" if when_true else "br_if"), (a,)
         if name == "i64.eqz":
@@ -419,12 +432,21 @@ class FunctionTranslator:
             for i in range(len(st) - 1):
                 if st[i] == x:
                     self.materialize(i)
-            last = self.last
+            last, lc = self.last, self.last_cmp
             if v == x:
                 pass
             elif last is not None and last[1] == len(self.code) and self.code[last[0]] == v \
                     and v == self.home(len(st) - 1):
                 self.code[last[0]] = x
+                if lc is not None and lc[1] in _LOAD_BRANCHES and lc[5] == len(self.code):
+                    # the load writes x: a branch on x (tee'd, or got again) may still join it
+                    self.last_cmp = lc[:4] + (x,) + lc[5:]
+                    self.last = self.last_const = None
+                    if rule == "local.set":
+                        st.pop()
+                    else:
+                        st[-1] = x
+                    return
             else:
                 self.emit("copy", x, v)
             self.last = self.last_cmp = self.last_const = None
@@ -460,6 +482,8 @@ class FunctionTranslator:
         st = self.st
         npops = len(op.sig[0])
         if npops == 2 and self.last_const is not None and self.fuse_const(op, num):
+            return
+        if npops == 2 and num in _SHIFTED and self.fuse_shifted(num):
             return
         operands = st[len(st) - npops:]
         del st[len(st) - npops:]
@@ -503,6 +527,40 @@ class FunctionTranslator:
         self.last_cmp = (pos, name, a, None, dst, len(self.code), value) if name in _INT_CMP else None
         return True
 
+    def just_made(self, h: int):
+        """(position, op number) of the op just emitted if it wrote the stack temporary at
+        height ``h`` (its home, not a local; not a branch target since); else None."""
+        last, code = self.last, self.code
+        home = self.home(h)
+        if last is None or last[1] != len(code) or code[last[0]] != home or self.st[h] != home:
+            return None
+        pos = last[0] - 1
+        if pos < self.label_pos or not self.positions or self.positions[-1] != pos \
+                or (self.spills and self.spills[-1][0] >= pos):
+            return None
+        return pos, code[pos]
+
+    def fuse_shifted(self, num: str) -> bool:
+        """``<shift>_imm`` into a temporary, then a binary op taking it (as its second operand,
+        or either for a commutative op): one ``<bin>_<shift>_imm`` [dst, a, x, k]."""
+        st, opn = self.st, self.opn
+        n = len(st)
+        shifts = {opn[name]: name for name in _SHIFTED[num]}
+        for h in (n - 1, n - 2)[:2 if num in _COMMUTATIVE else 1]:
+            made = self.just_made(h)
+            if made is not None and made[1] in shifts:
+                break
+        else:
+            return False
+        pos, shift = made
+        x, k, a = self.code[pos + 2], self.code[pos + 3], st[2 * n - 3 - h]  # a: the other operand
+        self.truncate(pos)
+        del st[-2:]
+        dst = self.push()
+        self.produced(self.emit(f"{num}_{shifts[shift][4:-4]}_imm", dst, a, x, k))
+        self.last_cmp = self.last_const = None
+        return True
+
     def pair_add_imm(self, pos: int) -> None:
         """Two ``i32_add_imm`` in a row (``i++; p += 4``), the second not a branch target, as
         one ``i32_add_imm2`` (run in order: the second may read the first's result)."""
@@ -539,34 +597,49 @@ class FunctionTranslator:
         name = op.name.replace(".", "_") + ("" if raw else "_c")
         extra = () if raw else (mem,)
         st = self.st
-        ai = self.address_add(len(st) - (1 if op.sig[1] else 2)) if raw else None
+        fused = self.address_add(len(st) - (1 if op.sig[1] else 2)) if raw else None
+        suffix, extra = fused or ("", extra)
         if op.sig[1]:  # a load
             addr = st.pop()
             dst = self.push()
-            pos = self.emit(name + ("_ai" if ai else ""), addr, offset, dst, *(ai or extra))
+            pos = self.emit(name + suffix, addr, offset, dst, *extra)
             self.last = (pos + 3, len(self.code))  # [op, addr, offset, dst, ...]
+            if raw and not suffix and name in _LOAD_BRANCHES:
+                self.last_cmp = (pos, name, addr, offset, dst, len(self.code), None)
+                self.last_const = None
+                return
         else:
             value = st.pop()
             addr = st.pop()
-            self.emit(name + ("_ai" if ai else ""), addr, offset, value, *(ai or extra))
+            self.emit(name + suffix, addr, offset, value, *extra)
             self.last = None
         self.last_cmp = self.last_const = None
 
     def address_add(self, h: int):
-        """If the op just emitted is an ``i32_add_imm`` into the stack temporary at height
-        ``h`` (the access's address), drop it and return its (a, imm) for the access's "_ai"
-        form; else None."""
-        last, code = self.last, self.code
-        addr = self.home(h)
-        if last is None or last[1] != len(code) or code[last[0]] != addr or self.st[h] != addr:
+        """If the op just emitted computes the access's address into the stack temporary at
+        height ``h``, drop it and return (suffix, operands) of the access's fused form:
+        "_ai" (an ``i32_add_imm``: a, imm), "_aa" (an ``i32_add``: a, b), "_at" (an
+        ``i32_add_imm`` of a temporary the ``i32_and_shl_imm`` just before made: x, mask,
+        shift, imm); else None."""
+        made = self.just_made(h)
+        opn = self.opn
+        if made is None or made[1] not in (opn["i32_add_imm"], opn["i32_add"]):
             return None
-        pos = last[0] - 1
-        if not self.positions or self.positions[-1] != pos or code[pos] != self.opn["i32_add_imm"]:
-            return None
-        a, imm = code[pos + 2], code[pos + 3]
+        pos, name = made
+        code = self.code
+        a, b = code[pos + 2], code[pos + 3]
         self.truncate(pos)
         self.last = None
-        return a, imm
+        if name == opn["i32_add"]:
+            return "_aa", (a, b)
+        first = pos - 5  # [i32_and_shl_imm, dst, x, mask, shift]
+        if a == self.home(h) and first >= self.label_pos and self.positions and self.positions[-1] == first \
+                and code[first] == opn["i32_and_shl_imm"] and code[first + 1] == a \
+                and not (self.spills and self.spills[-1][0] >= first):
+            x, mask, shift = code[first + 2:first + 5]
+            self.truncate(first)
+            return "_at", (x, mask, shift, b)
+        return "_ai", (a, b)
 
 
 def translate_function(ctx, func_index: int, buf, start: int, end: int,

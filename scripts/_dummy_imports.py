@@ -71,13 +71,15 @@ def _returning_zeros(ty: FuncType, where: str, log=None, name=None):
 
 # ---- ours --------------------------------------------------------------------------------
 
-def ours_linker(module, host_engine=None, log=None):
+def ours_linker(module, host_engine=None, log=None, shared=False, values=None):
     """A ``runtime.Linker`` for ``module.engine`` defining a dummy for every import, and the
     globals, memories and tables it made (the caller closes those).
 
     Memories and tables are made on ``host_engine`` (default: an on-demand Engine with the
     module's tunables), so a pooled module's pool holds only what its instances define.
-    ``log``: a list each host call is appended to (see the module docstring).
+    ``log``: a list each host call is appended to (see the module docstring). ``shared``:
+    make shared memories too (wasmtime-py cannot import one, so by default neither side does).
+    ``values``: {(module, name): value} for imported globals that hold a value other than zero.
     """
     import runtime
     engine = module.engine
@@ -92,11 +94,12 @@ def ours_linker(module, host_engine=None, log=None):
             linker.define_func(imp.module, imp.name, ty, _returning_zeros(ty, where, log, (imp.module, imp.name)))
             continue
         if isinstance(ty, GlobalType):
-            item = runtime.Global.new(host, ty.content, zero(ty.content, where), mutable=ty.mutable)
+            value = (values or {}).get((imp.module, imp.name), zero(ty.content, where))
+            item = runtime.Global.new(host, ty.content, value, mutable=ty.mutable)
         elif isinstance(ty, MemoryType):
-            if ty.shared:
+            if ty.shared and not shared:
                 raise Unsupported(f"{where}: shared memory")
-            item = runtime.Memory.new(host, ty.minimum, ty.maximum, memory64=ty.memory64)
+            item = runtime.Memory.new(host, ty.minimum, ty.maximum, shared=ty.shared, memory64=ty.memory64)
         elif isinstance(ty, TableType):
             item = runtime.Table.new(host, ty.element, ty.minimum, ty.maximum, zero(ty.element, where),
                                      table64=ty.table64)
@@ -131,13 +134,15 @@ class WasmtimeImports:
 
     Functions are store-independent (``Linker.define_func``); globals, memories and tables
     belong to a Store, so :meth:`define_store_bound` defines them in the given store.
-    ``log``: a list each host call is appended to (see the module docstring).
+    ``log``: a list each host call is appended to (see the module docstring); ``values``:
+    as :func:`ours_linker`'s.
     """
 
-    def __init__(self, engine, module_imports, log=None):
+    def __init__(self, engine, module_imports, log=None, values=None):
         import wasmtime as wt
         self.wt = wt
         self.engine = engine
+        self.values = values or {}
         self.funcs, self.store_bound = [], []
         for imp in module_imports:
             where = f"import {imp.module}::{imp.name}"
@@ -156,11 +161,11 @@ class WasmtimeImports:
             else:
                 raise Unsupported(f"{where}: {type(ty).__name__}")
 
-    def _item(self, store, ty):
+    def _item(self, store, ty, value=None):
         wt = self.wt
         if isinstance(ty, GlobalType):
             valtype = _wt_valtype(wt, ty.content, "global")
-            value = zero(ty.content)
+            value = zero(ty.content) if value is None else value
             if ty.content is ValType.FUNCREF:
                 value = wt.Val.funcref(None)
             elif ty.content is ValType.EXTERNREF:
@@ -183,7 +188,7 @@ class WasmtimeImports:
         """Make this module's globals, memories and tables in ``store`` and define them."""
         items = []
         for module, name, ty in self.store_bound:
-            item = self._item(store, ty)
+            item = self._item(store, ty, self.values.get((module, name)))
             linker.define(store, module, name, item)
             items.append(item)
         return items

@@ -123,10 +123,11 @@ class Theirs:
         return self.pre.instantiate(self.store)
 
     def _memory(self, inst):
-        for ext in inst.exports(self.store).values():
+        """Memory 0, as ours touches: the first imported memory, else the first exported."""
+        for ext in [*self.imports, *inst.exports(self.store).values()]:
             if isinstance(ext, self.wt.Memory):
                 return ext
-        raise ValueError("module exports no memory")
+        raise ValueError("module has no memory it imports or exports")
 
     def touch(self, inst, page: int):
         self._memory(inst).write(self.store, b"\x01", page * 4096)

@@ -2,7 +2,7 @@
 """Execution speed: our interpreter next to pywasm3 (wasm3) and wasmtime-py (JIT), one table.
 
     .venv/bin/python scripts/bench_exec.py [--repeat 5] [--coremark DIR] [--quick]
-        [--no-install] [--json OUT.json]
+        [--no-install] [--json OUT.json] [--only ROW[,ROW...]]
 
 Rows (median wall time over --repeat rounds, each round timing one call in every runtime in
 turn, after one untimed warm-up call that also gives the answer compared with wasmtime-py's;
@@ -247,7 +247,7 @@ def run(args) -> dict:
                 notes.append(f"CoreMark skipped: {why}")
             else:
                 modules["coremark"] = build_coremark(clang, pathlib.Path(args.coremark), pathlib.Path(tmpdir))
-    rows = [r for r in rows if r.module not in skipped]
+    rows = [r for r in rows if r.module not in skipped and (not args.only or r.name in args.only)]
     answers: Dict[str, Dict[str, object]] = {r.name: {} for r in rows}
     calls: Dict[str, Dict[str, Callable]] = {r.name: {} for r in rows}
     for rname, make in MAKERS.items():
@@ -324,6 +324,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-install", action="store_true", help="never apt-get the C toolchain")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (smoke test)")
     ap.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
+    ap.add_argument("--only", metavar="ROWS", type=lambda s: set(s.split(",")),
+                    help="run only these rows (comma-separated names, e.g. crc32,coremark)")
     args = ap.parse_args(argv)
     if args.quick:
         args.repeat, args.fib, args.mib, args.c_scale = 1, 15, 1, 0.02

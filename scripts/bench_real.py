@@ -7,8 +7,9 @@ ours against wasmtime-py, with the same dummy imports; optionally RSS per live i
         [--no-timing] [--json PATH]
 
 Modules: every entry of scripts/real_modules.py's catalogue (fetched into its cache on
-first use) without a start function (a start function needs execution, which this runtime
-does not have yet: such modules are listed and left out), plus any --module files.
+first use) without a start function, plus any --module files; --with-start: those with a
+start function too (it runs at every instantiation, in both runtimes), except entries the
+catalogue marks blocked (a proposal one runtime cannot run yet: listed, left out).
 Imports: scripts/_dummy_imports.py, the same in both runtimes (functions returning zeros,
 zero globals, memories and tables of the minimum asked for).
 
@@ -335,6 +336,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--module", action="append", default=[], help="also benchmark this .wasm (repeatable)")
     ap.add_argument("--no-registry", action="store_true", help="leave out scripts/real_modules.py's catalogue")
+    ap.add_argument("--with-start", action="store_true", help="include modules with a start function")
     ap.add_argument("--no-synthetic", action="store_true", help="leave out the synthetic size series")
     ap.add_argument("--synthetic-scale", type=float, default=1.0, help="multiply the synthetic sizes (smoke tests)")
     ap.add_argument("--cache", help="real_modules.py's cache directory")
@@ -357,6 +359,9 @@ def main(argv=None) -> int:
     paths, facts, left_out = {}, {}, []
     entries = [] if args.no_registry else real_modules.CATALOGUE
     for entry in entries:
+        if entry.blocked:
+            left_out.append(f"{entry.key} ({entry.blocked})")
+            continue
         path = real_modules.fetch(entry, args.cache)
         facts[entry.key] = real_modules.describe(path)
         paths[entry.key] = path
@@ -365,8 +370,8 @@ def main(argv=None) -> int:
         facts[path.stem] = real_modules.describe(path)
         paths[path.stem] = path
     for key in list(paths):
-        if facts[key]["start"] is not None:
-            left_out.append(key)
+        if facts[key]["start"] is not None and not args.with_start:
+            left_out.append(f"{key} (start function: --with-start)")
             del paths[key]
 
     wt_engine = wasmtime_engine(cow=True, cache=True)
@@ -392,7 +397,7 @@ def main(argv=None) -> int:
               f"({args.rounds} interleaved rounds); dummy imports alike in both runtimes")
         print(real_table(results, facts))
     if left_out:
-        print(f"left out (start function: needs execution, not there yet): {', '.join(left_out)}")
+        print(f"left out: {', '.join(left_out)}")
     marginal = {}
     if synthetic:
         print()

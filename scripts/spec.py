@@ -70,28 +70,34 @@ def main(argv=None) -> int:
             total.counts[k] += v
         for k, v in r.unsupported_by.items():
             total.unsupported_by[k] = total.unsupported_by.get(k, 0) + v
+        for k, v in r.superseded_by.items():
+            total.superseded_by[k] = total.superseded_by.get(k, 0) + v
     if args.json:
         print(json.dumps({"total": _summary(total), "files": {r.name: {
-            **_summary(r), "failures": r.failures, "unsupported_commands": r.unsupported}
+            **_summary(r), "failures": r.failures, "unsupported_commands": r.unsupported,
+            "superseded_commands": r.superseded}
             for r in results}}, indent=1))
         return 1 if total.counts["failed"] else 0
     width = max(18, *(len(r.name) + 1 for r in results))
-    head = ["file", "passed", "failed", "unsupported", "text-format", "code-valid", "by feature"]
+    head = ["file", "passed", "failed", "unsupported", "text-format", "superseded", "by feature"]
     print(f"{head[0]:<{width}}" + "".join(f"{h:>12}" for h in head[1:-1]) + f"  {head[-1]}")
     for r in results + [total]:
         c = r.counts
-        cells = (c["passed"], c["failed"], c["unsupported"], c["text_format"], c["needs_code_validation"])
+        cells = (c["passed"], c["failed"], c["unsupported"], c["text_format"], c["superseded"])
         print(f"{r.name:<{width}}" + "".join(f"{n:>12}" for n in cells) + f"  {_by_feature(r)}")
     for r in results:
         for failure in r.failures:
             print("FAIL", failure)
+        for what in r.superseded:
+            print("SUPERSEDED", what)
     if args.verbose:
         for r in results:
             for what in r.unsupported:
                 print("UNSUPPORTED", what)
     print(f"unsupported, by proposal or feature: {_by_feature(total) or 'none'}")
-    print(f"not answered otherwise: {total.counts['needs_code_validation']} need code validation "
-          f"(the validator accepts them, wasm-tools rejects a body), "
+    superseded = ", ".join(f"{p} {n}" for p, n in sorted(total.superseded_by.items()))
+    print(f"not answered otherwise: {total.counts['superseded']} superseded (asserted invalid by "
+          f"a proposal's older spec, valid with a merged proposal: {superseded or 'none'}), "
           f"{total.counts['text_format']} text format, {total.counts['needs_execution']} other")
     print(f"{total.counts['passed']} passed, {total.counts['failed']} failed, "
           f"{total.counts['unsupported']} unsupported")
@@ -104,7 +110,8 @@ def _by_feature(result) -> str:
 
 
 def _summary(result) -> dict:
-    return {"counts": result.counts, "unsupported_by": result.unsupported_by}
+    return {"counts": result.counts, "unsupported_by": result.unsupported_by,
+            "superseded_by": result.superseded_by}
 
 
 if __name__ == "__main__":

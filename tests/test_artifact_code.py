@@ -1,5 +1,6 @@
 """Artifacts keep the code section (wasmenv/artifact, runtime/module.py): bodies come back
 byte-identical and zero-copy, and ``runtime.Module`` validates them exactly as a .wasm's."""
+import gc
 import json
 import os
 import pathlib
@@ -120,6 +121,7 @@ def refused(path, cls, match=None, via=None):
     """``runtime.Module`` (or ``via``) on artifact ``path`` raises ``cls``, leaving no fd and
     no mapping behind while the error is alive; return the error."""
     make = via or (lambda: runtime.Module(engine(), path))
+    gc.collect()  # earlier tests' garbage must not close its fds in the middle of the count
     fds = open_fd_count()
     with pytest.raises(cls, match=match) as info:
         make()

@@ -1,5 +1,6 @@
 """Differential tests against wasmtime-py: same module, same imports -> same outcome,
-memory bytes, global values, table sizes and null patterns (issue: runtime acceptance)."""
+memory bytes, global values, table sizes and elements (references by identity: which
+function, which host object, null) after instantiation (issue: runtime acceptance)."""
 import collections
 
 import pytest
@@ -10,6 +11,8 @@ from harness import oracle
 from harness.corpus import spec_wasm_modules, smith_modules
 from harness.oracle import SMITH_ARGS, compare_one
 from harness.spectest import spectest_externs
+from tests.helpers import wat
+from wasmenv import FuncType
 
 pytestmark = pytest.mark.oracle
 
@@ -41,6 +44,30 @@ def test_smith_modules_agree_with_wasmtime(smith_corpus, allocator):
     assert not disagreements, disagreements[:3]
     assert counts["ok"] + counts["trap"] + counts["link"] >= 500, counts
     assert counts["pool-limit"] <= 5, counts
+
+
+#: Function references at instantiation: active segments (lazy in ours), an imported host
+#: function in a table and a global, ref.func initializers, an externref import.
+_REFS_MODULE = '''(module
+  (import "h" "f" (func $h (param i32)))
+  (import "h" "x" (global $x externref))
+  (import "h" "t" (table 4 externref))
+  (table $t (export "t") 6 funcref) (elem (table $t) (i32.const 1) func $b $h $a)
+  (elem (table $t) (i32.const 4) funcref (ref.func $a) (ref.null func))
+  (global (export "ga") funcref (ref.func $a)) (global (export "gh") funcref (ref.func $h))
+  (global (export "gx") externref (global.get $x)) (global (export "gn") funcref (ref.null func))
+  (func $a (export "a")) (func $b (export "b")))'''
+
+
+@pytest.mark.parametrize("allocator", ["ondemand", "pooling"])
+def test_references_at_instantiation_agree_by_identity(allocator):
+    """Tables and globals hold the same functions and host objects in both runtimes."""
+    category, ours, theirs = compare_one(oracle.wasmtime_engine(), make_engine(allocator), wat(_REFS_MODULE))
+    assert category == "ok", (ours, theirs)
+    # function indices: $h 0, $a 1, $b 2; the imported table holds Extern2 (import 2)
+    assert ours.tables == ((4, (("ext", 2),) * 4),
+                           (6, (None, ("func", 2), ("func", 0), ("func", 1), ("func", 1), None)))
+    assert ours.globals == (("ext", 1), ("func", 1), ("func", 0), ("ext", 1), None)
 
 
 @pytest.mark.parametrize("allocator", ["ondemand", "pooling"])
@@ -98,6 +125,14 @@ class SpecPair:
         self.named = {}
         self.current = None
         self.instances = []
+        # Functions by identity: the spectest ones by name, an instance's exports by
+        # (instance number, export name); a function no export names is "unknown".
+        self.ours_labels = oracle.RefLabels(oracle._our_func_key)
+        self.theirs_labels = oracle.RefLabels(oracle.wt_func_key)
+        for name, ext in self.ours_spectest.items():
+            if isinstance(ext, runtime.Func):
+                self.ours_labels.add(ext, ("spectest", name))
+                self.theirs_labels.add(self.theirs_spectest[name], ("spectest", name))
 
     def _wt_spectest(self):
         s = self.store
@@ -129,8 +164,6 @@ class SpecPair:
             module = runtime.Module(self.engine, cmd.wasm)
         except Exception as exc:
             return ("decode-failed", str(exc), None)  # counted; test_spec covers decoding
-        if module.start_func is not None:
-            return ("start-function", None, None)
         if any(imp.module == "spectest" and imp.name not in self.theirs_spectest for imp in module.imports):
             return ("oracle-cannot-import", None, None)
         try:
@@ -167,6 +200,13 @@ class SpecPair:
         # ((ref $t), (ref func), nullexnref, ...) or of a v128 global: leave those exports
         # out on both sides.
         opaque = {name for name, _, ty in module.env.exported() if _opaque_to_wasmtime_py(ty)}
+        if ours_inst is not None and theirs_inst is not None:
+            theirs_exports = theirs_inst.exports(self.store)
+            for name, _, ty in module.env.exported():
+                if isinstance(ty, FuncType):
+                    label = (len(self.instances), name)
+                    self.ours_labels.add(ours_inst.exports[name], label)
+                    self.theirs_labels.add(theirs_exports[name], label)
         ours_state = self._ours_state(ours_inst, opaque)
         theirs_state = self._theirs_state(theirs_inst, opaque)
         if ours_inst is not None:
@@ -185,14 +225,14 @@ class SpecPair:
             exports = {n: inst.exports[n] for n in inst.exports if n not in opaque}
         # Only the spectest externs both sides have (wasmtime-py lacks shared/64-bit ones).
         items = [(n, e) for n, e in self.ours_spectest.items() if n in self.theirs_spectest]
-        return oracle._our_state_items(items + list(exports.items()))
+        return oracle._our_state_items(items + list(exports.items()), self.ours_labels)
 
     def _theirs_state(self, inst, opaque=()):
         exports = {}
         if inst is not None:
             exports = {n: e for n, e in inst.exports(self.store).items() if n not in opaque}
         items = list(self.theirs_spectest.items()) + list(exports.items())
-        return oracle._wt_state_items(self.store, items)
+        return oracle._wt_state_items(self.store, items, self.theirs_labels)
 
     def close(self):
         for inst in self.instances:

@@ -226,7 +226,7 @@ def test_differential_exported_global_values(engine):
     assert cat == "ok", (ours, theirs)
     assert ours.globals == theirs.globals
     # the harness's imports are 8 * position (+ 0.5 for floats): 0, 8, 2.5
-    assert ours.globals[-10:] == (-7, 1234567890123, -1.25, ("nan",), -1, 15, 2.5, True, False, 8)
+    assert ours.globals[-10:] == (-7, 1234567890123, -1.25, ("nan",), -1, 15, 2.5, ("func", "unknown"), None, 8)
 
 
 # -- allocation per instance ------------------------------------------------------------

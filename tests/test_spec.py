@@ -35,7 +35,7 @@ def _validity_cache_path():
     tool = wasm_tools()
     version = _tool_version(tool) if tool else "none"
     tag = hashlib.sha256(version.encode()).hexdigest()[:12]
-    return SPEC_CACHE / f"module-level-valid-{tag}.json"
+    return SPEC_CACHE / f"superseded-by-{tag}.json"
 
 
 def _load(path) -> dict:
@@ -55,8 +55,8 @@ def _save(path, memo: dict) -> None:
 
 
 def _candidates(json_paths):
-    """Binary assert_invalid/assert_malformed modules our decoder accepts: the ones the
-    runner will ask ``module_level_valid`` about."""
+    """Binary assert_invalid/assert_malformed modules our decoder and validator accept: the
+    ones the runner will ask ``superseded_by`` about."""
     out = {}
     for json_path in json_paths:
         base = os.path.dirname(json_path)
@@ -68,8 +68,8 @@ def _candidates(json_paths):
             with open(os.path.join(base, cmd["filename"]), "rb") as f:
                 wasm = f.read()
             try:
-                wasmenv.translate(wasm)
-            except wasmenv.DecodeError:
+                wasmenv.validate(wasmenv.translate(wasm))
+            except (wasmenv.DecodeError, wasmenv.UnsupportedFeature):
                 continue
             out[hashlib.sha256(wasm).hexdigest()] = wasm
     return out
@@ -88,8 +88,8 @@ def spec_scripts():
 
 @pytest.fixture(scope="session")
 def memoized_validity(spec_scripts):
-    """Replace harness.wast.module_level_valid by a disk-memoized version for the session."""
-    original = harness.wast.module_level_valid
+    """Replace harness.wast.superseded_by by a disk-memoized version for the session."""
+    original = harness.wast.superseded_by
     path = _validity_cache_path()
     memo = _load(path)
     fresh = {}
@@ -100,14 +100,14 @@ def memoized_validity(spec_scripts):
             for h, ok in zip(missing, pool.map(original, missing.values())):
                 fresh[h] = memo[h] = ok
 
-    def module_level_valid(wasm: bytes) -> bool:
+    def superseded_by(wasm: bytes):
         h = hashlib.sha256(wasm).hexdigest()
         if h not in memo:
             fresh[h] = memo[h] = original(wasm)
         return memo[h]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(harness.wast, "module_level_valid", module_level_valid)
+        mp.setattr(harness.wast, "superseded_by", superseded_by)
         yield
     if fresh:
         _save(path, fresh)
@@ -128,6 +128,7 @@ def _check_file(result):
     assert not result.failures, f"{len(result.failures)} failures:\n" + "\n".join(result.failures[:20])
     assert result.counts["unsupported"] == len(result.unsupported) == sum(result.unsupported_by.values())
     assert result.counts["needs_execution"] == 0  # every command kind is executed
+    assert result.counts["superseded"] == len(result.superseded) == sum(result.superseded_by.values())
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -172,6 +173,26 @@ def test_unsupported_feature_on_invalid_module_is_unsupported_not_passed(tmp_pat
     result = harness.wast.WastRunner(spec_engine).run_file(script, "t")
     assert result.counts["unsupported"] == 2 and result.counts["passed"] == 1
     assert result.unsupported_by == {"gc": 2} and not result.failures
+
+
+def test_accepted_invalid_module_is_superseded_only_under_a_merged_proposal(tmp_path, spec_engine):
+    """An assert_invalid module the validator accepts is a failure, unless wasm-tools accepts it
+    too and rejects it with one merged proposal off: then it is superseded by that proposal
+    (the threads fork's "multiple memories" and "multiple tables"), never a pass."""
+    script = _script(tmp_path, [
+        {"type": "assert_invalid", "line": 1, "filename": "m.wasm", "module_type": "binary",
+         "text": "multiple memories"},
+        {"type": "assert_invalid", "line": 2, "filename": "t.wasm", "module_type": "binary",
+         "text": "multiple tables"},
+        {"type": "assert_invalid", "line": 3, "filename": "ok.wasm", "module_type": "binary",
+         "text": "type mismatch"},
+    ], {"m.wasm": "(module (memory 0) (memory 0))",
+        "t.wasm": "(module (table 1 funcref) (table 1 funcref))",
+        "ok.wasm": "(module (func (result i32) (i32.const 1)))"})
+    result = harness.wast.WastRunner(spec_engine).run_file(script, "t")
+    assert result.superseded_by == {"multi-memory": 1, "reference-types": 1}, result
+    assert result.counts["superseded"] == 2 and result.counts["passed"] == 0
+    assert result.failures == ["t:3: assert_invalid accepted: expected 'type mismatch'"]
 
 
 def test_module_definition_and_instances(tmp_path, spec_engine):

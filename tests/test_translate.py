@@ -255,3 +255,166 @@ def test_bit_field_and_scaled_index_chains_fuse_and_agree_with_wasmtime():
     for name in ("field", "index", "teed"):
         for x in (0, 1, 0x1234_5678, -1, -0x8000_0000, 0x7FFF_FFFF, 0xABCDEF):
             assert ours(inst.exports[name], (x,), True) == theirs(store, exports[name], (x,), True), (name, x)
+
+
+def _fused_address_module():
+    """Every access width through an i32.add of two values ("_aa") and through a table
+    index ((x & 255) << 2 plus a constant: "_at"), each with offset 3."""
+    funcs = []
+    for k, name in enumerate(_ACCESSES):
+        t = name.split(".")[0]
+        for form, addr in (("aa", "(i32.add (local.get 0) (local.get 1))"),
+                           ("at", "(i32.add (i32.shl (i32.and (local.get 0) (i32.const 255)) (i32.const 2))"
+                                  " (i32.const 65280))")):
+            if ".load" in name:
+                funcs.append(f'(func (export "{form}{k}") (param i32 i32) (result {t}) ({name} offset=3 {addr}))')
+            else:
+                funcs.append(f'(func (export "{form}{k}") (param i32 i32) (local {t}) (local.set 2 ({t}.const 0x7c))'
+                             f' ({name} offset=3 {addr} (local.get 2)))')
+    return ("(module (memory (export \"mem\") 2) (data (i32.const 65520) \"abcdefghijklmnopqrstuvwxyz0123456789\")\n"
+            + "\n".join(funcs) + ")")
+
+
+def test_address_of_two_values_or_a_table_index_fuses_with_a_raw_access():
+    text = _fused_address_module()
+    assert ops_of(text, 0)[0][0] == "i32_load_aa"
+    names, code = ops_of(text, 1)
+    assert names[0] == "i32_load_at"
+    assert list(code.words[4:8]) == [0, 255, 2, 65280]  # x, mask, shift, imm
+    assert ops_of(text, 2 * 14 + 1)[0][:2] == ["const", "i32_store_at"]
+    checked = ops_of(text, 1, engine=Engine(signals_based_traps=False))[0]
+    assert checked[:3] == ["i32_and_shl_imm", "i32_add_imm", "i32_load_c"]  # checked accesses keep the adds
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("signals", [True, False])
+def test_fused_address_of_two_values_or_a_table_index_agrees_with_wasmtime(signals):
+    """In bounds, at the end, wrapping around 2**32, out of bounds (the trap address is the
+    wasm effective address, for the guard-page path as for the explicit check)."""
+    from harness.execution import ours, theirs, wasmtime_engine
+    import wasmtime as wt
+    from runtime import Trap, TrapCode
+
+    wasm = wat(_fused_address_module())
+    inst = Instance(Module(Engine(signals_based_traps=signals), wasm))
+    engine = wasmtime_engine()
+    store = wt.Store(engine)
+    exports = wt.Instance(store, wt.Module(engine, wasm), []).exports(store)
+    cases = [(65520, 0), (65500, 20), (-1, 65528), (0x7FFF_FFFF, 0x8000_FF00), (65536, 65525),
+             (131072, -3), (0, 131070), (-8, 7), (1, 2)]
+    for k, name in enumerate(_ACCESSES):
+        for form in ("aa", "at"):
+            for x, y in cases + [(b, 0) for b in (0, 3, 60, 255, 256 + 61, -1, 0x1234_5600 + 200)]:
+                args = (x & 0xFFFFFFFF, y & 0xFFFFFFFF)
+                got = ours(inst.exports[f"{form}{k}"], args, True)
+                assert got == theirs(store, exports[f"{form}{k}"], args, True), (form, name, args)
+        mine, other = inst.exports["mem"], exports["mem"]
+        assert mine.read(0, mine.byte_len) == bytes(other.read(store, 0, other.data_len(store)))
+    with pytest.raises(Trap) as info:
+        inst.exports["aa0"](131072, -3 & 0xFFFFFFFF)  # 0x1FFFD + 3: a 4-byte load past the end
+    assert info.value.code == TrapCode.MEMORY_OUT_OF_BOUNDS and info.value.address == 0x20000
+    assert info.value.guard_fault == signals
+
+
+@pytest.mark.oracle
+def test_binary_op_on_a_shifted_temporary_fuses_and_agrees_with_wasmtime():
+    from harness.execution import ours, theirs, wasmtime_engine
+    import wasmtime as wt
+
+    forms = [("add", "shl", False), ("add", "shr_u", True), ("sub", "shl", False), ("xor", "shl", True),
+             ("xor", "shr_u", False), ("or", "shl", False), ("or", "shr_u", True), ("and", "shr_u", False)]
+    funcs = []
+    for bin_, sh, shifted_first in forms:
+        shifted = f"(i32.{sh} (local.get 1) (i32.const 37))"  # 37: the count is taken mod 32
+        ops = f"{shifted} (local.get 0)" if shifted_first else f"(local.get 0) {shifted}"
+        funcs.append(f'(func (export "{bin_}_{sh}") (param i32 i32) (result i32) (i32.{bin_} {ops}))')
+    funcs.append('(func (export "sub_first") (param i32 i32) (result i32)'
+                 ' (i32.sub (i32.shl (local.get 1) (i32.const 3)) (local.get 0)))')  # not commutative
+    funcs.append('(func (export "teed") (param i32 i32) (result i32) (local i32)'
+                 ' (i32.xor (local.get 0) (local.tee 2 (i32.shr_u (local.get 1) (i32.const 8))))'
+                 ' (local.get 2) (i32.add))')  # the shifted value is kept in a local
+    text = "(module " + "\n".join(funcs) + ")"
+    for k, (bin_, sh, _) in enumerate(forms):
+        assert ops_of(text, k)[0][0] == f"i32_{bin_}_{sh}_imm"
+    assert ops_of(text, len(forms))[0][:2] == ["i32_shl_imm", "i32_sub"]
+    assert ops_of(text, len(forms) + 1)[0][:2] == ["i32_shr_u_imm", "i32_xor"]
+    wasm = wat(text)
+    inst = Instance(Module(Engine(), wasm))
+    engine = wasmtime_engine()
+    store = wt.Store(engine)
+    exports = wt.Instance(store, wt.Module(engine, wasm), []).exports(store)
+    values = (0, 1, 0x1234_5678, -1, -0x8000_0000, 0x7FFF_FFFF, 0xABCDEF)
+    for name in [f"{b}_{s}" for b, s, _ in forms] + ["sub_first", "teed"]:
+        for x in values:
+            for y in values:
+                args = (x & 0xFFFFFFFF, y & 0xFFFFFFFF)
+                assert ours(inst.exports[name], args, True) == theirs(store, exports[name], args, True), (name, args)
+
+
+_LOAD_WALK = """(module (memory (export "mem") 1)
+  (data (i32.const 16) "\\20\\00\\00\\00\\01\\02\\00\\00\\30\\00\\00\\00\\00\\00\\00\\00\\00\\00\\00\\00\\03")
+  ;; a list at 16 -> 32 -> 48 -> 0: the nodes visited
+  (func (export "walk") (param i32) (result i32) (local i32)
+    (block (loop (local.set 1 (i32.add (local.get 1) (i32.const 1)))
+      (br_if 1 (i32.eqz (local.get 0)))
+      (br_if 0 (local.tee 0 (i32.load (local.get 0))))))
+    (local.get 1))
+  ;; bytes up to the first zero: if on a loaded byte
+  (func (export "strlen") (param i32) (result i32) (local i32)
+    (block (loop
+      (if (i32.load8_u (local.get 0)) (then) (else (br 2)))
+      (local.set 0 (i32.add (local.get 0) (i32.const 1)))
+      (local.set 1 (i32.add (local.get 1) (i32.const 1))) (br 0)))
+    (local.get 1))
+  (func (export "halves") (param i32) (result i32)
+    (block (result i32) (i32.const 7) (br_if 0 (i32.load16_u offset=2 (local.get 0))) (drop) (i32.const 9))))"""
+
+
+def test_a_raw_load_and_a_branch_on_its_value_run_as_one_op():
+    assert "i32_load_br_if" in ops_of(_LOAD_WALK, 0)[0]
+    assert "i32_load8_u_br_unless" in ops_of(_LOAD_WALK, 1)[0]
+    assert "i32_load16_u_br_if" in ops_of(_LOAD_WALK, 2)[0]
+    checked = ops_of(_LOAD_WALK, 0, engine=Engine(signals_based_traps=False))[0]
+    assert "i32_load_c" in checked and "br_if" in checked
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("signals", [True, False])
+def test_load_and_branch_agrees_with_wasmtime_with_its_traps_and_frames(signals):
+    from harness.execution import ours, theirs, wasmtime_engine
+    import wasmtime as wt
+    from runtime import Trap
+    from tests.test_traps_backtrace import frames_of
+
+    wasm = wat(_LOAD_WALK)
+    inst = Instance(Module(Engine(signals_based_traps=signals), wasm))
+    engine = wasmtime_engine()
+    store = wt.Store(engine)
+    exports = wt.Instance(store, wt.Module(engine, wasm), []).exports(store)
+    for name, args in (("walk", 16), ("walk", 32), ("walk", 0), ("walk", 17), ("walk", 65533), ("walk", -4),
+                       ("strlen", 16), ("strlen", 20), ("strlen", 40), ("strlen", 65535),
+                       ("halves", 16), ("halves", 18), ("halves", 65533), ("halves", 65534)):
+        args = (args & 0xFFFFFFFF,)
+        assert ours(inst.exports[name], args, True) == theirs(store, exports[name], args, True), (name, args)
+    with pytest.raises(Trap) as info:
+        inst.exports["walk"](65533)
+    with pytest.raises(wt.Trap) as other:
+        exports["walk"](store, 65533)
+    assert frames_of(info.value.frames) == frames_of(other.value.frames)  # the load's offset
+    assert info.value.guard_fault == signals and info.value.address == 65533
+
+
+def test_ref_is_null_then_br_if_translates():
+    text = """(module (func (export "f") (param externref) (result i32)
+      (block (br_if 0 (ref.is_null (local.get 0))) (return (i32.const 1))) (i32.const 7)))"""
+    assert ops_of(text)[0][0] == "br_i64_eqz"
+    inst = Instance(Module(Engine(), wat(text)))
+    assert inst.exports["f"](None) == 7
+    assert inst.exports["f"](object()) == 1
+
+
+def test_a_load_set_into_a_local_then_branched_on_joins_the_branch():
+    names, _ = ops_of("""(module (memory 1) (func (param i32) (result i32) (local i32)
+      (block (local.set 1 (i32.load8_u (local.get 0))) (br_if 0 (local.get 1)) (local.set 1 (i32.const 5)))
+      (local.get 1)))""")
+    assert names[0] == "i32_load8_u_br_if"

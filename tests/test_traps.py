@@ -342,3 +342,151 @@ def _call(fn, store, *args):
     except wasmtime.Trap as t:
         assert t.trap_code == wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS, t
         return ("trap", TrapCode.MEMORY_OUT_OF_BOUNDS.value)
+
+
+# ---- call stack exhausted: a Trap, never a crash ------------------------------------------
+
+RECURSE = """(module
+  (func $down (export "down") (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 0))
+      (else (i32.add (i32.const 1) (call $down (i32.sub (local.get 0) (i32.const 1)))))))
+  (func $forever (export "forever") (call $forever)))"""
+
+
+def _in_thread(fn, stack_bytes=None):
+    """Run ``fn`` in a new thread (its interpreter stacks go with it); its result."""
+    import threading
+    out = {}
+
+    def run():
+        try:
+            out["value"] = fn()
+        except BaseException as e:  # re-raised in the caller
+            out["error"] = e
+    old = threading.stack_size(stack_bytes) if stack_bytes else None
+    try:
+        t = threading.Thread(target=run)
+        t.start()
+    finally:
+        if stack_bytes:
+            threading.stack_size(old)
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def _overflow(f, *args):
+    with pytest.raises(Trap) as info:
+        f(*args)
+    assert info.value.code is TrapCode.STACK_OVERFLOW
+    assert {fr.func_name for fr in info.value.frames} <= {"down", "forever"} and info.value.frames
+    return info.value
+
+
+@pytest.mark.oracle
+def test_recursion_a_million_deep_is_a_clean_stack_overflow():
+    """At the default max_wasm_stack, as in wasmtime-py (same trap code); the instance and
+    the thread's stacks are usable afterwards."""
+    import wasmtime as wt
+
+    from runtime import Engine, Instance, Module
+    from tests.helpers import wat
+    inst = Instance(Module(Engine(), wat(RECURSE)))
+    _overflow(inst.exports["down"], 1_000_000)
+    _overflow(inst.exports["forever"])
+    store = wt.Store(wt.Engine())
+    theirs = wt.Instance(store, wt.Module(store.engine, wat(RECURSE)), []).exports(store)["down"]
+    with pytest.raises(wt.Trap) as info:
+        theirs(store, 1_000_000)
+    assert info.value.trap_code is wt.TrapCode.STACK_OVERFLOW
+    assert inst.exports["down"](10_000) == theirs(store, 10_000) == 10_000
+
+
+def test_recursion_with_max_wasm_stack_raised():
+    """A 256 MiB wasm stack runs the million-deep recursion to its end; ten million deep
+    and unbounded recursion still end in a clean STACK_OVERFLOW (in a thread of their
+    own: the thread's interpreter stacks are freed with it)."""
+    from runtime import Engine, Instance, Module
+    from tests.helpers import wat
+    inst = Instance(Module(Engine(max_wasm_stack=256 << 20), wat(RECURSE)))
+
+    def run():
+        assert inst.exports["down"](1_000_000) == 1_000_000
+        _overflow(inst.exports["down"], 10_000_000)
+        _overflow(inst.exports["forever"])
+        return inst.exports["down"](1_000_000)
+    assert _in_thread(run) == 1_000_000
+
+
+def test_recursion_on_a_thread_with_a_small_c_stack():
+    """wasm-to-wasm calls never recurse in C: a million-deep recursion on a thread whose
+    C stack is 256 KiB ends in the same clean trap."""
+    from runtime import Engine, Instance, Module
+    from tests.helpers import wat
+    inst = Instance(Module(Engine(max_wasm_stack=256 << 20), wat(RECURSE)))
+    assert _in_thread(lambda: inst.exports["down"](1_000_000), stack_bytes=256 << 10) == 1_000_000
+    _in_thread(lambda: _overflow(inst.exports["forever"]), stack_bytes=256 << 10)
+
+
+def test_recursion_through_a_host_function_is_pythons_recursion_error():
+    """wasm -> host -> wasm -> ... unbounded: Python's RecursionError reaches the caller
+    unchanged, and everything works afterwards."""
+    from runtime import Engine, Func, Instance, Module
+    from tests.helpers import wat
+    from wasmenv import FuncType, ValType
+    text = """(module (import "h" "f" (func $f (param i32) (result i32)))
+      (func (export "down") (param i32) (result i32)
+        (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 0))
+          (else (i32.add (i32.const 1) (call $f (i32.sub (local.get 0) (i32.const 1))))))))"""
+    inst = None
+
+    def host(n):
+        return inst.exports["down"](n)
+    inst = Instance(Module(Engine(), wat(text)), [Func(FuncType((ValType.I32,), (ValType.I32,)), host)])
+    with pytest.raises(RecursionError):
+        inst.exports["down"](1_000_000)
+    assert inst.exports["down"](100) == 100
+
+
+REENTER_CHILD = """
+import sys, threading
+from runtime import Engine, Func, Instance, Module, Trap, TrapCode
+from tests.helpers import wat
+from wasmenv import FuncType, ValType
+inst = None
+def host(n):
+    return inst.exports["down"](n)
+inst = Instance(Module(Engine(), wat('''(module (import "h" "f" (func $f (param i32) (result i32)))
+  (func (export "down") (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 0))
+      (else (i32.add (i32.const 1) (call $f (i32.sub (local.get 0) (i32.const 1))))))))''')),
+  [Func(FuncType((ValType.I32,), (ValType.I32,)), host)])
+sys.setrecursionlimit(10 ** 7)   # Python's own limit out of the way: only the C stack is left
+def run(label):
+    try:
+        inst.exports["down"](1_000_000)
+    except Trap as t:
+        assert t.code is TrapCode.STACK_OVERFLOW, t
+        assert inst.exports["down"](50) == 50
+        print(label, "trapped", flush=True)
+run("main")
+for size in (256 << 10, 16 << 20):
+    threading.stack_size(size)
+    t = threading.Thread(target=run, args=(size,))
+    t.start()
+    t.join()
+print("done", flush=True)
+"""
+
+
+def test_host_reentry_past_the_c_stack_is_a_stack_overflow_trap():
+    """wasm -> host -> wasm -> ... with Python's recursion limit raised: each entry into
+    wasm checks the C stack left (WENV_C_STACK_RESERVE), so the recursion ends in
+    Trap(STACK_OVERFLOW), as in wasmtime-py, on the main thread and on threads with small
+    and large stacks, where it used to overflow the C stack (SIGSEGV)."""
+    from tests.helpers import run_child
+    proc = run_child(REENTER_CHILD)
+    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr[-2000:])
+    assert proc.stdout.split() == ["main", "trapped", str(256 << 10), "trapped", str(16 << 20), "trapped",
+                                   "done"]

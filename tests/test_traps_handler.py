@@ -225,6 +225,64 @@ def test_every_order_of_faulthandler_enable_and_disable(order):
     _assert_crashed(proc, traceback=enabled)
 
 
+# ---- faults during wasm execution outside the accessed reservation still crash ---------
+
+WASM_CHILD = """
+import faulthandler, sys
+from runtime import Engine, Instance, Module, Trap
+from runtime import _ffi
+from tests.helpers import wat
+signals, target, traceback = sys.argv[1] == "signals", sys.argv[2], sys.argv[3] == "faulthandler"
+if traceback:
+    faulthandler.enable()
+PROBE = wat('''(module (memory (export "mem") 1 3)
+  (func $inner (param i32) (result i32) (i32.load (local.get 0)))
+  (func (export "load") (param i32) (result i32) (call $inner (local.get 0))))''')
+inst = Instance(Module(Engine(signals_based_traps=signals), PROBE))
+other = Instance(Module(Engine(), PROBE))
+mem, load = inst.exports["mem"], inst.exports["load"]
+try:
+    load(1 << 20)                     # the handler is installed and traps work
+except Trap as t:
+    assert t.guard_fault is signals
+    print("trapped", flush=True)
+# A wild base (what a runtime bug would look like): the wasm access now lands
+# outside the reservation of the memory it accesses.
+if target == "unmapped":
+    wild = 4096                       # below mmap_min_addr: never mapped
+else:                                 # a live reservation, but another memory's guard page
+    om = other.exports["mem"]
+    wild = om.base_address + om.byte_len
+mem._desc.base = wild
+print("crashing", flush=True)
+try:
+    load(0)
+except BaseException as e:
+    print("caught", type(e).__name__, e, flush=True)
+print("survived", flush=True)
+"""
+
+
+@pytest.mark.parametrize("traceback", [False, True], ids=["plain", "faulthandler"])
+@pytest.mark.parametrize("target", ["unmapped", "other_reservation"])
+@pytest.mark.parametrize("signals", [True, False], ids=["signals", "checks"])
+def test_fault_outside_the_reservation_during_wasm_execution_crashes(signals, target, traceback):
+    """The handler is armed while wasm runs, yet a fault outside the reservation of the
+    memory that code accesses (unmapped, or inside another live memory's guard pages) is
+    never a Trap: the process dies of SIGSEGV, through faulthandler when it is enabled."""
+    proc = run_child(WASM_CHILD, "signals" if signals else "checks", target,
+                     "faulthandler" if traceback else "plain")
+    assert "trapped" in proc.stdout, proc.stderr
+    assert "caught" not in proc.stdout, proc.stdout
+    if not traceback:
+        _assert_crashed(proc, traceback=False)
+        return
+    assert "crashing" in proc.stdout and "survived" not in proc.stdout
+    assert proc.returncode == -11, (proc.returncode, proc.stderr)
+    assert proc.stderr.count("Fatal Python error: Segmentation fault") == 1, proc.stderr
+    assert 'File "<string>"' in proc.stderr, proc.stderr
+
+
 # ---- trap loops do not leak -----------------------------------------------------------
 
 def _trap_loop(count):

@@ -209,3 +209,126 @@ def test_loads_just_past_a_shared_memory_growing_page_by_page_trap():
             t.join()
     assert counts["error"] == 0, counts
     assert counts["trap"] > 1000, counts
+
+
+# ---- host exceptions and traps from 8 threads: nothing leaks ---------------------------
+
+class HostError(Exception):
+    """What the host function of the leak test raises (it must come back unchanged)."""
+
+
+MIXED = """(module (import "h" "raise" (func $raise (param i32)))
+  (import "h" "reenter" (func $reenter (param i32)))
+  (memory (export "mem") 1 3)
+  (func (export "host_raises") (param i32) (call $raise (local.get 0)))
+  (func (export "host_reenters") (param i32) (call $reenter (local.get 0)))
+  (func (export "guard") (param i32) (result i32) (i32.load offset=16 (local.get 0)))
+  (func (export "checked") (param i32) (result i32) (i32.load offset=0x90000000 (local.get 0)))
+  (func (export "unreachable") unreachable)
+  (func (export "div") (param i32) (result i32) (i32.div_u (i32.const 1) (local.get 0)))
+  (func $forever (export "forever") (call $forever)))"""
+#: kind -> (the exception the call must raise, a trap code or None, guard fault or not)
+KINDS = ["host_raises", "host_reenters", "guard", "checked", "unreachable", "div"]
+
+
+def _mixed_instance():
+    from runtime import Engine, Func, Instance, Module
+    from tests.helpers import wat
+    from wasmenv import FuncType, ValType
+    box = {}
+
+    def raise_(k):
+        raise HostError(k)
+
+    def reenter(k):  # host -> wasm -> host raising: unchanged through both
+        box["inst"].exports["host_raises"](k)
+    ty = FuncType((ValType.I32,), ())
+    box["inst"] = inst = Instance(Module(Engine(max_wasm_stack=64 << 10), wat(MIXED)),
+                                  [Func(ty, raise_), Func(ty, reenter)])
+    return inst
+
+
+def _mixed_work(inst, n, seed, out=None, start=None):
+    """``n`` calls that each end in a host exception or a trap; counts per kind, and the
+    faults this thread's handler caught (one per guard trap)."""
+    from runtime import TrapCode
+    exports = {k: inst.exports[k] for k in KINDS + ["forever"]}
+    want = {"guard": TrapCode.MEMORY_OUT_OF_BOUNDS, "checked": TrapCode.MEMORY_OUT_OF_BOUNDS,
+            "unreachable": TrapCode.UNREACHABLE, "div": TrapCode.INTEGER_DIVISION_BY_ZERO,
+            "forever": TrapCode.STACK_OVERFLOW}
+    counts = dict.fromkeys(KINDS + ["forever", "bad"], 0)
+    if start is not None:
+        start.wait()
+    caught = _ffi.thread_faults_caught()
+    rnd = random.Random(seed)
+    for i in range(n):
+        kind = "forever" if i % 1000 == 999 else KINDS[rnd.randrange(len(KINDS))]
+        arg = () if kind in ("unreachable", "forever") else \
+            (0,) if kind == "div" else (WASM_PAGE + rnd.randrange(1 << 16),) if kind in ("guard", "checked") \
+            else (i,)
+        try:
+            exports[kind](*arg)
+        except HostError as e:
+            counts[kind if kind.startswith("host") and e.args == (i,) else "bad"] += 1
+        except Trap as t:
+            ok = t.code is want.get(kind) and (kind != "guard" or t.guard_fault) and \
+                (kind != "checked" or not t.guard_fault)
+            counts[kind if ok else "bad"] += 1
+        else:
+            counts["bad"] += 1
+    counts["faults"] = _ffi.thread_faults_caught() - caught
+    if out is not None:
+        out.append(counts)
+    return counts
+
+
+def _rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * _ffi.PAGE_SIZE
+
+
+def _mixed_from_threads(inst, per_thread, seed):
+    out, start = [], threading.Barrier(8)
+    threads = [threading.Thread(target=_mixed_work, args=(inst, per_thread, seed + i, out, start))
+               for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def _host_errors_and_traps_leak_nothing(per_thread):
+    inst = _mixed_instance()
+    # warm-up: the same work on the main thread and once from 8 threads (Python's and
+    # malloc's per-thread state, the interpreter's thread stacks, code translated)
+    _mixed_work(inst, 5000, 0)
+    _mixed_from_threads(inst, 1000, 100)
+    fds, rss = open_fd_count(), _rss()
+    out = _mixed_from_threads(inst, per_thread, 1000)
+    grown = _rss() - rss
+    assert all(c["bad"] == 0 for c in out), out
+    assert sum(sum(c[k] for k in KINDS + ["forever"]) for c in out) == 8 * per_thread
+    assert all(c["faults"] == c["guard"] > 0 and c["host_reenters"] > 0 and c["forever"] > 0
+               for c in out), out
+    assert open_fd_count() == fds
+    assert grown < 2 << 20, (rss, grown)
+    print(f"\n{8 * per_thread:,} host exceptions and traps from 8 threads: RSS {grown / 1024:+.0f} KiB")
+    return grown
+
+
+def test_100k_host_exceptions_and_traps_from_8_threads_leak_nothing():
+    """Issue 15, robustness: 100,000 calls ending in host exceptions (direct, and through a
+    host -> wasm -> host re-entry) or traps (guard page, explicit check, unreachable, divide
+    by zero, stack overflow), 12,500 from each of 8 threads at once: open fds unchanged,
+    resident memory within 2 MiB of what it was after warm-up."""
+    _host_errors_and_traps_leak_nothing(12_500)
+
+
+@pytest.mark.stress
+def test_1m_host_exceptions_and_traps_from_8_threads_leak_nothing():
+    """The same, 1,000,000 calls (-s prints the figures)."""
+    import time
+    t0 = time.monotonic()
+    _host_errors_and_traps_leak_nothing(125_000)
+    print(f"{time.monotonic() - t0:.1f} s")

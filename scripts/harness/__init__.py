@@ -11,6 +11,7 @@
   (``scripts/fuzz_differential.py``, tests/test_differential.py);
 * :mod:`harness.execution` compares one call with wasmtime-py's (results, traps) and runs
   the spec scripts' invokes in the interpreter;
+* :mod:`harness.typed_refs` makes random modules using typed function references;
 * :mod:`harness.differential` compares whole modules' execution with wasmtime-py's, with the
   same imports: results, traps, host calls, memories, globals, tables (``scripts/fuzz_exec.py``,
   tests/test_fuzz_exec.py, tests/test_interp_differential.py).

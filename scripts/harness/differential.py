@@ -9,6 +9,7 @@ its instance, or the k-th host function), an externref by which host object
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import random
 from typing import Dict, List, NamedTuple, Optional
@@ -19,12 +20,13 @@ import runtime
 from wasmenv import FuncType, GlobalType, MemoryType, TableType, UnsupportedFeature, ValType
 
 from .execution import EDGE, norm, random_arg
+from .oracle import wt_func_key
 
 #: wasm-smith options for modules whose code the interpreter runs (issue 15 item 7): MVP,
 #: sign-extension, non-trapping float-to-int, multi-value, bulk memory, reference types,
 #: multi-memory, memory64/table64, extended-const, tail calls, start functions, imports of
 #: every kind; SIMD, threads, exceptions and GC off (typed function references come only
-#: with smith's GC switch: :data:`TYPED_REFS_SMITH_ARGS`). NaNs canonicalized, loops and
+#: with smith's GC switch, and then with GC proper: harness/typed_refs.py makes those). NaNs canonicalized, loops and
 #: recursion bounded (ensure_termination); every memory and table has a maximum: an
 #: unbounded memory64 grown by 2 GiB per call from a recursion made the on-demand allocator
 #: copy tens of GiB on its moving grows.
@@ -42,10 +44,6 @@ EXEC_SMITH_ARGS = dict(
     max_table_elements=1000)
 #: Random bytes per smith module (more than the corpus default: bigger modules, more code).
 EXEC_SEED_BYTES = 4096
-#: The same with smith's GC switch on, the only way smith emits typed function references
-#: (call_ref, ref.as_non_null, br_on_null, br_on_non_null, non-nullable locals); a module
-#: using GC proper is UnsupportedFeature("gc") in ours and counted as such.
-TYPED_REFS_SMITH_ARGS = dict(EXEC_SMITH_ARGS, gc_enabled=True)
 #: Fuel given to each side for the whole module (instantiation and every call): a bound,
 #: not a comparison (the two runtimes charge differently); a side that runs out excludes
 #: the module. Ours charges at calls and back-edges, wasmtime per instruction.
@@ -87,7 +85,7 @@ def make_engine(allocator: str) -> runtime.Engine:
     """An engine with fuel on the on-demand allocator, or on a pool ("pooling": a 64 KiB
     guard, so accesses with large offsets are checked explicitly)."""
     if allocator == "pooling":
-        pool = runtime.PoolingAllocator(4, 8, 65536, 8, 1000, guard_bytes=64 << 10)
+        pool = runtime.PoolingAllocator(ROUNDS, 8, 65536, 8, 1000, guard_bytes=64 << 10)
         return runtime.Engine(allocator=pool, consume_fuel=True)
     if allocator != "ondemand":
         raise ValueError(f"unknown allocator {allocator!r}")
@@ -98,6 +96,7 @@ class Report(NamedTuple):
     calls: int
     disagreements: List[str]
     excluded: Optional[str]  # why this module was left out (fuel, ...), or None
+    seen: Dict[str, int] = {}  # what was compared: traps by code, host calls, references
 
 
 class Excluded(Exception):
@@ -112,6 +111,8 @@ class Side:
     def __init__(self):
         self.func_labels: Dict[object, str] = {}
         self.log: List[tuple] = []
+        self.host_funcs: List[object] = []  # this side's host functions, in import order
+        self.seen = collections.Counter()   # what the comparison met (for the summary)
 
     def func_key(self, f):  # pragma: no cover - per side
         raise NotImplementedError
@@ -125,9 +126,16 @@ class Side:
         if value is None:
             return None
         if ty is ValType.EXTERNREF:
+            self.seen["externrefs"] += 1
             return ("ext", value.label) if isinstance(value, Ext) else ("object", type(value).__name__)
         key = self.func_key(value)
+        self.seen["function references"] += 1
         return ("func", self.func_labels.get(key, f"unknown {key}"))
+
+    def labelled_log(self) -> List[tuple]:
+        """The host calls: (import index, labelled arguments) each."""
+        return [(k, tuple(("func", self.func_labels.get(a.key, f"unknown {a.key}"))
+                          if isinstance(a, _FuncKey) else a for a in args)) for k, args in self.log]
 
     def labels(self, types, values):
         if len(types) == 1:
@@ -137,6 +145,15 @@ class Side:
         return tuple(self.label(t, v) for t, v in zip(types, values))
 
 
+def _unwrap(value):
+    return value.value if isinstance(value, wt.Val) else value
+
+
+class _FuncKey(NamedTuple):
+    """A function argument in the host-call log, by its side's key (labelled at the end)."""
+    key: object
+
+
 class Ours(Side):
     def func_key(self, f):
         return ("host", id(f)) if f.is_host else (id(f._instance), f.wasm_index)
@@ -144,21 +161,24 @@ class Ours(Side):
 
 class Theirs(Side):
     def func_key(self, f):
-        return getattr(f._func, "__private")
+        return wt_func_key(f)
 
 
 def _host_fn(k: int, ty: FuncType, side: Side):
-    """Import ``k``'s host callable: logs its arguments, returns values made from ``k`` and
-    the number of host calls so far (the same on both sides while they agree)."""
+    """Import ``k``'s host callable: logs its arguments (a function by its key, labelled at
+    the end when every function has its label: a start function may call it before; a
+    wasmtime-py Func argument is valid only during the call), returns values made from
+    ``k`` and the number of host calls so far (the same on both sides while they agree)."""
     def fn(*args):
-        side.log.append((k, tuple(side.label(t, a) for t, a in zip(ty.params, args))))
+        side.log.append((k, tuple(_FuncKey(side.func_key(_unwrap(a))) if t is ValType.FUNCREF and _unwrap(a) is not None
+                                  else side.label(t, a) for t, a in zip(ty.params, args))))
         n = len(side.log)
-        out = [_host_result(t, k, n) for t in ty.results]
+        out = [_host_result(t, k, n, side.host_funcs) for t in ty.results]
         return out[0] if len(out) == 1 else (tuple(out) if out else None)
     return fn
 
 
-def _host_result(t, k: int, n: int):
+def _host_result(t, k: int, n: int, funcs):
     if t is ValType.I32:
         return ((k * 7919 + n * 31) & 0xFFFFFFFF) - (1 << 31)
     if t is ValType.I64:
@@ -167,7 +187,12 @@ def _host_result(t, k: int, n: int):
         return float(n) + k / 4
     if t is ValType.EXTERNREF:
         return EXTS[(k + n) % len(EXTS)]
-    return None
+    return _pick_func(funcs, k + n)
+
+
+def _pick_func(funcs, i: int):
+    """Host function ``i`` (cyclically), or null one time in three (or if there is none)."""
+    return None if not funcs or i % 3 == 2 else funcs[i % len(funcs)]
 
 
 def _global_init(t, k: int):
@@ -198,9 +223,10 @@ def _wt_val(t, value):
 
 
 def make_imports(module, engine, store, wt_store, ours: Ours, theirs: Theirs):
-    """The same host objects for both runtimes, in import order: (ours, wasmtime's, our
-    host functions by import index). Raises Excluded for what wasmtime-py cannot make."""
-    mine, other = [], []
+    """The same host objects for both runtimes, in import order: (ours, wasmtime's).
+    Host functions come first: imported funcref tables and globals hold them (then
+    call_indirect and call_ref reach them, of the right type or not), externref ones hold
+    :data:`EXTS`. Raises Excluded for what wasmtime-py cannot make."""
     for k, imp in enumerate(module.imports):
         ty = imp.type
         if isinstance(ty, FuncType):
@@ -212,14 +238,23 @@ def make_imports(module, engine, store, wt_store, ours: Ours, theirs: Theirs):
                            _host_fn(k, ty, theirs))
             ours.func_labels[ours.func_key(ours_f)] = f"host{k}"
             theirs.func_labels[theirs.func_key(wt_f)] = f"host{k}"
+            ours.host_funcs.append(ours_f)
+            theirs.host_funcs.append(wt_f)
+    mine, other = [], []
+    funcs = iter(zip(ours.host_funcs, theirs.host_funcs))
+    for k, imp in enumerate(module.imports):
+        ty = imp.type
+        if isinstance(ty, FuncType):
+            ours_f, wt_f = next(funcs)
             mine.append(ours_f)
             other.append(wt_f)
         elif isinstance(ty, GlobalType):
             _check_expressible(ty.content)
             value = _global_init(ty.content, k)
-            mine.append(runtime.Global.new(engine, ty.content, value, mutable=ty.mutable))
+            mine.append(runtime.Global.new(engine, ty.content, value or _pick_func(ours.host_funcs, k),
+                                           mutable=ty.mutable))
             other.append(wt.Global(wt_store, wt.GlobalType(_wt_type(ty.content), ty.mutable),
-                                   _wt_val(ty.content, value)))
+                                   _wt_val(ty.content, value or _pick_func(theirs.host_funcs, k))))
         elif isinstance(ty, MemoryType):
             if ty.shared:
                 raise Excluded("oracle cannot import shared memories")
@@ -228,14 +263,21 @@ def make_imports(module, engine, store, wt_store, ours: Ours, theirs: Theirs):
                                                            is_64=ty.memory64)))
         elif isinstance(ty, TableType):
             _check_expressible(ty.element)
-            init = EXTS[k % len(EXTS)] if ty.element is ValType.EXTERNREF and not ty.table64 else None
-            mine.append(runtime.Table.new(engine, ty.element, ty.minimum, ty.maximum, init=init,
-                                          table64=ty.table64))
+            table = runtime.Table.new(engine, ty.element, ty.minimum, ty.maximum, table64=ty.table64)
             if ty.table64:  # wasmtime-py 50's TableType has no 64-bit index flag: a module's
-                other.append(_wt_table64(wt_store, ty))
+                wt_table = _wt_table64(wt_store, ty)
             else:
-                other.append(wt.Table(wt_store, wt.TableType(_wt_type(ty.element),
-                                                             wt.Limits(ty.minimum, ty.maximum)), init))
+                wt_table = wt.Table(wt_store, wt.TableType(_wt_type(ty.element),
+                                                           wt.Limits(ty.minimum, ty.maximum)), None)
+            for i in range(ty.minimum):
+                if ty.element is ValType.EXTERNREF:
+                    value = wt_value = EXTS[(k + i) % len(EXTS)]
+                else:
+                    value, wt_value = _pick_func(ours.host_funcs, k + i), _pick_func(theirs.host_funcs, k + i)
+                table.set(i, value)
+                wt_table.set(wt_store, i, wt_value)
+            mine.append(table)
+            other.append(wt_table)
         else:
             raise Excluded(f"oracle cannot import {type(ty).__name__}")
     return mine, other
@@ -336,8 +378,10 @@ def _random_args(rng: random.Random, params, our_funcs, their_funcs):
     return mine, other
 
 
-def compare_module(wasm: bytes, engine, wt_engine, rng: random.Random, calls_per_export: int = 3) -> Report:
-    """Instantiate ``wasm`` in both runtimes with the same imports, call every function
+def compare_module(wasm: bytes, engine, wt_engine, rng: random.Random, calls_per_export: int = 3,
+                   rounds: int = None) -> Report:
+    """Instantiate ``wasm`` in both runtimes with the same imports (``rounds`` instances,
+    default :data:`ROUNDS`, each calling a share of the exports), call every function
     export with random arguments, and compare the outcomes, host-call logs and the state
     of every exported and imported memory, global and table."""
     try:
@@ -359,7 +403,8 @@ def compare_module(wasm: bytes, engine, wt_engine, rng: random.Random, calls_per
     types.update({e.name: e.type for e in module.exports})
     try:
         return _compare(module, imports, wt_imports, store, wt_store, ours, theirs, import_items,
-                        wt_import_items, types, wasm, wt_engine, rng, calls_per_export)
+                        wt_import_items, types, wasm, wt_engine, rng, calls_per_export,
+                        ROUNDS if rounds is None else rounds)
     except Excluded as exc:
         return Report(0, [], str(exc))
     finally:
@@ -369,57 +414,77 @@ def compare_module(wasm: bytes, engine, wt_engine, rng: random.Random, calls_per
                 close()
 
 
+#: Instances made of each module, one after another over the same imports (all live until
+#: the end): smith's ensure_termination budget is per instance, so each gets a share of
+#: the exports to call while it still runs.
+ROUNDS = 4
+
+
 def _compare(module, imports, wt_imports, store, wt_store, ours, theirs, import_items,
-             wt_import_items, types, wasm, wt_engine, rng, calls_per_export) -> Report:
-    wt_inst = our_inst = None
-    wt_trap = our_trap = None
+             wt_import_items, types, wasm, wt_engine, rng, calls_per_export, rounds) -> Report:
+    wt_module = wt.Module(wt_engine, wasm)
+    callable_exports = [e.name for e in module.exports if isinstance(e.type, FuncType)]
+    rounds = max(1, min(rounds, len(callable_exports)))
+    live = []
+    bad: List[str] = []
+    n = 0
+    state_items, wt_state_items = list(import_items), list(wt_import_items)
     try:
-        wt_inst = wt.Instance(wt_store, wt.Module(wt_engine, wasm), wt_imports)
-    except wt.Trap as exc:  # a segment out of bounds, a trapping start
-        wt_trap = _trap_name(exc)
-    try:
-        our_inst = runtime.Instance(module, imports, store=store)
-    except UnsupportedFeature as exc:
-        raise Excluded(f"unsupported by {exc.feature}") from exc
-    except runtime.Trap as exc:
-        our_trap = exc.code.name
-    if "OUT_OF_FUEL" in (wt_trap, our_trap):
-        raise Excluded("fuel")
-    if "STACK_OVERFLOW" in (wt_trap, our_trap):
-        raise Excluded("stack overflow")
-    try:
-        bad: List[str] = []
-        if wt_trap != our_trap:
-            bad.append(f"instantiation: ours {our_trap or 'ok'}, wasmtime {wt_trap or 'ok'}")
-            return Report(0, bad, None)
-        n = 0
-        export_items, wt_export_items = [], []
-        if our_inst is not None:
+        for r in range(rounds):
+            wt_inst = our_inst = None
+            wt_trap = our_trap = None
+            try:
+                wt_inst = wt.Instance(wt_store, wt_module, wt_imports)
+            except wt.Trap as exc:  # a segment out of bounds, a trapping start
+                wt_trap = _trap_name(exc)
+            try:
+                our_inst = runtime.Instance(module, imports, store=store)
+                live.append(our_inst)
+            except UnsupportedFeature as exc:
+                raise Excluded(f"unsupported by {exc.feature}") from exc
+            except runtime.Trap as exc:
+                our_trap = exc.code.name
+            if "OUT_OF_FUEL" in (wt_trap, our_trap):
+                raise Excluded("fuel")
+            if "STACK_OVERFLOW" in (wt_trap, our_trap):
+                raise Excluded("stack overflow")
+            if wt_trap != our_trap:
+                bad.append(f"instantiation {r}: ours {our_trap or 'ok'}, wasmtime {wt_trap or 'ok'}")
+                break
+            if our_trap:
+                ours.seen[f"instantiation trap {our_trap}"] += 1
+                continue
             wt_exports = wt_inst.exports(wt_store)
-            export_items = [(e.name, our_inst.exports[e.name]) for e in module.exports]
-            wt_export_items = [(e.name, wt_exports[e.name]) for e in module.exports]
+            export_items = [(f"r{r} {e.name}", our_inst.exports[e.name]) for e in module.exports]
+            wt_export_items = [(f"r{r} {e.name}", wt_exports[e.name]) for e in module.exports]
+            types.update({f"r{r} {e.name}": e.type for e in module.exports})
             funcs = [(name, ext, wt_ext) for (name, ext), (_, wt_ext) in zip(export_items, wt_export_items)
                      if isinstance(ext, runtime.Func)]
-            for _, ext, wt_ext in funcs:
-                label = ours.func_labels.get(ours.func_key(ext)) or f"export {len(ours.func_labels)}"
+            for name, ext, wt_ext in funcs:
+                label = ours.func_labels.get(ours.func_key(ext)) or name
                 ours.func_labels.setdefault(ours.func_key(ext), label)
                 theirs.func_labels.setdefault(theirs.func_key(wt_ext), label)
-            our_funcs = [f for _, f, _ in funcs]
+            mine = [f for _, f, _ in funcs]
             their_funcs = [f for _, _, f in funcs]
-            n = _call_exports(funcs, our_funcs, their_funcs, wt_store, ours, theirs, rng,
-                              calls_per_export, bad)
-        if ours.log != theirs.log:
-            first = next((i for i, (a, b) in enumerate(zip(ours.log, theirs.log)) if a != b),
-                         min(len(ours.log), len(theirs.log)))
-            bad.append(f"host calls: {len(ours.log)} vs {len(theirs.log)}, first difference at {first}: "
-                       f"ours {ours.log[first:first + 1]}, wasmtime {theirs.log[first:first + 1]}")
-        mine = our_state(import_items + export_items, ours)
-        other = their_state(wt_import_items + wt_export_items, wt_store, types, theirs)
-        bad.extend(_state_diff(mine, other))
-        return Report(n, bad, None)
+            n += _call_exports(funcs[r::rounds], mine, their_funcs, wt_store, ours, theirs, rng,
+                               calls_per_export, bad)
+            state_items += export_items
+            wt_state_items += wt_export_items
+        our_log, their_log = ours.labelled_log(), theirs.labelled_log()
+        if our_log != their_log:
+            first = next((i for i, (a, b) in enumerate(zip(our_log, their_log)) if a != b),
+                         min(len(our_log), len(their_log)))
+            bad.append(f"host calls: {len(our_log)} vs {len(their_log)}, first difference at {first}: "
+                       f"ours {our_log[first:first + 1]}, wasmtime {their_log[first:first + 1]}")
+        mine_state = our_state(state_items, ours)
+        other_state = their_state(wt_state_items, wt_store, types, theirs)
+        bad.extend(_state_diff(mine_state, other_state))
+        ours.seen["host calls"] += len(ours.log)
+        ours.seen["instances"] += len(live)
+        return Report(n, bad, None, dict(ours.seen))
     finally:
-        if our_inst is not None:
-            our_inst.close()
+        for inst in live:
+            inst.close()
 
 
 def _call_exports(funcs, our_funcs, their_funcs, wt_store, ours, theirs, rng, calls_per_export, bad) -> int:
@@ -445,11 +510,12 @@ def _call_exports(funcs, our_funcs, their_funcs, wt_store, ours, theirs, rng, ca
                 raise Excluded("fuel")
             if "STACK_OVERFLOW" in (a.value, b.value):
                 raise Excluded("stack overflow")
+            ours.seen[f"trap {a.value}" if a.kind == "trap" else "returned"] += 1
             if a != b:
                 shown = tuple(ours.label(t, v) for t, v in zip(ty.params, args))
                 bad.append(f"{name}{shown}: ours {a}, wasmtime {b}")
     return n
 
 
-__all__ = ["EXEC_SMITH_ARGS", "EXEC_SEED_BYTES", "TYPED_REFS_SMITH_ARGS", "EDGE", "Ext", "Report", "compare_module",
+__all__ = ["EXEC_SMITH_ARGS", "EXEC_SEED_BYTES", "EDGE", "Ext", "Report", "compare_module",
            "make_engine", "wasmtime_engine"]

@@ -1,5 +1,11 @@
 """Differential harness: instantiate the same module with the same imports in wasmtime-py
-and in our runtime, and reduce each side to a comparable Outcome (:func:`compare_one`)."""
+and in our runtime, and reduce each side to a comparable Outcome (:func:`compare_one`).
+
+References in globals and tables are compared by identity where the side knows it (a
+``RefLabels``): a funcref as the index of the function in the module's function space
+(an imported host function as its import's index), an externref as which host object
+(:data:`EXTERN_VALUES`); without one, as null or not.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -60,17 +66,64 @@ def _digest(size_bytes: int, data: bytes) -> tuple:
     return (size_bytes, hashlib.blake2b(data, digest_size=16).hexdigest())
 
 
-def _global_key(content: str, value):
+class RefLabels:
+    """Which reference a value is, on one side: functions by a side-specific key (``key``:
+    the value -> a hashable identity) mapped to function indices; externrefs by
+    :data:`EXTERN_VALUES`."""
+
+    def __init__(self, key, funcs=None):
+        self.key = key
+        self.funcs = dict(funcs or {})
+
+    def add(self, func, index: int) -> None:
+        self.funcs.setdefault(self.key(func), index)
+
+    def __call__(self, content: str, value):
+        if value is None:
+            return None
+        if content == "funcref":
+            return ("func", self.funcs.get(self.key(value), "unknown"))
+        if content == "externref":
+            return ("ext", _EXTERN_LABELS.get(id(value), "unknown"))
+        return True
+
+
+def _our_func_key(f):
+    return ("host", id(f)) if f.is_host else ("wasm", id(f._instance), f.wasm_index)
+
+
+def wt_func_key(f):
+    """Which function a wasmtime-py Func is: its VMFuncRef's (array_call, vmctx). The
+    record's address is no identity: an instance holds its own copy of each imported
+    function's record (wasmtime 50: array_call at offset 0, vmctx at 24)."""
+    import ctypes
+    words = ctypes.cast(getattr(f._func, "__private"), ctypes.POINTER(ctypes.c_uint64))
+    return (words[0], words[3])
+
+
+#: The host objects imported externref globals and tables hold (the same on both sides).
+EXTERN_VALUES = tuple(type("Extern", (), {"__repr__": lambda self, k=k: f"Extern{k}"})() for k in range(3))
+_EXTERN_LABELS = {id(v): k for k, v in enumerate(EXTERN_VALUES)}
+
+
+def _global_key(content: str, value, labels=None):
     if content in ("f32", "f64"):
         return ("nan",) if isinstance(value, float) and math.isnan(value) else float(value)
     if content in ("funcref", "externref", "exnref"):
-        return value is not None
+        return labels(content, value) if labels is not None else value is not None
     if content == "v128":
         return int(value) if isinstance(value, int) else None
     return int(value)
 
 
 # -- import recipes: plain data describing one host value per import -----------------------
+def func_exports_of(wasm: bytes):
+    """Export name -> function index, for the function exports of ``wasm``."""
+    from wasmenv import ExternKind
+    exports = wasmenv.translate(wasm).module.exports
+    return {name: idx.index for name, idx in exports.items() if idx.kind is ExternKind.FUNC}
+
+
 def recipes_for(wasm: bytes):
     """One recipe per import, derived from our decoder's view of the module's import types."""
     tr = wasmenv.translate(wasm)
@@ -85,6 +138,8 @@ def _global_value(content: ValType, k: int):
         return 8 * k
     if content in (ValType.F32, ValType.F64):
         return float(k) + 0.5
+    if content is ValType.EXTERNREF:
+        return EXTERN_VALUES[k % len(EXTERN_VALUES)]
     return None
 
 
@@ -114,7 +169,11 @@ def _wt_val(v: ValType, value):
         return wt.Val.f64(value)
     if v is ValType.FUNCREF:
         return wt.Val.funcref(None)
-    return wt.Val.externref(None)
+    return wt.Val.externref(value)
+
+
+def _table_init(ty: TableType, k: int):
+    return EXTERN_VALUES[k % len(EXTERN_VALUES)] if ty.element is ValType.EXTERNREF else None
 
 
 def wasmtime_externs(store, recipes):
@@ -137,7 +196,7 @@ def wasmtime_externs(store, recipes):
             if ty.table64:  # wasmtime-py 50's TableType has no 64-bit index flag
                 raise Unexpressible("wasmtime-py cannot make 64-bit tables")
             tt = wt.TableType(_wt_valtype(ty.element), wt.Limits(ty.minimum, ty.maximum))
-            out.append(wt.Table(store, tt, None))
+            out.append(wt.Table(store, tt, _table_init(ty, k)))
         elif isinstance(ty, TagType):
             ft = ty.func_type
             wft = wt.FuncType([_wt_valtype(p) for p in ft.params], [])
@@ -156,7 +215,8 @@ def our_externs(engine, recipes):
         elif isinstance(ty, MemoryType):
             ext = runtime.Memory.new(engine, ty.minimum, ty.maximum, shared=ty.shared, memory64=ty.memory64)
         elif isinstance(ty, TableType):
-            ext = runtime.Table.new(engine, ty.element, ty.minimum, ty.maximum, table64=ty.table64)
+            ext = runtime.Table.new(engine, ty.element, ty.minimum, ty.maximum, _table_init(ty, k),
+                                    table64=ty.table64)
         else:
             ext = runtime.Tag(ty.func_type)
         out.append(ext)
@@ -164,32 +224,41 @@ def our_externs(engine, recipes):
 
 
 # -- outcomes ------------------------------------------------------------------------------
-def wasmtime_outcome(engine: wt.Engine, wasm: bytes, recipes) -> Outcome:
+def wasmtime_outcome(engine: wt.Engine, wasm: bytes, recipes, func_exports=None) -> Outcome:
+    """wasmtime-py's outcome; ``func_exports`` (export name -> function index) lets it
+    name the functions references point to."""
     store = wt.Store(engine)
     try:
         module = wt.Module(engine, wasm)
     except wt.WasmtimeError as exc:
         return Outcome("invalid", str(exc).splitlines()[0])
     externs = wasmtime_externs(store, recipes)
+    labels = RefLabels(wt_func_key)
+    funcs = [e for e in externs if isinstance(e, wt.Func)]
+    for index, f in enumerate(funcs):
+        labels.add(f, index)
     try:
         instance = wt.Instance(store, module, externs)
     except wt.Trap as exc:
-        return _wt_state(store, None, externs, "trap", str(exc))
+        return _wt_state(store, None, externs, "trap", str(exc), labels, func_exports)
     except wt.WasmtimeError as exc:
         text = str(exc)
         kind = "link" if "import" in text else "trap"
         return Outcome(kind, text.splitlines()[0])
-    return _wt_state(store, instance, externs, "ok", "")
+    return _wt_state(store, instance, externs, "ok", "", labels, func_exports)
 
 
-def _wt_state(store, instance, externs, kind, detail):
+def _wt_state(store, instance, externs, kind, detail, labels=None, func_exports=None):
     items = [(None, e) for e in externs]
     if instance is not None:
-        items += list(instance.exports(store).items())
-    return Outcome(kind, detail, *_wt_state_items(store, items))
+        exports = instance.exports(store)
+        for name, index in (func_exports or {}).items():
+            labels.add(exports[name], index)
+        items += list(exports.items())
+    return Outcome(kind, detail, *_wt_state_items(store, items, labels))
 
 
-def _wt_state_items(store, items):
+def _wt_state_items(store, items, labels=None):
     """(memories, globals, tables) of wasmtime externs, in the order given."""
     mems, globs, tabs = [], [], []
     for _, ext in items:
@@ -205,15 +274,21 @@ def _wt_state_items(store, items):
         elif isinstance(ext, wt.Global):
             content = _wt_name(ext.type(store).content)
             # wasmtime's C API aborts the process reading other kinds (exnref, v128).
-            globs.append(_global_key(content, _unwrap(ext.value(store))) if content in READABLE else content)
+            globs.append(_global_key(content, _unwrap(ext.value(store)), labels)
+                         if content in READABLE else content)
         elif isinstance(ext, wt.Table):
             element = _wt_name(ext.type(store).element)
             if element not in READABLE:
                 tabs.append(element)
                 continue
             size = ext.size(store)
-            tabs.append((size, tuple(_unwrap(ext.get(store, i)) is not None for i in range(min(size, 4096)))))
+            tabs.append((size, tuple(_table_key(element, _unwrap(ext.get(store, i)), labels)
+                                     for i in range(min(size, 4096)))))
     return tuple(mems), tuple(globs), tuple(tabs)
+
+
+def _table_key(element: str, value, labels):
+    return labels(element, value) if labels is not None else value is not None
 
 
 def _wt_name(valtype) -> str:
@@ -232,10 +307,13 @@ def our_outcome(engine, wasm: bytes, recipes) -> Outcome:
     except wasmenv.DecodeError as exc:
         return Outcome("invalid", str(exc))
     externs = our_externs(engine, recipes)
+    labels = RefLabels(_our_func_key)
+    for index, f in enumerate(e for e in externs if isinstance(e, runtime.Func)):
+        labels.add(f, index)
     try:
         instance = runtime.Instance(module, externs)
     except runtime.Trap as exc:
-        return _our_state(None, externs, "trap", str(exc))
+        return _our_state(None, externs, "trap", str(exc), labels)
     except runtime.LinkError as exc:
         return Outcome("link", str(exc))
     except runtime.AllocationError as exc:
@@ -243,27 +321,32 @@ def our_outcome(engine, wasm: bytes, recipes) -> Outcome:
             return Outcome("pool-limit", str(exc))
         raise
     try:
-        first = _our_state(instance, externs, "ok", "")
+        first = _our_state(instance, externs, "ok", "", labels)
     finally:
         instance.close()
     if not externs:
         # Again, from the same Module: a memories-only module now takes the one-call
         # path (and a pool hands back the slot just reset): the state must not change.
         with runtime.Instance(module) as again:
-            second = _our_state(again, externs, "ok", "")
+            second = _our_state(again, externs, "ok", "", labels)
         if second.comparable() != first.comparable():
             return Outcome("second-instance-differs", f"{first} != {second}")
     return first
 
 
-def _our_state(instance, externs, kind, detail):
+def _our_state(instance, externs, kind, detail, labels=None):
     items = [(None, e) for e in externs]
     if instance is not None:
         items += [(name, instance.exports[name]) for name in instance.exports]
-    return Outcome(kind, detail, *_our_state_items(items))
+        if labels is not None:
+            labels = RefLabels(labels.key, labels.funcs)
+            for _, ext in items:
+                if isinstance(ext, runtime.Func) and not ext.is_host:
+                    labels.add(ext, ext.wasm_index)
+    return Outcome(kind, detail, *_our_state_items(items, labels))
 
 
-def _our_state_items(items):
+def _our_state_items(items, labels=None):
     """(memories, globals, tables) of our externs, in the order given."""
     mems, globs, tabs = [], [], []
     for _, ext in items:
@@ -273,14 +356,14 @@ def _our_state_items(items):
             mems.append(_digest(size, ext.read(0, n) if n else b""))
         elif isinstance(ext, runtime.Global):
             content = str(ext.ty.content)
-            globs.append(_global_key(content, ext.value) if content in READABLE else content)
+            globs.append(_global_key(content, ext.value, labels) if content in READABLE else content)
         elif isinstance(ext, runtime.Table):
             element = str(ext.ty.element)
             if element not in READABLE:
                 tabs.append(element)
                 continue
             size = ext.size
-            tabs.append((size, tuple(ext.get(i) is not None for i in range(min(size, 4096)))))
+            tabs.append((size, tuple(_table_key(element, ext.get(i), labels) for i in range(min(size, 4096)))))
     return tuple(mems), tuple(globs), tuple(tabs)
 
 
@@ -293,7 +376,7 @@ def compare_one(wt_engine, engine, wasm):
         theirs = wasmtime_outcome(wt_engine, wasm, [])
         return ("rejected-both" if theirs.kind == "invalid" else "DISAGREE"), str(exc), theirs
     try:
-        theirs = wasmtime_outcome(wt_engine, wasm, recipes)
+        theirs = wasmtime_outcome(wt_engine, wasm, recipes, func_exports_of(wasm))
     except Unexpressible:
         return "oracle-cannot-import", None, None
     ours = our_outcome(engine, wasm, recipes)

@@ -7,9 +7,12 @@
  * that has entered its memory) until the main thread has closed that memory and taken
  * the pool's next slot for a new tenant.
  *
- * Usage: memory_races close|stress; prints "ok ..." or "FAIL ..." (exit 1).
+ * Usage: memory_races close|close-marked|stress; prints "ok ..." or "FAIL ..." (exit 1).
  *   close   a fill paused inside a pooled memory while it is closed: the next tenant
- *           never sees its bytes, and the slot is given back when the fill has finished;
+ *           never sees its bytes, and the slot is given back when the fill has finished
+ *           (the fill counted in `users`: its thread's first access);
+ *   close-marked  the same, the fill marked in its thread's hazard record instead (its
+ *           thread's second access: wenv_memory.c, "accessors' marks");
  *   stress  threads access memories while they are closed and reopened (for
  *           ThreadSanitizer): each slot goes back exactly once per tenancy, and every
  *           access after a close is refused.
@@ -71,27 +74,40 @@ static int zero_bytes(wenv_memory *m)
 
 struct fill_call {
     wenv_memory *m;
+    int warm;  /* an access first: the fill then marks itself instead of counting */
     int status;
 };
 
 static void *fill_call(void *arg)
 {
     struct fill_call *c = arg;
+    if (c->warm) {
+        if (wenv_load_i32(c->m, 0, 0) != 0)
+            c->status = -2;
+        __atomic_store_n(&armed, WENV_HOOK_ACCESS_ENTERED, __ATOMIC_SEQ_CST);
+    }
     c->status = wenv_fill(c->m, 0, 0xAA, WPAGE);
     return NULL;
 }
 
-static int race_close(wenv_pool *p)
+#define USERS_COUNT(m) (__atomic_load_n(&(m)->users, __ATOMIC_SEQ_CST) & ~((uint64_t)3 << 62))
+
+/* warm: the fill is the thread's second access, marked in its hazard record (the first
+ * counted itself in `users`); else its first, counted. */
+static int race_close(wenv_pool *p, int warm)
 {
     wenv_memory a, b;
     int64_t slot_a = open_tenant(p, &a);
     if (slot_a < 0)
         return fail("close: take");
-    struct fill_call c = {&a, -1};
+    struct fill_call c = {&a, warm, -1};
     pthread_t t;
-    __atomic_store_n(&armed, WENV_HOOK_ACCESS_ENTERED, __ATOMIC_SEQ_CST);
+    if (!warm)
+        __atomic_store_n(&armed, WENV_HOOK_ACCESS_ENTERED, __ATOMIC_SEQ_CST);
     pthread_create(&t, NULL, fill_call, &c);
     timed_wait(&first_paused, 5000);
+    if (USERS_COUNT(&a) != (warm ? 0u : 1u) || !__atomic_load_n(&a.marked, __ATOMIC_SEQ_CST))
+        return printf("FAIL close: the fill in flight did not enter as expected: %llu users, marked %u\n", (unsigned long long)USERS_COUNT(&a), a.marked), 1;
     CLOSE_MEMORY(&a, p, slot_a);         /* returns at once: the fill is still in flight */
     int64_t slot_b = open_tenant(p, &b); /* the next tenant */
     int clean_before = slot_b >= 0 && zero_bytes(&b);
@@ -99,6 +115,8 @@ static int race_close(wenv_pool *p)
     pthread_join(t, NULL);
     if (slot_b < 0)
         return fail("close: the next tenant got no slot");
+    if (slot_b == slot_a)
+        return fail("close: the slot went back to the pool while an access was in flight on it");
     if (!clean_before || !zero_bytes(&b)) {
         printf("FAIL close: the next tenant (slot %lld) saw bytes written through the closed memory "
                "(slot %lld)\n", (long long)slot_b, (long long)slot_a);
@@ -114,7 +132,8 @@ static int race_close(wenv_pool *p)
     wenv_pool_stats(p, st);
     if (st[0] || st[1])
         return fail("close: the pool is not empty at the end");
-    printf("ok close: fill status %d, next tenant in slot %lld, clean\n", c.status, (long long)slot_b);
+    printf("ok close: fill status %d (%s), next tenant in slot %lld, clean\n", c.status,
+           warm ? "marked" : "counted", (long long)slot_b);
     return 0;
 }
 
@@ -197,11 +216,13 @@ int main(int argc, char **argv)
         return fail("wenv_pool_new");
     int rc;
     if (!strcmp(what, "close"))
-        rc = race_close(p);
+        rc = race_close(p, 0);
+    else if (!strcmp(what, "close-marked"))
+        rc = race_close(p, 1);
     else if (!strcmp(what, "stress"))
         rc = stress(p);
     else
-        return fail("usage: memory_races close|stress");
+        return fail("usage: memory_races close|close-marked|stress");
     wenv_pool_close(p);
     wenv_pool_free(p);
     munmap(resv, WPAGE + SLOTS * STRIDE);

@@ -123,6 +123,9 @@ class ItemNode(Node):
             return INDEX.decode(j, where, ctx)
         return EXPR.decode(obj(j, where, ("expr",))["expr"], f"{where}.expr", ctx)
 
+    def bulk(self, values) -> bool:
+        return INDEX.bulk(values)  # function indices decode to themselves
+
 
 def _tag_func_type(attrs, ctx, where):
     types = ctx["types"]

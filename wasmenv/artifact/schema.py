@@ -46,10 +46,15 @@ class Node:
     """A JSON representation of one kind of value: ``encode(v)`` and ``decode(j, where, ctx)``.
 
     ``fast(j)``, where not None, is ``decode(j)`` for the common valid case, else
-    :data:`SLOW` (then ``decode`` runs and reports the error).
+    :data:`SLOW` (then ``decode`` runs and reports the error). ``bulk(values)`` is True when
+    every one of ``values`` is valid and decodes to itself (a check of a whole column in
+    C-speed passes; False means "decode them one by one", which reports the error).
     """
 
     fast = None
+
+    def bulk(self, values) -> bool:
+        return False
 
     def encode(self, v):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -73,6 +78,10 @@ class Int(Node):
             fail(where, f"{j} out of range [{self.lo}, {self.hi}]")
         return j
 
+    def bulk(self, values) -> bool:
+        return not values or (set(map(type, values)) == {int} and self.lo <= min(values)
+                              and max(values) <= self.hi)
+
 
 class Scalar(Node):
     """A JSON value that is the model's value as it is (``bool``, ``str``)."""
@@ -88,6 +97,9 @@ class Scalar(Node):
         if type(j) is not self.pytype:
             fail(where, f"expected {self.what}, got {_tname(j)}")
         return j
+
+    def bulk(self, values) -> bool:
+        return set(map(type, values)) <= {self.pytype}
 
 
 BOOL = Scalar(bool, "true/false")
@@ -108,6 +120,9 @@ class Opt(Node):
 
     def decode(self, j, where, ctx):
         return None if j is None else self.inner.decode(j, where, ctx)
+
+    def bulk(self, values) -> bool:
+        return self.inner.bulk([v for v in values if v is not None])
 
 
 class Const(Node):
@@ -157,10 +172,12 @@ class List(Node):
         if self.length is not None and len(j) != self.length:
             fail(where, f"expected {self.length} entries, got {len(j)}")
         inner = self.inner
-        if type(inner) is Index and all(type(x) is int and x >= 0 for x in j):
-            out = j  # plain indices (the common, and often huge, case) checked in one pass
+        if inner.bulk(j):
+            out = j  # plain values (indices: the common, and often huge, case) in one pass
         else:
-            out = [inner.decode(x, f"{where}[{k}]", ctx) for k, x in enumerate(j)]
+            out = inner.decode_rows(j) if isinstance(inner, Record) else None
+            if out is None:
+                out = [inner.decode(x, f"{where}[{k}]", ctx) for k, x in enumerate(j)]
         return list(out) if self.as_list else tuple(out)
 
 
@@ -203,7 +220,7 @@ class Nullable(Node):
     def decode(self, j, where, ctx):
         if type(j) is not list:
             fail(where, f"expected a list, got {_tname(j)}")
-        if all(x is None or (type(x) is int and x >= 0) for x in j):
+        if self.inner.bulk(j):
             return tuple(j)
         return tuple(self.inner.decode(x, f"{where}[{k}]", ctx) for k, x in enumerate(j))
 
@@ -215,7 +232,8 @@ class Record(Node):
     part built first (``parts={"table": TableType}``: ``table.minimum``); ``attribute`` None
     means ``node`` is a :class:`Group` (several attributes under one key). ``derived`` maps
     attributes not stored to ``fn(decoded_attrs, ctx, where)``; ``publish`` names attributes
-    put in ``ctx`` once decoded, for the fields after them.
+    put in ``ctx`` once decoded, for the fields after them. A ``row``'s entries are the
+    positional arguments of ``make`` (default ``cls``), in the order of ``fields``.
     """
 
     def __init__(self, cls, fields, *, parts=None, derived=None, row: bool = False,
@@ -232,6 +250,11 @@ class Record(Node):
         self.attrs = tuple(a for _, a, _ in self.fields)
         fasts = [node.fast for _, _, node in self.fields]
         self.fast_row = tuple(fasts) if row and self.simple and None not in fasts else None
+        if row and dataclasses.is_dataclass(cls) and make is None:
+            names = tuple(f.name for f in dataclasses.fields(cls) if f.init)
+            if names[:len(self.attrs)] != self.attrs:  # pragma: no cover - a description bug
+                raise TypeError(f"row of {cls.__name__}: fields {self.attrs} are not its "
+                                f"positional arguments {names}")
 
     def encode(self, v):
         values = []
@@ -250,13 +273,30 @@ class Record(Node):
             if self.fast_row and type(j) is list and len(j) == len(self.fields):
                 values = [f(x) for f, x in zip(self.fast_row, j)]
                 if SLOW not in values:
-                    return construct(self.make, dict(zip(self.attrs, values)), where)
+                    return construct(self.make, values, where)
             if type(j) is not list or len(j) != len(self.fields):
                 fail(where, f"expected a list of {len(self.fields)} entries, got {j!r}")
             return self.decode_fields(dict(zip(self.keys, j)), where, ctx, "[{}]")
         if type(j) is not dict or j.keys() != self.keyset:
             obj(j, where, self.keys)
         return self.decode_fields(j, where, ctx)
+
+    def decode_rows(self, j: list):
+        """The records of rows ``j`` when every entry of every row passes its node's
+        :meth:`~Node.bulk` check and ``make`` accepts them, else None (then decode them one
+        by one, which reports the error)."""
+        if not (self.row and self.simple):
+            return None
+        n = len(self.fields)
+        if not all(type(x) is list and len(x) == n for x in j):
+            return None
+        columns = list(zip(*j)) if j else [()] * n
+        if not all(node.bulk(col) for (_, _, node), col in zip(self.fields, columns)):
+            return None
+        try:
+            return list(map(self.make, *columns))
+        except (ValueError, TypeError):
+            return None
 
     def decode_fields(self, o: dict, where, ctx, step=".{}"):
         """Decode the fields of ``o``, whose keys were checked."""
@@ -323,8 +363,10 @@ class Group(Node):
 
 
 def construct(cls, kw, where):
+    """``cls(**kw)`` (``cls(*kw)`` for a list of positional arguments); a constructor's
+    ValueError or TypeError is an ArtifactError at ``where``."""
     try:
-        return cls(**kw)
+        return cls(*kw) if type(kw) is list else cls(**kw)
     except (ValueError, TypeError) as exc:  # e.g. a RefType in a non-canonical form
         fail(where, str(exc))
 
