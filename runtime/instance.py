@@ -140,9 +140,8 @@ class Instance(Owner):
             self._imported_memories = groups.memories
         if env.tags:
             self.tags = list(groups.tags)
-        if groups.funcs or groups.globals or groups.tables:
-            # externrefs cross between its store and what it imports
-            link_imports(self, groups.funcs + groups.globals + groups.tables)
+        if groups.crossing:  # externrefs cross between its store and these imports
+            link_imports(self, groups.crossing)
         # Spec order: globals (and tags) first: the block is freed with its last holder
         # (see _open_block), nothing to release.
         self._open_block(layout)

@@ -9,6 +9,7 @@ from wasmenv import ExternKind, FuncType, GlobalType, MemoryType, TableType, Tag
 from .errors import LinkError
 from .func import Func
 from .globals import Global
+from .refs import crosses_registries
 from .table import Table
 
 
@@ -21,6 +22,7 @@ class ImportGroups(NamedTuple):
     memories: tuple
     tags: tuple
     wasm_funcs: tuple  # the imported functions of other instances (runtime.func.code_resources)
+    crossing: tuple    # the imports externref cells may cross to or from (runtime.refs.link_imports)
 
 
 def group_imports(module_env, externs) -> ImportGroups:
@@ -28,13 +30,14 @@ def group_imports(module_env, externs) -> ImportGroups:
     groups = {kind: [] for kind in ExternKind}
     for imp, ext in zip(module_env.initializers, externs):
         groups[imp.index.kind].append(ext)
-    funcs = tuple(groups[ExternKind.FUNC])
-    return ImportGroups(funcs, tuple(groups[ExternKind.GLOBAL]),
-                        tuple(groups[ExternKind.TABLE]), tuple(groups[ExternKind.MEMORY]),
-                        tuple(groups[ExternKind.TAG]), tuple(f for f in funcs if f._instance is not None))
+    funcs, globals_, tables = (tuple(groups[kind]) for kind in (ExternKind.FUNC, ExternKind.GLOBAL,
+                                                                 ExternKind.TABLE))
+    return ImportGroups(funcs, globals_, tables, tuple(groups[ExternKind.MEMORY]),
+                        tuple(groups[ExternKind.TAG]), tuple(f for f in funcs if f._instance is not None),
+                        tuple(ext for ext in funcs + globals_ + tables if crosses_registries(ext)))
 
 
-NO_IMPORTS = ImportGroups((), (), (), (), (), ())
+NO_IMPORTS = ImportGroups((), (), (), (), (), (), ())
 
 
 class ResolvedImports:

@@ -111,21 +111,26 @@ def extern_of(cell: int):
     return None if cell == 0 else _OBJECTS[cell]
 
 
-def link_imports(instance, imports) -> None:
-    """Link the registry of ``instance``'s store with that of each import cells may
-    cross from or to: tables and globals of externrefs, wasm functions of another store."""
+def crosses_registries(ext) -> bool:
+    """Whether cells may cross between an importer's store and import ``ext``: a table
+    or global of externrefs, or a wasm function (of another instance's store)."""
     from .globals import Global
     from .table import Table
+    if isinstance(ext, Table):
+        return not is_func_heap(ext.ty.element)
+    if isinstance(ext, Global):
+        return ext.ty.content.is_ref and not is_func_heap(ext.ty.content)
+    return isinstance(ext, Func) and ext._instance is not None
+
+
+def link_imports(instance, imports) -> None:
+    """Link the registry of ``instance``'s store with that of each import cells may
+    cross from or to (:func:`crosses_registries`)."""
     externs = None
     for ext in imports:
-        if isinstance(ext, Table):
-            other = None if is_func_heap(ext.ty.element) else ext._registry()
-        elif isinstance(ext, Global):
-            other = None if not ext.ty.content.is_ref or is_func_heap(ext.ty.content) else ext._registry()
-        elif isinstance(ext, Func) and ext._instance is not None:
-            other = ext._instance.store._externs
-        else:
+        if not crosses_registries(ext):
             continue
+        other = ext._instance.store._externs if isinstance(ext, Func) else ext._registry()
         if other is not None:
             if externs is None:
                 externs = instance.store._externs

@@ -12,7 +12,7 @@ import pytest
 from tests.charness import build, run
 
 #: The units a pool harness links (wenv_instance.c: the pool's one-call path).
-POOL_UNITS = ("mman", "memory", "traps", "pool", "instance")  # (instance: wenv_data_apply writes through wenv_memory)
+POOL_UNITS = ("mman", "pool", "instance")
 
 
 @pytest.fixture(scope="module")
