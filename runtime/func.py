@@ -69,8 +69,17 @@ def code_resources(funcs) -> tuple:
     Raises:
         ValueError: one of those instances is closed.
     """
+    return instance_resources([f._instance for f in funcs if f._instance is not None])
+
+
+def instance_resources(instances) -> tuple:
+    """(memories, tables) the code of ``instances`` may run on (see :func:`code_resources`).
+
+    Raises:
+        ValueError: one of those instances is closed.
+    """
     memories, tables, seen = [], [], set()
-    todo = [f._instance for f in funcs if f._instance is not None]
+    todo = list(instances)
     while todo:
         inst = todo.pop()
         if id(inst) in seen:

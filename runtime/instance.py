@@ -9,7 +9,7 @@ from wasmenv import ConstExpr, ExternKind
 
 from . import _ffi
 from ._owner import Owner
-from .func import Func, code_resources
+from .func import Func, code_resources, instance_resources
 from .globals import Global, GlobalCells
 from .layout import allocation_of, layout_of
 from .linking import NO_IMPORTS, ResolvedImports, group_imports, lookup_imports
@@ -76,6 +76,7 @@ class Instance(Owner):
     _dropped_data = None         # passive segments left after a data.drop (else the layout's)
     _held: List[object] = ()     # imported memories kept allocated until close (_hold)
     _held_tables: List[Table] = ()  # imported tables kept allocated until close
+    _kept = None  # id -> what funcref cells that crossed in name (_keep)
     _calls = 0                   # calls in flight (_enter/_leave), counted when it has tables
     _tables_done = False         # its tables were given back (close, after the last call)
     _tables_pending = False      # closed during a call: the last _leave gives them back
@@ -196,6 +197,42 @@ class Instance(Owner):
         for table in tables:
             table._share()
             held.append(table)
+
+    def _keep(self, holder) -> None:
+        """A funcref cell naming ``holder``'s function crossed into this instance (a call
+        argument, a host function's result, a table element or global set from Python):
+        keep ``holder`` alive, and when it is another instance, the memories and tables its
+        code runs on, until this instance closes (as imports are: _hold, _hold_tables), so
+        the function never runs on freed or reused storage.
+
+        Raises:
+            ValueError: this instance, or ``holder``, is closed.
+        """
+        kept = self._kept
+        if kept is not None and id(holder) in kept:
+            return
+        with _CALLS_LOCK:
+            if self._handles is None:
+                raise ValueError("instance is closed")
+            kept = self._kept
+            if kept is None:
+                kept = self._kept = {}
+            if id(holder) in kept:
+                return
+            if isinstance(holder, Instance) and holder is not self:
+                memories, tables = instance_resources([holder])
+                held, held_tables = list(self._held), list(self._held_tables)
+                try:
+                    for memory in memories:
+                        if not _ffi.memory_enter(memory._desc):
+                            raise ValueError("the instance of a function reference is closed")
+                        held.append(memory)
+                    for table in tables:
+                        table._share()
+                        held_tables.append(table)
+                finally:  # (what was taken is given back at close, even on a failure)
+                    self._held, self._held_tables = held, held_tables
+            kept[id(holder)] = holder
 
     def _enter(self):
         """The interpreter's call bridge, before a call: counts the call in flight on
@@ -541,6 +578,7 @@ class Instance(Owner):
                 rc = _ffi.memory_leave(memory._desc)
                 if rc:  # its instance closed first, and this was its last use
                     memory._state.slot._after_close(rc)
+            self._held, self._kept = (), None  # (views keep their instances alive)
             if self._tables_after_calls():
                 self._release_tables()
             made = self._made

@@ -26,7 +26,7 @@ from . import _ffi
 from .func import host_func, type_id
 from .layout import layout_of
 from ._translate_tables import BULK
-from .refs import ExternRefs, cell_of, is_func_heap, value_of
+from .refs import ExternRefs, cell_of, holder_of, is_func_heap, value_of
 from .backtrace import function_names, register_code
 from .engine import DEFAULT_MAX_WASM_STACK, FRAME_BYTES
 from .translate import translate_function
@@ -303,7 +303,15 @@ def ref_to_cell(ty, value, instance=None) -> int:
     # (runtime/refs.py: the one encoding; externrefs belong to the store)
     externs = instance
     if instance is not None and not isinstance(instance, ExternRefs):
-        externs = None if value is None or is_func_heap(ty) else instance.store._externs
+        if value is None:
+            externs = None
+        elif is_func_heap(ty):
+            externs = None
+            holder = holder_of(value)
+            if holder is not None:  # the cell's record, and what it runs on, live as long
+                instance._keep(holder)
+        else:
+            externs = instance.store._externs
     return cell_of(ty, value, externs)
 
 

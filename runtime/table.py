@@ -9,6 +9,7 @@ from wasmenv import TablePlan, TableType
 
 from . import _ffi
 from ._owner import Owner
+from .func import Func, instance_resources
 from .refs import ExternRefs, cell_of, holder_of, is_func_heap, value_of
 from .traps import Trap, TrapCode
 from .values import check_ref, valtype
@@ -88,6 +89,7 @@ class Table(Owner):
         self._lazy_len = lazy_len
         self._binder = None  # the instance whose interpreter state the lazy array waits for
         self._holds = {}  # id -> what keeps the records this table's cells may name alive
+        self._held = ()  # memories and tables of other instances its cells may call (_hold)
         self._funcs = is_func_heap(ty.element)
         self._externs = None  # the registry of its externrefs, found on first use (_registry)
         self._definer = None  # a weakref to the instance that defines it (_bind)
@@ -116,7 +118,29 @@ class Table(Owner):
         return self
 
     def _hold(self, holder) -> None:
-        """Keep ``holder`` (runtime.refs.holder_of) alive while this table is open."""
+        """Keep ``holder`` (runtime.refs.holder_of) alive while this table is open; an
+        instance other than its definer with the memories and tables its code runs on (a
+        call through the element never runs on freed or reused storage).
+
+        Raises:
+            ValueError: ``holder`` is a closed instance.
+        """
+        if id(holder) in self._holds:
+            return
+        if not isinstance(holder, Func) and (self._definer is None or self._definer() is not holder):
+            memories, tables = instance_resources([holder])
+            with self._lock:
+                if id(holder) in self._holds:
+                    return
+                held = self._held = list(self._held)
+                for memory in memories:
+                    if not _ffi.memory_enter(memory._desc):
+                        raise ValueError("the instance of a function reference is closed")
+                    held.append(memory)
+                for table in tables:
+                    if table is not self:
+                        table._share()
+                        held.append(table)
         self._holds.setdefault(id(holder), holder)
 
     def _bind(self, instance) -> None:
@@ -289,9 +313,22 @@ class Table(Owner):
             if self._slot is None:  # (a pool slot's storage stays the slot's: release())
                 _ffi.table_close(self._t)
             self._holds = {}
+            held, self._held = self._held, ()
         slot, self._slot = self._slot, None
+        _give_back(held)
         if slot is not None:
             slot.release()
 
     def __repr__(self):
         return f"<Table {self.ty.element} size={self.size} max={self.ty.maximum}>"
+
+
+def _give_back(held) -> None:
+    """Release what :meth:`Table._hold` took: memory uses and table shares."""
+    for x in held:
+        if isinstance(x, Table):
+            x._unshare()
+        else:
+            rc = _ffi.memory_leave(x._desc)
+            if rc:  # its instance closed first, and this was its last use
+                x._state.slot._after_close(rc)

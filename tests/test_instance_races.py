@@ -11,6 +11,7 @@ import threading
 
 import pytest
 
+import runtime
 import runtime.instance as instance_mod
 from runtime import Engine, Instance, Module, Trap, _ffi
 from tests.helpers import WASM_PAGE, make_pool, wat
@@ -459,9 +460,6 @@ def test_host_made_memory_table_and_global_closed_during_a_call_stay_for_their_i
         pool.close()
 
 
-@pytest.mark.xfail(strict=True, reason="left (issue 13 item 5): a funcref that is not an import (a table "
-                   "element set from Python, a call argument) does not keep its instance's memory and "
-                   "tables: the call runs on a released slot")
 def test_a_funcref_to_a_closed_instance_never_runs_on_the_next_tenant():
     """A table element set from Python names a function of an instance closed since: a
     call_indirect through it must run on that instance's own memory (held) or fail
@@ -476,11 +474,66 @@ def test_a_funcref_to_a_closed_instance_never_runs_on_the_next_tenant():
     caller.exports["t"].set(0, exporter.exports["put"])
     exporter.close()
     nxt = Instance(mod)
-    try:
-        caller.exports["via"](0x7A6A5A4A)
-    except (Trap, ValueError):
-        pass
+    # The element keeps its instance's memory, table and global: the call runs there.
+    assert caller.exports["via"](0x7A6A5A4A) == 0x7A6A5A4A + 6 + 10
     assert nxt.exports["m"].read(0, 4) == b"\0\0\0\0"
     caller.close()
     nxt.close()
+    assert pool.live_instances == pool.live_memories == 0
+    pool.close()
+
+
+KEEPER = '''(module (table (export "t") 1 funcref) (type $t (func (param i32) (result i32)))
+  (func (export "keep") (param funcref) (table.set (i32.const 0) (local.get 0)))
+  (func (export "via") (param i32) (result i32) (call_indirect (type $t) (local.get 0) (i32.const 0))))'''
+
+
+@pytest.mark.parametrize("how", ["closed", "collected"])
+def test_a_funcref_passed_as_an_argument_keeps_its_instance_and_storage(how):
+    """A funcref passed to wasm (which stores it in its table) keeps its instance's state
+    and storage for the receiver: its instance closed first (pooled: the slot is not
+    handed to the next tenant), or dropped and collected (the record was freed: the call
+    read a reused record, "indirect call type mismatch")."""
+    pool = make_pool(max_instances=3)
+    eng = Engine(allocator=pool)
+    mod = Module(eng, wat(EXPORTER))
+    keeper = Instance(Module(eng, wat(KEEPER)))
+
+    def pass_one():
+        exporter = Instance(mod)
+        keeper.exports["keep"](exporter.exports["put"])
+        if how == "closed":
+            exporter.close()
+    pass_one()
+    gc.collect()
+    for _ in range(20):  # churn: reuse freed records and slots
+        Instance(mod).close()
+    gc.collect()
+    nxt = Instance(mod)
+    assert keeper.exports["via"](1) == 1 + 6 + 10
+    assert nxt.exports["m"].read(0, 4) == b"\0\0\0\0"
+    keeper.close()
+    nxt.close()
+    gc.collect()
+    assert pool.live_instances == pool.live_memories == 0
+    pool.close()
+
+
+def test_a_host_table_element_keeps_its_instance_storage_until_the_table_closes():
+    pool = make_pool(max_instances=3)
+    eng = Engine(allocator=pool)
+    mod = Module(eng, wat(EXPORTER))
+    host = runtime.Table.new(eng, "funcref", 1)
+    user = Instance(Module(eng, wat('''(module (import "h" "t" (table 1 funcref))
+      (type $t (func (param i32) (result i32)))
+      (func (export "via") (param i32) (result i32) (call_indirect (type $t) (local.get 0) (i32.const 0))))''')),
+                    {("h", "t"): host})
+    exporter = Instance(mod)
+    host.set(0, exporter.exports["put"])
+    exporter.close()
+    assert pool.live_memories == 1  # held by the host table's element
+    assert user.exports["via"](2) == 2 + 6 + 10
+    user.close()
+    host.close()
+    assert pool.live_instances == pool.live_memories == 0
     pool.close()
