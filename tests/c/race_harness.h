@@ -1,8 +1,9 @@
 /*
- * What the deterministic race harnesses (pool_races.c, memory_races.c) share: the test
- * hook that pauses the first thread reaching the armed point until the main thread says
- * so (or wait_ms passed), a pool over SLOTS slots of BOUND bytes (the includer defines
- * SLOTS, WPAGE and BOUND), a plain memory spec, and the FAIL report.
+ * What the deterministic race harnesses (pool_races.c, memory_races.c, table_races.c)
+ * share: the test hook that pauses the first thread reaching the armed point until the
+ * main thread says so (or wait_ms passed) and the FAIL report; for the pool harnesses
+ * (the includer defines SLOTS, WPAGE and BOUND) a pool over SLOTS slots of BOUND bytes and
+ * a plain memory spec.
  */
 #ifndef WENV_RACE_HARNESS_H
 #define WENV_RACE_HARNESS_H
@@ -48,6 +49,7 @@ static int fail(const char *what)
     return 1;
 }
 
+#ifdef SLOTS /* the pool harnesses */
 /* SLOTS slots of BOUND bytes plus a guard page each, after a guard page. */
 static wenv_pool *new_pool(char **resv)
 {
@@ -67,4 +69,5 @@ static wenv_memory_spec plain_spec(uint64_t pages)
     spec.accessible = pages * WPAGE;
     return spec;
 }
+#endif /* SLOTS */
 #endif

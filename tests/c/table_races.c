@@ -24,42 +24,12 @@
 #include "wenv_interp.h"
 #include "wenv_table.h"
 
-static enum wenv_hook_point armed;
-static int paused;
-static sem_t first_paused, second_done;
-
-static void timed_wait(sem_t *sem, int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    while (sem_timedwait(sem, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-void wenv_test_hook(enum wenv_hook_point point)
-{
-    if (point != __atomic_load_n(&armed, __ATOMIC_SEQ_CST) || __atomic_exchange_n(&paused, 1, __ATOMIC_SEQ_CST))
-        return;
-    sem_post(&first_paused);
-    timed_wait(&second_done, 5000);
-}
+#include "race_harness.h"
 
 /* The tables here are never lazy: nothing resolves through an instance. */
 wenv_funcref *wenv_vm_funcref(wenv_vm *vm, uint64_t index)
 {
     return NULL;
-}
-
-static int fail(const char *what)
-{
-    printf("FAIL %s\n", what);
-    return 1;
 }
 
 #define CELL 0x5a5a5a50u  /* an element's reference cell (even) */
@@ -159,6 +129,7 @@ static int stress(void)
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
+    wait_ms = 5000;
     sem_init(&first_paused, 0, 0);
     sem_init(&second_done, 0, 0);
     if (!strcmp(what, "move"))
