@@ -17,7 +17,7 @@ from .memory import Memory
 from .module import Module
 from .refs import link_imports
 from .store import Store
-from .table import Table
+from .table import Table, _give_back, _take
 from .tag import Tag
 from .traps import Trap, TrapCode
 from .values import as_u64
@@ -203,7 +203,8 @@ class Instance(Owner):
         argument, a host function's result, a table element or global set from Python):
         keep ``holder`` alive, and when it is another instance, the memories and tables its
         code runs on, until this instance closes (as imports are: _hold, _hold_tables), so
-        the function never runs on freed or reused storage.
+        the function never runs on freed or reused storage. (No lock: a collection run by
+        an allocation here may close other instances; duplicates are given back at once.)
 
         Raises:
             ValueError: this instance, or ``holder``, is closed.
@@ -211,28 +212,15 @@ class Instance(Owner):
         kept = self._kept
         if kept is not None and id(holder) in kept:
             return
-        with _CALLS_LOCK:
-            if self._handles is None:
-                raise ValueError("instance is closed")
-            kept = self._kept
-            if kept is None:
-                kept = self._kept = {}
-            if id(holder) in kept:
-                return
-            if isinstance(holder, Instance) and holder is not self:
-                memories, tables = instance_resources([holder])
-                held, held_tables = list(self._held), list(self._held_tables)
-                try:
-                    for memory in memories:
-                        if not _ffi.memory_enter(memory._desc):
-                            raise ValueError("the instance of a function reference is closed")
-                        held.append(memory)
-                    for table in tables:
-                        table._share()
-                        held_tables.append(table)
-                finally:  # (what was taken is given back at close, even on a failure)
-                    self._held, self._held_tables = held, held_tables
-            kept[id(holder)] = holder
+        if self._handles is None:
+            raise ValueError("instance is closed")
+        taken = ()
+        if isinstance(holder, Instance) and holder is not self:
+            taken = _take(*instance_resources([holder]))
+        entry = (holder, taken)
+        kept = self.__dict__.setdefault("_kept", {})  # (atomic: one dict whoever comes first)
+        if kept.setdefault(id(holder), entry) is not entry:
+            _give_back(taken)  # another thread kept it first
 
     def _enter(self):
         """The interpreter's call bridge, before a call: counts the call in flight on
@@ -578,7 +566,9 @@ class Instance(Owner):
                 rc = _ffi.memory_leave(memory._desc)
                 if rc:  # its instance closed first, and this was its last use
                     memory._state.slot._after_close(rc)
-            self._held, self._kept = (), None  # (views keep their instances alive)
+            kept, self._held, self._kept = self._kept, (), None  # (views keep their instances alive)
+            for _holder, taken in (kept or {}).values():
+                _give_back(taken)
             if self._tables_after_calls():
                 self._release_tables()
             made = self._made

@@ -253,7 +253,9 @@ def _make_site(instance) -> _Site:
         if table._binder is instance:
             table._bind_vm(vm)  # its own lazy tables (before _native, which would wait for it)
         else:
-            table._hold(instance)  # an imported one: its code may store our funcrefs there
+            # An imported one: its code may store our funcrefs there (kept alive; what
+            # they run on is this instance's, held by its importers' imports or _keep).
+            table._hold(instance, storage=False)
     ctables = _ffi.new_table_array([t._native for t in tables])
     vm.tables, vm.ntables = ctables, len(tables)
     keep = [mems, block, regions, imported]

@@ -88,8 +88,7 @@ class Table(Owner):
         self._lazy = lazy  # bound to its instance by _bind
         self._lazy_len = lazy_len
         self._binder = None  # the instance whose interpreter state the lazy array waits for
-        self._holds = {}  # id -> what keeps the records this table's cells may name alive
-        self._held = ()  # memories and tables of other instances its cells may call (_hold)
+        self._holds = {}  # id -> (what keeps a record its cells name alive, what _hold took)
         self._funcs = is_func_heap(ty.element)
         self._externs = None  # the registry of its externrefs, found on first use (_registry)
         self._definer = None  # a weakref to the instance that defines it (_bind)
@@ -117,31 +116,24 @@ class Table(Owner):
             else slot.open_storage(ty.minimum, limit, cell)
         return self
 
-    def _hold(self, holder) -> None:
-        """Keep ``holder`` (runtime.refs.holder_of) alive while this table is open; an
-        instance other than its definer with the memories and tables its code runs on (a
-        call through the element never runs on freed or reused storage).
+    def _hold(self, holder, storage: bool = True) -> None:
+        """Keep ``holder`` (runtime.refs.holder_of) alive while this table is open; with
+        ``storage``, an instance other than its definer with the memories and tables its
+        code runs on (a call through the element never runs on freed or reused storage).
+        No lock: see Instance._keep.
 
         Raises:
             ValueError: ``holder`` is a closed instance.
         """
-        if id(holder) in self._holds:
+        holds = self._holds
+        if id(holder) in holds:
             return
-        if not isinstance(holder, Func) and (self._definer is None or self._definer() is not holder):
-            memories, tables = instance_resources([holder])
-            with self._lock:
-                if id(holder) in self._holds:
-                    return
-                held = self._held = list(self._held)
-                for memory in memories:
-                    if not _ffi.memory_enter(memory._desc):
-                        raise ValueError("the instance of a function reference is closed")
-                    held.append(memory)
-                for table in tables:
-                    if table is not self:
-                        table._share()
-                        held.append(table)
-        self._holds.setdefault(id(holder), holder)
+        taken = ()
+        if storage and not isinstance(holder, Func) and (self._definer is None or self._definer() is not holder):
+            taken = _take(*instance_resources([holder]), besides=self)
+        entry = (holder, taken)
+        if holds.setdefault(id(holder), entry) is not entry:
+            _give_back(taken)
 
     def _bind(self, instance) -> None:
         """Uninitialized elements read as the lazy array's functions of ``instance`` (kept
@@ -312,10 +304,10 @@ class Table(Owner):
                 return
             if self._slot is None:  # (a pool slot's storage stays the slot's: release())
                 _ffi.table_close(self._t)
-            self._holds = {}
-            held, self._held = self._held, ()
+        holds, self._holds = self._holds, {}
         slot, self._slot = self._slot, None
-        _give_back(held)
+        for _holder, taken in holds.values():
+            _give_back(taken)
         if slot is not None:
             slot.release()
 
@@ -323,8 +315,31 @@ class Table(Owner):
         return f"<Table {self.ty.element} size={self.size} max={self.ty.maximum}>"
 
 
+def _take(memories, tables, besides=None) -> list:
+    """A use of each of ``memories`` and a share of each of ``tables`` (but ``besides``),
+    given back by :func:`_give_back`.
+
+    Raises:
+        ValueError: one of them is closed (what was taken is given back first).
+    """
+    taken = []
+    try:
+        for memory in memories:
+            if not _ffi.memory_enter(memory._desc):
+                raise ValueError("the instance of a function reference is closed")
+            taken.append(memory)
+        for table in tables:
+            if table is not besides:
+                table._share()
+                taken.append(table)
+    except BaseException:
+        _give_back(taken)
+        raise
+    return taken
+
+
 def _give_back(held) -> None:
-    """Release what :meth:`Table._hold` took: memory uses and table shares."""
+    """Give back what :func:`_take` took: memory uses and table shares."""
     for x in held:
         if isinstance(x, Table):
             x._unshare()
