@@ -185,19 +185,12 @@ class Instance(Owner):
     def _hold(self, memories):
         """Keep imported memories allocated until this instance closes (their own
         instance may close first: its views then raise, the pages stay until here)."""
-        held = self._held = []
-        for memory in memories:
-            if not _ffi.memory_enter(memory._desc):
-                raise ValueError("an imported memory is closed")
-            held.append(memory)
+        self._held = _take(memories, (), what="an imported memory")
 
     def _hold_tables(self, tables):
         """Keep imported tables' storage until this instance closes (their definer may
         close first: their views then raise; this instance's code still runs on them)."""
-        held = self._held_tables = []
-        for table in tables:
-            table._share()
-            held.append(table)
+        self._held_tables = _take((), tables)
 
     def _keep(self, holder) -> None:
         """A funcref cell naming ``holder``'s function crossed into this instance (a call
@@ -563,10 +556,7 @@ class Instance(Owner):
             self._cells = None
             self._imported_globals = ()
         try:
-            for memory in self._held:
-                rc = _ffi.memory_leave(memory._desc)
-                if rc:  # its instance closed first, and this was its last use
-                    memory._state.slot._after_close(rc)
+            _give_back(self._held)
             kept, self._held, self._kept = self._kept, (), None  # (views keep their instances alive)
             for _holder, taken in (kept or {}).values():
                 _give_back(taken)

@@ -315,18 +315,19 @@ class Table(Owner):
         return f"<Table {self.ty.element} size={self.size} max={self.ty.maximum}>"
 
 
-def _take(memories, tables, besides=None) -> list:
+def _take(memories, tables, besides=None, what="the instance of a function reference") -> list:
     """A use of each of ``memories`` and a share of each of ``tables`` (but ``besides``),
     given back by :func:`_give_back`.
 
     Raises:
-        ValueError: one of them is closed (what was taken is given back first).
+        ValueError: one of them is closed (what was taken is given back first); for a
+            memory, the message names ``what`` owns it.
     """
     taken = []
     try:
         for memory in memories:
             if not _ffi.memory_enter(memory._desc):
-                raise ValueError("the instance of a function reference is closed")
+                raise ValueError(f"{what} is closed")
             taken.append(memory)
         for table in tables:
             if table is not besides:
