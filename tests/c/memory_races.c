@@ -205,9 +205,7 @@ static int stress(wenv_pool *p)
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
-    wait_ms = 5000;
-    sem_init(&first_paused, 0, 0);
-    sem_init(&second_done, 0, 0);
+    race_init(5000);
     if (wenv_trap_handler_install() != 0)
         return fail("wenv_trap_handler_install");
     char *resv;

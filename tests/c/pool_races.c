@@ -263,8 +263,7 @@ static int stress(wenv_pool *p)
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
-    sem_init(&first_paused, 0, 0);
-    sem_init(&second_done, 0, 0);
+    race_init(2000);
     char *resv;
     wenv_pool *p = new_pool(&resv);
     if (p == NULL)

@@ -43,6 +43,14 @@ void wenv_test_hook(enum wenv_hook_point point)
     timed_wait(&second_done, wait_ms);
 }
 
+/* A harness's start: the hook's semaphores, and how long a paused thread waits. */
+static void race_init(int paused_wait_ms)
+{
+    wait_ms = paused_wait_ms;
+    sem_init(&first_paused, 0, 0);
+    sem_init(&second_done, 0, 0);
+}
+
 static int fail(const char *what)
 {
     printf("FAIL %s\n", what);

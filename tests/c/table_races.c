@@ -129,9 +129,7 @@ static int stress(void)
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
-    wait_ms = 5000;
-    sem_init(&first_paused, 0, 0);
-    sem_init(&second_done, 0, 0);
+    race_init(5000);
     if (!strcmp(what, "move"))
         return race_move();
     if (!strcmp(what, "stress"))
