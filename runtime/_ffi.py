@@ -584,8 +584,13 @@ def new_block(byte_len: int):
     Raises:
         AllocationError: the C heap could not provide it.
     """
+    return _block(_new_block, byte_len)
+
+
+def _block(allocator, byte_len: int):
+    """A ``uint8_t[byte_len]`` from the cffi ``allocator``; AllocationError if none."""
     try:
-        return _new_block("uint8_t[]", byte_len)
+        return allocator("uint8_t[]", byte_len)
     except MemoryError as exc:
         raise AllocationError(f"instance block of {byte_len} bytes: out of memory", "heap") from exc
 
@@ -601,10 +606,7 @@ def new_written_block(byte_len: int):
     Raises:
         AllocationError: the C heap could not provide it.
     """
-    try:
-        return _new_written_block("uint8_t[]", byte_len)
-    except MemoryError as exc:
-        raise AllocationError(f"instance block of {byte_len} bytes: out of memory", "heap") from exc
+    return _block(_new_written_block, byte_len)
 
 
 def block_address(block) -> int:
