@@ -47,6 +47,7 @@ from typing import NamedTuple, Optional, Tuple
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _dummy_imports import Unsupported, WasmtimeImports, arg_key, ours_linker, wasmtime_engine  # noqa: E402
+from harness.wast import read_uleb  # noqa: E402
 
 #: wasmtime-py's TrapCode names that differ from ours.
 _WT_TRAP_NAMES = {"ATOMIC_WAIT_NON_SHARED_MEMORY": "ATOMIC_WAIT_NON_SHARED"}
@@ -106,14 +107,14 @@ def expose_all(wasm: bytes) -> bytes:
         return wasm
     sections, pos = [], 8
     while pos < len(wasm):
-        sid, size, body_at = wasm[pos], *_uleb(wasm, pos + 1)
+        sid, size, body_at = wasm[pos], *read_uleb(wasm, pos + 1)
         sections.append((sid, wasm[pos:body_at + size], wasm[body_at:body_at + size]))
         pos = body_at + size
     out = [wasm[:8]]
     placed = False
     for sid, raw, body in sections:
         if sid == 7:
-            count, at = _uleb(body, 0)
+            count, at = read_uleb(body, 0)
             body = uleb(count + len(added)) + body[at:] + b"".join(added)
             raw, placed = bytes([7]) + uleb(len(body)) + body, True
         elif sid in _AFTER_EXPORTS and not placed:
@@ -125,18 +126,6 @@ def expose_all(wasm: bytes) -> bytes:
         body_new = uleb(len(added)) + b"".join(added)
         out.append(bytes([7]) + uleb(len(body_new)) + body_new)
     return b"".join(out)
-
-
-def _uleb(data: bytes, pos: int) -> Tuple[int, int]:
-    """(value, position after it) of the unsigned LEB128 at ``pos``."""
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, pos
 
 
 # ---- ours ----------------------------------------------------------------------------------
