@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 import runtime
-from harness.corpus import ROOT, spec_wasm_modules
+from harness.corpus import SPEC_DIR, require_spec_suite, spec_wasm_modules
 from harness.execution import run_spec_commands
 
-CORE = ROOT.parent / "shared" / "wasm-testsuite" / "core"
+CORE = Path(SPEC_DIR) / "core"  # the harness's one locator of the testsuite ($WASMENV_SPEC_DIR)
 FILES = {
     "numeric": "i32 i64 f32 f64 f32_cmp f64_cmp f32_bitwise f64_bitwise conversions int_exprs "
                "int_literals float_exprs float_literals float_misc const",
@@ -29,8 +29,8 @@ MIN_PASSED = {"numeric": 13_599, "control": 1_060, "memory": 10_276}
 @pytest.mark.parametrize("group", sorted(FILES))
 @pytest.mark.parametrize("signals", [True, False], ids=["signals", "checked"])
 def test_spec_invokes_pass(group, signals):
-    if not CORE.is_dir():
-        pytest.skip(f"no core testsuite at {CORE}")
+    require_spec_suite(SPEC_DIR)  # FileNotFoundError saying where the suite goes
+    assert CORE.is_dir(), f"no core testsuite at {CORE}"
     records = spec_wasm_modules(Path(CORE), files=FILES[group].split())
     out = run_spec_commands(records, runtime.Engine(signals_based_traps=signals))
     print(group, out["counts"])
