@@ -175,9 +175,17 @@ class _ThreadStack(threading.local):
     nframes = 0
     cells_used = 0
     frames_used = 0
+    host_depth = 0  # host calls in flight (each a wasm -> Python -> wasm nesting)
 
 
 _THREAD = _ThreadStack()
+#: Python frames a wasm -> host call leaves free: a deeper call raises RecursionError
+#: before the host function runs, so that a finalizer the garbage collector runs at the
+#: deepest point (an Instance's backstop close()) still has frames to run in.
+HEADROOM_FRAMES = 100
+#: Host calls in flight on a thread below which the headroom is not tried (each nesting
+#: costs more than 4 Python frames, and CPython's default limit is 1000).
+_PROBE_FROM_DEPTH = 32
 _IDS = itertools.count(1)
 #: wenv_vm.id -> its instance (what C reports back: a host call's caller, a funcref's owner)
 _INSTANCES = weakref.WeakValueDictionary()
@@ -413,7 +421,11 @@ def _host_call(c, t, used: int, fused: int) -> None:
     ty = f.ty
     fp = c.fp
     args = [from_cell(p, fp[i]) for i, p in enumerate(ty.params)]
+    depth = t.host_depth
+    if depth >= _PROBE_FROM_DEPTH:
+        _check_headroom()
     t.cells_used, t.frames_used = used + c.exit_arg1, fused + c.depth + 1
+    t.host_depth = depth + 1
     caller = None
     try:
         if f._access_caller:
@@ -424,11 +436,27 @@ def _host_call(c, t, used: int, fused: int) -> None:
             out = f._callable(*args)
     finally:
         t.cells_used, t.frames_used = used, fused
+        t.host_depth = depth
         if caller is not None:
             caller._instance = None
     owner = None if all(r in _NUMERIC for r in ty.results) else instance_of_vm(c.vm)
     for i, v in enumerate(host_result_cells(ty, out, owner)):
         fp[i] = v
+
+
+def _recurse(k: int) -> int:
+    return k and _recurse(k - 1)
+
+
+def _check_headroom() -> None:
+    """RecursionError unless HEADROOM_FRAMES more Python calls fit. Tried, not counted:
+    CPython's limit also counts C-level calls (3.11), which no frame walk sees."""
+    try:
+        _recurse(HEADROOM_FRAMES)
+    except RecursionError:
+        raise RecursionError(f"maximum recursion depth exceeded in a wasm -> host call (the "
+                             f"last {HEADROOM_FRAMES} Python frames are kept for finalizers)"
+                             ) from None
 
 
 def host_result_cells(ty, out, owner=None) -> list:

@@ -449,6 +449,57 @@ def test_recursion_through_a_host_function_is_pythons_recursion_error():
     assert inst.exports["down"](100) == 100
 
 
+def test_finalizers_run_at_the_deepest_wasm_host_recursion():
+    """The garbage collector may run finalizers at the deepest point of a wasm -> host ->
+    wasm recursion: a wasm -> host call leaves them Python frames (interp.HEADROOM_FRAMES),
+    so an Instance's backstop close() runs there instead of failing as "unraisable"."""
+    import gc
+    import sys
+    from runtime import Engine, Func, Instance, Module
+    from tests.helpers import wat
+    from wasmenv import FuncType, ValType
+    text = """(module (import "h" "f" (func $f (param i32) (result i32)))
+      (memory 1)
+      (func (export "down") (param i32) (result i32)
+        (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 0))
+          (else (i32.add (i32.const 1) (call $f (i32.sub (local.get 0) (i32.const 1))))))))"""
+    module = Module(Engine(), wat(text))
+    seen, ran, unraisable, pending, inst = [], [], [], [], None
+
+    def needs_frames(k):  # a finalizer that is itself a few calls deep
+        return 0 if k == 0 else 1 + needs_frames(k - 1)
+
+    class Garbage:
+        def __del__(self):
+            ran.append((needs_frames(20), seen[-1]))
+
+    def host(n):
+        seen.append(n)
+        if n == deepest:
+            pending.clear()
+            gc.collect()  # the garbage's finalizers run here, at the deepest point
+        return inst.exports["down"](n)
+
+    host_func = Func(FuncType((ValType.I32,), (ValType.I32,)), host)
+    inst = Instance(module, [host_func])
+    deepest = -1
+    with pytest.raises(RecursionError):
+        inst.exports["down"](1_000_000)
+    deepest, hook = min(seen), sys.unraisablehook
+    g = Garbage()
+    g.cycle, g.instance = g, Instance(module, [host_func])
+    g.instance.memory(0).write(0, b"x")
+    pending.append(g)
+    del g
+    sys.unraisablehook = unraisable.append
+    try:
+        with pytest.raises(RecursionError):
+            inst.exports["down"](1_000_000)
+    finally:
+        sys.unraisablehook = hook
+    assert ran == [(20, deepest)] and not unraisable, (ran, [u.exc_value for u in unraisable])
+
+
 REENTER_CHILD = """
 import sys, threading
 from runtime import Engine, Func, Instance, Module, Trap, TrapCode
