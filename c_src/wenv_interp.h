@@ -70,7 +70,9 @@ typedef struct wenv_import {
 } wenv_import;
 
 /* What code of one instance runs over; owned by Python (runtime/interp.py), one per
- * instance, made on its first call (or when an importer links to it). */
+ * instance, made when first needed (a call, a funcref of it, an importer linking to it):
+ * one allocation, whose tail holds the arrays mems, tables, imports and funcrefs point
+ * into (runtime/interp.py lays them out). */
 typedef struct wenv_vm {
     uint8_t *block;             /* the instance block: global cells at VMOffsets' offsets */
     wenv_func *funcs;           /* the module's functions, by function index (shared) */
@@ -84,6 +86,7 @@ typedef struct wenv_vm {
     const uint64_t *type_ids;   /* per function index: canonical type id */
     wenv_table **tables;        /* every table, imported ones first (wenv_interp_table.inc) */
     uint32_t ntables;
+    uint64_t tail[];            /* the arrays above point here (when Python made the vm) */
 } wenv_vm;
 
 typedef struct wenv_frame {

@@ -700,3 +700,42 @@ I_INDIRECT_NULL = lib.WENV_I_INDIRECT_NULL
 I_BAD_SIG = lib.WENV_I_BAD_SIG
 I_EXIT_TABLE_GROW = lib.WENV_I_EXIT_TABLE_GROW
 I_EXIT_BULK = lib.WENV_I_EXIT_BULK
+
+
+# --- rss ---
+# A wenv_vm and its arrays in one allocation (wenv_vmctx_alloc: a large one is fresh zero
+# pages, so funcref records nobody made stay non-resident).
+_new_vm_block = ffi.new_allocator(alloc=lib.wenv_vmctx_alloc, free=lib.wenv_vmctx_free,
+                                  should_clear_after_alloc=False)
+_VM_WORDS = (1, 1, ffi.sizeof("wenv_import") // 8, ffi.sizeof("wenv_funcref") // 8)
+
+
+def new_vm_state(nmems: int, ntables: int, nimports: int, nfuncrefs: int):
+    """A zeroed ``wenv_vm`` (an owning cdata) whose ``mems``, ``tables``, ``imports`` and
+    ``funcrefs`` point at arrays of ``nmems``, ``ntables``, ``nimports`` and ``nfuncrefs``
+    entries in its tail, in that order (the caller fills in the rest).
+
+    Raises:
+        AllocationError: the C heap could not provide it.
+    """
+    counts = (nmems, ntables, nimports, nfuncrefs)
+    try:
+        vm = _new_vm_block("wenv_vm *", {"tail": max(1, sum(n * w for n, w in zip(counts, _VM_WORDS)))})
+    except MemoryError as exc:
+        raise AllocationError("instance state: out of memory", "heap") from exc
+    words = [0]
+    for n, w in zip(counts, _VM_WORDS):
+        words.append(words[-1] + n * w)
+    tail = vm.tail
+    vm.mems = ffi.cast("wenv_memory **", tail + words[0])
+    vm.tables = ffi.cast("wenv_table **", tail + words[1])
+    vm.imports = ffi.cast("wenv_import *", tail + words[2])
+    vm.funcrefs = ffi.cast("wenv_funcref *", tail + words[3])
+    return vm
+
+
+def vm_set_tables(vm, tables) -> None:
+    """The ``wenv_table *`` of each of ``tables`` (at most the vm's room for them) in ``vm``."""
+    for i, t in enumerate(tables):
+        vm.tables[i] = t
+    vm.ntables = len(tables)

@@ -16,7 +16,7 @@ from .layout import allocation_of, layout_of
 from .linking import NO_IMPORTS, ResolvedImports, group_imports, lookup_imports
 from .memory import Memory
 from .module import Module
-from .refs import link_imports
+from .refs import FuncAt, link_imports
 from .store import Store
 from .table import Table, _give_back, _take
 from .tag import Tag
@@ -395,11 +395,17 @@ class Instance(Owner):
         return expr.evaluate(self._global_bits, self._func_ref)
 
     def _element(self, item):
+        """An element segment's item as a table value: None, an imported Func, a FuncAt
+        (a defined function: no Func object is made), or what its expression gives."""
         if item is None:
             return None
         if isinstance(item, int):
-            return self._func_ref(item)
-        return self._eval(item)
+            return self._element_func(item)
+        return item.evaluate(self._global_bits, self._element_func)
+
+    def _element_func(self, index: int):
+        imported = self._imported_funcs
+        return imported[index] if index < len(imported) else FuncAt(self, index)
 
     def _global(self, index: int) -> Global:
         """A view of global ``index`` (imported ones first): an imported global's view reads

@@ -210,27 +210,31 @@ class _Results(NamedTuple):
         return self.cells[i]
 
 
-class _Site(NamedTuple):
-    """An instance's interpreter state (made on first use) and what keeps it valid."""
+class _Site:
+    """An instance's interpreter state (made when first needed) and what keeps it valid:
+    its ``wenv_vm`` (one allocation: c_src/wenv_interp.h) points into the instance block
+    and at its memories' descriptors and tables, which the instance keeps."""
 
-    mc: ModuleCode
-    memories: list
-    vm: object     # the wenv_vm
-    tables: list   # the instance's Table objects, imported ones first
-    ctables: object  # their wenv_table *[] (the vm's)
-    keep: list     # the memory array, the block, the funcref/import regions, imported Funcs
-    bad_layout: bool  # memory 0 has another geometry than the module's code was made for
+    __slots__ = ("mc", "vm", "block", "tables", "bad_layout")
+
+    def __init__(self, mc, vm, block, tables, bad_layout):
+        self.mc = mc
+        self.vm = vm          # the wenv_vm (its funcref records and import entries in its tail)
+        self.block = block    # the instance block (its vm reads the globals there), or None
+        self.tables = tables  # the instance's Table objects, imported ones first
+        self.bad_layout = bad_layout  # memory 0 has another geometry than the module's code was made for
 
 
 def site_of(instance) -> _Site:
     """The instance's interpreter state, made on first use (and its exporters' with it)."""
-    site = instance.__dict__.get("_interp_site")
+    site = getattr(instance, "_interp_site", None)  # (not __dict__: that would make it a dict)
     if site is not None:
         return site
     with _SITE_LOCK:
-        site = instance.__dict__.get("_interp_site")
+        site = getattr(instance, "_interp_site", None)
         if site is None:
-            site = instance._interp_site = _make_site(instance)
+            site = _make_site(instance)
+            instance._interp_site = site
     return site
 
 
@@ -243,20 +247,22 @@ def _make_site(instance) -> _Site:
     mc = module_code(instance.module, descs[0] if descs else None)
     # (checked at each call: an instance's state is made at instantiation when it has funcrefs)
     bad_layout = mc.ctx.geometry is not None and geometry(descs[0]) != mc.ctx.geometry
-    layout = layout_of(instance.module)
-    offsets = layout.vmoffsets
-    # The funcref and imported-function regions, laid out by VMOffsets from the funcrefs
-    # region on, in a block of their own made here (the instance block stops before them).
-    base = offsets.start("funcrefs")
-    regions = _ffi.new_block(max(offsets.end("imported_functions") - base, 8))
+    env = instance.module.env
+    imported = instance._imported_funcs
+    offsets = layout_of(instance.module).vmoffsets
+    vm = _ffi.new_vm_state(len(descs), len(env.table_plans), len(imported),
+                           offsets.count("funcrefs"))
     cells = instance._cells
     block = None if cells is None else cells.block
-    mems = _ffi.new_memory_array(descs)
-    vm_id = next(_IDS)
-    vm = _ffi.new_vm(block, mc.funcs, mems, len(descs), mc.ctx.num_imported_funcs, vm_id,
-                     regions, offsets.start("imported_functions") - base, mc.anyfunc_of, mc.type_ids)
-    imported = list(instance._imported_funcs)
-    tables = list(instance.tables)
+    if block is not None:
+        vm.block = block
+    for i, desc in enumerate(descs):
+        vm.mems[i] = desc
+    vm.nmems = len(descs)
+    vm.funcs, vm.num_imported_funcs = mc.funcs, mc.ctx.num_imported_funcs
+    vm.anyfunc_of, vm.type_ids = mc.anyfunc_of, mc.type_ids
+    vm.id = vm_id = next(_IDS)
+    tables = instance.tables  # (the instance's list: defined tables join it, bind_tables)
     for table in tables:
         if table._binder is instance:
             table._bind_vm(vm)  # its own lazy tables (before _native, which would wait for it)
@@ -264,23 +270,19 @@ def _make_site(instance) -> _Site:
             # An imported one: its code may store our funcrefs there (kept alive; what
             # they run on is this instance's, held by its importers' imports or _keep).
             table._hold(instance, storage=False)
-    ctables = _ffi.new_table_array([t._native for t in tables])
-    vm.tables, vm.ntables = ctables, len(tables)
-    keep = [mems, block, regions, imported]
+    _ffi.vm_set_tables(vm, [t._native for t in tables])
     for i, f in enumerate(imported):
         ref, owner = f._native_ref()
         _ffi.set_import(vm, i, ref, owner)
     _INSTANCES[vm_id] = instance
-    return _Site(mc, memories, vm, tables, ctables, keep, bad_layout)
+    return _Site(mc, vm, block, tables, bad_layout)
 
 
 def bind_tables(site, tables) -> None:
     """The vm of ``site`` reaches ``tables`` (its instance's, imported ones first), once
     instantiation has made them (the state was made before them, for their funcrefs)."""
-    ctables = _ffi.new_table_array([t._native for t in tables])
-    site.tables[:] = tables
-    site.keep.append(ctables)
-    site.vm.tables, site.vm.ntables = ctables, len(tables)
+    site.tables = tables
+    _ffi.vm_set_tables(site.vm, [t._native for t in tables])
 
 
 def instance_of_vm(vm):
@@ -402,7 +404,7 @@ def _call_entered(instance, site, mc, func_index: int, cells):
         elif status == _ffi.I_EXIT_TRANSLATE:
             site_of(instance_of_vm(c.exit_vm)).mc.ensure(c.exit_arg0)
         elif status == _ffi.I_EXIT_GROW:
-            _grow(c, site_of(instance_of_vm(c.vm)).memories)
+            _grow(c, instance_of_vm(c.vm).memories)
         elif status == _ffi.I_EXIT_TABLE_GROW:
             table = site_of(instance_of_vm(c.vm)).tables[c.exit_arg0]
             mask = 0xFFFFFFFFFFFFFFFF if table.ty.table64 else 0xFFFFFFFF

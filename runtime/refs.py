@@ -21,7 +21,7 @@ through an import, so an instance's registry is linked to those of what it impor
 from __future__ import annotations
 
 import threading
-from typing import Dict, Optional
+from typing import Dict, NamedTuple, Optional
 
 from wasmenv import FuncType
 from wasmenv.types import ref_parts
@@ -30,7 +30,7 @@ from . import _ffi
 from .func import Func, func_from_ref, type_id
 
 __all__ = ["ExternRefs", "EXTERNS", "type_id", "is_func_heap", "cell_of", "value_of", "holder_of",
-           "link_imports"]
+           "link_imports", "FuncAt"]
 
 _OBJECTS: Dict[int, object] = {}  # key -> the object, while some registry holds it
 _HOLDERS: Dict[int, int] = {}     # key -> how many registries hold it
@@ -137,10 +137,22 @@ def link_imports(instance, imports) -> None:
             externs.link(other)
 
 
+class FuncAt(NamedTuple):
+    """Defined function ``index`` of ``instance`` as a reference value, without a Func:
+    what element segments write (runtime.Instance._element). Its cell names the record
+    ``wenv_vm_funcref`` makes in the instance's interpreter state (made when the cell is
+    first asked for, after whoever stores it holds the instance: :func:`holder_of`)."""
+
+    instance: object
+    index: int
+
+
 def holder_of(value):
-    """What keeps ``value``'s funcref record alive (a wasm Func's instance, whose
-    interpreter state holds it; a host Func itself), else None: whatever stores the cell
-    keeps it."""
+    """What keeps ``value``'s funcref record alive (a wasm Func's or a FuncAt's instance,
+    whose interpreter state holds it; a host Func itself), else None: whatever stores the
+    cell keeps it."""
+    if type(value) is FuncAt:
+        return value.instance
     if not isinstance(value, Func):
         return None
     return value if value._instance is None else value._instance
@@ -153,9 +165,12 @@ def is_func_heap(ty) -> bool:
 
 
 def cell_of_func(func) -> int:
-    """The funcref cell of a :class:`runtime.Func` (None: 0)."""
+    """The funcref cell of a :class:`runtime.Func` or a :class:`FuncAt` (None: 0)."""
     if func is None:
         return 0
+    if type(func) is FuncAt:
+        from .interp import site_of
+        return _ffi.address(_ffi.vm_funcref(site_of(func.instance).vm, func.index))
     return _ffi.address(func._native_ref()[0])
 
 

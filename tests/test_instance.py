@@ -417,3 +417,30 @@ def test_instantiation_allocates_nothing_per_function_global_or_element(small, l
     # would add thousands of blocks per instance.
     assert abs(small_blocks - large_blocks) <= 0.5
     assert abs(small_bytes - large_bytes) <= 0.1 * small_bytes
+
+
+def test_element_segments_into_an_imported_table_allocate_nothing_per_element():
+    """Issue 14 (Emscripten side modules): an active segment writing K of the instance's
+    functions into an imported table makes no Python object per element (no Func: the
+    cells name the instance's funcref records), and none lives after instantiation."""
+    engine = Engine()
+    per = []
+    for k in (1, 1, 1000):  # (the first: what the first call imports and makes, once)
+        table = Table.new(engine, "funcref", 1000)  # (its holds grow alike for each k)
+        linker = runtime.Linker(engine)
+        linker.define(None, "e", "t", table)
+        funcs = "".join(f"(func $f{i} (result i32) (i32.const {i}))" for i in range(k))
+        elems = " ".join(f"$f{i}" for i in range(k))
+        module = Module(engine, wat(f'(module (import "e" "t" (table 1 funcref)) {funcs} '
+                                    f'(elem (i32.const 0) {elems}))'))
+        pre = linker.instantiate_pre(module)
+        per.append(_python_allocations_per_instance(pre))
+        live = pre.instantiate()
+        gc.collect()
+        assert not [o for o in gc.get_objects() if isinstance(o, Func) and o._instance is live]
+        assert table.get(k - 1).wasm_index == k - 1 and table.get(k - 1)() == k - 1
+        live.close()
+        table.close()
+    _, (one_blocks, one_bytes), (many_blocks, many_bytes) = per
+    assert abs(one_blocks - many_blocks) <= 0.5
+    assert abs(one_bytes - many_bytes) <= 0.1 * one_bytes
