@@ -288,3 +288,45 @@ def test_copy_and_overlap_of_uninitialized_elements():
         b.same("copy", *args)
         for k in range(4):
             b.same("call", k)
+
+
+SIDE_MODULE = """(module
+  (import "env" "memory" (memory 1)) (import "env" "__indirect_function_table" (table 2 funcref))
+  (import "env" "__table_base" (global $base i32)) (import "env" "twice" (func $twice (param i32) (result i32)))
+  (type $v (func (param i32) (result i32)))
+  (func $load (export "load") (type $v) (i32.load (local.get 0)))
+  (func $store (type $v) (i32.store (local.get 0) (i32.const 7)) (call $twice (local.get 0)))
+  (elem (global.get $base) $twice $load $store))"""
+SIDE_CALLER = """(module (import "env" "__indirect_function_table" (table 2 funcref))
+  (type $v (func (param i32) (result i32)))
+  (func (export "call") (param i32 i32) (result i32) (call_indirect (type $v) (local.get 1) (local.get 0))))"""
+
+
+def test_element_segment_into_an_imported_table_as_wasmtime():
+    """An Emscripten side module's shape: its segment writes an imported host function and
+    its own functions into the imported table (no Func objects: refs.FuncAt); another
+    module calls them through it, as in wasmtime-py, also once the side instance is gone
+    (the table keeps it, and the memory its code runs on)."""
+    store = wt.Store(WT)
+    wt_mem = wt.Memory(store, wt.MemoryType(wt.Limits(1, None)))
+    wt_table = wt.Table(store, wt.TableType(wt.ValType.funcref(), wt.Limits(4, None)), None)
+    wt_base = wt.Global(store, wt.GlobalType(wt.ValType.i32(), False), 1)
+    wt_twice = wt.Func(store, wt.FuncType([wt.ValType.i32()], [wt.ValType.i32()]), lambda x: 2 * x)
+    wt.Instance(store, wt.Module(WT, wat(SIDE_MODULE)), [wt_mem, wt_table, wt_base, wt_twice])
+    wt_call = wt.Instance(store, wt.Module(WT, wat(SIDE_CALLER)), [wt_table]).exports(store)["call"]
+
+    engine = Engine()
+    memory, table = runtime.Memory.new(engine, 1), runtime.Table.new(engine, "funcref", 4)
+    base = runtime.Global.new(engine, "i32", 1)
+    side = Module(engine, wat(SIDE_MODULE))
+    twice = runtime.Func(side.imports[3].type, lambda x: 2 * x)
+    Instance(side, [memory, table, base, twice])
+    call = Instance(Module(engine, wat(SIDE_CALLER)), [table]).exports["call"]
+    import gc
+    gc.collect()  # the side instance: only the table's elements name it now
+    cases = [(1, 21), (3, 64), (2, 64), (0, 0), (2, 70000)]
+    results = [ours(call, args) for args in cases]
+    assert results == [theirs(store, wt_call, args) for args in cases]
+    assert [r.value for r in results[:3]] == [42, 128, 7]
+    assert [r.value for r in results[3:]] == ["INDIRECT_CALL_TO_NULL", "MEMORY_OUT_OF_BOUNDS"]
+    assert table.get(1) is twice and table.get(2).wasm_index == 1 and table.get(2)(64) == 7
