@@ -703,8 +703,9 @@ I_EXIT_BULK = lib.WENV_I_EXIT_BULK
 
 
 # --- rss ---
-# A wenv_vm and its arrays in one allocation (wenv_vmctx_alloc: a large one is fresh zero
-# pages, so funcref records nobody made stay non-resident).
+# A wenv_vm and its arrays in one allocation. Up to a page: ffi.new (one Python object;
+# the page is touched either way); larger: wenv_vmctx_alloc, whose large blocks are fresh
+# zero pages (funcref records nobody made stay non-resident).
 _new_vm_block = ffi.new_allocator(alloc=lib.wenv_vmctx_alloc, free=lib.wenv_vmctx_free,
                                   should_clear_after_alloc=False)
 _VM_WORDS = (1, 1, ffi.sizeof("wenv_import") // 8, ffi.sizeof("wenv_funcref") // 8)
@@ -719,8 +720,10 @@ def new_vm_state(nmems: int, ntables: int, nimports: int, nfuncrefs: int):
         AllocationError: the C heap could not provide it.
     """
     counts = (nmems, ntables, nimports, nfuncrefs)
+    tail_words = max(1, sum(n * w for n, w in zip(counts, _VM_WORDS)))
+    allocate = ffi.new if ffi.sizeof("wenv_vm") + 8 * tail_words <= PAGE_SIZE else _new_vm_block
     try:
-        vm = _new_vm_block("wenv_vm *", {"tail": max(1, sum(n * w for n, w in zip(counts, _VM_WORDS)))})
+        vm = allocate("wenv_vm *", {"tail": tail_words})
     except MemoryError as exc:
         raise AllocationError("instance state: out of memory", "heap") from exc
     words = [0]

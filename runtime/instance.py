@@ -308,7 +308,7 @@ class Instance(Owner):
             table._store = getattr(self, "_store", None)  # its limits bound grow
             self._defined_tables.append(table)
             self.tables.append(table)
-        site = self.__dict__.get("_interp_site")
+        site = getattr(self, "_interp_site", None)  # (self.__dict__ would make a dict object)
         if site is not None and layout.tables:  # made by an initializer's funcref above
             from .interp import bind_tables
             bind_tables(site, self.tables)
