@@ -1,12 +1,15 @@
 """Running wasm functions: per-module interpreter code (translated lazily, shared by every
 instance) and the bridge that calls a function of an instance from Python.
 
-Each instance gets a ``wenv_vm`` (c_src/wenv_interp.h) at instantiation when it has
-funcrefs or tables (else on its first call, or when an importer links to it): its block
-(globals, references included, are read and written in place, in their cells), its
-memories' descriptors, its tables, its imported functions (each a funcref: a host
-function's, or the exporting instance's) and its funcref records: the one record of each
-function, whoever asks (ref.func, a lazy table element, an import, Python; runtime/refs.py).
+Each instance gets a ``wenv_vm`` (c_src/wenv_interp.h) when first needed: a call, a
+funcref cell of one of its functions (a ref.func initializer, an element segment, a lazy
+table element), an importer linking to it. It is one allocation, which points at the
+instance block (globals, references included, are read and written in place, in their
+cells) and holds its memories' descriptors and its tables (pointers), its imported
+functions (each a funcref: a host function's, or the exporting instance's) and its
+funcref records: the one record of each function, whoever asks (ref.func, a lazy table
+element, an import, Python; runtime/refs.py). Nothing else is made per instance for it
+but the small :class:`_Site` and its registry entry.
 A call into another instance switches to that instance's state in C. The interpreter exits
 to Python to translate a function, to grow a memory or a table, to run a bulk segment
 instruction and to call a host function (then resumes where it stopped); a host
@@ -404,7 +407,7 @@ def _call_entered(instance, site, mc, func_index: int, cells):
         elif status == _ffi.I_EXIT_TRANSLATE:
             site_of(instance_of_vm(c.exit_vm)).mc.ensure(c.exit_arg0)
         elif status == _ffi.I_EXIT_GROW:
-            _grow(c, instance_of_vm(c.vm).memories)
+            _grow(c, instance_of_vm(c.vm))
         elif status == _ffi.I_EXIT_TABLE_GROW:
             table = site_of(instance_of_vm(c.vm)).tables[c.exit_arg0]
             mask = 0xFFFFFFFFFFFFFFFF if table.ty.table64 else 0xFFFFFFFF
@@ -477,11 +480,15 @@ def host_result_cells(ty, out, owner=None) -> list:
     return [to_cell(r, v, owner) for r, v in zip(results, out)]
 
 
-def _grow(c, memories) -> None:
+def _grow(c, instance) -> None:
     index = c.exit_arg0
-    memory64 = memories[index].plan.memory.memory64
+    # Its Memory objects were made with its state (_make_site: Instance.memories), and
+    # stay with it, closed or not.
+    imported = instance._imported_memories
+    memory = imported[index] if index < len(imported) else instance._made[index - len(imported)]
+    memory64 = memory.plan.memory.memory64
     delta = c.exit_arg1 if memory64 else c.exit_arg1 & 0xFFFFFFFF
-    old = memories[index].grow(delta)
+    old = memory.grow(delta)
     c.exit_dst[0] = old & (0xFFFFFFFFFFFFFFFF if memory64 else 0xFFFFFFFF)
 
 

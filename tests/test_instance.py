@@ -436,7 +436,7 @@ def test_element_segments_into_an_imported_table_allocate_nothing_per_element():
         module = Module(engine, wat(f'(module (import "e" "t" (table 1 funcref)) {funcs} '
                                     f'(elem (i32.const 0) {elems}))'))
         pre = linker.instantiate_pre(module)
-        per.append(_python_allocations_per_instance(pre))
+        per.append(_python_allocations_per_instance(pre, n=200))
         live = pre.instantiate()
         gc.collect()
         assert not [o for o in gc.get_objects() if isinstance(o, Func) and o._instance is live]
