@@ -122,6 +122,9 @@ class ModuleCode:
                                         for f in env.functions)
         self.type_ids = _ffi.new_u64s(type_id(t) for t in self.ctx.func_types)
         self._keep: List[object] = []
+        #: (weak references to the imports, the vm of their links) of the instances made
+        #: last: interp._shared_links
+        self.links = None
         self._failed = {}
         self._lock = threading.Lock()
 
@@ -218,14 +221,15 @@ class _Site:
     its ``wenv_vm`` (one allocation: c_src/wenv_interp.h) points into the instance block
     and at its memories' descriptors and tables, which the instance keeps."""
 
-    __slots__ = ("mc", "vm", "block", "tables", "bad_layout")
+    __slots__ = ("mc", "vm", "block", "tables", "bad_layout", "links")
 
-    def __init__(self, mc, vm, block, tables, bad_layout):
+    def __init__(self, mc, vm, block, tables, bad_layout, links):
         self.mc = mc
-        self.vm = vm          # the wenv_vm (its funcref records and import entries in its tail)
+        self.vm = vm          # the wenv_vm (its funcref records, and its links unless shared, in its tail)
         self.block = block    # the instance block (its vm reads the globals there), or None
         self.tables = tables  # the instance's Table objects, imported ones first
         self.bad_layout = bad_layout  # memory 0 has another geometry than the module's code was made for
+        self.links = links    # the vm whose link arrays this one shares (_shared_links), or None
 
 
 def site_of(instance) -> _Site:
@@ -252,20 +256,26 @@ def _make_site(instance) -> _Site:
     bad_layout = mc.ctx.geometry is not None and geometry(descs[0]) != mc.ctx.geometry
     env = instance.module.env
     imported = instance._imported_funcs
-    offsets = layout_of(instance.module).vmoffsets
-    vm = _ffi.new_vm_state(len(descs), len(env.table_plans), len(imported),
-                           offsets.count("funcrefs"))
+    tables = instance.tables  # (the instance's list: defined tables join it, bind_tables)
+    nfuncrefs = layout_of(instance.module).vmoffsets.count("funcrefs")
+    # Only imported memories and tables (an Emscripten side module): the links are the
+    # imports', the same for every instance linked to the same ones.
+    links = None
+    if env.num_imported_memories == len(env.memory_plans) and env.num_imported_tables == len(env.table_plans):
+        links = _shared_links(mc, memories, tables, imported)
+    if links is None:
+        vm = _ffi.new_vm_state(len(descs), len(env.table_plans), len(imported), nfuncrefs)
+    else:
+        vm = _ffi.new_vm_state(0, 0, 0, nfuncrefs)
+        vm.mems, vm.nmems, vm.imports = links.mems, links.nmems, links.imports
+        vm.tables, vm.ntables = links.tables, links.ntables
     cells = instance._cells
     block = None if cells is None else cells.block
     if block is not None:
         vm.block = block
-    for i, desc in enumerate(descs):
-        vm.mems[i] = desc
-    vm.nmems = len(descs)
     vm.funcs, vm.num_imported_funcs = mc.funcs, mc.ctx.num_imported_funcs
     vm.anyfunc_of, vm.type_ids = mc.anyfunc_of, mc.type_ids
     vm.id = vm_id = next(_IDS)
-    tables = instance.tables  # (the instance's list: defined tables join it, bind_tables)
     for table in tables:
         if table._binder is instance:
             table._bind_vm(vm)  # its own lazy tables (before _native, which would wait for it)
@@ -273,17 +283,43 @@ def _make_site(instance) -> _Site:
             # An imported one: its code may store our funcrefs there (kept alive; what
             # they run on is this instance's, held by its importers' imports or _keep).
             table._hold(instance, storage=False)
+    if links is None:
+        _link(vm, descs, tables, imported)
+    _INSTANCES[vm_id] = instance
+    return _Site(mc, vm, block, tables, bad_layout, links)
+
+
+def _link(vm, descs, tables, imported) -> None:
+    """Fill ``vm``'s memory, table and import arrays (its links)."""
+    for i, desc in enumerate(descs):
+        vm.mems[i] = desc
+    vm.nmems = len(descs)
     _ffi.vm_set_tables(vm, [t._native for t in tables])
     for i, f in enumerate(imported):
         ref, owner = f._native_ref()
         _ffi.set_import(vm, i, ref, owner)
-    _INSTANCES[vm_id] = instance
-    return _Site(mc, vm, block, tables, bad_layout)
+
+
+def _shared_links(mc, memories, tables, imported):
+    """A vm holding only links (memory, table and import arrays) to ``memories``,
+    ``tables`` and ``imported`` (all imports), shared by the instances of ``mc``'s module
+    linked to these very objects: the last such set of each module is kept, by weak
+    references (its instances hold the objects themselves)."""
+    key = (*memories, *tables, *imported)
+    cached = mc.links
+    if cached is not None and len(cached[0]) == len(key) and all(r() is x for r, x in zip(cached[0], key)):
+        return cached[1]
+    links = _ffi.new_vm_state(len(memories), len(tables), len(imported), 0)
+    _link(links, [m._desc for m in memories], tables, imported)
+    mc.links = (tuple(weakref.ref(x) for x in key), links)
+    return links
 
 
 def bind_tables(site, tables) -> None:
     """The vm of ``site`` reaches ``tables`` (its instance's, imported ones first), once
     instantiation has made them (the state was made before them, for their funcrefs)."""
+    if site.links is not None:  # (shared only by modules that define no table)
+        raise AssertionError("bind_tables on shared links")  # pragma: no cover
     site.tables = tables
     _ffi.vm_set_tables(site.vm, [t._native for t in tables])
 

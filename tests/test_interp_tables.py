@@ -330,3 +330,26 @@ def test_element_segment_into_an_imported_table_as_wasmtime():
     assert [r.value for r in results[:3]] == [42, 128, 7]
     assert [r.value for r in results[3:]] == ["INDIRECT_CALL_TO_NULL", "MEMORY_OUT_OF_BOUNDS"]
     assert table.get(1) is twice and table.get(2).wasm_index == 1 and table.get(2)(64) == 7
+
+
+def test_side_module_instances_share_links_only_with_the_same_imports():
+    """Instances of a module defining no memory or table, linked to the very same imports,
+    share one array of memories, tables and imported functions (runtime/interp.py); an
+    instance linked to other objects gets its own, and each calls its own imports."""
+    engine = Engine()
+    side = Module(engine, wat(SIDE_MODULE))
+    caller = Module(engine, wat(SIDE_CALLER))
+    memory, base = runtime.Memory.new(engine, 1), runtime.Global.new(engine, "i32", 1)
+    ty = side.imports[3].type
+    runs = []
+    for factor in (2, 2, 3):
+        if factor == 3 or not runs:
+            table = runtime.Table.new(engine, "funcref", 4)
+            host = runtime.Func(ty, lambda x, k=factor: k * x)
+        instance = Instance(side, [memory, table, base, host])
+        call = Instance(caller, [table]).exports["call"]
+        runs.append((instance, call(1, 21), call(3, 64)))
+    vms = [runtime.interp.site_of(inst).vm for inst, _, _ in runs]
+    assert vms[0].imports == vms[1].imports != vms[2].imports
+    assert vms[0].funcrefs != vms[1].funcrefs
+    assert [r[1:] for r in runs] == [(42, 128), (42, 128), (63, 192)]
