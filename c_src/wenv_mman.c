@@ -142,6 +142,23 @@ int wenv_map_anon_fixed(uint64_t addr, uint64_t byte_len, int writable) { return
 
 int wenv_decommit(uint64_t addr, uint64_t byte_len, int how) { return wenv_mm_decommit(addr, byte_len, how, 0); }
 
+int wenv_prefault(uint64_t addr, uint64_t byte_len)
+{
+#ifdef MADV_POPULATE_WRITE
+    uint64_t page = (uint64_t)wenv_page_size(), lo = addr / page * page, hi;
+    if (byte_len == 0)
+        return 0;
+    if (__builtin_add_overflow(addr, byte_len, &hi) || !wenv_range_ok(lo, hi - lo))
+        return -1;
+    return madvise(wenv_ptr(lo), (size_t)(hi - lo), MADV_POPULATE_WRITE);
+#else
+    (void)addr;
+    (void)byte_len;
+    errno = ENOSYS;  /* (macOS; Linux before 5.14 gives EINVAL) */
+    return -1;
+#endif
+}
+
 int wenv_reserve_memory(uint64_t byte_len, uint64_t pre_guard, uint64_t accessible, int fd,
                         uint64_t file_offset, uint64_t image_offset, uint64_t image_len,
                         uint64_t *out_addr)

@@ -38,6 +38,10 @@ int wenv_map_fd_fixed(uint64_t addr, uint64_t byte_len, int fd, uint64_t file_of
 int wenv_map_anon_fixed(uint64_t addr, uint64_t byte_len, int writable);  /* [errno] fresh zero pages */
 /* [errno] Give back the pages of a R/W range, `how` a WENV_RESET_* (0 bytes: nothing to do). */
 int wenv_decommit(uint64_t addr, uint64_t byte_len, int how);
+/* [errno] Fault in, writable, the pages of [addr, addr + byte_len) of a R/W range before a
+ * large write (MADV_POPULATE_WRITE: one call instead of a fault per page); only a speed-up:
+ * callers ignore a failure (ENOSYS/EINVAL where the kernel has no such advice). */
+int wenv_prefault(uint64_t addr, uint64_t byte_len);
 
 /* CDEF-END */
 
