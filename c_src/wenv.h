@@ -11,7 +11,7 @@
  *   wenv_pool      the pooling allocator's slots;
  *   wenv_bench     every benchmark, with one clock.
  *
- * Return conventions. C reports facts, Python (runtime/_ffi.py) decides what they mean.
+ * Return conventions. C reports facts, Python (the runtime/_ffi package) decides what they mean.
  * Every declaration says which of these it follows:
  *
  *   [errno]   int: 0 on success, -1 with errno set.

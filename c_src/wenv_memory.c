@@ -19,6 +19,7 @@
 #endif
 
 #include "wenv_memory.h"
+#include "wenv_mman.h"
 #include "wenv_traps.h"
 
 /* Unaligned, alias-safe views of memory for single-instruction loads and stores. */
@@ -458,11 +459,17 @@ static int wenv_read_in(wenv_memory *m, uint64_t addr, char *dst, uint64_t byte_
     return WENV_OK;
 }
 
+/* A write of at least this many bytes faults its pages in first, in one call (wenv_prefault):
+ * copying a data segment into fresh pages is otherwise bound by one page fault per page. */
+#define WENV_PREFAULT_BYTES ((uint64_t)64 << 10)
+
 static int wenv_write_in(wenv_memory *m, uint64_t addr, const char *src, uint64_t byte_len)
 {
     int st = wenv_locate_range(m, addr, byte_len);
     if (st != WENV_OK || byte_len == 0)
         return st;
+    if (byte_len >= WENV_PREFAULT_BYTES)
+        (void)wenv_prefault(m->base + addr, byte_len);
     WENV_GUARDED_FROM(m, src, byte_len, memcpy((void *)(uintptr_t)(m->base + addr), src, (size_t)byte_len),
                       WENV_STATUS);
     return WENV_OK;

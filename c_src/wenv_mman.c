@@ -58,16 +58,27 @@ static void *wenv_ptr(uint64_t addr) { return (void *)(uintptr_t)addr; }
  * nothing to reserve still has an address of its own (and nothing else there). */
 static uint64_t wenv_span(uint64_t byte_len) { return byte_len ? byte_len : (uint64_t)wenv_page_size(); }
 
-int wenv_reserve(uint64_t byte_len, uint64_t *out_addr)
+static int wenv_map_new(uint64_t byte_len, int writable, uint64_t *out_addr)
 {
     byte_len = wenv_span(byte_len);
     if (!wenv_range_ok(0, byte_len))
         return -1;
-    void *p = mmap(NULL, (size_t)byte_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *p = mmap(NULL, (size_t)byte_len, WENV_PROT(writable), MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
     if (p == MAP_FAILED)
         return -1;
     *out_addr = (uint64_t)(uintptr_t)p;
     return 0;
+}
+
+int wenv_reserve(uint64_t byte_len, uint64_t *out_addr)
+{
+    return wenv_map_new(byte_len, 0, out_addr);
+}
+
+int wenv_map_zeros(uint64_t byte_len, uint64_t *out_addr)
+{
+    return wenv_map_new(byte_len, 1, out_addr);
 }
 
 int wenv_release(uint64_t addr, uint64_t byte_len)
@@ -130,6 +141,23 @@ int wenv_map_fd_fixed(uint64_t addr, uint64_t byte_len, int fd, uint64_t file_of
 int wenv_map_anon_fixed(uint64_t addr, uint64_t byte_len, int writable) { return wenv_mm_map_anon(addr, byte_len, writable, 0); }
 
 int wenv_decommit(uint64_t addr, uint64_t byte_len, int how) { return wenv_mm_decommit(addr, byte_len, how, 0); }
+
+int wenv_prefault(uint64_t addr, uint64_t byte_len)
+{
+#ifdef MADV_POPULATE_WRITE
+    uint64_t page = (uint64_t)wenv_page_size(), lo = addr / page * page, hi;
+    if (byte_len == 0)
+        return 0;
+    if (__builtin_add_overflow(addr, byte_len, &hi) || !wenv_range_ok(lo, hi - lo))
+        return -1;
+    return madvise(wenv_ptr(lo), (size_t)(hi - lo), MADV_POPULATE_WRITE);
+#else
+    (void)addr;
+    (void)byte_len;
+    errno = ENOSYS;  /* (macOS; Linux before 5.14 gives EINVAL) */
+    return -1;
+#endif
+}
 
 int wenv_reserve_memory(uint64_t byte_len, uint64_t pre_guard, uint64_t accessible, int fd,
                         uint64_t file_offset, uint64_t image_offset, uint64_t image_len,

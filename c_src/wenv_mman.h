@@ -25,6 +25,7 @@ long wenv_page_size(void);
 /* A reservation of 0 bytes (a memory with no bytes, growth reserve or guards) maps one
  * PROT_NONE page, so that it has an address of its own; releasing 0 bytes unmaps it. */
 int wenv_reserve(uint64_t byte_len, uint64_t *out_addr);    /* [errno] PROT_NONE, MAP_NORESERVE */
+int wenv_map_zeros(uint64_t byte_len, uint64_t *out_addr);  /* [errno] R/W zero pages, MAP_NORESERVE */
 /* [errno] Reserve byte_len bytes, map an image (fd < 0 or image_len 0: none) at
  * start + pre_guard + image_offset and make the rest of the `accessible` bytes after the
  * pre-guard R/W, all or nothing; *out_addr = the reservation's start. */
@@ -37,6 +38,10 @@ int wenv_map_fd_fixed(uint64_t addr, uint64_t byte_len, int fd, uint64_t file_of
 int wenv_map_anon_fixed(uint64_t addr, uint64_t byte_len, int writable);  /* [errno] fresh zero pages */
 /* [errno] Give back the pages of a R/W range, `how` a WENV_RESET_* (0 bytes: nothing to do). */
 int wenv_decommit(uint64_t addr, uint64_t byte_len, int how);
+/* [errno] Fault in, writable, the pages of [addr, addr + byte_len) of a R/W range before a
+ * large write (MADV_POPULATE_WRITE: one call instead of a fault per page); only a speed-up:
+ * callers ignore a failure (ENOSYS/EINVAL where the kernel has no such advice). */
+int wenv_prefault(uint64_t addr, uint64_t byte_len);
 
 /* CDEF-END */
 

@@ -1,6 +1,6 @@
 /*
- * wenv_table.c — table storage (an mmap'd reservation of 64-bit elements, grown in place
- * by mprotect, else moved to a larger reservation) and the lazy funcref resolution of
+ * wenv_table.c — table storage (one mmap'd reservation of 64-bit elements, R/W zero pages,
+ * grown in place up to it, else moved to a larger one) and the lazy funcref resolution of
  * wenv_table.h's encoding.
  */
 #include <errno.h>
@@ -32,22 +32,16 @@ static uint64_t wenv_table_reserve_for(uint64_t size, uint64_t maximum)
     return want ? want : 1;
 }
 
-/* Make `t` hold a reservation of `reserved` elements with [0, accessible) R/W. */
-static int wenv_table_map(uint64_t reserved, uint64_t accessible, uint64_t *addr)
+/* A reservation of `reserved` elements, all R/W zero pages in one mmap (a page costs
+ * nothing until written; every access is bounds-checked against the size in software,
+ * so the elements past it need no PROT_NONE). */
+static int wenv_table_map(uint64_t reserved, uint64_t *addr)
 {
     if (reserved > WENV_TABLE_MAX_ELEMS) {
         errno = ENOMEM;
         return -1;
     }
-    if (wenv_reserve(wenv_table_bytes(reserved), addr) != 0)
-        return -1;
-    if (accessible && wenv_protect(*addr, wenv_table_bytes(accessible), 1) != 0) {
-        int err = errno;
-        wenv_release(*addr, wenv_table_bytes(reserved));
-        errno = err;
-        return -1;
-    }
-    return 0;
+    return wenv_map_zeros(wenv_table_bytes(reserved), addr);
 }
 
 static void wenv_table_fill_raw(wenv_table *t, uint64_t from, uint64_t n, uint64_t cell)
@@ -64,13 +58,13 @@ int wenv_table_open(wenv_table *t, uint64_t size, uint64_t maximum, uint64_t ini
         return -1;
     }
     uint64_t reserved = wenv_table_reserve_for(size, maximum), addr;
-    if (wenv_table_map(reserved, size, &addr) != 0)
+    if (wenv_table_map(reserved, &addr) != 0)
         return -1;
     t->elements = (uint64_t *)(uintptr_t)addr;
     t->size = size;
     t->maximum = maximum;
     t->reserved = reserved;
-    t->accessible = size;
+    t->accessible = reserved;
     t->retired = NULL;
     if (init_cell)
         wenv_table_fill_raw(t, 0, size, init_cell);
@@ -111,7 +105,7 @@ int64_t wenv_table_grow(wenv_table *t, uint64_t delta, uint64_t init_cell)
             errno = ENOMEM;
             return -1;
         }
-        if (wenv_table_map(reserved, new_size, &addr) != 0) {
+        if (wenv_table_map(reserved, &addr) != 0) {
             free(r);
             return -1;
         }
@@ -121,12 +115,7 @@ int64_t wenv_table_grow(wenv_table *t, uint64_t delta, uint64_t init_cell)
         r->next = t->retired;
         t->retired = r;
         __atomic_store_n(&t->elements, (uint64_t *)(uintptr_t)addr, __ATOMIC_RELEASE);
-        t->reserved = reserved;
-        t->accessible = new_size;
-    } else if (new_size > t->accessible) {
-        if (wenv_protect((uint64_t)(uintptr_t)t->elements, wenv_table_bytes(new_size), 1) != 0)
-            return -1;
-        t->accessible = new_size;
+        t->reserved = t->accessible = reserved;
     }
     /* Elements past the old size were never written: uninitialized reads null there
      * (the lazy array never reaches past a table's minimum). */

@@ -14,10 +14,12 @@ and go with it (runtime/refs.py).
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import NamedTuple, Optional
 
 from . import _ffi
 from .engine import Engine
+from ._owner import Owner
 from .errors import AllocationError, WasmRuntimeError
 from .refs import ExternRefs
 
@@ -64,8 +66,9 @@ def _needs_of(module) -> _Needs:
     return needs
 
 
-class Store:
-    """A store of ``engine`` (a default Engine when None).
+class Store(Owner):
+    """A store of ``engine`` (a default Engine when None). :meth:`close` (or leaving a
+    ``with`` block) closes every instance still live in it, as wasmtime-py's does.
 
     Args:
         engine: the :class:`runtime.Engine` every module instantiated here must share.
@@ -84,7 +87,8 @@ class Store:
         self._limits = _UNLIMITED
         self._lock = threading.Lock()
         self._instances = self._memories = self._tables = 0
-        self._admitted = {}   # id(instance) -> (defined memories, defined tables)
+        self._admitted = {}   # id(instance) -> (its needs, a weakref to it)
+        self._closed = False
         self._externs = ExternRefs()  # its externrefs, released with it (runtime/refs.py)
 
     # -- fuel ------------------------------------------------------------------------
@@ -147,13 +151,16 @@ class Store:
         that passes a limit."""
         needs = module.__dict__.get("_store_needs") or _needs_of(module)
         lim = self._limits
+        ref = weakref.ref(instance)
         with self._lock:
+            if self._closed:
+                raise ValueError("store is closed")
             if lim is not _UNLIMITED:
                 self._check(lim, needs)
             self._instances += 1
             self._memories += needs.memories
             self._tables += needs.tables
-            self._admitted[id(instance)] = needs
+            self._admitted[id(instance)] = (needs, ref)
 
     def _check(self, lim: StoreLimits, needs: "_Needs") -> None:
         if lim.memory_size is not None and needs.memory_bytes > lim.memory_size:
@@ -172,8 +179,9 @@ class Store:
     def _release(self, instance) -> None:
         """Give back what ``instance`` was counted for (idempotent)."""
         with self._lock:
-            counted = self._admitted.pop(id(instance), None)
-            if counted is not None:
+            entry = self._admitted.pop(id(instance), None)
+            if entry is not None:
+                counted = entry[0]
                 self._instances -= 1
                 self._memories -= counted.memories
                 self._tables -= counted.tables
@@ -186,5 +194,26 @@ class Store:
         limit = self._limits.table_elements
         return limit is None or new_elements <= limit
 
+    def close(self) -> None:
+        """Close every instance still live in this store, then let go of its externrefs;
+        later instantiations in it raise ValueError (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            refs = [ref for _, ref in self._admitted.values()]
+        for ref in refs:  # (outside the lock: each close() gives its share back here)
+            instance = ref()
+            if instance is not None:
+                instance.close()
+        self._externs.release()
+
+    def __del__(self):  # nothing to back up: a live instance keeps its store alive
+        pass
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def __repr__(self):
-        return f"<Store {self._instances} instances>"
+        return f"<Store {self._instances} instances{' closed' if self._closed else ''}>"

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import statistics
 import sys
@@ -139,8 +138,7 @@ class Floor:
 
     def __init__(self, strategy, wasm):
         import runtime
-        from runtime._native import ffi, lib
-        self.ffi, self.lib, self.kind = ffi, lib, strategy
+        self.ffi, self.kind = runtime._ffi, strategy
         self.engine = runtime.Engine()
         self.module = runtime.Module(self.engine, wasm)
         env = self.module.env
@@ -162,21 +160,14 @@ class Floor:
         self.slot_len = max(160 * 65536, self.accessible + 65536)
 
     def run(self, n, batch):
-        out = self.ffi.new("double[]", n)
-        lib = self.lib
         if self.kind == "floor-cow":
-            rc = lib.wenv_floor_cow(self.reserve_len, self.pre_guard, self.accessible, self.fd,
-                                    self.file_offset, self.image_offset, self.image_len, n, batch, out)
-        elif self.kind == "floor-copy":
-            rc = lib.wenv_floor_copy(self.reserve_len, self.pre_guard, self.accessible, self.image_bytes,
-                                     self.image_offset, self.image_len, n, batch, out)
-        else:
-            rc = lib.wenv_floor_pool(self.slot_len, self.accessible, self.fd, self.file_offset,
-                                     self.image_offset, self.image_len, n, batch, out)
-        if rc != 0:
-            err = self.ffi.errno
-            raise OSError(err, f"{self.kind}: {os.strerror(err)}")
-        return list(out)
+            return self.ffi.bench_floor_cow(self.reserve_len, self.pre_guard, self.accessible, self.fd,
+                                            self.file_offset, self.image_offset, self.image_len, n, batch)
+        if self.kind == "floor-copy":
+            return self.ffi.bench_floor_copy(self.reserve_len, self.pre_guard, self.accessible,
+                                             self.image_bytes, self.image_offset, self.image_len, n, batch)
+        return self.ffi.bench_floor_pool(self.slot_len, self.accessible, self.fd, self.file_offset,
+                                         self.image_offset, self.image_len, n, batch)
 
     def close(self):
         self.module.close()
@@ -187,18 +178,14 @@ class OurC(OurStrategy):
 
     def __init__(self, strategy, wasm):
         super().__init__(strategy[:-2], wasm)
-        self.ffi, self.lib = self.runtime._ffi.ffi, self.runtime._ffi.lib
+        self.ffi = self.runtime._ffi
         self.runtime.Instance(self.module).close()  # sets up the module's one-call spec
         self.layout = self.module._instance_layout
         if not self.layout.fast:
             raise SystemExit(f"{strategy}: the module is not a one-memory module: no C cycle to time")
 
     def run(self, n, batch):
-        out = self.ffi.new("double[]", n)
-        if self.lib.wenv_bench_instance_cycle(self.layout.specs, n, batch, out) != 0:
-            err = self.ffi.errno
-            raise OSError(err, f"C cycle: {os.strerror(err)}")
-        return list(out)
+        return self.ffi.bench_instance_cycle(self.layout.specs, n, batch)
 
 
 def takes_one_call_path(wasm, path) -> bool:

@@ -15,7 +15,7 @@ import wasmtime
 from harness import oracle
 from runtime import Func, Global, Instance, Module
 from runtime import _ffi
-from wasmenv import FuncType, ValType
+from wasmenv import FuncType
 
 EXPORTER = """(module
   (global (export "g") (mut i32) (i32.const 5))
@@ -165,20 +165,6 @@ def test_globals_of_a_closed_instance_raise(engine):
         a.globals[0]
     with pytest.raises(ValueError, match="instance is closed"):  # nor can it be imported
         Instance(module_of(engine, IMPORTER), imports)
-
-
-def test_globals_sequence_is_lazy_and_complete(engine):
-    host = Global.new(engine, "i32", 1, mutable=True)
-    b = Instance(module_of(engine, IMPORTER), {
-        ("a", "g"): host, ("a", "x"): Global.new(engine, "externref", None, mutable=True),
-        ("a", "k"): Global.new(engine, "i64", -1)})
-    gs = b.globals
-    assert len(gs) == 4 and [g.ty.content for g in gs] == [ValType.I32, ValType.EXTERNREF, ValType.I64,
-                                                           ValType.I64]
-    assert gs[-1].value == 99 and [g.value for g in gs[0:4:2]] == [1, -1]
-    with pytest.raises(IndexError):
-        gs[4]
-    b.close()
 
 
 def test_ref_func_globals_and_the_lazy_side_table(engine):

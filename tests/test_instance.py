@@ -1,33 +1,15 @@
 """Instantiation in spec order: globals, memories, segments, traps, the one-call path
-(imports: test_linking.py; tables: test_table.py)."""
+(imports: test_linking.py; tables: test_table.py; exports: test_exports.py)."""
 import gc
 import os
 
 import pytest
 
 import runtime
-from runtime import (Engine, Func, Global, Instance, Memory, Module, PoolingAllocator, Table, Trap,
-                     TrapCode)
+from runtime import (Engine, Func, Global, Instance, Memory, Module, PoolingAllocator, Table,
+                     Trap, TrapCode)
 from tests.helpers import inst, maps_and_fds, wat
 from wasmenv import FuncType, ValType
-
-
-def test_static_image_data_globals_and_exports(engine):
-    i = inst(engine, """(module
-      (memory (export "m") 1) (data (i32.const 5) "hello")
-      (global (export "g") (mut i64) (i64.const -7))
-      (global (export "f") f32 (f32.const 1.5))
-      (func (export "fn") (param i32) (result i32) local.get 0))""")
-    m = i.exports["m"]
-    assert isinstance(m, Memory) and m.size_pages == 1 and m.byte_len == 65536
-    assert m.read(0, 12) == b"\0" * 5 + b"hello" + b"\0\0"
-    assert i.exports["g"].value == -7 and i.exports["g"].ty.mutable
-    assert i.exports["f"].value == 1.5
-    fn = i.exports["fn"]
-    assert isinstance(fn, Func) and fn.ty == FuncType((ValType.I32,), (ValType.I32,))
-    assert fn(1) == 1 and fn(-5) == -5  # wasm functions run (tests/test_interp.py)
-    assert list(i.exports) == ["m", "g", "f", "fn"]
-    i.close()
 
 
 def test_segmented_init_reads_imported_globals(engine):
@@ -249,18 +231,6 @@ def test_memory_objects_are_made_on_first_use_and_only_once(engine):
         m.read(0, 1)
     with pytest.raises(ValueError, match="instance is closed"):
         i.memory(0)  # neither the closed object nor a new one
-
-
-def test_exports_make_only_the_memory_asked_for(engine):
-    host = Memory.new(engine, 1)
-    i = inst(engine, """(module (import "env" "h" (memory 1)) (memory (export "a") 1)
-      (memory (export "b") 2) (memory (export "c") 1) (export "h" (memory 0)))""", {("env", "h"): host})
-    b = i.exports["b"]
-    assert b.size_pages == 2 and i._made == [None, b, None]
-    assert i.exports["h"] is i.memory(0) and i._made == [None, b, None]  # the import: nothing made
-    assert [m.size_pages for _, m in i.exports.items()] == [1, 2, 1, 1] and None not in i._made
-    i.close()
-    host.close()
 
 
 def test_a_memory_never_looked_at_is_released_by_close_and_by_the_backstop(engine):

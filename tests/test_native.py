@@ -18,15 +18,71 @@ KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 
 def test_extension_is_the_optimized_build():
     """The tests run against the -O2 cffi build that setup.py produced, not a debug one."""
-    from runtime import _native
     with open(os.path.join(os.path.dirname(__file__), "..", "c_src", "build_native.py")) as f:
         assert '"-O2"' in f.read()
-    assert _native.__file__.endswith(".so")
-    assert hasattr(_native.lib, "wenv_load_i32")
+    assert _ffi.EXTENSION_FILE.endswith(".so")
+    assert hasattr(_ffi.lib, "wenv_load_i32")
 
 
 def test_page_size():
     assert PAGE == os.sysconf("SC_PAGE_SIZE")
+
+
+# ---- the package: one layer, one home per name ----------------------------------------
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def _python_files(*dirs):
+    for top in dirs:
+        for base, _, files in os.walk(os.path.join(ROOT, top)):
+            yield from (os.path.join(base, f) for f in files if f.endswith(".py"))
+
+
+def test_only_the_ffi_package_imports_the_extension():
+    """runtime._native is imported by runtime/_ffi/ alone: every other module (runtime,
+    scripts, tests, wasmenv) goes through the package."""
+    import ast
+    offenders = []
+    for path in _python_files("runtime", "scripts", "tests", "wasmenv", "examples"):
+        if os.path.dirname(os.path.abspath(path)) == os.path.abspath(os.path.join(ROOT, "runtime", "_ffi")):
+            continue
+        with open(path) as f:
+            tree = ast.parse(f.read(), path)
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [f"{node.module}.{a.name}" for a in node.names] + [node.module or ""]
+            if any(n.split(".")[-1] == "_native" or "._native." in n for n in names):
+                offenders.append(f"{os.path.relpath(path, ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_package_functions_read_package_names_through_the_package():
+    """The seam rule of runtime/_ffi/__init__.py: inside the package a function reads each
+    public name of the package as ``_ffi.name``, never by a submodule's global binding, so
+    a monkeypatch on runtime._ffi reaches every caller."""
+    import ast
+    import types
+    public = {name for name, value in vars(_ffi).items()
+              if not name.startswith("_") and not isinstance(value, types.ModuleType)} - {"ffi", "lib"}
+    offenders = []
+    for path in _python_files(os.path.join("runtime", "_ffi")):
+        with open(path) as f:
+            tree = ast.parse(f.read(), path)
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.Lambda)):
+                continue
+            local = {a.arg for a in fn.args.args + fn.args.kwonlyargs}
+            body = fn.body if isinstance(fn.body, list) else [fn.body]
+            nodes = [n for stmt in body for n in ast.walk(stmt)]
+            local |= {n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+            offenders += [f"{os.path.basename(path)}:{n.lineno} {n.id}" for n in nodes
+                          if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+                          and n.id in public and n.id not in local]
+    assert offenders == []
 
 
 # ---- reservations --------------------------------------------------------------------
@@ -185,8 +241,7 @@ def test_o2_build_orders_the_jump_buffer_before_the_access():
     the store of the armed jump buffer pointer (a %fs-relative TLS store of a stack
     address) precedes the guarded load, and the load precedes the store that disarms it
     (movq $0x0)."""
-    from runtime import _native
-    objdump = subprocess.run(["objdump", "-d", "--no-show-raw-insn", _native.__file__],
+    objdump = subprocess.run(["objdump", "-d", "--no-show-raw-insn", _ffi.EXTENSION_FILE],
                              capture_output=True, text=True)
     if objdump.returncode != 0:
         pytest.fail("objdump is needed to inspect the built extension")

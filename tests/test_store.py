@@ -51,6 +51,61 @@ def test_instance_linker_and_instance_pre_take_a_store():
     assert linker.instantiate(module).store is not store  # wasmtime-less shape: private store
 
 
+def test_closing_a_store_closes_its_live_instances_only():
+    """wasmtime-py's Store.close(): what lives in the store is gone; other stores' instances
+    are untouched; later use raises a clear error, never touches freed memory."""
+    engine = Engine()
+    module = Module(engine, wat('(module (memory (export "m") 1) (func (export "f") (result i32) i32.const 7))'))
+    store, other = Store(engine), Store(engine)
+    a, b = Instance(module, store=store), Instance(module, store=store)
+    c = Instance(module, store=other)
+    memory, f = a.exports["m"], a.exports["f"]
+    b.close()  # closed before the store: fine
+    store.close()
+    assert a.closed and b.closed and store.closed and not c.closed
+    with pytest.raises(ValueError, match="closed"):
+        f()
+    with pytest.raises(ValueError, match="closed"):
+        memory.read(0, 1)
+    assert c.exports["f"]() == 7
+    assert store.limits is not None and "closed" in repr(store)
+    store.close()  # idempotent
+
+
+def test_a_closed_store_refuses_new_instances_and_counts_nothing():
+    engine = Engine()
+    module = Module(engine, PROGRAM)
+    store = Store(engine)
+    store.close()
+    with pytest.raises(ValueError, match="store is closed"):
+        Instance(module, store=store)
+    with pytest.raises(ValueError, match="store is closed"):
+        Linker(engine).instantiate_pre(module).instantiate(store)
+    assert store._instances == 0 and store._admitted == {}
+
+
+def test_store_as_a_context_manager_releases_its_externrefs():
+    import gc
+    import weakref
+    engine = Engine()
+    module = Module(engine, wat('(module (global (export "g") (mut externref) (ref.null extern)))'))
+
+    class Payload:
+        pass
+
+    payload = Payload()
+    alive = weakref.ref(payload)
+    with Store(engine) as store:
+        inst = Instance(module, store=store)
+        inst.exports["g"].value = payload
+        del payload
+        gc.collect()
+        assert alive() is not None  # held by the store's registry
+    assert inst.closed
+    gc.collect()
+    assert alive() is None
+
+
 def test_store_of_another_engine_or_not_a_store_is_refused():
     module = Module(Engine(), PROGRAM)
     with pytest.raises(ValueError, match="cross-`Engine`"):

@@ -1,0 +1,198 @@
+"""The interpreter: its status codes, code, calls, stacks and instances (c_src/wenv_interp.h)."""
+from __future__ import annotations
+
+from .. import _ffi
+from ..errors import AllocationError, WasmRuntimeError
+from .wenv import ffi, lib
+
+I_DONE = lib.WENV_I_DONE
+I_UNREACHABLE = lib.WENV_I_UNREACHABLE
+I_DIV_ZERO = lib.WENV_I_DIV_ZERO
+I_INT_OVERFLOW = lib.WENV_I_INT_OVERFLOW
+I_BAD_CONV = lib.WENV_I_BAD_CONV
+I_OOB = lib.WENV_I_OOB
+I_OOB_GUARD = lib.WENV_I_OOB_GUARD
+I_STACK_OVERFLOW = lib.WENV_I_STACK_OVERFLOW
+I_FAULT = lib.WENV_I_FAULT
+I_OUT_OF_FUEL = lib.WENV_I_OUT_OF_FUEL
+I_INTERRUPT = lib.WENV_I_INTERRUPT
+I_EXIT_TRANSLATE = lib.WENV_I_EXIT_TRANSLATE
+I_EXIT_GROW = lib.WENV_I_EXIT_GROW
+I_EXIT_HOST = lib.WENV_I_EXIT_HOST
+I_TABLE_OOB = lib.WENV_I_TABLE_OOB
+I_NULL_REF = lib.WENV_I_NULL_REF
+I_INDIRECT_NULL = lib.WENV_I_INDIRECT_NULL
+I_BAD_SIG = lib.WENV_I_BAD_SIG
+I_EXIT_TABLE_GROW = lib.WENV_I_EXIT_TABLE_GROW
+I_EXIT_BULK = lib.WENV_I_EXIT_BULK
+interp_run = lib.wenv_interp_run
+_OP_NUMBERS = {ffi.string(lib.wenv_interp_op_name(i)).decode(): i
+               for i in range(lib.wenv_interp_op_count())}
+_new_unzeroed = ffi.new_allocator(should_clear_after_alloc=False)
+
+
+def interp_op_numbers() -> dict:
+    """Interpreter op name -> op number (the C op list, c_src/wenv_interp_ops.h)."""
+    return _OP_NUMBERS
+
+
+# ---- code ----------------------------------------------------------------------------
+
+def new_interp_funcs(count: int):
+    return ffi.new("wenv_func[]", max(count, 1))
+
+
+def interp_publish(funcs, index: int, code):
+    """Link translated ``code`` (runtime.translate.Code) and publish it as ``funcs[index]``;
+    returns the code buffer (its owner keeps it alive as long as ``funcs``)."""
+    words = ffi.new("uint64_t[]", len(code.words))
+    ffi.memmove(words, code.words, len(code.words) * 8)
+    positions = ffi.from_buffer("uint32_t[]", code.positions)
+    if lib.wenv_interp_link(words, len(code.words), positions, len(code.positions)) != 0:
+        raise WasmRuntimeError("interpreter code failed to link")  # pragma: no cover - a translator bug
+    f = funcs[index]
+    f.nparams, f.nresults, f.nlocals, f.frame_cells = (code.nparams, code.nresults, code.nlocals,
+                                                       code.frame_cells)
+    f.code = words  # last: the interpreter reads code first
+    return words
+
+
+def code_address(words) -> int:
+    """The address of a function's code words (what ``wenv_call.ip`` points into)."""
+    return int(ffi.cast("uintptr_t", words))
+
+
+def new_host_func(host_id: int, type_id: int, nparams: int, nresults: int):
+    """The native side of a host function: its funcref (vmctx NULL) and the wenv_func whose
+    code, [host_call, host_id, frame cells, return], exits to Python. Returns (funcref,
+    keep): ``keep`` holds what the funcref points at."""
+    cells = max(nparams, nresults, 1)
+    ops = _ffi.interp_op_numbers()
+    words = ffi.new("uint64_t[]", [ops["host_call"], host_id, cells, ops["return"]])
+    if lib.wenv_interp_link(words, 4, ffi.new("uint32_t[]", [0, 3]), 2) != 0:
+        raise WasmRuntimeError("host function code failed to link")  # pragma: no cover
+    fn = ffi.new("wenv_func *")
+    fn.nparams, fn.nresults, fn.nlocals, fn.frame_cells, fn.code = nparams, nresults, 0, cells, words
+    ref = ffi.new("wenv_funcref *")
+    ref.func, ref.type_id, ref.vmctx = fn, type_id, ffi.NULL
+    return ref, (words, fn)
+
+
+# ---- calls: bounds, stacks, frames ---------------------------------------------------
+
+def new_fuel_cell():
+    """A store's fuel: an ``int64_t[1]`` the interpreter decrements atomically (0 at first)."""
+    return ffi.new("int64_t[1]")
+
+
+def new_epoch_cell():
+    """An engine's epoch or a store's deadline: a ``uint64_t[1]`` (0 at first)."""
+    return ffi.new("uint64_t[1]")
+
+
+def set_call_bounds(c, fuel, epoch, deadline) -> None:
+    """Point a ``wenv_call`` at its store's fuel and deadline and its engine's epoch."""
+    c.fuel, c.epoch, c.epoch_deadline = fuel, epoch, deadline
+
+
+def new_interp_call():
+    """A zeroed ``wenv_call`` (the bridge fills it per call)."""
+    return ffi.new("wenv_call *")
+
+
+def pointer_address(p) -> int:
+    return int(ffi.cast("uintptr_t", p))
+
+
+def frame_return_ips(frames, depth: int, limit: int) -> list:
+    """The saved return ips of the innermost ``limit`` of the ``depth`` outer frames of a
+    call, outermost first."""
+    first_frame = max(0, depth - limit)
+    count = depth - first_frame
+    if count <= 0:
+        return []
+    stride = ffi.sizeof("wenv_frame") // 8
+    first = ffi.offsetof("wenv_frame", "ret_ip") // 8
+    words = ffi.unpack(ffi.cast("uint64_t *", frames) + stride * first_frame, stride * count)
+    return words[first::stride]
+
+
+def new_interp_stacks(cells: int, frames: int):
+    """A thread's value stack and frame stack (not zeroed: untouched pages stay unmapped)."""
+    return _new_unzeroed("uint64_t[]", cells), _new_unzeroed("wenv_frame[]", frames)
+
+
+# ---- instances (wenv_vm) and their functions -------------------------------------------
+
+vm_funcref = lib.wenv_vm_funcref     # (vm, function index) -> wenv_funcref * (NULL: none)
+ANYFUNC_NONE = 0xFFFFFFFF
+
+
+# A wenv_vm and its arrays in one allocation. Up to a page: ffi.new (one Python object;
+# the page is touched either way); larger: wenv_vmctx_alloc, whose large blocks are fresh
+# zero pages (funcref records nobody made stay non-resident).
+_new_vm_block = ffi.new_allocator(alloc=lib.wenv_vmctx_alloc, free=lib.wenv_vmctx_free,
+                                  should_clear_after_alloc=False)
+_VM_WORDS = (1, 1, ffi.sizeof("wenv_import") // 8, ffi.sizeof("wenv_funcref") // 8)
+
+
+def new_vm_state(nmems: int, ntables: int, nimports: int, nfuncrefs: int):
+    """A zeroed ``wenv_vm`` (an owning cdata) whose ``mems``, ``tables``, ``imports`` and
+    ``funcrefs`` point at arrays of ``nmems``, ``ntables``, ``nimports`` and ``nfuncrefs``
+    entries in its tail, in that order (the caller fills in the rest).
+
+    Raises:
+        AllocationError: the C heap could not provide it.
+    """
+    counts = (nmems, ntables, nimports, nfuncrefs)
+    tail_words = max(1, sum(n * w for n, w in zip(counts, _VM_WORDS)))
+    allocate = ffi.new if ffi.sizeof("wenv_vm") + 8 * tail_words <= _ffi.PAGE_SIZE else _new_vm_block
+    try:
+        vm = allocate("wenv_vm *", {"tail": tail_words})
+    except MemoryError as exc:
+        raise AllocationError("instance state: out of memory", "heap") from exc
+    words = [0]
+    for n, w in zip(counts, _VM_WORDS):
+        words.append(words[-1] + n * w)
+    tail = vm.tail
+    vm.mems = ffi.cast("wenv_memory **", tail + words[0])
+    vm.tables = ffi.cast("wenv_table **", tail + words[1])
+    vm.imports = ffi.cast("wenv_import *", tail + words[2])
+    vm.funcrefs = ffi.cast("wenv_funcref *", tail + words[3])
+    return vm
+
+
+def vm_set_tables(vm, tables) -> None:
+    """The ``wenv_table *`` of each of ``tables`` (at most the vm's room for them) in ``vm``."""
+    for i, t in enumerate(tables):
+        vm.tables[i] = t
+    vm.ntables = len(tables)
+
+
+def new_u32s(values):
+    return ffi.new("uint32_t[]", list(values) or [0])
+
+
+def new_u64s(values):
+    return ffi.new("uint64_t[]", list(values) or [0])
+
+
+def address(ptr) -> int:
+    """A C pointer as an int (0 for NULL)."""
+    return int(ffi.cast("uintptr_t", ptr))
+
+
+def funcref_at(addr: int):
+    """The ``wenv_funcref *`` at ``addr``."""
+    return ffi.cast("wenv_funcref *", addr)
+
+
+def func_offset(fn, funcs) -> int:
+    """The index of ``fn`` (a ``wenv_func *``) in the array ``funcs``."""
+    return (_ffi.address(fn) - _ffi.address(funcs)) // ffi.sizeof("wenv_func")
+
+
+def set_import(vm, index: int, callee, vmctx) -> None:
+    """Imported function ``index`` of ``vm`` is ``callee`` (a funcref) of ``vmctx`` (or NULL)."""
+    vm.imports[index].callee = callee
+    vm.imports[index].vmctx = ffi.NULL if vmctx is None else vmctx
