@@ -700,3 +700,47 @@ I_INDIRECT_NULL = lib.WENV_I_INDIRECT_NULL
 I_BAD_SIG = lib.WENV_I_BAD_SIG
 I_EXIT_TABLE_GROW = lib.WENV_I_EXIT_TABLE_GROW
 I_EXIT_BULK = lib.WENV_I_EXIT_BULK
+
+
+# --- floor ---------------------------------------------------------------------------------
+# The C syscall floors of instantiation (c_src/wenv_bench.h), for scripts/bench_instantiate.py
+# and scripts/bench_real.py: each returns the samples (mean ns per iteration of a batch).
+
+def _floor_samples(rc: int, samples, what: str) -> list:
+    if rc != 0:
+        err = ffi.errno
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return list(samples)
+
+
+def floor_ondemand(specs, memory_count: int, table_elems, n: int, batch: int) -> list:
+    """On demand: ``specs`` (a layout's wenv_memory_spec array, its first ``memory_count``)
+    and tables of ``table_elems`` elements each mapped and unmapped, ``n`` samples.
+
+    Raises:
+        OSError: a mapping failed (with its errno; nothing stays mapped).
+    """
+    out, elems = ffi.new("double[]", n), ffi.new("uint64_t[]", list(table_elems) or [0])
+    return _floor_samples(lib.wenv_floor_ondemand(specs, memory_count, elems, len(table_elems), n, batch, out),
+                          out, "floor on demand")
+
+
+def floor_pooled(specs, memory_count: int, table_elems, n: int, batch: int) -> list:
+    """Pooled: the reset of the same memories' slots and tables, ``n`` samples.
+
+    Raises:
+        OSError: a mapping or a reset failed (with its errno; nothing stays mapped).
+    """
+    out, elems = ffi.new("double[]", n), ffi.new("uint64_t[]", list(table_elems) or [0])
+    return _floor_samples(lib.wenv_floor_pooled(specs, memory_count, elems, len(table_elems), n, batch, out),
+                          out, "floor pooled")
+
+
+def floor_copy(spec, image: bytes, n: int, batch: int) -> list:
+    """On demand with the image copied: one memory (``spec``) and its image bytes, ``n`` samples.
+
+    Raises:
+        OSError: a mapping failed (with its errno; nothing stays mapped).
+    """
+    out = ffi.new("double[]", n)
+    return _floor_samples(lib.wenv_floor_copy(spec, image, n, batch, out), out, "floor copy")

@@ -29,6 +29,49 @@ def interleaved(runners: dict, n: int, rounds: int, warmup: int, batch: int) -> 
     return samples
 
 
+class Floor:
+    """The C syscall floors (c_src/wenv_bench.h) of ``wasm``'s geometry, taken from our own
+    layout (runtime/layout.py: the reservation, pre-guard, initial size and image each
+    defined memory gets from the default Engine; each defined table's minimum), run like
+    the other runners (``run(n, batch)`` -> samples in ns; ``close()``). ``kind``:
+    floor-cow (on demand: every memory reserved with its image mapped copy-on-write, every
+    table's storage mapped, all unmapped), floor-pooling (a slot of each reused: the reset
+    alone) or floor-copy (the first memory, its image copied). ``first_memory_only``: the
+    first defined memory and no table (scripts/bench_instantiate.py's one-memory floors).
+
+    Raises:
+        SystemExit: floor-copy or ``first_memory_only`` for a module defining no memory.
+    """
+
+    def __init__(self, kind, wasm: bytes, first_memory_only: bool = False):
+        import runtime
+        from runtime import _ffi
+        from runtime.layout import layout_of
+        self.ffi, self.kind = _ffi, kind
+        self.module = runtime.Module(runtime.Engine(), wasm)
+        layout = layout_of(self.module)
+        self.specs, self.memory_count = layout.specs, layout.memory_count
+        self.table_elems = [spec.plan.table.minimum for spec in layout.tables]
+        if first_memory_only or kind == "floor-copy":
+            if self.memory_count == 0:
+                self.module.close()
+                raise SystemExit("the module defines no memory: nothing to instantiate")
+            self.memory_count, self.table_elems = 1, []
+        image = layout.memories[0][1] if layout.memories else None
+        self.image_bytes = image.read() if kind == "floor-copy" and image is not None else b""
+
+    def run(self, n, batch):
+        f = self.ffi
+        if self.kind == "floor-cow":
+            return f.floor_ondemand(self.specs, self.memory_count, self.table_elems, n, batch)
+        if self.kind == "floor-pooling":
+            return f.floor_pooled(self.specs, self.memory_count, self.table_elems, n, batch)
+        return f.floor_copy(self.specs, self.image_bytes, n, batch)
+
+    def close(self):
+        self.module.close()
+
+
 def pool_for(wasm: bytes, max_instances: int = 4, max_pages: int = 160, max_elements: int = 10_000):
     """A PoolingAllocator that ``wasm``'s defined memories and tables fit: ``max_pages`` and
     ``max_elements`` (one memory, one table) raised to the module's largest minimum."""
