@@ -140,7 +140,7 @@ class Wasm3:
                 try:
                     text = json.dumps({"ok": work()})
                 except BaseException as exc:  # noqa: BLE001 (handed to the parent)
-                    text, code = json.dumps({"error": f"{type(exc).__name__}: {exc}"}), 1
+                    text, code = json.dumps({"error": str(exc), "type": type(exc).__name__}), 1
                 with os.fdopen(w, "w") as f:
                     f.write(text)
             finally:
@@ -151,7 +151,8 @@ class Wasm3:
         os.waitpid(pid, 0)
         answer = json.loads(text) if text else {"error": "the child died (no answer)"}
         if "error" in answer:
-            raise RuntimeError(answer["error"])
+            kind = answer.get("type", "RuntimeError")
+            raise RuntimeError(answer["error"] if kind == "RuntimeError" else f"{kind}: {answer['error']}")
         return answer["ok"]
 
     def _cycle(self):

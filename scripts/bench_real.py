@@ -292,15 +292,16 @@ def _below(results, over, target) -> str:
 
 
 def real_table(results, facts) -> str:
-    head = (f"{'module':<17}{'functions':>10}{'globals':>8}{'table':>7}  {'imports':<30}{'floor us':>9}"
+    width = max([17] + [len(key) + 1 for key in results])
+    head = (f"{'module':<{width}}{'functions':>10}{'globals':>8}{'table':>7}  {'imports':<36}{'floor us':>9}"
             f"{'ours us':>9}{'pfloor us':>10}{'pooled us':>10}{'wasmtime us':>12}{'pywasm3 us':>11}"
             f"{'ours/floor':>11}{'wt/floor':>9}{'ours/wt':>8}{'pool/wt':>8}")
     lines = [head, "-" * len(head)]
     for key, r in results.items():
         f, rows = facts[key], r["rows"]
         imports = ", ".join(f"{n} {k}" for k, n in sorted(f["imports"].items())) or "-"
-        lines.append(f"{key:<17}{f['functions']:>10,}{f['globals']:>8,}{f['table_elements']:>7,}  "
-                     f"{imports:<30}" + "".join(f"{_fmt(rows.get(name), '.1f'):>{w}}" for name, w in (
+        lines.append(f"{key:<{width}}{f['functions']:>10,}{f['globals']:>8,}{f['table_elements']:>7,}  "
+                     f"{imports:<36}" + "".join(f"{_fmt(rows.get(name), '.1f'):>{w}}" for name, w in (
                          ("floor", 9), ("ours", 9), ("floor-pool", 10), ("ours-pool", 10), ("wasmtime", 12),
                          ("pywasm3", 11)))
                      + "".join(f"{_fmt(r[name], '.2f'):>{w}}" for name, w in (
@@ -465,7 +466,7 @@ def main(argv=None) -> int:
             print(f"  measured {case.key}", file=sys.stderr)
 
     head = (f"median us over {args.iterations} samples of {args.batch} ({args.rounds} interleaved rounds); "
-            "dummy imports alike in every runtime; floor / pfloor: the C syscall floor of the module's memories "
+            "dummy imports alike in every runtime\nfloor / pfloor: the C syscall floor of the module's memories "
             "and tables, on demand / pooled; pywasm3: parse + load (it cannot reuse a parsed module) and no "
             "release (it frees nothing)")
     if results:

@@ -216,6 +216,46 @@ def test_bench_real_prints_a_row_per_module_and_per_synthetic_size(tmp_path):
     assert set(result["synthetic"]) >= {"funcs-100", "table-1000", "globals-10"}
 
 
+def _mapped_bytes() -> int:
+    total = 0
+    with open("/proc/self/maps") as f:
+        for line in f:
+            lo, hi = line.split()[0].split("-")
+            total += int(hi, 16) - int(lo, 16)
+    return total
+
+
+@pytest.mark.parametrize("kind", ["floor-cow", "floor-pooling"])
+def test_floor_of_every_memory_and_table_and_a_failing_one_leaves_no_mapping(kind):
+    """The C floors (scripts/_strategies.Floor) take every defined memory and table: a
+    second memory that cannot be reserved fails the run with ENOMEM after the first was
+    mapped, and nothing stays mapped; a batch of 0 is EINVAL; a module that can be mapped
+    gives n positive samples."""
+    import errno
+    import wasmtime
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    from _strategies import Floor
+    huge = wasmtime.wat2wasm('(module (memory 1) (table 100 funcref) (memory i64 4294967296) (data (i32.const 0) "x"))')
+    floor = Floor(kind, huge)
+    try:
+        assert floor.memory_count == 2 and floor.table_elems == [100] and not floor.empty
+        before = _mapped_bytes()
+        with pytest.raises(OSError) as err:
+            floor.run(3, 1)
+        assert err.value.errno == errno.ENOMEM and _mapped_bytes() == before
+    finally:
+        floor.close()
+    floor = Floor(kind, wasmtime.wat2wasm('(module (memory 1) (table 100 funcref) (data (i32.const 0) "x"))'))
+    try:
+        with pytest.raises(OSError) as err:
+            floor.run(3, 0)
+        assert err.value.errno == errno.EINVAL
+        samples = floor.run(5, 2)
+        assert len(samples) == 5 and min(samples) > 0
+    finally:
+        floor.close()
+
+
 def test_bench_exec_quick_rows_answers_and_notes(tmp_path):
     """Every row of ours, pywasm3 and wasmtime-py in one run; the script itself stops on a
     result that differs from wasmtime-py's. C rows need clang-19/lld-19: without them the
