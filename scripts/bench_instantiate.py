@@ -21,7 +21,9 @@ Ours:
 Our C alone (c_src/wenv_bench.c: wenv_instance_open + wenv_instance_close, the C that
 one Instance(module).close() runs for a one-memory module, with no Python around it):
   cow-c / pooling-c
-C floors (the same run, c_src/wenv_bench.c, same geometry as the module's first memory):
+C floors (the same run, c_src/wenv_bench.c through scripts/_strategies.Floor, with the
+geometry our layout gives the module's first memory; scripts/bench_real.py runs the same
+floors over every defined memory and table):
   floor-cow      mmap reserve PROT_NONE + mmap image MAP_PRIVATE|MAP_FIXED from the same
                  memfd + mprotect the rest of the accessible part + munmap
   floor-copy     reserve + mprotect + memcpy the image + munmap
