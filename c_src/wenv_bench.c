@@ -121,7 +121,7 @@ static int floor_ondemand_once(floor_module *m)
             goto fail;
     for (; j < m->table_count; j++)
         if (m->table_elems[j]
-            && wenv_mm_map_anon_any(floor_table_bytes(m->table_elems[j]), &m->addr[m->memory_count + j]) != 0)
+            && wenv_map_zeros(floor_table_bytes(m->table_elems[j]), &m->addr[m->memory_count + j]) != 0)
             goto fail;
     return floor_unmap(m, i, j);
 fail:

@@ -22,8 +22,8 @@ double wenv_bench_load_i32(long iterations);           /* one non-trapping raw a
  * uses) and its defined tables' initial element counts.
  * On demand: per memory, wenv_memory_open (mmap reserve PROT_NONE + mmap the image
  * MAP_PRIVATE|MAP_FIXED + mprotect R/W the rest of the initial size); per table with
- * elements, one R/W anonymous mmap of elements * 8 bytes rounded to pages; then munmap
- * of each. */
+ * elements, one mmap of R/W zero pages (wenv_map_zeros) of elements * 8 bytes rounded to
+ * pages; then munmap of each. */
 int wenv_floor_ondemand(const wenv_memory_spec *memories, long memory_count, const uint64_t *table_elems,
                         long table_count, long samples, long batch, double *out_ns);
 

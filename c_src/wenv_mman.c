@@ -105,18 +105,6 @@ int wenv_mm_map_anon(uint64_t addr, uint64_t byte_len, int writable, uint32_t fa
     return p == MAP_FAILED ? -1 : 0;
 }
 
-int wenv_mm_map_anon_any(uint64_t byte_len, uint64_t *out_addr)
-{
-    if (!wenv_range_ok(0, byte_len))
-        return -1;
-    void *p = mmap(NULL, (size_t)byte_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
-    if (p == MAP_FAILED)
-        return -1;
-    *out_addr = (uint64_t)(uintptr_t)p;
-    return 0;
-}
-
 int wenv_mm_map_file(uint64_t addr, uint64_t byte_len, int fd, uint64_t file_offset, uint32_t fail)
 {
     if (wenv_injected(fail, WENV_FAIL_MAP_FILE) || !wenv_range_ok(addr, byte_len))

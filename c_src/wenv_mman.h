@@ -51,8 +51,5 @@ WENV_INTERNAL int wenv_mm_map_anon(uint64_t addr, uint64_t byte_len, int writabl
 WENV_INTERNAL int wenv_mm_map_file(uint64_t addr, uint64_t byte_len, int fd, uint64_t file_offset,
                                    uint32_t fail);
 WENV_INTERNAL int wenv_mm_decommit(uint64_t addr, uint64_t byte_len, int how, uint32_t fail);
-/* [errno] Fresh R/W zero pages wherever the kernel puts them (c_src/wenv_bench.c's table
- * floor: the one mmap a table's storage needs at least). */
-WENV_INTERNAL int wenv_mm_map_anon_any(uint64_t byte_len, uint64_t *out_addr);
 
 #endif
