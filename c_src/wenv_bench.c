@@ -6,12 +6,15 @@
 #endif
 #include <errno.h>
 #include <setjmp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "wenv_bench.h"
 #include "wenv_memory.h"
 #include "wenv_mman.h"
+#include "wenv_pool.h"
+#include "wenv_table.h"
 #include "wenv_traps.h"
 
 #define WENV_WASM_PAGE 65536u
@@ -21,29 +24,6 @@ static double wenv_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-/* One on-demand CoW cycle: reserve, map the image, mprotect the rest, unmap. */
-static int floor_cow_once(uint64_t reserve_len, uint64_t pre_guard, uint64_t accessible, int fd,
-                          uint64_t file_offset, uint64_t image_offset, uint64_t image_len)
-{
-    uint64_t start;
-    if (wenv_reserve_memory(reserve_len, pre_guard, accessible, fd, file_offset, image_offset, image_len,
-                            &start) != 0)
-        return -1;
-    return wenv_release(start, reserve_len);
-}
-
-/* One on-demand copy cycle: reserve, mprotect, memcpy the image, unmap. */
-static int floor_copy_once(uint64_t reserve_len, uint64_t pre_guard, uint64_t accessible,
-                           const char *image, uint64_t image_offset, uint64_t image_len)
-{
-    uint64_t start;
-    if (wenv_reserve_memory(reserve_len, pre_guard, accessible, -1, 0, 0, 0, &start) != 0)
-        return -1;
-    memcpy((char *)(uintptr_t)(start + pre_guard + image_offset), image, (size_t)image_len);
-    WENV_BARRIER(); /* the copy must happen before the unmap */
-    return wenv_release(start, reserve_len);
 }
 
 /* Time `samples` samples of `batch` calls of ONCE each (mean ns per call). */
@@ -65,56 +45,214 @@ static int wenv_batch_ok(long batch)
     return 1;
 }
 
-int wenv_floor_cow(uint64_t reserve_len, uint64_t pre_guard, uint64_t accessible, int fd,
-                   uint64_t file_offset, uint64_t image_offset, uint64_t image_len,
-                   long samples, long batch, double *out_ns)
+/* ---- a module's geometry (wenv_floor_ondemand, wenv_floor_pooled) ---- */
+
+typedef struct floor_module {
+    const wenv_memory_spec *memories;
+    long memory_count;
+    const uint64_t *table_elems;
+    long table_count;
+    uint64_t *addr;         /* [memory_count + table_count]: the mappings made */
+    wenv_table *tables;     /* [table_count]: the pooled floor's table storage */
+} floor_module;
+
+/* The bytes of a table of `elems` elements, rounded to pages. */
+static uint64_t floor_table_bytes(uint64_t elems)
+{
+    uint64_t page = (uint64_t)wenv_page_size();
+    return (elems * 8 + page - 1) / page * page;
+}
+
+/* [errno] Check the geometry and allocate the bookkeeping (the caller frees it). */
+static int floor_module_init(floor_module *m, const wenv_memory_spec *memories, long memory_count,
+                             const uint64_t *table_elems, long table_count, long batch)
 {
     if (!wenv_batch_ok(batch))
         return -1;
-    WENV_TIMED(floor_cow_once(reserve_len, pre_guard, accessible, fd, file_offset, image_offset, image_len));
-    return 0;
-}
-
-int wenv_floor_copy(uint64_t reserve_len, uint64_t pre_guard, uint64_t accessible,
-                    const char *image, uint64_t image_offset, uint64_t image_len,
-                    long samples, long batch, double *out_ns)
-{
-    if (!wenv_batch_ok(batch))
-        return -1;
-    WENV_TIMED(floor_copy_once(reserve_len, pre_guard, accessible, image, image_offset, image_len));
-    return 0;
-}
-
-static int floor_pool_once(uint64_t base, uint64_t accessible)
-{
-    if (wenv_decommit(base, accessible, WENV_RESET_MADVISE) != 0)
-        return -1;
-    return wenv_protect(base + accessible, WENV_WASM_PAGE, 0);
-}
-
-static int floor_pool_timed(uint64_t base, uint64_t accessible, long samples, long batch, double *out_ns)
-{
-    WENV_TIMED(floor_pool_once(base, accessible));
-    return 0;
-}
-
-int wenv_floor_pool(uint64_t slot_len, uint64_t accessible, int fd, uint64_t file_offset,
-                    uint64_t image_offset, uint64_t image_len, long samples, long batch, double *out_ns)
-{
-    if (!wenv_batch_ok(batch))
-        return -1;
-    if (accessible + WENV_WASM_PAGE > slot_len) {
+    if (memory_count < 0 || table_count < 0) {
         errno = EINVAL;
         return -1;
     }
-    uint64_t base;
-    if (wenv_reserve_memory(slot_len, 0, accessible, fd, file_offset, image_offset, image_len, &base) != 0)
+    for (long j = 0; j < table_count; j++)
+        if (table_elems[j] > ((uint64_t)1 << 48)) {  /* more than any mapping can hold */
+            errno = ENOMEM;
+            return -1;
+        }
+    m->memories = memories;
+    m->memory_count = memory_count;
+    m->table_elems = table_elems;
+    m->table_count = table_count;
+    m->addr = calloc((size_t)(memory_count + table_count + 1), sizeof *m->addr);
+    m->tables = calloc((size_t)table_count + 1, sizeof *m->tables);
+    if (m->addr == NULL || m->tables == NULL) {
+        free(m->addr);
+        free(m->tables);
+        errno = ENOMEM;
         return -1;
-    int rc = floor_pool_timed(base, accessible, samples, batch, out_ns);
+    }
+    return 0;
+}
+
+static void floor_module_free(floor_module *m)
+{
     int err = errno;
-    wenv_release(base, slot_len);
+    free(m->addr);
+    free(m->tables);
     errno = err;
+}
+
+/* [errno] munmap the first `memories` memories' and `tables` tables' on-demand mappings. */
+static int floor_unmap(const floor_module *m, long memories, long tables)
+{
+    int rc = 0;
+    for (long i = 0; i < memories; i++)
+        rc |= wenv_release(m->addr[i], m->memories[i].reserve_bytes);
+    for (long j = 0; j < tables; j++)
+        if (m->table_elems[j])
+            rc |= wenv_release(m->addr[m->memory_count + j], floor_table_bytes(m->table_elems[j]));
+    return rc ? -1 : 0;
+}
+
+static int floor_ondemand_once(floor_module *m)
+{
+    long i = 0, j = 0;
+    for (; i < m->memory_count; i++)
+        if ((m->addr[i] = wenv_memory_open(&m->memories[i])) == 0)
+            goto fail;
+    for (; j < m->table_count; j++)
+        if (m->table_elems[j]
+            && wenv_map_zeros(floor_table_bytes(m->table_elems[j]), &m->addr[m->memory_count + j]) != 0)
+            goto fail;
+    return floor_unmap(m, i, j);
+fail:
+    {
+        int err = errno;
+        floor_unmap(m, i, j);
+        errno = err;
+        return -1;
+    }
+}
+
+static int floor_ondemand_timed(floor_module *m, long samples, long batch, double *out_ns)
+{
+    WENV_TIMED(floor_ondemand_once(m));
+    return 0;
+}
+
+int wenv_floor_ondemand(const wenv_memory_spec *memories, long memory_count, const uint64_t *table_elems,
+                        long table_count, long samples, long batch, double *out_ns)
+{
+    floor_module m;
+    if (floor_module_init(&m, memories, memory_count, table_elems, table_count, batch) != 0)
+        return -1;
+    int rc = floor_ondemand_timed(&m, samples, batch, out_ns);
+    floor_module_free(&m);
     return rc;
+}
+
+/* A pool slot of a memory: its initial size and the wasm page above it. */
+static uint64_t floor_slot_bytes(const wenv_memory_spec *spec) { return spec->accessible + WENV_WASM_PAGE; }
+
+/* [errno] Release the first `memories` slots and `tables` tables of the pooled floor. */
+static int floor_pool_release(floor_module *m, long memories, long tables)
+{
+    int rc = 0;
+    for (long i = 0; i < memories; i++)
+        rc |= wenv_release(m->addr[i], floor_slot_bytes(&m->memories[i]));
+    for (long j = 0; j < tables; j++)
+        wenv_table_close(&m->tables[j]);
+    return rc ? -1 : 0;
+}
+
+/* [errno] The pooled floor's slots and tables, made once (released on failure). */
+static int floor_pool_prepare(floor_module *m)
+{
+    long i = 0, j = 0;
+    for (; i < m->memory_count; i++) {
+        const wenv_memory_spec *spec = &m->memories[i];
+        int image = spec->image_fd >= 0 && spec->image_len > 0;
+        if (spec->accessible > UINT64_MAX - WENV_WASM_PAGE) {
+            errno = ENOMEM;
+            goto fail;
+        }
+        if (wenv_reserve_memory(floor_slot_bytes(spec), 0, spec->accessible, image ? (int)spec->image_fd : -1,
+                                spec->image_file_offset, image ? spec->image_offset : 0,
+                                image ? spec->image_len : 0, &m->addr[i]) != 0)
+            goto fail;
+    }
+    for (; j < m->table_count; j++)
+        if (wenv_table_open(&m->tables[j], m->table_elems[j], m->table_elems[j], 0) != 0)
+            goto fail;
+    return 0;
+fail:
+    {
+        int err = errno;
+        floor_pool_release(m, i, j);
+        errno = err;
+        return -1;
+    }
+}
+
+static int floor_pooled_once(floor_module *m)
+{
+    for (long i = 0; i < m->memory_count; i++) {
+        uint64_t base = m->addr[i], accessible = m->memories[i].accessible;
+        if (wenv_decommit(base, accessible, wenv_reset_default()) != 0
+            || wenv_protect(base + accessible, WENV_WASM_PAGE, 0) != 0)
+            return -1;
+    }
+    for (long j = 0; j < m->table_count; j++)
+        if (wenv_pool_table_reset(&m->tables[j], m->table_elems[j], m->table_elems[j], 0) != 0)
+            return -1;
+    return 0;
+}
+
+static int floor_pooled_timed(floor_module *m, long samples, long batch, double *out_ns)
+{
+    WENV_TIMED(floor_pooled_once(m));
+    return 0;
+}
+
+int wenv_floor_pooled(const wenv_memory_spec *memories, long memory_count, const uint64_t *table_elems,
+                      long table_count, long samples, long batch, double *out_ns)
+{
+    floor_module m;
+    if (floor_module_init(&m, memories, memory_count, table_elems, table_count, batch) != 0)
+        return -1;
+    int rc = floor_pool_prepare(&m);
+    if (rc == 0) {
+        rc = floor_pooled_timed(&m, samples, batch, out_ns);
+        int err = errno;
+        floor_pool_release(&m, m.memory_count, m.table_count);
+        errno = err;
+    }
+    floor_module_free(&m);
+    return rc;
+}
+
+/* ---- on demand + copy (one memory) ---- */
+
+static int floor_copy_once(const wenv_memory_spec *spec, const char *image)
+{
+    uint64_t start;
+    if (wenv_reserve_memory(spec->reserve_bytes, spec->pre_guard, spec->accessible, -1, 0, 0, 0, &start) != 0)
+        return -1;
+    memcpy((char *)(uintptr_t)(start + spec->pre_guard + spec->image_offset), image, (size_t)spec->image_len);
+    WENV_BARRIER(); /* the copy must happen before the unmap */
+    return wenv_release(start, spec->reserve_bytes);
+}
+
+int wenv_floor_copy(const wenv_memory_spec *memory, const char *image, long samples, long batch,
+                    double *out_ns)
+{
+    if (!wenv_batch_ok(batch))
+        return -1;
+    if (memory->image_offset > memory->accessible || memory->image_len > memory->accessible - memory->image_offset) {
+        errno = EINVAL;
+        return -1;
+    }
+    WENV_TIMED(floor_copy_once(memory, image));
+    return 0;
 }
 
 static int instance_cycle_once(const wenv_memory_spec *spec)

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import gc
+import json
+import os
 import pathlib
 import sys
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -27,6 +30,202 @@ def interleaved(runners: dict, n: int, rounds: int, warmup: int, batch: int) -> 
             gc.collect()
             samples[name] += r.run(per_round, batch)
     return samples
+
+
+def batches(n, batch, cycle, prepare=None):
+    """``n`` samples: the time of ``batch`` calls of ``cycle()`` divided by ``batch``; with
+    ``prepare``, each call is ``cycle(prepare())`` with the preparation made untimed
+    beforehand and dropped (timed) right after its call."""
+    clock, inner, out = time.perf_counter_ns, range(batch), []
+    for _ in range(n):
+        if prepare is None:
+            t0 = clock()
+            for _ in inner:
+                cycle()
+        else:
+            ready = [prepare() for _ in inner]
+            t0 = clock()
+            for i in inner:
+                cycle(ready[i])
+                ready[i] = None
+        out.append((clock() - t0) / batch)
+    return out
+
+
+class Wasm3:
+    """pywasm3 (wasm3), run like the other runners: one cycle parses the module (a wasm3
+    Module loads into one runtime only, which owns it), makes a runtime with a
+    ``stack_bytes`` stack (64 KiB: wasm3's own default), loads the module into it, links
+    every imported function to a dummy returning zeros (as scripts/_dummy_imports.py's),
+    with ``start`` looks up the first exported function (wasm3 runs a start function
+    there, not at load), and drops it all. ``module``: the runtime.Module of ``wasm`` whose
+    imports and exports it links and looks up (default: one made here).
+
+    pywasm3 0.5 never frees a module it loaded, nor its runtime (their memory stays: the
+    release frees nothing), so every :meth:`run` takes its samples in a forked child,
+    whose exit gives the memory back, and at most as many as leave ``budget_bytes`` of
+    resident memory in it (``leak_bytes``: what one instance leaves, measured first;
+    ``capped``: how many samples that cap has refused so far).
+
+    Raises:
+        Unsupported: an import other than a function (wasm3 links functions only), a
+            function type wasm3 has no signature for, or ``start`` without an exported function.
+        RuntimeError: wasm3 refused the module (its message).
+    """
+
+    SIG = {"i32": "i", "i64": "I", "f32": "f", "f64": "F"}
+
+    def __init__(self, wasm: bytes, start: bool = False, stack_bytes: int = 1 << 16, module=None,
+                 budget_bytes: int = 1 << 30):
+        import wasm3
+        import runtime
+        from _dummy_imports import Unsupported, zero
+        from wasmenv import FuncType
+        own = module is None
+        module = runtime.Module(runtime.Engine(), wasm) if own else module
+        try:
+            imports, exports = list(module.imports), list(module.exports)
+        finally:
+            if own:
+                module.close()
+        self.links = []
+        for imp in imports:
+            where = f"import {imp.module}::{imp.name}"
+            ty = imp.type
+            if not isinstance(ty, FuncType):
+                raise Unsupported(f"{where}: pywasm3 links functions only, not a {type(ty).__name__}")
+            try:
+                sig = (self.SIG[ty.results[0].value] if ty.results else "v") + \
+                    "(" + "".join(self.SIG[p.value] for p in ty.params) + ")"
+            except (KeyError, AttributeError):
+                raise Unsupported(f"{where}: no wasm3 signature for {ty}") from None
+            if len(ty.results) > 1:
+                raise Unsupported(f"{where}: wasm3 host functions return one value at most")
+            result = zero(ty.results[0], where) if ty.results else None
+            self.links.append((imp.module, imp.name, sig, lambda *args, r=result: r))
+        self.export = None
+        if start:
+            self.export = next((e.name for e in exports if isinstance(e.type, FuncType)), None)
+            if self.export is None:
+                raise Unsupported("no exported function: wasm3 runs a start function only on a lookup")
+        self.env, self.wasm, self.stack_bytes = wasm3.Environment(), bytes(wasm), stack_bytes
+        self.budget_bytes, self.capped = budget_bytes, 0
+        self.leak_bytes = self._in_child(self._leak)  # wasm3's own refusal, if any, here
+
+    def _leak(self) -> int:
+        page = os.sysconf("SC_PAGESIZE")
+
+        def resident():
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * page
+
+        self._cycle()  # its one-time costs
+        before = resident()
+        self._cycle()
+        return max(resident() - before, page)
+
+    @staticmethod
+    def _in_child(work):
+        """``work()``'s result (JSON-able), computed in a forked child.
+
+        Raises:
+            RuntimeError: ``work`` raised in the child (its type and message).
+        """
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            code = 0
+            try:
+                os.close(r)
+                try:
+                    text = json.dumps({"ok": work()})
+                except BaseException as exc:  # noqa: BLE001 (handed to the parent)
+                    text, code = json.dumps({"error": str(exc), "type": type(exc).__name__}), 1
+                with os.fdopen(w, "w") as f:
+                    f.write(text)
+            finally:
+                os._exit(code)
+        os.close(w)
+        with os.fdopen(r) as f:
+            text = f.read()
+        os.waitpid(pid, 0)
+        answer = json.loads(text) if text else {"error": "the child died (no answer)"}
+        if "error" in answer:
+            kind = answer.get("type", "RuntimeError")
+            raise RuntimeError(answer["error"] if kind == "RuntimeError" else f"{kind}: {answer['error']}")
+        return answer["ok"]
+
+    def _cycle(self):
+        env = self.env
+        rt = env.new_runtime(self.stack_bytes)
+        mod = env.parse_module(self.wasm)
+        rt.load(mod)
+        for module, name, sig, fn in self.links:
+            mod.link_function(module, name, sig, fn)
+        if self.export is not None:
+            rt.find_function(self.export)
+
+    def run(self, n, batch):
+        allowed = max(1, self.budget_bytes // self.leak_bytes - 1) // batch  # one warm cycle first
+        self.capped += max(0, n - max(1, allowed))
+        n = min(n, max(1, allowed))
+
+        def warm_then_time():
+            self._cycle()  # the child's first touches of the parent's pages (copy-on-write faults)
+            return batches(n, batch, self._cycle)
+        return self._in_child(warm_then_time)
+
+    def close(self):
+        pass
+
+
+class Floor:
+    """The C syscall floors (c_src/wenv_bench.h) of ``wasm``'s geometry, taken from our own
+    layout (runtime/layout.py: the reservation, pre-guard, initial size and image each
+    defined memory gets from the default Engine; each defined table's minimum), run like
+    the other runners (``run(n, batch)`` -> samples in ns; ``close()``). ``kind``:
+    floor-cow (on demand: every memory reserved with its image mapped copy-on-write, every
+    table's storage mapped, all unmapped), floor-pooling (a slot of each reused: the reset
+    alone) or floor-copy (the first memory, its image copied). ``first_memory_only``: the
+    first defined memory and no table (scripts/bench_instantiate.py's one-memory floors).
+    ``module``: the runtime.Module of ``wasm`` on a default Engine to take the layout of
+    (the caller keeps and closes it; default: one made here, closed by :meth:`close`).
+
+    Raises:
+        SystemExit: floor-copy or ``first_memory_only`` for a module defining no memory.
+    """
+
+    def __init__(self, kind, wasm: bytes, first_memory_only: bool = False, module=None):
+        import runtime
+        from runtime import _ffi
+        from runtime.layout import layout_of
+        self.ffi, self.kind = _ffi, kind
+        self.own = module is None
+        self.module = runtime.Module(runtime.Engine(), wasm) if self.own else module
+        layout = layout_of(self.module)
+        self.specs, self.memory_count = layout.specs, layout.memory_count
+        self.table_elems = [spec.plan.table.minimum for spec in layout.tables]
+        if first_memory_only or kind == "floor-copy":
+            if self.memory_count == 0:
+                self.close()
+                raise SystemExit("the module defines no memory: nothing to instantiate")
+            self.memory_count, self.table_elems = 1, []
+        #: nothing to map (no defined memory, no table with elements): the floor is 0
+        self.empty = self.memory_count == 0 and not any(self.table_elems)
+        image = layout.memories[0][1] if layout.memories else None
+        self.image_bytes = image.read() if kind == "floor-copy" and image is not None else b""
+
+    def run(self, n, batch):
+        f = self.ffi
+        if self.kind == "floor-cow":
+            return f.floor_ondemand(self.specs, self.memory_count, self.table_elems, n, batch)
+        if self.kind == "floor-pooling":
+            return f.floor_pooled(self.specs, self.memory_count, self.table_elems, n, batch)
+        return f.floor_copy(self.specs, self.image_bytes, n, batch)
+
+    def close(self):
+        if self.own:
+            self.module.close()
 
 
 def pool_for(wasm: bytes, max_instances: int = 4, max_pages: int = 160, max_elements: int = 10_000):

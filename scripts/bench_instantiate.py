@@ -21,7 +21,9 @@ Ours:
 Our C alone (c_src/wenv_bench.c: wenv_instance_open + wenv_instance_close, the C that
 one Instance(module).close() runs for a one-memory module, with no Python around it):
   cow-c / pooling-c
-C floors (the same run, c_src/wenv_bench.c, same geometry as the module's first memory):
+C floors (the same run, c_src/wenv_bench.c through scripts/_strategies.Floor, with the
+geometry our layout gives the module's first memory; scripts/bench_real.py runs the same
+floors over every defined memory and table):
   floor-cow      mmap reserve PROT_NONE + mmap image MAP_PRIVATE|MAP_FIXED from the same
                  memfd + mprotect the rest of the accessible part + munmap
   floor-copy     reserve + mprotect + memcpy the image + munmap
@@ -42,7 +44,7 @@ import statistics
 import sys
 import time
 
-from _strategies import ROOT, interleaved, our_engine, pool_for  # this folder is sys.path[0] when run as a script
+from _strategies import ROOT, Floor, interleaved, our_engine, pool_for  # this folder is sys.path[0] when run as a script
 
 DEFAULT_MODULE = ROOT / "examples" / "build" / "image_1mib.wasm"
 OURS = ("cow", "copy", "pooling")
@@ -133,46 +135,6 @@ class WasmtimeStrategy:
         pass
 
 
-class Floor:
-    """The C floors, with the geometry of the module's first defined memory."""
-
-    def __init__(self, strategy, wasm):
-        import runtime
-        self.ffi, self.kind = runtime._ffi, strategy
-        self.engine = runtime.Engine()
-        self.module = runtime.Module(self.engine, wasm)
-        env = self.module.env
-        index = env.num_imported_memories
-        if index >= len(env.memory_plans):
-            raise SystemExit("the module defines no memory: nothing to instantiate")
-        plan = env.memory_plans[index]
-        self.reserve_len = plan.reservation_bytes()
-        self.pre_guard = plan.pre_guard_size
-        self.accessible = plan.memory.minimum * 65536
-        image = self.module.images[index]
-        if image is not None:
-            self.fd, self.file_offset = image.fd, image.file_offset
-            self.image_offset, self.image_len = image.linear_offset, image.byte_len
-            self.image_bytes = image.read()
-        else:
-            self.fd, self.file_offset, self.image_offset, self.image_len = -1, 0, 0, 0
-            self.image_bytes = b""
-        self.slot_len = max(160 * 65536, self.accessible + 65536)
-
-    def run(self, n, batch):
-        if self.kind == "floor-cow":
-            return self.ffi.bench_floor_cow(self.reserve_len, self.pre_guard, self.accessible, self.fd,
-                                            self.file_offset, self.image_offset, self.image_len, n, batch)
-        if self.kind == "floor-copy":
-            return self.ffi.bench_floor_copy(self.reserve_len, self.pre_guard, self.accessible,
-                                             self.image_bytes, self.image_offset, self.image_len, n, batch)
-        return self.ffi.bench_floor_pool(self.slot_len, self.accessible, self.fd, self.file_offset,
-                                         self.image_offset, self.image_len, n, batch)
-
-    def close(self):
-        self.module.close()
-
-
 class OurC(OurStrategy):
     """Our instantiation's C part alone: the module's one-call spec, driven from C."""
 
@@ -206,7 +168,7 @@ def make(name, wasm):
     if name.endswith("-c"):
         return OurC(name, wasm)
     if name.startswith("floor-"):
-        return Floor(name, wasm)
+        return Floor(name, wasm, first_memory_only=True)
     return WasmtimeStrategy(name, wasm)
 
 

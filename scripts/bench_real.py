@@ -1,27 +1,50 @@
 #!/usr/bin/env python3
 """Instantiate + release on real modules from the registries and on synthetic size series,
-ours against wasmtime-py, with the same dummy imports; optionally RSS per live instance.
+ours against wasmtime-py, pywasm3 and the C syscall floor, with the same dummy imports;
+optionally RSS per live instance.
 
     .venv/bin/python scripts/bench_real.py [--module PATH ...] [--no-registry] [--no-synthetic]
-        [-n 300] [--rounds 5] [--batch 5] [--quick] [--rss [N]] [--rss-guard BYTES]
+        [--no-start] [-n 300] [--rounds 5] [--batch 5] [--quick] [--rss [N]] [--rss-guard BYTES]
         [--no-timing] [--json PATH]
 
 Modules: every entry of scripts/real_modules.py's catalogue (fetched into its cache on
-first use) without a start function, plus any --module files; --with-start: those with a
-start function too (it runs at every instantiation, in both runtimes), except entries the
-catalogue marks blocked (a proposal one runtime cannot run yet: listed, left out).
-Imports: scripts/_dummy_imports.py, the same in both runtimes (functions returning zeros,
+first use), plus any --module files, except entries the catalogue marks blocked (a
+proposal one runtime cannot run yet: listed, left out). Those with a start function (it
+runs at every instantiation, in every runtime) get a second table with geomeans of their
+own, the same samples; --no-start leaves them out.
+Imports: scripts/_dummy_imports.py, the same in every runtime (functions returning zeros,
 zero globals, memories and tables of the minimum asked for).
 
 One sample = --batch consecutive instantiate + release timed together, divided by the
 batch; medians over -n samples taken in --rounds interleaved rounds (as
-scripts/bench_instantiate.py does). Python's cyclic GC stays on.
+scripts/bench_instantiate.py does), every column of a module in the same run. Python's
+cyclic GC stays on.
+  floor       the C syscall floor of the module's geometry on demand (c_src/wenv_bench.c,
+              scripts/_strategies.py's Floor): for each defined memory, the reservation
+              our on-demand allocator makes for it (the same size and pre-guard) with its
+              data image mapped copy-on-write from the module's image file as ours maps
+              it (or its initial size mprotected R/W when there is no image), for each
+              defined table with elements one R/W mmap of its initial elements * 8 bytes
+              (pages); then munmap of each. Imported memories and tables are not in it
+              (they are made outside the timed region; see the fresh-imports note).
   ours        runtime.Linker(engine).instantiate_pre(module), timed: pre.instantiate().close()
               (the default Engine: on-demand allocator, images mapped copy-on-write)
+  pfloor      the pooled floor: what reusing a slot must cost, as bench_instantiate.py's
+              floor-pooling: each defined memory reset by madvise(MADV_DONTNEED) over its
+              initial size + mprotect PROT_NONE of the wasm page above, each defined table
+              by our pool's table reset (memset up to 64 KiB of elements, else madvise)
   ours-pool   the same on a PoolingAllocator sized for the module (4 slots; every defined
               memory's minimum and table's minimum fit), the same module again and again
   wasmtime    wasmtime-py Linker.instantiate_pre, memory_init_cow on, a fresh Store per
               instance, timed: Store(engine) + pre.instantiate(store) + dropping the store.
+  pywasm3     wasm3 (scripts/_strategies.py's Wasm3): parse (a wasm3 module loads into one
+              runtime only) + a runtime with a 64 KiB stack + load + link every imported
+              function + dropping them; for a start module, the lookup of its first
+              exported function too (wasm3 runs the start function there). "-" where
+              wasm3 cannot: imports other than functions, a refused module (a note says why).
+              pywasm3 0.5 never frees a loaded module or its runtime: its release frees
+              nothing, and its samples run in forked children (their exit gives the memory
+              back), at most as many as leave 1 GiB there (a note gives the count then).
 Modules importing globals, memories or tables: these belong to a Store in wasmtime, so
 each instance gets fresh ones in both runtimes (a shared imported memory would be
 already resident for ours and fresh for wasmtime): wasmtime's store, its dummy imports and
@@ -30,7 +53,9 @@ the timed release frees them (dropping the store; closing ours). A note gives wh
 freeing them alone costs each runtime.
 Targets (issue 14): geomean ours/wasmtime <= 0.5x on demand and <= 0.25x pooled, no module
 above 1.0x (wasmtime-py has no pooling allocator: the pooled figure is compared with the
-same wasmtime figure).
+same wasmtime figure). The summary names the modules whose floor is above the target
+(floor > 0.5 x wasmtime on demand, pooled floor > 0.25 x wasmtime): no runtime that maps
+memory this way reaches the target there.
 
 Synthetic series (generated in memory; no memory; one imported function, as every real
 module here has): 10 / 10,000 / 100,000 functions; a funcref table of 10 / 100,000 /
@@ -57,7 +82,7 @@ from typing import NamedTuple
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _dummy_imports import WasmtimeImports, has_store_bound, ours_linker, wasmtime_engine  # noqa: E402
-from _strategies import GUARD_32MIB, interleaved, pool_for  # noqa: E402
+from _strategies import GUARD_32MIB, Floor, Wasm3, batches, interleaved, pool_for  # noqa: E402
 
 TARGET_ONDEMAND, TARGET_POOLED, TARGET_EACH, TARGET_SCALE = 0.5, 0.25, 1.0, 1.25
 RUNNERS = ("ours", "ours-pool", "wasmtime")
@@ -95,26 +120,6 @@ def synthetic_cases(scale=1.0):
 
 
 # ---- the measured things -------------------------------------------------------------------
-
-def batches(n, batch, cycle, prepare=None):
-    """``n`` samples: the time of ``batch`` calls of ``cycle()`` divided by ``batch``; with
-    ``prepare``, each call is ``cycle(prepare())`` with the preparation made untimed
-    beforehand and dropped (timed) right after its call."""
-    clock, inner, out = time.perf_counter_ns, range(batch), []
-    for _ in range(n):
-        if prepare is None:
-            t0 = clock()
-            for _ in inner:
-                cycle()
-        else:
-            ready = [prepare() for _ in inner]
-            t0 = clock()
-            for i in inner:
-                cycle(ready[i])
-                ready[i] = None
-        out.append((clock() - t0) / batch)
-    return out
-
 
 class Ours:
     """Ours; for a module importing globals, memories or tables, each instance gets fresh
@@ -192,29 +197,71 @@ class Wasmtime:
         pass
 
 
-def measure(case, wt_engine, n, rounds, warmup, batch, with_pool=True):
-    """Median us per instantiate + release for each runner (None: not run, with why)."""
-    import wasmtime as wt
-    runners, skipped = {}, {}
+def _optional(make, runners, skipped, name, zeros=None):
+    """Add the runner ``make()`` as ``name`` once a first cycle ran; else say why not. A
+    floor with nothing to map goes to ``zeros`` instead (its figure is 0, not timed)."""
     try:
-        runners["ours"] = Ours(case.wasm, False)
+        runner = make()
+    except Exception as exc:  # noqa: BLE001 (reported in the table)
+        skipped[name] = f"{type(exc).__name__}: {exc}"
+        return
+    if getattr(runner, "empty", False):
+        runner.close()
+        zeros.append(name)
+        return
+    runners[name] = runner
+    try:
+        runner.run(1, 1)
+    except Exception as exc:  # noqa: BLE001 (reported in the table)
+        del runners[name]
+        runner.close()
+        skipped[name] = f"{type(exc).__name__}: {exc}"
+
+
+def measure(case, wt_engine, n, rounds, warmup, batch, with_pool=True, full=True, start=False):
+    """Median us per instantiate + release for each runner (None: not run, with why);
+    ``full``: the C floors and pywasm3 too (``start``: pywasm3 runs the start function)."""
+    import wasmtime as wt
+    runners, skipped, zeros = {}, {}, []
+    try:
+        runners["ours"] = ours = Ours(case.wasm, False)
+        if full:  # the floors take the layout of ours' module (a default Engine's)
+            _optional(lambda: Floor("floor-cow", case.wasm, module=ours.module), runners, skipped, "floor", zeros)
         if with_pool:
-            try:
-                runners["ours-pool"] = Ours(case.wasm, True)
-            except Exception as exc:  # noqa: BLE001 (reported in the table)
-                skipped["ours-pool"] = f"{type(exc).__name__}: {exc}"
+            _optional(lambda: Ours(case.wasm, True), runners, skipped, "ours-pool")
+            if full:
+                _optional(lambda: Floor("floor-pooling", case.wasm, module=ours.module), runners, skipped,
+                          "floor-pool", zeros)
         if runners["ours"].per_instance:
             runners["ours-drop"] = Ours(case.wasm, False, drop_only=True)
         module = wt.Module(wt_engine, case.wasm)
         runners["wasmtime"] = Wasmtime(case.wasm, wt_engine, module)
         if runners["wasmtime"].per_store:
             runners["wasmtime-drop"] = Wasmtime(case.wasm, wt_engine, module, drop_only=True)
+        if full:
+            _optional(lambda: Wasm3(case.wasm, start, module=ours.module), runners, skipped, "pywasm3")
         samples = interleaved(runners, n, rounds, warmup, batch)
     finally:
         for r in runners.values():
             r.close()
     rows = {name: statistics.median(s) / 1e3 for name, s in samples.items()}
-    return rows, skipped
+    rows.update({name: 0.0 for name in zeros})
+    notes = ["no defined memory, no table with elements: nothing to map, floor 0"] if zeros else []
+    w3 = runners.get("pywasm3")
+    if w3 is not None and w3.capped:
+        notes.append(f"pywasm3 leaves {w3.leak_bytes / 2**20:.1f} MiB per instance: {len(samples['pywasm3'])} "
+                     f"samples (its forked children's {w3.budget_bytes / 2**30:g} GiB cap)")
+    return rows, skipped, notes
+
+
+def ratios(rows) -> dict:
+    """The ratios the report and its targets use, from one module's median rows."""
+    ours, pool, theirs = rows.get("ours"), rows.get("ours-pool"), rows.get("wasmtime")
+    floor, pool_floor = rows.get("floor"), rows.get("floor-pool")
+    return {"ours_over_wt": _ratio(ours, theirs), "pool_over_wt": _ratio(pool, theirs),
+            "ours_over_floor": _ratio(ours, floor), "wt_over_floor": _ratio(theirs, floor),
+            "floor_over_wt": _ratio(floor, theirs), "pool_floor_over_wt": _ratio(pool_floor, theirs),
+            "pool_over_pool_floor": _ratio(pool, pool_floor)}
 
 
 # ---- the report ----------------------------------------------------------------------------
@@ -238,35 +285,60 @@ def _verdict(value, target):
     return f"{value:.2f}x (<= {target:g}x {'ok' if value <= target else 'MISSED'})"
 
 
+def _below(results, over, target) -> str:
+    """The modules whose floor ratio ``over`` exceeds ``target`` (the floor, in words)."""
+    keys = [f"{key} ({r[over]:.2f}x)" for key, r in results.items() if r[over] is not None and r[over] > target]
+    return ", ".join(keys) or "none"
+
+
 def real_table(results, facts) -> str:
-    head = (f"{'module':<13}{'functions':>10}{'globals':>8}{'table':>9}  {'imports':<28}{'ours us':>9}"
-            f"{'pooled us':>10}{'wasmtime us':>12}{'ours/wt':>9}{'pool/wt':>9}")
+    width = max([17] + [len(key) + 1 for key in results])
+    head = (f"{'module':<{width}}{'functions':>10}{'globals':>8}{'table':>7}  {'imports':<36}{'floor us':>9}"
+            f"{'ours us':>9}{'pfloor us':>10}{'pooled us':>10}{'wasmtime us':>12}{'pywasm3 us':>11}"
+            f"{'ours/floor':>11}{'wt/floor':>9}{'ours/wt':>8}{'pool/wt':>8}")
     lines = [head, "-" * len(head)]
     for key, r in results.items():
-        f = facts[key]
+        f, rows = facts[key], r["rows"]
         imports = ", ".join(f"{n} {k}" for k, n in sorted(f["imports"].items())) or "-"
-        wt_us = r["rows"].get("wasmtime")
-        lines.append(f"{key:<13}{f['functions']:>10,}{f['globals']:>8,}{f['table_elements']:>9,}  "
-                     f"{imports:<28}{_fmt(r['rows'].get('ours'), '.1f'):>9}"
-                     f"{_fmt(r['rows'].get('ours-pool'), '.1f'):>10}{_fmt(wt_us, '.1f'):>12}"
-                     f"{_fmt(r['ours_over_wt'], '.2f'):>9}{_fmt(r['pool_over_wt'], '.2f'):>9}")
-    g_ours = geomean([r["ours_over_wt"] for r in results.values()])
-    g_pool = geomean([r["pool_over_wt"] for r in results.values()])
-    worst = max((r["ours_over_wt"] for r in results.values() if r["ours_over_wt"]), default=None)
-    worst_pool = max((r["pool_over_wt"] for r in results.values() if r["pool_over_wt"]), default=None)
+        lines.append(f"{key:<{width}}{f['functions']:>10,}{f['globals']:>8,}{f['table_elements']:>7,}  "
+                     f"{imports:<36}" + "".join(f"{_fmt(rows.get(name), '.1f'):>{w}}" for name, w in (
+                         ("floor", 9), ("ours", 9), ("floor-pool", 10), ("ours-pool", 10), ("wasmtime", 12),
+                         ("pywasm3", 11)))
+                     + "".join(f"{_fmt(r[name], '.2f'):>{w}}" for name, w in (
+                         ("ours_over_floor", 11), ("wt_over_floor", 9), ("ours_over_wt", 8), ("pool_over_wt", 8))))
+
+    def gm(name):
+        return geomean([r[name] for r in results.values()])
+
+    def worst(name):
+        return max((r[name] for r in results.values() if r[name]), default=None)
+
     lines.append("-" * len(head))
-    lines.append(f"geomean ours/wasmtime   {_verdict(g_ours, TARGET_ONDEMAND)}")
-    lines.append(f"geomean pooled/wasmtime {_verdict(g_pool, TARGET_POOLED)}")
-    lines.append(f"worst module on demand  {_verdict(worst, TARGET_EACH)}")
-    lines.append(f"worst module pooled     {_verdict(worst_pool, TARGET_EACH)}")
+    lines.append(f"geomean ours/wasmtime   {_verdict(gm('ours_over_wt'), TARGET_ONDEMAND)}")
+    lines.append(f"geomean pooled/wasmtime {_verdict(gm('pool_over_wt'), TARGET_POOLED)}")
+    lines.append(f"worst module on demand  {_verdict(worst('ours_over_wt'), TARGET_EACH)}")
+    lines.append(f"worst module pooled     {_verdict(worst('pool_over_wt'), TARGET_EACH)}")
+    lines.append(f"geomean floor/wasmtime  {_fmt(gm('floor_over_wt'), '.2f')}x on demand, "
+                 f"{_fmt(gm('pool_floor_over_wt'), '.2f')}x pooled (the syscalls alone: no runtime mapping memory "
+                 f"this way goes below); ours/floor {_fmt(gm('ours_over_floor'), '.2f')}x, "
+                 f"wasmtime/floor {_fmt(gm('wt_over_floor'), '.2f')}x, pooled/pooled floor "
+                 f"{_fmt(gm('pool_over_pool_floor'), '.2f')}x")
+    lines.append(f"on-demand target below the floor (floor > {TARGET_ONDEMAND:g} x wasmtime; floor/wasmtime): "
+                 f"{_below(results, 'floor_over_wt', TARGET_ONDEMAND)}")
+    lines.append(f"pooled target below the pooled floor (pooled floor > {TARGET_POOLED:g} x wasmtime): "
+                 f"{_below(results, 'pool_floor_over_wt', TARGET_POOLED)}")
+    why = {}  # reason -> modules
     for key, r in results.items():
-        for name, why in r["skipped"].items():
-            lines.append(f"note: {key}: no {name} row: {why}")
+        lines += [f"note: {key}: {note}" for note in r["notes"]]
+        for name, reason in r["skipped"].items():
+            why.setdefault((name, reason), []).append(key)
         drop, ours_drop = r["rows"].get("wasmtime-drop"), r["rows"].get("ours-drop")
         if drop is not None:
             lines.append(f"note: {key}: fresh imported globals/memories/tables per instance in both; "
                          f"freeing them alone (no instance) is {_fmt(ours_drop, '.1f')} us of ours, "
                          f"{drop:.1f} us of wasmtime's")
+    for (name, reason), keys in why.items():
+        lines.append(f"note: no {name} row for {', '.join(keys)}: {reason}")
     return "\n".join(lines)
 
 
@@ -336,7 +408,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--module", action="append", default=[], help="also benchmark this .wasm (repeatable)")
     ap.add_argument("--no-registry", action="store_true", help="leave out scripts/real_modules.py's catalogue")
-    ap.add_argument("--with-start", action="store_true", help="include modules with a start function")
+    ap.add_argument("--no-start", action="store_true", help="leave out the modules with a start function")
     ap.add_argument("--no-synthetic", action="store_true", help="leave out the synthetic size series")
     ap.add_argument("--synthetic-scale", type=float, default=1.0, help="multiply the synthetic sizes (smoke tests)")
     ap.add_argument("--cache", help="real_modules.py's cache directory")
@@ -369,33 +441,42 @@ def main(argv=None) -> int:
         path = pathlib.Path(name)
         facts[path.stem] = real_modules.describe(path)
         paths[path.stem] = path
-    for key in list(paths):
-        if facts[key]["start"] is not None and not args.with_start:
-            left_out.append(f"{key} (start function: --with-start)")
-            del paths[key]
+    starts = {key for key in paths if facts[key]["start"] is not None}
+    for key in sorted(starts) if args.no_start else ():
+        left_out.append(f"{key} (start function: --no-start)")
+        del paths[key]
 
     wt_engine = wasmtime_engine(cow=True, cache=True)
     cases = [Case(key, path.read_bytes()) for key, path in paths.items()]
-    results = {}
+    results, results_start = {}, {}
     started = time.time()
     for case in [] if args.no_timing else cases:
-        rows, skipped = measure(case, wt_engine, args.iterations, args.rounds, args.warmup, args.batch)
-        results[case.key] = {"rows": rows, "skipped": skipped,
-                             "ours_over_wt": _ratio(rows.get("ours"), rows.get("wasmtime")),
-                             "pool_over_wt": _ratio(rows.get("ours-pool"), rows.get("wasmtime"))}
+        start = case.key in starts
+        rows, skipped, notes = measure(case, wt_engine, args.iterations, args.rounds, args.warmup, args.batch,
+                                       start=start)
+        (results_start if start else results)[case.key] = {"rows": rows, "skipped": skipped, "notes": notes,
+                                                          **ratios(rows)}
         print(f"  measured {case.key}", file=sys.stderr)
     synthetic = {}
     if not args.no_synthetic and not args.no_timing:
         for case in synthetic_cases(args.synthetic_scale):
-            rows, _ = measure(case, wt_engine, args.iterations, args.rounds, args.warmup, args.batch,
-                              with_pool=False)
+            rows, _, _ = measure(case, wt_engine, args.iterations, args.rounds, args.warmup, args.batch,
+                              with_pool=False, full=False)
             synthetic[case.key] = {"rows": rows, "series": case.series, "size": case.size}
             print(f"  measured {case.key}", file=sys.stderr)
 
+    head = (f"median us over {args.iterations} samples of {args.batch} ({args.rounds} interleaved rounds); "
+            "dummy imports alike in every runtime\nfloor / pfloor: the C syscall floor of the module's memories "
+            "and tables, on demand / pooled; pywasm3: parse + load (it cannot reuse a parsed module) and no "
+            "release (it frees nothing)")
     if results:
-        print(f"instantiate + release, median us over {args.iterations} samples of {args.batch} "
-              f"({args.rounds} interleaved rounds); dummy imports alike in both runtimes")
+        print(f"instantiate + release, modules without a start function: {head}")
         print(real_table(results, facts))
+    if results_start:
+        print()
+        print(f"instantiate + release, modules with a start function (it runs at every instantiation, in every "
+              f"runtime): {head}")
+        print(real_table(results_start, facts))
     if left_out:
         print(f"left out: {', '.join(left_out)}")
     marginal = {}
@@ -418,7 +499,8 @@ def main(argv=None) -> int:
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(
             {"iterations": args.iterations, "rounds": args.rounds, "batch": args.batch, "unit": "us",
-             "facts": facts, "left_out": left_out, "real": results, "synthetic": synthetic,
+             "facts": facts, "left_out": left_out, "real": results, "real_start": results_start,
+             "synthetic": synthetic,
              "marginal_ns_per_global": marginal, "rss": rss}, indent=1, default=str) + "\n")
     return 0
 

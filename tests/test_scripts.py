@@ -148,9 +148,11 @@ def test_bench_validate_prints_a_row_per_module(tmp_path):
 
 
 def test_bench_real_prints_a_row_per_module_and_per_synthetic_size(tmp_path):
-    """bench_real.py on bundled modules (no registry): a row per module with all three
-    timings, the geomean/target lines, the fresh-imports note for the module importing a
-    memory, table and globals, the synthetic series and the RSS table."""
+    """bench_real.py on bundled modules (no registry): a row per module with every column
+    (the C floors, ours, wasmtime-py, pywasm3), the geomean/target/floor lines, the
+    fresh-imports note for the module importing a memory, table and globals (and why
+    pywasm3 has no row for it), a start module in a table of its own, the synthetic
+    series and the RSS table."""
     import wasmtime
     side = tmp_path / "side_module.wasm"
     side.write_bytes(wasmtime.wat2wasm(open(os.path.join(ROOT, "examples", "side_module.wat")).read()))
@@ -158,36 +160,100 @@ def test_bench_real_prints_a_row_per_module_and_per_synthetic_size(tmp_path):
     data.write_bytes(wasmtime.wat2wasm(
         '(module (import "env" "f" (func (param i32) (result i64))) (memory 1) (global (mut f64) (f64.const 1))'
         ' (table 3 funcref) (elem (i32.const 0) func 0) (data (i32.const 0) "bench"))'))
+    starts = tmp_path / "starts.wasm"
+    starts.write_bytes(wasmtime.wat2wasm(
+        '(module (import "env" "f" (func (param i32))) (memory 2) (table 10000 funcref)'
+        ' (func $s (call 0 (i32.const 7)) (i32.store (i32.const 0) (i32.const 7))) (start $s) (func (export "g")))'))
     report = tmp_path / "report.json"
     out = run_script("scripts/bench_real.py", "--no-registry", "--module", str(side), "--module", str(data),
-                     "--quick", "--synthetic-scale", "0.001", "--rss", "20", "--json", str(report))
-    rows = {}  # first word -> every line starting with it (timing table first, RSS table last)
+                     "--module", str(starts), "--quick", "--synthetic-scale", "0.001", "--rss", "20",
+                     "--json", str(report))
+    heads = [line.split() for line in out.splitlines() if line.startswith("module ") and "floor us" in line]
+    assert len(heads) == 2, out  # the modules without a start function, then those with one
+    for head in heads:
+        assert head[5:] == ["floor", "us", "ours", "us", "pfloor", "us", "pooled", "us", "wasmtime", "us",
+                            "pywasm3", "us", "ours/floor", "wt/floor", "ours/wt", "pool/wt"], out
+    rows = {}  # first word -> every line starting with it (timing tables first, RSS table last)
     for line in out.splitlines():
         if line.split():
             rows.setdefault(line.split()[0], []).append(line)
-    assert len(rows["side_module"]) == len(rows["data_page"]) == 2, out
+    assert len(rows["side_module"]) == len(rows["data_page"]) == len(rows["starts"]) == 2, out
     rows = {key: lines[0] for key, lines in rows.items()}
     assert "2 global, 1 memory, 1 table" in rows["side_module"] and "1 func" in rows["data_page"]
-    for line in out.splitlines():
-        if line.startswith("geomean ours/wasmtime"):
-            assert "<= 0.5x" in line
-        if line.startswith("geomean pooled/wasmtime"):
-            assert "<= 0.25x" in line
+    assert out.index(rows["data_page"]) < out.index("modules with a start function") < out.index(rows["starts"])
+    for key in ("data_page", "starts"):  # the ten timing and ratio columns, every one a number
+        cells = rows[key].split()[-10:]
+        assert all(float(c) > 0 for c in cells), rows[key]
+    side_cells = rows["side_module"].split()[-10:]  # it defines no memory and no table: floors of 0
+    assert side_cells[0] == side_cells[2] == "0.0" and side_cells[5:8] == ["-", "-", "-"], side_cells
+    assert all(float(side_cells[i]) > 0 for i in (1, 3, 4, 8, 9)), side_cells
+    assert "note: side_module: no defined memory, no table with elements: nothing to map, floor 0" in out
+    assert "note: no pywasm3 row for side_module: Unsupported:" in out and "links functions only" in out
+    assert [line.startswith("geomean ours/wasmtime") and "<= 0.5x" in line
+            for line in out.splitlines()].count(True) == 2, out
+    assert [line.startswith("geomean pooled/wasmtime") and "<= 0.25x" in line
+            for line in out.splitlines()].count(True) == 2, out
+    assert [line.startswith("on-demand target below the floor") for line in out.splitlines()].count(True) == 2
     assert "note: side_module: fresh imported globals/memories/tables per instance in both" in out
     for key in ("funcs-1", "funcs-10", "funcs-100", "table-1", "table-100", "table-1000",
                 "globals-0", "globals-1", "globals-10"):
         assert key in rows and "x smallest" not in rows[key], out
     assert "marginal cost per constant global (0 -> 10)" in out
     result = json.loads(report.read_text())
-    for key in ("side_module", "data_page"):
-        timings = result["real"][key]["rows"]
+    for key, table in (("side_module", "real"), ("data_page", "real"), ("starts", "real_start")):
+        timings = result[table][key]["rows"]
         assert all(timings[name] > 0 for name in ("ours", "ours-pool", "wasmtime")), timings
-        assert result["real"][key]["ours_over_wt"] == pytest.approx(timings["ours"] / timings["wasmtime"])
+        assert result[table][key]["ours_over_wt"] == pytest.approx(timings["ours"] / timings["wasmtime"])
+        if key != "side_module":
+            assert timings["floor"] > 0 and timings["floor-pool"] > 0, timings
+            assert result[table][key]["ours_over_floor"] == pytest.approx(timings["ours"] / timings["floor"])
         assert {r["n"] for r in result["rss"][key].values()} == {20}
         assert all("error" not in r for r in result["rss"][key].values())
+    assert result["real"]["data_page"]["rows"]["pywasm3"] > 0 and result["real_start"]["starts"]["rows"]["pywasm3"] > 0
+    assert "pywasm3" in result["real"]["side_module"]["skipped"]
     assert "ours-drop" in result["real"]["side_module"]["rows"]
     assert "ours-drop" not in result["real"]["data_page"]["rows"]
     assert set(result["synthetic"]) >= {"funcs-100", "table-1000", "globals-10"}
+
+
+def _mapped_bytes() -> int:
+    total = 0
+    with open("/proc/self/maps") as f:
+        for line in f:
+            lo, hi = line.split()[0].split("-")
+            total += int(hi, 16) - int(lo, 16)
+    return total
+
+
+@pytest.mark.parametrize("kind", ["floor-cow", "floor-pooling"])
+def test_floor_of_every_memory_and_table_and_a_failing_one_leaves_no_mapping(kind):
+    """The C floors (scripts/_strategies.Floor) take every defined memory and table: a
+    second memory that cannot be reserved fails the run with ENOMEM after the first was
+    mapped, and nothing stays mapped; a batch of 0 is EINVAL; a module that can be mapped
+    gives n positive samples."""
+    import errno
+    import wasmtime
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    from _strategies import Floor
+    huge = wasmtime.wat2wasm('(module (memory 1) (table 100 funcref) (memory i64 4294967296) (data (i32.const 0) "x"))')
+    floor = Floor(kind, huge)
+    try:
+        assert floor.memory_count == 2 and floor.table_elems == [100] and not floor.empty
+        before = _mapped_bytes()
+        with pytest.raises(OSError) as err:
+            floor.run(3, 1)
+        assert err.value.errno == errno.ENOMEM and _mapped_bytes() == before
+    finally:
+        floor.close()
+    floor = Floor(kind, wasmtime.wat2wasm('(module (memory 1) (table 100 funcref) (data (i32.const 0) "x"))'))
+    try:
+        with pytest.raises(OSError) as err:
+            floor.run(3, 0)
+        assert err.value.errno == errno.EINVAL
+        samples = floor.run(5, 2)
+        assert len(samples) == 5 and min(samples) > 0
+    finally:
+        floor.close()
 
 
 def test_bench_exec_quick_rows_answers_and_notes(tmp_path):

@@ -197,9 +197,9 @@ def test_real_module_start_matches_wasmtime(entry, wt_engine):
         assert row.outcome == "ok" and row.memory_bytes > 0 and row.unseen_memories == 0
 
 
-def test_bench_real_and_rss_include_a_start_module_on_request(tmp_path):
-    """bench_real.py leaves a module with a start function out unless --with-start, and then
-    times it (and its RSS, through rss_per_instance.py) like any other."""
+def test_bench_real_and_rss_include_a_start_module_unless_no_start(tmp_path):
+    """bench_real.py times a module with a start function (and its RSS, through
+    rss_per_instance.py) like any other, in a table of its own; --no-start leaves it out."""
     import subprocess
     import sys
     from pathlib import Path
@@ -214,10 +214,11 @@ def test_bench_real_and_rss_include_a_start_module_on_request(tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return [line for line in proc.stdout.splitlines() if line.startswith("starts")], proc.stdout
 
-    rows, out = bench()
-    assert rows == [] and "left out: starts (start function: --with-start)" in out, out
-    rows, out = bench("--with-start", "--rss", "20")
+    rows, out = bench("--no-start")
+    assert rows == [] and "left out: starts (start function: --no-start)" in out, out
+    rows, out = bench("--rss", "20")
     assert len(rows) == 2 and "left out" not in out, out  # its timing row and its RSS row
+    assert "modules with a start function" in out and "modules without" not in out, out
     assert "error" not in rows[1], out
 
 

@@ -74,6 +74,6 @@ from .traps import (
     last_status, last_fault_address, last_fault_signal, thread_faults_caught,
 )
 from .bench import (
-    bench_trap_roundtrip, bench_jmp_roundtrip, bench_load_i32, bench_floor_cow,
-    bench_floor_copy, bench_floor_pool, bench_instance_cycle,
+    bench_trap_roundtrip, bench_jmp_roundtrip, bench_load_i32, floor_ondemand,
+    floor_pooled, floor_copy, bench_instance_cycle,
 )

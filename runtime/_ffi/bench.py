@@ -23,26 +23,36 @@ def _samples(what: str, run, samples: int) -> list:
     return list(out)
 
 
-def bench_floor_cow(reserve_len: int, pre_guard: int, accessible: int, fd: int, file_offset: int,
-                    image_offset: int, image_len: int, samples: int, batch: int) -> list:
-    """wenv_floor_cow's samples: on-demand memory with a CoW image, in bare syscalls."""
-    return _samples("floor-cow", lambda out: lib.wenv_floor_cow(
-        reserve_len, pre_guard, accessible, fd, file_offset, image_offset, image_len, samples, batch,
-        out), samples)
+def floor_ondemand(specs, memory_count: int, table_elems, n: int, batch: int) -> list:
+    """On demand: ``specs`` (a layout's wenv_memory_spec array, its first ``memory_count``)
+    and tables of ``table_elems`` elements each mapped and unmapped, ``n`` samples.
+
+    Raises:
+        OSError: a mapping failed (with its errno; nothing stays mapped).
+    """
+    elems = ffi.new("uint64_t[]", list(table_elems) or [0])
+    return _samples("floor on demand", lambda out: lib.wenv_floor_ondemand(
+        specs, memory_count, elems, len(table_elems), n, batch, out), n)
 
 
-def bench_floor_copy(reserve_len: int, pre_guard: int, accessible: int, image: bytes, image_offset: int,
-                     image_len: int, samples: int, batch: int) -> list:
-    """wenv_floor_copy's samples: on-demand memory with its image copied in, in bare syscalls."""
-    return _samples("floor-copy", lambda out: lib.wenv_floor_copy(
-        reserve_len, pre_guard, accessible, image, image_offset, image_len, samples, batch, out), samples)
+def floor_pooled(specs, memory_count: int, table_elems, n: int, batch: int) -> list:
+    """Pooled: the reset of the same memories' slots and tables, ``n`` samples.
+
+    Raises:
+        OSError: a mapping or a reset failed (with its errno; nothing stays mapped).
+    """
+    elems = ffi.new("uint64_t[]", list(table_elems) or [0])
+    return _samples("floor pooled", lambda out: lib.wenv_floor_pooled(
+        specs, memory_count, elems, len(table_elems), n, batch, out), n)
 
 
-def bench_floor_pool(slot_len: int, accessible: int, fd: int, file_offset: int, image_offset: int,
-                     image_len: int, samples: int, batch: int) -> list:
-    """wenv_floor_pool's samples: one reused pool slot reset per cycle, in bare syscalls."""
-    return _samples("floor-pooling", lambda out: lib.wenv_floor_pool(
-        slot_len, accessible, fd, file_offset, image_offset, image_len, samples, batch, out), samples)
+def floor_copy(spec, image: bytes, n: int, batch: int) -> list:
+    """On demand with the image copied: one memory (``spec``) and its image bytes, ``n`` samples.
+
+    Raises:
+        OSError: a mapping failed (with its errno; nothing stays mapped).
+    """
+    return _samples("floor copy", lambda out: lib.wenv_floor_copy(spec, image, n, batch, out), n)
 
 
 def bench_instance_cycle(specs, samples: int, batch: int) -> list:
