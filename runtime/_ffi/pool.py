@@ -32,7 +32,6 @@ pool_put = lib.wenv_pool_put          # (pool, slot, end_instance) -> 1 if close
 pool_end = lib.wenv_pool_end          # (pool) -> 1 if closed and unused, -1 if no instance is live
 pool_close = lib.wenv_pool_close      # (pool) -> 1 if unused
 pool_slot_base = lib.wenv_pool_slot_base
-pool_table_reset = lib.wenv_pool_table_reset  # (t, size, maximum, init_cell) -> 0, or -1 (ERANGE)
 
 
 def pool_failed(what: str, err: int = None):
