@@ -16,6 +16,7 @@ struct wenv_table_pool {
     uint32_t slot_count, created, free_count;
     uint64_t live;
     int closed;
+    int freed;              /* Python let go (wenv_table_pool_free): the last release destroys it */
     wenv_table *kept;       /* per slot: the storage it keeps between tenants (elements NULL: none) */
     uint8_t *in_use;
     uint32_t *free_list;    /* LIFO: a module instantiated in a loop gets its slot back */
@@ -54,10 +55,8 @@ void wenv_table_pool_close(wenv_table_pool *tp)
         wenv_table_close(&tp->kept[i]);
 }
 
-void wenv_table_pool_free(wenv_table_pool *tp)
+static void wenv_table_pool_destroy(wenv_table_pool *tp)
 {
-    if (tp == NULL)
-        return;
     for (uint32_t i = 0; i < tp->created; i++)
         wenv_table_close(&tp->kept[i]);
     pthread_mutex_destroy(&tp->lock);
@@ -65,6 +64,19 @@ void wenv_table_pool_free(wenv_table_pool *tp)
     free(tp->in_use);
     free(tp->free_list);
     free(tp);
+}
+
+void wenv_table_pool_free(wenv_table_pool *tp)
+{
+    if (tp == NULL)
+        return;
+    pthread_mutex_lock(&tp->lock);
+    tp->closed = tp->freed = 1;
+    tp->free_count = 0;
+    int last = tp->live == 0;
+    pthread_mutex_unlock(&tp->lock);
+    if (last)
+        wenv_table_pool_destroy(tp);
 }
 
 uint64_t wenv_table_pool_live(wenv_table_pool *tp)
@@ -163,9 +175,12 @@ void wenv_table_release(wenv_table_pool *tp, wenv_instance_table *e, int written
     } else {
         keep = wenv_slot_free_locked(tp, index, &t);
     }
+    int last = tp->freed && tp->live == 0;
     pthread_mutex_unlock(&tp->lock);
     if (!keep)
         wenv_table_close(&t);
+    if (last)
+        wenv_table_pool_destroy(tp);
 }
 
 int64_t wenv_tables_open(wenv_table_pool *tp, const wenv_table_spec *specs, uint32_t count,

@@ -41,7 +41,8 @@ typedef struct wenv_table_pool wenv_table_pool;
 wenv_table_pool *wenv_table_pool_new(uint32_t slot_count, uint64_t max_elements);
 /* Refuse new tables and release the free slots' storage (later releases release theirs). */
 void wenv_table_pool_close(wenv_table_pool *tp);
-/* Release every storage and free the pool (no table of it may be in use any more). */
+/* Python lets go of the pool (closing it): it is freed, with every storage it keeps, now
+ * or by the release of the last table in use (finalizers run in any order). */
 void wenv_table_pool_free(wenv_table_pool *tp);
 /* Table slots in use. */
 uint64_t wenv_table_pool_live(wenv_table_pool *tp);

@@ -178,8 +178,10 @@ class Table(Owner):
 
     @property
     def _native(self):
-        """The ``wenv_table *`` (the interpreter's view); raises ValueError once closed."""
-        if self._closed:
+        """The ``wenv_table *`` (the interpreter's view): a closed view's storage stays
+        for the importers still sharing it, whose code runs on it (their interpreter
+        state may be made after the definer closed); raises ValueError once it is gone."""
+        if self._closed and not self._shares:
             raise ValueError("table is closed")
         return self._elements
 
@@ -201,6 +203,8 @@ class Table(Owner):
         check_ref(self.ty.element, init)
         if delta < 0:
             raise ValueError("delta must be >= 0")
+        if self._closed:  # (_grow_cell is also the importers' code's, see _native)
+            raise ValueError("table is closed")
         return self._grow_cell(delta, self._cell(init))
 
     def _grow_cell(self, delta: int, cell: int) -> int:

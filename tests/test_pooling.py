@@ -440,6 +440,35 @@ def test_a_pool_closed_under_a_live_view_is_freed_only_after_its_last_slot_retur
     assert "live (1, 1)" in proc.stdout
 
 
+_POOL_CLOSED_UNDER_LIVE_TABLES = """
+from runtime import Engine, Instance, Module
+from tests.helpers import make_pool, wat
+keep = []  # live until the interpreter's exit, their pools closed long before
+for viewed in (False, True):
+    with make_pool(max_instances=3, max_memory_pages=8) as pool:
+        inst = Instance(Module(Engine(allocator=pool), wat('(module (memory 1) (table (export "t") 4 funcref))')))
+        keep.append(inst)
+        if viewed:
+            keep.append(inst.exports["t"])
+    print("live", pool.live_tables)
+"""
+
+
+def test_a_pool_closed_under_live_tables_keeps_its_table_slots_until_the_last_returns():
+    """Instances (one with a Table view) outlive their pool's close and every Python
+    reference: at exit, whatever order the finalizers run in, their tables go back into a
+    table pool that is still allocated (C frees it with the last table in use)."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONMALLOC="malloc")
+    proc = subprocess.run([sys.executable, "-c", _POOL_CLOSED_UNDER_LIVE_TABLES], env=env,
+                          cwd=os.path.dirname(os.path.dirname(__file__)), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["live", "1", "live", "1"]
+
+
 @pytest.mark.parametrize("grown_to", [64, 20_000], ids=["memset", "decommit"])
 def test_a_table_slot_keeps_its_storage_and_the_next_tenant_sees_none_of_it(grown_to):
     """A table slot's storage is kept between tenants and reset in C: elements the last
