@@ -176,7 +176,8 @@ class Instance(Owner):
                 self._hold(memories)
             if tables:
                 self._hold_tables(tables)
-            self._instantiate(layout)
+            if layout.initializes:
+                self._instantiate(layout)
         except BaseException:
             self.close()
             raise
@@ -314,16 +315,12 @@ class Instance(Owner):
             types, cells = template.types, self._cells
             template.evaluate_per_instance(self._global_bits, self._func_ref,
                                            lambda k, bits: cells.write(types[k], k, bits))
-        imported_tables = len(self._imported_tables)
-        for k, spec in enumerate(layout.tables):  # opened by the allocator (uninitialized)
-            init = spec.plan.table.init
-            value = None if init is None else self._eval(init)
+        for k, init, size in layout.table_inits:  # tables are open (uninitialized)
+            value = self._eval(init)
             if value is not None:  # (null: uninitialized reads as null, or as the lazy array says)
-                self._table(imported_tables + k).fill(0, value, spec.plan.table.minimum)
-        site = self.__dict__.get("_interp_site")
-        if site is not None and layout.tables:  # made by an initializer's funcref above
-            from .interp import bind_tables
-            bind_tables(site, self.tables)
+                self._table(len(self._imported_tables) + k).fill(0, value, size)
+        # (An interpreter state made above, for a funcref, found the tables open: it made
+        # their views and reaches them.)
 
         # Element segments (eager ones), then data segments, each in order; stop at the
         # first out-of-bounds segment with earlier writes kept.
@@ -606,12 +603,17 @@ class Instance(Owner):
             self._cells = None
             self._imported_globals = ()
         try:
-            _give_back(self._held)
-            kept, self._held, self._kept = self._kept, (), None  # (views keep their instances alive)
-            for _holder, taken in (kept or {}).values():
-                _give_back(taken)
-            if self._tables_after_calls():
-                self._release_tables()
+            held, kept = self._held, self._kept
+            if held or kept is not None:
+                self._held, self._kept = (), None  # (views keep their instances alive)
+                _give_back(held)
+                for _holder, taken in (kept or {}).values():
+                    _give_back(taken)
+            # No view of its tables, nothing imported: no interpreter state reaches them (it
+            # makes the views), so no call in flight waits for them; finish() releases them.
+            if self._views is not None or self._held_tables:
+                if self._tables_after_calls():
+                    self._release_tables()
             made = self._made
             if made is not None:
                 ended = layout.allocation.closing(layout, handles, made)

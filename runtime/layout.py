@@ -34,9 +34,9 @@ class InstanceLayout:
     passive data segments, export names."""
 
     __slots__ = ("vmoffsets", "block_bytes", "globals_start", "globals_template", "tags", "tables",
-                 "table_specs", "memories", "element_segments", "segmented",
+                 "table_specs", "table_inits", "memories", "element_segments", "segmented",
                  "copies", "passive_data", "export_names", "memory_count", "max_pages",
-                 "reserve_bytes", "specs", "memories_only", "allocation", "fast", "data_plan")
+                 "reserve_bytes", "specs", "memories_only", "initializes", "allocation", "fast", "data_plan")
 
     def __init__(self, module: Module):
         env = module.env
@@ -56,6 +56,8 @@ class InstanceLayout:
                             for i in range(env.num_imported_tables, len(env.table_plans)))
         # The C specs allocators open the defined tables from (wenv_tables.h), together.
         self.table_specs = _ffi.new_table_specs([(spec.plan.table.minimum, spec.limit) for spec in self.tables])
+        self.table_inits = tuple((k, spec.plan.table.init, spec.plan.table.minimum)  # (defined index, expr, size)
+                                 for k, spec in enumerate(self.tables) if spec.plan.table.init is not None)
         images = module.images
         self.memories = tuple((env.memory_plans[i], images[i])
                               for i in range(env.num_imported_memories, len(env.memory_plans)))
@@ -88,6 +90,9 @@ class InstanceLayout:
                 spec.image_key = image.key
         self.allocation = None  # the engine allocator's begin_instance(module), once it accepted it
         self.fast = False       # specs[0].pool is set: instances use _ffi.instance_open/close
+        # Anything for Instance._instantiate to do (after the allocator opened memories and tables)?
+        self.initializes = bool(self.globals_template.per_instance or self.table_inits or self.element_segments
+                                or self.segmented or self.copies or env.start_func is not None)
         self.memories_only = not (env.initializers or env.globals or self.tags or env.table_plans
                                   or self.element_segments or self.segmented or self.copies
                                  or env.start_func is not None)

@@ -227,8 +227,9 @@ class _PoolAllocation(InstanceAllocation):
     def finish(self, layout, slots, made, ended: bool = False, tables=None) -> None:
         core = self._core
         if tables is not None and made is None and len(slots) == 1:  # one C call
-            core.after_put(_close_tables(layout.specs, slots[0], core.table_native, len(layout.tables), tables),
-                           slots[0])
+            rc = _close_tables(layout.specs, slots[0], core.table_native, len(layout.tables), tables)
+            if rc:
+                core.after_put(rc, slots[0])
             return
         self.close_tables(layout, tables)
         pending = [slot for index, slot in enumerate(slots) if made is None or made[index] is None]
