@@ -440,6 +440,26 @@ def test_a_pool_closed_under_a_live_view_is_freed_only_after_its_last_slot_retur
     assert "live (1, 1)" in proc.stdout
 
 
+@pytest.mark.parametrize("memory", ["(memory 1)", ""], ids=["one-memory", "no-memory"])
+def test_an_instance_without_a_table_slot_is_refused_and_leaves_nothing_taken(memory):
+    """Every table slot held (here by a table made outside an instance): instantiation
+    (with one memory: the one-call open, then the same in steps) says which limit, with
+    its memory slot given back and the instance not counted; once the table slot is free
+    again the same module instantiates."""
+    with make_pool() as pool:  # one instance, one table slot
+        mod = Module(Engine(allocator=pool), wat(f'(module {memory} (table (export "t") 2 funcref))'))
+        Instance(mod).close()
+        held = pool.begin_instance(mod).allocate_table(TableSpec.of(mod.env.table_plans[0], None))
+        with pytest.raises(AllocationError) as info:
+            Instance(mod)
+        assert info.value.limit == "max_tables_per_instance"
+        assert pool.live_instances == pool.live_memories == 0 and pool.live_tables == 1
+        held.close()
+        with Instance(mod) as inst:
+            assert inst.exports["t"].size == 2 and pool.live_tables == 1
+        assert pool.live_instances == pool.live_memories == pool.live_tables == 0
+
+
 _POOL_CLOSED_UNDER_LIVE_TABLES = """
 from runtime import Engine, Instance, Module
 from tests.helpers import make_pool, wat
