@@ -50,6 +50,10 @@ int64_t wenv_pool_take(wenv_pool *p, const wenv_memory_spec *spec, int count_ins
  * the next take); with end_instance, also count one live instance less. EINVAL: the
  * slot is not in use (or no instance is live, with end_instance). */
 int wenv_pool_put(wenv_pool *p, uint32_t slot, int end_instance);
+/* [unused] wenv_pool_put of a slot nothing wrote since its take (its holder never made
+ * its memory reachable: no descriptor, no interpreter state, no data written), so its
+ * pages are as the take left them (an image, zeros): nothing to reset. */
+int wenv_pool_put_clean(wenv_pool *p, uint32_t slot, int end_instance);
 /* [unused] Count one live instance less. EINVAL: no instance is live. */
 int wenv_pool_end(wenv_pool *p);
 /* The slot's tenancy: a number that changes with every take (a slot's holder reads it

@@ -264,9 +264,11 @@ class _PoolCore:
             return exc
         raise AssertionError("pool_failed returned")
 
-    def put(self, index: int, end_instance: bool) -> None:
-        """Reset slot ``index`` and make it free (C: wenv_pool_put)."""
-        self.after_put(_ffi.pool_put(self.native, index, end_instance), index)
+    def put(self, index: int, end_instance: bool, clean: bool = False) -> None:
+        """Reset slot ``index`` and make it free (C: wenv_pool_put); ``clean``: nothing
+        wrote it since its take (its Memory was never made), no reset (wenv_pool_put_clean)."""
+        put = _ffi.pool_put_clean if clean else _ffi.pool_put
+        self.after_put(put(self.native, index, end_instance), index)
 
     def after_put(self, rc: int, index: int) -> None:
         """Act on wenv_pool_put's result: unmap a closed, unused pool; refuse a double put."""

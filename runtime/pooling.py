@@ -33,6 +33,11 @@ Slot state (what the pool knows about each slot's pages)
 * ``poisoned``: a reset step failed, so nothing above holds; the slot is replaced by
   fresh PROT_NONE anonymous memory (``mmap(MAP_FIXED)``) before anybody gets it.
 
+A slot whose Memory object was never made is not reset at release: nothing could write
+it (a write needs the descriptor: a Memory, the instance's interpreter state, which
+makes its Memory objects, or data segments, written through them), so its pages are as
+its take left them (``wenv_pool_put_clean``). Otherwise:
+
 Release (Instance.close, or Memory.close once its object was made; a slot whose Memory
 has an access, grow or wasm call in flight is released by C when the last of them has
 left, and a grow names the tenancy it started in): reset the contents of ``[0, accessible)``: the
@@ -199,7 +204,7 @@ class _PoolAllocation(InstanceAllocation):
         return self._retry(code, err, lambda: _take(native, layout.specs, 1))
 
     def close_failed(self, layout, slot: int, rc: int) -> None:
-        """After _ffi.instance_close returned ``rc`` != 0 (wenv_pool_put's result)."""
+        """After _ffi.instance_close returned ``rc`` != 0 (wenv_pool_put_clean's result)."""
         self._core.after_put(rc, slot)
 
     def memory(self, layout, index: int, slot: int) -> Memory:
@@ -232,11 +237,13 @@ class _PoolAllocation(InstanceAllocation):
                 core.after_put(rc, slots[0])
             return
         self.close_tables(layout, tables)
+        # Slots whose Memory was never made: nothing could write them (no descriptor, no
+        # interpreter state, no data written), they need no reset.
         pending = [slot for index, slot in enumerate(slots) if made is None or made[index] is None]
         for slot in pending[:-1]:
-            core.put(slot, False)
+            core.put(slot, False, clean=True)
         if pending:
-            core.put(pending[-1], True)
+            core.put(pending[-1], True, clean=True)
         elif not ended:
             core.end()
 

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime import AllocationError, Engine, Instance, Module, Trap, TrapCode, WasmRuntimeError, _ffi
+from runtime import AllocationError, Engine, Global, Instance, Module, Trap, TrapCode, WasmRuntimeError, _ffi
 from tests.helpers import (GUARD, MAX_PAGES, PAGE, WASM_PAGE, _memory_only, check_clean,
                            check_grown_clean, compile_all, dirty, each_reset, expected, layout,
                            linux_only, make_pool, module_text, smaps_usage, wat)
@@ -587,4 +587,47 @@ def test_a_lazily_made_table_view_never_sees_the_next_tenant(memory):
             else:
                 stale = None  # never looked at
             inst.close()
+        assert pool.live_instances == pool.live_memories == pool.live_tables == 0
+
+
+@each_reset
+@pytest.mark.parametrize("writer", ["segmented", "copied", "start", "grown"])
+def test_a_slot_whose_memory_was_never_made_is_not_reset_and_stays_clean(writer):
+    """A tenant whose Memory object was never made is released without a reset (its
+    pages are as its take left them); everything that writes an instance's memory makes
+    that object first: data segments applied per instance (segmented), data copied
+    when images are off, the interpreter (a start function), a grow. After each such
+    tenant (never looked at from Python), the next one finds only zeros."""
+    cow = writer != "copied"
+    with make_pool() as pool:
+        engine = Engine(allocator=pool, memory_init_cow=cow)
+        imports = None
+        if writer == "segmented":  # the offset reads an import: applied per instance
+            text = '(module (import "env" "g" (global i32)) (memory 2 40) (data (global.get 0) "segment"))'
+            imports = {("env", "g"): Global.new(engine, "i32", 70000)}
+        elif writer == "copied":
+            text = '(module (memory 2 40) (data (i32.const 70000) "copied bytes"))'
+        elif writer == "start":
+            text = ('(module (memory 2 40) (func $s (i32.store (i32.const 70000) (i32.const -1))'
+                    ' (drop (memory.grow (i32.const 1)))) (start $s))')
+        else:
+            text = '(module (memory (export "m") 2 40))'
+        tenant = Module(engine, wat(text))
+        plain = compile_all(engine, ["plain"])["plain"]
+        for _ in range(3):
+            inst = Instance(tenant, imports)
+            if writer == "grown":
+                assert inst.exports["m"].grow(1) == 2  # (the export makes it)
+                inst.exports["m"].fill(65536, 0xFE, 2 * 65536)
+            assert inst._made is not None  # whatever wrote it made the object
+            inst.close()
+            with Instance(plain) as inst:
+                check_clean(inst, "plain")
+                check_grown_clean(inst, "plain")
+        # A tenant never looked at, released clean, between two that were.
+        with Instance(plain) as inst:
+            dirty(inst)
+        Instance(plain).close()
+        with Instance(plain) as inst:
+            check_clean(inst, "plain")
         assert pool.live_instances == pool.live_memories == pool.live_tables == 0

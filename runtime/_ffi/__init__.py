@@ -47,7 +47,7 @@ from .instance import (
 )
 from .pool import (
     POOL_MAX_INSTANCES, POOL_NO_SLOT, POOL_CLOSED, POOL_FAIL, pool_new, pool_free,
-    pool_forget_reservation, pool_begin, pool_take, pool_put, pool_end, pool_close,
+    pool_forget_reservation, pool_begin, pool_take, pool_put, pool_put_clean, pool_end, pool_close,
     pool_slot_base, pool_failed, pool_slot_tenancy, pool_grow, pool_stats,
     pool_slot_state, pool_inject_failures,
 )
