@@ -32,7 +32,8 @@ state. Each Instance then goes through it, with the module's instantiation layou
 * ``closing(layout, handles, made) -> ended``, before the instance closes the Memory
   objects it made, and ``finish(layout, handles, made, ended, tables)`` after: release
   every table entry no Table views (``tables``), then every memory whose Memory was
-  never made (``made`` is None, or a list with None at those indices); then the
+  never made (``made`` is None, or a list with None at those indices: nothing wrote
+  it, so a pool gives its slot back without a reset, ``wenv_pool_put_clean``); then the
   instance no longer counts (unless ``ended``: a pool hands the end of the instance to
   the release of its last memory, which C runs once the last access in flight on it has
   left). An instance with one memory opens and releases it with its tables in one C

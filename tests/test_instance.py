@@ -371,6 +371,28 @@ def test_threads_asking_for_a_memory_at_once_get_one_object(engine):
         assert engine.allocator.live_memories == 0
 
 
+def test_threads_asking_for_a_table_at_once_get_one_view(engine):
+    import threading
+    module = Module(engine, wat(TABLES))
+    for _ in range(20):
+        inst = Instance(module)
+        start, got = threading.Barrier(8), []
+
+        def ask(start=start, got=got, inst=inst):
+            start.wait()
+            got.append(inst.exports["t"] if len(got) % 2 else inst.tables[0])
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(got) == 8 and all(t is got[0] for t in got)
+        inst.close()  # one release: a second view would release its entry again
+        assert got[0].closed
+    if isinstance(engine.allocator, PoolingAllocator):
+        assert engine.allocator.live_tables == 0
+
+
 DATA_INTO_IMPORT = """(module (import "e" "m" (memory 1)) (import "e" "g" (global i32))
   (data (i32.const 0) "ab") (data (global.get 0) "cd") (data (i32.const 65534) "xy")
   %s)"""
