@@ -13,7 +13,7 @@ UNITS = [("wenv.h", None), ("wenv_mman.h", "wenv_mman.c"), ("wenv_memory.h", "we
          ("wenv_traps.h", "wenv_traps.c"), ("wenv_instance.h", "wenv_instance.c"),
          ("wenv_pool.h", "wenv_pool.c"), ("wenv_bench.h", "wenv_bench.c"),
          ("wenv_vmoffsets.h", "wenv_vmctx.c"), ("wenv_table.h", "wenv_table.c"),
-         ("wenv_interp.h", "wenv_interp.c")]
+         ("wenv_tables.h", "wenv_tables.c"), ("wenv_interp.h", "wenv_interp.c")]
 #: Warnings are errors: the C is built with -Wall -Wextra -Werror everywhere it is built.
 CFLAGS = ["-O2", "-std=gnu11", "-pthread", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"]
 

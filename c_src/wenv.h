@@ -9,6 +9,8 @@
  *   wenv_traps     the SIGSEGV/SIGBUS handler and the per-thread trap state;
  *   wenv_instance  what instantiating one memory needs (specs; wenv_instance_open/close);
  *   wenv_pool      the pooling allocator's slots;
+ *   wenv_tables    an instance's defined tables, opened and released together (on
+ *                  demand, or from a table pool's slots), with its memory in one call;
  *   wenv_bench     every benchmark, with one clock.
  *
  * Return conventions. C reports facts, Python (the runtime/_ffi package) decides what they mean.

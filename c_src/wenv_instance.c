@@ -30,7 +30,7 @@ int wenv_instance_close(const wenv_memory_spec *spec, int64_t handle)
 {
     if (spec->pool == NULL)
         return wenv_release((uint64_t)handle, spec->reserve_bytes);
-    return wenv_pool_put(spec->pool, (uint32_t)handle, 1);
+    return wenv_pool_put_clean(spec->pool, (uint32_t)handle, 1);
 }
 
 static int wenv_release_reservation(wenv_memory *m)

@@ -30,8 +30,9 @@ uint64_t wenv_memory_open(const wenv_memory_spec *spec);
  * reservation's start); otherwise wenv_pool_take counting the instance (the handle is
  * the slot). */
 int64_t wenv_instance_open(const wenv_memory_spec *spec);
-/* Release what wenv_instance_open returned (ending the instance). On-demand: [errno]
- * munmap; pool: wenv_pool_put's [unused] result. */
+/* Release what wenv_instance_open returned (ending the instance), its memory never made
+ * reachable (no descriptor, no interpreter state, no data written: nothing wrote it).
+ * On-demand: [errno] munmap; pool: wenv_pool_put_clean's [unused] result. */
 int wenv_instance_close(const wenv_memory_spec *spec, int64_t handle);
 
 /* Who releases a memory after wenv_memory_close (wenv_memory.h): the descriptor itself,

@@ -279,7 +279,19 @@ int64_t wenv_pool_take(wenv_pool *p, const wenv_memory_spec *spec, int count_ins
     return index;
 }
 
+static int wenv_pool_put_in(wenv_pool *p, uint32_t index, int end_instance, int clean);
+
 int wenv_pool_put(wenv_pool *p, uint32_t index, int end_instance)
+{
+    return wenv_pool_put_in(p, index, end_instance, 0);
+}
+
+int wenv_pool_put_clean(wenv_pool *p, uint32_t index, int end_instance)
+{
+    return wenv_pool_put_in(p, index, end_instance, 1);
+}
+
+static int wenv_pool_put_in(wenv_pool *p, uint32_t index, int end_instance, int clean)
 {
     /* Only the holder of a slot puts it back, once: anything else is a caller's bug,
      * refused (under the lock) before it can corrupt the free list. The slot is claimed
@@ -298,8 +310,9 @@ int wenv_pool_put(wenv_pool *p, uint32_t index, int end_instance)
 
     WENV_HOOK(WENV_HOOK_POOL_PUT_CHECKED);
     uint64_t base = wenv_pool_slot_base(p, index);
-    /* Never touch a reservation that may be unmapped (and its addresses reused). */
-    if (!gone && wenv_reset(p, &st, base) != 0 && wenv_wipe(p, &st, base) != 0)
+    /* Never touch a reservation that may be unmapped (and its addresses reused); a clean
+     * slot is as its take left it: nothing to reset. */
+    if (!gone && !clean && wenv_reset(p, &st, base) != 0 && wenv_wipe(p, &st, base) != 0)
         st.poisoned = 1; /* wiped again before anybody gets it */
     pthread_mutex_lock(&p->lock);
     *s = st;

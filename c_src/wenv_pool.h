@@ -50,6 +50,10 @@ int64_t wenv_pool_take(wenv_pool *p, const wenv_memory_spec *spec, int count_ins
  * the next take); with end_instance, also count one live instance less. EINVAL: the
  * slot is not in use (or no instance is live, with end_instance). */
 int wenv_pool_put(wenv_pool *p, uint32_t slot, int end_instance);
+/* [unused] wenv_pool_put of a slot nothing wrote since its take (its holder never made
+ * its memory reachable: no descriptor, no interpreter state, no data written), so its
+ * pages are as the take left them (an image, zeros): nothing to reset. */
+int wenv_pool_put_clean(wenv_pool *p, uint32_t slot, int end_instance);
 /* [unused] Count one live instance less. EINVAL: no instance is live. */
 int wenv_pool_end(wenv_pool *p);
 /* The slot's tenancy: a number that changes with every take (a slot's holder reads it
@@ -70,8 +74,9 @@ int wenv_pool_slot_state(wenv_pool *p, uint32_t slot, uint64_t out[6]);
 /* Tests: this pool's syscalls fail as `mask` (WENV_FAIL_*, wenv_mman.h) says. */
 void wenv_pool_inject_failures(wenv_pool *p, uint32_t mask);
 
-/* [errno] A pool table slot keeps its table's storage between tenants: make `t` (open,
- * its last tenant gone) a new table of `size` elements, each WENV_ELEM(init_cell) if
+/* [errno] A pool table slot keeps its table's storage between tenants (wenv_tables.h;
+ * its release zeroes it with this and size 0): make `t` (open, its last tenant gone) a
+ * new table of `size` elements, each WENV_ELEM(init_cell) if
  * init_cell is not null (else uninitialized), growing to at most `maximum`. The elements
  * the last tenant had are zeroed first (memset when small, else their pages decommitted),
  * the lazy array and its instance unbound. ERANGE: size is past the storage's accessible

@@ -1,7 +1,7 @@
 """The state of a PoolingAllocator's pool (runtime/pooling.py's module docstring describes
 the pool): ``_PoolCore`` owns the reservation chunks and the C slot table
-(c_src/wenv_pool.h) and keeps the table slots; ``PoolMemorySlot``, ``PoolTableSlot`` and
-``_TableLease`` are what a pooled Memory or Table holds of it."""
+(c_src/wenv_pool.h) and the C table slots (c_src/wenv_tables.h); ``PoolMemorySlot`` is
+what a pooled Memory holds of it."""
 from __future__ import annotations
 
 import threading
@@ -75,64 +75,6 @@ class PoolMemorySlot(MemorySlot):
         return f"<PoolMemorySlot {self.index} at {self.base_address:#x}>"
 
 
-class PoolTableSlot:
-    """One table slot: its table storage (a ``wenv_table *``, made by its first tenant) is
-    kept between tenants and reset for the next one in C (``wenv_pool_table_reset``:
-    the elements zeroed, the lazy array unbound), so nothing of a tenant reaches the
-    next and a tenancy costs no syscall; it is closed with the pool, or with the slot."""
-
-    __slots__ = ("_core", "index", "max_elements", "in_use", "storage")
-
-    def __init__(self, core: "_PoolCore", index: int):
-        self._core = core
-        self.index = index
-        self.max_elements = core.max_table_elements
-        self.in_use = False
-        self.storage = None
-
-    def drop_storage(self) -> None:
-        storage, self.storage = self.storage, None
-        if storage is not None:
-            _ffi.table_close(storage)
-
-    def __del__(self):
-        self.drop_storage()
-
-
-class _TableLease:
-    """One tenancy of a table slot, owned by the pooled Table that got it (Table.close and
-    its backstop call ``release()``, which is idempotent: a stale lease never returns
-    the slot of a later tenancy)."""
-
-    __slots__ = ("_slot", "max_elements")
-
-    def __init__(self, slot: PoolTableSlot):
-        self._slot = slot
-        self.max_elements = slot.max_elements
-
-    def open_storage(self, size: int, limit: int, init_cell: int):
-        """The slot's table storage as a new table of ``size`` elements (``init_cell``
-        each, or uninitialized) growing to at most ``limit``: the kept one reset, else a
-        new one (the slot owns it: :meth:`release` keeps it for the next tenant).
-
-        Raises:
-            AllocationError: a new storage could not be reserved.
-        """
-        slot = self._slot
-        storage = slot.storage
-        if storage is not None:
-            if _ffi.pool_table_reset(storage, size, limit, init_cell) == 0:
-                return storage
-            slot.drop_storage()
-        slot.storage = _ffi.table_open(size, limit, init_cell)
-        return slot.storage
-
-    def release(self) -> None:
-        slot, self._slot = self._slot, None
-        if slot is not None:
-            slot._core.release_table_slot(slot)
-
-
 #: Reserved pools not yet closed and unused (see _PoolCore).
 _IN_USE = set()
 
@@ -150,8 +92,7 @@ class _PoolCore:
                  "max_tables_per_instance", "max_table_elements", "keep_bytes", "reset", "lock", "closed",
                  "native", "reservation", "chunks", "chunk_bases", "slots_per_chunk", "guard_bytes",
                  "pre_guard_bytes", "stride", "bound_bytes", "memory_slot_count", "table_slot_count",
-                 "first_base", "reserved", "guard_option", "guard_before_option", "free_tables",
-                 "tables_created", "live_tables")
+                 "first_base", "reserved", "guard_option", "guard_before_option", "table_native")
 
     def __init__(self, max_instances: int, max_memories_per_instance: int, max_memory_pages: int,
                  max_tables_per_instance: int, max_table_elements: int, keep_resident: int):
@@ -177,9 +118,7 @@ class _PoolCore:
         self.reserved = False
         self.guard_option: Optional[int] = None
         self.guard_before_option: Optional[bool] = None
-        self.free_tables = []
-        self.tables_created = 0
-        self.live_tables = 0
+        self.table_native = None    # the C table slots (wenv_table_pool), made with the pool
 
     # ---- the reservation -------------------------------------------------------------
 
@@ -196,7 +135,8 @@ class _PoolCore:
                 f"PoolingAllocator: {self.memory_slot_count} memory slots of {stride:#x} bytes need "
                 f"2^64 bytes or more: they cannot be addressed", "address space")
         for name, value in (("max_instances", self.max_instances),
-                            ("max_instances x max_memories_per_instance", self.memory_slot_count)):
+                            ("max_instances x max_memories_per_instance", self.memory_slot_count),
+                            ("max_instances x max_tables_per_instance", self.table_slot_count)):
             if value > _U32_MAX:
                 raise ValueError(f"PoolingAllocator: {name} = {value} exceeds {_U32_MAX}")
         if self.keep_bytes >= _U64_LIMIT:
@@ -226,6 +166,8 @@ class _PoolCore:
                 chunk = Reservation(self.pre_guard_bytes + n * self.stride)
                 self.chunks.append(chunk)
                 self.chunk_bases.append(chunk.start + self.pre_guard_bytes)
+            if self.table_native is None:
+                self.table_native = _ffi.table_pool_new(self.table_slot_count, self.max_table_elements)
             self.native = _ffi.pool_new(count, self.slots_per_chunk, self.chunk_bases, self.stride,
                                         self.bound_bytes, self.keep_bytes, self.max_instances, self.reset)
             _IN_USE.add(self)
@@ -246,8 +188,8 @@ class _PoolCore:
             if self.closed:
                 return
             self.closed = True
-            for slot in self.free_tables:
-                slot.drop_storage()
+            if self.table_native is not None:
+                _ffi.table_pool_close(self.table_native)
             if self.native is None or _ffi.pool_close(self.native):
                 self._unmap()
 
@@ -268,6 +210,9 @@ class _PoolCore:
         native, self.native = getattr(self, "native", None), None
         if native is not None:
             _ffi.pool_free(native)
+        tables, self.table_native = getattr(self, "table_native", None), None
+        if tables is not None:
+            _ffi.table_pool_free(tables)
 
     def _unmap_if_closed(self) -> None:
         with self.lock:
@@ -305,6 +250,9 @@ class _PoolCore:
         if code == _ffi.POOL_MAX_INSTANCES:
             return AllocationError(f"the pool already hosts {self.max_instances} instances "
                                    f"(max_instances={self.max_instances})", "max_instances")
+        if code == _ffi.POOL_NO_TABLE_SLOT:  # (only while Table views outlive their instances)
+            return AllocationError(f"all {self.table_slot_count} table slots are in use",
+                                   "max_tables_per_instance")
         if code == _ffi.POOL_NO_SLOT:
             return AllocationError(f"all {self.memory_slot_count} memory slots are in use",
                                    "max_memories_per_instance")
@@ -316,9 +264,11 @@ class _PoolCore:
             return exc
         raise AssertionError("pool_failed returned")
 
-    def put(self, index: int, end_instance: bool) -> None:
-        """Reset slot ``index`` and make it free (C: wenv_pool_put)."""
-        self.after_put(_ffi.pool_put(self.native, index, end_instance), index)
+    def put(self, index: int, end_instance: bool, clean: bool = False) -> None:
+        """Reset slot ``index`` and make it free (C: wenv_pool_put); ``clean``: nothing
+        wrote it since its take (its Memory was never made), no reset (wenv_pool_put_clean)."""
+        put = _ffi.pool_put_clean if clean else _ffi.pool_put
+        self.after_put(put(self.native, index, end_instance), index)
 
     def after_put(self, rc: int, index: int) -> None:
         """Act on wenv_pool_put's result: unmap a closed, unused pool; refuse a double put."""
@@ -337,26 +287,7 @@ class _PoolCore:
 
     # ---- table slots -----------------------------------------------------------------
 
-    def take_table_slot(self) -> "_TableLease":
-        with self.lock:
-            if self.free_tables:
-                slot = self.free_tables.pop()
-            elif self.tables_created < self.table_slot_count:
-                slot = PoolTableSlot(self, self.tables_created)
-                self.tables_created += 1
-            else:  # unreachable while instances respect max_tables_per_instance
-                raise AllocationError(f"all {self.table_slot_count} table slots are in use",
-                                      "max_tables_per_instance")
-            if slot.in_use:
-                raise AssertionError(f"pool table slot {slot.index} handed out twice")
-            slot.in_use = True
-            self.live_tables += 1
-        return _TableLease(slot)
-
-    def release_table_slot(self, slot: PoolTableSlot) -> None:
-        with self.lock:
-            slot.in_use = False
-            self.live_tables -= 1
-            self.free_tables.append(slot)
-            if self.closed:
-                slot.drop_storage()
+    @property
+    def live_tables(self) -> int:
+        """Table slots in use."""
+        return 0 if self.table_native is None else _ffi.table_pool_live(self.table_native)

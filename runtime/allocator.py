@@ -15,27 +15,37 @@ the object it returns serves every instance of that module, so it keeps no per-i
 state. Each Instance then goes through it, with the module's instantiation layout
 (:class:`runtime.layout.InstanceLayout`):
 
-* ``begin(module, layout) -> handles``: counts the instance (a pooling allocator may
-  refuse with AllocationError) and opens one memory per ``layout.memories`` entry, all
-  or nothing. A handle is whatever the allocation needs to find that memory again (a
+* ``begin(module, layout, tables=None) -> handles``: counts the instance (a pooling
+  allocator may refuse with AllocationError), opens one memory per ``layout.memories``
+  entry and, into ``tables`` (a zeroed ``wenv_instance_table[]`` the instance owns, one
+  entry per ``layout.tables``; None when there are none), every defined table
+  (``layout.table_specs``, c_src/wenv_tables.h; elements uninitialized), all or
+  nothing. A handle is whatever the allocation needs to find that memory again (a
   reservation's start, a pool slot, or a Memory).
 * ``memory(layout, index, handle) -> Memory``: the Memory object of an opened memory,
   made only when somebody asks for it (an instance that is never looked at costs no
   Memory object); from then on the Memory owns the memory and ``close()`` releases it.
-* ``allocate_table(spec, instance, init) -> Table`` for each defined table (``spec``: a
-  :class:`runtime.table.TableSpec` of ``layout.tables``; ``init``: the value of its
-  initializer, None for null);
+* ``table(layout, index, tables, instance) -> Table``: likewise the Table view of entry
+  ``index`` of ``tables``, made on first use (``Instance._table``); from then on the
+  Table owns the entry (C: ``viewed``), and gives it back when it is closed and no
+  importer shares it any more. A table nobody looked at was never written.
 * ``closing(layout, handles, made) -> ended``, before the instance closes the Memory
-  objects it made, and ``finish(layout, handles, made, ended)`` after: release every
-  memory whose Memory was never made (``made`` is None, or a list with None at those
-  indices); then the instance no longer counts (unless ``ended``: a pool hands the end
-  of the instance to the release of its last memory, which C runs once the last access
-  in flight on it has left).
+  objects it made, and ``finish(layout, handles, made, ended, tables)`` after: release
+  every table entry no Table views (``tables``), then every memory whose Memory was
+  never made (``made`` is None, or a list with None at those indices: nothing wrote
+  it, so a pool gives its slot back without a reset, ``wenv_pool_put_clean``); then the
+  instance no longer counts (unless ``ended``: a pool hands the end of the instance to
+  the release of its last memory, which C runs once the last access in flight on it has
+  left). An instance with one memory opens and releases it with its tables in one C
+  call each way (``wenv_instance_open_tables`` / ``wenv_instance_close_tables``).
+* ``allocate_table(spec, instance=None, init=None) -> Table``: one table of this
+  allocation outside :meth:`begin` (its own entry; the Table owns it).
 * ``fast_context(layout)``: for a layout with one memory, what the C one-call path
   (``wenv_instance_open`` / ``wenv_instance_close``) takes as the spec's pool (NULL for
   on-demand), or None; with it come ``open_failed(layout, code, errno)`` and
   ``close_failed``, which turn a negative or nonzero C result into the right exception
-  or follow-up.
+  or follow-up. ``table_pool``: the ``wenv_table_pool *`` its tables come from (NULL:
+  each its own reservation).
 
 :class:`OnDemandAllocator` opens each memory with one C call (reserve, map the image,
 mprotect the rest) and releases it with munmap.
@@ -52,7 +62,7 @@ from wasmenv import MemoryPlan
 from . import _ffi
 from ._owner import Owner
 from .memory import Memory, ReservedSlot
-from .table import Table
+from .table import Table, _Entry
 
 __all__ = ["Allocation", "InstanceAllocator", "InstanceAllocation", "OnDemandAllocator", "begin_instance"]
 
@@ -65,12 +75,15 @@ class Allocation(Protocol):
     :class:`InstanceAllocator`), the on-demand allocation and the pool's
     (``runtime.pooling._PoolAllocation``); nothing is looked up with ``getattr``."""
 
-    def begin(self, module, layout) -> list: ...
+    table_pool: object
+
+    def begin(self, module, layout, tables=None) -> list: ...
     def memory(self, layout, index: int, handle) -> Memory: ...
     def range(self, layout, index: int, handle) -> tuple: ...
-    def allocate_table(self, spec, instance, init=None) -> Table: ...
+    def table(self, layout, index: int, tables, instance) -> Table: ...
+    def allocate_table(self, spec, instance=None, init=None) -> Table: ...
     def closing(self, layout, handles, made) -> bool: ...
-    def finish(self, layout, handles, made, ended: bool = False) -> None: ...
+    def finish(self, layout, handles, made, ended: bool = False, tables=None) -> None: ...
     def fast_context(self, layout): ...
     def open_failed(self, layout, code: int, err: int) -> int: ...
     def close_failed(self, layout, handle, rc: int) -> None: ...
@@ -81,6 +94,7 @@ class InstanceAllocation:
     every memory is made eagerly and is its own handle (see the module docstring)."""
 
     __slots__ = ("allocator",)
+    table_pool = _ffi.NULL  # each table its own reservation
 
     def __init__(self, allocator):
         self.allocator = allocator
@@ -88,16 +102,53 @@ class InstanceAllocation:
     def allocate_memory(self, plan: MemoryPlan, image=None) -> Memory:
         return self.allocator.allocate_memory(plan, image)
 
-    def begin(self, module, layout) -> list:
+    def begin(self, module, layout, tables=None) -> list:
         memories = []
         try:
             for plan, image in layout.memories:
                 memories.append(self.allocate_memory(plan, image))
+            self.open_tables(layout, tables)
         except BaseException:
             for memory in reversed(memories):
                 memory.close()
             raise
         return memories
+
+    def open_tables(self, layout, tables) -> None:
+        """Open ``layout``'s defined tables into ``tables`` (None: none), all or nothing.
+
+        Raises:
+            AllocationError: a table could not be reserved, or a pool has no table slot left.
+        """
+        if tables is not None:
+            code = _ffi.tables_open(self.table_pool, layout.table_specs, len(layout.tables), tables)
+            if code:
+                self.tables_failed(code, _ffi.errno_now())
+
+    def tables_failed(self, code: int, err: int) -> None:
+        """Raise for a negative result of _ffi.tables_open (``err``: its errno)."""
+        _ffi.tables_open_failed("opening the instance's tables", err)
+
+    def table(self, layout, index: int, tables, instance) -> Table:
+        """The Table view of entry ``index`` of ``tables`` (see the module docstring)."""
+        return Table._adopt(layout.tables[index], instance, _Entry(tables, index, self.table_pool, self))
+
+    def close_tables(self, layout, tables) -> None:
+        """Release the entries of ``tables`` (None: none) that no Table views."""
+        if tables is not None:
+            _ffi.tables_close(self.table_pool, len(layout.tables), tables)
+
+    def allocate_table(self, spec, instance=None, init=None) -> Table:
+        """A table of this allocation outside an instance's begin (its Table owns it)."""
+        tables = _ffi.new_instance_tables(1)
+        code = _ffi.tables_open(self.table_pool, _ffi.new_table_specs([(spec.plan.table.minimum, spec.limit)]),
+                                1, tables)
+        if code:
+            self.tables_failed(code, _ffi.errno_now())
+        table = Table._adopt(spec, instance, _Entry(tables, 0, self.table_pool, self))
+        if init is not None:
+            table.fill(0, init, table.size)
+        return table
 
     def memory(self, layout, index: int, handle) -> Memory:
         return handle
@@ -118,16 +169,14 @@ class InstanceAllocation:
         """(start, end) of an opened memory's reservation, guards included."""
         return handle.reservation_range
 
-    def allocate_table(self, spec, instance, init=None) -> Table:
-        return Table._for_spec(spec, instance, init)
-
     def closing(self, layout, handles, made) -> bool:
         """Before an instance closes the Memory objects it made: True if the allocation
         made the last of them end the instance when it is released (then finish()
         does not)."""
         return False
 
-    def finish(self, layout, handles, made, ended: bool = False) -> None:
+    def finish(self, layout, handles, made, ended: bool = False, tables=None) -> None:
+        self.close_tables(layout, tables)
         for memory in reversed(handles):
             memory.close()
 
@@ -179,12 +228,18 @@ class _OnDemandAllocation(InstanceAllocation):
 
     __slots__ = ()
 
-    def begin(self, module, layout) -> list:
+    def begin(self, module, layout, tables=None) -> list:
         specs = layout.specs
+        if layout.memory_count == 1 and tables is not None:  # one C call, all or nothing
+            start = _ffi.instance_open_tables(specs, _ffi.NULL, layout.table_specs, len(layout.tables), tables)
+            if start >= 0:
+                return [start]
+            # Nothing is left open: the same in steps says which failed.
         starts = []
         try:
             for index in range(layout.memory_count):
                 starts.append(_ffi.memory_open(specs + index))
+            self.open_tables(layout, tables)
         except BaseException:
             self.finish(layout, starts, None)
             raise
@@ -208,8 +263,13 @@ class _OnDemandAllocation(InstanceAllocation):
     def range(self, layout, index: int, start: int) -> tuple:
         return (start, start + layout.reserve_bytes[index])
 
-    def finish(self, layout, starts, made, ended: bool = False) -> None:
+    def finish(self, layout, starts, made, ended: bool = False, tables=None) -> None:
         totals = layout.reserve_bytes
+        if tables is not None and made is None and len(starts) == 1:  # one C call
+            if _ffi.instance_close_tables(layout.specs, starts[0], _ffi.NULL, len(layout.tables), tables):
+                _ffi.release_failed(starts[0], totals[0])
+            return
+        self.close_tables(layout, tables)
         for index in range(len(starts) - 1, -1, -1):
             if made is None or made[index] is None:
                 _ffi.release(starts[index], totals[index])

@@ -46,7 +46,7 @@ class Exports:
         if kind is ExternKind.MEMORY:
             return inst.memory(idx.index)
         if kind is ExternKind.TABLE:
-            return inst.tables[idx.index]
+            return inst._table(idx.index)
         if kind is ExternKind.GLOBAL:
             return inst._global(idx.index)
         return inst.tags[idx.index]

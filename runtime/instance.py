@@ -36,6 +36,13 @@ class Instance(Owner):
     ``globals[i]``, ``exports[name]``, table reads; a wasm function's Func is made once
     (kept in a dict made on first use), nothing is made per function or per global.
 
+    Defined tables are opened by the allocator in C with the memories (their own
+    reservations, or a pool's table slots) into an array of entries the instance owns;
+    a :class:`runtime.Table` view of one is made on first use (``tables``,
+    ``exports[name]``, the interpreter binding its tables, an element segment), and then
+    owns its entry. An instance nobody looked into releases its memory and tables in one
+    C call when it has one memory.
+
     A defined memory is opened by its allocator in C (reserved and its image mapped, or a
     pool slot prepared); its :class:`runtime.Memory` object is made the first time it is
     asked for (``memory(i)``, ``memories``, ``exports``), so an instance nobody looks
@@ -68,10 +75,12 @@ class Instance(Owner):
     _funcs: Optional[dict] = None        # defined function index -> its Func, made on first use
     _imported_globals: List[tuple] = ()  # per imported global: (type, exporter's cells, cell index)
     _cells: Optional[GlobalCells] = None  # the defined globals in this instance's block
-    tables: List[Table] = ()
+    _imported_tables: Sequence[Table] = ()
+    _has_tables = False          # it defines or imports a table (_enter/_leave count calls)
+    _table_entries = None        # the defined tables' wenv_instance_table[] (the allocator opened)
+    _views: Optional[List[Optional[Table]]] = None  # Table views of defined tables, once made
     tags: List[Tag] = ()
     _imported_memories: Sequence[object] = ()
-    _defined_tables: List[Table] = ()  # each owns its pool table slot, if any
     _made: Optional[List[Optional[Memory]]] = None  # Memory objects of defined memories, once made
     _exports: Optional["Exports"] = None
     _dropped_data = None         # passive segments left after a data.drop (else the layout's)
@@ -137,7 +146,9 @@ class Instance(Owner):
         if groups.globals:  # (a view of a closed instance raises here)
             self._imported_globals = [(ext.ty, ext._live_cells(), ext._index) for ext in groups.globals]
         if env.table_plans:
-            self.tables = list(groups.tables)
+            self._has_tables = True
+            if groups.tables:
+                self._imported_tables = groups.tables
         if groups.memories:
             self._imported_memories = groups.memories
         if env.tags:
@@ -152,9 +163,12 @@ class Instance(Owner):
         # Counted by the allocator from here (a pool may refuse: AllocationError); ended by
         # close() (or __del__, the backstop) once every memory and table is released.
         alloc = layout.allocation or allocation_of(module, layout)
-        self._handles = alloc.begin(module, layout)
+        entries = None
+        if layout.tables:
+            entries = self._table_entries = _new_tables(len(layout.tables))
+        self._handles = alloc.begin(module, layout, entries)
         try:
-            memories, tables = self._imported_memories, self.tables[:env.num_imported_tables]
+            memories, tables = self._imported_memories, self._imported_tables
             if groups.wasm_funcs:  # what their instances' code runs on, until this closes
                 more_memories, more_tables = code_resources(groups.wasm_funcs)
                 memories, tables = [*memories, *more_memories], [*tables, *more_tables]
@@ -162,7 +176,8 @@ class Instance(Owner):
                 self._hold(memories)
             if tables:
                 self._hold_tables(tables)
-            self._instantiate(layout)
+            if layout.initializes:
+                self._instantiate(layout)
         except BaseException:
             self.close()
             raise
@@ -237,7 +252,7 @@ class Instance(Owner):
             if self._handles is None and count:
                 _ffi.memories_leave(descs, count)
             raise ValueError("instance is closed")
-        if self.tables:  # tables have no count in C: their release waits for the last call
+        if self._has_tables:  # tables have no count in C: their release waits for the last call
             with _CALLS_LOCK:
                 if not self._tables_done:
                     self._calls += 1
@@ -249,7 +264,7 @@ class Instance(Owner):
         """The interpreter's call bridge, after a call (trap or not): the end of the call
         :meth:`_enter` counted."""
         entered = self._entered
-        if self.tables:
+        if self._has_tables:
             with _CALLS_LOCK:
                 self._calls -= 1
                 last = self._calls == 0 and self._tables_pending
@@ -272,8 +287,9 @@ class Instance(Owner):
         held_tables, self._held_tables = self._held_tables, ()
         for table in held_tables:
             table._unshare()
-        for table in reversed(self._defined_tables):
-            table.close()  # returns its pool table slot (or its last importer will)
+        for table in reversed(self._views or ()):
+            if table is not None:  # (the others go with the memories: allocation.finish)
+                table.close()  # returns its storage (or its last importer will)
 
     def _open_block(self, layout):
         """The instance block: the globals template copied in, imported globals' cell
@@ -292,7 +308,6 @@ class Instance(Owner):
     def _instantiate(self, layout):
         """Per-instance global initializers, tables (memories are open already), then
         element and data segments."""
-        alloc = layout.allocation
         # The interpreter state (runtime/interp.py) is made on first use: a call, a funcref
         # (ref.func initializers, element segments), an element read of a lazy table.
         template = layout.globals_template
@@ -300,23 +315,17 @@ class Instance(Owner):
             types, cells = template.types, self._cells
             template.evaluate_per_instance(self._global_bits, self._func_ref,
                                            lambda k, bits: cells.write(types[k], k, bits))
-        if layout.tables:
-            self._defined_tables = []
-        for spec in layout.tables:
-            init = spec.plan.table.init
-            table = alloc.allocate_table(spec, self, None if init is None else self._eval(init))
-            table._store = getattr(self, "_store", None)  # its limits bound grow
-            self._defined_tables.append(table)
-            self.tables.append(table)
-        site = getattr(self, "_interp_site", None)  # (self.__dict__ would make a dict object)
-        if site is not None and layout.tables:  # made by an initializer's funcref above
-            from .interp import bind_tables
-            bind_tables(site, self.tables)
+        for k, init, size in layout.table_inits:  # tables are open (uninitialized)
+            value = self._eval(init)
+            if value is not None:  # (null: uninitialized reads as null, or as the lazy array says)
+                self._table(len(self._imported_tables) + k).fill(0, value, size)
+        # (An interpreter state made above, for a funcref, found the tables open: it made
+        # their views and reaches them.)
 
         # Element segments (eager ones), then data segments, each in order; stop at the
         # first out-of-bounds segment with earlier writes kept.
         for seg in layout.element_segments:
-            table = self.tables[seg.table_index]
+            table = self._table(seg.table_index)
             start = seg.start(self._global_u64)
             if start + len(seg.elements) > table.size:
                 raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS,
@@ -445,8 +454,9 @@ class Instance(Owner):
                 return self._store
             except AttributeError:
                 store = self._store = Store(self.module.engine)
-        for table in self._defined_tables:
-            table._store = store
+        for table in self._views or ():
+            if table is not None:
+                table._store = store
         for memory in self._made or ():
             if memory is not None:
                 memory._store = store
@@ -483,6 +493,43 @@ class Instance(Owner):
                 memory._owner = self  # a view keeps its instance (and so its memory) alive
                 made[defined] = memory
         return memory
+
+    def _table(self, index: int) -> Table:
+        """Table ``index`` (imported ones first); a defined one's view is made on first use.
+
+        Raises:
+            ValueError: the instance is closed.
+            IndexError: no such table.
+        """
+        imported = self._imported_tables
+        if 0 <= index < len(imported):
+            return imported[index]
+        defined = index - len(imported)
+        views = self._views
+        if views is not None and 0 <= defined < len(views) and views[defined] is not None \
+                and self._handles is not None:
+            return views[defined]
+        # Made once, under a lock (as memory(i)): two views of one entry would release it twice.
+        with _MAKE_LOCK:
+            if self._handles is None:
+                raise ValueError("instance is closed")
+            layout = self._layout
+            if not 0 <= defined < len(layout.tables):
+                raise IndexError(f"no table {index} ({len(imported) + len(layout.tables)} tables)")
+            views = self._views
+            if views is None:
+                views = self._views = [None] * len(layout.tables)
+            view = views[defined]
+            if view is None:
+                view = layout.allocation.table(layout, defined, self._table_entries, self)
+                view._store = getattr(self, "_store", None)  # its limits bound grow
+                views[defined] = view
+        return view
+
+    @property
+    def tables(self) -> list:
+        """Every table of the instance, imported ones first (a defined one's view made on first use)."""
+        return [self._table(i) for i in range(len(self._imported_tables) + len(self._layout.tables))]
 
     @property
     def memories(self) -> list:
@@ -562,12 +609,17 @@ class Instance(Owner):
             self._cells = None
             self._imported_globals = ()
         try:
-            _give_back(self._held)
-            kept, self._held, self._kept = self._kept, (), None  # (views keep their instances alive)
-            for _holder, taken in (kept or {}).values():
-                _give_back(taken)
-            if self._tables_after_calls():
-                self._release_tables()
+            held, kept = self._held, self._kept
+            if held or kept is not None:
+                self._held, self._kept = (), None  # (views keep their instances alive)
+                _give_back(held)
+                for _holder, taken in (kept or {}).values():
+                    _give_back(taken)
+            # No view of its tables, nothing imported: no interpreter state reaches them (it
+            # makes the views), so no call in flight waits for them; finish() releases them.
+            if self._views is not None or self._held_tables:
+                if self._tables_after_calls():
+                    self._release_tables()
             made = self._made
             if made is not None:
                 ended = layout.allocation.closing(layout, handles, made)
@@ -575,7 +627,7 @@ class Instance(Owner):
                     if memory is not None:
                         memory.close()
         finally:
-            layout.allocation.finish(layout, handles, self._made, ended)
+            layout.allocation.finish(layout, handles, self._made, ended, self._table_entries)
 
     @property
     def closed(self) -> bool:
@@ -587,6 +639,7 @@ class Instance(Owner):
 
 
 _open, _close, _errno_now = _ffi.instance_open, _ffi.instance_close, _ffi.errno_now
+_new_tables = _ffi.new_instance_tables
 _new_block, _copy_into, _store_u64s = _ffi.new_written_block, _ffi.copy_into, _ffi.store_u64s
 # Instance.memory: one Memory object per memory, and none once close() began. Reentrant:
 # a collection inside memory() may run another instance's __del__ (close) on this thread.

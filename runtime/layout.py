@@ -2,9 +2,9 @@
 
 Computed once per Module (cached as ``Module._instance_layout``) by :func:`layout_of`:
 the instance block's layout (``wasmenv.vmoffsets``) and the defined globals' template
-(``wasmenv.vmglobals``: constant initializers evaluated here, once), tags and tables
-with their initializers, defined memories with their plans and images (validated once
-here) and the C specs allocators open them from, element segments, the data to copy when
+(``wasmenv.vmglobals``: constant initializers evaluated here, once), tags, tables with
+their initializers, defined memories with their plans and images (validated once here),
+the C specs allocators open memories and tables from, element segments, the data to copy when
 an image is not mapped, passive data segments, export names; and, once the first instance began, the allocation its engine's allocator
 serves instances of this module with, and whether they take the one-call path
 (``fast``: one memory and nothing else to link or initialize).
@@ -29,13 +29,14 @@ __all__ = ["InstanceLayout", "DataPlan", "layout_of", "allocation_of"]
 class InstanceLayout:
     """What instantiating a module needs that does not depend on the instance, computed
     once per Module (``Module._instance_layout``): the block layout, the globals template,
-    tags, tables and memories with their plans and images, element segments, the data to
-    copy when an image is not mapped, passive data segments, export names."""
+    tags, tables (with the C specs their allocator opens them from) and memories with their
+    plans and images, element segments, the data to copy when an image is not mapped,
+    passive data segments, export names."""
 
     __slots__ = ("vmoffsets", "block_bytes", "globals_start", "globals_template", "tags", "tables",
-                 "memories", "element_segments", "segmented",
+                 "table_specs", "table_inits", "memories", "element_segments", "segmented",
                  "copies", "passive_data", "export_names", "memory_count", "max_pages",
-                 "reserve_bytes", "specs", "memories_only", "allocation", "fast", "data_plan")
+                 "reserve_bytes", "specs", "memories_only", "initializes", "allocation", "fast", "data_plan")
 
     def __init__(self, module: Module):
         env = module.env
@@ -53,6 +54,10 @@ class InstanceLayout:
         lazy = tinit.tables if isinstance(tinit, TableInitialization.FuncTable) else ()
         self.tables = tuple(TableSpec.of(env.table_plans[i], lazy[i] if i < len(lazy) else None)
                             for i in range(env.num_imported_tables, len(env.table_plans)))
+        # The C specs allocators open the defined tables from (wenv_tables.h), together.
+        self.table_specs = _ffi.new_table_specs([(spec.plan.table.minimum, spec.limit) for spec in self.tables])
+        self.table_inits = tuple((k, spec.plan.table.init, spec.plan.table.minimum)  # (defined index, expr, size)
+                                 for k, spec in enumerate(self.tables) if spec.plan.table.init is not None)
         images = module.images
         self.memories = tuple((env.memory_plans[i], images[i])
                               for i in range(env.num_imported_memories, len(env.memory_plans)))
@@ -85,6 +90,9 @@ class InstanceLayout:
                 spec.image_key = image.key
         self.allocation = None  # the engine allocator's begin_instance(module), once it accepted it
         self.fast = False       # specs[0].pool is set: instances use _ffi.instance_open/close
+        # Anything for Instance._instantiate to do (after the allocator opened memories and tables)?
+        self.initializes = bool(self.globals_template.per_instance or self.table_inits or self.element_segments
+                                or self.segmented or self.copies or env.start_func is not None)
         self.memories_only = not (env.initializers or env.globals or self.tags or env.table_plans
                                   or self.element_segments or self.segmented or self.copies
                                  or env.start_func is not None)
@@ -122,8 +130,12 @@ class DataPlan:
 def allocation_of(module: Module, layout: InstanceLayout):
     """What the engine's allocator gives instances of ``module`` (asked once per module:
     a pooling allocator checks the module against its limits there, and may refuse)."""
-    layout.allocation = begin_instance(module.engine.allocator, module)
-    return layout.allocation
+    alloc = begin_instance(module.engine.allocator, module)
+    context = alloc.fast_context(layout)
+    if context is not None:  # the spec's pool: an instance's only memory opens in one call
+        layout.specs[0].pool = context
+    layout.allocation = alloc
+    return alloc
 
 
 def layout_of(module: Module) -> InstanceLayout:

@@ -33,6 +33,11 @@ Slot state (what the pool knows about each slot's pages)
 * ``poisoned``: a reset step failed, so nothing above holds; the slot is replaced by
   fresh PROT_NONE anonymous memory (``mmap(MAP_FIXED)``) before anybody gets it.
 
+A slot whose Memory object was never made is not reset at release: nothing could write
+it (a write needs the descriptor: a Memory, the instance's interpreter state, which
+makes its Memory objects, or data segments, written through them), so its pages are as
+its take left them (``wenv_pool_put_clean``). Otherwise:
+
 Release (Instance.close, or Memory.close once its object was made; a slot whose Memory
 has an access, grow or wasm call in flight is released by C when the last of them has
 left, and a grow names the tenancy it started in): reset the contents of ``[0, accessible)``: the
@@ -51,11 +56,15 @@ replaced by fresh anonymous zero pages; then exactly ``[0, minimum)`` is made R/
 not hold it already. The same module instantiated again in the same slot costs no
 syscall at acquire and one madvise at release.
 
-Tables: max_instances x max_tables_per_instance table slots. Table storage is a sparse
-dict owned by each Table (dropped at close), so a table slot is accounting:
+Tables: max_instances x max_tables_per_instance table slots, in C (c_src/wenv_tables.h,
+a ``wenv_table_pool``). A slot keeps its table storage (a reservation of elements)
+between tenants: a tenant's table is moved out of it at instantiation and back at
+release, zeroed where the tenant may have written (a table no Table view was made of
+was never written: nothing to zero), so a tenancy costs no syscall.
 ``max_table_elements`` caps a table's minimum (AllocationError at instantiation) and its
-growth (``grow`` returns -1); the slot returns to the pool when the table is closed (by
-its instance's close, or by the Table's own backstop).
+growth (``grow`` returns -1); the slot returns to the pool with its instance's close,
+or, once a Table view of it was made, when that view is closed and no importer shares
+it any more (or by the view's own backstop).
 
 Instances: ``begin_instance`` checks a module against the limits once, before anything
 is allocated; the instance's first slot take counts it (at most ``max_instances``), and
@@ -71,8 +80,10 @@ are returned. The allocator's backstop (``__del__``) does the same.
 
 Where it runs: the per-instance work above (count the instance, pop a slot, prepare it;
 reset it, push it back) is C (c_src/wenv_pool.c), one call each way, so that a pooled
-instantiation costs little more than its syscalls. Python reserves the pool, checks a
-module against the limits once, and keeps the table slots. Threads: slot and instance
+instantiation costs little more than its syscalls; an instance with one memory takes
+its slot and its table slots in one call, and gives them back in one
+(``wenv_instance_open_tables``). Python reserves the pool and checks a module against
+the limits once. Threads: slot and instance
 bookkeeping is under one mutex; the syscalls that prepare or reset a slot run outside
 it, on a slot nobody else can see.
 """
@@ -91,10 +102,9 @@ from ._pool_core import PoolMemorySlot, _PoolCore
 from .allocator import InstanceAllocation, InstanceAllocator
 from .errors import AllocationError
 from .memory import Memory, ReservedSlot
-from .table import Table
 # The pool's state lives in _pool_core; these stay importable from here, where they were
 # defined before (tests and runtime/_owner.py name runtime.pooling._IN_USE).
-from ._pool_core import MAX_CHUNK_BYTES as MAX_CHUNK_BYTES, PoolTableSlot as PoolTableSlot
+from ._pool_core import MAX_CHUNK_BYTES as MAX_CHUNK_BYTES
 from ._pool_core import _IN_USE as _IN_USE
 
 __all__ = ["PoolingAllocator"]
@@ -110,6 +120,7 @@ def _check_count(name: str, value) -> int:
 
 
 _take = _ffi.pool_take
+_open_tables, _close_tables = _ffi.instance_open_tables, _ffi.instance_close_tables
 
 
 class _PoolAllocation(InstanceAllocation):
@@ -122,18 +133,28 @@ class _PoolAllocation(InstanceAllocation):
         self.allocator = allocator
         self._core = core
 
-    def begin(self, module, layout) -> list:
+    @property
+    def table_pool(self):
+        return self._core.table_native
+
+    def begin(self, module, layout, tables=None) -> list:
         core = self._core
         if not core.reserved:
             core.ensure_reserved(module.engine.tunables)
         native = core.native
         if native is None:
             raise ValueError("the PoolingAllocator is closed")
+        if layout.memory_count == 1:  # one C call: the slot (counting the instance) and the tables
+            slot = _open_tables(layout.specs, core.table_native, layout.table_specs, len(layout.tables),
+                                _ffi.NULL if tables is None else tables)
+            if slot >= 0:
+                return [slot]
+            # Nothing is left taken: the same in steps says which failed (after a
+            # collection, at max_instances).
         if layout.memory_count == 0:
             code = _ffi.pool_begin(native)
             if code:
                 self._retry(code, 0, lambda: _ffi.pool_begin(native) or 0)
-            return []
         slots = []
         try:
             for index in range(layout.memory_count):
@@ -143,11 +164,17 @@ class _PoolAllocation(InstanceAllocation):
                     slot = self._retry(slot, err, lambda i=index: _take(native, layout.specs + i,
                                                                         0 if slots else 1))
                 slots.append(slot)
+            self.open_tables(layout, tables)
         except BaseException:
-            if slots:
+            if slots or layout.memory_count == 0:
                 self.finish(layout, slots, None)
             raise
         return slots
+
+    def tables_failed(self, code: int, err: int) -> None:
+        if code == -1:
+            _ffi.tables_open_failed("opening the instance's tables", err)
+        raise self._core.refused(code, "opening the instance's tables", err)
 
     def _retry(self, code: int, err: int, again):
         """Raise for a refused call (``err``: its errno); at max_instances, collect
@@ -177,7 +204,7 @@ class _PoolAllocation(InstanceAllocation):
         return self._retry(code, err, lambda: _take(native, layout.specs, 1))
 
     def close_failed(self, layout, slot: int, rc: int) -> None:
-        """After _ffi.instance_close returned ``rc`` != 0 (wenv_pool_put's result)."""
+        """After _ffi.instance_close returned ``rc`` != 0 (wenv_pool_put_clean's result)."""
         self._core.after_put(rc, slot)
 
     def memory(self, layout, index: int, slot: int) -> Memory:
@@ -189,19 +216,6 @@ class _PoolAllocation(InstanceAllocation):
         core = self._core
         base = _ffi.pool_slot_base(core.native, slot)
         return (base, base + core.stride)
-
-    def allocate_table(self, spec, instance, init=None) -> Table:
-        core = self._core
-        minimum = spec.plan.table.minimum
-        if minimum > core.max_table_elements:
-            raise AllocationError(f"table minimum of {minimum} elements exceeds the pool's "
-                                  f"max_table_elements={core.max_table_elements}", "max_table_elements")
-        slot = core.take_table_slot()
-        try:
-            return Table._for_spec(spec, instance, init, slot=slot)
-        except BaseException:
-            slot.release()
-            raise
 
     def closing(self, layout, slots, made) -> bool:
         """When every memory's Memory was made, the one closed last (the first) ends the
@@ -215,13 +229,21 @@ class _PoolAllocation(InstanceAllocation):
         _ffi.memory_own_pool_slot(memory._desc, self._core.native, slots[0], 1)
         return True
 
-    def finish(self, layout, slots, made, ended: bool = False) -> None:
+    def finish(self, layout, slots, made, ended: bool = False, tables=None) -> None:
         core = self._core
+        if tables is not None and made is None and len(slots) == 1:  # one C call
+            rc = _close_tables(layout.specs, slots[0], core.table_native, len(layout.tables), tables)
+            if rc:
+                core.after_put(rc, slots[0])
+            return
+        self.close_tables(layout, tables)
+        # Slots whose Memory was never made: nothing could write them (no descriptor, no
+        # interpreter state, no data written), they need no reset.
         pending = [slot for index, slot in enumerate(slots) if made is None or made[index] is None]
         for slot in pending[:-1]:
-            core.put(slot, False)
+            core.put(slot, False, clean=True)
         if pending:
-            core.put(pending[-1], True)
+            core.put(pending[-1], True, clean=True)
         elif not ended:
             core.end()
 
@@ -299,6 +321,8 @@ class PoolingAllocator(InstanceAllocator):
         if module not in self._fits:
             self.check_module(module)
             self._fits.add(module)
+        # Reserved now (once), so that the allocation's fast_context is the C pool.
+        self._core.ensure_reserved(module.engine.tunables)
         return self._allocation
 
     def check_module(self, module) -> None:

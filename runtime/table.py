@@ -62,25 +62,26 @@ class Table(Owner):
     is resolved to its instance's funcref record (``wenv_vm_funcref``: the same record
     ref.func gives) on its first read, by C, whoever reads it.
 
-    ``slot`` (from a pooling allocator): an object with ``max_elements`` (a cap on
-    ``grow``), ``open_storage(size, limit, init_cell)`` (the native storage, which the slot
-    owns and keeps for its next tenant) and ``release()`` (called once by :meth:`close`).
-    The Table owns the slot (or else its native storage): :meth:`close`, context manager,
-    and the Owner backstop.
+    A host table owns its native storage. A defined table of an instance is opened by its
+    instance's allocator in C (``runtime.allocator``: its own reservation, or a pool's
+    table slot) and owned by the instance; its Table, made on first use
+    (``Instance._table``), views the instance's entry (:class:`_Entry`) and from then on
+    owns it: :meth:`close` (its instance's, or the Owner backstop) gives it back, once the
+    last importer sharing it is done (``_share``).
 
     ``grow_limit`` (a hook for a store's limits): None, or a callable ``(old, new) ->
     bool`` asked before every grow; False makes the grow return -1.
     """
 
-    def __init__(self, ty: TableType, init=None, *, lazy: Optional[Sequence[Optional[int]]] = None,
-                 slot=None):
-        self._setup(ty, slot, _lazy_array(lazy) if lazy else None, len(lazy) if lazy else 0)
-        self._t = _ffi.table_open(ty.minimum, self._limit(table_limit(ty)), self._cell(init))
+    def __init__(self, ty: TableType, init=None, *, lazy: Optional[Sequence[Optional[int]]] = None):
+        self._setup(ty, None, _lazy_array(lazy) if lazy else None, len(lazy) if lazy else 0)
+        self._t = _ffi.table_open(ty.minimum, table_limit(ty), self._cell(init))
 
-    def _setup(self, ty: TableType, slot, lazy, lazy_len: int) -> None:
-        """The fields of a new Table (``lazy``: a C array from _lazy_array, or None)."""
+    def _setup(self, ty: TableType, entry, lazy, lazy_len: int) -> None:
+        """The fields of a new Table (``entry``: an instance's :class:`_Entry` it views, or
+        None: it owns ``_t``; ``lazy``: a C array from _lazy_array, or None)."""
         self.ty = ty
-        self._slot = slot
+        self._entry = entry
         self._closed = False
         self.grow_limit = None
         self._store = None  # set by the instance that defines it (runtime.store limits)
@@ -95,25 +96,15 @@ class Table(Owner):
         self._shares = 1  # its definer's, plus one per live importer (_share): the storage
         # goes when the last is given back, so an importer's code never reads freed cells
 
-    def _limit(self, limit: int) -> int:
-        """``limit`` capped by the pool slot's size, if any."""
-        return limit if self._slot is None else min(limit, self._slot.max_elements)
-
     @classmethod
-    def _for_spec(cls, spec: "TableSpec", instance, init=None, slot=None) -> "Table":
-        """The defined table of ``instance`` that ``spec`` (its module's layout) describes;
-        ``init`` is the value of its initializer expression (None: null)."""
-        ty = spec.plan.table
+    def _adopt(cls, spec: "TableSpec", instance, entry: "_Entry") -> "Table":
+        """The view of ``instance``'s defined table that ``spec`` (its module's layout)
+        describes, opened in ``entry`` (its elements uninitialized, or as the instance
+        wrote them); the view owns the entry from now on."""
         self = cls.__new__(cls)
-        self._setup(ty, slot, spec.lazy, spec.lazy_len)
-        if init is not None:
-            check_ref(ty.element, init)
-        if instance is not None:  # first: an externref init's cell goes to its store's registry
-            self._bind(instance)
-        cell, limit = 0 if init is None else self._cell(init), self._limit(spec.limit)
-        # A pool's table slot keeps its storage between tenants (reset in C): it owns it.
-        self._t = _ffi.table_open(ty.minimum, limit, cell) if slot is None \
-            else slot.open_storage(ty.minimum, limit, cell)
+        self._setup(spec.plan.table, entry, spec.lazy, spec.lazy_len)
+        self._t = entry.take()
+        self._bind(instance)
         return self
 
     def _hold(self, holder, storage: bool = True) -> None:
@@ -187,8 +178,10 @@ class Table(Owner):
 
     @property
     def _native(self):
-        """The ``wenv_table *`` (the interpreter's view); raises ValueError once closed."""
-        if self._closed:
+        """The ``wenv_table *`` (the interpreter's view): a closed view's storage stays
+        for the importers still sharing it, whose code runs on it (their interpreter
+        state may be made after the definer closed); raises ValueError once it is gone."""
+        if self._closed and not self._shares:
             raise ValueError("table is closed")
         return self._elements
 
@@ -210,6 +203,8 @@ class Table(Owner):
         check_ref(self.ty.element, init)
         if delta < 0:
             raise ValueError("delta must be >= 0")
+        if self._closed:  # (_grow_cell is also the importers' code's, see _native)
+            raise ValueError("table is closed")
         return self._grow_cell(delta, self._cell(init))
 
     def _grow_cell(self, delta: int, cell: int) -> int:
@@ -302,17 +297,39 @@ class Table(Owner):
             self._shares -= 1
             if self._shares:
                 return
-            if self._slot is None:  # (a pool slot's storage stays the slot's: release())
+            if self._entry is None:
                 _ffi.table_close(self._t)
         holds, self._holds = self._holds, {}
-        slot, self._slot = self._slot, None
         for _holder, taken in holds.values():
             _give_back(taken)
-        if slot is not None:
-            slot.release()
+        if self._entry is not None:  # (kept: ``_t`` points into its entry's array)
+            self._entry.release()
 
     def __repr__(self):
         return f"<Table {self.ty.element} size={self.size} max={self.ty.maximum}>"
+
+
+class _Entry:
+    """Entry ``index`` of an instance's ``wenv_instance_table[]`` (``tables``, kept alive
+    here), whose storage came from the table pool ``pool`` (NULL: a reservation of its
+    own) of ``allocation`` (kept alive here: the pool stays until its tables are back)."""
+
+    __slots__ = ("tables", "index", "pool", "allocation")
+
+    def __init__(self, tables, index: int, pool, allocation):
+        self.tables = tables
+        self.index = index
+        self.pool = pool
+        self.allocation = allocation
+
+    def take(self):
+        """Hand the entry to its view (the instance's close releases it no more): its ``wenv_table *``."""
+        self.tables[self.index].viewed = 1
+        return _ffi.instance_table(self.tables, self.index)
+
+    def release(self) -> None:
+        """Give the storage back (C: at most once), zeroed where its view may have written."""
+        _ffi.table_release(self.pool, self.tables + self.index, 1)
 
 
 def _take(memories, tables, besides=None, what="the instance of a function reference") -> list:

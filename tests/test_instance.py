@@ -283,6 +283,72 @@ def test_passing_imports_to_a_module_without_imports_takes_the_general_path(engi
         assert i.exports["m"].read(0, 4) == j.exports["m"].read(0, 4) == b"head"
 
 
+TABLES = """(module (memory 1) (table $t (export "t") 4 funcref) (table (export "u") 2 externref)
+  (func $f (export "f") (result i32) (i32.const 7)) (elem (i32.const 1) $f)
+  (func (export "call1") (result i32) (call_indirect $t (result i32) (i32.const 1))))"""
+
+
+def test_table_views_are_made_on_first_use_and_only_once(engine):
+    i = inst(engine, TABLES)
+    assert i._views is None  # nobody looked yet: the tables are open in C only
+    t = i.exports["t"]
+    assert i._views == [t, None]  # only the table asked for
+    assert i.exports["t"] is t and i._table(0) is t and i.tables[0] is t
+    assert t.get(1) is i.exports["f"] and t.get(0) is None  # the lazy element: this instance's f
+    i.close()
+    assert t.closed
+    with pytest.raises(ValueError, match="table is closed"):
+        t.get(1)
+    with pytest.raises(ValueError, match="instance is closed"):
+        i.exports["u"]  # never made: none is made after close
+    with pytest.raises(ValueError, match="instance is closed"):
+        _ = i.tables
+
+
+def test_a_call_binds_the_tables_and_resolves_lazy_elements_in_c(engine):
+    i = inst(engine, TABLES)
+    assert i.exports["call1"]() == 7  # the interpreter made the views (its vm reaches them)
+    t, u = i._views
+    assert i.tables == [t, u] and t.get(1) is i.exports["f"]
+    i.close()
+    assert t.closed and u.closed
+
+
+def test_tables_never_looked_at_are_released_by_close_and_by_the_backstop(engine):
+    module = Module(engine, wat(TABLES))
+    Instance(module).close()
+    gc.collect()
+    before = maps_and_fds(collect=True)
+    for _ in range(50):
+        Instance(module).close()
+    for _ in range(50):
+        Instance(module)  # dropped unclosed: __del__ releases them
+    assert maps_and_fds(collect=True) == before
+    if isinstance(engine.allocator, PoolingAllocator):
+        assert engine.allocator.live_tables == engine.allocator.live_instances == 0
+
+
+def test_an_imported_table_outlives_its_definers_close(engine):
+    a = inst(engine, '(module (table (export "t") 2 funcref) (func $f (result i32) (i32.const 7))'
+                     ' (elem (i32.const 0) $f))')
+    t = a.exports["t"]
+    b = inst(engine, '(module (import "a" "t" (table 2 funcref))'
+                     ' (func (export "call0") (result i32) (call_indirect (result i32) (i32.const 0))))',
+             {("a", "t"): t})
+    pool = engine.allocator if isinstance(engine.allocator, PoolingAllocator) else None
+    live = pool.live_tables if pool else 0
+    a.close()
+    assert t.closed
+    with pytest.raises(ValueError, match="table is closed"):
+        t.get(0)
+    assert b.exports["call0"]() == 7  # b's code still runs on the storage (and a's function)
+    if pool:
+        assert pool.live_tables == live  # its table slot stays taken until b closes
+    b.close()
+    if pool:
+        assert pool.live_tables == live - 1
+
+
 def test_threads_asking_for_a_memory_at_once_get_one_object(engine):
     import threading
     module = Module(engine, wat('(module (memory (export "m") 1 2 shared))'))
@@ -303,6 +369,28 @@ def test_threads_asking_for_a_memory_at_once_get_one_object(engine):
         assert got[0].closed
     if isinstance(engine.allocator, PoolingAllocator):
         assert engine.allocator.live_memories == 0
+
+
+def test_threads_asking_for_a_table_at_once_get_one_view(engine):
+    import threading
+    module = Module(engine, wat(TABLES))
+    for _ in range(20):
+        inst = Instance(module)
+        start, got = threading.Barrier(8), []
+
+        def ask(start=start, got=got, inst=inst):
+            start.wait()
+            got.append(inst.exports["t"] if len(got) % 2 else inst.tables[0])
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(got) == 8 and all(t is got[0] for t in got)
+        inst.close()  # one release: a second view would release its entry again
+        assert got[0].closed
+    if isinstance(engine.allocator, PoolingAllocator):
+        assert engine.allocator.live_tables == 0
 
 
 DATA_INTO_IMPORT = """(module (import "e" "m" (memory 1)) (import "e" "g" (global i32))

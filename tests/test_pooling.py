@@ -440,6 +440,55 @@ def test_a_pool_closed_under_a_live_view_is_freed_only_after_its_last_slot_retur
     assert "live (1, 1)" in proc.stdout
 
 
+@pytest.mark.parametrize("memory", ["(memory 1)", ""], ids=["one-memory", "no-memory"])
+def test_an_instance_without_a_table_slot_is_refused_and_leaves_nothing_taken(memory):
+    """Every table slot held (here by a table made outside an instance): instantiation
+    (with one memory: the one-call open, then the same in steps) says which limit, with
+    its memory slot given back and the instance not counted; once the table slot is free
+    again the same module instantiates."""
+    with make_pool() as pool:  # one instance, one table slot
+        mod = Module(Engine(allocator=pool), wat(f'(module {memory} (table (export "t") 2 funcref))'))
+        Instance(mod).close()
+        held = pool.begin_instance(mod).allocate_table(TableSpec.of(mod.env.table_plans[0], None))
+        with pytest.raises(AllocationError) as info:
+            Instance(mod)
+        assert info.value.limit == "max_tables_per_instance"
+        assert pool.live_instances == pool.live_memories == 0 and pool.live_tables == 1
+        held.close()
+        with Instance(mod) as inst:
+            assert inst.exports["t"].size == 2 and pool.live_tables == 1
+        assert pool.live_instances == pool.live_memories == pool.live_tables == 0
+
+
+_POOL_CLOSED_UNDER_LIVE_TABLES = """
+from runtime import Engine, Instance, Module
+from tests.helpers import make_pool, wat
+keep = []  # live until the interpreter's exit, their pools closed long before
+for viewed in (False, True):
+    with make_pool(max_instances=3, max_memory_pages=8) as pool:
+        inst = Instance(Module(Engine(allocator=pool), wat('(module (memory 1) (table (export "t") 4 funcref))')))
+        keep.append(inst)
+        if viewed:
+            keep.append(inst.exports["t"])
+    print("live", pool.live_tables)
+"""
+
+
+def test_a_pool_closed_under_live_tables_keeps_its_table_slots_until_the_last_returns():
+    """Instances (one with a Table view) outlive their pool's close and every Python
+    reference: at exit, whatever order the finalizers run in, their tables go back into a
+    table pool that is still allocated (C frees it with the last table in use)."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONMALLOC="malloc")
+    proc = subprocess.run([sys.executable, "-c", _POOL_CLOSED_UNDER_LIVE_TABLES], env=env,
+                          cwd=os.path.dirname(os.path.dirname(__file__)), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["live", "1", "live", "1"]
+
+
 @pytest.mark.parametrize("grown_to", [64, 20_000], ids=["memset", "decommit"])
 def test_a_table_slot_keeps_its_storage_and_the_next_tenant_sees_none_of_it(grown_to):
     """A table slot's storage is kept between tenants and reset in C: elements the last
@@ -453,10 +502,10 @@ def test_a_table_slot_keeps_its_storage_and_the_next_tenant_sees_none_of_it(grow
             table, f = first.exports["t"], first.exports["f"]
             assert table.grow(grown_to - 4, f) == 4
             table.fill(0, f, table.size)
-            storage = table._t
+            storage = table._t.elements  # (a tenant's table moves in and out of its slot)
         with Instance(mod) as second:
             table = second.exports["t"]
-            assert table._t == storage  # the same storage, reused
+            assert table._t.elements == storage  # the same storage, reused
             assert table.size == 4
             assert [table.get(i) for i in (0, 2, 3)] == [None] * 3
             assert table.get(1) is second.exports["f"]

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime import AllocationError, Engine, Instance, Module, Trap, TrapCode, WasmRuntimeError
+from runtime import AllocationError, Engine, Global, Instance, Module, Trap, TrapCode, WasmRuntimeError, _ffi
 from tests.helpers import (GUARD, MAX_PAGES, PAGE, WASM_PAGE, _memory_only, check_clean,
                            check_grown_clean, compile_all, dirty, each_reset, expected, layout,
                            linux_only, make_pool, module_text, smaps_usage, wat)
@@ -544,4 +544,90 @@ def test_reused_slot_shows_no_global_or_table_element_of_its_previous_tenant():
                     for k in range(8):  # dirty this tenant's cells too, for the next round
                         g = ex[f"g{k}"]
                         g.value = marker if k == 3 else (ex["two"] if k == 4 else 5)
+        assert pool.live_instances == pool.live_memories == pool.live_tables == 0
+
+
+@each_reset
+@pytest.mark.parametrize("memory", ["", "(memory 1)"], ids=["no-memory", "one-memory"])
+def test_a_lazily_made_table_view_never_sees_the_next_tenant(memory):
+    """A pooled instance's table view is made on first use, from the instance's own entry:
+    a view made before its instance closed raises afterwards and its storage pointer
+    reads as an empty table while the next tenant uses the same table slot; tenants
+    that wrote through wasm code only (the interpreter made the views), through a view,
+    or never made a view at all, each leave the slot clean (its next tenant's view reads
+    its own lazy element and nulls, before and after growing)."""
+    text = (f'(module {memory} (table (export "t") 4 64 funcref) (func $f (export "f"))'
+            ' (elem (i32.const 1) $f)'
+            ' (func (export "dirty") (table.fill 0 (i32.const 0) (ref.func $f) (i32.const 4))'
+            '   (drop (table.grow 0 (ref.func $f) (i32.const 60)))))')
+    with make_pool() as pool:  # one table slot
+        mod = Module(Engine(allocator=pool), wat(text))
+        stale = None
+        for round_ in range(9):
+            inst = Instance(mod)
+            assert inst._views is None and pool.live_tables == 1
+            if stale is not None:  # the last tenant's view, while this one holds the slot
+                with pytest.raises(ValueError, match="table is closed"):
+                    stale.get(0)
+                assert stale._t.size == 0 and stale._t.elements == _ffi.NULL
+            t = inst.exports["t"]
+            assert t.size == 4 and t.get(1) is inst.exports["f"]
+            assert [t.get(i) for i in (0, 2, 3)] == [None] * 3
+            assert t.grow(60) == 4 and all(t.get(i) is None for i in range(4, 64))
+            inst.close()
+            inst = Instance(mod)
+            how = round_ % 3
+            if how == 0:
+                inst.exports["dirty"]()  # wasm code writes all 64 elements
+                stale = None
+            elif how == 1:
+                stale = inst.exports["t"]  # a view writes them
+                stale.grow(60, inst.exports["f"])
+                stale.fill(0, inst.exports["f"], 64)
+            else:
+                stale = None  # never looked at
+            inst.close()
+        assert pool.live_instances == pool.live_memories == pool.live_tables == 0
+
+
+@each_reset
+@pytest.mark.parametrize("writer", ["segmented", "copied", "start", "grown"])
+def test_a_slot_whose_memory_was_never_made_is_not_reset_and_stays_clean(writer):
+    """A tenant whose Memory object was never made is released without a reset (its
+    pages are as its take left them); everything that writes an instance's memory makes
+    that object first: data segments applied per instance (segmented), data copied
+    when images are off, the interpreter (a start function), a grow. After each such
+    tenant (never looked at from Python), the next one finds only zeros."""
+    cow = writer != "copied"
+    with make_pool() as pool:
+        engine = Engine(allocator=pool, memory_init_cow=cow)
+        imports = None
+        if writer == "segmented":  # the offset reads an import: applied per instance
+            text = '(module (import "env" "g" (global i32)) (memory 2 40) (data (global.get 0) "segment"))'
+            imports = {("env", "g"): Global.new(engine, "i32", 70000)}
+        elif writer == "copied":
+            text = '(module (memory 2 40) (data (i32.const 70000) "copied bytes"))'
+        elif writer == "start":
+            text = ('(module (memory 2 40) (func $s (i32.store (i32.const 70000) (i32.const -1))'
+                    ' (drop (memory.grow (i32.const 1)))) (start $s))')
+        else:
+            text = '(module (memory (export "m") 2 40))'
+        tenant = Module(engine, wat(text))
+        plain = compile_all(engine, ["plain"])["plain"]
+        for _ in range(3):
+            inst = Instance(tenant, imports)
+            if writer == "grown":
+                assert inst.exports["m"].grow(1) == 2  # (the export makes it)
+                inst.exports["m"].fill(65536, 0xFE, 2 * 65536)
+            assert inst._made is not None  # whatever wrote it made the object
+            inst.close()
+            with Instance(plain) as inst:
+                check_clean(inst, "plain")
+                check_grown_clean(inst, "plain")
+        # A tenant never looked at, released clean, between two that were.
+        with Instance(plain) as inst:
+            dirty(inst)
+        Instance(plain).close()
+        with Instance(plain) as inst:
+            check_clean(inst, "plain")
         assert pool.live_instances == pool.live_memories == pool.live_tables == 0

@@ -6,7 +6,7 @@ points (accessors, ``interp_run``, ``instance_open``/``close``) to the runtime a
 function objects themselves. One submodule per C concept, named after its header in
 c_src/: :mod:`.wenv` (wenv.h: the extension, status codes, errno -> errors),
 :mod:`.mman`, :mod:`.memory`, :mod:`.instance`, :mod:`.pool`, :mod:`.vmctx` (and
-wenv_vmoffsets.h), :mod:`.table`, :mod:`.interp`, :mod:`.traps`, :mod:`.bench`. Nothing
+wenv_vmoffsets.h), :mod:`.table`, :mod:`.tables`, :mod:`.interp`, :mod:`.traps`, :mod:`.bench`. Nothing
 outside this package imports ``runtime._native``; ``ffi``/``lib`` are re-exported for the
 tests of the C ABI itself (struct layouts, constants), not for runtime code.
 
@@ -47,8 +47,8 @@ from .instance import (
 )
 from .pool import (
     POOL_MAX_INSTANCES, POOL_NO_SLOT, POOL_CLOSED, POOL_FAIL, pool_new, pool_free,
-    pool_forget_reservation, pool_begin, pool_take, pool_put, pool_end, pool_close,
-    pool_slot_base, pool_table_reset, pool_failed, pool_slot_tenancy, pool_grow, pool_stats,
+    pool_forget_reservation, pool_begin, pool_take, pool_put, pool_put_clean, pool_end, pool_close,
+    pool_slot_base, pool_failed, pool_slot_tenancy, pool_grow, pool_stats,
     pool_slot_state, pool_inject_failures,
 )
 from .vmctx import (
@@ -58,6 +58,11 @@ from .vmctx import (
 from .table import (
     LAZY_NONE, address_of, table_open, table_bind, table_close, table_get, table_set,
     table_fill, table_init, table_grow, new_table_array,
+)
+from .tables import (
+    POOL_NO_TABLE_SLOT, new_table_specs, new_instance_tables, instance_table, table_pool_new,
+    tables_open_failed, table_pool_close, table_pool_free, table_pool_live, tables_open,
+    tables_close, table_release, instance_open_tables, instance_close_tables,
 )
 from .interp import (
     I_DONE, I_UNREACHABLE, I_DIV_ZERO, I_INT_OVERFLOW, I_BAD_CONV, I_OOB, I_OOB_GUARD,

@@ -29,10 +29,10 @@ pool_forget_reservation = lib.wenv_pool_forget_reservation  # (pool): later puts
 pool_begin = lib.wenv_pool_begin      # (pool) -> 0 or POOL_* code
 pool_take = lib.wenv_pool_take        # (pool, spec, count_instance) -> slot, -1 (errno) or POOL_* code
 pool_put = lib.wenv_pool_put          # (pool, slot, end_instance) -> 1 if closed and unused, -1 refused
+pool_put_clean = lib.wenv_pool_put_clean  # (pool, slot, end_instance): pool_put of a slot nothing wrote
 pool_end = lib.wenv_pool_end          # (pool) -> 1 if closed and unused, -1 if no instance is live
 pool_close = lib.wenv_pool_close      # (pool) -> 1 if unused
 pool_slot_base = lib.wenv_pool_slot_base
-pool_table_reset = lib.wenv_pool_table_reset  # (t, size, maximum, init_cell) -> 0, or -1 (ERANGE)
 
 
 def pool_failed(what: str, err: int = None):
