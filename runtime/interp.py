@@ -193,8 +193,9 @@ HEADROOM_FRAMES = 100
 #: costs more than 4 Python frames, and CPython's default limit is 1000).
 _PROBE_FROM_DEPTH = 32
 _IDS = itertools.count(1)
-#: wenv_vm.id -> its instance (what C reports back: a host call's caller, a funcref's owner)
-_INSTANCES = weakref.WeakValueDictionary()
+#: wenv_vm.id -> the _Site of that vm: a weak reference to its instance (what C reports
+#: back: a host call's caller, a funcref's owner), dropped when the instance goes
+_SITES = {}
 
 
 def _stacks(t, cells: int, nframes: int):
@@ -216,20 +217,34 @@ class _Results(NamedTuple):
         return self.cells[i]
 
 
-class _Site:
+class _Site(weakref.ref):
     """An instance's interpreter state (made when first needed) and what keeps it valid:
     its ``wenv_vm`` (one allocation: c_src/wenv_interp.h) points into the instance block
-    and at its memories' descriptors and tables, which the instance keeps."""
+    and at its memories' descriptors and tables, which the instance keeps. It is also the
+    instance's entry in the registry of vms, a weak reference to it (instance_of_vm). The
+    registry holds it, so it holds no Python object but native blocks: a table would lead
+    back to the instance, its ModuleCode would keep the module alive one collection longer
+    than the instance (its instance's module keeps the code its vm points into)."""
 
-    __slots__ = ("mc", "vm", "block", "tables", "bad_layout", "links")
+    __slots__ = ("vm", "block", "bad_layout", "links")
 
-    def __init__(self, mc, vm, block, tables, bad_layout, links):
-        self.mc = mc
+    def __new__(cls, instance, *state):
+        return super().__new__(cls, instance, _forget)
+
+    def __init__(self, instance, vm, block, bad_layout, links):
+        super().__init__(instance, _forget)
         self.vm = vm          # the wenv_vm (its funcref records, and its links unless shared, in its tail)
         self.block = block    # the instance block (its vm reads the globals there), or None
-        self.tables = tables  # the instance's Table objects, imported ones first
         self.bad_layout = bad_layout  # memory 0 has another geometry than the module's code was made for
         self.links = links    # the vm whose link arrays this one shares (_shared_links), or None
+
+
+def _forget(site) -> None:
+    """The instance of ``site`` is gone: so is its registry entry (and with it the site)."""
+    try:
+        _SITES.pop(site.vm.id, None)
+    except Exception:  # interpreter shutdown (module globals gone)
+        pass
 
 
 def site_of(instance) -> _Site:
@@ -256,7 +271,7 @@ def _make_site(instance) -> _Site:
     bad_layout = mc.ctx.geometry is not None and geometry(descs[0]) != mc.ctx.geometry
     env = instance.module.env
     imported = instance._imported_funcs
-    tables = instance.tables  # (the instance's list: defined tables join it, bind_tables)
+    tables = instance.tables  # (imported ones first; defined ones join later: bind_tables)
     nfuncrefs = layout_of(instance.module).vmoffsets.count("funcrefs")
     # Only imported memories and tables (an Emscripten side module): the links are the
     # imports', the same for every instance linked to the same ones.
@@ -285,8 +300,8 @@ def _make_site(instance) -> _Site:
             table._hold(instance, storage=False)
     if links is None:
         _link(vm, descs, tables, imported)
-    _INSTANCES[vm_id] = instance
-    return _Site(mc, vm, block, tables, bad_layout, links)
+    site = _SITES[vm_id] = _Site(instance, vm, block, bad_layout, links)
+    return site
 
 
 def _link(vm, descs, tables, imported) -> None:
@@ -320,13 +335,16 @@ def bind_tables(site, tables) -> None:
     instantiation has made them (the state was made before them, for their funcrefs)."""
     if site.links is not None:  # (shared only by modules that define no table)
         raise AssertionError("bind_tables on shared links")  # pragma: no cover
-    site.tables = tables
     _ffi.vm_set_tables(site.vm, [t._native for t in tables])
 
 
 def instance_of_vm(vm):
-    """The instance of a ``wenv_vm *`` (C hands it back in exits and funcrefs)."""
-    return _INSTANCES[vm.id]
+    """The instance of a ``wenv_vm *`` (C hands it back in exits and funcrefs); KeyError
+    once that instance is gone."""
+    instance = _SITES[vm.id]()
+    if instance is None:
+        raise KeyError(vm.id)
+    return instance
 
 
 _NUMERIC = (ValType.I32, ValType.I64, ValType.F32, ValType.F64)
@@ -406,7 +424,7 @@ def call_bits(instance, func_index: int, cells):
         from .errors import WasmRuntimeError
         raise WasmRuntimeError("memory 0 of this instance has another layout than the one its "
                                "module's code was translated for (raw accesses need its guard)")
-    mc = site.mc
+    mc = module_code(instance.module)
     mc.ensure(func_index)
     instance._enter()  # its memories stay allocated until _leave, even if it closes meanwhile
     try:
@@ -441,16 +459,15 @@ def _call_entered(instance, site, mc, func_index: int, cells):
         if status == _ffi.I_EXIT_HOST:
             _host_call(c, t, used, fused)
         elif status == _ffi.I_EXIT_TRANSLATE:
-            site_of(instance_of_vm(c.exit_vm)).mc.ensure(c.exit_arg0)
+            module_code(instance_of_vm(c.exit_vm).module).ensure(c.exit_arg0)
         elif status == _ffi.I_EXIT_GROW:
             _grow(c, instance_of_vm(c.vm))
         elif status == _ffi.I_EXIT_TABLE_GROW:
-            table = site_of(instance_of_vm(c.vm)).tables[c.exit_arg0]
+            table = instance_of_vm(c.vm).tables[c.exit_arg0]
             mask = 0xFFFFFFFFFFFFFFFF if table.ty.table64 else 0xFFFFFFFF
             c.exit_dst[0] = table._grow_cell(c.exit_arg1 & mask, c.exit_dst[0]) & mask
         elif status == _ffi.I_EXIT_BULK:
-            inst = instance_of_vm(c.vm)
-            _bulk(inst, site_of(inst), c)
+            _bulk(instance_of_vm(c.vm), c)
         else:
             raise _trap(c, status, frames, engine.wasm_backtrace_max_frames, mc)
 
@@ -548,7 +565,7 @@ def _trap(c, status, frames, max_frames, mc) -> Exception:
     return WasmRuntimeError(f"interpreter: unexpected status {status}")  # pragma: no cover
 
 
-def _bulk(instance, site, c) -> None:
+def _bulk(instance, c) -> None:
     """Run the bulk_exit at ``c.exit_ip`` (runtime/_translate_tables.BULK): table.init,
     elem.drop, memory.init, data.drop on this instance's segments."""
     ip, fp = c.exit_ip, c.fp
@@ -566,7 +583,7 @@ def _bulk(instance, site, c) -> None:
             d &= 0xFFFFFFFF
         instance.memory_init(target, d, seg, s & 0xFFFFFFFF, n & 0xFFFFFFFF)
         return
-    table = site.tables[target]
+    table = instance.tables[target]
     if not table.ty.table64:
         d &= 0xFFFFFFFF
     s, n = s & 0xFFFFFFFF, n & 0xFFFFFFFF

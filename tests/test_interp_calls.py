@@ -347,3 +347,19 @@ def test_a_fault_inside_a_host_call_is_not_a_wasm_trap():
     assert "host" in proc.stdout
     assert "caught" not in proc.stdout
     assert proc.returncode != 0
+
+
+def test_an_instance_and_its_module_go_in_one_collection_after_calls():
+    """The interpreter state of an instance (runtime/interp.py's registry entry, reachable
+    from the registry while the instance lives) keeps nothing Python alive: a dropped
+    instance in a reference cycle and its module are both freed by one collection."""
+    import weakref
+    module = Module(Engine(), wat("""(module (memory (export "mem") 1)
+      (func (export "f") (result i32) (i32.const 7)))"""))
+    instance = Instance(module)
+    assert instance.exports["f"]() == 7
+    instance.exports["mem"].write(0, b"x")  # a Memory view: a cycle with its instance
+    refs = weakref.ref(instance), weakref.ref(module)
+    del instance, module
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
