@@ -20,6 +20,16 @@ KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 
 
 # -- modules ------------------------------------------------------------------------------
+def mapped_bytes() -> int:
+    """Bytes of address space this process maps (every mapping, reservations included)."""
+    total = 0
+    with open("/proc/self/maps") as f:
+        for line in f:
+            lo, hi = line.split()[0].split("-")
+            total += int(hi, 16) - int(lo, 16)
+    return total
+
+
 def wat(text: str) -> bytes:
     """Assemble WAT text to a binary module (wasmtime.wat2wasm)."""
     return bytes(wasmtime.wat2wasm(text))

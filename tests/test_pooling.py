@@ -16,7 +16,7 @@ from runtime import (AllocationError, Engine, Instance, Memory, Module, PoolingA
                      TrapCode, WasmRuntimeError)
 from runtime.pooling import PoolMemorySlot
 from runtime.table import TableSpec
-from tests.helpers import (GUARD, MAX_PAGES, WASM_PAGE, _memory_only, check_clean, compile_all,
+from tests.helpers import (GUARD, MAX_PAGES, WASM_PAGE, _memory_only, check_clean, compile_all, mapped_bytes,
                            dirty, layout, linux_only, make_pool, maps_and_fds, module_text,
                            run_child, wat)
 
@@ -177,16 +177,6 @@ def test_pool_reservation_failure_names_the_limit():
     assert pool.live_instances == 0
     pool.close()
     assert maps_and_fds()[1] == before[1]
-
-
-def mapped_bytes():
-    """Bytes of address space this process maps (every mapping, reservations included)."""
-    total = 0
-    with open("/proc/self/maps") as f:
-        for line in f:
-            lo, hi = line.split()[0].split("-")
-            total += int(hi, 16) - int(lo, 16)
-    return total
 
 
 @linux_only

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from harness.corpus import SPEC_DIR
+from tests.helpers import mapped_bytes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_ROWS = ("cow", "copy", "pooling", "cow-c", "pooling-c", "floor-cow", "floor-copy", "floor-pooling",
@@ -216,15 +217,6 @@ def test_bench_real_prints_a_row_per_module_and_per_synthetic_size(tmp_path):
     assert set(result["synthetic"]) >= {"funcs-100", "table-1000", "globals-10"}
 
 
-def _mapped_bytes() -> int:
-    total = 0
-    with open("/proc/self/maps") as f:
-        for line in f:
-            lo, hi = line.split()[0].split("-")
-            total += int(hi, 16) - int(lo, 16)
-    return total
-
-
 @pytest.mark.parametrize("kind", ["floor-cow", "floor-pooling"])
 def test_floor_of_every_memory_and_table_and_a_failing_one_leaves_no_mapping(kind):
     """The C floors (scripts/_strategies.Floor) take every defined memory and table: a
@@ -239,10 +231,10 @@ def test_floor_of_every_memory_and_table_and_a_failing_one_leaves_no_mapping(kin
     floor = Floor(kind, huge)
     try:
         assert floor.memory_count == 2 and floor.table_elems == [100] and not floor.empty
-        before = _mapped_bytes()
+        before = mapped_bytes()
         with pytest.raises(OSError) as err:
             floor.run(3, 1)
-        assert err.value.errno == errno.ENOMEM and _mapped_bytes() == before
+        assert err.value.errno == errno.ENOMEM and mapped_bytes() == before
     finally:
         floor.close()
     floor = Floor(kind, wasmtime.wat2wasm('(module (memory 1) (table 100 funcref) (data (i32.const 0) "x"))'))

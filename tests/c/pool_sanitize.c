@@ -15,23 +15,12 @@
 
 #include "wenv_mman.h"
 #include "wenv_pool.h"
+#include "sanitize_harness.h"
 
 #define SLOTS 4
 #define PAGES 8
 #define WPAGE 65536u
 
-static unsigned long rng_state;
-static unsigned long rnd(void)
-{
-    rng_state = rng_state * 6364136223846793005UL + 1442695040888963407UL;
-    return rng_state >> 33;
-}
-
-static int fail(const char *what, long i)
-{
-    fprintf(stderr, "FAIL at step %ld: %s\n", i, what);
-    return 1;
-}
 
 /* One pool with keep_resident = keep over fresh address space: returns the number of
  * takes, or -1 after printing what failed. */

@@ -15,6 +15,7 @@
 
 #include "wenv_tables.h"
 #include "wenv_interp.h"
+#include "sanitize_harness.h"
 
 /* wenv_table.c resolves lazy elements through the interpreter: never reached here (no
  * entry gets a lazy array). */
@@ -27,18 +28,6 @@ wenv_funcref *wenv_vm_funcref(wenv_vm *vm, uint64_t index)
 #define TABLES 3
 #define MAX_ELEMS 40000u
 
-static unsigned long rng_state;
-static unsigned long rnd(void)
-{
-    rng_state = rng_state * 6364136223846793005UL + 1442695040888963407UL;
-    return rng_state >> 33;
-}
-
-static int fail(const char *what, long i)
-{
-    fprintf(stderr, "FAIL at step %ld: %s\n", i, what);
-    return 1;
-}
 
 typedef struct {
     int open;
