@@ -241,14 +241,12 @@ int64_t wenv_pool_take(wenv_pool *p, const wenv_memory_spec *spec, int count_ins
         pthread_mutex_unlock(&p->lock);
         return WENV_POOL_MAX_INSTANCES;
     }
-    if (p->free_count)
-        index = p->free_list[--p->free_count];
-    else if (p->created < p->slot_count)
-        index = p->created++;
-    else {
+    int64_t taken = wenv_slot_index_take(p->free_list, &p->free_count, &p->created, p->slot_count);
+    if (taken < 0) {
         pthread_mutex_unlock(&p->lock);
         return WENV_POOL_NO_SLOT;
     }
+    index = (uint32_t)taken;
     wenv_slot *s = &p->slots[index];
     if (s->in_use)
         abort(); /* a slot handed out twice: the pool's state is corrupt */

@@ -85,4 +85,17 @@ struct wenv_table;
 int wenv_pool_table_reset(struct wenv_table *t, uint64_t size, uint64_t maximum, uint64_t init_cell);
 
 /* CDEF-END */
+
+/* The index a pool hands out next, under its lock (memory slots, wenv_pool.c; table slots,
+ * wenv_tables.c): the last one given back (LIFO: a module instantiated in a loop gets its
+ * slot back), else the first never used; -1 when all `slot_count` are taken. */
+static inline int64_t wenv_slot_index_take(const uint32_t *free_list, uint32_t *free_count, uint32_t *created,
+                                           uint32_t slot_count)
+{
+    if (*free_count)
+        return free_list[--*free_count];
+    if (*created < slot_count)
+        return (*created)++;
+    return -1;
+}
 #endif

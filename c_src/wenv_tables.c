@@ -114,14 +114,12 @@ static int64_t wenv_slot_take(wenv_table_pool *tp, const wenv_table_spec *spec, 
         pthread_mutex_unlock(&tp->lock);
         return WENV_POOL_CLOSED;
     }
-    if (tp->free_count)
-        index = tp->free_list[--tp->free_count];
-    else if (tp->created < tp->slot_count)
-        index = tp->created++;
-    else {
+    int64_t taken = wenv_slot_index_take(tp->free_list, &tp->free_count, &tp->created, tp->slot_count);
+    if (taken < 0) {
         pthread_mutex_unlock(&tp->lock);
         return WENV_POOL_NO_TABLE_SLOT;
     }
+    index = (uint32_t)taken;
     if (tp->in_use[index])
         abort(); /* a slot handed out twice: the pool's state is corrupt */
     tp->in_use[index] = 1;
