@@ -233,8 +233,9 @@ def test_memory_objects_are_made_on_first_use_and_only_once(engine):
         i.memory(0)  # neither the closed object nor a new one
 
 
-def test_a_memory_never_looked_at_is_released_by_close_and_by_the_backstop(engine):
-    module = Module(engine, wat(ONE_MEMORY))
+def _closed_and_dropped_instances_leave_nothing(engine, module, live_counts):
+    """50 instances closed and 50 dropped unclosed (the __del__ backstop) leave no mapping
+    or fd, and a pool counts none of ``live_counts`` (its ``live_*`` attribute names)."""
     Instance(module).close()  # the first instance sets up the one-call path
     gc.collect()
     before = maps_and_fds(collect=True)
@@ -244,7 +245,12 @@ def test_a_memory_never_looked_at_is_released_by_close_and_by_the_backstop(engin
         Instance(module)  # dropped unclosed: __del__ releases it
     assert maps_and_fds(collect=True) == before
     if isinstance(engine.allocator, PoolingAllocator):
-        assert engine.allocator.live_instances == engine.allocator.live_memories == 0
+        assert [getattr(engine.allocator, name) for name in live_counts] == [0] * len(live_counts)
+
+
+def test_a_memory_never_looked_at_is_released_by_close_and_by_the_backstop(engine):
+    _closed_and_dropped_instances_leave_nothing(engine, Module(engine, wat(ONE_MEMORY)),
+                                                ("live_instances", "live_memories"))
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/self/maps")
@@ -315,17 +321,8 @@ def test_a_call_binds_the_tables_and_resolves_lazy_elements_in_c(engine):
 
 
 def test_tables_never_looked_at_are_released_by_close_and_by_the_backstop(engine):
-    module = Module(engine, wat(TABLES))
-    Instance(module).close()
-    gc.collect()
-    before = maps_and_fds(collect=True)
-    for _ in range(50):
-        Instance(module).close()
-    for _ in range(50):
-        Instance(module)  # dropped unclosed: __del__ releases them
-    assert maps_and_fds(collect=True) == before
-    if isinstance(engine.allocator, PoolingAllocator):
-        assert engine.allocator.live_tables == engine.allocator.live_instances == 0
+    _closed_and_dropped_instances_leave_nothing(engine, Module(engine, wat(TABLES)),
+                                                ("live_tables", "live_instances"))
 
 
 def test_an_imported_table_outlives_its_definers_close(engine):
