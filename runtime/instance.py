@@ -72,7 +72,7 @@ class Instance(Initialization, Owner):
     __slots__ = ("module", "_handles", "_layout", "_store", "__dict__", "__weakref__")
     _imported_funcs: Sequence[Func] = ()  # one per imported function, in import order
     _funcs: Optional[dict] = None        # defined function index -> its Func, made on first use
-    _imported_globals: List[tuple] = ()  # per imported global: (type, exporter's cells, cell index)
+    _imported_globals: Sequence[tuple] = ()  # per imported global: (type, exporter's cells, cell index)
     _cells: Optional[GlobalCells] = None  # the defined globals in this instance's block
     _imported_tables: Sequence[Table] = ()
     _has_tables = False          # it defines or imports a table (_enter/_leave count calls)
@@ -143,7 +143,7 @@ class Instance(Initialization, Owner):
         if groups.funcs:
             self._imported_funcs = groups.funcs
         if groups.globals:  # (a view of a closed instance raises here)
-            self._imported_globals = [(ext.ty, ext._live_cells(), ext._index) for ext in groups.globals]
+            self._imported_globals = _imported_globals(imports, groups.globals)
         if env.table_plans:
             self._has_tables = True
             if groups.tables:
@@ -541,6 +541,20 @@ class Instance(Initialization, Owner):
     def __repr__(self):
         count = len(self._imported_memories) + self._layout.memory_count
         return f"<Instance of {self.module.env.name or 'module'}: {count} memories>"
+
+
+def _imported_globals(imports, globals_) -> tuple:
+    """(type, exporter's cells, cell index) of each imported global, each checked live now
+    (a view of a closed instance raises); one tuple, shared by the instances of an
+    InstancePre (``imports``) as long as the exporters' cells are the same."""
+    cells = [ext._live_cells() for ext in globals_]
+    resolved = imports if isinstance(imports, ResolvedImports) else None
+    shared = None if resolved is None else resolved.global_cells
+    if shared is None or any(c is not entry[1] for c, entry in zip(cells, shared)):
+        shared = tuple((ext.ty, c, ext._index) for ext, c in zip(globals_, cells))
+        if resolved is not None:
+            resolved.global_cells = shared
+    return shared
 
 
 _open, _close, _errno_now = _ffi.instance_open, _ffi.instance_close, _ffi.errno_now

@@ -45,12 +45,14 @@ class ResolvedImports:
     (by :class:`runtime.InstancePre`), and grouped by kind once (``groups``):
     :func:`lookup_imports` returns them as they are."""
 
-    __slots__ = ("env", "externs", "groups")
+    __slots__ = ("env", "externs", "groups", "global_cells")
 
     def __init__(self, module_env, externs):
         self.env = module_env
         self.externs = list(externs)
         self.groups = group_imports(module_env, self.externs)
+        #: what its instances' _imported_globals share (runtime.instance._imported_globals)
+        self.global_cells = None
 
 
 def lookup_imports(module_env, imports) -> list:

@@ -332,7 +332,7 @@ class _Entry:
         _ffi.table_release(self.pool, self.tables + self.index, 1)
 
 
-def _take(memories, tables, besides=None, what="the instance of a function reference") -> list:
+def _take(memories, tables, besides=None, what="the instance of a function reference") -> tuple:
     """A use of each of ``memories`` and a share of each of ``tables`` (but ``besides``),
     given back by :func:`_give_back`.
 
@@ -353,7 +353,7 @@ def _take(memories, tables, besides=None, what="the instance of a function refer
     except BaseException:
         _give_back(taken)
         raise
-    return taken
+    return tuple(taken)  # (kept as long as what took it: a tuple is the smaller object)
 
 
 def _give_back(held) -> None:

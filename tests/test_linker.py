@@ -303,3 +303,27 @@ def test_a_func_type_naming_value_types_by_their_text_is_the_valtype_one():
     assert inst.exports["via"](41) == 42
     with pytest.raises(ValueError):
         FuncType(["int"], [])
+
+
+def test_instances_of_an_instance_pre_share_their_imported_global_records(engine):
+    """What an instance records of its imported globals is made once per InstancePre (the
+    per-instance cost of a side module with many imported globals), and still reads and
+    writes the exporter's cell; a closed exporter is still refused per instance."""
+    host = Global.new(engine, "i32", 5, mutable=True)
+    module = Module(engine, wat('''(module (import "env" "g" (global $g (mut i32)))
+      (func (export "get") (result i32) global.get $g))'''))
+    linker = Linker(engine)
+    linker.define(None, "env", "g", host)
+    pre = linker.instantiate_pre(module)
+    a, b = pre.instantiate(), pre.instantiate()
+    assert a._imported_globals is b._imported_globals
+    host.value = 9
+    assert a.exports["get"]() == b.exports["get"]() == 9
+    exporter = Instance(Module(engine, wat('(module (global (export "g") (mut i32) (i32.const 1)))')))
+    linker2 = Linker(engine)
+    linker2.define(None, "env", "g", exporter.exports["g"])
+    pre2 = linker2.instantiate_pre(module)
+    assert pre2.instantiate().exports["get"]() == 1
+    exporter.close()
+    with pytest.raises(ValueError, match="closed"):
+        pre2.instantiate()
