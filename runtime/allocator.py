@@ -55,7 +55,7 @@ returns them to the pool (reset) on release, one C call each way.
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Sequence, runtime_checkable
 
 from wasmenv import MemoryPlan
 
@@ -228,13 +228,16 @@ class _OnDemandAllocation(InstanceAllocation):
 
     __slots__ = ()
 
-    def begin(self, module, layout, tables=None) -> list:
+    def begin(self, module, layout, tables=None) -> Sequence[int]:
         specs = layout.specs
         if layout.memory_count == 1 and tables is not None:  # one C call, all or nothing
             start = _ffi.instance_open_tables(specs, _ffi.NULL, layout.table_specs, len(layout.tables), tables)
             if start >= 0:
                 return [start]
             # Nothing is left open: the same in steps says which failed.
+        if not layout.memory_count:  # (a side module: one shared empty handle sequence)
+            self.open_tables(layout, tables)
+            return ()
         starts = []
         try:
             for index in range(layout.memory_count):

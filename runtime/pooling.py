@@ -93,7 +93,7 @@ import contextlib
 import gc
 import time
 import weakref
-from typing import Optional
+from typing import Optional, Sequence
 
 from wasmenv import MemoryPlan
 
@@ -137,7 +137,7 @@ class _PoolAllocation(InstanceAllocation):
     def table_pool(self):
         return self._core.table_native
 
-    def begin(self, module, layout, tables=None) -> list:
+    def begin(self, module, layout, tables=None) -> Sequence[int]:
         core = self._core
         if not core.reserved:
             core.ensure_reserved(module.engine.tunables)
@@ -169,7 +169,7 @@ class _PoolAllocation(InstanceAllocation):
             if slots or layout.memory_count == 0:
                 self.finish(layout, slots, None)
             raise
-        return slots
+        return slots or ()  # (no memory: one shared empty handle sequence per instance)
 
     def tables_failed(self, code: int, err: int) -> None:
         if code == -1:
