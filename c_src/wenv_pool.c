@@ -423,7 +423,7 @@ void wenv_pool_inject_failures(wenv_pool *p, uint32_t mask)
 
 int wenv_pool_table_reset(struct wenv_table *t, uint64_t size, uint64_t maximum, uint64_t init_cell)
 {
-    if (size > t->accessible || size > maximum || t->elements == NULL) {
+    if (size > t->reserved || size > maximum || t->elements == NULL) {
         errno = ERANGE;
         return -1;
     }

@@ -64,7 +64,6 @@ int wenv_table_open(wenv_table *t, uint64_t size, uint64_t maximum, uint64_t ini
     t->size = size;
     t->maximum = maximum;
     t->reserved = reserved;
-    t->accessible = reserved;
     t->retired = NULL;
     if (init_cell)
         wenv_table_fill_raw(t, 0, size, init_cell);
@@ -88,7 +87,7 @@ void wenv_table_close(wenv_table *t)
     }
     t->retired = NULL;
     t->elements = NULL;
-    t->size = t->accessible = t->reserved = 0;
+    t->size = t->reserved = 0;
 }
 
 int64_t wenv_table_grow(wenv_table *t, uint64_t delta, uint64_t init_cell)
@@ -115,7 +114,7 @@ int64_t wenv_table_grow(wenv_table *t, uint64_t delta, uint64_t init_cell)
         r->next = t->retired;
         t->retired = r;
         __atomic_store_n(&t->elements, (uint64_t *)(uintptr_t)addr, __ATOMIC_RELEASE);
-        t->reserved = t->accessible = reserved;
+        t->reserved = reserved;
     }
     /* Elements past the old size were never written: uninitialized reads null there
      * (the lazy array never reaches past a table's minimum). */

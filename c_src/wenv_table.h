@@ -35,8 +35,7 @@ typedef struct wenv_table {
     uint64_t *elements;
     uint64_t size;
     uint64_t maximum;           /* grow never passes it (the type's maximum, a pool's cap) */
-    uint64_t reserved;          /* elements the reservation holds */
-    uint64_t accessible;        /* elements made R/W (>= size; on-demand: the whole reservation) */
+    uint64_t reserved;          /* elements the reservation holds, all R/W (>= size) */
     const uint32_t *lazy;       /* the module's function index per element, or NULL */
     uint64_t lazy_len;
     struct wenv_vm *vm;         /* the defining instance: resolves `lazy` (wenv_vm_funcref; NULL when lazy is) */

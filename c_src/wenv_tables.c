@@ -128,7 +128,7 @@ static int64_t wenv_slot_take(wenv_table_pool *tp, const wenv_table_spec *spec, 
     memset(&tp->kept[index], 0, sizeof kept);
     pthread_mutex_unlock(&tp->lock);
 
-    if (kept.elements != NULL && spec->size <= kept.accessible) {
+    if (kept.elements != NULL && spec->size <= kept.reserved) {
         /* Zero where a tenant wrote it (wenv_table_release): its elements are uninitialized. */
         e->table = kept;
         e->table.size = spec->size;

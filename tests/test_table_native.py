@@ -30,7 +30,7 @@ def _resident_bytes(start: int, byte_len: int) -> int:
 
 def _resident(table) -> int:
     t = table._native
-    return _resident_bytes(int(runtime._ffi.address_of(t.elements)), t.accessible * 8)
+    return _resident_bytes(int(runtime._ffi.address_of(t.elements)), t.reserved * 8)
 
 
 def test_untouched_million_element_table_costs_no_resident_memory(engine):

@@ -41,7 +41,7 @@ static int check_fresh(const wenv_instance_table *e, const wenv_table_spec *spec
 {
     uint64_t maximum = spec->maximum < cap ? spec->maximum : cap;
     if (e->table.size != spec->size || e->table.maximum != maximum || e->table.elements == NULL
-        || e->table.accessible < spec->size || e->table.lazy != NULL || e->table.vm != NULL)
+        || e->table.reserved < spec->size || e->table.lazy != NULL || e->table.vm != NULL)
         return 0;
     for (uint64_t k = 0; k < e->table.size; k++)
         if (e->table.elements[k] != WENV_ELEM_UNINIT)
