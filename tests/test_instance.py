@@ -346,48 +346,38 @@ def test_an_imported_table_outlives_its_definers_close(engine):
         assert pool.live_tables == live - 1
 
 
-def test_threads_asking_for_a_memory_at_once_get_one_object(engine):
+def _eight_threads_get_one_object(engine, module, ask, live_count):
+    """20 rounds of 8 threads calling ``ask(inst)`` at once on a fresh instance get one
+    object; closing the instance closes it once, and a pool counts none of ``live_count``."""
     import threading
-    module = Module(engine, wat('(module (memory (export "m") 1 2 shared))'))
     for _ in range(20):
         inst = Instance(module)
         start, got = threading.Barrier(8), []
 
-        def ask(start=start, got=got, inst=inst):
+        def run(start=start, got=got, inst=inst):
             start.wait()
-            got.append(inst.memory(0))
-        threads = [threading.Thread(target=ask) for _ in range(8)]
+            got.append(ask(inst, len(got)))
+        threads = [threading.Thread(target=run) for _ in range(8)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert len(got) == 8 and all(m is got[0] for m in got)
-        inst.close()  # one release: a second Memory object would release the memory again
+        assert len(got) == 8 and all(x is got[0] for x in got)
+        inst.close()  # one release: a second object would release it again
         assert got[0].closed
     if isinstance(engine.allocator, PoolingAllocator):
-        assert engine.allocator.live_memories == 0
+        assert getattr(engine.allocator, live_count) == 0
+
+
+def test_threads_asking_for_a_memory_at_once_get_one_object(engine):
+    module = Module(engine, wat('(module (memory (export "m") 1 2 shared))'))
+    _eight_threads_get_one_object(engine, module, lambda inst, k: inst.memory(0), "live_memories")
 
 
 def test_threads_asking_for_a_table_at_once_get_one_view(engine):
-    import threading
-    module = Module(engine, wat(TABLES))
-    for _ in range(20):
-        inst = Instance(module)
-        start, got = threading.Barrier(8), []
-
-        def ask(start=start, got=got, inst=inst):
-            start.wait()
-            got.append(inst.exports["t"] if len(got) % 2 else inst.tables[0])
-        threads = [threading.Thread(target=ask) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert len(got) == 8 and all(t is got[0] for t in got)
-        inst.close()  # one release: a second view would release its entry again
-        assert got[0].closed
-    if isinstance(engine.allocator, PoolingAllocator):
-        assert engine.allocator.live_tables == 0
+    _eight_threads_get_one_object(engine, Module(engine, wat(TABLES)),
+                                  lambda inst, k: inst.exports["t"] if k % 2 else inst.tables[0],
+                                  "live_tables")
 
 
 DATA_INTO_IMPORT = """(module (import "e" "m" (memory 1)) (import "e" "g" (global i32))
