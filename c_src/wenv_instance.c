@@ -46,9 +46,13 @@ static int wenv_release_pool_slot(wenv_memory *m)
     return rc;
 }
 
-void wenv_memory_own_reservation(wenv_memory *m)
+void wenv_memory_own_reservation(wenv_memory *m, int mappable)
 {
     m->release = wenv_release_reservation;
+    if (mappable)
+        __atomic_or_fetch(&m->flags, WENV_MEM_MAPPABLE, __ATOMIC_RELEASE);
+    else
+        __atomic_and_fetch(&m->flags, ~(uint32_t)WENV_MEM_MAPPABLE, __ATOMIC_RELEASE);
 }
 
 void wenv_memory_own_pool_slot(wenv_memory *m, struct wenv_pool *pool, uint32_t slot, int end_instance)

@@ -37,8 +37,9 @@ int wenv_instance_close(const wenv_memory_spec *spec, int64_t handle);
 
 /* Who releases a memory after wenv_memory_close (wenv_memory.h): the descriptor itself,
  * once the last access in flight left. A reservation: munmap of [resv_start, resv_end)
- * as the descriptor says then; a pool slot: wenv_pool_put (with end_instance). */
-void wenv_memory_own_reservation(wenv_memory *m);
+ * as the descriptor says then (`mappable`: a memory that is not shared; it becomes
+ * WENV_MEM_MAPPABLE); a pool slot: wenv_pool_put (with end_instance). */
+void wenv_memory_own_reservation(wenv_memory *m, int mappable);
 void wenv_memory_own_pool_slot(wenv_memory *m, struct wenv_pool *pool, uint32_t slot, int end_instance);
 
 /* wenv_vmctx_alloc (wenv_vmoffsets.h) for a block the caller writes right away (the

@@ -550,12 +550,44 @@ int wenv_init(wenv_memory *m, uint64_t addr, const char *src, uint64_t src_len, 
     WENV_ENTERED(wenv_init_in(m, addr, src, src_len, src_offset, byte_len));
 }
 
+/* [start, start + byte_len) of m holds src's bytes (its range checked): the whole pages
+ * [lo, hi) inside it mapped from w's file when wenv_data_write's rule allows, the rest
+ * copied. A failed mmap may have unmapped [lo, hi) (Linux unmaps before it maps): fresh
+ * zero pages go there, and the whole range is copied. */
+static int wenv_write_mapped_in(wenv_memory *m, const wenv_data_write *w, uint32_t fail)
+{
+    uint64_t page = (uint64_t)wenv_page_size(), start = w->start, end = start + w->byte_len;
+    uint64_t lo = (start + page - 1) / page * page, hi = end / page * page;
+    uint32_t flags = __atomic_load_n(&m->flags, __ATOMIC_ACQUIRE);
+    int st = wenv_locate_range(m, start, w->byte_len);
+    if (st != WENV_OK || w->fd < 0 || !(flags & WENV_MEM_MAPPABLE) || (w->file_offset - start) % page != 0
+        || hi < lo || hi - lo < WENV_MAP_WRITE_BYTES)
+        return st != WENV_OK ? st : wenv_write_in(m, start, w->src, w->byte_len);
+    uint64_t at = w->file_offset + (lo - start);
+    if (wenv_mm_map_file(m->base + lo, hi - lo, (int)w->fd, at, fail) != 0) {
+        (void)wenv_mm_map_anon(m->base + lo, hi - lo, 1, fail);  /* (if it fails too: the copy faults) */
+        return wenv_write_in(m, start, w->src, w->byte_len);
+    }
+    if ((st = wenv_write_in(m, start, w->src, lo - start)) != WENV_OK)
+        return st;
+    return wenv_write_in(m, hi, w->src + (hi - start), end - hi);
+}
+
 uint64_t wenv_data_apply(wenv_memory *const *mems, const wenv_data_write *writes, uint64_t n,
-                         int *status)
+                         uint32_t fail, int *status)
 {
     for (uint64_t i = 0; i < n; i++) {
         const wenv_data_write *w = &writes[i];
-        if ((*status = wenv_write(mems[w->memory], w->start, w->src, w->byte_len)) != 0)
+        wenv_memory *m = mems[w->memory];
+        int how = wenv_access_enter(m);
+        if (WENV_UNLIKELY(!how)) {
+            *status = WENV_CLOSED;
+            return i;
+        }
+        WENV_HOOK(WENV_HOOK_ACCESS_ENTERED);
+        *status = wenv_write_mapped_in(m, w, fail);
+        wenv_access_leave(m, how);
+        if (*status != 0)
             return i;
     }
     return n;

@@ -12,6 +12,11 @@
 #define WENV_MEM_STATIC 1   /* Static style: [base, base + bound + guard) never moves and faults past byte_len */
 #define WENV_MEM_64 2       /* 64-bit index type */
 #define WENV_MEM_CLOSED 4
+#define WENV_MEM_MAPPABLE 8 /* whole pages a data segment overwrites may be mapped from a file
+                               instead (copy-on-write): the pages are this memory's alone and go
+                               back by unmapping the whole reservation (wenv_memory_own_reservation
+                               of a memory that is not shared); never a pool slot, whose reset
+                               would revert such pages to the file instead of zeroing them */
 
 /* wenv_memory_close's result when the release waits for the accesses in flight. */
 #define WENV_RELEASE_DEFERRED 2
@@ -106,13 +111,23 @@ typedef struct wenv_data_write {
     const char *src;            /* its bytes (the module's data, kept alive by Python) */
     uint64_t byte_len;
     uint32_t memory;            /* index into the memory array */
+    int64_t fd;                 /* a file holding the same bytes (runtime/layout.py's DataImage), or -1 */
+    uint64_t file_offset;       /* where byte 0 of src is in that file */
 } wenv_data_write;
 
-/* Apply writes[0..n) in order, each through wenv_write to mems[writes[i].memory] (bounds
- * checked there, even for 0 bytes): n, or the index of the first that failed, with
- * wenv_write's status in *status (the earlier ones stay written, as the spec says). */
+/* A write's whole pages are mapped from its file (one mmap instead of a fault per page
+ * and a copy) when the memory is WENV_MEM_MAPPABLE, the file offset and the address agree
+ * modulo the host page, and they span at least this many bytes; the bytes before and
+ * after them are copied. Either way the memory reads the same. */
+#define WENV_MAP_WRITE_BYTES 32768
+
+/* Apply writes[0..n) in order, each as wenv_write to mems[writes[i].memory] would (bounds
+ * checked first, even for 0 bytes; whole pages mapped from the write's file where
+ * WENV_MAP_WRITE_BYTES says so, copied if that mmap fails): n, or the index of the first
+ * that failed, with the accessor status in *status (the earlier ones stay written, as
+ * the spec says). `fail`: a WENV_FAIL_* mask for the mmaps (tests; 0: none). */
 uint64_t wenv_data_apply(wenv_memory *const *mems, const wenv_data_write *writes, uint64_t n,
-                         int *status);
+                         uint32_t fail, int *status);
 
 /* CDEF-END */
 #endif

@@ -159,6 +159,29 @@ class MemoryImage(Owner):
             if linear_offset + byte_len > cover:
                 raise ValueError(f"image [{linear_offset:#x}, +{byte_len:#x}) does not fit a cover of {cover:#x}")
             data_at, linear_offset, byte_len = linear_offset, 0, cover
+        return cls._filled(view, data_at, byte_len, linear_offset, name, backing)
+
+    @classmethod
+    def holding(cls, data, data_offset: int, *, name: str = "wenv-data",
+                backing: Optional[str] = None) -> "MemoryImage":
+        """An image whose file holds ``data`` at byte ``data_offset`` (any offset; the
+        file is zero-padded to whole pages), for mapping the whole pages of a write of
+        ``data`` to an address congruent to ``data_offset`` (the image's ``byte_len``
+        covers the file; ``linear_offset`` is 0: such an image has no address of its own).
+
+        Raises:
+            AllocationError, ValueError: as :meth:`from_bytes`.
+        """
+        backing = check_backing(backing)
+        view = memoryview(data).cast("B")
+        if not isinstance(data_offset, int) or data_offset < 0:
+            raise ValueError(f"data_offset must be a non-negative int, got {data_offset!r}")
+        return cls._filled(view, data_offset, _round_up(data_offset + len(view), _ffi.PAGE_SIZE), 0,
+                           name, backing)
+
+    @classmethod
+    def _filled(cls, view, data_at, byte_len, linear_offset, name, backing) -> "MemoryImage":
+        """A new file of ``byte_len`` bytes with ``view`` at ``data_at``, sealed where it can be."""
         fd, sealable, source = _new_file(name, backing)
         try:
             try:

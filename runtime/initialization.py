@@ -84,10 +84,12 @@ class Initialization:
                     n = i
                     break
                 writes[i].start = start
+                if i in plan.mapped:
+                    plan.map_from_file(writes, i, start)
         count = len(self._imported_memories) + self._layout.memory_count
         mems = _ffi.new_memory_array([self.memory(k)._desc if k in plan.memories else _ffi.NULL
                                       for k in range(count)])
-        done, status = _ffi.data_apply(mems, writes, n)
+        done, status = _ffi.data_apply(mems, writes, n, plan.fail)
         if done < n:  # out of bounds (a Trap), or a fault reading a data file's bytes
             w = writes[done]
             raise self.memory(w.memory)._error(status, "data segment", w.byte_len, w.start)

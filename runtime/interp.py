@@ -84,9 +84,9 @@ class _Context:
         self._mem0 = None
         self.geometry = None
         if signals_based_traps and env.memory_plans and env.num_imported_memories == 0 \
-                and mem0_desc is not None and mem0_desc.flags == _ffi.MEM_STATIC:
+                and mem0_desc is not None and geometry(mem0_desc)[0] == _ffi.MEM_STATIC:
             self._mem0 = _ffi.new_memory_desc()  # a copy: the instance's may be closed later
-            self._mem0.flags = mem0_desc.flags
+            self._mem0.flags = geometry(mem0_desc)[0]
             self._mem0.bound_bytes = mem0_desc.bound_bytes
             self._mem0.guard_bytes = mem0_desc.guard_bytes
             self.geometry = geometry(mem0_desc)
@@ -99,7 +99,7 @@ class _Context:
 
 def geometry(desc):
     """What raw code relies on in a memory: its style and its bytes of bound plus guard."""
-    return desc.flags, desc.bound_bytes + desc.guard_bytes
+    return desc.flags & _ffi.MEM_STYLE, desc.bound_bytes + desc.guard_bytes
 
 
 class ModuleCode:

@@ -11,12 +11,15 @@ serves instances of this module with, and whether they take the one-call path
 """
 from __future__ import annotations
 
+import threading
+
 from wasmenv import WASM_PAGE_SIZE, TableInitialization
 from wasmenv.vmglobals import GlobalsTemplate
 from wasmenv.vmoffsets import VMOffsets
 
 from . import _ffi
 from .allocator import begin_instance
+from .errors import AllocationError
 from .memory import Memory
 from .module import Module
 from .table import TableSpec
@@ -65,7 +68,7 @@ class InstanceLayout:
         minit = env.memory_initialization
         self.segmented = minit if minit.is_segmented() else None
         data = module.translation.data
-        self.data_plan = DataPlan(minit.initializers, data) if self.segmented else None
+        self.data_plan = DataPlan(minit.initializers, data, module) if self.segmented else None
         self.copies = () if self.segmented else tuple(
             (index, static.offset, data.view(static.data))
             for index, static in enumerate(minit.map) if static is not None and images[index] is None)
@@ -110,11 +113,23 @@ class DataPlan:
     applied in order by one C call per instance (``_ffi.data_apply``): starts that are
     constants are resolved here, once; ``per_instance`` lists the ``(index, initializer)``
     whose start reads a global (``MemoryInitializer.start``, the one rule), resolved per
-    instance into a copy of the array."""
+    instance into a copy of the array.
 
-    __slots__ = ("writes", "count", "per_instance", "memories", "_keep")
+    Large segments (the ``MAX_MAPPED`` largest of at least ``_ffi.MAP_WRITE_BYTES`` and a
+    page) also get a file holding their bytes (a MemoryImage, owned by the module), so that
+    C maps their whole pages copy-on-write instead of copying them, into memories whose
+    pages are their own (``WENV_MEM_MAPPABLE``): the bytes read the same either way. A
+    start read from a global may fall anywhere in a page, and a page can only be mapped
+    from a file offset that agrees with it modulo the page: one file per such remainder,
+    made on first use, at most ``MAX_REMAINDERS`` per segment (the others copy)."""
 
-    def __init__(self, initializers, data):
+    MAX_MAPPED = 4       # each mapped write splits the memory's mapping in up to three
+    MAX_REMAINDERS = 4
+
+    __slots__ = ("writes", "count", "per_instance", "memories", "mapped", "_keep", "_views",
+                 "_module", "_files", "_lock", "fail")
+
+    def __init__(self, initializers, data, module=None):
         entries, per_instance = [], []
         for i, init in enumerate(initializers):
             constant = init.base is None and init.expr is None
@@ -125,6 +140,44 @@ class DataPlan:
         self.count = len(entries)
         self.per_instance = tuple(per_instance)
         self.memories = frozenset(init.memory_index for init in initializers)
+        self._views = [view for _, _, view in entries]
+        self._module, self._files, self._lock = module, {}, threading.Lock()
+        self.fail = 0  # a WENV_FAIL_* mask for the mapped writes' mmaps (tests)
+        big = sorted(((len(view), i) for i, view in enumerate(self._views)
+                      if len(view) >= _ffi.MAP_WRITE_BYTES + _ffi.PAGE_SIZE), reverse=True)
+        cow = module is not None and module.engine.memory_init_cow
+        self.mapped = frozenset(i for _, i in big[:self.MAX_MAPPED]) if cow else frozenset()
+        dynamic = {i for i, _ in per_instance}
+        for i in self.mapped - dynamic:
+            self.map_from_file(self.writes, i, entries[i][1])
+
+    def map_from_file(self, writes, i: int, start: int) -> None:
+        """Let ``writes[i]`` (segment ``i``, starting at ``start``) map its pages from the
+        segment's file for ``start``'s remainder (made now if need be), or leave it a copy."""
+        r = start % _ffi.PAGE_SIZE
+        key = (i, r)
+        entry = self._files.get(key)
+        if entry is None:
+            with self._lock:
+                entry = self._files.get(key)
+                if entry is None:
+                    entry = self._files[key] = self._new_file(i, r)
+        if entry is not False:
+            writes[i].file_offset, writes[i].fd = r, entry.fd
+
+    def _new_file(self, i, r):
+        """The file of segment ``i`` for remainder ``r``, or False (too many remainders,
+        or no file could be made: the write copies)."""
+        from .image import MemoryImage
+        if sum(1 for (j, _) in self._files if j == i) >= self.MAX_REMAINDERS:
+            return False
+        module = self._module
+        try:
+            image = MemoryImage.holding(self._views[i], r, backing=getattr(module.engine, "image_backing", None))
+        except AllocationError:
+            return False
+        module._data_images.append(image)
+        return image
 
 
 def allocation_of(module: Module, layout: InstanceLayout):

@@ -205,7 +205,8 @@ class ReservedSlot(MemorySlot):
             self.release()
 
     def _hand_over(self, desc) -> bool:
-        _ffi.memory_own_reservation(desc)
+        # (its pages are its own: a data segment may map whole pages into it, unless shared)
+        _ffi.memory_own_reservation(desc, 0 if self.plan.memory.shared else 1)
         self._handed = True
         self._reservation.closed = True  # its backstop: the descriptor unmaps it now
         return True

@@ -71,6 +71,7 @@ class Module(Owner):
                       if engine.memory_init_cow
                       else [None] * len(translation.module.memory_plans))
         self._images: List[Optional[object]] = images
+        self._data_images: List[object] = []  # runtime/layout.py's DataPlan makes these (as it needs them)
         self._instance_layout = None  # runtime.instance caches per-module instantiation work here
         self._closed = False
         self._users = []  # one entry per instantiation in progress (see _enter)
@@ -116,7 +117,7 @@ class Module(Owner):
         users = self._users
         users.pop()
         if self._closed and not users:
-            _close_all(self._images)
+            self._close_images()
 
     def close(self):
         """Refuse new instances and release the images (idempotent): now, or when the last
@@ -125,7 +126,11 @@ class Module(Owner):
             self._instance_layout.fast = False  # Instance's one-call path checks only this
         self._closed = True
         if not self._users:
-            _close_all(self._images)  # each image closes once (MemoryImage.close is idempotent)
+            self._close_images()
+
+    def _close_images(self) -> None:
+        _close_all(self._images)  # each image closes once (MemoryImage.close is idempotent)
+        _close_all(self._data_images)
 
     @property
     def closed(self) -> bool:

@@ -36,10 +36,10 @@ from .mman import (
     protect, map_fd_fixed, map_anon_fixed, decommit,
 )
 from .memory import (
-    MEM_STATIC, MEM_64, new_memory_desc, memory_init, memory_set_byte_len, RELEASE_DEFERRED,
+    MEM_STATIC, MEM_64, MEM_STYLE, new_memory_desc, memory_init, memory_set_byte_len, RELEASE_DEFERRED,
     memory_close, memory_enter, memory_leave, memories_enter, memories_leave, access_is_raw,
     new_memory_array, LOAD, STORE, INT64_MIN, U64_SENTINEL, read, write, init, copy_out,
-    fill, copy, new_data_writes, copy_data_writes, data_apply,
+    fill, copy, new_data_writes, copy_data_writes, data_apply, MAP_WRITE_BYTES,
 )
 from .instance import (
     new_memory_specs, memory_open, memory_open_failed, instance_open, instance_close,

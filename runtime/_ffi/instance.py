@@ -32,5 +32,5 @@ def memory_open_failed(spec, err: int = None):
 
 instance_open = lib.wenv_instance_open    # (spec) -> handle, or < 0 (spec.pool: NULL or a pool)
 instance_close = lib.wenv_instance_close  # (spec, handle) -> 0, -1 (errno) or 1 (pool unused)
-memory_own_reservation = lib.wenv_memory_own_reservation  # (desc): C unmaps it after close
+memory_own_reservation = lib.wenv_memory_own_reservation  # (desc, mappable): C unmaps it after close
 memory_own_pool_slot = lib.wenv_memory_own_pool_slot      # (desc, pool, slot, end_instance)

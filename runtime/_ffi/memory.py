@@ -8,6 +8,8 @@ from .wenv import ffi, lib
 # wenv_memory.flags
 MEM_STATIC = lib.WENV_MEM_STATIC
 MEM_64 = lib.WENV_MEM_64
+#: The flags that say a memory's style (what raw code relies on); the others say its state.
+MEM_STYLE = MEM_STATIC | MEM_64
 
 
 # ---- memory descriptors --------------------------------------------------------------
@@ -97,7 +99,11 @@ def new_data_writes(writes):
         buf = ffi.from_buffer(data)
         keep.append(buf)
         w.memory, w.start, w.src, w.byte_len = memory, start, buf, len(buf)
+        w.fd, w.file_offset = -1, 0
     return arr, keep
+
+#: A data write maps its whole pages from a file when they span at least this (wenv_memory.h).
+MAP_WRITE_BYTES = lib.WENV_MAP_WRITE_BYTES
 
 
 def copy_data_writes(writes, n: int):
@@ -107,8 +113,9 @@ def copy_data_writes(writes, n: int):
     return out
 
 
-def data_apply(mems, writes, n: int):
+def data_apply(mems, writes, n: int, fail: int = 0):
     """Apply ``writes[0..n)`` to ``mems`` (c_src/wenv_memory.h): ``(n, 0)``, or the index
-    of the first write that failed and its accessor status."""
+    of the first write that failed and its accessor status. ``fail``: a WENV_FAIL_* mask
+    for the mmaps of mapped writes (tests)."""
     status = ffi.new("int *")
-    return lib.wenv_data_apply(mems, writes, n, status), status[0]
+    return lib.wenv_data_apply(mems, writes, n, fail, status), status[0]
