@@ -63,6 +63,15 @@ typedef struct wenv_funcref {
     struct wenv_vm *vmctx;
 } wenv_funcref;
 
+/* A host function's native side in one allocation (runtime/_ffi/interp.py new_host_func):
+ * its funcref, its wenv_func, and that function's code [host_call, host id, frame cells,
+ * return] (ops linked: the handlers' addresses). */
+typedef struct wenv_host_native {
+    wenv_funcref ref;
+    wenv_func fn;
+    uint64_t code[4];
+} wenv_host_native;
+
 /* An imported function (VMOffsets' imported_functions region, 16 B). */
 typedef struct wenv_import {
     wenv_funcref *callee;
