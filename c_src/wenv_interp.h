@@ -71,6 +71,9 @@ typedef struct wenv_host_native {
     wenv_func fn;
     uint64_t code[4];
 } wenv_host_native;
+/* Fill in h for host function host_id of canonical type type_id. */
+void wenv_host_native_init(wenv_host_native *h, uint64_t host_id, uint64_t type_id, uint32_t nparams,
+                           uint32_t nresults);
 
 /* An imported function (VMOffsets' imported_functions region, 16 B). */
 typedef struct wenv_import {

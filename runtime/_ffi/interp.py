@@ -62,28 +62,16 @@ def code_address(words) -> int:
     return int(ffi.cast("uintptr_t", words))
 
 
-_HOST_OPS = []  # [host_call, return] linked (handler addresses: the same for every host function)
+_HOST_NATIVE = ffi.typeof("wenv_host_native *")
 
 
 def new_host_func(host_id: int, type_id: int, nparams: int, nresults: int):
     """The native side of a host function, one ``wenv_host_native``: its funcref (vmctx
     NULL) and the wenv_func whose code, [host_call, host_id, frame cells, return], exits
     to Python. Returns (funcref, keep): ``keep`` owns what the funcref points at."""
-    if not _HOST_OPS:
-        ops = _ffi.interp_op_numbers()
-        words = ffi.new("uint64_t[]", [ops["host_call"], 0, 0, ops["return"]])
-        if lib.wenv_interp_link(words, 4, ffi.new("uint32_t[]", [0, 3]), 2) != 0:
-            raise WasmRuntimeError("host function code failed to link")  # pragma: no cover
-        _HOST_OPS[:] = [words[0], words[3]]
-    cells = max(nparams, nresults, 1)
-    native = ffi.new("wenv_host_native *")
-    code = native.code
-    code[0], code[1], code[2], code[3] = _HOST_OPS[0], host_id, cells, _HOST_OPS[1]
-    fn = ffi.addressof(native, "fn")
-    fn.nparams, fn.nresults, fn.frame_cells, fn.code = nparams, nresults, cells, code
-    ref = ffi.addressof(native, "ref")
-    ref.func, ref.type_id = fn, type_id
-    return ref, native
+    native = ffi.new(_HOST_NATIVE)
+    lib.wenv_host_native_init(native, host_id, type_id, nparams, nresults)
+    return ffi.cast("wenv_funcref *", native), native
 
 
 # ---- calls: bounds, stacks, frames ---------------------------------------------------
