@@ -241,6 +241,15 @@ int wenv_interp_link(uint64_t *code, uint64_t code_len, const uint32_t *position
     return 0;
 }
 
+void wenv_vm_layout(wenv_vm *vm, uint32_t nmems, uint32_t ntables, uint32_t nimports)
+{
+    uint64_t *tail = vm->tail;
+    vm->mems = (wenv_memory **)tail;
+    vm->tables = (wenv_table **)(tail + nmems);
+    vm->imports = (wenv_import *)(tail + nmems + ntables);
+    vm->funcrefs = (wenv_funcref *)(vm->imports + nimports);
+}
+
 static int wenv_op_number(const char *name)
 {
     for (int op = 0; op < WENV_OP_COUNT; op++)

@@ -101,6 +101,10 @@ typedef struct wenv_vm {
     uint64_t tail[];            /* the arrays above point here (when Python made the vm) */
 } wenv_vm;
 
+/* Point vm's mems, tables, imports and funcrefs at arrays of nmems, ntables and nimports
+ * entries in its tail, in that order, funcrefs last (runtime/_ffi/interp.py sized it). */
+void wenv_vm_layout(wenv_vm *vm, uint32_t nmems, uint32_t ntables, uint32_t nimports);
+
 typedef struct wenv_frame {
     uint64_t *ret_ip;
     uint64_t *fp;

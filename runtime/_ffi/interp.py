@@ -129,7 +129,8 @@ ANYFUNC_NONE = 0xFFFFFFFF
 # zero pages (funcref records nobody made stay non-resident).
 _new_vm_block = ffi.new_allocator(alloc=lib.wenv_vmctx_alloc, free=lib.wenv_vmctx_free,
                                   should_clear_after_alloc=False)
-_VM_WORDS = (1, 1, ffi.sizeof("wenv_import") // 8, ffi.sizeof("wenv_funcref") // 8)
+_VM_WORDS = (1, 1, ffi.sizeof("wenv_import") // 8, ffi.sizeof("wenv_funcref") // 8)  # (wenv_vm_layout's order)
+_VM, _VM_HEAD_BYTES = ffi.typeof("wenv_vm *"), ffi.sizeof("wenv_vm")
 
 
 def new_vm_state(nmems: int, ntables: int, nimports: int, nfuncrefs: int):
@@ -142,19 +143,12 @@ def new_vm_state(nmems: int, ntables: int, nimports: int, nfuncrefs: int):
     """
     counts = (nmems, ntables, nimports, nfuncrefs)
     tail_words = max(1, sum(n * w for n, w in zip(counts, _VM_WORDS)))
-    allocate = ffi.new if ffi.sizeof("wenv_vm") + 8 * tail_words <= _ffi.PAGE_SIZE else _new_vm_block
+    allocate = ffi.new if _VM_HEAD_BYTES + 8 * tail_words <= _ffi.PAGE_SIZE else _new_vm_block
     try:
-        vm = allocate("wenv_vm *", {"tail": tail_words})
+        vm = allocate(_VM, {"tail": tail_words})
     except MemoryError as exc:
         raise AllocationError("instance state: out of memory", "heap") from exc
-    words = [0]
-    for n, w in zip(counts, _VM_WORDS):
-        words.append(words[-1] + n * w)
-    tail = vm.tail
-    vm.mems = ffi.cast("wenv_memory **", tail + words[0])
-    vm.tables = ffi.cast("wenv_table **", tail + words[1])
-    vm.imports = ffi.cast("wenv_import *", tail + words[2])
-    vm.funcrefs = ffi.cast("wenv_funcref *", tail + words[3])
+    lib.wenv_vm_layout(vm, nmems, ntables, nimports)
     return vm
 
 
