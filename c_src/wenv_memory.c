@@ -573,9 +573,41 @@ static int wenv_write_mapped_in(wenv_memory *m, const wenv_data_write *w, uint32
     return wenv_write_in(m, hi, w->src + (hi - start), end - hi);
 }
 
+/* A run of writes to one memory that this many bytes span faults its pages in first, in one
+ * call (wenv_prefault): a module's many small segments otherwise fault a page at a time. */
+#define WENV_PREFAULT_RUN_BYTES ((uint64_t)16 << 10)
+
+static uint64_t wenv_end_of(const wenv_data_write *w)
+{
+    uint64_t end;
+    return __builtin_add_overflow(w->start, w->byte_len, &end) ? UINT64_MAX : end;
+}
+
+/* writes[i..j) (returned) are a run: the same memory, none with a file, each starting at most
+ * a page past the run so far; their span, clipped to the accessible bytes, is faulted in
+ * when it is large enough (m entered by the caller). */
+static uint64_t wenv_prefault_run(wenv_memory *m, const wenv_data_write *writes, uint64_t i, uint64_t n)
+{
+    uint64_t page = (uint64_t)wenv_page_size(), lo = writes[i].start, hi = wenv_end_of(&writes[i]), j = i + 1;
+    if (writes[i].fd >= 0)
+        return j;
+    while (j < n && writes[j].memory == writes[i].memory && writes[j].fd < 0 && writes[j].start >= lo
+           && writes[j].start <= (hi > UINT64_MAX - page ? UINT64_MAX : hi + page)) {
+        uint64_t end = wenv_end_of(&writes[j]);
+        hi = end > hi ? end : hi;
+        j++;
+    }
+    uint64_t byte_len = __atomic_load_n(&m->byte_len, __ATOMIC_ACQUIRE);
+    hi = hi < byte_len ? hi : byte_len;
+    if (hi > lo && hi - lo >= WENV_PREFAULT_RUN_BYTES)
+        (void)wenv_prefault(m->base + lo, hi - lo);
+    return j;
+}
+
 uint64_t wenv_data_apply(wenv_memory *const *mems, const wenv_data_write *writes, uint64_t n,
                          uint32_t fail, int *status)
 {
+    uint64_t run_end = 0;
     for (uint64_t i = 0; i < n; i++) {
         const wenv_data_write *w = &writes[i];
         wenv_memory *m = mems[w->memory];
@@ -585,6 +617,8 @@ uint64_t wenv_data_apply(wenv_memory *const *mems, const wenv_data_write *writes
             return i;
         }
         WENV_HOOK(WENV_HOOK_ACCESS_ENTERED);
+        if (i >= run_end)
+            run_end = wenv_prefault_run(m, writes, i, n);
         *status = wenv_write_mapped_in(m, w, fail);
         wenv_access_leave(m, how);
         if (*status != 0)
