@@ -463,12 +463,13 @@ static int wenv_read_in(wenv_memory *m, uint64_t addr, char *dst, uint64_t byte_
  * copying a data segment into fresh pages is otherwise bound by one page fault per page. */
 #define WENV_PREFAULT_BYTES ((uint64_t)64 << 10)
 
-static int wenv_write_in(wenv_memory *m, uint64_t addr, const char *src, uint64_t byte_len)
+/* `prefault`: 0 where the caller faulted the pages in already (wenv_data_apply's runs). */
+static int wenv_write_in(wenv_memory *m, uint64_t addr, const char *src, uint64_t byte_len, int prefault)
 {
     int st = wenv_locate_range(m, addr, byte_len);
     if (st != WENV_OK || byte_len == 0)
         return st;
-    if (byte_len >= WENV_PREFAULT_BYTES)
+    if (prefault && byte_len >= WENV_PREFAULT_BYTES)
         (void)wenv_prefault(m->base + addr, byte_len);
     WENV_GUARDED_FROM(m, src, byte_len, memcpy((void *)(uintptr_t)(m->base + addr), src, (size_t)byte_len),
                       WENV_STATUS);
@@ -531,7 +532,7 @@ int wenv_read(wenv_memory *m, uint64_t addr, char *dst, uint64_t byte_len)
 
 int wenv_write(wenv_memory *m, uint64_t addr, const char *src, uint64_t byte_len)
 {
-    WENV_ENTERED(wenv_write_in(m, addr, src, byte_len));
+    WENV_ENTERED(wenv_write_in(m, addr, src, byte_len, 1));
 }
 
 int wenv_fill(wenv_memory *m, uint64_t addr, int64_t value, uint64_t byte_len)
@@ -552,8 +553,8 @@ int wenv_init(wenv_memory *m, uint64_t addr, const char *src, uint64_t src_len, 
 
 /* [start, start + byte_len) of m holds src's bytes (its range checked): the whole pages
  * [lo, hi) inside it mapped from w's file when wenv_data_write's rule allows, the rest
- * copied. A failed mmap may have unmapped [lo, hi) (Linux unmaps before it maps): fresh
- * zero pages go there, and the whole range is copied. */
+ * copied (faulted in by the caller's run). A failed mmap may have unmapped [lo, hi) (Linux
+ * unmaps before it maps): fresh zero pages go there, and the whole range is copied. */
 static int wenv_write_mapped_in(wenv_memory *m, const wenv_data_write *w, uint32_t fail)
 {
     uint64_t page = (uint64_t)wenv_page_size(), start = w->start, end = start + w->byte_len;
@@ -562,15 +563,15 @@ static int wenv_write_mapped_in(wenv_memory *m, const wenv_data_write *w, uint32
     int st = wenv_locate_range(m, start, w->byte_len);
     if (st != WENV_OK || w->fd < 0 || !(flags & WENV_MEM_MAPPABLE) || (w->file_offset - start) % page != 0
         || hi < lo || hi - lo < WENV_MAP_WRITE_BYTES)
-        return st != WENV_OK ? st : wenv_write_in(m, start, w->src, w->byte_len);
+        return st != WENV_OK ? st : wenv_write_in(m, start, w->src, w->byte_len, 0);
     uint64_t at = w->file_offset + (lo - start);
     if (wenv_mm_map_file(m->base + lo, hi - lo, (int)w->fd, at, fail) != 0) {
         (void)wenv_mm_map_anon(m->base + lo, hi - lo, 1, fail);  /* (if it fails too: the copy faults) */
-        return wenv_write_in(m, start, w->src, w->byte_len);
+        return wenv_write_in(m, start, w->src, w->byte_len, 1);
     }
-    if ((st = wenv_write_in(m, start, w->src, lo - start)) != WENV_OK)
+    if ((st = wenv_write_in(m, start, w->src, lo - start, 0)) != WENV_OK)
         return st;
-    return wenv_write_in(m, hi, w->src + (hi - start), end - hi);
+    return wenv_write_in(m, hi, w->src + (hi - start), end - hi, 0);
 }
 
 /* A run of writes to one memory that this many bytes span faults its pages in first, in one
@@ -604,25 +605,27 @@ static uint64_t wenv_prefault_run(wenv_memory *m, const wenv_data_write *writes,
     return j;
 }
 
+/* writes[i] to m (entered), the run it begins faulted in first (*run_end: where that run ends). */
+static int wenv_data_write_in(wenv_memory *m, const wenv_data_write *writes, uint64_t i, uint64_t n,
+                              uint64_t *run_end, uint32_t fail)
+{
+    if (i >= *run_end)
+        *run_end = wenv_prefault_run(m, writes, i, n);
+    return wenv_write_mapped_in(m, &writes[i], fail);
+}
+
+static int wenv_data_write_entered(wenv_memory *m, const wenv_data_write *writes, uint64_t i, uint64_t n,
+                                   uint64_t *run_end, uint32_t fail)
+{
+    WENV_ENTERED(wenv_data_write_in(m, writes, i, n, run_end, fail));
+}
+
 uint64_t wenv_data_apply(wenv_memory *const *mems, const wenv_data_write *writes, uint64_t n,
                          uint32_t fail, int *status)
 {
     uint64_t run_end = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        const wenv_data_write *w = &writes[i];
-        wenv_memory *m = mems[w->memory];
-        int how = wenv_access_enter(m);
-        if (WENV_UNLIKELY(!how)) {
-            *status = WENV_CLOSED;
+    for (uint64_t i = 0; i < n; i++)
+        if ((*status = wenv_data_write_entered(mems[writes[i].memory], writes, i, n, &run_end, fail)) != 0)
             return i;
-        }
-        WENV_HOOK(WENV_HOOK_ACCESS_ENTERED);
-        if (i >= run_end)
-            run_end = wenv_prefault_run(m, writes, i, n);
-        *status = wenv_write_mapped_in(m, w, fail);
-        wenv_access_leave(m, how);
-        if (*status != 0)
-            return i;
-    }
     return n;
 }

@@ -111,7 +111,7 @@ typedef struct wenv_data_write {
     const char *src;            /* its bytes (the module's data, kept alive by Python) */
     uint64_t byte_len;
     uint32_t memory;            /* index into the memory array */
-    int64_t fd;                 /* a file holding the same bytes (runtime/layout.py's DataImage), or -1 */
+    int64_t fd;                 /* a file holding the same bytes (runtime/layout.py's DataPlan makes it), or -1 */
     uint64_t file_offset;       /* where byte 0 of src is in that file */
 } wenv_data_write;
 

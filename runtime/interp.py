@@ -86,7 +86,7 @@ class _Context:
         if signals_based_traps and env.memory_plans and env.num_imported_memories == 0 \
                 and mem0_desc is not None and geometry(mem0_desc)[0] == _ffi.MEM_STATIC:
             self._mem0 = _ffi.new_memory_desc()  # a copy: the instance's may be closed later
-            self._mem0.flags = geometry(mem0_desc)[0]
+            self._mem0.flags = _ffi.MEM_STATIC
             self._mem0.bound_bytes = mem0_desc.bound_bytes
             self._mem0.guard_bytes = mem0_desc.guard_bytes
             self.geometry = geometry(mem0_desc)

@@ -129,7 +129,7 @@ class DataPlan:
     __slots__ = ("writes", "count", "per_instance", "memories", "mapped", "_keep", "_views",
                  "_module", "_files", "_lock", "fail")
 
-    def __init__(self, initializers, data, module=None):
+    def __init__(self, initializers, data, module):
         entries, per_instance = [], []
         for i, init in enumerate(initializers):
             constant = init.base is None and init.expr is None
@@ -145,8 +145,7 @@ class DataPlan:
         self.fail = 0  # a WENV_FAIL_* mask for the mapped writes' mmaps (tests)
         big = sorted(((len(view), i) for i, view in enumerate(self._views)
                       if len(view) >= _ffi.MAP_WRITE_BYTES + _ffi.PAGE_SIZE), reverse=True)
-        cow = module is not None and module.engine.memory_init_cow
-        self.mapped = frozenset(i for _, i in big[:self.MAX_MAPPED]) if cow else frozenset()
+        self.mapped = frozenset(i for _, i in big[:self.MAX_MAPPED]) if module.engine.memory_init_cow else frozenset()
         dynamic = {i for i, _ in per_instance}
         for i in self.mapped - dynamic:
             self.map_from_file(self.writes, i, entries[i][1])

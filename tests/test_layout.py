@@ -125,9 +125,9 @@ def test_one_file_per_remainder_at_most_four_and_module_close_closes_them():
     assert open_fd_count() == fds
 
 
-def test_pool_slots_shared_memories_and_cow_off_copy():
-    """A pool slot's reset would give a file page back instead of zeros, a shared memory
-    is not the importer's alone, and memory_init_cow=False asks for copies: all copy."""
+def test_shared_memories_and_cow_off_copy():
+    """A shared memory is not the importer's alone, and memory_init_cow=False asks for
+    copies: both copy (a pool slot: the next test)."""
     base = 0
     # a shared imported memory
     module, inst, mem = _instantiate(Engine(), _side_module(shared=True), base, shared=True)
