@@ -187,6 +187,26 @@ int wenv_table_copy(wenv_table *dst, uint64_t d, wenv_table *src, uint64_t s, ui
     return 0;
 }
 
+int wenv_table_init_funcs(wenv_table *t, uint64_t d, struct wenv_vm *vm, const uint32_t *funcs, uint64_t n)
+{
+    if (!wenv_table_in_bounds(t, d, n)) {
+        errno = ERANGE;
+        return -1;
+    }
+    /* Every funcref first (made now where not yet): a function without one writes nothing. */
+    for (uint64_t i = 0; i < n; i++) {
+        if (funcs[i] != WENV_LAZY_NONE && wenv_vm_funcref(vm, funcs[i]) == NULL) {
+            errno = EINVAL;
+            return -1;
+        }
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t cell = funcs[i] == WENV_LAZY_NONE ? 0 : (uint64_t)(uintptr_t)wenv_vm_funcref(vm, funcs[i]);
+        t->elements[d + i] = WENV_ELEM(cell);
+    }
+    return 0;
+}
+
 int wenv_table_init(wenv_table *t, uint64_t d, const uint64_t *cells, uint64_t seg_len,
                     uint64_t s, uint64_t n)
 {

@@ -63,6 +63,10 @@ int wenv_table_copy(wenv_table *dst, uint64_t d, wenv_table *src, uint64_t s, ui
 /* [errno] table.init / an element segment: cells[s .. s+n) of a segment of seg_len cells. */
 int wenv_table_init(wenv_table *t, uint64_t d, const uint64_t *cells, uint64_t seg_len,
                     uint64_t s, uint64_t n);
+/* [errno] An element segment of function indices: elements [d, d+n) get the funcref
+ * cells of functions funcs[0..n) of vm (WENV_LAZY_NONE: null), made now where not yet.
+ * ERANGE: out of bounds; EINVAL: a function with no funcref (nothing written either way). */
+int wenv_table_init_funcs(wenv_table *t, uint64_t d, struct wenv_vm *vm, const uint32_t *funcs, uint64_t n);
 
 /* CDEF-END */
 

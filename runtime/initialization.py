@@ -52,14 +52,18 @@ class Initialization:
 
         # Element segments (eager ones), then data segments, each in order; stop at the
         # first out-of-bounds segment with earlier writes kept.
-        for seg in layout.element_segments:
+        for write in layout.element_segments:
+            seg = write.segment
             table = self._table(seg.table_index)
             start = seg.start(self._global_u64)
             if start + len(seg.elements) > table.size:
                 raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS,
                            f"element segment out of bounds: [{start}, {start + len(seg.elements)}) "
                            f"in table {seg.table_index} of size {table.size}")
-            table._write_elements(start, [self._element(e) for e in seg.elements])
+            if write.funcs is not None and table._funcs:
+                table._write_funcs(start, self, write)
+            else:
+                table._write_elements(start, [self._element(e) for e in seg.elements])
 
         if layout.segmented:
             self._apply_data(layout.data_plan)

@@ -12,6 +12,7 @@ serves instances of this module with, and whether they take the one-call path
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple, Optional
 
 from wasmenv import WASM_PAGE_SIZE, TableInitialization
 from wasmenv.vmglobals import GlobalsTemplate
@@ -26,7 +27,28 @@ from .table import TableSpec
 
 _U64_MAX = (1 << 64) - 1
 
-__all__ = ["InstanceLayout", "DataPlan", "layout_of", "allocation_of"]
+__all__ = ["InstanceLayout", "DataPlan", "ElementWrite", "layout_of", "allocation_of"]
+
+
+class ElementWrite(NamedTuple):
+    """An eager element segment (a ``wasmenv.TableInitializer``) as instances write it:
+    when its items are all function indices or null, ``funcs`` holds them as a C array
+    (null: ``_ffi.LAZY_NONE``; written by one C call, ``Table._write_funcs``) and
+    ``imported`` the distinct imported functions among them (what the table then holds);
+    else ``funcs`` is None (items evaluated one by one)."""
+
+    segment: object
+    funcs: Optional[object]
+    imported: tuple
+
+    @classmethod
+    def of(cls, segment, num_imported_funcs: int) -> "ElementWrite":
+        items = segment.elements
+        if not all(e is None or type(e) is int for e in items):
+            return cls(segment, None, ())
+        funcs = _ffi.new_u32s(_ffi.LAZY_NONE if e is None else e for e in items)
+        imported = tuple(sorted({e for e in items if e is not None and e < num_imported_funcs}))
+        return cls(segment, funcs, imported)
 
 
 class InstanceLayout:
@@ -64,7 +86,7 @@ class InstanceLayout:
         images = module.images
         self.memories = tuple((env.memory_plans[i], images[i])
                               for i in range(env.num_imported_memories, len(env.memory_plans)))
-        self.element_segments = tuple(tinit.segments)
+        self.element_segments = tuple(ElementWrite.of(seg, env.num_imported_funcs) for seg in tinit.segments)
         minit = env.memory_initialization
         self.segmented = minit if minit.is_segmented() else None
         data = module.translation.data

@@ -114,3 +114,46 @@ def test_eager_null_item_in_table_with_initializer(engine):
         t = inst.exports["t"]
         assert t.get(0) is None and t.get(1) is not None and t.get(2) is not None
 
+
+
+_INTO_IMPORTED = """(module (type $r (func (result i32)))
+  (import "env" "h" (func $h (result i32)))
+  (import "env" "t" (table $t 8 funcref))
+  (import "env" "g" (global $g i32))
+  (func $a (result i32) (i32.const 10)) (func $b (result i32) (i32.const 20))
+  (elem (table $t) (global.get $g) func $h $a $b $h)
+  (elem (table $t) (i32.const 0) funcref (ref.null func) (ref.func $b))
+  (func (export "call") (param i32) (result i32) (call_indirect $t (type $r) (local.get 0))))"""
+
+
+def test_function_index_segments_into_an_imported_table(engine):
+    """Eager segments of function indices and nulls (here into an imported table, at a
+    base read from a global) are written by one C call per segment: the same elements as
+    wasmtime-py's, the table holding the instance and the imported function after the
+    instance closed."""
+    from runtime.layout import layout_of
+    h = Func(FuncType((), (ValType.I32,)), lambda: 7)
+    table = runtime.Table.new(engine, ValType.FUNCREF, 8, None, None)
+    i = inst(engine, _INTO_IMPORTED, {("env", "h"): h, ("env", "t"): table,
+                                      ("env", "g"): Global.new(engine, "i32", 3)})
+    writes = layout_of(i.module).element_segments
+    assert [w.funcs is not None for w in writes] == [True, True] and writes[0].imported == (0,)
+    got = [None if table.get(k) is None else table.get(k)() for k in range(8)]
+    assert [i.exports["call"](k) for k in (1, 3, 4, 5, 6)] == [20, 7, 10, 20, 7]
+
+    import wasmtime as wt
+    store = wt.Store()
+    wtable = wt.Table(store, wt.TableType(wt.ValType.funcref(), wt.Limits(8, None)), None)
+    wh = wt.Func(store, wt.FuncType([], [wt.ValType.i32()]), lambda: 7)
+    wi = wt.Instance(store, wt.Module(store.engine, _INTO_IMPORTED),
+                     [wh, wtable, wt.Global(store, wt.GlobalType(wt.ValType.i32(), False), wt.Val.i32(3))])
+    theirs = [getattr(v, "value", v) for v in (wtable.get(store, k) for k in range(8))]
+    assert got == [None if f is None else f(store) for f in theirs]
+    assert got == [None, 20, None, 7, 10, 20, 7, None]
+    assert wi.exports(store)["call"](store, 4) == 10
+
+    i.close()
+    assert table.get(3) is h and table.get(3)() == 7  # held by the table
+    with pytest.raises(ValueError, match="instance is closed"):  # a view of the closed one
+        table.get(4)()
+    table.close()

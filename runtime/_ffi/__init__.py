@@ -57,7 +57,7 @@ from .vmctx import (
 )
 from .table import (
     LAZY_NONE, address_of, table_open, table_bind, table_close, table_get, table_set,
-    table_fill, table_init, table_grow, new_table_array,
+    table_fill, table_init, table_init_funcs, table_grow, new_table_array,
 )
 from .tables import (
     POOL_NO_TABLE_SLOT, new_table_specs, new_instance_tables, instance_table, table_pool_new,

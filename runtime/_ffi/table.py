@@ -60,6 +60,12 @@ def table_init(t, d: int, cells, s: int, n: int) -> bool:
     return lib.wenv_table_init(t, d, buf, len(cells), s, n) == 0
 
 
+def table_init_funcs(t, d: int, vm, funcs, n: int) -> bool:
+    """Write the funcref cells of functions ``funcs[0:n]`` (a uint32 array; LAZY_NONE:
+    null) of ``vm`` at ``d``; False (nothing written) when out of bounds."""
+    return lib.wenv_table_init_funcs(t, d, vm, funcs, n) == 0
+
+
 def table_grow(t, delta: int, init_cell: int) -> int:
     """The old size, or -1 (past the maximum, or out of memory)."""
     return lib.wenv_table_grow(t, delta, init_cell)
