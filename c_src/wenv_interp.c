@@ -258,8 +258,7 @@ static int wenv_op_number(const char *name)
     return -1; /* (not reached: both names below are ops) */
 }
 
-void wenv_host_native_init(wenv_host_native *h, uint64_t host_id, uint64_t type_id, uint32_t nparams,
-                           uint32_t nresults)
+void wenv_host_natives_init(wenv_host_native *h, uint64_t n, const uint64_t *words)
 {
     static int host_call = -1, ret = -1; /* found once (threads racing here find the same) */
     if (__atomic_load_n(&host_call, __ATOMIC_ACQUIRE) < 0) {
@@ -267,20 +266,23 @@ void wenv_host_native_init(wenv_host_native *h, uint64_t host_id, uint64_t type_
         __atomic_store_n(&host_call, wenv_op_number("host_call"), __ATOMIC_RELEASE);
     }
     const void *const *labels = wenv_labels();
-    uint32_t cells = nparams > nresults ? nparams : nresults;
-    cells = cells ? cells : 1;
-    h->code[0] = (uint64_t)(uintptr_t)labels[host_call];
-    h->code[1] = host_id;
-    h->code[2] = cells;
-    h->code[3] = (uint64_t)(uintptr_t)labels[__atomic_load_n(&ret, __ATOMIC_RELAXED)];
-    h->fn.code = h->code;
-    h->fn.nparams = nparams;
-    h->fn.nresults = nresults;
-    h->fn.nlocals = 0;
-    h->fn.frame_cells = cells;
-    h->ref.func = &h->fn;
-    h->ref.type_id = type_id;
-    h->ref.vmctx = NULL;
+    for (uint64_t i = 0; i < n; i++, h++, words += 3) {
+        uint32_t nparams = (uint32_t)(words[2] >> 32), nresults = (uint32_t)words[2];
+        uint32_t cells = nparams > nresults ? nparams : nresults;
+        cells = cells ? cells : 1;
+        h->code[0] = (uint64_t)(uintptr_t)labels[host_call];
+        h->code[1] = words[0];
+        h->code[2] = cells;
+        h->code[3] = (uint64_t)(uintptr_t)labels[__atomic_load_n(&ret, __ATOMIC_RELAXED)];
+        h->fn.code = h->code;
+        h->fn.nparams = nparams;
+        h->fn.nresults = nresults;
+        h->fn.nlocals = 0;
+        h->fn.frame_cells = cells;
+        h->ref.func = &h->fn;
+        h->ref.type_id = words[1];
+        h->ref.vmctx = NULL;
+    }
 }
 
 /* A call whose entry's code has no fuel or epoch checks may still reach code that has

@@ -63,7 +63,7 @@ typedef struct wenv_funcref {
     struct wenv_vm *vmctx;
 } wenv_funcref;
 
-/* A host function's native side in one allocation (runtime/_ffi/interp.py new_host_func):
+/* A host function's native side in one allocation (runtime/_ffi/interp.py new_host_funcs; several in one array):
  * its funcref, its wenv_func, and that function's code [host_call, host id, frame cells,
  * return] (ops linked: the handlers' addresses). */
 typedef struct wenv_host_native {
@@ -71,9 +71,9 @@ typedef struct wenv_host_native {
     wenv_func fn;
     uint64_t code[4];
 } wenv_host_native;
-/* Fill in h for host function host_id of canonical type type_id. */
-void wenv_host_native_init(wenv_host_native *h, uint64_t host_id, uint64_t type_id, uint32_t nparams,
-                           uint32_t nresults);
+/* Fill in h[0..n) for n host functions, from words: for each, its host id, the canonical
+ * id of its type, and nparams << 32 | nresults. */
+void wenv_host_natives_init(wenv_host_native *h, uint64_t n, const uint64_t *words);
 
 /* An imported function (VMOffsets' imported_functions region, 16 B). */
 typedef struct wenv_import {

@@ -43,12 +43,43 @@ def type_id(ty: FuncType) -> int:
 
 # ---- host functions as C sees them ----------------------------------------------------
 _HOST_IDS = itertools.count(1)
-_HOSTS = weakref.WeakValueDictionary()   # host id (in its code) -> Func
+# host id (in its code) -> a weak reference to its Func (dropped by Func.__del__)
+_HOSTS: dict = {}
+_TYPE_WORDS: dict = {}  # FuncType -> (canonical type id, nparams << 32 | nresults)
+
+
+_NATIVES_LOCK = threading.Lock()
+
+
+def make_host_natives(funcs) -> None:
+    """Give each host Func of ``funcs`` that has none its native side (C calls it through
+    that), all of them in one allocation filled by one C call (a linked instance's fresh
+    imports: ``_ffi.new_host_funcs``); the allocation lives as long as any of them."""
+    with _NATIVES_LOCK:  # (two threads making one Func's: the first one's stays)
+        todo = [f for f in funcs if f._native is None and f._callable is not None]
+        if not todo:
+            return
+        from . import _ffi
+        words = []
+        for f in todo:
+            ty = f.ty
+            tw = _TYPE_WORDS.get(ty)
+            if tw is None:
+                tw = _TYPE_WORDS.setdefault(ty, (type_id(ty), len(ty.params) << 32 | len(ty.results)))
+            words += (next(_HOST_IDS), *tw)
+        refs, keep = _ffi.new_host_funcs(words, len(todo))
+        for k, (f, ref) in enumerate(zip(todo, refs)):
+            host_id = words[3 * k]
+            _HOSTS[host_id] = weakref.ref(f)
+            f._native = (ref, keep, host_id)
 
 
 def host_func(host_id: int) -> "Func":
-    """The host Func whose code carries ``host_id``."""
-    return _HOSTS[host_id]
+    """The host Func whose code carries ``host_id`` (KeyError once it is gone)."""
+    func = _HOSTS[host_id]()
+    if func is None:
+        raise KeyError(host_id)
+    return func
 
 
 def func_from_ref(addr: int) -> "Func":
@@ -146,16 +177,17 @@ class Func:
         if self._callable is not None:
             native = self._native
             if native is None:
-                from . import _ffi
-                host_id = next(_HOST_IDS)
-                ref, keep = _ffi.new_host_func(host_id, type_id(self.ty), len(self.ty.params),
-                                               len(self.ty.results))
-                _HOSTS[host_id] = self
-                native = self._native = (ref, keep)
+                make_host_natives((self,))
+                native = self._native
             return native[0], None
         from . import _ffi
         site = _interp().site_of(self._instance)
         return _ffi.vm_funcref(site.vm, self._index), site.vm
+
+    def __del__(self):
+        native = self._native
+        if native is not None and self._callable is not None:
+            _HOSTS.pop(native[2], None)
 
     def __call__(self, *args):
         """Call the function: a host callable directly, wasm code in the interpreter.

@@ -26,7 +26,7 @@ from typing import List, NamedTuple
 from wasmenv import UnsupportedFeature, ValType
 
 from . import _ffi
-from .func import host_func, type_id
+from .func import host_func, make_host_natives, type_id
 from .layout import layout_of
 from ._translate_tables import BULK
 from .refs import ExternRefs, cell_of, holder_of, is_func_heap, value_of
@@ -310,6 +310,7 @@ def _link(vm, descs, tables, imported) -> None:
         vm.mems[i] = desc
     vm.nmems = len(descs)
     _ffi.vm_set_tables(vm, [t._native for t in tables])
+    make_host_natives(imported)
     for i, f in enumerate(imported):
         ref, owner = f._native_ref()
         _ffi.set_import(vm, i, ref, owner)

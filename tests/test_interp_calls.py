@@ -363,3 +363,27 @@ def test_an_instance_and_its_module_go_in_one_collection_after_calls():
     del instance, module
     gc.collect()
     assert [r() for r in refs] == [None, None]
+
+
+def test_an_instances_host_imports_get_their_native_side_together_and_give_it_back():
+    """Linking an instance makes the native side of all its host imports at once (one
+    allocation they share); each keeps working through call_ref/tables after the others
+    are gone, and a Func that is gone leaves no registry entry behind."""
+    from runtime.func import _HOSTS
+    log = []
+    before = len(_HOSTS)
+    inst = _ours(HOSTS_WAT, _hosts(log))
+    assert inst.exports["run"](5) == 3 * 5 + 1000 + 10 and log == [5]
+    natives = [f._native for f in inst._imported_funcs]
+    assert len(natives) == 3 and len({id(n[1]) for n in natives}) == 1  # one allocation
+    assert len({n[2] for n in natives}) == 3 and len(_HOSTS) == before + 3
+    fresh = Func(FuncType((), (I32,)), lambda: 42)
+    ref, vm = fresh._native_ref()  # alone: its own allocation
+    assert vm is None and fresh._native[1] is not natives[0][1]
+    inst.close()
+    del inst, natives, ref
+    gc.collect()
+    assert len(_HOSTS) == before + 1
+    del fresh
+    gc.collect()
+    assert len(_HOSTS) == before

@@ -33,6 +33,11 @@ class ValType(enum.Enum):
     def __str__(self):
         return self.value
 
+    # Members are singletons compared by identity (Enum's __eq__): the identity hash agrees
+    # with it, and is C where Enum's hashes the member's name in Python (value types key
+    # every type lookup: FuncType hashes, canonical type ids).
+    __hash__ = object.__hash__
+
 
 class ExternKind(enum.Enum):
     """The kind of an import or export (binary encoding as value)."""

@@ -69,7 +69,7 @@ from .interp import (
     I_STACK_OVERFLOW, I_FAULT, I_OUT_OF_FUEL, I_INTERRUPT, I_EXIT_TRANSLATE, I_EXIT_GROW,
     I_EXIT_HOST, I_TABLE_OOB, I_NULL_REF, I_INDIRECT_NULL, I_BAD_SIG, I_EXIT_TABLE_GROW,
     I_EXIT_BULK, interp_run, interp_op_numbers, new_interp_funcs, interp_publish,
-    code_address, new_host_func, new_fuel_cell, new_epoch_cell, set_call_bounds,
+    code_address, new_host_funcs, new_fuel_cell, new_epoch_cell, set_call_bounds,
     new_interp_call, pointer_address, frame_return_ips, new_interp_stacks, vm_funcref,
     ANYFUNC_NONE, new_vm_state, vm_set_tables, new_u32s, new_u64s, address, funcref_at,
     func_offset, set_import,

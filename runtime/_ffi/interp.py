@@ -62,16 +62,18 @@ def code_address(words) -> int:
     return int(ffi.cast("uintptr_t", words))
 
 
-_HOST_NATIVE = ffi.typeof("wenv_host_native *")
+_HOST_NATIVES, _FUNCREF = ffi.typeof("wenv_host_native[]"), ffi.typeof("wenv_funcref *")
 
 
-def new_host_func(host_id: int, type_id: int, nparams: int, nresults: int):
-    """The native side of a host function, one ``wenv_host_native``: its funcref (vmctx
-    NULL) and the wenv_func whose code, [host_call, host_id, frame cells, return], exits
-    to Python. Returns (funcref, keep): ``keep`` owns what the funcref points at."""
-    native = ffi.new(_HOST_NATIVE)
-    lib.wenv_host_native_init(native, host_id, type_id, nparams, nresults)
-    return ffi.cast("wenv_funcref *", native), native
+def new_host_funcs(words, n: int):
+    """The native sides of ``n`` host functions in one array of ``wenv_host_native``: each
+    one's funcref (vmctx NULL) and the wenv_func whose code, [host_call, host id, frame
+    cells, return], exits to Python. ``words``: for each, its host id, the canonical id of
+    its type and ``nparams << 32 | nresults``. Returns (funcrefs, keep): ``keep`` owns what
+    every funcref points at."""
+    natives = ffi.new(_HOST_NATIVES, n)
+    lib.wenv_host_natives_init(natives, n, ffi.new("uint64_t[]", words))
+    return [ffi.cast(_FUNCREF, natives + i) for i in range(n)], natives
 
 
 # ---- calls: bounds, stacks, frames ---------------------------------------------------
