@@ -12,6 +12,7 @@ serves instances of this module with, and whether they take the one-call path
 from __future__ import annotations
 
 import threading
+import time
 from typing import NamedTuple, Optional
 
 from wasmenv import WASM_PAGE_SIZE, TableInitialization
@@ -147,6 +148,7 @@ class DataPlan:
 
     MAX_MAPPED = 4       # each mapped write splits the memory's mapping in up to three
     MAX_REMAINDERS = 4
+    RETRY_SECONDS = 1.0  # after a data file could not be made
 
     __slots__ = ("writes", "count", "per_instance", "memories", "mapped", "_keep", "_views",
                  "_module", "_files", "_lock", "fail")
@@ -178,25 +180,28 @@ class DataPlan:
         r = start % _ffi.PAGE_SIZE
         key = (i, r)
         entry = self._files.get(key)
-        if entry is None:
+        if entry is None or type(entry) is float and time.monotonic() >= entry:
             with self._lock:
                 entry = self._files.get(key)
-                if entry is None:
+                if entry is None or type(entry) is float and time.monotonic() >= entry:
                     entry = self._files[key] = self._new_file(i, r)
-        if entry is not False:
+        if entry is not False and type(entry) is not float:
             writes[i].file_offset, writes[i].fd = r, entry.fd
 
     def _new_file(self, i, r):
-        """The file of segment ``i`` for remainder ``r``, or False (too many remainders,
-        or no file could be made: the write copies)."""
+        """The file of segment ``i`` for remainder ``r``; False when the segment has
+        ``MAX_REMAINDERS`` already; when no file could be made (out of file descriptors,
+        say), the monotonic time after which the next instantiation tries again
+        (``RETRY_SECONDS`` on): the writes copy meanwhile."""
         from .image import MemoryImage
-        if sum(1 for (j, _) in self._files if j == i) >= self.MAX_REMAINDERS:
+        if sum(1 for (j, _), e in self._files.items() if j == i and e is not False and type(e) is not float) \
+                >= self.MAX_REMAINDERS:
             return False
         module = self._module
         try:
             image = MemoryImage.holding(self._views[i], r, backing=getattr(module.engine, "image_backing", None))
         except AllocationError:
-            return False
+            return time.monotonic() + self.RETRY_SECONDS
         module._data_images.append(image)
         return image
 

@@ -109,6 +109,7 @@ def test_one_file_per_remainder_at_most_four_and_module_close_closes_them():
     engine = Engine()
     data = _side_module()
     module = Module(engine, data)
+    gc.collect()  # (earlier tests' garbage modules close their files when collected)
     fds = open_fd_count()
     for base in (0, PAGE, 1, 2, 3, 4, 5):  # remainders 0 (twice), 1..5
         mem, glob = Memory.new(engine, 8), Global.new(engine, ValType.I32, base)
@@ -219,3 +220,40 @@ def test_the_files_are_the_segments_bytes_at_their_remainder():
     finally:
         inst.close()
         mem.close()
+
+
+def test_a_data_file_that_could_not_be_made_is_tried_again_later(monkeypatch):
+    """No data file could be made (out of file descriptors, say): the instance copies, the
+    instances of the next RETRY_SECONDS copy without trying again, the first one after
+    that tries again and maps."""
+    from runtime.errors import AllocationError
+    from runtime.image import MemoryImage
+    engine = Engine()
+    module = Module(engine, _side_module())
+    real, calls = MemoryImage.holding, []
+
+    def holding(*args, **kw):
+        calls.append(args[1])
+        if len(calls) == 1:
+            raise AllocationError("injected: no file descriptors", "file descriptors")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(MemoryImage, "holding", holding)
+    monkeypatch.setattr(DataPlan, "RETRY_SECONDS", 3600.0)
+
+    def instantiate():
+        mem, glob = Memory.new(engine, 8), Global.new(engine, ValType.I32, 0)
+        inst = Instance(module, [mem, glob])
+        assert mem.read(0, mem.byte_len) == _expected(8, 0)
+        mapped = _file_pages(mem)
+        inst.close()
+        mem.close()
+        return mapped
+
+    assert instantiate() == 0 and instantiate() == 0 and calls == [0]  # not tried again yet
+    plan = layout_of(module).data_plan
+    key = next(iter(plan._files))
+    plan._files[key] = 0.0  # the retry time has come
+    assert instantiate() > 0 and calls == [0, 0]
+    assert instantiate() > 0 and calls == [0, 0]  # made once
+    module.close()
