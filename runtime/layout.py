@@ -33,10 +33,12 @@ __all__ = ["InstanceLayout", "DataPlan", "ElementWrite", "layout_of", "allocatio
 
 class ElementWrite(NamedTuple):
     """An eager element segment (a ``wasmenv.TableInitializer``) as instances write it:
-    when its items are all function indices or null, ``funcs`` holds them as a C array
-    (null: ``_ffi.LAZY_NONE``; written by one C call, ``Table._write_funcs``) and
-    ``imported`` the distinct imported functions among them (what the table then holds);
-    else ``funcs`` is None (items evaluated one by one)."""
+    when its items are all function indices or null and one at least is a defined
+    function, ``funcs`` holds them as a C array (null: ``_ffi.LAZY_NONE``; written by one
+    C call over the instance's interpreter state, ``Table._write_funcs``) and ``imported``
+    the distinct imported functions among them (what the table then holds); else
+    ``funcs`` is None: items evaluated one by one (imports and nulls alone need no
+    interpreter state: an Emscripten side module's segment of imports makes none)."""
 
     segment: object
     funcs: Optional[object]
@@ -45,7 +47,8 @@ class ElementWrite(NamedTuple):
     @classmethod
     def of(cls, segment, num_imported_funcs: int) -> "ElementWrite":
         items = segment.elements
-        if not all(e is None or type(e) is int for e in items):
+        if not all(e is None or type(e) is int for e in items) \
+                or all(e is None or e < num_imported_funcs for e in items):
             return cls(segment, None, ())
         funcs = _ffi.new_u32s(_ffi.LAZY_NONE if e is None else e for e in items)
         imported = tuple(sorted({e for e in items if e is not None and e < num_imported_funcs}))
