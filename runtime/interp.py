@@ -593,5 +593,9 @@ def _bulk(instance, c) -> None:
     items = () if segment is None or segment.mode != "passive" or seg in dropped else segment.items
     if s + n > len(items) or d + n > table.size:
         raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
-    table._write_elements(d, [instance._element(e) for e in items[s:s + n]])
+    write = layout_of(instance.module).passive_elements.get(seg) if items else None
+    if write is not None and table._funcs:
+        table._write_funcs(d, instance, write, s, n)
+    else:
+        table._write_elements(d, [instance._element(e) for e in items[s:s + n]])
 

@@ -45,8 +45,9 @@ class ElementWrite(NamedTuple):
     imported: tuple
 
     @classmethod
-    def of(cls, segment, num_imported_funcs: int) -> "ElementWrite":
-        items = segment.elements
+    def of(cls, segment, num_imported_funcs: int, items=None) -> "ElementWrite":
+        """``items``: the segment's (default: an active one's ``elements``)."""
+        items = segment.elements if items is None else items
         if not all(e is None or type(e) is int for e in items) \
                 or all(e is None or e < num_imported_funcs for e in items):
             return cls(segment, None, ())
@@ -64,7 +65,7 @@ class InstanceLayout:
 
     __slots__ = ("vmoffsets", "block_bytes", "globals_start", "globals_template", "tags", "tables",
                  "table_specs", "table_inits", "memories", "element_segments", "segmented",
-                 "copies", "passive_data", "export_names", "memory_count", "max_pages",
+                 "copies", "passive_data", "passive_elements", "export_names", "memory_count", "max_pages",
                  "reserve_bytes", "specs", "memories_only", "initializes", "allocation", "fast", "data_plan")
 
     def __init__(self, module: Module):
@@ -99,6 +100,10 @@ class InstanceLayout:
             (index, static.offset, data.view(static.data))
             for index, static in enumerate(minit.map) if static is not None and images[index] is None)
         self.passive_data = env.passive_data_map
+        # Passive element segments (table.init) whose items are function indices or null.
+        passive = ((k, ElementWrite.of(seg, env.num_imported_funcs, seg.items))
+                   for k, seg in env.passive_elements.items() if seg.mode == "passive")
+        self.passive_elements = {k: w for k, w in passive if w.funcs is not None}
         self.export_names = tuple(env.exports)
         # Per defined memory: validated once here, and the C spec allocators open it from.
         self.memory_count = len(self.memories)

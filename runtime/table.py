@@ -232,11 +232,13 @@ class Table(Owner):
         self._check(start, len(values))
         _ffi.table_init(self._elements, start, [self._cell(v) for v in values], 0, len(values))
 
-    def _write_funcs(self, start: int, instance, write) -> None:
-        """Element-segment write of ``write`` (a layout ElementWrite with ``funcs``): the
-        funcrefs of those functions of ``instance``, as :meth:`_write_elements` of their
-        values writes them (the same holds first), in one C call."""
-        n = len(write.segment.elements)
+    def _write_funcs(self, start: int, instance, write, first: int = 0, n: Optional[int] = None) -> None:
+        """Element-segment write of ``write`` (a layout ElementWrite with ``funcs``; its
+        items ``[first, first + n)``, default all, in bounds of it): the funcrefs of those
+        functions of ``instance``, as :meth:`_write_elements` of their values writes them
+        (the same holds first), in one C call."""
+        if n is None:
+            n = len(write.funcs) - first
         self._check(start, n)
         self._hold(instance)
         imported = instance._imported_funcs
@@ -245,7 +247,7 @@ class Table(Owner):
             if holder is not None:
                 self._hold(holder)
         from .interp import site_of
-        if not _ffi.table_init_funcs(self._elements, start, site_of(instance).vm, write.funcs, n):
+        if not _ffi.table_init_funcs(self._elements, start, site_of(instance).vm, write.funcs + first, n):
             raise AssertionError("element segment: a function without a funcref")  # pragma: no cover
 
     def _check(self, index: int, n: int):
