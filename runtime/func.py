@@ -185,7 +185,7 @@ class Func:
         return _ffi.vm_funcref(site.vm, self._index), site.vm
 
     def __del__(self):
-        native = self._native
+        native = getattr(self, "_native", None)  # (None: a Func whose __init__ raised)
         if native is not None and self._callable is not None:
             _HOSTS.pop(native[2], None)
 

@@ -387,3 +387,13 @@ def test_an_instances_host_imports_get_their_native_side_together_and_give_it_ba
     del fresh
     gc.collect()
     assert len(_HOSTS) == before
+
+
+def test_a_func_refused_by_its_constructor_leaves_nothing_for_its_finalizer():
+    """Func(ty, not_callable) raises TypeError; collecting the half-built object raises
+    nothing more (an unraisable exception in __del__ fails the test: pytest.ini)."""
+    with pytest.raises(TypeError, match="callable"):
+        Func(FuncType((), ()), 3)
+    with pytest.raises(TypeError, match="FuncType"):
+        Func("not a type", lambda: None)
+    gc.collect()
