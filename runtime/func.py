@@ -45,7 +45,6 @@ def type_id(ty: FuncType) -> int:
 _HOST_IDS = itertools.count(1)
 # host id (in its code) -> a weak reference to its Func (dropped by Func.__del__)
 _HOSTS: dict = {}
-_TYPE_WORDS: dict = {}  # FuncType -> (canonical type id, nparams << 32 | nresults)
 
 
 _NATIVES_LOCK = threading.Lock()
@@ -63,10 +62,7 @@ def make_host_natives(funcs) -> None:
         words = []
         for f in todo:
             ty = f.ty
-            tw = _TYPE_WORDS.get(ty)
-            if tw is None:
-                tw = _TYPE_WORDS.setdefault(ty, (type_id(ty), len(ty.params) << 32 | len(ty.results)))
-            words += (next(_HOST_IDS), *tw)
+            words += (next(_HOST_IDS), type_id(ty), len(ty.params) << 32 | len(ty.results))
         refs, keep = _ffi.new_host_funcs(words, len(todo))
         for k, (f, ref) in enumerate(zip(todo, refs)):
             host_id = words[3 * k]

@@ -32,8 +32,8 @@ __all__ = ["InstanceLayout", "DataPlan", "ElementWrite", "layout_of", "allocatio
 
 
 class ElementWrite(NamedTuple):
-    """An eager element segment (a ``wasmenv.TableInitializer``) as instances write it:
-    when its items are all function indices or null and one at least is a defined
+    """An element segment as instances write it (an eager one, a
+    ``wasmenv.TableInitializer``, at instantiation; a passive one by table.init): when its items are all function indices or null and one at least is a defined
     function, ``funcs`` holds them as a C array (null: ``_ffi.LAZY_NONE``; written by one
     C call over the instance's interpreter state, ``Table._write_funcs``) and ``imported``
     the distinct imported functions among them (what the table then holds); else
@@ -188,12 +188,12 @@ class DataPlan:
         r = start % _ffi.PAGE_SIZE
         key = (i, r)
         entry = self._files.get(key)
-        if entry is None or type(entry) is float and time.monotonic() >= entry:
+        if _to_make(entry):
             with self._lock:
                 entry = self._files.get(key)
-                if entry is None or type(entry) is float and time.monotonic() >= entry:
+                if _to_make(entry):
                     entry = self._files[key] = self._new_file(i, r)
-        if entry is not False and type(entry) is not float:
+        if _is_file(entry):
             writes[i].file_offset, writes[i].fd = r, entry.fd
 
     def _new_file(self, i, r):
@@ -202,8 +202,7 @@ class DataPlan:
         say), the monotonic time after which the next instantiation tries again
         (``RETRY_SECONDS`` on): the writes copy meanwhile."""
         from .image import MemoryImage
-        if sum(1 for (j, _), e in self._files.items() if j == i and e is not False and type(e) is not float) \
-                >= self.MAX_REMAINDERS:
+        if sum(1 for (j, _), e in self._files.items() if j == i and _is_file(e)) >= self.MAX_REMAINDERS:
             return False
         module = self._module
         try:
@@ -212,6 +211,16 @@ class DataPlan:
             return time.monotonic() + self.RETRY_SECONDS
         module._data_images.append(image)
         return image
+
+
+# DataPlan._files entries: a MemoryImage; False (copy: too many remainders); a float, the
+# monotonic time from which a file that could not be made is tried again.
+def _is_file(entry) -> bool:
+    return entry is not None and entry is not False and type(entry) is not float
+
+
+def _to_make(entry) -> bool:
+    return entry is None or type(entry) is float and time.monotonic() >= entry
 
 
 def allocation_of(module: Module, layout: InstanceLayout):
