@@ -15,6 +15,7 @@
 #include "wenv_mman.h"
 #include "wenv_pool.h"
 #include "wenv_table.h"
+#include "wenv_tables.h"
 #include "wenv_traps.h"
 
 #define WENV_WASM_PAGE 65536u
@@ -56,13 +57,6 @@ typedef struct floor_module {
     wenv_table *tables;     /* [table_count]: the pooled floor's table storage */
 } floor_module;
 
-/* The bytes of a table of `elems` elements, rounded to pages. */
-static uint64_t floor_table_bytes(uint64_t elems)
-{
-    uint64_t page = (uint64_t)wenv_page_size();
-    return (elems * 8 + page - 1) / page * page;
-}
-
 /* [errno] Check the geometry and allocate the bookkeeping (the caller frees it). */
 static int floor_module_init(floor_module *m, const wenv_memory_spec *memories, long memory_count,
                              const uint64_t *table_elems, long table_count, long batch)
@@ -101,18 +95,20 @@ static void floor_module_free(floor_module *m)
     errno = err;
 }
 
-/* [errno] munmap the first `memories` memories' and `tables` tables' on-demand mappings. */
-static int floor_unmap(const floor_module *m, long memories, long tables)
+/* [errno] munmap the first `memories` memories' reservations and close the first `tables`
+ * tables (wenv_table_close: the table's rule, whatever storage it has). */
+static int floor_unmap(floor_module *m, long memories, long tables)
 {
     int rc = 0;
     for (long i = 0; i < memories; i++)
         rc |= wenv_release(m->addr[i], m->memories[i].reserve_bytes);
     for (long j = 0; j < tables; j++)
-        if (m->table_elems[j])
-            rc |= wenv_release(m->addr[m->memory_count + j], floor_table_bytes(m->table_elems[j]));
+        wenv_table_close(&m->tables[j]);
     return rc ? -1 : 0;
 }
 
+/* Each memory reserved with its image, each table opened as the runtime opens one
+ * (wenv_table_open: on the zero region, no syscall, while it fits), then all released. */
 static int floor_ondemand_once(floor_module *m)
 {
     long i = 0, j = 0;
@@ -120,8 +116,7 @@ static int floor_ondemand_once(floor_module *m)
         if ((m->addr[i] = wenv_memory_open(&m->memories[i])) == 0)
             goto fail;
     for (; j < m->table_count; j++)
-        if (m->table_elems[j]
-            && wenv_map_zeros(floor_table_bytes(m->table_elems[j]), &m->addr[m->memory_count + j]) != 0)
+        if (wenv_table_open(&m->tables[j], m->table_elems[j], m->table_elems[j], 0) != 0)
             goto fail;
     return floor_unmap(m, i, j);
 fail:

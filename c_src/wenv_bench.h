@@ -21,9 +21,9 @@ double wenv_bench_load_i32(long iterations);           /* one non-trapping raw a
  * specs (runtime/layout.py: the reservation, pre-guard, initial size and image ours
  * uses) and its defined tables' initial element counts.
  * On demand: per memory, wenv_memory_open (mmap reserve PROT_NONE + mmap the image
- * MAP_PRIVATE|MAP_FIXED + mprotect R/W the rest of the initial size); per table with
- * elements, one mmap of R/W zero pages (wenv_map_zeros) of elements * 8 bytes rounded to
- * pages; then munmap of each. */
+ * MAP_PRIVATE|MAP_FIXED + mprotect R/W the rest of the initial size); per table,
+ * wenv_table_open as the runtime opens one (no syscall while it fits the zero region: its
+ * storage is mapped on its first write); then munmap of each, wenv_table_close. */
 int wenv_floor_ondemand(const wenv_memory_spec *memories, long memory_count, const uint64_t *table_elems,
                         long table_count, long samples, long batch, double *out_ns);
 
@@ -31,7 +31,7 @@ int wenv_floor_ondemand(const wenv_memory_spec *memories, long memory_count, con
  * the image mapped) and per table its storage (wenv_table_open), prepared once; each
  * iteration resets every memory with madvise(MADV_DONTNEED) over its initial size +
  * mprotect PROT_NONE of the wasm page above, and every table with wenv_pool_table_reset
- * (memset up to 64 KiB of elements, else madvise). */
+ * (nothing for a table never written; else memset up to 64 KiB of elements, else madvise). */
 int wenv_floor_pooled(const wenv_memory_spec *memories, long memory_count, const uint64_t *table_elems,
                       long table_count, long samples, long batch, double *out_ns);
 

@@ -37,6 +37,7 @@
 #define WENV_I_NULL_REF 12      /* call_ref of a null function reference, ref.as_non_null of null */
 #define WENV_I_INDIRECT_NULL 13 /* call_indirect of a null element */
 #define WENV_I_BAD_SIG 14       /* call_indirect: the element's type is not the expected one */
+#define WENV_I_NO_MEMORY 15     /* a table's first write could not map its storage (not a trap) */
 #define WENV_I_EXIT_TRANSLATE 100   /* function exit_arg0 of exit_vm to translate; resume re-runs the call */
 #define WENV_I_EXIT_GROW 101        /* memory exit_arg0 grows by exit_arg1 pages; result into *exit_dst */
 #define WENV_I_EXIT_HOST 102        /* host function exit_arg0: its arguments at fp[0..), results

@@ -58,13 +58,12 @@ static void *wenv_ptr(uint64_t addr) { return (void *)(uintptr_t)addr; }
  * nothing to reserve still has an address of its own (and nothing else there). */
 static uint64_t wenv_span(uint64_t byte_len) { return byte_len ? byte_len : (uint64_t)wenv_page_size(); }
 
-static int wenv_map_new(uint64_t byte_len, int writable, uint64_t *out_addr)
+static int wenv_map_new(uint64_t byte_len, int prot, uint64_t *out_addr)
 {
     byte_len = wenv_span(byte_len);
     if (!wenv_range_ok(0, byte_len))
         return -1;
-    void *p = mmap(NULL, (size_t)byte_len, WENV_PROT(writable), MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+    void *p = mmap(NULL, (size_t)byte_len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return -1;
     *out_addr = (uint64_t)(uintptr_t)p;
@@ -73,12 +72,17 @@ static int wenv_map_new(uint64_t byte_len, int writable, uint64_t *out_addr)
 
 int wenv_reserve(uint64_t byte_len, uint64_t *out_addr)
 {
-    return wenv_map_new(byte_len, 0, out_addr);
+    return wenv_map_new(byte_len, PROT_NONE, out_addr);
 }
 
 int wenv_map_zeros(uint64_t byte_len, uint64_t *out_addr)
 {
-    return wenv_map_new(byte_len, 1, out_addr);
+    return wenv_map_new(byte_len, PROT_READ | PROT_WRITE, out_addr);
+}
+
+int wenv_map_read_zeros(uint64_t byte_len, uint64_t *out_addr)
+{
+    return wenv_map_new(byte_len, PROT_READ, out_addr);
 }
 
 int wenv_release(uint64_t addr, uint64_t byte_len)

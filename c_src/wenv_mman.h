@@ -26,6 +26,7 @@ long wenv_page_size(void);
  * PROT_NONE page, so that it has an address of its own; releasing 0 bytes unmaps it. */
 int wenv_reserve(uint64_t byte_len, uint64_t *out_addr);    /* [errno] PROT_NONE, MAP_NORESERVE */
 int wenv_map_zeros(uint64_t byte_len, uint64_t *out_addr);  /* [errno] R/W zero pages, MAP_NORESERVE */
+int wenv_map_read_zeros(uint64_t byte_len, uint64_t *out_addr);  /* [errno] read-only zero pages, MAP_NORESERVE */
 /* [errno] Reserve byte_len bytes, map an image (fd < 0 or image_len 0: none) at
  * start + pre_guard + image_offset and make the rest of the `accessible` bytes after the
  * pre-guard R/W, all or nothing; *out_addr = the reservation's start. */

@@ -12,7 +12,6 @@
 
 #include "wenv_mman.h"
 #include "wenv_pool.h"
-#include "wenv_table.h"
 
 typedef struct wenv_slot {
     uint64_t accessible;    /* bytes from the base that are R/W; PROT_NONE above */
@@ -416,33 +415,4 @@ int wenv_pool_slot_state(wenv_pool *p, uint32_t index, uint64_t out[6])
 void wenv_pool_inject_failures(wenv_pool *p, uint32_t mask)
 {
     __atomic_store_n(&p->fail_mask, mask, __ATOMIC_RELAXED);
-}
-
-/* Zeroing up to this many bytes of a table slot's elements is cheaper than a syscall. */
-#define WENV_POOL_TABLE_MEMSET_BYTES ((uint64_t)64 << 10)
-
-int wenv_pool_table_reset(struct wenv_table *t, uint64_t size, uint64_t maximum, uint64_t init_cell)
-{
-    if (size > t->reserved || size > maximum || t->elements == NULL) {
-        errno = ERANGE;
-        return -1;
-    }
-    uint64_t used = t->size * 8;  /* a table never shrinks: nothing past its size was written */
-    if (used <= WENV_POOL_TABLE_MEMSET_BYTES) {
-        memset(t->elements, 0, (size_t)used);
-    } else {
-        uint64_t page = (uint64_t)wenv_page_size();
-        if (wenv_decommit((uint64_t)(uintptr_t)t->elements, (used + page - 1) / page * page,
-                          wenv_reset_default()) != 0)
-            return -1;
-    }
-    t->size = size;
-    t->maximum = maximum;
-    t->lazy = NULL;
-    t->lazy_len = 0;
-    t->vm = NULL;
-    if (init_cell)
-        for (uint64_t i = 0; i < size; i++)
-            t->elements[i] = WENV_ELEM(init_cell);
-    return 0;
 }

@@ -74,16 +74,6 @@ int wenv_pool_slot_state(wenv_pool *p, uint32_t slot, uint64_t out[6]);
 /* Tests: this pool's syscalls fail as `mask` (WENV_FAIL_*, wenv_mman.h) says. */
 void wenv_pool_inject_failures(wenv_pool *p, uint32_t mask);
 
-/* [errno] A pool table slot keeps its table's storage between tenants (wenv_tables.h;
- * its release zeroes it with this and size 0): make `t` (open, its last tenant gone) a
- * new table of `size` elements, each WENV_ELEM(init_cell) if
- * init_cell is not null (else uninitialized), growing to at most `maximum`. The elements
- * the last tenant had are zeroed first (memset when small, else their pages decommitted),
- * the lazy array and its instance unbound. ERANGE: size is past the storage's accessible
- * elements or past `maximum` (nothing changed: the caller closes and reopens it). */
-struct wenv_table;
-int wenv_pool_table_reset(struct wenv_table *t, uint64_t size, uint64_t maximum, uint64_t init_cell);
-
 /* CDEF-END */
 
 /* The index a pool hands out next, under its lock (memory slots, wenv_pool.c; table slots,

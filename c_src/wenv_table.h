@@ -15,7 +15,9 @@
  * wenv_vm_funcref to the defining instance's funcref record and stored on first read
  * (from C and from Python alike: both read through wenv_table_get / wenv_table_elem);
  * beyond the array, or for a NONE entry, as null. Untouched elements are zero pages:
- * a table costs no resident memory until written.
+ * a table costs no resident memory until written, and no syscall either: it opens on the
+ * process's read-only zero region and maps its own storage on its first write
+ * (wenv_table_storage; wenv_table.c).
  */
 #ifndef WENV_TABLE_H
 #define WENV_TABLE_H
@@ -42,8 +44,10 @@ typedef struct wenv_table {
     void *retired;              /* storage left by moving grows: reads in flight may still be in it (wenv_table_close releases it) */
 } wenv_table;
 
-/* [errno] Reserve and open `t` with `size` elements, each WENV_ELEM(init_cell) if
- * init_cell is not null (else uninitialized). ENOMEM; EINVAL if size > maximum. */
+/* [errno] Open `t` with `size` elements, each WENV_ELEM(init_cell) if init_cell is not
+ * null (its storage mapped now), else uninitialized (on the zero region while it fits).
+ * ENOMEM; EINVAL if size > maximum. The writes below fail with ERANGE out of bounds, and
+ * with ENOMEM (nothing written) when a first write cannot map the table's storage. */
 int wenv_table_open(wenv_table *t, uint64_t size, uint64_t maximum, uint64_t init_cell);
 /* Release the reservation, and those moving grows left (idempotent; no read in flight). */
 void wenv_table_close(wenv_table *t);
@@ -67,6 +71,10 @@ int wenv_table_init(wenv_table *t, uint64_t d, const uint64_t *cells, uint64_t s
  * cells of functions funcs[0..n) of vm (WENV_LAZY_NONE: null), made now where not yet.
  * ERANGE: out of bounds; EINVAL: a function with no funcref (nothing written either way). */
 int wenv_table_init_funcs(wenv_table *t, uint64_t d, struct wenv_vm *vm, const uint32_t *funcs, uint64_t n);
+/* 1 if `t` has storage of its own (written since it opened), 0 on the zero region or closed. */
+int wenv_table_mapped(wenv_table *t);
+/* Tests: a first write's mapping fails (ENOMEM) while `mask` holds WENV_FAIL_MAP_ANON. */
+void wenv_table_inject_failures(uint32_t mask);
 
 /* CDEF-END */
 
@@ -74,6 +82,18 @@ int wenv_table_init_funcs(wenv_table *t, uint64_t d, struct wenv_vm *vm, const u
 #define WENV_ELEM_CELL(e) ((e) & ~(uint64_t)WENV_ELEM_TAG)
 
 WENV_INTERNAL uint64_t wenv_table_resolve(wenv_table *t, uint64_t index);
+WENV_INTERNAL extern uint64_t *wenv_table_zero_region;
+/* [errno] t's storage, mapped now if t is on the zero region (NULL: it could not be). */
+WENV_INTERNAL uint64_t *wenv_table_materialize(wenv_table *t);
+
+/* [errno] Where a write to t goes: its storage, mapped on the first write (NULL: ENOMEM). */
+static inline uint64_t *wenv_table_storage(wenv_table *t)
+{
+    uint64_t *e = __atomic_load_n(&t->elements, __ATOMIC_ACQUIRE);
+    if (WENV_LIKELY(e != __atomic_load_n(&wenv_table_zero_region, __ATOMIC_ACQUIRE)))
+        return e;
+    return wenv_table_materialize(t);
+}
 
 /* The cell at an in-bounds `index` (the interpreter's table.get). */
 static inline uint64_t wenv_table_elem(wenv_table *t, uint64_t index)

@@ -560,6 +560,9 @@ def _trap(c, status, frames, max_frames, mc) -> Exception:
                      _ffi.frame_return_ips(frames, c.depth, max_frames - 1), mc)
         return trap
     from .errors import WasmRuntimeError
+    if status == _ffi.I_NO_MEMORY:
+        from .errors import AllocationError
+        return AllocationError("a table's first write could not map its storage", "table")
     if status == _ffi.I_FAULT:
         return WasmRuntimeError(f"memory fault inside the accessible bytes at wasm address "
                                 f"{c.trap_addr:#x} (was an image file truncated?)")

@@ -29,13 +29,19 @@ def _resident_bytes(start: int, byte_len: int) -> int:
 
 
 def _resident(table) -> int:
+    """Resident bytes of the table's own storage: 0 while it has none (it reads the
+    process's read-only zero region, which every such table shares)."""
     t = table._native
+    if not runtime._ffi.table_mapped(t):
+        return 0
     return _resident_bytes(int(runtime._ffi.address_of(t.elements)), t.reserved * 8)
 
 
 def test_untouched_million_element_table_costs_no_resident_memory(engine):
     t = runtime.Table.new(engine, "funcref", ELEMENTS)
-    assert t.size == ELEMENTS and _resident(t) == 0
+    # No storage of its own until written (no mapping made: it reads the zero region).
+    assert t.size == ELEMENTS and not runtime._ffi.table_mapped(t._native)
+    assert t.get(ELEMENTS - 1) is None and not runtime._ffi.table_mapped(t._native)
     t.set(ELEMENTS // 2, None)
     # One written element: one page, nowhere near the 8 MB the elements span.
     assert _resident(t) == runtime._ffi.PAGE_SIZE
@@ -51,7 +57,11 @@ def test_lazy_module_table_stays_untouched_until_read(engine):
     with runtime.Instance(m) as i:
         t = i.exports["t"]
         assert _resident(t) == 0  # lazily initialized: nothing written at instantiation
-        assert t.get(1).wasm_index == 1  # resolved and stored: one page
+        assert t.get(1).wasm_index == 1  # resolved; a table never written stores nothing
+        assert _resident(t) == 0 and not runtime._ffi.table_mapped(t._native)
+        t.set(3, None)  # its first write maps its storage: one page
+        assert _resident(t) == runtime._ffi.PAGE_SIZE
+        assert t.get(1).wasm_index == 1 and t.get(0).wasm_index == 0  # resolved and stored
         assert _resident(t) == runtime._ffi.PAGE_SIZE
 
 
@@ -133,3 +143,55 @@ def test_funcref_records_of_an_untouched_instance_stay_non_resident(engine):
         assert resident() <= page  # (the page the region starts in may hold the globals)
         assert i.exports["t"].get(n - 1).wasm_index == n - 1
         assert page <= resident() <= 2 * page
+
+
+_TABLE_WRITES = """(module
+  (table $t (export "t") 1000 funcref)
+  (func $a (result i32) (i32.const 7))
+  (elem (i32.const 0) $a $a)
+  (func (export "set") (param i32) (table.set $t (local.get 0) (ref.func $a)))
+  (func (export "call") (param i32) (result i32) (call_indirect $t (result i32) (local.get 0))))"""
+
+
+def test_an_instances_table_maps_nothing_until_its_first_write():
+    # On demand (a pool's table slot keeps the storage an earlier tenant mapped, zeroed)
+    with runtime.Instance(runtime.Module(runtime.Engine(), wat(_TABLE_WRITES))) as i:
+        t = i.exports["t"]
+        # Instantiated and called through (lazily resolved): still no storage of its own.
+        assert i.exports["call"](1) == 7 and not runtime._ffi.table_mapped(t._native)
+        i.exports["set"](500)  # wasm's table.set: the first write maps it
+        assert runtime._ffi.table_mapped(t._native)
+        assert i.exports["call"](500) == 7 and i.exports["call"](0) == 7
+        assert t.get(2) is None and t.get(1).wasm_index == 0
+
+
+@pytest.fixture
+def first_write_fails():
+    runtime._ffi.table_inject_failures({"map_anon"})
+    yield
+    runtime._ffi.table_inject_failures(())
+
+
+def test_a_first_write_that_cannot_map_storage_raises_and_writes_nothing(first_write_fails):
+    with runtime.Instance(runtime.Module(runtime.Engine(), wat(_TABLE_WRITES))) as i:
+        t = i.exports["t"]
+        # From wasm: not a trap, an AllocationError; from Python alike.
+        with pytest.raises(runtime.AllocationError, match="table"):
+            i.exports["set"](5)
+        with pytest.raises(runtime.AllocationError, match="table"):
+            t.set(5, None)
+        with pytest.raises(runtime.AllocationError, match="table"):
+            t.fill(3, None, 2)
+        assert not runtime._ffi.table_mapped(t._native)
+        # Nothing written: the lazy elements still read as the module's functions.
+        assert t.get(5) is None and t.get(1).wasm_index == 0 and i.exports["call"](0) == 7
+        runtime._ffi.table_inject_failures(())
+        i.exports["set"](5)  # the same write once the mapping can be had
+        assert i.exports["call"](5) == 7 and runtime._ffi.table_mapped(t._native)
+
+
+def test_a_table_filled_with_a_value_at_creation_maps_its_storage_at_once(engine):
+    obj = object()
+    t = runtime.Table.new(engine, "externref", 10, None, obj)
+    assert runtime._ffi.table_mapped(t._native) and t.get(9) is obj
+    t.close()

@@ -30,3 +30,12 @@ def test_reads_racing_moving_grows_see_their_element_under_thread_sanitizer(race
     rc, out = run(races_tsan, "stress")
     assert "ThreadSanitizer" not in out, out
     assert rc == 0 and out.startswith("ok stress"), (rc, out)
+
+
+@pytest.mark.parametrize("build_name", ["races", "races_tsan"])
+def test_racing_first_writes_of_a_fresh_table_all_land_in_one_storage(build_name, request):
+    """A table opens on the zero region; threads writing it first at once map storage
+    each, one wins (the others unmap theirs) and every write is in the winner."""
+    rc, out = run(request.getfixturevalue(build_name), "first")
+    assert "ThreadSanitizer" not in out, out
+    assert rc == 0 and out.startswith("ok first"), (rc, out)

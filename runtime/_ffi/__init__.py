@@ -57,7 +57,8 @@ from .vmctx import (
 )
 from .table import (
     LAZY_NONE, address_of, table_open, table_bind, table_close, table_get, table_set,
-    table_fill, table_init, table_init_funcs, table_grow, new_table_array,
+    table_fill, table_init, table_init_funcs, table_grow, new_table_array, table_mapped,
+    table_inject_failures,
 )
 from .tables import (
     POOL_NO_TABLE_SLOT, new_table_specs, new_instance_tables, instance_table, table_pool_new,
@@ -67,7 +68,7 @@ from .tables import (
 from .interp import (
     I_DONE, I_UNREACHABLE, I_DIV_ZERO, I_INT_OVERFLOW, I_BAD_CONV, I_OOB, I_OOB_GUARD,
     I_STACK_OVERFLOW, I_FAULT, I_OUT_OF_FUEL, I_INTERRUPT, I_EXIT_TRANSLATE, I_EXIT_GROW,
-    I_EXIT_HOST, I_TABLE_OOB, I_NULL_REF, I_INDIRECT_NULL, I_BAD_SIG, I_EXIT_TABLE_GROW,
+    I_EXIT_HOST, I_TABLE_OOB, I_NULL_REF, I_INDIRECT_NULL, I_BAD_SIG, I_NO_MEMORY, I_EXIT_TABLE_GROW,
     I_EXIT_BULK, interp_run, interp_op_numbers, new_interp_funcs, interp_publish,
     code_address, new_host_funcs, new_fuel_cell, new_epoch_cell, set_call_bounds,
     new_interp_call, pointer_address, frame_return_ips, new_interp_stacks, vm_funcref,

@@ -1,6 +1,7 @@
 """Native tables and their reference cells (c_src/wenv_table.h)."""
 from __future__ import annotations
 
+import errno
 import os
 
 from .. import _ffi
@@ -46,24 +47,51 @@ def table_get(t, index: int):
     return out[0]
 
 
+def _written(rc: int, what: str) -> bool:
+    """True if a table write returned 0; False when it was out of bounds (nothing written).
+
+    Raises:
+        AllocationError: it was the table's first write and its storage could not be
+            mapped (wenv_table_storage; nothing written).
+    """
+    if rc == 0:
+        return True
+    err = _ffi.errno_now()
+    if err in (errno.ERANGE, errno.EINVAL):
+        return False
+    raise AllocationError(f"{what}: the table's storage could not be mapped: {os.strerror(err)}", "table") \
+        from OSError(err, os.strerror(err))
+
+
 def table_set(t, index: int, cell: int) -> bool:
-    return lib.wenv_table_set(t, index, cell) == 0
+    return _written(lib.wenv_table_set(t, index, cell), "table.set")
 
 
 def table_fill(t, index: int, cell: int, n: int) -> bool:
-    return lib.wenv_table_fill(t, index, cell, n) == 0
+    return _written(lib.wenv_table_fill(t, index, cell, n), "table.fill")
 
 
 def table_init(t, d: int, cells, s: int, n: int) -> bool:
     """Write ``cells[s:s+n]`` (a list of cells) at ``d``; False (nothing written) when out of bounds."""
     buf = ffi.new("uint64_t[]", list(cells) or [0])
-    return lib.wenv_table_init(t, d, buf, len(cells), s, n) == 0
+    return _written(lib.wenv_table_init(t, d, buf, len(cells), s, n), "table.init")
 
 
 def table_init_funcs(t, d: int, vm, funcs, n: int) -> bool:
     """Write the funcref cells of functions ``funcs[0:n]`` (a uint32 array; LAZY_NONE:
     null) of ``vm`` at ``d``; False (nothing written) when out of bounds."""
-    return lib.wenv_table_init_funcs(t, d, vm, funcs, n) == 0
+    return _written(lib.wenv_table_init_funcs(t, d, vm, funcs, n), "element segment")
+
+
+def table_mapped(t) -> bool:
+    """Whether ``t`` has storage of its own (written since it opened; else it reads the
+    process's zero region and costs no mapping)."""
+    return bool(lib.wenv_table_mapped(t))
+
+
+def table_inject_failures(steps) -> None:
+    """Tests: a table's first write fails to map its storage while ``steps`` holds "map_anon"."""
+    lib.wenv_table_inject_failures(lib.WENV_FAIL_MAP_ANON if "map_anon" in steps else 0)
 
 
 def table_grow(t, delta: int, init_cell: int) -> int:

@@ -10,7 +10,9 @@
  *           thread grows the table past its reservation: the read finishes on storage
  *           that is still mapped and still holds the element;
  *   stress  threads read while the main thread grows the table again and again (for
- *           ThreadSanitizer): every read sees the element it was set to.
+ *           ThreadSanitizer): every read sees the element it was set to;
+ *   first   threads make the first writes of a fresh table (on the zero region) at once,
+ *           again and again: one storage wins, every write lands in it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -126,6 +128,51 @@ static int stress(void)
     return 0;
 }
 
+#define FIRST_THREADS 4
+#define FIRST_EACH 16
+#define FIRST_ROUNDS 200
+
+static wenv_table first_table;
+
+static void *first_write(void *arg)
+{
+    uint64_t k0 = (uint64_t)(uintptr_t)arg * FIRST_EACH;
+    for (uint64_t k = k0; k < k0 + FIRST_EACH; k++)
+        if (wenv_table_set(&first_table, k, CELL + 8 * k) != 0) {
+            printf("FAIL first: a write failed (errno %d)\n", errno);
+            exit(1);
+        }
+    return NULL;
+}
+
+static int first_writes(void)
+{
+    for (int r = 0; r < FIRST_ROUNDS; r++) {
+        if (wenv_table_open(&first_table, FIRST_THREADS * FIRST_EACH, (uint64_t)1 << 20, 0) != 0)
+            return fail("first: open");
+        if (wenv_table_mapped(&first_table))
+            return fail("first: a fresh table has storage of its own");
+        pthread_t th[FIRST_THREADS];
+        for (int i = 0; i < FIRST_THREADS; i++)
+            pthread_create(&th[i], NULL, first_write, (void *)(uintptr_t)i);
+        for (int i = 0; i < FIRST_THREADS; i++)
+            pthread_join(th[i], NULL);
+        if (!wenv_table_mapped(&first_table))
+            return fail("first: written, yet on the zero region");
+        for (uint64_t k = 0; k < FIRST_THREADS * FIRST_EACH; k++) {
+            uint64_t cell = 0;
+            if (wenv_table_get(&first_table, k, &cell) != 0 || cell != CELL + 8 * k) {
+                printf("FAIL first: element %llu lost (%#llx)\n", (unsigned long long)k,
+                       (unsigned long long)cell);
+                return 1;
+            }
+        }
+        wenv_table_close(&first_table);
+    }
+    printf("ok first: %d rounds of %d threads\n", FIRST_ROUNDS, FIRST_THREADS);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
@@ -134,5 +181,7 @@ int main(int argc, char **argv)
         return race_move();
     if (!strcmp(what, "stress"))
         return stress();
-    return fail("usage: table_races move|stress");
+    if (!strcmp(what, "first"))
+        return first_writes();
+    return fail("usage: table_races move|stress|first");
 }

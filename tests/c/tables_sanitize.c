@@ -57,8 +57,11 @@ static int check_empty(const wenv_instance_table *e)
 /* Dirty a table the way its tenant may: write every element, sometimes grow and fill. */
 static void dirty(wenv_instance_table *e)
 {
+    uint64_t *elements = e->table.size ? wenv_table_storage(&e->table) : NULL;  /* its first write maps it */
+    if (e->table.size && (elements == NULL || !wenv_table_mapped(&e->table)))
+        abort();
     for (uint64_t k = 0; k < e->table.size; k++)
-        e->table.elements[k] = WENV_ELEM((uint64_t)0xA0 + 2 * k);
+        elements[k] = WENV_ELEM((uint64_t)0xA0 + 2 * k);
     if (rnd() % 3 == 0 && e->table.size < e->table.maximum) {
         uint64_t delta = 1 + rnd() % (e->table.maximum - e->table.size);
         wenv_table_grow(&e->table, delta, 0x1230);
@@ -99,6 +102,8 @@ static long run(long iterations, int pooled)
                     return fail("an opened table is not fresh", i), -1;
                 if ((in->t[k].slot >= 0) != pooled)
                     return fail("slot", i), -1;
+                if (!pooled && wenv_table_mapped(&in->t[k].table))  /* on the zero region until written */
+                    return fail("a fresh table mapped storage of its own", i), -1;
                 in->written[k] = rnd() % 2;
                 if (in->written[k])
                     dirty(&in->t[k]);
