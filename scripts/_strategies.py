@@ -185,7 +185,7 @@ class Floor:
     defined memory gets from the default Engine; each defined table's minimum), run like
     the other runners (``run(n, batch)`` -> samples in ns; ``close()``). ``kind``:
     floor-cow (on demand: every memory reserved with its image mapped copy-on-write, every
-    table's storage mapped, all unmapped), floor-pooling (a slot of each reused: the reset
+    table opened as the runtime opens one (on the zero region: no syscall), all released), floor-pooling (a slot of each reused: the reset
     alone) or floor-copy (the first memory, its image copied). ``first_memory_only``: the
     first defined memory and no table (scripts/bench_instantiate.py's one-memory floors).
     ``module``: the runtime.Module of ``wasm`` on a default Engine to take the layout of
@@ -210,8 +210,8 @@ class Floor:
                 self.close()
                 raise SystemExit("the module defines no memory: nothing to instantiate")
             self.memory_count, self.table_elems = 1, []
-        #: nothing to map (no defined memory, no table with elements): the floor is 0
-        self.empty = self.memory_count == 0 and not any(self.table_elems)
+        #: nothing to map (no defined memory; tables open on the zero region): the floor is 0
+        self.empty = self.memory_count == 0
         image = layout.memories[0][1] if layout.memories else None
         self.image_bytes = image.read() if kind == "floor-copy" and image is not None else b""
 

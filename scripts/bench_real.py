@@ -23,16 +23,17 @@ cyclic GC stays on.
               scripts/_strategies.py's Floor): for each defined memory, the reservation
               our on-demand allocator makes for it (the same size and pre-guard) with its
               data image mapped copy-on-write from the module's image file as ours maps
-              it (or its initial size mprotected R/W when there is no image), for each
-              defined table with elements one R/W mmap of its initial elements * 8 bytes
-              (pages); then munmap of each. Imported memories and tables are not in it
+              it (or its initial size mprotected R/W when there is no image), each
+              defined table opened and closed as ours opens one (wenv_table_open: on the
+              zero region, no syscall); then munmap of each. Imported memories and tables
+              are not in it
               (they are made outside the timed region; see the fresh-imports note).
   ours        runtime.Linker(engine).instantiate_pre(module), timed: pre.instantiate().close()
               (the default Engine: on-demand allocator, images mapped copy-on-write)
   pfloor      the pooled floor: what reusing a slot must cost, as bench_instantiate.py's
               floor-pooling: each defined memory reset by madvise(MADV_DONTNEED) over its
               initial size + mprotect PROT_NONE of the wasm page above, each defined table
-              by our pool's table reset (memset up to 64 KiB of elements, else madvise)
+              by our pool's table reset (nothing for one never written, as here)
   ours-pool   the same on a PoolingAllocator sized for the module (4 slots; every defined
               memory's minimum and table's minimum fit), the same module again and again
   wasmtime    wasmtime-py Linker.instantiate_pre, memory_init_cow on, a fresh Store per
@@ -246,7 +247,7 @@ def measure(case, wt_engine, n, rounds, warmup, batch, with_pool=True, full=True
             r.close()
     rows = {name: statistics.median(s) / 1e3 for name, s in samples.items()}
     rows.update({name: 0.0 for name in zeros})
-    notes = ["no defined memory, no table with elements: nothing to map, floor 0"] if zeros else []
+    notes = ["no defined memory (tables open on the zero region): nothing to map, floor 0"] if zeros else []
     w3 = runners.get("pywasm3")
     if w3 is not None and w3.capped:
         notes.append(f"pywasm3 leaves {w3.leak_bytes / 2**20:.1f} MiB per instance: {len(samples['pywasm3'])} "

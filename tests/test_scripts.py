@@ -188,7 +188,7 @@ def test_bench_real_prints_a_row_per_module_and_per_synthetic_size(tmp_path):
     side_cells = rows["side_module"].split()[-10:]  # it defines no memory and no table: floors of 0
     assert side_cells[0] == side_cells[2] == "0.0" and side_cells[5:8] == ["-", "-", "-"], side_cells
     assert all(float(side_cells[i]) > 0 for i in (1, 3, 4, 8, 9)), side_cells
-    assert "note: side_module: no defined memory, no table with elements: nothing to map, floor 0" in out
+    assert "note: side_module: no defined memory (tables open on the zero region): nothing to map, floor 0" in out
     assert "note: no pywasm3 row for side_module: Unsupported:" in out and "links functions only" in out
     assert [line.startswith("geomean ours/wasmtime") and "<= 0.5x" in line
             for line in out.splitlines()].count(True) == 2, out
