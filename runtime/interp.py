@@ -28,6 +28,7 @@ from wasmenv import UnsupportedFeature, ValType
 from . import _ffi
 from .func import host_func, make_host_natives, type_id
 from .layout import layout_of
+from .linking import shares_links
 from ._translate_tables import BULK
 from .refs import ExternRefs, cell_of, holder_of, is_func_heap, value_of
 from .backtrace import function_names, register_code
@@ -276,8 +277,8 @@ def _make_site(instance) -> _Site:
     # Only imported memories and tables (an Emscripten side module): the links are the
     # imports', the same for every instance linked to the same ones.
     links = None
-    if env.num_imported_memories == len(env.memory_plans) and env.num_imported_tables == len(env.table_plans):
-        links = _shared_links(mc, memories, tables, imported)
+    if shares_links(env):
+        links = instance._pre_links or _shared_links(mc, memories, tables, imported)
     if links is None:
         vm = _ffi.new_vm_state(len(descs), len(env.table_plans), len(imported), nfuncrefs)
     else:
@@ -316,6 +317,26 @@ def _link(vm, descs, tables, imported) -> None:
         _ffi.set_import(vm, i, ref, owner)
 
 
+def pre_link(module, imports) -> None:
+    """At link time (runtime.InstancePre): the links every instance of ``module`` made
+    from ``imports`` (a ResolvedImports, all memories and tables imported: shares_links)
+    shares, kept there; none while an import is closed (instantiation says so)."""
+    g = imports.groups
+    if any(m.closed for m in g.memories):
+        return
+    try:
+        imports.links = _new_links(list(g.memories), list(g.tables), list(g.funcs))
+    except ValueError:  # a closed table
+        pass
+
+
+def _new_links(memories, tables, imported):
+    """A vm holding only links (memory, table and import arrays) to these objects."""
+    links = _ffi.new_vm_state(len(memories), len(tables), len(imported), 0)
+    _link(links, [m._desc for m in memories], tables, imported)
+    return links
+
+
 def _shared_links(mc, memories, tables, imported):
     """A vm holding only links (memory, table and import arrays) to ``memories``,
     ``tables`` and ``imported`` (all imports), shared by the instances of ``mc``'s module
@@ -325,8 +346,7 @@ def _shared_links(mc, memories, tables, imported):
     cached = mc.links
     if cached is not None and len(cached[0]) == len(key) and all(r() is x for r, x in zip(cached[0], key)):
         return cached[1]
-    links = _ffi.new_vm_state(len(memories), len(tables), len(imported), 0)
-    _link(links, [m._desc for m in memories], tables, imported)
+    links = _new_links(memories, tables, imported)
     mc.links = (tuple(weakref.ref(x) for x in key), links)
     return links
 

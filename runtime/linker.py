@@ -13,10 +13,10 @@ from wasmenv import FuncType
 
 from .engine import Engine
 from .errors import LinkError
-from .func import Func
+from .func import Func, make_host_natives
 from .globals import Global
 from .instance import Instance
-from .linking import ResolvedImports, lookup_imports
+from .linking import ResolvedImports, lookup_imports, shares_links
 from .memory import Memory
 from .module import Module
 from .table import Table
@@ -160,6 +160,13 @@ class InstancePre:
     def _new(cls, module: Module, imports) -> "InstancePre":
         self = cls.__new__(cls)
         self._module, self._imports = module, imports
+        if imports is not None and imports.groups.funcs:
+            # Link-time work, done once here: the native side of the host functions its
+            # instances call, and the links those instances share (runtime/interp.py).
+            make_host_natives(imports.groups.funcs)
+            if shares_links(module.env) and len(module.env.functions) > module.env.num_imported_funcs:
+                from .interp import pre_link
+                pre_link(module, imports)
         return self
 
     @property

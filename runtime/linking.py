@@ -45,7 +45,7 @@ class ResolvedImports:
     (by :class:`runtime.InstancePre`), and grouped by kind once (``groups``):
     :func:`lookup_imports` returns them as they are."""
 
-    __slots__ = ("env", "externs", "groups", "global_cells")
+    __slots__ = ("env", "externs", "groups", "global_cells", "links")
 
     def __init__(self, module_env, externs):
         self.env = module_env
@@ -53,6 +53,15 @@ class ResolvedImports:
         self.groups = group_imports(module_env, self.externs)
         #: what its instances' _imported_globals share (runtime.instance._imported_globals)
         self.global_cells = None
+        #: the interpreter links its instances share, made at link time (runtime.interp.pre_link)
+        self.links = None
+
+
+def shares_links(env) -> bool:
+    """Whether the instances of ``env`` link to nothing of their own (every memory and
+    table imported: an Emscripten side module), so that the instances linked to the same
+    imports share their interpreter links (runtime/interp.py)."""
+    return env.num_imported_memories == len(env.memory_plans) and env.num_imported_tables == len(env.table_plans)
 
 
 def lookup_imports(module_env, imports) -> list:
