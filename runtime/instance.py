@@ -90,7 +90,6 @@ class Instance(Initialization, Owner):
     _tables_done = False         # its tables were given back (close, after the last call)
     _tables_pending = False      # closed during a call: the last _leave gives them back
     _entered = None              # (wenv_memory *[], count, memories) for _enter/_leave
-    _pre_links = None            # the interpreter links its InstancePre made (runtime/interp.py)
 
     def __init__(self, module: Module, imports=None, store=None):
         if store is not None:
@@ -136,8 +135,6 @@ class Instance(Initialization, Owner):
         env = module.env
         if isinstance(imports, ResolvedImports) and imports.env is env:
             groups = imports.groups  # grouped once, by the InstancePre
-            if imports.links is not None:  # (and the interpreter links its instances share)
-                self._pre_links = imports.links
         elif imports is None and not env.initializers:
             groups = NO_IMPORTS
         else:

@@ -278,7 +278,7 @@ def _make_site(instance) -> _Site:
     # imports', the same for every instance linked to the same ones.
     links = None
     if shares_links(env):
-        links = instance._pre_links or _shared_links(mc, memories, tables, imported)
+        links = getattr(imported, "links", None) or _shared_links(mc, memories, tables, imported)
     if links is None:
         vm = _ffi.new_vm_state(len(descs), len(env.table_plans), len(imported), nfuncrefs)
     else:
@@ -320,12 +320,13 @@ def _link(vm, descs, tables, imported) -> None:
 def pre_link(module, imports) -> None:
     """At link time (runtime.InstancePre): the links every instance of ``module`` made
     from ``imports`` (a ResolvedImports, all memories and tables imported: shares_links)
-    shares, kept there; none while an import is closed (instantiation says so)."""
+    shares, kept with its imported functions (linking.ImportedFuncs, which those instances
+    keep); none while an import is closed (instantiation says so)."""
     g = imports.groups
     if any(m.closed for m in g.memories):
         return
     try:
-        imports.links = _new_links(list(g.memories), list(g.tables), list(g.funcs))
+        g.funcs.links = _new_links(list(g.memories), list(g.tables), list(g.funcs))
     except ValueError:  # a closed table
         pass
 

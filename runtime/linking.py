@@ -25,13 +25,21 @@ class ImportGroups(NamedTuple):
     crossing: tuple    # the imports externref cells may cross to or from (runtime.refs.link_imports)
 
 
+class ImportedFuncs(tuple):
+    """The imported functions of one grouping (ImportGroups.funcs, which its instances
+    keep as theirs); ``links``: the interpreter links those instances share, when made at
+    link time (runtime.interp.pre_link), so that an instance holds nothing more for them."""
+
+    links = None
+
+
 def group_imports(module_env, externs) -> ImportGroups:
     """``externs`` (in import order, checked) grouped by the kind of each import."""
     groups = {kind: [] for kind in ExternKind}
     for imp, ext in zip(module_env.initializers, externs):
         groups[imp.index.kind].append(ext)
-    funcs, globals_, tables = (tuple(groups[kind]) for kind in (ExternKind.FUNC, ExternKind.GLOBAL,
-                                                                 ExternKind.TABLE))
+    funcs = ImportedFuncs(groups[ExternKind.FUNC])
+    globals_, tables = tuple(groups[ExternKind.GLOBAL]), tuple(groups[ExternKind.TABLE])
     return ImportGroups(funcs, globals_, tables, tuple(groups[ExternKind.MEMORY]),
                         tuple(groups[ExternKind.TAG]), tuple(f for f in funcs if f._instance is not None),
                         tuple(ext for ext in funcs + globals_ + tables if crosses_registries(ext)))
@@ -45,7 +53,7 @@ class ResolvedImports:
     (by :class:`runtime.InstancePre`), and grouped by kind once (``groups``):
     :func:`lookup_imports` returns them as they are."""
 
-    __slots__ = ("env", "externs", "groups", "global_cells", "links")
+    __slots__ = ("env", "externs", "groups", "global_cells")
 
     def __init__(self, module_env, externs):
         self.env = module_env
@@ -53,8 +61,6 @@ class ResolvedImports:
         self.groups = group_imports(module_env, self.externs)
         #: what its instances' _imported_globals share (runtime.instance._imported_globals)
         self.global_cells = None
-        #: the interpreter links its instances share, made at link time (runtime.interp.pre_link)
-        self.links = None
 
 
 def shares_links(env) -> bool:

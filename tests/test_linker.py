@@ -351,7 +351,7 @@ def test_an_instance_pre_of_a_side_module_links_once_for_all_its_instances(engin
     linker.define(None, "env", "add", add)
     module = Module(engine, wat(_SIDE_MODULE))
     pre = linker.instantiate_pre(module)
-    links = pre._imports.links
+    links = pre._imports.groups.funcs.links
     assert links is not None and add._native is not None  # made at link time
     a, b = pre.instantiate(), pre.instantiate()
     assert a.exports["run"]() == b.exports["run"]() == 42
