@@ -357,7 +357,9 @@ def synthetic_table(results) -> str:
             ours, theirs = r["rows"].get("ours"), r["rows"].get("wasmtime")
             rel = _ratio(ours, smallest.get("ours"))
             rel_wt = _ratio(theirs, smallest.get("wasmtime"))
-            lines.append(f"{key:<16}{_fmt(ours, '.1f'):>9}  {_verdict(rel, TARGET_SCALE):>24}"
+            # (globals: the target is the marginal cost per global, below; the ratio is shown)
+            verdict = _verdict(rel, TARGET_SCALE) if name != "constant globals" else _fmt(rel, ".2f") + "x"
+            lines.append(f"{key:<16}{_fmt(ours, '.1f'):>9}  {verdict:>24}"
                          f"{_fmt(theirs, '.1f'):>13}{_fmt(rel_wt, '.2f') + 'x':>12}{_fmt(_ratio(ours, theirs), '.2f'):>9}")
         if name == "constant globals":
             (_, small), (_, large) = members[0], members[-1]
@@ -483,7 +485,8 @@ def main(argv=None) -> int:
     marginal = {}
     if synthetic:
         print()
-        print("synthetic size series (no memory, one imported function; target: within 1.25x of the series' smallest)")
+        print("synthetic size series (no memory, one imported function; target: functions and tables within "
+              "1.25x of the series' smallest, globals by their marginal cost)")
         text, marginal = synthetic_table(synthetic)
         print(text)
     rss = {}
