@@ -70,6 +70,16 @@ def make_host_natives(funcs) -> None:
             f._native = (ref, keep, host_id)
 
 
+def link_host_funcs(funcs) -> None:
+    """Link time (runtime.InstancePre) for ``funcs`` (a linking.ImportedFuncs): their
+    native side, and when every one is a host function, the vm import records their
+    instances' interpreter states copy in one go (``funcs.records``)."""
+    make_host_natives(funcs)
+    if all(f._callable is not None for f in funcs):
+        from . import _ffi
+        funcs.records = _ffi.new_import_records([f._native[0] for f in funcs])
+
+
 def host_func(host_id: int) -> "Func":
     """The host Func whose code carries ``host_id`` (KeyError once it is gone)."""
     func = _HOSTS[host_id]()

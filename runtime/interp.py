@@ -311,6 +311,10 @@ def _link(vm, descs, tables, imported) -> None:
         vm.mems[i] = desc
     vm.nmems = len(descs)
     _ffi.vm_set_tables(vm, [t._native for t in tables])
+    records = getattr(imported, "records", None)  # (host functions only, linked by an InstancePre)
+    if records is not None:
+        _ffi.copy_imports(vm, records, len(imported))
+        return
     make_host_natives(imported)
     for i, f in enumerate(imported):
         ref, owner = f._native_ref()

@@ -13,7 +13,7 @@ from wasmenv import FuncType
 
 from .engine import Engine
 from .errors import LinkError
-from .func import Func, make_host_natives
+from .func import Func, link_host_funcs
 from .globals import Global
 from .instance import Instance
 from .linking import ResolvedImports, lookup_imports, shares_links
@@ -163,7 +163,7 @@ class InstancePre:
         if imports is not None and imports.groups.funcs:
             # Link-time work, done once here: the native side of the host functions its
             # instances call, and the links those instances share (runtime/interp.py).
-            make_host_natives(imports.groups.funcs)
+            link_host_funcs(imports.groups.funcs)
             if shares_links(module.env) and len(module.env.functions) > module.env.num_imported_funcs:
                 from .interp import pre_link
                 pre_link(module, imports)

@@ -27,9 +27,12 @@ class ImportGroups(NamedTuple):
 
 class ImportedFuncs(tuple):
     """The imported functions of one grouping (ImportGroups.funcs, which its instances
-    keep as theirs); ``links``: the interpreter links those instances share, when made at
-    link time (runtime.interp.pre_link), so that an instance holds nothing more for them."""
+    keep as theirs), and what their interpreter states copy, made at link time
+    (runtime.InstancePre) so that an instance holds nothing more for them: ``records``,
+    the vm import records when every one is a host function (runtime.func.link_host_funcs);
+    ``links``, the interpreter links those instances share (runtime.interp.pre_link)."""
 
+    records = None
     links = None
 
 

@@ -351,8 +351,10 @@ def test_an_instance_pre_of_a_side_module_links_once_for_all_its_instances(engin
     linker.define(None, "env", "add", add)
     module = Module(engine, wat(_SIDE_MODULE))
     pre = linker.instantiate_pre(module)
-    links = pre._imports.groups.funcs.links
+    funcs = pre._imports.groups.funcs
+    links = funcs.links
     assert links is not None and add._native is not None  # made at link time
+    assert funcs.records is not None  # host functions only: the vm's import records, made once
     a, b = pre.instantiate(), pre.instantiate()
     assert a.exports["run"]() == b.exports["run"]() == 42
     assert site_of(a).links is links and site_of(b).links is links
@@ -362,3 +364,20 @@ def test_an_instance_pre_of_a_side_module_links_once_for_all_its_instances(engin
     with pytest.raises(LinkError):
         linker.instantiate_pre(module)
     memory.close()
+
+
+def test_an_instance_pre_importing_a_wasm_function_links_it_per_instance(engine):
+    """Import records are made once only for host functions; a wasm function of another
+    instance is linked through that instance's state (and still runs there)."""
+    exporter = Instance(Module(engine, wat('(module (func (export "f") (result i32) (i32.const 5)))')))
+    linker = Linker(engine)
+    linker.define(None, "env", "f", exporter.exports["f"])
+    linker.define(None, "env", "g", Func(FuncType([], ["i32"]), lambda: 6))
+    module = Module(engine, wat("""(module (import "env" "f" (func $f (result i32)))
+      (import "env" "g" (func $g (result i32)))
+      (func (export "sum") (result i32) (i32.add (call $f) (call $g))))"""))
+    pre = linker.instantiate_pre(module)
+    assert pre._imports.groups.funcs.records is None
+    with pre.instantiate() as a, pre.instantiate() as b:
+        assert a.exports["sum"]() == b.exports["sum"]() == 11
+    exporter.close()

@@ -73,7 +73,7 @@ from .interp import (
     code_address, new_host_funcs, new_fuel_cell, new_epoch_cell, set_call_bounds,
     new_interp_call, pointer_address, frame_return_ips, new_interp_stacks, vm_funcref,
     ANYFUNC_NONE, new_vm_state, vm_set_tables, new_u32s, new_u64s, address, funcref_at,
-    func_offset, set_import,
+    func_offset, set_import, new_import_records, copy_imports,
 )
 from .traps import (
     install_trap_handler, trap_handler_on_top, signal_handler_id, trap_handler_forget,

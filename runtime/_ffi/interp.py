@@ -189,3 +189,20 @@ def set_import(vm, index: int, callee, vmctx) -> None:
     """Imported function ``index`` of ``vm`` is ``callee`` (a funcref) of ``vmctx`` (or NULL)."""
     vm.imports[index].callee = callee
     vm.imports[index].vmctx = ffi.NULL if vmctx is None else vmctx
+
+
+_IMPORT_BYTES = ffi.sizeof("wenv_import")
+
+
+def new_import_records(callees):
+    """A ``wenv_import[]`` of host functions' funcrefs ``callees`` (vmctx NULL): what a
+    vm's import array is for those imports, made once and copied (:func:`copy_imports`)."""
+    records = ffi.new("wenv_import[]", max(1, len(callees)))
+    for i, callee in enumerate(callees):
+        records[i].callee = callee
+    return records
+
+
+def copy_imports(vm, records, n: int) -> None:
+    """The first ``n`` import records of ``vm`` are ``records``' (one copy)."""
+    ffi.memmove(vm.imports, records, n * _IMPORT_BYTES)
