@@ -53,8 +53,8 @@ typedef struct floor_module {
     long memory_count;
     const uint64_t *table_elems;
     long table_count;
-    uint64_t *addr;         /* [memory_count + table_count]: the mappings made */
-    wenv_table *tables;     /* [table_count]: the pooled floor's table storage */
+    uint64_t *addr;         /* [memory_count]: the reservations (or pool slots) made */
+    wenv_table *tables;     /* [table_count]: the tables opened */
 } floor_module;
 
 /* [errno] Check the geometry and allocate the bookkeeping (the caller frees it). */
@@ -76,7 +76,7 @@ static int floor_module_init(floor_module *m, const wenv_memory_spec *memories, 
     m->memory_count = memory_count;
     m->table_elems = table_elems;
     m->table_count = table_count;
-    m->addr = calloc((size_t)(memory_count + table_count + 1), sizeof *m->addr);
+    m->addr = calloc((size_t)memory_count + 1, sizeof *m->addr);
     m->tables = calloc((size_t)table_count + 1, sizeof *m->tables);
     if (m->addr == NULL || m->tables == NULL) {
         free(m->addr);

@@ -108,14 +108,19 @@ uint64_t *wenv_table_materialize(wenv_table *t)
     return (uint64_t *)(uintptr_t)addr;
 }
 
-/* [errno] Elements [from, from + n) are WENV_ELEM(cell) (n > 0: the table's storage is
- * mapped first if not yet). */
+/* [errno] *out = where a write of n elements of t goes: its storage, mapped first if t
+ * is on the zero region; a write of nothing maps nothing (*out NULL). -1: ENOMEM. */
+static int wenv_table_writing(wenv_table *t, uint64_t n, uint64_t **out)
+{
+    *out = n ? wenv_table_storage(t) : NULL;
+    return n && *out == NULL ? -1 : 0;
+}
+
+/* [errno] Elements [from, from + n) are WENV_ELEM(cell). */
 static int wenv_table_fill_raw(wenv_table *t, uint64_t from, uint64_t n, uint64_t cell)
 {
     uint64_t e = WENV_ELEM(cell), *elements;
-    if (n == 0)
-        return 0;
-    if ((elements = wenv_table_storage(t)) == NULL)
+    if (wenv_table_writing(t, n, &elements) != 0)
         return -1;
     for (uint64_t i = 0; i < n; i++)
         elements[from + i] = e;
@@ -265,8 +270,8 @@ int wenv_table_copy(wenv_table *dst, uint64_t d, wenv_table *src, uint64_t s, ui
         errno = ERANGE;
         return -1;
     }
-    uint64_t *out = n ? wenv_table_storage(dst) : NULL;
-    if (n && out == NULL)
+    uint64_t *out;
+    if (wenv_table_writing(dst, n, &out) != 0)
         return -1;
     /* Resolved element by element (an uninitialized source means its own index's
      * function, not the destination's), in the direction overlap needs. */
@@ -293,8 +298,8 @@ int wenv_table_init_funcs(wenv_table *t, uint64_t d, struct wenv_vm *vm, const u
             return -1;
         }
     }
-    uint64_t *out = n ? wenv_table_storage(t) : NULL;
-    if (n && out == NULL)
+    uint64_t *out;
+    if (wenv_table_writing(t, n, &out) != 0)
         return -1;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t cell = funcs[i] == WENV_LAZY_NONE ? 0 : (uint64_t)(uintptr_t)wenv_vm_funcref(vm, funcs[i]);
@@ -310,8 +315,8 @@ int wenv_table_init(wenv_table *t, uint64_t d, const uint64_t *cells, uint64_t s
         errno = ERANGE;
         return -1;
     }
-    uint64_t *out = n ? wenv_table_storage(t) : NULL;
-    if (n && out == NULL)
+    uint64_t *out;
+    if (wenv_table_writing(t, n, &out) != 0)
         return -1;
     for (uint64_t i = 0; i < n; i++)
         out[d + i] = WENV_ELEM(cells[s + i]);

@@ -244,27 +244,20 @@ int wenv_pool_table_reset(struct wenv_table *t, uint64_t size, uint64_t maximum,
         return -1;
     }
     uint64_t used = t->size * 8;  /* a table never shrinks: nothing past its size was written */
-    if (!wenv_table_mapped(t)) {
-        /* still on the zero region: nothing was written */
-    } else if (used <= WENV_POOL_TABLE_MEMSET_BYTES) {
-        memset(t->elements, 0, (size_t)used);
-    } else {
-        uint64_t page = (uint64_t)wenv_page_size();
-        if (wenv_decommit((uint64_t)(uintptr_t)t->elements, (used + page - 1) / page * page,
-                          wenv_reset_default()) != 0)
-            return -1;
+    if (wenv_table_mapped(t)) {   /* (still on the zero region: nothing was written) */
+        if (used <= WENV_POOL_TABLE_MEMSET_BYTES) {
+            memset(t->elements, 0, (size_t)used);
+        } else {
+            uint64_t page = (uint64_t)wenv_page_size();
+            if (wenv_decommit((uint64_t)(uintptr_t)t->elements, (used + page - 1) / page * page,
+                              wenv_reset_default()) != 0)
+                return -1;
+        }
     }
     t->size = size;
     t->maximum = maximum;
     t->lazy = NULL;
     t->lazy_len = 0;
     t->vm = NULL;
-    if (init_cell && size) {
-        uint64_t *elements = wenv_table_storage(t);
-        if (elements == NULL)
-            return -1;
-        for (uint64_t i = 0; i < size; i++)
-            elements[i] = WENV_ELEM(init_cell);
-    }
-    return 0;
+    return init_cell ? wenv_table_fill(t, 0, init_cell, size) : 0;
 }

@@ -73,9 +73,10 @@ int wenv_instance_close_tables(const wenv_memory_spec *spec, int64_t handle, wen
  * its release zeroes it with this and size 0): make `t` (open, its last tenant gone) a
  * new table of `size` elements, each WENV_ELEM(init_cell) if
  * init_cell is not null (else uninitialized), growing to at most `maximum`. The elements
- * the last tenant had are zeroed first (nothing on the zero region; memset when small, else their pages decommitted),
- * the lazy array and its instance unbound. ERANGE: size is past the storage's accessible
- * elements or past `maximum` (nothing changed: the caller closes and reopens it). */
+ * the last tenant had are zeroed first (nothing on the zero region; memset when small,
+ * else their pages decommitted), the lazy array and its instance unbound. ERANGE: size is
+ * past the storage's accessible elements or past `maximum` (nothing changed: the caller
+ * closes and reopens it); ENOMEM: init_cell's elements could not be mapped. */
 int wenv_pool_table_reset(wenv_table *t, uint64_t size, uint64_t maximum, uint64_t init_cell);
 
 /* CDEF-END */

@@ -33,8 +33,9 @@ __all__ = ["InstanceLayout", "DataPlan", "ElementWrite", "layout_of", "allocatio
 
 class ElementWrite(NamedTuple):
     """An element segment as instances write it (an eager one, a
-    ``wasmenv.TableInitializer``, at instantiation; a passive one by table.init): when its items are all function indices or null and one at least is a defined
-    function, ``funcs`` holds them as a C array (null: ``_ffi.LAZY_NONE``; written by one
+    ``wasmenv.TableInitializer``, at instantiation; a passive one by table.init): when its
+    items are all function indices or null and one at least is a defined function,
+    ``funcs`` holds them as a C array (null: ``_ffi.LAZY_NONE``; written by one
     C call over the instance's interpreter state, ``Table._write_funcs``) and ``imported``
     the distinct imported functions among them (what the table then holds); else
     ``funcs`` is None: items evaluated one by one (imports and nulls alone need no
