@@ -38,6 +38,7 @@ class GlobalCells:
         self.refs = None  # cell index -> object, for non-null references (see the module doc)
 
     def _buffer(self):
+        """A writable memoryview of the whole block (made once)."""
         buf = self._buf
         if buf is None:
             buf = self._buf = _ffi.block_buffer(self.block)
@@ -90,6 +91,32 @@ class GlobalCells:
         _U64.pack_into(buf, offset, bits & _MASK64)
         if width == 16:
             _U64.pack_into(buf, offset + 8, bits >> 64)
+
+
+class BlockCells(GlobalCells):
+    """The defined-global cells of an instance block that this object owns: a bare
+    ``uint8_t *`` from ``_ffi.alloc_written_block``, freed when this is garbage (so it
+    costs no owning cdata per instance; whoever holds this keeps the block alive)."""
+
+    __slots__ = ("byte_len",)
+
+    def __init__(self, block, start: int, byte_len: int):
+        super().__init__(block, start)
+        self.byte_len = byte_len
+
+    def _buffer(self):
+        buf = self._buf
+        if buf is None:
+            buf = self._buf = _ffi.block_buffer(self.block, self.byte_len)
+        return buf
+
+    def __del__(self):
+        block, self.block = self.block, None
+        if block is not None:
+            _free_block(block)
+
+
+_free_block = _ffi.free_block
 
 
 class Global:

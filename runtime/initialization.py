@@ -8,7 +8,7 @@ from __future__ import annotations
 from wasmenv import ConstExpr
 
 from . import _ffi
-from .globals import GlobalCells
+from .globals import BlockCells
 from .refs import FuncAt
 from .traps import Trap, TrapCode
 from .values import as_u64
@@ -22,8 +22,9 @@ class Initialization:
     def _open_block(self, layout):
         """The instance block: the globals template copied in, imported globals' cell
         pointers, then the per-instance initializers evaluated in order."""
-        block = _new_block(layout.block_bytes)
-        self._cells = GlobalCells(block, layout.globals_start)
+        byte_len = layout.block_bytes
+        block = _new_block(byte_len)
+        self._cells = BlockCells(block, layout.globals_start, byte_len)  # (owns it from here)
         template = layout.globals_template
         if template.cells:
             _copy_into(block + layout.globals_start, template.cells, len(template.cells))
@@ -120,4 +121,4 @@ class Initialization:
         return imported[index] if index < len(imported) else FuncAt(self, index)
 
 
-_new_block, _copy_into, _store_u64s = _ffi.new_written_block, _ffi.copy_into, _ffi.store_u64s
+_new_block, _copy_into, _store_u64s = _ffi.alloc_written_block, _ffi.copy_into, _ffi.store_u64s

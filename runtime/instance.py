@@ -12,7 +12,7 @@ from ._owner import Owner
 from .initialization import Initialization
 from .exports import Exports, _Globals
 from .func import Func, code_resources, instance_resources
-from .globals import Global, GlobalCells
+from .globals import Global
 from .layout import allocation_of, layout_of
 from .linking import NO_IMPORTS, ResolvedImports, group_imports, lookup_imports
 from .memory import Memory
@@ -66,35 +66,50 @@ class Instance(Initialization, Owner):
             allow this instance (nothing is left behind).
     """
 
-    # What every instance sets lives in slots; the rest has a class-level default and is
-    # set (in the instance's __dict__, made on first store) only by modules that need it:
-    # an instance of a memories-only module costs three stores and no dict.
-    __slots__ = ("module", "_handles", "_layout", "_store", "__dict__", "__weakref__")
-    _imported_funcs: Sequence[Func] = ()  # one per imported function, in import order
+    # What the general path sets lives in slots (_begin sets them all, no dict made for
+    # them); the rest has a class-level default and is set (in the instance's __dict__,
+    # made on first store) only by instances that need it. An instance of a memories-only
+    # module sets three slots: the others read as _UNSET says (__getattr__).
+    __slots__ = ("module", "_handles", "_layout", "_store", "_imported_funcs", "_imported_globals",
+                 "_imported_memories", "_imported_tables", "_cells", "_held", "_table_entries",
+                 "_interp_site", "__dict__", "__weakref__")
+    # Slots (unset until _begin):
+    #   _imported_funcs     one Func per imported function, in import order
+    #   _imported_globals   per imported global: (type, exporter's cells, cell index)
+    #   _imported_memories, _imported_tables   in import order
+    #   _cells              the defined globals in this instance's block (GlobalCells)
+    #   _held               imported memories and tables (and those their functions' code
+    #                       runs on) kept allocated until close and the last call (_hold)
+    #   _table_entries      the defined tables' wenv_instance_table[] (the allocator opened)
+    #   _interp_site        its interpreter state, once made (runtime/interp.py)
     _funcs: Optional[dict] = None        # defined function index -> its Func, made on first use
-    _imported_globals: Sequence[tuple] = ()  # per imported global: (type, exporter's cells, cell index)
-    _cells: Optional[GlobalCells] = None  # the defined globals in this instance's block
-    _imported_tables: Sequence[Table] = ()
-    _has_tables = False          # it defines or imports a table (_enter/_leave count calls)
-    _table_entries = None        # the defined tables' wenv_instance_table[] (the allocator opened)
     _views: Optional[List[Optional[Table]]] = None  # Table views of defined tables, once made
     tags: List[Tag] = ()
-    _imported_memories: Sequence[object] = ()
     _made: Optional[List[Optional[Memory]]] = None  # Memory objects of defined memories, once made
     _exports: Optional["Exports"] = None
     _dropped_data = None         # passive segments left after a data.drop (else the layout's)
-    _held: List[object] = ()     # imported memories kept allocated until close (_hold)
-    _held_tables: List[Table] = ()  # imported tables kept allocated until close
-    _kept = None  # id -> what funcref cells that crossed in name (_keep)
+    _kept = None  # id -> (what funcref cells that crossed name, *what _keep took for it)
     _calls = 0                   # calls in flight (_enter/_leave), counted when it has tables
     _tables_done = False         # its tables were given back (close, after the last call)
     _tables_pending = False      # closed during a call: the last _leave gives them back
     _entered = None              # (wenv_memory *[], count, memories) for _enter/_leave
 
+    def __getattr__(self, name):
+        """A slot an instance of a memories-only module never set reads as its default."""
+        try:
+            return _UNSET[name]
+        except KeyError:
+            raise AttributeError(f"'Instance' object has no attribute {name!r}") from None
+
     def __init__(self, module: Module, imports=None, store=None):
+        self._store = store
         if store is not None:
             self._init_in(store, module, imports)
-            return
+        else:
+            self._init(module, imports)
+
+    def _init(self, module: Module, imports):
+        """__init__ once the store (if any) has admitted the instance."""
         layout = module._instance_layout
         if layout is not None and layout.fast and not imports:  # (fast is False once closed)
             # The common case, kept short: a module with one memory and nothing else to
@@ -139,17 +154,13 @@ class Instance(Initialization, Owner):
             groups = NO_IMPORTS
         else:
             groups = group_imports(env, lookup_imports(env, imports))
-        # Containers only for what the module has (the class's empty defaults otherwise).
-        if groups.funcs:
-            self._imported_funcs = groups.funcs
-        if groups.globals:  # (a view of a closed instance raises here)
-            self._imported_globals = _imported_globals(imports, groups.globals)
-        if env.table_plans:
-            self._has_tables = True
-            if groups.tables:
-                self._imported_tables = groups.tables
-        if groups.memories:
-            self._imported_memories = groups.memories
+        self._imported_funcs = groups.funcs
+        # (a view of a closed instance raises here)
+        self._imported_globals = _imported_globals(imports, groups.globals) if groups.globals else ()
+        self._imported_tables = groups.tables
+        self._imported_memories = groups.memories
+        self._held = ()
+        self._interp_site = None
         if env.tags:
             self.tags = list(groups.tags)
         if groups.crossing:  # externrefs cross between its store and these imports
@@ -162,19 +173,15 @@ class Instance(Initialization, Owner):
         # Counted by the allocator from here (a pool may refuse: AllocationError); ended by
         # close() (or __del__, the backstop) once every memory and table is released.
         alloc = layout.allocation or allocation_of(module, layout)
-        entries = None
-        if layout.tables:
-            entries = self._table_entries = _new_tables(len(layout.tables))
+        entries = self._table_entries = _new_tables(len(layout.tables)) if layout.tables else None
         self._handles = alloc.begin(module, layout, entries)
         try:
             memories, tables = self._imported_memories, self._imported_tables
             if groups.wasm_funcs:  # what their instances' code runs on, until this closes
                 more_memories, more_tables = code_resources(groups.wasm_funcs)
                 memories, tables = [*memories, *more_memories], [*tables, *more_tables]
-            if memories:
-                self._hold(memories)
-            if tables:
-                self._hold_tables(tables)
+            if memories or tables:
+                self._hold(memories, tables)
             if layout.initializes:
                 self._instantiate(layout)
         except BaseException:
@@ -188,23 +195,19 @@ class Instance(Initialization, Owner):
             raise TypeError(f"store must be a runtime.Store, got {type(store).__name__}")
         if store.engine is not module.engine:
             raise ValueError("cross-`Engine` instantiation is not currently supported")
-        self._store = store
         store._admit(self, module)
         try:
-            Instance.__init__(self, module, imports)
+            self._init(module, imports)
         except BaseException:
             store._release(self)
             raise
 
-    def _hold(self, memories):
-        """Keep imported memories allocated until this instance closes (their own
-        instance may close first: its views then raise, the pages stay until here)."""
-        self._held = _take(memories, (), what="an imported memory")
-
-    def _hold_tables(self, tables):
-        """Keep imported tables' storage until this instance closes (their definer may
-        close first: their views then raise; this instance's code still runs on them)."""
-        self._held_tables = _take((), tables)
+    def _hold(self, memories, tables):
+        """Keep imported memories and tables allocated until this instance closes and its
+        last call in flight has returned (their own instance may close first: its views
+        then raise, the pages and elements stay until here: this instance's code still
+        runs on them)."""
+        self._held = _take(memories, tables, what="an imported memory")
 
     def _keep(self, holder) -> None:
         """A funcref cell naming ``holder``'s function crossed into this instance (a call
@@ -225,7 +228,7 @@ class Instance(Initialization, Owner):
         taken = ()
         if isinstance(holder, Instance) and holder is not self:
             taken = _take(*instance_resources([holder]))
-        entry = (holder, taken)
+        entry = (holder, *taken)  # (one tuple: what _take took follows the holder)
         kept = self.__dict__.setdefault("_kept", {})  # (atomic: one dict whoever comes first)
         if kept.setdefault(id(holder), entry) is not entry:
             _give_back(taken)  # another thread kept it first
@@ -251,7 +254,7 @@ class Instance(Initialization, Owner):
             if self._handles is None and count:
                 _ffi.memories_leave(descs, count)
             raise ValueError("instance is closed")
-        if self._has_tables:  # tables have no count in C: their release waits for the last call
+        if self._layout.has_tables:  # tables have no count in C: their release waits for the last call
             with _CALLS_LOCK:
                 if not self._tables_done:
                     self._calls += 1
@@ -263,7 +266,7 @@ class Instance(Initialization, Owner):
         """The interpreter's call bridge, after a call (trap or not): the end of the call
         :meth:`_enter` counted."""
         entered = self._entered
-        if self._has_tables:
+        if self._layout.has_tables:
             with _CALLS_LOCK:
                 self._calls -= 1
                 last = self._calls == 0 and self._tables_pending
@@ -283,9 +286,9 @@ class Instance(Initialization, Owner):
             return True
 
     def _release_tables(self) -> None:
-        held_tables, self._held_tables = self._held_tables, ()
-        for table in held_tables:
-            table._unshare()
+        """Give back the imports held (_hold) and close its tables' views."""
+        held, self._held = self._held, ()
+        _give_back(held)
         for table in reversed(self._views or ()):
             if table is not None:  # (the others go with the memories: allocation.finish)
                 table.close()  # returns its storage (or its last importer will)
@@ -350,15 +353,14 @@ class Instance(Initialization, Owner):
     def store(self):
         """The :class:`runtime.Store` this instance lives in (a private one, made now, if
         it was made without)."""
-        try:
-            return self._store
-        except AttributeError:
-            pass
+        store = self._store
+        if store is not None:
+            return store
         with _MAKE_LOCK:
-            try:
-                return self._store
-            except AttributeError:
-                store = self._store = Store(self.module.engine)
+            store = self._store
+            if store is not None:
+                return store
+            store = self._store = Store(self.module.engine)
         for table in self._views or ():
             if table is not None:
                 table._store = store
@@ -394,7 +396,7 @@ class Instance(Initialization, Owner):
             memory = made[defined]
             if memory is None:
                 memory = self._layout.allocation.memory(self._layout, defined, handles[defined])
-                memory._store = getattr(self, "_store", None)  # its limits bound grow
+                memory._store = self._store  # its limits bound grow
                 memory._owner = self  # a view keeps its instance (and so its memory) alive
                 made[defined] = memory
         return memory
@@ -427,7 +429,7 @@ class Instance(Initialization, Owner):
             view = views[defined]
             if view is None:
                 view = layout.allocation.table(layout, defined, self._table_entries, self)
-                view._store = getattr(self, "_store", None)  # its limits bound grow
+                view._store = self._store  # its limits bound grow
                 views[defined] = view
         return view
 
@@ -498,7 +500,7 @@ class Instance(Initialization, Owner):
             if handles is None:
                 return
             self._handles = None
-        store = getattr(self, "_store", None)
+        store = self._store
         if store is not None:
             store._release(self)
         layout = self._layout
@@ -508,21 +510,22 @@ class Instance(Initialization, Owner):
                 layout.allocation.close_failed(layout, handles[0], rc)
             return
         ended = False
-        if self._cells is not None:
-            # The block goes with its last holder: views made earlier (they raise from
-            # now on) and importers, whose cell pointers lead into it.
+        if self._interp_site is None:
+            # The block goes with its last holder: views made earlier (they raise from now
+            # on) and importers, whose cell pointers lead into it. With an interpreter
+            # state, the block and the exporters' cells it points at stay with this object
+            # (a call in flight, or one from an importer, reads them), and go with it.
             self._cells = None
             self._imported_globals = ()
         try:
-            held, kept = self._held, self._kept
-            if held or kept is not None:
-                self._held, self._kept = (), None  # (views keep their instances alive)
-                _give_back(held)
-                for _holder, taken in (kept or {}).values():
-                    _give_back(taken)
+            kept = self._kept
+            if kept is not None:
+                self._kept = None  # (views keep their instances alive)
+                for entry in kept.values():
+                    _give_back(entry[1:])
             # No view of its tables, nothing imported: no interpreter state reaches them (it
             # makes the views), so no call in flight waits for them; finish() releases them.
-            if self._views is not None or self._held_tables:
+            if self._views is not None or self._held:
                 if self._tables_after_calls():
                     self._release_tables()
             made = self._made
@@ -556,6 +559,11 @@ def _imported_globals(imports, globals_) -> tuple:
             resolved.global_cells = shared
     return shared
 
+
+#: What Instance's slots read as before _begin set them (an instance of a memories-only
+#: module never does).
+_UNSET = {"_imported_funcs": (), "_imported_globals": (), "_imported_memories": (), "_imported_tables": (),
+          "_cells": None, "_held": (), "_table_entries": None, "_interp_site": None, "_store": None}
 
 _open, _close, _errno_now = _ffi.instance_open, _ffi.instance_close, _ffi.errno_now
 _new_tables = _ffi.new_instance_tables

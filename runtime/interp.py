@@ -221,21 +221,21 @@ class _Results(NamedTuple):
 class _Site(weakref.ref):
     """An instance's interpreter state (made when first needed) and what keeps it valid:
     its ``wenv_vm`` (one allocation: c_src/wenv_interp.h) points into the instance block
-    and at its memories' descriptors and tables, which the instance keeps. It is also the
+    and at its memories' descriptors and tables, which the instance keeps (its block as
+    long as the instance object lives: a call in flight holds it). It is also the
     instance's entry in the registry of vms, a weak reference to it (instance_of_vm). The
     registry holds it, so it holds no Python object but native blocks: a table would lead
     back to the instance, its ModuleCode would keep the module alive one collection longer
     than the instance (its instance's module keeps the code its vm points into)."""
 
-    __slots__ = ("vm", "block", "bad_layout", "links")
+    __slots__ = ("vm", "bad_layout", "links")
 
     def __new__(cls, instance, *state):
         return super().__new__(cls, instance, _forget)
 
-    def __init__(self, instance, vm, block, bad_layout, links):
+    def __init__(self, instance, vm, bad_layout, links):
         super().__init__(instance, _forget)
         self.vm = vm          # the wenv_vm (its funcref records, and its links unless shared, in its tail)
-        self.block = block    # the instance block (its vm reads the globals there), or None
         self.bad_layout = bad_layout  # memory 0 has another geometry than the module's code was made for
         self.links = links    # the vm whose link arrays this one shares (_shared_links), or None
 
@@ -286,9 +286,8 @@ def _make_site(instance) -> _Site:
         vm.mems, vm.nmems, vm.imports = links.mems, links.nmems, links.imports
         vm.tables, vm.ntables = links.tables, links.ntables
     cells = instance._cells
-    block = None if cells is None else cells.block
-    if block is not None:
-        vm.block = block
+    if cells is not None:
+        vm.block = cells.block
     vm.funcs, vm.num_imported_funcs = mc.funcs, mc.ctx.num_imported_funcs
     vm.anyfunc_of, vm.type_ids = mc.anyfunc_of, mc.type_ids
     vm.id = vm_id = next(_IDS)
@@ -301,7 +300,7 @@ def _make_site(instance) -> _Site:
             table._hold(instance, storage=False)
     if links is None:
         _link(vm, descs, tables, imported)
-    site = _SITES[vm_id] = _Site(instance, vm, block, bad_layout, links)
+    site = _SITES[vm_id] = _Site(instance, vm, bad_layout, links)
     return site
 
 

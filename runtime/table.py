@@ -89,7 +89,7 @@ class Table(Owner):
         self._lazy = lazy  # bound to its instance by _bind
         self._lazy_len = lazy_len
         self._binder = None  # the instance whose interpreter state the lazy array waits for
-        self._holds = {}  # id -> (what keeps a record its cells name alive, what _hold took)
+        self._holds = {}  # id -> (what keeps a record its cells name alive, *what _hold took)
         self._funcs = is_func_heap(ty.element)
         self._externs = None  # the registry of its externrefs, found on first use (_registry)
         self._definer = None  # a weakref to the instance that defines it (_bind)
@@ -122,7 +122,7 @@ class Table(Owner):
         taken = ()
         if storage and not isinstance(holder, Func) and (self._definer is None or self._definer() is not holder):
             taken = _take(*instance_resources([holder]), besides=self)
-        entry = (holder, taken)
+        entry = (holder, *taken)  # (one tuple: what _take took follows the holder)
         if holds.setdefault(id(holder), entry) is not entry:
             _give_back(taken)
 
@@ -318,8 +318,8 @@ class Table(Owner):
             if self._entry is None:
                 _ffi.table_close(self._t)
         holds, self._holds = self._holds, {}
-        for _holder, taken in holds.values():
-            _give_back(taken)
+        for entry in holds.values():
+            _give_back(entry[1:])
         if self._entry is not None:  # (kept: ``_t`` points into its entry's array)
             self._entry.release()
 

@@ -13,8 +13,7 @@ import pytest
 import wasmtime
 
 from harness import oracle
-from runtime import Func, Global, Instance, Module
-from runtime import _ffi
+from runtime import Func, Global, Instance, Module, _ffi
 from wasmenv import FuncType
 
 EXPORTER = """(module
@@ -41,7 +40,7 @@ def imports_of(exporter):
 
 def block_bytes(inst, offset, byte_len):
     """Bytes of ``inst``'s native block (its globals' cells live at GlobalCells.start)."""
-    return bytes(_ffi.block_buffer(inst._cells.block)[offset:offset + byte_len])
+    return bytes(inst._cells._buffer()[offset:offset + byte_len])
 
 
 def test_exported_mutable_global_reads_and_writes_its_cell(engine):
@@ -49,7 +48,7 @@ def test_exported_mutable_global_reads_and_writes_its_cell(engine):
     layout = inst.module._instance_layout
     offsets = layout.vmoffsets
     assert offsets.end("imported_globals") <= layout.block_bytes <= offsets.size
-    assert len(_ffi.block_buffer(inst._cells.block)) == layout.block_bytes
+    assert len(inst._cells._buffer()) == layout.block_bytes
     cell = offsets.global_cell(0)
     g = inst.exports["g"]
     assert g.value == 5 and block_bytes(inst, cell, 16) == (5).to_bytes(4, "little") + bytes(12)
@@ -146,6 +145,33 @@ def test_importer_keeps_the_exporters_cell_alive(engine):
     b.exports["g"].value = 78
     assert b.globals[0].value == 78
     b.close()
+
+
+@pytest.mark.parametrize("called", [False, True], ids=["no-state", "called"])
+def test_an_instance_block_is_freed_once_by_its_last_holder(engine, monkeypatch, called):
+    """The block is freed once, when its last holder is garbage: an importer's cell
+    pointers lead into it; once the instance's code ran (it has an interpreter state), the
+    closed instance keeps it too (a call in flight reads it)."""
+    import runtime.globals as globals_mod
+    freed = []
+    real = globals_mod._free_block
+    monkeypatch.setattr(globals_mod, "_free_block", lambda block: (freed.append(_ffi.block_address(block)), real(block)))
+    a = Instance(module_of(engine, EXPORTER.replace(
+        "(module", '(module (func (export "get") (result i32) (global.get 0))', 1)))
+    address = _ffi.block_address(a._cells.block)
+    if called:
+        assert a.exports["get"]() == 5
+    b = Instance(module_of(engine, IMPORTER), imports_of(a))
+    a.close()
+    assert (a._cells is not None) is called and freed == []
+    del a
+    gc.collect()
+    assert freed == []  # the importer's cell pointers lead into it
+    assert b.exports["g"].value == 5
+    b.close()
+    del b
+    gc.collect()
+    assert freed.count(address) == 1
 
 
 def test_globals_of_a_closed_instance_raise(engine):

@@ -55,7 +55,7 @@ def _dump(text, calls, path):
         out += [code.nparams, code.nresults, code.nlocals, code.frame_cells, len(code.words),
                 *code.words, len(code.positions), *code.positions]
     # the instance block (its global cells, in place), as 8-byte words
-    block = b"" if inst._cells is None else bytes(_ffi.block_buffer(inst._cells.block))
+    block = b"" if inst._cells is None else bytes(inst._cells._buffer())
     block += b"\0" * (-len(block) % 8)
     out += [len(block) // 8, *memoryview(block).cast("Q")]
     out.append(mems[0].byte_len if mems else 0)

@@ -52,7 +52,7 @@ from .pool import (
     pool_slot_state, pool_inject_failures,
 )
 from .vmctx import (
-    new_vmoffsets, vmctx_entry, new_block, new_written_block, block_address, block_buffer,
+    new_vmoffsets, vmctx_entry, new_block, alloc_written_block, free_block, block_address, block_buffer,
     copy_into, store_u64s,
 )
 from .table import (

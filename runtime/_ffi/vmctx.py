@@ -38,18 +38,22 @@ def _block(allocator, byte_len: int):
         raise AllocationError(f"instance block of {byte_len} bytes: out of memory", "heap") from exc
 
 
-_new_written_block = ffi.new_allocator(alloc=lib.wenv_vmctx_alloc_written, free=lib.wenv_vmctx_free,
-                                       should_clear_after_alloc=False)
-
-
-def new_written_block(byte_len: int):
-    """:func:`new_block` for a block written right away (an instance block: its globals
-    template is copied in): calloc whatever its size (no fresh pages to fault in).
+def alloc_written_block(byte_len: int):
+    """A native block for one written right away (an instance block: its globals template
+    is copied in): calloc whatever its size (no fresh pages to fault in). A bare
+    ``uint8_t *`` that nothing frees but :func:`free_block` (its one owner:
+    runtime.globals.BlockCells).
 
     Raises:
         AllocationError: the C heap could not provide it.
     """
-    return _block(_new_written_block, byte_len)
+    block = lib.wenv_vmctx_alloc_written(byte_len)
+    if block == ffi.NULL:
+        raise AllocationError(f"instance block of {byte_len} bytes: out of memory", "heap")
+    return ffi.cast("uint8_t *", block)
+
+
+free_block = lib.wenv_vmctx_free   # (a block from alloc_written_block), once
 
 
 def block_address(block) -> int:
@@ -57,9 +61,10 @@ def block_address(block) -> int:
     return int(ffi.cast("uintptr_t", block))
 
 
-def block_buffer(block):
-    """A writable memoryview of a whole block (it keeps the block alive)."""
-    return memoryview(ffi.buffer(block))
+def block_buffer(block, byte_len=None):
+    """A writable memoryview of a whole block (an owning block: kept alive by it; a bare
+    pointer: its first ``byte_len`` bytes, alive as long as its owner)."""
+    return memoryview(ffi.buffer(block) if byte_len is None else ffi.buffer(block, byte_len))
 
 
 copy_into = ffi.memmove   # (block + offset, bytes, byte_len)
