@@ -101,7 +101,7 @@ class BlockCells(GlobalCells):
     __slots__ = ("byte_len",)
 
     def __init__(self, block, start: int, byte_len: int):
-        super().__init__(block, start)
+        self.block, self.start, self._buf, self.refs = block, start, None, None  # (GlobalCells')
         self.byte_len = byte_len
 
     def _buffer(self):

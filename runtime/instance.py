@@ -130,14 +130,13 @@ class Instance(Initialization, Owner):
             return
         module._enter()
         try:
-            self._begin(module, imports)
+            self._begin(module, imports, layout or layout_of(module))
         finally:
             module._leave()
 
-    def _begin(self, module, imports):
+    def _begin(self, module, imports, layout):
         """The general path: everything but the one-call case (the module's images stay
         open throughout: the caller entered the module)."""
-        layout = layout_of(module)
         # _handles stays unset until the allocation began: close() (and __del__, which
         # swallows the AttributeError) has nothing to release before that; None once closed.
         self.module = module
