@@ -89,7 +89,7 @@ class Instance(Initialization, Owner):
     _exports: Optional["Exports"] = None
     _dropped_data = None         # passive segments left after a data.drop (else the layout's)
     _kept = None  # id -> (what funcref cells that crossed name, *what _keep took for it)
-    _calls = 0                   # calls in flight (_enter/_leave), counted when it has tables
+    _calls = 0                   # calls in flight (_enter/_leave), counted when it has tables or imports
     _tables_done = False         # its tables were given back (close, after the last call)
     _tables_pending = False      # closed during a call: the last _leave gives them back
     _entered = None              # (wenv_memory *[], count, memories) for _enter/_leave
@@ -253,7 +253,8 @@ class Instance(Initialization, Owner):
             if self._handles is None and count:
                 _ffi.memories_leave(descs, count)
             raise ValueError("instance is closed")
-        if self._layout.has_tables:  # tables have no count in C: their release waits for the last call
+        # Tables and imports have no count in C: their release waits for the last call.
+        if self._layout.counts_calls:
             with _CALLS_LOCK:
                 if not self._tables_done:
                     self._calls += 1
@@ -265,7 +266,7 @@ class Instance(Initialization, Owner):
         """The interpreter's call bridge, after a call (trap or not): the end of the call
         :meth:`_enter` counted."""
         entered = self._entered
-        if self._layout.has_tables:
+        if self._layout.counts_calls:
             with _CALLS_LOCK:
                 self._calls -= 1
                 last = self._calls == 0 and self._tables_pending

@@ -537,3 +537,35 @@ def test_a_host_table_element_keeps_its_instance_storage_until_the_table_closes(
     host.close()
     assert pool.live_instances == pool.live_memories == 0
     pool.close()
+
+
+@pytest.mark.parametrize("with_table", [False, True], ids=["memory-only", "and-a-table"])
+@pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
+def test_an_importer_closed_during_its_call_keeps_the_imported_memory_until_the_call_returns(pooled, with_table):
+    """A host function closes the imported (host-made) memory and then the importer itself
+    mid-call: the call goes on storing to and loading from that memory, which is released
+    only when the call returns (with or without a table to count the call)."""
+    from runtime import Func, Memory
+    from wasmenv import FuncType
+    pool = make_pool(max_instances=2) if pooled else None
+    eng = Engine(allocator=pool) if pooled else Engine()
+    mem = Memory.new(eng, 1, 4)
+    box = {}
+
+    def close_them():
+        mem.close()
+        box["i"].close()
+
+    table = "(table 1 funcref)" if with_table else ""
+    src = wat(f"""(module (import "h" "close" (func $close)) (import "h" "m" (memory 1 4)) {table}
+      (func (export "run") (param i32) (result i32)
+        call $close
+        (i32.store (i32.const 0xFFF0) (local.get 0))
+        (i32.load (i32.const 0xFFF0))))""")
+    inst = box["i"] = Instance(Module(eng, src), {("h", "close"): Func(FuncType([], []), close_them),
+                                                 ("h", "m"): mem})
+    assert inst.exports["run"](0x5A5A) == 0x5A5A
+    assert inst.closed and mem.closed
+    if pool is not None:
+        assert pool.live_instances == pool.live_memories == 0  # released after the call
+        pool.close()
