@@ -186,6 +186,11 @@ class Global:
         check_ref(content, new)
         bits = to_bits(content, new)
         cells = self._live_cells()
+        if new is not None and self._owner is not None and content.is_ref:
+            from .refs import holder_of
+            holder = holder_of(new)
+            if holder is not None:  # its code may run from here: keep what it runs on
+                self._owner._keep(holder)
         cells.write(content, self._index, bits, self._registry() if content.is_ref else None)
 
     @property

@@ -286,9 +286,15 @@ class Instance(Initialization, Owner):
             return True
 
     def _release_tables(self) -> None:
-        """Give back the imports held (_hold) and close its tables' views."""
+        """Give back the imports held (_hold) and what funcrefs that crossed in keep
+        (_keep), and close its tables' views."""
         held, self._held = self._held, ()
         _give_back(held)
+        kept = self._kept
+        if kept is not None:
+            self._kept = None  # (views keep their instances alive)
+            for entry in kept.values():
+                _give_back(entry[1:])
         for table in reversed(self._views or ()):
             if table is not None:  # (the others go with the memories: allocation.finish)
                 table.close()  # returns its storage (or its last importer will)
@@ -518,14 +524,10 @@ class Instance(Initialization, Owner):
             self._cells = None
             self._imported_globals = ()
         try:
-            kept = self._kept
-            if kept is not None:
-                self._kept = None  # (views keep their instances alive)
-                for entry in kept.values():
-                    _give_back(entry[1:])
-            # No view of its tables, nothing imported: no interpreter state reaches them (it
-            # makes the views), so no call in flight waits for them; finish() releases them.
-            if self._views is not None or self._held:
+            # No view of its tables, nothing imported or kept: no interpreter state reaches
+            # them (it makes the views), so no call in flight waits for them; finish()
+            # releases them.
+            if self._views is not None or self._held or self._kept is not None:
                 if self._tables_after_calls():
                     self._release_tables()
             made = self._made

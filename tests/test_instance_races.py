@@ -569,3 +569,38 @@ def test_an_importer_closed_during_its_call_keeps_the_imported_memory_until_the_
     if pool is not None:
         assert pool.live_instances == pool.live_memories == 0  # released after the call
         pool.close()
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
+def test_a_function_kept_by_an_instance_closed_during_its_call_runs_on_its_own_memory(pooled):
+    """A global of the caller holds another instance's function (set from Python: the
+    caller keeps that instance's memory); a host function closes both mid-call; the
+    call then goes through the table to that function, which must still run on its own
+    memory, released only after the call."""
+    from runtime import Func
+    from wasmenv import FuncType
+    pool = make_pool(max_instances=3) if pooled else None
+    eng = Engine(allocator=pool) if pooled else Engine()
+    a = Instance(Module(eng, wat("""(module (memory 1)
+      (func (export "put") (param i32) (result i32)
+        (i32.store (i32.const 0xFFF0) (local.get 0)) (i32.load (i32.const 0xFFF0))))""")))
+    box = {}
+
+    def close_them():
+        a.close()
+        box["b"].close()
+
+    b = box["b"] = Instance(Module(eng, wat("""(module (import "h" "close" (func $close))
+      (type $t (func (param i32) (result i32))) (table 1 funcref)
+      (global (export "g") (mut funcref) (ref.null func))
+      (func (export "run") (param i32) (result i32)
+        (table.set (i32.const 0) (global.get 0))
+        call $close
+        (call_indirect (type $t) (local.get 0) (i32.const 0))))""")),
+        {("h", "close"): Func(FuncType([], []), close_them)})
+    b.exports["g"].value = a.exports["put"]
+    assert b.exports["run"](0x1234) == 0x1234
+    assert a.closed and b.closed
+    if pool is not None:
+        assert pool.live_instances == pool.live_memories == 0
+        pool.close()
