@@ -16,6 +16,9 @@ from wasmenv import GlobalType
 from wasmenv.vmglobals import CELL_SIZE, VALUE_BYTES
 
 from . import _ffi
+from .func import Func, instance_resources
+from .refs import holder_of
+from .table import _give_back, _take
 from .values import as_u64, check_ref, from_bits, to_bits, valtype
 
 _U64 = struct.Struct("<Q")
@@ -64,17 +67,23 @@ class GlobalCells:
             return low
         return low | _U64.unpack_from(buf, offset + 8)[0] << 64
 
-    def write(self, content, index: int, bits, externs=None) -> None:
+    def write(self, content, index: int, bits, externs=None, hold: bool = False) -> None:
         """Store ``bits`` (as :meth:`read` returns them; v128 also as 16 bytes) in cell
         ``index``; an externref is held by ``externs`` (runtime/refs.py; None: the
-        process-wide registry)."""
+        process-wide registry). ``hold`` (a host global's cell, which no instance keeps
+        for it): a wasm function stored here keeps the memories and tables its instance
+        runs on until the cell holds something else or is garbage.
+
+        Raises:
+            ValueError: ``hold`` and the function's instance is closed (nothing written).
+        """
         buf, offset = self._buffer(), self.start + index * CELL_SIZE
         width = VALUE_BYTES.get(content)
         if width is None:
             refs = self.refs
             if bits is None:
                 if refs is not None:
-                    refs.pop(index, None)
+                    _let_go(refs.pop(index, None))
                 _U64.pack_into(buf, offset, 0)
                 return
             if refs is None:
@@ -82,15 +91,48 @@ class GlobalCells:
                     refs = self.refs
                     if refs is None:
                         refs = self.refs = {}
-            refs[index] = bits
+            kept = _HeldRef.of(bits) if hold else bits
             from .refs import cell_of
-            _U64.pack_into(buf, offset, cell_of(content, bits, externs))
+            cell = cell_of(content, bits, externs)
+            old = refs.get(index)
+            refs[index] = kept
+            _U64.pack_into(buf, offset, cell)
+            _let_go(old)
             return
         if isinstance(bits, (bytes, bytearray, memoryview)):  # a v128.const immediate
             bits = int.from_bytes(bits, "little")
         _U64.pack_into(buf, offset, bits & _MASK64)
         if width == 16:
             _U64.pack_into(buf, offset + 8, bits >> 64)
+
+
+class _HeldRef:
+    """A reference a host global's cell holds, with what :func:`runtime.table._take` took
+    for it (its wasm function's instance's memories and tables), given back once."""
+
+    __slots__ = ("value", "taken")
+
+    def __init__(self, value, taken):
+        self.value, self.taken = value, taken
+
+    @classmethod
+    def of(cls, value):
+        """``value`` with a use of what its code runs on (ValueError: its instance is closed)."""
+        holder = holder_of(value)
+        if holder is None or isinstance(holder, Func):  # a host function: nothing to take
+            return value
+        return cls(value, _take(*instance_resources([holder])))
+
+    def __del__(self):
+        taken, self.taken = self.taken, ()
+        if taken:
+            _give_back(taken)
+
+
+def _let_go(kept) -> None:
+    """A cell no longer holds ``kept`` (a _HeldRef gives back what it took)."""
+    if type(kept) is _HeldRef:
+        kept.__del__()
 
 
 class BlockCells(GlobalCells):
@@ -138,7 +180,7 @@ class Global:
         self._index = 0
         self._owner = None  # the instance whose liveness this view depends on (None: host)
         self._externs = None  # a host global's externref registry (made on first use)
-        self._cells.write(ty.content, 0, bits, self._registry() if ty.content.is_ref else None)
+        self._cells.write(ty.content, 0, bits, self._registry() if ty.content.is_ref else None, hold=True)
 
     @classmethod
     def new(cls, engine, content, value, *, mutable: bool = False) -> "Global":
@@ -186,12 +228,13 @@ class Global:
         check_ref(content, new)
         bits = to_bits(content, new)
         cells = self._live_cells()
-        if new is not None and self._owner is not None and content.is_ref:
-            from .refs import holder_of
+        owner = self._owner
+        if new is not None and owner is not None and content.is_ref:
             holder = holder_of(new)
             if holder is not None:  # its code may run from here: keep what it runs on
-                self._owner._keep(holder)
-        cells.write(content, self._index, bits, self._registry() if content.is_ref else None)
+                owner._keep(holder)
+        cells.write(content, self._index, bits, self._registry() if content.is_ref else None,
+                    hold=owner is None)
 
     @property
     def bits(self):

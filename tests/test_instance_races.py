@@ -604,3 +604,38 @@ def test_a_function_kept_by_an_instance_closed_during_its_call_runs_on_its_own_m
     if pool is not None:
         assert pool.live_instances == pool.live_memories == 0
         pool.close()
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
+def test_a_host_global_holding_a_closed_instances_function_keeps_its_memory(pooled):
+    """A host global holds another instance's function (set at Global.new and from
+    Python); that instance closes; an importer calls the function through the global: it
+    runs on its own memory, never on the slot's next tenant, which stays released only
+    once the global lets go."""
+    from runtime import Global
+    pool = make_pool(max_instances=4) if pooled else None
+    eng = Engine(allocator=pool) if pooled else Engine()
+    mod = Module(eng, wat("""(module (memory (export "m") 1)
+      (func (export "put") (param i32) (result i32)
+        (i32.store (i32.const 0xFFF0) (local.get 0)) (i32.load (i32.const 0xFFF0))))"""))
+    a = Instance(mod)
+    g = Global.new(eng, "funcref", a.exports["put"], mutable=True)
+    b = Instance(Module(eng, wat("""(module (import "h" "g" (global $g (mut funcref)))
+      (type $t (func (param i32) (result i32))) (table 1 funcref)
+      (func (export "run") (param i32) (result i32)
+        (table.set (i32.const 0) (global.get $g))
+        (call_indirect (type $t) (local.get 0) (i32.const 0))))""")), {("h", "g"): g})
+    a.close()
+    nxt = Instance(mod)  # pooled: a's slot, had it gone back
+    assert b.exports["run"](0x1234) == 0x1234
+    assert nxt.exports["m"].read(0xFFF0, 4) == bytes(4)
+    other = Instance(mod)
+    g.value = other.exports["put"]  # a's memory is let go; other's is held now
+    other.close()
+    assert b.exports["run"](0x77) == 0x77
+    g.value = None
+    b.close()
+    nxt.close()
+    if pool is not None:
+        assert pool.live_memories == 0
+        pool.close()
