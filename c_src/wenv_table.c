@@ -242,6 +242,20 @@ int wenv_table_get(wenv_table *t, uint64_t index, uint64_t *cell)
     return 0;
 }
 
+int wenv_table_names_range(wenv_table *t, uint64_t lo, uint64_t hi)
+{
+    const uint64_t *elements = __atomic_load_n(&t->elements, __ATOMIC_ACQUIRE);
+    if (elements == __atomic_load_n(&wenv_table_zero_region, __ATOMIC_ACQUIRE))
+        return 0;
+    uint64_t n = __atomic_load_n(&t->size, __ATOMIC_ACQUIRE);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t e = __atomic_load_n(&elements[i], __ATOMIC_RELAXED);
+        if ((e & WENV_ELEM_TAG) && (e & ~(uint64_t)WENV_ELEM_TAG) >= lo && (e & ~(uint64_t)WENV_ELEM_TAG) < hi)
+            return 1;
+    }
+    return 0;
+}
+
 int wenv_table_set(wenv_table *t, uint64_t index, uint64_t cell)
 {
     if (!wenv_table_in_bounds(t, index, 1)) {

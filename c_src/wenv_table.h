@@ -59,6 +59,10 @@ void wenv_table_close(wenv_table *t);
 int64_t wenv_table_grow(wenv_table *t, uint64_t delta, uint64_t init_cell);
 /* [errno] *cell = the element at `index` (resolved). ERANGE: out of bounds. */
 int wenv_table_get(wenv_table *t, uint64_t index, uint64_t *cell);
+/* 1 if an initialized element of `t` is a funcref cell in [lo, hi) (an instance's
+ * funcref records: wasm code stored one of its functions there), else 0. Lazy elements
+ * never name an importer's records; a table on the zero region holds none. */
+int wenv_table_names_range(wenv_table *t, uint64_t lo, uint64_t hi);
 /* [errno] ERANGE: out of bounds (nothing written). */
 int wenv_table_set(wenv_table *t, uint64_t index, uint64_t cell);
 int wenv_table_fill(wenv_table *t, uint64_t index, uint64_t cell, uint64_t n);

@@ -98,19 +98,26 @@ def func_from_ref(addr: int) -> "Func":
     return inst._func_ref(_ffi.func_offset(ref.func, ref.vmctx.funcs))
 
 
-def code_resources(funcs) -> tuple:
-    """(memories, tables) the code of ``funcs`` may run on: every memory and table of each
-    wasm function's instance, and of the instances its imported functions come from, and
-    so on (an importer holds them until it closes: runtime.Instance).
-
-    Raises:
-        ValueError: one of those instances is closed.
-    """
-    return instance_resources([f._instance for f in funcs if f._instance is not None])
+def code_instances(funcs, tables=(), globals_=()) -> tuple:
+    """The instances whose code an importer of ``funcs``, ``tables`` and ``globals_`` may
+    run: each wasm function's, each table's definer (its elements name its functions),
+    each funcref global's instance (views of an instance's globals)."""
+    out = [f._instance for f in funcs if f._instance is not None]
+    for t in tables:
+        definer = None if t._definer is None else t._definer()
+        if definer is not None:
+            out.append(definer)
+    if globals_:
+        from .refs import is_func_heap
+        out.extend(g._owner for g in globals_ if g._owner is not None and g.ty.content.is_ref
+                   and is_func_heap(g.ty.content))
+    return tuple(out)
 
 
 def instance_resources(instances) -> tuple:
-    """(memories, tables) the code of ``instances`` may run on (see :func:`code_resources`).
+    """(memories, tables) the code of ``instances`` may run on: every memory and table of
+    each, and of the instances their imports come from (:func:`code_instances`), and so
+    on (an importer holds them until it closes: runtime.Instance).
 
     Raises:
         ValueError: one of those instances is closed.
@@ -126,7 +133,7 @@ def instance_resources(instances) -> tuple:
             raise ValueError("an imported function's instance is closed")
         memories.extend(inst.memories)
         tables.extend(inst.tables)
-        todo.extend(f._instance for f in inst._imported_funcs if f._instance is not None)
+        todo.extend(code_instances(inst._imported_funcs, inst._imported_tables))
     return memories, tables
 
 

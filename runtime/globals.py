@@ -67,6 +67,28 @@ class GlobalCells:
             return low
         return low | _U64.unpack_from(buf, offset + 8)[0] << 64
 
+    def raw(self, index: int) -> int:
+        """The low 8 bytes of cell ``index`` as stored (a reference cell: 0, a funcref
+        record's address, an externref key)."""
+        return _U64.unpack_from(self._buffer(), self.start + index * CELL_SIZE)[0]
+
+    def hold(self, index: int, holder, memories, tables) -> None:
+        """Cell ``index`` names a function of instance ``holder`` (stored by its code): keep
+        ``holder`` and a use of ``memories`` and ``tables`` until the cell is written from
+        Python or this is garbage.
+
+        Raises:
+            ValueError: one of them is closed (nothing taken).
+        """
+        kept = _HeldRef(holder, _take(memories, tables))
+        with _REFS_LOCK:
+            refs = self.refs
+            if refs is None:
+                refs = self.refs = {}
+        old = refs.get(index)
+        refs[index] = kept
+        _let_go(old)
+
     def write(self, content, index: int, bits, externs=None, hold: bool = False) -> None:
         """Store ``bits`` (as :meth:`read` returns them; v128 also as 16 bytes) in cell
         ``index``; an externref is held by ``externs`` (runtime/refs.py; None: the

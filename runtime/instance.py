@@ -11,13 +11,13 @@ from . import _ffi
 from ._owner import Owner
 from .initialization import Initialization
 from .exports import Exports, _Globals
-from .func import Func, code_resources, instance_resources
+from .func import Func, instance_resources
 from .globals import Global
 from .layout import allocation_of, layout_of
 from .linking import NO_IMPORTS, ResolvedImports, group_imports, lookup_imports
 from .memory import Memory
 from .module import Module
-from .refs import link_imports
+from .refs import is_func_heap, link_imports
 from .store import Store
 from .table import Table, _give_back, _take
 from .tag import Tag
@@ -176,8 +176,8 @@ class Instance(Initialization, Owner):
         self._handles = alloc.begin(module, layout, entries)
         try:
             memories, tables = self._imported_memories, self._imported_tables
-            if groups.wasm_funcs:  # what their instances' code runs on, until this closes
-                more_memories, more_tables = code_resources(groups.wasm_funcs)
+            if groups.code_instances:  # what their code runs on, until this closes
+                more_memories, more_tables = instance_resources(groups.code_instances)
                 memories, tables = [*memories, *more_memories], [*tables, *more_tables]
             if memories or tables:
                 self._hold(memories, tables)
@@ -501,6 +501,10 @@ class Instance(Initialization, Owner):
 
     def close(self):
         """Release the memories and tables this instance defined (idempotent)."""
+        site = self._interp_site
+        if site is not None and (self._imported_tables or self._imported_globals) \
+                and self._handles is not None:
+            self._pin_stored_funcrefs(site)
         with _MAKE_LOCK:  # a memory(i) in progress finishes first, later ones raise
             handles = self._handles
             if handles is None:
@@ -538,6 +542,37 @@ class Instance(Initialization, Owner):
                         memory.close()
         finally:
             layout.allocation.finish(layout, handles, self._made, ended, self._table_entries)
+
+    def _pin_stored_funcrefs(self, site) -> None:
+        """Before close: an imported table or global where this instance's code stored
+        one of its functions (table.set, global.set...: no Python saw it) keeps what that
+        code runs on from now on, as one set from Python does (Table._hold, _HeldRef); so
+        a call through it after this instance closed runs on its own memory, never on a
+        pool slot's next tenant."""
+        lo, hi = _ffi.funcref_range(site.vm, self._layout.vmoffsets.count("funcrefs"))
+        if lo == hi:
+            return
+        # (a table that holds this instance with its storage already needs no scan: a
+        # segment, a store from Python)
+        tables_ = [t for t in self._imported_tables if len(t._holds.get(id(self), ())) < 2
+                   and _ffi.table_names_range(t._t, lo, hi)]
+        globals_ = [(cells, index) for ty, cells, index in self._imported_globals
+                    if ty.content.is_ref and is_func_heap(ty.content) and lo <= cells.raw(index) < hi]
+        if not tables_ and not globals_:
+            return
+        try:
+            memories, tables = instance_resources([self])
+        except ValueError:  # an imported function's instance closed first: its own storage
+            memories = self.memories[len(self._imported_memories):]
+            tables = self.tables[len(self._imported_tables):]
+        for holder in (*tables_, *globals_):
+            try:
+                if isinstance(holder, Table):
+                    holder._hold_storage(self, memories, tables)
+                else:
+                    holder[0].hold(holder[1], self, memories, tables)
+            except ValueError:  # (one of them closed meanwhile: nothing to keep there)
+                pass
 
     @property
     def closed(self) -> bool:

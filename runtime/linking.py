@@ -7,7 +7,7 @@ from typing import NamedTuple
 from wasmenv import ExternKind, FuncType, GlobalType, MemoryType, TableType, TagType, is_subtype
 
 from .errors import LinkError
-from .func import Func
+from .func import Func, code_instances
 from .globals import Global
 from .refs import crosses_registries
 from .table import Table
@@ -21,7 +21,7 @@ class ImportGroups(NamedTuple):
     tables: tuple
     memories: tuple
     tags: tuple
-    wasm_funcs: tuple  # the imported functions of other instances (runtime.func.code_resources)
+    code_instances: tuple  # the instances whose code runs from these (runtime.func.code_instances)
     crossing: tuple    # the imports externref cells may cross to or from (runtime.refs.link_imports)
 
 
@@ -44,7 +44,7 @@ def group_imports(module_env, externs) -> ImportGroups:
     funcs = ImportedFuncs(groups[ExternKind.FUNC])
     globals_, tables = tuple(groups[ExternKind.GLOBAL]), tuple(groups[ExternKind.TABLE])
     return ImportGroups(funcs, globals_, tables, tuple(groups[ExternKind.MEMORY]),
-                        tuple(groups[ExternKind.TAG]), tuple(f for f in funcs if f._instance is not None),
+                        tuple(groups[ExternKind.TAG]), code_instances(funcs, tables, globals_),
                         tuple(ext for ext in funcs + globals_ + tables if crosses_registries(ext)))
 
 

@@ -126,6 +126,20 @@ class Table(Owner):
         if holds.setdefault(id(holder), entry) is not entry:
             _give_back(taken)
 
+    def _hold_storage(self, holder, memories, tables) -> None:
+        """Keep ``memories`` and ``tables`` (what instance ``holder``'s code runs on) while
+        this table is open: its code stored one of its functions here (replacing a hold
+        without storage). No lock: see Instance._keep.
+
+        Raises:
+            ValueError: one of them is closed (nothing taken).
+        """
+        entry = (holder, *_take(memories, tables, besides=self))
+        old = self._holds.get(id(holder))
+        self._holds[id(holder)] = entry
+        if old is not None:
+            _give_back(old[1:])
+
     def _bind(self, instance) -> None:
         """Uninitialized elements read as the lazy array's functions of ``instance`` (kept
         alive here): its interpreter state (runtime/interp.py) is made, and bound here by

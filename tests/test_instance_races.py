@@ -639,3 +639,104 @@ def test_a_host_global_holding_a_closed_instances_function_keeps_its_memory(pool
     if pool is not None:
         assert pool.live_memories == 0
         pool.close()
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
+def test_a_function_stored_by_wasm_in_an_imported_table_keeps_its_memory_after_close(pooled):
+    """An instance's code stores one of its functions in an imported (host) table
+    (table.set: no Python sees it), then the instance closes and is garbage; a call
+    through that element from another importer runs on the closed instance's own memory,
+    never on the slot's next tenant; it goes once the table lets go."""
+    from runtime import Table
+    pool = make_pool(max_instances=4) if pooled else None
+    eng = Engine(allocator=pool) if pooled else Engine()
+    t = Table.new(eng, "funcref", 2)
+    mod = Module(eng, wat("""(module (import "h" "t" (table 2 funcref)) (memory (export "m") 1)
+      (func $put (param i32) (result i32)
+        (i32.store (i32.const 0xFFF0) (local.get 0)) (i32.load (i32.const 0xFFF0)))
+      (elem declare func $put)
+      (func (export "install") (table.set (i32.const 0) (ref.func $put))))"""))
+    b = Instance(mod, {("h", "t"): t})
+    b.exports["install"]()
+    b.close()
+    del b
+    gc.collect()
+    nxt = Instance(mod, {("h", "t"): Table.new(eng, "funcref", 2)})  # pooled: b's slot, had it gone
+    c = Instance(Module(eng, wat("""(module (import "h" "t" (table 2 funcref))
+      (type $t (func (param i32) (result i32)))
+      (func (export "run") (param i32) (result i32) (call_indirect (type $t) (local.get 0) (i32.const 0))))""")),
+        {("h", "t"): t})
+    assert c.exports["run"](0x1234) == 0x1234
+    assert nxt.exports["m"].read(0xFFF0, 4) == bytes(4)
+    c.close()
+    nxt.close()
+    t.close()
+    if pool is not None:
+        assert pool.live_memories == 0  # the table let b's memory go
+        pool.close()
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
+def test_a_function_stored_by_wasm_in_an_imported_global_keeps_its_memory_after_close(pooled):
+    """The same through an imported (host) funcref global: global.set of one of its
+    functions, the instance closed and garbage; a call through the global from another
+    importer runs on the closed instance's own memory; it goes once Python writes the
+    global."""
+    from runtime import Global
+    pool = make_pool(max_instances=4) if pooled else None
+    eng = Engine(allocator=pool) if pooled else Engine()
+    g = Global.new(eng, "funcref", None, mutable=True)
+    mod = Module(eng, wat("""(module (import "h" "g" (global $g (mut funcref))) (memory (export "m") 1)
+      (func $put (param i32) (result i32)
+        (i32.store (i32.const 0xFFF0) (local.get 0)) (i32.load (i32.const 0xFFF0)))
+      (elem declare func $put)
+      (func (export "install") (global.set $g (ref.func $put))))"""))
+    b = Instance(mod, {("h", "g"): g})
+    b.exports["install"]()
+    b.close()
+    del b
+    gc.collect()
+    nxt = Instance(mod, {("h", "g"): Global.new(eng, "funcref", None, mutable=True)})
+    c = Instance(Module(eng, wat("""(module (import "h" "g" (global $g (mut funcref)))
+      (type $t (func (param i32) (result i32))) (table 1 funcref)
+      (func (export "run") (param i32) (result i32)
+        (table.set (i32.const 0) (global.get $g))
+        (call_indirect (type $t) (local.get 0) (i32.const 0))))""")), {("h", "g"): g})
+    assert c.exports["run"](0x1234) == 0x1234
+    assert nxt.exports["m"].read(0xFFF0, 4) == bytes(4)
+    c.close()
+    nxt.close()
+    g.value = None  # lets the closed instance's memory go
+    if pool is not None:
+        assert pool.live_memories == 0
+        pool.close()
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
+def test_an_importer_of_a_closed_instances_table_runs_its_functions_on_their_memory(pooled):
+    """An importer of an instance's table (as a side module imports its main module's
+    __indirect_function_table) calls through it after that instance closed and is
+    garbage: the element's function runs on its own instance's memory (held until the
+    importer closes), never on the slot's next tenant."""
+    pool = make_pool(max_instances=4) if pooled else None
+    eng = Engine(allocator=pool) if pooled else Engine()
+    mod = Module(eng, wat("""(module (memory (export "m") 1) (table (export "t") 2 funcref)
+      (func $put (param i32) (result i32)
+        (i32.store (i32.const 0xFFF0) (local.get 0)) (i32.load (i32.const 0xFFF0)))
+      (elem (i32.const 0) $put))"""))
+    b = Instance(mod)
+    d = Instance(Module(eng, wat("""(module (import "b" "t" (table 2 funcref))
+      (type $t (func (param i32) (result i32)))
+      (func (export "run") (param i32) (result i32) (call_indirect (type $t) (local.get 0) (i32.const 0))))""")),
+        {("b", "t"): b.exports["t"]})
+    b.close()
+    del b
+    gc.collect()
+    nxt = Instance(mod)
+    assert d.exports["run"](0x1234) == 0x1234
+    assert nxt.exports["m"].read(0xFFF0, 4) == bytes(4)
+    d.close()
+    nxt.close()
+    if pool is not None:
+        assert pool.live_memories == 0
+        pool.close()

@@ -56,7 +56,7 @@ from .vmctx import (
     copy_into, store_u64s,
 )
 from .table import (
-    LAZY_NONE, address_of, table_open, table_bind, table_close, table_get, table_set,
+    LAZY_NONE, address_of, table_open, table_bind, table_close, table_get, table_set, table_names_range,
     table_fill, table_init, table_init_funcs, table_grow, new_table_array, table_mapped,
     table_inject_failures,
 )
@@ -72,7 +72,7 @@ from .interp import (
     I_EXIT_BULK, interp_run, interp_op_numbers, new_interp_funcs, interp_publish,
     code_address, new_host_funcs, new_fuel_cell, new_epoch_cell, set_call_bounds,
     new_interp_call, pointer_address, frame_return_ips, new_interp_stacks, vm_funcref,
-    ANYFUNC_NONE, new_vm_state, vm_set_tables, new_u32s, new_u64s, address, funcref_at,
+    ANYFUNC_NONE, new_vm_state, vm_set_tables, new_u32s, new_u64s, address, funcref_at, funcref_range,
     func_offset, set_import, new_import_records, copy_imports,
 )
 from .traps import (

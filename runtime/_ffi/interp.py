@@ -175,6 +175,15 @@ def address(ptr) -> int:
     return int(ffi.cast("uintptr_t", ptr))
 
 
+_FUNCREF_BYTES = ffi.sizeof("wenv_funcref")
+
+
+def funcref_range(vm, count: int) -> tuple:
+    """[lo, hi) addresses of ``vm``'s ``count`` funcref records (its funcref cells' values)."""
+    lo = _ffi.address(vm.funcrefs)
+    return lo, lo + count * _FUNCREF_BYTES
+
+
 def funcref_at(addr: int):
     """The ``wenv_funcref *`` at ``addr``."""
     return ffi.cast("wenv_funcref *", addr)

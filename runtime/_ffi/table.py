@@ -63,6 +63,10 @@ def _written(rc: int, what: str) -> bool:
         from OSError(err, os.strerror(err))
 
 
+#: (wenv_table *, lo, hi) -> 1 if an initialized element is a funcref cell in [lo, hi)
+table_names_range = lib.wenv_table_names_range
+
+
 def table_set(t, index: int, cell: int) -> bool:
     return _written(lib.wenv_table_set(t, index, cell), "table.set")
 
