@@ -89,7 +89,7 @@ class Instance(Initialization, Owner):
     _exports: Optional["Exports"] = None
     _dropped_data = None         # passive segments left after a data.drop (else the layout's)
     _kept = None  # id -> (what funcref cells that crossed name, *what _keep took for it)
-    _calls = 0                   # calls in flight (_enter/_leave), counted when it has tables or imports
+    _calls = 0                   # calls in flight (_enter/_leave), counted when it has tables or holds imports
     _tables_done = False         # its tables were given back (close, after the last call)
     _tables_pending = False      # closed during a call: the last _leave gives them back
     _entered = None              # (wenv_memory *[], count, memories) for _enter/_leave
@@ -158,7 +158,7 @@ class Instance(Initialization, Owner):
         self._imported_globals = _imported_globals(imports, groups.globals) if groups.globals else ()
         self._imported_tables = groups.tables
         self._imported_memories = groups.memories
-        self._held = ()
+        self._held = _NOTHING_HELD
         self._interp_site = None
         if env.tags:
             self.tags = list(groups.tags)
@@ -206,7 +206,7 @@ class Instance(Initialization, Owner):
         last call in flight has returned (their own instance may close first: its views
         then raise, the pages and elements stay until here: this instance's code still
         runs on them)."""
-        self._held = _take(memories, tables, what="an imported memory")
+        self._held = _take(memories, tables, what="an imported memory") or _NOTHING_HELD
 
     def _keep(self, holder) -> None:
         """A funcref cell naming ``holder``'s function crossed into this instance (a call
@@ -253,8 +253,9 @@ class Instance(Initialization, Owner):
             if self._handles is None and count:
                 _ffi.memories_leave(descs, count)
             raise ValueError("instance is closed")
-        # Tables and imports have no count in C: their release waits for the last call.
-        if self._layout.counts_calls:
+        # Tables and held imports have no count in C: their release waits for the last call.
+        # (_held is _NOTHING_HELD, what was taken, or _GIVEN_BACK: the test never changes.)
+        if self._layout.has_tables or self._held is not _NOTHING_HELD:
             with _CALLS_LOCK:
                 if not self._tables_done:
                     self._calls += 1
@@ -266,7 +267,7 @@ class Instance(Initialization, Owner):
         """The interpreter's call bridge, after a call (trap or not): the end of the call
         :meth:`_enter` counted."""
         entered = self._entered
-        if self._layout.counts_calls:
+        if self._layout.has_tables or self._held is not _NOTHING_HELD:
             with _CALLS_LOCK:
                 self._calls -= 1
                 last = self._calls == 0 and self._tables_pending
@@ -288,8 +289,10 @@ class Instance(Initialization, Owner):
     def _release_tables(self) -> None:
         """Give back the imports held (_hold) and what funcrefs that crossed in keep
         (_keep), and close its tables' views."""
-        held, self._held = self._held, ()
-        _give_back(held)
+        held = self._held
+        if held is not _NOTHING_HELD:
+            self._held = _GIVEN_BACK
+            _give_back(held)
         kept = self._kept
         if kept is not None:
             self._kept = None  # (views keep their instances alive)
@@ -600,7 +603,17 @@ def _imported_globals(imports, globals_) -> tuple:
 #: What Instance's slots read as before _begin set them (an instance of a memories-only
 #: module never does).
 _UNSET = {"_imported_funcs": (), "_imported_globals": (), "_imported_memories": (), "_imported_tables": (),
-          "_cells": None, "_held": (), "_table_entries": None, "_interp_site": None, "_store": None}
+          "_cells": None, "_held": None, "_table_entries": None, "_interp_site": None, "_store": None}
+
+
+class _Held(tuple):
+    """An empty ``_held`` that is told apart from the others by identity."""
+
+
+#: Instance._held: nothing held (its calls are counted only when it has tables) / what it
+#: held went back (its calls stay counted: the test in _enter and _leave never changes).
+_NOTHING_HELD, _GIVEN_BACK = _Held(), _Held()
+_UNSET["_held"] = _NOTHING_HELD
 
 _open, _close, _errno_now = _ffi.instance_open, _ffi.instance_close, _ffi.errno_now
 _new_tables = _ffi.new_instance_tables

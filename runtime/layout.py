@@ -68,7 +68,7 @@ class InstanceLayout:
                  "table_specs", "table_inits", "memories", "element_segments", "segmented",
                  "copies", "passive_data", "passive_elements", "export_names", "memory_count", "max_pages",
                  "reserve_bytes", "specs", "memories_only", "initializes", "allocation", "fast", "data_plan",
-                 "counts_calls")
+                 "has_tables")
 
     def __init__(self, module: Module):
         env = module.env
@@ -84,10 +84,8 @@ class InstanceLayout:
         self.tags = tuple(t.func_type for t in env.tags[env.num_imported_tags:])
         tinit = env.table_initialization
         lazy = tinit.tables if isinstance(tinit, TableInitialization.FuncTable) else ()
-        #: An instance counts its calls in flight (Instance._enter), whose end its tables and
-        #: the imports it holds wait for: it has a table, or imports what holds memories or
-        #: tables (a memory, a table, a function: a wasm one's instance's).
-        self.counts_calls = bool(env.table_plans or env.num_imported_memories or env.num_imported_funcs)
+        #: it defines or imports a table (an instance counts its calls: Instance._enter)
+        self.has_tables = bool(env.table_plans)
         self.tables = tuple(TableSpec.of(env.table_plans[i], lazy[i] if i < len(lazy) else None)
                             for i in range(env.num_imported_tables, len(env.table_plans)))
         # The C specs allocators open the defined tables from (wenv_tables.h), together.
