@@ -8,6 +8,7 @@ from typing import List, Optional
 from wasmenv import ExternKind
 
 from . import _ffi
+from ._holds import _NOTHING_HELD, Holds
 from ._owner import Owner
 from .initialization import Initialization
 from .exports import Exports, _Globals
@@ -17,13 +18,13 @@ from .layout import allocation_of, layout_of
 from .linking import NO_IMPORTS, ResolvedImports, group_imports, lookup_imports
 from .memory import Memory
 from .module import Module
-from .refs import is_func_heap, link_imports
+from .refs import link_imports
 from .store import Store
-from .table import Table, _give_back, _take
+from .table import Table
 from .tag import Tag
 
 
-class Instance(Initialization, Owner):
+class Instance(Initialization, Holds, Owner):
     """An instantiated module: imports linked, globals, tables and memories created and
     initialized in spec order, then the start function run.
 
@@ -200,107 +201,6 @@ class Instance(Initialization, Owner):
         except BaseException:
             store._release(self)
             raise
-
-    def _hold(self, memories, tables):
-        """Keep imported memories and tables allocated until this instance closes and its
-        last call in flight has returned (their own instance may close first: its views
-        then raise, the pages and elements stay until here: this instance's code still
-        runs on them)."""
-        self._held = _take(memories, tables, what="an imported memory") or _NOTHING_HELD
-
-    def _keep(self, holder) -> None:
-        """A funcref cell naming ``holder``'s function crossed into this instance (a call
-        argument, a host function's result, a table element or global set from Python):
-        keep ``holder`` alive, and when it is another instance, the memories and tables its
-        code runs on, until this instance closes (as imports are: _hold, _hold_tables), so
-        the function never runs on freed or reused storage. (No lock: a collection run by
-        an allocation here may close other instances; duplicates are given back at once.)
-
-        Raises:
-            ValueError: this instance, or ``holder``, is closed.
-        """
-        kept = self._kept
-        if kept is not None and id(holder) in kept:
-            return
-        if self._handles is None:
-            raise ValueError("instance is closed")
-        taken = ()
-        if isinstance(holder, Instance) and holder is not self:
-            taken = _take(*instance_resources([holder]))
-        entry = (holder, *taken)  # (one tuple: what _take took follows the holder)
-        kept = self.__dict__.setdefault("_kept", {})  # (atomic: one dict whoever comes first)
-        if kept.setdefault(id(holder), entry) is not entry:
-            _give_back(taken)  # another thread kept it first
-
-    def _enter(self):
-        """The interpreter's call bridge, before a call: counts the call in flight on
-        every memory this instance defines, so that none is released before
-        :meth:`_leave`, even if the instance closes meanwhile.
-
-        Raises:
-            ValueError: the instance, or a memory it uses, is closed.
-        """
-        entered = self._entered
-        if entered is None:
-            if self._handles is None:
-                raise ValueError("instance is closed")
-            # (the imported ones are held until close: _hold; their owner may close first)
-            memories = self.memories[len(self._imported_memories):]
-            entered = self._entered = (_ffi.new_memory_array([m._desc for m in memories]),
-                                       len(memories), memories)
-        descs, count = entered[0], entered[1]
-        if _ffi.memories_enter(descs, count) != count or self._handles is None:
-            if self._handles is None and count:
-                _ffi.memories_leave(descs, count)
-            raise ValueError("instance is closed")
-        # Tables and held imports have no count in C: their release waits for the last call.
-        # (_held is _NOTHING_HELD, what was taken, or _GIVEN_BACK: the test never changes.)
-        if self._layout.has_tables or self._held is not _NOTHING_HELD:
-            with _CALLS_LOCK:
-                if not self._tables_done:
-                    self._calls += 1
-                    return
-            _ffi.memories_leave(descs, count)
-            raise ValueError("instance is closed")
-
-    def _leave(self):
-        """The interpreter's call bridge, after a call (trap or not): the end of the call
-        :meth:`_enter` counted."""
-        entered = self._entered
-        if self._layout.has_tables or self._held is not _NOTHING_HELD:
-            with _CALLS_LOCK:
-                self._calls -= 1
-                last = self._calls == 0 and self._tables_pending
-                if last:
-                    self._tables_pending = False
-            if last:
-                self._release_tables()
-        _ffi.memories_leave(entered[0], entered[1])
-
-    def _tables_after_calls(self) -> bool:
-        """close(): True if the tables may go now; else the last call in flight gives them back."""
-        with _CALLS_LOCK:
-            self._tables_done = True
-            if self._calls:
-                self._tables_pending = True
-                return False
-            return True
-
-    def _release_tables(self) -> None:
-        """Give back the imports held (_hold) and what funcrefs that crossed in keep
-        (_keep), and close its tables' views."""
-        held = self._held
-        if held is not _NOTHING_HELD:
-            self._held = _GIVEN_BACK
-            _give_back(held)
-        kept = self._kept
-        if kept is not None:
-            self._kept = None  # (views keep their instances alive)
-            for entry in kept.values():
-                _give_back(entry[1:])
-        for table in reversed(self._views or ()):
-            if table is not None:  # (the others go with the memories: allocation.finish)
-                table.close()  # returns its storage (or its last importer will)
 
     @property
     def _passive_data(self) -> dict:
@@ -546,37 +446,6 @@ class Instance(Initialization, Owner):
         finally:
             layout.allocation.finish(layout, handles, self._made, ended, self._table_entries)
 
-    def _pin_stored_funcrefs(self, site) -> None:
-        """Before close: an imported table or global where this instance's code stored
-        one of its functions (table.set, global.set...: no Python saw it) keeps what that
-        code runs on from now on, as one set from Python does (Table._hold, _HeldRef); so
-        a call through it after this instance closed runs on its own memory, never on a
-        pool slot's next tenant."""
-        lo, hi = _ffi.funcref_range(site.vm, self._layout.vmoffsets.count("funcrefs"))
-        if lo == hi:
-            return
-        # (a table that holds this instance with its storage already needs no scan: a
-        # segment, a store from Python)
-        tables_ = [t for t in self._imported_tables if len(t._holds.get(id(self), ())) < 2
-                   and _ffi.table_names_range(t._t, lo, hi)]
-        globals_ = [(cells, index) for ty, cells, index in self._imported_globals
-                    if ty.content.is_ref and is_func_heap(ty.content) and lo <= cells.raw(index) < hi]
-        if not tables_ and not globals_:
-            return
-        try:
-            memories, tables = instance_resources([self])
-        except ValueError:  # an imported function's instance closed first: its own storage
-            memories = self.memories[len(self._imported_memories):]
-            tables = self.tables[len(self._imported_tables):]
-        for holder in (*tables_, *globals_):
-            try:
-                if isinstance(holder, Table):
-                    holder._hold_storage(self, memories, tables)
-                else:
-                    holder[0].hold(holder[1], self, memories, tables)
-            except ValueError:  # (one of them closed meanwhile: nothing to keep there)
-                pass
-
     @property
     def closed(self) -> bool:
         return self._handles is None
@@ -603,21 +472,11 @@ def _imported_globals(imports, globals_) -> tuple:
 #: What Instance's slots read as before _begin set them (an instance of a memories-only
 #: module never does).
 _UNSET = {"_imported_funcs": (), "_imported_globals": (), "_imported_memories": (), "_imported_tables": (),
-          "_cells": None, "_held": None, "_table_entries": None, "_interp_site": None, "_store": None}
+          "_cells": None, "_held": _NOTHING_HELD, "_table_entries": None, "_interp_site": None, "_store": None}
 
-
-class _Held(tuple):
-    """An empty ``_held`` that is told apart from the others by identity."""
-
-
-#: Instance._held: nothing held (its calls are counted only when it has tables) / what it
-#: held went back (its calls stay counted: the test in _enter and _leave never changes).
-_NOTHING_HELD, _GIVEN_BACK = _Held(), _Held()
-_UNSET["_held"] = _NOTHING_HELD
 
 _open, _close, _errno_now = _ffi.instance_open, _ffi.instance_close, _ffi.errno_now
 _new_tables = _ffi.new_instance_tables
 # Instance.memory: one Memory object per memory, and none once close() began. Reentrant:
 # a collection inside memory() may run another instance's __del__ (close) on this thread.
 _MAKE_LOCK = threading.RLock()
-_CALLS_LOCK = threading.Lock()  # Instance._calls and its table release
