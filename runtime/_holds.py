@@ -29,9 +29,10 @@ class Holds:
         """A funcref cell naming ``holder``'s function crossed into this instance (a call
         argument, a host function's result, a table element or global set from Python):
         keep ``holder`` alive, and when it is another instance, the memories and tables its
-        code runs on, until this instance closes and its last call returned (as imports: _hold), so
-        the function never runs on freed or reused storage. (No lock: a collection run by
-        an allocation here may close other instances; duplicates are given back at once.)
+        code runs on, until this instance closes and its last call returned (as imports:
+        _hold), so the function never runs on freed or reused storage. (No lock: a
+        collection run by an allocation here may close other instances; duplicates are
+        given back at once.)
 
         Raises:
             ValueError: this instance, or ``holder``, is closed.
@@ -61,7 +62,8 @@ class Holds:
         if entered is None:
             if self._handles is None:
                 raise ValueError("instance is closed")
-            # (the imported ones are held until close: _hold; their owner may close first)
+            # (the imported ones are held until the last call after close: _hold; their
+            # owner may close first)
             memories = self.memories[len(self._imported_memories):]
             entered = self._entered = (_ffi.new_memory_array([m._desc for m in memories]),
                                        len(memories), memories)
