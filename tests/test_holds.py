@@ -424,3 +424,20 @@ def test_an_importer_of_a_closed_instances_table_runs_its_functions_on_their_mem
     if pool is not None:
         assert pool.live_memories == 0
         pool.close()
+
+
+def test_a_closed_instances_function_stored_in_a_host_global_raises_and_changes_nothing(engine):
+    """Storing a function whose instance is closed into a host global (Global.new, or
+    set from Python) is refused with a clear error; the global keeps its value."""
+    from runtime import Global
+    mod = Module(engine, wat('(module (func (export "f") (result i32) i32.const 1))'))
+    live, gone = Instance(mod), Instance(mod)
+    f_live, f_gone = live.exports["f"], gone.exports["f"]
+    gone.close()
+    g = Global.new(engine, "funcref", f_live, mutable=True)
+    with pytest.raises(ValueError, match="closed"):
+        g.value = f_gone
+    assert g.value is not None and g.value() == 1
+    with pytest.raises(ValueError, match="closed"):
+        Global.new(engine, "funcref", f_gone)
+    live.close()
