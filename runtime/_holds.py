@@ -72,9 +72,10 @@ class Holds:
             if self._handles is None and count:
                 _ffi.memories_leave(descs, count)
             raise ValueError("instance is closed")
-        # Tables and held imports have no count in C: their release waits for the last call.
+        # Tables, held imports and kept funcrefs have no count in C: their release waits
+        # for the last call.
         # (_held is _NOTHING_HELD, what was taken, or _GIVEN_BACK: the test never changes.)
-        if self._layout.has_tables or self._held is not _NOTHING_HELD:
+        if self._layout.counts_calls or self._held is not _NOTHING_HELD:
             with _CALLS_LOCK:
                 if not self._tables_done:
                     self._calls += 1
@@ -86,7 +87,7 @@ class Holds:
         """The interpreter's call bridge, after a call (trap or not): the end of the call
         :meth:`_enter` counted."""
         entered = self._entered
-        if self._layout.has_tables or self._held is not _NOTHING_HELD:
+        if self._layout.counts_calls or self._held is not _NOTHING_HELD:
             with _CALLS_LOCK:
                 self._calls -= 1
                 last = self._calls == 0 and self._tables_pending
@@ -157,7 +158,7 @@ class _Held(tuple):
     """An empty ``_held`` that is told apart from the others by identity."""
 
 
-#: Instance._held: nothing held (its calls are counted only when it has tables) / what it
+#: Instance._held: nothing held (its calls are counted only as layout.counts_calls says) / what it
 #: held went back (its calls stay counted: the test in _enter and _leave never changes).
 _NOTHING_HELD, _GIVEN_BACK = _Held(), _Held()
 

@@ -90,7 +90,7 @@ class Instance(Initialization, Holds, Owner):
     _exports: Optional["Exports"] = None
     _dropped_data = None         # passive segments left after a data.drop (else the layout's)
     _kept = None  # id -> (what funcref cells that crossed name, *what _keep took for it)
-    _calls = 0                   # calls in flight (_enter/_leave), counted when it has tables or holds imports
+    _calls = 0                   # calls in flight (_enter/_leave), counted per layout.counts_calls or held imports
     _tables_done = False         # its tables were given back (close, after the last call)
     _tables_pending = False      # closed during a call: the last _leave gives them back
     _entered = None              # (wenv_memory *[], count, memories) for _enter/_leave

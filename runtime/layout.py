@@ -68,7 +68,7 @@ class InstanceLayout:
                  "table_specs", "table_inits", "memories", "element_segments", "segmented",
                  "copies", "passive_data", "passive_elements", "export_names", "memory_count", "max_pages",
                  "reserve_bytes", "specs", "memories_only", "initializes", "allocation", "fast", "data_plan",
-                 "has_tables")
+                 "counts_calls")
 
     def __init__(self, module: Module):
         env = module.env
@@ -84,8 +84,12 @@ class InstanceLayout:
         self.tags = tuple(t.func_type for t in env.tags[env.num_imported_tags:])
         tinit = env.table_initialization
         lazy = tinit.tables if isinstance(tinit, TableInitialization.FuncTable) else ()
-        #: it defines or imports a table (an instance counts its calls: Instance._enter)
-        self.has_tables = bool(env.table_plans)
+        #: An instance counts its calls in flight (runtime/_holds.py), whose end what it
+        #: keeps waits for, when it has a table, or references can cross into it: a
+        #: function signature or a global of a reference type (a funcref it keeps: _keep).
+        self.counts_calls = bool(env.table_plans) or any(
+            getattr(v, "is_ref", False) for t in env.types for v in (*t.func.params, *t.func.results)) \
+            or any(getattr(g.type.content, "is_ref", False) for g in env.globals)
         self.tables = tuple(TableSpec.of(env.table_plans[i], lazy[i] if i < len(lazy) else None)
                             for i in range(env.num_imported_tables, len(env.table_plans)))
         # The C specs allocators open the defined tables from (wenv_tables.h), together.

@@ -441,3 +441,34 @@ def test_a_closed_instances_function_stored_in_a_host_global_raises_and_changes_
     with pytest.raises(ValueError, match="closed"):
         Global.new(engine, "funcref", f_gone)
     live.close()
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
+def test_a_funcref_argument_of_an_instance_without_tables_runs_on_its_memory_after_both_close(pooled):
+    """A caller with no table and no held import gets another instance's function as an
+    argument (kept: _keep); a host function closes both mid-call; the call_ref that
+    follows runs on the callee's own memory, released after the call."""
+    from runtime import Func
+    from wasmenv import FuncType
+    pool = make_pool(max_instances=3) if pooled else None
+    eng = Engine(allocator=pool) if pooled else Engine()
+    a = Instance(Module(eng, wat("""(module (memory 1)
+      (func (export "put") (param i32) (result i32)
+        (i32.store (i32.const 0xFFF0) (local.get 0)) (i32.load (i32.const 0xFFF0))))""")))
+    box = {}
+
+    def close_them():
+        a.close()
+        box["b"].close()
+
+    b = box["b"] = Instance(Module(eng, wat("""(module (import "h" "close" (func $close))
+      (type $t (func (param i32) (result i32)))
+      (func (export "run") (param (ref null $t)) (param i32) (result i32)
+        call $close
+        (call_ref $t (local.get 1) (local.get 0))))""")),
+        {("h", "close"): Func(FuncType([], []), close_them)})
+    assert b.exports["run"](a.exports["put"], 0x1234) == 0x1234
+    assert a.closed and b.closed
+    if pool is not None:
+        assert pool.live_instances == pool.live_memories == 0
+        pool.close()
