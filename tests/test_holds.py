@@ -8,7 +8,8 @@ import gc
 import pytest
 
 import runtime
-from runtime import Engine, Instance, Module
+from runtime import Engine, Func, Instance, Module
+from wasmenv import FuncType
 from tests.helpers import make_pool, wat
 
 
@@ -52,8 +53,7 @@ def test_an_imported_function_runs_on_its_closed_instance_memory_tables_and_glob
     importer.close()
     assert pool.live_memories == 1  # the exporter's slot went with its last user
     nxt.close()
-    assert pool.live_instances == pool.live_memories == 0
-    pool.close()
+    assert_released(pool)
 
 
 def test_a_function_of_a_closed_instance_cannot_be_imported():
@@ -113,9 +113,7 @@ def test_host_made_memory_table_and_global_closed_during_a_call_stay_for_their_i
     seven = Func(FuncType([], [ValType.I32]), lambda: 7)
     tab.set(1, seven)
 
-    def close_them():
-        for view in (mem, tab, glob):
-            view.close()
+    box = {"m": mem, "t": tab, "g": glob}
 
     src = wat("""(module (import "h" "close" (func $close)) (import "h" "m" (memory 1 4))
       (import "h" "t" (table 4 funcref)) (import "h" "g" (global $g (mut i32)))
@@ -126,7 +124,7 @@ def test_host_made_memory_table_and_global_closed_during_a_call_stay_for_their_i
         (global.set $g (i32.add (global.get $g) (i32.const 1)))
         (i32.add (i32.add (i32.load (i32.const 8)) (global.get $g))
                  (call_indirect (type $r) (i32.const 1)))))""")
-    imports = {("h", "close"): Func(FuncType([], []), close_them), ("h", "m"): mem,
+    imports = {("h", "close"): closing(box), ("h", "m"): mem,
                ("h", "t"): tab, ("h", "g"): glob}
     inst = Instance(Module(eng, src), imports)
     assert inst.exports["run"](0x100) == 0x100 + 10 + 7
@@ -163,8 +161,7 @@ def test_a_funcref_to_a_closed_instance_never_runs_on_the_next_tenant():
     assert nxt.exports["m"].read(0, 4) == b"\0\0\0\0"
     caller.close()
     nxt.close()
-    assert pool.live_instances == pool.live_memories == 0
-    pool.close()
+    assert_released(pool)
 
 
 KEEPER = '''(module (table (export "t") 1 funcref) (type $t (func (param i32) (result i32)))
@@ -199,8 +196,7 @@ def test_a_funcref_passed_as_an_argument_keeps_its_instance_and_storage(how):
     keeper.close()
     nxt.close()
     gc.collect()
-    assert pool.live_instances == pool.live_memories == 0
-    pool.close()
+    assert_released(pool)
 
 
 def test_a_host_table_element_keeps_its_instance_storage_until_the_table_closes():
@@ -219,8 +215,37 @@ def test_a_host_table_element_keeps_its_instance_storage_until_the_table_closes(
     assert user.exports["via"](2) == 2 + 6 + 10
     user.close()
     host.close()
-    assert pool.live_instances == pool.live_memories == 0
-    pool.close()
+    assert_released(pool)
+
+
+#: The callee of the tests below: it stores into and loads from its own memory's last
+#: word, so a run on released pages faults and a run on a reused slot writes its tenant.
+PUT = """(module (memory (export "m") 1)
+  (func (export "put") (param i32) (result i32)
+    (i32.store (i32.const 0xFFF0) (local.get 0)) (i32.load (i32.const 0xFFF0))))"""
+
+
+def engine_and_pool(pooled):
+    """An engine on demand, or on a pool of 4 instances (and that pool)."""
+    pool = make_pool(max_instances=4) if pooled else None
+    return (Engine(allocator=pool) if pooled else Engine()), pool
+
+
+def closing(box) -> Func:
+    """A host function () -> () closing what ``box`` holds, in the order it was put there."""
+    def close_all():
+        for x in list(box.values()):
+            x.close()
+    return Func(FuncType([], []), close_all)
+
+
+def assert_released(pool, instances=True) -> None:
+    """Everything went back to the pool (if any), which is then closed."""
+    if pool is not None:
+        assert pool.live_memories == 0
+        if instances:
+            assert pool.live_instances == 0
+        pool.close()
 
 
 @pytest.mark.parametrize("with_table", [False, True], ids=["memory-only", "and-a-table"])
@@ -229,24 +254,17 @@ def test_an_importer_closed_during_its_call_keeps_the_imported_memory_until_the_
     """A host function closes the imported (host-made) memory and then the importer itself
     mid-call: the call goes on storing to and loading from that memory, which is released
     only when the call returns (with or without a table to count the call)."""
-    from runtime import Func, Memory
-    from wasmenv import FuncType
-    pool = make_pool(max_instances=2) if pooled else None
-    eng = Engine(allocator=pool) if pooled else Engine()
+    from runtime import Memory
+    eng, pool = engine_and_pool(pooled)
     mem = Memory.new(eng, 1, 4)
-    box = {}
-
-    def close_them():
-        mem.close()
-        box["i"].close()
-
+    box = {"m": mem}
     table = "(table 1 funcref)" if with_table else ""
     src = wat(f"""(module (import "h" "close" (func $close)) (import "h" "m" (memory 1 4)) {table}
       (func (export "run") (param i32) (result i32)
         call $close
         (i32.store (i32.const 0xFFF0) (local.get 0))
         (i32.load (i32.const 0xFFF0))))""")
-    inst = box["i"] = Instance(Module(eng, src), {("h", "close"): Func(FuncType([], []), close_them),
+    inst = box["i"] = Instance(Module(eng, src), {("h", "close"): closing(box),
                                                  ("h", "m"): mem})
     assert inst.exports["run"](0x5A5A) == 0x5A5A
     assert inst.closed and mem.closed
@@ -261,19 +279,9 @@ def test_a_function_kept_by_an_instance_closed_during_its_call_runs_on_its_own_m
     caller keeps that instance's memory); a host function closes both mid-call; the
     call then goes through the table to that function, which must still run on its own
     memory, released only after the call."""
-    from runtime import Func
-    from wasmenv import FuncType
-    pool = make_pool(max_instances=3) if pooled else None
-    eng = Engine(allocator=pool) if pooled else Engine()
-    a = Instance(Module(eng, wat("""(module (memory 1)
-      (func (export "put") (param i32) (result i32)
-        (i32.store (i32.const 0xFFF0) (local.get 0)) (i32.load (i32.const 0xFFF0))))""")))
-    box = {}
-
-    def close_them():
-        a.close()
-        box["b"].close()
-
+    eng, pool = engine_and_pool(pooled)
+    a = Instance(Module(eng, wat(PUT)))
+    box = {"a": a}
     b = box["b"] = Instance(Module(eng, wat("""(module (import "h" "close" (func $close))
       (type $t (func (param i32) (result i32))) (table 1 funcref)
       (global (export "g") (mut funcref) (ref.null func))
@@ -281,13 +289,11 @@ def test_a_function_kept_by_an_instance_closed_during_its_call_runs_on_its_own_m
         (table.set (i32.const 0) (global.get 0))
         call $close
         (call_indirect (type $t) (local.get 0) (i32.const 0))))""")),
-        {("h", "close"): Func(FuncType([], []), close_them)})
+        {("h", "close"): closing(box)})
     b.exports["g"].value = a.exports["put"]
     assert b.exports["run"](0x1234) == 0x1234
     assert a.closed and b.closed
-    if pool is not None:
-        assert pool.live_instances == pool.live_memories == 0
-        pool.close()
+    assert_released(pool)
 
 
 @pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
@@ -297,11 +303,8 @@ def test_a_host_global_holding_a_closed_instances_function_keeps_its_memory(pool
     runs on its own memory, never on the slot's next tenant, which stays released only
     once the global lets go."""
     from runtime import Global
-    pool = make_pool(max_instances=4) if pooled else None
-    eng = Engine(allocator=pool) if pooled else Engine()
-    mod = Module(eng, wat("""(module (memory (export "m") 1)
-      (func (export "put") (param i32) (result i32)
-        (i32.store (i32.const 0xFFF0) (local.get 0)) (i32.load (i32.const 0xFFF0))))"""))
+    eng, pool = engine_and_pool(pooled)
+    mod = Module(eng, wat(PUT))
     a = Instance(mod)
     g = Global.new(eng, "funcref", a.exports["put"], mutable=True)
     b = Instance(Module(eng, wat("""(module (import "h" "g" (global $g (mut funcref)))
@@ -320,9 +323,7 @@ def test_a_host_global_holding_a_closed_instances_function_keeps_its_memory(pool
     g.value = None
     b.close()
     nxt.close()
-    if pool is not None:
-        assert pool.live_memories == 0
-        pool.close()
+    assert_released(pool, instances=False)
 
 
 @pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
@@ -332,8 +333,7 @@ def test_a_function_stored_by_wasm_in_an_imported_table_keeps_its_memory_after_c
     through that element from another importer runs on the closed instance's own memory,
     never on the slot's next tenant; it goes once the table lets go."""
     from runtime import Table
-    pool = make_pool(max_instances=4) if pooled else None
-    eng = Engine(allocator=pool) if pooled else Engine()
+    eng, pool = engine_and_pool(pooled)
     t = Table.new(eng, "funcref", 2)
     mod = Module(eng, wat("""(module (import "h" "t" (table 2 funcref)) (memory (export "m") 1)
       (func $put (param i32) (result i32)
@@ -355,9 +355,7 @@ def test_a_function_stored_by_wasm_in_an_imported_table_keeps_its_memory_after_c
     c.close()
     nxt.close()
     t.close()
-    if pool is not None:
-        assert pool.live_memories == 0  # the table let b's memory go
-        pool.close()
+    assert_released(pool, instances=False)  # the table let b's memory go
 
 
 @pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
@@ -367,8 +365,7 @@ def test_a_function_stored_by_wasm_in_an_imported_global_keeps_its_memory_after_
     importer runs on the closed instance's own memory; it goes once Python writes the
     global."""
     from runtime import Global
-    pool = make_pool(max_instances=4) if pooled else None
-    eng = Engine(allocator=pool) if pooled else Engine()
+    eng, pool = engine_and_pool(pooled)
     g = Global.new(eng, "funcref", None, mutable=True)
     mod = Module(eng, wat("""(module (import "h" "g" (global $g (mut funcref))) (memory (export "m") 1)
       (func $put (param i32) (result i32)
@@ -391,9 +388,7 @@ def test_a_function_stored_by_wasm_in_an_imported_global_keeps_its_memory_after_
     c.close()
     nxt.close()
     g.value = None  # lets the closed instance's memory go
-    if pool is not None:
-        assert pool.live_memories == 0
-        pool.close()
+    assert_released(pool, instances=False)
 
 
 @pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
@@ -402,8 +397,7 @@ def test_an_importer_of_a_closed_instances_table_runs_its_functions_on_their_mem
     __indirect_function_table) calls through it after that instance closed and is
     garbage: the element's function runs on its own instance's memory (held until the
     importer closes), never on the slot's next tenant."""
-    pool = make_pool(max_instances=4) if pooled else None
-    eng = Engine(allocator=pool) if pooled else Engine()
+    eng, pool = engine_and_pool(pooled)
     mod = Module(eng, wat("""(module (memory (export "m") 1) (table (export "t") 2 funcref)
       (func $put (param i32) (result i32)
         (i32.store (i32.const 0xFFF0) (local.get 0)) (i32.load (i32.const 0xFFF0)))
@@ -421,9 +415,7 @@ def test_an_importer_of_a_closed_instances_table_runs_its_functions_on_their_mem
     assert nxt.exports["m"].read(0xFFF0, 4) == bytes(4)
     d.close()
     nxt.close()
-    if pool is not None:
-        assert pool.live_memories == 0
-        pool.close()
+    assert_released(pool, instances=False)
 
 
 def test_a_closed_instances_function_stored_in_a_host_global_raises_and_changes_nothing(engine):
@@ -448,27 +440,15 @@ def test_a_funcref_argument_of_an_instance_without_tables_runs_on_its_memory_aft
     """A caller with no table and no held import gets another instance's function as an
     argument (kept: _keep); a host function closes both mid-call; the call_ref that
     follows runs on the callee's own memory, released after the call."""
-    from runtime import Func
-    from wasmenv import FuncType
-    pool = make_pool(max_instances=3) if pooled else None
-    eng = Engine(allocator=pool) if pooled else Engine()
-    a = Instance(Module(eng, wat("""(module (memory 1)
-      (func (export "put") (param i32) (result i32)
-        (i32.store (i32.const 0xFFF0) (local.get 0)) (i32.load (i32.const 0xFFF0))))""")))
-    box = {}
-
-    def close_them():
-        a.close()
-        box["b"].close()
-
+    eng, pool = engine_and_pool(pooled)
+    a = Instance(Module(eng, wat(PUT)))
+    box = {"a": a}
     b = box["b"] = Instance(Module(eng, wat("""(module (import "h" "close" (func $close))
       (type $t (func (param i32) (result i32)))
       (func (export "run") (param (ref null $t)) (param i32) (result i32)
         call $close
         (call_ref $t (local.get 1) (local.get 0))))""")),
-        {("h", "close"): Func(FuncType([], []), close_them)})
+        {("h", "close"): closing(box)})
     assert b.exports["run"](a.exports["put"], 0x1234) == 0x1234
     assert a.closed and b.closed
-    if pool is not None:
-        assert pool.live_instances == pool.live_memories == 0
-        pool.close()
+    assert_released(pool)
