@@ -10,7 +10,7 @@ import threading
 from . import _ffi
 from .func import instance_resources
 from .refs import is_func_heap
-from .table import Table, _give_back, _take
+from .table import Table, _give_back, _take, _take_for
 
 
 class Holds:
@@ -42,9 +42,7 @@ class Holds:
             return
         if self._handles is None:
             raise ValueError("instance is closed")
-        taken = ()
-        if isinstance(holder, Holds) and holder is not self:
-            taken = _take(*instance_resources([holder]))
+        taken = () if holder is self else _take_for(holder)
         entry = (holder, *taken)  # (one tuple: what _take took follows the holder)
         kept = self.__dict__.setdefault("_kept", {})  # (atomic: one dict whoever comes first)
         if kept.setdefault(id(holder), entry) is not entry:

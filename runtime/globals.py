@@ -16,9 +16,8 @@ from wasmenv import GlobalType
 from wasmenv.vmglobals import CELL_SIZE, VALUE_BYTES
 
 from . import _ffi
-from .func import Func, instance_resources
 from .refs import holder_of
-from .table import _give_back, _take
+from .table import _give_back, _take, _take_for
 from .values import as_u64, check_ref, from_bits, to_bits, valtype
 
 _U64 = struct.Struct("<Q")
@@ -80,14 +79,20 @@ class GlobalCells:
         Raises:
             ValueError: one of them is closed (nothing taken).
         """
-        kept = _HeldRef(holder, _take(memories, tables))
-        with _REFS_LOCK:
-            refs = self.refs
-            if refs is None:
-                refs = self.refs = {}
+        _let_go(self._keep_ref(index, _HeldRef(holder, _take(memories, tables))))
+
+    def _keep_ref(self, index: int, kept):
+        """The side table (made on first use) keeps ``kept`` for cell ``index``; returns
+        what it kept there before (the caller lets go of it once the cell is written)."""
+        refs = self.refs
+        if refs is None:
+            with _REFS_LOCK:
+                refs = self.refs
+                if refs is None:
+                    refs = self.refs = {}
         old = refs.get(index)
         refs[index] = kept
-        _let_go(old)
+        return old
 
     def write(self, content, index: int, bits, externs=None, hold: bool = False) -> None:
         """Store ``bits`` (as :meth:`read` returns them; v128 also as 16 bytes) in cell
@@ -108,16 +113,10 @@ class GlobalCells:
                     _let_go(refs.pop(index, None))
                 _U64.pack_into(buf, offset, 0)
                 return
-            if refs is None:
-                with _REFS_LOCK:
-                    refs = self.refs
-                    if refs is None:
-                        refs = self.refs = {}
             kept = _HeldRef.of(bits) if hold else bits
             from .refs import cell_of
             cell = cell_of(content, bits, externs)
-            old = refs.get(index)
-            refs[index] = kept
+            old = self._keep_ref(index, kept)
             _U64.pack_into(buf, offset, cell)
             _let_go(old)
             return
@@ -141,9 +140,8 @@ class _HeldRef:
     def of(cls, value):
         """``value`` with a use of what its code runs on (ValueError: its instance is closed)."""
         holder = holder_of(value)
-        if holder is None or isinstance(holder, Func):  # a host function: nothing to take
-            return value
-        return cls(value, _take(*instance_resources([holder])))
+        taken = () if holder is None else _take_for(holder)
+        return cls(value, taken) if taken else value
 
     def __del__(self):
         taken, self.taken = self.taken, ()

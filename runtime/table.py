@@ -120,8 +120,8 @@ class Table(Owner):
         if id(holder) in holds:
             return
         taken = ()
-        if storage and not isinstance(holder, Func) and (self._definer is None or self._definer() is not holder):
-            taken = _take(*instance_resources([holder]), besides=self)
+        if storage and (self._definer is None or self._definer() is not holder):
+            taken = _take_for(holder, besides=self)
         entry = (holder, *taken)  # (one tuple: what _take took follows the holder)
         if holds.setdefault(id(holder), entry) is not entry:
             _give_back(taken)
@@ -386,6 +386,19 @@ def _take(memories, tables, besides=None, what="the instance of a function refer
         _give_back(taken)
         raise
     return tuple(taken)  # (kept as long as what took it: a tuple is the smaller object)
+
+
+def _take_for(holder, besides=None) -> tuple:
+    """What a cell naming ``holder``'s function (runtime.refs.holder_of) must keep: when
+    ``holder`` is an instance, a use of every memory and a share of every table its code
+    runs on (but ``besides``); a host function runs on none.
+
+    Raises:
+        ValueError: the instance, or one its code runs on, is closed (nothing taken).
+    """
+    if isinstance(holder, Func):
+        return ()
+    return _take(*instance_resources([holder]), besides=besides)
 
 
 def _give_back(held) -> None:
