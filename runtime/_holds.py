@@ -75,7 +75,7 @@ class Holds:
         # (_held is _NOTHING_HELD, what was taken, or _GIVEN_BACK: the test never changes.)
         if self._layout.counts_calls or self._held is not _NOTHING_HELD:
             with _CALLS_LOCK:
-                if not self._tables_done:
+                if not self._closing:
                     self._calls += 1
                     return
             _ffi.memories_leave(descs, count)
@@ -88,23 +88,24 @@ class Holds:
         if self._layout.counts_calls or self._held is not _NOTHING_HELD:
             with _CALLS_LOCK:
                 self._calls -= 1
-                last = self._calls == 0 and self._tables_pending
+                last = self._calls == 0 and self._release_pending
                 if last:
-                    self._tables_pending = False
+                    self._release_pending = False
             if last:
-                self._release_tables()
+                self._release_held()
         _ffi.memories_leave(entered[0], entered[1])
 
-    def _tables_after_calls(self) -> bool:
-        """close(): True if the tables may go now; else the last call in flight gives them back."""
+    def _release_now_or_after_calls(self) -> bool:
+        """close(): True if what it holds (_release_held) may go now; else the last call in
+        flight releases it."""
         with _CALLS_LOCK:
-            self._tables_done = True
+            self._closing = True
             if self._calls:
-                self._tables_pending = True
+                self._release_pending = True
                 return False
             return True
 
-    def _release_tables(self) -> None:
+    def _release_held(self) -> None:
         """Give back the imports held (_hold) and what funcrefs that crossed in keep
         (_keep), and close its tables' views."""
         held = self._held
@@ -160,4 +161,4 @@ class _Held(tuple):
 #: held went back (its calls stay counted: the test in _enter and _leave never changes).
 _NOTHING_HELD, _GIVEN_BACK = _Held(), _Held()
 
-_CALLS_LOCK = threading.Lock()  # Instance._calls and its tables' release
+_CALLS_LOCK = threading.Lock()  # Instance._calls, _closing and _release_pending

@@ -91,8 +91,8 @@ class Instance(Initialization, Holds, Owner):
     _dropped_data = None         # passive segments left after a data.drop (else the layout's)
     _kept = None  # id -> (what funcref cells that crossed name, *what _keep took for it)
     _calls = 0                   # calls in flight (_enter/_leave), counted per layout.counts_calls or held imports
-    _tables_done = False         # its tables were given back (close, after the last call)
-    _tables_pending = False      # closed during a call: the last _leave gives them back
+    _closing = False             # close() began: no new call is counted (_enter raises)
+    _release_pending = False     # closed during a call: the last _leave releases what it holds
     _entered = None              # (wenv_memory *[], count, memories) for _enter/_leave
 
     def __getattr__(self, name):
@@ -435,8 +435,8 @@ class Instance(Initialization, Holds, Owner):
             # them (it makes the views), so no call in flight waits for them; finish()
             # releases them.
             if self._views is not None or self._held or self._kept is not None:
-                if self._tables_after_calls():
-                    self._release_tables()
+                if self._release_now_or_after_calls():
+                    self._release_held()
             made = self._made
             if made is not None:
                 ended = layout.allocation.closing(layout, handles, made)
