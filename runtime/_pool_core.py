@@ -205,14 +205,15 @@ class _PoolCore:
         self.chunk_bases.clear()
         _IN_USE.discard(self)  # nothing calls into the pool any more: it may become garbage
 
-    def __del__(self):
-        """Free the C pool: the last reference went, and nothing is in use (_IN_USE)."""
+    def __del__(self, _pool_free=_ffi.pool_free, _table_pool_free=_ffi.table_pool_free):
+        """Free the C pool: the last reference went, and nothing is in use (_IN_USE).
+        (The frees are bound here: at interpreter exit, module globals may be gone.)"""
         native, self.native = getattr(self, "native", None), None
         if native is not None:
-            _ffi.pool_free(native)
+            _pool_free(native)
         tables, self.table_native = getattr(self, "table_native", None), None
         if tables is not None:
-            _ffi.table_pool_free(tables)
+            _table_pool_free(tables)
 
     def _unmap_if_closed(self) -> None:
         with self.lock:

@@ -41,11 +41,13 @@ state. Each Instance then goes through it, with the module's instantiation layou
 * ``allocate_table(spec, instance=None, init=None) -> Table``: one table of this
   allocation outside :meth:`begin` (its own entry; the Table owns it).
 * ``fast_context(layout)``: for a layout with one memory, what the C one-call path
-  (``wenv_instance_open`` / ``wenv_instance_close``) takes as the spec's pool (NULL for
-  on-demand), or None; with it come ``open_failed(layout, code, errno)`` and
-  ``close_failed``, which turn a negative or nonzero C result into the right exception
-  or follow-up. ``table_pool``: the ``wenv_table_pool *`` its tables come from (NULL:
-  each its own reservation).
+  (``wenv_instance_open`` / ``wenv_instance_open_tables`` and their closes; a plain
+  layout's instances after the first, runtime.layout) takes as the spec's pool (NULL
+  for on-demand), or None. A refused one-call open is redone by ``begin`` (in steps: it
+  raises the right exception, or a pool succeeds after a collection);
+  ``close_failed(layout, handle, rc)`` turns a nonzero close result into the right
+  exception or follow-up. ``table_pool``: the ``wenv_table_pool *`` its tables come
+  from (NULL: each its own reservation).
 
 :class:`OnDemandAllocator` opens each memory with one C call (reserve, map the image,
 mprotect the rest) and releases it with munmap.
@@ -85,7 +87,6 @@ class Allocation(Protocol):
     def closing(self, layout, handles, made) -> bool: ...
     def finish(self, layout, handles, made, ended: bool = False, tables=None) -> None: ...
     def fast_context(self, layout): ...
-    def open_failed(self, layout, code: int, err: int) -> int: ...
     def close_failed(self, layout, handle, rc: int) -> None: ...
 
 
@@ -156,10 +157,6 @@ class InstanceAllocation:
     def fast_context(self, layout):
         """The spec's pool for the one-call path (see the module docstring); None: none."""
         return None
-
-    def open_failed(self, layout, code: int, err: int) -> int:
-        """After a refused one-call open (only with a fast_context): a handle, or raise."""
-        raise AssertionError("no one-call path without a fast_context")
 
     def close_failed(self, layout, handle, rc: int) -> None:
         """After a one-call close returned ``rc`` != 0 (only with a fast_context)."""
@@ -250,9 +247,6 @@ class _OnDemandAllocation(InstanceAllocation):
 
     def fast_context(self, layout):
         return _ffi.NULL if layout.memory_count == 1 else None
-
-    def open_failed(self, layout, code: int, err: int) -> int:
-        _ffi.memory_open_failed(layout.specs, err)
 
     def close_failed(self, layout, start: int, rc: int) -> None:
         _ffi.release_failed(start, layout.reserve_bytes[0])

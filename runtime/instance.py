@@ -96,7 +96,10 @@ class Instance(Initialization, Holds, Owner):
     _entered = None              # (wenv_memory *[], count, memories) for _enter/_leave
 
     def __getattr__(self, name):
-        """A slot an instance of a memories-only module never set reads as its default."""
+        """A slot the one-call path never set reads as its default; the block (``_cells``)
+        of a layout with ``lazy_block`` is made on first use."""
+        if name == "_cells":
+            return self._lazy_cells()
         try:
             return _UNSET[name]
         except KeyError:
@@ -112,19 +115,30 @@ class Instance(Initialization, Holds, Owner):
     def _init(self, module: Module, imports):
         """__init__ once the store (if any) has admitted the instance."""
         layout = module._instance_layout
-        if layout is not None and layout.fast and not imports:  # (fast is False once closed)
-            # The common case, kept short: a module with one memory and nothing else to
-            # link or initialize, after its first instance: one C call (a reservation and
-            # its image, or a prepared pool slot). The instance is live once _handles is set.
-            # The module's images stay open until C has mapped them (Module._enter).
+        if layout is not None and layout.fast and (  # (fast is False once closed)
+                imports.plain and imports.env is module.env if type(imports) is ResolvedImports
+                else not imports and not layout.links):
+            # The common case, kept short: a plain layout (one memory and its tables,
+            # nothing to link but functions, nothing to initialize; see runtime.layout)
+            # after its first instance: one C call (a reservation and its image, or a
+            # prepared pool slot, and the tables). The instance is live once _handles is
+            # set. The module's images stay open until C has mapped them (Module._enter).
             self.module = module
             self._layout = layout
+            self._interp_site = None  # (set: close() reads them)
+            self._held = _NOTHING_HELD
+            if imports:
+                self._imported_funcs = imports.groups.funcs
+            count = layout.table_count
+            entries = self._table_entries = _new_tables(count) if count else None
             module._enter()
             try:
-                handle = _open(layout.specs)
-                if handle < 0:
-                    err = _errno_now()  # before anything that could run a finalizer's C call
-                    handle = layout.allocation.open_failed(layout, handle, err)
+                if entries is None:
+                    handle = _open(layout.specs)
+                else:
+                    handle = _open_tables(layout.specs, layout.table_pool, layout.table_specs, count, entries)
+                if handle < 0:  # the same in steps says which failed (or succeeds: a pool collected)
+                    handle = layout.allocation.begin(module, layout, entries)[0]
             finally:
                 module._leave()
             self._handles = [handle]
@@ -145,7 +159,7 @@ class Instance(Initialization, Holds, Owner):
         if layout.memories_only and not imports:
             alloc = layout.allocation or allocation_of(module, layout)
             self._handles = alloc.begin(module, layout)
-            layout.set_fast(alloc.fast_context(layout))
+            layout.set_fast(alloc)
             return
         env = module.env
         if isinstance(imports, ResolvedImports) and imports.env is env:
@@ -166,8 +180,9 @@ class Instance(Initialization, Holds, Owner):
         if groups.crossing:  # externrefs cross between its store and these imports
             link_imports(self, groups.crossing)
         # Spec order: globals (and tags) first: the block is freed with its last holder
-        # (see _open_block), nothing to release.
-        self._open_block(layout)
+        # (see _open_block), nothing to release. (Else made on first use: _cells.)
+        if not layout.lazy_block:
+            self._open_block(layout)
         for func_type in layout.tags:
             self.tags.append(Tag(func_type))
         # Counted by the allocator from here (a pool may refuse: AllocationError); ended by
@@ -187,6 +202,8 @@ class Instance(Initialization, Holds, Owner):
         except BaseException:
             self.close()
             raise
+        if layout.plain and not layout.fast:
+            layout.set_fast(alloc)  # the next instances: the one-call path (_init)
 
     def _init_in(self, store, module: Module, imports):
         """__init__ in ``store``: counted by its limits first (AllocationError, nothing
@@ -201,6 +218,24 @@ class Instance(Initialization, Holds, Owner):
         except BaseException:
             store._release(self)
             raise
+
+    def _lazy_cells(self):
+        """The block's cells, made on first use (``layout.lazy_block``: what the block
+        holds is the module's template until then); None for a module that defines no
+        global, and once closed (or before the instance began)."""
+        with _MAKE_LOCK:  # one block, and none once close() began
+            try:
+                return _CELLS.__get__(self)  # made meanwhile (or set None by close)
+            except AttributeError:
+                pass
+            if getattr(self, "_handles", None) is None:
+                return None
+            layout = self._layout
+            if layout.globals_template.types:
+                self._open_block(layout)
+            else:
+                self._cells = None
+            return self._cells
 
     @property
     def _passive_data(self) -> dict:
@@ -417,8 +452,18 @@ class Instance(Initialization, Holds, Owner):
         if store is not None:
             store._release(self)
         layout = self._layout
-        if layout.fast and self._made is None:  # one memory (and nothing else), never looked at
-            rc = _close(layout.specs, handles[0])
+        if layout.fast and site is None and self._made is None and self._views is None and self._kept is None \
+                and self._held is _NOTHING_HELD:
+            # A plain layout's instance that holds nothing and nobody looked into (no
+            # call, no Memory or Table view, no funcref kept): its memory and tables go
+            # in one C call. Views of its globals raise from now on; the block goes with
+            # the last of them.
+            self._cells = None
+            entries = self._table_entries
+            if entries is None:
+                rc = _close(layout.specs, handles[0])
+            else:
+                rc = _close_tables(layout.specs, handles[0], layout.table_pool, layout.table_count, entries)
             if rc:
                 layout.allocation.close_failed(layout, handles[0], rc)
             return
@@ -472,10 +517,12 @@ def _imported_globals(imports, globals_) -> tuple:
 #: What Instance's slots read as before _begin set them (an instance of a memories-only
 #: module never does).
 _UNSET = {"_imported_funcs": (), "_imported_globals": (), "_imported_memories": (), "_imported_tables": (),
-          "_cells": None, "_held": _NOTHING_HELD, "_table_entries": None, "_interp_site": None, "_store": None}
+          "_held": _NOTHING_HELD, "_table_entries": None, "_interp_site": None, "_store": None}
 
 
-_open, _close, _errno_now = _ffi.instance_open, _ffi.instance_close, _ffi.errno_now
+_CELLS = Instance._cells  # the slot's descriptor (reads it without __getattr__)
+_open, _close = _ffi.instance_open, _ffi.instance_close
+_open_tables, _close_tables = _ffi.instance_open_tables, _ffi.instance_close_tables
 _new_tables = _ffi.new_instance_tables
 # Instance.memory: one Memory object per memory, and none once close() began. Reentrant:
 # a collection inside memory() may run another instance's __del__ (close) on this thread.

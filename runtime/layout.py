@@ -7,7 +7,7 @@ their initializers, defined memories with their plans and images (validated once
 the C specs allocators open memories and tables from, element segments, the data to copy when
 an image is not mapped, passive data segments, export names; and, once the first instance began, the allocation its engine's allocator
 serves instances of this module with, and whether they take the one-call path
-(``fast``: one memory and nothing else to link or initialize).
+(``fast``: one memory and its tables, nothing to link but functions, nothing to initialize).
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ class InstanceLayout:
                  "table_specs", "table_inits", "memories", "element_segments", "segmented",
                  "copies", "passive_data", "passive_elements", "export_names", "memory_count", "max_pages",
                  "reserve_bytes", "specs", "memories_only", "initializes", "allocation", "fast", "data_plan",
-                 "counts_calls")
+                 "counts_calls", "lazy_block", "plain", "links", "table_count", "table_pool")
 
     def __init__(self, module: Module):
         env = module.env
@@ -131,19 +131,34 @@ class InstanceLayout:
                 spec.image_len = image.byte_len
                 spec.image_key = image.key
         self.allocation = None  # the engine allocator's begin_instance(module), once it accepted it
-        self.fast = False       # specs[0].pool is set: instances use _ffi.instance_open/close
+        self.fast = False       # plain, and specs[0].pool and table_pool are set: the one-call path
         # Anything for Instance._instantiate to do (after the allocator opened memories and tables)?
         self.initializes = bool(self.globals_template.per_instance or self.table_inits or self.element_segments
                                 or self.segmented or self.copies or env.start_func is not None)
         self.memories_only = not (env.initializers or env.globals or self.tags or env.table_plans
                                   or self.element_segments or self.segmented or self.copies
                                  or env.start_func is not None)
+        #: The block holds nothing but the template until something reads it (a call, a
+        #: global's view, an importer): Instance._cells makes it then. It is made at
+        #: instantiation when the instance writes into it (imported globals' cell
+        #: pointers, per-instance initializers).
+        self.lazy_block = not (env.num_imported_globals or self.globals_template.per_instance)
+        #: Nothing per instance but its memory and tables opened (one C call each way) and
+        #: its imported functions kept: one memory, nothing to initialize, nothing
+        #: imported but functions (imports that hold or cross nothing: ResolvedImports.plain).
+        self.plain = (self.memory_count == 1 and not self.initializes and not self.tags and self.lazy_block
+                      and len(env.initializers) == env.num_imported_funcs)
+        self.links = bool(env.initializers)  # anything to import
+        self.table_count = len(self.tables)
+        self.table_pool = _ffi.NULL  # the allocation's, once fast
 
-    def set_fast(self, context) -> None:
-        """Use the one-call path with ``context`` (an allocation's fast_context: NULL or
-        a pool), or not (None)."""
-        if context is not None:
+    def set_fast(self, allocation) -> None:
+        """After a first instance of a plain layout: its instances take the one-call path
+        (Instance._init) if ``allocation`` has one (a fast_context: NULL or a pool)."""
+        context = allocation.fast_context(self)
+        if context is not None and self.plain:
             self.specs[0].pool = context
+            self.table_pool = allocation.table_pool
             self.fast = True
 
 

@@ -56,12 +56,16 @@ class ResolvedImports:
     (by :class:`runtime.InstancePre`), and grouped by kind once (``groups``):
     :func:`lookup_imports` returns them as they are."""
 
-    __slots__ = ("env", "externs", "groups", "global_cells")
+    __slots__ = ("env", "externs", "groups", "global_cells", "plain")
 
     def __init__(self, module_env, externs):
         self.env = module_env
         self.externs = list(externs)
-        self.groups = group_imports(module_env, self.externs)
+        self.groups = g = group_imports(module_env, self.externs)
+        #: Only functions, none holding anything (no other instance's code) or crossing
+        #: stores: an instance keeps nothing of them but ``groups.funcs`` (a plain
+        #: layout's one-call path, runtime.layout.InstanceLayout.plain).
+        self.plain = not (g.globals or g.tables or g.memories or g.tags or g.code_instances or g.crossing)
         #: what its instances' _imported_globals share (runtime.instance._imported_globals)
         self.global_cells = None
 

@@ -198,11 +198,6 @@ class _PoolAllocation(InstanceAllocation):
         """The pool for _ffi.instance_open when the module has one memory, else None."""
         return self._core.native if layout.memory_count == 1 else None
 
-    def open_failed(self, layout, code: int, err: int) -> int:
-        """After a refused _ffi.instance_open: its slot after one collection, or raise."""
-        native = self._core.native
-        return self._retry(code, err, lambda: _take(native, layout.specs, 1))
-
     def close_failed(self, layout, slot: int, rc: int) -> None:
         """After _ffi.instance_close returned ``rc`` != 0 (wenv_pool_put_clean's result)."""
         self._core.after_put(rc, slot)

@@ -289,6 +289,100 @@ def test_passing_imports_to_a_module_without_imports_takes_the_general_path(engi
         assert i.exports["m"].read(0, 4) == j.exports["m"].read(0, 4) == b"head"
 
 
+# A plain layout (runtime.layout): one memory, tables, constant globals, functions as its
+# only imports, nothing initialized per instance: the one-call path with its tables.
+PLAIN = """(module (import "env" "h" (func $h (param i32) (result i32)))
+  (memory (export "m") 1) (data (i32.const 16) "plain")
+  (global $g (export "g") (mut i32) (i32.const 5)) (global (export "k") i64 (i64.const -3))
+  (table $t (export "t") 3 funcref) (elem (i32.const 1) $f)
+  (func $f (export "f") (result i32) (call $h (global.get $g)))
+  (func (export "bump") (global.set $g (i32.add (global.get $g) (i32.const 1))))
+  (func (export "via_table") (result i32) (call_indirect $t (result i32) (i32.const 1))))"""
+
+
+def _plain_pre(engine, seen):
+    linker = runtime.Linker(engine)
+    linker.define_func("env", "h", FuncType((ValType.I32,), (ValType.I32,)), lambda x: seen.append(x) or x * 10)
+    module = Module(engine, wat(PLAIN))
+    return module, linker.instantiate_pre(module)
+
+
+def test_a_plain_module_takes_the_one_call_path_with_its_tables_globals_and_imports(engine):
+    seen = []
+    module, pre = _plain_pre(engine, seen)
+    first = pre.instantiate()
+    layout = module._instance_layout
+    assert layout.plain and layout.fast and not layout.memories_only and layout.table_count == 1
+    second, third = pre.instantiate(), pre.instantiate()  # each opened by one C call
+    with pytest.raises(AttributeError):
+        runtime.instance._CELLS.__get__(third)  # nobody looked: no block was made
+    assert third.exports["k"].value == -3 and third.exports["g"].value == 5  # the template's values
+    for i in (first, second):
+        assert i.exports["m"].read(16, 5) == b"plain"
+        assert i.exports["t"].get(0) is None and i.exports["t"].get(1) is not None
+        assert i.exports["f"]() == 50 and i.exports["via_table"]() == 50
+    second.exports["bump"]()
+    second.exports["g"].value = second.exports["g"].value + 10  # a write from Python goes to its cell
+    assert second.exports["f"]() == 160 and first.exports["f"]() == 50  # each its own block
+    assert seen == [5, 5, 5, 5, 16, 5]
+    g, k = second.exports["g"], third.exports["k"]
+    for i in (first, second, third):
+        i.close()
+    for view in (g, k):
+        with pytest.raises(ValueError, match="closed"):
+            _ = view.value
+
+
+def test_a_plain_instance_nobody_looked_into_leaves_nothing_behind(engine):
+    linker = runtime.Linker(engine)
+    linker.define_func("env", "h", FuncType((ValType.I32,), (ValType.I32,)), lambda x: x)
+    module = Module(engine, wat(PLAIN))
+    pre = linker.instantiate_pre(module)
+    pre.instantiate().close()  # the one-call path from now on
+
+    def cycle():
+        for _ in range(50):
+            pre.instantiate().close()
+        for _ in range(50):
+            pre.instantiate().exports["g"]  # dropped unclosed (its block made): the backstop
+
+    cycle()  # (a pool keeps the table slots it opened, for their next tenants)
+    before = maps_and_fds(collect=True)
+    cycle()
+    assert maps_and_fds(collect=True) == before
+    if isinstance(engine.allocator, PoolingAllocator):
+        assert (engine.allocator.live_instances, engine.allocator.live_memories) == (0, 0)
+
+
+def test_imports_that_hold_something_take_the_general_path(engine):
+    """A function of another instance (its code runs on that instance's memory) is no
+    plain import: the importer holds the exporter's memory, which stays allocated after
+    the exporter closes, until the importer does."""
+    from tests.helpers import layout
+    exporter = inst(engine, """(module (memory (export "m") 1)
+      (func (export "peek") (result i32) (i32.load8_u (i32.const 0))))""")
+    linker = runtime.Linker(engine)
+    linker.define_instance(None, "env", exporter)
+    module = Module(engine, wat("""(module (import "env" "peek" (func $p (result i32)))
+      (memory 1) (func (export "run") (result i32) (call $p)))"""))
+    pre = linker.instantiate_pre(module)
+    pre.instantiate().close()
+    assert module._instance_layout.fast and not pre._imports.plain
+    importer = pre.instantiate()
+    (start, end), = exporter.reservation_ranges()
+    pool = engine.allocator if isinstance(engine.allocator, PoolingAllocator) else None
+    exporter.close()
+
+    def held():  # (a pool also counts the importer's own memory while it lives)
+        if pool is not None:
+            return pool.live_memories == (2 if not importer.closed else 1)
+        return any(perms == "rw-p" for _, _, perms in layout(start, end))
+
+    assert held()  # the importer's code may still run on it
+    importer.close()
+    assert not held()
+
+
 TABLES = """(module (memory 1) (table $t (export "t") 4 funcref) (table (export "u") 2 externref)
   (func $f (export "f") (result i32) (i32.const 7)) (elem (i32.const 1) $f)
   (func (export "call1") (result i32) (call_indirect $t (result i32) (i32.const 1))))"""
