@@ -28,11 +28,13 @@ class Instance(Initialization, Holds, Owner):
     """An instantiated module: imports linked, globals, tables and memories created and
     initialized in spec order, then the start function run.
 
-    An instance with anything to link or initialize owns a native block laid out by the
-    module's ``VMOffsets`` (``runtime.layout``); so far it holds the defined globals'
-    cells, copied from the module's ``GlobalsTemplate`` (only initializers reading imports
-    or making ``ref.func`` values are evaluated per instance), and a pointer to each
-    imported global's cell. ``Global`` and ``Func`` objects are views made on demand:
+    An instance of a module with globals owns a native block laid out by the module's
+    ``VMOffsets`` (``runtime.layout``); so far it holds the defined globals' cells, copied
+    from the module's ``GlobalsTemplate`` (only initializers reading imports or making
+    ``ref.func`` values are evaluated per instance), and a pointer to each imported
+    global's cell. It is made at instantiation when the instance writes into it (those
+    pointers, per-instance initializers), else on first use (a call, a global's view, an
+    importer): until then it would hold the template, which nobody has read. ``Global`` and ``Func`` objects are views made on demand:
     ``globals[i]``, ``exports[name]``, table reads; a wasm function's Func is made once
     (kept in a dict made on first use), nothing is made per function or per global.
 
@@ -46,8 +48,9 @@ class Instance(Initialization, Holds, Owner):
     A defined memory is opened by its allocator in C (reserved and its image mapped, or a
     pool slot prepared); its :class:`runtime.Memory` object is made the first time it is
     asked for (``memory(i)``, ``memories``, ``exports``), so an instance nobody looks
-    into costs one C call to open and one to release when its module has one memory
-    and nothing else to link or initialize (see ``runtime.layout``).
+    into costs one C call to open (memory and tables) and one to release when its layout
+    is plain: one memory, nothing imported but functions, nothing to initialize (see
+    ``runtime.layout``).
 
     Args:
         module: a :class:`runtime.Module`.
