@@ -141,8 +141,9 @@ class InstanceLayout:
         #: The block holds nothing but the template until something reads it (a call, a
         #: global's view, an importer): Instance._cells makes it then. It is made at
         #: instantiation when the instance writes into it (imported globals' cell
-        #: pointers, per-instance initializers).
-        self.lazy_block = not (env.num_imported_globals or self.globals_template.per_instance)
+        #: pointers) or runs anything there (initializers, segments, a start function,
+        #: which mostly need it).
+        self.lazy_block = not (env.num_imported_globals or self.initializes)
         #: Nothing per instance but its memory and tables opened (one C call each way) and
         #: its imported functions kept: one memory, nothing to initialize, nothing
         #: imported but functions (imports that hold or cross nothing: ResolvedImports.plain).

@@ -354,6 +354,27 @@ def test_a_plain_instance_nobody_looked_into_leaves_nothing_behind(engine):
         assert (engine.allocator.live_instances, engine.allocator.live_memories) == (0, 0)
 
 
+@pytest.mark.parametrize("text, plain", [
+    ('(module (memory 1) (table 2 funcref) (global (mut i64) (i64.const 1)) (func) (elem (i32.const 0) 0))', True),
+    ('(module (import "e" "f" (func)) (memory 1))', True),
+    ('(module (memory 1) (memory 1))', False),                             # two memories
+    ('(module (import "e" "g" (global i32)) (memory 1))', False),          # a block to write per instance
+    ('(module (import "e" "m" (memory 1)) (memory 1))', False),            # an imported memory
+    ('(module (memory 1) (func) (start 0))', False),                       # a start function
+    ('(module (global $b i32 (i32.const 8)) (memory 1) (data (i32.const 0) "x") (table 1 funcref)'
+     ' (elem (global.get $b) func 0) (func))', False),                     # an eager element segment
+    ('(module (memory 1) (tag))', False),                                  # a tag per instance
+])
+def test_which_layouts_are_plain(text, plain):
+    """Plain (the one-call path): one memory and its tables, nothing imported but
+    functions, nothing to write into the block or initialize per instance."""
+    from runtime.layout import layout_of
+    engine = Engine()
+    layout = layout_of(Module(engine, wat(text)))
+    assert layout.plain is plain
+    assert layout.lazy_block or not plain
+
+
 def test_imports_that_hold_something_take_the_general_path(engine):
     """A function of another instance (its code runs on that instance's memory) is no
     plain import: the importer holds the exporter's memory, which stays allocated after
