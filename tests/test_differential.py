@@ -70,6 +70,32 @@ def test_references_at_instantiation_agree_by_identity(allocator):
     assert ours.globals == (("ext", 1), ("func", 1), ("func", 0), ("ext", 1), None)
 
 
+#: Plain layouts (runtime.layout): after the first instance, one C call opens memory and
+#: tables; the harness instantiates a second time through an InstancePre (or with no
+#: imports) and requires the same state.
+_PLAIN_MODULES = [
+    """(module (import "h" "f" (func $f (param i32) (result i32))) (import "h" "g" (func $g))
+      (memory (export "m") 1 3) (data (i32.const 9) "bytes")
+      (global (export "x") (mut i64) (i64.const -7)) (global (export "y") f32 (f32.const 1.5))
+      (table (export "t") 5 funcref) (elem (i32.const 1) $g $f $k)
+      (func $k (export "k") (result i32) (call $f (i32.const 3))))""",
+    """(module (memory (export "m") 2) (data (i32.const 70000) "late")
+      (table (export "t") 3 10 funcref) (elem (i32.const 0) $a) (elem (i32.const 2) $a)
+      (global (export "g") (mut i32) (i32.const 41)) (func $a (export "a")))""",
+]
+
+
+@pytest.mark.parametrize("allocator", ["ondemand", "pooling"])
+@pytest.mark.parametrize("text", _PLAIN_MODULES)
+def test_plain_modules_agree_with_wasmtime_on_the_one_call_path(allocator, text):
+    engine = make_engine(allocator)
+    category, ours, theirs = compare_one(oracle.wasmtime_engine(), engine, wat(text))
+    assert category == "ok", (ours, theirs)
+    module = runtime.Module(engine, wat(text))
+    runtime.Instance(module, [lambda *a: 0] * len(module.imports)).close()
+    assert module._instance_layout.fast  # what the second instance above went through
+
+
 @pytest.mark.parametrize("allocator", ["ondemand", "pooling"])
 def test_spec_modules_agree_with_wasmtime(allocator):
     """Every spec module (with spectest imports, registered instances, and the file's

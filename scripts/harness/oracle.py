@@ -324,14 +324,31 @@ def our_outcome(engine, wasm: bytes, recipes) -> Outcome:
         first = _our_state(instance, externs, "ok", "", labels)
     finally:
         instance.close()
-    if not externs:
-        # Again, from the same Module: a memories-only module now takes the one-call
-        # path (and a pool hands back the slot just reset): the state must not change.
-        with runtime.Instance(module) as again:
+    again = _again(module, externs)
+    if again is not None:
+        # Again, from the same Module: a plain layout (runtime.layout) now takes the
+        # one-call path (and a pool hands back the slot just reset): the state must not
+        # change.
+        with again:
             second = _our_state(again, externs, "ok", "", labels)
         if second.comparable() != first.comparable():
             return Outcome("second-instance-differs", f"{first} != {second}")
     return first
+
+
+def _again(module, externs):
+    """A second instance of ``module`` with the same imports, the way a plain layout's
+    instances take the one-call path: none, or only host functions linked once
+    (an InstancePre); None when the imports are anything else (or named twice)."""
+    if not externs:
+        return runtime.Instance(module)
+    names = [(imp.module, imp.name) for imp in module.imports]
+    if len(set(names)) != len(names) or not all(isinstance(e, runtime.Func) and e.is_host for e in externs):
+        return None
+    linker = runtime.Linker(module.engine)
+    for (mod, name), ext in zip(names, externs):
+        linker.define(None, mod, name, ext)
+    return linker.instantiate_pre(module).instantiate()
 
 
 def _our_state(instance, externs, kind, detail, labels=None):
