@@ -72,8 +72,9 @@ class Instance(Initialization, Holds, Owner):
 
     # What the general path sets lives in slots (_begin sets them all, no dict made for
     # them); the rest has a class-level default and is set (in the instance's __dict__,
-    # made on first store) only by instances that need it. An instance of a memories-only
-    # module sets three slots: the others read as _UNSET says (__getattr__).
+    # made on first store) only by instances that need it. The first instance of a
+    # memories-only module sets three slots, and a half-built instance (an import
+    # refused) fewer: the others read as _UNSET says (__getattr__).
     __slots__ = ("module", "_handles", "_layout", "_store", "_imported_funcs", "_imported_globals",
                  "_imported_memories", "_imported_tables", "_cells", "_held", "_table_entries",
                  "_interp_site", "__dict__", "__weakref__")
@@ -128,10 +129,13 @@ class Instance(Initialization, Holds, Owner):
             # set. The module's images stay open until C has mapped them (Module._enter).
             self.module = module
             self._layout = layout
-            self._interp_site = None  # (set: close() reads them)
+            # Every slot but _cells (made on first use) is set: reading an unset slot
+            # costs an exception and a __getattr__ (the memories-only first instance
+            # leaves them so: _UNSET).
+            self._interp_site = None
             self._held = _NOTHING_HELD
-            if imports:
-                self._imported_funcs = imports.groups.funcs
+            self._imported_funcs = imports.groups.funcs if imports else ()
+            self._imported_globals = self._imported_memories = self._imported_tables = ()
             count = layout.table_count
             entries = self._table_entries = _new_tables(count) if count else None
             module._enter()
@@ -255,20 +259,23 @@ class Instance(Initialization, Holds, Owner):
         k = index - len(imported)
         return self._cells.read(self._layout.globals_template.types[k], k)
 
-    def _func_ref(self, index: int) -> Func:
-        """The Func of function ``index``: an import, or a wasm function's (made once)."""
+    def _func_ref(self, index: int, keep: bool = True) -> Func:
+        """The Func of function ``index``: an import, or a wasm function's (made once and
+        kept, so that every holder sees one object; ``keep`` False: one nobody else will
+        see, the start function's, is not kept: no dict per instance for it)."""
         imported = self._imported_funcs
         if index < len(imported):
             return imported[index]
         funcs = self._funcs
-        if funcs is None:
-            funcs = vars(self).setdefault("_funcs", {})
-        f = funcs.get(index)
+        f = None if funcs is None else funcs.get(index)
         if f is None:
             if not 0 <= index < len(self.module.env.functions):
                 raise IndexError(f"no function {index}")
             f = Func._wasm(self.module.env.type_of((ExternKind.FUNC, index)), self, index)
-            f = funcs.setdefault(index, f)  # two threads asking at once get one Func
+            if keep:
+                if funcs is None:
+                    funcs = vars(self).setdefault("_funcs", {})
+                f = funcs.setdefault(index, f)  # two threads asking at once get one Func
         return f
 
     def _global(self, index: int) -> Global:

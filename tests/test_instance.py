@@ -606,3 +606,15 @@ def test_element_segments_into_an_imported_table_allocate_nothing_per_element():
     _, (few_blocks, few_bytes), (many_blocks, many_bytes) = per
     assert abs(few_blocks - many_blocks) <= 0.5
     assert abs(few_bytes - many_bytes) <= 0.1 * few_bytes
+
+
+def test_the_start_function_runs_without_a_func_kept_for_it(engine):
+    """The start function's Func is made for the call only (no dict per instance for it);
+    asked for afterwards (an export), it is made then, once."""
+    i = inst(engine, """(module (memory 1) (global $n (export "n") (mut i32) (i32.const 0))
+      (func $s (export "s") (global.set $n (i32.add (global.get $n) (i32.const 1)))) (start $s))""")
+    assert i.exports["n"].value == 1 and i._funcs is None
+    s = i.exports["s"]
+    s()
+    assert i.exports["s"] is s and i.exports["n"].value == 2
+    i.close()
