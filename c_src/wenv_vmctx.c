@@ -25,13 +25,14 @@ int64_t wenv_vmctx_entry(const wenv_vmoffsets *o, uint32_t region, uint64_t inde
     return (int64_t)(o->start[region] + index * wenv_vmctx_strides[region]);
 }
 
-/* Small blocks come from calloc. glibc leaves a fresh mmapped chunk untouched but clears
- * heap memory it reuses, and its mmap threshold rises as large chunks are freed: a large
- * block (a big module's funcref records, unwritten until first use) would become resident
- * when calloc clears it. Blocks of WENV_VMCTX_MMAP_BYTES or more are therefore mapped
- * directly: fresh zero pages, resident only once written. A 16-byte header before the
- * block records how it was made (its mapped length, 0 for calloc). */
-#define WENV_VMCTX_MMAP_BYTES ((uint64_t)64 << 10)
+/* Blocks of up to a page come from calloc. glibc leaves a fresh mmapped chunk untouched
+ * but clears heap memory it reuses, and its mmap threshold rises as large chunks are
+ * freed: a larger block (an instance state's funcref records, made on first use: 531 of
+ * them, 12.4 KiB, for QuickJS, of which its start function makes a few) would become
+ * resident when calloc clears it. Blocks of more than a page are therefore mapped
+ * directly (one mmap, one munmap): fresh zero pages, resident only once written. A
+ * 16-byte header before the block records how it was made (its mapped length, 0 for
+ * calloc). */
 #define WENV_VMCTX_HEADER 16
 _Static_assert(_Alignof(max_align_t) >= WENV_VMCTX_BLOCK_ALIGN, "malloc must align blocks");
 _Static_assert(WENV_VMCTX_HEADER % WENV_VMCTX_BLOCK_ALIGN == 0, "the header keeps blocks aligned");
@@ -63,12 +64,11 @@ static void *wenv_vmctx_alloc_in(uint64_t size, int may_map)
     uint64_t total = rounded + WENV_VMCTX_HEADER;
     uint8_t *base;
     uint64_t mapped = 0;
-    if (may_map && total >= WENV_VMCTX_MMAP_BYTES) {
-        uint64_t page = (uint64_t)wenv_page_size(), addr = 0;
+    uint64_t page = (uint64_t)wenv_page_size();
+    if (may_map && total > page) {
+        uint64_t addr = 0;
         mapped = (total + page - 1) / page * page;
-        if (wenv_reserve(mapped, &addr) != 0 || wenv_protect(addr, mapped, 1) != 0) {
-            if (addr)
-                wenv_release(addr, mapped);
+        if (wenv_map_zeros(mapped, &addr) != 0) {
             errno = ENOMEM;
             return NULL;
         }

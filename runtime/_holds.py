@@ -62,9 +62,9 @@ class Holds:
                 raise ValueError("instance is closed")
             # (the imported ones are held until the last call after close: _hold; their
             # owner may close first)
+            # (its Memory objects, which own the descriptors, stay in _made as long as it)
             memories = self.memories[len(self._imported_memories):]
-            entered = self._entered = (_ffi.new_memory_array([m._desc for m in memories]),
-                                       len(memories), memories)
+            entered = self._entered = (_ffi.new_memory_array([m._desc for m in memories]), len(memories))
         descs, count = entered[0], entered[1]
         if _ffi.memories_enter(descs, count) != count or self._handles is None:
             if self._handles is None and count:

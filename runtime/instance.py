@@ -97,7 +97,7 @@ class Instance(Initialization, Holds, Owner):
     _calls = 0                   # calls in flight (_enter/_leave), counted per layout.counts_calls or held imports
     _closing = False             # close() began: no new call is counted (_enter raises)
     _release_pending = False     # closed during a call: the last _leave releases what it holds
-    _entered = None              # (wenv_memory *[], count, memories) for _enter/_leave
+    _entered = None              # (wenv_memory *[] of its defined memories, count) for _enter/_leave
 
     def __getattr__(self, name):
         """A slot the one-call path never set reads as its default; the block (``_cells``)

@@ -2,6 +2,7 @@
 re-entrancy, calls across instances over the callee's globals and memory, tail calls,
 call_ref, start functions; each against wasmtime-py where it has an answer."""
 import gc
+import os
 
 import pytest
 import wasmtime as wt
@@ -397,3 +398,28 @@ def test_a_func_refused_by_its_constructor_leaves_nothing_for_its_finalizer():
     with pytest.raises(TypeError, match="FuncType"):
         Func("not a type", lambda: None)
     gc.collect()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="reads /proc/self/smaps")
+def test_funcref_records_nobody_made_cost_no_resident_memory():
+    """An instance state larger than a page (here 2,000 escaping functions: 47 KiB of
+    funcref records) is its own mapping of fresh zero pages: a call that makes one record
+    leaves the others non-resident (calloc would clear them all)."""
+    import psutil
+    from runtime import _ffi
+    from runtime.interp import site_of
+    n = 2000
+    text = ("(module (memory 1) (table 1 funcref) (elem declare func"
+            + "".join(f" {k}" for k in range(n)) + ")"
+            + " (func (result i32) (i32.const 5))" * n
+            + " (func (export \"run\") (result i32) (call_indirect (result i32) (i32.const 0)))"
+            + " (func (export \"set\") (table.set (i32.const 0) (ref.func 7))))")
+    i = Instance(Module(Engine(), wat(text)))
+    i.exports["set"]()
+    assert i.exports["run"]() == 5
+    vm = _ffi.address(site_of(i).vm)
+    maps = [m for m in psutil.Process().memory_maps(grouped=False)
+            if int(m.addr.split("-")[0], 16) <= vm < int(m.addr.split("-")[1], 16)]
+    lo, hi = (int(x, 16) for x in maps[0].addr.split("-"))
+    assert hi - lo >= n * 24 and maps[0].rss <= 2 * _ffi.PAGE_SIZE  # the head and one record's page
+    i.close()

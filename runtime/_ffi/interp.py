@@ -128,8 +128,8 @@ ANYFUNC_NONE = 0xFFFFFFFF
 
 
 # A wenv_vm and its arrays in one allocation. Up to a page: ffi.new (one Python object;
-# the page is touched either way); larger: wenv_vmctx_alloc, whose large blocks are fresh
-# zero pages (funcref records nobody made stay non-resident).
+# the page is touched either way); larger: wenv_vmctx_alloc, whose blocks of more than a
+# page are fresh zero pages (funcref records nobody made stay non-resident).
 _new_vm_block = ffi.new_allocator(alloc=lib.wenv_vmctx_alloc, free=lib.wenv_vmctx_free,
                                   should_clear_after_alloc=False)
 _VM_WORDS = (1, 1, ffi.sizeof("wenv_import") // 8, ffi.sizeof("wenv_funcref") // 8)  # (wenv_vm_layout's order)
