@@ -273,16 +273,18 @@ def _make_site(instance) -> _Site:
     env = instance.module.env
     imported = instance._imported_funcs
     tables = instance.tables  # (imported ones first; defined ones join later: bind_tables)
-    nfuncrefs = layout_of(instance.module).vmoffsets.count("funcrefs")
+    layout = layout_of(instance.module)
+    nfuncrefs = layout.vmoffsets.count("funcrefs")
     # Only imported memories and tables (an Emscripten side module): the links are the
     # imports', the same for every instance linked to the same ones.
     links = None
     if shares_links(env):
         links = getattr(imported, "links", None) or _shared_links(mc, memories, tables, imported)
     if links is None:
-        vm = _ffi.new_vm_state(len(descs), len(env.table_plans), len(imported), nfuncrefs)
+        vm = _ffi.new_vm_state(len(descs), len(env.table_plans), len(imported), nfuncrefs,
+                               layout.funcrefs_made_at_once)
     else:
-        vm = _ffi.new_vm_state(0, 0, 0, nfuncrefs)
+        vm = _ffi.new_vm_state(0, 0, 0, nfuncrefs, layout.funcrefs_made_at_once)
         vm.mems, vm.nmems, vm.imports = links.mems, links.nmems, links.imports
         vm.tables, vm.ntables = links.tables, links.ntables
     cells = instance._cells

@@ -68,7 +68,8 @@ class InstanceLayout:
                  "table_specs", "table_inits", "memories", "element_segments", "segmented",
                  "copies", "passive_data", "passive_elements", "export_names", "memory_count", "max_pages",
                  "reserve_bytes", "specs", "memories_only", "initializes", "allocation", "fast", "data_plan",
-                 "counts_calls", "lazy_block", "plain", "links", "table_count", "table_pool")
+                 "counts_calls", "lazy_block", "plain", "links", "table_count", "table_pool",
+                 "funcrefs_made_at_once")
 
     def __init__(self, module: Module):
         env = module.env
@@ -100,6 +101,11 @@ class InstanceLayout:
         self.memories = tuple((env.memory_plans[i], images[i])
                               for i in range(env.num_imported_memories, len(env.memory_plans)))
         self.element_segments = tuple(ElementWrite.of(seg, env.num_imported_funcs) for seg in tinit.segments)
+        #: The funcref records instantiation makes (the defined functions its eager
+        #: segments name): how the interpreter state is allocated (_ffi.new_vm_state).
+        self.funcrefs_made_at_once = len({e for w in self.element_segments if w.funcs is not None
+                                          for e in w.segment.elements
+                                          if type(e) is int and e >= env.num_imported_funcs})
         minit = env.memory_initialization
         self.segmented = minit if minit.is_segmented() else None
         data = module.translation.data

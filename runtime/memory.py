@@ -122,6 +122,8 @@ class MemorySlot:
     #: PROT_NONE bytes after the capacity (the offset guard).
     guard_bytes: int
 
+    __slots__ = ()
+
     def make_accessible(self, old_byte_len: int, new_byte_len: int) -> None:
         """Make ``[old_byte_len, new_byte_len)`` (relative to the base) R/W."""
         raise NotImplementedError
@@ -149,9 +151,11 @@ class MemorySlot:
 
 
 class ReservedSlot(MemorySlot):
-    """On-demand slot: one reservation of ``plan.reservation_bytes(size_pages)`` per memory."""
+    """On-demand slot: one reservation of ``plan.reservation_bytes(size_pages)`` per memory,
+    owned by this slot until it is handed over (``__del__`` is the backstop)."""
 
-    __slots__ = ("plan", "_reservation", "base_address", "capacity_bytes", "guard_bytes", "_handed")
+    __slots__ = ("plan", "_start", "_total", "base_address", "capacity_bytes", "guard_bytes", "_handed",
+                 "_released")
 
     def __init__(self, plan: MemoryPlan, size_pages: int, image=None):
         total = plan.reservation_bytes(size_pages)
@@ -169,8 +173,8 @@ class ReservedSlot(MemorySlot):
 
     def _set(self, plan, start, total):
         self.plan = plan
-        self._handed = False
-        self._reservation = Reservation._adopt(start, total)
+        self._handed = self._released = False
+        self._start, self._total = start, total
         self.base_address = start + plan.pre_guard_size
         # Static: the bound; Dynamic: size + growth reserve (MemoryPlan.reservation_bytes)
         self.capacity_bytes = total - plan.pre_guard_size - plan.offset_guard_size
@@ -178,7 +182,7 @@ class ReservedSlot(MemorySlot):
 
     @property
     def reservation_range(self) -> Tuple[int, int]:
-        return (self._reservation.start, self._reservation.end)
+        return (self._start, self._start + self._total)
 
     def make_accessible(self, old_byte_len: int, new_byte_len: int) -> None:
         if new_byte_len > self.capacity_bytes:
@@ -192,25 +196,31 @@ class ReservedSlot(MemorySlot):
         return ReservedSlot(self.plan, byte_len // WASM_PAGE_SIZE)
 
     def release(self) -> None:
-        """Unmap now, unless handed over (its descriptor unmaps it then)."""
-        if not self._handed:
-            self._reservation.close()
+        """Unmap now (once), unless handed over (its descriptor unmaps it then)."""
+        self._unmap()
+
+    def _unmap(self) -> None:
+        if not self._handed and not self._released:
+            self._released = True
+            _ffi.release(self._start, self._total)
 
     def _release_moved(self) -> None:
         """Unmap now: a moving grow left this slot (its descriptor describes the new one)."""
-        if self._handed:
-            self._handed = False
-            res = self._reservation
-            _ffi.release(res.start, res.byte_len)
-        else:
-            self.release()
+        self._handed = False
+        self._unmap()
 
     def _hand_over(self, desc) -> bool:
         # (its pages are its own: a data segment may map whole pages into it, unless shared)
         _ffi.memory_own_reservation(desc, 0 if self.plan.memory.shared else 1)
-        self._handed = True
-        self._reservation.closed = True  # its backstop: the descriptor unmaps it now
+        self._handed = True  # the backstop's no more: the descriptor unmaps it now
         return True
+
+    def __del__(self):
+        """The backstop: a reservation neither handed over nor released is unmapped."""
+        try:
+            self._unmap()
+        except Exception:  # a half-built slot, or interpreter shutdown
+            pass
 
     def _after_close(self, rc: int) -> None:
         if rc:

@@ -7,7 +7,7 @@ import os
 import pytest
 import wasmtime as wt
 
-from runtime import Caller, Engine, Func, Instance, Linker, Module, Trap, TrapCode
+from runtime import Caller, Engine, Func, Instance, Linker, Module, Table, Trap, TrapCode
 from tests.helpers import maps_and_fds, run_child, wat
 from wasmenv import FuncType, ValType
 
@@ -423,3 +423,30 @@ def test_funcref_records_nobody_made_cost_no_resident_memory():
     lo, hi = (int(x, 16) for x in maps[0].addr.split("-"))
     assert hi - lo >= n * 24 and maps[0].rss <= 2 * _ffi.PAGE_SIZE  # the head and one record's page
     i.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="reads /proc/self/smaps")
+def test_an_instance_state_whose_records_are_made_at_once_is_one_heap_allocation():
+    """When instantiation makes the funcref records anyway (an eager segment into an
+    imported table names the functions), a mapping of their own would only round them
+    up to whole pages: the state is one heap allocation."""
+    import psutil
+    from runtime import _ffi
+    from runtime.interp import site_of
+    from runtime.layout import layout_of
+    n = 200
+    text = ('(module (import "h" "t" (table 200 funcref)) (memory 1)'
+            ' (elem (table 0) (i32.const 0) func' + "".join(f" {k}" for k in range(n)) + ")"
+            + " (func (result i32) (i32.const 5))" * n + ")")
+    engine = Engine()
+    table = Table.new(engine, "funcref", 200)
+    module = Module(engine, wat(text))
+    i = Instance(module, {("h", "t"): table})
+    assert layout_of(module).funcrefs_made_at_once == n and table.get(7) is not None
+    vm = _ffi.address(site_of(i).vm)
+    (mapping,) = [m for m in psutil.Process().memory_maps(grouped=False)
+                  if int(m.addr.split("-")[0], 16) <= vm < int(m.addr.split("-")[1], 16)]
+    lo, hi = (int(x, 16) for x in mapping.addr.split("-"))
+    assert hi - lo > 64 * _ffi.PAGE_SIZE  # the heap (or an arena of it), not the state's own pages
+    i.close()
+    table.close()

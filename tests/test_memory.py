@@ -475,6 +475,17 @@ def test_custom_slot_factory_is_owned_and_released_once():
     assert RecordingSlot.released == 1
 
 
+def test_a_reserved_slot_nobody_took_is_unmapped_by_its_backstop():
+    eng = engine(static_memory_bound=16)
+    plan = MemoryPlan.for_memory(MemoryType(1), eng.tunables)
+    slot = ReservedSlot(plan, 1)
+    start, end = slot.reservation_range
+    assert any(perms == "rw-p" for _, _, perms in layout(start, end))
+    del slot
+    gc.collect()
+    assert all(perms is None for _, _, perms in layout(start, end))
+
+
 def test_allocators():
     assert isinstance(OnDemandAllocator(), InstanceAllocator)
     with pytest.raises(TypeError, match="abstract"):  # an ABC: allocate_memory is required

@@ -127,26 +127,34 @@ vm_funcref = lib.wenv_vm_funcref     # (vm, function index) -> wenv_funcref * (N
 ANYFUNC_NONE = 0xFFFFFFFF
 
 
-# A wenv_vm and its arrays in one allocation. Up to a page: ffi.new (one Python object;
-# the page is touched either way); larger: wenv_vmctx_alloc, whose blocks of more than a
-# page are fresh zero pages (funcref records nobody made stay non-resident).
+# A wenv_vm and its arrays in one allocation: ffi.new (one Python object), or, for a
+# sparse one (new_vm_state), wenv_vmctx_alloc, whose blocks of more than a page are fresh
+# zero pages.
 _new_vm_block = ffi.new_allocator(alloc=lib.wenv_vmctx_alloc, free=lib.wenv_vmctx_free,
                                   should_clear_after_alloc=False)
-_VM_WORDS = (1, 1, ffi.sizeof("wenv_import") // 8, ffi.sizeof("wenv_funcref") // 8)  # (wenv_vm_layout's order)
+_FUNCREF_BYTES = ffi.sizeof("wenv_funcref")
+_VM_WORDS = (1, 1, ffi.sizeof("wenv_import") // 8, _FUNCREF_BYTES // 8)  # (wenv_vm_layout's order)
 _VM, _VM_HEAD_BYTES = ffi.typeof("wenv_vm *"), ffi.sizeof("wenv_vm")
 
 
-def new_vm_state(nmems: int, ntables: int, nimports: int, nfuncrefs: int):
+def new_vm_state(nmems: int, ntables: int, nimports: int, nfuncrefs: int, made_at_once: int = 0):
     """A zeroed ``wenv_vm`` (an owning cdata) whose ``mems``, ``tables``, ``imports`` and
     ``funcrefs`` point at arrays of ``nmems``, ``ntables``, ``nimports`` and ``nfuncrefs``
     entries in its tail, in that order (the caller fills in the rest).
+
+    Funcref records are made on first use. When those instantiation does not make (all
+    but ``made_at_once``: an eager element segment's) span more than a page, the state is
+    fresh zero pages of its own (wenv_vmctx_alloc maps it), and a record nobody made costs
+    no resident memory; otherwise one heap allocation (a mapping's pages, rounded up,
+    would all become resident).
 
     Raises:
         AllocationError: the C heap could not provide it.
     """
     counts = (nmems, ntables, nimports, nfuncrefs)
     tail_words = max(1, sum(n * w for n, w in zip(counts, _VM_WORDS)))
-    allocate = ffi.new if _VM_HEAD_BYTES + 8 * tail_words <= _ffi.PAGE_SIZE else _new_vm_block
+    sparse = (nfuncrefs - made_at_once) * _FUNCREF_BYTES > _ffi.PAGE_SIZE
+    allocate = _new_vm_block if sparse else ffi.new
     try:
         vm = allocate(_VM, {"tail": tail_words})
     except MemoryError as exc:
