@@ -34,9 +34,10 @@ class Instance(Initialization, Holds, Owner):
     ``ref.func`` values are evaluated per instance), and a pointer to each imported
     global's cell. It is made at instantiation when the instance writes into it (those
     pointers, per-instance initializers), else on first use (a call, a global's view, an
-    importer): until then it would hold the template, which nobody has read. ``Global`` and ``Func`` objects are views made on demand:
-    ``globals[i]``, ``exports[name]``, table reads; a wasm function's Func is made once
-    (kept in a dict made on first use), nothing is made per function or per global.
+    importer): until then it would hold the template, which nobody has read. ``Global``
+    and ``Func`` objects are views made on demand: ``globals[i]``, ``exports[name]``,
+    table reads; a wasm function's Func is made once (kept in a dict made on first use;
+    the start function's is not kept), nothing is made per function or per global.
 
     Defined tables are opened by the allocator in C with the memories (their own
     reservations, or a pool's table slots) into an array of entries the instance owns;
