@@ -6,6 +6,7 @@ The finalizers of one garbage cycle run in any order (cffi's ``ffi.gc`` destruct
 among them): what a backstop still calls into must not be garbage with it. The
 pooling allocator's C pool is the case: ``runtime.pooling._IN_USE`` keeps it reachable
 until it is closed and unused."""
+import threading
 
 
 class Owner:
@@ -25,3 +26,18 @@ class Owner:
             self.close()
         except Exception:  # a half-built object, or interpreter shutdown
             pass
+
+
+_LOCK_MAKING = threading.Lock()
+
+
+def lock_of(obj) -> threading.Lock:
+    """``obj._lock``, made on first use (most memories and tables never need theirs: a
+    lock per live view would cost 88 bytes)."""
+    lock = obj._lock
+    if lock is None:
+        with _LOCK_MAKING:
+            lock = obj._lock
+            if lock is None:
+                lock = obj._lock = threading.Lock()
+    return lock

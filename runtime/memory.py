@@ -44,14 +44,13 @@ memory, never on a next tenant's.
 """
 from __future__ import annotations
 
-import threading
 from typing import Optional, Tuple
 
 from wasmenv import WASM_PAGE_SIZE, MemoryPlan, MemoryType
 
 from . import _ffi
 from ._accessors import MemoryAccessors
-from ._owner import Owner
+from ._owner import Owner, lock_of
 from .errors import AllocationError, WasmRuntimeError
 from .traps import Trap, TrapCode
 
@@ -60,7 +59,6 @@ __all__ = ["Memory", "MemorySlot", "ReservedSlot", "Reservation"]
 _U64_LIMIT = 1 << 64
 _OOB = TrapCode.MEMORY_OUT_OF_BOUNDS
 _enter, _leave = _ffi.memory_enter, _ffi.memory_leave
-_LOCK_MAKING = threading.Lock()  # Memory._grow_lock
 
 
 class Reservation(Owner):
@@ -329,7 +327,7 @@ class Memory(MemoryAccessors, Owner):
             self._max_pages = max_pages
             self._image = image if image is not None and image.byte_len else None
             self._owner = None  # the instance this is a view of (kept alive by it), if any
-            self._lock = None  # grow's, made by the first grow (_grow_lock)
+            self._lock = None  # grow's, made by the first grow (lock_of)
             self._desc = _ffi.new_memory_desc()
             self._describe(slot, plan.memory.minimum * WASM_PAGE_SIZE)
             handed = slot._hand_over(self._desc)
@@ -424,7 +422,7 @@ class Memory(MemoryAccessors, Owner):
         if not isinstance(delta_pages, int) or delta_pages < 0:
             raise ValueError(f"delta_pages must be a non-negative int, got {delta_pages!r}")
         desc = self._desc
-        with self._lock or self._grow_lock():
+        with lock_of(self):
             if not _enter(desc):  # the slot stays allocated until _leave, even if closed meanwhile
                 raise ValueError("memory is closed")
             try:
@@ -433,13 +431,6 @@ class Memory(MemoryAccessors, Owner):
                 rc = _leave(desc)
                 if rc:  # closed meanwhile, and this was its last use: C released the slot
                     self._state.slot._after_close(rc)
-
-    def _grow_lock(self) -> threading.Lock:
-        """The lock grows take, made once (most memories never grow from Python or wasm)."""
-        with _LOCK_MAKING:
-            if self._lock is None:
-                self._lock = threading.Lock()
-            return self._lock
 
     def _grow_entered(self, delta_pages: int) -> int:
         """grow() inside enter/leave (the lock held)."""

@@ -8,7 +8,7 @@ from typing import NamedTuple, Optional, Sequence
 from wasmenv import TablePlan, TableType
 
 from . import _ffi
-from ._owner import Owner
+from ._owner import Owner, lock_of
 from .func import Func, instance_resources
 from .refs import ExternRefs, cell_of, holder_of, is_func_heap, value_of
 from .traps import Trap, TrapCode
@@ -73,6 +73,9 @@ class Table(Owner):
     bool`` asked before every grow; False makes the grow return -1.
     """
 
+    __slots__ = ("ty", "_entry", "_closed", "grow_limit", "_store", "_lock", "_lazy", "_lazy_len", "_binder",
+                 "_holds", "_funcs", "_externs", "_definer", "_keeper", "_shares", "_t", "__weakref__")
+
     def __init__(self, ty: TableType, init=None, *, lazy: Optional[Sequence[Optional[int]]] = None):
         self._setup(ty, None, _lazy_array(lazy) if lazy else None, len(lazy) if lazy else 0)
         self._t = _ffi.table_open(ty.minimum, table_limit(ty), self._cell(init))
@@ -85,7 +88,7 @@ class Table(Owner):
         self._closed = False
         self.grow_limit = None
         self._store = None  # set by the instance that defines it (runtime.store limits)
-        self._lock = threading.Lock()
+        self._lock = None  # made on first use (lock_of)
         self._lazy = lazy  # bound to its instance by _bind
         self._lazy_len = lazy_len
         self._binder = None  # the instance whose interpreter state the lazy array waits for
@@ -93,6 +96,7 @@ class Table(Owner):
         self._funcs = is_func_heap(ty.element)
         self._externs = None  # the registry of its externrefs, found on first use (_registry)
         self._definer = None  # a weakref to the instance that defines it (_bind)
+        self._keeper = None  # that instance, kept alive while its lazy array may resolve
         self._shares = 1  # its definer's, plus one per live importer (_share): the storage
         # goes when the last is given back, so an importer's code never reads freed cells
 
@@ -148,8 +152,7 @@ class Table(Owner):
             return
         self._definer = weakref.ref(instance)
         if self._lazy is not None:
-            self._hold(instance)
-            self._binder = instance
+            self._keeper = self._binder = instance
 
     def _bind_vm(self, vm) -> None:
         """The binder's interpreter state ``vm`` (a ``wenv_vm *``) resolves the lazy array."""
@@ -223,7 +226,7 @@ class Table(Owner):
 
     def _grow_cell(self, delta: int, cell: int) -> int:
         """:meth:`grow` with the init value as a cell (the interpreter's table.grow)."""
-        with self._lock:
+        with lock_of(self):
             t = self._native
             old = t.size
             if old + delta > t.maximum:
@@ -291,7 +294,7 @@ class Table(Owner):
                 instance = self._definer()
                 store = instance.store if instance is not None else None
             externs = store._externs if store is not None else ExternRefs()
-            with self._lock:
+            with lock_of(self):
                 if self._externs is None:
                     self._externs = externs
                 externs = self._externs
@@ -306,7 +309,7 @@ class Table(Owner):
         pool's table slot go back now, or when the last importer holding it closes."""
         if self._closed:  # (the Owner backstop after close(): no lock to take)
             return
-        with self._lock:
+        with lock_of(self):
             if self._closed:
                 return
             self._closed = True
@@ -318,20 +321,21 @@ class Table(Owner):
         Raises:
             ValueError: the table is closed.
         """
-        with self._lock:
+        with lock_of(self):
             if self._closed:
                 raise ValueError("an imported table is closed")
             self._shares += 1
         _ = self._elements  # bound while its definer is live: the importer's code reads it later
 
     def _unshare(self) -> None:
-        with self._lock:
+        with lock_of(self):
             self._shares -= 1
             if self._shares:
                 return
             if self._entry is None:
                 _ffi.table_close(self._t)
         holds, self._holds = self._holds, {}
+        self._keeper = None
         for entry in holds.values():
             _give_back(entry[1:])
         if self._entry is not None:  # (kept: ``_t`` points into its entry's array)
