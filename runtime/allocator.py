@@ -46,7 +46,8 @@ state. Each Instance then goes through it, with the module's instantiation layou
   for on-demand), or None. A refused one-call open is redone by ``begin`` (in steps: it
   raises the right exception, or a pool succeeds after a collection);
   ``close_failed(layout, handle, rc)`` turns a nonzero close result into the right
-  exception or follow-up. ``table_pool``: the ``wenv_table_pool *`` its tables come
+  exception or follow-up; ``close_one(layout, handle, tables)`` is the one-call release
+  (finish's, and a plain instance's close). ``table_pool``: the ``wenv_table_pool *`` its tables come
   from (NULL: each its own reservation).
 
 :class:`OnDemandAllocator` opens each memory with one C call (reserve, map the image,
@@ -88,6 +89,7 @@ class Allocation(Protocol):
     def finish(self, layout, handles, made, ended: bool = False, tables=None) -> None: ...
     def fast_context(self, layout): ...
     def close_failed(self, layout, handle, rc: int) -> None: ...
+    def close_one(self, layout, handle, tables) -> None: ...
 
 
 class InstanceAllocation:
@@ -161,6 +163,13 @@ class InstanceAllocation:
     def close_failed(self, layout, handle, rc: int) -> None:
         """After a one-call close returned ``rc`` != 0 (only with a fast_context)."""
         raise AssertionError("no one-call path without a fast_context")
+
+    def close_one(self, layout, handle, tables) -> None:
+        """Release an instance's only memory (``handle``, its Memory never made) and its
+        tables (``tables``, no view of them) in one C call (only with a fast_context)."""
+        rc = _ffi.instance_close_tables(layout.specs, handle, self.table_pool, len(layout.tables), tables)
+        if rc:
+            self.close_failed(layout, handle, rc)
 
     def range(self, layout, index: int, handle) -> tuple:
         """(start, end) of an opened memory's reservation, guards included."""
@@ -262,9 +271,8 @@ class _OnDemandAllocation(InstanceAllocation):
 
     def finish(self, layout, starts, made, ended: bool = False, tables=None) -> None:
         totals = layout.reserve_bytes
-        if tables is not None and made is None and len(starts) == 1:  # one C call
-            if _ffi.instance_close_tables(layout.specs, starts[0], _ffi.NULL, len(layout.tables), tables):
-                _ffi.release_failed(starts[0], totals[0])
+        if tables is not None and made is None and len(starts) == 1:
+            self.close_one(layout, starts[0], tables)
             return
         self.close_tables(layout, tables)
         for index in range(len(starts) - 1, -1, -1):

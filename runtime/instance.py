@@ -210,8 +210,8 @@ class Instance(Initialization, Holds, Owner):
         except BaseException:
             self.close()
             raise
-        if layout.plain and not layout.fast:
-            layout.set_fast(alloc)  # the next instances: the one-call path (_init)
+        if not layout.fast:
+            layout.set_fast(alloc)  # a plain layout's next instances: the one-call path (_init)
 
     def _init_in(self, store, module: Module, imports):
         """__init__ in ``store``: counted by its limits first (AllocationError, nothing
@@ -471,10 +471,10 @@ class Instance(Initialization, Holds, Owner):
             # the last of them.
             self._cells = None
             entries = self._table_entries
-            if entries is None:
-                rc = _close(layout.specs, handles[0])
-            else:
-                rc = _close_tables(layout.specs, handles[0], layout.table_pool, layout.table_count, entries)
+            if entries is not None:
+                layout.allocation.close_one(layout, handles[0], entries)
+                return
+            rc = _close(layout.specs, handles[0])
             if rc:
                 layout.allocation.close_failed(layout, handles[0], rc)
             return
@@ -533,7 +533,7 @@ _UNSET = {"_imported_funcs": (), "_imported_globals": (), "_imported_memories": 
 
 _CELLS = Instance._cells  # the slot's descriptor (reads it without __getattr__)
 _open, _close = _ffi.instance_open, _ffi.instance_close
-_open_tables, _close_tables = _ffi.instance_open_tables, _ffi.instance_close_tables
+_open_tables = _ffi.instance_open_tables
 _new_tables = _ffi.new_instance_tables
 # Instance.memory: one Memory object per memory, and none once close() began. Reentrant:
 # a collection inside memory() may run another instance's __del__ (close) on this thread.

@@ -153,8 +153,8 @@ class InstanceLayout:
         #: Nothing per instance but its memory and tables opened (one C call each way) and
         #: its imported functions kept: one memory, nothing to initialize, nothing
         #: imported but functions (imports that hold or cross nothing: ResolvedImports.plain).
-        self.plain = (self.memory_count == 1 and not self.initializes and not self.tags and self.lazy_block
-                      and len(env.initializers) == env.num_imported_funcs)
+        self.plain = (self.memory_count == 1 and not self.initializes and not self.tags
+                      and len(env.initializers) == env.num_imported_funcs)  # (so its block is lazy)
         self.links = bool(env.initializers)  # anything to import
         self.table_count = len(self.tables)
         self.table_pool = _ffi.NULL  # the allocation's, once fast

@@ -75,13 +75,6 @@ class Reservation(Owner):
         self.byte_len = byte_len
         self.closed = False
 
-    @classmethod
-    def _adopt(cls, start: int, byte_len: int) -> "Reservation":
-        """Own a mapping the C layer already made (see ``_ffi.reserve_memory``)."""
-        self = cls.__new__(cls)
-        self.start, self.byte_len, self.closed = start, byte_len, False
-        return self
-
     @property
     def end(self) -> int:
         return self.start + self.byte_len
@@ -204,8 +197,11 @@ class ReservedSlot(MemorySlot):
 
     def _release_moved(self) -> None:
         """Unmap now: a moving grow left this slot (its descriptor describes the new one)."""
-        self._handed = False
-        self._unmap()
+        if self._handed:
+            self._handed = False
+            self._unmap()
+        else:
+            self.release()
 
     def _hand_over(self, desc) -> bool:
         # (its pages are its own: a data segment may map whole pages into it, unless shared)

@@ -120,7 +120,7 @@ def _check_count(name: str, value) -> int:
 
 
 _take = _ffi.pool_take
-_open_tables, _close_tables = _ffi.instance_open_tables, _ffi.instance_close_tables
+_open_tables = _ffi.instance_open_tables
 
 
 class _PoolAllocation(InstanceAllocation):
@@ -226,10 +226,8 @@ class _PoolAllocation(InstanceAllocation):
 
     def finish(self, layout, slots, made, ended: bool = False, tables=None) -> None:
         core = self._core
-        if tables is not None and made is None and len(slots) == 1:  # one C call
-            rc = _close_tables(layout.specs, slots[0], core.table_native, len(layout.tables), tables)
-            if rc:
-                core.after_put(rc, slots[0])
+        if tables is not None and made is None and len(slots) == 1:
+            self.close_one(layout, slots[0], tables)
             return
         self.close_tables(layout, tables)
         # Slots whose Memory was never made: nothing could write them (no descriptor, no
