@@ -49,8 +49,8 @@ class Holds:
             _give_back(taken)  # another thread kept it first
 
     def _enter(self):
-        """The interpreter's call bridge, before a call: counts the call in flight on
-        every memory this instance defines, so that none is released before
+        """The interpreter's call bridge, before a call (its interpreter state made): counts
+        the call in flight on every memory this instance defines, so that none is released before
         :meth:`_leave`, even if the instance closes meanwhile.
 
         Raises:
@@ -60,11 +60,11 @@ class Holds:
         if entered is None:
             if self._handles is None:
                 raise ValueError("instance is closed")
-            # (the imported ones are held until the last call after close: _hold; their
-            # owner may close first)
-            # (its Memory objects, which own the descriptors, stay in _made as long as it)
-            memories = self.memories[len(self._imported_memories):]
-            entered = self._entered = (_ffi.new_memory_array([m._desc for m in memories]), len(memories))
+            # Its interpreter state's descriptors (the caller made it), past the imported
+            # ones (held until the last call after close: _hold; their owner may close
+            # first). Its Memory objects, which own them, stay in _made as long as it.
+            entered = self._entered = (self._interp_site.vm.mems + len(self._imported_memories),
+                                       self._layout.memory_count)
         descs, count = entered[0], entered[1]
         if _ffi.memories_enter(descs, count) != count or self._handles is None:
             if self._handles is None and count:

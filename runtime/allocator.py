@@ -89,6 +89,13 @@ class Allocation(Protocol):
     def finish(self, layout, handles, made, ended: bool = False, tables=None) -> None: ...
     def fast_context(self, layout): ...
     def close_failed(self, layout, handle, rc: int) -> None: ...
+    def open_one(self, layout, tables) -> int:
+        """Open an instance's only memory and its tables (``tables``, None: none) in one C
+        call (only with a fast_context): its handle, or < 0 with nothing left open
+        (:meth:`begin`, in steps, then says which failed)."""
+        return _ffi.instance_open_tables(layout.specs, self.table_pool, layout.table_specs, layout.table_count,
+                                         _ffi.NULL if tables is None else tables)
+
     def close_one(self, layout, handle, tables) -> None: ...
 
 
@@ -164,10 +171,19 @@ class InstanceAllocation:
         """After a one-call close returned ``rc`` != 0 (only with a fast_context)."""
         raise AssertionError("no one-call path without a fast_context")
 
+    def open_one(self, layout, tables) -> int:
+        """Open an instance's only memory and its tables (``tables``, None: none) in one C
+        call (only with a fast_context): its handle, or < 0 with nothing left open
+        (:meth:`begin`, in steps, then says which failed)."""
+        return _ffi.instance_open_tables(layout.specs, self.table_pool, layout.table_specs, layout.table_count,
+                                         _ffi.NULL if tables is None else tables)
+
     def close_one(self, layout, handle, tables) -> None:
         """Release an instance's only memory (``handle``, its Memory never made) and its
-        tables (``tables``, no view of them) in one C call (only with a fast_context)."""
-        rc = _ffi.instance_close_tables(layout.specs, handle, self.table_pool, len(layout.tables), tables)
+        tables (``tables``, None: none; no view of them) in one C call (only with a
+        fast_context)."""
+        rc = _ffi.instance_close_tables(layout.specs, handle, self.table_pool, layout.table_count,
+                                        _ffi.NULL if tables is None else tables)
         if rc:
             self.close_failed(layout, handle, rc)
 
@@ -236,8 +252,8 @@ class _OnDemandAllocation(InstanceAllocation):
 
     def begin(self, module, layout, tables=None) -> Sequence[int]:
         specs = layout.specs
-        if layout.memory_count == 1 and tables is not None:  # one C call, all or nothing
-            start = _ffi.instance_open_tables(specs, _ffi.NULL, layout.table_specs, len(layout.tables), tables)
+        if layout.memory_count == 1:  # one C call, all or nothing
+            start = self.open_one(layout, tables)
             if start >= 0:
                 return [start]
             # Nothing is left open: the same in steps says which failed.
@@ -263,7 +279,7 @@ class _OnDemandAllocation(InstanceAllocation):
     def memory(self, layout, index: int, start: int) -> Memory:
         plan, image = layout.memories[index]
         _ffi.install_trap_handler()  # idempotent; puts ours back on top if covered
-        slot = ReservedSlot._adopt(plan, plan.memory.minimum, start)
+        slot = ReservedSlot._adopt(plan, start, layout.reserve_bytes[index])
         return Memory._adopt(plan, image, slot, layout.max_pages[index])
 
     def range(self, layout, index: int, start: int) -> tuple:

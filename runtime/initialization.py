@@ -75,7 +75,11 @@ class Initialization:
         # (the layout's mapping is shared until this instance drops one: _dropped_data).
         start = self.module.env.start_func
         if start is not None:  # last, in spec order; a trap releases everything (__init__)
-            self._func_ref(start, keep=False)()
+            if start < len(self._imported_funcs):
+                self._imported_funcs[start]()
+            else:  # (type [] -> []: no Func, no arguments to check, no results)
+                from .interp import call_bits
+                call_bits(self, start, ())
 
     def _apply_data(self, plan) -> None:
         """Active data segments in order, in one C call (imported memories included); a

@@ -16,7 +16,6 @@ from .func import Func, instance_resources
 from .globals import Global
 from .layout import allocation_of, layout_of
 from .linking import NO_IMPORTS, ResolvedImports, group_imports, lookup_imports
-from .memory import Memory
 from .module import Module
 from .refs import link_imports
 from .store import Store
@@ -78,7 +77,8 @@ class Instance(Initialization, Holds, Owner):
     # refused) fewer: the others read as _UNSET says (__getattr__).
     __slots__ = ("module", "_handles", "_layout", "_store", "_imported_funcs", "_imported_globals",
                  "_imported_memories", "_imported_tables", "_cells", "_held", "_table_entries",
-                 "_interp_site", "__dict__", "__weakref__")
+                 "_interp_site", "_made", "_views", "_entered", "_calls", "_closing", "_release_pending",
+                 "__dict__", "__weakref__")
     # Slots (unset until _begin):
     #   _imported_funcs     one Func per imported function, in import order
     #   _imported_globals   per imported global: (type, exporter's cells, cell index)
@@ -88,17 +88,20 @@ class Instance(Initialization, Holds, Owner):
     #                       runs on) kept allocated until close and the last call (_hold)
     #   _table_entries      the defined tables' wenv_instance_table[] (the allocator opened)
     #   _interp_site        its interpreter state, once made (runtime/interp.py)
+    #   _made               Memory objects of defined memories, once made (a list, None at
+    #                       the others), or None
+    #   _views              Table views of defined tables, once made (likewise), or None
+    #   _entered            (wenv_memory *[] of its defined memories, count) for _enter/_leave
+    #   _calls              calls in flight (_enter/_leave), counted per layout.counts_calls
+    #                       or held imports
+    #   _closing            close() began: no new call is counted (_enter raises)
+    #   _release_pending    closed during a call: the last _leave releases what it holds
+    # (A started instance sets no attribute outside its slots: no __dict__.)
     _funcs: Optional[dict] = None        # defined function index -> its Func, made on first use
-    _views: Optional[List[Optional[Table]]] = None  # Table views of defined tables, once made
     tags: List[Tag] = ()
-    _made: Optional[List[Optional[Memory]]] = None  # Memory objects of defined memories, once made
     _exports: Optional["Exports"] = None
     _dropped_data = None         # passive segments left after a data.drop (else the layout's)
     _kept = None  # id -> (what funcref cells that crossed name, *what _keep took for it)
-    _calls = 0                   # calls in flight (_enter/_leave), counted per layout.counts_calls or held imports
-    _closing = False             # close() began: no new call is counted (_enter raises)
-    _release_pending = False     # closed during a call: the last _leave releases what it holds
-    _entered = None              # (wenv_memory *[] of its defined memories, count) for _enter/_leave
 
     def __getattr__(self, name):
         """A slot the one-call path never set reads as its default; the block (``_cells``)
@@ -130,10 +133,11 @@ class Instance(Initialization, Holds, Owner):
             # set. The module's images stay open until C has mapped them (Module._enter).
             self.module = module
             self._layout = layout
-            # Every slot but _cells (made on first use) is set: reading an unset slot
-            # costs an exception and a __getattr__ (the memories-only first instance
-            # leaves them so: _UNSET).
-            self._interp_site = None
+            # Every slot its close reads is set: reading an unset slot costs an exception
+            # and a __getattr__ (_UNSET). _cells, and those only calls read (_entered,
+            # _calls...), are set on first use; the memories-only first instance leaves
+            # them all unset.
+            self._interp_site = self._made = self._views = None
             self._held = _NOTHING_HELD
             self._imported_funcs = imports.groups.funcs if imports else ()
             self._imported_globals = self._imported_memories = self._imported_tables = ()
@@ -141,10 +145,7 @@ class Instance(Initialization, Holds, Owner):
             entries = self._table_entries = _new_tables(count) if count else None
             module._enter()
             try:
-                if entries is None:
-                    handle = _open(layout.specs)
-                else:
-                    handle = _open_tables(layout.specs, layout.table_pool, layout.table_specs, count, entries)
+                handle = layout.allocation.open_one(layout, entries)
                 if handle < 0:  # the same in steps says which failed (or succeeds: a pool collected)
                     handle = layout.allocation.begin(module, layout, entries)[0]
             finally:
@@ -182,7 +183,9 @@ class Instance(Initialization, Holds, Owner):
         self._imported_tables = groups.tables
         self._imported_memories = groups.memories
         self._held = _NOTHING_HELD
-        self._interp_site = None
+        self._interp_site = self._made = self._views = self._entered = None
+        self._calls = 0
+        self._closing = self._release_pending = False
         if env.tags:
             self.tags = list(groups.tags)
         if groups.crossing:  # externrefs cross between its store and these imports
@@ -470,13 +473,7 @@ class Instance(Initialization, Holds, Owner):
             # in one C call. Views of its globals raise from now on; the block goes with
             # the last of them.
             self._cells = None
-            entries = self._table_entries
-            if entries is not None:
-                layout.allocation.close_one(layout, handles[0], entries)
-                return
-            rc = _close(layout.specs, handles[0])
-            if rc:
-                layout.allocation.close_failed(layout, handles[0], rc)
+            layout.allocation.close_one(layout, handles[0], self._table_entries)
             return
         ended = False
         if self._interp_site is None:
@@ -528,12 +525,12 @@ def _imported_globals(imports, globals_) -> tuple:
 #: What Instance's slots read as before _begin set them (an instance of a memories-only
 #: module never does).
 _UNSET = {"_imported_funcs": (), "_imported_globals": (), "_imported_memories": (), "_imported_tables": (),
-          "_held": _NOTHING_HELD, "_table_entries": None, "_interp_site": None, "_store": None}
+          "_held": _NOTHING_HELD, "_table_entries": None, "_interp_site": None, "_store": None,
+          "_made": None, "_views": None, "_entered": None, "_calls": 0, "_closing": False,
+          "_release_pending": False}
 
 
 _CELLS = Instance._cells  # the slot's descriptor (reads it without __getattr__)
-_open, _close = _ffi.instance_open, _ffi.instance_close
-_open_tables = _ffi.instance_open_tables
 _new_tables = _ffi.new_instance_tables
 # Instance.memory: one Memory object per memory, and none once close() began. Reentrant:
 # a collection inside memory() may run another instance's __del__ (close) on this thread.

@@ -126,6 +126,13 @@ class ModuleCode:
         #: (weak references to the imports, the vm of their links) of the instances made
         #: last: interp._shared_links
         self.links = None
+        # Every instance's wenv_vm has this shape (its links unless shared: _make_site)
+        layout = layout_of(module)
+        nfuncrefs = layout.vmoffsets.count("funcrefs")
+        self.shares_links = shares_links(env)
+        self.vm_shape = (_ffi.vm_shape(0, 0, 0, nfuncrefs, layout.funcrefs_made_at_once) if self.shares_links
+                         else _ffi.vm_shape(len(env.memory_plans), len(env.table_plans), env.num_imported_funcs,
+                                            nfuncrefs, layout.funcrefs_made_at_once))
         self._failed = {}
         self._lock = threading.Lock()
 
@@ -270,21 +277,14 @@ def _make_site(instance) -> _Site:
     mc = module_code(instance.module, descs[0] if descs else None)
     # (checked at each call: an instance's state is made at instantiation when it has funcrefs)
     bad_layout = mc.ctx.geometry is not None and geometry(descs[0]) != mc.ctx.geometry
-    env = instance.module.env
     imported = instance._imported_funcs
     tables = instance.tables  # (imported ones first; defined ones join later: bind_tables)
-    layout = layout_of(instance.module)
-    nfuncrefs = layout.vmoffsets.count("funcrefs")
+    vm = _ffi.new_vm_state(mc.vm_shape)
     # Only imported memories and tables (an Emscripten side module): the links are the
     # imports', the same for every instance linked to the same ones.
     links = None
-    if shares_links(env):
+    if mc.shares_links:
         links = getattr(imported, "links", None) or _shared_links(mc, memories, tables, imported)
-    if links is None:
-        vm = _ffi.new_vm_state(len(descs), len(env.table_plans), len(imported), nfuncrefs,
-                               layout.funcrefs_made_at_once)
-    else:
-        vm = _ffi.new_vm_state(0, 0, 0, nfuncrefs, layout.funcrefs_made_at_once)
         vm.mems, vm.nmems, vm.imports = links.mems, links.nmems, links.imports
         vm.tables, vm.ntables = links.tables, links.ntables
     cells = instance._cells
@@ -338,7 +338,7 @@ def pre_link(module, imports) -> None:
 
 def _new_links(memories, tables, imported):
     """A vm holding only links (memory, table and import arrays) to these objects."""
-    links = _ffi.new_vm_state(len(memories), len(tables), len(imported), 0)
+    links = _ffi.new_vm_state(_ffi.vm_shape(len(memories), len(tables), len(imported), 0))
     _link(links, [m._desc for m in memories], tables, imported)
     return links
 

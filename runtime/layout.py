@@ -68,7 +68,7 @@ class InstanceLayout:
                  "table_specs", "table_inits", "memories", "element_segments", "segmented",
                  "copies", "passive_data", "passive_elements", "export_names", "memory_count", "max_pages",
                  "reserve_bytes", "specs", "memories_only", "initializes", "allocation", "fast", "data_plan",
-                 "counts_calls", "lazy_block", "plain", "links", "table_count", "table_pool",
+                 "counts_calls", "lazy_block", "plain", "links", "table_count",
                  "funcrefs_made_at_once")
 
     def __init__(self, module: Module):
@@ -137,7 +137,7 @@ class InstanceLayout:
                 spec.image_len = image.byte_len
                 spec.image_key = image.key
         self.allocation = None  # the engine allocator's begin_instance(module), once it accepted it
-        self.fast = False       # plain, and specs[0].pool and table_pool are set: the one-call path
+        self.fast = False       # plain, and specs[0].pool is set: the one-call path
         # Anything for Instance._instantiate to do (after the allocator opened memories and tables)?
         self.initializes = bool(self.globals_template.per_instance or self.table_inits or self.element_segments
                                 or self.segmented or self.copies or env.start_func is not None)
@@ -156,8 +156,7 @@ class InstanceLayout:
         self.plain = (self.memory_count == 1 and not self.initializes and not self.tags
                       and len(env.initializers) == env.num_imported_funcs)  # (so its block is lazy)
         self.links = bool(env.initializers)  # anything to import
-        self.table_count = len(self.tables)
-        self.table_pool = _ffi.NULL  # the allocation's, once fast
+        self.table_count = len(self.tables)  # (read by the one-call open: Allocation.open_one)
 
     def set_fast(self, allocation) -> None:
         """After a first instance of a plain layout: its instances take the one-call path
@@ -165,7 +164,6 @@ class InstanceLayout:
         context = allocation.fast_context(self)
         if context is not None and self.plain:
             self.specs[0].pool = context
-            self.table_pool = allocation.table_pool
             self.fast = True
 
 

@@ -156,10 +156,11 @@ class ReservedSlot(MemorySlot):
         self._set(plan, start, total)
 
     @classmethod
-    def _adopt(cls, plan: MemoryPlan, size_pages: int, start: int) -> "ReservedSlot":
-        """Own a reservation ``_ffi.memory_open`` made for ``plan`` and ``size_pages``."""
+    def _adopt(cls, plan: MemoryPlan, start: int, total: int) -> "ReservedSlot":
+        """Own a reservation of ``total`` bytes (``plan.reservation_bytes`` of its size)
+        that ``_ffi.memory_open`` made for ``plan`` at ``start``."""
         self = cls.__new__(cls)
-        self._set(plan, start, plan.reservation_bytes(size_pages))
+        self._set(plan, start, total)
         return self
 
     def _set(self, plan, start, total):

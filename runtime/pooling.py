@@ -120,7 +120,6 @@ def _check_count(name: str, value) -> int:
 
 
 _take = _ffi.pool_take
-_open_tables = _ffi.instance_open_tables
 
 
 class _PoolAllocation(InstanceAllocation):
@@ -145,8 +144,7 @@ class _PoolAllocation(InstanceAllocation):
         if native is None:
             raise ValueError("the PoolingAllocator is closed")
         if layout.memory_count == 1:  # one C call: the slot (counting the instance) and the tables
-            slot = _open_tables(layout.specs, core.table_native, layout.table_specs, len(layout.tables),
-                                _ffi.NULL if tables is None else tables)
+            slot = self.open_one(layout, tables)
             if slot >= 0:
                 return [slot]
             # Nothing is left taken: the same in steps says which failed (after a

@@ -44,11 +44,12 @@ class TableSpec(NamedTuple):
     limit: int
     lazy: object
     lazy_len: int
+    funcs: bool  # its elements are funcrefs (is_func_heap)
 
     @classmethod
     def of(cls, plan: TablePlan, lazy: Optional[Sequence[Optional[int]]]) -> "TableSpec":
         return cls(plan, table_limit(plan.table), _lazy_array(lazy) if lazy else None,
-                   len(lazy) if lazy else 0)
+                   len(lazy) if lazy else 0, is_func_heap(plan.table.element))
 
 
 class Table(Owner):
@@ -77,12 +78,14 @@ class Table(Owner):
                  "_holds", "_funcs", "_externs", "_definer", "_keeper", "_shares", "_t", "__weakref__")
 
     def __init__(self, ty: TableType, init=None, *, lazy: Optional[Sequence[Optional[int]]] = None):
-        self._setup(ty, None, _lazy_array(lazy) if lazy else None, len(lazy) if lazy else 0)
+        self._setup(ty, None, _lazy_array(lazy) if lazy else None, len(lazy) if lazy else 0,
+                    is_func_heap(ty.element))
         self._t = _ffi.table_open(ty.minimum, table_limit(ty), self._cell(init))
 
-    def _setup(self, ty: TableType, entry, lazy, lazy_len: int) -> None:
+    def _setup(self, ty: TableType, entry, lazy, lazy_len: int, funcs: bool) -> None:
         """The fields of a new Table (``entry``: an instance's :class:`_Entry` it views, or
-        None: it owns ``_t``; ``lazy``: a C array from _lazy_array, or None)."""
+        None: it owns ``_t``; ``lazy``: a C array from _lazy_array, or None; ``funcs``:
+        its elements are funcrefs)."""
         self.ty = ty
         self._entry = entry
         self._closed = False
@@ -93,7 +96,7 @@ class Table(Owner):
         self._lazy_len = lazy_len
         self._binder = None  # the instance whose interpreter state the lazy array waits for
         self._holds = {}  # id -> (what keeps a record its cells name alive, *what _hold took)
-        self._funcs = is_func_heap(ty.element)
+        self._funcs = funcs
         self._externs = None  # the registry of its externrefs, found on first use (_registry)
         self._definer = None  # a weakref to the instance that defines it (_bind)
         self._keeper = None  # that instance, kept alive while its lazy array may resolve
@@ -106,7 +109,7 @@ class Table(Owner):
         describes, opened in ``entry`` (its elements uninitialized, or as the instance
         wrote them); the view owns the entry from now on."""
         self = cls.__new__(cls)
-        self._setup(spec.plan.table, entry, spec.lazy, spec.lazy_len)
+        self._setup(spec.plan.table, entry, spec.lazy, spec.lazy_len, spec.funcs)
         self._t = entry.take()
         self._bind(instance)
         return self

@@ -11,7 +11,6 @@ import threading
 
 import pytest
 
-import runtime.instance as instance_mod
 from runtime import Engine, Instance, Module, Trap, _ffi
 from tests.helpers import WASM_PAGE, make_pool, wat
 
@@ -64,11 +63,9 @@ def test_module_closed_during_instantiation_keeps_its_image_until_it_finished(mo
     mod = Module(Engine(), wat(DATA_MODULE))
     if path == "fast":
         Instance(mod).close()  # the one-call path from now on
-        pause = Pause(instance_mod._open)
-        monkeypatch.setattr(instance_mod, "_open", pause)
-    else:
-        pause = Pause(_ffi.memory_open)
-        monkeypatch.setattr(_ffi, "memory_open", pause)
+    # (Allocation.open_one's call: the one-call path's, and the first instance's begin())
+    pause = Pause(_ffi.instance_open_tables)
+    monkeypatch.setattr(_ffi, "instance_open_tables", pause)
     other = tmp_path / "unrelated"
     other.write_bytes(b"X" * WASM_PAGE)
     t, out = in_thread(lambda: Instance(mod))

@@ -1,6 +1,8 @@
 """The interpreter: its status codes, code, calls, stacks and instances (c_src/wenv_interp.h)."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from .. import _ffi
 from ..errors import AllocationError, WasmRuntimeError
 from .wenv import ffi, lib
@@ -137,30 +139,50 @@ _VM_WORDS = (1, 1, ffi.sizeof("wenv_import") // 8, _FUNCREF_BYTES // 8)  # (wenv
 _VM, _VM_HEAD_BYTES = ffi.typeof("wenv_vm *"), ffi.sizeof("wenv_vm")
 
 
-def new_vm_state(nmems: int, ntables: int, nimports: int, nfuncrefs: int, made_at_once: int = 0):
-    """A zeroed ``wenv_vm`` (an owning cdata) whose ``mems``, ``tables``, ``imports`` and
-    ``funcrefs`` point at arrays of ``nmems``, ``ntables``, ``nimports`` and ``nfuncrefs``
-    entries in its tail, in that order (the caller fills in the rest).
+class VmShape(NamedTuple):
+    """How big a module's ``wenv_vm`` is and how it is allocated (computed once per
+    module: :func:`vm_shape`)."""
+
+    nmems: int
+    ntables: int
+    nimports: int
+    tail: dict          # ffi.new's init: {"tail": words}
+    allocate: object    # ffi.new, or the sparse allocator
+
+
+def vm_shape(nmems: int, ntables: int, nimports: int, nfuncrefs: int, made_at_once: int = 0) -> VmShape:
+    """The shape of a ``wenv_vm`` with arrays of ``nmems``, ``ntables``, ``nimports`` and
+    ``nfuncrefs`` entries in its tail, in that order.
 
     Funcref records are made on first use. When those instantiation does not make (all
     but ``made_at_once``: an eager element segment's) span more than a page, the state is
     fresh zero pages of its own (wenv_vmctx_alloc maps it), and a record nobody made costs
     no resident memory; otherwise one heap allocation (a mapping's pages, rounded up,
     would all become resident).
-
-    Raises:
-        AllocationError: the C heap could not provide it.
     """
     counts = (nmems, ntables, nimports, nfuncrefs)
     tail_words = max(1, sum(n * w for n, w in zip(counts, _VM_WORDS)))
     sparse = (nfuncrefs - made_at_once) * _FUNCREF_BYTES > _ffi.PAGE_SIZE
-    allocate = _new_vm_block if sparse else ffi.new
+    return VmShape(nmems, ntables, nimports, {"tail": tail_words}, _new_vm_block if sparse else ffi.new)
+
+
+def new_vm_state(shape: VmShape):
+    """A zeroed ``wenv_vm`` (an owning cdata) of ``shape`` (:func:`vm_shape`), whose
+    ``mems``, ``tables``, ``imports`` and ``funcrefs`` point at its tail's arrays (the
+    caller fills in the rest).
+
+    Raises:
+        AllocationError: the C heap could not provide it.
+    """
     try:
-        vm = allocate(_VM, {"tail": tail_words})
+        vm = shape.allocate(_VM, shape.tail)
     except MemoryError as exc:
         raise AllocationError("instance state: out of memory", "heap") from exc
-    lib.wenv_vm_layout(vm, nmems, ntables, nimports)
+    _vm_layout(vm, shape.nmems, shape.ntables, shape.nimports)
     return vm
+
+
+_vm_layout = lib.wenv_vm_layout
 
 
 def vm_set_tables(vm, tables) -> None:
