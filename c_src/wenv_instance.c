@@ -57,7 +57,10 @@ void wenv_memory_own_reservation(wenv_memory *m, int mappable)
 
 void wenv_memory_own_pool_slot(wenv_memory *m, struct wenv_pool *pool, uint32_t slot, int end_instance)
 {
-    wenv_pool_ref(pool);
+    /* One reference per descriptor: owning the slot again (to end the instance with it)
+     * keeps the one its first owning took, which its release gives back. */
+    if (!(m->release == wenv_release_pool_slot && m->release_ctx == pool))
+        wenv_pool_ref(pool);
     m->release_ctx = pool;
     m->release_arg = slot | (uint64_t)(end_instance != 0) << 32;
     m->release = wenv_release_pool_slot;

@@ -41,6 +41,7 @@ int wenv_instance_close(const wenv_memory_spec *spec, int64_t handle);
  * WENV_MEM_MAPPABLE); a pool slot: wenv_pool_put (with end_instance). */
 void wenv_memory_own_reservation(wenv_memory *m, int mappable);
 void wenv_memory_own_pool_slot(wenv_memory *m, struct wenv_pool *pool, uint32_t slot, int end_instance);
+/* (Called again on a descriptor that owns its slot already: only end_instance changes.) */
 
 /* wenv_vmctx_alloc (wenv_vmoffsets.h) for a block the caller writes right away (the
  * instance block: its globals template is copied in): always calloc (wenv_vmctx.c). */

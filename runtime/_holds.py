@@ -10,7 +10,7 @@ import threading
 from . import _ffi
 from .func import instance_resources
 from .refs import is_func_heap
-from .table import Table, _give_back, _take, _take_for
+from .table import Table, _give_back, _take, _take_for, release_entry
 
 
 class Holds:
@@ -107,7 +107,8 @@ class Holds:
 
     def _release_held(self) -> None:
         """Give back the imports held (_hold) and what funcrefs that crossed in keep
-        (_keep), and close its tables' views."""
+        (_keep), and its tables: close their views, release the entries its interpreter
+        state bound without one."""
         held = self._held
         if held is not _NOTHING_HELD:
             self._held = _GIVEN_BACK
@@ -117,9 +118,20 @@ class Holds:
             self._kept = None  # (views keep their instances alive)
             for entry in kept.values():
                 _give_back(entry[1:])
-        for table in reversed(self._views or ()):
-            if table is not None:  # (the others go with the memories: allocation.finish)
-                table.close()  # returns its storage (or its last importer will)
+        views, entries = self._views, self._table_entries
+        for k in range(len(self._layout.tables) - 1, -1, -1):
+            view = None if views is None else views[k]
+            if view is not None:
+                view.close()  # returns its storage (or its last importer will)
+            elif entries[k].viewed:  # bound by its interpreter state (else: allocation.finish)
+                release_entry(self._layout.allocation.table_pool, entries, k)
+
+    def _tables_taken(self) -> bool:
+        """Whether a table entry of this instance was taken by a view or its interpreter
+        state (Instance._bind_tables): then _release_held gives it back, after the last
+        call in flight."""
+        entries = self._table_entries
+        return entries is not None and any(entries[k].viewed for k in range(len(self._layout.tables)))
 
     def _pin_stored_funcrefs(self, site) -> None:
         """Before close: an imported table or global where this instance's code stored

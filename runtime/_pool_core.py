@@ -39,10 +39,8 @@ class PoolMemorySlot(MemorySlot):
         # Read while the caller holds the slot (an open instance): a grow acts on this
         # tenancy only, never on the slot's next tenant's (C checks it under the lock).
         self.tenancy = _ffi.pool_slot_tenancy(core.native, index)
-        self.base_address = base = _ffi.pool_slot_base(core.native, index)
-        self.capacity_bytes = core.bound_bytes
-        self.guard_bytes = core.guard_bytes
-        self.reservation_range = (base, base + core.stride)
+        self.base_address, self.capacity_bytes, self.guard_bytes, self.reservation_range = \
+            core.slot_geometry(index)
         self._released = False
 
     def make_accessible(self, old_byte_len: int, new_byte_len: int) -> None:
@@ -60,6 +58,9 @@ class PoolMemorySlot(MemorySlot):
 
     def _hand_over(self, desc) -> bool:
         _ffi.memory_own_pool_slot(desc, self._core.native, self.index, 0)
+        return self._handed_already()
+
+    def _handed_already(self) -> bool:
         self._released = True  # by the descriptor, after the close and the last use in flight
         return True
 
@@ -264,6 +265,12 @@ class _PoolCore:
         except Exception as exc:
             return exc
         raise AssertionError("pool_failed returned")
+
+    def slot_geometry(self, index: int) -> tuple:
+        """(base address, capacity bytes, guard bytes, reservation range) of memory slot
+        ``index``: the bound, then the guard (the pool's pre-guard lies before slot 0)."""
+        base = _ffi.pool_slot_base(self.native, index)
+        return base, self.bound_bytes, self.guard_bytes, (base, base + self.stride)
 
     def put(self, index: int, end_instance: bool, clean: bool = False) -> None:
         """Reset slot ``index`` and make it free (C: wenv_pool_put); ``clean``: nothing

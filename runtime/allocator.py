@@ -22,22 +22,30 @@ state. Each Instance then goes through it, with the module's instantiation layou
   (``layout.table_specs``, c_src/wenv_tables.h; elements uninitialized), all or
   nothing. A handle is whatever the allocation needs to find that memory again (a
   reservation's start, a pool slot, or a Memory).
-* ``memory(layout, index, handle) -> Memory``: the Memory object of an opened memory,
-  made only when somebody asks for it (an instance that is never looked at costs no
-  Memory object); from then on the Memory owns the memory and ``close()`` releases it.
+* ``memory(layout, index, handle, desc=None) -> Memory``: the Memory object of an opened
+  memory, made only when somebody asks for it (an instance that is never looked at costs
+  no Memory object); from then on the Memory owns the memory and ``close()`` releases it.
+  ``desc``: the descriptor :meth:`describe` made for it before, which the Memory adopts.
+* ``describe(layout, index, handle) -> desc``: a C descriptor (``wenv_memory *``) of an
+  opened memory without a Memory object, which releases the memory once closed and
+  unused (``wenv_memory_own_*``): what an instance's interpreter state points at
+  (Instance._memory_desc); None: the allocation's memories are Memory objects from the
+  start. ``close_described(layout, index, handle, desc)`` closes such a descriptor
+  whose Memory was never made (its release now, or C's after the last use in flight).
 * ``table(layout, index, tables, instance) -> Table``: likewise the Table view of entry
   ``index`` of ``tables``, made on first use (``Instance._table``); from then on the
   Table owns the entry (C: ``viewed``), and gives it back when it is closed and no
   importer shares it any more. A table nobody looked at was never written.
-* ``closing(layout, handles, made) -> ended``, before the instance closes the Memory
-  objects it made, and ``finish(layout, handles, made, ended, tables)`` after: release
-  every table entry no Table views (``tables``), then every memory whose Memory was
-  never made (``made`` is None, or a list with None at those indices: nothing wrote
-  it, so a pool gives its slot back without a reset, ``wenv_pool_put_clean``); then the
-  instance no longer counts (unless ``ended``: a pool hands the end of the instance to
-  the release of its last memory, which C runs once the last access in flight on it has
-  left). An instance with one memory opens and releases it with its tables in one C
-  call each way (``wenv_instance_open_tables`` / ``wenv_instance_close_tables``).
+* ``closing(layout, handles, descs) -> ended``, before the instance closes its memories'
+  descriptors, and ``finish(layout, handles, descs, ended, tables)`` after: release
+  every table entry nothing took (``tables``), then every memory without a descriptor
+  (``descs`` is None, or a list with None at those indices: neither a Memory nor an
+  interpreter state had it, nothing wrote it, so a pool gives its slot back without a
+  reset, ``wenv_pool_put_clean``); then the instance no longer counts (unless
+  ``ended``: a pool hands the end of the instance to the release of its last memory,
+  which C runs once the last access in flight on it has left). An instance with one
+  memory opens and releases it with its tables in one C call each way
+  (``wenv_instance_open_tables`` / ``wenv_instance_close_tables``).
 * ``allocate_table(spec, instance=None, init=None) -> Table``: one table of this
   allocation outside :meth:`begin` (its own entry; the Table owns it).
 * ``fast_context(layout)``: for a layout with one memory, what the C one-call path
@@ -46,9 +54,10 @@ state. Each Instance then goes through it, with the module's instantiation layou
   for on-demand), or None. A refused one-call open is redone by ``begin`` (in steps: it
   raises the right exception, or a pool succeeds after a collection);
   ``close_failed(layout, handle, rc)`` turns a nonzero close result into the right
-  exception or follow-up; ``close_one(layout, handle, tables)`` is the one-call release
-  (finish's, and a plain instance's close). ``table_pool``: the ``wenv_table_pool *`` its tables come
-  from (NULL: each its own reservation).
+  exception or follow-up; ``open_one(layout, tables)`` is the one-call open (a plain
+  instance's, and ``begin``'s first try), ``close_one(layout, handle, tables)`` the
+  one-call release (finish's, and a plain instance's close). ``table_pool``: the
+  ``wenv_table_pool *`` its tables come from (NULL: each its own reservation).
 
 :class:`OnDemandAllocator` opens each memory with one C call (reserve, map the image,
 mprotect the rest) and releases it with munmap.
@@ -60,11 +69,11 @@ from __future__ import annotations
 from abc import ABCMeta, abstractmethod
 from typing import Protocol, Sequence, runtime_checkable
 
-from wasmenv import MemoryPlan
+from wasmenv import WASM_PAGE_SIZE, MemoryPlan
 
 from . import _ffi
 from ._owner import Owner
-from .memory import Memory, ReservedSlot
+from .memory import Memory, ReservedSlot, describe, own_reservation, reservation_geometry
 from .table import Table, _Entry
 
 __all__ = ["Allocation", "InstanceAllocator", "InstanceAllocation", "OnDemandAllocator", "begin_instance"]
@@ -81,21 +90,17 @@ class Allocation(Protocol):
     table_pool: object
 
     def begin(self, module, layout, tables=None) -> list: ...
-    def memory(self, layout, index: int, handle) -> Memory: ...
+    def memory(self, layout, index: int, handle, desc=None) -> Memory: ...
+    def describe(self, layout, index: int, handle): ...
+    def close_described(self, layout, index: int, handle, desc) -> None: ...
     def range(self, layout, index: int, handle) -> tuple: ...
     def table(self, layout, index: int, tables, instance) -> Table: ...
     def allocate_table(self, spec, instance=None, init=None) -> Table: ...
-    def closing(self, layout, handles, made) -> bool: ...
-    def finish(self, layout, handles, made, ended: bool = False, tables=None) -> None: ...
+    def closing(self, layout, handles, descs) -> bool: ...
+    def finish(self, layout, handles, descs, ended: bool = False, tables=None) -> None: ...
     def fast_context(self, layout): ...
     def close_failed(self, layout, handle, rc: int) -> None: ...
-    def open_one(self, layout, tables) -> int:
-        """Open an instance's only memory and its tables (``tables``, None: none) in one C
-        call (only with a fast_context): its handle, or < 0 with nothing left open
-        (:meth:`begin`, in steps, then says which failed)."""
-        return _ffi.instance_open_tables(layout.specs, self.table_pool, layout.table_specs, layout.table_count,
-                                         _ffi.NULL if tables is None else tables)
-
+    def open_one(self, layout, tables) -> int: ...
     def close_one(self, layout, handle, tables) -> None: ...
 
 
@@ -160,8 +165,15 @@ class InstanceAllocation:
             table.fill(0, init, table.size)
         return table
 
-    def memory(self, layout, index: int, handle) -> Memory:
+    def memory(self, layout, index: int, handle, desc=None) -> Memory:
         return handle
+
+    def describe(self, layout, index: int, handle):
+        """None: each memory is its Memory object (the handle) from the start."""
+        return None
+
+    def close_described(self, layout, index: int, handle, desc) -> None:
+        raise AssertionError("no described memory without a Memory in an eager allocation")
 
     def fast_context(self, layout):
         """The spec's pool for the one-call path (see the module docstring); None: none."""
@@ -191,13 +203,13 @@ class InstanceAllocation:
         """(start, end) of an opened memory's reservation, guards included."""
         return handle.reservation_range
 
-    def closing(self, layout, handles, made) -> bool:
-        """Before an instance closes the Memory objects it made: True if the allocation
+    def closing(self, layout, handles, descs) -> bool:
+        """Before an instance closes its memories' descriptors: True if the allocation
         made the last of them end the instance when it is released (then finish()
         does not)."""
         return False
 
-    def finish(self, layout, handles, made, ended: bool = False, tables=None) -> None:
+    def finish(self, layout, handles, descs, ended: bool = False, tables=None) -> None:
         self.close_tables(layout, tables)
         for memory in reversed(handles):
             memory.close()
@@ -276,23 +288,38 @@ class _OnDemandAllocation(InstanceAllocation):
     def close_failed(self, layout, start: int, rc: int) -> None:
         _ffi.release_failed(start, layout.reserve_bytes[0])
 
-    def memory(self, layout, index: int, start: int) -> Memory:
+    def memory(self, layout, index: int, start: int, desc=None) -> Memory:
         plan, image = layout.memories[index]
         _ffi.install_trap_handler()  # idempotent; puts ours back on top if covered
         slot = ReservedSlot._adopt(plan, start, layout.reserve_bytes[index])
-        return Memory._adopt(plan, image, slot, layout.max_pages[index])
+        return Memory._adopt(plan, image, slot, layout.max_pages[index], desc)
+
+    def describe(self, layout, index: int, start: int):
+        plan = layout.memories[index][0]
+        total = layout.reserve_bytes[index]
+        _ffi.install_trap_handler()  # (its accessors' faults: as for a Memory)
+        desc = _ffi.new_memory_desc()
+        base, capacity, guard = reservation_geometry(plan, start, total)
+        describe(desc, plan, base, plan.memory.minimum * WASM_PAGE_SIZE, capacity, guard, (start, start + total))
+        own_reservation(desc, plan)
+        return desc
+
+    def close_described(self, layout, index: int, start: int, desc) -> None:
+        rc = _ffi.memory_close(desc)
+        if rc and rc != _ffi.RELEASE_DEFERRED:
+            _ffi.release_failed(start, layout.reserve_bytes[index])
 
     def range(self, layout, index: int, start: int) -> tuple:
         return (start, start + layout.reserve_bytes[index])
 
-    def finish(self, layout, starts, made, ended: bool = False, tables=None) -> None:
+    def finish(self, layout, starts, descs, ended: bool = False, tables=None) -> None:
         totals = layout.reserve_bytes
-        if tables is not None and made is None and len(starts) == 1:
+        if tables is not None and descs is None and len(starts) == 1:
             self.close_one(layout, starts[0], tables)
             return
         self.close_tables(layout, tables)
         for index in range(len(starts) - 1, -1, -1):
-            if made is None or made[index] is None:
+            if descs is None or descs[index] is None:
                 _ffi.release(starts[index], totals[index])
 
 

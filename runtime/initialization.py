@@ -95,9 +95,10 @@ class Initialization:
                 writes[i].start = start
                 if i in plan.mapped:
                     plan.map_from_file(writes, i, start)
-        count = len(self._imported_memories) + self._layout.memory_count
-        mems = _ffi.new_memory_array([self.memory(k)._desc if k in plan.memories else _ffi.NULL
-                                      for k in range(count)])
+        imported = len(self._imported_memories)
+        mems = _ffi.new_memory_array([_ffi.NULL if k not in plan.memories
+                                      else self.memory(k)._desc if k < imported else self._memory_desc(k - imported)
+                                      for k in range(imported + self._layout.memory_count)])
         done, status = _ffi.data_apply(mems, writes, n, plan.fail)
         if done < n:  # out of bounds (a Trap), or a fault reading a data file's bytes
             w = writes[done]

@@ -77,7 +77,8 @@ class Instance(Initialization, Holds, Owner):
     # refused) fewer: the others read as _UNSET says (__getattr__).
     __slots__ = ("module", "_handles", "_layout", "_store", "_imported_funcs", "_imported_globals",
                  "_imported_memories", "_imported_tables", "_cells", "_held", "_table_entries",
-                 "_interp_site", "_made", "_views", "_entered", "_calls", "_closing", "_release_pending",
+                 "_interp_site", "_made", "_descs", "_views", "_entered", "_calls", "_closing",
+                 "_release_pending",
                  "__dict__", "__weakref__")
     # Slots (unset until _begin):
     #   _imported_funcs     one Func per imported function, in import order
@@ -90,6 +91,9 @@ class Instance(Initialization, Holds, Owner):
     #   _interp_site        its interpreter state, once made (runtime/interp.py)
     #   _made               Memory objects of defined memories, once made (a list, None at
     #                       the others), or None
+    #   _descs              C descriptors of defined memories its allocation described
+    #                       without a Memory (_memory_desc: for its interpreter state), a
+    #                       later Memory adopts (a list, None at the others), or None
     #   _views              Table views of defined tables, once made (likewise), or None
     #   _entered            (wenv_memory *[] of its defined memories, count) for _enter/_leave
     #   _calls              calls in flight (_enter/_leave), counted per layout.counts_calls
@@ -137,7 +141,7 @@ class Instance(Initialization, Holds, Owner):
             # and a __getattr__ (_UNSET). _cells, and those only calls read (_entered,
             # _calls...), are set on first use; the memories-only first instance leaves
             # them all unset.
-            self._interp_site = self._made = self._views = None
+            self._interp_site = self._made = self._descs = self._views = None
             self._held = _NOTHING_HELD
             self._imported_funcs = imports.groups.funcs if imports else ()
             self._imported_globals = self._imported_memories = self._imported_tables = ()
@@ -183,7 +187,7 @@ class Instance(Initialization, Holds, Owner):
         self._imported_tables = groups.tables
         self._imported_memories = groups.memories
         self._held = _NOTHING_HELD
-        self._interp_site = self._made = self._views = self._entered = None
+        self._interp_site = self._made = self._descs = self._views = self._entered = None
         self._calls = 0
         self._closing = self._release_pending = False
         if env.tags:
@@ -353,11 +357,40 @@ class Instance(Initialization, Holds, Owner):
                 made = self._made = [None] * len(handles)
             memory = made[defined]
             if memory is None:
-                memory = self._layout.allocation.memory(self._layout, defined, handles[defined])
+                descs = self._descs  # (a descriptor described before: the Memory adopts it)
+                memory = self._layout.allocation.memory(self._layout, defined, handles[defined],
+                                                        None if descs is None else descs[defined])
                 memory._store = self._store  # its limits bound grow
                 memory._owner = self  # a view keeps its instance (and so its memory) alive
                 made[defined] = memory
         return memory
+
+    def _memory_desc(self, defined: int):
+        """The C descriptor of defined memory ``defined``: its Memory's, else one its
+        allocation describes now (once; a Memory made later adopts it), or the Memory
+        made now when the allocation's memories are Memory objects from the start.
+
+        Raises:
+            ValueError: the instance is closed.
+        """
+        with _MAKE_LOCK:  # one descriptor per memory (memory() takes the same lock)
+            handles = self._handles
+            if handles is None:
+                raise ValueError("instance is closed")
+            made = self._made
+            if made is not None and made[defined] is not None:
+                return made[defined]._desc
+            descs = self._descs
+            desc = None if descs is None else descs[defined]
+            if desc is None:
+                layout = self._layout
+                desc = layout.allocation.describe(layout, defined, handles[defined])
+                if desc is None:
+                    return self.memory(len(self._imported_memories) + defined)._desc
+                if descs is None:
+                    descs = self._descs = [None] * len(handles)
+                descs[defined] = desc
+            return desc
 
     def _table(self, index: int) -> Table:
         """Table ``index`` (imported ones first); a defined one's view is made on first use.
@@ -390,6 +423,34 @@ class Instance(Initialization, Holds, Owner):
                 view._store = self._store  # its limits bound grow
                 views[defined] = view
         return view
+
+    def _bind_tables(self, vm) -> list:
+        """The ``wenv_table *`` of each table this instance defines, its lazy array bound to
+        ``vm`` (its interpreter state, being made): a view's, where one was made; else its
+        entry's, marked taken (the allocation's release skips it, a later view adopts it
+        bound), which Holds._release_held gives back after the last call in flight.
+
+        Raises:
+            ValueError: the instance is closed.
+        """
+        out = []
+        with _MAKE_LOCK:  # (a view made meanwhile: one owner per entry)
+            if self._handles is None:
+                raise ValueError("instance is closed")
+            views, entries = self._views, self._table_entries
+            for k, spec in enumerate(self._layout.tables):
+                view = None if views is None else views[k]
+                if view is not None:
+                    if view._binder is self:
+                        view._bind_vm(vm)  # (before _native, which would wait for it)
+                    out.append(view._native)
+                    continue
+                t = _instance_table(entries, k)
+                if spec.lazy is not None:
+                    _table_bind(t, spec.lazy, spec.lazy_len, vm)
+                entries[k].viewed = 1
+                out.append(t)
+        return out
 
     @property
     def tables(self) -> list:
@@ -466,8 +527,8 @@ class Instance(Initialization, Holds, Owner):
         if store is not None:
             store._release(self)
         layout = self._layout
-        if layout.fast and site is None and self._made is None and self._views is None and self._kept is None \
-                and self._held is _NOTHING_HELD:
+        if layout.fast and site is None and self._made is None and self._descs is None and self._views is None \
+                and self._kept is None and self._held is _NOTHING_HELD:
             # A plain layout's instance that holds nothing and nobody looked into (no
             # call, no Memory or Table view, no funcref kept): its memory and tables go
             # in one C call. Views of its globals raise from now on; the block goes with
@@ -483,21 +544,34 @@ class Instance(Initialization, Holds, Owner):
             # (a call in flight, or one from an importer, reads them), and go with it.
             self._cells = None
             self._imported_globals = ()
+        descs = self._memory_descs()  # (none is made from now on: _handles is None)
         try:
-            # No view of its tables, nothing imported or kept: no interpreter state reaches
-            # them (it makes the views), so no call in flight waits for them; finish()
+            # No view of its tables, no interpreter state (which binds them: _bind_tables),
+            # nothing imported or kept: no call in flight waits for them; finish()
             # releases them.
-            if self._views is not None or self._held or self._kept is not None:
+            if self._held or self._kept is not None or self._tables_taken():
                 if self._release_now_or_after_calls():
                     self._release_held()
-            made = self._made
-            if made is not None:
-                ended = layout.allocation.closing(layout, handles, made)
-                for memory in reversed(made):
+            if descs is not None:  # (each goes with its descriptor: now, or after the last use)
+                alloc, made, described = layout.allocation, self._made, self._descs
+                ended = alloc.closing(layout, handles, descs)
+                for k in range(len(handles) - 1, -1, -1):
+                    memory = None if made is None else made[k]
                     if memory is not None:
                         memory.close()
+                    elif descs[k] is not None:
+                        alloc.close_described(layout, k, handles[k], described[k])
         finally:
-            layout.allocation.finish(layout, handles, self._made, ended, self._table_entries)
+            layout.allocation.finish(layout, handles, descs, ended, self._table_entries)
+
+    def _memory_descs(self):
+        """Each defined memory's descriptor (its Memory's or a described one; None for a
+        memory that has neither), or None when none has one."""
+        made, described = self._made, self._descs
+        if made is None and described is None:
+            return None
+        return [made[k]._desc if made is not None and made[k] is not None
+                else None if described is None else described[k] for k in range(len(made or described))]
 
     @property
     def closed(self) -> bool:
@@ -526,12 +600,13 @@ def _imported_globals(imports, globals_) -> tuple:
 #: module never does).
 _UNSET = {"_imported_funcs": (), "_imported_globals": (), "_imported_memories": (), "_imported_tables": (),
           "_held": _NOTHING_HELD, "_table_entries": None, "_interp_site": None, "_store": None,
-          "_made": None, "_views": None, "_entered": None, "_calls": 0, "_closing": False,
+          "_made": None, "_descs": None, "_views": None, "_entered": None, "_calls": 0, "_closing": False,
           "_release_pending": False}
 
 
 _CELLS = Instance._cells  # the slot's descriptor (reads it without __getattr__)
 _new_tables = _ffi.new_instance_tables
+_instance_table, _table_bind = _ffi.instance_table, _ffi.table_bind
 # Instance.memory: one Memory object per memory, and none once close() began. Reentrant:
 # a collection inside memory() may run another instance's __del__ (close) on this thread.
 _MAKE_LOCK = threading.RLock()

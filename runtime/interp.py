@@ -272,19 +272,21 @@ _SITE_LOCK = threading.RLock()  # (re-entered: an importer's site makes its expo
 
 
 def _make_site(instance) -> _Site:
-    memories = instance.memories
-    descs = [m._desc for m in memories]
+    # Its own memories' descriptors without Memory objects (made when someone asks: a
+    # grow, a bulk op, a view); imported ones through theirs.
+    memories = instance._imported_memories
+    descs = [m._desc for m in memories] + [instance._memory_desc(k) for k in range(instance._layout.memory_count)]
     mc = module_code(instance.module, descs[0] if descs else None)
     # (checked at each call: an instance's state is made at instantiation when it has funcrefs)
     bad_layout = mc.ctx.geometry is not None and geometry(descs[0]) != mc.ctx.geometry
     imported = instance._imported_funcs
-    tables = instance.tables  # (imported ones first; defined ones join later: bind_tables)
+    imported_tables = instance._imported_tables
     vm = _ffi.new_vm_state(mc.vm_shape)
     # Only imported memories and tables (an Emscripten side module): the links are the
     # imports', the same for every instance linked to the same ones.
     links = None
     if mc.shares_links:
-        links = getattr(imported, "links", None) or _shared_links(mc, memories, tables, imported)
+        links = getattr(imported, "links", None) or _shared_links(mc, memories, imported_tables, imported)
         vm.mems, vm.nmems, vm.imports = links.mems, links.nmems, links.imports
         vm.tables, vm.ntables = links.tables, links.ntables
     cells = instance._cells
@@ -293,25 +295,28 @@ def _make_site(instance) -> _Site:
     vm.funcs, vm.num_imported_funcs = mc.funcs, mc.ctx.num_imported_funcs
     vm.anyfunc_of, vm.type_ids = mc.anyfunc_of, mc.type_ids
     vm.id = vm_id = next(_IDS)
-    for table in tables:
-        if table._binder is instance:
-            table._bind_vm(vm)  # its own lazy tables (before _native, which would wait for it)
-        else:
-            # An imported one: its code may store our funcrefs there (kept alive; what
-            # they run on is this instance's, held by its importers' imports or _keep).
-            table._hold(instance, storage=False)
+    for table in imported_tables:
+        # Its code may store our funcrefs there (kept alive; what they run on is this
+        # instance's, held by its importers' imports or _keep).
+        table._hold(instance, storage=False)
     if links is None:
+        # Its own tables bound to this state without views (the instance releases them
+        # after its last call); imported ones through theirs.
+        tables = [t._native for t in imported_tables]
+        if instance._layout.tables:
+            tables += instance._bind_tables(vm)
         _link(vm, descs, tables, imported)
     site = _SITES[vm_id] = _Site(instance, vm, bad_layout, links)
     return site
 
 
 def _link(vm, descs, tables, imported) -> None:
-    """Fill ``vm``'s memory, table and import arrays (its links)."""
+    """Fill ``vm``'s memory, table and import arrays (its links; ``tables``: each one's
+    ``wenv_table *``)."""
     for i, desc in enumerate(descs):
         vm.mems[i] = desc
     vm.nmems = len(descs)
-    _ffi.vm_set_tables(vm, [t._native for t in tables])
+    _ffi.vm_set_tables(vm, tables)
     records = getattr(imported, "records", None)  # (host functions only, linked by an InstancePre)
     if records is not None:
         _ffi.copy_imports(vm, records, len(imported))
@@ -339,7 +344,7 @@ def pre_link(module, imports) -> None:
 def _new_links(memories, tables, imported):
     """A vm holding only links (memory, table and import arrays) to these objects."""
     links = _ffi.new_vm_state(_ffi.vm_shape(len(memories), len(tables), len(imported), 0))
-    _link(links, [m._desc for m in memories], tables, imported)
+    _link(links, [m._desc for m in memories], [t._native for t in tables], imported)
     return links
 
 
@@ -355,14 +360,6 @@ def _shared_links(mc, memories, tables, imported):
     links = _new_links(memories, tables, imported)
     mc.links = (tuple(weakref.ref(x) for x in key), links)
     return links
-
-
-def bind_tables(site, tables) -> None:
-    """The vm of ``site`` reaches ``tables`` (its instance's, imported ones first), once
-    instantiation has made them (the state was made before them, for their funcrefs)."""
-    if site.links is not None:  # (shared only by modules that define no table)
-        raise AssertionError("bind_tables on shared links")  # pragma: no cover
-    _ffi.vm_set_tables(site.vm, [t._native for t in tables])
 
 
 def instance_of_vm(vm):
@@ -490,7 +487,7 @@ def _call_entered(instance, site, mc, func_index: int, cells):
         elif status == _ffi.I_EXIT_GROW:
             _grow(c, instance_of_vm(c.vm))
         elif status == _ffi.I_EXIT_TABLE_GROW:
-            table = instance_of_vm(c.vm).tables[c.exit_arg0]
+            table = instance_of_vm(c.vm)._table(c.exit_arg0)
             mask = 0xFFFFFFFFFFFFFFFF if table.ty.table64 else 0xFFFFFFFF
             c.exit_dst[0] = table._grow_cell(c.exit_arg1 & mask, c.exit_dst[0]) & mask
         elif status == _ffi.I_EXIT_BULK:
@@ -561,11 +558,7 @@ def host_result_cells(ty, out, owner=None) -> list:
 
 
 def _grow(c, instance) -> None:
-    index = c.exit_arg0
-    # Its Memory objects were made with its state (_make_site: Instance.memories), and
-    # stay with it, closed or not.
-    imported = instance._imported_memories
-    memory = imported[index] if index < len(imported) else instance._made[index - len(imported)]
+    memory = instance.memory(c.exit_arg0)  # (a defined one's made now, adopting its descriptor)
     memory64 = memory.plan.memory.memory64
     delta = c.exit_arg1 if memory64 else c.exit_arg1 & 0xFFFFFFFF
     old = memory.grow(delta)

@@ -137,8 +137,36 @@ class MemorySlot:
         slot cannot be, and :meth:`release` is called after the close instead."""
         return False
 
+    def _handed_already(self) -> bool:
+        """A descriptor its allocation described releases this slot already (the
+        allocation's ``describe``): :meth:`_hand_over` without the C call."""
+        raise NotImplementedError
+
     def _after_close(self, rc: int) -> None:
         """Act on what the descriptor's release returned when close() ran it."""
+
+
+def reservation_geometry(plan: MemoryPlan, start: int, total: int) -> Tuple[int, int, int]:
+    """(base address, capacity bytes, guard bytes) of a reservation of ``total`` bytes at
+    ``start`` laid out for ``plan``: the pre-guard, then the capacity (Static: the bound;
+    Dynamic: size + growth reserve, MemoryPlan.reservation_bytes), then the offset guard."""
+    return (start + plan.pre_guard_size, total - plan.pre_guard_size - plan.offset_guard_size,
+            plan.offset_guard_size)
+
+
+def own_reservation(desc, plan: MemoryPlan) -> None:
+    """``desc`` unmaps its reservation once closed and unused (``wenv_memory_own_reservation``);
+    its pages are its own (a data segment may map whole pages into it) unless shared."""
+    _ffi.memory_own_reservation(desc, 0 if plan.memory.shared else 1)
+
+
+def describe(desc, plan: MemoryPlan, base: int, byte_len: int, capacity: int, guard: int,
+             reservation_range: Tuple[int, int]) -> None:
+    """Fill ``desc`` (a ``wenv_memory *``) for a memory of ``plan``: the one place a
+    descriptor's geometry and flags are written (a Memory's, and an allocation's
+    ``describe`` for an instance's memory that has no Memory object)."""
+    flags = (_ffi.MEM_STATIC if plan.is_static else 0) | (_ffi.MEM_64 if plan.memory.memory64 else 0)
+    _ffi.memory_init(desc, base, byte_len, capacity, guard, reservation_range[0], reservation_range[1], flags)
 
 
 class ReservedSlot(MemorySlot):
@@ -167,10 +195,7 @@ class ReservedSlot(MemorySlot):
         self.plan = plan
         self._handed = self._released = False
         self._start, self._total = start, total
-        self.base_address = start + plan.pre_guard_size
-        # Static: the bound; Dynamic: size + growth reserve (MemoryPlan.reservation_bytes)
-        self.capacity_bytes = total - plan.pre_guard_size - plan.offset_guard_size
-        self.guard_bytes = plan.offset_guard_size
+        self.base_address, self.capacity_bytes, self.guard_bytes = reservation_geometry(plan, start, total)
 
     @property
     def reservation_range(self) -> Tuple[int, int]:
@@ -205,8 +230,10 @@ class ReservedSlot(MemorySlot):
             self.release()
 
     def _hand_over(self, desc) -> bool:
-        # (its pages are its own: a data segment may map whole pages into it, unless shared)
-        _ffi.memory_own_reservation(desc, 0 if self.plan.memory.shared else 1)
+        own_reservation(desc, self.plan)
+        return self._handed_already()
+
+    def _handed_already(self) -> bool:
         self._handed = True  # the backstop's no more: the descriptor unmaps it now
         return True
 
@@ -309,15 +336,16 @@ class Memory(MemoryAccessors, Owner):
         return max_pages
 
     @classmethod
-    def _adopt(cls, plan: MemoryPlan, image, slot: MemorySlot, max_pages: int) -> "Memory":
+    def _adopt(cls, plan: MemoryPlan, image, slot: MemorySlot, max_pages: int, desc=None) -> "Memory":
         """A Memory owning ``slot``, already prepared for ``plan`` (size: the minimum) and
         ``image``; ``max_pages`` from :meth:`check_plan`. An allocator's fast path: the
-        instance layout validated the plan once per module."""
+        instance layout validated the plan once per module. ``desc``: the descriptor its
+        allocation described for the slot already (which releases it), or None."""
         self = cls.__new__(cls)
-        self._take(plan, image, slot, max_pages)
+        self._take(plan, image, slot, max_pages, desc)
         return self
 
-    def _take(self, plan, image, slot, max_pages):
+    def _take(self, plan, image, slot, max_pages, desc=None):
         try:
             self._plan = plan
             self._size_pages = plan.memory.minimum
@@ -325,19 +353,23 @@ class Memory(MemoryAccessors, Owner):
             self._image = image if image is not None and image.byte_len else None
             self._owner = None  # the instance this is a view of (kept alive by it), if any
             self._lock = None  # grow's, made by the first grow (lock_of)
-            self._desc = _ffi.new_memory_desc()
-            self._describe(slot, plan.memory.minimum * WASM_PAGE_SIZE)
-            handed = slot._hand_over(self._desc)
+            if desc is None:
+                self._desc = _ffi.new_memory_desc()
+                self._describe(slot, plan.memory.minimum * WASM_PAGE_SIZE)
+                handed = slot._hand_over(self._desc)
+            else:
+                self._desc = desc
+                self._size_pages = desc.byte_len // WASM_PAGE_SIZE
+                handed = slot._handed_already()
         except BaseException:
-            slot.release()
+            if desc is None:  # (else the descriptor's owner releases it)
+                slot.release()
             raise
         self._state = _State(self._desc, slot, handed)
 
     def _describe(self, slot: MemorySlot, byte_len: int):
-        flags = (_ffi.MEM_STATIC if self._plan.is_static else 0) | (_ffi.MEM_64 if self._plan.memory.memory64 else 0)
-        start, end = slot.reservation_range
-        _ffi.memory_init(self._desc, slot.base_address, byte_len, slot.capacity_bytes, slot.guard_bytes,
-                         start, end, flags)
+        describe(self._desc, self._plan, slot.base_address, byte_len, slot.capacity_bytes, slot.guard_bytes,
+                 slot.reservation_range)
 
     @classmethod
     def new(cls, engine, minimum: int, maximum: Optional[int] = None, *, shared: bool = False,

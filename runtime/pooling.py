@@ -95,13 +95,13 @@ import time
 import weakref
 from typing import Optional, Sequence
 
-from wasmenv import MemoryPlan
+from wasmenv import WASM_PAGE_SIZE, MemoryPlan
 
 from . import _ffi
 from ._pool_core import PoolMemorySlot, _PoolCore
 from .allocator import InstanceAllocation, InstanceAllocator
 from .errors import AllocationError
-from .memory import Memory, ReservedSlot
+from .memory import Memory, ReservedSlot, describe
 # The pool's state lives in _pool_core; these stay importable from here, where they were
 # defined before (tests and runtime/_owner.py name runtime.pooling._IN_USE).
 from ._pool_core import MAX_CHUNK_BYTES as MAX_CHUNK_BYTES
@@ -200,37 +200,52 @@ class _PoolAllocation(InstanceAllocation):
         """After _ffi.instance_close returned ``rc`` != 0 (wenv_pool_put_clean's result)."""
         self._core.after_put(rc, slot)
 
-    def memory(self, layout, index: int, slot: int) -> Memory:
+    def memory(self, layout, index: int, slot: int, desc=None) -> Memory:
         plan, image = layout.memories[index]
         _ffi.install_trap_handler()  # idempotent; puts ours back on top if covered
-        return Memory._adopt(plan, image, PoolMemorySlot(self._core, slot), layout.max_pages[index])
+        return Memory._adopt(plan, image, PoolMemorySlot(self._core, slot), layout.max_pages[index], desc)
+
+    def describe(self, layout, index: int, slot: int):
+        core = self._core
+        plan = layout.memories[index][0]
+        _ffi.install_trap_handler()  # (its accessors' faults: as for a Memory)
+        desc = _ffi.new_memory_desc()
+        base, capacity, guard, reservation_range = core.slot_geometry(slot)
+        describe(desc, plan, base, plan.memory.minimum * WASM_PAGE_SIZE, capacity, guard, reservation_range)
+        _ffi.memory_own_pool_slot(desc, core.native, slot, 0)
+        return desc
+
+    def close_described(self, layout, index: int, slot: int, desc) -> None:
+        rc = _ffi.memory_close(desc)
+        if rc != _ffi.RELEASE_DEFERRED:
+            self._core.after_put(rc, slot)
 
     def range(self, layout, index: int, slot: int) -> tuple:
         core = self._core
         base = _ffi.pool_slot_base(core.native, slot)
         return (base, base + core.stride)
 
-    def closing(self, layout, slots, made) -> bool:
-        """When every memory's Memory was made, the one closed last (the first) ends the
+    def closing(self, layout, slots, descs) -> bool:
+        """When every memory has a descriptor, the one closed last (the first) ends the
         instance in C with its slot: at its close, or when the last access, grow or call
         in flight on it has left (so no instance is admitted before its slot is free)."""
-        if made is None or None in made:
+        if descs is None or None in descs:
             return False
-        memory = made[0]
-        if memory.closed:  # closed by its holder already: finish() ends the instance
+        desc = descs[0]
+        if desc.flags & _ffi.MEM_CLOSED:  # closed by its holder already: finish() ends the instance
             return False
-        _ffi.memory_own_pool_slot(memory._desc, self._core.native, slots[0], 1)
+        _ffi.memory_own_pool_slot(desc, self._core.native, slots[0], 1)
         return True
 
-    def finish(self, layout, slots, made, ended: bool = False, tables=None) -> None:
+    def finish(self, layout, slots, descs, ended: bool = False, tables=None) -> None:
         core = self._core
-        if tables is not None and made is None and len(slots) == 1:
+        if tables is not None and descs is None and len(slots) == 1:
             self.close_one(layout, slots[0], tables)
             return
         self.close_tables(layout, tables)
-        # Slots whose Memory was never made: nothing could write them (no descriptor, no
-        # interpreter state, no data written), they need no reset.
-        pending = [slot for index, slot in enumerate(slots) if made is None or made[index] is None]
+        # Slots without a descriptor: nothing could write them (no Memory, no interpreter
+        # state, no data written), they need no reset.
+        pending = [slot for index, slot in enumerate(slots) if descs is None or descs[index] is None]
         for slot in pending[:-1]:
             core.put(slot, False, clean=True)
         if pending:

@@ -110,8 +110,8 @@ class Table(Owner):
         wrote them); the view owns the entry from now on."""
         self = cls.__new__(cls)
         self._setup(spec.plan.table, entry, spec.lazy, spec.lazy_len, spec.funcs)
-        self._t = entry.take()
-        self._bind(instance)
+        self._t, bound = entry.take()
+        self._bind(instance, bound)
         return self
 
     def _hold(self, holder, storage: bool = True) -> None:
@@ -147,15 +147,18 @@ class Table(Owner):
         if old is not None:
             _give_back(old[1:])
 
-    def _bind(self, instance) -> None:
+    def _bind(self, instance, bound: bool = False) -> None:
         """Uninitialized elements read as the lazy array's functions of ``instance`` (kept
         alive here): its interpreter state (runtime/interp.py) is made, and bound here by
-        :meth:`_bind_vm`, at the first access of an element, not at instantiation."""
+        :meth:`_bind_vm`, at the first access of an element, not at instantiation;
+        ``bound``: that state bound the entry already (Instance._bind_tables)."""
         if instance is None:  # (an allocator's table made outside an instance)
             return
         self._definer = weakref.ref(instance)
         if self._lazy is not None:
-            self._keeper = self._binder = instance
+            self._keeper = instance
+            if not bound:
+                self._binder = instance
 
     def _bind_vm(self, vm) -> None:
         """The binder's interpreter state ``vm`` (a ``wenv_vm *``) resolves the lazy array."""
@@ -362,13 +365,24 @@ class _Entry:
         self.allocation = allocation
 
     def take(self):
-        """Hand the entry to its view (the instance's close releases it no more): its ``wenv_table *``."""
-        self.tables[self.index].viewed = 1
-        return _ffi.instance_table(self.tables, self.index)
+        """Hand the entry to its view (the instance's close releases it no more): its
+        ``wenv_table *``, and whether the instance's interpreter state bound it already
+        (then it was marked taken: Instance._bind_tables)."""
+        entry = self.tables[self.index]
+        bound = bool(entry.viewed)
+        entry.viewed = 1
+        return _ffi.instance_table(self.tables, self.index), bound
 
     def release(self) -> None:
         """Give the storage back (C: at most once), zeroed where its view may have written."""
-        _ffi.table_release(self.pool, self.tables + self.index, 1)
+        release_entry(self.pool, self.tables, self.index)
+
+
+def release_entry(pool, tables, index: int) -> None:
+    """Give entry ``index`` of ``tables`` (an instance's ``wenv_instance_table[]``) back to
+    ``pool`` (NULL: unmap its reservation), zeroed where it may have been written (C: at
+    most once)."""
+    _ffi.table_release(pool, tables + index, 1)
 
 
 def _take(memories, tables, besides=None, what="the instance of a function reference") -> tuple:

@@ -115,17 +115,21 @@ def test_a_lazily_made_table_view_never_sees_the_next_tenant(memory):
     """A pooled instance's table view is made on first use, from the instance's own entry:
     a view made before its instance closed raises afterwards and its storage pointer
     reads as an empty table while the next tenant uses the same table slot; tenants
-    that wrote through wasm code only (the interpreter made the views), through a view,
-    or never made a view at all, each leave the slot clean (its next tenant's view reads
-    its own lazy element and nulls, before and after growing)."""
+    that wrote through wasm code (bulk and grow instructions, which make the view), through
+    wasm code only with no view ever made (table.set: the interpreter state binds the
+    entry itself), through a view, or never made a view at all, each leave the slot clean
+    (its next tenant's view reads its own lazy element and nulls, before and after
+    growing)."""
     text = (f'(module {memory} (table (export "t") 4 64 funcref) (func $f (export "f"))'
             ' (elem (i32.const 1) $f)'
             ' (func (export "dirty") (table.fill 0 (i32.const 0) (ref.func $f) (i32.const 4))'
-            '   (drop (table.grow 0 (ref.func $f) (i32.const 60)))))')
+            '   (drop (table.grow 0 (ref.func $f) (i32.const 60))))'
+            ' (func (export "set") (table.set 0 (i32.const 0) (ref.func $f))'
+            '   (table.set 0 (i32.const 3) (ref.func $f))))')
     with make_pool() as pool:  # one table slot
         mod = Module(Engine(allocator=pool), wat(text))
         stale = None
-        for round_ in range(9):
+        for round_ in range(12):
             inst = Instance(mod)
             assert inst._views is None and pool.live_tables == 1
             if stale is not None:  # the last tenant's view, while this one holds the slot
@@ -138,9 +142,13 @@ def test_a_lazily_made_table_view_never_sees_the_next_tenant(memory):
             assert t.grow(60) == 4 and all(t.get(i) is None for i in range(4, 64))
             inst.close()
             inst = Instance(mod)
-            how = round_ % 3
+            how = round_ % 4
             if how == 0:
                 inst.exports["dirty"]()  # wasm code writes all 64 elements
+                stale = None
+            elif how == 3:
+                inst.exports["set"]()  # elements 0 and 3, in C only
+                assert inst._views is None
                 stale = None
             elif how == 1:
                 stale = inst.exports["t"]  # a view writes them
@@ -155,11 +163,12 @@ def test_a_lazily_made_table_view_never_sees_the_next_tenant(memory):
 @each_reset
 @pytest.mark.parametrize("writer", ["segmented", "copied", "start", "grown"])
 def test_a_slot_whose_memory_was_never_made_is_not_reset_and_stays_clean(writer):
-    """A tenant whose Memory object was never made is released without a reset (its
-    pages are as its take left them); everything that writes an instance's memory makes
-    that object first: data segments applied per instance (segmented), data copied
-    when images are off, the interpreter (a start function), a grow. After each such
-    tenant (never looked at from Python), the next one finds only zeros."""
+    """A tenant whose memory never had a descriptor (no Memory object, none described for
+    its code) is released without a reset (its pages are as its take left them);
+    everything that writes an instance's memory makes one first: data segments applied
+    per instance (segmented), data copied when images are off, the interpreter (a start
+    function), a grow. After each such tenant (never looked at from Python), the next
+    one finds only zeros."""
     cow = writer != "copied"
     with make_pool() as pool:
         engine = Engine(allocator=pool, memory_init_cow=cow)
@@ -181,7 +190,7 @@ def test_a_slot_whose_memory_was_never_made_is_not_reset_and_stays_clean(writer)
             if writer == "grown":
                 assert inst.exports["m"].grow(1) == 2  # (the export makes it)
                 inst.exports["m"].fill(65536, 0xFE, 2 * 65536)
-            assert inst._made is not None  # whatever wrote it made the object
+            assert inst._memory_descs() is not None  # whatever wrote it made a descriptor
             inst.close()
             with Instance(plain) as inst:
                 check_clean(inst, "plain")

@@ -2,7 +2,8 @@
 
 * tests/c/pool_sanitize.c, under AddressSanitizer and UBSan, drives the slot table with
   random take / grow / dirty / put sequences for every keep_resident case and checks
-  each new tenant's bytes, double puts and the counters;
+  each new tenant's bytes, double puts and the counters, and that a descriptor owning a
+  slot twice holds one reference to the pool (LeakSanitizer: freed);
 * tests/c/pool_races.c runs each race window of the pool deterministically (the C is
   built with -DWENV_TEST_HOOKS: a hook pauses the first thread inside the window while a
   second one calls in), and runs every call at once under ThreadSanitizer.
@@ -11,8 +12,9 @@ import pytest
 
 from tests.charness import build, run
 
-#: The units a pool harness links (wenv_instance.c: the pool's one-call path).
-POOL_UNITS = ("mman", "pool", "instance")
+#: The units a pool harness links (wenv_instance.c: the pool's one-call path and a
+#: descriptor owning a slot; wenv_memory.c, wenv_traps.c: that descriptor's close).
+POOL_UNITS = ("mman", "pool", "instance", "memory", "traps")
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from .wenv import ffi, lib
 # wenv_memory.flags
 MEM_STATIC = lib.WENV_MEM_STATIC
 MEM_64 = lib.WENV_MEM_64
+MEM_CLOSED = lib.WENV_MEM_CLOSED
 #: The flags that say a memory's style (what raw code relies on); the others say its state.
 MEM_STYLE = MEM_STATIC | MEM_64
 

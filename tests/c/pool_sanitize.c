@@ -13,6 +13,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "wenv_instance.h"
+#include "wenv_memory.h"
 #include "wenv_mman.h"
 #include "wenv_pool.h"
 #include "sanitize_harness.h"
@@ -96,6 +98,20 @@ static long run_keep(int fd, const char *image, long keep, long iterations)
     while (live)
         if (wenv_pool_put(pool, (uint32_t)held[--live], 1) != 0)
             return fail("final put", iterations), -1;
+    /* A descriptor that owns its slot twice (an instance's close owns it again to end the
+     * instance with it) holds one reference to the pool: wenv_pool_free below frees the
+     * pool (LeakSanitizer reports it otherwise). */
+    int64_t owned = wenv_pool_take(pool, &specs[0], 1);
+    if (owned < 0)
+        return fail("take for a descriptor", 0), -1;
+    wenv_memory m;
+    memset(&m, 0, sizeof m);
+    uint64_t base = wenv_pool_slot_base(pool, (uint32_t)owned);
+    wenv_memory_init(&m, base, WPAGE, bound, guard, base, base + stride, WENV_MEM_STATIC);
+    wenv_memory_own_pool_slot(&m, pool, (uint32_t)owned, 0);
+    wenv_memory_own_pool_slot(&m, pool, (uint32_t)owned, 1);
+    if (wenv_memory_close(&m) != 0)
+        return fail("close of a descriptor owning its slot", 0), -1;
     uint64_t stats[5];
     wenv_pool_stats(pool, stats);
     if (stats[0] || stats[1] || stats[4] || stats[3] != stats[2])
