@@ -63,9 +63,8 @@ class Holds:
             # Its interpreter state's descriptors (the caller made it), past the imported
             # ones (held until the last call after close: _hold; their owner may close
             # first). Its Memory objects, which own them, stay in _made as long as it.
-            entered = self._entered = (self._interp_site.vm.mems + len(self._imported_memories),
-                                       self._layout.memory_count)
-        descs, count = entered[0], entered[1]
+            entered = self._entered = self._interp_site.vm.mems + len(self._imported_memories)
+        descs, count = entered, self._layout.memory_count
         if _ffi.memories_enter(descs, count) != count or self._handles is None:
             if self._handles is None and count:
                 _ffi.memories_leave(descs, count)
@@ -93,7 +92,7 @@ class Holds:
                     self._release_pending = False
             if last:
                 self._release_held()
-        _ffi.memories_leave(entered[0], entered[1])
+        _ffi.memories_leave(entered, self._layout.memory_count)
 
     def _release_now_or_after_calls(self) -> bool:
         """close(): True if what it holds (_release_held) may go now; else the last call in

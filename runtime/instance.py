@@ -92,10 +92,10 @@ class Instance(Initialization, Holds, Owner):
     #   _made               Memory objects of defined memories, once made (a list, None at
     #                       the others), or None
     #   _descs              C descriptors of defined memories its allocation described
-    #                       without a Memory (_memory_desc: for its interpreter state), a
-    #                       later Memory adopts (a list, None at the others), or None
+    #                       without a Memory (_memory_desc: for its interpreter state), until
+    #                       a Memory adopts one (a list, None at the others), or None
     #   _views              Table views of defined tables, once made (likewise), or None
-    #   _entered            (wenv_memory *[] of its defined memories, count) for _enter/_leave
+    #   _entered            its defined memories' wenv_memory *[] (in its vm) for _enter/_leave
     #   _calls              calls in flight (_enter/_leave), counted per layout.counts_calls
     #                       or held imports
     #   _closing            close() began: no new call is counted (_enter raises)
@@ -360,6 +360,10 @@ class Instance(Initialization, Holds, Owner):
                 descs = self._descs  # (a descriptor described before: the Memory adopts it)
                 memory = self._layout.allocation.memory(self._layout, defined, handles[defined],
                                                         None if descs is None else descs[defined])
+                if descs is not None:  # (the Memory holds it from now on)
+                    descs[defined] = None
+                    if not any(descs):
+                        self._descs = None
                 memory._store = self._store  # its limits bound grow
                 memory._owner = self  # a view keeps its instance (and so its memory) alive
                 made[defined] = memory

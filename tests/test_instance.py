@@ -234,21 +234,21 @@ def test_memory_objects_are_made_on_first_use_and_only_once(engine):
 
 
 def _closed_and_dropped_instances_leave_nothing(engine, module, live_counts, use=lambda i: None,
-                                                pool_maps=True):
+                                                pool_maps=True, imports=None):
     """50 instances closed and 50 dropped unclosed (the __del__ backstop) leave no mapping
     or fd, and a pool counts none of ``live_counts`` (its ``live_*`` attribute names);
     ``use(instance)`` runs on each first. ``pool_maps`` False: a pool's mappings are not
     counted (a table slot keeps the storage its tenant's writes mapped, for the next)."""
     pooled = isinstance(engine.allocator, PoolingAllocator)
-    Instance(module).close()  # the first instance sets up the one-call path
+    Instance(module, imports).close()  # the first instance sets up the one-call path
     gc.collect()
     before = maps_and_fds(collect=True)
     for _ in range(50):
-        i = Instance(module)
+        i = Instance(module, imports)
         use(i)
         i.close()
     for _ in range(50):
-        use(Instance(module))  # dropped unclosed: __del__ releases it
+        use(Instance(module, imports))  # dropped unclosed: __del__ releases it
     after = maps_and_fds(collect=True)
     if pool_maps or not pooled:
         assert after == before
@@ -446,6 +446,68 @@ def test_a_call_binds_the_tables_and_resolves_lazy_elements_in_c(engine):
     assert t.closed
     with pytest.raises(ValueError, match="instance is closed"):
         i.exports["u"]
+
+
+OWN_STATE = """(module (import "h" "close" (func $close)) (memory 1 4) (table 2 funcref)
+  (func $three (result i32) (i32.const 3)) (elem (i32.const 1) $three)
+  (func (export "store") (param i32) (i32.store (i32.const 0xFFF0) (local.get 0)))
+  (func (export "run") (param i32) (result i32)
+    call $close
+    (i32.store (i32.const 0xFFF0) (local.get 0))
+    (i32.add (i32.load (i32.const 0xFFF0)) (call_indirect (result i32) (i32.const 1)))))"""
+
+
+def test_a_call_runs_on_descriptors_and_entries_no_memory_or_table_object_was_made_for(engine):
+    """Its interpreter state points at a descriptor its allocation described and at the
+    table entries themselves; a Memory (Table) made afterwards adopts that descriptor
+    (entry) and reads what the code wrote; close releases each once."""
+    i = Instance(Module(engine, wat(OWN_STATE)), {("h", "close"): lambda: None})
+    i.exports["store"](0x1234)
+    assert i._made is None and i._views is None
+    desc, = i._descs
+    m = i.memory(0)
+    assert m._desc is desc and i._descs is None  # (the Memory holds it now)
+    assert m.read(0xFFF0, 4) == (0x1234).to_bytes(4, "little")
+    assert i.exports["run"](5) == 8 and m.read(0xFFF0, 1) == b"\x05"  # (through the Memory, the same bytes)
+    i.close()
+    assert m.closed
+    if isinstance(engine.allocator, PoolingAllocator):
+        assert engine.allocator.live_memories == engine.allocator.live_tables == 0
+
+
+def test_an_instance_closed_during_its_call_keeps_what_its_code_runs_on_until_the_call_returns(engine):
+    """A host function closes the instance mid-call while no Memory or Table object exists:
+    the call goes on storing, loading and calling through its table, on its own memory and
+    entries, which go back only when the call returns."""
+    module = Module(engine, wat(OWN_STATE))
+    box = {}
+
+    def close():
+        box["i"].close()
+        box["closed_during"] = box["i"].closed
+
+    Instance(module, {("h", "close"): close}).close()
+    gc.collect()
+    before = maps_and_fds(collect=True)
+    i = box["i"] = Instance(module, {("h", "close"): close})
+    assert i.exports["run"](0x5A5A) == 0x5A5A + 3
+    assert box["closed_during"] and i._made is None and i._views is None
+    with pytest.raises(ValueError, match="closed"):
+        i.memory(0)
+    if isinstance(engine.allocator, PoolingAllocator):
+        assert [engine.allocator.live_instances, engine.allocator.live_memories,
+                engine.allocator.live_tables] == [0, 0, 0]
+    del box["i"], i
+    assert maps_and_fds(collect=True) == before
+
+
+def test_memories_written_by_a_call_are_released_by_close_and_by_the_backstop(engine):
+    """A memory its code wrote through a described descriptor (no Memory object) goes back
+    at close and with a dropped instance (a pool resets the slot: it was written)."""
+    _closed_and_dropped_instances_leave_nothing(engine, Module(engine, wat(OWN_STATE)),
+                                                ("live_instances", "live_memories", "live_tables"),
+                                                use=lambda i: i.exports["store"](-1),
+                                                imports={("h", "close"): lambda: None})
 
 
 def test_tables_bound_by_a_call_are_released_by_close_and_by_the_backstop(engine):

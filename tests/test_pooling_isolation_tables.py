@@ -161,13 +161,14 @@ def test_a_lazily_made_table_view_never_sees_the_next_tenant(memory):
 
 
 @each_reset
-@pytest.mark.parametrize("writer", ["segmented", "copied", "start", "grown"])
+@pytest.mark.parametrize("writer", ["segmented", "copied", "start", "called", "grown"])
 def test_a_slot_whose_memory_was_never_made_is_not_reset_and_stays_clean(writer):
     """A tenant whose memory never had a descriptor (no Memory object, none described for
     its code) is released without a reset (its pages are as its take left them);
     everything that writes an instance's memory makes one first: data segments applied
     per instance (segmented), data copied when images are off, the interpreter (a start
-    function), a grow. After each such tenant (never looked at from Python), the next
+    function that grows, a call that only stores: a descriptor described for its code,
+    no Memory), a grow. After each such tenant (never looked at from Python), the next
     one finds only zeros."""
     cow = writer != "copied"
     with make_pool() as pool:
@@ -181,6 +182,8 @@ def test_a_slot_whose_memory_was_never_made_is_not_reset_and_stays_clean(writer)
         elif writer == "start":
             text = ('(module (memory 2 40) (func $s (i32.store (i32.const 70000) (i32.const -1))'
                     ' (drop (memory.grow (i32.const 1)))) (start $s))')
+        elif writer == "called":
+            text = '(module (memory 2 40) (func (export "w") (i32.store (i32.const 70000) (i32.const -1))))'
         else:
             text = '(module (memory (export "m") 2 40))'
         tenant = Module(engine, wat(text))
@@ -190,6 +193,9 @@ def test_a_slot_whose_memory_was_never_made_is_not_reset_and_stays_clean(writer)
             if writer == "grown":
                 assert inst.exports["m"].grow(1) == 2  # (the export makes it)
                 inst.exports["m"].fill(65536, 0xFE, 2 * 65536)
+            elif writer == "called":
+                inst.exports["w"]()
+                assert inst._made is None
             assert inst._memory_descs() is not None  # whatever wrote it made a descriptor
             inst.close()
             with Instance(plain) as inst:
