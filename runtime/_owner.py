@@ -32,8 +32,8 @@ _LOCK_MAKING = threading.Lock()
 
 
 def lock_of(obj) -> threading.Lock:
-    """``obj._lock``, made on first use (most memories and tables never need theirs: a
-    lock per live view would cost 88 bytes)."""
+    """``obj._lock``, made on first use (most tables never need theirs: a lock per live
+    view would cost 88 bytes)."""
     lock = obj._lock
     if lock is None:
         with _LOCK_MAKING:

@@ -44,13 +44,14 @@ memory, never on a next tenant's.
 """
 from __future__ import annotations
 
+import threading
 from typing import Optional, Tuple
 
 from wasmenv import WASM_PAGE_SIZE, MemoryPlan, MemoryType
 
 from . import _ffi
 from ._accessors import MemoryAccessors
-from ._owner import Owner, lock_of
+from ._owner import Owner
 from .errors import AllocationError, WasmRuntimeError
 from .traps import Trap, TrapCode
 
@@ -59,6 +60,9 @@ __all__ = ["Memory", "MemorySlot", "ReservedSlot", "Reservation"]
 _U64_LIMIT = 1 << 64
 _OOB = TrapCode.MEMORY_OUT_OF_BOUNDS
 _enter, _leave = _ffi.memory_enter, _ffi.memory_leave
+#: Memory.grow's locks: the grows of one memory are serialized by the lock its id picks
+#: (nothing runs under one but the grow itself: no lock made per memory, 88 bytes each).
+_GROW_LOCKS = tuple(threading.Lock() for _ in range(64))
 
 
 class Reservation(Owner):
@@ -296,7 +300,7 @@ class Memory(MemoryAccessors, Owner):
         ValueError: the plan's memory type is invalid, or the image does not fit.
     """
 
-    __slots__ = ("_plan", "_state", "_desc", "_lock", "_size_pages", "_max_pages",
+    __slots__ = ("_plan", "_state", "_desc", "_size_pages", "_max_pages",
                  "_image", "_store", "_owner", "__weakref__")
 
     def __init__(self, plan: MemoryPlan, image=None, *, slot_factory=None):
@@ -352,7 +356,6 @@ class Memory(MemoryAccessors, Owner):
             self._max_pages = max_pages
             self._image = image if image is not None and image.byte_len else None
             self._owner = None  # the instance this is a view of (kept alive by it), if any
-            self._lock = None  # grow's, made by the first grow (lock_of)
             if desc is None:
                 self._desc = _ffi.new_memory_desc()
                 self._describe(slot, plan.memory.minimum * WASM_PAGE_SIZE)
@@ -451,7 +454,7 @@ class Memory(MemoryAccessors, Owner):
         if not isinstance(delta_pages, int) or delta_pages < 0:
             raise ValueError(f"delta_pages must be a non-negative int, got {delta_pages!r}")
         desc = self._desc
-        with lock_of(self):
+        with _GROW_LOCKS[id(self) >> 4 & (len(_GROW_LOCKS) - 1)]:
             if not _enter(desc):  # the slot stays allocated until _leave, even if closed meanwhile
                 raise ValueError("memory is closed")
             try:
