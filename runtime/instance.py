@@ -41,16 +41,19 @@ class Instance(Initialization, Holds, Owner):
     Defined tables are opened by the allocator in C with the memories (their own
     reservations, or a pool's table slots) into an array of entries the instance owns;
     a :class:`runtime.Table` view of one is made on first use (``tables``,
-    ``exports[name]``, the interpreter binding its tables, an element segment), and then
-    owns its entry. An instance nobody looked into releases its memory and tables in one
-    C call when it has one memory.
+    ``exports[name]``, an element segment, a grow or bulk instruction), and then owns its
+    entry. Its interpreter state binds the entries themselves (``_bind_tables``; the
+    instance gives them back after its last call). An instance nobody looked into
+    releases its memory and tables in one C call when it has one memory.
 
     A defined memory is opened by its allocator in C (reserved and its image mapped, or a
     pool slot prepared); its :class:`runtime.Memory` object is made the first time it is
-    asked for (``memory(i)``, ``memories``, ``exports``), so an instance nobody looks
-    into costs one C call to open (memory and tables) and one to release when its layout
-    is plain: one memory, nothing imported but functions, nothing to initialize (see
-    ``runtime.layout``).
+    asked for (``memory(i)``, ``memories``, ``exports``, a grow), so an instance nobody
+    looks into costs one C call to open (memory and tables) and one to release when its
+    layout is plain: one memory, nothing imported but functions, nothing to initialize
+    (see ``runtime.layout``). Its interpreter state and data segments use a C descriptor
+    the allocation describes without a Memory (``_memory_desc``), which a later Memory
+    adopts.
 
     Args:
         module: a :class:`runtime.Module`.
