@@ -327,3 +327,7 @@ def data_active(offset_expr, payload, memory=None):
     if memory is None:
         return b"\x00" + offset_expr + uleb(len(payload)) + payload
     return b"\x02" + uleb(memory) + offset_expr + uleb(len(payload)) + payload
+
+
+#: One memory with an image (two segments, one past the first page): a memories-only module.
+ONE_MEMORY = '(module (memory (export "m") 2 5) (data (i32.const 70000) "late") (data (i32.const 0) "head"))'
