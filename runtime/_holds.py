@@ -62,7 +62,8 @@ class Holds:
                 raise ValueError("instance is closed")
             # Its interpreter state's descriptors (the caller made it), past the imported
             # ones (held until the last call after close: _hold; their owner may close
-            # first). Its Memory objects, which own them, stay in _made as long as it.
+            # first). What owns them (its described descriptors, _descs, or the Memory
+            # objects that took them over, _made) stays as long as it.
             entered = self._entered = self._interp_site.vm.mems + len(self._imported_memories)
         descs, count = entered, self._layout.memory_count
         if _ffi.memories_enter(descs, count) != count or self._handles is None:

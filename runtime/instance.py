@@ -416,14 +416,14 @@ class Instance(Initialization, Holds, Views, Owner):
                 if self._release_now_or_after_calls():
                     self._release_held()
             if descs is not None:  # (each goes with its descriptor: now, or after the last use)
-                alloc, made, described = layout.allocation, self._made, self._descs
+                alloc, made = layout.allocation, self._made
                 ended = alloc.closing(layout, handles, descs)
                 for k in range(len(handles) - 1, -1, -1):
                     memory = None if made is None else made[k]
                     if memory is not None:
                         memory.close()
                     elif descs[k] is not None:
-                        alloc.close_described(layout, k, handles[k], described[k])
+                        alloc.close_described(layout, k, handles[k], descs[k])
         finally:
             layout.allocation.finish(layout, handles, descs, ended, self._table_entries)
 

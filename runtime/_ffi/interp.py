@@ -136,7 +136,7 @@ _new_vm_block = ffi.new_allocator(alloc=lib.wenv_vmctx_alloc, free=lib.wenv_vmct
                                   should_clear_after_alloc=False)
 _FUNCREF_BYTES = ffi.sizeof("wenv_funcref")
 _VM_WORDS = (1, 1, ffi.sizeof("wenv_import") // 8, _FUNCREF_BYTES // 8)  # (wenv_vm_layout's order)
-_VM, _VM_HEAD_BYTES = ffi.typeof("wenv_vm *"), ffi.sizeof("wenv_vm")
+_VM = ffi.typeof("wenv_vm *")
 
 
 class VmShape(NamedTuple):
@@ -204,8 +204,6 @@ def address(ptr) -> int:
     """A C pointer as an int (0 for NULL)."""
     return int(ffi.cast("uintptr_t", ptr))
 
-
-_FUNCREF_BYTES = ffi.sizeof("wenv_funcref")
 
 
 def funcref_range(vm, count: int) -> tuple:
