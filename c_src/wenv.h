@@ -52,6 +52,7 @@
 /* CDEF-END */
 
 /* ---- internal to c_src/ ---- */
+#define WENV_WASM_PAGE 65536u
 #define WENV_BARRIER() __asm__ __volatile__("" ::: "memory")
 #define WENV_LIKELY(x) __builtin_expect(!!(x), 1)
 #define WENV_UNLIKELY(x) __builtin_expect(!!(x), 0)

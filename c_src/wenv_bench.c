@@ -18,7 +18,6 @@
 #include "wenv_tables.h"
 #include "wenv_traps.h"
 
-#define WENV_WASM_PAGE 65536u
 
 static double wenv_now_ns(void)
 {
@@ -280,7 +279,8 @@ static int wenv_bench_memory(wenv_memory *m)
         return -1;
     }
     memset(m, 0, sizeof *m); /* open, nobody in it, no release (wenv_memory.h) */
-    wenv_memory_init(m, start, 65536, bound, guard, start, start + bound + guard, WENV_MEM_STATIC);
+    wenv_memory_init(m, start, 65536, bound, guard, start, start + bound + guard, WENV_MEM_STATIC,
+                     bound / WENV_WASM_PAGE);
     return 0;
 }
 

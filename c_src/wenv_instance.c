@@ -46,9 +46,21 @@ static int wenv_release_pool_slot(wenv_memory *m)
     return rc;
 }
 
+static int wenv_grow_reservation(wenv_memory *m, uint64_t old_byte_len, uint64_t new_byte_len)
+{
+    return wenv_protect(m->base + old_byte_len, new_byte_len - old_byte_len, 1);
+}
+
+static int wenv_grow_pool_slot(wenv_memory *m, uint64_t old_byte_len, uint64_t new_byte_len)
+{
+    (void)old_byte_len;
+    return wenv_pool_grow_held(m->release_ctx, (uint32_t)m->release_arg, new_byte_len);
+}
+
 void wenv_memory_own_reservation(wenv_memory *m, int mappable)
 {
     m->release = wenv_release_reservation;
+    m->make_accessible = wenv_grow_reservation;
     if (mappable)
         __atomic_or_fetch(&m->flags, WENV_MEM_MAPPABLE, __ATOMIC_RELEASE);
     else
@@ -64,4 +76,5 @@ void wenv_memory_own_pool_slot(wenv_memory *m, struct wenv_pool *pool, uint32_t 
     m->release_ctx = pool;
     m->release_arg = slot | (uint64_t)(end_instance != 0) << 32;
     m->release = wenv_release_pool_slot;
+    m->make_accessible = wenv_grow_pool_slot;
 }

@@ -12,6 +12,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <time.h>
 #ifdef __linux__
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
@@ -33,9 +35,11 @@ typedef uint64_t wenv_u64u __attribute__((aligned(1), may_alias));
  * ---------------------------------------------------------------------------------- */
 
 void wenv_memory_init(wenv_memory *m, uint64_t base, uint64_t byte_len, uint64_t bound_bytes,
-                      uint64_t guard_bytes, uint64_t resv_start, uint64_t resv_end, uint32_t flags)
+                      uint64_t guard_bytes, uint64_t resv_start, uint64_t resv_end, uint32_t flags,
+                      uint64_t max_pages)
 {
     m->base = base;
+    m->max_pages = max_pages;
     m->bound_bytes = bound_bytes;
     m->guard_bytes = guard_bytes;
     m->resv_start = resv_start;
@@ -47,6 +51,55 @@ void wenv_memory_init(wenv_memory *m, uint64_t base, uint64_t byte_len, uint64_t
 void wenv_memory_set_byte_len(wenv_memory *m, uint64_t byte_len)
 {
     __atomic_store_n(&m->byte_len, byte_len, __ATOMIC_RELEASE);
+}
+
+/* ---- growth ---- */
+
+/* Held by one grow at a time (a move's copy can take long: waiters sleep). */
+static void wenv_grow_lock(wenv_memory *m)
+{
+    for (unsigned spins = 0; __atomic_exchange_n(&m->grow_lock, 1, __ATOMIC_ACQUIRE); spins++) {
+        if (spins < 64) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+void wenv_memory_grow_unlock(wenv_memory *m)
+{
+    __atomic_store_n(&m->grow_lock, 0, __ATOMIC_RELEASE);
+}
+
+int64_t wenv_memory_grow(wenv_memory *m, uint64_t delta_pages)
+{
+    wenv_grow_lock(m);
+    uint64_t old_len = __atomic_load_n(&m->byte_len, __ATOMIC_ACQUIRE);
+    uint64_t old_pages = old_len / WENV_WASM_PAGE;
+    if (delta_pages == 0) {
+        wenv_memory_grow_unlock(m);
+        return (int64_t)old_pages;
+    }
+    /* (below 2^48 pages: the byte length stays below 2^64) */
+    uint64_t new_pages = old_pages + delta_pages;
+    const uint64_t *limit = __atomic_load_n(&m->limit_bytes, __ATOMIC_ACQUIRE);
+    if (delta_pages > m->max_pages || new_pages > m->max_pages || new_pages >= ((uint64_t)1 << 48)
+        || (limit != NULL && new_pages * WENV_WASM_PAGE > __atomic_load_n(limit, __ATOMIC_ACQUIRE))) {
+        wenv_memory_grow_unlock(m);
+        return WENV_GROW_REFUSED;
+    }
+    uint64_t new_len = new_pages * WENV_WASM_PAGE;
+    if (new_len > m->bound_bytes || (__atomic_load_n(&m->flags, __ATOMIC_ACQUIRE) & WENV_MEM_CLOSED))
+        return WENV_GROW_OWNER;
+    if (m->make_accessible == NULL)
+        return WENV_GROW_OWNER; /* (not its own bytes: the owner knows how) */
+    int rc = m->make_accessible(m, old_len, new_len);
+    if (rc == 0)
+        __atomic_store_n(&m->byte_len, new_len, __ATOMIC_RELEASE);
+    wenv_memory_grow_unlock(m);
+    return rc == 0 ? (int64_t)old_pages : WENV_GROW_REFUSED;
 }
 
 /* ---- lifetime: users = accesses in flight | CLOSED | RELEASED ---- */

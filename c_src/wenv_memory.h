@@ -44,14 +44,33 @@ typedef struct wenv_memory {
     int (*release)(struct wenv_memory *m);  /* run once after close (NULL: none) */
     void *release_ctx;      /* its arguments (set by wenv_memory_own_*, wenv_instance.h) */
     uint64_t release_arg;
+    /* [errno] make [old, new) of its own bytes R/W (set with release; NULL: its owner grows it) */
+    int (*make_accessible)(struct wenv_memory *m, uint64_t old_byte_len, uint64_t new_byte_len);
     uint32_t marked;        /* accessors mark themselves (close must look for their marks) */
+    uint64_t max_pages;     /* the effective maximum: a grow past it is refused */
+    const uint64_t *limit_bytes; /* its store's memory_size limit (read at each grow), or NULL */
+    uint32_t grow_lock;     /* held by a grow (wenv_memory_grow) */
 } wenv_memory;
 
 /* Describe where the memory is (again, after a moving grow); the lifetime fields are
  * left as they are: a descriptor starts zeroed (open, unused, no release). */
 void wenv_memory_init(wenv_memory *m, uint64_t base, uint64_t byte_len, uint64_t bound_bytes,
-                      uint64_t guard_bytes, uint64_t resv_start, uint64_t resv_end, uint32_t flags);
+                      uint64_t guard_bytes, uint64_t resv_start, uint64_t resv_end, uint32_t flags,
+                      uint64_t max_pages);
 void wenv_memory_set_byte_len(wenv_memory *m, uint64_t byte_len);
+
+/* memory.grow's results besides the old size in pages. */
+#define WENV_GROW_REFUSED -1    /* past max_pages or *limit_bytes, or the OS refused the pages */
+#define WENV_GROW_OWNER -2      /* its owner grows it: the new bytes are past bound_bytes (a
+                                   move), its bytes are not the descriptor's own, or it is
+                                   closed; the grow lock stays held (wenv_memory_grow_unlock) */
+/* memory.grow by `delta_pages`, the caller inside the memory (entered): the one rule for
+ * every grow (the interpreter's memory.grow, runtime.Memory.grow). In place within
+ * bound_bytes when the descriptor owns its bytes (make_accessible, set by
+ * wenv_memory_own_*: an mprotect, or the pool slot's grow), then byte_len; the old size
+ * in pages, or a WENV_GROW_* result. */
+int64_t wenv_memory_grow(wenv_memory *m, uint64_t delta_pages);
+void wenv_memory_grow_unlock(wenv_memory *m);
 /* Refuse every later access and release the memory: the release's result if it ran now,
  * WENV_RELEASE_DEFERRED if accesses are in flight (the last one runs it), 0 if the
  * memory was closed already (or has no release). */

@@ -340,7 +340,19 @@ uint32_t wenv_pool_slot_tenancy(wenv_pool *p, uint32_t index)
     return tenancy;
 }
 
+static int pool_grow(wenv_pool *p, uint32_t index, int check_tenancy, uint32_t tenancy, uint64_t new_bytes);
+
 int wenv_pool_grow(wenv_pool *p, uint32_t index, uint32_t tenancy, uint64_t new_bytes)
+{
+    return pool_grow(p, index, 1, tenancy, new_bytes);
+}
+
+int wenv_pool_grow_held(wenv_pool *p, uint32_t index, uint64_t new_bytes)
+{
+    return pool_grow(p, index, 0, 0, new_bytes);
+}
+
+static int pool_grow(wenv_pool *p, uint32_t index, int check_tenancy, uint32_t tenancy, uint64_t new_bytes)
 {
     /* Under the lock, mprotect included: the slot's state never says less than what is
      * R/W, and a put waits for a grow in flight (grows are rare; takes and puts of other
@@ -351,7 +363,7 @@ int wenv_pool_grow(wenv_pool *p, uint32_t index, uint32_t tenancy, uint64_t new_
     if (index >= p->created || !s->in_use || new_bytes > p->bound_bytes) {
         rc = -1; /* only the holder of a slot grows it, within the bound */
         err = EINVAL;
-    } else if (s->tenancy != tenancy) {
+    } else if (check_tenancy && s->tenancy != tenancy) {
         rc = -1; /* started in an earlier tenancy (its memory was released since) */
         err = ESTALE;
     } else if (new_bytes > s->accessible) {

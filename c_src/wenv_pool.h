@@ -62,6 +62,9 @@ uint32_t wenv_pool_slot_tenancy(wenv_pool *p, uint32_t slot);
 /* [errno] Make [accessible, new_bytes) of a slot in use R/W, if it is still in the
  * tenancy `tenancy` (ESTALE: it was released, and maybe taken again, since). */
 int wenv_pool_grow(wenv_pool *p, uint32_t slot, uint32_t tenancy, uint64_t new_bytes);
+/* [errno] wenv_pool_grow for the slot's owner in its current tenancy (a descriptor that
+ * owns the slot: wenv_memory_own_pool_slot). */
+int wenv_pool_grow_held(wenv_pool *p, uint32_t slot, uint64_t new_bytes);
 /* [unused] Refuse new instances (never -1). */
 int wenv_pool_close(wenv_pool *p);
 

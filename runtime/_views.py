@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 from . import _ffi
+from .memory import limit_growth
 from .table import Table
 
 
@@ -45,7 +46,7 @@ class Views:
                     descs[defined] = None
                     if not any(descs):
                         self._descs = None
-                memory._store = self._store  # its limits bound grow
+                memory._set_store(self._store)  # its limits bound grow
                 memory._owner = self  # a view keeps its instance (and so its memory) alive
                 made[defined] = memory
         return memory
@@ -72,6 +73,7 @@ class Views:
                 desc = layout.allocation.describe(layout, defined, handles[defined])
                 if desc is None:
                     return self.memory(len(self._imported_memories) + defined)._desc
+                limit_growth(desc, self._store)  # (a Memory adopting it sets the same)
                 if descs is None:
                     descs = self._descs = [None] * len(handles)
                 descs[defined] = desc

@@ -294,7 +294,7 @@ class _OnDemandAllocation(InstanceAllocation):
         plan, image = layout.memories[index]
         _ffi.install_trap_handler()  # idempotent; puts ours back on top if covered
         slot = ReservedSlot._adopt(plan, start, layout.reserve_bytes[index])
-        return Memory._adopt(plan, image, slot, layout.max_pages[index], desc)
+        return Memory._adopt(plan, image, slot, desc)
 
     def describe(self, layout, index: int, start: int):
         plan = layout.memories[index][0]

@@ -14,6 +14,7 @@ from .exports import Exports, _Globals
 from .func import Func, instance_resources
 from .globals import Global
 from .layout import allocation_of, layout_of
+from .memory import limit_growth
 from .linking import NO_IMPORTS, ResolvedImports, group_imports, lookup_imports
 from .module import Module
 from .refs import link_imports
@@ -330,7 +331,10 @@ class Instance(Initialization, Holds, Views, Owner):
                 table._store = store
         for memory in self._made or ():
             if memory is not None:
-                memory._store = store
+                memory._set_store(store)
+        for desc in self._descs or ():
+            if desc is not None:
+                limit_growth(desc, store)
         return store
 
     @property

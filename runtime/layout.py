@@ -66,7 +66,7 @@ class InstanceLayout:
 
     __slots__ = ("vmoffsets", "block_bytes", "globals_start", "globals_template", "tags", "tables",
                  "table_specs", "table_inits", "memories", "element_segments", "segmented",
-                 "copies", "passive_data", "passive_elements", "export_names", "memory_count", "max_pages",
+                 "copies", "passive_data", "passive_elements", "export_names", "memory_count",
                  "reserve_bytes", "specs", "memories_only", "initializes", "allocation", "fast", "data_plan",
                  "counts_calls", "lazy_block", "plain", "links", "table_count",
                  "funcrefs_made_at_once")
@@ -121,7 +121,8 @@ class InstanceLayout:
         self.export_names = tuple(env.exports)
         # Per defined memory: validated once here, and the C spec allocators open it from.
         self.memory_count = len(self.memories)
-        self.max_pages = tuple(Memory.check_plan(plan, image) for plan, image in self.memories)
+        for plan, image in self.memories:
+            Memory.check_plan(plan, image)
         self.reserve_bytes = tuple(plan.reservation_bytes() for plan, _ in self.memories)
         self.specs = _ffi.new_memory_specs(max(1, self.memory_count))
         for spec, (plan, image), total in zip(self.specs, self.memories, self.reserve_bytes):

@@ -44,7 +44,6 @@ memory, never on a next tenant's.
 """
 from __future__ import annotations
 
-import threading
 from typing import Optional, Tuple
 
 from wasmenv import WASM_PAGE_SIZE, MemoryPlan, MemoryType
@@ -60,9 +59,7 @@ __all__ = ["Memory", "MemorySlot", "ReservedSlot", "Reservation"]
 _U64_LIMIT = 1 << 64
 _OOB = TrapCode.MEMORY_OUT_OF_BOUNDS
 _enter, _leave = _ffi.memory_enter, _ffi.memory_leave
-#: Memory.grow's locks: the grows of one memory are serialized by the lock its id picks
-#: (nothing runs under one but the grow itself: no lock made per memory, 88 bytes each).
-_GROW_LOCKS = tuple(threading.Lock() for _ in range(64))
+_grow, _grow_unlock, _GROW_OWNER = _ffi.memory_grow, _ffi.memory_grow_unlock, _ffi.GROW_OWNER
 
 
 class Reservation(Owner):
@@ -167,10 +164,25 @@ def own_reservation(desc, plan: MemoryPlan) -> None:
 def describe(desc, plan: MemoryPlan, base: int, byte_len: int, capacity: int, guard: int,
              reservation_range: Tuple[int, int]) -> None:
     """Fill ``desc`` (a ``wenv_memory *``) for a memory of ``plan``: the one place a
-    descriptor's geometry and flags are written (a Memory's, and an allocation's
+    descriptor's geometry, flags and maximum are written (a Memory's, and an allocation's
     ``describe`` for an instance's memory that has no Memory object)."""
     flags = (_ffi.MEM_STATIC if plan.is_static else 0) | (_ffi.MEM_64 if plan.memory.memory64 else 0)
-    _ffi.memory_init(desc, base, byte_len, capacity, guard, reservation_range[0], reservation_range[1], flags)
+    _ffi.memory_init(desc, base, byte_len, capacity, guard, reservation_range[0], reservation_range[1], flags,
+                     max_pages_of(plan))
+
+
+def max_pages_of(plan: MemoryPlan) -> int:
+    """The effective maximum in pages: declared (or the index type's), capped at a Static
+    bound (what wenv_memory_grow refuses to pass)."""
+    if plan.is_static:
+        return min(plan.effective_maximum_pages, plan.style.bound_pages)
+    return plan.effective_maximum_pages
+
+
+def limit_growth(desc, store) -> None:
+    """Bound ``desc``'s grows by ``store``'s memory_size limit (read at each grow, in C), or
+    by none (``store`` None)."""
+    desc.limit_bytes = _ffi.NULL if store is None else store._memory_limit
 
 
 class ReservedSlot(MemorySlot):
@@ -300,14 +312,13 @@ class Memory(MemoryAccessors, Owner):
         ValueError: the plan's memory type is invalid, or the image does not fit.
     """
 
-    __slots__ = ("_plan", "_state", "_desc", "_size_pages", "_max_pages",
-                 "_image", "_store", "_owner", "__weakref__")
+    __slots__ = ("_plan", "_state", "_desc", "_image", "_store", "_owner", "__weakref__")
 
     def __init__(self, plan: MemoryPlan, image=None, *, slot_factory=None):
-        max_pages = self.check_plan(plan, image)
+        self.check_plan(plan, image)
         _ffi.install_trap_handler()  # idempotent; puts ours back on top if covered
         slot = (slot_factory or ReservedSlot)(plan, plan.memory.minimum, image)
-        self._take(plan, image, slot, max_pages)
+        self._take(plan, image, slot)
 
     @staticmethod
     def check_plan(plan: MemoryPlan, image=None) -> int:
@@ -325,11 +336,9 @@ class Memory(MemoryAccessors, Owner):
             raise ValueError(f"memory maximum {ty.maximum} pages is out of range [{ty.minimum}, {absolute}]")
         if ty.shared and ty.maximum is None:
             raise ValueError("a shared memory needs a maximum")
-        max_pages = plan.effective_maximum_pages
-        if plan.is_static:
-            max_pages = min(max_pages, plan.style.bound_pages)
-            if ty.minimum > max_pages:
-                raise ValueError(f"memory minimum {ty.minimum} pages exceeds the static bound")
+        max_pages = max_pages_of(plan)
+        if ty.minimum > max_pages:
+            raise ValueError(f"memory minimum {ty.minimum} pages exceeds the static bound")
         byte_len = ty.minimum * WASM_PAGE_SIZE
         if image is not None:
             if image.closed:
@@ -340,29 +349,27 @@ class Memory(MemoryAccessors, Owner):
         return max_pages
 
     @classmethod
-    def _adopt(cls, plan: MemoryPlan, image, slot: MemorySlot, max_pages: int, desc=None) -> "Memory":
+    def _adopt(cls, plan: MemoryPlan, image, slot: MemorySlot, desc=None) -> "Memory":
         """A Memory owning ``slot``, already prepared for ``plan`` (size: the minimum) and
-        ``image``; ``max_pages`` from :meth:`check_plan`. An allocator's fast path: the
-        instance layout validated the plan once per module. ``desc``: the descriptor its
-        allocation described for the slot already (which releases it), or None."""
+        ``image``. An allocator's fast path: the instance layout validated the plan once
+        per module (:meth:`check_plan`). ``desc``: the descriptor its allocation described
+        for the slot already (which releases it), or None."""
         self = cls.__new__(cls)
-        self._take(plan, image, slot, max_pages, desc)
+        self._take(plan, image, slot, desc)
         return self
 
-    def _take(self, plan, image, slot, max_pages, desc=None):
+    def _take(self, plan, image, slot, desc=None):
         try:
             self._plan = plan
-            self._size_pages = plan.memory.minimum
-            self._max_pages = max_pages
             self._image = image if image is not None and image.byte_len else None
             self._owner = None  # the instance this is a view of (kept alive by it), if any
+            self._store = None  # the store whose limits bound its grows (set_store)
             if desc is None:
                 self._desc = _ffi.new_memory_desc()
                 self._describe(slot, plan.memory.minimum * WASM_PAGE_SIZE)
                 handed = slot._hand_over(self._desc)
             else:
                 self._desc = desc
-                self._size_pages = desc.byte_len // WASM_PAGE_SIZE
                 handed = slot._handed_already()
         except BaseException:
             if desc is None:  # (else the descriptor's owner releases it)
@@ -400,16 +407,22 @@ class Memory(MemoryAccessors, Owner):
 
     @property
     def size_pages(self) -> int:
-        return self._size_pages
+        return self._desc.byte_len // WASM_PAGE_SIZE
 
     @property
     def byte_len(self) -> int:
-        return self._size_pages * WASM_PAGE_SIZE
+        return self._desc.byte_len
 
     @property
     def maximum_pages(self) -> int:
         """The effective maximum: declared (or the index type's), capped at a Static bound."""
-        return self._max_pages
+        return self._desc.max_pages
+
+    def _set_store(self, store) -> None:
+        """Count this memory in ``store``: its memory_size limit bounds every grow (from
+        Python or wasm), read in C at each one."""
+        self._store = store
+        limit_growth(self._desc, store)
 
     @property
     def image(self):
@@ -445,7 +458,10 @@ class Memory(MemoryAccessors, Owner):
 
     def grow(self, delta_pages: int) -> int:
         """Grow by ``delta_pages``; return the old size in pages, or -1 when the effective
-        maximum would be exceeded or the OS refuses (wasm ``memory.grow`` semantics).
+        maximum or its store's memory_size limit would be exceeded, or the OS refuses
+        (wasm ``memory.grow`` semantics). The rule is wenv_memory_grow's, the one the
+        interpreter's memory.grow runs; a move (or a slot whose bytes the descriptor does
+        not own) is done here, under its lock.
 
         Raises:
             WasmRuntimeError: a moving grow could not read the old bytes (an image file
@@ -454,29 +470,27 @@ class Memory(MemoryAccessors, Owner):
         if not isinstance(delta_pages, int) or delta_pages < 0:
             raise ValueError(f"delta_pages must be a non-negative int, got {delta_pages!r}")
         desc = self._desc
-        with _GROW_LOCKS[id(self) >> 4 & (len(_GROW_LOCKS) - 1)]:
-            if not _enter(desc):  # the slot stays allocated until _leave, even if closed meanwhile
-                raise ValueError("memory is closed")
-            try:
-                return self._grow_entered(delta_pages)
-            finally:
-                rc = _leave(desc)
-                if rc:  # closed meanwhile, and this was its last use: C released the slot
-                    self._state.slot._after_close(rc)
-
-    def _grow_entered(self, delta_pages: int) -> int:
-        """grow() inside enter/leave (the lock held)."""
-        slot = self._state.slot
-        old_pages = self._size_pages
-        new_pages = old_pages + delta_pages
-        if delta_pages == 0:
+        if not _enter(desc):  # the slot stays allocated until _leave, even if closed meanwhile
+            raise ValueError("memory is closed")
+        try:
+            old_pages = _grow(desc, min(delta_pages, _U64_LIMIT - 1))
+            if old_pages == _GROW_OWNER:
+                try:
+                    old_pages = self._grow_owned(delta_pages)
+                finally:
+                    _grow_unlock(desc)
             return old_pages
-        if new_pages > self._max_pages or new_pages * WASM_PAGE_SIZE >= _U64_LIMIT:
-            return -1
-        store = getattr(self, "_store", None)  # an instance's memory: its store's limits
-        if store is not None and not store._memory_may_grow(new_pages):
-            return -1
-        old_len, new_len = old_pages * WASM_PAGE_SIZE, new_pages * WASM_PAGE_SIZE
+        finally:
+            rc = _leave(desc)
+            if rc:  # closed meanwhile, and this was its last use: C released the slot
+                self._state.slot._after_close(rc)
+
+    def _grow_owned(self, delta_pages: int) -> int:
+        """What wenv_memory_grow left to the slot (its lock held, the limits checked): in
+        place by the slot itself, or a move to a new one; the old size in pages, or -1."""
+        slot = self._state.slot
+        old_len = self._desc.byte_len
+        new_len = old_len + delta_pages * WASM_PAGE_SIZE
         fault = _ffi.OK
         try:
             if new_len <= slot.capacity_bytes:
@@ -500,10 +514,9 @@ class Memory(MemoryAccessors, Owner):
         if fault:
             raise self._error(fault, "memory.grow (moving)", 1, _ffi.last_fault_address() - slot.base_address)
         _ffi.memory_set_byte_len(self._desc, new_len)
-        self._size_pages = new_pages
         if self._state.slot is not slot:
             slot._release_moved()
-        return old_pages
+        return old_len // WASM_PAGE_SIZE
 
     # ---- bulk access -----------------------------------------------------------------
 
@@ -511,7 +524,7 @@ class Memory(MemoryAccessors, Owner):
         """The exception for a failed access (a Trap for out of bounds)."""
         if status == _ffi.OOB or status == _ffi.OOB_GUARD:
             return Trap(_OOB, address=addr + offset, guard_fault=status == _ffi.OOB_GUARD,
-                        _context=(op, width, addr, offset, self._size_pages * WASM_PAGE_SIZE))
+                        _context=(op, width, addr, offset, self._desc.byte_len))
         if status == _ffi.CLOSED:
             return ValueError("memory is closed")
         if status == _ffi.BADARG:
@@ -536,7 +549,7 @@ class Memory(MemoryAccessors, Owner):
     def read(self, addr: int, n: int) -> bytes:
         """``n`` bytes at ``addr``; Trap(MEMORY_OUT_OF_BOUNDS) if any is out of bounds."""
         self._check_nonneg(addr=addr, n=n)
-        if addr + n > self._size_pages * WASM_PAGE_SIZE:  # before allocating n bytes
+        if addr + n > self._desc.byte_len:  # before allocating n bytes
             raise self._error(_ffi.CLOSED if self._state.closed else _ffi.OOB, "read", n, addr)
         status, data = _ffi.read(self._desc, addr, n)
         if status:
@@ -595,6 +608,6 @@ class Memory(MemoryAccessors, Owner):
         if self.closed:
             return "<Memory closed>"
         kind = "static" if self._plan.is_static else "dynamic"
-        return (f"<Memory {kind} {self._size_pages} pages (max {self._max_pages})"
+        return (f"<Memory {kind} {self.size_pages} pages (max {self.maximum_pages})"
                 f"{' shared' if self.shared else ''}{' i64' if self.ty.memory64 else ''} "
                 f"at {self.base_address:#x}>")

@@ -203,7 +203,7 @@ class _PoolAllocation(InstanceAllocation):
     def memory(self, layout, index: int, slot: int, desc=None) -> Memory:
         plan, image = layout.memories[index]
         _ffi.install_trap_handler()  # idempotent; puts ours back on top if covered
-        return Memory._adopt(plan, image, PoolMemorySlot(self._core, slot), layout.max_pages[index], desc)
+        return Memory._adopt(plan, image, PoolMemorySlot(self._core, slot), desc)
 
     def describe(self, layout, index: int, slot: int):
         core = self._core

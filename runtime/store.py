@@ -85,6 +85,7 @@ class Store(Owner):
         self._fuel = _ffi.new_fuel_cell()        # int64_t[1]: starts at 0, as wasmtime's
         self._deadline = _ffi.new_epoch_cell()   # uint64_t[1]: the absolute epoch deadline
         self._limits = _UNLIMITED
+        self._memory_limit = _ffi.new_limit_cell()  # limits.memory_size, as the grows of its memories read it
         self._lock = threading.Lock()
         self._instances = self._memories = self._tables = 0
         self._admitted = {}   # id(instance) -> (its needs, a weakref to it)
@@ -141,6 +142,7 @@ class Store(Owner):
             return None if v < 0 else v
         self._limits = StoreLimits(lim(memory_size), lim(table_elements), lim(instances),
                                    lim(tables), lim(memories))
+        self._memory_limit[0] = min(memory_size, (1 << 64) - 1) if memory_size >= 0 else (1 << 64) - 1
 
     @property
     def limits(self) -> StoreLimits:
@@ -185,10 +187,6 @@ class Store(Owner):
                 self._instances -= 1
                 self._memories -= counted.memories
                 self._tables -= counted.tables
-
-    def _memory_may_grow(self, new_pages: int) -> bool:
-        limit = self._limits.memory_size
-        return limit is None or new_pages * WASM_PAGE_BYTES <= limit
 
     def _table_may_grow(self, new_elements: int) -> bool:
         limit = self._limits.table_elements

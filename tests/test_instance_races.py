@@ -11,6 +11,7 @@ import threading
 
 import pytest
 
+import runtime.memory
 from runtime import Engine, Instance, Module, Trap, _ffi
 from tests.helpers import WASM_PAGE, make_pool, wat
 
@@ -180,8 +181,8 @@ def test_pooled_grow_in_flight_while_its_instance_closes_acts_on_its_own_tenancy
     inst = Instance(mod)
     mem = inst.exports["m"]
     stale_slot = mem._state.slot.index
-    pause = Pause(_ffi.pool_grow)
-    monkeypatch.setattr(_ffi, "pool_grow", pause)
+    pause = Pause(runtime.memory._grow)  # (wenv_memory_grow, entered: in flight)
+    monkeypatch.setattr(runtime.memory, "_grow", pause)
     t, out = in_thread(lambda: mem.grow(2))
     assert pause.paused.wait(10)
     inst.close()
@@ -208,26 +209,28 @@ def test_pooled_grow_in_flight_while_its_instance_closes_acts_on_its_own_tenancy
 
 # ---- 5. close() returns at once; what is in flight finishes on its own tenancy ---------
 
-GROW_AND_TAG = '''(module (memory (export "m") 1 4) (data (i32.const 0) "module-bytes")
+GROW_AND_TAG = '''(module (import "host" "wait" (func $wait))
+  (memory (export "m") 1 4) (data (i32.const 0) "module-bytes")
   (func (export "grow_and_tag") (param i32) (result i32)
     (drop (memory.grow (i32.const 1)))
+    (call $wait)
     (i32.store (i32.const 65536) (local.get 0))
     (i32.load (i32.const 65536))))'''
 
 
-def test_wasm_call_in_flight_while_its_instance_closes_finishes_on_its_own_memory(monkeypatch):
+def test_wasm_call_in_flight_while_its_instance_closes_finishes_on_its_own_memory():
     pool = make_pool(max_instances=2)
     mod = Module(Engine(allocator=pool), wat(GROW_AND_TAG))
-    inst = Instance(mod)
+    pause = Pause(lambda: None)  # (a host function the call waits in, after its grow)
+    imports = {("host", "wait"): pause}
+    inst = Instance(mod, imports)
     f = inst.exports["grow_and_tag"]
     own_slot = inst.memory(0)._state.slot.index
-    pause = Pause(_ffi.pool_grow)
-    monkeypatch.setattr(_ffi, "pool_grow", pause)
     t, out = in_thread(lambda: f(0x7A6A5A4A))
-    assert pause.paused.wait(10)  # inside the call's memory.grow
+    assert pause.paused.wait(10)  # inside the call, its memory grown
     inst.close()
     assert inst.closed
-    nxt = Instance(mod)
+    nxt = Instance(mod, imports)
     assert nxt.memory(0)._state.slot.index != own_slot  # the call still holds its slot
     pause.go()
     t.join(10)

@@ -11,7 +11,7 @@ import runtime
 from harness.execution import EDGE, norm, ours, theirs, wasmtime_engine
 from runtime import Engine, Global, Instance, Module, Trap, TrapCode, _ffi
 from runtime.translate import NUMERIC
-from tests.helpers import wat
+from tests.helpers import make_pool, wat
 from wasmenv import Tunables, UnsupportedFeature, ValType
 from wasmenv.opcodes import BY_NAME
 
@@ -356,6 +356,62 @@ def test_loops_bulk_memory_and_grow_agree_with_wasmtime():
         b.same(name, *args)
     b.memory_same()
     assert b.inst.exports["mem"].size_pages == 3  # memory.grow from wasm is the Memory's grow
+
+
+GROW_SEQUENCE = [("size", ()), ("grow", (0,)), ("grow", (1,)), ("fill", (65536, 3, 65536)),
+                 ("sum", (65530, 20)), ("grow", (0x7FFFFFFF,)), ("grow", (0xFFFFFFFF,)), ("grow", (6,)),
+                 ("grow", (5,)), ("size", ()), ("fill", (7 * 65536, 4, 65536)), ("grow", (1,)),
+                 ("sum", (7 * 65536 - 5, 10)), ("size", ())]
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("pooled", [False, True])
+def test_grow_from_wasm_runs_in_c_on_the_descriptor_and_agrees_with_wasmtime(pooled):
+    """memory.grow from wasm grows in place in C (no exit, no Memory made), on demand and in
+    a pool slot; a Memory made afterwards sees the size, the bytes and the maximum."""
+    engine = Engine(allocator=make_pool(max_instances=2)) if pooled else None
+    b = Both(BULK.replace('(memory (export "mem") 1 3)', '(memory (export "mem") 1 8)'), engine)
+    exits = []
+    real = _ffi.interp_run
+
+    def counting(c):
+        status = real(c)
+        exits.append(status)
+        return status
+    b.inst.exports["size"]()  # (its interpreter state made first)
+    try:
+        _ffi.interp_run = counting
+        for name, args in GROW_SEQUENCE:
+            b.same(name, *args)
+    finally:
+        _ffi.interp_run = real
+    assert set(exits) == {_ffi.I_DONE}  # never exited to Python to grow
+    assert b.inst._made is None
+    mem = b.inst.exports["mem"]
+    assert mem.size_pages == 8 and mem.maximum_pages == 8
+    b.memory_same()
+    b.inst.close()
+    with Instance(b.inst.module) as nxt:  # (pooled: the same slot) nothing of the grown pages is left
+        assert nxt.exports["size"]() == 1 and nxt.exports["grow"](7) == 1
+        assert nxt.exports["sum"](65536, 7 * 65536) == 0
+
+
+def test_grow_from_wasm_and_from_python_at_once_lose_no_page():
+    """wenv_memory_grow's lock serializes the interpreter's grows and Memory.grow: every old
+    size returned is distinct and the final size is their sum."""
+    inst = Instance(Module(Engine(), wat(BULK.replace('(memory (export "mem") 1 3)', '(memory (export "mem") 1 2000)'))))
+    grow, mem = inst.exports["grow"], inst.exports["mem"]
+    seen, n = [], 400
+    t = threading.Thread(target=lambda: seen.extend(grow(1) for _ in range(n)))
+    t.start()
+    mine = [mem.grow(1) for _ in range(n)]
+    t.join(30)
+    olds = seen + mine
+    assert sorted(olds) == list(range(1, 2 * n + 1))
+    assert mem.size_pages == 1 + 2 * n
+    mem.store_i32(mem.byte_len - 4, 7)
+    assert mem.load_i32(mem.byte_len - 4) == 7
+    inst.close()
 
 
 def test_grow_of_a_dynamic_memory_that_moves():

@@ -181,7 +181,7 @@ def test_enomem_is_blamed_on_max_map_count_near_the_limit(monkeypatch):
 def _desc(base, byte_len, bound, guard, flags, start=None, end=None):
     d = _ffi.new_memory_desc()
     _ffi.memory_init(d, base, byte_len, bound, guard, base if start is None else start,
-                     base + bound + guard if end is None else end, flags)
+                     base + bound + guard if end is None else end, flags, bound // 65536)
     return d
 
 

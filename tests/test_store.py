@@ -363,6 +363,21 @@ def test_limits_of_a_private_store_bound_its_instance():
     assert memory.grow(1) == -1 and inst.exports["grow"](1) == -1
 
 
+@pytest.mark.parametrize("private", [True, False])
+def test_limits_set_after_wasm_grew_without_a_memory_view_bound_its_next_grows(private):
+    """wasm's memory.grow runs in C on the memory's descriptor (no Memory is made): the
+    limits of its store, its own or a private one made afterwards, are read at each grow."""
+    store = None if private else Store(Engine())
+    inst = Instance(Module(store.engine if store else Engine(), GROWER), store=store)
+    grow = inst.exports["grow"]
+    assert grow(1) == 1  # its interpreter state and memory descriptor exist from here
+    assert inst._made is None  # no Memory view made for the grow
+    (inst.store if private else store).set_limits(memory_size=3 * 65536)
+    assert grow(2) == -1 and grow(1) == 2 and grow(1) == -1
+    (inst.store if private else store).set_limits()
+    assert grow(1) == 3 and inst.exports["m"].size_pages == 4
+
+
 def test_instantiation_past_a_limit_is_an_allocation_error_with_nothing_counted():
     store = Store(Engine())
     store.set_limits(instances=2, memories=2, tables=1)

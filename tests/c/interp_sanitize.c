@@ -50,9 +50,9 @@ int main(int argc, char **argv)
     for (uint64_t i = 0; i < nwords; i++) block[i] = next(f);
     uint64_t mem_bytes = next(f);
     uint8_t *mem = calloc(mem_bytes + 1, 1);
-    wenv_memory m;
+    wenv_memory m = {0};
     wenv_memory_init(&m, (uint64_t)(uintptr_t)mem, mem_bytes, mem_bytes, 0, (uint64_t)(uintptr_t)mem,
-                     (uint64_t)(uintptr_t)mem + mem_bytes, 0);
+                     (uint64_t)(uintptr_t)mem + mem_bytes, 0, mem_bytes / 65536);
     wenv_memory *mems[1] = {&m};
     wenv_vm vm;
     memset(&vm, 0, sizeof vm);

@@ -56,7 +56,7 @@ static int64_t open_tenant(wenv_pool *p, wenv_memory *m)
         return slot;
     uint64_t base = wenv_pool_slot_base(p, (uint32_t)slot);
     memset(m, 0, sizeof *m);
-    wenv_memory_init(m, base, WPAGE, BOUND, WPAGE, base, base + STRIDE, WENV_MEM_STATIC);
+    wenv_memory_init(m, base, WPAGE, BOUND, WPAGE, base, base + STRIDE, WENV_MEM_STATIC, BOUND / WPAGE);
     OWN_SLOT(m, p, slot);
     return slot;
 }

@@ -107,7 +107,7 @@ static long run_keep(int fd, const char *image, long keep, long iterations)
     wenv_memory m;
     memset(&m, 0, sizeof m);
     uint64_t base = wenv_pool_slot_base(pool, (uint32_t)owned);
-    wenv_memory_init(&m, base, WPAGE, bound, guard, base, base + stride, WENV_MEM_STATIC);
+    wenv_memory_init(&m, base, WPAGE, bound, guard, base, base + stride, WENV_MEM_STATIC, bound / WPAGE);
     wenv_memory_own_pool_slot(&m, pool, (uint32_t)owned, 0);
     wenv_memory_own_pool_slot(&m, pool, (uint32_t)owned, 1);
     if (wenv_memory_close(&m) != 0)

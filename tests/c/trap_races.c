@@ -44,7 +44,8 @@ int main(void)
         return fail("reserve");
     if (wenv_trap_handler_install() != 0)
         return fail("install");
-    wenv_memory_init(&mem, start, WPAGE, BOUND, WPAGE, start, start + BOUND + WPAGE, WENV_MEM_STATIC);
+    wenv_memory_init(&mem, start, WPAGE, BOUND, WPAGE, start, start + BOUND + WPAGE, WENV_MEM_STATIC,
+                     BOUND / WPAGE);
     if (!wenv_access_is_raw(&mem, 0, 4))
         return fail("the load should rely on the guard pages");
     for (int round = 1; round <= 3; round++) {
