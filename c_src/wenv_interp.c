@@ -250,6 +250,16 @@ void wenv_vm_layout(wenv_vm *vm, uint32_t nmems, uint32_t ntables, uint32_t nimp
     vm->funcrefs = (wenv_funcref *)(vm->imports + nimports);
 }
 
+uint32_t wenv_vm_memories_enter(const wenv_vm *vm, uint32_t first, uint32_t n)
+{
+    return wenv_memories_enter(vm->mems + first, n);
+}
+
+void wenv_vm_memories_leave(const wenv_vm *vm, uint32_t first, uint32_t n)
+{
+    wenv_memories_leave(vm->mems + first, n);
+}
+
 static int wenv_op_number(const char *name)
 {
     for (int op = 0; op < WENV_OP_COUNT; op++)

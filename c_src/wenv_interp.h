@@ -105,6 +105,10 @@ typedef struct wenv_vm {
 /* Point vm's mems, tables, imports and funcrefs at arrays of nmems, ntables and nimports
  * entries in its tail, in that order, funcrefs last (runtime/_ffi/interp.py sized it). */
 void wenv_vm_layout(wenv_vm *vm, uint32_t nmems, uint32_t ntables, uint32_t nimports);
+/* wenv_memories_enter / leave (wenv_memory.h) for vm's memories [first, first + n): a
+ * call's bridge enters the memories its instance defines (no pointer kept per instance). */
+uint32_t wenv_vm_memories_enter(const wenv_vm *vm, uint32_t first, uint32_t n);
+void wenv_vm_memories_leave(const wenv_vm *vm, uint32_t first, uint32_t n);
 
 typedef struct wenv_frame {
     uint64_t *ret_ip;

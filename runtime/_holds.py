@@ -56,19 +56,14 @@ class Holds:
         Raises:
             ValueError: the instance, or a memory it uses, is closed.
         """
-        entered = self._entered
-        if entered is None:
-            if self._handles is None:
-                raise ValueError("instance is closed")
-            # Its interpreter state's descriptors (the caller made it), past the imported
-            # ones (held until the last call after close: _hold; their owner may close
-            # first). What owns them (its described descriptors, _descs, or the Memory
-            # objects that took them over, _made) stays as long as it.
-            entered = self._entered = self._interp_site.vm.mems + len(self._imported_memories)
-        descs, count = entered, self._layout.memory_count
-        if _ffi.memories_enter(descs, count) != count or self._handles is None:
+        # Its interpreter state's descriptors (the caller made it), past the imported ones
+        # (held until the last call after close: _hold; their owner may close first).
+        # What owns them (its described descriptors, _descs, or the Memory objects that
+        # took them over, _made) stays as long as it.
+        vm, first, count = self._interp_site.vm, len(self._imported_memories), self._layout.memory_count
+        if _vm_enter(vm, first, count) != count or self._handles is None:
             if self._handles is None and count:
-                _ffi.memories_leave(descs, count)
+                _vm_leave(vm, first, count)
             raise ValueError("instance is closed")
         # Tables, held imports and kept funcrefs have no count in C: their release waits
         # for the last call.
@@ -78,13 +73,12 @@ class Holds:
                 if not self._closing:
                     self._calls += 1
                     return
-            _ffi.memories_leave(descs, count)
+            _vm_leave(vm, first, count)
             raise ValueError("instance is closed")
 
     def _leave(self):
         """The interpreter's call bridge, after a call (trap or not): the end of the call
         :meth:`_enter` counted."""
-        entered = self._entered
         if self._layout.counts_calls or self._held is not _NOTHING_HELD:
             with _CALLS_LOCK:
                 self._calls -= 1
@@ -93,7 +87,7 @@ class Holds:
                     self._release_pending = False
             if last:
                 self._release_held()
-        _ffi.memories_leave(entered, self._layout.memory_count)
+        _vm_leave(self._interp_site.vm, len(self._imported_memories), self._layout.memory_count)
 
     def _release_now_or_after_calls(self) -> bool:
         """close(): True if what it holds (_release_held) may go now; else the last call in
@@ -174,3 +168,4 @@ class _Held(tuple):
 _NOTHING_HELD, _GIVEN_BACK = _Held(), _Held()
 
 _CALLS_LOCK = threading.Lock()  # Instance._calls, _closing and _release_pending
+_vm_enter, _vm_leave = _ffi.vm_memories_enter, _ffi.vm_memories_leave

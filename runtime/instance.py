@@ -80,7 +80,7 @@ class Instance(Initialization, Holds, Views, Owner):
     # refused) fewer: the others read as _UNSET says (__getattr__).
     __slots__ = ("module", "_handles", "_layout", "_store", "_imported_funcs", "_imported_globals",
                  "_imported_memories", "_imported_tables", "_cells", "_held", "_table_entries",
-                 "_interp_site", "_made", "_descs", "_views", "_entered", "_calls", "_closing",
+                 "_interp_site", "_made", "_descs", "_views", "_calls", "_closing",
                  "_release_pending",
                  "__dict__", "__weakref__")
     # Slots (unset until _begin):
@@ -98,7 +98,6 @@ class Instance(Initialization, Holds, Views, Owner):
     #                       without a Memory (_memory_desc: for its interpreter state), until
     #                       a Memory adopts one (a list, None at the others), or None
     #   _views              Table views of defined tables, once made (likewise), or None
-    #   _entered            its defined memories' wenv_memory *[] (in its vm) for _enter/_leave
     #   _calls              calls in flight (_enter/_leave), counted per layout.counts_calls
     #                       or held imports
     #   _closing            close() began: no new call is counted (_enter raises)
@@ -141,8 +140,8 @@ class Instance(Initialization, Holds, Views, Owner):
             self.module = module
             self._layout = layout
             # Every slot its close reads is set: reading an unset slot costs an exception
-            # and a __getattr__ (_UNSET). _cells, and those only calls read (_entered,
-            # _calls...), are set on first use; the memories-only first instance leaves
+            # and a __getattr__ (_UNSET). _cells, and those only calls read (_calls,
+            # _closing...), are set on first use; the memories-only first instance leaves
             # them all unset.
             self._interp_site = self._made = self._descs = self._views = None
             self._held = _NOTHING_HELD
@@ -190,7 +189,7 @@ class Instance(Initialization, Holds, Views, Owner):
         self._imported_tables = groups.tables
         self._imported_memories = groups.memories
         self._held = _NOTHING_HELD
-        self._interp_site = self._made = self._descs = self._views = self._entered = None
+        self._interp_site = self._made = self._descs = self._views = None
         self._calls = 0
         self._closing = self._release_pending = False
         if env.tags:
@@ -458,7 +457,7 @@ def _imported_globals(imports, globals_) -> tuple:
 #: module never does).
 _UNSET = {"_imported_funcs": (), "_imported_globals": (), "_imported_memories": (), "_imported_tables": (),
           "_held": _NOTHING_HELD, "_table_entries": None, "_interp_site": None, "_store": None,
-          "_made": None, "_descs": None, "_views": None, "_entered": None, "_calls": 0, "_closing": False,
+          "_made": None, "_descs": None, "_views": None, "_calls": 0, "_closing": False,
           "_release_pending": False}
 
 

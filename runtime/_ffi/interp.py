@@ -183,6 +183,9 @@ def new_vm_state(shape: VmShape):
 
 
 _vm_layout = lib.wenv_vm_layout
+# A call's bridge (Instance._enter/_leave): (vm, first, n) -> n, or the index of a closed one / None.
+vm_memories_enter = lib.wenv_vm_memories_enter
+vm_memories_leave = lib.wenv_vm_memories_leave
 
 
 def vm_set_tables(vm, tables) -> None:
