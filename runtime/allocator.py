@@ -269,7 +269,7 @@ class _OnDemandAllocation(InstanceAllocation):
         if layout.memory_count == 1:  # one C call, all or nothing
             start = self.open_one(layout, tables)
             if start >= 0:
-                return [start]
+                return (start,)
             # Nothing is left open: the same in steps says which failed.
         if not layout.memory_count:  # (a side module: one shared empty handle sequence)
             self.open_tables(layout, tables)

@@ -156,7 +156,7 @@ class Instance(Initialization, Holds, Views, Owner):
                     handle = layout.allocation.begin(module, layout, entries)[0]
             finally:
                 module._leave()
-            self._handles = [handle]
+            self._handles = (handle,)
             return
         module._enter()
         try:

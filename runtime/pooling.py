@@ -146,7 +146,7 @@ class _PoolAllocation(InstanceAllocation):
         if layout.memory_count == 1:  # one C call: the slot (counting the instance) and the tables
             slot = self.open_one(layout, tables)
             if slot >= 0:
-                return [slot]
+                return (slot,)
             # Nothing is left taken: the same in steps says which failed (after a
             # collection, at max_instances).
         if layout.memory_count == 0:
