@@ -11,7 +11,7 @@
  * the instance state of its own instance (a wenv_vm): a call into another instance (an
  * imported wasm function, a funcref of another instance) switches to the callee's, and
  * the return restores the caller's. When the interpreter needs Python (a callee not yet
- * translated, a host function, memory.grow) it saves its state in the wenv_call and
+ * translated, a host function, a memory.grow that moves the memory) it saves its state in the wenv_call and
  * returns an exit status; wenv_interp_run() resumes it.
  */
 #ifndef WENV_INTERP_H

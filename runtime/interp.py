@@ -11,7 +11,8 @@ funcref records: the one record of each function, whoever asks (ref.func, a lazy
 element, an import, Python; runtime/refs.py). Nothing else is made per instance for it
 but the small :class:`_Site` and its registry entry.
 A call into another instance switches to that instance's state in C. The interpreter exits
-to Python to translate a function, to grow a memory or a table, to run a bulk segment
+to Python to translate a function, to move a memory that grows past its reserve (an
+in-place memory.grow runs in C: wenv_memory_grow), to grow a table, to run a bulk segment
 instruction and to call a host function (then resumes where it stopped); a host
 function may call into wasm again on the same thread: the nested call runs on the value
 and frame stacks above the outer one's.
