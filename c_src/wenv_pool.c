@@ -340,18 +340,6 @@ uint32_t wenv_pool_slot_tenancy(wenv_pool *p, uint32_t index)
     return tenancy;
 }
 
-static int pool_grow(wenv_pool *p, uint32_t index, int check_tenancy, uint32_t tenancy, uint64_t new_bytes);
-
-int wenv_pool_grow(wenv_pool *p, uint32_t index, uint32_t tenancy, uint64_t new_bytes)
-{
-    return pool_grow(p, index, 1, tenancy, new_bytes);
-}
-
-int wenv_pool_grow_held(wenv_pool *p, uint32_t index, uint64_t new_bytes)
-{
-    return pool_grow(p, index, 0, 0, new_bytes);
-}
-
 static int pool_grow(wenv_pool *p, uint32_t index, int check_tenancy, uint32_t tenancy, uint64_t new_bytes)
 {
     /* Under the lock, mprotect included: the slot's state never says less than what is
@@ -380,6 +368,16 @@ static int pool_grow(wenv_pool *p, uint32_t index, int check_tenancy, uint32_t t
     if (rc)
         errno = err;
     return rc;
+}
+
+int wenv_pool_grow(wenv_pool *p, uint32_t index, uint32_t tenancy, uint64_t new_bytes)
+{
+    return pool_grow(p, index, 1, tenancy, new_bytes);
+}
+
+int wenv_pool_grow_held(wenv_pool *p, uint32_t index, uint64_t new_bytes)
+{
+    return pool_grow(p, index, 0, 0, new_bytes);
 }
 
 int wenv_pool_close(wenv_pool *p)

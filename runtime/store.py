@@ -142,7 +142,8 @@ class Store(Owner):
             return None if v < 0 else v
         self._limits = StoreLimits(lim(memory_size), lim(table_elements), lim(instances),
                                    lim(tables), lim(memories))
-        self._memory_limit[0] = min(memory_size, (1 << 64) - 1) if memory_size >= 0 else (1 << 64) - 1
+        limit = self._limits.memory_size  # (None: unlimited)
+        self._memory_limit[0] = _ffi.NO_LIMIT if limit is None else min(limit, _ffi.NO_LIMIT)
 
     @property
     def limits(self) -> StoreLimits:

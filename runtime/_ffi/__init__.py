@@ -37,7 +37,7 @@ from .mman import (
 )
 from .memory import (
     MEM_STATIC, MEM_64, MEM_CLOSED, MEM_STYLE, new_memory_desc, memory_init, memory_set_byte_len, memory_grow, memory_grow_unlock, GROW_OWNER,
-    new_limit_cell, RELEASE_DEFERRED,
+    new_limit_cell, NO_LIMIT, RELEASE_DEFERRED,
     memory_close, memory_enter, memory_leave, access_is_raw,
     new_memory_array, LOAD, STORE, INT64_MIN, U64_SENTINEL, read, write, init, copy_out,
     fill, copy, new_data_writes, copy_data_writes, data_apply, MAP_WRITE_BYTES,

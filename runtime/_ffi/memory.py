@@ -21,18 +21,22 @@ def new_memory_desc():
 
 
 memory_init = lib.wenv_memory_init            # (desc, base, byte_len, bound, guard, start, end, flags, max_pages)
+memory_set_byte_len = lib.wenv_memory_set_byte_len
 # memory.grow (c_src/wenv_memory.h): (desc, delta_pages) -> old pages, GROW_REFUSED (-1), or
 # GROW_OWNER: its owner grows it, under the lock memory_grow_unlock gives back.
 memory_grow = lib.wenv_memory_grow
 memory_grow_unlock = lib.wenv_memory_grow_unlock
 GROW_OWNER = lib.WENV_GROW_OWNER
+#: A limit cell's value for no limit (wenv_memory.limit_bytes compares new byte lengths with it).
+NO_LIMIT = (1 << 64) - 1
 
 
 def new_limit_cell():
     """A store's memory_size limit as wenv_memory_grow reads it: a ``uint64_t[1]``
-    (2^64 - 1: none)."""
-    return ffi.new("uint64_t[1]", [(1 << 64) - 1])
-memory_set_byte_len = lib.wenv_memory_set_byte_len
+    (NO_LIMIT at first)."""
+    return ffi.new("uint64_t[1]", [_ffi.NO_LIMIT])
+
+
 # Lifetime (c_src/wenv_memory.h): close refuses later uses and releases the memory, now
 # (the release's result) or in the last use in flight (RELEASE_DEFERRED).
 RELEASE_DEFERRED = lib.WENV_RELEASE_DEFERRED
