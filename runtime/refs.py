@@ -70,19 +70,22 @@ class ExternRefs:
         """``self`` and ``other`` live as long as each other (cells cross between them)."""
         if other is self:
             return
+        # (Nothing is made under _LOCK: making an object may run a collection, whose
+        # finalizers release registries, which takes _LOCK.)
+        mine, theirs = set(), set()
         with _LOCK:
             if self._links is None:
-                self._links = set()
+                self._links = mine
             if other._links is None:
-                other._links = set()
+                other._links = theirs
             self._links.add(other)
             other._links.add(self)
 
     def release(self) -> None:
         """Stop holding every value (idempotent); one no other registry holds can go."""
-        dropped = []
+        dropped, empty = [], set()  # (made before _LOCK, as in link)
         with _LOCK:
-            keys, self._keys = self._keys, set()
+            keys, self._keys = self._keys, empty
             for key in keys:
                 held = _HOLDERS[key] - 1
                 if held:
