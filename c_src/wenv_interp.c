@@ -250,6 +250,40 @@ void wenv_vm_layout(wenv_vm *vm, uint32_t nmems, uint32_t ntables, uint32_t nimp
     vm->funcrefs = (wenv_funcref *)(vm->imports + nimports);
 }
 
+void wenv_vm_open(wenv_vm *vm, const wenv_vm_module *m, uint8_t *block, uint64_t id,
+                  wenv_memory **mems, wenv_table **tables, uint32_t ngiven,
+                  wenv_instance_table *entries, const wenv_import *records)
+{
+    wenv_vm_layout(vm, m->nmems, m->ntables, m->nimports);
+    vm->block = block;
+    vm->funcs = m->funcs;
+    vm->num_imported_funcs = m->num_imported_funcs;
+    vm->anyfunc_of = m->anyfunc_of;
+    vm->type_ids = m->type_ids;
+    vm->id = id;
+    for (uint32_t i = 0; i < m->nmems; i++)
+        vm->mems[i] = mems[i];
+    vm->nmems = m->nmems;
+    for (uint32_t i = 0; i < m->ntables; i++) {
+        wenv_table *t = i < ngiven ? tables[i] : NULL;
+        if (t == NULL && entries != NULL && i >= m->first_defined) {
+            uint32_t k = i - m->first_defined;
+            wenv_instance_table *e = &entries[k];
+            if (m->lazy[k] != NULL) {
+                e->table.lazy = m->lazy[k];
+                e->table.lazy_len = m->lazy_len[k];
+                e->table.vm = vm;
+            }
+            e->viewed = 1;
+            t = &e->table;
+        }
+        vm->tables[i] = t;
+    }
+    vm->ntables = m->ntables;
+    if (records != NULL && m->nimports)
+        memcpy(vm->imports, records, (size_t)m->nimports * sizeof *records);
+}
+
 uint32_t wenv_vm_memories_enter(const wenv_vm *vm, uint32_t first, uint32_t n)
 {
     return wenv_memories_enter(vm->mems + first, n);

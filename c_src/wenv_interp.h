@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include "wenv_memory.h"
 #include "wenv_table.h"
+#include "wenv_tables.h"
 /* CDEF-BEGIN */
 
 /* ---- wenv_call.status ---- */
@@ -105,6 +106,31 @@ typedef struct wenv_vm {
 /* Point vm's mems, tables, imports and funcrefs at arrays of nmems, ntables and nimports
  * entries in its tail, in that order, funcrefs last (runtime/_ffi/interp.py sized it). */
 void wenv_vm_layout(wenv_vm *vm, uint32_t nmems, uint32_t ntables, uint32_t nimports);
+
+/* What every vm of one module holds alike (runtime/interp.py's ModuleCode makes it and
+ * keeps what it points at): its tail's counts and the module's arrays. */
+typedef struct wenv_vm_module {
+    wenv_func *funcs;           /* NULL in a vm of links only */
+    const uint32_t *anyfunc_of;
+    const uint64_t *type_ids;
+    uint32_t num_imported_funcs;
+    uint32_t nmems;             /* the tail's arrays (wenv_vm_layout): memories, */
+    uint32_t ntables;           /* tables, */
+    uint32_t nimports;          /* imported functions */
+    const uint32_t **lazy;      /* per defined table (the last ntables - first_defined): its lazy array, or NULL */
+    uint64_t *lazy_len;
+    uint32_t first_defined;     /* the index of the first defined table (after the imported ones) */
+} wenv_vm_module;
+
+/* Fill vm (zeroed, its tail sized for m) in one call: laid out, m's fields, block and id;
+ * mems[0, m->nmems); each table i from tables[i] (i < ngiven), or where that is missing or
+ * NULL (entries not NULL) the defined table's entry entries[i - m->first_defined], bound
+ * to vm (its lazy array) and marked viewed (the instance gives it back after its last
+ * call, a later view adopts it bound); the import records copied from records (NULL:
+ * left zero for the caller). */
+void wenv_vm_open(wenv_vm *vm, const wenv_vm_module *m, uint8_t *block, uint64_t id,
+                  wenv_memory **mems, wenv_table **tables, uint32_t ngiven,
+                  wenv_instance_table *entries, const wenv_import *records);
 /* wenv_memories_enter / leave (wenv_memory.h) for vm's memories [first, first + n): a
  * call's bridge enters the memories its instance defines (no pointer kept per instance). */
 uint32_t wenv_vm_memories_enter(const wenv_vm *vm, uint32_t first, uint32_t n);

@@ -111,33 +111,32 @@ class Views:
                 views[defined] = view
         return view
 
-    def _bind_tables(self, vm) -> list:
-        """The ``wenv_table *`` of each table this instance defines, its lazy array bound to
-        ``vm`` (its interpreter state, being made): a view's, where one was made; else its
-        entry's, marked taken (the allocation's release skips it, a later view adopts it
-        bound), which Holds._release_held gives back after the last call in flight.
+    def _tables_to_bind(self, vm, tables: list):
+        """For its interpreter state ``vm`` (being made; the caller holds _MAKE_LOCK and
+        binds in C, _ffi.vm_open): append to ``tables`` each defined table's view's
+        ``wenv_table *`` (its lazy array bound to ``vm`` here), or NULL where it has no view;
+        return the entries C binds at those NULLs (each marked taken there: the allocation's
+        release skips it, a later view adopts it bound, Holds._release_held gives it back
+        after the last call in flight), or NULL when it defines no table.
 
         Raises:
             ValueError: the instance is closed.
         """
-        out = []
-        with _MAKE_LOCK:  # (a view made meanwhile: one owner per entry)
-            if self._handles is None:
-                raise ValueError("instance is closed")
-            views, entries = self._views, self._table_entries
-            for k, spec in enumerate(self._layout.tables):
-                view = None if views is None else views[k]
-                if view is not None:
-                    if view._binder is self:
-                        view._bind_vm(vm)  # (before _native, which would wait for it)
-                    out.append(view._native)
-                    continue
-                t = _instance_table(entries, k)
-                if spec.lazy is not None:
-                    _table_bind(t, spec.lazy, spec.lazy_len, vm)
-                entries[k].viewed = 1
-                out.append(t)
-        return out
+        if self._handles is None:
+            raise ValueError("instance is closed")
+        entries = self._table_entries
+        if entries is None:
+            return _ffi.NULL
+        views = self._views
+        for k in range(len(self._layout.tables)):
+            view = None if views is None else views[k]
+            if view is None:
+                tables.append(_ffi.NULL)
+                continue
+            if view._binder is self:
+                view._bind_vm(vm)  # (before _native, which would wait for it)
+            tables.append(view._native)
+        return entries
 
     @property
     def tables(self) -> list:
@@ -172,7 +171,6 @@ class Views:
                 else None if described is None else described[k] for k in range(len(made or described))]
 
 
-_instance_table, _table_bind = _ffi.instance_table, _ffi.table_bind
 # Instance.memory: one Memory object per memory, and none once close() began. Reentrant:
 # a collection inside memory() may run another instance's __del__ (close) on this thread.
 _MAKE_LOCK = threading.RLock()

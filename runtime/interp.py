@@ -31,6 +31,7 @@ from .func import host_func, make_host_natives, type_id
 from .layout import layout_of
 from .linking import shares_links
 from ._translate_tables import BULK
+from ._views import _MAKE_LOCK as _VIEWS_LOCK
 from .refs import ExternRefs, cell_of, holder_of, is_func_heap, value_of
 from .backtrace import function_names, register_code
 from .engine import DEFAULT_MAX_WASM_STACK, FRAME_BYTES
@@ -131,9 +132,15 @@ class ModuleCode:
         layout = layout_of(module)
         nfuncrefs = layout.vmoffsets.count("funcrefs")
         self.shares_links = shares_links(env)
-        self.vm_shape = (_ffi.vm_shape(0, 0, 0, nfuncrefs, layout.funcrefs_made_at_once) if self.shares_links
-                         else _ffi.vm_shape(len(env.memory_plans), len(env.table_plans), env.num_imported_funcs,
-                                            nfuncrefs, layout.funcrefs_made_at_once))
+        counts = ((0, 0, 0) if self.shares_links
+                  else (len(env.memory_plans), len(env.table_plans), env.num_imported_funcs))
+        self.vm_shape = _ffi.vm_shape(*counts, nfuncrefs, layout.funcrefs_made_at_once)
+        # ... and holds these alike (_ffi.vm_open)
+        self.vm_module, arrays = _ffi.new_vm_module(
+            *counts, self.funcs, self.anyfunc_of, self.type_ids, env.num_imported_funcs,
+            [] if self.shares_links else [(spec.lazy, spec.lazy_len) for spec in layout.tables],
+            len(env.table_plans) - len(layout.tables))
+        self._keep.append(arrays)
         self._failed = {}
         self._lock = threading.Lock()
 
@@ -283,45 +290,38 @@ def _make_site(instance) -> _Site:
     imported = instance._imported_funcs
     imported_tables = instance._imported_tables
     vm = _ffi.new_vm_state(mc.vm_shape)
+    vm_id = next(_IDS)
+    cells = instance._cells
+    block = _ffi.NULL if cells is None else cells.block
     # Only imported memories and tables (an Emscripten side module): the links are the
     # imports', the same for every instance linked to the same ones.
     links = None
     if mc.shares_links:
         links = getattr(imported, "links", None) or _shared_links(mc, memories, imported_tables, imported)
+        _ffi.vm_open(vm, mc.vm_module, block, vm_id, (), ())
         vm.mems, vm.nmems, vm.imports = links.mems, links.nmems, links.imports
         vm.tables, vm.ntables = links.tables, links.ntables
-    cells = instance._cells
-    if cells is not None:
-        vm.block = cells.block
-    vm.funcs, vm.num_imported_funcs = mc.funcs, mc.ctx.num_imported_funcs
-    vm.anyfunc_of, vm.type_ids = mc.anyfunc_of, mc.type_ids
-    vm.id = vm_id = next(_IDS)
     for table in imported_tables:
         # Its code may store our funcrefs there (kept alive; what they run on is this
         # instance's, held by its importers' imports or _keep).
         table._hold(instance, storage=False)
     if links is None:
         # Its own tables bound to this state without views (the instance releases them
-        # after its last call); imported ones through theirs.
+        # after its last call: C marks their entries); imported ones through theirs.
         tables = [t._native for t in imported_tables]
-        if instance._layout.tables:
-            tables += instance._bind_tables(vm)
-        _link(vm, descs, tables, imported)
+        records = getattr(imported, "records", None)  # (host functions only, linked by an InstancePre)
+        with _VIEWS_LOCK:  # (a view made meanwhile: one owner per entry)
+            entries = instance._tables_to_bind(vm, tables)
+            _ffi.vm_open(vm, mc.vm_module, block, vm_id, descs, tables, entries,
+                         _ffi.NULL if records is None else records)
+        if records is None:
+            _set_imports(vm, imported)
     site = _SITES[vm_id] = _Site(instance, vm, bad_layout, links)
     return site
 
 
-def _link(vm, descs, tables, imported) -> None:
-    """Fill ``vm``'s memory, table and import arrays (its links; ``tables``: each one's
-    ``wenv_table *``)."""
-    for i, desc in enumerate(descs):
-        vm.mems[i] = desc
-    vm.nmems = len(descs)
-    _ffi.vm_set_tables(vm, tables)
-    records = getattr(imported, "records", None)  # (host functions only, linked by an InstancePre)
-    if records is not None:
-        _ffi.copy_imports(vm, records, len(imported))
-        return
+def _set_imports(vm, imported) -> None:
+    """``vm``'s import records, one by one (imports an InstancePre did not make records of)."""
     make_host_natives(imported)
     for i, f in enumerate(imported):
         ref, owner = f._native_ref()
@@ -345,7 +345,12 @@ def pre_link(module, imports) -> None:
 def _new_links(memories, tables, imported):
     """A vm holding only links (memory, table and import arrays) to these objects."""
     links = _ffi.new_vm_state(_ffi.vm_shape(len(memories), len(tables), len(imported), 0))
-    _link(links, [m._desc for m in memories], [t._native for t in tables], imported)
+    shape, _ = _ffi.new_vm_module(len(memories), len(tables), len(imported))
+    records = getattr(imported, "records", None)
+    _ffi.vm_open(links, shape, _ffi.NULL, 0, [m._desc for m in memories], [t._native for t in tables],
+                 _ffi.NULL, _ffi.NULL if records is None else records)
+    if records is None:
+        _set_imports(links, imported)
     return links
 
 

@@ -73,8 +73,8 @@ from .interp import (
     I_EXIT_BULK, interp_run, interp_op_numbers, new_interp_funcs, interp_publish,
     code_address, new_host_funcs, new_fuel_cell, new_epoch_cell, set_call_bounds,
     new_interp_call, pointer_address, frame_return_ips, new_interp_stacks, vm_funcref,
-    ANYFUNC_NONE, vm_shape, new_vm_state, vm_memories_enter, vm_memories_leave, vm_set_tables, new_u32s, new_u64s, address, funcref_at, funcref_range,
-    func_offset, set_import, new_import_records, copy_imports,
+    ANYFUNC_NONE, vm_shape, new_vm_state, new_vm_module, vm_open, vm_memories_enter, vm_memories_leave, new_u32s, new_u64s, address, funcref_at, funcref_range,
+    func_offset, set_import, new_import_records,
 )
 from .traps import (
     install_trap_handler, trap_handler_on_top, signal_handler_id, trap_handler_forget,

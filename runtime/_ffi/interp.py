@@ -183,16 +183,31 @@ def new_vm_state(shape: VmShape):
 
 
 _vm_layout = lib.wenv_vm_layout
+
+
+def new_vm_module(nmems: int, ntables: int, nimports: int, funcs=ffi.NULL, anyfunc_of=ffi.NULL,
+                  type_ids=ffi.NULL, num_imported_funcs: int = 0, lazy=(), first_defined: int = 0):
+    """A ``wenv_vm_module`` (c_src/wenv_interp.h): what every vm of a shape (:func:`vm_shape`'s
+    counts) holds alike; ``lazy``: per defined table, (its lazy array or None, its length).
+    Returns (the struct, what it points at: the caller keeps both)."""
+    m = ffi.new("wenv_vm_module *")
+    m.funcs, m.anyfunc_of, m.type_ids, m.num_imported_funcs = funcs, anyfunc_of, type_ids, num_imported_funcs
+    m.nmems, m.ntables, m.nimports, m.first_defined = nmems, ntables, nimports, first_defined
+    arrays = (ffi.new("const uint32_t *[]", [ffi.NULL if a is None else a for a, _ in lazy] or [ffi.NULL]),
+              ffi.new("uint64_t[]", [n for _, n in lazy] or [0]))
+    m.lazy, m.lazy_len = arrays
+    return m, arrays
+
+
+def vm_open(vm, module, block, vm_id: int, descs, tables, entries=ffi.NULL, records=ffi.NULL) -> None:
+    """Fill the zeroed ``vm`` of ``module`` (a ``wenv_vm_module``) in one C call: ``descs``
+    (every memory's ``wenv_memory *``), ``tables`` (the first tables' ``wenv_table *``), then
+    the defined ones from ``entries`` (an instance's ``wenv_instance_table[]``, bound and
+    marked viewed), the import records copied from ``records`` (c_src/wenv_interp.h)."""
+    lib.wenv_vm_open(vm, module, block, vm_id, descs, tables, len(tables), entries, records)
 # A call's bridge (Instance._enter/_leave): (vm, first, n) -> n, or the index of a closed one / None.
 vm_memories_enter = lib.wenv_vm_memories_enter
 vm_memories_leave = lib.wenv_vm_memories_leave
-
-
-def vm_set_tables(vm, tables) -> None:
-    """The ``wenv_table *`` of each of ``tables`` (at most the vm's room for them) in ``vm``."""
-    for i, t in enumerate(tables):
-        vm.tables[i] = t
-    vm.ntables = len(tables)
 
 
 def new_u32s(values):
@@ -231,18 +246,11 @@ def set_import(vm, index: int, callee, vmctx) -> None:
     vm.imports[index].vmctx = ffi.NULL if vmctx is None else vmctx
 
 
-_IMPORT_BYTES = ffi.sizeof("wenv_import")
-
 
 def new_import_records(callees):
     """A ``wenv_import[]`` of host functions' funcrefs ``callees`` (vmctx NULL): what a
-    vm's import array is for those imports, made once and copied (:func:`copy_imports`)."""
+    vm's import array is for those imports, made once and copied (:func:`vm_open`)."""
     records = ffi.new("wenv_import[]", max(1, len(callees)))
     for i, callee in enumerate(callees):
         records[i].callee = callee
     return records
-
-
-def copy_imports(vm, records, n: int) -> None:
-    """The first ``n`` import records of ``vm`` are ``records``' (one copy)."""
-    ffi.memmove(vm.imports, records, n * _IMPORT_BYTES)

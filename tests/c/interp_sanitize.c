@@ -54,12 +54,14 @@ int main(int argc, char **argv)
     wenv_memory_init(&m, (uint64_t)(uintptr_t)mem, mem_bytes, mem_bytes, 0, (uint64_t)(uintptr_t)mem,
                      (uint64_t)(uintptr_t)mem + mem_bytes, 0, mem_bytes / 65536);
     wenv_memory *mems[1] = {&m};
-    wenv_vm vm;
-    memset(&vm, 0, sizeof vm);
-    vm.block = (uint8_t *)block;
-    vm.funcs = funcs;
-    vm.mems = mems;
-    vm.nmems = mem_bytes ? 1 : 0;
+    /* Made as the runtime makes a vm: zeroed with its tail, filled by wenv_vm_open. */
+    wenv_vm_module shape = {0};
+    shape.funcs = funcs;
+    shape.nmems = mem_bytes ? 1 : 0;
+    wenv_vm *vmp = calloc(1, sizeof *vmp + 8 * (shape.nmems + 1));
+    wenv_vm_open(vmp, &shape, (uint8_t *)block, 1, mems, NULL, 0, NULL, NULL);
+    if (vmp->nmems != shape.nmems || (shape.nmems && vmp->mems[0] != &m) || vmp->funcs != funcs) return 4;
+    wenv_vm vm = *vmp;  /* (its mems point into vmp's tail, which stays allocated) */
     enum { CELLS = 1 << 16, FRAMES = 1 << 12 };
     uint64_t *stack = malloc(CELLS * 8);
     wenv_frame *frames = malloc(FRAMES * sizeof *frames);
@@ -89,6 +91,7 @@ int main(int argc, char **argv)
     }
     for (uint64_t i = 0; i < nfuncs; i++)
         free(funcs[i].code);
+    free(vmp);
     free(funcs);
     free(block);
     free(mem);
