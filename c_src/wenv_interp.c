@@ -294,6 +294,11 @@ void wenv_vm_memories_leave(const wenv_vm *vm, uint32_t first, uint32_t n)
     wenv_memories_leave(vm->mems + first, n);
 }
 
+void wenv_vm_memories_keep(const wenv_vm *vm, uint32_t first, uint32_t n)
+{
+    wenv_memories_keep(vm->mems + first, n);
+}
+
 static int wenv_op_number(const char *name)
 {
     for (int op = 0; op < WENV_OP_COUNT; op++)

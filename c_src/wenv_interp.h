@@ -135,6 +135,8 @@ void wenv_vm_open(wenv_vm *vm, const wenv_vm_module *m, uint8_t *block, uint64_t
  * call's bridge enters the memories its instance defines (no pointer kept per instance). */
 uint32_t wenv_vm_memories_enter(const wenv_vm *vm, uint32_t first, uint32_t n);
 void wenv_vm_memories_leave(const wenv_vm *vm, uint32_t first, uint32_t n);
+/* wenv_memories_keep (wenv_memory.h) for vm's memories [first, first + n). */
+void wenv_vm_memories_keep(const wenv_vm *vm, uint32_t first, uint32_t n);
 
 typedef struct wenv_frame {
     uint64_t *ret_ip;

@@ -292,6 +292,12 @@ int wenv_memory_enter(wenv_memory *m)
     return 0;
 }
 
+void wenv_memories_keep(wenv_memory *const *ms, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        __atomic_add_fetch(&ms[i]->users, 1, __ATOMIC_ACQ_REL);
+}
+
 uint32_t wenv_memories_enter(wenv_memory *const *ms, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {

@@ -85,6 +85,10 @@ int wenv_memory_leave(wenv_memory *m);
  * entered before it left again). */
 uint32_t wenv_memories_enter(wenv_memory *const *ms, uint32_t n);
 void wenv_memories_leave(wenv_memory *const *ms, uint32_t n);
+/* Another use of each of ms[0..n), which the caller is inside (its own use keeps each
+ * from being released): each stays allocated until a wenv_memory_leave of this use, even
+ * if it is closed already. */
+void wenv_memories_keep(wenv_memory *const *ms, uint32_t n);
 /* 1 when an access of `width` bytes at static `offset` relies on the guard pages (no bounds check). */
 int wenv_access_is_raw(const wenv_memory *m, uint64_t offset, uint32_t width);
 

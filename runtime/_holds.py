@@ -10,7 +10,7 @@ import threading
 from . import _ffi
 from .func import instance_resources
 from .refs import is_func_heap
-from .table import Table, _give_back, _take, _take_for, release_entry
+from .table import Shared, Table, _give_back, _take, _take_for, release_entry
 
 
 class Holds:
@@ -86,8 +86,33 @@ class Holds:
                 if last:
                     self._release_pending = False
             if last:
-                self._release_held()
+                self._release_after_calls()
         _vm_leave(self._interp_site.vm, len(self._imported_memories), self._layout.memory_count)
+
+    def _release_after_calls(self) -> None:
+        """The last call in flight after close() is returning (still inside its memories):
+        release what the instance holds, unless its code stored its own funcrefs into
+        imported tables or globals after close() looked (_pin_stored_funcrefs): then each of
+        those keeps what that code runs on, as _pin_stored_funcrefs has them keep it: its
+        own memories and tables (PinnedStorage, released by the last of them to let go), and
+        another use of what it holds (imports, funcrefs kept) in place of its own."""
+        site = self._interp_site
+        if self._imported_tables or self._imported_globals:
+            tables_, globals_ = self._funcref_holders(site)
+            if tables_ or globals_:
+                storage = PinnedStorage(self, site.vm)
+                held = [*self._held, *(x for entry in (self._kept or {}).values() for x in entry[1:])]
+                memories = [x for x in held if not isinstance(x, Table)]
+                tables = [x for x in held if isinstance(x, Table)] + [storage]
+                for holder in (*tables_, *globals_):
+                    if isinstance(holder, Table):
+                        holder._hold_storage(self, memories, tables, again=True)
+                    else:
+                        holder[0].hold(holder[1], self, memories, tables, again=True)
+                self._give_back_held()
+                storage._unshare()  # (the pinning's own share)
+                return
+        self._release_held()
 
     def _release_now_or_after_calls(self) -> bool:
         """close(): True if what it holds (_release_held) may go now; else the last call in
@@ -103,6 +128,11 @@ class Holds:
         """Give back the imports held (_hold) and what funcrefs that crossed in keep
         (_keep), and its tables: close their views, release the entries its interpreter
         state bound without one."""
+        self._give_back_held()
+        self._release_tables()
+
+    def _give_back_held(self) -> None:
+        """Give back the imports held (_hold) and what funcrefs that crossed in keep (_keep)."""
         held = self._held
         if held is not _NOTHING_HELD:
             self._held = _GIVEN_BACK
@@ -112,6 +142,9 @@ class Holds:
             self._kept = None  # (views keep their instances alive)
             for entry in kept.values():
                 _give_back(entry[1:])
+
+    def _release_tables(self) -> None:
+        """Close its tables' views, release the entries its interpreter state bound without one."""
         views, entries = self._views, self._table_entries
         for k in range(len(self._layout.tables) - 1, -1, -1):
             view = None if views is None else views[k]
@@ -122,26 +155,33 @@ class Holds:
 
     def _tables_taken(self) -> bool:
         """Whether a table entry of this instance was taken by a view or its interpreter
-        state (Instance._bind_tables): then _release_held gives it back, after the last
+        state (_ffi.vm_open): then _release_held gives it back, after the last
         call in flight."""
         entries = self._table_entries
         return entries is not None and any(entries[k].viewed for k in range(len(self._layout.tables)))
 
-    def _pin_stored_funcrefs(self, site) -> None:
-        """Before close: an imported table or global where this instance's code stored
-        one of its functions (table.set, global.set...: no Python saw it) keeps what that
-        code runs on from now on, as one set from Python does (Table._hold, _HeldRef); so
-        a call through it after this instance closed runs on its own memory, never on a
-        pool slot's next tenant."""
+    def _funcref_holders(self, site):
+        """(imported tables, (cells, index) of imported globals) that name one of this
+        instance's funcrefs (its vm's records), the tables among them holding nothing of
+        its storage yet (no Python saw those stores: table.set, global.set from wasm)."""
         lo, hi = _ffi.funcref_range(site.vm, self._layout.vmoffsets.count("funcrefs"))
         if lo == hi:
-            return
+            return (), ()
         # (a table that holds this instance with its storage already needs no scan: a
         # segment, a store from Python)
         tables_ = [t for t in self._imported_tables if len(t._holds.get(id(self), ())) < 2
                    and _ffi.table_names_range(t._t, lo, hi)]
         globals_ = [(cells, index) for ty, cells, index in self._imported_globals
                     if ty.content.is_ref and is_func_heap(ty.content) and lo <= cells.raw(index) < hi]
+        return tables_, globals_
+
+    def _pin_stored_funcrefs(self, site) -> None:
+        """Before close: an imported table or global where this instance's code stored
+        one of its functions (table.set, global.set...: no Python saw it) keeps what that
+        code runs on from now on, as one set from Python does (Table._hold, _HeldRef); so
+        a call through it after this instance closed runs on its own memory, never on a
+        pool slot's next tenant. (Stores by calls still in flight: _release_after_calls.)"""
+        tables_, globals_ = self._funcref_holders(site)
         if not tables_ and not globals_:
             return
         try:
@@ -161,6 +201,35 @@ class Holds:
 
 class _Held(tuple):
     """An empty ``_held`` that is told apart from the others by identity."""
+
+
+class PinnedStorage(Shared):
+    """A closed instance's own memories and tables, kept for the tables and globals where
+    its last call in flight stored its funcrefs after close() (Holds._release_after_calls):
+    shared as a Table's storage is (runtime.table._take, _give_back); the last share given
+    back releases them."""
+
+    __slots__ = ("_instance", "_vm", "_shares")
+
+    def __init__(self, instance, vm):
+        self._instance, self._vm, self._shares = instance, vm, 1  # (the pinning's share)
+        # (taken inside the call's own use of them: they cannot be released before this)
+        _ffi.vm_memories_keep(vm, len(instance._imported_memories), instance._layout.memory_count)
+
+    def _share(self, again: bool = False) -> None:
+        with _CALLS_LOCK:
+            if self._instance is None:
+                raise ValueError("the storage of a closed instance is released")
+            self._shares += 1
+
+    def _unshare(self) -> None:
+        with _CALLS_LOCK:
+            self._shares -= 1
+            if self._shares:
+                return
+            instance, self._instance = self._instance, None
+        instance._release_tables()
+        _ffi.vm_memories_leave(self._vm, len(instance._imported_memories), instance._layout.memory_count)
 
 
 #: Instance._held: nothing held (its calls are counted only as layout.counts_calls says) / what it

@@ -36,7 +36,7 @@ state. Each Instance then goes through it, with the module's instantiation layou
   ``index`` of ``tables``, made on first use (``Instance._table``); from then on the
   Table owns the entry (C: ``viewed``), and gives it back when it is closed and no
   importer shares it any more. The instance's interpreter state takes the entries it
-  binds the same way (Instance._bind_tables: a later view adopts one) and the instance
+  binds the same way (runtime.interp._make_site, _ffi.vm_open: a later view adopts one) and the instance
   gives them back after its last call. A table nobody took was never written.
 * ``closing(layout, handles, descs) -> ended``, before the instance closes its memories'
   descriptors, and ``finish(layout, handles, descs, ended, tables)`` after: release

@@ -71,15 +71,15 @@ class GlobalCells:
         record's address, an externref key)."""
         return _U64.unpack_from(self._buffer(), self.start + index * CELL_SIZE)[0]
 
-    def hold(self, index: int, holder, memories, tables) -> None:
+    def hold(self, index: int, holder, memories, tables, again: bool = False) -> None:
         """Cell ``index`` names a function of instance ``holder`` (stored by its code): keep
         ``holder`` and a use of ``memories`` and ``tables`` until the cell is written from
-        Python or this is garbage.
+        Python or this is garbage (``again``: as runtime.table._take's).
 
         Raises:
             ValueError: one of them is closed (nothing taken).
         """
-        _let_go(self._keep_ref(index, _HeldRef(holder, _take(memories, tables))))
+        _let_go(self._keep_ref(index, _HeldRef(holder, _take(memories, tables, again=again))))
 
     def _keep_ref(self, index: int, kept):
         """The side table (made on first use) keeps ``kept`` for cell ``index``; returns

@@ -42,7 +42,7 @@ class Instance(Initialization, Holds, Views, Owner):
     reservations, or a pool's table slots) into an array of entries the instance owns;
     a :class:`runtime.Table` view of one is made on first use (``tables``,
     ``exports[name]``, an element segment, a grow or bulk instruction), and then owns its
-    entry. Its interpreter state binds the entries themselves (``_bind_tables``; the
+    entry. Its interpreter state binds the entries themselves (``_tables_to_bind``, _ffi.vm_open; the
     instance gives them back after its last call). An instance nobody looked into
     releases its memory and tables in one C call when it has one memory.
 
@@ -412,10 +412,12 @@ class Instance(Initialization, Holds, Views, Owner):
             self._imported_globals = ()
         descs = self._memory_descs()  # (none is made from now on: _handles is None)
         try:
-            # No view of its tables, no interpreter state (which binds them: _bind_tables),
+            # No view of its tables, no interpreter state (which binds them: _tables_to_bind),
             # nothing imported or kept: no call in flight waits for them; finish()
-            # releases them.
-            if self._held or self._kept is not None or self._tables_taken():
+            # releases them. A call in flight that may store its funcrefs in an imported
+            # global waits too (_release_after_calls).
+            if self._held or self._kept is not None or self._tables_taken() \
+                    or (site is not None and self._imported_globals):
                 if self._release_now_or_after_calls():
                     self._release_held()
             if descs is not None:  # (each goes with its descriptor: now, or after the last use)

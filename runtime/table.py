@@ -133,15 +133,15 @@ class Table(Owner):
         if holds.setdefault(id(holder), entry) is not entry:
             _give_back(taken)
 
-    def _hold_storage(self, holder, memories, tables) -> None:
+    def _hold_storage(self, holder, memories, tables, again: bool = False) -> None:
         """Keep ``memories`` and ``tables`` (what instance ``holder``'s code runs on) while
         this table is open: its code stored one of its functions here (replacing a hold
-        without storage). No lock: see Instance._keep.
+        without storage); ``again``: as runtime.table._take's. No lock: see Instance._keep.
 
         Raises:
             ValueError: one of them is closed (nothing taken).
         """
-        entry = (holder, *_take(memories, tables, besides=self))
+        entry = (holder, *_take(memories, tables, besides=self, again=again))
         old = self._holds.get(id(holder))
         self._holds[id(holder)] = entry
         if old is not None:
@@ -151,7 +151,7 @@ class Table(Owner):
         """Uninitialized elements read as the lazy array's functions of ``instance`` (kept
         alive here): its interpreter state (runtime/interp.py) is made, and bound here by
         :meth:`_bind_vm`, at the first access of an element, not at instantiation;
-        ``bound``: that state bound the entry already (Instance._bind_tables)."""
+        ``bound``: that state bound the entry already (_ffi.vm_open)."""
         if instance is None:  # (an allocator's table made outside an instance)
             return
         self._definer = weakref.ref(instance)
@@ -321,17 +321,19 @@ class Table(Owner):
             self._closed = True
         self._unshare()
 
-    def _share(self) -> None:
-        """An importing instance keeps the storage until it calls :meth:`_unshare`.
+    def _share(self, again: bool = False) -> None:
+        """An importing instance keeps the storage until it calls :meth:`_unshare`;
+        ``again``: another share for an instance that holds one (valid even once closed).
 
         Raises:
-            ValueError: the table is closed.
+            ValueError: the table is closed (and not ``again``).
         """
         with lock_of(self):
-            if self._closed:
+            if self._closed and not again:
                 raise ValueError("an imported table is closed")
             self._shares += 1
-        _ = self._elements  # bound while its definer is live: the importer's code reads it later
+        if not again:
+            _ = self._elements  # bound while its definer is live: the importer's code reads it later
 
     def _unshare(self) -> None:
         with lock_of(self):
@@ -367,7 +369,7 @@ class _Entry:
     def take(self):
         """Hand the entry to its view (the instance's close releases it no more): its
         ``wenv_table *``, and whether the instance's interpreter state bound it already
-        (then it was marked taken: Instance._bind_tables)."""
+        (then it was marked taken: _ffi.vm_open)."""
         entry = self.tables[self.index]
         bound = bool(entry.viewed)
         entry.viewed = 1
@@ -385,9 +387,12 @@ def release_entry(pool, tables, index: int) -> None:
     _ffi.table_release(pool, tables + index, 1)
 
 
-def _take(memories, tables, besides=None, what="the instance of a function reference") -> tuple:
-    """A use of each of ``memories`` and a share of each of ``tables`` (but ``besides``),
-    given back by :func:`_give_back`.
+def _take(memories, tables, besides=None, what="the instance of a function reference",
+          again: bool = False) -> tuple:
+    """A use of each of ``memories`` and a share of each of ``tables`` (Tables, or
+    :class:`Shared` storage; but ``besides``), given back by :func:`_give_back`. ``again``:
+    each is held already by the instance the caller acts for (for whom this is another use
+    or share, valid even once closed: that hold keeps it).
 
     Raises:
         ValueError: one of them is closed (what was taken is given back first); for a
@@ -396,12 +401,14 @@ def _take(memories, tables, besides=None, what="the instance of a function refer
     taken = []
     try:
         for memory in memories:
-            if not _ffi.memory_enter(memory._desc):
+            if again:
+                _ffi.memories_keep([memory._desc], 1)
+            elif not _ffi.memory_enter(memory._desc):
                 raise ValueError(f"{what} is closed")
             taken.append(memory)
         for table in tables:
             if table is not besides:
-                table._share()
+                table._share(again)
                 taken.append(table)
     except BaseException:
         _give_back(taken)
@@ -422,10 +429,17 @@ def _take_for(holder, besides=None) -> tuple:
     return _take(*instance_resources([holder]), besides=besides)
 
 
+class Shared:
+    """Storage that :func:`_take` shares as it shares a Table's (``_share``, ``_unshare``):
+    runtime/_holds.py's PinnedStorage."""
+
+    __slots__ = ()
+
+
 def _give_back(held) -> None:
-    """Give back what :func:`_take` took: memory uses and table shares."""
+    """Give back what :func:`_take` took: memory uses and table (or Shared) shares."""
     for x in held:
-        if isinstance(x, Table):
+        if isinstance(x, (Table, Shared)):
             x._unshare()
         else:
             rc = _ffi.memory_leave(x._desc)

@@ -452,3 +452,56 @@ def test_a_funcref_argument_of_an_instance_without_tables_runs_on_its_memory_aft
     assert b.exports["run"](a.exports["put"], 0x1234) == 0x1234
     assert a.closed and b.closed
     assert_released(pool)
+
+
+STORE_AFTER_CLOSE = {
+    "table": ('(import "h" "t" (table 2 funcref))', "(table.set (i32.const 0) (ref.func $put))"),
+    "global": ('(import "h" "t" (global $g (mut funcref)))', "(global.set $g (ref.func $put))"),
+}
+
+
+@pytest.mark.parametrize("via", sorted(STORE_AFTER_CLOSE))
+@pytest.mark.parametrize("pooled", [False, True], ids=["on-demand", "pooled"])
+def test_a_function_stored_by_wasm_after_its_instance_closed_mid_call_keeps_its_memory(pooled, via):
+    """A host function closes the instance during its call, and the call then stores one
+    of its functions in an imported table or global (close() had looked already, no
+    Python sees the store): that element keeps the closed instance's memory, tables and
+    imports once the call returns; a call through it from another importer runs on that
+    memory, never on the slot's next tenant; all of it goes once the table or global lets
+    go."""
+    from runtime import Global, Table
+
+    def holder():
+        return Table.new(eng, "funcref", 2) if via == "table" else Global.new(eng, "funcref", None, mutable=True)
+    eng, pool = engine_and_pool(pooled)
+    imp, store = STORE_AFTER_CLOSE[via]
+    mod = Module(eng, wat(f"""(module (import "h" "close" (func $close)) {imp} (memory (export "m") 1)
+      (func $put (param i32) (result i32)
+        (i32.store (i32.const 0xFFF0) (local.get 0)) (i32.load (i32.const 0xFFF0)))
+      (elem declare func $put)
+      (func (export "install") call $close {store}))"""))
+    t, box = holder(), {}
+    b = box["b"] = Instance(mod, {("h", "close"): closing(box), ("h", "t"): t})
+    b.exports["install"]()
+    assert b.closed
+    del b, box
+    gc.collect()
+    nxt = Instance(mod, {("h", "close"): Func(FuncType([], []), lambda: None), ("h", "t"): holder()})
+    nxt.exports["m"].write(0xFFF0, b"\x63" * 4)  # pooled: b's slot, had it gone back
+    get = "(table.get (i32.const 0))" if via == "table" else "(global.get $g)"
+    c = Instance(Module(eng, wat(f"""(module {imp} (table $own 1 funcref)
+      (type $t (func (param i32) (result i32)))
+      (func (export "run") (param i32) (result i32)
+        (table.set $own (i32.const 0) {get})
+        (call_indirect $own (type $t) (local.get 0) (i32.const 0))))""")), {("h", "t"): t})
+    assert c.exports["run"](0x1234) == 0x1234
+    assert nxt.exports["m"].read(0xFFF0, 4) == b"\x63" * 4
+    if pool is not None:
+        assert pool.live_memories == 2  # b's (kept by the element) and nxt's
+    c.close()
+    nxt.close()
+    if via == "table":
+        t.close()
+    else:
+        t.value = None  # lets the closed instance's storage go
+    assert_released(pool, instances=False)

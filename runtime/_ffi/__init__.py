@@ -38,7 +38,7 @@ from .mman import (
 from .memory import (
     MEM_STATIC, MEM_64, MEM_CLOSED, MEM_STYLE, new_memory_desc, memory_init, memory_set_byte_len, memory_grow, memory_grow_unlock, GROW_OWNER,
     new_limit_cell, NO_LIMIT, RELEASE_DEFERRED,
-    memory_close, memory_enter, memory_leave, access_is_raw,
+    memory_close, memory_enter, memory_leave, memories_keep, access_is_raw,
     new_memory_array, LOAD, STORE, INT64_MIN, U64_SENTINEL, read, write, init, copy_out,
     fill, copy, new_data_writes, copy_data_writes, data_apply, MAP_WRITE_BYTES,
 )
@@ -73,7 +73,7 @@ from .interp import (
     I_EXIT_BULK, interp_run, interp_op_numbers, new_interp_funcs, interp_publish,
     code_address, new_host_funcs, new_fuel_cell, new_epoch_cell, set_call_bounds,
     new_interp_call, pointer_address, frame_return_ips, new_interp_stacks, vm_funcref,
-    ANYFUNC_NONE, vm_shape, new_vm_state, new_vm_module, vm_open, vm_memories_enter, vm_memories_leave, new_u32s, new_u64s, address, funcref_at, funcref_range,
+    ANYFUNC_NONE, vm_shape, new_vm_state, new_vm_module, vm_open, vm_memories_enter, vm_memories_leave, vm_memories_keep, new_u32s, new_u64s, address, funcref_at, funcref_range,
     func_offset, set_import, new_import_records,
 )
 from .traps import (

@@ -208,6 +208,8 @@ def vm_open(vm, module, block, vm_id: int, descs, tables, entries=ffi.NULL, reco
 # A call's bridge (Instance._enter/_leave): (vm, first, n) -> n, or the index of a closed one / None.
 vm_memories_enter = lib.wenv_vm_memories_enter
 vm_memories_leave = lib.wenv_vm_memories_leave
+# (vm, first, n): another use of each, taken inside a call's use of them (kept even if closed).
+vm_memories_keep = lib.wenv_vm_memories_keep
 
 
 def new_u32s(values):

@@ -43,6 +43,7 @@ RELEASE_DEFERRED = lib.WENV_RELEASE_DEFERRED
 memory_close = lib.wenv_memory_close          # (desc) -> release result, RELEASE_DEFERRED or 0
 memory_enter = lib.wenv_memory_enter          # (desc) -> 1: in use until memory_leave; 0: closed
 memory_leave = lib.wenv_memory_leave          # (desc) -> the release's result if it ran here, else 0
+memories_keep = lib.wenv_memories_keep        # (descs, n): another use of each, inside a use of them
 access_is_raw = lib.wenv_access_is_raw        # (desc, offset, width) -> 0/1
 
 
