@@ -104,11 +104,7 @@ class Holds:
                 held = [*self._held, *(x for entry in (self._kept or {}).values() for x in entry[1:])]
                 memories = [x for x in held if not isinstance(x, Table)]
                 tables = [x for x in held if isinstance(x, Table)] + [storage]
-                for holder in (*tables_, *globals_):
-                    if isinstance(holder, Table):
-                        holder._hold_storage(self, memories, tables, again=True)
-                    else:
-                        holder[0].hold(holder[1], self, memories, tables, again=True)
+                self._keep_in((*tables_, *globals_), memories, tables, again=True)
                 self._give_back_held()
                 storage._unshare()  # (the pinning's own share)
                 return
@@ -189,12 +185,18 @@ class Holds:
         except ValueError:  # an imported function's instance closed first: its own storage
             memories = self.memories[len(self._imported_memories):]
             tables = self.tables[len(self._imported_tables):]
-        for holder in (*tables_, *globals_):
+        self._keep_in((*tables_, *globals_), memories, tables)
+
+    def _keep_in(self, holders, memories, tables, again: bool = False) -> None:
+        """Each of ``holders`` (a Table, or (cells, index) of a global) keeps a use of
+        ``memories`` and a share of ``tables`` for this instance's function it names
+        (``again``: as runtime.table._take's)."""
+        for holder in holders:
             try:
                 if isinstance(holder, Table):
-                    holder._hold_storage(self, memories, tables)
+                    holder._hold_storage(self, memories, tables, again=again)
                 else:
-                    holder[0].hold(holder[1], self, memories, tables)
+                    holder[0].hold(holder[1], self, memories, tables, again=again)
             except ValueError:  # (one of them closed meanwhile: nothing to keep there)
                 pass
 

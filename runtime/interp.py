@@ -31,7 +31,7 @@ from .func import host_func, make_host_natives, type_id
 from .layout import layout_of
 from .linking import shares_links
 from ._translate_tables import BULK
-from ._views import _MAKE_LOCK as _VIEWS_LOCK
+from ._views import _MAKE_LOCK
 from .refs import ExternRefs, cell_of, holder_of, is_func_heap, value_of
 from .backtrace import function_names, register_code
 from .engine import DEFAULT_MAX_WASM_STACK, FRAME_BYTES
@@ -310,7 +310,7 @@ def _make_site(instance) -> _Site:
         # after its last call: C marks their entries); imported ones through theirs.
         tables = [t._native for t in imported_tables]
         records = getattr(imported, "records", None)  # (host functions only, linked by an InstancePre)
-        with _VIEWS_LOCK:  # (a view made meanwhile: one owner per entry)
+        with _MAKE_LOCK:  # (a view made meanwhile: one owner per entry)
             entries = instance._tables_to_bind(vm, tables)
             _ffi.vm_open(vm, mc.vm_module, block, vm_id, descs, tables, entries,
                          _ffi.NULL if records is None else records)
